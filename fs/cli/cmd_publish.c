@@ -1,0 +1,143 @@
+/* fs/cli/cmd_publish.c: `stork publish REPODIR --keys KEYDIR --key KEYFILE NAME VERSION SRC`. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fs/cli/cli.h"
+#include "store/store.h"
+#include "verify/verify.h"
+
+static const char help[] =
+	"usage: stork publish REPODIR --keys KEYDIR --key KEYFILE [--max-size BYTES] [--quiet]\n"
+	"                     NAME VERSION SOURCE\n"
+	"\n"
+	"Publish SOURCE as version VERSION of package NAME, signed with the publisher key\n"
+	"KEYFILE (which 'stork repo delegate' must have allowed for NAME). SOURCE is a directory,\n"
+	"a .tar (plain, .gz, .xz, .bz2, .zst), a Debian .deb (its data archive; its Depends and\n"
+	"Pre-Depends are recorded) or an .rpm (its payload; its Requires are recorded).\n"
+	"KEYDIR holds the repository's online keys (snapshot, timestamp).\n"
+	"\n"
+	"NAME: letters, digits and + . _ - (first a letter or digit), at most 128 bytes.\n"
+	"VERSION: the same plus ~ and :, and not \"latest\".\n"
+	"--max-size BYTES  refuse sources that unpack to more (default 64G; suffixes K M G T)\n"
+	"--quiet           print nothing on success\n";
+
+int cmd_publish(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"help", no_argument, NULL, 'h'},
+		{"keys", required_argument, NULL, 'k'},
+		{"key", required_argument, NULL, 'K'},
+		{"max-size", required_argument, NULL, 'm'},
+		{"quiet", no_argument, NULL, 'q'},
+		{0},
+	};
+	const char *keydir = NULL, *keyfile = NULL, *repodir, *name, *version, *source;
+	struct store_import_opts io = {.repofd = -1};
+	struct store_import_stats st = {0};
+	struct verify_manifest *m = NULL;
+	struct verify_key *key = NULL;
+	struct cli_progress prog = {0};
+	struct verify_repo_opts ro = {0};
+	char *role = NULL, label[300];
+	bool quiet = false;
+	int c, r, ret;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "hk:K:m:q", opts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			fputs(help, stdout);
+			return CLI_OK;
+		case 'k':
+			keydir = optarg;
+			break;
+		case 'K':
+			keyfile = optarg;
+			break;
+		case 'm':
+			if (cli_parse_size(optarg, &io.max_size) < 0 || !io.max_size)
+				return cli_usage_error("publish", "--max-size %s: expected a size "
+								  "such as 500M or 2G",
+						       optarg);
+			break;
+		case 'q':
+			quiet = true;
+			break;
+		default:
+			return cli_usage_error("publish", "unknown option");
+		}
+	}
+	if (argc - optind != 4)
+		return cli_usage_error("publish", "expected REPODIR NAME VERSION SOURCE");
+	if (!keydir || !keyfile)
+		return cli_usage_error("publish", "needs --keys KEYDIR and --key KEYFILE");
+	repodir = argv[optind];
+	name = argv[optind + 1];
+	version = argv[optind + 2];
+	source = argv[optind + 3];
+
+	if ((r = verify_check_package_name(name)) < 0 || (r = verify_check_version(version)) < 0) {
+		cli_fail("publish", r, "%s %s", name, version);
+		return CLI_USAGE;
+	}
+	r = verify_key_load_private(keyfile, &key);
+	if (r < 0) {
+		cli_fail("publish", r, "%s", keyfile);
+		ret = cli_exit_input(r);
+		goto out;
+	}
+	/* Refuse before importing anything, so a refused publish leaves the tree untouched. */
+	r = verify_repo_may_publish(repodir, key, name, &role);
+	if (r < 0) {
+		cli_fail("publish", r, "%s", repodir);
+		ret = cli_exit_input(r);
+		goto out;
+	}
+	io.repofd = open(repodir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (io.repofd < 0) {
+		r = -errno;
+		cli_fail("publish", r, "%s", repodir);
+		ret = cli_exit_input(r);
+		goto out;
+	}
+	snprintf(label, sizeof(label), "publishing %s %s", name, version);
+	prog.label = label;
+	io.progress = quiet ? NULL : cli_progress_update;
+	io.progress_ctx = &prog;
+	r = store_import(source, name, version, &io, &m, &st);
+	cli_progress_end(&prog);
+	if (r < 0) {
+		cli_fail("publish", r, "%s", source);
+		ret = cli_exit_input(r);
+		goto out;
+	}
+	r = verify_repo_publish(repodir, keydir, key, m, &ro);
+	if (r < 0) {
+		cli_fail("publish", r, "%s %s", name, version);
+		ret = cli_exit_input(r);
+		goto out;
+	}
+	if (r == 1) {
+		if (!quiet)
+			printf("%s %s is already published (identical)\n", name, version);
+	} else if (!quiet) {
+		printf("published %s %s: %llu files, %llu bytes; %llu new bytes in %llu new "
+		       "objects, %llu reused bytes (signed by %s)\n",
+		       name, version, (unsigned long long)st.files, (unsigned long long)st.bytes,
+		       (unsigned long long)st.new_bytes, (unsigned long long)st.new_objects,
+		       (unsigned long long)st.reused_bytes, role);
+	}
+	ret = CLI_OK;
+out:
+	if (io.repofd >= 0)
+		close(io.repofd);
+	verify_manifest_free(m);
+	verify_key_free(key);
+	free(role);
+	return ret;
+}

@@ -1,0 +1,726 @@
+/* fs/cli/cmd_verify.c: `stork verify` and `stork ls`, the client's view of a repository. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fetch/fetch.h"
+#include "fs/cli/cli.h"
+#include "fs/fs.h"
+#include "store/store.h"
+#include "verify/verify.h"
+
+static const char verify_help[] =
+	"usage: stork verify --root ROOTFILE [--at UNIXTIME] [--cacert FILE] REPO\n"
+	"\n"
+	"Check a whole repository from the pinned root file ROOTFILE: the root chain, every\n"
+	"signature and threshold, every expiry, every delegation's patterns, every manifest's\n"
+	"hash and every object's hash. REPO is a directory, a file:// URL or an http(s) URL.\n"
+	"For a directory, older metadata versions, unreferenced manifests and unreferenced\n"
+	"objects are checked too. Each file that fails is named with the reason. Exit 0 when\n"
+	"everything verifies, 1 when anything fails.\n"
+	"\n"
+	"--at UNIXTIME  check expiry as of that time instead of now\n"
+	"--cacert FILE  trust this PEM CA bundle for https (e.g. a self-signed test CA)\n";
+
+static const char ls_help[] =
+	"usage: stork ls --root ROOTFILE [--at UNIXTIME] [--cacert FILE] REPO [NAME]\n"
+	"\n"
+	"Without NAME: the packages the repository signs, one per line. With NAME: its versions\n"
+	"in dpkg order, one per line: VERSION, signing role, key id (16 hex), total bytes, files\n"
+	"(tab-separated). Only verified metadata is read; no package content is downloaded.\n";
+
+struct client_args {
+	const char *root;
+	const char *repo;
+	const char *name;	/* ls only */
+	time_t at;
+	struct fetch_opts fo;
+};
+
+static int parse_client_args(const char *cmd, const char *help, int argc, char **argv,
+			     int max_pos, struct client_args *a, bool *ret_exit, int *ret_code)
+{
+	static const struct option opts[] = {
+		{"help", no_argument, NULL, 'h'},
+		{"root", required_argument, NULL, 'r'},
+		{"at", required_argument, NULL, 'a'},
+		{"cacert", required_argument, NULL, 'c'},
+		{0},
+	};
+	uint64_t at;
+	int c;
+
+	*ret_exit = true;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "hr:a:c:", opts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			fputs(help, stdout);
+			*ret_code = CLI_OK;
+			return 0;
+		case 'r':
+			a->root = optarg;
+			break;
+		case 'a':
+			if (cli_parse_size(optarg, &at) < 0 || at > INT64_MAX) {
+				*ret_code = cli_usage_error(cmd, "--at %s: expected seconds since "
+								 "the epoch",
+							    optarg);
+				return 0;
+			}
+			a->at = (time_t)at;
+			break;
+		case 'c':
+			a->fo.cainfo = optarg;
+			break;
+		default:
+			*ret_code = cli_usage_error(cmd, "unknown option");
+			return 0;
+		}
+	}
+	if (!a->root) {
+		*ret_code = cli_usage_error(cmd, "needs --root ROOTFILE (the pinned root metadata)");
+		return 0;
+	}
+	if (argc - optind < 1 || argc - optind > max_pos) {
+		*ret_code = cli_usage_error(cmd, "expected REPO%s", max_pos > 1 ? " [NAME]" : "");
+		return 0;
+	}
+	a->repo = argv[optind];
+	if (argc - optind > 1)
+		a->name = argv[optind + 1];
+	*ret_exit = false;
+	return 0;
+}
+
+/* Open the repository, start a client from the pinned root and run the TUF workflow. */
+static int open_client(const char *cmd, const struct client_args *a, struct verify_source *src,
+		       struct verify_client **ret_c, uint8_t **ret_root, size_t *ret_rootlen)
+{
+	struct verify_client *c = NULL;
+	uint8_t *root = NULL;
+	size_t rootlen = 0;
+	int r;
+
+	r = cli_read_file(a->root, VERIFY_MAX_ROOT_LEN, &root, &rootlen);
+	if (r < 0) {
+		cli_fail(cmd, r, "%s", a->root);
+		return cli_exit_input(r);
+	}
+	r = fetch_source_init(src, a->repo, &a->fo);
+	if (r < 0) {
+		cli_fail(cmd, r, "%s", a->repo);
+		free(root);
+		return cli_exit_input(r);
+	}
+	r = verify_client_new(root, rootlen, a->at ? a->at : time(NULL), &c);
+	if (r < 0) {
+		stork_error_prefix("pinned root %s: ", a->root);
+		cli_fail(cmd, r, "%s", a->root);
+		goto fail;
+	}
+	r = verify_client_refresh(c, src);
+	if (r < 0) {
+		cli_fail(cmd, r, "%s", a->repo);
+		goto fail;
+	}
+	*ret_c = c;
+	*ret_root = root;
+	*ret_rootlen = rootlen;
+	return CLI_OK;
+fail:
+	verify_client_free(c);
+	fetch_source_fini(src);
+	free(root);
+	return cli_exit_verify(r);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* verify */
+
+struct objref {
+	uint8_t hash[VERIFY_HASH_LEN];
+	uint64_t size, zsize;
+	const char *manifest;	/* a manifest that refers to it (for messages) */
+};
+
+struct targetref {
+	char *file;		/* "targets/<name>/<hex>.<version>.json" */
+};
+
+struct audit {
+	const struct verify_source *src;
+	struct verify_client *c;
+	unsigned failures;
+	uint64_t versions, bytes;
+	struct objref *objs;
+	size_t nobjs, capobjs;
+	char **manifests;	/* verified manifest files, for the directory audit */
+	size_t nmanifests, capmanifests;
+	char **names;
+	size_t nnames, capnames;
+};
+
+static void problem(void *ctx, const char *file, int err, const char *detail)
+{
+	struct audit *a = ctx;
+
+	a->failures++;
+	if (detail && detail[0])
+		fprintf(stderr, "stork verify: %s\n", detail);
+	else
+		fprintf(stderr, "stork verify: %s: %s\n", file, storkfs_strerror(err));
+}
+
+static int push(void ***arr, size_t *n, size_t *cap, size_t elem, const void *item)
+{
+	if (*n == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 64;
+		void *p = realloc(*arr, ncap * elem);
+
+		if (!p)
+			return -ENOMEM;
+		*arr = p;
+		*cap = ncap;
+	}
+	memcpy((char *)*arr + *n * elem, item, elem);
+	(*n)++;
+	return 0;
+}
+
+static char *manifest_file(const struct verify_target *t)
+{
+	char hex[VERIFY_HASH_HEX];
+	size_t len = strlen(t->name) + strlen(t->version) + sizeof(hex) + 32;
+	char *s = malloc(len);
+
+	if (!s)
+		return NULL;
+	verify_hex(t->hash, VERIFY_HASH_LEN, hex);
+	snprintf(s, len, "targets/%s/%s.%s.json", t->name, hex, t->version);
+	return s;
+}
+
+static int on_target(void *ctx, const struct verify_target *t)
+{
+	struct audit *a = ctx;
+	struct verify_manifest *m = NULL;
+	char *file = manifest_file(t), *name = NULL;
+	int r;
+
+	if (!file)
+		return -ENOMEM;
+	r = verify_client_fetch_manifest(a->c, a->src, t, &m);
+	if (r < 0) {
+		stork_error_prefix("%s: ", file);
+		problem(a, file, r, stork_error_detail());
+		free(file);
+		return 0;
+	}
+	a->versions++;
+	a->bytes += m->total_size;
+	for (size_t i = 0; i < m->n; i++) {
+		const struct verify_entry *e = &m->entries[i];
+		struct objref o = {.size = e->size, .zsize = e->zsize};
+
+		if (e->type != VERIFY_FILE)
+			continue;
+		memcpy(o.hash, e->hash, sizeof(o.hash));
+		o.manifest = file;
+		r = push((void ***)&a->objs, &a->nobjs, &a->capobjs, sizeof(o), &o);
+		if (r < 0)
+			goto out;
+	}
+	r = push((void ***)&a->manifests, &a->nmanifests, &a->capmanifests, sizeof(file), &file);
+	if (r < 0)
+		goto out;
+	file = NULL;
+	name = strdup(t->name);
+	if (!name || push((void ***)&a->names, &a->nnames, &a->capnames, sizeof(name), &name) < 0) {
+		free(name);
+		r = -ENOMEM;
+		goto out;
+	}
+	r = 0;
+out:
+	free(file);
+	verify_manifest_free(m);
+	return r;
+}
+
+static int objref_cmp(const void *x, const void *y)
+{
+	const struct objref *a = x, *b = y;
+
+	return memcmp(a->hash, b->hash, VERIFY_HASH_LEN);
+}
+
+static int strp_cmp(const void *x, const void *y)
+{
+	return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
+struct unpack_ctx {
+	struct store_unpack *u;
+};
+
+static int feed_unpack(void *ctx, const void *buf, size_t len)
+{
+	struct unpack_ctx *uc = ctx;
+
+	return store_unpack_write(uc->u, buf, len);
+}
+
+/* Stream one object through the checking unpacker. */
+static int check_object(const struct verify_source *src, const uint8_t hash[VERIFY_HASH_LEN],
+			uint64_t size, uint64_t zsize)
+{
+	char path[STORE_OBJPATH_LEN];
+	struct unpack_ctx uc = {NULL};
+	int r;
+
+	store_object_path(hash, path);
+	r = store_unpack_new(hash, size, zsize, NULL, NULL, &uc.u);
+	if (r < 0)
+		return r;
+	stork_error_clear();
+	r = src->stream(src->ctx, path, zsize, feed_unpack, &uc);
+	if (r == STORK_ETOOBIG)
+		r = STORK_EBADLEN;
+	if (r >= 0)
+		r = store_unpack_finish(uc.u);
+	store_unpack_free(uc.u);
+	return r;
+}
+
+static size_t check_objects(struct audit *a)
+{
+	size_t unique = 0;
+
+	qsort(a->objs, a->nobjs, sizeof(*a->objs), objref_cmp);
+	for (size_t i = 0; i < a->nobjs; i++) {
+		struct objref *o = &a->objs[i];
+		char path[STORE_OBJPATH_LEN];
+		int r;
+
+		store_object_path(o->hash, path);
+		if (i > 0 && !objref_cmp(o, &a->objs[i - 1])) {
+			if (o->size != a->objs[i - 1].size || o->zsize != a->objs[i - 1].zsize) {
+				a->failures++;
+				fprintf(stderr,
+					"stork verify: %s: %s and %s disagree on its size "
+					"(%" PRIu64 "/%" PRIu64 " vs %" PRIu64 "/%" PRIu64 ")\n",
+					path, o->manifest, a->objs[i - 1].manifest, o->size,
+					o->zsize, a->objs[i - 1].size, a->objs[i - 1].zsize);
+			}
+			continue;
+		}
+		unique++;
+		r = check_object(a->src, o->hash, o->size, o->zsize);
+		if (r < 0) {
+			const char *d = stork_error_detail();
+
+			a->failures++;
+			fprintf(stderr, "stork verify: %s: %s%s%s (listed in %s)\n", path,
+				storkfs_strerror(r), d[0] ? ": " : "", d, o->manifest);
+		}
+	}
+	return unique;
+}
+
+/* Whether a metadata file name is "<digits>.<rest>.json"; sets *ret_version. */
+static bool versioned_name(const char *name, uint64_t *ret_version, const char **ret_role)
+{
+	char *end;
+	unsigned long long v;
+	size_t len = strlen(name);
+
+	if (len < 7 || name[0] < '0' || name[0] > '9' || strcmp(name + len - 5, ".json"))
+		return false;
+	errno = 0;
+	v = strtoull(name, &end, 10);
+	if (errno || *end != '.' || end + 1 >= name + len - 5)
+		return false;
+	*ret_version = v;
+	*ret_role = end + 1;
+	return true;
+}
+
+static void audit_fail(struct audit *a, const char *file, int err)
+{
+	const char *d = stork_error_detail();
+
+	a->failures++;
+	if (d[0] && strstr(d, file))
+		fprintf(stderr, "stork verify: %s\n", d);
+	else
+		fprintf(stderr, "stork verify: %s: %s%s%s\n", file, storkfs_strerror(err),
+			d[0] ? ": " : "", d);
+}
+
+/* The directory audit: what the TUF walk does not read must still be intact. */
+static void audit_metadata(struct audit *a, const char *repo, const uint8_t *pinned,
+			   size_t pinnedlen, uint64_t pinned_version)
+{
+	char dir[4096], file[4600];
+	uint64_t root_version = 0;
+	struct dirent *de;
+	DIR *d;
+
+	verify_client_role_info(a->c, "root", &root_version, NULL);
+	snprintf(dir, sizeof(dir), "%s/metadata", repo);
+	d = opendir(dir);
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		const char *role;
+		uint64_t v;
+		uint8_t *buf = NULL;
+		size_t len = 0;
+		int r;
+
+		if (de->d_name[0] == '.' || !strcmp(de->d_name, "timestamp.json"))
+			continue;
+		snprintf(file, sizeof(file), "metadata/%s", de->d_name);
+		r = a->src->get(a->src->ctx, file, VERIFY_MAX_TARGETS_LEN, &buf, &len);
+		if (r < 0) {
+			audit_fail(a, file, r);
+			continue;
+		}
+		stork_error_clear();
+		if (!strcmp(de->d_name, "root.json")) {
+			/* A copy of the newest root, for people and tools that want one. */
+			char newest[64];
+			uint8_t *nb = NULL;
+			size_t nl = 0;
+
+			snprintf(newest, sizeof(newest), "metadata/%" PRIu64 ".root.json",
+				 root_version);
+			r = a->src->get(a->src->ctx, newest, VERIFY_MAX_ROOT_LEN, &nb, &nl);
+			if (r < 0 || nl != len || memcmp(nb, buf, len)) {
+				stork_errorf("%s: differs from %s, the newest root", file, newest);
+				audit_fail(a, file, STORK_EBADHASH);
+			}
+			free(nb);
+		} else if (!versioned_name(de->d_name, &v, &role)) {
+			fprintf(stderr, "stork verify: %s: not a metadata file name (ignored)\n",
+				file);
+		} else if (!strcmp(role, "root.json")) {
+			struct verify_client *old = NULL;
+
+			if (v == pinned_version && (len != pinnedlen || memcmp(buf, pinned, len))) {
+				stork_errorf("%s: differs from the pinned root of the same version",
+					     file);
+				audit_fail(a, file, STORK_EBADHASH);
+			} else if (v < pinned_version) {
+				r = verify_client_new(buf, len, 0, &old);
+				if (r < 0)
+					audit_fail(a, file, r);
+				verify_client_free(old);
+			}
+			/* Versions after the pinned one were checked by the root chain. */
+		} else {
+			r = verify_client_audit_file(a->c, file, buf, len);
+			if (r < 0)
+				audit_fail(a, file, r);
+		}
+		free(buf);
+	}
+	closedir(d);
+}
+
+/* Manifests and objects no verified metadata refers to: left by an interrupted or refused
+ * publish. They must still be what their names say. */
+static void audit_orphans(struct audit *a, const char *repo)
+{
+	char top[4096], sub[4400], file[4700];
+	struct dirent *de, *fe;
+	size_t orphans = 0;
+	DIR *d, *fd;
+
+	qsort(a->manifests, a->nmanifests, sizeof(char *), strp_cmp);
+	snprintf(top, sizeof(top), "%s/targets", repo);
+	if ((d = opendir(top))) {
+		while ((de = readdir(d))) {
+			if (de->d_name[0] == '.')
+				continue;
+			snprintf(sub, sizeof(sub), "%s/%s", top, de->d_name);
+			if (!(fd = opendir(sub)))
+				continue;
+			while ((fe = readdir(fd))) {
+				char *key = file, *dot;
+				uint8_t want[VERIFY_HASH_LEN], got[VERIFY_HASH_LEN];
+				uint8_t *buf = NULL;
+				size_t len;
+				int r;
+
+				if (fe->d_name[0] == '.')
+					continue;
+				snprintf(file, sizeof(file), "targets/%s/%s", de->d_name,
+					 fe->d_name);
+				if (bsearch(&key, a->manifests, a->nmanifests, sizeof(char *),
+					    strp_cmp))
+					continue;
+				orphans++;
+				dot = strchr(fe->d_name, '.');
+				if (!dot || dot - fe->d_name != 2 * VERIFY_HASH_LEN ||
+				    verify_unhex(fe->d_name, want, VERIFY_HASH_LEN) < 0) {
+					fprintf(stderr, "stork verify: %s: not a manifest name "
+							"(ignored)\n",
+						file);
+					continue;
+				}
+				r = a->src->get(a->src->ctx, file, VERIFY_MAX_MANIFEST_LEN, &buf,
+						&len);
+				if (r >= 0)
+					r = verify_sha256(buf, len, got);
+				if (r >= 0 && memcmp(want, got, sizeof(got)))
+					r = STORK_EBADHASH;
+				if (r < 0) {
+					stork_errorf("%s: unreferenced manifest whose content does "
+						     "not match its name",
+						     file);
+					audit_fail(a, file, r);
+				}
+				free(buf);
+			}
+			closedir(fd);
+		}
+		closedir(d);
+	}
+
+	snprintf(top, sizeof(top), "%s/objects", repo);
+	if ((d = opendir(top))) {
+		while ((de = readdir(d))) {
+			if (de->d_name[0] == '.' || strlen(de->d_name) != 2)
+				continue;
+			snprintf(sub, sizeof(sub), "%s/%s", top, de->d_name);
+			if (!(fd = opendir(sub)))
+				continue;
+			while ((fe = readdir(fd))) {
+				struct objref key;
+				struct stat st;
+				int r;
+
+				if (fe->d_name[0] == '.')
+					continue;
+				snprintf(file, sizeof(file), "objects/%s/%s", de->d_name,
+					 fe->d_name);
+				if (strlen(fe->d_name) != 2 * VERIFY_HASH_LEN ||
+				    verify_unhex(fe->d_name, key.hash, VERIFY_HASH_LEN) < 0 ||
+				    strncmp(fe->d_name, de->d_name, 2)) {
+					fprintf(stderr, "stork verify: %s: not an object name "
+							"(ignored)\n",
+						file);
+					continue;
+				}
+				if (bsearch(&key, a->objs, a->nobjs, sizeof(*a->objs), objref_cmp))
+					continue;
+				orphans++;
+				if (fstatat(dirfd(fd), fe->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+				    !S_ISREG(st.st_mode)) {
+					stork_errorf("%s: not a regular file", file);
+					audit_fail(a, file, STORK_EFORMAT);
+					continue;
+				}
+				/* Unreferenced: no signed size, so bound it by a generous cap. */
+				r = check_object(a->src, key.hash, 1ULL << 40, (uint64_t)st.st_size);
+				if (r == STORK_EBADLEN)
+					r = 0; /* size unknown: only the hash and the frame matter */
+				if (r < 0) {
+					stork_error_prefix("%s: unreferenced object: ", file);
+					audit_fail(a, file, r);
+				}
+			}
+			closedir(fd);
+		}
+		closedir(d);
+	}
+	if (orphans)
+		fprintf(stderr, "stork verify: note: %zu unreferenced files (left by interrupted "
+				"or refused publishes; harmless)\n",
+			orphans);
+}
+
+static bool is_local(const char *repo)
+{
+	return strncmp(repo, "http://", 7) && strncmp(repo, "https://", 8);
+}
+
+int cmd_verify(int argc, char **argv)
+{
+	struct client_args ca = {0};
+	struct verify_source src = {0};
+	struct audit a = {0};
+	uint8_t *root = NULL;
+	size_t rootlen = 0, unique, npkgs = 0;
+	uint64_t pinned_version = 0;
+	bool done;
+	int code = 0, r;
+
+	parse_client_args("verify", verify_help, argc, argv, 1, &ca, &done, &code);
+	if (done)
+		return code;
+	code = open_client("verify", &ca, &src, &a.c, &root, &rootlen);
+	if (code != CLI_OK)
+		return code;
+	{
+		/* The pinned root's version, from a client that has not refreshed. */
+		struct verify_client *pc = NULL;
+
+		if (verify_client_new(root, rootlen, 0, &pc) == 0)
+			verify_client_role_info(pc, "root", &pinned_version, NULL);
+		verify_client_free(pc);
+	}
+	a.src = &src;
+	r = verify_client_each_target(a.c, &src, on_target, &a, problem, &a);
+	if (r == -ENOMEM) {
+		cli_fail("verify", r, "walking targets");
+		code = CLI_SYSTEM;
+		goto out;
+	}
+	unique = check_objects(&a);
+	if (is_local(ca.repo)) {
+		const char *dir = strncmp(ca.repo, "file://", 7) ? ca.repo : ca.repo + 7;
+
+		audit_metadata(&a, dir, root, rootlen, pinned_version);
+		audit_orphans(&a, dir);
+	}
+	qsort(a.names, a.nnames, sizeof(char *), strp_cmp);
+	for (size_t i = 0; i < a.nnames; i++)
+		if (i == 0 || strcmp(a.names[i], a.names[i - 1]))
+			npkgs++;
+	if (a.failures) {
+		fprintf(stderr, "stork verify: %s: %u problems found\n", ca.repo, a.failures);
+		code = CLI_VERIFY_FAILED;
+	} else {
+		printf("verified %s: %zu packages, %" PRIu64 " versions, %zu objects, %" PRIu64
+		       " bytes\n",
+		       ca.repo, npkgs, a.versions, unique, a.bytes);
+		code = CLI_OK;
+	}
+out:
+	for (size_t i = 0; i < a.nmanifests; i++)
+		free(a.manifests[i]);
+	for (size_t i = 0; i < a.nnames; i++)
+		free(a.names[i]);
+	free(a.manifests);
+	free(a.names);
+	free(a.objs);
+	verify_client_free(a.c);
+	fetch_source_fini(&src);
+	free(root);
+	return code;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* ls */
+
+struct listing {
+	struct verify_target *t;
+	size_t n, cap;
+	const char *only;	/* NULL: every package */
+};
+
+static int collect(void *ctx, const struct verify_target *t)
+{
+	struct listing *l = ctx;
+	struct verify_target *d;
+
+	if (l->only && strcmp(l->only, t->name))
+		return 0;
+	if (l->n == l->cap) {
+		size_t ncap = l->cap ? l->cap * 2 : 64;
+		void *p = realloc(l->t, ncap * sizeof(*l->t));
+
+		if (!p)
+			return -ENOMEM;
+		l->t = p;
+		l->cap = ncap;
+	}
+	d = &l->t[l->n];
+	memset(d, 0, sizeof(*d));
+	d->name = strdup(t->name);
+	d->version = strdup(t->version);
+	d->role = strdup(t->role ? t->role : "");
+	d->keyid = strdup(t->keyid ? t->keyid : "");
+	d->size = t->size;
+	d->files = t->files;
+	l->n++;
+	if (!d->name || !d->version || !d->role || !d->keyid)
+		return -ENOMEM;
+	return 0;
+}
+
+static int by_name_version(const void *x, const void *y)
+{
+	const struct verify_target *a = x, *b = y;
+	int r = strcmp(a->name, b->name);
+
+	return r ? r : fs_version_cmp(a->version, b->version);
+}
+
+static void ls_problem(void *ctx, const char *file, int err, const char *detail)
+{
+	(void)ctx;
+	fprintf(stderr, "stork ls: warning: %s (skipped)\n",
+		detail && detail[0] ? detail : file);
+	(void)err;
+}
+
+int cmd_ls(int argc, char **argv)
+{
+	struct client_args ca = {0};
+	struct verify_source src = {0};
+	struct verify_client *c = NULL;
+	struct listing l = {0};
+	uint8_t *root = NULL;
+	size_t rootlen = 0;
+	bool done;
+	int code = 0, r;
+
+	parse_client_args("ls", ls_help, argc, argv, 2, &ca, &done, &code);
+	if (done)
+		return code;
+	code = open_client("ls", &ca, &src, &c, &root, &rootlen);
+	if (code != CLI_OK)
+		return code;
+	l.only = ca.name;
+	r = verify_client_each_target(c, &src, collect, &l, ls_problem, NULL);
+	if (r == -ENOMEM) {
+		cli_fail("ls", r, "listing");
+		code = CLI_SYSTEM;
+		goto out;
+	}
+	qsort(l.t, l.n, sizeof(*l.t), by_name_version);
+	if (ca.name && l.n == 0) {
+		fprintf(stderr, "stork ls: %s: no package \"%s\" is signed in this repository\n",
+			ca.repo, ca.name);
+		code = CLI_USAGE;
+		goto out;
+	}
+	for (size_t i = 0; i < l.n; i++) {
+		if (ca.name)
+			printf("%s\t%s\t%.16s\t%" PRIu64 "\t%" PRIu64 "\n", l.t[i].version,
+			       l.t[i].role, l.t[i].keyid, l.t[i].size, l.t[i].files);
+		else if (i == 0 || strcmp(l.t[i].name, l.t[i - 1].name))
+			printf("%s\n", l.t[i].name);
+	}
+	code = CLI_OK;
+out:
+	for (size_t i = 0; i < l.n; i++)
+		verify_target_fini(&l.t[i]);
+	free(l.t);
+	verify_client_free(c);
+	fetch_source_fini(&src);
+	free(root);
+	return code;
+}

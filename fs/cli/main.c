@@ -1,0 +1,52 @@
+/* fs/cli/main.c: `stork`, the publisher's and operator's command-line tool. */
+#include <stdio.h>
+#include <string.h>
+
+#include "fs/cli/cli.h"
+
+static const char usage[] =
+	"usage: stork COMMAND [ARGS]\n"
+	"\n"
+	"Publishers:\n"
+	"  keygen KEYFILE                         make a signing key (KEYFILE, KEYFILE.pub)\n"
+	"  repo init REPODIR --keys KEYDIR        create a signed repository\n"
+	"  repo delegate REPODIR --keys KEYDIR PUBKEYFILE PATTERN...\n"
+	"                                         let a publisher key sign matching packages\n"
+	"  repo refresh REPODIR --keys KEYDIR     re-sign the online roles before they expire\n"
+	"  publish REPODIR --keys KEYDIR --key KEYFILE NAME VERSION SOURCE\n"
+	"                                         publish a directory, tar, .deb or .rpm\n"
+	"Clients:\n"
+	"  verify --root ROOTFILE REPO            check a whole repository from its pinned root\n"
+	"  ls --root ROOTFILE REPO [NAME]         list packages, or one package's versions\n"
+	"\n"
+	"'stork COMMAND --help' describes a command. Exit codes: 0 ok, 1 verification failed,\n"
+	"2 usage or input error, 3 system error (I/O, disk full).\n";
+
+int main(int argc, char **argv)
+{
+	static const struct {
+		const char *name;
+		int (*fn)(int, char **);
+	} cmds[] = {
+		{"keygen", cmd_keygen}, {"repo", cmd_repo}, {"publish", cmd_publish},
+		{"verify", cmd_verify}, {"ls", cmd_ls},
+	};
+
+	if (argc < 2) {
+		fputs(usage, stderr);
+		return CLI_USAGE;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+		fputs(usage, stdout);
+		return CLI_OK;
+	}
+	if (!strcmp(argv[1], "--version")) {
+		printf("stork %s\n", STORKFS_VERSION);
+		return CLI_OK;
+	}
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		if (!strcmp(argv[1], cmds[i].name))
+			return cmds[i].fn(argc - 1, argv + 1);
+	fprintf(stderr, "stork: unknown command \"%s\"\n\n%s", argv[1], usage);
+	return CLI_USAGE;
+}

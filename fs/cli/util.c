@@ -1,0 +1,223 @@
+/* fs/cli/util.c: argument parsing, error printing and progress output for `stork`. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fs/cli/cli.h"
+#include "verify/verify.h"
+
+void cli_fail(const char *cmd, int err, const char *fmt, ...)
+{
+	const char *detail = stork_error_detail();
+	va_list ap;
+
+	fprintf(stderr, "stork %s: ", cmd);
+	if (detail[0]) {
+		fprintf(stderr, "%s\n", detail);
+		return;
+	}
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, ": %s\n", storkfs_strerror(err));
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "stork %s: ", cmd);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, " (see 'stork %s --help')\n", cmd);
+	return CLI_USAGE;
+}
+
+int cli_exit_input(int err)
+{
+	if (err <= -20000 && err > -21000)
+		return CLI_USAGE;
+	switch (err) {
+	case -ENOENT:
+	case -EACCES:
+	case -EEXIST:
+	case -ENOTDIR:
+	case -EISDIR:
+	case -EINVAL:
+	case -EPERM:
+	case -ENOTEMPTY:
+		return CLI_USAGE;
+	default:
+		return CLI_SYSTEM;
+	}
+}
+
+int cli_exit_verify(int err)
+{
+	if (err <= -20000 && err > -21000)
+		return CLI_VERIFY_FAILED;
+	if (err == -ENOENT)
+		return CLI_VERIFY_FAILED;
+	return CLI_SYSTEM;
+}
+
+static int parse_scaled(const char *s, const char *suffixes, const uint64_t *scale,
+			uint64_t *ret)
+{
+	unsigned long long v;
+	char *end;
+	const char *p;
+	uint64_t mult = 1;
+
+	if (!s || !*s || *s == '-' || *s == '+')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -EINVAL;
+	if (*end) {
+		if (end[1] || !(p = strchr(suffixes, *end)))
+			return -EINVAL;
+		mult = scale[p - suffixes];
+	}
+	if (v > UINT64_MAX / mult)
+		return -EINVAL;
+	*ret = v * mult;
+	return 0;
+}
+
+int cli_parse_size(const char *s, uint64_t *ret)
+{
+	static const uint64_t scale[] = {1ULL << 10, 1ULL << 20, 1ULL << 30, 1ULL << 40};
+
+	return parse_scaled(s, "KMGT", scale, ret);
+}
+
+int cli_parse_duration(const char *s, int64_t *ret)
+{
+	static const uint64_t scale[] = {1, 60, 3600, 86400};
+	uint64_t v;
+	int r = parse_scaled(s, "smhd", scale, &v);
+
+	if (r < 0)
+		return r;
+	if (v == 0 || v > (uint64_t)100 * 365 * 86400)
+		return -EINVAL;
+	*ret = (int64_t)v;
+	return 0;
+}
+
+int cli_read_file(const char *path, size_t maxlen, uint8_t **ret_buf, size_t *ret_len)
+{
+	uint8_t *buf = NULL;
+	size_t len = 0, cap = 0;
+	int fd = -1, r;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		r = -errno;
+		stork_errorf("%s: %s", path, strerror(-r));
+		goto out;
+	}
+	for (;;) {
+		ssize_t n;
+
+		if (len + 4096 + 1 > cap) {
+			size_t ncap = cap ? cap * 2 : 8192;
+			uint8_t *nbuf = realloc(buf, ncap);
+
+			if (!nbuf) {
+				r = -ENOMEM;
+				goto out;
+			}
+			buf = nbuf;
+			cap = ncap;
+		}
+		n = read(fd, buf + len, cap - len - 1);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			r = -errno;
+			stork_errorf("%s: %s", path, strerror(-r));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+		if (len > maxlen) {
+			r = STORK_ETOOBIG;
+			stork_errorf("%s: larger than %zu bytes", path, maxlen);
+			goto out;
+		}
+	}
+	if (!buf && !(buf = malloc(1))) {
+		r = -ENOMEM;
+		goto out;
+	}
+	buf[len] = 0;
+	*ret_buf = buf;
+	*ret_len = len;
+	buf = NULL;
+	r = 0;
+out:
+	free(buf);
+	if (fd >= 0)
+		close(fd);
+	return r;
+}
+
+const char *cli_bytes(uint64_t n, char buf[32])
+{
+	static const char *const unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+	double v = (double)n;
+	int u = 0;
+
+	while (v >= 1024 && u < 4) {
+		v /= 1024;
+		u++;
+	}
+	if (u == 0)
+		snprintf(buf, 32, "%llu B", (unsigned long long)n);
+	else
+		snprintf(buf, 32, "%.1f %s", v, unit[u]);
+	return buf;
+}
+
+/* Sources smaller than this finish before a bar would help. */
+#define PROGRESS_MIN_TOTAL (8ULL << 20)
+
+void cli_progress_update(void *ctx, uint64_t done, uint64_t total)
+{
+	struct cli_progress *p = ctx;
+	char a[32], b[32];
+	int width = 30, fill;
+
+	if (!p->active) {
+		if (total < PROGRESS_MIN_TOTAL || !isatty(STDERR_FILENO))
+			return;
+		p->active = true;
+	}
+	if (done > total)
+		done = total;
+	if (done - p->last_drawn < (total / 200 ? total / 200 : 1) && done != total)
+		return;
+	p->last_drawn = done;
+	fill = (int)((double)done / (double)total * width);
+	fprintf(stderr, "\r%s [%.*s%*s] %3d%% %s / %s", p->label, fill,
+		"##############################", width - fill, "",
+		(int)((double)done * 100 / (double)total), cli_bytes(done, a), cli_bytes(total, b));
+	fflush(stderr);
+}
+
+void cli_progress_end(struct cli_progress *p)
+{
+	if (p->active)
+		fprintf(stderr, "\r\033[K");
+	p->active = false;
+}

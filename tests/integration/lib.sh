@@ -1,0 +1,439 @@
+# tests/integration/lib.sh: shared setup for the integration tests (sourced, never run).
+#
+# Environment (set by tests/meson.build):
+#   STORK        the stork binary
+#   REPO_EXPORT  tests/tools/repo-export
+#   STORK_TESTS  the tests/ source directory
+# Optional:
+#   STORK_TEST_CACHE  where downloaded .debs and node modules are kept (/var/cache/storkfs-tests)
+#   STORK_TEST_SEED   seed for the random choices (printed by every test; set it to replay a run)
+#   STORK_TEST_KEEP=1 keep the temporary directory
+#   CI=true           a missing tool fails the test instead of skipping it (exit 77)
+
+set -euo pipefail
+umask 022
+export LC_ALL=C.UTF-8 TZ=UTC
+
+: "${STORK_TESTS:=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
+STORK_TEST_CACHE=${STORK_TEST_CACHE:-/var/cache/storkfs-tests}
+TEST_NAME=$(basename "$0" .sh)
+
+STORK_TEST_SEED=${STORK_TEST_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
+RANDOM=$((STORK_TEST_SEED % 32768))
+echo "# $TEST_NAME: seed STORK_TEST_SEED=$STORK_TEST_SEED"
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/stork-$TEST_NAME.XXXXXX")
+_NGINX_DIRS=()
+_BG_PIDS=()
+_PASSED=0
+
+_cleanup() {
+	local rc=$? d pid
+	set +e
+	for pid in "${_BG_PIDS[@]}"; do
+		kill -9 "$pid" 2>/dev/null
+	done
+	for d in "${_NGINX_DIRS[@]}"; do
+		if [ -s "$d/nginx.pid" ]; then
+			pid=$(cat "$d/nginx.pid")
+			kill -TERM "$pid" 2>/dev/null
+			for _ in $(seq 50); do
+				kill -0 "$pid" 2>/dev/null || break
+				sleep 0.1
+			done
+			kill -9 "$pid" 2>/dev/null
+		fi
+	done
+	if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ]; then
+		echo "# $TEST_NAME: FAILED (exit $rc) after $_PASSED checks; seed STORK_TEST_SEED=$STORK_TEST_SEED" >&2
+		if [ "${STORK_TEST_KEEP:-0}" = 1 ]; then
+			echo "# kept $T" >&2
+		fi
+	fi
+	if [ "${STORK_TEST_KEEP:-0}" != 1 ]; then
+		rm -rf "$T"
+	fi
+	exit "$rc"
+}
+trap _cleanup EXIT
+
+# ---------------------------------------------------------------------------------------------
+# Reporting.
+
+fail() {
+	echo "FAIL: $TEST_NAME: $*" >&2
+	exit 1
+}
+
+pass() {
+	_PASSED=$((_PASSED + 1))
+	echo "ok $_PASSED - $*"
+}
+
+# check DESC CMD...: run CMD; pass DESC if it exits 0, fail otherwise.
+check() {
+	local desc=$1
+	shift
+	if "$@"; then
+		pass "$desc"
+	else
+		fail "$desc (command: $*)"
+	fi
+}
+
+# done_ok: the last line of every test.
+done_ok() {
+	echo "# $TEST_NAME: all $_PASSED checks passed"
+}
+
+# run CMD...: run CMD with stdout in $T/out and stderr in $T/err; sets RC, OUT, ERR.
+run() {
+	set +e
+	"$@" >"$T/out" 2>"$T/err"
+	RC=$?
+	set -e
+	OUT=$(cat "$T/out")
+	ERR=$(cat "$T/err")
+}
+
+_show_run() {
+	echo "--- exit $RC; stdout:" >&2
+	head -c 4000 "$T/out" >&2
+	echo "--- stderr:" >&2
+	head -c 4000 "$T/err" >&2
+	echo "---" >&2
+}
+
+# expect_rc N DESC CMD...: run CMD, it must exit with N.
+expect_rc() {
+	local want=$1 desc=$2
+	shift 2
+	run "$@"
+	if [ "$RC" -ne "$want" ]; then
+		_show_run
+		fail "$desc: expected exit $want, got $RC (command: $*)"
+	fi
+	pass "$desc (exit $want)"
+}
+
+# err_has DESC WORD...: every WORD occurs (as a fixed string) in the last run's stderr.
+err_has() {
+	local desc=$1 w
+	shift
+	for w in "$@"; do
+		if ! grep -qF -- "$w" "$T/err"; then
+			_show_run
+			fail "$desc: stderr does not mention '$w'"
+		fi
+	done
+	pass "$desc"
+}
+
+# out_has DESC WORD...: the same for stdout.
+out_has() {
+	local desc=$1 w
+	shift
+	for w in "$@"; do
+		if ! grep -qF -- "$w" "$T/out"; then
+			_show_run
+			fail "$desc: stdout does not mention '$w'"
+		fi
+	done
+	pass "$desc"
+}
+
+# need CMD...: the tools a test needs. Missing: fail under CI=true, skip (77) otherwise.
+need() {
+	local c
+	for c in "$@"; do
+		if ! command -v "$c" >/dev/null 2>&1; then
+			if [ "${CI:-}" = true ]; then
+				fail "required tool '$c' is missing (contrib/test installs it)"
+			fi
+			echo "# SKIP $TEST_NAME: '$c' is not installed" >&2
+			exit 77
+		fi
+	done
+}
+
+# rand N: sets R to a random integer in 0..N-1 (N up to 2^30), reproducible from the seed
+# (call it in the test's own shell, not in $(...)).
+rand() {
+	R=$(((RANDOM * 32768 + RANDOM) % $1))
+}
+
+[ -n "${STORK:-}" ] && [ -x "$STORK" ] || fail "STORK is not set to the stork binary (run through meson test)"
+
+# ---------------------------------------------------------------------------------------------
+# nginx on loopback.
+
+# start_nginx ROOT: serve ROOT read-only on 127.0.0.1 at a random free port. Sets NGINX_PORT,
+# NGINX_URL (http://127.0.0.1:PORT) and NGINX_DIR (config, pid file, access.log, error.log).
+start_nginx() {
+	local root dir port try
+	root=$(cd "$1" && pwd)
+	need nginx
+	dir="$T/nginx.${#_NGINX_DIRS[@]}"
+	mkdir -p "$dir/tmp"
+	for try in $(seq 20); do
+		rand 40000
+		port=$((20000 + R))
+		cat >"$dir/nginx.conf" <<-EOF
+			daemon on;
+			user root;
+			worker_processes 1;
+			pid $dir/nginx.pid;
+			error_log $dir/error.log;
+			events {
+				worker_connections 256;
+			}
+			http {
+				types {
+					application/json json;
+				}
+				default_type application/octet-stream;
+				access_log $dir/access.log;
+				client_body_temp_path $dir/tmp/body;
+				proxy_temp_path $dir/tmp/proxy;
+				fastcgi_temp_path $dir/tmp/fastcgi;
+				uwsgi_temp_path $dir/tmp/uwsgi;
+				scgi_temp_path $dir/tmp/scgi;
+				sendfile on;
+				server {
+					listen 127.0.0.1:$port;
+					server_name localhost;
+					root $root;
+					autoindex off;
+					location / {
+					}
+				}
+			}
+		EOF
+		if nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" 2>"$dir/start.err"; then
+			_NGINX_DIRS+=("$dir")
+			NGINX_PORT=$port
+			NGINX_URL="http://127.0.0.1:$port"
+			NGINX_DIR=$dir
+			for _ in $(seq 50); do
+				[ -s "$dir/nginx.pid" ] && break
+				sleep 0.1
+			done
+			[ -s "$dir/nginx.pid" ] || fail "nginx wrote no pid file ($dir)"
+			: >>"$dir/access.log"
+			echo "# nginx serves $root at $NGINX_URL"
+			return 0
+		fi
+		if ! grep -q 'Address already in use' "$dir/start.err" "$dir/error.log" 2>/dev/null; then
+			cat "$dir/start.err" >&2
+			fail "nginx did not start"
+		fi
+	done
+	fail "nginx found no free port in 20 tries"
+}
+
+# nginx_requests PATTERN: how many lines of the newest nginx's access log match the regex.
+nginx_requests() {
+	grep -c -E -- "$1" "$NGINX_DIR/access.log" || true
+}
+
+# ---------------------------------------------------------------------------------------------
+# The Debian package corpus.
+
+DEB_PACKAGES=(coreutils bash tzdata libc6 perl-base python3.11-minimal hello sed grep gzip tar
+	findutils dash diffutils libzstd1 zstd busybox-static less nano base-files libssl3
+	ncurses-base perl-modules-5.36)
+
+# fetch_debs: download the packages once into $DEB_DIR (a cache kept between runs) and set DEBS
+# to their paths, one per package.
+fetch_debs() {
+	local p missing=() f
+	DEB_DIR=$STORK_TEST_CACHE/debs
+	mkdir -p "$DEB_DIR"
+	for p in "${DEB_PACKAGES[@]}"; do
+		compgen -G "$DEB_DIR/${p}_*.deb" >/dev/null || missing+=("$p")
+	done
+	if [ ${#missing[@]} -gt 0 ]; then
+		echo "# downloading ${missing[*]} into $DEB_DIR"
+		if ! (cd "$DEB_DIR" && apt-get download -q "${missing[@]}") >"$T/apt.log" 2>&1; then
+			apt-get update -q >>"$T/apt.log" 2>&1 || true
+			if ! (cd "$DEB_DIR" && apt-get download -q "${missing[@]}") >>"$T/apt.log" 2>&1; then
+				tail -20 "$T/apt.log" >&2
+				fail "apt-get download ${missing[*]} failed"
+			fi
+		fi
+	fi
+	DEBS=()
+	for p in "${DEB_PACKAGES[@]}"; do
+		f=$(compgen -G "$DEB_DIR/${p}_*.deb" | sort | tail -n 1)
+		[ -n "$f" ] || fail "no .deb for $p in $DEB_DIR"
+		DEBS+=("$f")
+	done
+}
+
+# deb_field DEB FIELD
+deb_field() {
+	dpkg-deb -f "$1" "$2"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Trees.
+
+# tree_list DIR: one sorted line per entry below DIR: "path type mode symlink-target size"
+# (size for regular files only; no owners, no times).
+tree_list() {
+	(cd "$1" && find . -mindepth 1 -printf '%P\t%y\t%m\t%l\t%s\n') |
+		awk -F'\t' 'BEGIN { OFS = " " } { if ($2 != "f") $5 = "-"; print $1, $2, $3, $4, $5 }' |
+		LC_ALL=C sort
+}
+
+# compare_tree A B: the same entries, types, modes, symlink targets and bytes. Prints the first
+# differences and returns 1 when they differ.
+compare_tree() {
+	local a=$1 b=$2
+	tree_list "$a" >"$T/tree.a"
+	tree_list "$b" >"$T/tree.b"
+	if ! diff -u "$T/tree.a" "$T/tree.b" >"$T/tree.diff"; then
+		echo "trees differ: $a $b" >&2
+		head -40 "$T/tree.diff" >&2
+		return 1
+	fi
+	if ! diff -r --no-dereference "$a" "$b" >"$T/tree.diff" 2>&1; then
+		echo "contents differ: $a $b" >&2
+		head -40 "$T/tree.diff" >&2
+		return 1
+	fi
+	return 0
+}
+
+# file_mtimes DIR: "path mtime" of regular files, sorted.
+file_mtimes() {
+	(cd "$1" && find . -type f -printf '%P %T@\n') | sed 's/\.[0-9]*$//' | LC_ALL=C sort
+}
+
+# deb_extract DEB DEST: the reference extraction.
+deb_extract() {
+	mkdir -p "$2"
+	dpkg-deb -x "$1" "$2"
+}
+
+# tree_sums DIR: a listing of everything below DIR (dot files too) with sha256 of every file.
+tree_sums() {
+	(cd "$1" && find . -mindepth 1 -printf '%P %y %m %l\n' | LC_ALL=C sort &&
+		find . -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum)
+}
+
+# ---------------------------------------------------------------------------------------------
+# Repositories.
+
+# keygen FILE: make a publisher key; sets KEYID.
+keygen() {
+	run "$STORK" keygen "$1"
+	[ "$RC" -eq 0 ] || {
+		_show_run
+		fail "stork keygen $1"
+	}
+	KEYID=$(printf '%s\n' "$OUT" | grep -oE '[0-9a-f]{64}' | head -n 1)
+	[ -n "$KEYID" ] || fail "stork keygen printed no key id: $OUT"
+}
+
+# make_repo [--expires ROLE=SECONDS]... [PATTERN...]: a fresh repository $REPO with top-level
+# keys in $KEYS, the pinned root $ROOT, and a publisher key $PUBKEY (role "alice", key id
+# $PUBKEYID) delegated PATTERN... ('*' by default).
+make_repo() {
+	local init_opts=() patterns=()
+	while [ $# -gt 0 ]; do
+		case $1 in
+		--expires)
+			init_opts+=(--expires "$2")
+			shift 2
+			;;
+		*)
+			patterns+=("$1")
+			shift
+			;;
+		esac
+	done
+	[ ${#patterns[@]} -gt 0 ] || patterns=('*')
+	REPO=$T/repo
+	KEYS=$T/keys
+	run "$STORK" repo init "$REPO" --keys "$KEYS" "${init_opts[@]}"
+	[ "$RC" -eq 0 ] || {
+		_show_run
+		fail "stork repo init"
+	}
+	ROOT=$(printf '%s\n' "$OUT" | tail -n 1)
+	[ -f "$ROOT" ] || fail "stork repo init printed '$OUT', not the root file"
+	cp "$ROOT" "$T/pinned-root.json"
+	ROOT=$T/pinned-root.json
+	mkdir -p "$T/pub"
+	PUBKEY=$T/pub/alice.key
+	keygen "$PUBKEY"
+	PUBKEYID=$KEYID
+	run "$STORK" repo delegate "$REPO" --keys "$KEYS" "$PUBKEY.pub" "${patterns[@]}"
+	[ "$RC" -eq 0 ] || {
+		_show_run
+		fail "stork repo delegate"
+	}
+}
+
+# publish NAME VERSION SOURCE [OPTS...]: publish with $PUBKEY; must succeed. Output in $OUT.
+publish() {
+	local name=$1 version=$2 src=$3
+	shift 3
+	run "$STORK" publish "$REPO" --keys "$KEYS" --key "$PUBKEY" "$@" "$name" "$version" "$src"
+	if [ "$RC" -ne 0 ]; then
+		_show_run
+		fail "stork publish $name $version $src"
+	fi
+}
+
+# verify_ok DESC: stork verify of $REPO against $ROOT passes.
+verify_ok() {
+	run "$STORK" verify --root "$ROOT" "$REPO"
+	if [ "$RC" -ne 0 ] || ! grep -q '^verified ' "$T/out"; then
+		_show_run
+		fail "${1:-stork verify}: expected to pass"
+	fi
+	pass "${1:-stork verify passes}"
+}
+
+# export_version NAME VERSION DEST: rebuild a version through the verified read path.
+export_version() {
+	rm -rf "$3"
+	run "$REPO_EXPORT" --root "$ROOT" "$REPO" "$1" "$2" "$3"
+	if [ "$RC" -ne 0 ]; then
+		_show_run
+		fail "repo-export $1 $2"
+	fi
+}
+
+# manifest_file NAME VERSION: the path of the manifest in targets/.
+manifest_file() {
+	local f
+	f=$(find "$REPO/targets/$1" -maxdepth 1 -name "*.$2.json" ! -name '.*' 2>/dev/null |
+		awk -v v=".$2.json" '{ n = split($0, p, "/"); b = p[n]; if (length(b) == 64 + length(v) && substr(b, 65) == v) print }')
+	[ -n "$f" ] || fail "no manifest for $1 $2 in targets/$1"
+	printf '%s\n' "$f"
+}
+
+# count_objects [REPO]: objects in the store (temporary files not counted).
+count_objects() {
+	local r=${1:-$REPO}
+	[ -d "$r/objects" ] || {
+		echo 0
+		return
+	}
+	find "$r/objects" -type f ! -name '.*' | wc -l
+}
+
+# check_objects [REPO]: every object is a complete zstd stream of the bytes its name hashes.
+check_objects() {
+	local r=${1:-$REPO} f h
+	while IFS= read -r f; do
+		h=$(zstd -q -dc <"$f" | sha256sum | cut -d' ' -f1) || return 1
+		[ "$h" = "$(basename "$f")" ] || {
+			echo "bad object $f (content hash $h)" >&2
+			return 1
+		}
+	done < <(find "$r/objects" -type f ! -name '.*')
+}

@@ -1,0 +1,2 @@
+#!/usr/bin/env bash
+echo "placeholder: not written yet"; exit 1

@@ -1,0 +1,11 @@
+/* tests/unit/unit.h: test cases a module's suite gathers from several files. */
+#ifndef STORKFS_TESTS_UNIT_H
+#define STORKFS_TESTS_UNIT_H
+
+#include <check.h>
+
+/* tests/unit/test_verify_meta.c: TUF metadata, client and repository writer. */
+TCase *tcase_verify_meta(void);
+TCase *tcase_verify_repo(void);
+
+#endif

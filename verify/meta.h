@@ -1,0 +1,185 @@
+/* verify/meta.h: private to verify/ (meta.c, client.c, repo.c) and its unit tests.
+ *
+ * TUF metadata parsed into structs, signature and expiry checks, signing, and the client's
+ * trusted state. Everything here names files relative to the repository root in its error
+ * details ("metadata/3.snapshot.json: ..."). */
+#ifndef STORKFS_VERIFY_META_H
+#define STORKFS_VERIFY_META_H
+
+#include "verify/verify.h"
+
+#define META_SPEC_VERSION "1.0.31"
+
+enum meta_type {
+	META_ROOT,
+	META_TARGETS,
+	META_SNAPSHOT,
+	META_TIMESTAMP,
+};
+
+/* Index of the top-level roles in struct meta.roles (root metadata). */
+enum meta_toprole {
+	META_ROLE_ROOT,
+	META_ROLE_TARGETS,
+	META_ROLE_SNAPSHOT,
+	META_ROLE_TIMESTAMP,
+	META_NROLES,
+};
+
+extern const char *const meta_role_names[META_NROLES];
+
+struct meta_keyring {
+	struct verify_key **keys; /* each key's id equals the id it is listed under */
+	size_t n;
+};
+
+/* Who may sign a role: a top-level role in root, or a delegation in a targets role. */
+struct meta_delegation {
+	char *name;
+	char **keyids;
+	size_t nkeyids;
+	uint64_t threshold;
+	bool terminating;
+	char **paths; /* TUF path patterns, "<name pattern>/STAR", NULL when absent */
+	size_t npaths;
+	char **prefixes; /* path_hash_prefixes, NULL when absent */
+	size_t nprefixes;
+};
+
+/* An entry of snapshot or timestamp "meta". */
+struct meta_file {
+	char *name; /* "targets.json", "alice.json", "snapshot.json" */
+	uint64_t version;
+	bool has_length;
+	uint64_t length;
+	bool has_hash;
+	uint8_t hash[VERIFY_HASH_LEN];
+};
+
+struct meta_target {
+	char *path;
+	uint64_t length;
+	uint8_t hash[VERIFY_HASH_LEN];
+	uint64_t size; /* custom.storkfs.size, 0 when absent */
+	uint64_t files; /* custom.storkfs.files, 0 when absent */
+};
+
+struct meta_sig {
+	char *keyid;
+	uint8_t sig[VERIFY_SIG_LEN];
+};
+
+struct meta {
+	enum meta_type type;
+	char *file;	/* relative to the repository root, for messages */
+	uint8_t *raw;	/* the bytes as read (kept so trusted state can be persisted) */
+	size_t rawlen;
+	json_t *json;	/* the whole document */
+	json_t *signed_json; /* borrowed from json */
+	char *canon;	/* canonical JSON of "signed": what the signatures cover */
+	size_t canonlen;
+	struct meta_sig *sigs;
+	size_t nsigs;
+
+	uint64_t version;
+	time_t expires;
+
+	/* root */
+	bool consistent_snapshot;
+	struct meta_delegation roles[META_NROLES];
+	/* root: "keys"; targets: "delegations.keys" */
+	struct meta_keyring keys;
+
+	/* targets */
+	struct meta_delegation *dels; /* delegations.roles, in order */
+	size_t ndels;
+	struct meta_target *targets; /* sorted by path (strcmp) */
+	size_t ntargets;
+
+	/* snapshot, timestamp */
+	struct meta_file *files; /* sorted by name */
+	size_t nfiles;
+};
+
+/** Parse a metadata file of the given type. buf is copied into m->raw. @param file the name
+ * relative to the repository root. @return 0; STORK_EFORMAT ("FILE: field X: problem");
+ * STORK_EUNSUPPORTED (a key type other than ed25519); STORK_ENAME (a delegated role name
+ * outside the charset); -ENOMEM. */
+int meta_parse(const void *buf, size_t len, const char *file, enum meta_type type,
+	       struct meta **ret_m);
+void meta_free(struct meta *m);
+
+/** Check that m's signatures meet role's threshold with keys from keys that role lists.
+ * Each key id counts once; unknown key ids, keys the role does not list and repeated key ids
+ * are ignored. @param rolename for the detail. @param[out] ret_keyid (optional) one key id
+ * whose signature counted, borrowed from role. @return 0; STORK_EBADSIG. */
+int meta_check_sigs(const struct meta *m, const char *rolename, const struct meta_keyring *keys,
+		    const struct meta_delegation *role, const char **ret_keyid);
+
+/** @return 0 if now is before m's expiry; STORK_EEXPIRED ("FILE: role R expired at ..."). */
+int meta_check_expiry(const struct meta *m, const char *rolename, time_t now);
+
+/** Read file from src. When expect gives a length the file must have exactly that length
+ * (maxlen is then that length); when it gives a hash the content must match it.
+ * @return 0; STORK_EBADLEN; STORK_EBADHASH; the source's errors (STORK_ETOOBIG over maxlen,
+ * -ENOENT). Every detail names file. */
+int meta_fetch(const struct verify_source *src, const char *file, uint64_t maxlen,
+	       const struct meta_file *expect, uint8_t **ret_buf, size_t *ret_len);
+
+/** The file bytes of a signed document: canonical JSON of {"signatures":[...],"signed":s},
+ * one signature per key (all private). ret_buf malloc'd. @return 0; -EINVAL; -ENOMEM; -EIO. */
+int meta_sign(const json_t *signed_json, struct verify_key *const *keys, size_t nkeys,
+	      char **ret_buf, size_t *ret_len);
+
+/** "YYYY-MM-DDTHH:MM:SSZ" (21 bytes with the NUL). @return 0; -EOVERFLOW. */
+int meta_format_time(time_t t, char out[21]);
+/** Parse exactly "YYYY-MM-DDTHH:MM:SSZ". @return 0; -EINVAL. */
+int meta_parse_time(const char *s, time_t *ret_t);
+
+/** Whether a delegation covers a target path (TUF: each '/'-separated part fnmatch()'d, same
+ * number of parts; or a path_hash_prefix of the path's SHA-256 hex). */
+bool meta_delegation_matches(const struct meta_delegation *d, const char *path);
+/** The delegation's patterns for messages, comma-separated (malloc'd; NULL on -ENOMEM). */
+char *meta_delegation_patterns(const struct meta_delegation *d);
+
+const struct meta_target *meta_find_target(const struct meta *m, const char *path);
+const struct meta_file *meta_find_file(const struct meta *m, const char *name);
+const struct meta_delegation *meta_find_delegation(const struct meta *m, const char *name);
+struct verify_key *meta_keyring_find(const struct meta_keyring *kr, const char *keyid);
+bool meta_delegation_has_key(const struct meta_delegation *d, const char *keyid);
+
+/* ------------------------------------------------------------------------------------------ */
+/* The client's trusted state (client.c). In memory for now; everything it holds comes with
+ * its raw bytes (struct meta.raw), so persisting it is an addition. */
+
+struct client_role {		/* a delegated role loaded since the last refresh */
+	char *name;
+	struct meta *m;		/* NULL when loading failed */
+	int err;		/* 0, or why loading failed */
+	char *detail;		/* the failure's detail */
+	char *file;		/* metadata/<v>.<name>.json */
+	char *keyid;		/* a key whose signature counted */
+};
+
+struct verify_client {
+	time_t now;
+	bool check_expiry;	/* false for the repository writer, which re-signs expired roles */
+	struct meta *root;
+	struct meta *timestamp;
+	struct meta *snapshot;
+	struct meta *targets;
+	char *targets_keyid;	/* a key whose signature counted on targets */
+	struct client_role *roles;
+	size_t nroles;
+	bool refreshed;
+};
+
+/** Load (or return the cached) delegated role `del` delegated by `delegator` (its metadata
+ * `dm`). @param[out] ret_role borrowed from c. @return 0; the load error (cached, with its
+ * detail restored); -ENOENT (not an error: the role is delegated but not yet listed in the
+ * snapshot, i.e. nothing was published in it). */
+int client_load_role(struct verify_client *c, const struct verify_source *src,
+		     const struct meta *dm, const struct meta_delegation *del,
+		     const struct client_role **ret_role);
+
+#endif
