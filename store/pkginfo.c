@@ -32,14 +32,14 @@ static const char *skip_space(const char *p, const char *end)
 }
 
 /* Map a Debian relation operator to ours; "<" and ">" are the obsolete spellings of "<=" and
- * ">=" (deb-control(5)). NULL if unknown. */
+ * ">=" (deb-control(5)), no operator means "=". NULL if unknown. */
 static const char *deb_op(const char *op, size_t len)
 {
 	static const struct {
 		const char *in, *out;
 	} ops[] = {
 		{"<<", "<<"}, {"<=", "<="}, {"=", "="}, {">=", ">="}, {">>", ">>"},
-		{"<", "<="},  {">", ">="},
+		{"<", "<="},  {">", ">="}, {"", "="}, /* dpkg reads a bare version as "=" */
 	};
 	size_t i;
 
@@ -63,7 +63,7 @@ static void free_alts(struct verify_dep *alts, size_t n)
 /* Parse one alternative "name[:arch] [(op version)] [[arch ...]] [<profile ...>]" in [p, end). */
 static int deb_alt(const char *field, const char *p, const char *end, struct verify_dep *ret)
 {
-	const char *name, *op = NULL, *ver = NULL;
+	const char *name, *opstr, *op = NULL, *ver = NULL;
 	size_t namelen, oplen = 0, verlen = 0;
 	struct verify_dep d = {0};
 
@@ -84,10 +84,10 @@ static int deb_alt(const char *field, const char *p, const char *end, struct ver
 	p = skip_space(p, end);
 	if (p < end && *p == '(') {
 		p = skip_space(p + 1, end);
-		op = p;
+		opstr = p;
 		while (p < end && (*p == '<' || *p == '>' || *p == '='))
 			p++;
-		oplen = (size_t)(p - op);
+		oplen = (size_t)(p - opstr);
 		p = skip_space(p, end);
 		ver = p;
 		while (p < end && !is_space(*p) && *p != ')')
@@ -101,10 +101,10 @@ static int deb_alt(const char *field, const char *p, const char *end, struct ver
 			return STORK_EFORMAT;
 		}
 		p++;
-		op = deb_op(op, oplen);
+		op = deb_op(opstr, oplen);
 		if (!op) {
 			stork_errorf("control file: %s: \"%.*s\": unknown relation operator \"%.*s\"",
-				     field, (int)namelen, name, (int)oplen, ver - oplen);
+				     field, (int)namelen, name, (int)oplen, opstr);
 			return STORK_EFORMAT;
 		}
 	}
