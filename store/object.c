@@ -21,9 +21,9 @@
 
 #include "store/store.h"
 
-#define OBJDIR "objects"
+#define OBJDIR	   "objects"
 #define TMP_PREFIX ".tmp-"
-#define TMP_TRIES 100
+#define TMP_TRIES  100
 /* Largest zstd window an object may use (128 MiB); level 3 uses far less. */
 #define WINDOW_LOG_MAX 27
 
@@ -40,27 +40,44 @@ void store_object_path(const uint8_t hash[VERIFY_HASH_LEN], char out[STORE_OBJPA
 /* Writing. */
 
 struct store_objwriter {
-	int dirfd;		/* objects/ */
-	int fd;			/* the temporary file */
+	int dirfd; /* objects/ */
+	int fd;	   /* the temporary file */
 	char tmpname[sizeof(TMP_PREFIX) + 6];
 	ZSTD_CCtx *cctx;
 	struct verify_hash *h;
-	uint64_t size;		/* uncompressed bytes so far */
-	uint64_t zsize;		/* compressed bytes written so far */
+	uint64_t size;	/* uncompressed bytes so far */
+	uint64_t zsize; /* compressed bytes written so far */
 	void *zbuf;
 	size_t zcap;
 };
 
+/* Objects and their directories are world-readable whatever the umask: a static web server
+ * serves them. */
 static int mkdir_ok(int dirfd, const char *name, bool *ret_created)
 {
 	if (mkdirat(dirfd, name, 0755) == 0) {
 		*ret_created = true;
+		if (fchmodat(dirfd, name, 0755, 0) < 0)
+			return -errno;
 		return 0;
 	}
 	if (errno != EEXIST)
 		return -errno;
 	*ret_created = false;
 	return 0;
+}
+
+/* fsync a directory given by any descriptor (O_PATH ones cannot be synced themselves). */
+static int sync_dir(int dirfd)
+{
+	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC), r = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd) < 0)
+		r = -errno;
+	close(fd);
+	return r;
 }
 
 static int write_all(int fd, const void *buf, size_t len)
@@ -83,7 +100,8 @@ static int write_all(int fd, const void *buf, size_t len)
 
 static int open_tmp(struct store_objwriter *w)
 {
-	static const char chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+	static const char chars[] =
+	    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
 	uint8_t rnd[6];
 	int i, j;
 
@@ -92,11 +110,12 @@ static int open_tmp(struct store_objwriter *w)
 			return errno ? -errno : -EIO;
 		memcpy(w->tmpname, TMP_PREFIX, sizeof(TMP_PREFIX) - 1);
 		for (j = 0; j < 6; j++)
-			w->tmpname[sizeof(TMP_PREFIX) - 1 + j] = chars[rnd[j] % (sizeof(chars) - 1)];
+			w->tmpname[sizeof(TMP_PREFIX) - 1 + j] =
+			    chars[rnd[j] % (sizeof(chars) - 1)];
 		w->tmpname[sizeof(TMP_PREFIX) - 1 + 6] = '\0';
 		w->fd = openat(w->dirfd, w->tmpname, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 		if (w->fd >= 0)
-			return 0;
+			return fchmod(w->fd, 0644) < 0 ? -errno : 0;
 		if (errno != EEXIST)
 			return -errno;
 	}
@@ -106,7 +125,7 @@ static int open_tmp(struct store_objwriter *w)
 int store_objwriter_new(int repofd, struct store_objwriter **ret_w)
 {
 	struct store_objwriter *w;
-	bool created;
+	bool created = false;
 	size_t zr;
 	int r;
 
@@ -127,10 +146,13 @@ int store_objwriter_new(int repofd, struct store_objwriter **ret_w)
 		stork_errorf(OBJDIR ": cannot open the object directory: %s", strerror(-r));
 		goto fail;
 	}
-	if (created && fsync(repofd) < 0) {
-		r = -errno;
-		stork_errorf(OBJDIR ": cannot sync the repository directory: %s", strerror(-r));
-		goto fail;
+	if (created) {
+		r = sync_dir(repofd);
+		if (r < 0) {
+			stork_errorf(OBJDIR ": cannot sync the repository directory: %s",
+				     strerror(-r));
+			goto fail;
+		}
 	}
 	r = open_tmp(w);
 	if (r < 0) {
@@ -231,7 +253,7 @@ int store_objwriter_commit(struct store_objwriter *w, uint8_t ret_hash[VERIFY_HA
 	uint8_t hash[VERIFY_HASH_LEN];
 	char hex[VERIFY_HASH_HEX], sub[3];
 	uint64_t zsize;
-	bool created, is_new = true;
+	bool created = false, is_new = true;
 	struct stat st;
 	int subfd = -1, r;
 
@@ -334,10 +356,10 @@ struct store_unpack {
 	void *ctx;
 	ZSTD_DCtx *dctx;
 	struct verify_hash *h;
-	uint64_t zin;		/* compressed bytes accepted */
-	uint64_t uout;		/* uncompressed bytes produced */
-	size_t last;		/* the decoder's last hint: 0 once a frame is complete */
-	int err;		/* sticky: once failed, always failed */
+	uint64_t zin;  /* compressed bytes accepted */
+	uint64_t uout; /* uncompressed bytes produced */
+	size_t last;   /* the decoder's last hint: 0 once a frame is complete */
+	int err;       /* sticky: once failed, always failed */
 	void *buf;
 	size_t cap;
 };
@@ -395,13 +417,17 @@ int store_unpack_write(struct store_unpack *u, const void *buf, size_t len)
 	/* Keep going while input remains or the decoder may still hold output. */
 	while (in.pos < in.size || full) {
 		ZSTD_outBuffer out = {u->buf, u->cap, 0};
+		size_t inpos = in.pos;
 		size_t rem = ZSTD_decompressStream(u->dctx, &out, &in);
 
 		if (ZSTD_isError(rem)) {
 			stork_errorf("object: corrupt zstd data: %s", ZSTD_getErrorName(rem));
 			return unpack_fail(u, STORK_EFORMAT);
 		}
-		u->last = rem;
+		/* A call that moved nothing (flushing after a frame ended) only hints at a
+		 * next frame: it does not reopen the finished one. */
+		if (in.pos != inpos || out.pos > 0)
+			u->last = rem;
 		full = out.pos == out.size;
 		if (out.pos == 0)
 			continue;

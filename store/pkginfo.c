@@ -38,8 +38,8 @@ static const char *deb_op(const char *op, size_t len)
 	static const struct {
 		const char *in, *out;
 	} ops[] = {
-		{"<<", "<<"}, {"<=", "<="}, {"=", "="}, {">=", ">="}, {">>", ">>"},
-		{"<", "<="},  {">", ">="}, {"", "="}, /* dpkg reads a bare version as "=" */
+	    {"<<", "<<"}, {"<=", "<="}, {"=", "="}, {">=", ">="}, {">>", ">>"},
+	    {"<", "<="},  {">", ">="},	{"", "="}, /* dpkg reads a bare version as "=" */
 	};
 	size_t i;
 
@@ -103,8 +103,9 @@ static int deb_alt(const char *field, const char *p, const char *end, struct ver
 		p++;
 		op = deb_op(opstr, oplen);
 		if (!op) {
-			stork_errorf("control file: %s: \"%.*s\": unknown relation operator \"%.*s\"",
-				     field, (int)namelen, name, (int)oplen, opstr);
+			stork_errorf(
+			    "control file: %s: \"%.*s\": unknown relation operator \"%.*s\"", field,
+			    (int)namelen, name, (int)oplen, opstr);
 			return STORK_EFORMAT;
 		}
 	}
@@ -188,6 +189,8 @@ static int deb_relations(const char *field, const char *p, const char *end,
 		}
 		if (r == 0)
 			r = verify_manifest_add_depgroup(m, alts, n);
+		if (r == -EINVAL) /* a name or version the manifest cannot hold */
+			r = STORK_EFORMAT;
 		free_alts(alts, n);
 		if (r < 0)
 			return r;
@@ -302,23 +305,23 @@ out:
 /* ------------------------------------------------------------------------------------------ */
 /* RPM headers (the RPM file format, "Package File Format" of rpm.org's documentation). */
 
-#define RPM_LEAD_LEN 96
+#define RPM_LEAD_LEN	  96
 #define RPM_HDR_INTRO_LEN 16
-#define RPM_INDEX_LEN 16
-#define RPM_MAX_INDEX 65536
-#define RPM_MAX_DATA (64u * 1024 * 1024)
+#define RPM_INDEX_LEN	  16
+#define RPM_MAX_INDEX	  65536
+#define RPM_MAX_DATA	  (64u * 1024 * 1024)
 
-#define RPM_INT32_TYPE 4
+#define RPM_INT32_TYPE	      4
 #define RPM_STRING_ARRAY_TYPE 8
 
-#define RPMTAG_REQUIREFLAGS 1048
-#define RPMTAG_REQUIRENAME 1049
+#define RPMTAG_REQUIREFLAGS   1048
+#define RPMTAG_REQUIRENAME    1049
 #define RPMTAG_REQUIREVERSION 1050
 
-#define RPMSENSE_LESS 0x02
+#define RPMSENSE_LESS	 0x02
 #define RPMSENSE_GREATER 0x04
-#define RPMSENSE_EQUAL 0x08
-#define RPMSENSE_RPMLIB (1u << 24)
+#define RPMSENSE_EQUAL	 0x08
+#define RPMSENSE_RPMLIB	 (1u << 24)
 
 static uint32_t be32(const uint8_t *p)
 {
@@ -404,8 +407,7 @@ static int rpm_strings(const uint8_t *data, uint32_t hsize, const struct rpm_tag
 	uint32_t i;
 
 	if (t->type != RPM_STRING_ARRAY_TYPE) {
-		stork_errorf("RPM: main header: %s has type %u, not a string array", name,
-			     t->type);
+		stork_errorf("RPM: main header: %s has type %u, not a string array", name, t->type);
 		return STORK_EFORMAT;
 	}
 	/* Each string takes at least one byte: a bound on count before allocating. */
@@ -574,6 +576,8 @@ int store_rpm_deps(int fd, struct verify_manifest *m)
 			d.version = (char *)verv[i];
 		}
 		r = verify_manifest_add_depgroup(m, &d, 1);
+		if (r == -EINVAL) /* a name or version the manifest cannot hold */
+			r = STORK_EFORMAT;
 		if (r < 0)
 			goto out;
 	}

@@ -161,7 +161,7 @@ static int write_all(int fd, const void *buf, size_t len)
 static int open_tmp(int dirfd, const char *dir, char *ret_name, size_t size, mode_t mode)
 {
 	static const char alnum[] =
-		"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+	    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
 	int tries, fd, r;
 
 	for (tries = 0; tries < 100; tries++) {

@@ -19,6 +19,16 @@ static const char *const type_names[] = {
 	[META_TIMESTAMP] = "timestamp",
 };
 
+/* snprintf into a buffer meant to truncate (field names in messages). */
+static void __attribute__((format(printf, 3, 4))) fmt_into(char *buf, size_t size, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, size, fmt, ap);
+	va_end(ap);
+}
+
 /* A parse failure: "FILE: field F: problem". */
 static int __attribute__((format(printf, 3, 4)))
 bad(const char *file, const char *field, const char *fmt, ...)
@@ -42,7 +52,7 @@ int meta_format_time(time_t t, char out[21])
 
 	if (!gmtime_r(&t, &tm) || tm.tm_year + 1900 < 0 || tm.tm_year + 1900 > 9999)
 		return -EOVERFLOW;
-	snprintf(out, 21, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+	fmt_into(out, 21, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
 		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
 	return 0;
 }
@@ -196,7 +206,7 @@ static int get_hash(const char *file, const json_t *obj, const char *field, uint
 	const json_t *v = json_object_get(obj, "sha256");
 	char f[256];
 
-	snprintf(f, sizeof(f), "%s.sha256", field);
+	fmt_into(f, sizeof(f), "%s.sha256", field);
 	if (!json_is_object(obj) || json_object_size(obj) == 0)
 		return bad(file, field, "must be a non-empty object");
 	if (!v)
@@ -245,7 +255,7 @@ static int parse_keyring(const char *file, const json_t *obj, const char *field,
 	{
 		struct verify_key *k = NULL;
 
-		snprintf(f, sizeof(f), "%s.%s", field, id);
+		fmt_into(f, sizeof(f), "%s.%s", field, id);
 		r = verify_key_from_json(v, &k);
 		if (r < 0) {
 			if (r == -ENOMEM)
@@ -269,18 +279,18 @@ static int parse_role_keys(const char *file, const json_t *obj, const char *fiel
 	char f[256];
 	int r;
 
-	snprintf(f, sizeof(f), "%s.keyids", field);
+	fmt_into(f, sizeof(f), "%s.keyids", field);
 	r = get_strv(file, obj, "keyids", f, &d->keyids, &d->nkeyids);
 	if (r < 0)
 		return r;
-	snprintf(f, sizeof(f), "%s.threshold", field);
+	fmt_into(f, sizeof(f), "%s.threshold", field);
 	return get_uint(file, obj, "threshold", f, 1, true, &d->threshold);
 }
 
 static int parse_root(const char *file, struct meta *m)
 {
 	const json_t *s = m->signed_json, *v;
-	json_t *keys, *roles, *ro;
+	json_t *keys = NULL, *roles = NULL, *ro = NULL;
 	char f[256];
 	int i, r;
 
@@ -300,7 +310,7 @@ static int parse_root(const char *file, struct meta *m)
 	if (json_object_size(roles) != META_NROLES)
 		return bad(file, "signed.roles", "must list exactly root, targets, snapshot, timestamp");
 	for (i = 0; i < META_NROLES; i++) {
-		snprintf(f, sizeof(f), "signed.roles.%s", meta_role_names[i]);
+		fmt_into(f, sizeof(f), "signed.roles.%s", meta_role_names[i]);
 		r = get_obj(file, roles, meta_role_names[i], f, &ro);
 		if (r < 0)
 			return r;
@@ -324,7 +334,7 @@ static int parse_delegated_role(const char *file, const json_t *obj, const char 
 
 	if (!json_is_object(obj))
 		return bad(file, field, "must be an object");
-	snprintf(f, sizeof(f), "%s.name", field);
+	fmt_into(f, sizeof(f), "%s.name", field);
 	r = get_str(file, obj, "name", f, &name);
 	if (r < 0)
 		return r;
@@ -339,20 +349,21 @@ static int parse_delegated_role(const char *file, const json_t *obj, const char 
 	r = parse_role_keys(file, obj, field, d);
 	if (r < 0)
 		return r;
-	snprintf(f, sizeof(f), "%s.terminating", field);
+	fmt_into(f, sizeof(f), "%s.terminating", field);
 	v = json_object_get(obj, "terminating");
 	if (!v)
 		return bad(file, f, "missing");
 	if (!json_is_boolean(v))
 		return bad(file, f, "must be true or false");
 	d->terminating = json_is_true(v);
+	r = 0;
 	if (json_object_get(obj, "paths") && json_object_get(obj, "path_hash_prefixes"))
 		return bad(file, field, "has both paths and path_hash_prefixes");
 	if (json_object_get(obj, "paths")) {
-		snprintf(f, sizeof(f), "%s.paths", field);
+		fmt_into(f, sizeof(f), "%s.paths", field);
 		r = get_strv(file, obj, "paths", f, &d->paths, &d->npaths);
 	} else if (json_object_get(obj, "path_hash_prefixes")) {
-		snprintf(f, sizeof(f), "%s.path_hash_prefixes", field);
+		fmt_into(f, sizeof(f), "%s.path_hash_prefixes", field);
 		r = get_strv(file, obj, "path_hash_prefixes", f, &d->prefixes, &d->nprefixes);
 	}
 	return r;
@@ -360,7 +371,7 @@ static int parse_delegated_role(const char *file, const json_t *obj, const char 
 
 static int parse_delegations(const char *file, struct meta *m, const json_t *dels)
 {
-	json_t *keys;
+	json_t *keys = NULL;
 	const json_t *roles, *e;
 	char f[256];
 	size_t i, j;
@@ -384,7 +395,7 @@ static int parse_delegations(const char *file, struct meta *m, const json_t *del
 		return -ENOMEM;
 	json_array_foreach(roles, i, e)
 	{
-		snprintf(f, sizeof(f), "signed.delegations.roles[%zu]", i);
+		fmt_into(f, sizeof(f), "signed.delegations.roles[%zu]", i);
 		m->ndels++;
 		r = parse_delegated_role(file, e, f, &m->dels[i]);
 		if (r < 0)
@@ -404,7 +415,7 @@ static int cmp_target(const void *a, const void *b)
 static int parse_targets(const char *file, struct meta *m)
 {
 	const json_t *s = m->signed_json, *v, *custom, *sk;
-	json_t *targets;
+	json_t *targets = NULL;
 	const char *path;
 	char f[512], ff[600];
 	int r;
@@ -419,38 +430,38 @@ static int parse_targets(const char *file, struct meta *m)
 	{
 		struct meta_target *t = &m->targets[m->ntargets];
 
-		snprintf(f, sizeof(f), "signed.targets.%s", path);
+		fmt_into(f, sizeof(f), "signed.targets.%s", path);
 		if (!json_is_object(v))
 			return bad(file, f, "must be an object");
 		t->path = strdup(path);
 		if (!t->path)
 			return -ENOMEM;
 		m->ntargets++;
-		snprintf(ff, sizeof(ff), "%s.length", f);
+		fmt_into(ff, sizeof(ff), "%s.length", f);
 		r = get_uint(file, v, "length", ff, 0, true, &t->length);
 		if (r < 0)
 			return r;
-		snprintf(ff, sizeof(ff), "%s.hashes", f);
+		fmt_into(ff, sizeof(ff), "%s.hashes", f);
 		r = get_hash(file, json_object_get(v, "hashes"), ff, t->hash);
 		if (r < 0)
 			return r;
 		custom = json_object_get(v, "custom");
 		if (!custom)
 			continue;
-		snprintf(ff, sizeof(ff), "%s.custom", f);
+		fmt_into(ff, sizeof(ff), "%s.custom", f);
 		if (!json_is_object(custom))
 			return bad(file, ff, "must be an object");
 		sk = json_object_get(custom, "storkfs");
 		if (!sk)
 			continue;
-		snprintf(ff, sizeof(ff), "%s.custom.storkfs", f);
+		fmt_into(ff, sizeof(ff), "%s.custom.storkfs", f);
 		if (!json_is_object(sk))
 			return bad(file, ff, "must be an object");
-		snprintf(ff, sizeof(ff), "%s.custom.storkfs.size", f);
+		fmt_into(ff, sizeof(ff), "%s.custom.storkfs.size", f);
 		r = get_uint(file, sk, "size", ff, 0, false, &t->size);
 		if (r < 0)
 			return r;
-		snprintf(ff, sizeof(ff), "%s.custom.storkfs.files", f);
+		fmt_into(ff, sizeof(ff), "%s.custom.storkfs.files", f);
 		r = get_uint(file, sk, "files", ff, 0, false, &t->files);
 		if (r < 0)
 			return r;
@@ -471,7 +482,7 @@ static int cmp_file(const void *a, const void *b)
 static int parse_meta_files(const char *file, struct meta *m)
 {
 	const char *name;
-	json_t *meta, *v, *h;
+	json_t *meta = NULL, *v, *h;
 	char f[512], ff[600];
 	int r;
 
@@ -485,25 +496,25 @@ static int parse_meta_files(const char *file, struct meta *m)
 	{
 		struct meta_file *mf = &m->files[m->nfiles];
 
-		snprintf(f, sizeof(f), "signed.meta.%s", name);
+		fmt_into(f, sizeof(f), "signed.meta.%s", name);
 		if (!json_is_object(v))
 			return bad(file, f, "must be an object");
 		mf->name = strdup(name);
 		if (!mf->name)
 			return -ENOMEM;
 		m->nfiles++;
-		snprintf(ff, sizeof(ff), "%s.version", f);
+		fmt_into(ff, sizeof(ff), "%s.version", f);
 		r = get_uint(file, v, "version", ff, 1, true, &mf->version);
 		if (r < 0)
 			return r;
-		snprintf(ff, sizeof(ff), "%s.length", f);
+		fmt_into(ff, sizeof(ff), "%s.length", f);
 		r = get_uint(file, v, "length", ff, 0, false, &mf->length);
 		if (r < 0)
 			return r;
 		mf->has_length = r == 0;
 		h = json_object_get(v, "hashes");
 		if (h) {
-			snprintf(ff, sizeof(ff), "%s.hashes", f);
+			fmt_into(ff, sizeof(ff), "%s.hashes", f);
 			r = get_hash(file, h, ff, mf->hash);
 			if (r < 0)
 				return r;
@@ -566,14 +577,14 @@ static int parse_sigs(const char *file, struct meta *m)
 		return -ENOMEM;
 	json_array_foreach(sigs, i, e)
 	{
-		snprintf(f, sizeof(f), "signatures[%zu]", i);
+		fmt_into(f, sizeof(f), "signatures[%zu]", i);
 		if (!json_is_object(e))
 			return bad(file, f, "must be an object");
-		snprintf(f, sizeof(f), "signatures[%zu].keyid", i);
+		fmt_into(f, sizeof(f), "signatures[%zu].keyid", i);
 		r = get_str(file, e, "keyid", f, &keyid);
 		if (r < 0)
 			return r;
-		snprintf(f, sizeof(f), "signatures[%zu].sig", i);
+		fmt_into(f, sizeof(f), "signatures[%zu].sig", i);
 		r = get_str(file, e, "sig", f, &sig);
 		if (r < 0)
 			return r;

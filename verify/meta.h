@@ -159,6 +159,7 @@ struct client_role {		/* a delegated role loaded since the last refresh */
 	char *detail;		/* the failure's detail */
 	char *file;		/* metadata/<v>.<name>.json */
 	char *keyid;		/* a key whose signature counted */
+	const struct meta_delegation *del; /* the delegation it was checked against */
 };
 
 struct verify_client {

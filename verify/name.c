@@ -12,30 +12,34 @@
 #include "verify/verify.h"
 
 struct name_kind {
-	const char *what;	/* "package name" */
-	size_t max;		/* bytes */
-	const char *first;	/* extra characters allowed first, besides alnum */
-	const char *rest;	/* extra characters allowed after the first, besides alnum */
-	bool lower;		/* only lower-case letters */
-	const char *allowed;	/* for the message */
+	const char *what;    /* "package name" */
+	size_t max;	     /* bytes */
+	const char *first;   /* extra characters allowed first, besides alnum */
+	const char *rest;    /* extra characters allowed after the first, besides alnum */
+	bool lower;	     /* only lower-case letters */
+	const char *allowed; /* for the message */
 };
 
 static const struct name_kind package_kind = {
-	"package name", 128, "", "+._-", false,
-	"letters, digits and + . _ -; first must be a letter or digit",
+    "package name", 128,   "",
+    "+._-",	    false, "letters, digits and + . _ -; first must be a letter or digit",
 };
 static const struct name_kind version_kind = {
-	"version", 128, "", "+._~:-", false,
-	"letters, digits and + . _ ~ : -; first must be a letter or digit",
+    "version", 128,   "",
+    "+._~:-",  false, "letters, digits and + . _ ~ : -; first must be a letter or digit",
 };
 static const struct name_kind role_kind = {
-	"role name", 64, "", "_-", true,
-	"lower-case letters, digits and _ -; first must be a letter or digit",
+    "role name", 64,   "",
+    "_-",	 true, "lower-case letters, digits and _ -; first must be a letter or digit",
 };
 static const struct name_kind pattern_kind = {
-	"name pattern", 128, "*?[", "+._-*?[]!", false,
-	"letters, digits, + . _ - and the wildcards * ? [...]; first must be a letter, digit, "
-	"* ? or [",
+    "name pattern",
+    128,
+    "*?[",
+    "+._-*?[]!",
+    false,
+    "letters, digits, + . _ - and the wildcards * ? [...]; first must be a letter, digit, "
+    "* ? or [",
 };
 
 /* Quote s for a message: printable bytes as they are, others as \xNN. */

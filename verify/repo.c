@@ -1,1 +1,950 @@
-/* placeholder: being written */
+/* verify/repo.c: the repository writer. Reads the repository's current state through the
+ * client code (signatures checked, expiry not: refreshing expired metadata is its job), writes
+ * each new file with verify_write_atomic in the order manifest, delegated role, targets,
+ * snapshot, timestamp.json; renaming timestamp.json is the commit point. Writers serialize on
+ * flock() of REPODIR/metadata. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <libgen.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+
+#include "verify/meta.h"
+
+#define DAY (24 * 60 * 60)
+#define TMP_MAX_AGE (60 * 60)
+
+struct repo {
+	const char *dir;
+	int dirfd;
+	int mdfd; /* REPODIR/metadata, flock()ed */
+	struct verify_source src;
+	struct verify_client *c;
+	time_t now;
+	int64_t expiry[META_NROLES];
+};
+
+static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static char *xasprintf(const char *fmt, ...)
+{
+	char *s = NULL;
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	r = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	return r < 0 ? NULL : s;
+}
+
+static int opts_init(struct repo *r, const struct verify_repo_opts *o)
+{
+	static const struct verify_repo_opts none;
+	int i;
+
+	if (!o)
+		o = &none;
+	r->now = o->now ? o->now : time(NULL);
+	r->expiry[META_ROLE_ROOT] = o->root_expiry ? o->root_expiry : 365 * DAY;
+	r->expiry[META_ROLE_TARGETS] = o->targets_expiry ? o->targets_expiry : 365 * DAY;
+	r->expiry[META_ROLE_SNAPSHOT] = o->snapshot_expiry ? o->snapshot_expiry : 7 * DAY;
+	r->expiry[META_ROLE_TIMESTAMP] = o->timestamp_expiry ? o->timestamp_expiry : DAY;
+	for (i = 0; i < META_NROLES; i++) {
+		if (r->expiry[i] < 0 || r->expiry[i] > 100LL * 365 * DAY) {
+			stork_errorf("expiry of role %s: %" PRId64
+				     " seconds is not between 1 second and 100 years",
+				     meta_role_names[i], r->expiry[i]);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static void repo_close(struct repo *r)
+{
+	verify_client_free(r->c);
+	r->c = NULL;
+	verify_dir_source_fini(&r->src);
+	if (r->mdfd >= 0)
+		close(r->mdfd); /* drops the lock */
+	if (r->dirfd >= 0)
+		close(r->dirfd);
+	r->mdfd = r->dirfd = -1;
+}
+
+static int lock_metadata(struct repo *r)
+{
+	r->mdfd = openat(r->dirfd, "metadata", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (r->mdfd < 0) {
+		int e = -errno;
+
+		if (e == -ENOENT)
+			stork_errorf("%s: not a storkfs repository (no metadata directory); create "
+				     "one with `stork repo init`",
+				     r->dir);
+		else
+			stork_errorf("%s/metadata: %s", r->dir, storkfs_strerror(e));
+		return e;
+	}
+	while (flock(r->mdfd, LOCK_EX) < 0) {
+		if (errno != EINTR) {
+			int e = -errno;
+
+			stork_errorf("%s/metadata: cannot lock: %s", r->dir, storkfs_strerror(e));
+			return e;
+		}
+	}
+	return 0;
+}
+
+/* Lock the repository and read its state, checking every signature on the way, so that a
+ * writer never builds on metadata someone tampered with. */
+static int repo_open(struct repo *r, const char *repodir, const struct verify_repo_opts *o)
+{
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int ret;
+
+	memset(r, 0, sizeof(*r));
+	r->dir = repodir;
+	r->dirfd = r->mdfd = -1;
+	ret = opts_init(r, o);
+	if (ret < 0)
+		return ret;
+	r->dirfd = open(repodir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (r->dirfd < 0) {
+		ret = -errno;
+		stork_errorf("%s: %s", repodir, storkfs_strerror(ret));
+		goto out;
+	}
+	ret = lock_metadata(r);
+	if (ret < 0)
+		goto out;
+	ret = verify_dir_source_init(&r->src, repodir);
+	if (ret < 0)
+		goto out;
+	ret = r->src.get(r->src.ctx, "metadata/1.root.json", VERIFY_MAX_ROOT_LEN, &buf, &len);
+	if (ret == -ENOENT)
+		stork_errorf("%s: not a storkfs repository (no metadata/1.root.json); create one "
+			     "with `stork repo init`",
+			     repodir);
+	if (ret < 0)
+		goto out;
+	ret = verify_client_new(buf, len, r->now, &r->c);
+	if (ret < 0)
+		goto out;
+	r->c->check_expiry = false;
+	ret = verify_client_refresh(r->c, &r->src);
+	if (ret < 0)
+		stork_error_prefix("%s: the repository's current state does not verify", repodir);
+out:
+	free(buf);
+	if (ret < 0)
+		repo_close(r);
+	return ret;
+}
+
+/* A top-level role's private key from KEYDIR, which must be one the root lists for it. */
+static int load_key(const struct repo *r, const char *keydir, enum meta_toprole role,
+		    struct verify_key **ret_key)
+{
+	const struct meta_delegation *d = &r->c->root->roles[role];
+	struct verify_key *k = NULL;
+	char *path;
+	int ret;
+
+	path = xasprintf("%s/%s.key", keydir, meta_role_names[role]);
+	if (!path)
+		return -ENOMEM;
+	ret = verify_key_load_private(path, &k);
+	if (ret < 0) {
+		if (!strstr(stork_error_detail(), path))
+			stork_error_prefix("%s", path);
+		goto out;
+	}
+	if (!meta_delegation_has_key(d, verify_key_id(k))) {
+		stork_errorf("%s: key %.16s is not a %s key of %s (it lists %.16s%s)", path,
+			     verify_key_id(k), meta_role_names[role], r->c->root->file,
+			     d->nkeyids ? d->keyids[0] : "none", d->nkeyids > 1 ? ", ..." : "");
+		ret = STORK_EBADSIG;
+		goto out;
+	}
+	*ret_key = k;
+	k = NULL;
+out:
+	verify_key_free(k);
+	free(path);
+	return ret;
+}
+
+/* _type, spec_version, version, expires: the fields every role has. */
+static int set_common(json_t *s, const char *type, uint64_t version, time_t expires)
+{
+	char exp[21];
+
+	if (meta_format_time(expires, exp) < 0) {
+		stork_errorf("expiry time %lld is out of range", (long long)expires);
+		return -EOVERFLOW;
+	}
+	if (json_object_set_new(s, "_type", json_string(type)) < 0 ||
+	    json_object_set_new(s, "spec_version", json_string(META_SPEC_VERSION)) < 0 ||
+	    json_object_set_new(s, "version", json_integer((json_int_t)version)) < 0 ||
+	    json_object_set_new(s, "expires", json_string(exp)) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+/* Sign s and write it as metadata/<name>. ret_buf (optional) receives the bytes. */
+static int write_signed(int mdfd, const char *name, const json_t *s, struct verify_key *key,
+			char **ret_buf, size_t *ret_len)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	int r;
+
+	r = meta_sign(s, &key, 1, &buf, &len);
+	if (r < 0) {
+		stork_errorf("metadata/%s: cannot sign: %s", name, storkfs_strerror(r));
+		goto out;
+	}
+	r = verify_write_atomic(mdfd, name, buf, len, 0644);
+	if (r < 0) {
+		stork_errorf("metadata/%s: cannot write: %s", name, storkfs_strerror(r));
+		goto out;
+	}
+	if (ret_buf) {
+		*ret_buf = buf;
+		*ret_len = len;
+		buf = NULL;
+	}
+out:
+	free(buf);
+	return r;
+}
+
+/* New snapshot (with the given role files at new versions) and then timestamp.json, the
+ * commit point. names[i] like "targets.json", "alice.json". */
+static int commit(struct repo *r, const char *const *names, const uint64_t *versions, size_t n,
+		  struct verify_key *snapkey, struct verify_key *tskey)
+{
+	uint64_t sv = r->c->snapshot->version + 1, tv = r->c->timestamp->version + 1;
+	json_t *snap = NULL, *meta = NULL, *ts = NULL;
+	uint8_t digest[VERIFY_HASH_LEN];
+	char hex[VERIFY_HASH_HEX], name[64], *buf = NULL;
+	size_t len = 0, i;
+	int ret = -ENOMEM;
+
+	snap = json_object();
+	ts = json_object();
+	meta = json_deep_copy(json_object_get(r->c->snapshot->signed_json, "meta"));
+	if (!snap || !ts || !meta)
+		goto out;
+	for (i = 0; i < n; i++)
+		if (json_object_set_new(meta, names[i],
+					json_pack("{s:I}", "version", (json_int_t)versions[i])) < 0)
+			goto out;
+	ret = set_common(snap, "snapshot", sv, r->now + r->expiry[META_ROLE_SNAPSHOT]);
+	if (ret < 0)
+		goto out;
+	ret = -ENOMEM;
+	if (json_object_set(snap, "meta", meta) < 0)
+		goto out;
+	snprintf(name, sizeof(name), "%" PRIu64 ".snapshot.json", sv);
+	ret = write_signed(r->mdfd, name, snap, snapkey, &buf, &len);
+	if (ret < 0)
+		goto out;
+	ret = verify_sha256(buf, len, digest);
+	if (ret < 0)
+		goto out;
+	verify_hex(digest, VERIFY_HASH_LEN, hex);
+	ret = set_common(ts, "timestamp", tv, r->now + r->expiry[META_ROLE_TIMESTAMP]);
+	if (ret < 0)
+		goto out;
+	ret = -ENOMEM;
+	if (json_object_set_new(ts, "meta",
+				json_pack("{s:{s:I, s:I, s:{s:s}}}", "snapshot.json", "version",
+					  (json_int_t)sv, "length", (json_int_t)len, "hashes",
+					  "sha256", hex)) < 0)
+		goto out;
+	ret = write_signed(r->mdfd, "timestamp.json", ts, tskey, NULL, NULL);
+out:
+	free(buf);
+	json_decref(snap);
+	json_decref(meta);
+	json_decref(ts);
+	return ret;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* init */
+
+/* The canonical absolute path of p, which may not exist yet (its parent must). */
+static char *canonical(const char *p)
+{
+	char *real, *copy1 = NULL, *copy2 = NULL, *parent = NULL, *out = NULL;
+
+	real = realpath(p, NULL);
+	if (real)
+		return real;
+	copy1 = strdup(p);
+	copy2 = strdup(p);
+	if (!copy1 || !copy2)
+		goto out;
+	parent = realpath(dirname(copy1), NULL);
+	if (!parent)
+		goto out;
+	out = xasprintf("%s/%s", strcmp(parent, "/") == 0 ? "" : parent, basename(copy2));
+out:
+	free(copy1);
+	free(copy2);
+	free(parent);
+	return out;
+}
+
+static int check_keydir_outside(const char *repodir, const char *keydir)
+{
+	char *rr = canonical(repodir), *kr = canonical(keydir);
+	int ret = 0;
+	size_t n;
+
+	if (!rr || !kr) {
+		ret = -errno ? -errno : -ENOMEM;
+		stork_errorf("%s: %s", rr ? keydir : repodir, storkfs_strerror(ret));
+		goto out;
+	}
+	n = strlen(rr);
+	if (strcmp(rr, "/") == 0 || strcmp(rr, kr) == 0 ||
+	    (strncmp(rr, kr, n) == 0 && kr[n] == '/')) {
+		stork_errorf("%s: the key directory is inside the repository %s, which is served "
+			     "publicly; keep the keys outside it",
+			     keydir, repodir);
+		ret = -EINVAL;
+	}
+out:
+	free(rr);
+	free(kr);
+	return ret;
+}
+
+static int mkdir_ok(int dirfd, const char *path, mode_t mode, const char *what)
+{
+	int e;
+
+	if (mkdirat(dirfd, path, mode) == 0 || errno == EEXIST)
+		return 0;
+	e = -errno;
+	stork_errorf("%s: cannot create: %s", what, storkfs_strerror(e));
+	return e;
+}
+
+/* A repository exists if metadata/ holds any file readers would look at. */
+static int check_no_metadata(struct repo *r)
+{
+	struct dirent *de;
+	DIR *d;
+	int fd, ret = 0;
+
+	fd = openat(r->mdfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || !(d = fdopendir(fd))) {
+		ret = -errno;
+		if (fd >= 0)
+			close(fd);
+		stork_errorf("%s/metadata: %s", r->dir, storkfs_strerror(ret));
+		return ret;
+	}
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		stork_errorf("%s: already a repository (metadata/%s exists)", r->dir, de->d_name);
+		ret = -EEXIST;
+		break;
+	}
+	closedir(d);
+	return ret;
+}
+
+static json_t *role_keys(const char *keyid)
+{
+	return json_pack("{s:[s], s:i}", "keyids", keyid, "threshold", 1);
+}
+
+int verify_repo_init(const char *repodir, const char *keydir, const struct verify_repo_opts *o,
+		     char **ret_root_path)
+{
+	struct verify_key *keys[META_NROLES] = {NULL};
+	json_t *root = NULL, *targets = NULL, *snap = NULL, *ts = NULL, *jkeys, *jroles;
+	char *path = NULL, *rootbuf = NULL, *snapbuf = NULL;
+	uint8_t digest[VERIFY_HASH_LEN];
+	char hex[VERIFY_HASH_HEX];
+	size_t rootlen = 0, snaplen = 0;
+	struct repo r = {.dir = repodir, .dirfd = -1, .mdfd = -1};
+	struct stat st;
+	int i, ret;
+
+	ret = opts_init(&r, o);
+	if (ret < 0)
+		return ret;
+	if (mkdir(repodir, 0755) < 0 && errno != EEXIST) {
+		ret = -errno;
+		stork_errorf("%s: cannot create: %s", repodir, storkfs_strerror(ret));
+		return ret;
+	}
+	ret = check_keydir_outside(repodir, keydir);
+	if (ret < 0)
+		return ret;
+	r.dirfd = open(repodir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (r.dirfd < 0) {
+		ret = -errno;
+		stork_errorf("%s: %s", repodir, storkfs_strerror(ret));
+		goto out;
+	}
+	ret = mkdir_ok(r.dirfd, "metadata", 0755, "metadata");
+	if (ret < 0)
+		goto out;
+	ret = lock_metadata(&r);
+	if (ret < 0)
+		goto out;
+	ret = check_no_metadata(&r);
+	if (ret < 0)
+		goto out;
+
+	/* Keys: refuse to touch a key directory that already holds any of them. */
+	if (mkdir(keydir, 0700) < 0 && errno != EEXIST) {
+		ret = -errno;
+		stork_errorf("%s: cannot create: %s", keydir, storkfs_strerror(ret));
+		goto out;
+	}
+	for (i = 0; i < META_NROLES; i++) {
+		char p[PATH_MAX];
+
+		snprintf(p, sizeof(p), "%s/%s.key", keydir, meta_role_names[i]);
+		if (lstat(p, &st) == 0) {
+			stork_errorf("%s: exists; refusing to overwrite a key", p);
+			ret = -EEXIST;
+			goto out;
+		}
+	}
+	for (i = 0; i < META_NROLES; i++) {
+		ret = verify_key_generate(&keys[i]);
+		if (ret < 0)
+			goto out;
+		free(path);
+		path = xasprintf("%s/%s.key", keydir, meta_role_names[i]);
+		if (!path) {
+			ret = -ENOMEM;
+			goto out;
+		}
+		ret = verify_key_save(keys[i], path);
+		if (ret < 0) {
+			if (!strstr(stork_error_detail(), path))
+				stork_error_prefix("%s", path);
+			goto out;
+		}
+	}
+	ret = mkdir_ok(r.dirfd, "targets", 0755, "targets");
+	if (ret < 0)
+		goto out;
+	ret = mkdir_ok(r.dirfd, "objects", 0755, "objects");
+	if (ret < 0)
+		goto out;
+
+	ret = -ENOMEM;
+	root = json_object();
+	jkeys = json_object();
+	jroles = json_object();
+	if (!root || !jkeys || !jroles || json_object_set_new(root, "keys", jkeys) < 0 ||
+	    json_object_set_new(root, "roles", jroles) < 0 ||
+	    json_object_set_new(root, "consistent_snapshot", json_true()) < 0)
+		goto out;
+	for (i = 0; i < META_NROLES; i++) {
+		const char *id = verify_key_id(keys[i]);
+
+		if (json_object_set_new(jkeys, id, verify_key_to_json(keys[i])) < 0 ||
+		    json_object_set_new(jroles, meta_role_names[i], role_keys(id)) < 0)
+			goto out;
+	}
+	ret = set_common(root, "root", 1, r.now + r.expiry[META_ROLE_ROOT]);
+	if (ret < 0)
+		goto out;
+	ret = write_signed(r.mdfd, "1.root.json", root, keys[META_ROLE_ROOT], &rootbuf, &rootlen);
+	if (ret < 0)
+		goto out;
+	ret = verify_write_atomic(r.mdfd, "root.json", rootbuf, rootlen, 0644);
+	if (ret < 0)
+		goto out;
+
+	ret = -ENOMEM;
+	targets = json_pack("{s:{}, s:{s:{}, s:[]}}", "targets", "delegations", "keys", "roles");
+	if (!targets)
+		goto out;
+	ret = set_common(targets, "targets", 1, r.now + r.expiry[META_ROLE_TARGETS]);
+	if (ret < 0)
+		goto out;
+	ret = write_signed(r.mdfd, "1.targets.json", targets, keys[META_ROLE_TARGETS], NULL, NULL);
+	if (ret < 0)
+		goto out;
+
+	ret = -ENOMEM;
+	snap = json_pack("{s:{s:{s:i}}}", "meta", "targets.json", "version", 1);
+	if (!snap)
+		goto out;
+	ret = set_common(snap, "snapshot", 1, r.now + r.expiry[META_ROLE_SNAPSHOT]);
+	if (ret < 0)
+		goto out;
+	ret = write_signed(r.mdfd, "1.snapshot.json", snap, keys[META_ROLE_SNAPSHOT], &snapbuf,
+			   &snaplen);
+	if (ret < 0)
+		goto out;
+	ret = verify_sha256(snapbuf, snaplen, digest);
+	if (ret < 0)
+		goto out;
+	verify_hex(digest, VERIFY_HASH_LEN, hex);
+
+	ret = -ENOMEM;
+	ts = json_pack("{s:{s:{s:i, s:I, s:{s:s}}}}", "meta", "snapshot.json", "version", 1,
+		       "length", (json_int_t)snaplen, "hashes", "sha256", hex);
+	if (!ts)
+		goto out;
+	ret = set_common(ts, "timestamp", 1, r.now + r.expiry[META_ROLE_TIMESTAMP]);
+	if (ret < 0)
+		goto out;
+	ret = write_signed(r.mdfd, "timestamp.json", ts, keys[META_ROLE_TIMESTAMP], NULL, NULL);
+	if (ret < 0)
+		goto out;
+
+	free(path);
+	path = xasprintf("%s/metadata/1.root.json", repodir);
+	if (!path) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	*ret_root_path = path;
+	path = NULL;
+	ret = 0;
+out:
+	for (i = 0; i < META_NROLES; i++)
+		verify_key_free(keys[i]);
+	json_decref(root);
+	json_decref(targets);
+	json_decref(snap);
+	json_decref(ts);
+	free(rootbuf);
+	free(snapbuf);
+	free(path);
+	repo_close(&r);
+	return ret;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* delegate */
+
+static json_t *find_role_json(json_t *roles, const char *name)
+{
+	json_t *e;
+	size_t i;
+
+	json_array_foreach(roles, i, e)
+	{
+		if (json_is_string(json_object_get(e, "name")) &&
+		    strcmp(json_string_value(json_object_get(e, "name")), name) == 0)
+			return e;
+	}
+	return NULL;
+}
+
+static bool strv_json_has(const json_t *arr, const char *s)
+{
+	const json_t *e;
+	size_t i;
+
+	json_array_foreach(arr, i, e)
+	{
+		if (json_is_string(e) && strcmp(json_string_value(e), s) == 0)
+			return true;
+	}
+	return false;
+}
+
+int verify_repo_delegate(const char *repodir, const char *keydir, const struct verify_key *pub,
+			 const char *role, const char *const *patterns, size_t npatterns,
+			 const struct verify_repo_opts *o)
+{
+	struct verify_key *tkey = NULL, *skey = NULL, *tskey = NULL;
+	json_t *s = NULL, *dels, *roles, *keys, *rj, *paths;
+	const char *id = verify_key_id(pub), *name = "targets.json";
+	char file[64];
+	bool changed = false;
+	uint64_t v;
+	size_t i;
+	struct repo r = {.dirfd = -1, .mdfd = -1};
+	int ret;
+
+	ret = verify_check_role_name(role);
+	if (ret < 0)
+		return ret;
+	if (npatterns == 0) {
+		stork_errorf("role %s: no package name patterns to delegate", role);
+		return -EINVAL;
+	}
+	for (i = 0; i < npatterns; i++) {
+		ret = verify_check_name_pattern(patterns[i]);
+		if (ret < 0)
+			return ret;
+	}
+	ret = repo_open(&r, repodir, o);
+	if (ret < 0)
+		return ret;
+	ret = load_key(&r, keydir, META_ROLE_TARGETS, &tkey);
+	if (ret < 0)
+		goto out;
+	ret = load_key(&r, keydir, META_ROLE_SNAPSHOT, &skey);
+	if (ret < 0)
+		goto out;
+	ret = load_key(&r, keydir, META_ROLE_TIMESTAMP, &tskey);
+	if (ret < 0)
+		goto out;
+
+	ret = -ENOMEM;
+	s = json_deep_copy(r.c->targets->signed_json);
+	if (!s)
+		goto out;
+	dels = json_object_get(s, "delegations");
+	if (!dels) {
+		if (json_object_set_new(s, "delegations",
+					json_pack("{s:{}, s:[]}", "keys", "roles")) < 0)
+			goto out;
+		dels = json_object_get(s, "delegations");
+	}
+	roles = json_object_get(dels, "roles");
+	keys = json_object_get(dels, "keys");
+	rj = find_role_json(roles, role);
+	if (rj) {
+		if (!strv_json_has(json_object_get(rj, "keyids"), id)) {
+			stork_errorf("role %s: already delegated to another key (%.16s); choose "
+				     "another role name for key %.16s",
+				     role,
+				     json_string_value(
+					     json_array_get(json_object_get(rj, "keyids"), 0)),
+				     id);
+			ret = -EEXIST;
+			goto out;
+		}
+		paths = json_object_get(rj, "paths");
+		if (!json_is_array(paths)) {
+			stork_errorf("%s: role %s delegates by path hash prefixes; storkfs cannot add "
+				     "patterns to it",
+				     r.c->targets->file, role);
+			ret = STORK_EUNSUPPORTED;
+			goto out;
+		}
+	} else {
+		rj = json_pack("{s:s, s:[s], s:i, s:b, s:[]}", "name", role, "keyids", id,
+			       "threshold", 1, "terminating", 0, "paths");
+		if (!rj || json_array_append_new(roles, rj) < 0)
+			goto out;
+		paths = json_object_get(rj, "paths");
+		changed = true;
+	}
+	if (!json_object_get(keys, id)) {
+		if (json_object_set_new(keys, id, verify_key_to_json(pub)) < 0)
+			goto out;
+		changed = true;
+	}
+	for (i = 0; i < npatterns; i++) {
+		char *p = xasprintf("%s/*", patterns[i]);
+
+		if (!p)
+			goto out;
+		if (!strv_json_has(paths, p)) {
+			if (json_array_append_new(paths, json_string(p)) < 0) {
+				free(p);
+				goto out;
+			}
+			changed = true;
+		}
+		free(p);
+	}
+	ret = 0;
+	if (!changed)
+		goto out; /* already delegated exactly so */
+	v = r.c->targets->version + 1;
+	ret = set_common(s, "targets", v, r.now + r.expiry[META_ROLE_TARGETS]);
+	if (ret < 0)
+		goto out;
+	snprintf(file, sizeof(file), "%" PRIu64 ".targets.json", v);
+	ret = write_signed(r.mdfd, file, s, tkey, NULL, NULL);
+	if (ret < 0)
+		goto out;
+	ret = commit(&r, &name, &v, 1, skey, tskey);
+out:
+	json_decref(s);
+	verify_key_free(tkey);
+	verify_key_free(skey);
+	verify_key_free(tskey);
+	repo_close(&r);
+	return ret;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* publish */
+
+/* Publishing outside the key's patterns: say what the key may publish, or how to delegate. */
+static int pattern_error(const struct repo *r, const struct verify_key *publisher,
+			 const struct verify_manifest *m, const char *target)
+{
+	const struct meta *t = r->c->targets;
+	const char *id = verify_key_id(publisher);
+	char list[1024] = "";
+	size_t i, j, len;
+
+	for (i = 0; i < t->ndels; i++) {
+		const struct meta_delegation *d = &t->dels[i];
+
+		if (!meta_delegation_has_key(d, id))
+			continue;
+		for (j = 0; j < d->npaths; j++) {
+			len = strlen(list);
+			/* show the package-name pattern the operator delegated, without "/STAR" */
+			snprintf(list + len, sizeof(list) - len, "%s%.*s (role %s)",
+				 len ? ", " : "", (int)(strlen(d->paths[j]) - 2), d->paths[j],
+				 d->name);
+		}
+	}
+	if (list[0])
+		stork_errorf("%s %s: key %.16s may only publish packages matching %s; %s is not "
+			     "among them",
+			     m->name, m->version, id, list, target);
+	else
+		stork_errorf("%s %s: key %.16s is not delegated any package names in %s; "
+			     "delegate some with `stork repo delegate %s --keys KEYDIR KEYFILE.pub "
+			     "PATTERN`",
+			     m->name, m->version, id, t->file, r->dir);
+	return STORK_EPATTERN;
+}
+
+static int write_manifest(struct repo *r, const struct verify_manifest *m, const char *hex,
+			  const char *buf, size_t len)
+{
+	char *dir = NULL, *file = NULL;
+	int ret = -ENOMEM;
+
+	dir = xasprintf("targets/%s", m->name);
+	file = xasprintf("targets/%s/%s.%s.json", m->name, hex, m->version);
+	if (!dir || !file)
+		goto out;
+	ret = mkdir_ok(r->dirfd, "targets", 0755, "targets");
+	if (ret < 0)
+		goto out;
+	ret = mkdir_ok(r->dirfd, dir, 0755, dir);
+	if (ret < 0)
+		goto out;
+	ret = verify_write_atomic(r->dirfd, file, buf, len, 0644);
+out:
+	free(dir);
+	free(file);
+	return ret;
+}
+
+int verify_repo_publish(const char *repodir, const char *keydir,
+			const struct verify_key *publisher, const struct verify_manifest *m,
+			const struct verify_repo_opts *o)
+{
+	struct verify_key *skey = NULL, *tskey = NULL;
+	struct verify_manifest *check = NULL;
+	const struct meta_delegation *del = NULL;
+	const struct client_role *cr = NULL;
+	const struct meta_target *old;
+	json_t *s = NULL, *targets;
+	char *target = NULL, *buf = NULL, *rolejson = NULL, hex[VERIFY_HASH_HEX], file[128];
+	uint8_t digest[VERIFY_HASH_LEN];
+	const char *id = verify_key_id(publisher);
+	struct repo r = {.dirfd = -1, .mdfd = -1};
+	size_t len = 0, i;
+	uint64_t v;
+	int ret;
+
+	if (!verify_key_is_private(publisher)) {
+		stork_errorf("publish: key %.16s: the private key is needed to sign", id);
+		return -EINVAL;
+	}
+	target = verify_target_path(m->name, m->version);
+	if (!target)
+		return -ENOMEM;
+	ret = verify_manifest_dump(m, &buf, &len);
+	if (ret < 0)
+		goto out;
+	/* Never publish what a client would refuse. */
+	ret = verify_manifest_parse(buf, len, target, &check);
+	if (ret < 0)
+		goto out;
+	ret = verify_sha256(buf, len, digest);
+	if (ret < 0)
+		goto out;
+	verify_hex(digest, VERIFY_HASH_LEN, hex);
+
+	ret = repo_open(&r, repodir, o);
+	if (ret < 0)
+		goto out;
+	for (i = 0; i < r.c->targets->ndels && !del; i++)
+		if (meta_delegation_has_key(&r.c->targets->dels[i], id) &&
+		    meta_delegation_matches(&r.c->targets->dels[i], target))
+			del = &r.c->targets->dels[i];
+	if (!del) {
+		ret = pattern_error(&r, publisher, m, target);
+		goto out;
+	}
+	ret = client_load_role(r.c, &r.src, r.c->targets, del, &cr);
+	if (ret < 0 && ret != -ENOENT)
+		goto out;
+	if (ret == 0) {
+		old = meta_find_target(cr->m, target);
+		if (old && old->length == len && memcmp(old->hash, digest, VERIFY_HASH_LEN) == 0) {
+			ret = 1;
+			goto out;
+		}
+		if (old) {
+			stork_errorf("%s %s is already published with different content; publish "
+				     "a new version",
+				     m->name, m->version);
+			ret = -EEXIST;
+			goto out;
+		}
+	}
+	ret = load_key(&r, keydir, META_ROLE_SNAPSHOT, &skey);
+	if (ret < 0)
+		goto out;
+	ret = load_key(&r, keydir, META_ROLE_TIMESTAMP, &tskey);
+	if (ret < 0)
+		goto out;
+
+	ret = write_manifest(&r, m, hex, buf, len);
+	if (ret < 0)
+		goto out;
+
+	ret = -ENOMEM;
+	v = cr ? cr->m->version + 1 : 1;
+	s = cr ? json_deep_copy(cr->m->signed_json) : json_pack("{s:{}}", "targets");
+	if (!s)
+		goto out;
+	targets = json_object_get(s, "targets");
+	if (json_object_set_new(targets, target,
+				json_pack("{s:I, s:{s:s}, s:{s:{s:I, s:I}}}", "length",
+					  (json_int_t)len, "hashes", "sha256", hex, "custom",
+					  "storkfs", "size", (json_int_t)m->total_size, "files",
+					  (json_int_t)m->n)) < 0)
+		goto out;
+	ret = set_common(s, "targets", v, r.now + r.expiry[META_ROLE_TARGETS]);
+	if (ret < 0)
+		goto out;
+	snprintf(file, sizeof(file), "%" PRIu64 ".%s.json", v, del->name);
+	ret = write_signed(r.mdfd, file, s, (struct verify_key *)publisher, NULL, NULL);
+	if (ret < 0)
+		goto out;
+	ret = -ENOMEM;
+	rolejson = xasprintf("%s.json", del->name);
+	if (!rolejson)
+		goto out;
+	ret = commit(&r, (const char *const *)&rolejson, &v, 1, skey, tskey);
+out:
+	json_decref(s);
+	verify_manifest_free(check);
+	verify_key_free(skey);
+	verify_key_free(tskey);
+	repo_close(&r);
+	free(rolejson);
+	free(target);
+	free(buf);
+	return ret;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* refresh */
+
+/* Remove ".tmp-*" files older than TMP_MAX_AGE in one directory (a killed writer's). */
+static void clean_tmp_in(int dirfd, const char *path, time_t now)
+{
+	struct dirent *de;
+	struct stat st;
+	DIR *d;
+	int fd;
+
+	fd = openat(dirfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return;
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return;
+	}
+	while ((de = readdir(d))) {
+		if (strncmp(de->d_name, ".tmp-", 5) != 0)
+			continue;
+		if (fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+			continue;
+		if (st.st_mtime < now - TMP_MAX_AGE)
+			unlinkat(fd, de->d_name, 0);
+	}
+	closedir(d);
+}
+
+/* ...in every directory below `top` (targets/<name>/, objects/<xx>/). */
+static void clean_tmp_below(int dirfd, const char *top, time_t now)
+{
+	struct dirent *de;
+	DIR *d;
+	int fd;
+
+	clean_tmp_in(dirfd, top, now);
+	fd = openat(dirfd, top, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return;
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return;
+	}
+	while ((de = readdir(d)))
+		if (de->d_name[0] != '.')
+			clean_tmp_in(fd, de->d_name, now);
+	closedir(d);
+}
+
+int verify_repo_refresh(const char *repodir, const char *keydir,
+			const struct verify_repo_opts *o)
+{
+	struct verify_key *skey = NULL, *tskey = NULL;
+	struct repo r = {.dirfd = -1, .mdfd = -1};
+	time_t wall = time(NULL);
+	int ret;
+
+	ret = repo_open(&r, repodir, o);
+	if (ret < 0)
+		return ret;
+	ret = load_key(&r, keydir, META_ROLE_SNAPSHOT, &skey);
+	if (ret < 0)
+		goto out;
+	ret = load_key(&r, keydir, META_ROLE_TIMESTAMP, &tskey);
+	if (ret < 0)
+		goto out;
+	ret = commit(&r, NULL, NULL, 0, skey, tskey);
+	if (ret < 0)
+		goto out;
+	/* File ages are wall-clock ages, whatever time the metadata is signed for. */
+	clean_tmp_in(r.dirfd, "metadata", wall);
+	clean_tmp_below(r.dirfd, "targets", wall);
+	clean_tmp_below(r.dirfd, "objects", wall);
+out:
+	verify_key_free(skey);
+	verify_key_free(tskey);
+	repo_close(&r);
+	return ret;
+}

@@ -1,2 +1,105 @@
 #!/usr/bin/env bash
-echo "placeholder: not written yet"; exit 1
+# Interoperability: tuf-js, an independent TUF client, updates from a storkfs repository served
+# by nginx, resolves targets through the delegations and downloads manifests that equal the
+# repository's files; it rejects a tampered manifest and a tampered role.
+. "$(dirname "$0")/lib.sh"
+
+need node npm nginx dpkg-deb
+fetch_debs
+
+# tuf-js, installed once into the cache
+NODE_DIR=$STORK_TEST_CACHE/node
+if [ ! -f "$NODE_DIR/node_modules/tuf-js/package.json" ]; then
+	mkdir -p "$NODE_DIR"
+	(
+		cd "$NODE_DIR"
+		flock 9
+		if [ ! -f node_modules/tuf-js/package.json ]; then
+			[ -f package.json ] || echo '{"private": true}' >package.json
+			npm install --no-audit --no-fund --loglevel=error tuf-js >"$T/npm.log" 2>&1 ||
+				{ cat "$T/npm.log" >&2; exit 1; }
+		fi
+	) 9>"$NODE_DIR/.lock" || fail "npm install tuf-js"
+fi
+echo "# tuf-js $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["version"])' "$NODE_DIR/node_modules/tuf-js/package.json")"
+CLIENT=$STORK_TESTS/integration/tufjs_client.mjs
+
+make_repo 'hello' 'tiny'
+keygen "$T/pub/bob.key"
+expect_rc 0 "delegate tools to bob" "$STORK" repo delegate "$REPO" --keys "$KEYS" "$T/pub/bob.key.pub" tools
+hello=${DEBS[6]}
+[ "$(deb_field "$hello" Package)" = hello ] || fail "DEBS[6] is not hello"
+publish hello 2.10-3 "$hello"
+mkdir -p "$T/src/bin"
+printf '#!/bin/sh\necho tiny\n' >"$T/src/bin/tiny"
+publish tiny 1.0 "$T/src"
+printf '#!/bin/sh\necho tiny 1.1\n' >"$T/src/bin/tiny"
+publish tiny 1.1 "$T/src"
+expect_rc 0 "bob publishes tools 3" "$STORK" publish "$REPO" --keys "$KEYS" --key "$T/pub/bob.key" tools 3 "$T/src"
+verify_ok
+
+start_nginx "$REPO"
+
+# tufjs METADATA_DIR TARGET...: run the client; RC, OUT as with run.
+tufjs() {
+	local md=$1
+	shift
+	mkdir -p "$md" "$T/dl"
+	[ -f "$md/root.json" ] || cp "$ROOT" "$md/root.json"
+	run node "$CLIENT" "$NODE_DIR/node_modules" "$NGINX_URL/metadata" "$NGINX_URL/targets" "$md" "$T/dl" "$@"
+}
+
+tufjs "$T/md1" hello/2.10-3.json tiny/1.1.json tools/3.json
+[ "$RC" -eq 0 ] || { _show_run; fail "tuf-js could not update from the repository and download the targets"; }
+pass "tuf-js refreshes (root, timestamp, snapshot, targets, delegated roles) and downloads three targets"
+cmp "$T/dl/hello__2.10-3.json" "$(manifest_file hello 2.10-3)" || fail "hello manifest from tuf-js differs"
+cmp "$T/dl/tiny__1.1.json" "$(manifest_file tiny 1.1)" || fail "tiny manifest from tuf-js differs"
+cmp "$T/dl/tools__3.json" "$(manifest_file tools 3)" || fail "tools manifest from tuf-js differs"
+pass "the manifests tuf-js downloaded equal the repository's files"
+
+# it really went through nginx, with consistent-snapshot names
+for re in 'GET /metadata/2\.root\.json HTTP/[0-9.]+" 404' 'GET /metadata/timestamp\.json HTTP/[0-9.]+" 200' \
+	'GET /metadata/[0-9]+\.snapshot\.json HTTP/[0-9.]+" 200' 'GET /metadata/[0-9]+\.targets\.json HTTP/[0-9.]+" 200' \
+	'GET /metadata/[0-9]+\.alice\.json HTTP/[0-9.]+" 200' 'GET /metadata/[0-9]+\.bob\.json HTTP/[0-9.]+" 200' \
+	'GET /targets/hello/[0-9a-f]{64}\.2\.10-3\.json HTTP/[0-9.]+" 200'; do
+	[ "$(nginx_requests "$re")" -ge 1 ] || { tail -20 "$NGINX_DIR/access.log" >&2; fail "no request matching '$re' in nginx's log"; }
+done
+pass "nginx served root probe, timestamp, versioned snapshot/targets/roles and hash-prefixed targets"
+
+# a target no role signs
+tufjs "$T/md2" nope/1.0.json
+[ "$RC" -eq 2 ] && grep -q '^missing nope/1.0.json' "$T/out" || { _show_run; fail "tuf-js: unknown target not reported missing"; }
+pass "tuf-js reports an unknown target as missing"
+
+# a new version appears to a client with cached metadata
+printf '#!/bin/sh\necho tiny 1.2\n' >"$T/src/bin/tiny"
+publish tiny 1.2 "$T/src"
+tufjs "$T/md1" tiny/1.2.json
+[ "$RC" -eq 0 ] || { _show_run; fail "tuf-js with cached metadata did not pick up tiny 1.2"; }
+cmp "$T/dl/tiny__1.2.json" "$(manifest_file tiny 1.2)" || fail "tiny 1.2 manifest from tuf-js differs"
+pass "tuf-js with cached metadata updates to the new snapshot and finds tiny 1.2"
+
+# a tampered manifest is rejected by tuf-js
+m=$(manifest_file tiny 1.1)
+cp "$m" "$T/orig"
+python3 -c 'import sys; p = sys.argv[1]; b = bytearray(open(p, "rb").read()); b[len(b) // 2] ^= 1; open(p, "wb").write(b)' "$m"
+tufjs "$T/md3" tiny/1.1.json
+[ "$RC" -eq 1 ] || { _show_run; fail "tuf-js accepted a tampered manifest"; }
+cp "$T/orig" "$m"
+pass "tuf-js rejects a tampered manifest"
+
+# a tampered delegated role is rejected by tuf-js
+role=$(latest_meta alice)
+cp "$REPO/metadata/$role" "$T/orig"
+sed -i 's/"hello\/2.10-3.json"/"hello\/2.10-4.json"/' "$REPO/metadata/$role"
+cmp -s "$T/orig" "$REPO/metadata/$role" && fail "could not tamper with $role"
+tufjs "$T/md4" hello/2.10-4.json
+[ "$RC" -eq 1 ] || { _show_run; fail "tuf-js accepted a tampered $role"; }
+cp "$T/orig" "$REPO/metadata/$role"
+pass "tuf-js rejects a tampered delegated role"
+
+# and stork verify over HTTP agrees with tuf-js
+expect_rc 0 "stork verify over http" "$STORK" verify --root "$ROOT" "$NGINX_URL/"
+grep -q '^verified ' "$T/out" || fail "stork verify over http: $OUT"
+
+done_ok

@@ -322,6 +322,15 @@ tree_sums() {
 		find . -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum)
 }
 
+# meta_sums [REPO]: tree_sums of the repository's metadata/ and targets/.
+meta_sums() {
+	local r=${1:-$REPO}
+	echo metadata
+	tree_sums "$r/metadata"
+	echo targets
+	[ ! -d "$r/targets" ] || tree_sums "$r/targets"
+}
+
 # ---------------------------------------------------------------------------------------------
 # Repositories.
 
@@ -336,13 +345,18 @@ keygen() {
 	[ -n "$KEYID" ] || fail "stork keygen printed no key id: $OUT"
 }
 
-# make_repo [--expires ROLE=SECONDS]... [PATTERN...]: a fresh repository $REPO with top-level
-# keys in $KEYS, the pinned root $ROOT, and a publisher key $PUBKEY (role "alice", key id
-# $PUBKEYID) delegated PATTERN... ('*' by default).
+# make_repo [--in DIR] [--expires ROLE=SECONDS]... [PATTERN...]: a fresh repository $REPO
+# (DIR/repo, DIR is $T by default) with top-level keys in $KEYS, the pinned root $ROOT, and a
+# publisher key $PUBKEY (role "alice", key id $PUBKEYID) delegated PATTERN... ('*' by default).
 make_repo() {
-	local init_opts=() patterns=()
+	local init_opts=() patterns=() base=$T
 	while [ $# -gt 0 ]; do
 		case $1 in
+		--in)
+			base=$2
+			mkdir -p "$base"
+			shift 2
+			;;
 		--expires)
 			init_opts+=(--expires "$2")
 			shift 2
@@ -354,8 +368,8 @@ make_repo() {
 		esac
 	done
 	[ ${#patterns[@]} -gt 0 ] || patterns=('*')
-	REPO=$T/repo
-	KEYS=$T/keys
+	REPO=$base/repo
+	KEYS=$base/keys
 	run "$STORK" repo init "$REPO" --keys "$KEYS" "${init_opts[@]}"
 	[ "$RC" -eq 0 ] || {
 		_show_run
@@ -363,10 +377,10 @@ make_repo() {
 	}
 	ROOT=$(printf '%s\n' "$OUT" | tail -n 1)
 	[ -f "$ROOT" ] || fail "stork repo init printed '$OUT', not the root file"
-	cp "$ROOT" "$T/pinned-root.json"
-	ROOT=$T/pinned-root.json
-	mkdir -p "$T/pub"
-	PUBKEY=$T/pub/alice.key
+	cp "$ROOT" "$base/pinned-root.json"
+	ROOT=$base/pinned-root.json
+	mkdir -p "$base/pub"
+	PUBKEY=$base/pub/alice.key
 	keygen "$PUBKEY"
 	PUBKEYID=$KEYID
 	run "$STORK" repo delegate "$REPO" --keys "$KEYS" "$PUBKEY.pub" "${patterns[@]}"
@@ -414,6 +428,12 @@ manifest_file() {
 		awk -v v=".$2.json" '{ n = split($0, p, "/"); b = p[n]; if (length(b) == 64 + length(v) && substr(b, 65) == v) print }')
 	[ -n "$f" ] || fail "no manifest for $1 $2 in targets/$1"
 	printf '%s\n' "$f"
+}
+
+# latest_meta ROLE: the file name of ROLE's newest version in $REPO/metadata ("3.alice.json").
+latest_meta() {
+	find "$REPO/metadata" -maxdepth 1 -regextype posix-extended -regex ".*/[0-9]+\.$1\.json" -printf '%f\n' |
+		sort -n | tail -n 1
 }
 
 # count_objects [REPO]: objects in the store (temporary files not counted).

@@ -1,1 +1,1526 @@
-/* placeholder */
+/* tests/unit/test_verify_meta.c: TUF metadata (parsing, signatures, expiry), the client
+ * workflow and the repository writer, over temporary repositories. */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
+
+#include <check.h>
+
+#include "unit.h"
+#include "verify/meta.h"
+
+#define T0 ((time_t)1795168800) /* 2026-11-20T10:00:00Z */
+#define HOUR 3600
+#define DAY (24 * HOUR)
+
+/* ------------------------------------------------------------------------------------------ */
+/* Helpers */
+
+static char *path_of(const char *dir, const char *rel)
+{
+	char *p = NULL;
+
+	ck_assert_int_ge(asprintf(&p, "%s/%s", dir, rel), 0);
+	return p;
+}
+
+static void read_all(const char *path, uint8_t **ret, size_t *ret_len)
+{
+	FILE *f = fopen(path, "rb");
+	uint8_t *buf;
+	long n;
+
+	ck_assert_msg(f, "open %s: %s", path, strerror(errno));
+	ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
+	n = ftell(f);
+	ck_assert_int_ge(n, 0);
+	rewind(f);
+	buf = malloc((size_t)n + 1);
+	ck_assert_ptr_nonnull(buf);
+	ck_assert_uint_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
+	buf[n] = '\0';
+	fclose(f);
+	*ret = buf;
+	*ret_len = (size_t)n;
+}
+
+static void write_all(const char *path, const void *buf, size_t len)
+{
+	FILE *f = fopen(path, "wb");
+
+	ck_assert_msg(f, "create %s: %s", path, strerror(errno));
+	ck_assert_uint_eq(fwrite(buf, 1, len, f), len);
+	ck_assert_int_eq(fclose(f), 0);
+}
+
+static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+	return remove(p);
+}
+
+struct fix {
+	char dir[64];
+	char *repo;
+	char *keys;
+	char *root_path;
+	struct verify_key *alice;
+	struct verify_repo_opts o;
+	struct verify_source src;
+	bool src_ok;
+	struct verify_client *c;
+};
+
+static struct fix F;
+
+static void fix_setup(void)
+{
+	memset(&F, 0, sizeof(F));
+	snprintf(F.dir, sizeof(F.dir), "/tmp/vtuf-test-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(F.dir));
+	F.repo = path_of(F.dir, "repo");
+	F.keys = path_of(F.dir, "keys");
+	F.o.now = T0;
+	ck_assert_int_eq(verify_key_generate(&F.alice), 0);
+	stork_error_clear();
+}
+
+static void fix_teardown(void)
+{
+	verify_client_free(F.c);
+	if (F.src_ok)
+		verify_dir_source_fini(&F.src);
+	verify_key_free(F.alice);
+	nftw(F.dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	free(F.repo);
+	free(F.keys);
+	free(F.root_path);
+}
+
+static struct verify_manifest *make_manifest(const char *name, const char *version,
+					     const char *content)
+{
+	struct verify_manifest *m = NULL;
+	struct verify_entry d = {.path = (char *)"usr", .type = VERIFY_DIR, .mode = 0755,
+				 .mtime = 1700000000};
+	struct verify_entry e = {.path = (char *)"usr/hello", .type = VERIFY_FILE, .mode = 0644,
+				 .mtime = 1700000000, .size = strlen(content), .zsize = 9};
+
+	ck_assert_int_eq(verify_sha256(content, strlen(content), e.hash), 0);
+	ck_assert_int_eq(verify_manifest_new(name, version, "dir", &m), 0);
+	ck_assert_int_eq(verify_manifest_add(m, &d), 0);
+	ck_assert_int_eq(verify_manifest_add(m, &e), 0);
+	ck_assert_int_eq(verify_manifest_finish(m), 0);
+	return m;
+}
+
+static int publish(struct verify_key *k, const char *name, const char *version,
+		   const char *content)
+{
+	struct verify_manifest *m = make_manifest(name, version, content);
+	int r = verify_repo_publish(F.repo, F.keys, k, m, &F.o);
+
+	verify_manifest_free(m);
+	return r;
+}
+
+static void delegate(struct verify_key *k, const char *role, const char *pattern)
+{
+	const char *pats[] = {pattern};
+	int r = verify_repo_delegate(F.repo, F.keys, k, role, pats, 1, &F.o);
+
+	ck_assert_msg(r == 0, "delegate: %d %s", r, stork_error_detail());
+}
+
+/* init, delegate hello to alice, publish hello 1.0 */
+static void make_repo(void)
+{
+	int r;
+
+	r = verify_repo_init(F.repo, F.keys, &F.o, &F.root_path);
+	ck_assert_msg(r == 0, "init: %d %s", r, stork_error_detail());
+	delegate(F.alice, "alice", "hello");
+	r = publish(F.alice, "hello", "1.0", "hello world\n");
+	ck_assert_msg(r == 0, "publish: %d %s", r, stork_error_detail());
+}
+
+/* A client pinned to 1.root.json at time `now`. */
+static void client_at(time_t now)
+{
+	uint8_t *root;
+	size_t len;
+	char *p = path_of(F.repo, "metadata/1.root.json");
+
+	read_all(p, &root, &len);
+	free(p);
+	verify_client_free(F.c);
+	F.c = NULL;
+	ck_assert_int_eq(verify_client_new(root, len, now, &F.c), 0);
+	free(root);
+	if (!F.src_ok) {
+		ck_assert_int_eq(verify_dir_source_init(&F.src, F.repo), 0);
+		F.src_ok = true;
+	}
+}
+
+static int refresh_at(time_t now)
+{
+	client_at(now);
+	return verify_client_refresh(F.c, &F.src);
+}
+
+static void assert_detail_has(const char *needle)
+{
+	ck_assert_msg(strstr(stork_error_detail(), needle), "detail \"%s\" lacks \"%s\"",
+		      stork_error_detail(), needle);
+}
+
+static struct verify_key *keydir_key(const char *role)
+{
+	struct verify_key *k = NULL;
+	char name[64], *p;
+
+	snprintf(name, sizeof(name), "%s.key", role);
+	p = path_of(F.keys, name);
+	ck_assert_int_eq(verify_key_load_private(p, &k), 0);
+	free(p);
+	return k;
+}
+
+/* The "signed" part of a repository file (new reference). */
+static json_t *load_signed(const char *rel)
+{
+	char *p = path_of(F.repo, rel);
+	json_t *j, *s;
+	uint8_t *buf;
+	size_t len;
+
+	read_all(p, &buf, &len);
+	free(p);
+	ck_assert_int_eq(verify_json_parse(buf, len, rel, &j), 0);
+	free(buf);
+	s = json_deep_copy(json_object_get(j, "signed"));
+	json_decref(j);
+	ck_assert_ptr_nonnull(s);
+	return s;
+}
+
+/* Sign s with keys and write it to the repository as rel; returns its length, hash in out. */
+static size_t put_signed(const char *rel, const json_t *s, struct verify_key **keys, size_t n,
+			 uint8_t digest[VERIFY_HASH_LEN])
+{
+	char *p = path_of(F.repo, rel), *buf;
+	size_t len;
+
+	ck_assert_int_eq(meta_sign(s, keys, n, &buf, &len), 0);
+	write_all(p, buf, len);
+	if (digest)
+		ck_assert_int_eq(verify_sha256(buf, len, digest), 0);
+	free(buf);
+	free(p);
+	return len;
+}
+
+static uint64_t jversion(const json_t *s)
+{
+	return (uint64_t)json_integer_value(json_object_get(s, "version"));
+}
+
+static void set_int(json_t *o, const char *k, uint64_t v)
+{
+	ck_assert_int_eq(json_object_set_new(o, k, json_integer((json_int_t)v)), 0);
+}
+
+/* Point a new timestamp at snapshot file `snapfile` of version sv. */
+static void put_timestamp(const char *snapfile, uint64_t sv)
+{
+	struct verify_key *tk = keydir_key("timestamp");
+	json_t *ts = load_signed("metadata/timestamp.json"), *sm;
+	uint8_t *buf, digest[VERIFY_HASH_LEN];
+	char hex[VERIFY_HASH_HEX], *p = path_of(F.repo, snapfile);
+	size_t len;
+
+	read_all(p, &buf, &len);
+	free(p);
+	ck_assert_int_eq(verify_sha256(buf, len, digest), 0);
+	free(buf);
+	verify_hex(digest, VERIFY_HASH_LEN, hex);
+	sm = json_pack("{s:I, s:I, s:{s:s}}", "version", (json_int_t)sv, "length",
+		       (json_int_t)len, "hashes", "sha256", hex);
+	json_object_set_new(json_object_get(ts, "meta"), "snapshot.json", sm);
+	set_int(ts, "version", jversion(ts) + 1);
+	put_signed("metadata/timestamp.json", ts, &tk, 1, NULL);
+	json_decref(ts);
+	verify_key_free(tk);
+}
+
+/* A new snapshot listing role file `rolejson` at version v (or unchanged if NULL), and a
+ * timestamp for it: what the writer does, by hand. */
+static void bump_snapshot(const char *rolejson, uint64_t v)
+{
+	struct verify_key *sk = keydir_key("snapshot");
+	json_t *ts = load_signed("metadata/timestamp.json"), *snap;
+	uint64_t sv = jversion(json_object_get(json_object_get(ts, "meta"), "snapshot.json"));
+	char rel[128];
+
+	snprintf(rel, sizeof(rel), "metadata/%llu.snapshot.json", (unsigned long long)sv);
+	snap = load_signed(rel);
+	if (rolejson)
+		json_object_set_new(json_object_get(snap, "meta"), rolejson,
+				    json_pack("{s:I}", "version", (json_int_t)v));
+	set_int(snap, "version", sv + 1);
+	snprintf(rel, sizeof(rel), "metadata/%llu.snapshot.json", (unsigned long long)sv + 1);
+	put_signed(rel, snap, &sk, 1, NULL);
+	put_timestamp(rel, sv + 1);
+	json_decref(snap);
+	json_decref(ts);
+	verify_key_free(sk);
+}
+
+static uint64_t role_version(const char *role)
+{
+	uint64_t v = 0;
+
+	ck_assert_int_eq(verify_client_role_info(F.c, role, &v, NULL), 0);
+	return v;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* each_target collectors */
+
+struct seen {
+	int ntargets;
+	char paths[8][64];
+	char roles[8][32];
+	struct verify_target first;
+	int nproblems;
+	int perr[8];
+	char pdetail[8][512];
+	char pfile[8][128];
+};
+
+static int on_target(void *ctx, const struct verify_target *t)
+{
+	struct seen *s = ctx;
+
+	if (s->ntargets == 0) {
+		s->first = *t;
+		s->first.path = strdup(t->path);
+		s->first.name = strdup(t->name);
+		s->first.version = strdup(t->version);
+		s->first.role = strdup(t->role);
+		s->first.keyid = strdup(t->keyid);
+	}
+	if (s->ntargets < 8) {
+		snprintf(s->paths[s->ntargets], sizeof(s->paths[0]), "%s", t->path);
+		snprintf(s->roles[s->ntargets], sizeof(s->roles[0]), "%s", t->role);
+	}
+	s->ntargets++;
+	return 0;
+}
+
+static void on_problem(void *ctx, const char *file, int err, const char *detail)
+{
+	struct seen *s = ctx;
+
+	if (s->nproblems < 8) {
+		s->perr[s->nproblems] = err;
+		snprintf(s->pdetail[s->nproblems], sizeof(s->pdetail[0]), "%s", detail);
+		snprintf(s->pfile[s->nproblems], sizeof(s->pfile[0]), "%s", file);
+	}
+	s->nproblems++;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Metadata parsing (tcase_verify_meta) */
+
+/* A valid signed timestamp document, as a JSON object to mutate. */
+static json_t *timestamp_doc(struct verify_key *k)
+{
+	json_t *s = json_pack("{s:s, s:s, s:i, s:s, s:{s:{s:i}}}", "_type", "timestamp",
+			      "spec_version", "1.0.31", "version", 1, "expires",
+			      "2026-11-21T10:00:00Z", "meta", "snapshot.json", "version", 1);
+	json_t *doc;
+	char *buf;
+	size_t len;
+
+	ck_assert_int_eq(meta_sign(s, &k, 1, &buf, &len), 0);
+	ck_assert_int_eq(verify_json_parse(buf, len, "t", &doc), 0);
+	free(buf);
+	json_decref(s);
+	return doc;
+}
+
+/* Parse a document after removing or replacing one field of "signed". */
+static int parse_mutated(json_t *doc, enum meta_type type, const char *field, json_t *value)
+{
+	json_t *d = json_deep_copy(doc);
+	struct meta *m = NULL;
+	char *buf;
+	size_t len;
+	int r;
+
+	if (value)
+		json_object_set_new(json_object_get(d, "signed"), field, value);
+	else if (field)
+		json_object_del(json_object_get(d, "signed"), field);
+	ck_assert_int_eq(verify_cjson_dump(d, &buf, &len), 0);
+	r = meta_parse(buf, len, "metadata/timestamp.json", type, &m);
+	if (r < 0)
+		ck_assert_msg(strstr(stork_error_detail(), "metadata/timestamp.json"),
+			      "detail \"%s\" does not name the file", stork_error_detail());
+	meta_free(m);
+	free(buf);
+	json_decref(d);
+	return r;
+}
+
+START_TEST(meta_parses_a_signed_timestamp)
+{
+	struct verify_key *k;
+	json_t *doc;
+	struct meta *m = NULL;
+	char *buf;
+	size_t len;
+	const char *keyid = NULL;
+	struct meta_keyring kr;
+	char *ids[1];
+	struct meta_delegation role = {.keyids = ids, .nkeyids = 1, .threshold = 1};
+
+	ck_assert_int_eq(verify_key_generate(&k), 0);
+	doc = timestamp_doc(k);
+	ck_assert_int_eq(verify_cjson_dump(doc, &buf, &len), 0);
+	ck_assert_int_eq(meta_parse(buf, len, "metadata/timestamp.json", META_TIMESTAMP, &m), 0);
+	ck_assert_uint_eq(m->version, 1);
+	ck_assert_int_eq(m->expires, T0 + DAY);
+	ck_assert_uint_eq(meta_find_file(m, "snapshot.json")->version, 1);
+	kr.keys = &k;
+	kr.n = 1;
+	ids[0] = (char *)verify_key_id(k);
+	ck_assert_int_eq(meta_check_sigs(m, "timestamp", &kr, &role, &keyid), 0);
+	ck_assert_str_eq(keyid, verify_key_id(k));
+	ck_assert_int_eq(meta_check_expiry(m, "timestamp", T0 + DAY - 1), 0);
+	ck_assert_int_eq(meta_check_expiry(m, "timestamp", T0 + DAY), STORK_EEXPIRED);
+	assert_detail_has("metadata/timestamp.json: role timestamp expired at 2026-11-21T10:00:00Z "
+			  "(now 2026-11-21T10:00:00Z)");
+	meta_free(m);
+	free(buf);
+	json_decref(doc);
+	verify_key_free(k);
+}
+END_TEST
+
+START_TEST(meta_rejects_malformed_fields)
+{
+	struct verify_key *k;
+	json_t *doc;
+	struct meta *m = NULL;
+
+	ck_assert_int_eq(verify_key_generate(&k), 0);
+	doc = timestamp_doc(k);
+	ck_assert_int_eq(parse_mutated(doc, META_TIMESTAMP, NULL, NULL), 0);
+
+	ck_assert_int_eq(meta_parse("{\"signed\":", 10, "metadata/timestamp.json",
+				    META_TIMESTAMP, &m),
+			 STORK_EFORMAT);
+	ck_assert_int_eq(parse_mutated(doc, META_SNAPSHOT, NULL, NULL), STORK_EFORMAT);
+	assert_detail_has("field signed._type");
+	ck_assert_int_eq(parse_mutated(doc, META_TIMESTAMP, "_type", json_string("root")),
+			 STORK_EFORMAT);
+	ck_assert_int_eq(parse_mutated(doc, META_TIMESTAMP, "spec_version", json_string("2.0.0")),
+			 STORK_EFORMAT);
+	assert_detail_has("field signed.spec_version");
+	ck_assert_int_eq(parse_mutated(doc, META_TIMESTAMP, "spec_version", json_string("1.x")),
+			 STORK_EFORMAT);
+	ck_assert_int_eq(parse_mutated(doc, META_TIMESTAMP, "spec_version", json_string("1.")),
+			 STORK_EFORMAT);
+	ck_assert_int_eq(parse_mutated(doc, META_TIMESTAMP, "spec_version", json_integer(1)),
+			 STORK_EFORMAT);
+	ck_assert_int_eq(parse_mutated(doc, META_TIMESTAMP, "version", NULL), STORK_EFORMAT);
+	assert_detail_has("field signed.version: missing");
+	ck_assert_int_eq(parse_mutated(doc, META_TIMESTAMP, "version", json_integer(-3)),
+			 STORK_EFORMAT);
+	assert_detail_has("field signed.version");
+	ck_assert_int_eq(parse_mutated(doc, META_TIMESTAMP, "version", json_integer(0)),
+			 STORK_EFORMAT);
+	ck_assert_int_eq(parse_mutated(doc, META_TIMESTAMP, "version", json_string("1")),
+			 STORK_EFORMAT);
+	ck_assert_int_eq(parse_mutated(doc, META_TIMESTAMP, "expires", NULL), STORK_EFORMAT);
+	assert_detail_has("field signed.expires: missing");
+	ck_assert_int_eq(parse_mutated(doc, META_TIMESTAMP, "expires",
+				       json_string("2026-11-21 10:00:00")),
+			 STORK_EFORMAT);
+	assert_detail_has("field signed.expires");
+	ck_assert_int_eq(parse_mutated(doc, META_TIMESTAMP, "expires",
+				       json_string("2026-02-30T10:00:00Z")),
+			 STORK_EFORMAT);
+	ck_assert_int_eq(parse_mutated(doc, META_TIMESTAMP, "expires",
+				       json_string("2026-11-21T10:00:00+01:00")),
+			 STORK_EFORMAT);
+	ck_assert_int_eq(parse_mutated(doc, META_TIMESTAMP, "meta", json_object()),
+			 STORK_EFORMAT);
+	assert_detail_has("snapshot.json");
+	ck_assert_int_eq(parse_mutated(doc, META_TIMESTAMP, "meta",
+				       json_pack("{s:{s:i, s:{s:s}}}", "snapshot.json", "version",
+						 1, "hashes", "sha256", "abc")),
+			 STORK_EFORMAT);
+	json_decref(doc);
+	verify_key_free(k);
+}
+END_TEST
+
+/* Replace signatures[0].sig and parse. */
+static int parse_with_sig(json_t *doc, json_t *sigs)
+{
+	json_t *d = json_deep_copy(doc);
+	struct meta *m = NULL;
+	char *buf;
+	size_t len;
+	int r;
+
+	json_object_set_new(d, "signatures", sigs);
+	ck_assert_int_eq(verify_cjson_dump(d, &buf, &len), 0);
+	r = meta_parse(buf, len, "metadata/timestamp.json", META_TIMESTAMP, &m);
+	meta_free(m);
+	free(buf);
+	json_decref(d);
+	return r;
+}
+
+START_TEST(meta_rejects_malformed_signatures)
+{
+	struct verify_key *k;
+	json_t *doc;
+	char longsig[2 * VERIFY_SIG_LEN + 3];
+
+	ck_assert_int_eq(verify_key_generate(&k), 0);
+	doc = timestamp_doc(k);
+	ck_assert_int_eq(parse_with_sig(doc, json_pack("[{s:s, s:s}]", "keyid", "ab", "sig",
+						       "zz")),
+			 STORK_EFORMAT);
+	assert_detail_has("field signatures[0].sig");
+	memset(longsig, 'z', sizeof(longsig) - 3);
+	longsig[sizeof(longsig) - 3] = '\0';
+	ck_assert_int_eq(parse_with_sig(doc, json_pack("[{s:s, s:s}]", "keyid", "ab", "sig",
+						       longsig)),
+			 STORK_EFORMAT);
+	memset(longsig, 'a', sizeof(longsig) - 1);
+	longsig[sizeof(longsig) - 1] = '\0';
+	ck_assert_int_eq(parse_with_sig(doc, json_pack("[{s:s, s:s}]", "keyid", "ab", "sig",
+						       longsig)),
+			 STORK_EFORMAT);
+	ck_assert_int_eq(parse_with_sig(doc, json_pack("[{s:s}]", "keyid", "ab")),
+			 STORK_EFORMAT);
+	ck_assert_int_eq(parse_with_sig(doc, json_pack("{}")), STORK_EFORMAT);
+	assert_detail_has("field signatures");
+	/* an empty list parses (and then meets no threshold) */
+	ck_assert_int_eq(parse_with_sig(doc, json_pack("[]")), 0);
+	json_decref(doc);
+	verify_key_free(k);
+}
+END_TEST
+
+/* A minimal root with one key for every role, as a "signed" object. */
+static json_t *root_signed(struct verify_key *k, uint64_t version)
+{
+	const char *id = verify_key_id(k);
+	json_t *role = json_pack("{s:[s], s:i}", "keyids", id, "threshold", 1);
+	json_t *s = json_pack("{s:s, s:s, s:I, s:s, s:b, s:{s:o}, s:{s:o, s:o, s:o, s:o}}",
+			      "_type", "root", "spec_version", "1.0.31", "version",
+			      (json_int_t)version, "expires", "2027-11-20T10:00:00Z",
+			      "consistent_snapshot", 1, "keys", id, verify_key_to_json(k), "roles",
+			      "root", json_deep_copy(role), "targets", json_deep_copy(role),
+			      "snapshot", json_deep_copy(role), "timestamp", json_deep_copy(role));
+
+	json_decref(role);
+	ck_assert_ptr_nonnull(s);
+	return s;
+}
+
+static int parse_root_signed(json_t *s, struct verify_key *k)
+{
+	struct meta *m = NULL;
+	char *buf;
+	size_t len;
+	int r;
+
+	ck_assert_int_eq(meta_sign(s, &k, 1, &buf, &len), 0);
+	r = meta_parse(buf, len, "metadata/1.root.json", META_ROOT, &m);
+	meta_free(m);
+	free(buf);
+	return r;
+}
+
+START_TEST(meta_rejects_bad_root_keys_and_thresholds)
+{
+	struct verify_key *k;
+	json_t *s, *key;
+	const char *id;
+
+	ck_assert_int_eq(verify_key_generate(&k), 0);
+	id = verify_key_id(k);
+	s = root_signed(k, 1);
+	ck_assert_int_eq(parse_root_signed(s, k), 0);
+
+	key = json_object_get(json_object_get(s, "keys"), id);
+	json_object_set_new(key, "keytype", json_string("rsa"));
+	ck_assert_int_lt(parse_root_signed(s, k), 0);
+	ck_assert(parse_root_signed(s, k) == STORK_EUNSUPPORTED ||
+		  parse_root_signed(s, k) == STORK_EFORMAT);
+	assert_detail_has("metadata/1.root.json: field signed.keys.");
+	json_decref(s);
+
+	/* a key listed under an id that is not its own */
+	s = root_signed(k, 1);
+	key = json_deep_copy(json_object_get(json_object_get(s, "keys"), id));
+	json_object_clear(json_object_get(s, "keys"));
+	json_object_set_new(json_object_get(s, "keys"), "00ff", key);
+	ck_assert_int_eq(parse_root_signed(s, k), STORK_EFORMAT);
+	assert_detail_has("key id does not match");
+	json_decref(s);
+
+	s = root_signed(k, 1);
+	json_object_set_new(json_object_get(json_object_get(s, "roles"), "snapshot"),
+			    "threshold", json_integer(0));
+	ck_assert_int_eq(parse_root_signed(s, k), STORK_EFORMAT);
+	assert_detail_has("field signed.roles.snapshot.threshold");
+	json_decref(s);
+
+	s = root_signed(k, 1);
+	json_object_del(json_object_get(s, "roles"), "timestamp");
+	ck_assert_int_eq(parse_root_signed(s, k), STORK_EFORMAT);
+	json_decref(s);
+
+	s = root_signed(k, 1);
+	json_object_set_new(json_object_get(json_object_get(s, "roles"), "root"), "keyids",
+			    json_pack("[s, s]", id, id));
+	ck_assert_int_eq(parse_root_signed(s, k), STORK_EFORMAT);
+	assert_detail_has("listed twice");
+	json_decref(s);
+	verify_key_free(k);
+}
+END_TEST
+
+START_TEST(meta_counts_each_key_once_and_only_authorized_keys)
+{
+	struct verify_key *k1, *k2, *k3, *both[2];
+	struct meta *m = NULL;
+	json_t *s, *doc, *sigs;
+	char *buf, *ids[2];
+	size_t len;
+	struct meta_keyring kr;
+	struct meta_delegation role = {.keyids = ids, .nkeyids = 2, .threshold = 2};
+
+	ck_assert_int_eq(verify_key_generate(&k1), 0);
+	ck_assert_int_eq(verify_key_generate(&k2), 0);
+	ck_assert_int_eq(verify_key_generate(&k3), 0);
+	both[0] = k1;
+	both[1] = k2;
+	kr.keys = both;
+	kr.n = 2;
+	ids[0] = (char *)verify_key_id(k1);
+	ids[1] = (char *)verify_key_id(k2);
+	s = json_pack("{s:s, s:s, s:i, s:s, s:{s:{s:i}}}", "_type", "timestamp", "spec_version",
+		      "1.0", "version", 1, "expires", "2026-11-21T10:00:00Z", "meta",
+		      "snapshot.json", "version", 1);
+
+	/* k1's signature twice does not make two */
+	ck_assert_int_eq(meta_sign(s, &k1, 1, &buf, &len), 0);
+	ck_assert_int_eq(verify_json_parse(buf, len, "t", &doc), 0);
+	free(buf);
+	sigs = json_object_get(doc, "signatures");
+	json_array_append_new(sigs, json_deep_copy(json_array_get(sigs, 0)));
+	ck_assert_int_eq(verify_cjson_dump(doc, &buf, &len), 0);
+	json_decref(doc);
+	ck_assert_int_eq(meta_parse(buf, len, "metadata/timestamp.json", META_TIMESTAMP, &m), 0);
+	free(buf);
+	ck_assert_int_eq(meta_check_sigs(m, "timestamp", &kr, &role, NULL), STORK_EBADSIG);
+	assert_detail_has("metadata/timestamp.json: 1 of 2 required signatures from role "
+			  "timestamp (valid keys: ");
+	meta_free(m);
+
+	/* k1 + k3 (unauthorized) does not make two either */
+	both[1] = k3;
+	ck_assert_int_eq(meta_sign(s, both, 2, &buf, &len), 0);
+	both[1] = k2;
+	ck_assert_int_eq(meta_parse(buf, len, "metadata/timestamp.json", META_TIMESTAMP, &m), 0);
+	free(buf);
+	ck_assert_int_eq(meta_check_sigs(m, "timestamp", &kr, &role, NULL), STORK_EBADSIG);
+	meta_free(m);
+
+	/* k1 + k2 does */
+	ck_assert_int_eq(meta_sign(s, both, 2, &buf, &len), 0);
+	ck_assert_int_eq(meta_parse(buf, len, "metadata/timestamp.json", META_TIMESTAMP, &m), 0);
+	free(buf);
+	ck_assert_int_eq(meta_check_sigs(m, "timestamp", &kr, &role, NULL), 0);
+	/* a signature over other bytes does not count */
+	m->canon[5] ^= 1;
+	ck_assert_int_eq(meta_check_sigs(m, "timestamp", &kr, &role, NULL), STORK_EBADSIG);
+	meta_free(m);
+	json_decref(s);
+	verify_key_free(k1);
+	verify_key_free(k2);
+	verify_key_free(k3);
+}
+END_TEST
+
+START_TEST(meta_time_roundtrips_and_rejects_impossible_dates)
+{
+	char out[21];
+	time_t t;
+
+	ck_assert_int_eq(meta_format_time(T0, out), 0);
+	ck_assert_str_eq(out, "2026-11-20T10:00:00Z");
+	ck_assert_int_eq(meta_parse_time(out, &t), 0);
+	ck_assert_int_eq(t, T0);
+	ck_assert_int_eq(meta_parse_time("2028-02-29T00:00:00Z", &t), 0);
+	ck_assert_int_eq(meta_parse_time("2027-02-29T00:00:00Z", &t), -EINVAL);
+	ck_assert_int_eq(meta_parse_time("2026-13-01T00:00:00Z", &t), -EINVAL);
+	ck_assert_int_eq(meta_parse_time("2026-11-20T24:00:00Z", &t), -EINVAL);
+	ck_assert_int_eq(meta_parse_time("2026-11-20T10:00:00", &t), -EINVAL);
+	ck_assert_int_eq(meta_parse_time("2026-11-20T10:00:00.5Z", &t), -EINVAL);
+	ck_assert_int_eq(meta_parse_time("+026-11-20T10:00:00Z", &t), -EINVAL);
+}
+END_TEST
+
+START_TEST(meta_delegated_paths_match_per_component)
+{
+	char *paths[] = {(char *)"hello/*", (char *)"lib*/*"};
+	struct meta_delegation d = {.name = (char *)"alice", .paths = paths, .npaths = 2};
+	char *pat;
+
+	ck_assert(meta_delegation_matches(&d, "hello/1.0.json"));
+	ck_assert(meta_delegation_matches(&d, "libfoo/2.json"));
+	ck_assert(!meta_delegation_matches(&d, "hello/x/1.0.json"));
+	ck_assert(!meta_delegation_matches(&d, "hello"));
+	ck_assert(!meta_delegation_matches(&d, "hellox/1.json"));
+	ck_assert(!meta_delegation_matches(&d, "evil/1.json"));
+	ck_assert(!meta_delegation_matches(&d, "lib/x/y.json"));
+	pat = meta_delegation_patterns(&d);
+	ck_assert_str_eq(pat, "hello/*, lib*/*");
+	free(pat);
+}
+END_TEST
+
+START_TEST(dir_source_reads_caps_and_refuses_dotdot)
+{
+	struct verify_source src;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	char *p;
+
+	p = path_of(F.dir, "f.json");
+	write_all(p, "0123456789", 10);
+	free(p);
+	ck_assert_int_eq(verify_dir_source_init(&src, F.dir), 0);
+	ck_assert_str_eq(src.describe(src.ctx), F.dir);
+	ck_assert_int_eq(src.get(src.ctx, "f.json", 10, &buf, &len), 0);
+	ck_assert_uint_eq(len, 10);
+	ck_assert_int_eq(memcmp(buf, "0123456789", 10), 0);
+	free(buf);
+	ck_assert_int_eq(src.get(src.ctx, "f.json", 9, &buf, &len), STORK_ETOOBIG);
+	assert_detail_has("f.json");
+	ck_assert_int_eq(src.get(src.ctx, "missing.json", 9, &buf, &len), -ENOENT);
+	assert_detail_has("missing.json");
+	ck_assert_int_eq(src.get(src.ctx, "../f.json", 100, &buf, &len), -EINVAL);
+	ck_assert_int_eq(src.get(src.ctx, "a/../../f.json", 100, &buf, &len), -EINVAL);
+	ck_assert_int_eq(src.get(src.ctx, "/etc/passwd", 100, &buf, &len), -EINVAL);
+	ck_assert_int_eq(src.get(src.ctx, ".", 100, &buf, &len), -EISDIR);
+	verify_dir_source_fini(&src);
+}
+END_TEST
+
+static int count_bytes(void *ctx, const void *buf, size_t len)
+{
+	*(size_t *)ctx += len;
+	return 0;
+}
+
+START_TEST(dir_source_streams_with_cap)
+{
+	struct verify_source src;
+	size_t n = 0;
+	char *p, *big = malloc(200000);
+
+	memset(big, 'x', 200000);
+	p = path_of(F.dir, "big");
+	write_all(p, big, 200000);
+	free(p);
+	free(big);
+	ck_assert_int_eq(verify_dir_source_init(&src, F.dir), 0);
+	ck_assert_int_eq(src.stream(src.ctx, "big", 200000, count_bytes, &n), 0);
+	ck_assert_uint_eq(n, 200000);
+	n = 0;
+	ck_assert_int_eq(src.stream(src.ctx, "big", 100000, count_bytes, &n), STORK_ETOOBIG);
+	ck_assert_uint_le(n, 100000);
+	ck_assert_int_eq(src.stream(src.ctx, "../big", 1, count_bytes, &n), -EINVAL);
+	verify_dir_source_fini(&src);
+}
+END_TEST
+
+TCase *tcase_verify_meta(void)
+{
+	TCase *tc = tcase_create("verify_meta");
+
+	tcase_add_checked_fixture(tc, fix_setup, fix_teardown);
+	tcase_add_test(tc, meta_parses_a_signed_timestamp);
+	tcase_add_test(tc, meta_rejects_malformed_fields);
+	tcase_add_test(tc, meta_rejects_malformed_signatures);
+	tcase_add_test(tc, meta_rejects_bad_root_keys_and_thresholds);
+	tcase_add_test(tc, meta_counts_each_key_once_and_only_authorized_keys);
+	tcase_add_test(tc, meta_time_roundtrips_and_rejects_impossible_dates);
+	tcase_add_test(tc, meta_delegated_paths_match_per_component);
+	tcase_add_test(tc, dir_source_reads_caps_and_refuses_dotdot);
+	tcase_add_test(tc, dir_source_streams_with_cap);
+	return tc;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Writer and client (tcase_verify_repo) */
+
+START_TEST(repo_publish_then_client_verifies_everything)
+{
+	struct verify_target t = {0};
+	struct verify_manifest *m = NULL;
+	struct seen s = {0};
+	struct stat st;
+	char *p;
+	int r;
+
+	make_repo();
+	p = path_of(F.keys, "root.key");
+	ck_assert_int_eq(stat(p, &st), 0);
+	ck_assert_int_eq(st.st_mode & 0777, 0600);
+	free(p);
+	ck_assert_int_eq(stat(F.keys, &st), 0);
+	ck_assert_int_eq(st.st_mode & 0777, 0700);
+	p = path_of(F.repo, "metadata/1.root.json");
+	ck_assert_str_eq(F.root_path, p);
+	free(p);
+
+	r = refresh_at(T0 + HOUR);
+	ck_assert_msg(r == 0, "refresh: %d %s", r, stork_error_detail());
+	ck_assert_uint_eq(role_version("root"), 1);
+	ck_assert_uint_eq(role_version("targets"), 2);
+	ck_assert_uint_eq(role_version("snapshot"), 3);
+	ck_assert_uint_eq(role_version("timestamp"), 3);
+
+	r = verify_client_each_target(F.c, &F.src, on_target, &s, on_problem, &s);
+	ck_assert_msg(r == 0, "each: %d %s", r, stork_error_detail());
+	ck_assert_int_eq(s.nproblems, 0);
+	ck_assert_int_eq(s.ntargets, 1);
+	ck_assert_str_eq(s.first.path, "hello/1.0.json");
+	ck_assert_str_eq(s.first.name, "hello");
+	ck_assert_str_eq(s.first.version, "1.0");
+	ck_assert_str_eq(s.first.role, "alice");
+	ck_assert_str_eq(s.first.keyid, verify_key_id(F.alice));
+	ck_assert_uint_eq(s.first.files, 2);
+	ck_assert_uint_eq(s.first.size, strlen("hello world\n"));
+	verify_target_fini(&s.first);
+
+	ck_assert_int_eq(verify_client_find_target(F.c, &F.src, "hello/1.0.json", &t), 0);
+	ck_assert_str_eq(t.role, "alice");
+	r = verify_client_fetch_manifest(F.c, &F.src, &t, &m);
+	ck_assert_msg(r == 0, "fetch: %d %s", r, stork_error_detail());
+	ck_assert_str_eq(m->name, "hello");
+	ck_assert_str_eq(m->version, "1.0");
+	ck_assert_ptr_nonnull(verify_manifest_find(m, "usr/hello"));
+	verify_manifest_free(m);
+	verify_target_fini(&t);
+	ck_assert_int_eq(verify_client_find_target(F.c, &F.src, "hello/2.0.json", &t), -ENOENT);
+	ck_assert_int_eq(verify_client_find_target(F.c, &F.src, "other/1.0.json", &t), -ENOENT);
+}
+END_TEST
+
+START_TEST(repo_second_publish_bumps_role_and_keeps_first)
+{
+	struct seen s = {0};
+
+	make_repo();
+	ck_assert_int_eq(publish(F.alice, "hello", "2.0", "v2\n"), 0);
+	ck_assert_int_eq(refresh_at(T0 + HOUR), 0);
+	ck_assert_uint_eq(role_version("snapshot"), 4);
+	ck_assert_int_eq(verify_client_each_target(F.c, &F.src, on_target, &s, on_problem, &s), 0);
+	ck_assert_int_eq(s.ntargets, 2);
+	verify_target_fini(&s.first);
+	ck_assert_int_eq(access("/dev/null", F_OK), 0);
+	{
+		char *p = path_of(F.repo, "metadata/2.alice.json");
+
+		ck_assert_int_eq(access(p, F_OK), 0);
+		free(p);
+	}
+}
+END_TEST
+
+START_TEST(repo_publish_outside_patterns_is_refused)
+{
+	struct verify_key *bob;
+
+	make_repo();
+	ck_assert_int_eq(publish(F.alice, "other", "1.0", "x"), STORK_EPATTERN);
+	assert_detail_has("hello");
+	assert_detail_has("other");
+	ck_assert_int_eq(verify_key_generate(&bob), 0);
+	ck_assert_int_eq(publish(bob, "hello", "1.1", "x"), STORK_EPATTERN);
+	assert_detail_has("repo delegate");
+	verify_key_free(bob);
+	/* nothing was written for the refused publishes */
+	ck_assert_int_eq(refresh_at(T0 + HOUR), 0);
+	ck_assert_uint_eq(role_version("snapshot"), 3);
+}
+END_TEST
+
+START_TEST(repo_republish_identical_is_noop_and_different_is_refused)
+{
+	make_repo();
+	ck_assert_int_eq(publish(F.alice, "hello", "1.0", "hello world\n"), 1);
+	ck_assert_int_eq(publish(F.alice, "hello", "1.0", "other content\n"), -EEXIST);
+	assert_detail_has("hello 1.0 is already published with different content; publish a new "
+			  "version");
+	ck_assert_int_eq(refresh_at(T0 + HOUR), 0);
+	ck_assert_uint_eq(role_version("snapshot"), 3);
+	ck_assert_uint_eq(role_version("timestamp"), 3);
+}
+END_TEST
+
+START_TEST(repo_init_refuses_keys_inside_and_existing_repo)
+{
+	char *inside = path_of(F.repo, "keys"), *rp = NULL;
+	struct stat st;
+
+	ck_assert_int_eq(verify_repo_init(F.repo, inside, &F.o, &rp), -EINVAL);
+	assert_detail_has("inside the repository");
+	ck_assert_int_ne(stat(inside, &st), 0);
+	free(inside);
+	ck_assert_int_eq(verify_repo_init(F.repo, F.keys, &F.o, &F.root_path), 0);
+	free(F.keys);
+	F.keys = path_of(F.dir, "keys2");
+	ck_assert_int_eq(verify_repo_init(F.repo, F.keys, &F.o, &rp), -EEXIST);
+	assert_detail_has("already a repository");
+	ck_assert_int_ne(stat(F.keys, &st), 0);
+}
+END_TEST
+
+START_TEST(repo_delegate_checks_names_and_keys)
+{
+	struct verify_key *bob;
+	const char *bad[] = {"hel/lo"};
+	const char *two[] = {"foo", "lib*"};
+
+	make_repo();
+	ck_assert_int_eq(verify_key_generate(&bob), 0);
+	ck_assert_int_eq(verify_repo_delegate(F.repo, F.keys, bob, "alice", two, 2, &F.o),
+			 -EEXIST);
+	ck_assert_int_eq(verify_repo_delegate(F.repo, F.keys, bob, "Bob!", two, 2, &F.o),
+			 STORK_ENAME);
+	ck_assert_int_eq(verify_repo_delegate(F.repo, F.keys, bob, "bob", bad, 1, &F.o),
+			 STORK_ENAME);
+	/* adding patterns to alice's role, then re-adding them is a no-op */
+	ck_assert_int_eq(verify_repo_delegate(F.repo, F.keys, F.alice, "alice", two, 2, &F.o), 0);
+	ck_assert_int_eq(verify_repo_delegate(F.repo, F.keys, F.alice, "alice", two, 2, &F.o), 0);
+	ck_assert_int_eq(refresh_at(T0 + HOUR), 0);
+	ck_assert_uint_eq(role_version("targets"), 3);
+	ck_assert_uint_eq(role_version("snapshot"), 4);
+	ck_assert_int_eq(publish(F.alice, "libfoo", "1", "x"), 0);
+	ck_assert_int_eq(publish(F.alice, "foo", "1", "x"), 0);
+	verify_key_free(bob);
+}
+END_TEST
+
+START_TEST(repo_refresh_resigns_and_cleans_old_temporary_files)
+{
+	char *old = NULL, *young = NULL, *objdir;
+	struct timespec ts[2] = {{.tv_sec = time(NULL) - 2 * HOUR}, {.tv_sec = time(NULL) - 2 * HOUR}};
+	time_t exp;
+
+	make_repo();
+	objdir = path_of(F.repo, "objects/ab");
+	ck_assert_int_eq(mkdir(objdir, 0755), 0);
+	old = path_of(objdir, ".tmp-old123");
+	young = path_of(F.repo, "metadata/.tmp-new123");
+	write_all(old, "x", 1);
+	write_all(young, "x", 1);
+	ck_assert_int_eq(utimensat(AT_FDCWD, old, ts, 0), 0);
+	F.o.now = T0 + 5 * DAY;
+	ck_assert_int_eq(verify_repo_refresh(F.repo, F.keys, &F.o), 0);
+	ck_assert_int_ne(access(old, F_OK), 0);
+	ck_assert_int_eq(access(young, F_OK), 0);
+	ck_assert_int_eq(refresh_at(T0 + 5 * DAY + HOUR), 0);
+	ck_assert_uint_eq(role_version("snapshot"), 4);
+	ck_assert_uint_eq(role_version("timestamp"), 4);
+	ck_assert_int_eq(verify_client_role_info(F.c, "timestamp", NULL, &exp), 0);
+	ck_assert_int_eq(exp, T0 + 6 * DAY);
+	free(old);
+	free(young);
+	free(objdir);
+}
+END_TEST
+
+START_TEST(client_rejects_expired_timestamp)
+{
+	make_repo();
+	ck_assert_int_eq(refresh_at(T0 + 2 * DAY), STORK_EEXPIRED);
+	assert_detail_has("metadata/timestamp.json: role timestamp expired at "
+			  "2026-11-21T10:00:00Z (now 2026-11-22T10:00:00Z)");
+}
+END_TEST
+
+START_TEST(client_rejects_expired_snapshot)
+{
+	F.o.timestamp_expiry = 30 * DAY;
+	make_repo();
+	ck_assert_int_eq(refresh_at(T0 + 8 * DAY), STORK_EEXPIRED);
+	assert_detail_has("metadata/3.snapshot.json: role snapshot expired");
+}
+END_TEST
+
+START_TEST(client_rejects_expired_targets)
+{
+	F.o.timestamp_expiry = 30 * DAY;
+	F.o.snapshot_expiry = 30 * DAY;
+	F.o.targets_expiry = 10 * DAY;
+	make_repo();
+	ck_assert_int_eq(refresh_at(T0 + 11 * DAY), STORK_EEXPIRED);
+	assert_detail_has("metadata/2.targets.json: role targets expired");
+}
+END_TEST
+
+START_TEST(client_rejects_expired_root)
+{
+	F.o.timestamp_expiry = 30 * DAY;
+	F.o.snapshot_expiry = 30 * DAY;
+	F.o.root_expiry = DAY;
+	make_repo();
+	ck_assert_int_eq(refresh_at(T0 + 2 * DAY), STORK_EEXPIRED);
+	assert_detail_has("metadata/1.root.json: role root expired");
+}
+END_TEST
+
+START_TEST(client_reports_expired_delegated_role)
+{
+	struct seen s = {0};
+	const char *pats[] = {"other"};
+
+	F.o.timestamp_expiry = 30 * DAY;
+	F.o.snapshot_expiry = 30 * DAY;
+	F.o.targets_expiry = 10 * DAY;
+	make_repo();
+	/* re-sign the top-level targets later; alice's role keeps its expiry */
+	F.o.now = T0 + 5 * DAY;
+	ck_assert_int_eq(verify_repo_delegate(F.repo, F.keys, F.alice, "alice", pats, 1, &F.o), 0);
+	ck_assert_int_eq(refresh_at(T0 + 12 * DAY), 0);
+	ck_assert_int_eq(verify_client_each_target(F.c, &F.src, on_target, &s, on_problem, &s),
+			 STORK_EEXPIRED);
+	ck_assert_int_eq(s.ntargets, 0);
+	ck_assert_int_eq(s.nproblems, 1);
+	ck_assert_str_eq(s.pfile[0], "metadata/1.alice.json");
+	ck_assert_msg(strstr(s.pdetail[0], "role alice expired"), "%s", s.pdetail[0]);
+	assert_detail_has("role alice expired");
+}
+END_TEST
+
+START_TEST(client_rejects_timestamp_signed_by_wrong_key)
+{
+	struct verify_key *k;
+	json_t *ts;
+
+	make_repo();
+	ck_assert_int_eq(verify_key_generate(&k), 0);
+	ts = load_signed("metadata/timestamp.json");
+	set_int(ts, "version", jversion(ts) + 1);
+	put_signed("metadata/timestamp.json", ts, &k, 1, NULL);
+	ck_assert_int_eq(refresh_at(T0 + HOUR), STORK_EBADSIG);
+	assert_detail_has("metadata/timestamp.json: 0 of 1 required signatures from role "
+			  "timestamp (valid keys: ");
+	json_decref(ts);
+	verify_key_free(k);
+}
+END_TEST
+
+START_TEST(client_rejects_snapshot_not_matching_timestamp)
+{
+	char *p = NULL;
+	uint8_t *buf;
+	size_t len;
+
+	make_repo();
+	/* same length, one byte of a signature changed: the hash catches it first */
+	p = path_of(F.repo, "metadata/3.snapshot.json");
+	read_all(p, &buf, &len);
+	{
+		char *sig = strstr((char *)buf, "\"sig\":\"");
+
+		ck_assert_ptr_nonnull(sig);
+		sig[7] = sig[7] == '0' ? '1' : '0';
+	}
+	write_all(p, buf, len);
+	ck_assert_int_eq(refresh_at(T0 + HOUR), STORK_EBADHASH);
+	assert_detail_has("metadata/3.snapshot.json: SHA-256");
+	/* a longer file is refused on its length */
+	buf[len - 1] = ' ';
+	write_all(p, buf, len);
+	{
+		FILE *f = fopen(p, "ab");
+
+		fputs("}", f);
+		fclose(f);
+	}
+	ck_assert_int_eq(refresh_at(T0 + HOUR), STORK_EBADLEN);
+	assert_detail_has("metadata/3.snapshot.json");
+	free(buf);
+	free(p);
+}
+END_TEST
+
+START_TEST(client_rejects_snapshot_version_other_than_timestamps)
+{
+	struct verify_key *sk;
+	json_t *snap;
+
+	make_repo();
+	/* 4.snapshot.json that says version 3, and a timestamp pointing at it */
+	sk = keydir_key("snapshot");
+	snap = load_signed("metadata/3.snapshot.json");
+	put_signed("metadata/4.snapshot.json", snap, &sk, 1, NULL);
+	put_timestamp("metadata/4.snapshot.json", 4);
+	ck_assert_int_eq(refresh_at(T0 + HOUR), STORK_EVERSION);
+	assert_detail_has("metadata/4.snapshot.json: version 3");
+	json_decref(snap);
+	verify_key_free(sk);
+}
+END_TEST
+
+START_TEST(client_rejects_oversized_timestamp)
+{
+	char *p, *big;
+	size_t n = VERIFY_MAX_TIMESTAMP_LEN + 1;
+
+	make_repo();
+	p = path_of(F.repo, "metadata/timestamp.json");
+	big = malloc(n);
+	memset(big, ' ', n);
+	write_all(p, big, n);
+	ck_assert_int_eq(refresh_at(T0 + HOUR), STORK_ETOOBIG);
+	assert_detail_has("metadata/timestamp.json");
+	free(big);
+	free(p);
+}
+END_TEST
+
+START_TEST(client_rejects_rollback_of_timestamp_and_snapshot)
+{
+	char *p = path_of(F.repo, "metadata/timestamp.json");
+	uint8_t *old;
+	size_t len;
+
+	make_repo();
+	read_all(p, &old, &len);
+	ck_assert_int_eq(publish(F.alice, "hello", "2.0", "v2\n"), 0);
+	ck_assert_int_eq(refresh_at(T0 + HOUR), 0);
+	ck_assert_uint_eq(role_version("timestamp"), 4);
+	/* a newer snapshot that lists an older alice */
+	bump_snapshot("alice.json", 1);
+	ck_assert_int_eq(verify_client_refresh(F.c, &F.src), STORK_EROLLBACK);
+	assert_detail_has("metadata/5.snapshot.json: alice.json version 1 is older than the "
+			  "trusted version 2");
+	/* the same client sees an older timestamp again */
+	write_all(p, old, len);
+	ck_assert_int_eq(verify_client_refresh(F.c, &F.src), STORK_EROLLBACK);
+	assert_detail_has("metadata/timestamp.json: version 3 is older than the trusted version 5");
+	/* a fresh client has nothing to compare with */
+	ck_assert_int_eq(refresh_at(T0 + HOUR), 0);
+	free(old);
+	free(p);
+}
+END_TEST
+
+START_TEST(client_rejects_bad_manifest_bytes)
+{
+	struct verify_target t = {0};
+	struct verify_manifest *m = NULL;
+	char hex[VERIFY_HASH_HEX], rel[256], *p;
+	uint8_t *buf;
+	size_t len;
+
+	make_repo();
+	ck_assert_int_eq(refresh_at(T0 + HOUR), 0);
+	ck_assert_int_eq(verify_client_find_target(F.c, &F.src, "hello/1.0.json", &t), 0);
+	verify_hex(t.hash, VERIFY_HASH_LEN, hex);
+	snprintf(rel, sizeof(rel), "targets/hello/%s.1.0.json", hex);
+	p = path_of(F.repo, rel);
+	read_all(p, &buf, &len);
+	ck_assert_uint_eq(len, t.length);
+
+	buf[len - 2] ^= 1;
+	write_all(p, buf, len);
+	ck_assert_int_eq(verify_client_fetch_manifest(F.c, &F.src, &t, &m), STORK_EBADHASH);
+	assert_detail_has(rel);
+	buf[len - 2] ^= 1;
+	write_all(p, buf, len - 1);
+	ck_assert_int_eq(verify_client_fetch_manifest(F.c, &F.src, &t, &m), STORK_EBADLEN);
+	assert_detail_has(rel);
+	{
+		char *longer = malloc(len + 1);
+
+		memcpy(longer, buf, len);
+		longer[len] = ' ';
+		write_all(p, longer, len + 1);
+		free(longer);
+	}
+	ck_assert_int_eq(verify_client_fetch_manifest(F.c, &F.src, &t, &m), STORK_EBADLEN);
+	unlink(p);
+	ck_assert_int_eq(verify_client_fetch_manifest(F.c, &F.src, &t, &m), -ENOENT);
+	write_all(p, buf, len);
+	ck_assert_int_eq(verify_client_fetch_manifest(F.c, &F.src, &t, &m), 0);
+	verify_manifest_free(m);
+	verify_target_fini(&t);
+	free(buf);
+	free(p);
+}
+END_TEST
+
+START_TEST(client_reports_targets_outside_delegated_patterns)
+{
+	struct seen s = {0};
+	struct verify_target t;
+	json_t *role, *entry;
+
+	make_repo();
+	/* alice signs a target outside hello/STAR, and a target that is not name/version */
+	role = load_signed("metadata/1.alice.json");
+	entry = json_deep_copy(json_object_get(json_object_get(role, "targets"), "hello/1.0.json"));
+	json_object_set(json_object_get(role, "targets"), "evil/1.json", entry);
+	json_object_set_new(json_object_get(role, "targets"), "hello/x/1.json", entry);
+	set_int(role, "version", 2);
+	put_signed("metadata/2.alice.json", role, &F.alice, 1, NULL);
+	bump_snapshot("alice.json", 2);
+
+	ck_assert_int_eq(refresh_at(T0 + HOUR), 0);
+	ck_assert_int_eq(verify_client_each_target(F.c, &F.src, on_target, &s, on_problem, &s),
+			 STORK_EPATTERN);
+	ck_assert_int_eq(s.ntargets, 1);
+	ck_assert_str_eq(s.paths[0], "hello/1.0.json");
+	ck_assert_int_eq(s.nproblems, 2);
+	ck_assert_int_eq(s.perr[0], STORK_EPATTERN);
+	ck_assert_str_eq(s.pfile[0], "metadata/2.alice.json");
+	ck_assert_str_eq(s.pdetail[0], "metadata/2.alice.json: target \"evil/1.json\" is outside "
+				       "alice's delegated patterns hello/*");
+	ck_assert_int_eq(s.perr[1], STORK_EPATTERN);
+	assert_detail_has("evil/1.json");
+	verify_target_fini(&s.first);
+	ck_assert_int_eq(verify_client_find_target(F.c, &F.src, "evil/1.json", &t), -ENOENT);
+	json_decref(role);
+}
+END_TEST
+
+START_TEST(client_reports_target_names_outside_charset)
+{
+	struct seen s = {0};
+	json_t *role, *entry;
+	char *paths[] = {(char *)"*/*"};
+
+	make_repo();
+	/* widen alice's delegation by hand so that only the name check stops the target */
+	{
+		struct verify_key *tk = keydir_key("targets");
+		json_t *tg = load_signed("metadata/2.targets.json");
+		json_t *r0 = json_array_get(json_object_get(json_object_get(tg, "delegations"),
+							    "roles"),
+					    0);
+
+		json_object_set_new(r0, "paths", json_pack("[s]", paths[0]));
+		set_int(tg, "version", 3);
+		put_signed("metadata/3.targets.json", tg, &tk, 1, NULL);
+		bump_snapshot("targets.json", 3);
+		json_decref(tg);
+		verify_key_free(tk);
+	}
+	role = load_signed("metadata/1.alice.json");
+	entry = json_deep_copy(json_object_get(json_object_get(role, "targets"), "hello/1.0.json"));
+	json_object_set_new(json_object_get(role, "targets"), "Bad Name/1.json", entry);
+	set_int(role, "version", 2);
+	put_signed("metadata/2.alice.json", role, &F.alice, 1, NULL);
+	bump_snapshot("alice.json", 2);
+	ck_assert_int_eq(refresh_at(T0 + HOUR), 0);
+	ck_assert_int_eq(verify_client_each_target(F.c, &F.src, on_target, &s, on_problem, &s),
+			 STORK_ENAME);
+	ck_assert_int_eq(s.ntargets, 1);
+	ck_assert_int_eq(s.nproblems, 1);
+	ck_assert_int_eq(s.perr[0], STORK_ENAME);
+	ck_assert_msg(strstr(s.pdetail[0], "metadata/2.alice.json"), "%s", s.pdetail[0]);
+	verify_target_fini(&s.first);
+	json_decref(role);
+}
+END_TEST
+
+START_TEST(client_first_role_in_search_order_wins)
+{
+	struct verify_key *bob;
+	struct verify_target t;
+	struct seen s = {0};
+
+	make_repo();
+	ck_assert_int_eq(verify_key_generate(&bob), 0);
+	delegate(bob, "bob", "hello");
+	ck_assert_int_eq(publish(bob, "hello", "1.0", "bob's\n"), 0);
+	ck_assert_int_eq(publish(bob, "hello", "3.0", "bob's\n"), 0);
+	ck_assert_int_eq(refresh_at(T0 + HOUR), 0);
+	ck_assert_int_eq(verify_client_each_target(F.c, &F.src, on_target, &s, on_problem, &s), 0);
+	ck_assert_int_eq(s.ntargets, 2);
+	ck_assert_str_eq(s.paths[0], "hello/1.0.json");
+	ck_assert_str_eq(s.roles[0], "alice");
+	ck_assert_str_eq(s.paths[1], "hello/3.0.json");
+	ck_assert_str_eq(s.roles[1], "bob");
+	verify_target_fini(&s.first);
+	ck_assert_int_eq(verify_client_find_target(F.c, &F.src, "hello/1.0.json", &t), 0);
+	ck_assert_str_eq(t.role, "alice");
+	verify_target_fini(&t);
+	verify_key_free(bob);
+}
+END_TEST
+
+START_TEST(client_terminating_delegation_stops_the_search)
+{
+	struct verify_key *bob, *tk;
+	struct verify_target t;
+	struct seen s = {0};
+	json_t *tg;
+
+	make_repo();
+	ck_assert_int_eq(verify_key_generate(&bob), 0);
+	delegate(bob, "bob", "hello");
+	ck_assert_int_eq(publish(bob, "hello", "3.0", "bob's\n"), 0);
+	/* make alice's delegation terminating: bob can no longer provide hello/ targets */
+	tk = keydir_key("targets");
+	tg = load_signed("metadata/3.targets.json");
+	json_object_set_new(json_array_get(json_object_get(json_object_get(tg, "delegations"),
+							   "roles"),
+					   0),
+			    "terminating", json_true());
+	set_int(tg, "version", 4);
+	put_signed("metadata/4.targets.json", tg, &tk, 1, NULL);
+	bump_snapshot("targets.json", 4);
+	ck_assert_int_eq(refresh_at(T0 + HOUR), 0);
+	ck_assert_int_eq(verify_client_find_target(F.c, &F.src, "hello/3.0.json", &t), -ENOENT);
+	ck_assert_int_eq(verify_client_each_target(F.c, &F.src, on_target, &s, on_problem, &s), 0);
+	ck_assert_int_eq(s.ntargets, 1);
+	ck_assert_str_eq(s.paths[0], "hello/1.0.json");
+	verify_target_fini(&s.first);
+	json_decref(tg);
+	verify_key_free(tk);
+	verify_key_free(bob);
+}
+END_TEST
+
+START_TEST(client_skips_delegated_role_without_publications)
+{
+	struct verify_key *bob;
+	struct seen s = {0};
+
+	make_repo();
+	ck_assert_int_eq(verify_key_generate(&bob), 0);
+	delegate(bob, "bob", "lib*");
+	ck_assert_int_eq(refresh_at(T0 + HOUR), 0);
+	ck_assert_int_eq(verify_client_each_target(F.c, &F.src, on_target, &s, on_problem, &s), 0);
+	ck_assert_int_eq(s.ntargets, 1);
+	ck_assert_int_eq(s.nproblems, 0);
+	verify_target_fini(&s.first);
+	verify_key_free(bob);
+}
+END_TEST
+
+/* metadata/<v>.root.json rotating the root key to newkey, signed by `signers`. */
+static void put_root(uint64_t v, struct verify_key *newkey, struct verify_key **signers,
+		     size_t nsigners, uint64_t claimed_version)
+{
+	json_t *root = load_signed("metadata/1.root.json");
+	json_t *keys = json_object_get(root, "keys");
+	json_t *rr = json_object_get(json_object_get(root, "roles"), "root");
+	char rel[64];
+
+	json_object_set_new(keys, verify_key_id(newkey), verify_key_to_json(newkey));
+	json_object_set_new(rr, "keyids", json_pack("[s]", verify_key_id(newkey)));
+	set_int(root, "version", claimed_version);
+	snprintf(rel, sizeof(rel), "metadata/%llu.root.json", (unsigned long long)v);
+	put_signed(rel, root, signers, nsigners, NULL);
+	json_decref(root);
+}
+
+START_TEST(client_follows_root_rotation_signed_by_old_and_new_keys)
+{
+	struct verify_key *oldk, *newk, *both[2];
+
+	make_repo();
+	oldk = keydir_key("root");
+	ck_assert_int_eq(verify_key_generate(&newk), 0);
+	both[0] = oldk;
+	both[1] = newk;
+	put_root(2, newk, both, 2, 2);
+	ck_assert_int_eq(refresh_at(T0 + HOUR), 0);
+	ck_assert_uint_eq(role_version("root"), 2);
+	/* the writer follows the chain too */
+	ck_assert_int_eq(publish(F.alice, "hello", "2.0", "v2\n"), 0);
+	ck_assert_int_eq(refresh_at(T0 + HOUR), 0);
+	ck_assert_uint_eq(role_version("root"), 2);
+	verify_key_free(oldk);
+	verify_key_free(newk);
+}
+END_TEST
+
+START_TEST(client_rejects_root_signed_only_by_new_keys)
+{
+	struct verify_key *newk;
+
+	make_repo();
+	ck_assert_int_eq(verify_key_generate(&newk), 0);
+	put_root(2, newk, &newk, 1, 2);
+	ck_assert_int_eq(refresh_at(T0 + HOUR), STORK_EBADSIG);
+	assert_detail_has("metadata/2.root.json: 0 of 1 required signatures from role root of "
+			  "metadata/1.root.json");
+	verify_key_free(newk);
+}
+END_TEST
+
+START_TEST(client_rejects_root_signed_only_by_old_keys)
+{
+	struct verify_key *oldk, *newk;
+
+	make_repo();
+	oldk = keydir_key("root");
+	ck_assert_int_eq(verify_key_generate(&newk), 0);
+	put_root(2, newk, &oldk, 1, 2);
+	ck_assert_int_eq(refresh_at(T0 + HOUR), STORK_EBADSIG);
+	assert_detail_has("metadata/2.root.json: 0 of 1 required signatures from role root (");
+	verify_key_free(oldk);
+	verify_key_free(newk);
+}
+END_TEST
+
+START_TEST(client_does_not_skip_root_versions)
+{
+	struct verify_key *oldk, *newk, *both[2];
+
+	make_repo();
+	oldk = keydir_key("root");
+	ck_assert_int_eq(verify_key_generate(&newk), 0);
+	both[0] = oldk;
+	both[1] = newk;
+	/* 3.root.json without a 2.root.json is never looked at */
+	put_root(3, newk, both, 2, 3);
+	ck_assert_int_eq(refresh_at(T0 + HOUR), 0);
+	ck_assert_uint_eq(role_version("root"), 1);
+	/* 2.root.json that claims version 3 is refused */
+	put_root(2, newk, both, 2, 3);
+	ck_assert_int_eq(refresh_at(T0 + HOUR), STORK_EVERSION);
+	assert_detail_has("metadata/2.root.json: version 3");
+	verify_key_free(oldk);
+	verify_key_free(newk);
+}
+END_TEST
+
+START_TEST(client_enforces_thresholds_from_rotated_root)
+{
+	struct verify_key *oldk, *both[2];
+	json_t *root;
+
+	make_repo();
+	oldk = keydir_key("root");
+	/* root 2 requires two timestamp signatures; the repository has one */
+	root = load_signed("metadata/1.root.json");
+	set_int(root, "version", 2);
+	set_int(json_object_get(json_object_get(root, "roles"), "timestamp"), "threshold", 2);
+	both[0] = oldk;
+	both[1] = oldk;
+	put_signed("metadata/2.root.json", root, both, 1, NULL);
+	ck_assert_int_eq(refresh_at(T0 + HOUR), STORK_EBADSIG);
+	assert_detail_has("metadata/timestamp.json: 1 of 2 required signatures from role "
+			  "timestamp");
+	json_decref(root);
+	verify_key_free(oldk);
+}
+END_TEST
+
+START_TEST(client_new_requires_a_self_signed_root)
+{
+	struct verify_client *c = NULL;
+	struct verify_key *k;
+	json_t *s;
+	char *buf;
+	size_t len;
+
+	ck_assert_int_eq(verify_key_generate(&k), 0);
+	s = root_signed(k, 1);
+	ck_assert_int_eq(meta_sign(s, NULL, 0, &buf, &len), 0);
+	ck_assert_int_eq(verify_client_new((uint8_t *)buf, len, T0, &c), STORK_EBADSIG);
+	free(buf);
+	ck_assert_int_eq(meta_sign(s, &k, 1, &buf, &len), 0);
+	/* an expired pinned root is accepted here; refresh checks the final root */
+	ck_assert_int_eq(verify_client_new((uint8_t *)buf, len, T0 + 1000 * DAY, &c), 0);
+	verify_client_free(c);
+	free(buf);
+	json_decref(s);
+	verify_key_free(k);
+}
+END_TEST
+
+START_TEST(repo_writer_refuses_tampered_state)
+{
+	struct verify_key *k;
+	json_t *ts;
+
+	make_repo();
+	ck_assert_int_eq(verify_key_generate(&k), 0);
+	ts = load_signed("metadata/timestamp.json");
+	set_int(ts, "version", jversion(ts) + 1);
+	put_signed("metadata/timestamp.json", ts, &k, 1, NULL);
+	ck_assert_int_eq(publish(F.alice, "hello", "2.0", "v2\n"), STORK_EBADSIG);
+	assert_detail_has("metadata/timestamp.json");
+	ck_assert_int_eq(verify_repo_refresh(F.repo, F.keys, &F.o), STORK_EBADSIG);
+	json_decref(ts);
+	verify_key_free(k);
+}
+END_TEST
+
+TCase *tcase_verify_repo(void)
+{
+	TCase *tc = tcase_create("verify_repo");
+
+	tcase_add_checked_fixture(tc, fix_setup, fix_teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, repo_publish_then_client_verifies_everything);
+	tcase_add_test(tc, repo_second_publish_bumps_role_and_keeps_first);
+	tcase_add_test(tc, repo_publish_outside_patterns_is_refused);
+	tcase_add_test(tc, repo_republish_identical_is_noop_and_different_is_refused);
+	tcase_add_test(tc, repo_init_refuses_keys_inside_and_existing_repo);
+	tcase_add_test(tc, repo_delegate_checks_names_and_keys);
+	tcase_add_test(tc, repo_refresh_resigns_and_cleans_old_temporary_files);
+	tcase_add_test(tc, repo_writer_refuses_tampered_state);
+	tcase_add_test(tc, client_rejects_expired_timestamp);
+	tcase_add_test(tc, client_rejects_expired_snapshot);
+	tcase_add_test(tc, client_rejects_expired_targets);
+	tcase_add_test(tc, client_rejects_expired_root);
+	tcase_add_test(tc, client_reports_expired_delegated_role);
+	tcase_add_test(tc, client_rejects_timestamp_signed_by_wrong_key);
+	tcase_add_test(tc, client_rejects_snapshot_not_matching_timestamp);
+	tcase_add_test(tc, client_rejects_snapshot_version_other_than_timestamps);
+	tcase_add_test(tc, client_rejects_oversized_timestamp);
+	tcase_add_test(tc, client_rejects_rollback_of_timestamp_and_snapshot);
+	tcase_add_test(tc, client_rejects_bad_manifest_bytes);
+	tcase_add_test(tc, client_reports_targets_outside_delegated_patterns);
+	tcase_add_test(tc, client_reports_target_names_outside_charset);
+	tcase_add_test(tc, client_first_role_in_search_order_wins);
+	tcase_add_test(tc, client_terminating_delegation_stops_the_search);
+	tcase_add_test(tc, client_skips_delegated_role_without_publications);
+	tcase_add_test(tc, client_follows_root_rotation_signed_by_old_and_new_keys);
+	tcase_add_test(tc, client_rejects_root_signed_only_by_new_keys);
+	tcase_add_test(tc, client_rejects_root_signed_only_by_old_keys);
+	tcase_add_test(tc, client_does_not_skip_root_versions);
+	tcase_add_test(tc, client_enforces_thresholds_from_rotated_root);
+	tcase_add_test(tc, client_new_requires_a_self_signed_root);
+	return tc;
+}
