@@ -151,20 +151,29 @@ struct imp {
 	uint8_t *buf;
 };
 
-/* Quote a member name for a message: control bytes, '"' and '\\' escaped, long names cut. */
+static bool utf8_valid(const char *s);
+
+/* Quote a member name for a message: control bytes (and every byte >= 0x80 of a name that is
+ * not UTF-8), '"' and '\\' escaped, long names cut. */
 static const char *quote(const char *s, char *out, size_t outlen)
 {
+	bool utf8 = utf8_valid(s);
 	size_t o = 0;
 
 	for (; *s && o + 8 < outlen; s++) {
 		unsigned char c = (unsigned char)*s;
 
-		if (c < 0x20 || c == 0x7f)
+		if (c < 0x20 || c == 0x7f || (c >= 0x80 && !utf8))
 			o += (size_t)snprintf(out + o, outlen - o, "\\x%02x", c);
 		else if (c == '"' || c == '\\')
 			o += (size_t)snprintf(out + o, outlen - o, "\\%c", c);
 		else
 			out[o++] = (char)c;
+	}
+	/* Cut at a character boundary (multi-byte characters were copied byte for byte). */
+	while (*s && utf8 && ((unsigned char)*s & 0xc0) == 0x80 && o > 0) {
+		s--;
+		o--;
 	}
 	if (*s)
 		o += (size_t)snprintf(out + o, outlen - o, "...");
@@ -1024,9 +1033,10 @@ static int import_file(struct imp *im, int fd, const char *name, const char *ver
 		format = "rpm";
 	} else {
 		r = fail(im, STORK_EUNSUPPORTED, NULL,
-			 "a %s archive is not a package this tool reads (a directory, a tar "
-			 "archive, a .deb or an .rpm)",
-			 archive_format_name(a) ? archive_format_name(a) : "unknown");
+			 "not a package this tool reads (a directory, a tar archive, a .deb or an "
+			 ".rpm): %s archive%s",
+			 archive_format_name(a) ? archive_format_name(a) : "unknown",
+			 archive_filter_count(a) > 1 ? " inside a compressed stream" : "");
 		goto out;
 	}
 	r = verify_manifest_new(name, version, format, &im->m);
@@ -1130,32 +1140,115 @@ static int dir_symlink(struct imp *im, int dfd, const char *name, const char *pa
 	return add_symlink(im, path, st->st_mode, st->st_mtim.tv_sec, target);
 }
 
-/* Walk the directory open as dfd (taken over) whose relative path is path (len bytes in a
- * buffer of PATH_MAX_LEN + 1; "" for the root). */
-static int walk(struct imp *im, int dfd, char *path, size_t len)
-{
+/* One directory being read; the walk keeps a stack of them on the heap, so a deep tree costs
+ * memory and descriptors (EMFILE ends it with an error), never the C stack. */
+struct frame {
 	DIR *d;
-	int r = 0;
+	size_t len; /* bytes of its path in the walk's path buffer */
+};
 
-	d = fdopendir(dfd);
+/* Open the directory `name` in parent as a new frame, checking it is the one stat'ed. */
+static int push_dir(struct imp *im, struct frame **stack, size_t *n, size_t *cap, int parent,
+		    const char *name, const char *path, size_t len, const struct stat *st)
+{
+	struct stat cst;
+	DIR *d;
+	int fd;
+
+	if (*n == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 16;
+		struct frame *ns = realloc(*stack, ncap * sizeof(*ns));
+
+		if (!ns)
+			return -ENOMEM;
+		*stack = ns;
+		*cap = ncap;
+	}
+	fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return fail(im, -errno, len ? path : NULL, "open: %s", strerror(errno));
+	if (st && (fstat(fd, &cst) < 0 || cst.st_ino != st->st_ino || cst.st_dev != st->st_dev)) {
+		close(fd);
+		return fail(im, -EAGAIN, path, "replaced while being read");
+	}
+	d = fdopendir(fd);
 	if (!d) {
-		r = fail(im, -errno, len ? path : NULL, "opendir: %s", strerror(errno));
-		close(dfd);
+		int r = fail(im, -errno, len ? path : NULL, "opendir: %s", strerror(errno));
+
+		close(fd);
 		return r;
 	}
-	for (;;) {
-		struct dirent *de;
-		struct stat st;
-		const char *name;
-		size_t nlen, clen;
+	(*stack)[*n].d = d;
+	(*stack)[*n].len = len;
+	(*n)++;
+	return 0;
+}
 
+/* One directory entry (its path already in path) of the directory open as dfd. Directories
+ * are pushed onto the stack. */
+static int walk_entry(struct imp *im, struct frame **stack, size_t *n, size_t *cap, int dfd,
+		      const char *name, const char *path, size_t len)
+{
+	struct stat st;
+	int r;
+
+	r = check_name(im, path, name);
+	if (r < 0)
+		return r;
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return fail(im, -errno, path, "stat: %s", strerror(errno));
+	if (S_ISDIR(st.st_mode)) {
+		r = claim_path(im, path, SEEN_DIR);
+		if (r == 0)
+			r = add_dir(im, path, st.st_mode, st.st_mtim.tv_sec);
+		if (r == 0)
+			r = push_dir(im, stack, n, cap, dfd, name, path, len, &st);
+		return r;
+	}
+	if (S_ISREG(st.st_mode)) {
+		r = claim_path(im, path, SEEN_FILE);
+		return r < 0 ? r : dir_file(im, dfd, name, path, &st);
+	}
+	if (S_ISLNK(st.st_mode)) {
+		r = claim_path(im, path, SEEN_SYMLINK);
+		return r < 0 ? r : dir_symlink(im, dfd, name, path, &st);
+	}
+	if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode))
+		return fail(im, STORK_EHOSTILE, path, "device nodes are not allowed in packages");
+	if (S_ISFIFO(st.st_mode))
+		return fail(im, STORK_EHOSTILE, path, "fifos are not allowed in packages");
+	if (S_ISSOCK(st.st_mode))
+		return fail(im, STORK_EHOSTILE, path, "sockets are not allowed in packages");
+	return fail(im, STORK_EHOSTILE, path, "unknown file type");
+}
+
+/* Walk the tree below the directory open as rootfd (not taken over). */
+static int walk(struct imp *im, int rootfd)
+{
+	char path[PATH_MAX_LEN + 1] = "";
+	struct frame *stack = NULL;
+	size_t n = 0, cap = 0;
+	int r;
+
+	r = push_dir(im, &stack, &n, &cap, rootfd, ".", path, 0, NULL);
+	while (r == 0 && n > 0) {
+		struct frame *f = &stack[n - 1];
+		size_t len = f->len, nlen, clen;
+		struct dirent *de;
+		const char *name;
+
+		path[len] = '\0';
 		errno = 0;
-		de = readdir(d);
+		de = readdir(f->d);
 		if (!de) {
-			if (errno)
+			if (errno) {
 				r = fail(im, -errno, len ? path : NULL, "readdir: %s",
 					 strerror(errno));
-			break;
+				break;
+			}
+			closedir(f->d);
+			n--;
+			continue;
 		}
 		name = de->d_name;
 		if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
@@ -1163,7 +1256,6 @@ static int walk(struct imp *im, int dfd, char *path, size_t len)
 		nlen = strlen(name);
 		clen = len + (len > 0) + nlen;
 		if (clen > PATH_MAX_LEN) {
-			path[len] = '\0';
 			r = fail(im, STORK_EHOSTILE, len ? path : name,
 				 "a path below it is longer than %d bytes", PATH_MAX_LEN);
 			break;
@@ -1171,74 +1263,23 @@ static int walk(struct imp *im, int dfd, char *path, size_t len)
 		if (len > 0)
 			path[len] = '/';
 		memcpy(path + len + (len > 0), name, nlen + 1);
-		r = check_name(im, path, name);
-		if (r < 0)
-			break;
-		if (fstatat(dirfd(d), name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-			r = fail(im, -errno, path, "stat: %s", strerror(errno));
-			break;
-		}
-		if (S_ISDIR(st.st_mode)) {
-			int cfd;
-			struct stat cst;
-
-			r = claim_path(im, path, SEEN_DIR);
-			if (r < 0)
-				break;
-			r = add_dir(im, path, st.st_mode, st.st_mtim.tv_sec);
-			if (r < 0)
-				break;
-			cfd =
-			    openat(dirfd(d), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-			if (cfd < 0) {
-				r = fail(im, -errno, path, "open: %s", strerror(errno));
-				break;
-			}
-			if (fstat(cfd, &cst) < 0 || cst.st_ino != st.st_ino ||
-			    cst.st_dev != st.st_dev) {
-				close(cfd);
-				r = fail(im, -EAGAIN, path, "replaced while being read");
-				break;
-			}
-			r = walk(im, cfd, path, clen);
-		} else if (S_ISREG(st.st_mode)) {
-			r = claim_path(im, path, SEEN_FILE);
-			if (r == 0)
-				r = dir_file(im, dirfd(d), name, path, &st);
-		} else if (S_ISLNK(st.st_mode)) {
-			r = claim_path(im, path, SEEN_SYMLINK);
-			if (r == 0)
-				r = dir_symlink(im, dirfd(d), name, path, &st);
-		} else if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) {
-			r = fail(im, STORK_EHOSTILE, path,
-				 "device nodes are not allowed in packages");
-		} else if (S_ISFIFO(st.st_mode)) {
-			r = fail(im, STORK_EHOSTILE, path, "fifos are not allowed in packages");
-		} else if (S_ISSOCK(st.st_mode)) {
-			r = fail(im, STORK_EHOSTILE, path, "sockets are not allowed in packages");
-		} else {
-			r = fail(im, STORK_EHOSTILE, path, "unknown file type");
-		}
-		if (r < 0)
-			break;
+		r = walk_entry(im, &stack, &n, &cap, dirfd(f->d), name, path, clen);
 		report(im, false);
 	}
-	path[len] = '\0';
-	closedir(d);
+	while (n > 0)
+		closedir(stack[--n].d);
+	free(stack);
 	return r;
 }
 
 static int import_dir(struct imp *im, int fd, const char *name, const char *version)
 {
-	char path[PATH_MAX_LEN + 1] = "";
 	int r;
 
 	r = verify_manifest_new(name, version, "dir", &im->m);
-	if (r < 0) {
-		close(fd);
+	if (r < 0)
 		return prefixed(im, r);
-	}
-	return walk(im, fd, path, 0);
+	return walk(im, fd);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1274,7 +1315,8 @@ int store_import(const char *source, const char *name, const char *version,
 		goto out;
 	}
 	if (S_ISDIR(sst.st_mode)) {
-		r = import_dir(&im, fd, name, version); /* takes fd */
+		r = import_dir(&im, fd, name, version);
+		close(fd);
 	} else if (S_ISREG(sst.st_mode)) {
 		im.total = (uint64_t)sst.st_size;
 		r = import_file(&im, fd, name, version);

@@ -3,26 +3,11 @@
  * new file is checked against what is already trusted before it replaces it. */
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "verify/meta.h"
-
-static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static char *xasprintf(const char *fmt, ...)
-{
-	char *s = NULL;
-	va_list ap;
-	int r;
-
-	va_start(ap, fmt);
-	r = vasprintf(&s, fmt, ap);
-	va_end(ap);
-	return r < 0 ? NULL : s;
-}
 
 void verify_target_fini(struct verify_target *t)
 {
@@ -68,7 +53,7 @@ int verify_client_new(const uint8_t *root, size_t len, time_t now, struct verify
 	if (r < 0)
 		goto out;
 	/* From here on the pinned root is named as the repository names it. */
-	file = xasprintf("metadata/%" PRIu64 ".root.json", m->version);
+	file = meta_asprintf("metadata/%" PRIu64 ".root.json", m->version);
 	if (!file) {
 		r = -ENOMEM;
 		goto out;
@@ -103,22 +88,6 @@ void verify_client_free(struct verify_client *c)
 	free(c);
 }
 
-/* Fetch and parse one metadata file. */
-static int load(const struct verify_source *src, const char *file, uint64_t maxlen,
-		const struct meta_file *expect, enum meta_type type, struct meta **ret_m)
-{
-	uint8_t *buf = NULL;
-	size_t len = 0;
-	int r;
-
-	r = meta_fetch(src, file, maxlen, expect, &buf, &len);
-	if (r < 0)
-		return r;
-	r = meta_parse(buf, len, file, type, ret_m);
-	free(buf);
-	return r;
-}
-
 static bool same_keys(const struct meta_delegation *a, const struct meta_delegation *b)
 {
 	size_t i;
@@ -129,15 +98,6 @@ static bool same_keys(const struct meta_delegation *a, const struct meta_delegat
 		if (!meta_delegation_has_key(b, a->keyids[i]))
 			return false;
 	return true;
-}
-
-static int check_version(const struct meta *m, uint64_t want, const char *why)
-{
-	if (m->version == want)
-		return 0;
-	stork_errorf("%s: version %" PRIu64 ", but %s says %" PRIu64, m->file, m->version, why,
-		     want);
-	return STORK_EVERSION;
 }
 
 /* 5.3: every root version after the trusted one, each signed by a threshold of the old root
@@ -152,7 +112,7 @@ static int update_root(struct verify_client *c, const struct verify_source *src)
 		uint64_t next = c->root->version + 1;
 
 		snprintf(file, sizeof(file), "metadata/%" PRIu64 ".root.json", next);
-		r = load(src, file, VERIFY_MAX_ROOT_LEN, NULL, META_ROOT, &m);
+		r = meta_load(src, file, VERIFY_MAX_ROOT_LEN, NULL, META_ROOT, &m);
 		if (r == -ENOENT) {
 			r = 0;
 			break;
@@ -167,14 +127,15 @@ static int update_root(struct verify_client *c, const struct verify_source *src)
 		r = meta_check_sigs(m, "root", &m->keys, &m->roles[META_ROLE_ROOT], NULL);
 		if (r < 0)
 			goto out;
-		r = check_version(m, next, "its file name");
+		r = meta_check_version(m, next, "its file name");
 		if (r < 0)
 			goto out;
 		/* Fast-forward attack recovery: new timestamp or snapshot keys mean the trusted
 		 * versions may have been pushed up by a compromised key; forget them. */
 		if (!same_keys(&c->root->roles[META_ROLE_TIMESTAMP],
 			       &m->roles[META_ROLE_TIMESTAMP]) ||
-		    !same_keys(&c->root->roles[META_ROLE_SNAPSHOT], &m->roles[META_ROLE_SNAPSHOT])) {
+		    !same_keys(&c->root->roles[META_ROLE_SNAPSHOT],
+			       &m->roles[META_ROLE_SNAPSHOT])) {
 			meta_free(c->timestamp);
 			c->timestamp = NULL;
 			meta_free(c->snapshot);
@@ -198,7 +159,7 @@ static int update_timestamp(struct verify_client *c, const struct verify_source 
 	struct meta *m = NULL;
 	int r;
 
-	r = load(src, file, VERIFY_MAX_TIMESTAMP_LEN, NULL, META_TIMESTAMP, &m);
+	r = meta_load(src, file, VERIFY_MAX_TIMESTAMP_LEN, NULL, META_TIMESTAMP, &m);
 	if (r < 0)
 		goto out;
 	r = meta_check_sigs(m, "timestamp", &c->root->keys, &c->root->roles[META_ROLE_TIMESTAMP],
@@ -210,7 +171,8 @@ static int update_timestamp(struct verify_client *c, const struct verify_source 
 		uint64_t newsnap = meta_find_file(m, "snapshot.json")->version;
 
 		if (m->version < c->timestamp->version) {
-			stork_errorf("%s: version %" PRIu64 " is older than the trusted version %" PRIu64,
+			stork_errorf("%s: version %" PRIu64
+				     " is older than the trusted version %" PRIu64,
 				     file, m->version, c->timestamp->version);
 			r = STORK_EROLLBACK;
 			goto out;
@@ -253,14 +215,14 @@ static int update_snapshot(struct verify_client *c, const struct verify_source *
 	else
 		snprintf(file, sizeof(file), "metadata/snapshot.json");
 	/* length and hash against the timestamp before anything else looks at the bytes */
-	r = load(src, file, VERIFY_MAX_SNAPSHOT_LEN, sf, META_SNAPSHOT, &m);
+	r = meta_load(src, file, VERIFY_MAX_SNAPSHOT_LEN, sf, META_SNAPSHOT, &m);
 	if (r < 0)
 		goto out;
 	r = meta_check_sigs(m, "snapshot", &c->root->keys, &c->root->roles[META_ROLE_SNAPSHOT],
 			    NULL);
 	if (r < 0)
 		goto out;
-	r = check_version(m, sf->version, "metadata/timestamp.json");
+	r = meta_check_version(m, sf->version, "metadata/timestamp.json");
 	if (r < 0)
 		goto out;
 	for (i = 0; c->snapshot && i < c->snapshot->nfiles; i++) {
@@ -303,14 +265,14 @@ static int update_targets(struct verify_client *c, const struct verify_source *s
 		snprintf(file, sizeof(file), "metadata/%" PRIu64 ".targets.json", tf->version);
 	else
 		snprintf(file, sizeof(file), "metadata/targets.json");
-	r = load(src, file, VERIFY_MAX_TARGETS_LEN, tf, META_TARGETS, &m);
+	r = meta_load(src, file, VERIFY_MAX_TARGETS_LEN, tf, META_TARGETS, &m);
 	if (r < 0)
 		goto out;
 	r = meta_check_sigs(m, "targets", &c->root->keys, &c->root->roles[META_ROLE_TARGETS],
 			    &keyid);
 	if (r < 0)
 		goto out;
-	r = check_version(m, tf->version, c->snapshot->file);
+	r = meta_check_version(m, tf->version, c->snapshot->file);
 	if (r < 0)
 		goto out;
 	kid = strdup(keyid);
@@ -351,8 +313,8 @@ int verify_client_refresh(struct verify_client *c, const struct verify_source *s
 	return 0;
 }
 
-int verify_client_role_info(const struct verify_client *c, const char *role,
-			    uint64_t *ret_version, time_t *ret_expires)
+int verify_client_role_info(const struct verify_client *c, const char *role, uint64_t *ret_version,
+			    time_t *ret_expires)
 {
 	const struct meta *m = NULL;
 
@@ -374,498 +336,6 @@ int verify_client_role_info(const struct verify_client *c, const char *role,
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* Delegated roles */
-
-static struct client_role *role_cached(struct verify_client *c, const char *name)
-{
-	size_t i;
-
-	for (i = 0; i < c->nroles; i++)
-		if (strcmp(c->roles[i].name, name) == 0)
-			return &c->roles[i];
-	return NULL;
-}
-
-static int role_load(struct verify_client *c, const struct verify_source *src,
-		     const struct meta *dm, const struct meta_delegation *del,
-		     struct client_role *cr)
-{
-	const struct meta_file *mf;
-	const char *keyid = NULL;
-	char *name = NULL;
-	int r;
-
-	name = xasprintf("%s.json", del->name);
-	if (!name)
-		return -ENOMEM;
-	mf = meta_find_file(c->snapshot, name);
-	free(name);
-	if (!mf) {
-		/* Delegated, but its publisher has not signed anything yet. */
-		cr->file = xasprintf("metadata/%s.json", del->name);
-		if (!cr->file)
-			return -ENOMEM;
-		stork_errorf("%s: role %s is delegated but %s does not list it (nothing "
-			     "published yet)",
-			     cr->file, del->name, c->snapshot->file);
-		return -ENOENT;
-	}
-	if (c->root->consistent_snapshot)
-		cr->file = xasprintf("metadata/%" PRIu64 ".%s.json", mf->version, del->name);
-	else
-		cr->file = xasprintf("metadata/%s.json", del->name);
-	if (!cr->file)
-		return -ENOMEM;
-	r = load(src, cr->file, VERIFY_MAX_TARGETS_LEN, mf, META_TARGETS, &cr->m);
-	if (r < 0)
-		return r;
-	r = meta_check_sigs(cr->m, del->name, &dm->keys, del, &keyid);
-	if (r < 0)
-		return r;
-	r = check_version(cr->m, mf->version, c->snapshot->file);
-	if (r < 0)
-		return r;
-	cr->keyid = strdup(keyid);
-	if (!cr->keyid)
-		return -ENOMEM;
-	cr->del = del;
-	if (c->check_expiry)
-		return meta_check_expiry(cr->m, del->name, c->now);
-	return 0;
-}
-
-int client_load_role(struct verify_client *c, const struct verify_source *src,
-		     const struct meta *dm, const struct meta_delegation *del,
-		     const struct client_role **ret_role)
-{
-	struct client_role *cr, *grown;
-	int r;
-
-	cr = role_cached(c, del->name);
-	if (cr) {
-		if (cr->err < 0) {
-			if (cr->detail)
-				stork_errorf("%s", cr->detail);
-			return cr->err;
-		}
-		/* The same role reached through another delegation: its keys must sign it too. */
-		if (cr->del != del) {
-			r = meta_check_sigs(cr->m, del->name, &dm->keys, del, NULL);
-			if (r < 0)
-				return r;
-		}
-		*ret_role = cr;
-		return 0;
-	}
-	grown = realloc(c->roles, (c->nroles + 1) * sizeof(*c->roles));
-	if (!grown)
-		return -ENOMEM;
-	c->roles = grown;
-	cr = &c->roles[c->nroles];
-	memset(cr, 0, sizeof(*cr));
-	cr->name = strdup(del->name);
-	if (!cr->name)
-		return -ENOMEM;
-	c->nroles++;
-	r = role_load(c, src, dm, del, cr);
-	if (r < 0) {
-		meta_free(cr->m);
-		cr->m = NULL;
-		cr->err = r;
-		cr->detail = strdup(stork_error_detail());
-		return r;
-	}
-	*ret_role = cr;
-	return 0;
-}
-
-/* ------------------------------------------------------------------------------------------ */
-/* Target search (TUF 5.6.7): pre-order depth-first over the delegations that cover the path,
- * a terminating delegation ends the search, at most VERIFY_MAX_DELEGATIONS roles visited, each
- * role at most once. */
-
-struct found {
-	const struct meta_target *t;
-	const char *role;
-	const char *keyid;
-	const char *file;
-};
-
-struct pending {
-	const struct meta *dm;
-	const struct meta_delegation *del; /* NULL: the top-level targets role */
-};
-
-static bool name_in(const char *const *names, size_t n, const char *name)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (strcmp(names[i], name) == 0)
-			return true;
-	return false;
-}
-
-static int search(struct verify_client *c, const struct verify_source *src, const char *path,
-		  struct found *ret)
-{
-	struct pending *stack = NULL, *grown;
-	const char *visited[VERIFY_MAX_DELEGATIONS];
-	size_t nstack = 0, cap = 16, nvisited = 0, i, end;
-	int r = -ENOENT;
-
-	stack = malloc(cap * sizeof(*stack));
-	if (!stack)
-		return -ENOMEM;
-	stack[nstack++] = (struct pending){.dm = NULL, .del = NULL};
-	while (nstack > 0 && nvisited < VERIFY_MAX_DELEGATIONS) {
-		struct pending p = stack[--nstack];
-		const struct client_role *cr = NULL;
-		const char *name = p.del ? p.del->name : "targets";
-		const struct meta *m;
-		const struct meta_target *t;
-
-		if (name_in(visited, nvisited, name))
-			continue;
-		visited[nvisited++] = name;
-		if (p.del) {
-			r = client_load_role(c, src, p.dm, p.del, &cr);
-			if (r == -ENOENT)
-				continue; /* delegated, nothing signed in it yet */
-			if (r < 0)
-				goto out;
-			m = cr->m;
-		} else {
-			m = c->targets;
-		}
-		t = meta_find_target(m, path);
-		if (t) {
-			ret->t = t;
-			ret->role = name;
-			ret->keyid = cr ? cr->keyid : c->targets_keyid;
-			ret->file = m->file;
-			r = 0;
-			goto out;
-		}
-		/* The matching children up to the first terminating one... */
-		for (end = 0; end < m->ndels; end++) {
-			if (meta_delegation_matches(&m->dels[end], path) &&
-			    m->dels[end].terminating) {
-				nstack = 0; /* ...which also forbids backtracking */
-				end++;
-				break;
-			}
-		}
-		if (nstack + end > cap) {
-			cap = nstack + end + 16;
-			grown = realloc(stack, cap * sizeof(*stack));
-			if (!grown) {
-				r = -ENOMEM;
-				goto out;
-			}
-			stack = grown;
-		}
-		/* ...pushed in reverse so that the first is visited first */
-		for (i = end; i-- > 0;)
-			if (meta_delegation_matches(&m->dels[i], path))
-				stack[nstack++] = (struct pending){.dm = m, .del = &m->dels[i]};
-	}
-	r = -ENOENT;
-out:
-	free(stack);
-	return r;
-}
-
-static int fill_target(const struct found *f, const char *path, struct verify_target *ret_t)
-{
-	struct verify_target t = {0};
-	int r;
-
-	r = verify_target_split(path, &t.name, &t.version);
-	if (r < 0) {
-		if (r == -ENOMEM)
-			return r;
-		stork_error_prefix("%s", f->file);
-		return STORK_ENAME;
-	}
-	t.path = strdup(path);
-	t.role = strdup(f->role);
-	t.keyid = strdup(f->keyid);
-	if (!t.path || !t.role || !t.keyid) {
-		verify_target_fini(&t);
-		return -ENOMEM;
-	}
-	t.length = f->t->length;
-	memcpy(t.hash, f->t->hash, VERIFY_HASH_LEN);
-	t.size = f->t->size;
-	t.files = f->t->files;
-	*ret_t = t;
-	return 0;
-}
-
-static int need_refresh(const struct verify_client *c)
-{
-	if (c->refreshed)
-		return 0;
-	stork_errorf("the client has no trusted targets metadata: refresh first");
-	return -EINVAL;
-}
-
-int verify_client_find_target(struct verify_client *c, const struct verify_source *src,
-			      const char *target_path, struct verify_target *ret_t)
-{
-	struct found f;
-	int r;
-
-	r = need_refresh(c);
-	if (r < 0)
-		return r;
-	r = search(c, src, target_path, &f);
-	if (r == -ENOENT)
-		stork_errorf("target %s: no role signs it", target_path);
-	if (r < 0)
-		return r;
-	return fill_target(&f, target_path, ret_t);
-}
-
-/* ------------------------------------------------------------------------------------------ */
-/* Walking every target */
-
-struct cand {
-	const char *path; /* borrowed from a role's metadata */
-	const char *file;
-	size_t seq;
-	bool first;
-};
-
-struct walk {
-	struct verify_client *c;
-	const struct verify_source *src;
-	verify_problem_fn problem;
-	void *pctx;
-	int first_err;
-	char *first_detail;
-	const char **visited;
-	size_t nvisited;
-	struct cand *cands;
-	size_t ncands, capcands;
-	char **reported; /* details already reported: a role failing once is reported once */
-	size_t nreported;
-};
-
-struct chain {
-	const struct meta_delegation *del;
-	const struct chain *up;
-};
-
-/* Report the current error detail (once). */
-static int report(struct walk *w, const char *file, int err)
-{
-	char *detail, **grown;
-	size_t i;
-
-	for (i = 0; i < w->nreported; i++)
-		if (strcmp(w->reported[i], stork_error_detail()) == 0)
-			return 0;
-	detail = strdup(stork_error_detail());
-	grown = realloc(w->reported, (w->nreported + 1) * sizeof(*grown));
-	if (!detail || !grown) {
-		free(detail);
-		if (grown)
-			w->reported = grown;
-		return -ENOMEM;
-	}
-	w->reported = grown;
-	w->reported[w->nreported++] = detail;
-	if (!w->first_err) {
-		w->first_err = err;
-		w->first_detail = strdup(detail);
-		if (!w->first_detail)
-			return -ENOMEM;
-	}
-	if (w->problem)
-		w->problem(w->pctx, file, err, detail);
-	return 0;
-}
-
-static int add_cand(struct walk *w, const char *path, const char *file)
-{
-	if (w->ncands == w->capcands) {
-		size_t cap = w->capcands ? 2 * w->capcands : 64;
-		struct cand *grown = realloc(w->cands, cap * sizeof(*grown));
-
-		if (!grown)
-			return -ENOMEM;
-		w->cands = grown;
-		w->capcands = cap;
-	}
-	w->cands[w->ncands] = (struct cand){.path = path, .file = file, .seq = w->ncands};
-	w->ncands++;
-	return 0;
-}
-
-static int walk_role(struct walk *w, const struct meta *m, const struct chain *ch, int depth)
-{
-	const struct client_role *cr;
-	const struct chain *up;
-	size_t i;
-	int r;
-
-	for (i = 0; i < m->ntargets; i++) {
-		const char *path = m->targets[i].path;
-		char *name = NULL, *version = NULL;
-		char *pat;
-
-		/* A role may only sign what every delegation on the way to it covers. */
-		for (up = ch; up; up = up->up)
-			if (!meta_delegation_matches(up->del, path))
-				break;
-		if (up) {
-			pat = meta_delegation_patterns(up->del);
-			if (!pat)
-				return -ENOMEM;
-			stork_errorf("%s: target \"%s\" is outside %s's delegated patterns %s",
-				     m->file, path, up->del->name, pat);
-			free(pat);
-			r = report(w, m->file, STORK_EPATTERN);
-			if (r < 0)
-				return r;
-			continue;
-		}
-		r = verify_target_split(path, &name, &version);
-		free(name);
-		free(version);
-		if (r == -ENOMEM)
-			return r;
-		if (r < 0) {
-			stork_error_prefix("%s", m->file);
-			r = report(w, m->file, STORK_ENAME);
-			if (r < 0)
-				return r;
-			continue;
-		}
-		r = add_cand(w, path, m->file);
-		if (r < 0)
-			return r;
-	}
-	for (i = 0; i < m->ndels; i++) {
-		const struct meta_delegation *d = &m->dels[i];
-		const char **grown;
-		struct chain link = {.del = d, .up = ch};
-
-		if (name_in(w->visited, w->nvisited, d->name))
-			continue;
-		grown = realloc(w->visited, (w->nvisited + 1) * sizeof(*grown));
-		if (!grown)
-			return -ENOMEM;
-		w->visited = grown;
-		w->visited[w->nvisited++] = d->name;
-		r = client_load_role(w->c, w->src, m, d, &cr);
-		if (r == -ENOENT)
-			continue;
-		if (r == -ENOMEM)
-			return r;
-		if (r < 0) {
-			r = report(w, role_cached(w->c, d->name)->file, r);
-			if (r < 0)
-				return r;
-			continue;
-		}
-		if (depth + 1 >= VERIFY_MAX_DELEGATIONS) {
-			stork_errorf("%s: delegated more than %d levels deep: its targets are "
-				     "never searched",
-				     cr->file, VERIFY_MAX_DELEGATIONS);
-			r = report(w, cr->file, STORK_ETOOBIG);
-			if (r < 0)
-				return r;
-			continue;
-		}
-		r = walk_role(w, cr->m, &link, depth + 1);
-		if (r < 0)
-			return r;
-	}
-	return 0;
-}
-
-static int cmp_cand_path(const void *a, const void *b)
-{
-	const struct cand *x = a, *y = b;
-	int c = strcmp(x->path, y->path);
-
-	if (c)
-		return c;
-	return x->seq < y->seq ? -1 : x->seq > y->seq;
-}
-
-static int cmp_cand_seq(const void *a, const void *b)
-{
-	const struct cand *x = a, *y = b;
-
-	return x->seq < y->seq ? -1 : x->seq > y->seq;
-}
-
-int verify_client_each_target(struct verify_client *c, const struct verify_source *src,
-			      int (*fn)(void *ctx, const struct verify_target *t), void *ctx,
-			      verify_problem_fn problem, void *pctx)
-{
-	struct walk w = {.c = c, .src = src, .problem = problem, .pctx = pctx};
-	size_t i;
-	int r;
-
-	r = need_refresh(c);
-	if (r < 0)
-		return r;
-	r = walk_role(&w, c->targets, NULL, 0);
-	if (r < 0)
-		goto out;
-	/* A path signed by several roles counts once: the one the search finds. */
-	if (w.ncands) {
-		qsort(w.cands, w.ncands, sizeof(*w.cands), cmp_cand_path);
-		for (i = 0; i < w.ncands; i++)
-			w.cands[i].first =
-				i == 0 || strcmp(w.cands[i - 1].path, w.cands[i].path) != 0;
-		qsort(w.cands, w.ncands, sizeof(*w.cands), cmp_cand_seq);
-	}
-	for (i = 0; i < w.ncands; i++) {
-		struct verify_target t;
-		struct found f;
-
-		if (!w.cands[i].first)
-			continue;
-		/* The search decides which role's entry counts, exactly as find_target would
-		 * (terminating delegations may hide a role's entry). */
-		r = search(c, src, w.cands[i].path, &f);
-		if (r == -ENOENT)
-			continue;
-		if (r == 0)
-			r = fill_target(&f, w.cands[i].path, &t);
-		if (r == -ENOMEM)
-			goto out;
-		if (r < 0) {
-			r = report(&w, w.cands[i].file, r);
-			if (r < 0)
-				goto out;
-			continue;
-		}
-		r = fn(ctx, &t);
-		verify_target_fini(&t);
-		if (r < 0)
-			goto out;
-	}
-	r = w.first_err;
-	if (r < 0 && w.first_detail)
-		stork_errorf("%s", w.first_detail);
-out:
-	for (i = 0; i < w.nreported; i++)
-		free(w.reported[i]);
-	free(w.reported);
-	free(w.first_detail);
-	free(w.visited);
-	free(w.cands);
-	return r;
-}
-
-/* ------------------------------------------------------------------------------------------ */
 /* 5.7: the target file itself */
 
 int verify_client_fetch_manifest(struct verify_client *c, const struct verify_source *src,
@@ -881,7 +351,7 @@ int verify_client_fetch_manifest(struct verify_client *c, const struct verify_so
 	memcpy(expect.hash, t->hash, VERIFY_HASH_LEN);
 	verify_hex(t->hash, VERIFY_HASH_LEN, hex);
 	/* name and version passed the charset check, so this is a plain relative path */
-	file = xasprintf("targets/%s/%s.%s.json", t->name, hex, t->version);
+	file = meta_asprintf("targets/%s/%s.%s.json", t->name, hex, t->version);
 	if (!file)
 		return -ENOMEM;
 	if (t->length > VERIFY_MAX_MANIFEST_LEN) {
@@ -908,5 +378,80 @@ out:
 	verify_manifest_free(m);
 	free(buf);
 	free(file);
+	return r;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Auditing old versions */
+
+/* Who signs role `name`: a top-level role listed in root, or a delegation found in the
+ * top-level targets or in a delegated role loaded since the last refresh. */
+static int find_signer(const struct verify_client *c, const char *name, enum meta_type *ret_type,
+		       const struct meta_keyring **ret_keys,
+		       const struct meta_delegation **ret_del)
+{
+	static const enum meta_type types[META_NROLES] = {META_ROOT, META_TARGETS, META_SNAPSHOT,
+							  META_TIMESTAMP};
+	const struct meta_delegation *d;
+
+	for (int i = 0; i < META_NROLES; i++) {
+		if (strcmp(name, meta_role_names[i]) == 0) {
+			*ret_type = types[i];
+			*ret_keys = &c->root->keys;
+			*ret_del = &c->root->roles[i];
+			return 0;
+		}
+	}
+	if (c->targets && (d = meta_find_delegation(c->targets, name))) {
+		*ret_type = META_TARGETS;
+		*ret_keys = &c->targets->keys;
+		*ret_del = d;
+		return 0;
+	}
+	for (size_t i = 0; i < c->nroles; i++) {
+		const struct meta *m = c->roles[i].m;
+
+		if (m && (d = meta_find_delegation(m, name))) {
+			*ret_type = META_TARGETS;
+			*ret_keys = &m->keys;
+			*ret_del = d;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+int verify_client_audit_file(struct verify_client *c, const char *file, const uint8_t *buf,
+			     size_t len)
+{
+	const struct meta_delegation *del = NULL;
+	const struct meta_keyring *keys = NULL;
+	const char *base = strrchr(file, '/'), *dot;
+	enum meta_type type = META_TARGETS;
+	struct meta *m = NULL;
+	char *role = NULL;
+	int r;
+
+	base = base ? base + 1 : file;
+	dot = strchr(base, '.');
+	if (!dot || strlen(dot) <= 6 || strcmp(base + strlen(base) - 5, ".json")) {
+		stork_errorf("%s: not a versioned metadata file name (N.ROLE.json)", file);
+		return STORK_EFORMAT;
+	}
+	role = strndup(dot + 1, strlen(dot + 1) - 5);
+	if (!role)
+		return -ENOMEM;
+	r = find_signer(c, role, &type, &keys, &del);
+	if (r < 0) {
+		stork_errorf("%s: no trusted metadata delegates a role named \"%s\"", file, role);
+		goto out;
+	}
+	r = meta_parse(buf, len, file, type, &m);
+	if (r < 0)
+		goto out;
+	r = meta_check_sigs(m, role, keys, del, NULL);
+out:
+	meta_free(m);
+	free(role);
 	return r;
 }

@@ -81,8 +81,7 @@ static ssize_t read_some(int fd, void *buf, size_t len)
 	return n < 0 ? -errno : n;
 }
 
-static int dir_get(void *ctx, const char *path, size_t maxlen, uint8_t **ret_buf,
-		   size_t *ret_len)
+static int dir_get(void *ctx, const char *path, size_t maxlen, uint8_t **ret_buf, size_t *ret_len)
 {
 	struct dirsrc *d = ctx;
 	uint8_t *buf = NULL, *grown;
@@ -221,10 +220,10 @@ int verify_dir_source_init(struct verify_source *src, const char *repodir)
 		return r;
 	}
 	*src = (struct verify_source){
-		.get = dir_get,
-		.stream = dir_stream,
-		.describe = dir_describe,
-		.ctx = d,
+	    .get = dir_get,
+	    .stream = dir_stream,
+	    .describe = dir_describe,
+	    .ctx = d,
 	};
 	return 0;
 }

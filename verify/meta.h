@@ -60,7 +60,7 @@ struct meta_target {
 	char *path;
 	uint64_t length;
 	uint8_t hash[VERIFY_HASH_LEN];
-	uint64_t size; /* custom.storkfs.size, 0 when absent */
+	uint64_t size;	/* custom.storkfs.size, 0 when absent */
 	uint64_t files; /* custom.storkfs.files, 0 when absent */
 };
 
@@ -71,12 +71,12 @@ struct meta_sig {
 
 struct meta {
 	enum meta_type type;
-	char *file;	/* relative to the repository root, for messages */
-	uint8_t *raw;	/* the bytes as read (kept so trusted state can be persisted) */
+	char *file;   /* relative to the repository root, for messages */
+	uint8_t *raw; /* the bytes as read (kept so trusted state can be persisted) */
 	size_t rawlen;
-	json_t *json;	/* the whole document */
+	json_t *json;	     /* the whole document */
 	json_t *signed_json; /* borrowed from json */
-	char *canon;	/* canonical JSON of "signed": what the signatures cover */
+	char *canon;	     /* canonical JSON of "signed": what the signatures cover */
 	size_t canonlen;
 	struct meta_sig *sigs;
 	size_t nsigs;
@@ -119,6 +119,9 @@ int meta_check_sigs(const struct meta *m, const char *rolename, const struct met
 /** @return 0 if now is before m's expiry; STORK_EEXPIRED ("FILE: role R expired at ..."). */
 int meta_check_expiry(const struct meta *m, const char *rolename, time_t now);
 
+/** @return 0 if m has version want; STORK_EVERSION ("FILE: version N, but WHY says M"). */
+int meta_check_version(const struct meta *m, uint64_t want, const char *why);
+
 /** Read file from src. When expect gives a length the file must have exactly that length
  * (maxlen is then that length); when it gives a hash the content must match it.
  * @return 0; STORK_EBADLEN; STORK_EBADHASH; the source's errors (STORK_ETOOBIG over maxlen,
@@ -126,10 +129,17 @@ int meta_check_expiry(const struct meta *m, const char *rolename, time_t now);
 int meta_fetch(const struct verify_source *src, const char *file, uint64_t maxlen,
 	       const struct meta_file *expect, uint8_t **ret_buf, size_t *ret_len);
 
+/** meta_fetch, then meta_parse. */
+int meta_load(const struct verify_source *src, const char *file, uint64_t maxlen,
+	      const struct meta_file *expect, enum meta_type type, struct meta **ret_m);
+
 /** The file bytes of a signed document: canonical JSON of {"signatures":[...],"signed":s},
  * one signature per key (all private). ret_buf malloc'd. @return 0; -EINVAL; -ENOMEM; -EIO. */
 int meta_sign(const json_t *signed_json, struct verify_key *const *keys, size_t nkeys,
 	      char **ret_buf, size_t *ret_len);
+
+/** asprintf that returns the string, NULL on -ENOMEM. */
+char *meta_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /** "YYYY-MM-DDTHH:MM:SSZ" (21 bytes with the NUL). @return 0; -EOVERFLOW. */
 int meta_format_time(time_t t, char out[21]);
@@ -152,24 +162,24 @@ bool meta_delegation_has_key(const struct meta_delegation *d, const char *keyid)
 /* The client's trusted state (client.c). In memory for now; everything it holds comes with
  * its raw bytes (struct meta.raw), so persisting it is an addition. */
 
-struct client_role {		/* a delegated role loaded since the last refresh */
+struct client_role { /* a delegated role loaded since the last refresh */
 	char *name;
-	struct meta *m;		/* NULL when loading failed */
-	int err;		/* 0, or why loading failed */
-	char *detail;		/* the failure's detail */
-	char *file;		/* metadata/<v>.<name>.json */
-	char *keyid;		/* a key whose signature counted */
+	struct meta *m;			   /* NULL when loading failed */
+	int err;			   /* 0, or why loading failed */
+	char *detail;			   /* the failure's detail */
+	char *file;			   /* metadata/<v>.<name>.json */
+	char *keyid;			   /* a key whose signature counted */
 	const struct meta_delegation *del; /* the delegation it was checked against */
 };
 
 struct verify_client {
 	time_t now;
-	bool check_expiry;	/* false for the repository writer, which re-signs expired roles */
+	bool check_expiry; /* false for the repository writer, which re-signs expired roles */
 	struct meta *root;
 	struct meta *timestamp;
 	struct meta *snapshot;
 	struct meta *targets;
-	char *targets_keyid;	/* a key whose signature counted on targets */
+	char *targets_keyid; /* a key whose signature counted on targets */
 	struct client_role *roles;
 	size_t nroles;
 	bool refreshed;

@@ -19,7 +19,7 @@
 
 #include "verify/meta.h"
 
-#define DAY (24 * 60 * 60)
+#define DAY	    (24 * 60 * 60)
 #define TMP_MAX_AGE (60 * 60)
 
 struct repo {
@@ -31,20 +31,6 @@ struct repo {
 	time_t now;
 	int64_t expiry[META_NROLES];
 };
-
-static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static char *xasprintf(const char *fmt, ...)
-{
-	char *s = NULL;
-	va_list ap;
-	int r;
-
-	va_start(ap, fmt);
-	r = vasprintf(&s, fmt, ap);
-	va_end(ap);
-	return r < 0 ? NULL : s;
-}
 
 static int opts_init(struct repo *r, const struct verify_repo_opts *o)
 {
@@ -162,7 +148,7 @@ static int load_key(const struct repo *r, const char *keydir, enum meta_toprole 
 	char *path;
 	int ret;
 
-	path = xasprintf("%s/%s.key", keydir, meta_role_names[role]);
+	path = meta_asprintf("%s/%s.key", keydir, meta_role_names[role]);
 	if (!path)
 		return -ENOMEM;
 	ret = verify_key_load_private(path, &k);
@@ -302,7 +288,7 @@ static char *canonical(const char *p)
 	parent = realpath(dirname(copy1), NULL);
 	if (!parent)
 		goto out;
-	out = xasprintf("%s/%s", strcmp(parent, "/") == 0 ? "" : parent, basename(copy2));
+	out = meta_asprintf("%s/%s", strcmp(parent, "/") == 0 ? "" : parent, basename(copy2));
 out:
 	free(copy1);
 	free(copy2);
@@ -438,7 +424,7 @@ int verify_repo_init(const char *repodir, const char *keydir, const struct verif
 		if (ret < 0)
 			goto out;
 		free(path);
-		path = xasprintf("%s/%s.key", keydir, meta_role_names[i]);
+		path = meta_asprintf("%s/%s.key", keydir, meta_role_names[i]);
 		if (!path) {
 			ret = -ENOMEM;
 			goto out;
@@ -522,7 +508,7 @@ int verify_repo_init(const char *repodir, const char *keydir, const struct verif
 		goto out;
 
 	free(path);
-	path = xasprintf("%s/metadata/1.root.json", repodir);
+	path = meta_asprintf("%s/metadata/1.root.json", repodir);
 	if (!path) {
 		ret = -ENOMEM;
 		goto out;
@@ -629,20 +615,21 @@ int verify_repo_delegate(const char *repodir, const char *keydir, const struct v
 	rj = find_role_json(roles, role);
 	if (rj) {
 		if (!strv_json_has(json_object_get(rj, "keyids"), id)) {
-			stork_errorf("role %s: already delegated to another key (%.16s); choose "
-				     "another role name for key %.16s",
-				     role,
-				     json_string_value(
-					     json_array_get(json_object_get(rj, "keyids"), 0)),
-				     id);
+			stork_errorf(
+			    "role %s: already delegated to another key (%.16s); choose "
+			    "another role name for key %.16s",
+			    role,
+			    json_string_value(json_array_get(json_object_get(rj, "keyids"), 0)),
+			    id);
 			ret = -EEXIST;
 			goto out;
 		}
 		paths = json_object_get(rj, "paths");
 		if (!json_is_array(paths)) {
-			stork_errorf("%s: role %s delegates by path hash prefixes; storkfs cannot add "
-				     "patterns to it",
-				     r.c->targets->file, role);
+			stork_errorf(
+			    "%s: role %s delegates by path hash prefixes; storkfs cannot add "
+			    "patterns to it",
+			    r.c->targets->file, role);
 			ret = STORK_EUNSUPPORTED;
 			goto out;
 		}
@@ -660,7 +647,7 @@ int verify_repo_delegate(const char *repodir, const char *keydir, const struct v
 		changed = true;
 	}
 	for (i = 0; i < npatterns; i++) {
-		char *p = xasprintf("%s/*", patterns[i]);
+		char *p = meta_asprintf("%s/*", patterns[i]);
 
 		if (!p)
 			goto out;
@@ -699,7 +686,7 @@ out:
 
 /* Publishing outside the key's patterns: say what the key may publish, or how to delegate. */
 static int pattern_error(const struct repo *r, const struct verify_key *publisher,
-			 const struct verify_manifest *m, const char *target)
+			 const char *what, const char *target)
 {
 	const struct meta *t = r->c->targets;
 	const char *id = verify_key_id(publisher);
@@ -720,27 +707,31 @@ static int pattern_error(const struct repo *r, const struct verify_key *publishe
 		}
 	}
 	if (list[0])
-		stork_errorf("%s %s: key %.16s may only publish packages matching %s; %s is not "
+		stork_errorf("%s: key %.16s may only publish packages matching %s; %s is not "
 			     "among them",
-			     m->name, m->version, id, list, target);
+			     what, id, list, target);
 	else
-		stork_errorf("%s %s: key %.16s is not delegated any package names in %s; "
+		stork_errorf("%s: key %.16s is not delegated any package names in %s; "
 			     "delegate some with `stork repo delegate %s --keys KEYDIR KEYFILE.pub "
 			     "PATTERN`",
-			     m->name, m->version, id, t->file, r->dir);
+			     what, id, t->file, r->dir);
 	return STORK_EPATTERN;
 }
 
 static int write_manifest(struct repo *r, const struct verify_manifest *m, const char *hex,
-			  const char *buf, size_t len)
+			  const char *buf, size_t len, bool only_if_missing)
 {
 	char *dir = NULL, *file = NULL;
 	int ret = -ENOMEM;
 
-	dir = xasprintf("targets/%s", m->name);
-	file = xasprintf("targets/%s/%s.%s.json", m->name, hex, m->version);
+	dir = meta_asprintf("targets/%s", m->name);
+	file = meta_asprintf("targets/%s/%s.%s.json", m->name, hex, m->version);
 	if (!dir || !file)
 		goto out;
+	if (only_if_missing && faccessat(r->dirfd, file, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
+		ret = 0;
+		goto out;
+	}
 	ret = mkdir_ok(r->dirfd, "targets", 0755, "targets");
 	if (ret < 0)
 		goto out;
@@ -754,9 +745,8 @@ out:
 	return ret;
 }
 
-int verify_repo_publish(const char *repodir, const char *keydir,
-			const struct verify_key *publisher, const struct verify_manifest *m,
-			const struct verify_repo_opts *o)
+int verify_repo_publish(const char *repodir, const char *keydir, const struct verify_key *publisher,
+			const struct verify_manifest *m, const struct verify_repo_opts *o)
 {
 	struct verify_key *skey = NULL, *tskey = NULL;
 	struct verify_manifest *check = NULL;
@@ -799,7 +789,10 @@ int verify_repo_publish(const char *repodir, const char *keydir,
 		    meta_delegation_matches(&r.c->targets->dels[i], target))
 			del = &r.c->targets->dels[i];
 	if (!del) {
-		ret = pattern_error(&r, publisher, m, target);
+		char what[300];
+
+		snprintf(what, sizeof(what), "%s %s", m->name, m->version);
+		ret = pattern_error(&r, publisher, what, target);
 		goto out;
 	}
 	ret = client_load_role(r.c, &r.src, r.c->targets, del, &cr);
@@ -808,7 +801,10 @@ int verify_repo_publish(const char *repodir, const char *keydir,
 	if (ret == 0) {
 		old = meta_find_target(cr->m, target);
 		if (old && old->length == len && memcmp(old->hash, digest, VERIFY_HASH_LEN) == 0) {
-			ret = 1;
+			/* Same bytes: nothing to sign. Put the manifest back if someone lost it. */
+			ret = write_manifest(&r, m, hex, buf, len, true);
+			if (ret == 0)
+				ret = 1;
 			goto out;
 		}
 		if (old) {
@@ -826,7 +822,7 @@ int verify_repo_publish(const char *repodir, const char *keydir,
 	if (ret < 0)
 		goto out;
 
-	ret = write_manifest(&r, m, hex, buf, len);
+	ret = write_manifest(&r, m, hex, buf, len, false);
 	if (ret < 0)
 		goto out;
 
@@ -850,7 +846,7 @@ int verify_repo_publish(const char *repodir, const char *keydir,
 	if (ret < 0)
 		goto out;
 	ret = -ENOMEM;
-	rolejson = xasprintf("%s.json", del->name);
+	rolejson = meta_asprintf("%s.json", del->name);
 	if (!rolejson)
 		goto out;
 	ret = commit(&r, (const char *const *)&rolejson, &v, 1, skey, tskey);
@@ -863,6 +859,45 @@ out:
 	free(rolejson);
 	free(target);
 	free(buf);
+	return ret;
+}
+
+int verify_repo_may_publish(const char *repodir, const struct verify_key *publisher,
+			    const char *name, char **ret_role)
+{
+	const char *id = verify_key_id(publisher);
+	struct repo r = {.dirfd = -1, .mdfd = -1};
+	char *target = NULL, *role;
+	int ret;
+
+	ret = verify_check_package_name(name);
+	if (ret < 0)
+		return ret;
+	/* Any version will do: delegations match "<name pattern>/STAR". */
+	target = verify_target_path(name, "0");
+	if (!target)
+		return -ENOMEM;
+	ret = repo_open(&r, repodir, NULL);
+	if (ret < 0)
+		goto out;
+	for (size_t i = 0; i < r.c->targets->ndels; i++) {
+		const struct meta_delegation *d = &r.c->targets->dels[i];
+
+		if (meta_delegation_has_key(d, id) && meta_delegation_matches(d, target)) {
+			role = strdup(d->name);
+			if (!role) {
+				ret = -ENOMEM;
+				goto out;
+			}
+			*ret_role = role;
+			ret = 0;
+			goto out;
+		}
+	}
+	ret = pattern_error(&r, publisher, name, name);
+out:
+	repo_close(&r);
+	free(target);
 	return ret;
 }
 
@@ -918,8 +953,7 @@ static void clean_tmp_below(int dirfd, const char *top, time_t now)
 	closedir(d);
 }
 
-int verify_repo_refresh(const char *repodir, const char *keydir,
-			const struct verify_repo_opts *o)
+int verify_repo_refresh(const char *repodir, const char *keydir, const struct verify_repo_opts *o)
 {
 	struct verify_key *skey = NULL, *tskey = NULL;
 	struct repo r = {.dirfd = -1, .mdfd = -1};

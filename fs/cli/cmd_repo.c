@@ -18,7 +18,7 @@ static const char help[] =
 	"          the root file that clients pin (metadata/1.root.json).\n"
 	"delegate  lets the publisher key PUBKEYFILE sign packages whose names match PATTERN\n"
 	"          (shell wildcards: 'hello', 'lib*', 'python3.1?'). The role is named ROLE, by\n"
-	"          default PUBKEYFILE's base name without .pub. Needs KEYDIR's targets key.\n"
+	"          default PUBKEYFILE's base name without .pub/.key. Needs KEYDIR's targets key.\n"
 	"refresh   re-signs snapshot and timestamp with fresh expiry; run it from a timer well\n"
 	"          within the timestamp's lifetime (default 1 day). Cleans up temporary files\n"
 	"          older than an hour left by killed writers.\n"
@@ -58,9 +58,12 @@ static char *default_role(const char *pubkey)
 	free(copy);
 	if (!role)
 		return NULL;
-	dot = strrchr(role, '.');
-	if (dot && (!strcmp(dot, ".pub") || !strcmp(dot, ".key")))
-		*dot = '\0';
+	/* alice.key.pub -> alice */
+	for (int i = 0; i < 2; i++) {
+		dot = strrchr(role, '.');
+		if (dot && (!strcmp(dot, ".pub") || !strcmp(dot, ".key")))
+			*dot = '\0';
+	}
 	return role;
 }
 

@@ -56,7 +56,7 @@ for i in $(seq 1 "$KILLS"); do
 	sleep "$(printf '%d.%03d' $((delay / 1000)) $((delay % 1000)))"
 	kill -KILL "$pid" 2>/dev/null || true
 	set +e
-	wait "$pid"
+	{ wait "$pid"; } 2>/dev/null # no "Killed" job message
 	rc=$?
 	set -e
 	[ "$rc" -eq 137 ] || [ "$rc" -eq 0 ] || { cat "$T/pub.err" >&2; fail "publish $name $version exited $rc before the kill"; }

@@ -84,7 +84,7 @@ verify_ok "the restored repository verifies"
 # --- missing files
 for f in "$(printf '%s\n' "${files[@]}" | grep '^objects/' | head -n 1)" \
 	"$(printf '%s\n' "${files[@]}" | grep '^targets/tiny/' | head -n 1)" \
-	"metadata/1.alice.json"; do
+	"metadata/$(latest_meta alice)" "metadata/1.root.json"; do
 	mv "$REPO/$f" "$T/orig"
 	expect_rc 1 "verify fails when $f is missing" "$STORK" verify --root "$ROOT" "$REPO"
 	err_has "the error names the missing $f" "$f"

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <ftw.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/types.h>
@@ -39,13 +40,16 @@ static void setup(void)
 	stork_error_clear();
 }
 
+static int rm_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	if (remove(path) < 0)
+		fprintf(stderr, "cannot remove %s: %s\n", path, strerror(errno));
+	return 0;
+}
+
 static void rm_rf(const char *path)
 {
-	char cmd[600];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", path);
-	if (system(cmd) != 0)
-		fprintf(stderr, "cannot remove %s\n", path);
+	nftw(path, rm_one, 64, FTW_DEPTH | FTW_PHYS);
 }
 
 static void teardown(void)
@@ -356,14 +360,19 @@ static void write_entries(struct archive *a, const struct tent *ents, size_t n)
 	}
 }
 
-static struct archive *tar_writer(int filter)
+static struct archive *tar_writer_fmt(int filter, int format)
 {
 	struct archive *a = archive_write_new();
 
 	ck_assert_ptr_nonnull(a);
-	ck_assert_int_eq(archive_write_set_format_pax_restricted(a), ARCHIVE_OK);
+	ck_assert_int_eq(archive_write_set_format(a, format), ARCHIVE_OK);
 	ck_assert_int_eq(archive_write_add_filter(a, filter), ARCHIVE_OK);
 	return a;
+}
+
+static struct archive *tar_writer(int filter)
+{
+	return tar_writer_fmt(filter, ARCHIVE_FORMAT_TAR_PAX_RESTRICTED);
 }
 
 static void make_tar(const char *file, int filter, const struct tent *ents, size_t n)
@@ -974,6 +983,22 @@ START_TEST(import_refuses_hostile_tar_members)
 }
 END_TEST
 
+START_TEST(import_refuses_names_that_are_not_utf8)
+{
+	const struct tent ents[] = {{"bad\xe9name", T_FILE, "x", 0, 0}};
+	struct archive *a = tar_writer_fmt(ARCHIVE_FILTER_NONE, ARCHIVE_FORMAT_TAR_GNUTAR);
+	char f[400];
+
+	/* GNU tar stores name bytes as they are (pax would want UTF-8). */
+	tpath(f, sizeof(f), "latin1.tar");
+	ck_assert_int_eq(archive_write_open_filename(a, f), ARCHIVE_OK);
+	write_entries(a, ents, 1);
+	ck_assert_int_eq(archive_write_close(a), ARCHIVE_OK);
+	archive_write_free(a);
+	import_refused(f, 0, STORK_EHOSTILE, "bad\\xe9name", "not valid UTF-8");
+}
+END_TEST
+
 START_TEST(import_refuses_a_truncated_archive)
 {
 	char f[400];
@@ -1338,6 +1363,91 @@ START_TEST(rpm_header_requires_become_dependencies)
 }
 END_TEST
 
+/* A cpio (newc) payload in memory: an rpm's hard link group has the data on its last link. */
+static uint8_t *make_cpio(size_t *ret_len)
+{
+	static const struct {
+		const char *path;
+		unsigned mode;
+		const char *data;
+		unsigned nlink;
+		int64_t ino;
+	} ents[] = {
+	    {"./usr/bin/hello", AE_IFREG | 0755, "", 2, 5},
+	    {"./usr/bin/hi", AE_IFLNK | 0777, "hello", 1, 6},
+	    {"./usr/bin/hello-hard", AE_IFREG | 0755, "#!/bin/sh\necho hi\n", 2, 5},
+	    {"./usr/share/hello", AE_IFDIR | 0755, NULL, 2, 7},
+	};
+	size_t cap = 1 << 20, used = 0, i;
+	uint8_t *buf = malloc(cap);
+	struct archive *a = archive_write_new();
+
+	ck_assert_int_eq(archive_write_set_format_cpio_newc(a), ARCHIVE_OK);
+	ck_assert_int_eq(archive_write_add_filter(a, ARCHIVE_FILTER_NONE), ARCHIVE_OK);
+	ck_assert_int_eq(archive_write_set_bytes_in_last_block(a, 1), ARCHIVE_OK);
+	ck_assert_int_eq(archive_write_open_memory(a, buf, cap, &used), ARCHIVE_OK);
+	for (i = 0; i < sizeof(ents) / sizeof(ents[0]); i++) {
+		struct archive_entry *ae = archive_entry_new();
+		size_t len = 0;
+
+		archive_entry_set_pathname(ae, ents[i].path);
+		archive_entry_set_mode(ae, ents[i].mode);
+		archive_entry_set_nlink(ae, ents[i].nlink);
+		archive_entry_set_ino64(ae, ents[i].ino);
+		archive_entry_set_dev(ae, 1);
+		archive_entry_set_mtime(ae, 1700000000, 0);
+		if ((ents[i].mode & AE_IFMT) == AE_IFLNK)
+			archive_entry_set_symlink(ae, ents[i].data);
+		else if (ents[i].data)
+			len = strlen(ents[i].data);
+		archive_entry_set_size(ae, (la_int64_t)len);
+		ck_assert_int_eq(archive_write_header(a, ae), ARCHIVE_OK);
+		if (len)
+			ck_assert_int_eq(archive_write_data(a, ents[i].data, len), (la_ssize_t)len);
+		archive_entry_free(ae);
+	}
+	ck_assert_int_eq(archive_write_close(a), ARCHIVE_OK);
+	archive_write_free(a);
+	*ret_len = used;
+	return buf;
+}
+
+START_TEST(import_rpm_reads_payload_requires_and_hard_link_groups)
+{
+	static const char script[] = "#!/bin/sh\necho hi\n";
+	struct blob b;
+	char f[400];
+	size_t clen;
+	uint8_t *cpio = make_cpio(&clen), *all;
+	struct verify_manifest *m = NULL;
+	const struct verify_entry *e;
+
+	make_rpm(&b, reqs, 8, NULL);
+	b.len -= 15; /* no "payload follows": the cpio archive does */
+	all = malloc(b.len + clen);
+	memcpy(all, b.b, b.len);
+	memcpy(all + b.len, cpio, clen);
+	tpath(f, sizeof(f), "hello-2.10-3.noarch.rpm");
+	write_file(f, all, b.len + clen, 0644);
+	ck_assert_msg(import(f, 0, &m, NULL) == 0, "%s", stork_error_detail());
+	ck_assert_str_eq(m->format, "rpm");
+	ck_assert_uint_eq(m->ndepends, 6);
+	check_dep(&m->depends[1], 0, "hello-common", ">=", "2.10-3");
+	/* The first link, stored empty, gets the group's data. */
+	check_file(m, "usr/bin/hello", script, strlen(script), 0755);
+	check_file(m, "usr/bin/hello-hard", script, strlen(script), 0755);
+	e = verify_manifest_find(m, "usr/bin/hi");
+	ck_assert_int_eq(e->type, VERIFY_SYMLINK);
+	ck_assert_str_eq(e->target, "hello");
+	e = verify_manifest_find(m, "usr/share/hello");
+	ck_assert_int_eq(e->type, VERIFY_DIR);
+	ck_assert_uint_eq(m->total_size, 2 * strlen(script));
+	verify_manifest_free(m);
+	free(all);
+	free(cpio);
+}
+END_TEST
+
 START_TEST(rpm_header_rejects_hostile_bounds)
 {
 	struct blob b;
@@ -1421,11 +1531,13 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, import_tar_plain_gz_zst);
 	tcase_add_test(tc, import_detects_the_format_by_content);
 	tcase_add_test(tc, import_refuses_hostile_tar_members);
+	tcase_add_test(tc, import_refuses_names_that_are_not_utf8);
 	tcase_add_test(tc, import_refuses_a_truncated_archive);
 	tcase_add_test(tc, import_refuses_a_gzip_bomb_past_max_size);
 	tcase_add_test(tc, import_refuses_formats_that_are_not_packages);
 	tcase_add_test(tc, import_deb_reads_data_and_depends);
 	tcase_add_test(tc, import_deb_without_control_is_refused);
+	tcase_add_test(tc, import_rpm_reads_payload_requires_and_hard_link_groups);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("pkginfo");

@@ -14,9 +14,9 @@
 #include "unit.h"
 #include "verify/meta.h"
 
-#define T0 ((time_t)1795168800) /* 2026-11-20T10:00:00Z */
+#define T0   ((time_t)1795168800) /* 2026-11-20T10:00:00Z */
 #define HOUR 3600
-#define DAY (24 * HOUR)
+#define DAY  (24 * HOUR)
 
 /* ------------------------------------------------------------------------------------------ */
 /* Helpers */
@@ -105,10 +105,14 @@ static struct verify_manifest *make_manifest(const char *name, const char *versi
 					     const char *content)
 {
 	struct verify_manifest *m = NULL;
-	struct verify_entry d = {.path = (char *)"usr", .type = VERIFY_DIR, .mode = 0755,
-				 .mtime = 1700000000};
-	struct verify_entry e = {.path = (char *)"usr/hello", .type = VERIFY_FILE, .mode = 0644,
-				 .mtime = 1700000000, .size = strlen(content), .zsize = 9};
+	struct verify_entry d = {
+	    .path = (char *)"usr", .type = VERIFY_DIR, .mode = 0755, .mtime = 1700000000};
+	struct verify_entry e = {.path = (char *)"usr/hello",
+				 .type = VERIFY_FILE,
+				 .mode = 0644,
+				 .mtime = 1700000000,
+				 .size = strlen(content),
+				 .zsize = 9};
 
 	ck_assert_int_eq(verify_sha256(content, strlen(content), e.hash), 0);
 	ck_assert_int_eq(verify_manifest_new(name, version, "dir", &m), 0);
@@ -118,8 +122,7 @@ static struct verify_manifest *make_manifest(const char *name, const char *versi
 	return m;
 }
 
-static int publish(struct verify_key *k, const char *name, const char *version,
-		   const char *content)
+static int publish(struct verify_key *k, const char *name, const char *version, const char *content)
 {
 	struct verify_manifest *m = make_manifest(name, version, content);
 	int r = verify_repo_publish(F.repo, F.keys, k, m, &F.o);
@@ -249,8 +252,8 @@ static void put_timestamp(const char *snapfile, uint64_t sv)
 	ck_assert_int_eq(verify_sha256(buf, len, digest), 0);
 	free(buf);
 	verify_hex(digest, VERIFY_HASH_LEN, hex);
-	sm = json_pack("{s:I, s:I, s:{s:s}}", "version", (json_int_t)sv, "length",
-		       (json_int_t)len, "hashes", "sha256", hex);
+	sm = json_pack("{s:I, s:I, s:{s:s}}", "version", (json_int_t)sv, "length", (json_int_t)len,
+		       "hashes", "sha256", hex);
 	json_object_set_new(json_object_get(ts, "meta"), "snapshot.json", sm);
 	set_int(ts, "version", jversion(ts) + 1);
 	put_signed("metadata/timestamp.json", ts, &tk, 1, NULL);
@@ -424,9 +427,9 @@ START_TEST(meta_rejects_malformed_fields)
 	doc = timestamp_doc(k);
 	ck_assert_int_eq(parse_mutated(doc, META_TIMESTAMP, NULL, NULL), 0);
 
-	ck_assert_int_eq(meta_parse("{\"signed\":", 10, "metadata/timestamp.json",
-				    META_TIMESTAMP, &m),
-			 STORK_EFORMAT);
+	ck_assert_int_eq(
+	    meta_parse("{\"signed\":", 10, "metadata/timestamp.json", META_TIMESTAMP, &m),
+	    STORK_EFORMAT);
 	ck_assert_int_eq(parse_mutated(doc, META_SNAPSHOT, NULL, NULL), STORK_EFORMAT);
 	assert_detail_has("field signed._type");
 	ck_assert_int_eq(parse_mutated(doc, META_TIMESTAMP, "_type", json_string("root")),
@@ -451,18 +454,17 @@ START_TEST(meta_rejects_malformed_fields)
 			 STORK_EFORMAT);
 	ck_assert_int_eq(parse_mutated(doc, META_TIMESTAMP, "expires", NULL), STORK_EFORMAT);
 	assert_detail_has("field signed.expires: missing");
-	ck_assert_int_eq(parse_mutated(doc, META_TIMESTAMP, "expires",
-				       json_string("2026-11-21 10:00:00")),
-			 STORK_EFORMAT);
+	ck_assert_int_eq(
+	    parse_mutated(doc, META_TIMESTAMP, "expires", json_string("2026-11-21 10:00:00")),
+	    STORK_EFORMAT);
 	assert_detail_has("field signed.expires");
-	ck_assert_int_eq(parse_mutated(doc, META_TIMESTAMP, "expires",
-				       json_string("2026-02-30T10:00:00Z")),
-			 STORK_EFORMAT);
-	ck_assert_int_eq(parse_mutated(doc, META_TIMESTAMP, "expires",
-				       json_string("2026-11-21T10:00:00+01:00")),
-			 STORK_EFORMAT);
-	ck_assert_int_eq(parse_mutated(doc, META_TIMESTAMP, "meta", json_object()),
-			 STORK_EFORMAT);
+	ck_assert_int_eq(
+	    parse_mutated(doc, META_TIMESTAMP, "expires", json_string("2026-02-30T10:00:00Z")),
+	    STORK_EFORMAT);
+	ck_assert_int_eq(
+	    parse_mutated(doc, META_TIMESTAMP, "expires", json_string("2026-11-21T10:00:00+01:00")),
+	    STORK_EFORMAT);
+	ck_assert_int_eq(parse_mutated(doc, META_TIMESTAMP, "meta", json_object()), STORK_EFORMAT);
 	assert_detail_has("snapshot.json");
 	ck_assert_int_eq(parse_mutated(doc, META_TIMESTAMP, "meta",
 				       json_pack("{s:{s:i, s:{s:s}}}", "snapshot.json", "version",
@@ -499,22 +501,20 @@ START_TEST(meta_rejects_malformed_signatures)
 
 	ck_assert_int_eq(verify_key_generate(&k), 0);
 	doc = timestamp_doc(k);
-	ck_assert_int_eq(parse_with_sig(doc, json_pack("[{s:s, s:s}]", "keyid", "ab", "sig",
-						       "zz")),
+	ck_assert_int_eq(parse_with_sig(doc, json_pack("[{s:s, s:s}]", "keyid", "ab", "sig", "zz")),
 			 STORK_EFORMAT);
 	assert_detail_has("field signatures[0].sig");
 	memset(longsig, 'z', sizeof(longsig) - 3);
 	longsig[sizeof(longsig) - 3] = '\0';
-	ck_assert_int_eq(parse_with_sig(doc, json_pack("[{s:s, s:s}]", "keyid", "ab", "sig",
-						       longsig)),
-			 STORK_EFORMAT);
+	ck_assert_int_eq(
+	    parse_with_sig(doc, json_pack("[{s:s, s:s}]", "keyid", "ab", "sig", longsig)),
+	    STORK_EFORMAT);
 	memset(longsig, 'a', sizeof(longsig) - 1);
 	longsig[sizeof(longsig) - 1] = '\0';
-	ck_assert_int_eq(parse_with_sig(doc, json_pack("[{s:s, s:s}]", "keyid", "ab", "sig",
-						       longsig)),
-			 STORK_EFORMAT);
-	ck_assert_int_eq(parse_with_sig(doc, json_pack("[{s:s}]", "keyid", "ab")),
-			 STORK_EFORMAT);
+	ck_assert_int_eq(
+	    parse_with_sig(doc, json_pack("[{s:s, s:s}]", "keyid", "ab", "sig", longsig)),
+	    STORK_EFORMAT);
+	ck_assert_int_eq(parse_with_sig(doc, json_pack("[{s:s}]", "keyid", "ab")), STORK_EFORMAT);
 	ck_assert_int_eq(parse_with_sig(doc, json_pack("{}")), STORK_EFORMAT);
 	assert_detail_has("field signatures");
 	/* an empty list parses (and then meets no threshold) */
@@ -529,12 +529,12 @@ static json_t *root_signed(struct verify_key *k, uint64_t version)
 {
 	const char *id = verify_key_id(k);
 	json_t *role = json_pack("{s:[s], s:i}", "keyids", id, "threshold", 1);
-	json_t *s = json_pack("{s:s, s:s, s:I, s:s, s:b, s:{s:o}, s:{s:o, s:o, s:o, s:o}}",
-			      "_type", "root", "spec_version", "1.0.31", "version",
-			      (json_int_t)version, "expires", "2027-11-20T10:00:00Z",
-			      "consistent_snapshot", 1, "keys", id, verify_key_to_json(k), "roles",
-			      "root", json_deep_copy(role), "targets", json_deep_copy(role),
-			      "snapshot", json_deep_copy(role), "timestamp", json_deep_copy(role));
+	json_t *s = json_pack("{s:s, s:s, s:I, s:s, s:b, s:{s:o}, s:{s:o, s:o, s:o, s:o}}", "_type",
+			      "root", "spec_version", "1.0.31", "version", (json_int_t)version,
+			      "expires", "2027-11-20T10:00:00Z", "consistent_snapshot", 1, "keys",
+			      id, verify_key_to_json(k), "roles", "root", json_deep_copy(role),
+			      "targets", json_deep_copy(role), "snapshot", json_deep_copy(role),
+			      "timestamp", json_deep_copy(role));
 
 	json_decref(role);
 	ck_assert_ptr_nonnull(s);
@@ -584,8 +584,8 @@ START_TEST(meta_rejects_bad_root_keys_and_thresholds)
 	json_decref(s);
 
 	s = root_signed(k, 1);
-	json_object_set_new(json_object_get(json_object_get(s, "roles"), "snapshot"),
-			    "threshold", json_integer(0));
+	json_object_set_new(json_object_get(json_object_get(s, "roles"), "snapshot"), "threshold",
+			    json_integer(0));
 	ck_assert_int_eq(parse_root_signed(s, k), STORK_EFORMAT);
 	assert_detail_has("field signed.roles.snapshot.threshold");
 	json_decref(s);
@@ -877,8 +877,24 @@ END_TEST
 
 START_TEST(repo_republish_identical_is_noop_and_different_is_refused)
 {
+	struct verify_target t;
+	struct verify_manifest *m = NULL;
+	char hex[VERIFY_HASH_HEX], rel[256], *p;
+
 	make_repo();
 	ck_assert_int_eq(publish(F.alice, "hello", "1.0", "hello world\n"), 1);
+	/* a lost manifest file is put back by publishing the same content again */
+	ck_assert_int_eq(refresh_at(T0 + HOUR), 0);
+	ck_assert_int_eq(verify_client_find_target(F.c, &F.src, "hello/1.0.json", &t), 0);
+	verify_hex(t.hash, VERIFY_HASH_LEN, hex);
+	snprintf(rel, sizeof(rel), "targets/hello/%s.1.0.json", hex);
+	p = path_of(F.repo, rel);
+	ck_assert_int_eq(unlink(p), 0);
+	ck_assert_int_eq(publish(F.alice, "hello", "1.0", "hello world\n"), 1);
+	ck_assert_int_eq(verify_client_fetch_manifest(F.c, &F.src, &t, &m), 0);
+	verify_manifest_free(m);
+	verify_target_fini(&t);
+	free(p);
 	ck_assert_int_eq(publish(F.alice, "hello", "1.0", "other content\n"), -EEXIST);
 	assert_detail_has("hello 1.0 is already published with different content; publish a new "
 			  "version");
@@ -914,8 +930,7 @@ START_TEST(repo_delegate_checks_names_and_keys)
 
 	make_repo();
 	ck_assert_int_eq(verify_key_generate(&bob), 0);
-	ck_assert_int_eq(verify_repo_delegate(F.repo, F.keys, bob, "alice", two, 2, &F.o),
-			 -EEXIST);
+	ck_assert_int_eq(verify_repo_delegate(F.repo, F.keys, bob, "alice", two, 2, &F.o), -EEXIST);
 	ck_assert_int_eq(verify_repo_delegate(F.repo, F.keys, bob, "Bob!", two, 2, &F.o),
 			 STORK_ENAME);
 	ck_assert_int_eq(verify_repo_delegate(F.repo, F.keys, bob, "bob", bad, 1, &F.o),
@@ -935,7 +950,8 @@ END_TEST
 START_TEST(repo_refresh_resigns_and_cleans_old_temporary_files)
 {
 	char *old = NULL, *young = NULL, *objdir;
-	struct timespec ts[2] = {{.tv_sec = time(NULL) - 2 * HOUR}, {.tv_sec = time(NULL) - 2 * HOUR}};
+	struct timespec ts[2] = {{.tv_sec = time(NULL) - 2 * HOUR},
+				 {.tv_sec = time(NULL) - 2 * HOUR}};
 	time_t exp;
 
 	make_repo();
@@ -1229,9 +1245,8 @@ START_TEST(client_reports_target_names_outside_charset)
 	{
 		struct verify_key *tk = keydir_key("targets");
 		json_t *tg = load_signed("metadata/2.targets.json");
-		json_t *r0 = json_array_get(json_object_get(json_object_get(tg, "delegations"),
-							    "roles"),
-					    0);
+		json_t *r0 =
+		    json_array_get(json_object_get(json_object_get(tg, "delegations"), "roles"), 0);
 
 		json_object_set_new(r0, "paths", json_pack("[s]", paths[0]));
 		set_int(tg, "version", 3);
@@ -1298,10 +1313,9 @@ START_TEST(client_terminating_delegation_stops_the_search)
 	/* make alice's delegation terminating: bob can no longer provide hello/ targets */
 	tk = keydir_key("targets");
 	tg = load_signed("metadata/3.targets.json");
-	json_object_set_new(json_array_get(json_object_get(json_object_get(tg, "delegations"),
-							   "roles"),
-					   0),
-			    "terminating", json_true());
+	json_object_set_new(
+	    json_array_get(json_object_get(json_object_get(tg, "delegations"), "roles"), 0),
+	    "terminating", json_true());
 	set_int(tg, "version", 4);
 	put_signed("metadata/4.targets.json", tg, &tk, 1, NULL);
 	bump_snapshot("targets.json", 4);
@@ -1486,6 +1500,28 @@ START_TEST(repo_writer_refuses_tampered_state)
 }
 END_TEST
 
+START_TEST(repo_writer_refuses_keys_the_root_does_not_list)
+{
+	struct verify_key *k;
+	char *p = path_of(F.keys, "snapshot.key"), *pub = path_of(F.keys, "snapshot.key.pub");
+
+	make_repo();
+	ck_assert_int_eq(unlink(p), 0);
+	ck_assert_int_eq(unlink(pub), 0);
+	ck_assert_int_eq(verify_key_generate(&k), 0);
+	ck_assert_int_eq(verify_key_save(k, p), 0);
+	ck_assert_int_eq(publish(F.alice, "hello", "2.0", "v2\n"), STORK_EBADSIG);
+	assert_detail_has("is not a snapshot key of metadata/1.root.json");
+	ck_assert_int_eq(verify_repo_refresh(F.repo, F.keys, &F.o), STORK_EBADSIG);
+	/* nothing was committed */
+	ck_assert_int_eq(refresh_at(T0 + HOUR), 0);
+	ck_assert_uint_eq(role_version("timestamp"), 3);
+	verify_key_free(k);
+	free(p);
+	free(pub);
+}
+END_TEST
+
 TCase *tcase_verify_repo(void)
 {
 	TCase *tc = tcase_create("verify_repo");
@@ -1500,6 +1536,7 @@ TCase *tcase_verify_repo(void)
 	tcase_add_test(tc, repo_delegate_checks_names_and_keys);
 	tcase_add_test(tc, repo_refresh_resigns_and_cleans_old_temporary_files);
 	tcase_add_test(tc, repo_writer_refuses_tampered_state);
+	tcase_add_test(tc, repo_writer_refuses_keys_the_root_does_not_list);
 	tcase_add_test(tc, client_rejects_expired_timestamp);
 	tcase_add_test(tc, client_rejects_expired_snapshot);
 	tcase_add_test(tc, client_rejects_expired_targets);
