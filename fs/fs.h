@@ -1,12 +1,89 @@
-/* fs/fs.h: the whole contract of the fs module (tree views; the FUSE daemon arrives with
- * issue 4). */
+/* fs/fs.h: the whole contract of the fs module.
+ *
+ * A repository as the node sees it: a pinned root, an ordered list of mirrors, the node store
+ * (shared by every process on the node) and the verified metadata kept in it. The `stork
+ * extract` command and the FUSE daemon (issue 4) are thin layers over these functions.
+ */
 #ifndef STORKFS_FS_H
 #define STORKFS_FS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "fetch/fetch.h"
+#include "store/store.h"
+#include "verify/verify.h"
 
 /** Compare two version strings the way dpkg does (epoch, upstream version, Debian revision;
  * '~' sorts before everything, letters before non-letters). Used to pick `latest` and to list
  * versions in order. @return <0, 0, >0 like strcmp. Thread-safe; never fails: a missing or
  * non-numeric epoch counts as 0. */
 int fs_version_cmp(const char *a, const char *b);
+
+/* ------------------------------------------------------------------------------------------ */
+/* A repository on this node. */
+
+struct fs_repo;
+
+struct fs_repo_opts {
+	struct fetch_opts fetch;
+	time_t now;		/* 0 = time(NULL) at each refresh */
+};
+
+/** Open a repository: the pinned root file's bytes, its mirrors (tried in order), and the node
+ * store. The repository's identity in the store is the hex SHA-256 of the pinned root. Does
+ * not touch the network (call fs_repo_refresh). The store is borrowed and must outlive it.
+ * @return 0; STORK_EFORMAT / STORK_EBADSIG for a bad pinned root; -EINVAL for a mirror no
+ * transport handles; -ENOMEM. */
+int fs_repo_open(struct store *s, const uint8_t *root, size_t rootlen,
+		 const char *const *mirrors, size_t nmirrors, const struct fs_repo_opts *o,
+		 struct fs_repo **ret_r);
+void fs_repo_close(struct fs_repo *r);
+
+/** Refresh the signed metadata from the mirrors (TUF workflow), keeping what verifies in the
+ * store. When the mirrors cannot be reached, the last verified state from the store stays in
+ * use: returns 1 and leaves a detail saying so and why. @return 0 (fresh); 1 (offline, using
+ * the stored state); STORK_E* (a verification failure: nothing new is trusted); -errno when
+ * there is no usable state at all. */
+int fs_repo_refresh(struct fs_repo *r);
+
+/** The verified manifest of one version: from the store when it holds it, else fetched,
+ * checked against its signed hash and kept. @param[out] ret_m caller frees.
+ * @return 0; -ENOENT (no such package or version is signed: detail says which);
+ * STORK_E*; -errno. */
+int fs_repo_manifest(struct fs_repo *r, const char *name, const char *version,
+		     struct verify_manifest **ret_m);
+
+/** Make sure a file entry's object is in the store, fetching and verifying it if needed; then
+ * open it. @param what names the file for messages ("hello 2.10-3: usr/bin/hello").
+ * @param[out] ret_fd read-only, caller closes (may be NULL: just make sure it is stored).
+ * @param[out] ret_fetched (optional) whether this call transferred it.
+ * @return 0; STORK_E* / -errno when no mirror could deliver it (detail names each). */
+int fs_repo_object(struct fs_repo *r, const struct verify_entry *e, const char *what,
+		   int *ret_fd, bool *ret_fetched);
+
+/** The store it was opened with. Borrowed. */
+struct store *fs_repo_store(struct fs_repo *r);
+
+/** The fetcher, for counters and transports. Borrowed. */
+struct fetch *fs_repo_fetcher(struct fs_repo *r);
+
+struct fs_extract_stats {
+	uint64_t files, dirs, symlinks;
+	uint64_t fetched;	/* objects transferred */
+	uint64_t linked;	/* files hard-linked to the store */
+	uint64_t copied;	/* files copied (other file system, or modes links can't carry) */
+	uint64_t bytes;
+};
+
+/** Materialise a version as destdir (created; must not exist or be empty). Files are hard
+ * links to the store's per-mode variant of their object when destdir is on the store's file
+ * system (store_object_link), copies with the manifest's mode and mtime otherwise. Directories
+ * get their modes and mtimes last. Built in a sibling .stork-extract-<name>-XXXXXX and renamed
+ * into place, so destdir appears whole or not at all; a killed extract's leftovers are removed
+ * by the next extract to the same destination.
+ * @return 0; -EEXIST (destdir exists and is not empty); STORK_E*; -errno. */
+int fs_extract(struct fs_repo *r, const struct verify_manifest *m, const char *destdir,
+	       struct fs_extract_stats *ret_stats);
 
 #endif

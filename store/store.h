@@ -114,4 +114,128 @@ int store_deb_control_deps(const char *control, size_t len, struct verify_manife
  * position unspecified. @return 0; STORK_EFORMAT; -errno. */
 int store_rpm_deps(int fd, struct verify_manifest *m);
 
+/* ------------------------------------------------------------------------------------------ */
+/* The node store: one per node, shared by every mount, extract and container on it, and by
+ * several processes at once (store/README.md, "Node store").
+ *
+ *   STOREDIR/objects/ab/<64 hex>    an object, UNCOMPRESSED (reads are plain preads), 0444
+ *   STOREDIR/objects/ab/<64 hex>.x  the same bytes, mode 0555, made on demand for hard links
+ *                                   to executables (a hard link shares its inode's mode)
+ *   STOREDIR/tmp/                   objects being written (.part-XXXXXX, flock()ed by writer)
+ *   STOREDIR/index/                 LMDB environment: objects, metadata, manifests
+ *
+ * Nothing unverified is ever indexed or visible: an object is written to tmp/, hashed while
+ * written, checked against its id and size, fsync()ed, renamed into objects/, and only then
+ * indexed. Thread-safe: one struct store may be used by many threads. */
+
+struct store;
+
+struct store_objinfo {
+	uint64_t size;
+	int64_t last_use;	/* seconds since the epoch, updated at most hourly */
+	uint32_t pins;
+};
+
+/** Open (creating when missing, mode 0755) the node store in dir. Removes tmp/ leftovers of
+ * dead writers (a live writer holds an flock on its temporary file).
+ * @return 0; -errno; STORK_EFORMAT if the index is not a storkfs index (detail says which
+ * file). */
+int store_open(const char *dir, struct store **ret_s);
+void store_close(struct store *s);
+/** The store's directory (as given to store_open). */
+const char *store_dir(const struct store *s);
+
+/** @return 0; -ENOENT if the object is not indexed. */
+int store_object_info(struct store *s, const uint8_t id[VERIFY_HASH_LEN],
+		      struct store_objinfo *ret_info);
+/** Open an indexed object read-only (O_CLOEXEC) and note its use. If the index lists it but
+ * the file is gone or has the wrong size, the entry is dropped and -ENOENT returned (it will be
+ * fetched again). @param[out] ret_fd the caller closes it. @return 0; -ENOENT; -errno. */
+int store_object_open(struct store *s, const uint8_t id[VERIFY_HASH_LEN], int *ret_fd);
+/** Hard-link an indexed object as dirfd/name (exec: link the 0555 variant, creating it by a
+ * copy when missing). @return 0; -ENOENT; -EXDEV when dirfd is on another file system (copy
+ * instead); -errno. */
+int store_object_link(struct store *s, const uint8_t id[VERIFY_HASH_LEN], bool exec, int dirfd,
+		      const char *name);
+/** Drop an object from the index and unlink its files. @return 0; -ENOENT; -errno. */
+int store_object_remove(struct store *s, const uint8_t id[VERIFY_HASH_LEN]);
+/** Pin or unpin (pins count; a pinned object is never garbage-collected).
+ * @return 0; -ENOENT; -EINVAL when unpinning an object with no pins. */
+int store_object_pin(struct store *s, const uint8_t id[VERIFY_HASH_LEN], bool pin);
+
+/* Writing an object: the sink that fetch/ streams verified-in-stream bytes into. */
+struct store_insert;
+
+/** Start writing the object `id` of `size` bytes into tmp/. @return 0; -errno. */
+int store_insert_new(struct store *s, const uint8_t id[VERIFY_HASH_LEN], uint64_t size,
+		     struct store_insert **ret_ins);
+/** Append bytes. @return 0; STORK_EBADLEN past size; -errno (e.g. -ENOSPC). */
+int store_insert_write(struct store_insert *ins, const void *buf, size_t len);
+/** Forget what was written so far (a retry from another source). @return 0; -errno. */
+int store_insert_reset(struct store_insert *ins);
+/** Check the hash and size, fsync, rename into objects/, index. Frees ins either way.
+ * Another writer may have committed the same object meanwhile: that is success.
+ * @return 0; STORK_EBADLEN; STORK_EBADHASH (nothing is kept); -errno. */
+int store_insert_commit(struct store_insert *ins);
+/** Drop the temporary file and free. Accepts NULL. */
+void store_insert_abort(struct store_insert *ins);
+
+/* Verified metadata and manifests, so that a node can start offline. `repo` names a
+ * repository (the caller's choice, e.g. the hex SHA-256 of its pinned root); `name` a file
+ * ("root.json", "timestamp.json", "alice.json"...). The store does not verify them: callers
+ * put only what they verified, and verify again what they get. */
+
+/** @return 0; -errno; -ENOSPC when the index is full (detail says how to grow it). */
+int store_meta_put(struct store *s, const char *repo, const char *name, const void *buf,
+		   size_t len);
+/** @param[out] ret_buf malloc'd, caller frees. @return 0; -ENOENT; -errno. */
+int store_meta_get(struct store *s, const char *repo, const char *name, uint8_t **ret_buf,
+		   size_t *ret_len);
+/** Record the time of the repository's last successful refresh and the URL it came from. */
+int store_repo_note_refresh(struct store *s, const char *repo, const char *url, int64_t when);
+/** Manifests by their SHA-256 (checked on put: -EINVAL when buf does not hash to id). */
+int store_manifest_put(struct store *s, const uint8_t id[VERIFY_HASH_LEN], const void *buf,
+		       size_t len);
+int store_manifest_get(struct store *s, const uint8_t id[VERIFY_HASH_LEN], uint8_t **ret_buf,
+		       size_t *ret_len);
+
+struct store_repo_status {
+	char *repo;
+	char *url;		/* last URL refreshed from, "" if never */
+	int64_t last_refresh;	/* 0 if never */
+	size_t nmeta;		/* metadata files held */
+};
+
+struct store_stats {
+	uint64_t objects;
+	uint64_t bytes;
+	uint64_t pinned;
+	uint64_t manifests;
+	struct store_repo_status *repos; /* malloc'd array, free with store_stats_fini */
+	size_t nrepos;
+};
+
+/** @return 0; -errno. */
+int store_stats(struct store *s, struct store_stats *ret_stats);
+void store_stats_fini(struct store_stats *st);
+
+struct store_fsck_report {
+	uint64_t objects;	/* indexed objects checked */
+	uint64_t good;
+	uint64_t bad;		/* content does not match its id, or wrong size */
+	uint64_t missing;	/* indexed, file gone */
+	uint64_t unindexed;	/* files in objects/ the index does not list */
+	uint64_t stale_tmp;	/* leftovers in tmp/ */
+	uint64_t repaired;	/* entries dropped / files removed with repair */
+};
+
+/** Re-hash every indexed object and compare the index with objects/. With repair, drop index
+ * entries of bad or missing objects, unlink bad files and unindexed files (they may be a
+ * crash's leftovers; good unindexed files are indexed instead of removed). problem is called
+ * for each finding with the object's path and what is wrong. @return 0 (see the report);
+ * -errno. */
+int store_fsck(struct store *s, bool repair,
+	       void (*problem)(void *ctx, const char *path, const char *what), void *ctx,
+	       struct store_fsck_report *ret_report);
+
 #endif

@@ -43,53 +43,12 @@ static int buf_add(struct buf *b, const char *s, size_t n)
 	return 0;
 }
 
-/* Whether s[0..len) is well-formed UTF-8 (no overlong forms, surrogates or > U+10FFFF). */
-static bool utf8_valid(const char *str, size_t len)
-{
-	const unsigned char *s = (const unsigned char *)str;
-	size_t i = 0;
-
-	while (i < len) {
-		unsigned char c = s[i];
-		size_t n, k;
-		uint32_t cp;
-
-		if (c < 0x80) {
-			i++;
-			continue;
-		} else if (c >= 0xc2 && c <= 0xdf) {
-			n = 1;
-			cp = c & 0x1f;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			n = 2;
-			cp = c & 0x0f;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			n = 3;
-			cp = c & 0x07;
-		} else {
-			return false;
-		}
-		if (len - i - 1 < n)
-			return false;
-		for (k = 1; k <= n; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return false;
-			cp = cp << 6 | (s[i + k] & 0x3f);
-		}
-		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
-		    (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		i += n + 1;
-	}
-	return true;
-}
-
 static int dump_string(struct buf *b, const char *s, size_t len)
 {
 	size_t i, start = 0;
 	int r;
 
-	if (!utf8_valid(s, len)) {
+	if (!verify_utf8_valid(s, len)) {
 		stork_errorf("canonical JSON: string is not valid UTF-8");
 		return -EINVAL;
 	}

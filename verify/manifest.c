@@ -1,20 +1,19 @@
-/* verify/manifest.c: package manifests, built by the publisher and parsed by clients.
+/* verify/manifest.c: package manifests, built by the publisher; the checks parsing shares.
  *
  * The manifest format is in verify/README.md: canonical JSON, files sorted by path bytewise,
  * every parent directory present, nothing below a symlink or a file. Building is lenient about
- * order and missing parents (finish fixes both); parsing is strict and refuses anything finish
- * would have had to fix, so one package version has exactly one manifest.
+ * order and missing parents (finish fixes both); parsing (verify/manifest_parse.c) is strict
+ * and refuses anything finish would have had to fix, so one package version has exactly one
+ * manifest.
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "verify/internal.h"
 #include "verify/verify.h"
 
-#define PATH_MAX_LEN	  4096
 #define COMPONENT_MAX_LEN 255
 #define DEP_FIELD_MAX_LEN 256
 
@@ -31,74 +30,6 @@ static struct manifest *priv(struct verify_manifest *m)
 /* ------------------------------------------------------------------------------------------ */
 /* Checks shared by add and parse. */
 
-/* Quote s for a message: printable bytes as they are, others as \xNN, long ones cut. */
-static const char *quote(const char *s, char *out, size_t size)
-{
-	static const char hex[] = "0123456789abcdef";
-	size_t o = 0;
-
-	for (; *s && o + 5 < size; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c < 0x20 || c == 0x7f) {
-			out[o++] = '\\';
-			out[o++] = 'x';
-			out[o++] = hex[c >> 4];
-			out[o++] = hex[c & 0xf];
-		} else if (c == '"' || c == '\\') {
-			out[o++] = '\\';
-			out[o++] = (char)c;
-		} else {
-			out[o++] = (char)c;
-		}
-	}
-	if (*s && o + 4 <= size) {
-		memcpy(out + o, "...", 3);
-		o += 3;
-	}
-	out[o] = '\0';
-	return out;
-}
-
-#define QUOTE_LEN 256
-
-static bool utf8_valid(const char *str)
-{
-	const unsigned char *s = (const unsigned char *)str;
-
-	while (*s) {
-		unsigned char c = *s;
-		size_t n, k;
-		uint32_t cp;
-
-		if (c < 0x80) {
-			s++;
-			continue;
-		} else if (c >= 0xc2 && c <= 0xdf) {
-			n = 1;
-			cp = c & 0x1f;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			n = 2;
-			cp = c & 0x0f;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			n = 3;
-			cp = c & 0x07;
-		} else {
-			return false;
-		}
-		for (k = 1; k <= n; k++) {
-			if ((s[k] & 0xc0) != 0x80) /* also stops at the NUL */
-				return false;
-			cp = cp << 6 | (s[k] & 0x3f);
-		}
-		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
-		    (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		s += n + 1;
-	}
-	return true;
-}
-
 static bool has_control(const char *s)
 {
 	for (; *s; s++)
@@ -108,7 +39,7 @@ static bool has_control(const char *s)
 }
 
 /* Whether path is a clean relative path; else its problem as a static string. */
-static const char *path_problem(const char *path)
+const char *manifest_path_problem(const char *path)
 {
 	const char *p = path, *slash;
 	size_t len;
@@ -119,7 +50,7 @@ static const char *path_problem(const char *path)
 		return "control character";
 	if (path[0] == '/')
 		return "absolute path";
-	if (strlen(path) > PATH_MAX_LEN)
+	if (strlen(path) > MANIFEST_PATH_MAX)
 		return "path longer than 4096 bytes";
 	for (;;) {
 		slash = strchr(p, '/');
@@ -136,12 +67,12 @@ static const char *path_problem(const char *path)
 			break;
 		p = slash + 1;
 	}
-	if (!utf8_valid(path))
+	if (!verify_utf8_valid(path, strlen(path)))
 		return "path is not valid UTF-8";
 	return NULL;
 }
 
-static const char *target_problem(const char *target)
+const char *manifest_target_problem(const char *target)
 {
 	if (!target)
 		return "symlink without a target";
@@ -149,14 +80,14 @@ static const char *target_problem(const char *target)
 		return "empty symlink target";
 	if (has_control(target))
 		return "control character in the symlink target";
-	if (strlen(target) > PATH_MAX_LEN)
+	if (strlen(target) > MANIFEST_PATH_MAX)
 		return "symlink target longer than 4096 bytes";
-	if (!utf8_valid(target))
+	if (!verify_utf8_valid(target, strlen(target)))
 		return "symlink target is not valid UTF-8";
 	return NULL;
 }
 
-static const char *type_name(enum verify_ftype t)
+const char *manifest_type_name(enum verify_ftype t)
 {
 	switch (t) {
 	case VERIFY_DIR:
@@ -171,7 +102,7 @@ static const char *type_name(enum verify_ftype t)
 
 static const char *const dep_ops[] = {"<<", "<=", "=", ">=", ">>"};
 
-static bool dep_op_valid(const char *op)
+bool manifest_dep_op_valid(const char *op)
 {
 	size_t i;
 
@@ -183,7 +114,7 @@ static bool dep_op_valid(const char *op)
 
 /* Dependency names and versions come from package metadata (rpm's "perl(Carp)" too), so
  * they are not held to the package name charset: printable, no spaces, bounded. */
-static const char *dep_field_problem(const char *s)
+const char *manifest_dep_field_problem(const char *s)
 {
 	const char *p;
 
@@ -194,7 +125,7 @@ static const char *dep_field_problem(const char *s)
 	for (p = s; *p; p++)
 		if ((unsigned char)*p <= 0x20 || *p == 0x7f)
 			return "space or control character";
-	if (!utf8_valid(s))
+	if (!verify_utf8_valid(s, strlen(s)))
 		return "not valid UTF-8";
 	return NULL;
 }
@@ -220,8 +151,9 @@ int verify_manifest_new(const char *name, const char *version, const char *forma
 	return 0;
 }
 
-static int grow(struct manifest *pm, size_t more)
+int manifest_grow(struct verify_manifest *m, size_t more)
 {
+	struct manifest *pm = priv(m);
 	struct verify_entry *e;
 	size_t cap = pm->cap ? pm->cap : 64;
 
@@ -241,9 +173,8 @@ static int grow(struct manifest *pm, size_t more)
 
 int verify_manifest_add(struct verify_manifest *m, const struct verify_entry *e)
 {
-	struct manifest *pm = priv(m);
 	struct verify_entry *n;
-	char q[QUOTE_LEN];
+	char q[TEXT_QUOTE_LEN];
 	const char *problem;
 	int r;
 
@@ -251,9 +182,9 @@ int verify_manifest_add(struct verify_manifest *m, const struct verify_entry *e)
 		stork_errorf("manifest entry without a path");
 		return -EINVAL;
 	}
-	problem = path_problem(e->path);
+	problem = manifest_path_problem(e->path);
 	if (problem) {
-		stork_errorf("\"%s\": %s", quote(e->path, q, sizeof(q)), problem);
+		stork_errorf("\"%s\": %s", text_quote(e->path, q, sizeof(q)), problem);
 		return STORK_EHOSTILE;
 	}
 	if (e->type != VERIFY_DIR && e->type != VERIFY_FILE && e->type != VERIFY_SYMLINK) {
@@ -265,7 +196,7 @@ int verify_manifest_add(struct verify_manifest *m, const struct verify_entry *e)
 		return -EINVAL;
 	}
 	if (e->type == VERIFY_SYMLINK) {
-		problem = target_problem(e->target);
+		problem = manifest_target_problem(e->target);
 		if (problem) {
 			stork_errorf("\"%s\": %s", e->path, problem);
 			return STORK_EHOSTILE;
@@ -275,7 +206,7 @@ int verify_manifest_add(struct verify_manifest *m, const struct verify_entry *e)
 		stork_errorf("\"%s\": size %" PRIu64 " is too large", e->path, e->size);
 		return STORK_ETOOBIG;
 	}
-	r = grow(pm, 1);
+	r = manifest_grow(m, 1);
 	if (r < 0)
 		return r;
 	n = &m->entries[m->n];
@@ -329,9 +260,10 @@ int verify_manifest_add_depgroup(struct verify_manifest *m, const struct verify_
 		return -EINVAL;
 	}
 	for (i = 0; i < n; i++) {
-		if (!alts[i].name || dep_field_problem(alts[i].name) ||
-		    (alts[i].op && !dep_op_valid(alts[i].op)) || !alts[i].op != !alts[i].version ||
-		    (alts[i].version && dep_field_problem(alts[i].version))) {
+		if (!alts[i].name || manifest_dep_field_problem(alts[i].name) ||
+		    (alts[i].op && !manifest_dep_op_valid(alts[i].op)) ||
+		    !alts[i].op != !alts[i].version ||
+		    (alts[i].version && manifest_dep_field_problem(alts[i].version))) {
 			stork_errorf("dependency \"%s\": needs a name, and an op (<< <= = >= >>) "
 				     "exactly when it has a version",
 				     alts[i].name ? alts[i].name : "");
@@ -373,8 +305,8 @@ static int entry_cmp(const void *a, const void *b)
 	return strcmp(x->path, y->path);
 }
 
-static const struct verify_entry *find_in(const struct verify_entry *entries, size_t n,
-					  const char *path)
+const struct verify_entry *manifest_find(const struct verify_entry *entries, size_t n,
+					 const char *path)
 {
 	struct verify_entry key = {.path = (char *)path};
 
@@ -385,7 +317,7 @@ static const struct verify_entry *find_in(const struct verify_entry *entries, si
 
 const struct verify_entry *verify_manifest_find(const struct verify_manifest *m, const char *path)
 {
-	return find_in(m->entries, m->n, path);
+	return manifest_find(m->entries, m->n, path);
 }
 
 struct missing {
@@ -408,7 +340,7 @@ int verify_manifest_finish(struct verify_manifest *m)
 {
 	struct missing *miss = NULL;
 	size_t nmiss = 0, capmiss = 0, i, j, n = m->n;
-	char q[QUOTE_LEN], q2[QUOTE_LEN];
+	char q[TEXT_QUOTE_LEN], q2[TEXT_QUOTE_LEN];
 	uint64_t total = 0;
 	int r = 0;
 
@@ -417,27 +349,29 @@ int verify_manifest_finish(struct verify_manifest *m)
 	for (i = 1; i < n; i++) {
 		if (strcmp(m->entries[i - 1].path, m->entries[i].path) == 0) {
 			stork_errorf("duplicate path \"%s\"",
-				     quote(m->entries[i].path, q, sizeof(q)));
+				     text_quote(m->entries[i].path, q, sizeof(q)));
 			return STORK_EHOSTILE;
 		}
 	}
 	/* Each ancestor of each entry must be a directory; collect the absent ones. */
 	for (i = 0; i < n; i++) {
 		const struct verify_entry *e = &m->entries[i];
-		char prefix[PATH_MAX_LEN + 1];
+		char prefix[MANIFEST_PATH_MAX + 1];
 		const char *slash;
 
 		for (slash = strchr(e->path, '/'); slash; slash = strchr(slash + 1, '/')) {
 			const struct verify_entry *p;
 			size_t plen = (size_t)(slash - e->path);
 
-			memcpy(prefix, e->path, plen); /* add() bounded paths to PATH_MAX_LEN */
+			memcpy(prefix, e->path,
+			       plen); /* add() bounded paths to MANIFEST_PATH_MAX */
 			prefix[plen] = '\0';
-			p = find_in(m->entries, n, prefix);
+			p = manifest_find(m->entries, n, prefix);
 			if (p && p->type != VERIFY_DIR) {
 				stork_errorf("\"%s\": parent \"%s\" is a %s",
-					     quote(e->path, q, sizeof(q)),
-					     quote(p->path, q2, sizeof(q2)), type_name(p->type));
+					     text_quote(e->path, q, sizeof(q)),
+					     text_quote(p->path, q2, sizeof(q2)),
+					     manifest_type_name(p->type));
 				r = STORK_EHOSTILE;
 				goto out;
 			}
@@ -474,7 +408,7 @@ int verify_manifest_finish(struct verify_manifest *m)
 			miss[j++] = miss[i];
 		}
 		nmiss = j;
-		r = grow(priv(m), nmiss);
+		r = manifest_grow(m, nmiss);
 		if (r < 0)
 			goto out;
 		for (i = 0; i < nmiss; i++) {
@@ -535,7 +469,7 @@ static json_t *entry_json(const struct verify_entry *e)
 		return NULL;
 	r = set(o, "path", str(e->path));
 	if (r == 0)
-		r = set(o, "type", json_string(type_name(e->type)));
+		r = set(o, "type", json_string(manifest_type_name(e->type)));
 	if (r == 0)
 		r = set(o, "mode", json_integer(e->mode));
 	if (r == 0)
@@ -640,424 +574,6 @@ out:
 		stork_errorf("manifest %s %s: out of memory", m->name, m->version);
 	json_decref(root);
 	return r;
-}
-
-/* ------------------------------------------------------------------------------------------ */
-/* Parsing. */
-
-static const char *const manifest_formats[] = {"dir", "tar", "deb", "rpm"};
-
-/* Refuse keys of obj not in allowed (NULL-terminated); return the first one or NULL. */
-static const char *unknown_key(const json_t *obj, const char *const *allowed)
-{
-	const char *k;
-	json_t *v;
-
-	json_object_foreach((json_t *)obj, k, v)
-	{
-		size_t i;
-
-		for (i = 0; allowed[i]; i++)
-			if (strcmp(k, allowed[i]) == 0)
-				break;
-		if (!allowed[i])
-			return k;
-	}
-	return NULL;
-}
-
-/* An integer member in [min, max]; problem set to a static string when it is not. */
-static const char *get_int(const json_t *obj, const char *key, json_int_t min, json_int_t max,
-			   json_int_t *ret)
-{
-	const json_t *v = json_object_get(obj, key);
-
-	if (!v)
-		return "missing";
-	if (!json_is_integer(v))
-		return "not an integer";
-	if (json_integer_value(v) < min || json_integer_value(v) > max)
-		return "out of range";
-	*ret = json_integer_value(v);
-	return NULL;
-}
-
-struct parse {
-	const char *what;
-	struct verify_manifest *m;
-};
-
-static int parse_depends(struct parse *p, const json_t *deps)
-{
-	static const char *const dep_keys[] = {"name", "op", "version", NULL};
-	size_t i, k;
-
-	if (!json_is_array(deps)) {
-		stork_errorf("%s: \"depends\" is not an array", p->what);
-		return STORK_EFORMAT;
-	}
-	p->m->depends =
-	    calloc(json_array_size(deps) ? json_array_size(deps) : 1, sizeof(*p->m->depends));
-	if (!p->m->depends)
-		return -ENOMEM;
-	for (i = 0; i < json_array_size(deps); i++) {
-		const json_t *g = json_array_get(deps, i);
-		struct verify_depgroup *group = &p->m->depends[i];
-
-		if (!json_is_array(g) || json_array_size(g) == 0) {
-			stork_errorf("%s: depends[%zu]: not a non-empty array of alternatives",
-				     p->what, i);
-			return STORK_EFORMAT;
-		}
-		group->alts = calloc(json_array_size(g), sizeof(*group->alts));
-		if (!group->alts)
-			return -ENOMEM;
-		p->m->ndepends++;
-		for (k = 0; k < json_array_size(g); k++) {
-			const json_t *d = json_array_get(g, k);
-			const json_t *name, *op, *version;
-			struct verify_dep *dep = &group->alts[k];
-			const char *bad, *problem = NULL;
-
-			if (!json_is_object(d)) {
-				stork_errorf("%s: depends[%zu][%zu]: not an object", p->what, i, k);
-				return STORK_EFORMAT;
-			}
-			bad = unknown_key(d, dep_keys);
-			if (bad) {
-				stork_errorf("%s: depends[%zu][%zu]: unknown key \"%.64s\"",
-					     p->what, i, k, bad);
-				return STORK_EFORMAT;
-			}
-			name = json_object_get(d, "name");
-			op = json_object_get(d, "op");
-			version = json_object_get(d, "version");
-			if (!name)
-				problem = "missing \"name\"";
-			else if (!json_is_string(name) ||
-				 dep_field_problem(json_string_value(name)))
-				problem = "\"name\" is not a dependency name";
-			else if (!op != !version)
-				problem = "\"op\" and \"version\" go together";
-			else if (op &&
-				 (!json_is_string(op) || !dep_op_valid(json_string_value(op))))
-				problem = "\"op\" is not one of << <= = >= >>";
-			else if (version && (!json_is_string(version) ||
-					     dep_field_problem(json_string_value(version))))
-				problem = "\"version\" is not a dependency version";
-			if (problem) {
-				stork_errorf("%s: depends[%zu][%zu]: %s", p->what, i, k, problem);
-				return STORK_EFORMAT;
-			}
-			group->n++;
-			dep->name = strdup(json_string_value(name));
-			if (!dep->name)
-				return -ENOMEM;
-			if (op) {
-				dep->op = strdup(json_string_value(op));
-				dep->version = strdup(json_string_value(version));
-				if (!dep->op || !dep->version)
-					return -ENOMEM;
-			}
-		}
-	}
-	return 0;
-}
-
-static int entry_error(struct parse *p, size_t i, const char *path, int code, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-
-static int entry_error(struct parse *p, size_t i, const char *path, int code, const char *fmt, ...)
-{
-	char q[QUOTE_LEN], msg[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	if (path)
-		stork_errorf("%s: files[%zu] \"%s\": %s", p->what, i, quote(path, q, sizeof(q)),
-			     msg);
-	else
-		stork_errorf("%s: files[%zu]: %s", p->what, i, msg);
-	return code;
-}
-
-static int parse_entry(struct parse *p, size_t i, const json_t *f, struct verify_entry *e)
-{
-	static const char *const entry_keys[] = {"path",  "type",   "mode",   "mtime", "size",
-						 "zsize", "sha256", "target", NULL};
-	static const char *const file_only[] = {"size", "zsize", "sha256"};
-	const json_t *jpath, *jtype, *jsha, *jtarget;
-	const char *path, *type, *bad, *problem;
-	json_int_t v;
-	size_t k;
-
-	if (!json_is_object(f))
-		return entry_error(p, i, NULL, STORK_EFORMAT, "not an object");
-	jpath = json_object_get(f, "path");
-	if (!jpath)
-		return entry_error(p, i, NULL, STORK_EFORMAT, "missing \"path\"");
-	if (!json_is_string(jpath))
-		return entry_error(p, i, NULL, STORK_EFORMAT, "\"path\" is not a string");
-	path = json_string_value(jpath);
-	problem = path_problem(path);
-	if (problem)
-		return entry_error(p, i, path, STORK_EHOSTILE, "%s", problem);
-	bad = unknown_key(f, entry_keys);
-	if (bad)
-		return entry_error(p, i, path, STORK_EFORMAT, "unknown key \"%.64s\"", bad);
-	jtype = json_object_get(f, "type");
-	if (!jtype)
-		return entry_error(p, i, path, STORK_EFORMAT, "missing \"type\"");
-	type = json_string_value(jtype);
-	if (!type)
-		return entry_error(p, i, path, STORK_EFORMAT, "\"type\" is not a string");
-	if (strcmp(type, "dir") == 0)
-		e->type = VERIFY_DIR;
-	else if (strcmp(type, "file") == 0)
-		e->type = VERIFY_FILE;
-	else if (strcmp(type, "symlink") == 0)
-		e->type = VERIFY_SYMLINK;
-	else
-		return entry_error(p, i, path, STORK_EFORMAT,
-				   "type \"%.32s\" is not dir, file or symlink", type);
-
-	problem = get_int(f, "mode", 0, 07777, &v);
-	if (problem)
-		return entry_error(p, i, path, STORK_EFORMAT, "\"mode\": %s",
-				   strcmp(problem, "out of range") == 0
-				       ? "more than permission bits (0 to 07777)"
-				       : problem);
-	e->mode = (uint32_t)v;
-	problem = get_int(f, "mtime", INT64_MIN, INT64_MAX, &v);
-	if (problem)
-		return entry_error(p, i, path, STORK_EFORMAT, "\"mtime\": %s", problem);
-	e->mtime = v;
-
-	if (e->type != VERIFY_FILE) {
-		for (k = 0; k < sizeof(file_only) / sizeof(file_only[0]); k++)
-			if (json_object_get(f, file_only[k]))
-				return entry_error(p, i, path, STORK_EFORMAT,
-						   "\"%s\" is not allowed for a %s", file_only[k],
-						   type);
-	}
-	if (e->type != VERIFY_SYMLINK && json_object_get(f, "target"))
-		return entry_error(p, i, path, STORK_EFORMAT, "\"target\" is not allowed for a %s",
-				   type);
-	if (e->type == VERIFY_FILE) {
-		problem = get_int(f, "size", 0, INT64_MAX, &v);
-		if (problem)
-			return entry_error(p, i, path, STORK_EFORMAT, "\"size\": %s", problem);
-		e->size = (uint64_t)v;
-		problem = get_int(f, "zsize", 0, INT64_MAX, &v);
-		if (problem)
-			return entry_error(p, i, path, STORK_EFORMAT, "\"zsize\": %s", problem);
-		e->zsize = (uint64_t)v;
-		jsha = json_object_get(f, "sha256");
-		if (!jsha)
-			return entry_error(p, i, path, STORK_EFORMAT, "missing \"sha256\"");
-		problem = json_string_value(jsha);
-		for (k = 0; problem && problem[k]; k++)
-			if (!((problem[k] >= '0' && problem[k] <= '9') ||
-			      (problem[k] >= 'a' && problem[k] <= 'f')))
-				break;
-		if (!problem || k != 2 * VERIFY_HASH_LEN || problem[k] != '\0' ||
-		    verify_unhex(problem, e->hash, VERIFY_HASH_LEN) < 0)
-			return entry_error(p, i, path, STORK_EFORMAT,
-					   "\"sha256\" is not 64 lower-case hex digits");
-	}
-	if (e->type == VERIFY_SYMLINK) {
-		jtarget = json_object_get(f, "target");
-		if (!jtarget)
-			return entry_error(p, i, path, STORK_EFORMAT, "symlink without \"target\"");
-		if (!json_is_string(jtarget))
-			return entry_error(p, i, path, STORK_EFORMAT, "\"target\" is not a string");
-		problem = target_problem(json_string_value(jtarget));
-		if (problem)
-			return entry_error(p, i, path, STORK_EHOSTILE, "%s", problem);
-		e->target = strdup(json_string_value(jtarget));
-		if (!e->target)
-			return -ENOMEM;
-		e->size = strlen(e->target);
-	}
-	e->path = strdup(path);
-	if (!e->path)
-		return -ENOMEM;
-	return 0;
-}
-
-static int parse_files(struct parse *p, const json_t *files)
-{
-	struct verify_manifest *m = p->m;
-	struct manifest *pm = priv(m);
-	size_t i, n;
-	int r;
-
-	if (!json_is_array(files)) {
-		stork_errorf("%s: \"files\" is not an array", p->what);
-		return STORK_EFORMAT;
-	}
-	n = json_array_size(files);
-	r = grow(pm, n);
-	if (r < 0)
-		return r;
-	for (i = 0; i < n; i++) {
-		struct verify_entry *e = &m->entries[m->n];
-
-		memset(e, 0, sizeof(*e));
-		r = parse_entry(p, i, json_array_get(files, i), e);
-		if (r < 0) {
-			free(e->path);
-			free(e->target);
-			return r;
-		}
-		m->n++;
-		if (i > 0) {
-			int c = strcmp(m->entries[i - 1].path, e->path);
-
-			if (c == 0)
-				return entry_error(p, i, e->path, STORK_EHOSTILE, "duplicate path");
-			if (c > 0)
-				return entry_error(p, i, e->path, STORK_EFORMAT,
-						   "not sorted (comes after \"%.200s\")",
-						   m->entries[i - 1].path);
-		}
-	}
-	/* Sorted: every parent is found by binary search, and by induction checking the direct
-	 * parent of each entry covers every ancestor. */
-	for (i = 0; i < m->n; i++) {
-		const char *path = m->entries[i].path, *slash = strrchr(path, '/');
-		const struct verify_entry *parent;
-		char prefix[PATH_MAX_LEN + 1], q[QUOTE_LEN];
-
-		if (!slash)
-			continue;
-		memcpy(prefix, path, (size_t)(slash - path));
-		prefix[slash - path] = '\0';
-		parent = find_in(m->entries, m->n, prefix);
-		if (!parent)
-			return entry_error(p, i, path, STORK_EFORMAT, "parent \"%s\" is missing",
-					   quote(prefix, q, sizeof(q)));
-		if (parent->type != VERIFY_DIR)
-			return entry_error(p, i, path, STORK_EHOSTILE, "parent \"%s\" is a %s",
-					   quote(prefix, q, sizeof(q)), type_name(parent->type));
-	}
-	m->total_size = 0;
-	for (i = 0; i < m->n; i++) {
-		if (m->entries[i].type != VERIFY_FILE)
-			continue;
-		if (m->entries[i].size > UINT64_MAX - m->total_size) {
-			stork_errorf("%s: total size overflows", p->what);
-			return STORK_EFORMAT;
-		}
-		m->total_size += m->entries[i].size;
-	}
-	return 0;
-}
-
-static int parse_top(struct parse *p, const json_t *j)
-{
-	static const char *const top_keys[] = {"_type",	 "spec_version", "name",  "version",
-					       "format", "depends",	 "files", NULL};
-	const json_t *v;
-	const char *s, *bad;
-	size_t i;
-	int r;
-
-	if (!json_is_object(j)) {
-		stork_errorf("%s: not a JSON object", p->what);
-		return STORK_EFORMAT;
-	}
-	bad = unknown_key(j, top_keys);
-	if (bad) {
-		char q[QUOTE_LEN];
-
-		stork_errorf("%s: unknown key \"%s\"", p->what, quote(bad, q, 80));
-		return STORK_EFORMAT;
-	}
-	for (i = 0; top_keys[i]; i++) {
-		if (!json_object_get(j, top_keys[i])) {
-			stork_errorf("%s: missing \"%s\"", p->what, top_keys[i]);
-			return STORK_EFORMAT;
-		}
-	}
-	s = json_string_value(json_object_get(j, "_type"));
-	if (!s || strcmp(s, "storkfs-manifest") != 0) {
-		stork_errorf("%s: \"_type\" is not \"storkfs-manifest\"", p->what);
-		return STORK_EFORMAT;
-	}
-	v = json_object_get(j, "spec_version");
-	if (!json_is_integer(v)) {
-		stork_errorf("%s: \"spec_version\" is not an integer", p->what);
-		return STORK_EFORMAT;
-	}
-	if (json_integer_value(v) != 1) {
-		stork_errorf("%s: spec_version %" JSON_INTEGER_FORMAT
-			     " is not supported (this storkfs reads 1)",
-			     p->what, json_integer_value(v));
-		return STORK_EFORMAT;
-	}
-	for (i = 0; i < 3; i++) {
-		static const char *const keys[] = {"name", "version", "format"};
-
-		if (!json_is_string(json_object_get(j, keys[i]))) {
-			stork_errorf("%s: \"%s\" is not a string", p->what, keys[i]);
-			return STORK_EFORMAT;
-		}
-	}
-	s = json_string_value(json_object_get(j, "name"));
-	r = verify_check_package_name(s);
-	if (r < 0)
-		goto name_error;
-	s = json_string_value(json_object_get(j, "version"));
-	r = verify_check_version(s);
-	if (r < 0)
-		goto name_error;
-	s = json_string_value(json_object_get(j, "format"));
-	for (i = 0; i < sizeof(manifest_formats) / sizeof(manifest_formats[0]); i++)
-		if (strcmp(s, manifest_formats[i]) == 0)
-			break;
-	if (i == sizeof(manifest_formats) / sizeof(manifest_formats[0])) {
-		char q[QUOTE_LEN];
-
-		stork_errorf("%s: format \"%s\" is not dir, tar, deb or rpm", p->what,
-			     quote(s, q, 80));
-		return STORK_EFORMAT;
-	}
-	r = verify_manifest_new(json_string_value(json_object_get(j, "name")),
-				json_string_value(json_object_get(j, "version")), s, &p->m);
-	if (r < 0)
-		return r;
-	r = parse_depends(p, json_object_get(j, "depends"));
-	if (r < 0)
-		return r;
-	return parse_files(p, json_object_get(j, "files"));
-name_error:
-	stork_error_prefix("%s", p->what);
-	return r;
-}
-
-int verify_manifest_parse(const void *buf, size_t len, const char *what,
-			  struct verify_manifest **ret_m)
-{
-	struct parse p = {.what = what, .m = NULL};
-	json_t *j = NULL;
-	int r;
-
-	r = verify_json_parse(buf, len, what, &j);
-	if (r < 0)
-		return r;
-	r = parse_top(&p, j);
-	json_decref(j);
-	if (r < 0) {
-		if (r == -ENOMEM)
-			stork_errorf("%s: out of memory", what);
-		verify_manifest_free(p.m);
-		return r;
-	}
-	*ret_m = p.m;
-	return 0;
 }
 
 void verify_manifest_free(struct verify_manifest *m)

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "verify/internal.h"
 #include "verify/verify.h"
 
 struct name_kind {
@@ -42,34 +43,6 @@ static const struct name_kind pattern_kind = {
     "* ? or [",
 };
 
-/* Quote s for a message: printable bytes as they are, others as \xNN. */
-static void quote(const char *s, char *out, size_t size)
-{
-	static const char hex[] = "0123456789abcdef";
-	size_t o = 0;
-
-	for (; *s && o + 5 < size; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c < 0x20 || c == 0x7f) {
-			out[o++] = '\\';
-			out[o++] = 'x';
-			out[o++] = hex[c >> 4];
-			out[o++] = hex[c & 0xf];
-		} else if (c == '"' || c == '\\') {
-			out[o++] = '\\';
-			out[o++] = (char)c;
-		} else {
-			out[o++] = (char)c;
-		}
-	}
-	if (*s && o + 4 <= size) {
-		memcpy(out + o, "...", 3);
-		o += 3;
-	}
-	out[o] = '\0';
-}
-
 static bool is_alnum(char c, bool lower)
 {
 	if (c >= '0' && c <= '9')
@@ -84,7 +57,7 @@ static int check(const struct name_kind *k, const char *name)
 	char q[200], ch[8];
 	size_t i, len = strlen(name);
 
-	quote(name, q, sizeof(q));
+	text_quote(name, q, sizeof(q));
 	if (len == 0) {
 		stork_errorf("%s \"\": empty", k->what);
 		return STORK_ENAME;
@@ -207,7 +180,7 @@ int verify_target_split(const char *path, char **ret_name, char **ret_version)
 	char *name = NULL, *version = NULL, q[200];
 	int r;
 
-	quote(path, q, sizeof(q));
+	text_quote(path, q, sizeof(q));
 	if (!slash || len < 5 || strcmp(path + len - 5, ".json") != 0 ||
 	    (size_t)(slash - path) + 1 + 5 > len || strchr(slash + 1, '/')) {
 		stork_errorf("target path \"%s\": not NAME/VERSION.json", q);

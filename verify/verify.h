@@ -140,6 +140,13 @@ int verify_cjson_dump(const json_t *j, char **ret_buf, size_t *ret_len);
 int verify_json_parse(const void *buf, size_t len, const char *what, json_t **ret_json);
 
 /* ------------------------------------------------------------------------------------------ */
+/* Text. */
+
+/** Whether s[0..len) is well-formed UTF-8: no overlong forms, no surrogates, nothing above
+ * U+10FFFF (a NUL byte counts as a character). For a C string pass strlen(s). Thread-safe. */
+bool verify_utf8_valid(const char *s, size_t len);
+
+/* ------------------------------------------------------------------------------------------ */
 /* Names. Package names and versions become directory names, publisher role names become
  * file names. The documented charset (verify/README.md):
  *   package name: 1..128 bytes, [A-Za-z0-9][A-Za-z0-9+._-]*
@@ -296,6 +303,31 @@ struct verify_client;
 int verify_client_new(const uint8_t *root, size_t len, time_t now,
 		      struct verify_client **ret_c);
 void verify_client_free(struct verify_client *c);
+
+/* Where a client keeps what it has verified, so that it survives restarts and works offline
+ * (the node store's LMDB). Names are file names without version: "root.json",
+ * "timestamp.json", "snapshot.json", "targets.json", "<role>.json". */
+struct verify_cache {
+	/** @return 0 with a malloc'd buffer; -ENOENT; -errno. */
+	int (*load)(void *ctx, const char *name, uint8_t **ret_buf, size_t *ret_len);
+	/** @return 0; -errno. */
+	int (*save)(void *ctx, const char *name, const uint8_t *buf, size_t len);
+	void *ctx;
+};
+
+/** Give the client a cache, before its first refresh. The client then starts from the cached
+ * trusted state instead of the pinned root when the cache holds a root that chains from it:
+ * cached root (if its version is >= the pinned one's and it verifies), timestamp, snapshot,
+ * targets and delegated roles are loaded as trusted after checking their signatures (not
+ * their expiry: TUF 5.2 loads local metadata that way), so versions older than those are
+ * refused as rollbacks even after a restart. Each file the client newly trusts is saved.
+ * @return 0; an error from loading the cached root (the client is unchanged). */
+int verify_client_set_cache(struct verify_client *c, const struct verify_cache *cache);
+
+/** Whether the client holds a complete trusted state (refreshed now, or loaded from the cache)
+ * that each_target / find_target / fetch_manifest can use. After a failed refresh (offline),
+ * the cached state is still usable: the caller decides, and says so loudly. */
+bool verify_client_usable(const struct verify_client *c);
 
 /** Run the TUF client workflow (5.3 root chain up to VERIFY_MAX_ROOT_ROTATIONS with both
  * thresholds and N+1 versions, final root expiry, 5.4 timestamp, 5.5 snapshot, 5.6 top-level

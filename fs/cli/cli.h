@@ -20,6 +20,9 @@ int cmd_repo(int argc, char **argv);
 int cmd_publish(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_ls(int argc, char **argv);
+int cmd_extract(int argc, char **argv);
+int cmd_fsck(int argc, char **argv);
+int cmd_status(int argc, char **argv);
 
 /** Print "stork CMD: " followed by the error detail the failing call left, or by the printf
  * arguments and the decoded error when it left none. */

@@ -18,6 +18,11 @@ static const char usage[] =
 	"Clients:\n"
 	"  verify --root ROOTFILE REPO            check a whole repository from its pinned root\n"
 	"  ls --root ROOTFILE REPO [NAME]         list packages, or one package's versions\n"
+	"Nodes:\n"
+	"  extract --root ROOTFILE --store STOREDIR URL... NAME VERSION DESTDIR\n"
+	"                                         materialise a version from the node store\n"
+	"  fsck [--repair] STOREDIR               check (and repair) the node store\n"
+	"  status STOREDIR                        what the node store holds\n"
 	"\n"
 	"'stork COMMAND --help' describes a command. Exit codes: 0 ok, 1 verification failed,\n"
 	"2 usage or input error, 3 system error (I/O, disk full).\n";
@@ -29,7 +34,8 @@ int main(int argc, char **argv)
 		int (*fn)(int, char **);
 	} cmds[] = {
 		{"keygen", cmd_keygen}, {"repo", cmd_repo}, {"publish", cmd_publish},
-		{"verify", cmd_verify}, {"ls", cmd_ls},
+		{"verify", cmd_verify}, {"ls", cmd_ls},	    {"extract", cmd_extract},
+		{"fsck", cmd_fsck},	{"status", cmd_status},
 	};
 
 	if (argc < 2) {

@@ -1,0 +1,303 @@
+/* fs/cli/cmd_store.c: the node side: `stork extract`, `stork fsck`, `stork status`. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "fetch/fetch.h"
+#include "fs/cli/cli.h"
+#include "fs/fs.h"
+#include "store/store.h"
+#include "verify/verify.h"
+
+static const char extract_help[] =
+	"usage: stork extract --root ROOTFILE --store STOREDIR [OPTIONS] URL... NAME VERSION "
+	"DESTDIR\n"
+	"\n"
+	"Materialise version VERSION of package NAME as the new directory DESTDIR. Metadata is\n"
+	"verified from the pinned root ROOTFILE; each file's object comes from the node store\n"
+	"STOREDIR or, once, from the mirrors URL... (tried in order: directories, file://,\n"
+	"http://, https://), verified before it is stored. On the store's file system the files\n"
+	"are hard links into the store (read-only: never write through them); elsewhere copies.\n"
+	"When no mirror answers, the metadata verified earlier is used (offline).\n"
+	"\n"
+	"  --cacert FILE            PEM CA bundle for https (e.g. a self-signed test CA)\n"
+	"  --connect-timeout SECS   per connection attempt (default 10)\n"
+	"  --low-speed-limit BYTES  abort a transfer slower than this... (default 1024 B/s)\n"
+	"  --low-speed-time SECS    ...for this long (default 10)\n"
+	"  --timeout SECS           cap on one whole transfer (default none)\n"
+	"  --at UNIXTIME            check metadata expiry as of that time\n";
+
+static const char fsck_help[] =
+	"usage: stork fsck [--repair] STOREDIR\n"
+	"\n"
+	"Re-hash every object of the node store STOREDIR and compare the index with the disk.\n"
+	"Reports bad (bit rot, truncation), missing and unindexed objects and temporary files of\n"
+	"dead writers. --repair drops what is wrong (it is fetched again when needed) and\n"
+	"indexes good unindexed objects. Exit 0 when the store is clean (after repair), 1 when\n"
+	"problems remain.\n";
+
+static const char status_help[] =
+	"usage: stork status STOREDIR\n"
+	"\n"
+	"Objects, bytes and manifests in the node store STOREDIR, and for each repository the\n"
+	"time of its last successful metadata refresh and where it came from.\n";
+
+static int parse_secs(const char *cmd, const char *opt, const char *arg, long *ret)
+{
+	uint64_t v;
+
+	if (cli_parse_size(arg, &v) < 0 || v > 86400 * 365) {
+		cli_usage_error(cmd, "%s %s: expected a number", opt, arg);
+		return -1;
+	}
+	*ret = (long)v;
+	return 0;
+}
+
+int cmd_extract(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"help", no_argument, NULL, 'h'},
+		{"root", required_argument, NULL, 'r'},
+		{"store", required_argument, NULL, 's'},
+		{"cacert", required_argument, NULL, 'c'},
+		{"connect-timeout", required_argument, NULL, 'C'},
+		{"low-speed-limit", required_argument, NULL, 'L'},
+		{"low-speed-time", required_argument, NULL, 'T'},
+		{"timeout", required_argument, NULL, 't'},
+		{"at", required_argument, NULL, 'a'},
+		{0},
+	};
+	struct fs_repo_opts ro = {.fetch.mirror_retry = -1};
+	struct fs_extract_stats st = {0};
+	struct verify_manifest *m = NULL;
+	struct fs_repo *repo = NULL;
+	struct store *s = NULL;
+	const char *rootfile = NULL, *storedir = NULL, *name, *version, *dest;
+	uint8_t *root = NULL;
+	size_t rootlen = 0;
+	uint64_t at;
+	int c, r, code, nmirrors;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "hr:s:c:C:L:T:t:a:", opts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			fputs(extract_help, stdout);
+			return CLI_OK;
+		case 'r':
+			rootfile = optarg;
+			break;
+		case 's':
+			storedir = optarg;
+			break;
+		case 'c':
+			ro.fetch.cainfo = optarg;
+			break;
+		case 'C':
+			if (parse_secs("extract", "--connect-timeout", optarg,
+				       &ro.fetch.connect_timeout) < 0)
+				return CLI_USAGE;
+			break;
+		case 'L':
+			if (parse_secs("extract", "--low-speed-limit", optarg,
+				       &ro.fetch.low_speed_limit) < 0)
+				return CLI_USAGE;
+			break;
+		case 'T':
+			if (parse_secs("extract", "--low-speed-time", optarg,
+				       &ro.fetch.low_speed_time) < 0)
+				return CLI_USAGE;
+			break;
+		case 't':
+			if (parse_secs("extract", "--timeout", optarg, &ro.fetch.timeout) < 0)
+				return CLI_USAGE;
+			break;
+		case 'a':
+			if (cli_parse_size(optarg, &at) < 0 || at > INT64_MAX)
+				return cli_usage_error("extract", "--at %s: expected seconds since "
+								  "the epoch",
+						       optarg);
+			ro.now = (time_t)at;
+			break;
+		default:
+			return cli_usage_error("extract", "unknown option");
+		}
+	}
+	if (!rootfile || !storedir)
+		return cli_usage_error("extract", "needs --root ROOTFILE and --store STOREDIR");
+	nmirrors = argc - optind - 3;
+	if (nmirrors < 1)
+		return cli_usage_error("extract", "expected URL... NAME VERSION DESTDIR");
+	name = argv[argc - 3];
+	version = argv[argc - 2];
+	dest = argv[argc - 1];
+
+	r = cli_read_file(rootfile, VERIFY_MAX_ROOT_LEN, &root, &rootlen);
+	if (r < 0) {
+		cli_fail("extract", r, "%s", rootfile);
+		code = cli_exit_input(r);
+		goto out;
+	}
+	r = store_open(storedir, &s);
+	if (r < 0) {
+		cli_fail("extract", r, "%s", storedir);
+		code = cli_exit_input(r);
+		goto out;
+	}
+	r = fs_repo_open(s, root, rootlen, (const char *const *)argv + optind, (size_t)nmirrors,
+			 &ro, &repo);
+	if (r < 0) {
+		cli_fail("extract", r, "%s", rootfile);
+		code = cli_exit_input(r);
+		goto out;
+	}
+	r = fs_repo_refresh(repo);
+	if (r == 1)
+		fprintf(stderr, "stork extract: warning: %s\n", stork_error_detail());
+	else if (r < 0) {
+		cli_fail("extract", r, "refreshing metadata");
+		code = cli_exit_verify(r);
+		goto out;
+	}
+	r = fs_repo_manifest(repo, name, version, &m);
+	if (r < 0) {
+		cli_fail("extract", r, "%s %s", name, version);
+		code = cli_exit_verify(r);
+		goto out;
+	}
+	r = fs_extract(repo, m, dest, &st);
+	if (r < 0) {
+		cli_fail("extract", r, "%s %s", name, version);
+		code = r == -EEXIST ? CLI_USAGE : cli_exit_verify(r);
+		goto out;
+	}
+	printf("extracted %s %s to %s: %" PRIu64 " files (%" PRIu64 " fetched, %" PRIu64
+	       " linked, %" PRIu64 " copied), %" PRIu64 " dirs, %" PRIu64 " symlinks, %" PRIu64
+	       " bytes\n",
+	       name, version, dest, st.files, st.fetched, st.linked, st.copied, st.dirs,
+	       st.symlinks, st.bytes);
+	code = CLI_OK;
+out:
+	verify_manifest_free(m);
+	fs_repo_close(repo);
+	store_close(s);
+	free(root);
+	return code;
+}
+
+static void fsck_problem(void *ctx, const char *path, const char *what)
+{
+	(void)ctx;
+	fprintf(stderr, "stork fsck: %s: %s\n", path, what);
+}
+
+int cmd_fsck(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"help", no_argument, NULL, 'h'},
+		{"repair", no_argument, NULL, 'R'},
+		{0},
+	};
+	struct store_fsck_report rep = {0};
+	struct store *s = NULL;
+	bool repair = false;
+	uint64_t problems;
+	int c, r;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "hR", opts, NULL)) != -1) {
+		if (c == 'h') {
+			fputs(fsck_help, stdout);
+			return CLI_OK;
+		}
+		if (c == 'R')
+			repair = true;
+		else
+			return cli_usage_error("fsck", "unknown option");
+	}
+	if (argc - optind != 1)
+		return cli_usage_error("fsck", "expected STOREDIR");
+	r = store_open(argv[optind], &s);
+	if (r < 0) {
+		cli_fail("fsck", r, "%s", argv[optind]);
+		return cli_exit_input(r);
+	}
+	r = store_fsck(s, repair, fsck_problem, NULL, &rep);
+	store_close(s);
+	if (r < 0) {
+		cli_fail("fsck", r, "%s", argv[optind]);
+		return CLI_SYSTEM;
+	}
+	problems = rep.bad + rep.missing + rep.unindexed + rep.stale_tmp;
+	printf("%s: %" PRIu64 " objects checked: %" PRIu64 " good, %" PRIu64 " bad, %" PRIu64
+	       " missing, %" PRIu64 " unindexed, %" PRIu64 " stale temporary files; %" PRIu64
+	       " repaired\n",
+	       argv[optind], rep.objects, rep.good, rep.bad, rep.missing, rep.unindexed,
+	       rep.stale_tmp, rep.repaired);
+	if (problems == 0 || (repair && rep.repaired >= problems)) {
+		printf("%s: clean\n", argv[optind]);
+		return CLI_OK;
+	}
+	return CLI_VERIFY_FAILED;
+}
+
+int cmd_status(int argc, char **argv)
+{
+	static const struct option opts[] = {{"help", no_argument, NULL, 'h'}, {0}};
+	struct store_stats st = {0};
+	struct store *s = NULL;
+	char b[32];
+	int c, r;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (c == 'h') {
+			fputs(status_help, stdout);
+			return CLI_OK;
+		}
+		return cli_usage_error("status", "unknown option");
+	}
+	if (argc - optind != 1)
+		return cli_usage_error("status", "expected STOREDIR");
+	r = store_open(argv[optind], &s);
+	if (r < 0) {
+		cli_fail("status", r, "%s", argv[optind]);
+		return cli_exit_input(r);
+	}
+	r = store_stats(s, &st);
+	store_close(s);
+	if (r < 0) {
+		cli_fail("status", r, "%s", argv[optind]);
+		return CLI_SYSTEM;
+	}
+	printf("store %s\n", argv[optind]);
+	printf("  objects    %" PRIu64 " (%s, %" PRIu64 " bytes)\n", st.objects,
+	       cli_bytes(st.bytes, b), st.bytes);
+	printf("  pinned     %" PRIu64 "\n", st.pinned);
+	printf("  manifests  %" PRIu64 "\n", st.manifests);
+	for (size_t i = 0; i < st.nrepos; i++) {
+		const struct store_repo_status *rs = &st.repos[i];
+		char when[64] = "never";
+
+		if (rs->last_refresh > 0) {
+			time_t t = (time_t)rs->last_refresh;
+			struct tm tm;
+
+			gmtime_r(&t, &tm);
+			strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+			snprintf(when + strlen(when), sizeof(when) - strlen(when), " (%lds ago)",
+				 (long)(time(NULL) - t));
+		}
+		printf("repository %.16s\n", rs->repo);
+		printf("  url           %s\n", rs->url && rs->url[0] ? rs->url : "-");
+		printf("  refreshed     %s\n", when);
+		printf("  metadata      %zu files\n", rs->nmeta);
+	}
+	store_stats_fini(&st);
+	return CLI_OK;
+}

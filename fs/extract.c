@@ -1,0 +1,297 @@
+/* fs/extract.c: materialise a package version as a directory tree.
+ *
+ * The tree is built in a hidden sibling directory and renamed into place, so the destination
+ * appears whole or not at all. Files are hard links into the node store when the destination
+ * is on the store's file system (as Stork shared packages between slices), copies otherwise.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fs/fs.h"
+
+#define TMP_PREFIX ".stork-extract-"
+
+static int copy_fd(int in, int out, uint64_t size)
+{
+	char buf[65536];
+	loff_t off = 0;
+
+	while ((uint64_t)off < size) {
+		ssize_t n = copy_file_range(in, &off, out, NULL, size - (uint64_t)off, 0);
+
+		if (n > 0)
+			continue;
+		if (n == 0)
+			return -EIO;	/* the object is shorter than its size: store damage */
+		if (errno == EINTR)
+			continue;
+		if (errno != EXDEV && errno != ENOSYS && errno != EOPNOTSUPP && errno != EINVAL)
+			return -errno;
+		/* No copy_file_range between these files: plain reads and writes. */
+		for (;;) {
+			ssize_t r = pread(in, buf, sizeof(buf), off), w = 0;
+
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r < 0)
+				return -errno;
+			if (r == 0)
+				break;
+			while (w < r) {
+				ssize_t k = write(out, buf + w, (size_t)(r - w));
+
+				if (k < 0 && errno == EINTR)
+					continue;
+				if (k < 0)
+					return -errno;
+				w += k;
+			}
+			off += r;
+		}
+		return (uint64_t)off == size ? 0 : -EIO;
+	}
+	return 0;
+}
+
+static int extract_copy(int objfd, int dirfd, const struct verify_entry *e)
+{
+	struct timespec ts[2] = {{e->mtime, 0}, {e->mtime, 0}};
+	int fd, r;
+
+	fd = openat(dirfd, e->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return -errno;
+	r = copy_fd(objfd, fd, e->size);
+	if (r == 0 && fchmod(fd, e->mode) < 0)
+		r = -errno;
+	if (r == 0 && futimens(fd, ts) < 0)
+		r = -errno;
+	close(fd);
+	return r;
+}
+
+/* Remove a tree we built (a failed extract's), without following symlinks. */
+static void remove_tree(int parentfd, const char *name)
+{
+	int fd = openat(parentfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	struct dirent *de;
+	DIR *d;
+
+	if (fd < 0) {
+		unlinkat(parentfd, name, 0);
+		return;
+	}
+	fchmod(fd, 0700);
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return;
+	}
+	while ((de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (de->d_type == DT_DIR)
+			remove_tree(dirfd(d), de->d_name);
+		else
+			unlinkat(dirfd(d), de->d_name, 0);
+	}
+	closedir(d);
+	unlinkat(parentfd, name, AT_REMOVEDIR);
+}
+
+/* Leftovers of killed extracts into the same destination: their builder held an flock on the
+ * directory, so one we can lock is dead. */
+static void remove_stale(int parentfd, const char *base)
+{
+	char prefix[300];
+	struct dirent *de;
+	DIR *d;
+	int fd = dup(parentfd);
+
+	if (fd < 0)
+		return;
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return;
+	}
+	snprintf(prefix, sizeof(prefix), TMP_PREFIX "%s-", base);
+	while ((de = readdir(d))) {
+		int tfd;
+
+		if (strncmp(de->d_name, prefix, strlen(prefix)))
+			continue;
+		tfd = openat(parentfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (tfd < 0)
+			continue;
+		if (flock(tfd, LOCK_EX | LOCK_NB) == 0)
+			remove_tree(parentfd, de->d_name);
+		close(tfd);
+	}
+	closedir(d);
+}
+
+static bool dir_empty(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *de;
+	bool empty = true;
+
+	if (!d)
+		return false;
+	while ((de = readdir(d)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			empty = false;
+	closedir(d);
+	return empty;
+}
+
+static int extract_entries(struct fs_repo *r, struct store *s, const struct verify_manifest *m,
+			   int dirfd, bool same_fs, struct fs_extract_stats *st)
+{
+	char what[512];
+	int ret = 0;
+
+	for (size_t i = 0; i < m->n && ret == 0; i++) {
+		const struct verify_entry *e = &m->entries[i];
+		struct timespec ts[2] = {{e->mtime, 0}, {e->mtime, 0}};
+		bool fetched = false;
+		int objfd = -1;
+
+		switch (e->type) {
+		case VERIFY_DIR:
+			ret = mkdirat(dirfd, e->path, 0700) < 0 ? -errno : 0;
+			st->dirs++;
+			break;
+		case VERIFY_SYMLINK:
+			ret = symlinkat(e->target, dirfd, e->path) < 0 ? -errno : 0;
+			if (ret == 0 && utimensat(dirfd, e->path, ts, AT_SYMLINK_NOFOLLOW) < 0)
+				ret = -errno;
+			st->symlinks++;
+			break;
+		case VERIFY_FILE:
+			snprintf(what, sizeof(what), "%s %s: %s", m->name, m->version, e->path);
+			ret = fs_repo_object(r, e, what, &objfd, &fetched);
+			if (ret < 0)
+				break;
+			st->fetched += fetched;
+			st->files++;
+			st->bytes += e->size;
+			ret = -EXDEV;
+			if (same_fs)
+				ret = store_object_link(s, e->hash, e->mode, dirfd, e->path);
+			if (ret == 0) {
+				st->linked++;
+			} else if (ret == -EXDEV) {
+				ret = extract_copy(objfd, dirfd, e);
+				st->copied += ret == 0;
+			}
+			close(objfd);
+			break;
+		}
+		if (ret < 0)
+			stork_error_prefix("%s %s: %s: ", m->name, m->version, e->path);
+	}
+	/* Directory modes and times last, children first, so that building inside them works
+	 * and their mtimes stay as published. */
+	for (size_t i = m->n; ret == 0 && i-- > 0;) {
+		const struct verify_entry *e = &m->entries[i];
+		struct timespec ts[2] = {{e->mtime, 0}, {e->mtime, 0}};
+
+		if (e->type != VERIFY_DIR)
+			continue;
+		if (fchmodat(dirfd, e->path, e->mode, 0) < 0 || utimensat(dirfd, e->path, ts, 0) < 0)
+			ret = -errno;
+	}
+	return ret;
+}
+
+int fs_extract(struct fs_repo *r, const struct verify_manifest *m, const char *destdir,
+	       struct fs_extract_stats *ret_stats)
+{
+	struct fs_extract_stats st = {0};
+	struct store *s = fs_repo_store(r);
+	char *copy1 = NULL, *copy2 = NULL, tmpl[512];
+	const char *parent, *base;
+	struct stat pst, sst;
+	int parentfd = -1, tmpfd = -1, ret;
+	bool built = false;
+
+	copy1 = strdup(destdir);
+	copy2 = strdup(destdir);
+	if (!copy1 || !copy2) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	parent = dirname(copy1);
+	base = basename(copy2);
+	if (!strcmp(base, "/") || !strcmp(base, ".") || !strcmp(base, "..")) {
+		stork_errorf("%s: not a usable destination directory name", destdir);
+		ret = -EINVAL;
+		goto out;
+	}
+	if (access(destdir, F_OK) == 0 && !dir_empty(destdir)) {
+		stork_errorf("%s: exists and is not empty; extract into a new directory", destdir);
+		ret = -EEXIST;
+		goto out;
+	}
+	parentfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (parentfd < 0) {
+		ret = -errno;
+		stork_errorf("%s: %s", parent, storkfs_strerror(ret));
+		goto out;
+	}
+	remove_stale(parentfd, base);
+	snprintf(tmpl, sizeof(tmpl), "%s/" TMP_PREFIX "%s-XXXXXX", parent, base);
+	if (!mkdtemp(tmpl)) {
+		ret = -errno;
+		stork_errorf("%s: cannot create a directory next to it: %s", destdir,
+			     storkfs_strerror(ret));
+		goto out;
+	}
+	built = true;
+	tmpfd = open(tmpl, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (tmpfd < 0 || flock(tmpfd, LOCK_EX) < 0) {
+		ret = -errno;
+		goto out;
+	}
+	ret = fstat(tmpfd, &pst) < 0 || stat(store_dir(s), &sst) < 0 ? -errno : 0;
+	if (ret < 0)
+		goto out;
+	ret = extract_entries(r, s, m, tmpfd, pst.st_dev == sst.st_dev, &st);
+	if (ret < 0)
+		goto out;
+	/* The package root gets the manifest's "" mode if it had one; 0755 otherwise. */
+	if (fchmod(tmpfd, 0755) < 0) {
+		ret = -errno;
+		goto out;
+	}
+	rmdir(destdir);	/* an empty destination may exist */
+	if (rename(tmpl, destdir) < 0) {
+		ret = -errno;
+		stork_errorf("%s: %s", destdir, storkfs_strerror(ret));
+		goto out;
+	}
+	built = false;
+	if (ret_stats)
+		*ret_stats = st;
+	ret = 0;
+out:
+	if (built)
+		remove_tree(AT_FDCWD, tmpl);
+	if (tmpfd >= 0)
+		close(tmpfd);
+	if (parentfd >= 0)
+		close(parentfd);
+	free(copy1);
+	free(copy2);
+	return ret;
+}

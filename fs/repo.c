@@ -1,0 +1,305 @@
+/* fs/repo.c: a repository as the node sees it. Metadata is verified by verify/'s client and
+ * kept in the node store (so a node restarts offline), objects come from the store or, once,
+ * from the mirrors through fetch/. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fs/fs.h"
+
+struct fs_repo {
+	struct store *store;		/* borrowed */
+	struct fetch *fetch;
+	struct verify_source src;	/* over fetch's mirrors */
+	struct verify_client *client;
+	struct verify_cache cache;
+	char id[VERIFY_HASH_HEX];	/* hex SHA-256 of the pinned root */
+	char *first_mirror;		/* for the store's refresh note */
+	struct fs_repo_opts opts;
+	uint8_t *root;
+	size_t rootlen;
+	pthread_mutex_t lock;		/* protects client: refresh replaces what readers use */
+};
+
+static int cache_load(void *ctx, const char *name, uint8_t **ret_buf, size_t *ret_len)
+{
+	struct fs_repo *r = ctx;
+
+	return store_meta_get(r->store, r->id, name, ret_buf, ret_len);
+}
+
+static int cache_save(void *ctx, const char *name, const uint8_t *buf, size_t len)
+{
+	struct fs_repo *r = ctx;
+
+	return store_meta_put(r->store, r->id, name, buf, len);
+}
+
+static time_t now_of(const struct fs_repo *r)
+{
+	return r->opts.now ? r->opts.now : time(NULL);
+}
+
+/* A fresh client from the pinned root, with the store as its cache. */
+static int client_make(struct fs_repo *r, struct verify_client **ret_c)
+{
+	struct verify_client *c = NULL;
+	int ret;
+
+	ret = verify_client_new(r->root, r->rootlen, now_of(r), &c);
+	if (ret < 0)
+		return ret;
+	ret = verify_client_set_cache(c, &r->cache);
+	if (ret < 0) {
+		verify_client_free(c);
+		return ret;
+	}
+	*ret_c = c;
+	return 0;
+}
+
+int fs_repo_open(struct store *s, const uint8_t *root, size_t rootlen,
+		 const char *const *mirrors, size_t nmirrors, const struct fs_repo_opts *o,
+		 struct fs_repo **ret_r)
+{
+	struct fs_repo *r;
+	uint8_t digest[VERIFY_HASH_LEN];
+	int ret;
+
+	if (nmirrors == 0) {
+		stork_errorf("no mirror given: name at least one URL or directory of the "
+			     "repository");
+		return -EINVAL;
+	}
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	pthread_mutex_init(&r->lock, NULL);
+	r->store = s;
+	if (o)
+		r->opts = *o;
+	r->cache = (struct verify_cache){.load = cache_load, .save = cache_save, .ctx = r};
+	r->root = malloc(rootlen ? rootlen : 1);
+	r->first_mirror = strdup(mirrors[0]);
+	if (!r->root || !r->first_mirror) {
+		ret = -ENOMEM;
+		goto fail;
+	}
+	memcpy(r->root, root, rootlen);
+	r->rootlen = rootlen;
+	ret = verify_sha256(root, rootlen, digest);
+	if (ret < 0)
+		goto fail;
+	verify_hex(digest, VERIFY_HASH_LEN, r->id);
+	ret = fetch_new(&r->opts.fetch, &r->fetch);
+	if (ret < 0)
+		goto fail;
+	for (size_t i = 0; i < nmirrors; i++) {
+		ret = fetch_add_mirror(r->fetch, mirrors[i]);
+		if (ret < 0)
+			goto fail;
+	}
+	fetch_as_source(r->fetch, &r->src);
+	ret = client_make(r, &r->client);
+	if (ret < 0)
+		goto fail;
+	*ret_r = r;
+	return 0;
+fail:
+	fs_repo_close(r);
+	return ret;
+}
+
+void fs_repo_close(struct fs_repo *r)
+{
+	if (!r)
+		return;
+	verify_client_free(r->client);
+	fetch_free(r->fetch);
+	pthread_mutex_destroy(&r->lock);
+	free(r->first_mirror);
+	free(r->root);
+	free(r);
+}
+
+struct store *fs_repo_store(struct fs_repo *r)
+{
+	return r->store;
+}
+
+struct fetch *fs_repo_fetcher(struct fs_repo *r)
+{
+	return r->fetch;
+}
+
+static bool is_transport_error(int err)
+{
+	return err == -EIO || err == -ETIMEDOUT || err == -ECONNREFUSED || err == -ENOENT ||
+	       err == -EHOSTUNREACH || err == -ENETUNREACH || err == -ECONNRESET;
+}
+
+int fs_repo_refresh(struct fs_repo *r)
+{
+	struct verify_client *c = NULL;
+	int ret;
+
+	/* A new client per refresh: a refresh that fails must not disturb readers of the
+	 * current state, and the store holds everything the old one trusted. */
+	ret = client_make(r, &c);
+	if (ret < 0)
+		return ret;
+	ret = verify_client_refresh(c, &r->src);
+	if (ret < 0 && !(is_transport_error(ret) && verify_client_usable(c))) {
+		verify_client_free(c);
+		return ret;
+	}
+	pthread_mutex_lock(&r->lock);
+	verify_client_free(r->client);
+	r->client = c;
+	pthread_mutex_unlock(&r->lock);
+	if (ret < 0) {
+		stork_error_prefix("offline: using the metadata verified earlier, because the "
+				   "refresh failed: ");
+		return 1;
+	}
+	store_repo_note_refresh(r->store, r->id, r->first_mirror, (int64_t)time(NULL));
+	return 0;
+}
+
+int fs_repo_manifest(struct fs_repo *r, const char *name, const char *version,
+		     struct verify_manifest **ret_m)
+{
+	struct verify_target t = {0};
+	struct verify_manifest *m = NULL;
+	char *path = NULL;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int ret;
+
+	ret = verify_check_package_name(name);
+	if (ret == 0)
+		ret = verify_check_version(version);
+	if (ret < 0)
+		return ret;
+	path = verify_target_path(name, version);
+	if (!path)
+		return -ENOMEM;
+	pthread_mutex_lock(&r->lock);
+	if (!verify_client_usable(r->client)) {
+		pthread_mutex_unlock(&r->lock);
+		stork_errorf("%s: no verified metadata yet: refresh from a mirror first",
+			     r->first_mirror);
+		ret = -ENOENT;
+		goto out;
+	}
+	ret = verify_client_find_target(r->client, &r->src, path, &t);
+	if (ret == 0 && store_manifest_get(r->store, t.hash, &buf, &len) == 0) {
+		/* Stored manifests were checked when stored; check again: the disk is not
+		 * trusted either. */
+		uint8_t digest[VERIFY_HASH_LEN];
+
+		if (len == t.length && verify_sha256(buf, len, digest) == 0 &&
+		    memcmp(digest, t.hash, VERIFY_HASH_LEN) == 0)
+			ret = verify_manifest_parse(buf, len, path, &m);
+		else
+			ret = -ENOENT;
+		if (ret < 0) {
+			verify_manifest_free(m);
+			m = NULL;
+		}
+	}
+	if (ret == 0 && !m) {
+		ret = verify_client_fetch_manifest(r->client, &r->src, &t, &m);
+		if (ret == 0) {
+			char *dump = NULL;
+			size_t dlen = 0;
+
+			/* Keep the exact signed bytes: re-dumping is canonical, so they are. */
+			if (verify_manifest_dump(m, &dump, &dlen) == 0)
+				store_manifest_put(r->store, t.hash, dump, dlen);
+			free(dump);
+		}
+	}
+	pthread_mutex_unlock(&r->lock);
+	if (ret == -ENOENT && !m)
+		stork_errorf("%s %s: no such package version is signed in this repository", name,
+			     version);
+	if (ret < 0)
+		goto out;
+	*ret_m = m;
+	m = NULL;
+out:
+	verify_manifest_free(m);
+	verify_target_fini(&t);
+	free(buf);
+	free(path);
+	return ret;
+}
+
+/* The node store's insert as fetch's sink. */
+struct insert_sink {
+	struct store_insert *ins;
+};
+
+static int sink_write(void *ctx, const void *buf, size_t len)
+{
+	struct insert_sink *s = ctx;
+
+	return store_insert_write(s->ins, buf, len);
+}
+
+static int sink_reset(void *ctx)
+{
+	struct insert_sink *s = ctx;
+
+	return store_insert_reset(s->ins);
+}
+
+static int sink_commit(void *ctx)
+{
+	struct insert_sink *s = ctx;
+	int ret = store_insert_commit(s->ins);
+
+	s->ins = NULL;	/* commit frees it either way */
+	return ret;
+}
+
+int fs_repo_object(struct fs_repo *r, const struct verify_entry *e, const char *what,
+		   int *ret_fd, bool *ret_fetched)
+{
+	struct insert_sink is = {NULL};
+	struct fetch_sink sink = {sink_write, sink_reset, sink_commit, &is};
+	bool fetched = false;
+	int fd = -1, ret;
+
+	if (e->type != VERIFY_FILE)
+		return -EINVAL;
+	ret = store_object_open(r->store, e->hash, &fd);
+	if (ret == -ENOENT) {
+		ret = store_insert_new(r->store, e->hash, e->size, &is.ins);
+		if (ret < 0)
+			goto out;
+		ret = fetch_object(r->fetch, e->hash, e->size, e->zsize, what, &sink);
+		store_insert_abort(is.ins);
+		if (ret < 0)
+			goto out;
+		fetched = ret == 0;
+		ret = store_object_open(r->store, e->hash, &fd);
+	}
+	if (ret < 0)
+		goto out;
+	if (ret_fd) {
+		*ret_fd = fd;
+		fd = -1;
+	}
+	if (ret_fetched)
+		*ret_fetched = fetched;
+out:
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}

@@ -1,0 +1,43 @@
+/* verify/internal.h: private to verify/: helpers its files share.
+ *
+ * Not part of the module's contract (that is verify/verify.h); nothing outside verify/
+ * includes this. verify/meta.h is the private header of the TUF metadata code.
+ */
+#ifndef STORKFS_VERIFY_INTERNAL_H
+#define STORKFS_VERIFY_INTERNAL_H
+
+#include "verify/verify.h"
+
+/* ------------------------------------------------------------------------------------------ */
+/* Text for messages (verify/text.c). */
+
+/* A buffer size for text_quote that keeps a path readable in a message. */
+#define TEXT_QUOTE_LEN 256
+
+/* Quote s for a message into out (size bytes): printable bytes as they are, control bytes as
+ * \xNN, '"' and '\\' with a backslash, a long string cut with "...". @return out. */
+const char *text_quote(const char *s, char *out, size_t size);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Manifests: the checks verify/manifest.c (building) and verify/manifest_parse.c share. */
+
+/* Longest path or symlink target in a manifest, in bytes. */
+#define MANIFEST_PATH_MAX 4096
+
+/* Whether path is a clean relative path: NULL, else its problem as a static string. */
+const char *manifest_path_problem(const char *path);
+/* Whether target is an acceptable symlink target: NULL, else its problem (static string). */
+const char *manifest_target_problem(const char *target);
+/* "dir", "file" or "symlink". */
+const char *manifest_type_name(enum verify_ftype t);
+/* Whether op is one of << <= = >= >>. */
+bool manifest_dep_op_valid(const char *op);
+/* Whether s is an acceptable dependency name or version: NULL, else its problem. */
+const char *manifest_dep_field_problem(const char *s);
+/* The entry with this path among n entries sorted by path, NULL if absent. */
+const struct verify_entry *manifest_find(const struct verify_entry *entries, size_t n,
+					 const char *path);
+/* Make room for more entries in m (one of verify_manifest_new's). @return 0; -ENOMEM. */
+int manifest_grow(struct verify_manifest *m, size_t more);
+
+#endif
