@@ -1,6 +1,8 @@
 /* verify/client.c: the TUF 1.0 client workflow ("Detailed client workflow", 5.3 to 5.7) over a
  * verify_source, keeping the trusted state the way python-tuf's TrustedMetadataSet does: each
- * new file is checked against what is already trusted before it replaces it. */
+ * new file is checked against what is already trusted before it replaces it. A refresh stages
+ * the new timestamp, snapshot and targets and swaps them in together, so that a failed refresh
+ * leaves the previous state usable (offline); verify/cache.c keeps that state across restarts. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -21,7 +23,7 @@ void verify_target_fini(struct verify_target *t)
 	memset(t, 0, sizeof(*t));
 }
 
-static void roles_clear(struct verify_client *c)
+void client_roles_clear(struct verify_client *c)
 {
 	size_t i;
 
@@ -35,6 +37,75 @@ static void roles_clear(struct verify_client *c)
 	free(c->roles);
 	c->roles = NULL;
 	c->nroles = 0;
+}
+
+/* Forget the roles whose loading failed, so that they are tried again (the transport may be
+ * back). No loaded role's delegation points into a failed one: it has no metadata. */
+static void roles_drop_failed(struct verify_client *c)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < c->nroles; i++) {
+		struct client_role *cr = &c->roles[i];
+
+		if (cr->err == 0) {
+			c->roles[n++] = *cr;
+			continue;
+		}
+		free(cr->name);
+		meta_free(cr->m);
+		free(cr->detail);
+		free(cr->file);
+		free(cr->keyid);
+	}
+	c->nroles = n;
+}
+
+char *client_file_name(const struct meta *root, uint64_t version, const char *role)
+{
+	if (root->consistent_snapshot)
+		return meta_asprintf("metadata/%" PRIu64 ".%s.json", version, role);
+	return meta_asprintf("metadata/%s.json", role);
+}
+
+int client_meta_check(const struct meta *m, const struct meta_file *mf, const char *by)
+{
+	uint8_t digest[VERIFY_HASH_LEN];
+	int r;
+
+	r = meta_check_version(m, mf->version, by);
+	if (r < 0)
+		return r;
+	if (mf->has_length && m->rawlen != mf->length) {
+		stork_errorf("%s: %zu bytes, but %s gives its length as %" PRIu64, m->file,
+			     m->rawlen, by, mf->length);
+		return STORK_EBADLEN;
+	}
+	if (mf->has_hash) {
+		r = verify_sha256(m->raw, m->rawlen, digest);
+		if (r < 0)
+			return r;
+		if (memcmp(digest, mf->hash, VERIFY_HASH_LEN) != 0) {
+			stork_errorf("%s: SHA-256 does not match the hash %s gives", m->file, by);
+			return STORK_EBADHASH;
+		}
+	}
+	return 0;
+}
+
+int client_root_step(const struct meta *prev, const struct meta *m, uint64_t want)
+{
+	char oldrole[96];
+	int r;
+
+	snprintf(oldrole, sizeof(oldrole), "root of %s", prev->file);
+	r = meta_check_sigs(m, oldrole, &prev->keys, &prev->roles[META_ROLE_ROOT], NULL);
+	if (r < 0)
+		return r;
+	r = meta_check_sigs(m, "root", &m->keys, &m->roles[META_ROLE_ROOT], NULL);
+	if (r < 0)
+		return r;
+	return meta_check_version(m, want, "its file name");
 }
 
 int verify_client_new(const uint8_t *root, size_t len, time_t now, struct verify_client **ret_c)
@@ -79,13 +150,19 @@ void verify_client_free(struct verify_client *c)
 {
 	if (!c)
 		return;
-	roles_clear(c);
+	client_roles_clear(c);
 	meta_free(c->root);
 	meta_free(c->timestamp);
 	meta_free(c->snapshot);
 	meta_free(c->targets);
 	free(c->targets_keyid);
+	free(c->cache_note);
 	free(c);
+}
+
+bool verify_client_usable(const struct verify_client *c)
+{
+	return c->root && c->timestamp && c->snapshot && c->targets;
 }
 
 static bool same_keys(const struct meta_delegation *a, const struct meta_delegation *b)
@@ -100,12 +177,81 @@ static bool same_keys(const struct meta_delegation *a, const struct meta_delegat
 	return true;
 }
 
+/* Before trusting newroot: forget what it no longer vouches for, in the cache first (so that a
+ * crash in between never leaves the cache holding more than memory). Timestamp and snapshot go
+ * whenever their keys changed (5.3.11: a compromised key may have pushed their versions up,
+ * fast-forward attack recovery); targets goes when its signatures no longer meet newroot's
+ * targets threshold. */
+static int drop_after_rotation(struct verify_client *c, const struct meta *newroot)
+{
+	const char *keyid = NULL;
+	char *kid = NULL;
+	int r;
+
+	if (!same_keys(&c->root->roles[META_ROLE_TIMESTAMP],
+		       &newroot->roles[META_ROLE_TIMESTAMP]) ||
+	    !same_keys(&c->root->roles[META_ROLE_SNAPSHOT], &newroot->roles[META_ROLE_SNAPSHOT])) {
+		r = client_cache_forget(c, "timestamp.json");
+		if (r < 0)
+			return r;
+		r = client_cache_forget(c, "snapshot.json");
+		if (r < 0)
+			return r;
+		meta_free(c->timestamp);
+		c->timestamp = NULL;
+		meta_free(c->snapshot);
+		c->snapshot = NULL;
+		client_roles_clear(c);
+	}
+	if (!c->targets)
+		return 0;
+	if (meta_check_sigs(c->targets, "targets", &newroot->keys,
+			    &newroot->roles[META_ROLE_TARGETS], &keyid) == 0) {
+		kid = strdup(keyid);
+		if (!kid)
+			return -ENOMEM;
+		free(c->targets_keyid);
+		c->targets_keyid = kid;
+		return 0;
+	}
+	r = client_cache_forget(c, "targets.json");
+	if (r < 0)
+		return r;
+	meta_free(c->targets);
+	c->targets = NULL;
+	free(c->targets_keyid);
+	c->targets_keyid = NULL;
+	client_roles_clear(c);
+	return 0;
+}
+
+/* Persist a trusted root: "<v>.root.json" (a link of the chain a later start walks from its
+ * pinned root), then "root.json" (the newest). */
+static int save_root(struct verify_client *c, const struct meta *m)
+{
+	char name[64];
+	int r;
+
+	if (!c->has_cache)
+		return 0;
+	snprintf(name, sizeof(name), "%" PRIu64 ".root.json", m->version);
+	r = client_cache_save(c, name, m);
+	if (r < 0)
+		return r;
+	r = client_cache_save(c, "root.json", m);
+	if (r < 0)
+		return r;
+	c->cache_root_current = true;
+	return 0;
+}
+
 /* 5.3: every root version after the trusted one, each signed by a threshold of the old root
- * keys and of its own, each exactly one version later. */
+ * keys and of its own, each exactly one version later. Each is trusted (and persisted) as soon
+ * as it verifies (5.3.8), whatever happens to the rest of the refresh. */
 static int update_root(struct verify_client *c, const struct verify_source *src)
 {
 	struct meta *m = NULL;
-	char file[64], oldrole[96];
+	char file[64];
 	int i, r = 0;
 
 	for (i = 0; i < VERIFY_MAX_ROOT_ROTATIONS; i++) {
@@ -119,31 +265,23 @@ static int update_root(struct verify_client *c, const struct verify_source *src)
 		}
 		if (r < 0)
 			goto out;
-		snprintf(oldrole, sizeof(oldrole), "root of %s", c->root->file);
-		r = meta_check_sigs(m, oldrole, &c->root->keys, &c->root->roles[META_ROLE_ROOT],
-				    NULL);
+		r = client_root_step(c->root, m, next);
 		if (r < 0)
 			goto out;
-		r = meta_check_sigs(m, "root", &m->keys, &m->roles[META_ROLE_ROOT], NULL);
+		r = drop_after_rotation(c, m);
 		if (r < 0)
 			goto out;
-		r = meta_check_version(m, next, "its file name");
+		r = save_root(c, m);
 		if (r < 0)
 			goto out;
-		/* Fast-forward attack recovery: new timestamp or snapshot keys mean the trusted
-		 * versions may have been pushed up by a compromised key; forget them. */
-		if (!same_keys(&c->root->roles[META_ROLE_TIMESTAMP],
-			       &m->roles[META_ROLE_TIMESTAMP]) ||
-		    !same_keys(&c->root->roles[META_ROLE_SNAPSHOT],
-			       &m->roles[META_ROLE_SNAPSHOT])) {
-			meta_free(c->timestamp);
-			c->timestamp = NULL;
-			meta_free(c->snapshot);
-			c->snapshot = NULL;
-		}
 		meta_free(c->root);
 		c->root = m;
 		m = NULL;
+	}
+	if (!c->cache_root_current) {
+		r = save_root(c, c->root);
+		if (r < 0)
+			goto out;
 	}
 	if (c->check_expiry)
 		r = meta_check_expiry(c->root, "root", c->now);
@@ -152,8 +290,40 @@ out:
 	return r;
 }
 
+/* What a refresh has verified so far and not yet swapped in; NULL keeps the trusted file. */
+struct stage {
+	struct meta *timestamp;
+	struct meta *snapshot;
+	struct meta *targets;
+	char *targets_keyid;
+};
+
+static void stage_fini(struct stage *st)
+{
+	meta_free(st->timestamp);
+	meta_free(st->snapshot);
+	meta_free(st->targets);
+	free(st->targets_keyid);
+}
+
+static const struct meta *staged_timestamp(const struct verify_client *c, const struct stage *st)
+{
+	return st->timestamp ? st->timestamp : c->timestamp;
+}
+
+static const struct meta *staged_snapshot(const struct verify_client *c, const struct stage *st)
+{
+	return st->snapshot ? st->snapshot : c->snapshot;
+}
+
+static const struct meta *staged_targets(const struct verify_client *c, const struct stage *st)
+{
+	return st->targets ? st->targets : c->targets;
+}
+
 /* 5.4 */
-static int update_timestamp(struct verify_client *c, const struct verify_source *src)
+static int update_timestamp(struct verify_client *c, const struct verify_source *src,
+			    struct stage *st)
 {
 	const char *file = "metadata/timestamp.json";
 	struct meta *m = NULL;
@@ -191,29 +361,31 @@ static int update_timestamp(struct verify_client *c, const struct verify_source 
 			goto out;
 		}
 	}
-	meta_free(c->timestamp);
-	c->timestamp = m;
+	st->timestamp = m;
 	m = NULL;
 expiry:
-	r = c->check_expiry ? meta_check_expiry(c->timestamp, "timestamp", c->now) : 0;
+	r = c->check_expiry ? meta_check_expiry(staged_timestamp(c, st), "timestamp", c->now) : 0;
 out:
 	meta_free(m);
 	return r;
 }
 
 /* 5.5 */
-static int update_snapshot(struct verify_client *c, const struct verify_source *src)
+static int update_snapshot(struct verify_client *c, const struct verify_source *src,
+			   struct stage *st)
 {
-	const struct meta_file *sf = meta_find_file(c->timestamp, "snapshot.json");
+	const struct meta_file *sf = meta_find_file(staged_timestamp(c, st), "snapshot.json");
 	struct meta *m = NULL;
-	char file[64];
+	char *file = NULL;
 	size_t i;
 	int r;
 
-	if (c->root->consistent_snapshot)
-		snprintf(file, sizeof(file), "metadata/%" PRIu64 ".snapshot.json", sf->version);
-	else
-		snprintf(file, sizeof(file), "metadata/snapshot.json");
+	/* The trusted snapshot is the one the timestamp names: nothing to fetch. */
+	if (c->snapshot && client_meta_check(c->snapshot, sf, "metadata/timestamp.json") == 0)
+		goto expiry;
+	file = client_file_name(c->root, sf->version, "snapshot");
+	if (!file)
+		return -ENOMEM;
 	/* length and hash against the timestamp before anything else looks at the bytes */
 	r = meta_load(src, file, VERIFY_MAX_SNAPSHOT_LEN, sf, META_SNAPSHOT, &m);
 	if (r < 0)
@@ -225,6 +397,12 @@ static int update_snapshot(struct verify_client *c, const struct verify_source *
 	r = meta_check_version(m, sf->version, "metadata/timestamp.json");
 	if (r < 0)
 		goto out;
+	if (c->snapshot && m->version < c->snapshot->version) {
+		stork_errorf("%s: version %" PRIu64 " is older than the trusted version %" PRIu64,
+			     file, m->version, c->snapshot->version);
+		r = STORK_EROLLBACK;
+		goto out;
+	}
 	for (i = 0; c->snapshot && i < c->snapshot->nfiles; i++) {
 		const struct meta_file *old = &c->snapshot->files[i];
 		const struct meta_file *now = meta_find_file(m, old->name);
@@ -243,28 +421,33 @@ static int update_snapshot(struct verify_client *c, const struct verify_source *
 			goto out;
 		}
 	}
-	meta_free(c->snapshot);
-	c->snapshot = m;
+	st->snapshot = m;
 	m = NULL;
-	r = c->check_expiry ? meta_check_expiry(c->snapshot, "snapshot", c->now) : 0;
+expiry:
+	r = c->check_expiry ? meta_check_expiry(staged_snapshot(c, st), "snapshot", c->now) : 0;
 out:
 	meta_free(m);
+	free(file);
 	return r;
 }
 
 /* 5.6 */
-static int update_targets(struct verify_client *c, const struct verify_source *src)
+static int update_targets(struct verify_client *c, const struct verify_source *src,
+			  struct stage *st)
 {
-	const struct meta_file *tf = meta_find_file(c->snapshot, "targets.json");
+	const struct meta *snap = staged_snapshot(c, st);
+	const struct meta_file *tf = meta_find_file(snap, "targets.json");
 	const char *keyid = NULL;
 	struct meta *m = NULL;
-	char file[64], *kid = NULL;
+	char *file = NULL;
 	int r;
 
-	if (c->root->consistent_snapshot)
-		snprintf(file, sizeof(file), "metadata/%" PRIu64 ".targets.json", tf->version);
-	else
-		snprintf(file, sizeof(file), "metadata/targets.json");
+	/* The trusted targets is the one the snapshot names: nothing to fetch. */
+	if (c->targets && client_meta_check(c->targets, tf, snap->file) == 0)
+		goto expiry;
+	file = client_file_name(c->root, tf->version, "targets");
+	if (!file)
+		return -ENOMEM;
 	r = meta_load(src, file, VERIFY_MAX_TARGETS_LEN, tf, META_TARGETS, &m);
 	if (r < 0)
 		goto out;
@@ -272,45 +455,93 @@ static int update_targets(struct verify_client *c, const struct verify_source *s
 			    &keyid);
 	if (r < 0)
 		goto out;
-	r = meta_check_version(m, tf->version, c->snapshot->file);
+	r = meta_check_version(m, tf->version, snap->file);
 	if (r < 0)
 		goto out;
-	kid = strdup(keyid);
-	if (!kid) {
+	/* The snapshot's versions already never decrease; this holds when no snapshot was
+	 * trusted (the cache lost it) but a targets file was. */
+	if (c->targets && m->version < c->targets->version) {
+		stork_errorf("%s: version %" PRIu64 " is older than the trusted version %" PRIu64,
+			     file, m->version, c->targets->version);
+		r = STORK_EROLLBACK;
+		goto out;
+	}
+	st->targets_keyid = strdup(keyid);
+	if (!st->targets_keyid) {
 		r = -ENOMEM;
 		goto out;
 	}
-	meta_free(c->targets);
-	c->targets = m;
+	st->targets = m;
 	m = NULL;
-	free(c->targets_keyid);
-	c->targets_keyid = kid;
-	r = c->check_expiry ? meta_check_expiry(c->targets, "targets", c->now) : 0;
+expiry:
+	r = c->check_expiry ? meta_check_expiry(staged_targets(c, st), "targets", c->now) : 0;
 out:
 	meta_free(m);
+	free(file);
+	return r;
+}
+
+/* Persist the staged files top-down, then swap them in. A crash part way leaves the newest
+ * timestamp in the cache (the strongest rollback floor) with a snapshot or targets that no
+ * longer matches it, which the next start ignores and the next refresh replaces; a failed save
+ * stops the saving for the same reason. The new state is in use even when saving failed: the
+ * error only says that persisting it did. */
+static int commit(struct verify_client *c, struct stage *st)
+{
+	int r = 0;
+
+	if (st->timestamp)
+		r = client_cache_save(c, "timestamp.json", st->timestamp);
+	if (r == 0 && st->snapshot)
+		r = client_cache_save(c, "snapshot.json", st->snapshot);
+	if (r == 0 && st->targets)
+		r = client_cache_save(c, "targets.json", st->targets);
+	/* Delegated roles were loaded against the snapshot's versions and the targets' keys. */
+	if (st->snapshot || st->targets)
+		client_roles_clear(c);
+	if (st->timestamp) {
+		meta_free(c->timestamp);
+		c->timestamp = st->timestamp;
+		st->timestamp = NULL;
+	}
+	if (st->snapshot) {
+		meta_free(c->snapshot);
+		c->snapshot = st->snapshot;
+		st->snapshot = NULL;
+	}
+	if (st->targets) {
+		meta_free(c->targets);
+		c->targets = st->targets;
+		st->targets = NULL;
+		free(c->targets_keyid);
+		c->targets_keyid = st->targets_keyid;
+		st->targets_keyid = NULL;
+	}
 	return r;
 }
 
 int verify_client_refresh(struct verify_client *c, const struct verify_source *src)
 {
+	struct stage st = {0};
 	int r;
 
-	c->refreshed = false;
-	roles_clear(c);
+	roles_drop_failed(c);
 	r = update_root(c, src);
 	if (r < 0)
 		return r;
-	r = update_timestamp(c, src);
+	r = update_timestamp(c, src, &st);
 	if (r < 0)
-		return r;
-	r = update_snapshot(c, src);
+		goto out;
+	r = update_snapshot(c, src, &st);
 	if (r < 0)
-		return r;
-	r = update_targets(c, src);
+		goto out;
+	r = update_targets(c, src, &st);
 	if (r < 0)
-		return r;
-	c->refreshed = true;
-	return 0;
+		goto out;
+	r = commit(c, &st);
+out:
+	stage_fini(&st);
+	return r;
 }
 
 int verify_client_role_info(const struct verify_client *c, const char *role, uint64_t *ret_version,
@@ -387,8 +618,7 @@ out:
 /* Who signs role `name`: a top-level role listed in root, or a delegation found in the
  * top-level targets or in a delegated role loaded since the last refresh. */
 static int find_signer(const struct verify_client *c, const char *name, enum meta_type *ret_type,
-		       const struct meta_keyring **ret_keys,
-		       const struct meta_delegation **ret_del)
+		       const struct meta_keyring **ret_keys, const struct meta_delegation **ret_del)
 {
 	static const enum meta_type types[META_NROLES] = {META_ROOT, META_TARGETS, META_SNAPSHOT,
 							  META_TIMESTAMP};

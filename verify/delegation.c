@@ -21,6 +21,66 @@ static struct client_role *role_cached(struct verify_client *c, const char *name
 	return NULL;
 }
 
+/* The role from the client's cache when it holds exactly the version the snapshot lists.
+ * @return 0 (cr->m and cr->keyid set); -ENOENT when it must be fetched (not cached, damaged,
+ * unreadable, not signed by del's keys, another version); STORK_EROLLBACK when the cache holds
+ * a newer version, signed by del's keys, than the snapshot lists; -ENOMEM. */
+static int role_from_cache(struct verify_client *c, const struct meta *dm,
+			   const struct meta_delegation *del, const struct meta_file *mf,
+			   struct client_role *cr)
+{
+	const char *keyid = NULL;
+	struct meta *m = NULL;
+	char *name = NULL, *what = NULL, *file = NULL;
+	int r;
+
+	if (!c->has_cache)
+		return -ENOENT;
+	name = meta_asprintf("%s.json", del->name);
+	what = meta_asprintf("cached %s.json", del->name);
+	if (!name || !what) {
+		r = -ENOMEM;
+		goto out;
+	}
+	r = client_cache_load(c, name, what, META_TARGETS, &m);
+	if (r == -ENOMEM)
+		goto out;
+	if (r < 0 || meta_check_sigs(m, del->name, &dm->keys, del, &keyid) < 0) {
+		r = -ENOENT;
+		goto out;
+	}
+	if (m->version > mf->version) {
+		stork_errorf("%s: lists %s version %" PRIu64 ", older than the trusted (cached) "
+			     "version %" PRIu64,
+			     c->snapshot->file, name, mf->version, m->version);
+		r = STORK_EROLLBACK;
+		goto out;
+	}
+	if (client_meta_check(m, mf, c->snapshot->file) < 0) {
+		r = -ENOENT;
+		goto out;
+	}
+	file = strdup(cr->file);
+	cr->keyid = strdup(keyid);
+	if (!file || !cr->keyid) {
+		r = -ENOMEM;
+		goto out;
+	}
+	/* trusted now: named as the repository names it */
+	free(m->file);
+	m->file = file;
+	file = NULL;
+	cr->m = m;
+	m = NULL;
+	r = 0;
+out:
+	meta_free(m);
+	free(file);
+	free(name);
+	free(what);
+	return r;
+}
+
 static int role_load(struct verify_client *c, const struct verify_source *src,
 		     const struct meta *dm, const struct meta_delegation *del,
 		     struct client_role *cr)
@@ -28,14 +88,15 @@ static int role_load(struct verify_client *c, const struct verify_source *src,
 	const struct meta_file *mf;
 	const char *keyid = NULL;
 	char *name = NULL;
+	bool fetched = false;
 	int r;
 
 	name = meta_asprintf("%s.json", del->name);
 	if (!name)
 		return -ENOMEM;
 	mf = meta_find_file(c->snapshot, name);
-	free(name);
 	if (!mf) {
+		free(name);
 		/* Delegated, but its publisher has not signed anything yet. */
 		cr->file = meta_asprintf("metadata/%s.json", del->name);
 		if (!cr->file)
@@ -45,28 +106,51 @@ static int role_load(struct verify_client *c, const struct verify_source *src,
 			     cr->file, del->name, c->snapshot->file);
 		return -ENOENT;
 	}
-	if (c->root->consistent_snapshot)
-		cr->file = meta_asprintf("metadata/%" PRIu64 ".%s.json", mf->version, del->name);
-	else
-		cr->file = meta_asprintf("metadata/%s.json", del->name);
-	if (!cr->file)
-		return -ENOMEM;
-	r = meta_load(src, cr->file, VERIFY_MAX_TARGETS_LEN, mf, META_TARGETS, &cr->m);
+	cr->file = client_file_name(c->root, mf->version, del->name);
+	if (!cr->file) {
+		r = -ENOMEM;
+		goto out;
+	}
+	r = role_from_cache(c, dm, del, mf, cr);
+	if (r == -ENOENT) {
+		fetched = true;
+		r = meta_load(src, cr->file, VERIFY_MAX_TARGETS_LEN, mf, META_TARGETS, &cr->m);
+		if (r == -ENOENT) {
+			/* listed, so not "nothing published yet" (-ENOENT to callers) */
+			stork_errorf("%s: absent, but %s lists %s version %" PRIu64, cr->file,
+				     c->snapshot->file, name, mf->version);
+			r = STORK_EMISSING;
+		}
+		if (r < 0)
+			goto out;
+		r = meta_check_sigs(cr->m, del->name, &dm->keys, del, &keyid);
+		if (r < 0)
+			goto out;
+		r = meta_check_version(cr->m, mf->version, c->snapshot->file);
+		if (r < 0)
+			goto out;
+		cr->keyid = strdup(keyid);
+		if (!cr->keyid) {
+			r = -ENOMEM;
+			goto out;
+		}
+	}
 	if (r < 0)
-		return r;
-	r = meta_check_sigs(cr->m, del->name, &dm->keys, del, &keyid);
-	if (r < 0)
-		return r;
-	r = meta_check_version(cr->m, mf->version, c->snapshot->file);
-	if (r < 0)
-		return r;
-	cr->keyid = strdup(keyid);
-	if (!cr->keyid)
-		return -ENOMEM;
+		goto out;
 	cr->del = del;
-	if (c->check_expiry)
-		return meta_check_expiry(cr->m, del->name, c->now);
-	return 0;
+	if (c->check_expiry) {
+		r = meta_check_expiry(cr->m, del->name, c->now);
+		if (r < 0)
+			goto out;
+	}
+	/* Newly trusted: keep it for offline use. Failing to save only costs a fetch next time
+	 * (the snapshot's versions are what protects against rollback). */
+	if (fetched)
+		client_cache_save(c, name, cr->m);
+	r = 0;
+out:
+	free(name);
+	return r;
 }
 
 int client_load_role(struct verify_client *c, const struct verify_source *src,
@@ -240,9 +324,13 @@ static int fill_target(const struct found *f, const char *path, struct verify_ta
 
 static int need_refresh(const struct verify_client *c)
 {
-	if (c->refreshed)
+	if (verify_client_usable(c))
 		return 0;
-	stork_errorf("the client has no trusted targets metadata: refresh first");
+	if (c->cache_note)
+		stork_errorf("the client has no complete trusted metadata (%s): refresh first",
+			     c->cache_note);
+	else
+		stork_errorf("the client has no complete trusted metadata: refresh first");
 	return -EINVAL;
 }
 

@@ -1,4 +1,5 @@
-/* verify/meta.h: private to verify/ (meta.c, client.c, repo.c) and its unit tests.
+/* verify/meta.h: private to verify/ (meta.c, client.c, delegation.c, cache.c, repo.c) and its
+ * unit tests.
  *
  * TUF metadata parsed into structs, signature and expiry checks, signing, and the client's
  * trusted state. Everything here names files relative to the repository root in its error
@@ -159,10 +160,16 @@ struct verify_key *meta_keyring_find(const struct meta_keyring *kr, const char *
 bool meta_delegation_has_key(const struct meta_delegation *d, const char *keyid);
 
 /* ------------------------------------------------------------------------------------------ */
-/* The client's trusted state (client.c). In memory for now; everything it holds comes with
- * its raw bytes (struct meta.raw), so persisting it is an addition. */
+/* The client's trusted state (client.c, delegation.c, cache.c). Everything it holds comes with
+ * its raw bytes (struct meta.raw), which is what the cache stores.
+ *
+ * Invariants: root is always set; timestamp, snapshot and targets are either absent or checked
+ * against the trusted root and consistent with each other (snapshot as the timestamp names it,
+ * targets as the snapshot names it). A refresh stages new files and swaps them in only when the
+ * whole top-level update verifies; root rotations are the exception (TUF 5.3.8 trusts and
+ * persists each one at once), and a rotation drops what the new root no longer vouches for. */
 
-struct client_role { /* a delegated role loaded since the last refresh */
+struct client_role { /* a delegated role loaded since the trusted snapshot changed */
 	char *name;
 	struct meta *m;			   /* NULL when loading failed */
 	int err;			   /* 0, or why loading failed */
@@ -182,15 +189,50 @@ struct verify_client {
 	char *targets_keyid; /* a key whose signature counted on targets */
 	struct client_role *roles;
 	size_t nroles;
-	bool refreshed;
+
+	struct verify_cache cache; /* valid when has_cache; ctx borrowed */
+	bool has_cache;
+	bool cache_root_current; /* the cache's root.json is the trusted root */
+	char *cache_note;	 /* what verify_client_set_cache ignored, NULL when nothing */
 };
 
 /** Load (or return the cached) delegated role `del` delegated by `delegator` (its metadata
- * `dm`). @param[out] ret_role borrowed from c. @return 0; the load error (cached, with its
- * detail restored); -ENOENT (not an error: the role is delegated but not yet listed in the
- * snapshot, i.e. nothing was published in it). */
+ * `dm`): from the client's cache when it holds the version the snapshot lists, else from src
+ * (then saved to the cache). @param[out] ret_role borrowed from c. @return 0; the load error
+ * (cached, with its detail restored); -ENOENT (not an error: the role is delegated but not yet
+ * listed in the snapshot, i.e. nothing was published in it); STORK_EMISSING when the snapshot
+ * lists it but the source does not have it; STORK_EROLLBACK when the cache holds a newer
+ * version than the snapshot lists. */
 int client_load_role(struct verify_client *c, const struct verify_source *src,
 		     const struct meta *dm, const struct meta_delegation *del,
 		     const struct client_role **ret_role);
+
+/** Forget every loaded delegated role. */
+void client_roles_clear(struct verify_client *c);
+
+/** Check that m is what mf (an entry of file `by`) describes: its version, and its length and
+ * SHA-256 when mf gives them. @return 0; STORK_EVERSION; STORK_EBADLEN; STORK_EBADHASH. */
+int client_meta_check(const struct meta *m, const struct meta_file *mf, const char *by);
+
+/** The repository name of a versioned file under root ("metadata/3.snapshot.json", or
+ * "metadata/snapshot.json" without consistent snapshots); malloc'd, NULL on -ENOMEM. */
+char *client_file_name(const struct meta *root, uint64_t version, const char *role);
+
+/** A root exactly one version after prev, as 5.3 requires: signed by a threshold of prev's
+ * root keys and of its own, version `want`. @return 0; STORK_EBADSIG; STORK_EVERSION. */
+int client_root_step(const struct meta *prev, const struct meta *m, uint64_t want);
+
+/* cache.c: the client's side of struct verify_cache. All are no-ops without a cache. */
+
+/** Load cache entry `name` and parse it as `type`, naming it `what` in details. An empty entry
+ * is a forgotten one. @return 0; -ENOENT (no cache, absent or forgotten); STORK_EFORMAT (and
+ * the other meta_parse errors); the cache's -errno. */
+int client_cache_load(const struct verify_client *c, const char *name, const char *what,
+		      enum meta_type type, struct meta **ret_m);
+/** Save m's raw bytes as `name`. @return 0; the cache's -errno (detail names the entry). */
+int client_cache_save(struct verify_client *c, const char *name, const struct meta *m);
+/** Save an empty entry: what a later start must not load (fast-forward recovery, 5.3.11).
+ * @return 0; the cache's -errno. */
+int client_cache_forget(struct verify_client *c, const char *name);
 
 #endif

@@ -32,7 +32,59 @@ struct repo {
 	int64_t expiry[META_NROLES];
 };
 
-static int opts_init(struct repo *r, const struct verify_repo_opts *o)
+/* The expiry durations an operator chose at `repo init` (or later with --expires) are kept in
+ * KEYDIR/expiry as lines "ROLE=SECONDS", so that every later re-signing uses them. */
+#define EXPIRY_FILE "expiry"
+
+static void expiry_load(struct repo *r, const struct verify_repo_opts *o, const char *keydir)
+{
+	const int64_t explicit[META_NROLES] = {o->root_expiry, o->targets_expiry,
+					       o->snapshot_expiry, o->timestamp_expiry};
+	char *path = meta_asprintf("%s/" EXPIRY_FILE, keydir), line[128];
+	FILE *f = path ? fopen(path, "re") : NULL;
+
+	while (f && fgets(line, sizeof(line), f)) {
+		char *eq = strchr(line, '='), *end;
+		long long v;
+
+		if (!eq)
+			continue;
+		*eq = '\0';
+		errno = 0;
+		v = strtoll(eq + 1, &end, 10);
+		if (errno || end == eq + 1 || v <= 0 || v > 100LL * 365 * DAY)
+			continue;
+		for (int i = 0; i < META_NROLES; i++)
+			if (!strcmp(line, meta_role_names[i]) && !explicit[i])
+				r->expiry[i] = v;
+	}
+	if (f)
+		fclose(f);
+	free(path);
+}
+
+static int expiry_save(const struct repo *r, const char *keydir)
+{
+	char buf[256];
+	size_t len = 0;
+	int fd, ret;
+
+	for (int i = 0; i < META_NROLES; i++)
+		len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s=%" PRId64 "\n",
+					meta_role_names[i], r->expiry[i]);
+	fd = open(keydir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ret = verify_write_atomic(fd, EXPIRY_FILE, buf, len, 0600);
+	close(fd);
+	if (ret < 0)
+		stork_errorf("%s/" EXPIRY_FILE ": %s", keydir, storkfs_strerror(ret));
+	return ret;
+}
+
+/* Expiry durations: explicit options, else KEYDIR's saved choice, else the defaults. Explicit
+ * options are saved for the next time when keydir is given. */
+static int opts_init(struct repo *r, const struct verify_repo_opts *o, const char *keydir)
 {
 	static const struct verify_repo_opts none;
 	int i;
@@ -51,6 +103,12 @@ static int opts_init(struct repo *r, const struct verify_repo_opts *o)
 				     meta_role_names[i], r->expiry[i]);
 			return -EINVAL;
 		}
+	}
+	if (keydir) {
+		expiry_load(r, o, keydir);
+		if (o->root_expiry || o->targets_expiry || o->snapshot_expiry ||
+		    o->timestamp_expiry)
+			return expiry_save(r, keydir);
 	}
 	return 0;
 }
@@ -94,7 +152,8 @@ static int lock_metadata(struct repo *r)
 
 /* Lock the repository and read its state, checking every signature on the way, so that a
  * writer never builds on metadata someone tampered with. */
-static int repo_open(struct repo *r, const char *repodir, const struct verify_repo_opts *o)
+static int repo_open(struct repo *r, const char *repodir, const char *keydir,
+		     const struct verify_repo_opts *o)
 {
 	uint8_t *buf = NULL;
 	size_t len = 0;
@@ -103,7 +162,7 @@ static int repo_open(struct repo *r, const char *repodir, const struct verify_re
 	memset(r, 0, sizeof(*r));
 	r->dir = repodir;
 	r->dirfd = r->mdfd = -1;
-	ret = opts_init(r, o);
+	ret = opts_init(r, o, keydir);
 	if (ret < 0)
 		return ret;
 	r->dirfd = open(repodir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -376,7 +435,7 @@ int verify_repo_init(const char *repodir, const char *keydir, const struct verif
 	struct stat st;
 	int i, ret;
 
-	ret = opts_init(&r, o);
+	ret = opts_init(&r, o, NULL);
 	if (ret < 0)
 		return ret;
 	if (mkdir(repodir, 0755) < 0 && errno != EEXIST) {
@@ -436,6 +495,9 @@ int verify_repo_init(const char *repodir, const char *keydir, const struct verif
 			goto out;
 		}
 	}
+	ret = expiry_save(&r, keydir);
+	if (ret < 0)
+		goto out;
 	ret = mkdir_ok(r.dirfd, "targets", 0755, "targets");
 	if (ret < 0)
 		goto out;
@@ -586,7 +648,7 @@ int verify_repo_delegate(const char *repodir, const char *keydir, const struct v
 		if (ret < 0)
 			return ret;
 	}
-	ret = repo_open(&r, repodir, o);
+	ret = repo_open(&r, repodir, keydir, o);
 	if (ret < 0)
 		return ret;
 	ret = load_key(&r, keydir, META_ROLE_TARGETS, &tkey);
@@ -781,7 +843,7 @@ int verify_repo_publish(const char *repodir, const char *keydir, const struct ve
 		goto out;
 	verify_hex(digest, VERIFY_HASH_LEN, hex);
 
-	ret = repo_open(&r, repodir, o);
+	ret = repo_open(&r, repodir, keydir, o);
 	if (ret < 0)
 		goto out;
 	for (i = 0; i < r.c->targets->ndels && !del; i++)
@@ -877,7 +939,7 @@ int verify_repo_may_publish(const char *repodir, const struct verify_key *publis
 	target = verify_target_path(name, "0");
 	if (!target)
 		return -ENOMEM;
-	ret = repo_open(&r, repodir, NULL);
+	ret = repo_open(&r, repodir, NULL, NULL);
 	if (ret < 0)
 		goto out;
 	for (size_t i = 0; i < r.c->targets->ndels; i++) {
@@ -960,7 +1022,7 @@ int verify_repo_refresh(const char *repodir, const char *keydir, const struct ve
 	time_t wall = time(NULL);
 	int ret;
 
-	ret = repo_open(&r, repodir, o);
+	ret = repo_open(&r, repodir, keydir, o);
 	if (ret < 0)
 		return ret;
 	ret = load_key(&r, keydir, META_ROLE_SNAPSHOT, &skey);

@@ -306,7 +306,9 @@ void verify_client_free(struct verify_client *c);
 
 /* Where a client keeps what it has verified, so that it survives restarts and works offline
  * (the node store's LMDB). Names are file names without version: "root.json",
- * "timestamp.json", "snapshot.json", "targets.json", "<role>.json". */
+ * "timestamp.json", "snapshot.json", "targets.json", "<role>.json", and "<N>.root.json" for
+ * each trusted root version (the links that chain root.json to the pinned root). save may be
+ * given len 0: the entry is forgotten (load may then return it empty, or -ENOENT). */
 struct verify_cache {
 	/** @return 0 with a malloc'd buffer; -ENOENT; -errno. */
 	int (*load)(void *ctx, const char *name, uint8_t **ret_buf, size_t *ret_len);
@@ -321,7 +323,11 @@ struct verify_cache {
  * targets and delegated roles are loaded as trusted after checking their signatures (not
  * their expiry: TUF 5.2 loads local metadata that way), so versions older than those are
  * refused as rollbacks even after a restart. Each file the client newly trusts is saved.
- * @return 0; an error from loading the cached root (the client is unchanged). */
+ * Cached files that do not verify (damaged, another repository's) are ignored, with what
+ * depends on them: 0 is returned and the detail (stork_error_detail()) names them, "" when
+ * nothing was ignored. The cache (and its ctx) must outlive the client.
+ * @return 0; an error from reading the cache (the client is unchanged): the cache's -errno;
+ * -EINVAL if the client already has a cache or trusted state; -ENOMEM. */
 int verify_client_set_cache(struct verify_client *c, const struct verify_cache *cache);
 
 /** Whether the client holds a complete trusted state (refreshed now, or loaded from the cache)

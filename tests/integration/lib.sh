@@ -24,13 +24,14 @@ echo "# $TEST_NAME: seed STORK_TEST_SEED=$STORK_TEST_SEED"
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/stork-$TEST_NAME.XXXXXX")
 _NGINX_DIRS=()
-_BG_PIDS=()
 _PASSED=0
 
 _cleanup() {
 	local rc=$? d pid
 	set +e
-	for pid in "${_BG_PIDS[@]}"; do
+	# background processes this shell started and has not reaped yet (never a pid that may
+	# have been reused)
+	for pid in $(jobs -p); do
 		kill -9 "$pid" 2>/dev/null
 	done
 	for d in "${_NGINX_DIRS[@]}"; do

@@ -23,7 +23,6 @@ round() {
 			>"$T/pub.$r.$i.out" 2>"$T/pub.$r.$i.err" &
 		pids+=($!)
 		names+=("$name $version")
-		_BG_PIDS+=($!)
 		i=$((i + 1))
 	done
 	for i in "${!pids[@]}"; do
@@ -44,20 +43,18 @@ round() {
 	pass "round $r: ${#pids[@]} concurrent publishes all ended published"
 }
 
-# four at once, three times over, then eight at once
-round 1 "${DEBS[@]:0:4}"
+# the 16 smallest packages (keeps the test quick under ASan): four at once, twice, then eight
+mapfile -t SMALL < <(ls -S -r "${DEBS[@]}" | head -n 16)
+round 1 "${SMALL[@]:0:4}"
 verify_ok
-round 2 "${DEBS[@]:4:4}"
-round 3 "${DEBS[@]:8:4}"
-verify_ok
-round 4 "${DEBS[@]:12:8}"
+round 2 "${SMALL[@]:4:4}"
+round 3 "${SMALL[@]:8:8}"
 verify_ok "verify passes after all rounds"
 
 # the same version of the same package from four processes: all exit 0, one version
 for i in 1 2 3 4; do
 	"$STORK" publish "$REPO" --keys "$KEYS" --key "$PUBKEY" --quiet same 1.0 "${DEBS[6]}" \
 		>"$T/same.$i.out" 2>"$T/same.$i.err" &
-	_BG_PIDS+=($!)
 done
 failed=0
 for pid in $(jobs -p); do
@@ -69,10 +66,10 @@ pass "four identical concurrent publishes: all succeed, one version"
 
 # every package rebuilds
 n=0
-for deb in "${DEBS[@]:0:20}" "${DEBS[6]}"; do
+for deb in "${SMALL[@]}" "${DEBS[6]}"; do
 	name=$(deb_field "$deb" Package)
 	version=$(deb_field "$deb" Version)
-	[ $n -lt 20 ] || name=same version=1.0
+	[ $n -lt 16 ] || name=same version=1.0
 	rm -rf "$T/ref"
 	deb_extract "$deb" "$T/ref"
 	export_version "$name" "$version" "$T/exp"

@@ -19,6 +19,7 @@
 #include <zstd.h>
 
 #include "store/store.h"
+#include "tests/unit/unit.h"
 
 /* ------------------------------------------------------------------------------------------ */
 /* Fixtures and helpers. */
@@ -1547,6 +1548,8 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, rpm_header_requires_become_dependencies);
 	tcase_add_test(tc, rpm_header_rejects_hostile_bounds);
 	suite_add_tcase(s, tc);
+	suite_add_tcase(s, tcase_store_node());
+	suite_add_tcase(s, tcase_store_node_concurrency());
 	return s;
 }
 

@@ -1549,6 +1549,7 @@ static Suite *verify_suite(void)
 
 	suite_add_tcase(s, tcase_verify_meta());
 	suite_add_tcase(s, tcase_verify_repo());
+	suite_add_tcase(s, tcase_verify_cache());
 	return s;
 }
 

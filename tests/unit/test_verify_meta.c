@@ -1144,10 +1144,11 @@ START_TEST(client_rejects_rollback_of_timestamp_and_snapshot)
 	ck_assert_int_eq(verify_client_refresh(F.c, &F.src), STORK_EROLLBACK);
 	assert_detail_has("metadata/5.snapshot.json: alice.json version 1 is older than the "
 			  "trusted version 2");
-	/* the same client sees an older timestamp again */
+	/* the same client sees an older timestamp again; the failed refresh above swapped
+	 * nothing in, so timestamp 4 is still the trusted one */
 	write_all(p, old, len);
 	ck_assert_int_eq(verify_client_refresh(F.c, &F.src), STORK_EROLLBACK);
-	assert_detail_has("metadata/timestamp.json: version 3 is older than the trusted version 5");
+	assert_detail_has("metadata/timestamp.json: version 3 is older than the trusted version 4");
 	/* a fresh client has nothing to compare with */
 	ck_assert_int_eq(refresh_at(T0 + HOUR), 0);
 	free(old);
@@ -1328,6 +1329,36 @@ START_TEST(client_terminating_delegation_stops_the_search)
 	json_decref(tg);
 	verify_key_free(tk);
 	verify_key_free(bob);
+}
+END_TEST
+
+START_TEST(client_reports_listed_role_file_that_is_missing)
+{
+	struct seen s = {0};
+	struct verify_target t;
+	char *p, *moved;
+
+	make_repo();
+	p = path_of(F.repo, "metadata/1.alice.json");
+	moved = path_of(F.dir, "1.alice.json");
+	ck_assert_int_eq(rename(p, moved), 0);
+	ck_assert_int_eq(refresh_at(T0 + HOUR), 0);
+	/* listed in the snapshot, so not "nothing published yet" */
+	ck_assert_int_eq(verify_client_each_target(F.c, &F.src, on_target, &s, on_problem, &s),
+			 STORK_EMISSING);
+	ck_assert_int_eq(s.ntargets, 0);
+	ck_assert_int_eq(s.nproblems, 1);
+	ck_assert_str_eq(s.pfile[0], "metadata/1.alice.json");
+	ck_assert_str_eq(s.pdetail[0], "metadata/1.alice.json: absent, but "
+				       "metadata/3.snapshot.json lists alice.json version 1");
+	ck_assert_int_eq(verify_client_find_target(F.c, &F.src, "hello/1.0.json", &t),
+			 STORK_EMISSING);
+	/* nor does the writer sign a version 1 over it */
+	ck_assert_int_eq(publish(F.alice, "hello", "2.0", "v2\n"), STORK_EMISSING);
+	ck_assert_int_eq(rename(moved, p), 0);
+	ck_assert_int_eq(publish(F.alice, "hello", "2.0", "v2\n"), 0);
+	free(p);
+	free(moved);
 }
 END_TEST
 
@@ -1553,11 +1584,682 @@ TCase *tcase_verify_repo(void)
 	tcase_add_test(tc, client_first_role_in_search_order_wins);
 	tcase_add_test(tc, client_terminating_delegation_stops_the_search);
 	tcase_add_test(tc, client_skips_delegated_role_without_publications);
+	tcase_add_test(tc, client_reports_listed_role_file_that_is_missing);
 	tcase_add_test(tc, client_follows_root_rotation_signed_by_old_and_new_keys);
 	tcase_add_test(tc, client_rejects_root_signed_only_by_new_keys);
 	tcase_add_test(tc, client_rejects_root_signed_only_by_old_keys);
 	tcase_add_test(tc, client_does_not_skip_root_versions);
 	tcase_add_test(tc, client_enforces_thresholds_from_rotated_root);
 	tcase_add_test(tc, client_new_requires_a_self_signed_root);
+	return tc;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The client's cache (tcase_verify_cache) */
+
+/* An in-memory struct verify_cache, standing in for the node store's LMDB. */
+#define MC_MAX 32
+
+struct mc_entry {
+	char name[64];
+	uint8_t *buf;
+	size_t len;
+};
+
+static struct memcache {
+	struct mc_entry e[MC_MAX];
+	size_t n;
+	int fail_load; /* returned by every load when set */
+	int saves;
+} MC;
+
+static struct mc_entry *mc_find(const char *name)
+{
+	for (size_t i = 0; i < MC.n; i++)
+		if (strcmp(MC.e[i].name, name) == 0)
+			return &MC.e[i];
+	return NULL;
+}
+
+static int mc_load(void *ctx, const char *name, uint8_t **ret_buf, size_t *ret_len)
+{
+	struct mc_entry *e;
+	uint8_t *buf;
+
+	ck_assert_ptr_eq(ctx, &MC);
+	if (MC.fail_load)
+		return MC.fail_load;
+	e = mc_find(name);
+	if (!e)
+		return -ENOENT;
+	buf = malloc(e->len ? e->len : 1);
+	ck_assert_ptr_nonnull(buf);
+	memcpy(buf, e->buf, e->len);
+	*ret_buf = buf;
+	*ret_len = e->len;
+	return 0;
+}
+
+static void mc_put(const char *name, const void *buf, size_t len)
+{
+	struct mc_entry *e = mc_find(name);
+
+	if (!e) {
+		ck_assert_uint_lt(MC.n, MC_MAX);
+		e = &MC.e[MC.n++];
+		snprintf(e->name, sizeof(e->name), "%s", name);
+	}
+	free(e->buf);
+	e->buf = malloc(len ? len : 1);
+	ck_assert_ptr_nonnull(e->buf);
+	memcpy(e->buf, buf, len);
+	e->len = len;
+}
+
+static int mc_save(void *ctx, const char *name, const uint8_t *buf, size_t len)
+{
+	ck_assert_ptr_eq(ctx, &MC);
+	mc_put(name, buf, len);
+	MC.saves++;
+	return 0;
+}
+
+static void mc_del(const char *name)
+{
+	struct mc_entry *e = mc_find(name);
+
+	ck_assert_ptr_nonnull(e);
+	free(e->buf);
+	*e = MC.e[--MC.n];
+	memset(&MC.e[MC.n], 0, sizeof(MC.e[0]));
+}
+
+static const struct verify_cache mem_cache = {.load = mc_load, .save = mc_save, .ctx = &MC};
+
+static void cache_setup(void)
+{
+	fix_setup();
+	memset(&MC, 0, sizeof(MC));
+}
+
+static void cache_teardown(void)
+{
+	fix_teardown();
+	for (size_t i = 0; i < MC.n; i++)
+		free(MC.e[i].buf);
+	memset(&MC, 0, sizeof(MC));
+}
+
+/* The cache entry holds exactly the bytes of repository file rel. */
+static void assert_cached_is(const char *name, const char *rel)
+{
+	struct mc_entry *e = mc_find(name);
+	char *p = path_of(F.repo, rel);
+	uint8_t *buf;
+	size_t len;
+
+	ck_assert_msg(e, "cache lacks %s", name);
+	read_all(p, &buf, &len);
+	ck_assert_msg(e->len == len && memcmp(e->buf, buf, len) == 0, "cached %s is not %s", name,
+		      rel);
+	free(buf);
+	free(p);
+}
+
+/* A client pinned to 1.root.json that starts from the memory cache. */
+static void cache_client_at(time_t now)
+{
+	int r;
+
+	client_at(now);
+	r = verify_client_set_cache(F.c, &mem_cache);
+	ck_assert_msg(r == 0, "set_cache: %d %s", r, stork_error_detail());
+}
+
+/* A source over another source: offline (every get fails with -EIO), serving only targets/
+ * (manifests), or passing everything through while recording the paths asked for. */
+struct testsrc {
+	const struct verify_source *inner; /* NULL: offline */
+	bool targets_only;
+	int ngets;
+	char paths[16][128];
+};
+
+static int tsrc_get(void *ctx, const char *path, size_t maxlen, uint8_t **ret_buf, size_t *ret_len)
+{
+	struct testsrc *t = ctx;
+
+	if (t->ngets < 16)
+		snprintf(t->paths[t->ngets], sizeof(t->paths[0]), "%s", path);
+	t->ngets++;
+	if (!t->inner || (t->targets_only && strncmp(path, "targets/", 8) != 0)) {
+		stork_errorf("%s: network is unreachable", path);
+		return -EIO;
+	}
+	return t->inner->get(t->inner->ctx, path, maxlen, ret_buf, ret_len);
+}
+
+static int tsrc_stream(void *ctx, const char *path, uint64_t maxlen,
+		       int (*fn)(void *fnctx, const void *buf, size_t len), void *fnctx)
+{
+	struct testsrc *t = ctx;
+
+	if (!t->inner || (t->targets_only && strncmp(path, "targets/", 8) != 0))
+		return -EIO;
+	return t->inner->stream(t->inner->ctx, path, maxlen, fn, fnctx);
+}
+
+static const char *tsrc_describe(void *ctx)
+{
+	return "test source";
+}
+
+static struct verify_source tsrc_init(struct testsrc *t)
+{
+	return (struct verify_source){
+	    .get = tsrc_get, .stream = tsrc_stream, .describe = tsrc_describe, .ctx = t};
+}
+
+/* Copy the repository directory (to serve its old state later). */
+static const char *copy_from, *copy_to;
+
+static int copy_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+	char *dst = path_of(copy_to, p + strlen(copy_from));
+	uint8_t *buf;
+	size_t len;
+
+	if (flag == FTW_D) {
+		ck_assert_int_eq(mkdir(dst, 0755), 0);
+	} else if (flag == FTW_F) {
+		read_all(p, &buf, &len);
+		write_all(dst, buf, len);
+		free(buf);
+	}
+	free(dst);
+	return 0;
+}
+
+static char *copy_repo(const char *name)
+{
+	char *dst = path_of(F.dir, name);
+
+	copy_from = F.repo;
+	copy_to = dst;
+	ck_assert_int_eq(nftw(F.repo, copy_one, 16, FTW_PHYS), 0);
+	return dst;
+}
+
+static void find_hello(const struct verify_source *src, const char *version, int want)
+{
+	struct verify_target t = {0};
+	char path[64];
+	int r;
+
+	snprintf(path, sizeof(path), "hello/%s.json", version);
+	r = verify_client_find_target(F.c, src, path, &t);
+	ck_assert_msg(r == want, "find %s: %d, want %d (%s)", path, r, want, stork_error_detail());
+	if (r == 0)
+		ck_assert_str_eq(t.role, "alice");
+	verify_target_fini(&t);
+}
+
+START_TEST(cache_refresh_saves_each_newly_trusted_file)
+{
+	struct seen s = {0};
+
+	make_repo();
+	cache_client_at(T0 + HOUR);
+	ck_assert(!verify_client_usable(F.c));
+	ck_assert_str_eq(stork_error_detail(), "");
+	ck_assert_int_eq(verify_client_refresh(F.c, &F.src), 0);
+	ck_assert(verify_client_usable(F.c));
+	assert_cached_is("root.json", "metadata/1.root.json");
+	assert_cached_is("timestamp.json", "metadata/timestamp.json");
+	assert_cached_is("snapshot.json", "metadata/3.snapshot.json");
+	assert_cached_is("targets.json", "metadata/2.targets.json");
+	/* delegated roles are cached when first loaded */
+	ck_assert_ptr_null(mc_find("alice.json"));
+	ck_assert_int_eq(verify_client_each_target(F.c, &F.src, on_target, &s, on_problem, &s), 0);
+	ck_assert_int_eq(s.ntargets, 1);
+	verify_target_fini(&s.first);
+	assert_cached_is("alice.json", "metadata/1.alice.json");
+}
+END_TEST
+
+START_TEST(cache_state_is_usable_offline_after_a_failed_refresh)
+{
+	struct testsrc off = {0}, manifests = {.inner = &F.src, .targets_only = true};
+	struct verify_source offsrc = tsrc_init(&off), msrc = tsrc_init(&manifests);
+	struct verify_target t = {0};
+	struct verify_manifest *m = NULL;
+	struct seen s = {0};
+	time_t exp;
+	int r;
+
+	make_repo();
+	cache_client_at(T0 + HOUR);
+	ck_assert_int_eq(verify_client_refresh(F.c, &F.src), 0);
+	ck_assert_int_eq(verify_client_each_target(F.c, &F.src, on_target, &s, on_problem, &s), 0);
+	verify_target_fini(&s.first);
+
+	/* a restart: the same pinned root, the same cache, no network */
+	cache_client_at(T0 + 2 * HOUR);
+	ck_assert(verify_client_usable(F.c));
+	ck_assert_uint_eq(role_version("root"), 1);
+	ck_assert_uint_eq(role_version("timestamp"), 3);
+	ck_assert_uint_eq(role_version("snapshot"), 3);
+	ck_assert_uint_eq(role_version("targets"), 2);
+	ck_assert_int_eq(verify_client_refresh(F.c, &offsrc), -EIO);
+	assert_detail_has("metadata/2.root.json: network is unreachable");
+	ck_assert(verify_client_usable(F.c));
+	/* the caller decides about staleness: the trusted expiry is there to warn with */
+	ck_assert_int_eq(verify_client_role_info(F.c, "timestamp", NULL, &exp), 0);
+	ck_assert_int_eq(exp, T0 + DAY);
+
+	memset(&s, 0, sizeof(s));
+	r = verify_client_each_target(F.c, &offsrc, on_target, &s, on_problem, &s);
+	ck_assert_msg(r == 0, "each: %d %s", r, stork_error_detail());
+	ck_assert_int_eq(s.ntargets, 1);
+	ck_assert_str_eq(s.paths[0], "hello/1.0.json");
+	verify_target_fini(&s.first);
+	ck_assert_int_eq(verify_client_find_target(F.c, &offsrc, "hello/1.0.json", &t), 0);
+	ck_assert_str_eq(t.role, "alice");
+	ck_assert_str_eq(t.keyid, verify_key_id(F.alice));
+	/* manifests come from the source: offline they cannot be had... */
+	ck_assert_int_eq(verify_client_fetch_manifest(F.c, &offsrc, &t, &m), -EIO);
+	/* ...and a source with only the manifests is enough, metadata coming from the cache */
+	r = verify_client_fetch_manifest(F.c, &msrc, &t, &m);
+	ck_assert_msg(r == 0, "fetch: %d %s", r, stork_error_detail());
+	ck_assert_str_eq(m->name, "hello");
+	ck_assert_str_eq(m->version, "1.0");
+	ck_assert_int_eq(manifests.ngets, 1);
+	ck_assert_msg(strncmp(manifests.paths[0], "targets/hello/", 14) == 0, "%s",
+		      manifests.paths[0]);
+	verify_manifest_free(m);
+	verify_target_fini(&t);
+}
+END_TEST
+
+START_TEST(cache_equal_timestamp_fetches_nothing_else)
+{
+	struct testsrc count = {.inner = &F.src};
+	struct verify_source csrc = tsrc_init(&count);
+	struct seen s = {0};
+
+	make_repo();
+	cache_client_at(T0 + HOUR);
+	ck_assert_int_eq(verify_client_refresh(F.c, &F.src), 0);
+	ck_assert_int_eq(verify_client_each_target(F.c, &F.src, on_target, &s, on_problem, &s), 0);
+	verify_target_fini(&s.first);
+
+	cache_client_at(T0 + HOUR);
+	MC.saves = 0;
+	ck_assert_int_eq(verify_client_refresh(F.c, &csrc), 0);
+	/* the timestamp did not change: snapshot and targets are the cached ones */
+	ck_assert_int_eq(count.ngets, 2);
+	ck_assert_str_eq(count.paths[0], "metadata/2.root.json");
+	ck_assert_str_eq(count.paths[1], "metadata/timestamp.json");
+	memset(&s, 0, sizeof(s));
+	ck_assert_int_eq(verify_client_each_target(F.c, &csrc, on_target, &s, on_problem, &s), 0);
+	ck_assert_int_eq(s.ntargets, 1);
+	verify_target_fini(&s.first);
+	ck_assert_int_eq(count.ngets, 2); /* alice came from the cache too */
+	ck_assert_int_eq(MC.saves, 0);
+}
+END_TEST
+
+START_TEST(cache_refuses_rollback_to_old_repository_after_restart)
+{
+	struct verify_source oldsrc;
+	struct seen s = {0};
+	uint8_t *cached_ts;
+	size_t cached_len;
+	char *old;
+	int r;
+
+	make_repo();
+	old = copy_repo("old");
+	ck_assert_int_eq(publish(F.alice, "hello", "2.0", "v2\n"), 0);
+	cache_client_at(T0 + HOUR);
+	ck_assert_int_eq(verify_client_refresh(F.c, &F.src), 0);
+	ck_assert_uint_eq(role_version("timestamp"), 4);
+	ck_assert_int_eq(verify_client_each_target(F.c, &F.src, on_target, &s, on_problem, &s), 0);
+	ck_assert_int_eq(s.ntargets, 2);
+	verify_target_fini(&s.first);
+	cached_len = mc_find("timestamp.json")->len;
+	cached_ts = malloc(cached_len);
+	memcpy(cached_ts, mc_find("timestamp.json")->buf, cached_len);
+
+	/* a restart, and someone serves the repository as it was before hello 2.0 */
+	ck_assert_int_eq(verify_dir_source_init(&oldsrc, old), 0);
+	cache_client_at(T0 + 2 * HOUR);
+	r = verify_client_refresh(F.c, &oldsrc);
+	ck_assert_int_eq(r, STORK_EROLLBACK);
+	assert_detail_has("metadata/timestamp.json: version 3 is older than the trusted version 4");
+	/* the cached state stays, in memory and in the cache */
+	ck_assert(verify_client_usable(F.c));
+	ck_assert_uint_eq(role_version("timestamp"), 4);
+	ck_assert_uint_eq(role_version("snapshot"), 4);
+	find_hello(&oldsrc, "2.0", 0);
+	ck_assert_uint_eq(mc_find("timestamp.json")->len, cached_len);
+	ck_assert_int_eq(memcmp(mc_find("timestamp.json")->buf, cached_ts, cached_len), 0);
+	/* the same with a fresh client without the cache: it has nothing to compare with */
+	client_at(T0 + 2 * HOUR);
+	ck_assert_int_eq(verify_client_refresh(F.c, &oldsrc), 0);
+	verify_dir_source_fini(&oldsrc);
+	free(cached_ts);
+	free(old);
+}
+END_TEST
+
+/* Flip one hex digit of the first signature of a cache entry. */
+static void mc_break_sig(const char *name)
+{
+	struct mc_entry *e = mc_find(name);
+	char *text, *sig;
+
+	ck_assert_ptr_nonnull(e);
+	text = strndup((const char *)e->buf, e->len);
+	sig = strstr(text, "\"sig\":\"");
+	ck_assert_ptr_nonnull(sig);
+	sig[7] = sig[7] == '0' ? '1' : '0';
+	mc_put(name, text, e->len);
+	free(text);
+}
+
+START_TEST(cache_ignores_damaged_file_and_says_so)
+{
+	struct verify_target t;
+	struct seen s = {0};
+
+	make_repo();
+	cache_client_at(T0 + HOUR);
+	ck_assert_int_eq(verify_client_refresh(F.c, &F.src), 0);
+
+	mc_break_sig("snapshot.json");
+	cache_client_at(T0 + HOUR);
+	assert_detail_has("cached snapshot.json: 0 of 1 required signatures from role snapshot");
+	assert_detail_has(": ignored");
+	ck_assert(!verify_client_usable(F.c));
+	ck_assert_uint_eq(role_version("timestamp"), 3);
+	ck_assert_int_eq(verify_client_role_info(F.c, "snapshot", NULL, NULL), -ENOENT);
+	ck_assert_int_eq(verify_client_role_info(F.c, "targets", NULL, NULL), -ENOENT);
+	ck_assert_int_eq(verify_client_find_target(F.c, &F.src, "hello/1.0.json", &t), -EINVAL);
+	assert_detail_has("cached snapshot.json: 0 of 1 required signatures");
+	assert_detail_has("refresh first");
+	/* the next refresh replaces it */
+	ck_assert_int_eq(verify_client_refresh(F.c, &F.src), 0);
+	assert_cached_is("snapshot.json", "metadata/3.snapshot.json");
+	find_hello(&F.src, "1.0", 0);
+
+	/* a timestamp that is not even JSON any more: ignored, and what hangs on it */
+	mc_put("timestamp.json", "{\"signed\":", 10);
+	cache_client_at(T0 + HOUR);
+	assert_detail_has("cached timestamp.json");
+	ck_assert_int_eq(verify_client_role_info(F.c, "timestamp", NULL, NULL), -ENOENT);
+	ck_assert_int_eq(verify_client_role_info(F.c, "snapshot", NULL, NULL), -ENOENT);
+	ck_assert_int_eq(verify_client_refresh(F.c, &F.src), 0);
+	assert_cached_is("timestamp.json", "metadata/timestamp.json");
+
+	/* a damaged delegated role is fetched again */
+	ck_assert_int_eq(verify_client_each_target(F.c, &F.src, on_target, &s, on_problem, &s), 0);
+	verify_target_fini(&s.first);
+	mc_break_sig("alice.json");
+	cache_client_at(T0 + HOUR);
+	ck_assert_str_eq(stork_error_detail(), "");
+	find_hello(&F.src, "1.0", 0);
+	assert_cached_is("alice.json", "metadata/1.alice.json");
+}
+END_TEST
+
+START_TEST(cache_root_must_chain_from_the_pinned_root)
+{
+	struct verify_key *k;
+	json_t *s;
+	char *buf;
+	size_t len;
+
+	make_repo();
+	cache_client_at(T0 + HOUR);
+	ck_assert_int_eq(verify_client_refresh(F.c, &F.src), 0);
+	ck_assert_int_eq(verify_key_generate(&k), 0);
+
+	/* a newer root signed only by a key of its own: whoever can write the cache cannot
+	 * make the client trust it */
+	s = root_signed(k, 2);
+	ck_assert_int_eq(meta_sign(s, &k, 1, &buf, &len), 0);
+	mc_put("root.json", buf, len);
+	mc_put("2.root.json", buf, len);
+	free(buf);
+	json_decref(s);
+	cache_client_at(T0 + HOUR);
+	assert_detail_has("cached root.json: 0 of 1 required signatures from role root of "
+			  "metadata/1.root.json");
+	ck_assert_uint_eq(role_version("root"), 1);
+	/* what the real root signs is still trusted */
+	ck_assert(verify_client_usable(F.c));
+
+	/* the same version as the pinned root, but another root */
+	s = root_signed(k, 1);
+	ck_assert_int_eq(meta_sign(s, &k, 1, &buf, &len), 0);
+	mc_put("root.json", buf, len);
+	free(buf);
+	json_decref(s);
+	cache_client_at(T0 + HOUR);
+	assert_detail_has("cached root.json: version 1 is not the pinned metadata/1.root.json");
+	ck_assert_uint_eq(role_version("root"), 1);
+	/* a refresh puts the trusted root back */
+	ck_assert_int_eq(verify_client_refresh(F.c, &F.src), 0);
+	assert_cached_is("root.json", "metadata/1.root.json");
+	verify_key_free(k);
+}
+END_TEST
+
+START_TEST(cache_keeps_root_rotations_across_restarts)
+{
+	struct verify_key *oldk, *k2, *k3, *both[2];
+	struct testsrc off = {0};
+	struct verify_source offsrc = tsrc_init(&off);
+
+	make_repo();
+	oldk = keydir_key("root");
+	ck_assert_int_eq(verify_key_generate(&k2), 0);
+	ck_assert_int_eq(verify_key_generate(&k3), 0);
+	both[0] = oldk;
+	both[1] = k2;
+	put_root(2, k2, both, 2, 2);
+	both[0] = k2;
+	both[1] = k3;
+	put_root(3, k3, both, 2, 3);
+	cache_client_at(T0 + HOUR);
+	ck_assert_int_eq(verify_client_refresh(F.c, &F.src), 0);
+	ck_assert_uint_eq(role_version("root"), 3);
+	assert_cached_is("2.root.json", "metadata/2.root.json");
+	assert_cached_is("3.root.json", "metadata/3.root.json");
+	assert_cached_is("root.json", "metadata/3.root.json");
+
+	/* a restart pinned to 1.root.json starts at root 3, even offline */
+	cache_client_at(T0 + HOUR);
+	ck_assert_str_eq(stork_error_detail(), "");
+	ck_assert_uint_eq(role_version("root"), 3);
+	ck_assert(verify_client_usable(F.c));
+	ck_assert_int_eq(verify_client_refresh(F.c, &offsrc), -EIO);
+	assert_detail_has("metadata/4.root.json");
+	ck_assert_uint_eq(role_version("root"), 3);
+
+	/* without a link of the chain the cached root cannot be trusted... */
+	mc_del("2.root.json");
+	cache_client_at(T0 + HOUR);
+	assert_detail_has("cached root.json: version 3, but the cache lacks 2.root.json to chain "
+			  "it to the pinned metadata/1.root.json");
+	ck_assert_uint_eq(role_version("root"), 1);
+	/* ...until a refresh walks the chain again and saves it */
+	ck_assert_int_eq(verify_client_refresh(F.c, &F.src), 0);
+	ck_assert_uint_eq(role_version("root"), 3);
+	assert_cached_is("2.root.json", "metadata/2.root.json");
+	cache_client_at(T0 + HOUR);
+	ck_assert_uint_eq(role_version("root"), 3);
+	verify_key_free(oldk);
+	verify_key_free(k2);
+	verify_key_free(k3);
+}
+END_TEST
+
+START_TEST(cache_forgets_timestamp_and_snapshot_when_their_keys_rotate)
+{
+	struct verify_key *rootk, *tk2;
+	json_t *root, *ts;
+
+	make_repo();
+	cache_client_at(T0 + HOUR);
+	ck_assert_int_eq(verify_client_refresh(F.c, &F.src), 0);
+
+	/* root 2 gives the timestamp role a new key; the repository still signs with the old */
+	rootk = keydir_key("root");
+	ck_assert_int_eq(verify_key_generate(&tk2), 0);
+	root = load_signed("metadata/1.root.json");
+	json_object_set_new(json_object_get(root, "keys"), verify_key_id(tk2),
+			    verify_key_to_json(tk2));
+	json_object_set_new(json_object_get(json_object_get(root, "roles"), "timestamp"), "keyids",
+			    json_pack("[s]", verify_key_id(tk2)));
+	set_int(root, "version", 2);
+	put_signed("metadata/2.root.json", root, &rootk, 1, NULL);
+	ck_assert_int_eq(verify_client_refresh(F.c, &F.src), STORK_EBADSIG);
+	assert_detail_has("metadata/timestamp.json: 0 of 1 required signatures");
+	/* 5.3.11: the old timestamp and snapshot are gone, here and in the cache */
+	ck_assert_uint_eq(role_version("root"), 2);
+	ck_assert(!verify_client_usable(F.c));
+	ck_assert_int_eq(verify_client_role_info(F.c, "timestamp", NULL, NULL), -ENOENT);
+	ck_assert_int_eq(verify_client_role_info(F.c, "snapshot", NULL, NULL), -ENOENT);
+	ck_assert_uint_eq(mc_find("timestamp.json")->len, 0);
+	ck_assert_uint_eq(mc_find("snapshot.json")->len, 0);
+	assert_cached_is("root.json", "metadata/2.root.json");
+	cache_client_at(T0 + HOUR);
+	ck_assert_str_eq(stork_error_detail(), "");
+	ck_assert_uint_eq(role_version("root"), 2);
+	ck_assert_int_eq(verify_client_role_info(F.c, "timestamp", NULL, NULL), -ENOENT);
+
+	/* once the timestamp is signed with the new key, all is well again */
+	ts = load_signed("metadata/timestamp.json");
+	put_signed("metadata/timestamp.json", ts, &tk2, 1, NULL);
+	ck_assert_int_eq(verify_client_refresh(F.c, &F.src), 0);
+	ck_assert(verify_client_usable(F.c));
+	assert_cached_is("timestamp.json", "metadata/timestamp.json");
+	assert_cached_is("snapshot.json", "metadata/3.snapshot.json");
+	json_decref(ts);
+	json_decref(root);
+	verify_key_free(tk2);
+	verify_key_free(rootk);
+}
+END_TEST
+
+START_TEST(cache_failed_refresh_keeps_previous_state)
+{
+	uint8_t *old_ts, *buf;
+	size_t old_len, len;
+	char *p, *tsp;
+
+	make_repo();
+	cache_client_at(T0 + HOUR);
+	ck_assert_int_eq(verify_client_refresh(F.c, &F.src), 0);
+	find_hello(&F.src, "1.0", 0);
+	tsp = path_of(F.repo, "metadata/timestamp.json");
+	read_all(tsp, &old_ts, &old_len);
+
+	/* hello 2.0 is published, but the new snapshot arrives damaged */
+	ck_assert_int_eq(publish(F.alice, "hello", "2.0", "v2\n"), 0);
+	p = path_of(F.repo, "metadata/4.snapshot.json");
+	read_all(p, &buf, &len);
+	buf[len - 2] ^= 1;
+	write_all(p, buf, len);
+	ck_assert_int_eq(verify_client_refresh(F.c, &F.src), STORK_EBADHASH);
+	assert_detail_has("metadata/4.snapshot.json: SHA-256");
+	/* nothing of it was trusted: the previous state is whole and still in use */
+	ck_assert(verify_client_usable(F.c));
+	ck_assert_uint_eq(role_version("timestamp"), 3);
+	ck_assert_uint_eq(role_version("snapshot"), 3);
+	find_hello(&F.src, "1.0", 0);
+	find_hello(&F.src, "2.0", -ENOENT);
+	ck_assert_uint_eq(mc_find("timestamp.json")->len, old_len);
+	ck_assert_int_eq(memcmp(mc_find("timestamp.json")->buf, old_ts, old_len), 0);
+	cache_client_at(T0 + HOUR);
+	ck_assert_uint_eq(role_version("timestamp"), 3);
+
+	/* repaired, the same client moves on */
+	buf[len - 2] ^= 1;
+	write_all(p, buf, len);
+	ck_assert_int_eq(verify_client_refresh(F.c, &F.src), 0);
+	ck_assert_uint_eq(role_version("timestamp"), 4);
+	find_hello(&F.src, "2.0", 0);
+	free(buf);
+	free(p);
+	free(old_ts);
+	free(tsp);
+}
+END_TEST
+
+START_TEST(cache_role_newer_than_the_snapshot_lists_is_a_rollback)
+{
+	struct verify_source oldsrc;
+	struct seen s = {0};
+	char *old;
+
+	make_repo();
+	old = copy_repo("old");
+	ck_assert_int_eq(publish(F.alice, "hello", "2.0", "v2\n"), 0);
+	cache_client_at(T0 + HOUR);
+	ck_assert_int_eq(verify_client_refresh(F.c, &F.src), 0);
+	ck_assert_int_eq(verify_client_each_target(F.c, &F.src, on_target, &s, on_problem, &s), 0);
+	verify_target_fini(&s.first);
+
+	/* the cache lost its timestamp (so the top-level floor is gone) and the old repository
+	 * is served: alice's cached version 2 still refuses alice version 1 */
+	mc_put("timestamp.json", "x", 1);
+	ck_assert_int_eq(verify_dir_source_init(&oldsrc, old), 0);
+	cache_client_at(T0 + HOUR);
+	ck_assert_int_eq(verify_client_refresh(F.c, &oldsrc), 0);
+	find_hello(&oldsrc, "1.0", STORK_EROLLBACK);
+	assert_detail_has("metadata/3.snapshot.json: lists alice.json version 1, older than the "
+			  "trusted (cached) version 2");
+	verify_dir_source_fini(&oldsrc);
+	free(old);
+}
+END_TEST
+
+START_TEST(cache_load_failure_leaves_client_unchanged)
+{
+	make_repo();
+	client_at(T0 + HOUR);
+	MC.fail_load = -EIO;
+	ck_assert_int_eq(verify_client_set_cache(F.c, &mem_cache), -EIO);
+	assert_detail_has("cache: root.json: cannot load");
+	MC.fail_load = 0;
+	/* no cache was attached: nothing is saved */
+	ck_assert_int_eq(verify_client_refresh(F.c, &F.src), 0);
+	ck_assert_uint_eq(MC.n, 0);
+	/* and a cache comes before the first refresh, or not at all */
+	ck_assert_int_eq(verify_client_set_cache(F.c, &mem_cache), -EINVAL);
+	assert_detail_has("before the first refresh");
+}
+END_TEST
+
+TCase *tcase_verify_cache(void)
+{
+	TCase *tc = tcase_create("verify_cache");
+
+	tcase_add_checked_fixture(tc, cache_setup, cache_teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, cache_refresh_saves_each_newly_trusted_file);
+	tcase_add_test(tc, cache_state_is_usable_offline_after_a_failed_refresh);
+	tcase_add_test(tc, cache_equal_timestamp_fetches_nothing_else);
+	tcase_add_test(tc, cache_refuses_rollback_to_old_repository_after_restart);
+	tcase_add_test(tc, cache_ignores_damaged_file_and_says_so);
+	tcase_add_test(tc, cache_root_must_chain_from_the_pinned_root);
+	tcase_add_test(tc, cache_keeps_root_rotations_across_restarts);
+	tcase_add_test(tc, cache_forgets_timestamp_and_snapshot_when_their_keys_rotate);
+	tcase_add_test(tc, cache_failed_refresh_keeps_previous_state);
+	tcase_add_test(tc, cache_role_newer_than_the_snapshot_lists_is_a_rollback);
+	tcase_add_test(tc, cache_load_failure_leaves_client_unchanged);
 	return tc;
 }

@@ -7,5 +7,10 @@
 /* tests/unit/test_verify_meta.c: TUF metadata, client and repository writer. */
 TCase *tcase_verify_meta(void);
 TCase *tcase_verify_repo(void);
+TCase *tcase_verify_cache(void);
+
+/* tests/unit/test_store_node.c: the node store (index, inserts, fsck, concurrency). */
+TCase *tcase_store_node(void);
+TCase *tcase_store_node_concurrency(void);
 
 #endif

@@ -1,0 +1,120 @@
+/* store/import.h: private to store/: the package import (store_import), split by concern.
+ *
+ * store/import.c holds what every source shares: the set of paths seen, path checks, error
+ * details, writing objects and adding manifest entries, and store_import itself;
+ * store/import_archive.c reads tar archives, .deb and .rpm packages through libarchive;
+ * store/import_dir.c walks a directory. Every function that fails leaves a detail starting
+ * with the source ("pkg.tar: entry "a/b": ...") and returns 0 or a negative code.
+ */
+#ifndef STORKFS_STORE_IMPORT_H
+#define STORKFS_STORE_IMPORT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "store/store.h"
+
+#define PATH_MAX_LEN 4096
+#define NAME_MAX_LEN 255
+#define IOBUF_LEN    (256 * 1024)
+
+struct archive;
+
+/* ------------------------------------------------------------------------------------------ */
+/* The paths seen so far: duplicates, members below a symlink or a file, hard link targets. */
+
+enum seen_kind {
+	SEEN_PARENT, /* only named as a parent of other members (so far) */
+	SEEN_DIR,
+	SEEN_FILE,
+	SEEN_SYMLINK,
+};
+
+struct seen {
+	char *path; /* NULL: free slot */
+	enum seen_kind kind;
+	size_t idx; /* the manifest entry (not for SEEN_PARENT) */
+};
+
+struct pathset {
+	struct seen *v;
+	size_t cap, n; /* cap: 0 or a power of two */
+};
+
+/* The entry for path[0..len), NULL if it was not seen. Valid until the next path is added. */
+struct seen *import_pathset_find(struct pathset *s, const char *path, size_t len);
+
+/* ------------------------------------------------------------------------------------------ */
+/* The import. */
+
+struct obj {
+	uint8_t hash[VERIFY_HASH_LEN];
+	uint64_t size, zsize;
+};
+
+struct imp {
+	const char *src; /* the source as given: every detail starts with it */
+	int repofd;
+	uint64_t max_size;
+	struct verify_manifest *m;
+	struct pathset seen;
+	size_t *link_next; /* hard link groups as rings of manifest indexes (alone: itself) */
+	size_t link_cap;
+	uint64_t sum; /* file bytes so far, for max_size */
+	uint64_t new_objects, new_bytes;
+	/* progress */
+	void (*progress)(void *ctx, uint64_t done, uint64_t total);
+	void *pctx;
+	struct archive *prog_a; /* source consumed = its raw bytes; NULL: dir_done */
+	uint64_t dir_done, total, next_report;
+	uint8_t *buf;
+};
+
+/* A reader of one member's bytes: n > 0 bytes, 0 at the end, or a negative code with the
+ * detail set. */
+typedef ssize_t (*read_fn)(struct imp *im, void *ctx, const char *path, void *buf, size_t len);
+
+/* Quote a member name for a message into out (outlen bytes): control bytes (and every byte
+ * >= 0x80 of a name that is not UTF-8), '"' and '\\' escaped, long names cut. @return out. */
+const char *import_quote(const char *s, char *out, size_t outlen);
+/* Set the detail "SOURCE: entry "PATH": MESSAGE" (or "SOURCE: MESSAGE" when path is NULL).
+ * @return err. */
+int import_fail(struct imp *im, int err, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Put the source in front of a detail left by a callee (or of err's description). @return err. */
+int import_prefixed(struct imp *im, int err);
+/* Tell the progress callback, at most every PROGRESS_STEP bytes unless last. */
+void import_report(struct imp *im, bool last);
+
+/* Turn a member name into a clean relative path in out (PATH_MAX_LEN + 1 bytes); *ret_root is
+ * set for the archive root. @return 0; STORK_EHOSTILE. */
+int import_clean_path(struct imp *im, const char *raw, char *out, bool *ret_root);
+/* Check a directory entry's name (path is the whole path, for the message).
+ * @return 0; STORK_EHOSTILE. */
+int import_check_name(struct imp *im, const char *path, const char *name);
+/* Check that path may be added as kind and record its parents.
+ * @return 0; STORK_EHOSTILE; -ENOMEM. */
+int import_claim_path(struct imp *im, const char *path, enum seen_kind kind);
+/* Check that more bytes still fit in --max-size. @return 0; STORK_ETOOBIG. */
+int import_check_size(struct imp *im, const char *path, uint64_t more);
+/* Stream one member, read by rd from ctx, into an object; ret describes it.
+ * @return 0; STORK_ETOOBIG; what rd or the object writer returned. */
+int import_store_data(struct imp *im, const char *path, read_fn rd, void *ctx, struct obj *ret);
+
+/* Add an entry (path claimed before) to the manifest. @return 0; a negative code. */
+int import_add_file(struct imp *im, const char *path, uint32_t mode, int64_t mtime,
+		    const struct obj *o);
+int import_add_dir(struct imp *im, const char *path, uint32_t mode, int64_t mtime);
+int import_add_symlink(struct imp *im, const char *path, uint32_t mode, int64_t mtime,
+		       const char *target);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Sources: each starts im->m and adds every member. @return 0; a negative code. */
+
+/* A tar archive, .deb or .rpm open as fd (store/import_archive.c). */
+int import_archive(struct imp *im, int fd, const char *name, const char *version);
+/* The directory open as fd, not taken over (store/import_dir.c). */
+int import_dir(struct imp *im, int fd, const char *name, const char *version);
+
+#endif

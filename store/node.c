@@ -1,0 +1,720 @@
+/* store/node.c: the node store: opening it, its temporary files, and indexed objects (info,
+ * open, link, remove, pin).
+ *
+ * Objects are immutable files objects/ab/<hex> (0444), indexed in LMDB (index.c) only once
+ * they are whole and verified (insert.c). Readers trust the index for existence and check the
+ * file's size; a file that went away or changed size loses its entry so that it is fetched
+ * again. Every temporary file in tmp/ is flock()ed by its writer for its whole life, which is
+ * how any process tells a crash's leftovers from a live writer's file.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <dirent.h>
+#include <linux/fs.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "store/node.h"
+
+#define TMP_TRIES  100
+#define COPY_CHUNK (1 << 20)
+
+/* ------------------------------------------------------------------------------------------ */
+/* Helpers. */
+
+void node_relpath(const uint8_t id[VERIFY_HASH_LEN], bool exec, char out[NODE_RELPATH_LEN])
+{
+	char hex[VERIFY_HASH_HEX];
+
+	verify_hex(id, VERIFY_HASH_LEN, hex);
+	snprintf(out, NODE_RELPATH_LEN, "%.2s/%s%s", hex, hex, exec ? NODE_XSUFFIX : "");
+}
+
+int node_sync_dir(int fd)
+{
+	return fsync(fd) < 0 ? -errno : 0;
+}
+
+/* mkdir 0755 whatever the umask (the contract's mode); an existing directory is fine. */
+static int mkdir_0755(int dirfd, const char *name)
+{
+	if (mkdirat(dirfd, name, 0755) < 0)
+		return errno == EEXIST ? 0 : -errno;
+	if (fchmodat(dirfd, name, 0755, 0) < 0)
+		return -errno;
+	return 1;
+}
+
+int node_hash_fd(int fd, uint8_t ret_hash[VERIFY_HASH_LEN], uint64_t *ret_size)
+{
+	struct verify_hash *h = NULL;
+	uint64_t total = 0;
+	uint8_t *buf;
+	ssize_t n;
+	int r;
+
+	buf = malloc(COPY_CHUNK);
+	if (!buf)
+		return -ENOMEM;
+	r = verify_hash_new(&h);
+	if (r < 0)
+		goto out;
+	for (;;) {
+		n = pread(fd, buf, COPY_CHUNK, (off_t)total);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			r = -errno;
+			goto out;
+		}
+		if (n == 0)
+			break;
+		r = verify_hash_update(h, buf, (size_t)n);
+		if (r < 0)
+			goto out;
+		total += (uint64_t)n;
+	}
+	r = verify_hash_final(h, ret_hash);
+	if (r == 0)
+		*ret_size = total;
+out:
+	verify_hash_free(h);
+	free(buf);
+	return r;
+}
+
+int node_subdir_open(struct store *s, const uint8_t id[VERIFY_HASH_LEN], int *ret_fd)
+{
+	char hex[VERIFY_HASH_HEX], sub[3];
+	bool created = false;
+	int fd, r;
+
+	verify_hex(id, VERIFY_HASH_LEN, hex);
+	memcpy(sub, hex, 2);
+	sub[2] = '\0';
+	r = mkdir_0755(s->objfd, sub);
+	if (r < 0)
+		goto fail;
+	created = r > 0;
+	fd = openat(s->objfd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		r = -errno;
+		goto fail;
+	}
+	/* A new directory is durable only once its parent is synced. */
+	if (created && fsync(s->objfd) < 0) {
+		r = -errno;
+		close(fd);
+		stork_errorf("%s/" NODE_OBJDIR ": cannot sync: %s", s->dir, strerror(-r));
+		return r;
+	}
+	*ret_fd = fd;
+	return 0;
+fail:
+	stork_errorf("%s/" NODE_OBJDIR "/%s: %s", s->dir, sub, strerror(-r));
+	return r;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Temporary files. */
+
+int node_tmp_create(struct store *s, int *ret_fd, char ret_name[NODE_TMPNAME_LEN])
+{
+	static const char chars[] =
+	    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+	char name[NODE_TMPNAME_LEN];
+	struct stat st, st2;
+	uint8_t rnd[6];
+	int fd = -1, i, j, r;
+
+	for (i = 0; i < TMP_TRIES; i++) {
+		if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
+			r = errno ? -errno : -EIO;
+			goto fail;
+		}
+		memcpy(name, NODE_TMP_PREFIX, sizeof(NODE_TMP_PREFIX) - 1);
+		for (j = 0; j < 6; j++)
+			name[sizeof(NODE_TMP_PREFIX) - 1 + j] = chars[rnd[j] % (sizeof(chars) - 1)];
+		name[NODE_TMPNAME_LEN - 1] = '\0';
+		fd = openat(s->tmpfd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+			    0600);
+		if (fd < 0) {
+			if (errno == EEXIST)
+				continue;
+			r = -errno;
+			goto fail;
+		}
+		while (flock(fd, LOCK_EX) < 0) {
+			if (errno != EINTR) {
+				r = -errno;
+				close(fd);
+				goto fail;
+			}
+		}
+		/* Between our open and our flock, another process's sweep may have locked and
+		 * unlinked the file, taking it for a leftover. Only a file still under its name
+		 * once we hold the lock is ours for good (a sweeper unlinks only under the lock).
+		 */
+		if (fstat(fd, &st) < 0) {
+			r = -errno;
+			close(fd);
+			goto fail;
+		}
+		if (fstatat(s->tmpfd, name, &st2, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    st2.st_ino == st.st_ino && st2.st_dev == st.st_dev) {
+			*ret_fd = fd;
+			memcpy(ret_name, name, NODE_TMPNAME_LEN);
+			return 0;
+		}
+		close(fd);
+	}
+	r = -EEXIST;
+fail:
+	stork_errorf("%s/" NODE_TMPDIR ": cannot create a temporary file: %s", s->dir,
+		     strerror(-r));
+	return r;
+}
+
+int node_tmp_sweep(struct store *s, bool remove, void (*found)(void *ctx, const char *name),
+		   void *ctx, uint64_t *ret_stale, uint64_t *ret_removed)
+{
+	uint64_t stale = 0, removed = 0;
+	struct dirent *de;
+	struct stat st;
+	DIR *d = NULL;
+	int dfd, fd, r = 0;
+
+	dfd = openat(s->tmpfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0 || !(d = fdopendir(dfd))) {
+		r = -errno;
+		if (dfd >= 0)
+			close(dfd);
+		stork_errorf("%s/" NODE_TMPDIR ": %s", s->dir, strerror(-r));
+		return r;
+	}
+	while ((errno = 0, de = readdir(d))) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (fstatat(s->tmpfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISREG(st.st_mode))
+			continue;
+		fd = openat(s->tmpfd, de->d_name,
+			    O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+		if (fd < 0)
+			continue;
+		/* A live writer holds LOCK_EX for the file's whole life. */
+		if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+			close(fd);
+			continue;
+		}
+		stale++;
+		if (found)
+			found(ctx, de->d_name);
+		if (remove && unlinkat(s->tmpfd, de->d_name, 0) == 0)
+			removed++;
+		close(fd);
+	}
+	if (errno != 0) {
+		r = -errno;
+		stork_errorf("%s/" NODE_TMPDIR ": %s", s->dir, strerror(-r));
+	}
+	closedir(d);
+	if (r == 0) {
+		if (ret_stale)
+			*ret_stale = stale;
+		if (ret_removed)
+			*ret_removed = removed;
+	}
+	return r;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Open and close. */
+
+static int subdir(struct store *s, const char *name, int *ret_fd)
+{
+	int fd, r;
+
+	r = mkdir_0755(s->dirfd, name);
+	if (r < 0)
+		goto fail;
+	fd = openat(s->dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		r = -errno;
+		goto fail;
+	}
+	*ret_fd = fd;
+	return 0;
+fail:
+	stork_errorf("%s/%s: %s", s->dir, name, strerror(-r));
+	return r;
+}
+
+int store_open(const char *dir, struct store **ret_s)
+{
+	struct store *s;
+	int r;
+
+	if (!dir || !*dir)
+		return -EINVAL;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->dirfd = s->objfd = s->tmpfd = -1;
+	s->dir = strdup(dir);
+	if (!s->dir) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	r = mkdir_0755(AT_FDCWD, dir);
+	if (r < 0) {
+		stork_errorf("%s: cannot create the store: %s", dir, strerror(-r));
+		goto fail;
+	}
+	s->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (s->dirfd < 0) {
+		r = -errno;
+		stork_errorf("%s: %s", dir, strerror(-r));
+		goto fail;
+	}
+	r = subdir(s, NODE_OBJDIR, &s->objfd);
+	if (r < 0)
+		goto fail;
+	r = subdir(s, NODE_TMPDIR, &s->tmpfd);
+	if (r < 0)
+		goto fail;
+	r = mkdir_0755(s->dirfd, NODE_INDEXDIR);
+	if (r < 0) {
+		stork_errorf("%s/" NODE_INDEXDIR ": %s", dir, strerror(-r));
+		goto fail;
+	}
+	r = node_env_open(dir, s->dirfd, &s->env);
+	if (r < 0)
+		goto fail;
+	r = node_tmp_sweep(s, true, NULL, NULL, NULL, NULL);
+	if (r < 0)
+		goto fail;
+	*ret_s = s;
+	return 0;
+fail:
+	store_close(s);
+	return r;
+}
+
+void store_close(struct store *s)
+{
+	if (!s)
+		return;
+	node_env_close(s->env);
+	if (s->tmpfd >= 0)
+		close(s->tmpfd);
+	if (s->objfd >= 0)
+		close(s->objfd);
+	if (s->dirfd >= 0)
+		close(s->dirfd);
+	free(s->dir);
+	free(s);
+}
+
+const char *store_dir(const struct store *s)
+{
+	return s->dir;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Index look-ups and small updates. */
+
+struct obj_ctx {
+	const uint8_t *id;
+	struct node_objrec rec;
+	bool pin;
+	int64_t now;
+	/* drop_fn: drop the entry only while the file is still missing or still the bad file
+	 * that was seen (st_ino), so that a concurrent insert's fresh object keeps its entry. */
+	struct store *s;
+	bool have_ino;
+	dev_t dev;
+	ino_t ino;
+};
+
+static int get_fn(struct node_env *e, MDB_txn *txn, void *ctx)
+{
+	struct obj_ctx *c = ctx;
+
+	return node_objrec_get(e, txn, c->id, &c->rec);
+}
+
+int store_object_info(struct store *s, const uint8_t id[VERIFY_HASH_LEN],
+		      struct store_objinfo *ret_info)
+{
+	struct obj_ctx c = {.id = id};
+	int r;
+
+	r = node_txn(s->env, false, get_fn, &c);
+	if (r < 0)
+		return r;
+	ret_info->size = c.rec.size;
+	ret_info->last_use = c.rec.last_use;
+	ret_info->pins = c.rec.pins;
+	return 0;
+}
+
+static int touch_fn(struct node_env *e, MDB_txn *txn, void *ctx)
+{
+	struct obj_ctx *c = ctx;
+	int rc;
+
+	rc = node_objrec_get(e, txn, c->id, &c->rec);
+	if (rc != 0)
+		return rc;
+	if (c->now - c->rec.last_use < NODE_LAST_USE_SLACK)
+		return MDB_NOTFOUND; /* someone else did it: nothing to commit */
+	c->rec.last_use = c->now;
+	return node_objrec_put(e, txn, c->id, &c->rec);
+}
+
+/* Note a use; failures only cost accuracy of the last-use time, so they are ignored. */
+static void touch(struct store *s, const uint8_t id[VERIFY_HASH_LEN], int64_t last_use)
+{
+	struct obj_ctx c = {.id = id, .now = time(NULL)};
+
+	if (c.now - last_use < NODE_LAST_USE_SLACK)
+		return;
+	node_txn(s->env, true, touch_fn, &c);
+	stork_error_clear();
+}
+
+static int drop_fn(struct node_env *e, MDB_txn *txn, void *ctx)
+{
+	MDB_val k = {VERIFY_HASH_LEN, (void *)((struct obj_ctx *)ctx)->id};
+	struct obj_ctx *c = ctx;
+	char rel[NODE_RELPATH_LEN];
+	struct stat st;
+
+	node_relpath(c->id, false, rel);
+	if (fstatat(c->s->objfd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    (!c->have_ino || st.st_ino != c->ino || st.st_dev != c->dev))
+		return MDB_NOTFOUND; /* replaced meanwhile: keep the entry */
+	return mdb_del(txn, e->objects, &k, NULL);
+}
+
+void node_drop_entry(struct store *s, const uint8_t id[VERIFY_HASH_LEN], const struct stat *st)
+{
+	struct obj_ctx c = {.id = id, .s = s};
+
+	if (st) {
+		c.have_ino = true;
+		c.dev = st->st_dev;
+		c.ino = st->st_ino;
+	}
+	node_txn(s->env, true, drop_fn, &c);
+}
+
+/* Check an indexed object's file. @return 0; -ENOENT (entry dropped, detail set); -errno. */
+static int check_file(struct store *s, const uint8_t id[VERIFY_HASH_LEN],
+		      const struct node_objrec *rec, int fd, const char *rel)
+{
+	struct stat st;
+	int r;
+
+	if (fd >= 0 ? fstat(fd, &st) < 0 : fstatat(s->objfd, rel, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+		r = -errno;
+		if (r != -ENOENT) {
+			stork_errorf("%s/" NODE_OBJDIR "/%s: %s", s->dir, rel, strerror(-r));
+			return r;
+		}
+		node_drop_entry(s, id, NULL);
+		stork_errorf("%s/" NODE_OBJDIR "/%s: indexed but missing (dropped from the "
+			     "index; fetch it again)",
+			     s->dir, rel);
+		return -ENOENT;
+	}
+	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != rec->size) {
+		node_drop_entry(s, id, &st);
+		stork_errorf("%s/" NODE_OBJDIR "/%s: %lld bytes, but indexed with %llu (dropped "
+			     "from the index; fetch it again)",
+			     s->dir, rel, (long long)st.st_size, (unsigned long long)rec->size);
+		return -ENOENT;
+	}
+	return 0;
+}
+
+int store_object_open(struct store *s, const uint8_t id[VERIFY_HASH_LEN], int *ret_fd)
+{
+	struct obj_ctx c = {.id = id};
+	char rel[NODE_RELPATH_LEN];
+	int fd = -1, r;
+
+	r = node_txn(s->env, false, get_fn, &c);
+	if (r < 0)
+		return r;
+	node_relpath(id, false, rel);
+	fd = openat(s->objfd, rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0 && errno != ENOENT) {
+		r = -errno;
+		stork_errorf("%s/" NODE_OBJDIR "/%s: %s", s->dir, rel, strerror(-r));
+		return r;
+	}
+	r = check_file(s, id, &c.rec, fd, rel);
+	if (r < 0) {
+		if (fd >= 0)
+			close(fd);
+		return r;
+	}
+	touch(s, id, c.rec.last_use);
+	*ret_fd = fd;
+	return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Hard links, and the executable variant. */
+
+static int copy_fd(int src, int dst, uint64_t size)
+{
+	uint64_t done = 0;
+	uint8_t *buf = NULL;
+	ssize_t n, w;
+	int r = 0;
+
+	if (ioctl(dst, FICLONE, src) == 0)
+		return 0;
+	while (done < size) {
+		n = copy_file_range(src, NULL, dst, NULL, size - done, 0);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EXDEV || errno == EINVAL || errno == ENOSYS ||
+			    errno == EOPNOTSUPP)
+				break;
+			return -errno;
+		}
+		if (n == 0)
+			return -EIO; /* shorter than indexed: the caller's size check says so */
+		done += (uint64_t)n;
+	}
+	if (done == size)
+		return 0;
+	buf = malloc(COPY_CHUNK);
+	if (!buf)
+		return -ENOMEM;
+	while (done < size) {
+		n = pread(src, buf, COPY_CHUNK, (off_t)done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			r = n < 0 ? -errno : -EIO;
+			goto out;
+		}
+		for (w = 0; w < n;) {
+			ssize_t m = pwrite(dst, buf + w, (size_t)(n - w), (off_t)done + w);
+
+			if (m < 0) {
+				if (errno == EINTR)
+					continue;
+				r = -errno;
+				goto out;
+			}
+			w += m;
+		}
+		done += (uint64_t)n;
+	}
+out:
+	free(buf);
+	return r;
+}
+
+/* Make objects/ab/<hex>.x, a 0555 copy of the object (a reflink where the file system can). */
+static int make_exec(struct store *s, const uint8_t id[VERIFY_HASH_LEN],
+		     const struct node_objrec *rec)
+{
+	char rel[NODE_RELPATH_LEN], xrel[NODE_RELPATH_LEN], name[NODE_TMPNAME_LEN];
+	int src = -1, dst = -1, subfd = -1, r;
+	struct stat st;
+
+	node_relpath(id, false, rel);
+	node_relpath(id, true, xrel);
+	name[0] = '\0';
+	src = openat(s->objfd, rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (src < 0 && errno != ENOENT) {
+		r = -errno;
+		stork_errorf("%s/" NODE_OBJDIR "/%s: %s", s->dir, rel, strerror(-r));
+		goto out;
+	}
+	r = check_file(s, id, rec, src, rel);
+	if (r < 0)
+		goto out;
+	r = node_tmp_create(s, &dst, name);
+	if (r < 0)
+		goto out;
+	r = copy_fd(src, dst, rec->size);
+	if (r == 0 && fstat(dst, &st) < 0)
+		r = -errno;
+	if (r == 0 && (uint64_t)st.st_size != rec->size)
+		r = -EIO;
+	if (r == 0 && (fchmod(dst, 0555) < 0 || fsync(dst) < 0))
+		r = -errno;
+	if (r < 0) {
+		stork_errorf("%s/" NODE_TMPDIR "/%s: cannot copy %s: %s", s->dir, name, rel,
+			     strerror(-r));
+		goto out;
+	}
+	r = node_subdir_open(s, id, &subfd);
+	if (r < 0)
+		goto out;
+	if (renameat2(s->tmpfd, name, s->objfd, xrel, RENAME_NOREPLACE) == 0) {
+		name[0] = '\0';
+	} else if (errno == EEXIST) {
+		r = 0; /* another thread or process made it first */
+		goto out;
+	} else if (errno == EINVAL || errno == ENOSYS) {
+		if (linkat(s->tmpfd, name, s->objfd, xrel, 0) < 0 && errno != EEXIST) {
+			r = -errno;
+			goto rename_failed;
+		}
+	} else {
+		r = -errno;
+		goto rename_failed;
+	}
+	r = node_sync_dir(subfd);
+	if (r < 0)
+		stork_errorf("%s/" NODE_OBJDIR "/%.2s: cannot sync: %s", s->dir, rel, strerror(-r));
+	goto out;
+rename_failed:
+	stork_errorf("%s/" NODE_OBJDIR "/%s: cannot move the copy into place: %s", s->dir, xrel,
+		     strerror(-r));
+out:
+	if (name[0])
+		unlinkat(s->tmpfd, name, 0);
+	if (subfd >= 0)
+		close(subfd);
+	if (dst >= 0)
+		close(dst);
+	if (src >= 0)
+		close(src);
+	return r;
+}
+
+int store_object_link(struct store *s, const uint8_t id[VERIFY_HASH_LEN], bool exec, int dirfd,
+		      const char *name)
+{
+	struct obj_ctx c = {.id = id};
+	char rel[NODE_RELPATH_LEN];
+	struct stat st;
+	int r;
+
+	r = node_txn(s->env, false, get_fn, &c);
+	if (r < 0)
+		return r;
+	node_relpath(id, false, rel);
+	r = check_file(s, id, &c.rec, -1, rel);
+	if (r < 0)
+		return r;
+	if (exec) {
+		node_relpath(id, true, rel);
+		if (fstatat(s->objfd, rel, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+			if (errno != ENOENT) {
+				r = -errno;
+				stork_errorf("%s/" NODE_OBJDIR "/%s: %s", s->dir, rel,
+					     strerror(-r));
+				return r;
+			}
+		} else if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != c.rec.size) {
+			/* A copy cut short (or not a copy at all): it is derived, make it again. */
+			unlinkat(s->objfd, rel, 0);
+		} else {
+			goto link;
+		}
+		r = make_exec(s, id, &c.rec);
+		if (r < 0)
+			return r;
+	}
+link:
+	if (linkat(s->objfd, rel, dirfd, name, 0) < 0) {
+		r = -errno;
+		if (r == -EXDEV)
+			stork_errorf("%s: on another file system than the store %s: copy instead",
+				     name, s->dir);
+		else
+			stork_errorf("%s: cannot link to %s/" NODE_OBJDIR "/%s: %s", name, s->dir,
+				     rel, strerror(-r));
+		return r;
+	}
+	touch(s, id, c.rec.last_use);
+	return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Remove and pin. */
+
+static int remove_fn(struct node_env *e, MDB_txn *txn, void *ctx)
+{
+	struct obj_ctx *c = ctx;
+	MDB_val k = {VERIFY_HASH_LEN, (void *)c->id};
+	char rel[NODE_RELPATH_LEN];
+	int rc;
+
+	rc = mdb_del(txn, e->objects, &k, NULL);
+	if (rc != 0)
+		return rc;
+	/* Inside the write transaction: other index writers see entry and files go together. */
+	node_relpath(c->id, true, rel);
+	if (unlinkat(c->s->objfd, rel, 0) < 0 && errno != ENOENT)
+		goto fail;
+	node_relpath(c->id, false, rel);
+	if (unlinkat(c->s->objfd, rel, 0) < 0 && errno != ENOENT)
+		goto fail;
+	return 0;
+fail:
+	rc = -errno;
+	stork_errorf("%s/" NODE_OBJDIR "/%s: cannot remove: %s", c->s->dir, rel, strerror(-rc));
+	return rc;
+}
+
+int store_object_remove(struct store *s, const uint8_t id[VERIFY_HASH_LEN])
+{
+	struct obj_ctx c = {.id = id, .s = s};
+
+	return node_txn(s->env, true, remove_fn, &c);
+}
+
+static int pin_fn(struct node_env *e, MDB_txn *txn, void *ctx)
+{
+	struct obj_ctx *c = ctx;
+	char hex[VERIFY_HASH_HEX];
+	int rc;
+
+	rc = node_objrec_get(e, txn, c->id, &c->rec);
+	if (rc != 0)
+		return rc;
+	verify_hex(c->id, VERIFY_HASH_LEN, hex);
+	if (c->pin) {
+		if (c->rec.pins == UINT32_MAX) {
+			stork_errorf("object %s: too many pins", hex);
+			return -EOVERFLOW;
+		}
+		c->rec.pins++;
+	} else {
+		if (c->rec.pins == 0) {
+			stork_errorf("object %s: unpinned, but it has no pins", hex);
+			return -EINVAL;
+		}
+		c->rec.pins--;
+	}
+	return node_objrec_put(e, txn, c->id, &c->rec);
+}
+
+int store_object_pin(struct store *s, const uint8_t id[VERIFY_HASH_LEN], bool pin)
+{
+	struct obj_ctx c = {.id = id, .pin = pin};
+	int r;
+
+	r = node_txn(s->env, true, pin_fn, &c);
+	return r < 0 ? r : node_sync(s->env);
+}

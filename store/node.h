@@ -1,0 +1,125 @@
+/* store/node.h: private to the node store (store/node.c, insert.c, index.c, fsck.c).
+ *
+ * struct store is one handle on STOREDIR. Its LMDB environment lives in a struct node_env that
+ * every handle of this process on the same index shares: LMDB forbids opening one environment
+ * twice in a process (closing the second copy would drop the first one's fcntl locks), and a
+ * mount and an extract in one process may both open the store.
+ */
+#ifndef STORKFS_STORE_NODE_H
+#define STORKFS_STORE_NODE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <lmdb.h>
+
+#include "store/store.h"
+
+#define NODE_OBJDIR	"objects"
+#define NODE_TMPDIR	"tmp"
+#define NODE_INDEXDIR	"index"
+#define NODE_TMP_PREFIX ".part-"
+#define NODE_XSUFFIX	".x"
+/* "ab/<64 hex>.x" plus NUL. */
+#define NODE_RELPATH_LEN (3 + 2 * VERIFY_HASH_LEN + sizeof(NODE_XSUFFIX))
+/* ".part-XXXXXX" plus NUL. */
+#define NODE_TMPNAME_LEN (sizeof(NODE_TMP_PREFIX) + 6)
+/* last_use is rewritten only when it is older than this (seconds): no write txn per open. */
+#define NODE_LAST_USE_SLACK 3600
+
+struct node_env {
+	MDB_env *env;
+	MDB_dbi objects, meta, manifests, repos;
+	/* Held for reading around every transaction of this process, for writing while the map
+	 * is resized: mdb_env_set_mapsize() needs no live transaction in the process. */
+	pthread_rwlock_t maplock;
+	size_t mapsize; /* under maplock */
+	size_t mapmax;
+	char *file; /* "STOREDIR/index/data.mdb", for error details */
+	/* The registry of open environments (index.c), under its mutex. */
+	dev_t dev;
+	ino_t ino;
+	pid_t pid;
+	unsigned refs;
+	struct node_env *next;
+};
+
+struct store {
+	char *dir;
+	int dirfd;
+	int objfd; /* objects/ */
+	int tmpfd; /* tmp/ */
+	struct node_env *env;
+};
+
+/* The index record of an object (index.c; store/README.md has the byte layout). */
+struct node_objrec {
+	uint64_t size;
+	int64_t last_use;
+	uint32_t pins;
+	uint8_t flags;
+};
+
+/* ---- index.c ---- */
+
+/** Open (or share) the LMDB environment in dirfd's index/ directory; dir names it in
+ * details. @return 0; -errno; STORK_EFORMAT. */
+int node_env_open(const char *dir, int dirfd, struct node_env **ret_env);
+void node_env_close(struct node_env *e);
+
+/** Run fn in a transaction (read-only unless write). fn returns 0, a negative errno or
+ * STORK_E* code with its detail set, or the raw return code of an mdb_* call, which is
+ * converted here. A write transaction is committed when fn returns 0. A full map is grown
+ * and fn run again (so fn must start from scratch each time), as is a map another process
+ * resized. Never nest: a thread must not call node_txn from inside fn. */
+int node_txn(struct node_env *e, bool write, int (*fn)(struct node_env *e, MDB_txn *txn, void *ctx),
+	     void *ctx);
+
+/** Make every commit so far durable (the environment runs with MDB_NOMETASYNC).
+ * @return 0; -errno. */
+int node_sync(struct node_env *e);
+
+/** The object's record in txn: 0; MDB_NOTFOUND; STORK_EFORMAT for a malformed one. */
+int node_objrec_get(struct node_env *e, MDB_txn *txn, const uint8_t id[VERIFY_HASH_LEN],
+		    struct node_objrec *ret_rec);
+/** Write the object's record in txn. @return 0 or an mdb code. */
+int node_objrec_put(struct node_env *e, MDB_txn *txn, const uint8_t id[VERIFY_HASH_LEN],
+		    const struct node_objrec *rec);
+
+/** Index a verified object (keeping pins and last use if it is indexed already). */
+int node_index_object(struct store *s, const uint8_t id[VERIFY_HASH_LEN], uint64_t size);
+
+/* ---- node.c ---- */
+
+/** "ab/<hex>" or "ab/<hex>.x" relative to objects/. */
+void node_relpath(const uint8_t id[VERIFY_HASH_LEN], bool exec, char out[NODE_RELPATH_LEN]);
+
+/** Create tmp/.part-XXXXXX (O_EXCL, 0600) and hold an exclusive flock on it for its life.
+ * Waits out a cleaner that has just locked it to delete it, then tries another name.
+ * @return 0; -errno. */
+int node_tmp_create(struct store *s, int *ret_fd, char ret_name[NODE_TMPNAME_LEN]);
+
+/** Remove tmp/ leftovers of dead writers (unlocked files). found, if not NULL, is called
+ * with each one's name first. @param[out] ret_stale, ret_removed counts (may be NULL).
+ * @return 0; -errno. */
+int node_tmp_sweep(struct store *s, bool remove, void (*found)(void *ctx, const char *name),
+		   void *ctx, uint64_t *ret_stale, uint64_t *ret_removed);
+
+/** The index lists the object but its file is gone (st NULL) or is the wrong file (st):
+ * drop the entry, unless the file was replaced meanwhile (a concurrent insert). Errors are
+ * ignored: the entry is dropped next time. */
+void node_drop_entry(struct store *s, const uint8_t id[VERIFY_HASH_LEN], const struct stat *st);
+
+/** mkdir objects/ab (0755) and open it. @return 0; -errno. */
+int node_subdir_open(struct store *s, const uint8_t id[VERIFY_HASH_LEN], int *ret_fd);
+
+/** Hash an open file from the start: its SHA-256 and length. @return 0; -errno. */
+int node_hash_fd(int fd, uint8_t ret_hash[VERIFY_HASH_LEN], uint64_t *ret_size);
+
+/** fsync a directory. @return 0; -errno. */
+int node_sync_dir(int fd);
+
+#endif
