@@ -1,10 +1,12 @@
 /* store/fsck.c: checking the node store against its index, and repairing it.
  *
  * Three passes: tmp/ (leftovers of dead writers), the index (every indexed object re-hashed,
- * its executable copy too), and objects/ (files the index does not list). Indexed objects are
+ * its mode variants too), and objects/ (files the index does not list). Indexed objects are
  * read in batches of short read transactions, so a long check neither holds back LMDB's page
- * reuse nor blocks writers. Every repair runs in a write transaction that first checks the
- * file is still the one that was judged: a concurrent insert's fresh object is never removed.
+ * reuse nor blocks writers. The index is in key order, so the objects of one objects/ab/ come
+ * together and its variants are listed once for all of them. Every repair runs in a write
+ * transaction that first checks the file is still the one that was judged: a concurrent
+ * insert's fresh object is never removed.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,6 +29,10 @@ struct fsck {
 	void (*problem)(void *ctx, const char *path, const char *what);
 	void *ctx;
 	struct store_fsck_report rep;
+	/* Pass 2: the sorted names of the variants in objects/<vsub>/ ("" for none listed). */
+	char vsub[3];
+	char **variants;
+	size_t nvariants;
 };
 
 static void report(struct fsck *f, const char *sub, const char *rel, const char *fmt, ...)
@@ -54,9 +60,9 @@ struct fix {
 	struct store *s;
 	const void *key; /* objects entry to drop, or NULL */
 	size_t klen;
-	const char *rel;  /* file below objects/ to unlink, or NULL */
-	const char *xrel; /* its executable copy, also unlinked, or NULL */
-	bool seen;	  /* rel was seen as (dev, ino); otherwise it was missing */
+	const char *rel; /* file below objects/ to unlink, or NULL */
+	bool variants;	 /* also unlink every variant of the object `key` */
+	bool seen;	 /* rel was seen as (dev, ino); otherwise it was missing */
 	dev_t dev;
 	ino_t ino;
 };
@@ -79,17 +85,18 @@ static int fix_fn(struct node_env *e, MDB_txn *txn, void *ctx)
 		if (rc != 0 && rc != MDB_NOTFOUND)
 			return rc;
 	}
-	if (x->rel && x->seen && unlinkat(x->s->objfd, x->rel, 0) < 0 && errno != ENOENT)
-		goto fail;
-	if (x->xrel && unlinkat(x->s->objfd, x->xrel, 0) < 0 && errno != ENOENT) {
-		x->rel = x->xrel;
-		goto fail;
+	if (x->variants) {
+		rc = node_variants_remove(x->s, x->key, NULL);
+		if (rc < 0)
+			return rc;
+	}
+	if (x->rel && x->seen && unlinkat(x->s->objfd, x->rel, 0) < 0 && errno != ENOENT) {
+		rc = -errno;
+		stork_errorf("%s/" NODE_OBJDIR "/%s: cannot remove: %s", x->s->dir, x->rel,
+			     strerror(-rc));
+		return rc;
 	}
 	return 0;
-fail:
-	rc = -errno;
-	stork_errorf("%s/" NODE_OBJDIR "/%s: cannot remove: %s", x->s->dir, x->rel, strerror(-rc));
-	return rc;
 }
 
 /* Apply a fix; -ENOENT means the store changed meanwhile and nothing was done. */
@@ -107,7 +114,9 @@ static int fix(struct fsck *f, struct fix *x)
 /* ------------------------------------------------------------------------------------------ */
 /* Hashing a file below objects/. */
 
-enum verdict { GOOD, MISSING, BAD };
+/* DENIED: the file exists but cannot be opened for reading (a variant of mode 0200 when fsck
+ * does not run as root); why says so. */
+enum verdict { GOOD, MISSING, BAD, DENIED };
 
 /* Judge objects/rel against id and size (size UINT64_MAX: any). st is filled when the file
  * exists. Read errors (-EIO, a rotten sector) make it BAD; other errors are returned. */
@@ -130,6 +139,13 @@ static int judge(struct fsck *f, const char *rel, const uint8_t id[VERIFY_HASH_L
 				return -errno;
 			snprintf(why, whylen, "a symlink, not an object file");
 			*ret = BAD;
+			return 0;
+		}
+		if (errno == EACCES || errno == EPERM) {
+			snprintf(why, whylen, "cannot be read: %s", strerror(errno));
+			if (fstatat(f->s->objfd, rel, st, AT_SYMLINK_NOFOLLOW) < 0)
+				return -errno;
+			*ret = DENIED;
 			return 0;
 		}
 		r = -errno;
@@ -262,37 +278,169 @@ static int batch_fn(struct node_env *e, MDB_txn *txn, void *ctx)
 	return 0;
 }
 
-static int check_exec_copy(struct fsck *f, const struct entry *ent, bool *ret_bad)
+/* The variants in objects/<sub>/, listed once for all the objects there: their names, sorted. */
+static void variants_fini(struct fsck *f)
 {
-	char xrel[NODE_RELPATH_LEN], why[256];
+	size_t i;
+
+	for (i = 0; i < f->nvariants; i++)
+		free(f->variants[i]);
+	free(f->variants);
+	f->variants = NULL;
+	f->nvariants = 0;
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static bool is_hex(const char *s, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	return true;
+}
+
+/* Is name "<64 hex>.<mode>"? Then *ret_mode is the mode. */
+static bool variant_name(const char *name, uint32_t *ret_mode)
+{
+	size_t hexlen = 2 * VERIFY_HASH_LEN;
+
+	return strnlen(name, hexlen + 1) > hexlen && name[hexlen] == '.' && is_hex(name, hexlen) &&
+	       node_variant_parse(name + hexlen + 1, ret_mode);
+}
+
+static int list_variants(struct fsck *f, const char *sub)
+{
+	struct dirent *de;
+	uint32_t mode;
+	DIR *d = NULL;
+	char **grown;
+	size_t cap = 0;
+	int fd, r = 0;
+
+	variants_fini(f);
+	memcpy(f->vsub, sub, sizeof(f->vsub));
+	fd = openat(f->s->objfd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0 && errno == ENOENT)
+		return 0;
+	if (fd < 0 || !(d = fdopendir(fd))) {
+		r = -errno;
+		if (fd >= 0)
+			close(fd);
+		goto fail;
+	}
+	while ((errno = 0, de = readdir(d))) {
+		if (!variant_name(de->d_name, &mode))
+			continue;
+		if (f->nvariants == cap) {
+			cap = cap ? 2 * cap : 16;
+			grown = realloc(f->variants, cap * sizeof(*grown));
+			if (!grown) {
+				r = -ENOMEM;
+				break;
+			}
+			f->variants = grown;
+		}
+		f->variants[f->nvariants] = strdup(de->d_name);
+		if (!f->variants[f->nvariants]) {
+			r = -ENOMEM;
+			break;
+		}
+		f->nvariants++;
+	}
+	if (r == 0 && errno != 0)
+		r = -errno;
+	closedir(d);
+	if (r < 0)
+		goto fail;
+	if (f->nvariants > 1)
+		qsort(f->variants, f->nvariants, sizeof(*f->variants), cmp_names);
+	return 0;
+fail:
+	variants_fini(f);
+	f->vsub[0] = '\0';
+	stork_errorf("%s/" NODE_OBJDIR "/%s: %s", f->s->dir, sub, strerror(-r));
+	return r;
+}
+
+/* Judge each variant of a good indexed object: its content, and its mode against its name.
+ * A bad one is unlinked with repair (the object stays). */
+static int check_variants(struct fsck *f, const struct entry *ent, bool *ret_bad)
+{
+	char hex[VERIFY_HASH_HEX], prefix[VERIFY_HASH_HEX + 1], rel[NODE_RELPATH_LEN], why[256];
+	size_t lo = 0, hi, mid, plen = sizeof(prefix) - 1;
 	struct fix x = {0};
 	struct stat st;
 	enum verdict v;
+	uint32_t mode;
 	int r;
 
 	*ret_bad = false;
-	node_relpath(ent->key, true, xrel);
-	r = judge(f, xrel, ent->key, ent->rec.size, &st, &v, why, sizeof(why));
-	if (r < 0 || v != BAD)
-		return r;
-	*ret_bad = true;
-	report(f, NODE_OBJDIR, xrel, "executable copy: %s", why);
-	if (!f->repair)
-		return 0;
-	x.rel = xrel;
-	x.seen = true;
-	x.dev = st.st_dev;
-	x.ino = st.st_ino;
-	return fix(f, &x);
+	verify_hex(ent->key, VERIFY_HASH_LEN, hex);
+	if (f->vsub[0] == '\0' || memcmp(f->vsub, hex, 2) != 0) {
+		char sub[3] = {hex[0], hex[1], '\0'};
+
+		r = list_variants(f, sub);
+		if (r < 0)
+			return r;
+	}
+	/* "<hex>." is a prefix of each of its variants' names and sorts before them. */
+	snprintf(prefix, sizeof(prefix), "%s.", hex);
+	for (hi = f->nvariants; lo < hi;) {
+		mid = lo + (hi - lo) / 2;
+		if (strncmp(f->variants[mid], prefix, plen) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (; lo < f->nvariants && strncmp(f->variants[lo], prefix, plen) == 0; lo++) {
+		if (!variant_name(f->variants[lo], &mode))
+			continue;
+		snprintf(rel, sizeof(rel), "%.2s/%s", hex, f->variants[lo]);
+		r = judge(f, rel, ent->key, ent->rec.size, &st, &v, why, sizeof(why));
+		if (r < 0)
+			return r;
+		if (v == MISSING)
+			continue; /* removed meanwhile */
+		if (v == DENIED) {
+			report(f, NODE_OBJDIR, rel,
+			       "variant: %s (left alone; fsck as root reads it)", why);
+			continue;
+		}
+		if (v == GOOD && (st.st_mode & 07777) != mode) {
+			snprintf(why, sizeof(why), "mode %o, but its name says %o",
+				 (unsigned)(st.st_mode & 07777), (unsigned)mode);
+			v = BAD;
+		}
+		if (v == GOOD)
+			continue;
+		*ret_bad = true;
+		report(f, NODE_OBJDIR, rel, "variant: %s", why);
+		if (!f->repair)
+			continue;
+		x.rel = rel;
+		x.seen = true;
+		x.dev = st.st_dev;
+		x.ino = st.st_ino;
+		r = fix(f, &x);
+		if (r < 0)
+			return r;
+	}
+	return 0;
 }
 
 static int check_entry(struct fsck *f, const struct entry *ent)
 {
-	char rel[NODE_RELPATH_LEN], xrel[NODE_RELPATH_LEN], why[256], hex[2 * 16 + 1];
+	char rel[NODE_RELPATH_LEN], why[256], hex[2 * 16 + 1];
 	struct fix x = {.key = ent->key, .klen = ent->klen};
 	struct stat st;
 	enum verdict v;
-	bool xbad;
+	bool vbad;
 	int r;
 
 	f->rep.objects++;
@@ -305,19 +453,19 @@ static int check_entry(struct fsck *f, const struct entry *ent)
 		/* Dropping the entry is enough: a good file is indexed again by pass 3. */
 		return f->repair ? fix(f, &x) : 0;
 	}
-	node_relpath(ent->key, false, rel);
-	node_relpath(ent->key, true, xrel);
+	node_relpath(ent->key, rel);
 	r = judge(f, rel, ent->key, ent->rec.size, &st, &v, why, sizeof(why));
 	if (r < 0)
 		return r;
 	x.rel = rel;
-	x.xrel = xrel;
+	x.variants = true;
 	switch (v) {
 	case MISSING:
 		f->rep.missing++;
 		report(f, NODE_OBJDIR, rel, "indexed but missing");
 		return f->repair ? fix(f, &x) : 0;
 	case BAD:
+	case DENIED: /* an object is 0444: one that cannot be read was tampered with */
 		f->rep.bad++;
 		report(f, NODE_OBJDIR, rel, "%s", why);
 		if (!f->repair)
@@ -329,10 +477,10 @@ static int check_entry(struct fsck *f, const struct entry *ent)
 	case GOOD:
 		break;
 	}
-	r = check_exec_copy(f, ent, &xbad);
+	r = check_variants(f, ent, &vbad);
 	if (r < 0)
 		return r;
-	if (xbad)
+	if (vbad)
 		f->rep.bad++;
 	else
 		f->rep.good++;
@@ -378,16 +526,6 @@ static int indexed(struct fsck *f, const uint8_t id[VERIFY_HASH_LEN])
 	return node_txn(f->s->env, false, indexed_fn, (void *)id);
 }
 
-static bool is_hex(const char *s, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-			return false;
-	return true;
-}
-
 static int remove_unlisted(struct fsck *f, const char *rel, const struct stat *st)
 {
 	struct fix x = {.rel = rel, .seen = true, .dev = st->st_dev, .ino = st->st_ino};
@@ -402,19 +540,25 @@ static int check_file(struct fsck *f, const char *sub, const char *name)
 	char rel[NODE_RELPATH_LEN + 256], why[256], hex[VERIFY_HASH_HEX];
 	struct stat st;
 	enum verdict v;
-	bool exec;
+	bool variant;
+	uint32_t mode;
 	int r;
 
 	snprintf(rel, sizeof(rel), "%s/%s", sub, name);
-	exec = len == hexlen + sizeof(NODE_XSUFFIX) - 1 && strcmp(name + hexlen, NODE_XSUFFIX) == 0;
+	variant = variant_name(name, &mode);
 	if (len >= hexlen) {
 		memcpy(hex, name, hexlen);
 		hex[hexlen] = '\0';
 	}
-	if ((len != hexlen && !exec) || !is_hex(name, hexlen) || memcmp(name, sub, 2) != 0 ||
-	    verify_unhex(hex, id, VERIFY_HASH_LEN) != 0) {
-		if (fstatat(f->s->objfd, rel, &st, AT_SYMLINK_NOFOLLOW) < 0)
-			return errno == ENOENT ? 0 : -errno;
+	if (fstatat(f->s->objfd, rel, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+		if (errno == ENOENT)
+			return 0; /* removed meanwhile */
+		r = -errno;
+		stork_errorf("%s/" NODE_OBJDIR "/%s: %s", f->s->dir, rel, strerror(-r));
+		return r;
+	}
+	if ((len != hexlen && !variant) || !is_hex(name, hexlen) || memcmp(name, sub, 2) != 0 ||
+	    verify_unhex(hex, id, VERIFY_HASH_LEN) != 0 || S_ISDIR(st.st_mode)) {
 		f->rep.unindexed++;
 		if (S_ISDIR(st.st_mode)) {
 			report(f, NODE_OBJDIR, rel, "not an object (a directory; left alone)");
@@ -425,17 +569,18 @@ static int check_file(struct fsck *f, const char *sub, const char *name)
 	}
 	r = indexed(f, id);
 	if (r != -ENOENT)
-		return r; /* indexed: checked by pass 2 (an executable copy too) */
+		return r; /* indexed: checked by pass 2 (its variants too) */
+	if (variant) {
+		f->rep.unindexed++;
+		report(f, NODE_OBJDIR, rel, "variant of an object the index does not list");
+		return f->repair ? remove_unlisted(f, rel, &st) : 0;
+	}
 
 	r = judge(f, rel, id, UINT64_MAX, &st, &v, why, sizeof(why));
 	if (r < 0 || v == MISSING)
 		return r;
 	f->rep.unindexed++;
-	if (exec) {
-		report(f, NODE_OBJDIR, rel, "executable copy of an object the index does not list");
-		return f->repair ? remove_unlisted(f, rel, &st) : 0;
-	}
-	if (v == BAD) {
+	if (v != GOOD) {
 		report(f, NODE_OBJDIR, rel, "not in the index, and %s", why);
 		return f->repair ? remove_unlisted(f, rel, &st) : 0;
 	}
@@ -449,11 +594,14 @@ static int check_file(struct fsck *f, const char *sub, const char *name)
 	return r;
 }
 
+/* Two sweeps: names with a dot (variants, mostly) first, then the rest. So a variant of an
+ * unindexed object is reported (and removed) whatever the directory order, even when the
+ * second sweep then indexes the object. */
 static int check_subdir(struct fsck *f, const char *sub)
 {
 	struct dirent *de;
 	DIR *d = NULL;
-	int fd, r = 0;
+	int fd, sweep, r = 0;
 
 	fd = openat(f->s->objfd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0 || !(d = fdopendir(fd))) {
@@ -463,14 +611,19 @@ static int check_subdir(struct fsck *f, const char *sub)
 		stork_errorf("%s/" NODE_OBJDIR "/%s: %s", f->s->dir, sub, strerror(-r));
 		return r;
 	}
-	while (r == 0 && (errno = 0, de = readdir(d))) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		r = check_file(f, sub, de->d_name);
-	}
-	if (r == 0 && errno != 0) {
-		r = -errno;
-		stork_errorf("%s/" NODE_OBJDIR "/%s: %s", f->s->dir, sub, strerror(-r));
+	for (sweep = 0; sweep < 2 && r == 0; sweep++) {
+		rewinddir(d);
+		while (r == 0 && (errno = 0, de = readdir(d))) {
+			if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+				continue;
+			if ((strchr(de->d_name, '.') != NULL) != (sweep == 0))
+				continue;
+			r = check_file(f, sub, de->d_name);
+		}
+		if (r == 0 && errno != 0) {
+			r = -errno;
+			stork_errorf("%s/" NODE_OBJDIR "/%s: %s", f->s->dir, sub, strerror(-r));
+		}
 	}
 	closedir(d);
 	return r;
@@ -533,6 +686,7 @@ int store_fsck(struct store *s, bool repair,
 	r = check_tmp(&f);
 	if (r == 0)
 		r = check_index(&f);
+	variants_fini(&f);
 	if (r == 0)
 		r = check_objects_dir(&f);
 	if (r < 0)

@@ -4,8 +4,10 @@
  * Objects are immutable files objects/ab/<hex> (0444), indexed in LMDB (index.c) only once
  * they are whole and verified (insert.c). Readers trust the index for existence and check the
  * file's size; a file that went away or changed size loses its entry so that it is fetched
- * again. Every temporary file in tmp/ is flock()ed by its writer for its whole life, which is
- * how any process tells a crash's leftovers from a live writer's file.
+ * again. Hard links never share the object's inode: they go to a per-mode copy,
+ * objects/ab/<hex>.<octal mode>, so nothing written through a link reaches what reads are
+ * served from. Every temporary file in tmp/ is flock()ed by its writer for its whole life,
+ * which is how any process tells a crash's leftovers from a live writer's file.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -29,12 +31,38 @@
 /* ------------------------------------------------------------------------------------------ */
 /* Helpers. */
 
-void node_relpath(const uint8_t id[VERIFY_HASH_LEN], bool exec, char out[NODE_RELPATH_LEN])
+void node_relpath(const uint8_t id[VERIFY_HASH_LEN], char out[NODE_RELPATH_LEN])
 {
 	char hex[VERIFY_HASH_HEX];
 
 	verify_hex(id, VERIFY_HASH_LEN, hex);
-	snprintf(out, NODE_RELPATH_LEN, "%.2s/%s%s", hex, hex, exec ? NODE_XSUFFIX : "");
+	snprintf(out, NODE_RELPATH_LEN, "%.2s/%s", hex, hex);
+}
+
+void node_variant_relpath(const uint8_t id[VERIFY_HASH_LEN], uint32_t mode,
+			  char out[NODE_RELPATH_LEN])
+{
+	char hex[VERIFY_HASH_HEX];
+
+	verify_hex(id, VERIFY_HASH_LEN, hex);
+	snprintf(out, NODE_RELPATH_LEN, "%.2s/%s.%o", hex, hex, (unsigned)(mode & 07777));
+}
+
+bool node_variant_parse(const char *suffix, uint32_t *ret_mode)
+{
+	uint32_t mode = 0;
+	size_t i;
+
+	for (i = 0; suffix[i]; i++) {
+		if (i == sizeof(NODE_VARIANT_MAX) - 2 || suffix[i] < '0' || suffix[i] > '7')
+			return false;
+		mode = mode * 8 + (uint32_t)(suffix[i] - '0');
+	}
+	/* One spelling per mode: "644", never "0644" or "". */
+	if (i == 0 || (suffix[0] == '0' && i > 1))
+		return false;
+	*ret_mode = mode;
+	return true;
 }
 
 int node_sync_dir(int fd)
@@ -42,12 +70,13 @@ int node_sync_dir(int fd)
 	return fsync(fd) < 0 ? -errno : 0;
 }
 
-/* mkdir 0755 whatever the umask (the contract's mode); an existing directory is fine. */
-static int mkdir_0755(int dirfd, const char *name)
+/* mkdir with this mode whatever the umask (the contract's mode); an existing directory is
+ * fine and keeps its mode. @return 1 (made); 0 (was there); -errno. */
+static int mkdir_mode(int dirfd, const char *name, mode_t mode)
 {
-	if (mkdirat(dirfd, name, 0755) < 0)
+	if (mkdirat(dirfd, name, mode) < 0)
 		return errno == EEXIST ? 0 : -errno;
-	if (fchmodat(dirfd, name, 0755, 0) < 0)
+	if (fchmodat(dirfd, name, mode, 0) < 0)
 		return -errno;
 	return 1;
 }
@@ -99,7 +128,7 @@ int node_subdir_open(struct store *s, const uint8_t id[VERIFY_HASH_LEN], int *re
 	verify_hex(id, VERIFY_HASH_LEN, hex);
 	memcpy(sub, hex, 2);
 	sub[2] = '\0';
-	r = mkdir_0755(s->objfd, sub);
+	r = mkdir_mode(s->objfd, sub, 0755);
 	if (r < 0)
 		goto fail;
 	created = r > 0;
@@ -242,7 +271,7 @@ static int subdir(struct store *s, const char *name, int *ret_fd)
 {
 	int fd, r;
 
-	r = mkdir_0755(s->dirfd, name);
+	r = mkdir_mode(s->dirfd, name, 0755);
 	if (r < 0)
 		goto fail;
 	fd = openat(s->dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
@@ -273,7 +302,9 @@ int store_open(const char *dir, struct store **ret_s)
 		r = -ENOMEM;
 		goto fail;
 	}
-	r = mkdir_0755(AT_FDCWD, dir);
+	/* 0700: objects/ holds setuid variants, which must not outlive their packages as
+	 * something any user can run. */
+	r = mkdir_mode(AT_FDCWD, dir, 0700);
 	if (r < 0) {
 		stork_errorf("%s: cannot create the store: %s", dir, strerror(-r));
 		goto fail;
@@ -290,7 +321,7 @@ int store_open(const char *dir, struct store **ret_s)
 	r = subdir(s, NODE_TMPDIR, &s->tmpfd);
 	if (r < 0)
 		goto fail;
-	r = mkdir_0755(s->dirfd, NODE_INDEXDIR);
+	r = mkdir_mode(s->dirfd, NODE_INDEXDIR, 0755);
 	if (r < 0) {
 		stork_errorf("%s/" NODE_INDEXDIR ": %s", dir, strerror(-r));
 		goto fail;
@@ -398,7 +429,7 @@ static int drop_fn(struct node_env *e, MDB_txn *txn, void *ctx)
 	char rel[NODE_RELPATH_LEN];
 	struct stat st;
 
-	node_relpath(c->id, false, rel);
+	node_relpath(c->id, rel);
 	if (fstatat(c->s->objfd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
 	    (!c->have_ino || st.st_ino != c->ino || st.st_dev != c->dev))
 		return MDB_NOTFOUND; /* replaced meanwhile: keep the entry */
@@ -417,9 +448,10 @@ void node_drop_entry(struct store *s, const uint8_t id[VERIFY_HASH_LEN], const s
 	node_txn(s->env, true, drop_fn, &c);
 }
 
-/* Check an indexed object's file. @return 0; -ENOENT (entry dropped, detail set); -errno. */
+/* Check an indexed object's file (fd, or objects/rel when fd < 0). @param[out] ret_st its
+ * stat (may be NULL). @return 0; -ENOENT (entry dropped, detail set); -errno. */
 static int check_file(struct store *s, const uint8_t id[VERIFY_HASH_LEN],
-		      const struct node_objrec *rec, int fd, const char *rel)
+		      const struct node_objrec *rec, int fd, const char *rel, struct stat *ret_st)
 {
 	struct stat st;
 	int r;
@@ -443,6 +475,8 @@ static int check_file(struct store *s, const uint8_t id[VERIFY_HASH_LEN],
 			     s->dir, rel, (long long)st.st_size, (unsigned long long)rec->size);
 		return -ENOENT;
 	}
+	if (ret_st)
+		*ret_st = st;
 	return 0;
 }
 
@@ -455,14 +489,14 @@ int store_object_open(struct store *s, const uint8_t id[VERIFY_HASH_LEN], int *r
 	r = node_txn(s->env, false, get_fn, &c);
 	if (r < 0)
 		return r;
-	node_relpath(id, false, rel);
+	node_relpath(id, rel);
 	fd = openat(s->objfd, rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0 && errno != ENOENT) {
 		r = -errno;
 		stork_errorf("%s/" NODE_OBJDIR "/%s: %s", s->dir, rel, strerror(-r));
 		return r;
 	}
-	r = check_file(s, id, &c.rec, fd, rel);
+	r = check_file(s, id, &c.rec, fd, rel, NULL);
 	if (r < 0) {
 		if (fd >= 0)
 			close(fd);
@@ -474,7 +508,7 @@ int store_object_open(struct store *s, const uint8_t id[VERIFY_HASH_LEN], int *r
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* Hard links, and the executable variant. */
+/* Hard links, and the mode variants they go to. */
 
 static int copy_fd(int src, int dst, uint64_t size)
 {
@@ -530,16 +564,66 @@ out:
 	return r;
 }
 
-/* Make objects/ab/<hex>.x, a 0555 copy of the object (a reflink where the file system can). */
-static int make_exec(struct store *s, const uint8_t id[VERIFY_HASH_LEN],
-		     const struct node_objrec *rec)
+/* A variant as made: whole, with its mode, and never written since (a write sets the mtime). */
+static bool variant_is_good(const struct stat *st, uint64_t size, uint32_t mode)
 {
-	char rel[NODE_RELPATH_LEN], xrel[NODE_RELPATH_LEN], name[NODE_TMPNAME_LEN];
-	int src = -1, dst = -1, subfd = -1, r;
-	struct stat st;
+	return S_ISREG(st->st_mode) && (uint64_t)st->st_size == size &&
+	       (st->st_mode & 07777) == mode && st->st_mtim.tv_sec == NODE_VARIANT_MTIME &&
+	       st->st_mtim.tv_nsec == 0;
+}
 
-	node_relpath(id, false, rel);
-	node_relpath(id, true, xrel);
+/* The copy of objects/rel in tmp/name hashed to `got`, not to the id: tell a rotten object
+ * (its entry is dropped so that it is fetched again: -ENOENT) from a failed copy (-EIO). */
+static int bad_copy(struct store *s, const uint8_t id[VERIFY_HASH_LEN], int src,
+		    const struct stat *sst, const char *rel, const char *name,
+		    const uint8_t got[VERIFY_HASH_LEN])
+{
+	uint8_t sgot[VERIFY_HASH_LEN];
+	char hex[VERIFY_HASH_HEX];
+	uint64_t n;
+	int r;
+
+	r = node_hash_fd(src, sgot, &n);
+	if (r < 0 && r != -EIO) {
+		stork_errorf("%s/" NODE_OBJDIR "/%s: %s", s->dir, rel, strerror(-r));
+		return r;
+	}
+	if (r == -EIO) {
+		node_drop_entry(s, id, sst);
+		stork_errorf("%s/" NODE_OBJDIR "/%s: cannot be read: %s (dropped from the index; "
+			     "fetch it again)",
+			     s->dir, rel, strerror(EIO));
+		return -ENOENT;
+	}
+	if (memcmp(sgot, id, VERIFY_HASH_LEN) != 0) {
+		node_drop_entry(s, id, sst);
+		verify_hex(sgot, VERIFY_HASH_LEN, hex);
+		stork_errorf("%s/" NODE_OBJDIR "/%s: content hashes to %s (dropped from the index; "
+			     "fetch it again)",
+			     s->dir, rel, hex);
+		return -ENOENT;
+	}
+	verify_hex(got, VERIFY_HASH_LEN, hex);
+	stork_errorf("%s/" NODE_TMPDIR "/%s: a copy of %s hashes to %s: the copy failed", s->dir,
+		     name, rel, hex);
+	return -EIO;
+}
+
+/* Make objects/vrel, the object's variant for mode: a copy (a reflink where the file system
+ * can) re-hashed against the id, with the mode and the mtime NODE_VARIANT_MTIME. It takes the
+ * place of a bad variant (replace), or else of nothing: a concurrent maker's wins. */
+static int make_variant(struct store *s, const uint8_t id[VERIFY_HASH_LEN],
+			const struct node_objrec *rec, uint32_t mode, bool replace,
+			const char *vrel)
+{
+	struct timespec ts[2] = {{0, UTIME_OMIT}, {NODE_VARIANT_MTIME, 0}};
+	char rel[NODE_RELPATH_LEN], name[NODE_TMPNAME_LEN];
+	int src = -1, dst = -1, subfd = -1, r;
+	uint8_t got[VERIFY_HASH_LEN];
+	struct stat sst, st;
+	uint64_t n = 0;
+
+	node_relpath(id, rel);
 	name[0] = '\0';
 	src = openat(s->objfd, rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (src < 0 && errno != ENOENT) {
@@ -547,7 +631,7 @@ static int make_exec(struct store *s, const uint8_t id[VERIFY_HASH_LEN],
 		stork_errorf("%s/" NODE_OBJDIR "/%s: %s", s->dir, rel, strerror(-r));
 		goto out;
 	}
-	r = check_file(s, id, rec, src, rel);
+	r = check_file(s, id, rec, src, rel, &sst);
 	if (r < 0)
 		goto out;
 	r = node_tmp_create(s, &dst, name);
@@ -558,23 +642,52 @@ static int make_exec(struct store *s, const uint8_t id[VERIFY_HASH_LEN],
 		r = -errno;
 	if (r == 0 && (uint64_t)st.st_size != rec->size)
 		r = -EIO;
-	if (r == 0 && (fchmod(dst, 0555) < 0 || fsync(dst) < 0))
-		r = -errno;
+	/* Reads of the object check only its size: this is where a rotten one is caught. */
+	if (r == 0)
+		r = node_hash_fd(dst, got, &n);
+	if (r == 0 && n != rec->size)
+		r = -EIO;
 	if (r < 0) {
 		stork_errorf("%s/" NODE_TMPDIR "/%s: cannot copy %s: %s", s->dir, name, rel,
 			     strerror(-r));
 		goto out;
 	}
+	if (memcmp(got, id, VERIFY_HASH_LEN) != 0) {
+		r = bad_copy(s, id, src, &sst, rel, name, got);
+		goto out;
+	}
+	/* The mode last: a write would clear setuid and setgid bits. */
+	if (futimens(dst, ts) < 0 || fchmod(dst, mode) < 0 || fstat(dst, &st) < 0 ||
+	    fsync(dst) < 0) {
+		r = -errno;
+		stork_errorf("%s/" NODE_TMPDIR "/%s: cannot make the variant %s: %s", s->dir, name,
+			     vrel, strerror(-r));
+		goto out;
+	}
+	if ((st.st_mode & 07777) != mode) {
+		/* Without CAP_FSETID, chmod drops setgid when the file's group is not ours. */
+		r = -EPERM;
+		stork_errorf("%s/" NODE_OBJDIR "/%s: cannot make the variant: mode %o asked, %o "
+			     "kept (make the store as its owner, root)",
+			     s->dir, vrel, (unsigned)mode, (unsigned)(st.st_mode & 07777));
+		goto out;
+	}
 	r = node_subdir_open(s, id, &subfd);
 	if (r < 0)
 		goto out;
-	if (renameat2(s->tmpfd, name, s->objfd, xrel, RENAME_NOREPLACE) == 0) {
+	if (replace) {
+		if (renameat(s->tmpfd, name, s->objfd, vrel) < 0) {
+			r = -errno;
+			goto rename_failed;
+		}
+		name[0] = '\0';
+	} else if (renameat2(s->tmpfd, name, s->objfd, vrel, RENAME_NOREPLACE) == 0) {
 		name[0] = '\0';
 	} else if (errno == EEXIST) {
 		r = 0; /* another thread or process made it first */
 		goto out;
 	} else if (errno == EINVAL || errno == ENOSYS) {
-		if (linkat(s->tmpfd, name, s->objfd, xrel, 0) < 0 && errno != EEXIST) {
+		if (linkat(s->tmpfd, name, s->objfd, vrel, 0) < 0 && errno != EEXIST) {
 			r = -errno;
 			goto rename_failed;
 		}
@@ -587,7 +700,7 @@ static int make_exec(struct store *s, const uint8_t id[VERIFY_HASH_LEN],
 		stork_errorf("%s/" NODE_OBJDIR "/%.2s: cannot sync: %s", s->dir, rel, strerror(-r));
 	goto out;
 rename_failed:
-	stork_errorf("%s/" NODE_OBJDIR "/%s: cannot move the copy into place: %s", s->dir, xrel,
+	stork_errorf("%s/" NODE_OBJDIR "/%s: cannot move the copy into place: %s", s->dir, vrel,
 		     strerror(-r));
 out:
 	if (name[0])
@@ -601,43 +714,49 @@ out:
 	return r;
 }
 
-int store_object_link(struct store *s, const uint8_t id[VERIFY_HASH_LEN], bool exec, int dirfd,
+int store_object_link(struct store *s, const uint8_t id[VERIFY_HASH_LEN], uint32_t mode, int dirfd,
 		      const char *name)
 {
 	struct obj_ctx c = {.id = id};
 	char rel[NODE_RELPATH_LEN];
+	bool replace = false, fresh = false;
 	struct stat st;
 	int r;
 
+	mode &= 07777;
 	r = node_txn(s->env, false, get_fn, &c);
 	if (r < 0)
 		return r;
-	node_relpath(id, false, rel);
-	r = check_file(s, id, &c.rec, -1, rel);
+	node_relpath(id, rel);
+	r = check_file(s, id, &c.rec, -1, rel, NULL);
 	if (r < 0)
 		return r;
-	if (exec) {
-		node_relpath(id, true, rel);
-		if (fstatat(s->objfd, rel, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-			if (errno != ENOENT) {
-				r = -errno;
-				stork_errorf("%s/" NODE_OBJDIR "/%s: %s", s->dir, rel,
-					     strerror(-r));
-				return r;
-			}
-		} else if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != c.rec.size) {
-			/* A copy cut short (or not a copy at all): it is derived, make it again. */
-			unlinkat(s->objfd, rel, 0);
-		} else {
+	node_variant_relpath(id, mode, rel);
+	if (fstatat(s->objfd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		if (variant_is_good(&st, c.rec.size, mode))
 			goto link;
-		}
-		r = make_exec(s, id, &c.rec);
-		if (r < 0)
-			return r;
+		/* Cut short, chmod()ed or written through a link: it is derived, make it anew
+		 * (links made to the old one keep it). */
+		replace = true;
+	} else if (errno != ENOENT) {
+		r = -errno;
+		stork_errorf("%s/" NODE_OBJDIR "/%s: %s", s->dir, rel, strerror(-r));
+		return r;
 	}
+make:
+	r = make_variant(s, id, &c.rec, mode, replace, rel);
+	if (r < 0)
+		return r;
+	fresh = true;
 link:
 	if (linkat(s->objfd, rel, dirfd, name, 0) < 0) {
 		r = -errno;
+		if (r == -EMLINK && !fresh) {
+			/* A common file (an empty one, a licence) in many trees: a new inode
+			 * takes the next links, the full one keeps its own. */
+			replace = true;
+			goto make;
+		}
 		if (r == -EXDEV)
 			stork_errorf("%s: on another file system than the store %s: copy instead",
 				     name, s->dir);
@@ -653,6 +772,56 @@ link:
 /* ------------------------------------------------------------------------------------------ */
 /* Remove and pin. */
 
+int node_variants_remove(struct store *s, const uint8_t id[VERIFY_HASH_LEN], uint64_t *ret_removed)
+{
+	char hex[VERIFY_HASH_HEX], sub[3], prefix[VERIFY_HASH_HEX + 1];
+	uint64_t removed = 0;
+	struct dirent *de;
+	DIR *d = NULL;
+	int fd, r = 0;
+
+	verify_hex(id, VERIFY_HASH_LEN, hex);
+	memcpy(sub, hex, 2);
+	sub[2] = '\0';
+	snprintf(prefix, sizeof(prefix), "%s.", hex);
+	fd = openat(s->objfd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0 && errno == ENOENT)
+		goto done;
+	if (fd < 0 || !(d = fdopendir(fd))) {
+		r = -errno;
+		if (fd >= 0)
+			close(fd);
+		stork_errorf("%s/" NODE_OBJDIR "/%s: %s", s->dir, sub, strerror(-r));
+		return r;
+	}
+	while ((errno = 0, de = readdir(d))) {
+		if (strncmp(de->d_name, prefix, sizeof(prefix) - 1) != 0)
+			continue;
+		if (unlinkat(dirfd(d), de->d_name, 0) == 0) {
+			removed++;
+			continue;
+		}
+		/* Gone meanwhile; or a directory, which fsck reports and leaves alone. */
+		if (errno == ENOENT || errno == EISDIR)
+			continue;
+		r = -errno;
+		stork_errorf("%s/" NODE_OBJDIR "/%s/%s: cannot remove: %s", s->dir, sub, de->d_name,
+			     strerror(-r));
+		break;
+	}
+	if (r == 0 && errno != 0) {
+		r = -errno;
+		stork_errorf("%s/" NODE_OBJDIR "/%s: %s", s->dir, sub, strerror(-r));
+	}
+	closedir(d);
+	if (r < 0)
+		return r;
+done:
+	if (ret_removed)
+		*ret_removed = removed;
+	return 0;
+}
+
 static int remove_fn(struct node_env *e, MDB_txn *txn, void *ctx)
 {
 	struct obj_ctx *c = ctx;
@@ -663,18 +832,20 @@ static int remove_fn(struct node_env *e, MDB_txn *txn, void *ctx)
 	rc = mdb_del(txn, e->objects, &k, NULL);
 	if (rc != 0)
 		return rc;
-	/* Inside the write transaction: other index writers see entry and files go together. */
-	node_relpath(c->id, true, rel);
-	if (unlinkat(c->s->objfd, rel, 0) < 0 && errno != ENOENT)
-		goto fail;
-	node_relpath(c->id, false, rel);
-	if (unlinkat(c->s->objfd, rel, 0) < 0 && errno != ENOENT)
-		goto fail;
+	/* Inside the write transaction: other index writers see entry and files go together.
+	 * Variants first: a failure leaves the object whole and indexed, and variants are made
+	 * again on demand. */
+	rc = node_variants_remove(c->s, c->id, NULL);
+	if (rc < 0)
+		return rc;
+	node_relpath(c->id, rel);
+	if (unlinkat(c->s->objfd, rel, 0) < 0 && errno != ENOENT) {
+		rc = -errno;
+		stork_errorf("%s/" NODE_OBJDIR "/%s: cannot remove: %s", c->s->dir, rel,
+			     strerror(-rc));
+		return rc;
+	}
 	return 0;
-fail:
-	rc = -errno;
-	stork_errorf("%s/" NODE_OBJDIR "/%s: cannot remove: %s", c->s->dir, rel, strerror(-rc));
-	return rc;
 }
 
 int store_object_remove(struct store *s, const uint8_t id[VERIFY_HASH_LEN])

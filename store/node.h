@@ -22,9 +22,14 @@
 #define NODE_TMPDIR	"tmp"
 #define NODE_INDEXDIR	"index"
 #define NODE_TMP_PREFIX ".part-"
-#define NODE_XSUFFIX	".x"
-/* "ab/<64 hex>.x" plus NUL. */
-#define NODE_RELPATH_LEN (3 + 2 * VERIFY_HASH_LEN + sizeof(NODE_XSUFFIX))
+/* A mode variant is "<64 hex>.<mode in octal, no leading zero>": ".0" to ".7777". */
+#define NODE_VARIANT_MAX ".7777"
+/* "ab/<64 hex>.7777" plus NUL. */
+#define NODE_RELPATH_LEN (3 + 2 * VERIFY_HASH_LEN + sizeof(NODE_VARIANT_MAX))
+/* The mtime of every variant (seconds since the epoch, as the Nix store uses): a write
+ * through a hard link sets it to the time of the write, so a variant that has been written to
+ * is noticed by a stat() and made again (store/README.md, "Mode variants"). */
+#define NODE_VARIANT_MTIME 1
 /* ".part-XXXXXX" plus NUL. */
 #define NODE_TMPNAME_LEN (sizeof(NODE_TMP_PREFIX) + 6)
 /* last_use is rewritten only when it is older than this (seconds): no write txn per open. */
@@ -94,8 +99,18 @@ int node_index_object(struct store *s, const uint8_t id[VERIFY_HASH_LEN], uint64
 
 /* ---- node.c ---- */
 
-/** "ab/<hex>" or "ab/<hex>.x" relative to objects/. */
-void node_relpath(const uint8_t id[VERIFY_HASH_LEN], bool exec, char out[NODE_RELPATH_LEN]);
+/** "ab/<hex>", the object itself, relative to objects/. */
+void node_relpath(const uint8_t id[VERIFY_HASH_LEN], char out[NODE_RELPATH_LEN]);
+/** "ab/<hex>.<octal mode>", its variant for mode & 07777, relative to objects/. */
+void node_variant_relpath(const uint8_t id[VERIFY_HASH_LEN], uint32_t mode,
+			  char out[NODE_RELPATH_LEN]);
+/** Parse a variant's suffix (what follows "<hex>."): 1 to 4 octal digits, no leading zero
+ * unless it is "0". @return true and *ret_mode; false for anything else. */
+bool node_variant_parse(const char *suffix, uint32_t *ret_mode);
+/** Unlink every objects/ab/<hex>.* (all variants of the object; a missing objects/ab/ is
+ * fine). @param[out] ret_removed how many were unlinked (may be NULL). @return 0; -errno (detail
+ * names the file). */
+int node_variants_remove(struct store *s, const uint8_t id[VERIFY_HASH_LEN], uint64_t *ret_removed);
 
 /** Create tmp/.part-XXXXXX (O_EXCL, 0600) and hold an exclusive flock on it for its life.
  * Waits out a cleaner that has just locked it to delete it, then tries another name.

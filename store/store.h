@@ -119,8 +119,9 @@ int store_rpm_deps(int fd, struct verify_manifest *m);
  * several processes at once (store/README.md, "Node store").
  *
  *   STOREDIR/objects/ab/<64 hex>    an object, UNCOMPRESSED (reads are plain preads), 0444
- *   STOREDIR/objects/ab/<64 hex>.x  the same bytes, mode 0555, made on demand for hard links
- *                                   to executables (a hard link shares its inode's mode)
+ *   STOREDIR/objects/ab/<64 hex>.<octal mode>  e.g. <hex>.755, <hex>.4755: the same bytes
+ *                                   with that mode, made on demand for hard links (a hard link
+ *                                   shares its inode's mode)
  *   STOREDIR/tmp/                   objects being written (.part-XXXXXX, flock()ed by writer)
  *   STOREDIR/index/                 LMDB environment: objects, metadata, manifests
  *
@@ -136,8 +137,8 @@ struct store_objinfo {
 	uint32_t pins;
 };
 
-/** Open (creating when missing, mode 0755) the node store in dir. Removes tmp/ leftovers of
- * dead writers (a live writer holds an flock on its temporary file).
+/** Open (creating when missing, mode 0700: it holds setuid variants) the node store in dir.
+ * Removes tmp/ leftovers of dead writers (a live writer holds an flock on its temporary file).
  * @return 0; -errno; STORK_EFORMAT if the index is not a storkfs index (detail says which
  * file). */
 int store_open(const char *dir, struct store **ret_s);
@@ -152,12 +153,16 @@ int store_object_info(struct store *s, const uint8_t id[VERIFY_HASH_LEN],
  * the file is gone or has the wrong size, the entry is dropped and -ENOENT returned (it will be
  * fetched again). @param[out] ret_fd the caller closes it. @return 0; -ENOENT; -errno. */
 int store_object_open(struct store *s, const uint8_t id[VERIFY_HASH_LEN], int *ret_fd);
-/** Hard-link an indexed object as dirfd/name (exec: link the 0555 variant, creating it by a
- * copy when missing). @return 0; -ENOENT; -EXDEV when dirfd is on another file system (copy
- * instead); -errno. */
-int store_object_link(struct store *s, const uint8_t id[VERIFY_HASH_LEN], bool exec, int dirfd,
+/** Hard-link an indexed object as dirfd/name with permission bits `mode` (& 07777): the
+ * link is to the store's variant of the object for that mode, objects/ab/<hex>.<octal mode>
+ * (made on demand as a reflink or copy, via tmp + rename), never to the canonical
+ * objects/ab/<hex> that reads are served from, so writing through an extracted link cannot
+ * change what the store serves. @return 0; -ENOENT; -EXDEV when dirfd is on another file
+ * system (copy instead); -errno. */
+int store_object_link(struct store *s, const uint8_t id[VERIFY_HASH_LEN], uint32_t mode, int dirfd,
 		      const char *name);
-/** Drop an object from the index and unlink its files. @return 0; -ENOENT; -errno. */
+/** Drop an object from the index and unlink its files (the object and all its mode variants).
+ * @return 0; -ENOENT; -errno. */
 int store_object_remove(struct store *s, const uint8_t id[VERIFY_HASH_LEN]);
 /** Pin or unpin (pins count; a pinned object is never garbage-collected).
  * @return 0; -ENOENT; -EINVAL when unpinning an object with no pins. */
@@ -222,16 +227,18 @@ void store_stats_fini(struct store_stats *st);
 struct store_fsck_report {
 	uint64_t objects;	/* indexed objects checked */
 	uint64_t good;
-	uint64_t bad;		/* content does not match its id, or wrong size */
+	uint64_t bad;		/* content does not match its id, or wrong size; or a mode variant
+				 * of it does, or has a mode other than its name's */
 	uint64_t missing;	/* indexed, file gone */
-	uint64_t unindexed;	/* files in objects/ the index does not list */
+	uint64_t unindexed;	/* files in objects/ the index does not list (variants too) */
 	uint64_t stale_tmp;	/* leftovers in tmp/ */
 	uint64_t repaired;	/* entries dropped / files removed with repair */
 };
 
-/** Re-hash every indexed object and compare the index with objects/. With repair, drop index
- * entries of bad or missing objects, unlink bad files and unindexed files (they may be a
- * crash's leftovers; good unindexed files are indexed instead of removed). problem is called
+/** Re-hash every indexed object and its mode variants and compare the index with objects/.
+ * With repair, drop index entries of bad or missing objects (and unlink their variants), unlink
+ * bad files, bad variants (the object stays when it is good) and unindexed files (they may be
+ * a crash's leftovers; good unindexed objects are indexed instead of removed). problem is called
  * for each finding with the object's path and what is wrong. @return 0 (see the report);
  * -errno. */
 int store_fsck(struct store *s, bool repair,

@@ -124,8 +124,13 @@ pass "the error shows the root's expiry $root_exp"
 expect_rc 1 "stork ls --at now + 2 days fails too" \
 	"$STORK" ls --at $((now + 2 * 86400)) --root "$ROOT" "$REPO"
 
-# A repository whose snapshot expires after an hour.
-make_repo --in "$T/short" --expires snapshot=3600
+# A repository whose snapshot expires after an hour (just initialized: `repo delegate` and
+# `publish` sign new snapshots with the default expiry).
+mkdir -p "$T/short"
+expect_rc 0 "repo init --expires snapshot=3600" \
+	"$STORK" repo init "$T/short/repo" --keys "$T/short/keys" --expires snapshot=3600
+REPO=$T/short/repo
+ROOT=$T/short/repo/metadata/1.root.json
 snap_exp=$(expires_of "$REPO/metadata/1.snapshot.json")
 expect_rc 0 "short snapshot: verify now passes" "$STORK" verify --root "$ROOT" "$REPO"
 expect_rc 1 "short snapshot: verify --at now + 2 hours fails" \
@@ -133,6 +138,7 @@ expect_rc 1 "short snapshot: verify --at now + 2 hours fails" \
 err_has "the error names the snapshot" "snapshot"
 names_time "$snap_exp" || { _show_run; fail "the error does not show the snapshot's expiry $snap_exp"; }
 pass "the error shows the snapshot's expiry $snap_exp"
+make_repo --in "$T/short2"
 # refresh with a short expiry after a publish
 publish tiny 1.0 "$T/src"
 expect_rc 0 "repo refresh --expires snapshot=3600" \

@@ -96,12 +96,31 @@ static void insert_ok(struct store *s, const void *buf, size_t len, uint8_t id[V
 	ck_assert_msg(r == 0, "insert: %s: %s", storkfs_strerror(r), stork_error_detail());
 }
 
-static void objpath(const uint8_t id[VERIFY_HASH_LEN], bool exec, char *out, size_t len)
+/* STOREDIR/objects/ab/<hex>, the object. */
+static void objpath(const uint8_t id[VERIFY_HASH_LEN], char *out, size_t len)
 {
 	char hex[VERIFY_HASH_HEX];
 
 	verify_hex(id, VERIFY_HASH_LEN, hex);
-	snprintf(out, len, "%s/objects/%.2s/%s%s", storedir, hex, hex, exec ? ".x" : "");
+	snprintf(out, len, "%s/objects/%.2s/%s", storedir, hex, hex);
+}
+
+/* STOREDIR/objects/ab/<hex>.<octal mode>, its variant for mode. */
+static void varpath(const uint8_t id[VERIFY_HASH_LEN], unsigned mode, char *out, size_t len)
+{
+	char hex[VERIFY_HASH_HEX];
+
+	verify_hex(id, VERIFY_HASH_LEN, hex);
+	snprintf(out, len, "%s/objects/%.2s/%s.%o", storedir, hex, hex, mode);
+}
+
+/* STOREDIR/objects/ab/, the directory of the object. */
+static void subpath(const uint8_t id[VERIFY_HASH_LEN], char *out, size_t len)
+{
+	char hex[VERIFY_HASH_HEX];
+
+	verify_hex(id, VERIFY_HASH_LEN, hex);
+	snprintf(out, len, "%s/objects/%.2s", storedir, hex);
 }
 
 static void spath(char *out, size_t len, const char *rel)
@@ -227,6 +246,9 @@ START_TEST(node_insert_lookup_open_remove_round_trip)
 	int fd = -1;
 
 	ck_assert_str_eq(store_dir(s), storedir);
+	/* A new store is its owner's alone: it holds setuid variants. */
+	ck_assert_int_eq(stat(storedir, &sb), 0);
+	ck_assert_uint_eq(sb.st_mode & 07777, 0700);
 	insert_ok(s, hello, 6, id);
 	ck_assert_int_eq(store_object_info(s, id, &info), 0);
 	ck_assert_uint_eq(info.size, 6);
@@ -240,7 +262,7 @@ START_TEST(node_insert_lookup_open_remove_round_trip)
 	ck_assert_uint_eq(sb.st_mode & 07777, 0444);
 	ck_assert_int_eq(fcntl(fd, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
 	close(fd);
-	objpath(id, false, path, sizeof(path));
+	objpath(id, path, sizeof(path));
 	ck_assert(file_holds(path, hello, 6));
 	ck_assert_uint_eq(count_tmp(), 0);
 
@@ -282,7 +304,7 @@ START_TEST(node_commit_refuses_wrong_hash_and_wrong_size_leaving_nothing)
 
 	ck_assert_int_eq(verify_sha256("hello", 5, id), 0);
 	verify_hex(id, VERIFY_HASH_LEN, hex);
-	objpath(id, false, path, sizeof(path));
+	objpath(id, path, sizeof(path));
 
 	/* Right size, wrong bytes. */
 	ck_assert_int_eq(store_insert_new(s, id, 5, &ins), 0);
@@ -343,7 +365,7 @@ START_TEST(node_reset_then_rewrite_commits)
 	ck_assert_int_eq(store_insert_write(ins, "01234", 5), 0);
 	ck_assert_int_eq(store_insert_write(ins, "56789", 5), 0);
 	ck_assert_int_eq(store_insert_commit(ins), 0);
-	objpath(id, false, path, sizeof(path));
+	objpath(id, path, sizeof(path));
 	ck_assert(file_holds(path, "0123456789", 10));
 	ck_assert_int_eq(store_object_open(s, id, &fd), 0);
 	close(fd);
@@ -387,7 +409,7 @@ START_TEST(node_same_object_inserted_twice_keeps_one_file)
 	ck_assert_int_eq(store_insert_write(b, "twice", 5), 0);
 	ck_assert_int_eq(store_insert_commit(a), 0);
 	ck_assert_int_eq(store_insert_commit(b), 0);
-	objpath(id, false, path, sizeof(path));
+	objpath(id, path, sizeof(path));
 	ck_assert(file_holds(path, "twice", 5));
 	snprintf(dir, sizeof(dir), "%s", path);
 	*strrchr(dir, '/') = '\0';
@@ -408,7 +430,7 @@ START_TEST(node_same_object_inserted_twice_keeps_one_file)
 		ck_assert_msg(c[i].r == 0, "thread %zu: %s", i, storkfs_strerror(c[i].r));
 	}
 	ck_assert_int_eq(verify_sha256(big, big_len, id), 0);
-	objpath(id, false, path, sizeof(path));
+	objpath(id, path, sizeof(path));
 	snprintf(dir, sizeof(dir), "%s", path);
 	*strrchr(dir, '/') = '\0';
 	ck_assert_uint_eq(count_dir(dir), 1);
@@ -508,7 +530,7 @@ START_TEST(node_unindexed_object_file_is_indexed_by_a_later_insert)
 
 	/* Renamed into place, then a crash before the index was written. */
 	ck_assert_int_eq(verify_sha256(good, sizeof(good), id), 0);
-	objpath(id, false, path, sizeof(path));
+	objpath(id, path, sizeof(path));
 	make_parent(path);
 	write_file(path, good, sizeof(good), 0444);
 	ck_assert_int_eq(stat(path, &st1), 0);
@@ -521,7 +543,7 @@ START_TEST(node_unindexed_object_file_is_indexed_by_a_later_insert)
 
 	/* A rotten file under the name is replaced by the verified one. */
 	ck_assert_int_eq(verify_sha256("fresh bytes", 11, id2), 0);
-	objpath(id2, false, path, sizeof(path));
+	objpath(id2, path, sizeof(path));
 	make_parent(path);
 	write_file(path, "rotten byte", 11, 0444);
 	insert_ok(s, "fresh bytes", 11, id2);
@@ -540,7 +562,7 @@ START_TEST(node_missing_or_resized_object_file_drops_the_entry)
 	int fd = -1, dirfd;
 
 	insert_ok(s, "soon gone", 9, id);
-	objpath(id, false, path, sizeof(path));
+	objpath(id, path, sizeof(path));
 	ck_assert_int_eq(unlink(path), 0);
 	ck_assert_int_eq(store_object_info(s, id, &info), 0); /* the index does not know yet */
 	ck_assert_int_eq(store_object_open(s, id, &fd), -ENOENT);
@@ -552,7 +574,7 @@ START_TEST(node_missing_or_resized_object_file_drops_the_entry)
 	close(fd);
 
 	insert_ok(s, "soon shorter", 12, id2);
-	objpath(id2, false, path, sizeof(path));
+	objpath(id2, path, sizeof(path));
 	truncate_file(path, 4);
 	ck_assert_int_eq(store_object_open(s, id2, &fd), -ENOENT);
 	ck_assert_int_eq(store_object_info(s, id2, &info), -ENOENT);
@@ -562,7 +584,7 @@ START_TEST(node_missing_or_resized_object_file_drops_the_entry)
 	ck_assert(file_holds(path, "soon shorter", 12));
 	ck_assert_int_eq(unlink(path), 0);
 	dirfd = open(tmpdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	ck_assert_int_eq(store_object_link(s, id2, false, dirfd, "x"), -ENOENT);
+	ck_assert_int_eq(store_object_link(s, id2, 0644, dirfd, "x"), -ENOENT);
 	ck_assert_int_eq(store_object_info(s, id2, &info), -ENOENT);
 	close(dirfd);
 	store_close(s);
@@ -572,62 +594,187 @@ END_TEST
 /* ------------------------------------------------------------------------------------------ */
 /* Hard links. */
 
-START_TEST(node_link_exec_variant_is_0555_with_same_bytes)
+START_TEST(node_link_gives_each_mode_its_own_variant)
 {
 	static const char prog[] = "#!/bin/sh\necho hi\n";
+	const size_t len = sizeof(prog) - 1;
 	struct store *s = open_store();
 	uint8_t id[VERIFY_HASH_LEN], other[VERIFY_HASH_LEN];
-	char obj[400], xobj[400], p[400];
-	struct stat so, sx, sp, st;
+	char obj[400], v644[400], v755[400], v4755[400], sub[400], p[400];
+	struct stat so, sa, sb, sc, sd, se, sf, sv;
 	int dirfd;
 
-	insert_ok(s, prog, sizeof(prog) - 1, id);
-	objpath(id, false, obj, sizeof(obj));
-	objpath(id, true, xobj, sizeof(xobj));
+	insert_ok(s, prog, len, id);
+	objpath(id, obj, sizeof(obj));
+	varpath(id, 0644, v644, sizeof(v644));
+	varpath(id, 0755, v755, sizeof(v755));
+	varpath(id, 04755, v4755, sizeof(v4755));
+	subpath(id, sub, sizeof(sub));
 	dirfd = open(tmpdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	ck_assert_int_ge(dirfd, 0);
 
-	ck_assert_int_eq(store_object_link(s, id, false, dirfd, "plain"), 0);
-	snprintf(p, sizeof(p), "%s/plain", tmpdir);
-	ck_assert_int_eq(stat(p, &sp), 0);
+	/* Two links of one mode share the variant's inode, which is not the object's. */
+	ck_assert_int_eq(store_object_link(s, id, 0644, dirfd, "a"), 0);
+	ck_assert_int_eq(store_object_link(s, id, 0644, dirfd, "b"), 0);
+	ck_assert_int_eq(fstatat(dirfd, "a", &sa, AT_SYMLINK_NOFOLLOW), 0);
+	ck_assert_int_eq(fstatat(dirfd, "b", &sb, AT_SYMLINK_NOFOLLOW), 0);
+	ck_assert_int_eq(stat(v644, &sv), 0);
+	ck_assert_uint_eq(sa.st_mode & 07777, 0644);
+	ck_assert_uint_eq(sa.st_ino, sb.st_ino);
+	ck_assert_uint_eq(sa.st_ino, sv.st_ino);
+	ck_assert_uint_eq(sa.st_nlink, 3);
+	ck_assert_int_eq(sa.st_mtim.tv_sec, 1); /* the variants' mtime */
 	ck_assert_int_eq(stat(obj, &so), 0);
-	ck_assert_uint_eq(sp.st_ino, so.st_ino);
-	ck_assert_uint_eq(sp.st_mode & 07777, 0444);
-	ck_assert(!exists(xobj));
+	ck_assert_uint_ne(sa.st_ino, so.st_ino);
+	snprintf(p, sizeof(p), "%s/a", tmpdir);
+	ck_assert(file_holds(p, prog, len));
 
-	ck_assert_int_eq(store_object_link(s, id, true, dirfd, "tool"), 0);
-	snprintf(p, sizeof(p), "%s/tool", tmpdir);
-	ck_assert_int_eq(stat(p, &st), 0);
-	ck_assert_int_eq(stat(xobj, &sx), 0);
-	ck_assert_uint_eq(st.st_ino, sx.st_ino);
-	ck_assert_uint_ne(st.st_ino, so.st_ino);
-	ck_assert_uint_eq(st.st_mode & 07777, 0555);
-	ck_assert(file_holds(p, prog, sizeof(prog) - 1));
+	/* Another mode, another inode. */
+	ck_assert_int_eq(store_object_link(s, id, 0755, dirfd, "c"), 0);
+	ck_assert_int_eq(fstatat(dirfd, "c", &sc, AT_SYMLINK_NOFOLLOW), 0);
+	ck_assert_uint_eq(sc.st_mode & 07777, 0755);
+	ck_assert_uint_ne(sc.st_ino, sa.st_ino);
+	ck_assert_uint_ne(sc.st_ino, so.st_ino);
+	ck_assert_int_eq(stat(v755, &sv), 0);
+	ck_assert_uint_eq(sc.st_ino, sv.st_ino);
+	snprintf(p, sizeof(p), "%s/c", tmpdir);
+	ck_assert(file_holds(p, prog, len));
+
+	/* setuid keeps its bit; only the permission bits of mode count; 0600 too. */
+	ck_assert_int_eq(store_object_link(s, id, 04755, dirfd, "d"), 0);
+	ck_assert_int_eq(fstatat(dirfd, "d", &sd, AT_SYMLINK_NOFOLLOW), 0);
+	ck_assert_uint_eq(sd.st_mode & 07777, 04755);
+	ck_assert_int_eq(stat(v4755, &sv), 0);
+	ck_assert_uint_eq(sd.st_ino, sv.st_ino);
+	snprintf(p, sizeof(p), "%s/d", tmpdir);
+	ck_assert(file_holds(p, prog, len));
+	ck_assert_int_eq(store_object_link(s, id, S_IFREG | 0644, dirfd, "e"), 0);
+	ck_assert_int_eq(fstatat(dirfd, "e", &se, AT_SYMLINK_NOFOLLOW), 0);
+	ck_assert_uint_eq(se.st_ino, sa.st_ino);
+	ck_assert_int_eq(store_object_link(s, id, 0600, dirfd, "f"), 0);
+	ck_assert_int_eq(fstatat(dirfd, "f", &sf, AT_SYMLINK_NOFOLLOW), 0);
+	ck_assert_uint_eq(sf.st_mode & 07777, 0600);
+	ck_assert_uint_ne(sf.st_ino, sa.st_ino);
+	ck_assert_uint_eq(count_dir(sub), 5); /* the object, .644, .755, .4755, .600 */
 	ck_assert_uint_eq(count_tmp(), 0);
 
-	/* The variant is made once. */
-	ck_assert_int_eq(store_object_link(s, id, true, dirfd, "tool2"), 0);
-	snprintf(p, sizeof(p), "%s/tool2", tmpdir);
-	ck_assert_int_eq(stat(p, &st), 0);
-	ck_assert_uint_eq(st.st_ino, sx.st_ino);
+	/* The object reads are served from is untouched: 0444, linked nowhere. */
+	ck_assert_int_eq(stat(obj, &so), 0);
+	ck_assert_uint_eq(so.st_mode & 07777, 0444);
+	ck_assert_uint_eq(so.st_nlink, 1);
+	ck_assert(file_holds(obj, prog, len));
 
-	/* A copy cut short is made again. */
-	truncate_file(xobj, 3);
-	ck_assert_int_eq(chmod(xobj, 0555), 0);
-	ck_assert_int_eq(store_object_link(s, id, true, dirfd, "tool3"), 0);
-	snprintf(p, sizeof(p), "%s/tool3", tmpdir);
-	ck_assert(file_holds(p, prog, sizeof(prog) - 1));
-	ck_assert_int_eq(stat(p, &st), 0);
-	ck_assert_uint_eq(st.st_mode & 07777, 0555);
-
-	ck_assert_int_eq(store_object_link(s, id, false, dirfd, "plain"), -EEXIST);
+	ck_assert_int_eq(store_object_link(s, id, 0644, dirfd, "a"), -EEXIST);
 	ck_assert_int_eq(verify_sha256("never stored", 12, other), 0);
-	ck_assert_int_eq(store_object_link(s, other, false, dirfd, "none"), -ENOENT);
+	ck_assert_int_eq(store_object_link(s, other, 0644, dirfd, "none"), -ENOENT);
 
-	/* Removing the object removes both of its files (the links stay, they are copies now). */
+	/* Removing the object removes every variant; the links stay, they are copies now. */
 	ck_assert_int_eq(store_object_remove(s, id), 0);
 	ck_assert(!exists(obj));
-	ck_assert(!exists(xobj));
+	ck_assert(!exists(v644));
+	ck_assert(!exists(v755));
+	ck_assert(!exists(v4755));
+	ck_assert_uint_eq(count_dir(sub), 0);
+	snprintf(p, sizeof(p), "%s/d", tmpdir);
+	ck_assert(file_holds(p, prog, len));
+	close(dirfd);
+	store_close(s);
+}
+END_TEST
+
+/* Flip byte off of dirfd/name through the link (it must be writable by us). */
+static void write_through(int dirfd, const char *name, off_t off)
+{
+	uint8_t b;
+	int fd = openat(dirfd, name, O_RDWR | O_CLOEXEC);
+
+	ck_assert_msg(fd >= 0, "%s: %s", name, strerror(errno));
+	ck_assert_int_eq(pread(fd, &b, 1, off), 1);
+	b ^= 0x5a;
+	ck_assert_int_eq(pwrite(fd, &b, 1, off), 1);
+	close(fd);
+}
+
+START_TEST(node_link_remakes_a_variant_cut_short_chmoded_or_written_to)
+{
+	static const char prog[] = "#!/bin/sh\necho remade\n";
+	const size_t len = sizeof(prog) - 1;
+	struct store *s = open_store();
+	uint8_t id[VERIFY_HASH_LEN];
+	char v755[400], p[400];
+	struct stat s1, s2, s3, s4;
+	int dirfd, fd;
+
+	insert_ok(s, prog, len, id);
+	varpath(id, 0755, v755, sizeof(v755));
+	dirfd = open(tmpdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	ck_assert_int_ge(dirfd, 0);
+	ck_assert_int_eq(store_object_link(s, id, 0755, dirfd, "t1"), 0);
+	ck_assert_int_eq(fstatat(dirfd, "t1", &s1, 0), 0);
+
+	/* Cut short (mode restored): made again from the object. */
+	truncate_file(v755, 3);
+	ck_assert_int_eq(chmod(v755, 0755), 0);
+	ck_assert_int_eq(store_object_link(s, id, 0755, dirfd, "t2"), 0);
+	ck_assert_int_eq(fstatat(dirfd, "t2", &s2, 0), 0);
+	ck_assert_uint_ne(s2.st_ino, s1.st_ino);
+	ck_assert_uint_eq(s2.st_mode & 07777, 0755);
+	snprintf(p, sizeof(p), "%s/t2", tmpdir);
+	ck_assert(file_holds(p, prog, len));
+
+	/* chmod()ed: made again with its name's mode. */
+	ck_assert_int_eq(chmod(v755, 0700), 0);
+	ck_assert_int_eq(store_object_link(s, id, 0755, dirfd, "t3"), 0);
+	ck_assert_int_eq(fstatat(dirfd, "t3", &s3, 0), 0);
+	ck_assert_uint_ne(s3.st_ino, s2.st_ino);
+	ck_assert_uint_eq(s3.st_mode & 07777, 0755);
+
+	/* Written through a link, same size: the object is untouched, the next link gets a new
+	 * variant, the written one stays with the links it has. */
+	write_through(dirfd, "t3", 5);
+	ck_assert_int_eq(store_object_open(s, id, &fd), 0);
+	ck_assert(fd_holds(fd, prog, len));
+	close(fd);
+	ck_assert_int_eq(store_object_link(s, id, 0755, dirfd, "t4"), 0);
+	ck_assert_int_eq(fstatat(dirfd, "t4", &s4, 0), 0);
+	ck_assert_uint_ne(s4.st_ino, s3.st_ino);
+	snprintf(p, sizeof(p), "%s/t4", tmpdir);
+	ck_assert(file_holds(p, prog, len));
+	snprintf(p, sizeof(p), "%s/t3", tmpdir);
+	ck_assert(!file_holds(p, prog, len));
+	ck_assert(file_holds(v755, prog, len));
+	ck_assert_uint_eq(count_tmp(), 0);
+	close(dirfd);
+	store_close(s);
+}
+END_TEST
+
+START_TEST(node_link_refuses_a_rotten_object_and_drops_it)
+{
+	static const char body[] = "rots in place";
+	struct store *s = open_store();
+	uint8_t id[VERIFY_HASH_LEN];
+	struct store_objinfo info;
+	char obj[400], v644[400];
+	int dirfd;
+
+	insert_ok(s, body, sizeof(body) - 1, id);
+	objpath(id, obj, sizeof(obj));
+	varpath(id, 0644, v644, sizeof(v644));
+	flip_byte(obj, 2); /* same size: reads do not notice, the variant's hash does */
+	dirfd = open(tmpdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	ck_assert_int_ge(dirfd, 0);
+	ck_assert_int_eq(store_object_link(s, id, 0644, dirfd, "r"), -ENOENT);
+	ck_assert_msg(strstr(stork_error_detail(), "content hashes to"), "%s",
+		      stork_error_detail());
+	ck_assert(!exists(v644));
+	ck_assert_int_eq(faccessat(dirfd, "r", F_OK, AT_SYMLINK_NOFOLLOW), -1);
+	ck_assert_int_eq(store_object_info(s, id, &info), -ENOENT);
+	ck_assert_uint_eq(count_tmp(), 0);
+	/* Fetched again, it links. */
+	insert_ok(s, body, sizeof(body) - 1, id);
+	ck_assert_int_eq(store_object_link(s, id, 0644, dirfd, "r"), 0);
+	ck_assert(file_holds(v644, body, sizeof(body) - 1));
 	close(dirfd);
 	store_close(s);
 }
@@ -651,8 +798,8 @@ START_TEST(node_link_to_another_file_system_is_exdev)
 	dirfd = open(shm, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	ck_assert_int_ge(dirfd, 0);
 	if (a.st_dev != b.st_dev) {
-		ck_assert_int_eq(store_object_link(s, id, false, dirfd, "f"), -EXDEV);
-		ck_assert_int_eq(store_object_link(s, id, true, dirfd, "x"), -EXDEV);
+		ck_assert_int_eq(store_object_link(s, id, 0644, dirfd, "f"), -EXDEV);
+		ck_assert_int_eq(store_object_link(s, id, 0755, dirfd, "x"), -EXDEV);
 		snprintf(p, sizeof(p), "%s/f", shm);
 		ck_assert(!exists(p));
 	}
@@ -838,25 +985,25 @@ START_TEST(node_fsck_finds_and_repairs_each_problem)
 	insert_ok(s, "missing D", 9, d);
 	insert_ok(s, "exec copy rots G", 16, g);
 	dirfd = open(tmpdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	ck_assert_int_eq(store_object_link(s, g, true, dirfd, "g"), 0);
+	ck_assert_int_eq(store_object_link(s, g, 0755, dirfd, "g"), 0);
 	ck_assert_int_eq(unlinkat(dirfd, "g", 0), 0); /* a link would share the flipped byte */
 	close(dirfd);
 
-	objpath(b, false, p, sizeof(p));
+	objpath(b, p, sizeof(p));
 	flip_byte(p, 3);
-	objpath(c, false, p, sizeof(p));
+	objpath(c, p, sizeof(p));
 	truncate_file(p, 5);
-	objpath(d, false, p, sizeof(p));
+	objpath(d, p, sizeof(p));
 	ck_assert_int_eq(unlink(p), 0);
-	objpath(g, true, xp, sizeof(xp));
+	varpath(g, 0755, xp, sizeof(xp));
 	flip_byte(xp, 0);
 	/* Unindexed: a good object (a crash before the index), a bad one, and junk. */
 	ck_assert_int_eq(verify_sha256("unindexed E", 11, e), 0);
-	objpath(e, false, p, sizeof(p));
+	objpath(e, p, sizeof(p));
 	make_parent(p);
 	write_file(p, "unindexed E", 11, 0444);
 	ck_assert_int_eq(verify_sha256("unindexed F", 11, fbad), 0);
-	objpath(fbad, false, p, sizeof(p));
+	objpath(fbad, p, sizeof(p));
 	make_parent(p);
 	write_file(p, "unindexed f", 11, 0444);
 	*strrchr(p, '/') = '\0';
@@ -880,8 +1027,7 @@ START_TEST(node_fsck_finds_and_repairs_each_problem)
 	ck_assert_msg(found(&fi, c, "5 bytes, but indexed with 11"), "%s", fi.text);
 	ck_assert_msg(found(&fi, d, "indexed but missing"), "%s", fi.text);
 	verify_hex(g, VERIFY_HASH_LEN, ghex);
-	ck_assert_msg(strstr(fi.text, ".x: executable copy: content hashes to") &&
-			  strstr(fi.text, ghex),
+	ck_assert_msg(strstr(fi.text, ".755: variant: content hashes to") && strstr(fi.text, ghex),
 		      "%s", fi.text);
 	ck_assert_msg(found(&fi, e, "not in the index (a whole, good object)"), "%s", fi.text);
 	ck_assert_msg(found(&fi, fbad, "not in the index, and content hashes to"), "%s", fi.text);
@@ -908,11 +1054,11 @@ START_TEST(node_fsck_finds_and_repairs_each_problem)
 	ck_assert_int_eq(store_object_info(s, e, &info), 0);
 	ck_assert_uint_eq(info.size, 11);
 	ck_assert_int_eq(store_object_info(s, fbad, &info), -ENOENT);
-	objpath(b, false, p, sizeof(p));
+	objpath(b, p, sizeof(p));
 	ck_assert(!exists(p));
-	objpath(c, false, p, sizeof(p));
+	objpath(c, p, sizeof(p));
 	ck_assert(!exists(p));
-	objpath(fbad, false, p, sizeof(p));
+	objpath(fbad, p, sizeof(p));
 	ck_assert(!exists(p));
 	ck_assert(!exists(xp));
 	ck_assert_uint_eq(count_tmp(), 0);
@@ -929,9 +1075,149 @@ START_TEST(node_fsck_finds_and_repairs_each_problem)
 	ck_assert_int_eq(store_object_open(s, b, &fd), 0);
 	close(fd);
 	dirfd = open(tmpdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	ck_assert_int_eq(store_object_link(s, g, true, dirfd, "g2"), 0);
+	ck_assert_int_eq(store_object_link(s, g, 0755, dirfd, "g2"), 0);
 	close(dirfd);
 	ck_assert(file_holds(xp, "exec copy rots G", 16));
+	store_close(s);
+}
+END_TEST
+
+/* Is "<hex>.<mode>: what" among the findings? */
+static bool found_variant(const struct findings *f, const uint8_t id[VERIFY_HASH_LEN],
+			  unsigned mode, const char *what)
+{
+	char hex[VERIFY_HASH_HEX], needle[200];
+
+	verify_hex(id, VERIFY_HASH_LEN, hex);
+	snprintf(needle, sizeof(needle), "%s.%o: %s", hex, mode, what);
+	return strstr(f->text, needle) != NULL;
+}
+
+START_TEST(node_fsck_removes_a_variant_written_through_a_link)
+{
+	static const char body[] = "config file, 0644";
+	const size_t len = sizeof(body) - 1;
+	struct store_fsck_report rep;
+	struct findings fi = {{0}, 0};
+	struct store *s = open_store();
+	uint8_t id[VERIFY_HASH_LEN];
+	char obj[400], v644[400], p[400];
+	struct stat st;
+	int dirfd, fd;
+
+	insert_ok(s, body, len, id);
+	objpath(id, obj, sizeof(obj));
+	varpath(id, 0644, v644, sizeof(v644));
+	dirfd = open(tmpdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	ck_assert_int_ge(dirfd, 0);
+	ck_assert_int_eq(store_object_link(s, id, 0644, dirfd, "etc.conf"), 0);
+	write_through(dirfd, "etc.conf", 0);
+	/* What the store serves did not change. */
+	ck_assert_int_eq(store_object_open(s, id, &fd), 0);
+	ck_assert(fd_holds(fd, body, len));
+	close(fd);
+
+	ck_assert_int_eq(store_fsck(s, false, note_problem, &fi, &rep), 0);
+	ck_assert_msg(rep.objects == 1 && rep.good == 0 && rep.bad == 1 && rep.repaired == 0 &&
+			  fi.n == 1,
+		      "%s", fi.text);
+	ck_assert_msg(found_variant(&fi, id, 0644, "variant: content hashes to"), "%s", fi.text);
+	ck_assert(exists(v644));
+
+	memset(&fi, 0, sizeof(fi));
+	ck_assert_int_eq(store_fsck(s, true, note_problem, &fi, &rep), 0);
+	ck_assert_msg(rep.bad == 1 && rep.repaired == 1, "%s", fi.text);
+	ck_assert(!exists(v644));
+	ck_assert_int_eq(stat(obj, &st), 0);
+	ck_assert_uint_eq(st.st_mode & 07777, 0444);
+	ck_assert_int_eq(store_object_open(s, id, &fd), 0);
+	ck_assert(fd_holds(fd, body, len));
+	close(fd);
+
+	memset(&fi, 0, sizeof(fi));
+	ck_assert_int_eq(store_fsck(s, false, note_problem, &fi, &rep), 0);
+	ck_assert_msg(rep.objects == 1 && rep.good == 1 && fi.n == 0, "%s", fi.text);
+	/* The next link gets a good variant; the written link keeps its own bytes. */
+	ck_assert_int_eq(store_object_link(s, id, 0644, dirfd, "etc2.conf"), 0);
+	snprintf(p, sizeof(p), "%s/etc2.conf", tmpdir);
+	ck_assert(file_holds(p, body, len));
+	snprintf(p, sizeof(p), "%s/etc.conf", tmpdir);
+	ck_assert(!file_holds(p, body, len));
+	close(dirfd);
+	store_close(s);
+}
+END_TEST
+
+START_TEST(node_fsck_checks_variants_modes_and_orphans)
+{
+	uint8_t a[32], b[32], c[32];
+	struct store_fsck_report rep;
+	struct findings fi = {{0}, 0};
+	struct store_objinfo info;
+	char p[600], ahex[VERIFY_HASH_HEX];
+	struct store *s = open_store();
+	int dirfd;
+
+	insert_ok(s, "A with a chmod()ed variant", 26, a);
+	insert_ok(s, "B rots, with a variant", 22, b);
+	dirfd = open(tmpdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	ck_assert_int_ge(dirfd, 0);
+	ck_assert_int_eq(store_object_link(s, a, 0644, dirfd, "a1"), 0);
+	ck_assert_int_eq(store_object_link(s, a, 0755, dirfd, "a2"), 0);
+	ck_assert_int_eq(store_object_link(s, b, 0644, dirfd, "b1"), 0);
+	close(dirfd);
+	varpath(a, 0755, p, sizeof(p));
+	ck_assert_int_eq(chmod(p, 0700), 0);
+	objpath(b, p, sizeof(p));
+	flip_byte(p, 0);
+	/* A variant of an object that is not indexed, and a name that spells a mode wrongly. */
+	ck_assert_int_eq(verify_sha256("C never indexed", 15, c), 0);
+	varpath(c, 0644, p, sizeof(p));
+	make_parent(p);
+	write_file(p, "C never indexed", 15, 0644);
+	verify_hex(a, VERIFY_HASH_LEN, ahex);
+	snprintf(p, sizeof(p), "%s/objects/%.2s/%s.0644", storedir, ahex, ahex);
+	write_file(p, "A with a chmod()ed variant", 26, 0644);
+
+	ck_assert_int_eq(store_fsck(s, false, note_problem, &fi, &rep), 0);
+	ck_assert_msg(rep.objects == 2 && rep.good == 0 && rep.bad == 2 && rep.unindexed == 2 &&
+			  rep.missing == 0 && rep.repaired == 0 && fi.n == 4,
+		      "objects %llu good %llu bad %llu unindexed %llu\n%s",
+		      (unsigned long long)rep.objects, (unsigned long long)rep.good,
+		      (unsigned long long)rep.bad, (unsigned long long)rep.unindexed, fi.text);
+	ck_assert_msg(found_variant(&fi, a, 0755, "variant: mode 700, but its name says 755"), "%s",
+		      fi.text);
+	ck_assert_msg(found(&fi, b, "content hashes to"), "%s", fi.text);
+	ck_assert_msg(found_variant(&fi, c, 0644, "variant of an object the index does not list"),
+		      "%s", fi.text);
+	ck_assert_msg(strstr(fi.text, ".0644: not an object name"), "%s", fi.text);
+
+	memset(&fi, 0, sizeof(fi));
+	ck_assert_int_eq(store_fsck(s, true, note_problem, &fi, &rep), 0);
+	ck_assert_msg(rep.bad == 2 && rep.unindexed == 2 && rep.repaired == 4, "%s", fi.text);
+	/* A stays with its good variant; B goes with its variant; the orphans go. */
+	ck_assert_int_eq(store_object_info(s, a, &info), 0);
+	objpath(a, p, sizeof(p));
+	ck_assert(file_holds(p, "A with a chmod()ed variant", 26));
+	varpath(a, 0644, p, sizeof(p));
+	ck_assert(exists(p));
+	varpath(a, 0755, p, sizeof(p));
+	ck_assert(!exists(p));
+	snprintf(p, sizeof(p), "%s/objects/%.2s/%s.0644", storedir, ahex, ahex);
+	ck_assert(!exists(p));
+	ck_assert_int_eq(store_object_info(s, b, &info), -ENOENT);
+	objpath(b, p, sizeof(p));
+	ck_assert(!exists(p));
+	varpath(b, 0644, p, sizeof(p));
+	ck_assert(!exists(p));
+	varpath(c, 0644, p, sizeof(p));
+	ck_assert(!exists(p));
+
+	memset(&fi, 0, sizeof(fi));
+	ck_assert_int_eq(store_fsck(s, false, note_problem, &fi, &rep), 0);
+	ck_assert_msg(rep.objects == 1 && rep.good == 1 && rep.bad == 0 && rep.unindexed == 0 &&
+			  fi.n == 0,
+		      "second fsck not clean:\n%s", fi.text);
 	store_close(s);
 }
 END_TEST
@@ -1319,11 +1605,15 @@ TCase *tcase_store_node(void)
 	tcase_add_test(tc, node_open_removes_dead_writers_leftovers_keeps_live_ones);
 	tcase_add_test(tc, node_unindexed_object_file_is_indexed_by_a_later_insert);
 	tcase_add_test(tc, node_missing_or_resized_object_file_drops_the_entry);
-	tcase_add_test(tc, node_link_exec_variant_is_0555_with_same_bytes);
+	tcase_add_test(tc, node_link_gives_each_mode_its_own_variant);
+	tcase_add_test(tc, node_link_remakes_a_variant_cut_short_chmoded_or_written_to);
+	tcase_add_test(tc, node_link_refuses_a_rotten_object_and_drops_it);
 	tcase_add_test(tc, node_link_to_another_file_system_is_exdev);
 	tcase_add_test(tc, node_meta_and_manifests_round_trip);
 	tcase_add_test(tc, node_pins_count_and_refuse_unpin_below_zero);
 	tcase_add_test(tc, node_fsck_finds_and_repairs_each_problem);
+	tcase_add_test(tc, node_fsck_removes_a_variant_written_through_a_link);
+	tcase_add_test(tc, node_fsck_checks_variants_modes_and_orphans);
 	tcase_add_test(tc, node_fsck_drops_a_malformed_record_and_reindexes_the_file);
 	tcase_add_test(tc, node_open_refuses_an_index_that_is_not_storkfs);
 	tcase_add_test(tc, node_open_refuses_a_bad_mapsize_setting);
