@@ -25,10 +25,15 @@ echo "# $TEST_NAME: seed STORK_TEST_SEED=$STORK_TEST_SEED"
 T=$(mktemp -d "${TMPDIR:-/tmp}/stork-$TEST_NAME.XXXXXX")
 _NGINX_DIRS=()
 _PASSED=0
+_DONE=0
 
 _cleanup() {
 	local rc=$? d pid
 	set +e
+	if [ "$rc" -eq 0 ] && [ "$_DONE" != 1 ]; then
+		echo "FAIL: $TEST_NAME: exited before its last check (done_ok)" >&2
+		rc=1
+	fi
 	# background processes this shell started and has not reaped yet (never a pid that may
 	# have been reused)
 	for pid in $(jobs -p); do
@@ -84,6 +89,7 @@ check() {
 
 # done_ok: the last line of every test.
 done_ok() {
+	_DONE=1
 	echo "# $TEST_NAME: all $_PASSED checks passed"
 }
 
@@ -457,4 +463,268 @@ check_objects() {
 			return 1
 		}
 	done < <(find "$r/objects" -type f ! -name '.*')
+}
+
+# ---------------------------------------------------------------------------------------------
+# The node side: stork extract, node stores, broken and hostile mirrors.
+
+# stop_nginx [DIR]: stop the nginx of DIR ($NGINX_DIR by default) and wait until it is gone,
+# so that its port refuses connections.
+stop_nginx() {
+	local dir=${1:-$NGINX_DIR} pid
+	[ -s "$dir/nginx.pid" ] || return 0
+	pid=$(cat "$dir/nginx.pid")
+	kill -TERM "$pid" 2>/dev/null || true
+	for _ in $(seq 100); do
+		kill -0 "$pid" 2>/dev/null || return 0
+		sleep 0.1
+	done
+	kill -9 "$pid" 2>/dev/null || true
+}
+
+# start_nginx_tls ROOT CERT KEY: like start_nginx, over TLS (HTTP/2 offered) with CERT and KEY.
+# Sets NGINX_PORT, NGINX_URL (https://127.0.0.1:PORT) and NGINX_DIR.
+start_nginx_tls() {
+	local root dir port
+	root=$(cd "$1" && pwd)
+	need nginx
+	dir="$T/nginx.${#_NGINX_DIRS[@]}"
+	mkdir -p "$dir/tmp"
+	for _ in $(seq 20); do
+		rand 40000
+		port=$((20000 + R))
+		cat >"$dir/nginx.conf" <<-EOF
+			daemon on;
+			user root;
+			worker_processes 1;
+			pid $dir/nginx.pid;
+			error_log $dir/error.log;
+			events {
+				worker_connections 256;
+			}
+			http {
+				types {
+					application/json json;
+				}
+				default_type application/octet-stream;
+				access_log $dir/access.log;
+				client_body_temp_path $dir/tmp/body;
+				proxy_temp_path $dir/tmp/proxy;
+				fastcgi_temp_path $dir/tmp/fastcgi;
+				uwsgi_temp_path $dir/tmp/uwsgi;
+				scgi_temp_path $dir/tmp/scgi;
+				sendfile on;
+				server {
+					listen 127.0.0.1:$port ssl http2;
+					server_name localhost;
+					ssl_certificate $2;
+					ssl_certificate_key $3;
+					root $root;
+					autoindex off;
+					location / {
+					}
+				}
+			}
+		EOF
+		if nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" 2>"$dir/start.err"; then
+			_NGINX_DIRS+=("$dir")
+			NGINX_PORT=$port
+			NGINX_URL="https://127.0.0.1:$port"
+			NGINX_DIR=$dir
+			for _ in $(seq 50); do
+				[ -s "$dir/nginx.pid" ] && break
+				sleep 0.1
+			done
+			[ -s "$dir/nginx.pid" ] || fail "nginx wrote no pid file ($dir)"
+			: >>"$dir/access.log"
+			echo "# nginx serves $root at $NGINX_URL"
+			return 0
+		fi
+		if ! grep -q 'Address already in use' "$dir/start.err" "$dir/error.log" 2>/dev/null; then
+			cat "$dir/start.err" >&2
+			fail "nginx (TLS) did not start"
+		fi
+	done
+	fail "nginx found no free port in 20 tries"
+}
+
+# free_port: sets FREE_PORT to a loopback TCP port that nothing listens on (bound and closed
+# at once): a mirror there refuses connections.
+free_port() {
+	FREE_PORT=$(python3 -c 'import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])')
+}
+
+# start_faultserver ROOT [OPTIONS...]: tests/integration/faultserver.py serving ROOT on a free
+# loopback port, its rules re-read from $FAULT_DIR/faults.json (none at first; fault_set
+# replaces them). Sets FAULT_URL, FAULT_PORT, FAULT_PID and FAULT_DIR (faults.json,
+# access.log with lines "METHOD PATH STATUS BYTES FAULT", stderr).
+start_faultserver() {
+	local root=$1 dir
+	shift
+	need python3
+	dir=$(mktemp -d "$T/fault.XXXXXX")
+	echo '[]' >"$dir/faults.json"
+	: >"$dir/access.log"
+	python3 "$STORK_TESTS/integration/faultserver.py" --port-file "$dir/port" \
+		--access-log "$dir/access.log" --faults "$dir/faults.json" \
+		--lifetime "${FAULT_LIFETIME:-2400}" "$@" "$root" 2>"$dir/stderr" &
+	FAULT_PID=$!
+	for _ in $(seq 100); do
+		[ -s "$dir/port" ] && break
+		kill -0 "$FAULT_PID" 2>/dev/null || {
+			cat "$dir/stderr" >&2
+			fail "faultserver did not start"
+		}
+		sleep 0.1
+	done
+	[ -s "$dir/port" ] || fail "faultserver wrote no port file"
+	FAULT_PORT=$(cat "$dir/port")
+	FAULT_URL=http://127.0.0.1:$FAULT_PORT
+	FAULT_DIR=$dir
+	echo "# faultserver serves $root at $FAULT_URL"
+}
+
+# fault_set JSON [DIR]: replace the fault server's rules (see faultserver.py --help), e.g.
+#   fault_set '[{"match": "^/objects/", "fault": "truncate"}]'
+fault_set() {
+	local dir=${2:-$FAULT_DIR}
+	printf '%s\n' "$1" >"$dir/faults.json.new"
+	mv "$dir/faults.json.new" "$dir/faults.json"
+}
+
+# stop_faultserver [PID]: stop the fault server ($FAULT_PID by default) and reap it quietly.
+stop_faultserver() {
+	local pid=${1:-$FAULT_PID}
+	kill -TERM "$pid" 2>/dev/null || true
+	{ wait "$pid"; } 2>/dev/null || true
+}
+
+# fault_requests PATTERN [DIR]: how many lines of the fault server's access log match the regex.
+fault_requests() {
+	grep -c -E -- "$1" "${2:-$FAULT_DIR}/access.log" || true
+}
+
+# object_path HEX: a repository's path of the object HEX ("objects/ab/HEX").
+object_path() {
+	printf 'objects/%s/%s\n' "${1:0:2}" "$1"
+}
+
+# manifest_hashes NAME VERSION: "HASH SIZE PATH" for every regular file of the manifest, in
+# manifest order.
+manifest_hashes() {
+	python3 -c 'import json, sys
+for e in json.load(open(sys.argv[1]))["files"]:
+    if e["type"] == "file":
+        print(e["sha256"], e["size"], e["path"])' "$(manifest_file "$1" "$2")"
+}
+
+# EXTRACT_TIMEOUT: the outer bound on one stork extract, so that a hang fails the test.
+EXTRACT_TIMEOUT=${EXTRACT_TIMEOUT:-300}
+
+# extract ARGS...: run stork extract --root $ROOT ARGS... (with the outer timeout); sets RC,
+# OUT, ERR as run does, and X_FILES X_FETCHED X_LINKED X_COPIED from its summary line.
+extract() {
+	run timeout -k 10 "$EXTRACT_TIMEOUT" "$STORK" extract --root "$ROOT" "$@"
+	X_FILES= X_FETCHED= X_LINKED= X_COPIED=
+	local re='^extracted .*: ([0-9]+) files \(([0-9]+) fetched, ([0-9]+) linked, ([0-9]+) copied\)'
+	local line
+	line=$(grep '^extracted ' "$T/out" | tail -n 1 || true)
+	if [[ $line =~ $re ]]; then
+		X_FILES=${BASH_REMATCH[1]} X_FETCHED=${BASH_REMATCH[2]}
+		X_LINKED=${BASH_REMATCH[3]} X_COPIED=${BASH_REMATCH[4]}
+	fi
+}
+
+# extract_ok DESC ARGS...: stork extract must succeed and print its summary.
+extract_ok() {
+	local desc=$1
+	shift
+	extract "$@"
+	if [ "$RC" -ne 0 ] || [ -z "$X_FILES" ]; then
+		_show_run
+		[ "$RC" -ne 124 ] || fail "$desc: stork extract did not finish within $EXTRACT_TIMEOUT s"
+		fail "$desc: stork extract exited $RC (command: stork extract $*)"
+	fi
+	pass "$desc"
+}
+
+# fsck_clean DESC STORE: stork fsck STORE exits 0, says "STORE: clean" and reports nothing.
+fsck_clean() {
+	run "$STORK" fsck "$2"
+	if [ "$RC" -ne 0 ] || ! grep -qxF -- "$2: clean" "$T/out" || [ -s "$T/err" ]; then
+		_show_run
+		fail "$1: stork fsck $2 is not clean"
+	fi
+	pass "$1"
+}
+
+# store_hashes_ok STORE: independently of fsck, every file in STORE/objects is named by the
+# SHA-256 of its content (objects/ab/HEX, or a mode variant HEX.MODE) and tmp/ holds no file.
+store_hashes_ok() {
+	local s=$1
+	(cd "$s" && find objects -type f -print0 | xargs -0 -r sha256sum) >"$T/store.sums"
+	if awk '{ n = split($2, p, "/"); sub(/\..*$/, "", p[n]); if (p[n] != $1) { print; bad = 1 } }
+		END { exit bad }' "$T/store.sums" >"$T/store.bad"; then
+		:
+	else
+		echo "store objects whose content does not hash to their name: $(head -5 "$T/store.bad")" >&2
+		return 1
+	fi
+	if [ -d "$s/tmp" ] && [ -n "$(find "$s/tmp" -mindepth 1 -print -quit)" ]; then
+		echo "leftovers in $s/tmp: $(ls -A "$s/tmp")" >&2
+		return 1
+	fi
+}
+
+# linked_to_store DEST STORE: every regular file below DEST is a hard link (same inode) of a
+# file in STORE/objects.
+linked_to_store() {
+	local dest=$1 s=$2
+	find "$s/objects" -type f -printf '%i\n' | sort -u >"$T/store.inodes"
+	find "$dest" -type f -printf '%i %n %P\n' | sort >"$T/dest.inodes"
+	[ -s "$T/dest.inodes" ] || {
+		echo "$dest holds no regular file" >&2
+		return 1
+	}
+	if awk '$2 < 2' "$T/dest.inodes" | grep -q .; then
+		echo "not hard links (link count 1): $(awk '$2 < 2 { print $3 }' "$T/dest.inodes" | head -5)" >&2
+		return 1
+	fi
+	if cut -d' ' -f1 "$T/dest.inodes" | sort -u | comm -23 - "$T/store.inodes" | grep -q .; then
+		echo "files of $dest that are not store objects: $(cut -d' ' -f1 "$T/dest.inodes" | sort -u | comm -23 - "$T/store.inodes" | head -5)" >&2
+		return 1
+	fi
+}
+
+# synth_tree DIR [TAG]: a small package source with every kind of entry: empty, small,
+# pseudo-random (300 kB, incompressible, the same in every tree) and compressible files, an executable, a setuid file, modes 600/640,
+# directories 700 and 1777, an empty directory, UTF-8 names with spaces, relative, absolute
+# and dangling symlinks, and two files with the same content. TAG (default "1") goes into
+# the content of two files, so trees with different tags share every other object.
+synth_tree() {
+	local s=$1 tag=${2:-1}
+	mkdir -p "$s/usr/bin" "$s/usr/share/doc/pkg" "$s/etc/private" "$s/empty dir" \
+		"$s/var/lib/ünï cödé"
+	: >"$s/usr/share/doc/pkg/empty"
+	echo small >"$s/usr/share/doc/pkg/small.txt"
+	python3 -c 'import random, sys; sys.stdout.buffer.write(random.Random(3).randbytes(300000))' \
+		>"$s/usr/share/doc/pkg/random.bin"
+	head -c 500000 < <(yes storkfs) >"$s/usr/share/doc/pkg/compressible.txt"
+	printf '#!/bin/sh\necho tool %s\n' "$tag" >"$s/usr/bin/tool"
+	chmod 755 "$s/usr/bin/tool"
+	printf '#!/bin/sh\necho setuid\n' >"$s/usr/bin/tool-setuid"
+	chmod 4755 "$s/usr/bin/tool-setuid"
+	printf 'secret %s\n' "$tag" >"$s/etc/private/key"
+	chmod 600 "$s/etc/private/key"
+	chmod 700 "$s/etc/private"
+	echo same >"$s/var/lib/ünï cödé/file with spaces"
+	echo small >"$s/var/lib/dup.txt"
+	chmod 640 "$s/var/lib/dup.txt"
+	ln -s tool "$s/usr/bin/rel-link"
+	ln -s /etc/passwd "$s/usr/bin/abs-link"
+	ln -s nowhere "$s/usr/bin/dangling"
+	chmod 1777 "$s/var/lib"
 }

@@ -8,13 +8,13 @@ need dpkg-deb python3
 fetch_debs
 KILLS=${STORK_CRASH_KILLS:-20}
 
-# a big package: perl-base, 7.6 MB in 739 entries, many small files, so kills land between many
-# object commits (the biggest, coreutils, makes the test slow under ASan for no more coverage)
+# a big package: coreutils, 18 MB in 454 entries (many object commits and real compression
+# work between them)
 big=
 for deb in "${DEBS[@]}"; do
-	[ "$(deb_field "$deb" Package)" != perl-base ] || big=$deb
+	[ "$(deb_field "$deb" Package)" != coreutils ] || big=$deb
 done
-[ -n "$big" ] || fail "no perl-base .deb"
+[ -n "$big" ] || fail "no coreutils .deb"
 bigname=$(deb_field "$big" Package)
 deb_extract "$big" "$T/ref"
 echo "# crashing publishes of $bigname ($(stat -c %s "$big") bytes, $(find "$T/ref" -type f | wc -l) files)"

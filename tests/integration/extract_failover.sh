@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Mirror failover. Three mirrors: the first refuses connections, the second (the fault server)
+# serves a corrupted object and a truncated object, the third (nginx) is good. The extract
+# succeeds from the third; the log names the refusing mirror, the second mirror and the bad
+# object it met; nothing corrupt reaches the store (fsck, and every stored object re-hashed).
+#
+# A mirror that fails is skipped for the rest of the run, so one run meets only the first of
+# the second mirror's bad objects: two packages hold the same two files in opposite order, so
+# that one run meets the corrupted object first and the other the truncated one. Then every
+# other kind of broken answer (reset, empty reply, HTTP 404/500/503, extra bytes) fails over
+# too.
+. "$(dirname "$0")/lib.sh"
+
+need python3 nginx
+make_repo
+rnd() { python3 -c 'import random, sys; sys.stdout.buffer.write(random.Random(int(sys.argv[1])).randbytes(int(sys.argv[2])))' "$@"; }
+mkdir -p "$T/fwd/d" "$T/rev/d"
+rnd 1 200000 >"$T/fwd/d/a"
+rnd 2 200000 >"$T/fwd/d/b"
+rnd 3 5000 >"$T/fwd/d/c"
+cp "$T/fwd/d/a" "$T/rev/d/b"
+cp "$T/fwd/d/b" "$T/rev/d/a"
+cp "$T/fwd/d/c" "$T/rev/d/c"
+publish fwd 1.0 "$T/fwd"
+publish rev 1.0 "$T/rev"
+read -r o_corrupt _ _ < <(manifest_hashes fwd 1.0 | grep ' d/a$')
+read -r o_trunc _ _ < <(manifest_hashes fwd 1.0 | grep ' d/b$')
+p_corrupt=$(object_path "$o_corrupt")
+p_trunc=$(object_path "$o_trunc")
+
+start_nginx "$REPO"
+start_faultserver "$REPO"
+free_port
+refusing=http://127.0.0.1:$FREE_PORT
+fault_set "[{\"match\": \"$o_corrupt\", \"fault\": \"corrupt\"},
+	{\"match\": \"$o_trunc\", \"fault\": \"truncate\"}]"
+echo "# mirrors: $refusing (refuses), $FAULT_URL (corrupts $p_corrupt, truncates $p_trunc), $NGINX_URL (good)"
+
+# three_mirrors PKG BAD_PATH WHAT OTHER_PATH: extract PKG from the three mirrors into a fresh
+# store; the second mirror must spoil BAD_PATH (the log saying WHAT) and never see OTHER_PATH.
+three_mirrors() {
+	local pkg=$1 bad=$2 what=$3 other=$4 nobj
+	: >"$FAULT_DIR/access.log"
+	extract_ok "$pkg 1.0 extracts from [refusing, lying, good] mirrors" --store "$T/store-$pkg" \
+		"$refusing" "$FAULT_URL" "$NGINX_URL" "$pkg" 1.0 "$T/dest-$pkg"
+	check "$pkg 1.0 is identical to its source" compare_tree "$T/$pkg" "$T/dest-$pkg"
+	grep -F "$refusing" "$T/err" | grep -q 'refused' || {
+		_show_run
+		fail "$pkg: the log does not say that $refusing refused the connection"
+	}
+	pass "$pkg: the log names the first mirror and that it refused"
+	grep -F "$FAULT_URL" "$T/err" | grep -F "$bad" | grep -q "$what" || {
+		_show_run
+		fail "$pkg: no log line names the second mirror, $bad and '$what'"
+	}
+	pass "$pkg: the log names the second mirror and the $what object $bad"
+	nobj=$(fault_requests '^GET /objects/')
+	[ "$nobj" -eq 1 ] && [ "$(fault_requests "^GET /$bad ")" -eq 1 ] ||
+		fail "$pkg: the lying mirror got $nobj object requests: $(grep objects "$FAULT_DIR/access.log")"
+	[ "$(fault_requests "^GET /$other ")" -eq 0 ] || fail "$pkg: the lying mirror was asked for $other after it lied"
+	pass "$pkg: after its first bad object the second mirror was skipped for the rest of the run"
+	fsck_clean "$pkg: stork fsck finds the store clean" "$T/store-$pkg"
+	check "$pkg: every stored object holds the content its name hashes" store_hashes_ok "$T/store-$pkg"
+}
+three_mirrors fwd "$p_corrupt" "hash mismatch" "$p_trunc"
+three_mirrors rev "$p_trunc" "truncated" "$p_corrupt"
+[ "$(nginx_requests "GET /$p_corrupt ")" -eq 2 ] && [ "$(nginx_requests "GET /$p_trunc ")" -eq 2 ] ||
+	fail "the good mirror did not serve both bad objects in both runs"
+pass "the good mirror served both objects the second mirror spoiled"
+
+# --- every other kind of broken answer, one at a time: [broken, good]
+i=0
+for rule in '"fault": "reset"' '"fault": "refuse"' '"fault": "status", "status": 404' \
+	'"fault": "status", "status": 500' '"fault": "status", "status": 503' \
+	'"fault": "extra", "bytes": 100000' '"fault": "corrupt", "offset": 0' \
+	'"fault": "truncate", "bytes": 0'; do
+	i=$((i + 1))
+	fault_set "[{\"match\": \"^/$p_corrupt\$\", $rule}]"
+	extract_ok "[$rule, good]: fwd extracts" --store "$T/store-k$i" "$FAULT_URL" "$NGINX_URL" \
+		fwd 1.0 "$T/dest-k$i"
+	compare_tree "$T/fwd" "$T/dest-k$i" || fail "[$rule, good]: not identical"
+	grep -F "$FAULT_URL" "$T/err" | grep -qF "$p_corrupt" || {
+		_show_run
+		fail "[$rule, good]: the log does not name the mirror and the object"
+	}
+	run "$STORK" fsck "$T/store-k$i"
+	[ "$RC" -eq 0 ] || fail "[$rule, good]: fsck is not clean: $ERR"
+	pass "[$rule, good]: identical, the mirror and object named, store clean"
+done
+stop_faultserver
+done_ok
