@@ -30,7 +30,7 @@ static int copy_fd(int in, int out, uint64_t size)
 		if (n > 0)
 			continue;
 		if (n == 0)
-			return -EIO;	/* the object is shorter than its size: store damage */
+			return -EIO; /* the object is shorter than its size: store damage */
 		if (errno == EINTR)
 			continue;
 		if (errno != EXDEV && errno != ENOSYS && errno != EOPNOTSUPP && errno != EINVAL)
@@ -208,7 +208,8 @@ static int extract_entries(struct fs_repo *r, struct store *s, const struct veri
 
 		if (e->type != VERIFY_DIR)
 			continue;
-		if (fchmodat(dirfd, e->path, e->mode, 0) < 0 || utimensat(dirfd, e->path, ts, 0) < 0)
+		if (fchmodat(dirfd, e->path, e->mode, 0) < 0 ||
+		    utimensat(dirfd, e->path, ts, 0) < 0)
 			ret = -errno;
 	}
 	return ret;
@@ -274,7 +275,7 @@ int fs_extract(struct fs_repo *r, const struct verify_manifest *m, const char *d
 		ret = -errno;
 		goto out;
 	}
-	rmdir(destdir);	/* an empty destination may exist */
+	rmdir(destdir); /* an empty destination may exist */
 	if (rename(tmpl, destdir) < 0) {
 		ret = -errno;
 		stork_errorf("%s: %s", destdir, storkfs_strerror(ret));

@@ -12,17 +12,17 @@
 #include "fs/fs.h"
 
 struct fs_repo {
-	struct store *store;		/* borrowed */
+	struct store *store; /* borrowed */
 	struct fetch *fetch;
-	struct verify_source src;	/* over fetch's mirrors */
+	struct verify_source src; /* over fetch's mirrors */
 	struct verify_client *client;
 	struct verify_cache cache;
-	char id[VERIFY_HASH_HEX];	/* hex SHA-256 of the pinned root */
-	char *first_mirror;		/* for the store's refresh note */
+	char id[VERIFY_HASH_HEX]; /* hex SHA-256 of the pinned root */
+	char *first_mirror;	  /* for the store's refresh note */
 	struct fs_repo_opts opts;
 	uint8_t *root;
 	size_t rootlen;
-	pthread_mutex_t lock;		/* protects client: refresh replaces what readers use */
+	pthread_mutex_t lock; /* protects client: refresh replaces what readers use */
 };
 
 static int cache_load(void *ctx, const char *name, uint8_t **ret_buf, size_t *ret_len)
@@ -62,9 +62,8 @@ static int client_make(struct fs_repo *r, struct verify_client **ret_c)
 	return 0;
 }
 
-int fs_repo_open(struct store *s, const uint8_t *root, size_t rootlen,
-		 const char *const *mirrors, size_t nmirrors, const struct fs_repo_opts *o,
-		 struct fs_repo **ret_r)
+int fs_repo_open(struct store *s, const uint8_t *root, size_t rootlen, const char *const *mirrors,
+		 size_t nmirrors, const struct fs_repo_opts *o, struct fs_repo **ret_r)
 {
 	struct fs_repo *r;
 	uint8_t digest[VERIFY_HASH_LEN];
@@ -264,12 +263,12 @@ static int sink_commit(void *ctx)
 	struct insert_sink *s = ctx;
 	int ret = store_insert_commit(s->ins);
 
-	s->ins = NULL;	/* commit frees it either way */
+	s->ins = NULL; /* commit frees it either way */
 	return ret;
 }
 
-int fs_repo_object(struct fs_repo *r, const struct verify_entry *e, const char *what,
-		   int *ret_fd, bool *ret_fetched)
+int fs_repo_object(struct fs_repo *r, const struct verify_entry *e, const char *what, int *ret_fd,
+		   bool *ret_fetched)
 {
 	struct insert_sink is = {NULL};
 	struct fetch_sink sink = {sink_write, sink_reset, sink_commit, &is};

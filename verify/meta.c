@@ -481,7 +481,8 @@ static int parse_targets(const char *file, struct meta *m)
 		if (r < 0)
 			return r;
 	}
-	qsort(m->targets, m->ntargets, sizeof(*m->targets), cmp_target);
+	if (m->ntargets > 1)
+		qsort(m->targets, m->ntargets, sizeof(*m->targets), cmp_target);
 	v = json_object_get(s, "delegations");
 	if (v)
 		return parse_delegations(file, m, v);
@@ -536,7 +537,8 @@ static int parse_meta_files(const char *file, struct meta *m)
 			mf->has_hash = true;
 		}
 	}
-	qsort(m->files, m->nfiles, sizeof(*m->files), cmp_file);
+	if (m->nfiles > 1)
+		qsort(m->files, m->nfiles, sizeof(*m->files), cmp_file);
 	if (m->type == META_TIMESTAMP && !meta_find_file(m, "snapshot.json"))
 		return bad(file, "signed.meta.snapshot.json", "missing");
 	if (m->type == META_SNAPSHOT && !meta_find_file(m, "targets.json"))

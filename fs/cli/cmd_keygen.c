@@ -7,11 +7,11 @@
 #include "verify/verify.h"
 
 static const char help[] =
-	"usage: stork keygen KEYFILE\n"
-	"\n"
-	"Make a new ed25519 signing key. Writes the private key to KEYFILE (PEM, mode 0600) and\n"
-	"the public key to KEYFILE.pub, and prints the key id. Keep KEYFILE off the served tree;\n"
-	"give KEYFILE.pub to the repository owner for 'stork repo delegate'. Never overwrites.\n";
+    "usage: stork keygen KEYFILE\n"
+    "\n"
+    "Make a new ed25519 signing key. Writes the private key to KEYFILE (PEM, mode 0600) and\n"
+    "the public key to KEYFILE.pub, and prints the key id. Keep KEYFILE off the served tree;\n"
+    "give KEYFILE.pub to the repository owner for 'stork repo delegate'. Never overwrites.\n";
 
 int cmd_keygen(int argc, char **argv)
 {

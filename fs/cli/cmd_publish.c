@@ -12,29 +12,26 @@
 #include "verify/verify.h"
 
 static const char help[] =
-	"usage: stork publish REPODIR --keys KEYDIR --key KEYFILE [--max-size BYTES] [--quiet]\n"
-	"                     NAME VERSION SOURCE\n"
-	"\n"
-	"Publish SOURCE as version VERSION of package NAME, signed with the publisher key\n"
-	"KEYFILE (which 'stork repo delegate' must have allowed for NAME). SOURCE is a directory,\n"
-	"a .tar (plain, .gz, .xz, .bz2, .zst), a Debian .deb (its data archive; its Depends and\n"
-	"Pre-Depends are recorded) or an .rpm (its payload; its Requires are recorded).\n"
-	"KEYDIR holds the repository's online keys (snapshot, timestamp).\n"
-	"\n"
-	"NAME: letters, digits and + . _ - (first a letter or digit), at most 128 bytes.\n"
-	"VERSION: the same plus ~ and :, and not \"latest\".\n"
-	"--max-size BYTES  refuse sources that unpack to more (default 64G; suffixes K M G T)\n"
-	"--quiet           print nothing on success\n";
+    "usage: stork publish REPODIR --keys KEYDIR --key KEYFILE [--max-size BYTES] [--quiet]\n"
+    "                     NAME VERSION SOURCE\n"
+    "\n"
+    "Publish SOURCE as version VERSION of package NAME, signed with the publisher key\n"
+    "KEYFILE (which 'stork repo delegate' must have allowed for NAME). SOURCE is a directory,\n"
+    "a .tar (plain, .gz, .xz, .bz2, .zst), a Debian .deb (its data archive; its Depends and\n"
+    "Pre-Depends are recorded) or an .rpm (its payload; its Requires are recorded).\n"
+    "KEYDIR holds the repository's online keys (snapshot, timestamp).\n"
+    "\n"
+    "NAME: letters, digits and + . _ - (first a letter or digit), at most 128 bytes.\n"
+    "VERSION: the same plus ~ and :, and not \"latest\".\n"
+    "--max-size BYTES  refuse sources that unpack to more (default 64G; suffixes K M G T)\n"
+    "--quiet           print nothing on success\n";
 
 int cmd_publish(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"help", no_argument, NULL, 'h'},
-		{"keys", required_argument, NULL, 'k'},
-		{"key", required_argument, NULL, 'K'},
-		{"max-size", required_argument, NULL, 'm'},
-		{"quiet", no_argument, NULL, 'q'},
-		{0},
+	    {"help", no_argument, NULL, 'h'},	   {"keys", required_argument, NULL, 'k'},
+	    {"key", required_argument, NULL, 'K'}, {"max-size", required_argument, NULL, 'm'},
+	    {"quiet", no_argument, NULL, 'q'},	   {0},
 	};
 	const char *keydir = NULL, *keyfile = NULL, *repodir, *name, *version, *source;
 	struct store_import_opts io = {.repofd = -1};
@@ -61,8 +58,9 @@ int cmd_publish(int argc, char **argv)
 			break;
 		case 'm':
 			if (cli_parse_size(optarg, &io.max_size) < 0 || !io.max_size)
-				return cli_usage_error("publish", "--max-size %s: expected a size "
-								  "such as 500M or 2G",
+				return cli_usage_error("publish",
+						       "--max-size %s: expected a size "
+						       "such as 500M or 2G",
 						       optarg);
 			break;
 		case 'q':

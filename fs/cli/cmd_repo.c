@@ -9,22 +9,22 @@
 #include "verify/verify.h"
 
 static const char help[] =
-	"usage: stork repo init REPODIR --keys KEYDIR [--expires ROLE=DURATION]...\n"
-	"       stork repo delegate REPODIR --keys KEYDIR [--name ROLE] PUBKEYFILE PATTERN...\n"
-	"       stork repo refresh REPODIR --keys KEYDIR [--expires ROLE=DURATION]...\n"
-	"\n"
-	"init      creates the keys of the four top-level roles in KEYDIR (mode 0700; it must be\n"
-	"          outside REPODIR) and the signed metadata in REPODIR, and prints the path of\n"
-	"          the root file that clients pin (metadata/1.root.json).\n"
-	"delegate  lets the publisher key PUBKEYFILE sign packages whose names match PATTERN\n"
-	"          (shell wildcards: 'hello', 'lib*', 'python3.1?'). The role is named ROLE, by\n"
-	"          default PUBKEYFILE's base name without .pub/.key. Needs KEYDIR's targets key.\n"
-	"refresh   re-signs snapshot and timestamp with fresh expiry; run it from a timer well\n"
-	"          within the timestamp's lifetime (default 1 day). Cleans up temporary files\n"
-	"          older than an hour left by killed writers.\n"
-	"\n"
-	"--expires ROLE=DURATION  expiry of root, targets (and delegated roles), snapshot or\n"
-	"          timestamp, e.g. timestamp=6h, snapshot=7d (units s, m, h, d).\n";
+    "usage: stork repo init REPODIR --keys KEYDIR [--expires ROLE=DURATION]...\n"
+    "       stork repo delegate REPODIR --keys KEYDIR [--name ROLE] PUBKEYFILE PATTERN...\n"
+    "       stork repo refresh REPODIR --keys KEYDIR [--expires ROLE=DURATION]...\n"
+    "\n"
+    "init      creates the keys of the four top-level roles in KEYDIR (mode 0700; it must be\n"
+    "          outside REPODIR) and the signed metadata in REPODIR, and prints the path of\n"
+    "          the root file that clients pin (metadata/1.root.json).\n"
+    "delegate  lets the publisher key PUBKEYFILE sign packages whose names match PATTERN\n"
+    "          (shell wildcards: 'hello', 'lib*', 'python3.1?'). The role is named ROLE, by\n"
+    "          default PUBKEYFILE's base name without .pub/.key. Needs KEYDIR's targets key.\n"
+    "refresh   re-signs snapshot and timestamp with fresh expiry; run it from a timer well\n"
+    "          within the timestamp's lifetime (default 1 day). Cleans up temporary files\n"
+    "          older than an hour left by killed writers.\n"
+    "\n"
+    "--expires ROLE=DURATION  expiry of root, targets (and delegated roles), snapshot or\n"
+    "          timestamp, e.g. timestamp=6h, snapshot=7d (units s, m, h, d).\n";
 
 static int parse_expires(const char *arg, struct verify_repo_opts *o)
 {
@@ -67,15 +67,16 @@ static char *default_role(const char *pubkey)
 	return role;
 }
 
-static int do_delegate(const char *repodir, const char *keydir, const char *role_opt,
-		       char **args, int nargs, const struct verify_repo_opts *o)
+static int do_delegate(const char *repodir, const char *keydir, const char *role_opt, char **args,
+		       int nargs, const struct verify_repo_opts *o)
 {
 	struct verify_key *pub = NULL;
 	char *role = NULL;
 	int r, ret;
 
 	if (nargs < 2)
-		return cli_usage_error("repo", "delegate needs PUBKEYFILE and at least one PATTERN");
+		return cli_usage_error("repo",
+				       "delegate needs PUBKEYFILE and at least one PATTERN");
 	role = role_opt ? strdup(role_opt) : default_role(args[0]);
 	if (!role) {
 		ret = CLI_SYSTEM;
@@ -123,11 +124,11 @@ out:
 int cmd_repo(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"help", no_argument, NULL, 'h'},
-		{"keys", required_argument, NULL, 'k'},
-		{"name", required_argument, NULL, 'n'},
-		{"expires", required_argument, NULL, 'e'},
-		{0},
+	    {"help", no_argument, NULL, 'h'},
+	    {"keys", required_argument, NULL, 'k'},
+	    {"name", required_argument, NULL, 'n'},
+	    {"expires", required_argument, NULL, 'e'},
+	    {0},
 	};
 	struct verify_repo_opts o = {0};
 	const char *keydir = NULL, *role = NULL, *sub, *repodir;
@@ -148,10 +149,11 @@ int cmd_repo(int argc, char **argv)
 			break;
 		case 'e':
 			if (parse_expires(optarg, &o) < 0)
-				return cli_usage_error("repo",
-						       "--expires %s: expected ROLE=DURATION with ROLE "
-						       "one of root, targets, snapshot, timestamp",
-						       optarg);
+				return cli_usage_error(
+				    "repo",
+				    "--expires %s: expected ROLE=DURATION with ROLE "
+				    "one of root, targets, snapshot, timestamp",
+				    optarg);
 			break;
 		default:
 			return cli_usage_error("repo", "unknown option");

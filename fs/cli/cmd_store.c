@@ -14,37 +14,37 @@
 #include "verify/verify.h"
 
 static const char extract_help[] =
-	"usage: stork extract --root ROOTFILE --store STOREDIR [OPTIONS] URL... NAME VERSION "
-	"DESTDIR\n"
-	"\n"
-	"Materialise version VERSION of package NAME as the new directory DESTDIR. Metadata is\n"
-	"verified from the pinned root ROOTFILE; each file's object comes from the node store\n"
-	"STOREDIR or, once, from the mirrors URL... (tried in order: directories, file://,\n"
-	"http://, https://), verified before it is stored. On the store's file system the files\n"
-	"are hard links into the store (read-only: never write through them); elsewhere copies.\n"
-	"When no mirror answers, the metadata verified earlier is used (offline).\n"
-	"\n"
-	"  --cacert FILE            PEM CA bundle for https (e.g. a self-signed test CA)\n"
-	"  --connect-timeout SECS   per connection attempt (default 10)\n"
-	"  --low-speed-limit BYTES  abort a transfer slower than this... (default 1024 B/s)\n"
-	"  --low-speed-time SECS    ...for this long (default 10)\n"
-	"  --timeout SECS           cap on one whole transfer (default none)\n"
-	"  --at UNIXTIME            check metadata expiry as of that time\n";
+    "usage: stork extract --root ROOTFILE --store STOREDIR [OPTIONS] URL... NAME VERSION "
+    "DESTDIR\n"
+    "\n"
+    "Materialise version VERSION of package NAME as the new directory DESTDIR. Metadata is\n"
+    "verified from the pinned root ROOTFILE; each file's object comes from the node store\n"
+    "STOREDIR or, once, from the mirrors URL... (tried in order: directories, file://,\n"
+    "http://, https://), verified before it is stored. On the store's file system the files\n"
+    "are hard links into the store (read-only: never write through them); elsewhere copies.\n"
+    "When no mirror answers, the metadata verified earlier is used (offline).\n"
+    "\n"
+    "  --cacert FILE            PEM CA bundle for https (e.g. a self-signed test CA)\n"
+    "  --connect-timeout SECS   per connection attempt (default 10)\n"
+    "  --low-speed-limit BYTES  abort a transfer slower than this... (default 1024 B/s)\n"
+    "  --low-speed-time SECS    ...for this long (default 10)\n"
+    "  --timeout SECS           cap on one whole transfer (default none)\n"
+    "  --at UNIXTIME            check metadata expiry as of that time\n";
 
 static const char fsck_help[] =
-	"usage: stork fsck [--repair] STOREDIR\n"
-	"\n"
-	"Re-hash every object of the node store STOREDIR and compare the index with the disk.\n"
-	"Reports bad (bit rot, truncation), missing and unindexed objects and temporary files of\n"
-	"dead writers. --repair drops what is wrong (it is fetched again when needed) and\n"
-	"indexes good unindexed objects. Exit 0 when the store is clean (after repair), 1 when\n"
-	"problems remain.\n";
+    "usage: stork fsck [--repair] STOREDIR\n"
+    "\n"
+    "Re-hash every object of the node store STOREDIR and compare the index with the disk.\n"
+    "Reports bad (bit rot, truncation), missing and unindexed objects and temporary files of\n"
+    "dead writers. --repair drops what is wrong (it is fetched again when needed) and\n"
+    "indexes good unindexed objects. Exit 0 when the store is clean (after repair), 1 when\n"
+    "problems remain.\n";
 
 static const char status_help[] =
-	"usage: stork status STOREDIR\n"
-	"\n"
-	"Objects, bytes and manifests in the node store STOREDIR, and for each repository the\n"
-	"time of its last successful metadata refresh and where it came from.\n";
+    "usage: stork status STOREDIR\n"
+    "\n"
+    "Objects, bytes and manifests in the node store STOREDIR, and for each repository the\n"
+    "time of its last successful metadata refresh and where it came from.\n";
 
 static int parse_secs(const char *cmd, const char *opt, const char *arg, long *ret)
 {
@@ -61,16 +61,16 @@ static int parse_secs(const char *cmd, const char *opt, const char *arg, long *r
 int cmd_extract(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"help", no_argument, NULL, 'h'},
-		{"root", required_argument, NULL, 'r'},
-		{"store", required_argument, NULL, 's'},
-		{"cacert", required_argument, NULL, 'c'},
-		{"connect-timeout", required_argument, NULL, 'C'},
-		{"low-speed-limit", required_argument, NULL, 'L'},
-		{"low-speed-time", required_argument, NULL, 'T'},
-		{"timeout", required_argument, NULL, 't'},
-		{"at", required_argument, NULL, 'a'},
-		{0},
+	    {"help", no_argument, NULL, 'h'},
+	    {"root", required_argument, NULL, 'r'},
+	    {"store", required_argument, NULL, 's'},
+	    {"cacert", required_argument, NULL, 'c'},
+	    {"connect-timeout", required_argument, NULL, 'C'},
+	    {"low-speed-limit", required_argument, NULL, 'L'},
+	    {"low-speed-time", required_argument, NULL, 'T'},
+	    {"timeout", required_argument, NULL, 't'},
+	    {"at", required_argument, NULL, 'a'},
+	    {0},
 	};
 	struct fs_repo_opts ro = {.fetch.mirror_retry = -1};
 	struct fs_extract_stats st = {0};
@@ -119,8 +119,9 @@ int cmd_extract(int argc, char **argv)
 			break;
 		case 'a':
 			if (cli_parse_size(optarg, &at) < 0 || at > INT64_MAX)
-				return cli_usage_error("extract", "--at %s: expected seconds since "
-								  "the epoch",
+				return cli_usage_error("extract",
+						       "--at %s: expected seconds since "
+						       "the epoch",
 						       optarg);
 			ro.now = (time_t)at;
 			break;
@@ -199,9 +200,9 @@ static void fsck_problem(void *ctx, const char *path, const char *what)
 int cmd_fsck(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"help", no_argument, NULL, 'h'},
-		{"repair", no_argument, NULL, 'R'},
-		{0},
+	    {"help", no_argument, NULL, 'h'},
+	    {"repair", no_argument, NULL, 'R'},
+	    {0},
 	};
 	struct store_fsck_report rep = {0};
 	struct store *s = NULL;

@@ -18,42 +18,42 @@
 #include "verify/verify.h"
 
 static const char verify_help[] =
-	"usage: stork verify --root ROOTFILE [--at UNIXTIME] [--cacert FILE] REPO\n"
-	"\n"
-	"Check a whole repository from the pinned root file ROOTFILE: the root chain, every\n"
-	"signature and threshold, every expiry, every delegation's patterns, every manifest's\n"
-	"hash and every object's hash. REPO is a directory, a file:// URL or an http(s) URL.\n"
-	"For a directory, older metadata versions, unreferenced manifests and unreferenced\n"
-	"objects are checked too. Each file that fails is named with the reason. Exit 0 when\n"
-	"everything verifies, 1 when anything fails.\n"
-	"\n"
-	"--at UNIXTIME  check expiry as of that time instead of now\n"
-	"--cacert FILE  trust this PEM CA bundle for https (e.g. a self-signed test CA)\n";
+    "usage: stork verify --root ROOTFILE [--at UNIXTIME] [--cacert FILE] REPO\n"
+    "\n"
+    "Check a whole repository from the pinned root file ROOTFILE: the root chain, every\n"
+    "signature and threshold, every expiry, every delegation's patterns, every manifest's\n"
+    "hash and every object's hash. REPO is a directory, a file:// URL or an http(s) URL.\n"
+    "For a directory, older metadata versions, unreferenced manifests and unreferenced\n"
+    "objects are checked too. Each file that fails is named with the reason. Exit 0 when\n"
+    "everything verifies, 1 when anything fails.\n"
+    "\n"
+    "--at UNIXTIME  check expiry as of that time instead of now\n"
+    "--cacert FILE  trust this PEM CA bundle for https (e.g. a self-signed test CA)\n";
 
 static const char ls_help[] =
-	"usage: stork ls --root ROOTFILE [--at UNIXTIME] [--cacert FILE] REPO [NAME]\n"
-	"\n"
-	"Without NAME: the packages the repository signs, one per line. With NAME: its versions\n"
-	"in dpkg order, one per line: VERSION, signing role, key id (16 hex), total bytes, files\n"
-	"(tab-separated). Only verified metadata is read; no package content is downloaded.\n";
+    "usage: stork ls --root ROOTFILE [--at UNIXTIME] [--cacert FILE] REPO [NAME]\n"
+    "\n"
+    "Without NAME: the packages the repository signs, one per line. With NAME: its versions\n"
+    "in dpkg order, one per line: VERSION, signing role, key id (16 hex), total bytes, files\n"
+    "(tab-separated). Only verified metadata is read; no package content is downloaded.\n";
 
 struct client_args {
 	const char *root;
 	const char *repo;
-	const char *name;	/* ls only */
+	const char *name; /* ls only */
 	time_t at;
 	struct fetch_opts fo;
 };
 
-static int parse_client_args(const char *cmd, const char *help, int argc, char **argv,
-			     int max_pos, struct client_args *a, bool *ret_exit, int *ret_code)
+static int parse_client_args(const char *cmd, const char *help, int argc, char **argv, int max_pos,
+			     struct client_args *a, bool *ret_exit, int *ret_code)
 {
 	static const struct option opts[] = {
-		{"help", no_argument, NULL, 'h'},
-		{"root", required_argument, NULL, 'r'},
-		{"at", required_argument, NULL, 'a'},
-		{"cacert", required_argument, NULL, 'c'},
-		{0},
+	    {"help", no_argument, NULL, 'h'},
+	    {"root", required_argument, NULL, 'r'},
+	    {"at", required_argument, NULL, 'a'},
+	    {"cacert", required_argument, NULL, 'c'},
+	    {0},
 	};
 	uint64_t at;
 	int c;
@@ -71,8 +71,9 @@ static int parse_client_args(const char *cmd, const char *help, int argc, char *
 			break;
 		case 'a':
 			if (cli_parse_size(optarg, &at) < 0 || at > INT64_MAX) {
-				*ret_code = cli_usage_error(cmd, "--at %s: expected seconds since "
-								 "the epoch",
+				*ret_code = cli_usage_error(cmd,
+							    "--at %s: expected seconds since "
+							    "the epoch",
 							    optarg);
 				return 0;
 			}
@@ -87,7 +88,8 @@ static int parse_client_args(const char *cmd, const char *help, int argc, char *
 		}
 	}
 	if (!a->root) {
-		*ret_code = cli_usage_error(cmd, "needs --root ROOTFILE (the pinned root metadata)");
+		*ret_code =
+		    cli_usage_error(cmd, "needs --root ROOTFILE (the pinned root metadata)");
 		return 0;
 	}
 	if (argc - optind < 1 || argc - optind > max_pos) {
@@ -149,11 +151,11 @@ fail:
 struct objref {
 	uint8_t hash[VERIFY_HASH_LEN];
 	uint64_t size, zsize;
-	const char *manifest;	/* a manifest that refers to it (for messages) */
+	const char *manifest; /* a manifest that refers to it (for messages) */
 };
 
 struct targetref {
-	char *file;		/* "targets/<name>/<hex>.<version>.json" */
+	char *file; /* "targets/<name>/<hex>.<version>.json" */
 };
 
 struct audit {
@@ -163,7 +165,7 @@ struct audit {
 	uint64_t versions, bytes;
 	struct objref *objs;
 	size_t nobjs, capobjs;
-	char **manifests;	/* verified manifest files, for the directory audit */
+	char **manifests; /* verified manifest files, for the directory audit */
 	size_t nmanifests, capmanifests;
 	char **names;
 	size_t nnames, capnames;
@@ -305,7 +307,8 @@ static size_t check_objects(struct audit *a)
 {
 	size_t unique = 0;
 
-	qsort(a->objs, a->nobjs, sizeof(*a->objs), objref_cmp);
+	if (a->nobjs > 1)
+		qsort(a->objs, a->nobjs, sizeof(*a->objs), objref_cmp);
 	for (size_t i = 0; i < a->nobjs; i++) {
 		struct objref *o = &a->objs[i];
 		char path[STORE_OBJPATH_LEN];
@@ -446,7 +449,8 @@ static void audit_orphans(struct audit *a, const char *repo)
 	size_t orphans = 0;
 	DIR *d, *fd;
 
-	qsort(a->manifests, a->nmanifests, sizeof(char *), strp_cmp);
+	if (a->nmanifests > 1)
+		qsort(a->manifests, a->nmanifests, sizeof(char *), strp_cmp);
 	snprintf(top, sizeof(top), "%s/targets", repo);
 	if ((d = opendir(top))) {
 		while ((de = readdir(d))) {
@@ -466,15 +470,16 @@ static void audit_orphans(struct audit *a, const char *repo)
 					continue;
 				snprintf(file, sizeof(file), "targets/%s/%s", de->d_name,
 					 fe->d_name);
-				if (bsearch(&key, a->manifests, a->nmanifests, sizeof(char *),
-					    strp_cmp))
+				if (a->nmanifests && bsearch(&key, a->manifests, a->nmanifests,
+							     sizeof(char *), strp_cmp))
 					continue;
 				orphans++;
 				dot = strchr(fe->d_name, '.');
 				if (!dot || dot - fe->d_name != 2 * VERIFY_HASH_LEN ||
 				    verify_unhex(fe->d_name, want, VERIFY_HASH_LEN) < 0) {
-					fprintf(stderr, "stork verify: %s: not a manifest name "
-							"(ignored)\n",
+					fprintf(stderr,
+						"stork verify: %s: not a manifest name "
+						"(ignored)\n",
 						file);
 					continue;
 				}
@@ -517,12 +522,14 @@ static void audit_orphans(struct audit *a, const char *repo)
 				if (strlen(fe->d_name) != 2 * VERIFY_HASH_LEN ||
 				    verify_unhex(fe->d_name, key.hash, VERIFY_HASH_LEN) < 0 ||
 				    strncmp(fe->d_name, de->d_name, 2)) {
-					fprintf(stderr, "stork verify: %s: not an object name "
-							"(ignored)\n",
+					fprintf(stderr,
+						"stork verify: %s: not an object name "
+						"(ignored)\n",
 						file);
 					continue;
 				}
-				if (bsearch(&key, a->objs, a->nobjs, sizeof(*a->objs), objref_cmp))
+				if (a->nobjs &&
+				    bsearch(&key, a->objs, a->nobjs, sizeof(*a->objs), objref_cmp))
 					continue;
 				orphans++;
 				if (fstatat(dirfd(fd), fe->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
@@ -532,9 +539,11 @@ static void audit_orphans(struct audit *a, const char *repo)
 					continue;
 				}
 				/* Unreferenced: no signed size, so bound it by a generous cap. */
-				r = check_object(a->src, key.hash, 1ULL << 40, (uint64_t)st.st_size);
+				r = check_object(a->src, key.hash, 1ULL << 40,
+						 (uint64_t)st.st_size);
 				if (r == STORK_EBADLEN)
-					r = 0; /* size unknown: only the hash and the frame matter */
+					r = 0; /* size unknown: only the hash and the frame matter
+						*/
 				if (r < 0) {
 					stork_error_prefix("%s: unreferenced object: ", file);
 					audit_fail(a, file, r);
@@ -545,8 +554,9 @@ static void audit_orphans(struct audit *a, const char *repo)
 		closedir(d);
 	}
 	if (orphans)
-		fprintf(stderr, "stork verify: note: %zu unreferenced files (left by interrupted "
-				"or refused publishes; harmless)\n",
+		fprintf(stderr,
+			"stork verify: note: %zu unreferenced files (left by interrupted "
+			"or refused publishes; harmless)\n",
 			orphans);
 }
 
@@ -594,7 +604,8 @@ int cmd_verify(int argc, char **argv)
 		audit_metadata(&a, dir, root, rootlen, pinned_version);
 		audit_orphans(&a, dir);
 	}
-	qsort(a.names, a.nnames, sizeof(char *), strp_cmp);
+	if (a.nnames > 1)
+		qsort(a.names, a.nnames, sizeof(char *), strp_cmp);
 	for (size_t i = 0; i < a.nnames; i++)
 		if (i == 0 || strcmp(a.names[i], a.names[i - 1]))
 			npkgs++;
@@ -627,7 +638,7 @@ out:
 struct listing {
 	struct verify_target *t;
 	size_t n, cap;
-	const char *only;	/* NULL: every package */
+	const char *only; /* NULL: every package */
 };
 
 static int collect(void *ctx, const struct verify_target *t)
@@ -671,8 +682,7 @@ static int by_name_version(const void *x, const void *y)
 static void ls_problem(void *ctx, const char *file, int err, const char *detail)
 {
 	(void)ctx;
-	fprintf(stderr, "stork ls: warning: %s (skipped)\n",
-		detail && detail[0] ? detail : file);
+	fprintf(stderr, "stork ls: warning: %s (skipped)\n", detail && detail[0] ? detail : file);
 	(void)err;
 }
 
@@ -700,7 +710,8 @@ int cmd_ls(int argc, char **argv)
 		code = CLI_SYSTEM;
 		goto out;
 	}
-	qsort(l.t, l.n, sizeof(*l.t), by_name_version);
+	if (l.n > 1)
+		qsort(l.t, l.n, sizeof(*l.t), by_name_version);
 	if (ca.name && l.n == 0) {
 		fprintf(stderr, "stork ls: %s: no package \"%s\" is signed in this repository\n",
 			ca.repo, ca.name);

@@ -5,27 +5,27 @@
 #include "fs/cli/cli.h"
 
 static const char usage[] =
-	"usage: stork COMMAND [ARGS]\n"
-	"\n"
-	"Publishers:\n"
-	"  keygen KEYFILE                         make a signing key (KEYFILE, KEYFILE.pub)\n"
-	"  repo init REPODIR --keys KEYDIR        create a signed repository\n"
-	"  repo delegate REPODIR --keys KEYDIR PUBKEYFILE PATTERN...\n"
-	"                                         let a publisher key sign matching packages\n"
-	"  repo refresh REPODIR --keys KEYDIR     re-sign the online roles before they expire\n"
-	"  publish REPODIR --keys KEYDIR --key KEYFILE NAME VERSION SOURCE\n"
-	"                                         publish a directory, tar, .deb or .rpm\n"
-	"Clients:\n"
-	"  verify --root ROOTFILE REPO            check a whole repository from its pinned root\n"
-	"  ls --root ROOTFILE REPO [NAME]         list packages, or one package's versions\n"
-	"Nodes:\n"
-	"  extract --root ROOTFILE --store STOREDIR URL... NAME VERSION DESTDIR\n"
-	"                                         materialise a version from the node store\n"
-	"  fsck [--repair] STOREDIR               check (and repair) the node store\n"
-	"  status STOREDIR                        what the node store holds\n"
-	"\n"
-	"'stork COMMAND --help' describes a command. Exit codes: 0 ok, 1 verification failed,\n"
-	"2 usage or input error, 3 system error (I/O, disk full).\n";
+    "usage: stork COMMAND [ARGS]\n"
+    "\n"
+    "Publishers:\n"
+    "  keygen KEYFILE                         make a signing key (KEYFILE, KEYFILE.pub)\n"
+    "  repo init REPODIR --keys KEYDIR        create a signed repository\n"
+    "  repo delegate REPODIR --keys KEYDIR PUBKEYFILE PATTERN...\n"
+    "                                         let a publisher key sign matching packages\n"
+    "  repo refresh REPODIR --keys KEYDIR     re-sign the online roles before they expire\n"
+    "  publish REPODIR --keys KEYDIR --key KEYFILE NAME VERSION SOURCE\n"
+    "                                         publish a directory, tar, .deb or .rpm\n"
+    "Clients:\n"
+    "  verify --root ROOTFILE REPO            check a whole repository from its pinned root\n"
+    "  ls --root ROOTFILE REPO [NAME]         list packages, or one package's versions\n"
+    "Nodes:\n"
+    "  extract --root ROOTFILE --store STOREDIR URL... NAME VERSION DESTDIR\n"
+    "                                         materialise a version from the node store\n"
+    "  fsck [--repair] STOREDIR               check (and repair) the node store\n"
+    "  status STOREDIR                        what the node store holds\n"
+    "\n"
+    "'stork COMMAND --help' describes a command. Exit codes: 0 ok, 1 verification failed,\n"
+    "2 usage or input error, 3 system error (I/O, disk full).\n";
 
 int main(int argc, char **argv)
 {
@@ -33,9 +33,9 @@ int main(int argc, char **argv)
 		const char *name;
 		int (*fn)(int, char **);
 	} cmds[] = {
-		{"keygen", cmd_keygen}, {"repo", cmd_repo}, {"publish", cmd_publish},
-		{"verify", cmd_verify}, {"ls", cmd_ls},	    {"extract", cmd_extract},
-		{"fsck", cmd_fsck},	{"status", cmd_status},
+	    {"keygen", cmd_keygen}, {"repo", cmd_repo},	    {"publish", cmd_publish},
+	    {"verify", cmd_verify}, {"ls", cmd_ls},	    {"extract", cmd_extract},
+	    {"fsck", cmd_fsck},	    {"status", cmd_status},
 	};
 
 	if (argc < 2) {

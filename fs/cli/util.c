@@ -67,8 +67,7 @@ int cli_exit_verify(int err)
 	return CLI_SYSTEM;
 }
 
-static int parse_scaled(const char *s, const char *suffixes, const uint64_t *scale,
-			uint64_t *ret)
+static int parse_scaled(const char *s, const char *suffixes, const uint64_t *scale, uint64_t *ret)
 {
 	unsigned long long v;
 	char *end;
