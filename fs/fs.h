@@ -62,6 +62,17 @@ int fs_repo_manifest(struct fs_repo *r, const char *name, const char *version,
 int fs_repo_object(struct fs_repo *r, const struct verify_entry *e, const char *what,
 		   int *ret_fd, bool *ret_fetched);
 
+/** Call fn for every package version the current verified metadata signs (delegated roles
+ * loaded as verify_client_each_target does; roles or targets that fail verification are
+ * skipped and reported through the fetch options' log, or stderr). Holds the repository's
+ * lock for the whole walk: fn must not call back into r (a refresh swaps its new state in
+ * after the walk).
+ * @return 0; -ENOENT when there is no verified metadata yet; the first failure's code (after
+ * walking everything that verified); a negative return of fn stops the walk and is
+ * returned. */
+int fs_repo_list(struct fs_repo *r, int (*fn)(void *ctx, const struct verify_target *t),
+		 void *ctx);
+
 /** The store it was opened with. Borrowed. */
 struct store *fs_repo_store(struct fs_repo *r);
 

@@ -239,6 +239,35 @@ out:
 	return ret;
 }
 
+static void list_problem(void *ctx, const char *file, int err, const char *detail)
+{
+	struct fs_repo *r = ctx;
+	char line[1400];
+
+	snprintf(line, sizeof(line), "%s: skipped: %s (%s)", file, detail && *detail ? detail : "",
+		 storkfs_strerror(err));
+	if (r->opts.fetch.log)
+		r->opts.fetch.log(r->opts.fetch.log_ctx, line);
+	else
+		fprintf(stderr, "storkfs: %s\n", line);
+}
+
+int fs_repo_list(struct fs_repo *r, int (*fn)(void *ctx, const struct verify_target *t), void *ctx)
+{
+	int ret;
+
+	pthread_mutex_lock(&r->lock);
+	if (!verify_client_usable(r->client)) {
+		stork_errorf("%s: no verified metadata yet: refresh from a mirror first",
+			     r->first_mirror);
+		ret = -ENOENT;
+	} else {
+		ret = verify_client_each_target(r->client, &r->src, fn, ctx, list_problem, r);
+	}
+	pthread_mutex_unlock(&r->lock);
+	return ret;
+}
+
 /* The node store's insert as fetch's sink. */
 struct insert_sink {
 	struct store_insert *ins;

@@ -579,18 +579,17 @@ static int check_file(struct fsck *f, const char *sub, const char *name)
 	r = judge(f, rel, id, UINT64_MAX, &st, &v, why, sizeof(why));
 	if (r < 0 || v == MISSING)
 		return r;
-	f->rep.unindexed++;
 	if (v != GOOD) {
+		f->rep.unindexed++;
 		report(f, NODE_OBJDIR, rel, "not in the index, and %s", why);
 		return f->repair ? remove_unlisted(f, rel, &st) : 0;
 	}
-	report(f, NODE_OBJDIR, rel, "not in the index (a whole, good object)");
-	if (!f->repair)
-		return 0;
-	/* Most likely a crash between rename and index: finish that insert. */
+	/* A whole object that hashes to its name: an insert killed between its rename and its
+	 * index commit. Finishing that insert is the protocol's last step, not a repair of
+	 * damage, so it is done with or without --repair and is not a problem. */
 	r = node_index_object(f->s, id, (uint64_t)st.st_size);
 	if (r == 0)
-		f->rep.repaired++;
+		f->rep.adopted++;
 	return r;
 }
 

@@ -230,7 +230,10 @@ struct store_fsck_report {
 	uint64_t bad;		/* content does not match its id, or wrong size; or a mode variant
 				 * of it does, or has a mode other than its name's */
 	uint64_t missing;	/* indexed, file gone */
-	uint64_t unindexed;	/* files in objects/ the index does not list (variants too) */
+	uint64_t unindexed;	/* files in objects/ the index does not list (variants too) and
+				 * that are not whole objects */
+	uint64_t adopted;	/* whole, good objects an interrupted insert left unindexed: fsck
+				 * indexes them (finishing the insert), repair or not */
 	uint64_t stale_tmp;	/* leftovers in tmp/ */
 	uint64_t repaired;	/* entries dropped / files removed with repair */
 };
@@ -238,7 +241,7 @@ struct store_fsck_report {
 /** Re-hash every indexed object and its mode variants and compare the index with objects/.
  * With repair, drop index entries of bad or missing objects (and unlink their variants), unlink
  * bad files, bad variants (the object stays when it is good) and unindexed files (they may be
- * a crash's leftovers; good unindexed objects are indexed instead of removed). problem is called
+ * a crash's leftovers). Good unindexed objects are always indexed (counted as adopted). problem is called
  * for each finding with the object's path and what is wrong. @return 0 (see the report);
  * -errno. */
 int store_fsck(struct store *s, bool repair,

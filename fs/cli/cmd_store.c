@@ -37,7 +37,7 @@ static const char fsck_help[] =
     "Re-hash every object of the node store STOREDIR and compare the index with the disk.\n"
     "Reports bad (bit rot, truncation), missing and unindexed objects and temporary files of\n"
     "dead writers. --repair drops what is wrong (it is fetched again when needed) and\n"
-    "indexes good unindexed objects. Exit 0 when the store is clean (after repair), 1 when\n"
+    "finishes inserts a crash interrupted. Exit 0 when the store is clean (after repair), 1 when\n"
     "problems remain.\n";
 
 static const char status_help[] =
@@ -237,9 +237,9 @@ int cmd_fsck(int argc, char **argv)
 	problems = rep.bad + rep.missing + rep.unindexed + rep.stale_tmp;
 	printf("%s: %" PRIu64 " objects checked: %" PRIu64 " good, %" PRIu64 " bad, %" PRIu64
 	       " missing, %" PRIu64 " unindexed, %" PRIu64 " stale temporary files; %" PRIu64
-	       " repaired\n",
+	       " repaired, %" PRIu64 " interrupted inserts finished\n",
 	       argv[optind], rep.objects, rep.good, rep.bad, rep.missing, rep.unindexed,
-	       rep.stale_tmp, rep.repaired);
+	       rep.stale_tmp, rep.repaired, rep.adopted);
 	if (problems == 0 || (repair && rep.repaired >= problems)) {
 		printf("%s: clean\n", argv[optind]);
 		return CLI_OK;

@@ -201,9 +201,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
 			r, _, _ = select.select([self.connection], [], [], timeout)
 			if not r:
 				return False
-			return self.connection.recv(1, socket.MSG_PEEK) == b""
+			if self.connection.recv(1, socket.MSG_PEEK) == b"":
+				return True
 		except OSError:
 			return True
+		# readable but not closed (a pipelined request): wait out the time all the same
+		time.sleep(timeout)
+		return False
 
 	def sleep_unless_gone(self, seconds):
 		end = time.monotonic() + min(float(seconds), self.server.lifetime)

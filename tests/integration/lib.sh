@@ -628,7 +628,7 @@ EXTRACT_TIMEOUT=${EXTRACT_TIMEOUT:-300}
 # OUT, ERR as run does, and X_FILES X_FETCHED X_LINKED X_COPIED from its summary line.
 extract() {
 	run timeout -k 10 "$EXTRACT_TIMEOUT" "$STORK" extract --root "$ROOT" "$@"
-	X_FILES= X_FETCHED= X_LINKED= X_COPIED=
+	X_FILES='' X_FETCHED='' X_LINKED='' X_COPIED=''
 	local re='^extracted .*: ([0-9]+) files \(([0-9]+) fetched, ([0-9]+) linked, ([0-9]+) copied\)'
 	local line
 	line=$(grep '^extracted ' "$T/out" | tail -n 1 || true)

@@ -1,0 +1,488 @@
+/* fs/daemon.c: storkfs, the FUSE daemon: options, startup, the refresh thread, shutdown.
+ *
+ *   storkfs [-f] [-d] -o root=FILE,store=DIR[,timeout=SECS][,refresh=SECS][,allow_setuid]
+ *           URL... MOUNTPOINT
+ *
+ * Startup does everything that can fail before it lets the caller go: it reads the pinned
+ * root, opens the store, refreshes the metadata and mounts, then (without -f) detaches. The
+ * fork happens first, because the fetcher's I/O thread and the store's LMDB environment do
+ * not survive a fork; the parent waits on a pipe for the child's verdict and exits with it,
+ * so `storkfs ... && ls MOUNTPOINT` works and errors reach the terminal.
+ *
+ * `mount -t fuse.storkfs URL MOUNTPOINT -o root=...,store=...` and fstab lines work through
+ * mount.fuse3 once /sbin/mount.fuse.storkfs -> mount.fuse3 and storkfs is in PATH (packaging:
+ * install that symlink). SIGTERM / SIGINT / `fusermount3 -u` unmount cleanly; SIGHUP
+ * refreshes the metadata now.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "fs/daemon.h"
+
+#define DEFAULT_TIMEOUT 60
+#define DEFAULT_REFRESH 300
+
+static const char usage[] =
+    "usage: storkfs [-f] [-d] -o root=FILE,store=DIR[,OPTIONS] URL... MOUNTPOINT\n"
+    "Mount the packages of a signed repository read-only at MOUNTPOINT: /<package>/<version>/\n"
+    "with a `latest` symlink per package. Metadata is verified against the pinned root FILE;\n"
+    "file contents are fetched from the mirrors URL... (tried in order) on first open,\n"
+    "verified, and kept in the node store DIR, shared with other mounts and `stork extract`.\n"
+    "\n"
+    "storkfs options:\n"
+    "    -o root=FILE         pinned root metadata (required)\n"
+    "    -o store=DIR         node store directory (required; created if missing)\n"
+    "    -o timeout=SECS      longest network wait of one file operation (default 60)\n"
+    "    -o refresh=SECS      metadata refresh interval (default 300); SIGHUP refreshes now\n"
+    "    -o allow_setuid      keep setuid/setgid bits (dropped by default)\n"
+    "    -f                   stay in the foreground\n"
+    "    -d                   debug output (implies -f)\n"
+    "\n";
+
+/* The self-pipe that wakes the refresh thread: 'h' refresh now (SIGHUP), 'q' quit. */
+static int wake_pipe[2] = {-1, -1};
+
+static void on_sighup(int sig)
+{
+	int saved = errno;
+	char c = 'h';
+
+	(void)sig;
+	if (write(wake_pipe[1], &c, 1) < 0) {
+		/* full: a refresh is pending anyway */
+	}
+	errno = saved;
+}
+
+void fsd_log(struct fsd *d, const char *fmt, ...)
+{
+	char line[2048];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (d->foreground)
+		fprintf(stderr, "storkfs: %s\n", line);
+	else
+		syslog(LOG_ERR, "%s", line);
+}
+
+static void fetch_log(void *ctx, const char *line)
+{
+	fsd_log(ctx, "%s", line);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Options */
+
+struct parse {
+	struct fsd_conf conf;
+	char **nonopts;
+	size_t n;
+	int bad;
+};
+
+#define OPT(t, p)                                                                                  \
+	{                                                                                          \
+		t, offsetof(struct parse, conf.p), 1                                               \
+	}
+static const struct fuse_opt opt_spec[] = {
+    OPT("root=%s", rootfile),
+    OPT("store=%s", storedir),
+    OPT("policy=%s", policy),
+    OPT("timeout=%u", timeout),
+    OPT("refresh=%u", refresh),
+    OPT("allow_setuid", allow_setuid),
+    OPT("-h", show_help),
+    OPT("--help", show_help),
+    OPT("-V", show_version),
+    OPT("--version", show_version),
+    FUSE_OPT_END,
+};
+
+static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+	struct parse *p = data;
+	char **v;
+
+	(void)outargs;
+	if (key != FUSE_OPT_KEY_NONOPT)
+		return 1; /* keep it: fuse_parse_cmdline and the session take the rest */
+	v = realloc(p->nonopts, (p->n + 1) * sizeof(*v));
+	if (!v) {
+		p->bad = 1;
+		return -1;
+	}
+	p->nonopts = v;
+	p->nonopts[p->n] = strdup(arg);
+	if (!p->nonopts[p->n]) {
+		p->bad = 1;
+		return -1;
+	}
+	p->n++;
+	return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Refresh */
+
+/* Refresh the metadata and, when it verifies, swap in the new catalog and tell the kernel to
+ * forget what it cached of the root and the package directories. */
+static int refresh_now(struct fsd *d, bool startup)
+{
+	struct catalog *cat = NULL;
+	int ret;
+
+	ret = fs_repo_refresh(d->repo);
+	if (ret == 1) {
+		fsd_log(d, "warning: %s", stork_error_detail());
+	} else if (ret < 0) {
+		fsd_log(d, "refresh failed, the metadata verified earlier stays in use: %s (%s)",
+			stork_error_detail(), storkfs_strerror(ret));
+		if (!startup)
+			return ret;
+		/* At startup: an unusable state (-errno) is fatal; the cached state may still
+		 * list packages. */
+	}
+	ret = catalog_build(d->repo, &cat);
+	if (ret < 0) {
+		fsd_log(d, "listing packages: %s (%s)", stork_error_detail(),
+			storkfs_strerror(ret));
+		return ret;
+	}
+	fsd_set_catalog(d, cat);
+	if (!startup) {
+		cat = fsd_catalog(d);
+		fuse_lowlevel_notify_inval_inode(d->se, FUSE_ROOT_ID, 0, 0);
+		for (size_t i = 0; i < cat->n; i++) {
+			fuse_ino_t ino = inodes_number(&d->inodes, cat->pkgs[i].name);
+
+			if (ino)
+				fuse_lowlevel_notify_inval_inode(d->se, ino, 0, 0);
+		}
+		catalog_unref(cat);
+	}
+	return 0;
+}
+
+static void *refresh_thread(void *arg)
+{
+	struct fsd *d = arg;
+	struct pollfd pfd = {.fd = wake_pipe[0], .events = POLLIN};
+
+	for (;;) {
+		int n = poll(
+		    &pfd, 1,
+		    (int)(d->conf.refresh > INT_MAX / 1000 ? INT_MAX : d->conf.refresh * 1000));
+		char c[16];
+		bool quit = false;
+
+		if (n < 0 && errno != EINTR)
+			break;
+		if (n > 0) {
+			ssize_t k = read(wake_pipe[0], c, sizeof(c));
+
+			for (ssize_t i = 0; i < k; i++)
+				quit |= c[i] == 'q';
+			if (quit)
+				break;
+		}
+		refresh_now(d, false);
+	}
+	return NULL;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Startup */
+
+static int read_file(const char *path, size_t max, uint8_t **ret_buf, size_t *ret_len)
+{
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int fd, ret = 0;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	buf = malloc(max + 1);
+	if (!buf) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (;;) {
+		ssize_t n = read(fd, buf + len, max + 1 - len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			ret = -errno;
+			goto out;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+		if (len > max) {
+			ret = STORK_ETOOBIG;
+			goto out;
+		}
+	}
+	*ret_buf = buf;
+	*ret_len = len;
+	buf = NULL;
+out:
+	free(buf);
+	close(fd);
+	return ret;
+}
+
+/* Open the store and the repository and get verified metadata. */
+static int fsd_start(struct fsd *d)
+{
+	struct fs_repo_opts ro = {0};
+	uint8_t *root = NULL, digest[VERIFY_HASH_LEN];
+	size_t rootlen = 0;
+	int ret;
+
+	ret = read_file(d->conf.rootfile, VERIFY_MAX_ROOT_LEN, &root, &rootlen);
+	if (ret < 0) {
+		fsd_log(d, "%s: %s", d->conf.rootfile, storkfs_strerror(ret));
+		goto out;
+	}
+	verify_sha256(root, rootlen, digest);
+	verify_hex(digest, VERIFY_HASH_LEN, d->repo_id);
+	ret = store_open(d->conf.storedir, &d->store);
+	if (ret < 0) {
+		fsd_log(d, "%s: %s %s", d->conf.storedir, storkfs_strerror(ret),
+			stork_error_detail());
+		goto out;
+	}
+	ro.fetch.timeout = d->conf.timeout;
+	ro.fetch.log = fetch_log;
+	ro.fetch.log_ctx = d;
+	ret = fs_repo_open(d->store, root, rootlen, (const char *const *)d->mirrors, d->nmirrors,
+			   &ro, &d->repo);
+	if (ret < 0) {
+		fsd_log(d, "%s: %s (%s)", d->conf.rootfile, stork_error_detail(),
+			storkfs_strerror(ret));
+		goto out;
+	}
+	ret = refresh_now(d, true);
+out:
+	free(root);
+	return ret;
+}
+
+static void fsd_stop(struct fsd *d)
+{
+	for (size_t i = 0; i < d->vtrees.cap; i++)
+		if (d->vtrees.slots[i].key)
+			vtree_unref((struct vtree *)(uintptr_t)d->vtrees.slots[i].val);
+	strmap_fini(&d->vtrees);
+	inodes_fini(&d->inodes);
+	catalog_unref(d->cat);
+	fs_repo_close(d->repo);
+	store_close(d->store);
+}
+
+/* Detach: the parent waits for the child's verdict on *ret_fd and exits with it. */
+static int detach(int *ret_fd)
+{
+	int p[2];
+	pid_t pid;
+	char c = 1;
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid > 0) {
+		close(p[1]);
+		if (read(p[0], &c, 1) != 1)
+			c = 1; /* the child died before mounting */
+		_exit(c);
+	}
+	close(p[0]);
+	setsid();
+	*ret_fd = p[1];
+	return 0;
+}
+
+static void report_ready(int fd, int code)
+{
+	char c = (char)code;
+	int null;
+
+	if (fd < 0)
+		return;
+	null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null >= 0) {
+		dup2(null, STDIN_FILENO);
+		dup2(null, STDOUT_FILENO);
+		dup2(null, STDERR_FILENO);
+		close(null);
+	}
+	if (write(fd, &c, 1) < 0) {
+		/* the parent is gone: nothing to tell */
+	}
+	close(fd);
+}
+
+int main(int argc, char **argv)
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct fuse_cmdline_opts cmd = {0};
+	struct fuse_loop_config *loop = NULL;
+	struct parse p = {.conf = {.timeout = DEFAULT_TIMEOUT, .refresh = DEFAULT_REFRESH}};
+	struct fsd d = {0};
+	sigset_t block, old;
+	pthread_t refresher;
+	bool refreshing = false, mounted = false, handlers = false;
+	char *mountpoint = NULL;
+	int ready = -1, code = 1, ret;
+
+	if (fuse_opt_parse(&args, &p, opt_spec, opt_proc) < 0 || p.bad)
+		goto out;
+	if (p.conf.show_help) {
+		fputs(usage, stdout);
+		printf("FUSE options:\n");
+		fuse_cmdline_help();
+		fuse_lowlevel_help();
+		code = 0;
+		goto out;
+	}
+	if (p.conf.show_version) {
+		printf("storkfs %s\n", STORKFS_VERSION);
+		fuse_lowlevel_version();
+		code = 0;
+		goto out;
+	}
+	if (fuse_parse_cmdline(&args, &cmd) != 0)
+		goto out;
+	if (!p.conf.rootfile || !p.conf.storedir || p.n < 2) {
+		fprintf(stderr, "storkfs: %s\n%s",
+			p.n < 2 ? "expected URL... MOUNTPOINT" : "needs -o root=FILE,store=DIR",
+			usage);
+		goto out;
+	}
+	if (p.conf.policy) {
+		fprintf(stderr, "storkfs: -o policy=%s: trust policies are not implemented yet\n",
+			p.conf.policy);
+		goto out;
+	}
+	if (p.conf.refresh == 0) {
+		fprintf(stderr, "storkfs: -o refresh=0: the interval must be at least 1 second\n");
+		goto out;
+	}
+	mountpoint = realpath(p.nonopts[p.n - 1], NULL);
+	if (!mountpoint) {
+		fprintf(stderr, "storkfs: %s: %s\n", p.nonopts[p.n - 1], strerror(errno));
+		goto out;
+	}
+	d.conf = p.conf;
+	d.mirrors = p.nonopts;
+	d.nmirrors = p.n - 1;
+	d.foreground = cmd.foreground;
+	if (fuse_opt_add_arg(&args, "-oro,default_permissions,fsname=storkfs") != 0)
+		goto out;
+
+	if (!cmd.foreground) {
+		ret = detach(&ready);
+		if (ret < 0) {
+			fprintf(stderr, "storkfs: fork: %s\n", strerror(-ret));
+			goto out;
+		}
+		openlog("storkfs", LOG_PID, LOG_DAEMON);
+	}
+	if (pipe2(wake_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
+		fprintf(stderr, "storkfs: pipe: %s\n", strerror(errno));
+		goto out;
+	}
+	pthread_mutex_init(&d.cat_lock, NULL);
+	pthread_mutex_init(&d.vt_lock, NULL);
+	if (inodes_init(&d.inodes) < 0)
+		goto out;
+	/* Threads started from here on (the fetcher's, the refresher) leave the termination
+	 * signals to the main thread, which runs the FUSE loop and stops it. */
+	sigemptyset(&block);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &block, &old);
+	if (fsd_start(&d) < 0)
+		goto out;
+
+	d.se = fuse_session_new(&args, &fsd_ops, sizeof(fsd_ops), &d);
+	if (!d.se)
+		goto out;
+	if (fuse_set_signal_handlers(d.se) != 0)
+		goto out;
+	handlers = true;
+	/* libfuse treats SIGHUP as "exit"; here it means "refresh now". */
+	signal(SIGHUP, on_sighup);
+	if (fuse_session_mount(d.se, mountpoint) != 0)
+		goto out;
+	mounted = true;
+	if (pthread_create(&refresher, NULL, refresh_thread, &d) != 0)
+		goto out;
+	refreshing = true;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+
+	report_ready(ready, 0);
+	ready = -1;
+	if (chdir("/") < 0) {
+		/* nothing depends on the working directory */
+	}
+	if (cmd.singlethread) {
+		ret = fuse_session_loop(d.se);
+	} else {
+		loop = fuse_loop_cfg_create();
+		if (!loop)
+			goto out;
+		fuse_loop_cfg_set_clone_fd(loop, (unsigned)cmd.clone_fd);
+		fuse_loop_cfg_set_idle_threads(loop, cmd.max_idle_threads);
+		if (cmd.max_threads > 0 && cmd.max_threads <= 100000) /* else: unset */
+			fuse_loop_cfg_set_max_threads(loop, cmd.max_threads);
+		ret = fuse_session_loop_mt(d.se, loop);
+	}
+	code = ret == 0 || ret == SIGTERM || ret == SIGINT ? 0 : 1;
+out:
+	if (refreshing) {
+		char c = 'q';
+
+		if (write(wake_pipe[1], &c, 1) == 1)
+			pthread_join(refresher, NULL);
+	}
+	if (mounted)
+		fuse_session_unmount(d.se);
+	if (handlers) {
+		signal(SIGHUP, SIG_DFL);
+		fuse_remove_signal_handlers(d.se);
+	}
+	if (d.se)
+		fuse_session_destroy(d.se);
+	report_ready(ready, code);
+	fsd_stop(&d);
+	fuse_loop_cfg_destroy(loop);
+	free(mountpoint);
+	for (size_t i = 0; i < p.n; i++)
+		free(p.nonopts[i]);
+	free(p.nonopts);
+	free(p.conf.rootfile);
+	free(p.conf.storedir);
+	free(p.conf.policy);
+	fuse_opt_free_args(&args);
+	free(cmd.mountpoint);
+	return code;
+}

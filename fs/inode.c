@@ -1,0 +1,270 @@
+/* fs/inode.c: inode numbers and the kernel's lookup counts.
+ *
+ * A path gets a number on its first lookup and keeps it for the life of the mount: the
+ * path -> number map only grows, so a path forgotten by the kernel and looked up again comes
+ * back with the same number (tools such as find and tar compare them). What a number stands
+ * for (struct inode) lives while the kernel holds lookups on it or a callback uses it; then
+ * it is freed, dropping its reference to its version's tree.
+ *
+ * Locking: inodes.lock protects the map, the slots, and every node's nlookup and refs. The
+ * rest of a node is immutable after creation and read without the lock by whoever holds a
+ * ref.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fs/daemon.h"
+
+/* FNV-1a: short keys, no adversary who can pick many paths of one package version. */
+static uint64_t hash_str(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (; *s; s++) {
+		h ^= (unsigned char)*s;
+		h *= 1099511628211ULL;
+	}
+	return h;
+}
+
+uint64_t strmap_get(const struct strmap *m, const char *key)
+{
+	size_t i;
+
+	if (!m->cap)
+		return 0;
+	for (i = hash_str(key) & (m->cap - 1); m->slots[i].key; i = (i + 1) & (m->cap - 1))
+		if (strcmp(m->slots[i].key, key) == 0)
+			return m->slots[i].val;
+	return 0;
+}
+
+static void slot_insert(struct strmap_slot *slots, size_t cap, char *key, uint64_t val)
+{
+	size_t i;
+
+	for (i = hash_str(key) & (cap - 1); slots[i].key; i = (i + 1) & (cap - 1))
+		;
+	slots[i].key = key;
+	slots[i].val = val;
+}
+
+int strmap_put(struct strmap *m, const char *key, uint64_t val)
+{
+	char *k;
+
+	if (2 * (m->n + 1) > m->cap) {
+		size_t cap = m->cap ? 2 * m->cap : 64;
+		struct strmap_slot *s = calloc(cap, sizeof(*s));
+
+		if (!s)
+			return -ENOMEM;
+		for (size_t i = 0; i < m->cap; i++)
+			if (m->slots[i].key)
+				slot_insert(s, cap, m->slots[i].key, m->slots[i].val);
+		free(m->slots);
+		m->slots = s;
+		m->cap = cap;
+	}
+	k = strdup(key);
+	if (!k)
+		return -ENOMEM;
+	slot_insert(m->slots, m->cap, k, val);
+	m->n++;
+	return 0;
+}
+
+void strmap_fini(struct strmap *m)
+{
+	for (size_t i = 0; i < m->cap; i++)
+		free(m->slots[i].key);
+	free(m->slots);
+	memset(m, 0, sizeof(*m));
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
+static void node_free(struct inode *n)
+{
+	if (!n)
+		return;
+	vtree_unref(n->vt);
+	free(n->pkg);
+	free(n->ver);
+	free(n);
+}
+
+int inodes_init(struct inodes *t)
+{
+	memset(t, 0, sizeof(*t));
+	pthread_mutex_init(&t->lock, NULL);
+	/* Number 0 is never used, 1 is the root (FUSE_ROOT_ID), whose node lives forever. */
+	t->cap = 1024;
+	t->slots = calloc(t->cap, sizeof(*t->slots));
+	if (!t->slots)
+		return -ENOMEM;
+	t->slots[FUSE_ROOT_ID].path = strdup("");
+	t->slots[FUSE_ROOT_ID].node = calloc(1, sizeof(struct inode));
+	if (!t->slots[FUSE_ROOT_ID].path || !t->slots[FUSE_ROOT_ID].node ||
+	    strmap_put(&t->bypath, "", FUSE_ROOT_ID) < 0) {
+		inodes_fini(t);
+		return -ENOMEM;
+	}
+	t->slots[FUSE_ROOT_ID].node->ino = FUSE_ROOT_ID;
+	t->slots[FUSE_ROOT_ID].node->kind = N_ROOT;
+	t->slots[FUSE_ROOT_ID].node->path = t->slots[FUSE_ROOT_ID].path;
+	t->slots[FUSE_ROOT_ID].node->nlookup = 1;
+	t->nslots = FUSE_ROOT_ID + 1;
+	return 0;
+}
+
+void inodes_fini(struct inodes *t)
+{
+	for (size_t i = 0; i < t->nslots; i++) {
+		node_free(t->slots[i].node);
+		free(t->slots[i].path);
+	}
+	free(t->slots);
+	strmap_fini(&t->bypath);
+	pthread_mutex_destroy(&t->lock);
+	memset(t, 0, sizeof(*t));
+}
+
+/* A number for path: the one it has, or the next. Called with the lock held. */
+static int number_of(struct inodes *t, const char *path, fuse_ino_t *ret_ino)
+{
+	fuse_ino_t ino = strmap_get(&t->bypath, path);
+	char *p;
+	int ret;
+
+	if (ino) {
+		*ret_ino = ino;
+		return 0;
+	}
+	if (t->nslots == t->cap) {
+		size_t cap = 2 * t->cap;
+		struct inode_slot *s = realloc(t->slots, cap * sizeof(*s));
+
+		if (!s)
+			return -ENOMEM;
+		memset(s + t->cap, 0, (cap - t->cap) * sizeof(*s));
+		t->slots = s;
+		t->cap = cap;
+	}
+	p = strdup(path);
+	if (!p)
+		return -ENOMEM;
+	ret = strmap_put(&t->bypath, path, t->nslots);
+	if (ret < 0) {
+		free(p);
+		return ret;
+	}
+	t->slots[t->nslots].path = p;
+	*ret_ino = t->nslots++;
+	return 0;
+}
+
+static struct inode *node_make(const struct inode *proto, fuse_ino_t ino, const char *path)
+{
+	struct inode *n = calloc(1, sizeof(*n));
+
+	if (!n)
+		return NULL;
+	n->ino = ino;
+	n->kind = proto->kind;
+	n->path = path;
+	n->idx = proto->idx;
+	n->pkg = proto->pkg ? strdup(proto->pkg) : NULL;
+	n->ver = proto->ver ? strdup(proto->ver) : NULL;
+	if ((proto->pkg && !n->pkg) || (proto->ver && !n->ver)) {
+		node_free(n);
+		return NULL;
+	}
+	n->vt = proto->vt ? vtree_ref(proto->vt) : NULL;
+	return n;
+}
+
+int inodes_get(struct inodes *t, const char *path, const struct inode *proto, bool lookup,
+	       struct inode **ret_n)
+{
+	struct inode *n;
+	fuse_ino_t ino;
+	int ret;
+
+	pthread_mutex_lock(&t->lock);
+	ret = number_of(t, path, &ino);
+	if (ret < 0)
+		goto out;
+	n = t->slots[ino].node;
+	if (!n) {
+		n = node_make(proto, ino, t->slots[ino].path);
+		if (!n) {
+			ret = -ENOMEM;
+			goto out;
+		}
+		t->slots[ino].node = n;
+	}
+	n->refs++;
+	if (lookup)
+		n->nlookup++;
+	*ret_n = n;
+out:
+	pthread_mutex_unlock(&t->lock);
+	return ret;
+}
+
+struct inode *inodes_ref(struct inodes *t, fuse_ino_t ino)
+{
+	struct inode *n = NULL;
+
+	pthread_mutex_lock(&t->lock);
+	if (ino < t->nslots && t->slots[ino].node) {
+		n = t->slots[ino].node;
+		n->refs++;
+	}
+	pthread_mutex_unlock(&t->lock);
+	return n;
+}
+
+/* Free a node nobody holds. Called with the lock held; the root is never freed. */
+static void maybe_free(struct inodes *t, struct inode *n)
+{
+	if (n->nlookup || n->refs || n->ino == FUSE_ROOT_ID)
+		return;
+	t->slots[n->ino].node = NULL;
+	node_free(n);
+}
+
+void inodes_put(struct inodes *t, struct inode *n)
+{
+	if (!n)
+		return;
+	pthread_mutex_lock(&t->lock);
+	n->refs--;
+	maybe_free(t, n);
+	pthread_mutex_unlock(&t->lock);
+}
+
+void inodes_forget(struct inodes *t, fuse_ino_t ino, uint64_t nlookup)
+{
+	struct inode *n;
+
+	pthread_mutex_lock(&t->lock);
+	if (ino < t->nslots && (n = t->slots[ino].node)) {
+		/* The kernel never forgets more than it looked up; if it did, clamp. */
+		n->nlookup = nlookup > n->nlookup ? 0 : n->nlookup - nlookup;
+		maybe_free(t, n);
+	}
+	pthread_mutex_unlock(&t->lock);
+}
+
+fuse_ino_t inodes_number(struct inodes *t, const char *path)
+{
+	fuse_ino_t ino;
+
+	pthread_mutex_lock(&t->lock);
+	ino = strmap_get(&t->bypath, path);
+	pthread_mutex_unlock(&t->lock);
+	return ino;
+}

@@ -1,0 +1,629 @@
+/* fs/ops.c: the FUSE low-level callbacks. Each replies exactly once; below them functions
+ * return 0 / -errno / STORK_E*, and the code becomes an errno here, once (fsd_errno).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "fs/daemon.h"
+
+#define XA_HASH	      "user.storkfs.hash"
+#define XA_SIGNER     "user.storkfs.signer"
+#define XA_CACHED     "user.storkfs.cached"
+#define XA_REPOSITORY "user.storkfs.repository"
+#define XA_MIRRORS    "user.storkfs.mirrors"
+
+static struct fsd *fsd_of(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+/* Verification and transport failures are EIO to readers: the details go to the log. */
+static int fsd_errno(int err)
+{
+	if (err >= 0)
+		return 0;
+	if (err <= -20000)
+		return EIO;
+	switch (-err) {
+	case ETIMEDOUT:
+	case ECONNREFUSED:
+	case ECONNRESET:
+	case EHOSTUNREACH:
+	case ENETUNREACH:
+	case EBADMSG:
+		return EIO;
+	default:
+		return -err;
+	}
+}
+
+/* "a/b", or b alone when a is empty. NULL on -ENOMEM. */
+static char *path_join(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b), len = la + lb + 2;
+	char *p = malloc(len);
+
+	if (!p)
+		return NULL;
+	if (la)
+		snprintf(p, len, "%s/%s", a, b);
+	else
+		snprintf(p, len, "%s", b);
+	return p;
+}
+
+/* The child `name` of parent: its node (with a kernel lookup counted) and entry reply. */
+static int lookup_child(struct fsd *d, const struct inode *parent, const char *name,
+			struct fuse_entry_param *ret_e)
+{
+	struct inode proto = {.idx = -1}, *n = NULL;
+	struct catalog *cat = NULL;
+	const struct cat_pkg *p;
+	struct vtree *vt = NULL;
+	char *path = NULL, *epath = NULL;
+	int ret;
+
+	if (!*name || strchr(name, '/'))
+		return -ENOENT;
+	switch (parent->kind) {
+	case N_ROOT:
+		cat = fsd_catalog(d);
+		ret = catalog_pkg(cat, name) ? 0 : -ENOENT;
+		proto.kind = N_PKG;
+		proto.pkg = (char *)name;
+		break;
+	case N_PKG:
+		cat = fsd_catalog(d);
+		p = catalog_pkg(cat, parent->pkg);
+		proto.pkg = parent->pkg;
+		if (strcmp(name, "latest") == 0) {
+			ret = p && p->n ? 0 : -ENOENT;
+			proto.kind = N_LATEST;
+		} else {
+			ret = catalog_ver(p, name) ? 0 : -ENOENT;
+			proto.kind = N_VER;
+			proto.ver = (char *)name;
+		}
+		break;
+	case N_VER:
+	case N_ENTRY:
+		if (parent->kind == N_VER) {
+			ret = fsd_vtree(d, parent->pkg, parent->ver, &vt);
+			if (ret < 0) {
+				fsd_log(d, "%s %s: %s (%s)", parent->pkg, parent->ver,
+					stork_error_detail(), storkfs_strerror(ret));
+				goto out;
+			}
+			epath = strdup(name);
+		} else {
+			vt = vtree_ref(parent->vt);
+			if (vt->m->entries[parent->idx].type != VERIFY_DIR) {
+				ret = -ENOTDIR;
+				goto out;
+			}
+			epath = path_join(vt->m->entries[parent->idx].path, name);
+		}
+		if (!epath) {
+			ret = -ENOMEM;
+			goto out;
+		}
+		proto.kind = N_ENTRY;
+		proto.pkg = parent->pkg;
+		proto.ver = parent->ver;
+		proto.vt = vt;
+		proto.idx = vtree_find(vt, epath);
+		ret = proto.idx >= 0 && proto.idx < (long)vt->m->n ? 0 : -ENOENT;
+		break;
+	default:
+		ret = -ENOTDIR;
+	}
+	if (ret < 0)
+		goto out;
+	path = path_join(parent->path, name);
+	if (!path) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	ret = inodes_get(&d->inodes, path, &proto, true, &n);
+	if (ret < 0)
+		goto out;
+	memset(ret_e, 0, sizeof(*ret_e));
+	ret = fsd_stat(d, n, &ret_e->attr);
+	if (ret < 0) {
+		inodes_forget(&d->inodes, n->ino, 1);
+		goto out;
+	}
+	ret_e->ino = n->ino;
+	ret_e->attr_timeout = ret_e->entry_timeout = fsd_timeout(d, n);
+out:
+	inodes_put(&d->inodes, n);
+	vtree_unref(vt);
+	catalog_unref(cat);
+	free(epath);
+	free(path);
+	return ret;
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fsd *d = fsd_of(req);
+	struct inode *p = inodes_ref(&d->inodes, parent);
+	struct fuse_entry_param e;
+	int ret;
+
+	ret = p ? lookup_child(d, p, name, &e) : -ESTALE;
+	inodes_put(&d->inodes, p);
+	if (ret < 0)
+		fuse_reply_err(req, fsd_errno(ret));
+	else
+		fuse_reply_entry(req, &e);
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	inodes_forget(&fsd_of(req)->inodes, ino, nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+	struct fsd *d = fsd_of(req);
+
+	for (size_t i = 0; i < count; i++)
+		inodes_forget(&d->inodes, forgets[i].ino, forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fsd *d = fsd_of(req);
+	struct inode *n = inodes_ref(&d->inodes, ino);
+	struct stat st;
+	int ret;
+
+	ret = n ? fsd_stat(d, n, &st) : -ESTALE;
+	if (ret < 0)
+		fuse_reply_err(req, fsd_errno(ret));
+	else
+		fuse_reply_attr(req, &st, fsd_timeout(d, n));
+	inodes_put(&d->inodes, n);
+}
+
+static void op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	struct fsd *d = fsd_of(req);
+	struct inode *n = inodes_ref(&d->inodes, ino);
+	struct catalog *cat = NULL;
+	const struct cat_pkg *p;
+	const struct verify_entry *e;
+
+	if (!n) {
+		fuse_reply_err(req, ESTALE);
+	} else if (n->kind == N_LATEST) {
+		cat = fsd_catalog(d);
+		p = catalog_pkg(cat, n->pkg);
+		if (p && p->n)
+			fuse_reply_readlink(req, p->vers[p->n - 1].version);
+		else
+			fuse_reply_err(req, ENOENT);
+	} else if (n->kind == N_ENTRY && (e = &n->vt->m->entries[n->idx])->type == VERIFY_SYMLINK) {
+		fuse_reply_readlink(req, e->target);
+	} else {
+		fuse_reply_err(req, EINVAL);
+	}
+	catalog_unref(cat);
+	inodes_put(&d->inodes, n);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Files */
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fsd *d = fsd_of(req);
+	struct inode *n = inodes_ref(&d->inodes, ino);
+	const struct verify_entry *e;
+	char what[1024];
+	int fd = -1, ret;
+
+	if (!n) {
+		ret = -ESTALE;
+		goto out;
+	}
+	if (n->kind != N_ENTRY) {
+		ret = -EISDIR;
+		goto out;
+	}
+	e = &n->vt->m->entries[n->idx];
+	if (e->type == VERIFY_DIR) {
+		ret = -EISDIR;
+		goto out;
+	}
+	if (e->type != VERIFY_FILE) {
+		ret = -ELOOP;
+		goto out;
+	}
+	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
+		ret = -EROFS;
+		goto out;
+	}
+	snprintf(what, sizeof(what), "%s %s: %s", n->pkg, n->ver, e->path);
+	ret = fs_repo_object(d->repo, e, what, &fd, NULL);
+	if (ret < 0) {
+		fsd_log(d, "open %s: %s (%s)", what, stork_error_detail(), storkfs_strerror(ret));
+		/* No mirror delivered it: not "no such file" to the reader. */
+		if (ret == -ENOENT)
+			ret = -EIO;
+		goto out;
+	}
+	fi->fh = (uint64_t)fd;
+	fi->keep_cache = 1; /* the content behind this inode never changes */
+	fi->noflush = 1;
+out:
+	inodes_put(&d->inodes, n);
+	if (ret < 0) {
+		fuse_reply_err(req, fsd_errno(ret));
+	} else if (fuse_reply_open(req, fi) != 0) {
+		/* The open was interrupted: nobody will release this fd. */
+		close(fd);
+	}
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+
+	/* Spliced or copied straight from the store object: no buffer of ours in between. */
+	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	buf.buf[0].fd = (int)fi->fh;
+	buf.buf[0].pos = off;
+	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	close((int)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Directories */
+
+struct dirh {
+	struct catalog *cat; /* N_ROOT, N_PKG: what was listed at opendir */
+	struct vtree *vt;    /* N_VER, N_ENTRY */
+	long dir;	     /* the directory's index in vt */
+};
+
+static void dirh_free(struct dirh *h)
+{
+	if (!h)
+		return;
+	catalog_unref(h->cat);
+	vtree_unref(h->vt);
+	free(h);
+}
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fsd *d = fsd_of(req);
+	struct inode *n = inodes_ref(&d->inodes, ino);
+	struct dirh *h = calloc(1, sizeof(*h));
+	int ret = 0;
+
+	if (!h) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	if (!n) {
+		ret = -ESTALE;
+		goto out;
+	}
+	switch (n->kind) {
+	case N_ROOT:
+	case N_PKG:
+		h->cat = fsd_catalog(d);
+		break;
+	case N_VER:
+		ret = fsd_vtree(d, n->pkg, n->ver, &h->vt);
+		if (ret < 0) {
+			fsd_log(d, "%s %s: %s (%s)", n->pkg, n->ver, stork_error_detail(),
+				storkfs_strerror(ret));
+			goto out;
+		}
+		h->dir = (long)h->vt->m->n;
+		break;
+	case N_ENTRY:
+		if (n->vt->m->entries[n->idx].type != VERIFY_DIR) {
+			ret = -ENOTDIR;
+			goto out;
+		}
+		h->vt = vtree_ref(n->vt);
+		h->dir = n->idx;
+		break;
+	default:
+		ret = -ENOTDIR;
+		goto out;
+	}
+	if (h->vt) {
+		/* A version's directories never change: let the kernel keep their listings. */
+		fi->cache_readdir = 1;
+		fi->keep_cache = 1;
+	}
+	fi->fh = (uint64_t)(uintptr_t)h;
+out:
+	inodes_put(&d->inodes, n);
+	if (ret < 0) {
+		dirh_free(h);
+		fuse_reply_err(req, fsd_errno(ret));
+	} else if (fuse_reply_open(req, fi) != 0) {
+		dirh_free(h);
+	}
+}
+
+/* The name of the k-th entry (after "." and ".."), NULL past the end. */
+static const char *dirh_name(const struct dirh *h, const struct inode *n, size_t k)
+{
+	const struct cat_pkg *p;
+	const char *path, *slash;
+
+	if (h->vt) {
+		size_t lo = h->vt->first[h->dir], hi = h->vt->first[h->dir + 1];
+
+		if (lo + k >= hi)
+			return NULL;
+		path = h->vt->m->entries[h->vt->kids[lo + k]].path;
+		slash = strrchr(path, '/');
+		return slash ? slash + 1 : path;
+	}
+	if (n->kind == N_ROOT)
+		return k < h->cat->n ? h->cat->pkgs[k].name : NULL;
+	p = catalog_pkg(h->cat, n->pkg);
+	if (!p)
+		return NULL;
+	if (k < p->n)
+		return p->vers[k].version;
+	return k == p->n && p->n ? "latest" : NULL;
+}
+
+/* The number of n's parent, for "..": readdir() skips entries numbered 0. */
+static fuse_ino_t parent_number(struct fsd *d, const struct inode *n)
+{
+	const char *slash = strrchr(n->path, '/');
+	fuse_ino_t ino = FUSE_ROOT_ID;
+	char *dir;
+
+	if (slash && (dir = strndup(n->path, (size_t)(slash - n->path)))) {
+		ino = inodes_number(&d->inodes, dir);
+		free(dir);
+	}
+	return ino ? ino : FUSE_ROOT_ID;
+}
+
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi, bool plus)
+{
+	struct fsd *d = fsd_of(req);
+	struct dirh *h = (struct dirh *)(uintptr_t)fi->fh;
+	struct inode *n = inodes_ref(&d->inodes, ino);
+	char *buf = NULL;
+	size_t used = 0;
+	int ret = 0;
+
+	if (!n) {
+		ret = -ESTALE;
+		goto out;
+	}
+	buf = malloc(size);
+	if (!buf) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (off_t k = off;; k++) {
+		struct fuse_entry_param e = {0};
+		const char *name;
+		size_t need;
+
+		if (k == 0 || k == 1) {
+			name = k ? ".." : ".";
+			e.attr.st_ino = k ? parent_number(d, n) : n->ino;
+			e.attr.st_mode = S_IFDIR;
+		} else {
+			name = dirh_name(h, n, (size_t)k - 2);
+			if (!name)
+				break;
+			/* Plain readdir also needs the stable number and the type: both come
+			 * through a lookup, given back at once when not readdirplus. */
+			ret = lookup_child(d, n, name, &e);
+			if (ret == -ENOENT) {
+				ret = 0; /* gone since opendir (a refresh) */
+				continue;
+			}
+			if (ret < 0)
+				break;
+		}
+		if (plus)
+			need =
+			    fuse_add_direntry_plus(req, buf + used, size - used, name, &e, k + 1);
+		else
+			need =
+			    fuse_add_direntry(req, buf + used, size - used, name, &e.attr, k + 1);
+		if (e.ino && (!plus || need > size - used))
+			inodes_forget(&d->inodes, e.ino, 1);
+		if (need > size - used)
+			break;
+		used += need;
+	}
+out:
+	inodes_put(&d->inodes, n);
+	/* An error after some entries: return those; the next call meets the error again. */
+	if (ret < 0 && used == 0)
+		fuse_reply_err(req, fsd_errno(ret));
+	else
+		fuse_reply_buf(req, buf, used);
+	free(buf);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, fi, false);
+}
+
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			   struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, fi, true);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	dirh_free((struct dirh *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Extended attributes: where an entry comes from and who signed it. */
+
+/* The value of attribute `name` of n into buf (size cap). @return its length; -ENODATA. */
+static int xattr_value(struct fsd *d, const struct inode *n, const char *name, char *buf,
+		       size_t cap)
+{
+	const struct verify_entry *e = n->kind == N_ENTRY ? &n->vt->m->entries[n->idx] : NULL;
+	struct store_objinfo info;
+	int len = -ENODATA;
+
+	if (n->kind == N_ROOT && strcmp(name, XA_REPOSITORY) == 0) {
+		len = snprintf(buf, cap, "%s", d->repo_id);
+	} else if (n->kind == N_ROOT && strcmp(name, XA_MIRRORS) == 0) {
+		size_t used = 0;
+
+		buf[0] = '\0';
+		for (size_t i = 0; i < d->nmirrors && used < cap; i++)
+			used += (size_t)snprintf(buf + used, cap - used, "%s%s", i ? "\n" : "",
+						 d->mirrors[i]);
+		len = (int)(used < cap ? used : cap - 1);
+	} else if (e && e->type == VERIFY_FILE && strcmp(name, XA_HASH) == 0) {
+		verify_hex(e->hash, VERIFY_HASH_LEN, buf);
+		len = 2 * VERIFY_HASH_LEN;
+	} else if (e && e->type == VERIFY_FILE && strcmp(name, XA_CACHED) == 0) {
+		len = snprintf(buf, cap, "%d",
+			       store_object_info(d->store, e->hash, &info) == 0 ? 1 : 0);
+	} else if (e && strcmp(name, XA_SIGNER) == 0) {
+		len = snprintf(buf, cap, "%s", n->vt->signer);
+	}
+	return len;
+}
+
+static size_t xattr_names(const struct inode *n, char *buf)
+{
+	const struct verify_entry *e = n->kind == N_ENTRY ? &n->vt->m->entries[n->idx] : NULL;
+	size_t len = 0;
+
+#define ADD(s)                                                                                     \
+	do {                                                                                       \
+		memcpy(buf + len, s, sizeof(s));                                                   \
+		len += sizeof(s);                                                                  \
+	} while (0)
+	if (n->kind == N_ROOT) {
+		ADD(XA_REPOSITORY);
+		ADD(XA_MIRRORS);
+	}
+	if (e && e->type == VERIFY_FILE) {
+		ADD(XA_HASH);
+		ADD(XA_CACHED);
+	}
+	if (e)
+		ADD(XA_SIGNER);
+#undef ADD
+	return len;
+}
+
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	struct fsd *d = fsd_of(req);
+	struct inode *n = inodes_ref(&d->inodes, ino);
+	char buf[4096];
+	int len;
+
+	len = n ? xattr_value(d, n, name, buf, sizeof(buf)) : -ESTALE;
+	inodes_put(&d->inodes, n);
+	if (len < 0)
+		fuse_reply_err(req, -len);
+	else if (size == 0)
+		fuse_reply_xattr(req, (size_t)len);
+	else if ((size_t)len > size)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, buf, (size_t)len);
+}
+
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct fsd *d = fsd_of(req);
+	struct inode *n = inodes_ref(&d->inodes, ino);
+	char buf[512];
+	size_t len = 0;
+
+	if (n)
+		len = xattr_names(n, buf);
+	inodes_put(&d->inodes, n);
+	if (!n)
+		fuse_reply_err(req, ESTALE);
+	else if (size == 0)
+		fuse_reply_xattr(req, len);
+	else if (len > size)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, buf, len);
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct fsd *d = fsd_of(req);
+	struct statvfs st;
+
+	/* The store's file system, with nothing free: nothing can be written here. */
+	if (statvfs(store_dir(d->store), &st) < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	st.f_bfree = st.f_bavail = 0;
+	st.f_ffree = st.f_favail = 0;
+	st.f_namemax = 255;
+	fuse_reply_statfs(req, &st);
+}
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+	/* Reads come from store objects: let libfuse splice them. */
+	if (conn->capable & FUSE_CAP_SPLICE_MOVE)
+		conn->want |= FUSE_CAP_SPLICE_MOVE;
+	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
+		conn->want |= FUSE_CAP_SPLICE_WRITE;
+}
+
+const struct fuse_lowlevel_ops fsd_ops = {
+    .init = op_init,
+    .lookup = op_lookup,
+    .forget = op_forget,
+    .forget_multi = op_forget_multi,
+    .getattr = op_getattr,
+    .readlink = op_readlink,
+    .open = op_open,
+    .read = op_read,
+    .release = op_release,
+    .opendir = op_opendir,
+    .readdir = op_readdir,
+    .readdirplus = op_readdirplus,
+    .releasedir = op_releasedir,
+    .getxattr = op_getxattr,
+    .listxattr = op_listxattr,
+    .statfs = op_statfs,
+};

@@ -1,0 +1,442 @@
+/* fs/tree.c: what the mounted tree holds. The catalog (packages and versions the verified
+ * metadata signs) is rebuilt after each refresh and swapped in whole; a version's tree (its
+ * verified manifest plus an index of each directory's children) is built on first use and
+ * kept: versions are immutable, so a tree stays right for as long as anyone holds it, even
+ * when a refresh drops its version from the catalog.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fs/daemon.h"
+
+/* ------------------------------------------------------------------------------------------ */
+/* Catalog */
+
+struct listing {
+	struct verify_target *t;
+	size_t n, cap;
+};
+
+static int list_one(void *ctx, const struct verify_target *t)
+{
+	struct listing *l = ctx;
+	struct verify_target *c;
+
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 64;
+
+		c = realloc(l->t, cap * sizeof(*c));
+		if (!c)
+			return -ENOMEM;
+		l->t = c;
+		l->cap = cap;
+	}
+	c = &l->t[l->n];
+	memset(c, 0, sizeof(*c));
+	c->name = strdup(t->name);
+	c->version = strdup(t->version);
+	c->role = strdup(t->role ? t->role : "");
+	c->keyid = strdup(t->keyid ? t->keyid : "");
+	memcpy(c->hash, t->hash, VERIFY_HASH_LEN);
+	l->n++;
+	if (!c->name || !c->version || !c->role || !c->keyid)
+		return -ENOMEM;
+	return 0;
+}
+
+static int cmp_target(const void *a, const void *b)
+{
+	const struct verify_target *x = a, *y = b;
+	int c = strcmp(x->name, y->name);
+
+	return c ? c : fs_version_cmp(x->version, y->version);
+}
+
+static void catalog_free(struct catalog *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < c->n; i++) {
+		for (size_t j = 0; j < c->pkgs[i].n; j++) {
+			free(c->pkgs[i].vers[j].version);
+			free(c->pkgs[i].vers[j].role);
+			free(c->pkgs[i].vers[j].keyid);
+		}
+		free(c->pkgs[i].vers);
+		free(c->pkgs[i].name);
+	}
+	free(c->pkgs);
+	free(c);
+}
+
+int catalog_build(struct fs_repo *r, struct catalog **ret_c)
+{
+	struct listing l = {0};
+	struct catalog *c = NULL;
+	size_t i, j;
+	int ret, listed;
+
+	listed = fs_repo_list(r, list_one, &l);
+	/* A role that fails verification is skipped (and logged); what verified is shown. */
+	if (listed == -ENOMEM || (listed < 0 && l.n == 0)) {
+		ret = listed;
+		goto out;
+	}
+	if (l.n)
+		qsort(l.t, l.n, sizeof(*l.t), cmp_target);
+	ret = -ENOMEM;
+	c = calloc(1, sizeof(*c));
+	if (!c || (l.n && !(c->pkgs = calloc(l.n, sizeof(*c->pkgs)))))
+		goto out;
+	c->refs = 1;
+	c->built = time(NULL);
+	for (i = 0; i < l.n; i = j) {
+		struct cat_pkg *p = &c->pkgs[c->n];
+
+		for (j = i; j < l.n && strcmp(l.t[j].name, l.t[i].name) == 0; j++)
+			;
+		p->vers = calloc(j - i, sizeof(*p->vers));
+		if (!p->vers)
+			goto out;
+		c->n++;
+		p->name = l.t[i].name;
+		l.t[i].name = NULL;
+		for (size_t k = i; k < j; k++) {
+			struct cat_ver *v = &p->vers[p->n++];
+
+			v->version = l.t[k].version;
+			v->role = l.t[k].role;
+			v->keyid = l.t[k].keyid;
+			l.t[k].version = l.t[k].role = l.t[k].keyid = NULL;
+			memcpy(v->hash, l.t[k].hash, VERIFY_HASH_LEN);
+		}
+	}
+	*ret_c = c;
+	c = NULL;
+	ret = 0;
+out:
+	catalog_free(c);
+	for (i = 0; i < l.n; i++)
+		verify_target_fini(&l.t[i]);
+	free(l.t);
+	return ret;
+}
+
+struct catalog *catalog_ref(struct catalog *c)
+{
+	__atomic_add_fetch(&c->refs, 1, __ATOMIC_RELAXED);
+	return c;
+}
+
+void catalog_unref(struct catalog *c)
+{
+	if (c && __atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) == 0)
+		catalog_free(c);
+}
+
+const struct cat_pkg *catalog_pkg(const struct catalog *c, const char *name)
+{
+	size_t lo = 0, hi = c->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int k = strcmp(name, c->pkgs[mid].name);
+
+		if (k == 0)
+			return &c->pkgs[mid];
+		if (k < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return NULL;
+}
+
+const struct cat_ver *catalog_ver(const struct cat_pkg *p, const char *version)
+{
+	/* Exact names, not the ordering: "1.0" and "1.00" compare equal but are two versions. */
+	for (size_t i = 0; p && i < p->n; i++)
+		if (strcmp(p->vers[i].version, version) == 0)
+			return &p->vers[i];
+	return NULL;
+}
+
+struct catalog *fsd_catalog(struct fsd *d)
+{
+	struct catalog *c;
+
+	pthread_mutex_lock(&d->cat_lock);
+	c = catalog_ref(d->cat);
+	pthread_mutex_unlock(&d->cat_lock);
+	return c;
+}
+
+void fsd_set_catalog(struct fsd *d, struct catalog *c)
+{
+	struct catalog *old;
+
+	pthread_mutex_lock(&d->cat_lock);
+	old = d->cat;
+	d->cat = c;
+	pthread_mutex_unlock(&d->cat_lock);
+	catalog_unref(old);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Version trees */
+
+static void vtree_free(struct vtree *t)
+{
+	if (!t)
+		return;
+	verify_manifest_free(t->m);
+	free(t->first);
+	free(t->kids);
+	free(t->name);
+	free(t->version);
+	free(t->signer);
+	free(t);
+}
+
+struct vtree *vtree_ref(struct vtree *t)
+{
+	__atomic_add_fetch(&t->refs, 1, __ATOMIC_RELAXED);
+	return t;
+}
+
+void vtree_unref(struct vtree *t)
+{
+	if (t && __atomic_sub_fetch(&t->refs, 1, __ATOMIC_ACQ_REL) == 0)
+		vtree_free(t);
+}
+
+long vtree_find(const struct vtree *t, const char *path)
+{
+	const struct verify_entry *e;
+
+	if (!*path)
+		return (long)t->m->n;
+	e = verify_manifest_find(t->m, path);
+	return e ? e - t->m->entries : -1;
+}
+
+/* The parent's index of entry i: the version directory (n) for top-level entries. */
+static long parent_of(const struct vtree *t, size_t i)
+{
+	const char *p = t->m->entries[i].path, *slash = strrchr(p, '/');
+	char *dir;
+	long k;
+
+	if (!slash)
+		return (long)t->m->n;
+	dir = strndup(p, (size_t)(slash - p));
+	if (!dir)
+		return -ENOMEM;
+	k = vtree_find(t, dir);
+	free(dir);
+	return k < 0 ? -EINVAL : k; /* finish() added every parent: a gap is a bug */
+}
+
+/* The child index in compressed-row form: a count per parent, a prefix sum, a fill. */
+static int vtree_index(struct vtree *t)
+{
+	size_t n = t->m->n, i;
+	long *parent = NULL;
+	uint32_t *fill = NULL;
+	int ret = -ENOMEM;
+
+	if (n >= UINT32_MAX)
+		return -EFBIG;
+	parent = calloc(n ? n : 1, sizeof(*parent));
+	t->first = calloc(n + 2, sizeof(*t->first));
+	t->kids = calloc(n ? n : 1, sizeof(*t->kids));
+	fill = calloc(n + 1, sizeof(*fill));
+	if (!parent || !t->first || !t->kids || !fill)
+		goto out;
+	for (i = 0; i < n; i++) {
+		parent[i] = parent_of(t, i);
+		if (parent[i] < 0) {
+			ret = (int)parent[i];
+			goto out;
+		}
+		if (parent[i] != (long)n && t->m->entries[parent[i]].type != VERIFY_DIR) {
+			ret = STORK_EHOSTILE;
+			goto out;
+		}
+		t->first[parent[i] + 1]++;
+	}
+	for (i = 1; i <= n + 1; i++)
+		t->first[i] += t->first[i - 1];
+	/* Entries are sorted by path, so each directory's children come out sorted. */
+	for (i = 0; i < n; i++)
+		t->kids[t->first[parent[i]] + fill[parent[i]]++] = (uint32_t)i;
+	ret = 0;
+out:
+	free(parent);
+	free(fill);
+	return ret;
+}
+
+static int vtree_build(struct fsd *d, const char *pkg, const char *ver, struct vtree **ret_t)
+{
+	struct catalog *cat = fsd_catalog(d);
+	const struct cat_ver *cv = catalog_ver(catalog_pkg(cat, pkg), ver);
+	struct vtree *t = NULL;
+	int ret;
+
+	t = calloc(1, sizeof(*t));
+	if (!t) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	t->refs = 1;
+	t->name = strdup(pkg);
+	t->version = strdup(ver);
+	if (cv) {
+		size_t len = strlen(cv->role) + strlen(cv->keyid) + 2;
+
+		t->signer = malloc(len);
+		if (t->signer)
+			snprintf(t->signer, len, "%s %s", cv->role, cv->keyid);
+		verify_hex(cv->hash, VERIFY_HASH_LEN, t->mhash);
+	} else {
+		t->signer = strdup("");
+	}
+	if (!t->name || !t->version || !t->signer) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	ret = fs_repo_manifest(d->repo, pkg, ver, &t->m);
+	if (ret < 0)
+		goto out;
+	ret = vtree_index(t);
+	if (ret < 0) {
+		stork_errorf("%s %s: manifest has an entry below a non-directory", pkg, ver);
+		goto out;
+	}
+	*ret_t = t;
+	t = NULL;
+out:
+	vtree_free(t);
+	catalog_unref(cat);
+	return ret;
+}
+
+int fsd_vtree(struct fsd *d, const char *pkg, const char *ver, struct vtree **ret_t)
+{
+	char key[2 * 130 + 2];
+	struct vtree *t, *have;
+	int ret;
+
+	if ((size_t)snprintf(key, sizeof(key), "%s/%s", pkg, ver) >= sizeof(key))
+		return -ENAMETOOLONG;
+	pthread_mutex_lock(&d->vt_lock);
+	t = (struct vtree *)(uintptr_t)strmap_get(&d->vtrees, key);
+	if (t)
+		vtree_ref(t);
+	pthread_mutex_unlock(&d->vt_lock);
+	if (t) {
+		*ret_t = t;
+		return 0;
+	}
+	/* Built without the lock: it may fetch. Two threads may build the same tree at once;
+	 * the first to finish is kept (fs_repo_manifest serializes the fetches themselves). */
+	ret = vtree_build(d, pkg, ver, &t);
+	if (ret < 0)
+		return ret;
+	pthread_mutex_lock(&d->vt_lock);
+	have = (struct vtree *)(uintptr_t)strmap_get(&d->vtrees, key);
+	if (have) {
+		vtree_ref(have);
+		vtree_unref(t);
+		t = have;
+	} else if (strmap_put(&d->vtrees, key, (uint64_t)(uintptr_t)t) == 0) {
+		vtree_ref(t); /* the cache's */
+	}
+	pthread_mutex_unlock(&d->vt_lock);
+	*ret_t = t;
+	return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Attributes */
+
+static void stat_dir(struct stat *st, time_t when)
+{
+	st->st_mode = S_IFDIR | 0555;
+	st->st_nlink = 2;
+	st->st_mtim.tv_sec = st->st_ctim.tv_sec = st->st_atim.tv_sec = when;
+}
+
+int fsd_stat(struct fsd *d, const struct inode *n, struct stat *st)
+{
+	struct catalog *cat = NULL;
+	const struct cat_pkg *p;
+	const struct verify_entry *e;
+	uint32_t keep;
+	int ret = 0;
+
+	memset(st, 0, sizeof(*st));
+	st->st_ino = n->ino;
+	st->st_uid = 0;
+	st->st_gid = 0;
+	st->st_blksize = 65536;
+	switch (n->kind) {
+	case N_ROOT:
+	case N_PKG:
+	case N_VER:
+		cat = fsd_catalog(d);
+		stat_dir(st, cat->built);
+		break;
+	case N_LATEST:
+		cat = fsd_catalog(d);
+		p = catalog_pkg(cat, n->pkg);
+		if (!p || !p->n) {
+			ret = -ENOENT;
+			break;
+		}
+		st->st_mode = S_IFLNK | 0777;
+		st->st_nlink = 1;
+		st->st_size = (off_t)strlen(p->vers[p->n - 1].version);
+		st->st_mtim.tv_sec = st->st_ctim.tv_sec = st->st_atim.tv_sec = cat->built;
+		break;
+	case N_ENTRY:
+		e = &n->vt->m->entries[n->idx];
+		/* Never writable; set-id bits only when the mount allows them. */
+		keep = d->conf.allow_setuid ? 07555 : 01555;
+		st->st_nlink = 1;
+		st->st_size = (off_t)e->size;
+		st->st_mtim.tv_sec = st->st_ctim.tv_sec = st->st_atim.tv_sec = e->mtime;
+		switch (e->type) {
+		case VERIFY_DIR:
+			st->st_mode = S_IFDIR | (e->mode & keep);
+			st->st_nlink = 2;
+			st->st_size = 0;
+			break;
+		case VERIFY_FILE:
+			st->st_mode = S_IFREG | (e->mode & keep);
+			st->st_blocks = (blkcnt_t)((e->size + 511) / 512);
+			break;
+		case VERIFY_SYMLINK:
+			st->st_mode = S_IFLNK | 0777;
+			break;
+		}
+		break;
+	}
+	catalog_unref(cat);
+	return ret;
+}
+
+double fsd_timeout(const struct fsd *d, const struct inode *n)
+{
+	switch (n->kind) {
+	case N_VER:
+	case N_ENTRY:
+		return FSD_IMMUTABLE_TIMEOUT;
+	default:
+		/* What a refresh may change is revalidated at least once per interval. */
+		return d->conf.refresh;
+	}
+}
