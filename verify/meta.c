@@ -340,7 +340,7 @@ static int parse_root(const char *file, struct meta *m)
 static int parse_delegated_role(const char *file, const json_t *obj, const char *field,
 				struct meta_delegation *d)
 {
-	const char *name;
+	const char *name = NULL;
 	const json_t *v;
 	char f[256];
 	int r;
@@ -580,7 +580,7 @@ bad_version:
 static int parse_sigs(const char *file, struct meta *m)
 {
 	const json_t *sigs = json_object_get(m->json, "signatures"), *e;
-	const char *keyid, *sig;
+	const char *keyid = NULL, *sig = NULL;
 	char f[64];
 	size_t i;
 	int r;
@@ -620,7 +620,7 @@ int meta_parse(const void *buf, size_t len, const char *file, enum meta_type typ
 	       struct meta **ret_m)
 {
 	struct meta *m;
-	const char *s;
+	const char *s = NULL;
 	int r;
 
 	m = calloc(1, sizeof(*m));
