@@ -177,8 +177,18 @@ rand() {
 # start_nginx ROOT: serve ROOT read-only on 127.0.0.1 at a random free port. Sets NGINX_PORT,
 # NGINX_URL (http://127.0.0.1:PORT) and NGINX_DIR (config, pid file, access.log, error.log).
 start_nginx() {
-	local root dir port try
+	_start_nginx "$1" http
+}
+
+# _start_nginx ROOT SCHEME [CERT KEY]: the one nginx starter; https adds TLS with HTTP/2 offered.
+_start_nginx() {
+	local root dir port try scheme=$2 listen tls=
 	root=$(cd "$1" && pwd)
+	listen=""
+	if [ "$scheme" = https ]; then
+		listen=" ssl http2"
+		tls="ssl_certificate $3; ssl_certificate_key $4;"
+	fi
 	need nginx
 	dir="$T/nginx.${#_NGINX_DIRS[@]}"
 	mkdir -p "$dir/tmp"
@@ -207,8 +217,9 @@ start_nginx() {
 				scgi_temp_path $dir/tmp/scgi;
 				sendfile on;
 				server {
-					listen 127.0.0.1:$port;
+					listen 127.0.0.1:$port$listen;
 					server_name localhost;
+					$tls
 					root $root;
 					autoindex off;
 					location / {
@@ -219,7 +230,7 @@ start_nginx() {
 		if nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" 2>"$dir/start.err"; then
 			_NGINX_DIRS+=("$dir")
 			NGINX_PORT=$port
-			NGINX_URL="http://127.0.0.1:$port"
+			NGINX_URL="$scheme://127.0.0.1:$port"
 			NGINX_DIR=$dir
 			for _ in $(seq 50); do
 				[ -s "$dir/nginx.pid" ] && break
@@ -232,7 +243,7 @@ start_nginx() {
 		fi
 		if ! grep -q 'Address already in use' "$dir/start.err" "$dir/error.log" 2>/dev/null; then
 			cat "$dir/start.err" >&2
-			fail "nginx did not start"
+			fail "nginx ($scheme) did not start"
 		fi
 	done
 	fail "nginx found no free port in 20 tries"
@@ -485,67 +496,7 @@ stop_nginx() {
 # start_nginx_tls ROOT CERT KEY: like start_nginx, over TLS (HTTP/2 offered) with CERT and KEY.
 # Sets NGINX_PORT, NGINX_URL (https://127.0.0.1:PORT) and NGINX_DIR.
 start_nginx_tls() {
-	local root dir port
-	root=$(cd "$1" && pwd)
-	need nginx
-	dir="$T/nginx.${#_NGINX_DIRS[@]}"
-	mkdir -p "$dir/tmp"
-	for _ in $(seq 20); do
-		rand 40000
-		port=$((20000 + R))
-		cat >"$dir/nginx.conf" <<-EOF
-			daemon on;
-			user root;
-			worker_processes 1;
-			pid $dir/nginx.pid;
-			error_log $dir/error.log;
-			events {
-				worker_connections 256;
-			}
-			http {
-				types {
-					application/json json;
-				}
-				default_type application/octet-stream;
-				access_log $dir/access.log;
-				client_body_temp_path $dir/tmp/body;
-				proxy_temp_path $dir/tmp/proxy;
-				fastcgi_temp_path $dir/tmp/fastcgi;
-				uwsgi_temp_path $dir/tmp/uwsgi;
-				scgi_temp_path $dir/tmp/scgi;
-				sendfile on;
-				server {
-					listen 127.0.0.1:$port ssl http2;
-					server_name localhost;
-					ssl_certificate $2;
-					ssl_certificate_key $3;
-					root $root;
-					autoindex off;
-					location / {
-					}
-				}
-			}
-		EOF
-		if nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" 2>"$dir/start.err"; then
-			_NGINX_DIRS+=("$dir")
-			NGINX_PORT=$port
-			NGINX_URL="https://127.0.0.1:$port"
-			NGINX_DIR=$dir
-			for _ in $(seq 50); do
-				[ -s "$dir/nginx.pid" ] && break
-				sleep 0.1
-			done
-			[ -s "$dir/nginx.pid" ] || fail "nginx wrote no pid file ($dir)"
-			: >>"$dir/access.log"
-			echo "# nginx serves $root at $NGINX_URL"
-			return 0
-		fi
-		if ! grep -q 'Address already in use' "$dir/start.err" "$dir/error.log" 2>/dev/null; then
-			cat "$dir/start.err" >&2
-			fail "nginx (TLS) did not start"
-		fi
-	done
-	fail "nginx found no free port in 20 tries"
+	_start_nginx "$1" https "$2" "$3"
 }
 
 # free_port: sets FREE_PORT to a loopback TCP port that nothing listens on (bound and closed
