@@ -24,6 +24,7 @@ echo "# $TEST_NAME: seed STORK_TEST_SEED=$STORK_TEST_SEED"
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/stork-$TEST_NAME.XXXXXX")
 _NGINX_DIRS=()
+_MOUNTS=()
 _PASSED=0
 _DONE=0
 
@@ -36,6 +37,9 @@ _cleanup() {
 	fi
 	# background processes this shell started and has not reaped yet (never a pid that may
 	# have been reused)
+	for d in "${_MOUNTS[@]}"; do
+		grep -qF " $d fuse" /proc/mounts && fusermount3 -u -z "$d"
+	done
 	for pid in $(jobs -p); do
 		kill -9 "$pid" 2>/dev/null
 	done
@@ -678,4 +682,71 @@ synth_tree() {
 	ln -s /etc/passwd "$s/usr/bin/abs-link"
 	ln -s nowhere "$s/usr/bin/dangling"
 	chmod 1777 "$s/var/lib"
+}
+
+# ---------------------------------------------------------------------------------------------
+# storkfs mounts.
+
+# need_fuse: FUSE, fusermount3 and the storkfs binary (STORKFS). Missing: fail under CI=true,
+# skip otherwise.
+need_fuse() {
+	need fusermount3
+	if [ ! -c /dev/fuse ]; then
+		[ "${CI:-}" != true ] || fail "/dev/fuse is missing: FUSE is required under CI"
+		echo "# SKIP $TEST_NAME: /dev/fuse is missing" >&2
+		exit 77
+	fi
+	[ -n "${STORKFS:-}" ] && [ -x "$STORKFS" ] || fail "STORKFS is not set to the storkfs binary"
+}
+
+# is_mounted MNT: whether a fuse mount is at MNT.
+is_mounted() {
+	grep -qF " $1 fuse" /proc/mounts
+}
+
+# mount_storkfs MNT OPTIONS URL...: run `storkfs -f -o root=$ROOT,OPTIONS URL... MNT` in the
+# background (MNT is created), wait until the mount is there, and unmount it at exit. OPTIONS
+# is an -o list, e.g. "store=$T/store,timeout=5". Sets SFS_PID (the daemon) and SFS_LOG (its
+# stderr: the daemon's log in the foreground; one file per mount, $T/storkfs.N.log).
+_SFS_N=0
+mount_storkfs() {
+	local mnt=$1 opts=$2
+	shift 2
+	mkdir -p "$mnt"
+	_SFS_N=$((_SFS_N + 1))
+	SFS_LOG=$T/storkfs.$_SFS_N.log
+	"$STORKFS" -f -o "root=$ROOT,$opts" "$@" "$mnt" 2>"$SFS_LOG" &
+	SFS_PID=$!
+	_MOUNTS+=("$mnt")
+	for _ in $(seq 600); do
+		is_mounted "$mnt" && break
+		if ! kill -0 "$SFS_PID" 2>/dev/null; then
+			cat "$SFS_LOG" >&2
+			fail "storkfs exited before mounting $mnt"
+		fi
+		sleep 0.1
+	done
+	is_mounted "$mnt" || {
+		cat "$SFS_LOG" >&2
+		fail "storkfs did not mount $mnt within 60 s"
+	}
+}
+
+# unmount_storkfs MNT [PID]: fusermount3 -u MNT; the daemon (PID, default SFS_PID) must exit
+# within 10 s.
+unmount_storkfs() {
+	local mnt=$1 pid=${2:-$SFS_PID}
+	fusermount3 -u "$mnt" || fail "fusermount3 -u $mnt failed"
+	for _ in $(seq 100); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	! kill -0 "$pid" 2>/dev/null || fail "storkfs ($pid) still runs 10 s after unmounting $mnt"
+	{ wait "$pid"; } 2>/dev/null || true
+	! is_mounted "$mnt" || fail "$mnt is still mounted"
+}
+
+# xattr FILE NAME: print an extended attribute's value.
+xattr() {
+	python3 -c 'import os, sys; sys.stdout.write(os.getxattr(sys.argv[1], sys.argv[2]).decode())' "$1" "$2"
 }

@@ -8,17 +8,11 @@
 # fusermount3 -u unmounts and the daemon exits.
 . "$(dirname "$0")/lib.sh"
 
-need python3 nginx fusermount3
-if [ ! -c /dev/fuse ]; then
-	[ "${CI:-}" != true ] || fail "/dev/fuse is missing: FUSE is required under CI"
-	echo "# SKIP $TEST_NAME: /dev/fuse is missing" >&2
-	exit 77
-fi
-[ -n "${STORKFS:-}" ] && [ -x "$STORKFS" ] || fail "STORKFS is not set to the storkfs binary"
+need python3 nginx
+need_fuse
 
 MNT=$T/mnt
-# Unmount whatever the test leaves mounted, then lib.sh's cleanup.
-trap '_rc=$?; grep -qF " $MNT fuse" /proc/mounts && fusermount3 -u -z "$MNT"; (exit $_rc); _cleanup' EXIT
+_MOUNTS+=("$MNT") # unmounted at exit
 
 # tools_tree DIR TAG: a package with a program (a shell script that runs a sibling through a
 # relative symlink), nested directories and symlinks to files and directories.
