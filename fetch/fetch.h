@@ -23,13 +23,13 @@
 #include "verify/verify.h"
 
 struct fetch_opts {
-	long connect_timeout;	/* seconds; 0 = 10 (CernVM-FS's direct default) */
-	long low_speed_limit;	/* bytes/s; 0 = 1024 (CernVM-FS) */
-	long low_speed_time;	/* seconds below low_speed_limit before abort; 0 = 10 */
-	long timeout;		/* whole-transfer cap in seconds; 0 = none (low-speed bounds it) */
-	long mirror_retry;	/* seconds a failed mirror is skipped; 0 = 1800 (CernVM-FS hosts);
-				 * -1 = for the fetcher's whole life (one operation) */
-	const char *cainfo;	/* PEM CA bundle for https, NULL = system default */
+	long connect_timeout; /* seconds; 0 = 10 (CernVM-FS's direct default) */
+	long low_speed_limit; /* bytes/s; 0 = 1024 (CernVM-FS) */
+	long low_speed_time;  /* seconds below low_speed_limit before abort; 0 = 10 */
+	long timeout;	      /* whole-transfer cap in seconds; 0 = none (low-speed bounds it) */
+	long mirror_retry;    /* seconds a failed mirror is skipped; 0 = 1800 (CernVM-FS hosts);
+			       * -1 = for the fetcher's whole life (one operation) */
+	const char *cainfo;   /* PEM CA bundle for https, NULL = system default */
 	/* Where failures of single sources are told (they are not errors while another source
 	 * can still succeed). NULL = stderr, "storkfs: " prefixed. */
 	void (*log)(void *ctx, const char *line);
@@ -43,7 +43,7 @@ struct fetch_opts {
 typedef int (*fetch_write_fn)(void *ctx, const void *buf, size_t len);
 
 struct fetch_transport {
-	const char *name;	/* "curl" */
+	const char *name; /* "curl" */
 	/** Whether this transport handles url (by scheme). */
 	bool (*handles)(void *tctx, const char *url);
 	/** Stream url's body through fn. Blocking; safe to call from many threads at once.
@@ -85,9 +85,12 @@ void fetch_as_source(struct fetch *f, struct verify_source *ret_src);
 /* Where fetch_object puts an object's bytes: the node store's insert (store_insert_*). */
 struct fetch_sink {
 	int (*write)(void *ctx, const void *buf, size_t len); /* 0 or -errno */
-	int (*reset)(void *ctx);	/* forget what was written: the next source retries */
-	int (*commit)(void *ctx);	/* verified: make it visible; 0 or -errno/STORK_E* */
+	int (*reset)(void *ctx);  /* forget what was written: the next source retries */
+	int (*commit)(void *ctx); /* verified: make it visible; 0 or -errno/STORK_E* */
 	void *ctx;
+	/* Optional (may be NULL): told, just before commit, which mirror delivered the bytes
+	 * (its URL as added, borrowed for the call). */
+	void (*source)(void *ctx, const char *mirror);
 };
 
 /** Fetch one object (compressed at objects/ab/<hex> on the mirrors, `zsize` bytes as signed,
@@ -98,15 +101,15 @@ struct fetch_sink {
  * @param what names the object for people ("hello 2.10-3: usr/bin/hello").
  * @return 0 (committed through sink); 1 (another caller's transfer committed it); STORK_E* or
  * -errno when every mirror failed (detail names each mirror and what it did). */
-int fetch_object(struct fetch *f, const uint8_t id[VERIFY_HASH_LEN], uint64_t size,
-		 uint64_t zsize, const char *what, const struct fetch_sink *sink);
+int fetch_object(struct fetch *f, const uint8_t id[VERIFY_HASH_LEN], uint64_t size, uint64_t zsize,
+		 const char *what, const struct fetch_sink *sink);
 
 struct fetch_mirror_stats {
-	const char *url;	/* borrowed from the fetcher */
+	const char *url; /* borrowed from the fetcher */
 	uint64_t requests;
-	uint64_t bytes;		/* body bytes received */
-	uint64_t failures;	/* transport failures and refused content */
-	bool skipped;		/* currently skipped after a failure */
+	uint64_t bytes;	   /* body bytes received */
+	uint64_t failures; /* transport failures and refused content */
+	bool skipped;	   /* currently skipped after a failure */
 };
 
 /** Per-mirror counters, in mirror order. @param[out] ret_stats malloc'd array (caller frees;

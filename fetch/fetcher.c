@@ -234,6 +234,7 @@ struct job {
 	/* Before the next mirror; may be NULL. */
 	int (*reset)(struct job *j);
 	void *ctx;
+	const char *winner; /* the mirror (URL as added) whose attempt succeeded */
 	/* Per attempt. */
 	uint64_t got;	 /* body bytes received */
 	bool toobig;	 /* the source sent more than maxlen */
@@ -338,6 +339,7 @@ static int run(struct fetch *f, struct job *j)
 		r = j->attempt(j, m->t, url);
 		if (r == 0) {
 			note_result(f, m, j->got, true, false, skip, sizeof(skip));
+			j->winner = m->url;
 			free(url);
 			goto out;
 		}
@@ -468,6 +470,8 @@ static int object_now(struct fetch *f, const uint8_t id[VERIFY_HASH_LEN], uint64
 	r = run(f, &j);
 	if (r < 0)
 		return r;
+	if (sink->source && j.winner)
+		sink->source(sink->ctx, j.winner);
 	r = sink->commit(sink->ctx);
 	if (r < 0)
 		stork_error_prefix("%s (%s)", path, j.what);

@@ -24,13 +24,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <syslog.h>
 #include <unistd.h>
 
 #include "fs/daemon.h"
 
-#define DEFAULT_TIMEOUT 60
-#define DEFAULT_REFRESH 300
+#define DEFAULT_TIMEOUT	     60
+#define DEFAULT_REFRESH	     300
+#define DEFAULT_MIRROR_RETRY 1800 /* CernVM-FS's host reset */
+#define DEFAULT_MAX_TREES    64
 
 static const char usage[] =
     "usage: storkfs [-f] [-d] -o root=FILE,store=DIR[,OPTIONS] URL... MOUNTPOINT\n"
@@ -44,6 +48,9 @@ static const char usage[] =
     "    -o store=DIR         node store directory (required; created if missing)\n"
     "    -o timeout=SECS      longest network wait of one file operation (default 60)\n"
     "    -o refresh=SECS      metadata refresh interval (default 300); SIGHUP refreshes now\n"
+    "    -o mirror_retry=SECS a failed mirror goes to the back of the order for SECS\n"
+    "                         (default 1800; it is still tried when the others fail)\n"
+    "    -o max_trees=N       version trees kept in memory when unused (default 64)\n"
     "    -o allow_setuid      keep setuid/setgid bits (dropped by default)\n"
     "    -f                   stay in the foreground\n"
     "    -d                   debug output (implies -f)\n"
@@ -83,6 +90,38 @@ static void fetch_log(void *ctx, const char *line)
 	fsd_log(ctx, "%s", line);
 }
 
+/* The repository transferred an object: count it and remember who delivered it. */
+static void on_fetched(void *ctx, const uint8_t id[VERIFY_HASH_LEN], uint64_t size,
+		       const char *mirror)
+{
+	struct fsd *d = ctx;
+	char hex[VERIFY_HASH_HEX];
+
+	FSD_COUNT(d, fetched, 1);
+	FSD_COUNT(d, fetched_bytes, size);
+	verify_hex(id, VERIFY_HASH_LEN, hex);
+	for (size_t i = 0; i < d->nmirrors; i++) {
+		if (strcmp(d->mirrors[i], mirror) != 0)
+			continue;
+		pthread_mutex_lock(&d->status_lock);
+		if (!strmap_get(&d->sources, hex))
+			strmap_put(&d->sources, hex, i + 1); /* -ENOMEM: source stays "store" */
+		pthread_mutex_unlock(&d->status_lock);
+		break;
+	}
+}
+
+static void note_refresh(struct fsd *d, int result, const char *detail)
+{
+	pthread_mutex_lock(&d->status_lock);
+	d->refresh.last_try = time(NULL);
+	d->refresh.result = result;
+	if (result == 0)
+		d->refresh.last_ok = d->refresh.last_try;
+	snprintf(d->refresh.detail, sizeof(d->refresh.detail), "%s", result ? detail : "");
+	pthread_mutex_unlock(&d->status_lock);
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Options */
 
@@ -103,6 +142,8 @@ static const struct fuse_opt opt_spec[] = {
     OPT("policy=%s", policy),
     OPT("timeout=%u", timeout),
     OPT("refresh=%u", refresh),
+    OPT("mirror_retry=%u", mirror_retry),
+    OPT("max_trees=%u", max_trees),
     OPT("allow_setuid", allow_setuid),
     OPT("-h", show_help),
     OPT("--help", show_help),
@@ -111,27 +152,106 @@ static const struct fuse_opt opt_spec[] = {
     FUSE_OPT_END,
 };
 
+/* Options that only mean something to mount(8) and fstab: mount.fuse3 passes some of them
+ * on, and the mount is read-only whatever they say. */
+static bool fstab_only(const char *opt)
+{
+	static const char *const names[] = {"defaults", "_netdev", "auto",  "noauto", "nofail",
+					    "user",	"nouser",  "users", "owner",  "rw"};
+
+	if (strncmp(opt, "x-", 2) == 0 || strncmp(opt, "comment=", 8) == 0)
+		return true;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(opt, names[i]) == 0)
+			return true;
+	return false;
+}
+
+static int add_nonopt(struct parse *p, const char *arg, size_t len)
+{
+	char **v = realloc(p->nonopts, (p->n + 1) * sizeof(*v));
+
+	if (!v)
+		return -1;
+	p->nonopts = v;
+	p->nonopts[p->n] = strndup(arg, len);
+	if (!p->nonopts[p->n])
+		return -1;
+	p->n++;
+	return 0;
+}
+
 static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
 {
 	struct parse *p = data;
-	char **v;
 
 	(void)outargs;
+	if (key == FUSE_OPT_KEY_OPT && fstab_only(arg))
+		return 0; /* dropped */
 	if (key != FUSE_OPT_KEY_NONOPT)
 		return 1; /* keep it: fuse_parse_cmdline and the session take the rest */
-	v = realloc(p->nonopts, (p->n + 1) * sizeof(*v));
-	if (!v) {
+	if (add_nonopt(p, arg, strlen(arg)) < 0) {
 		p->bad = 1;
 		return -1;
 	}
-	p->nonopts = v;
-	p->nonopts[p->n] = strdup(arg);
-	if (!p->nonopts[p->n]) {
-		p->bad = 1;
-		return -1;
-	}
-	p->n++;
 	return 0;
+}
+
+/* One URL argument may name several mirrors separated by commas (mount(8) and fstab pass a
+ * single source): "http://a/repo,http://b/repo". @return 0; -1 on -ENOMEM. */
+static int split_mirrors(struct parse *p)
+{
+	char **args = p->nonopts;
+	size_t n = p->n;
+	int ret = 0;
+
+	p->nonopts = NULL;
+	p->n = 0;
+	for (size_t i = 0; i < n; i++) {
+		const char *a = args[i], *comma;
+
+		if (i + 1 == n) { /* the mountpoint */
+			ret |= add_nonopt(p, a, strlen(a));
+			continue;
+		}
+		for (; (comma = strchr(a, ',')); a = comma + 1)
+			if (comma > a)
+				ret |= add_nonopt(p, a, (size_t)(comma - a));
+		if (*a)
+			ret |= add_nonopt(p, a, strlen(a));
+	}
+	for (size_t i = 0; i < n; i++)
+		free(args[i]);
+	free(args);
+	return ret;
+}
+
+/* Tell systemd (Type=notify) that the mount is ready, or that it stops: one datagram to
+ * $NOTIFY_SOCKET, as sd_notify(3) documents. Nothing when not run by systemd. */
+static void notify_systemd(const char *state)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	socklen_t salen;
+	size_t len;
+	int fd;
+
+	if (!path || (path[0] != '/' && path[0] != '@'))
+		return;
+	len = strlen(path);
+	if (len >= sizeof(sa.sun_path))
+		return;
+	memcpy(sa.sun_path, path, len);
+	if (path[0] == '@')
+		sa.sun_path[0] = '\0'; /* the abstract namespace */
+	salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len);
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	if (sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&sa, salen) < 0) {
+		/* systemd is gone or not listening: nothing to tell */
+	}
+	close(fd);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -145,6 +265,7 @@ static int refresh_now(struct fsd *d, bool startup)
 	int ret;
 
 	ret = fs_repo_refresh(d->repo);
+	note_refresh(d, ret, stork_error_detail());
 	if (ret == 1) {
 		fsd_log(d, "warning: %s", stork_error_detail());
 	} else if (ret < 0) {
@@ -267,9 +388,14 @@ static int fsd_start(struct fsd *d)
 			stork_error_detail());
 		goto out;
 	}
-	ro.fetch.timeout = d->conf.timeout;
+	/* No cap on a whole transfer: the low-speed limits end a stalled one, and a big file
+	 * on a slow link may take longer than a reader waits (it then lands in the store for
+	 * the next open). */
+	ro.fetch.mirror_retry = d->conf.mirror_retry;
 	ro.fetch.log = fetch_log;
 	ro.fetch.log_ctx = d;
+	ro.fetched = on_fetched;
+	ro.fetched_ctx = d;
 	ret = fs_repo_open(d->store, root, rootlen, (const char *const *)d->mirrors, d->nmirrors,
 			   &ro, &d->repo);
 	if (ret < 0) {
@@ -285,6 +411,14 @@ out:
 
 static void fsd_stop(struct fsd *d)
 {
+	/* Jobs still running use the repository and the store: wait for them (their
+	 * transfers end by the low-speed limits); if they do not end, leave it all to exit. */
+	if (jobs_drain(&d->jobs, d->conf.timeout + 30) < 0) {
+		fsd_log(d, "transfers still running at exit: leaving them to the kernel");
+		return;
+	}
+	jobs_fini(&d->jobs);
+	strmap_fini(&d->sources);
 	for (size_t i = 0; i < d->vtrees.cap; i++)
 		if (d->vtrees.slots[i].key)
 			vtree_unref((struct vtree *)(uintptr_t)d->vtrees.slots[i].val);
@@ -344,7 +478,10 @@ int main(int argc, char **argv)
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct fuse_cmdline_opts cmd = {0};
 	struct fuse_loop_config *loop = NULL;
-	struct parse p = {.conf = {.timeout = DEFAULT_TIMEOUT, .refresh = DEFAULT_REFRESH}};
+	struct parse p = {.conf = {.timeout = DEFAULT_TIMEOUT,
+				   .refresh = DEFAULT_REFRESH,
+				   .mirror_retry = DEFAULT_MIRROR_RETRY,
+				   .max_trees = DEFAULT_MAX_TREES}};
 	struct fsd d = {0};
 	sigset_t block, old;
 	pthread_t refresher;
@@ -370,6 +507,8 @@ int main(int argc, char **argv)
 	}
 	if (fuse_parse_cmdline(&args, &cmd) != 0)
 		goto out;
+	if (split_mirrors(&p) < 0)
+		goto out;
 	if (!p.conf.rootfile || !p.conf.storedir || p.n < 2) {
 		fprintf(stderr, "storkfs: %s\n%s",
 			p.n < 2 ? "expected URL... MOUNTPOINT" : "needs -o root=FILE,store=DIR",
@@ -381,8 +520,16 @@ int main(int argc, char **argv)
 			p.conf.policy);
 		goto out;
 	}
-	if (p.conf.refresh == 0) {
-		fprintf(stderr, "storkfs: -o refresh=0: the interval must be at least 1 second\n");
+	if (p.conf.refresh == 0 || p.conf.timeout == 0 || p.conf.max_trees == 0) {
+		fprintf(stderr, "storkfs: -o %s=0: must be at least 1\n",
+			!p.conf.refresh	  ? "refresh"
+			: !p.conf.timeout ? "timeout"
+					  : "max_trees");
+		goto out;
+	}
+	if (p.conf.timeout > 24 * 3600) {
+		fprintf(stderr, "storkfs: -o timeout=%u: at most a day (86400 seconds)\n",
+			p.conf.timeout);
 		goto out;
 	}
 	mountpoint = realpath(p.nonopts[p.n - 1], NULL);
@@ -394,6 +541,8 @@ int main(int argc, char **argv)
 	d.mirrors = p.nonopts;
 	d.nmirrors = p.n - 1;
 	d.foreground = cmd.foreground;
+	d.mountpoint = mountpoint;
+	d.started = time(NULL);
 	if (fuse_opt_add_arg(&args, "-oro,default_permissions,fsname=storkfs") != 0)
 		goto out;
 
@@ -411,7 +560,8 @@ int main(int argc, char **argv)
 	}
 	pthread_mutex_init(&d.cat_lock, NULL);
 	pthread_mutex_init(&d.vt_lock, NULL);
-	if (inodes_init(&d.inodes) < 0)
+	pthread_mutex_init(&d.status_lock, NULL);
+	if (inodes_init(&d.inodes) < 0 || jobs_init(&d.jobs) < 0)
 		goto out;
 	/* Threads started from here on (the fetcher's, the refresher) leave the termination
 	 * signals to the main thread, which runs the FUSE loop and stops it. */
@@ -441,6 +591,7 @@ int main(int argc, char **argv)
 
 	report_ready(ready, 0);
 	ready = -1;
+	notify_systemd("READY=1");
 	if (chdir("/") < 0) {
 		/* nothing depends on the working directory */
 	}
@@ -451,12 +602,14 @@ int main(int argc, char **argv)
 		if (!loop)
 			goto out;
 		fuse_loop_cfg_set_clone_fd(loop, (unsigned)cmd.clone_fd);
-		fuse_loop_cfg_set_idle_threads(loop, cmd.max_idle_threads);
+		if (cmd.max_idle_threads != UINT_MAX) /* else: unset */
+			fuse_loop_cfg_set_idle_threads(loop, cmd.max_idle_threads);
 		if (cmd.max_threads > 0 && cmd.max_threads <= 100000) /* else: unset */
 			fuse_loop_cfg_set_max_threads(loop, cmd.max_threads);
 		ret = fuse_session_loop_mt(d.se, loop);
 	}
 	code = ret == 0 || ret == SIGTERM || ret == SIGINT ? 0 : 1;
+	notify_systemd("STOPPING=1");
 out:
 	if (refreshing) {
 		char c = 'q';

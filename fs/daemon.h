@@ -87,6 +87,7 @@ const struct cat_ver *catalog_ver(const struct cat_pkg *p, const char *version);
 
 struct vtree {
 	int refs;
+	int64_t last_use; /* monotonic seconds of the last fsd_vtree that returned it (atomic) */
 	char *name, *version;
 	char *signer;		     /* "ROLE KEYID" */
 	char mhash[VERIFY_HASH_HEX]; /* the manifest's SHA-256 */
@@ -154,14 +155,73 @@ void inodes_forget(struct inodes *t, fuse_ino_t ino, uint64_t nlookup);
 fuse_ino_t inodes_number(struct inodes *t, const char *path);
 
 /* ------------------------------------------------------------------------------------------ */
+/* Jobs: work that may wait on the network (a manifest, an object) runs on a job thread, and
+ * the FUSE callback that needs it waits at most conf.timeout seconds. Callers that need the
+ * same thing (the same key) share one job. A job that outlives its callers finishes in the
+ * background: what it fetched lands in the store and helps the next caller. */
+
+struct fsd;
+
+struct job_ops {
+	/** The work, on the job's thread. Leaves a detail (stork_errorf) on failure. */
+	int (*run)(struct fsd *d, void *arg, void **ret_result);
+	void (*arg_free)(void *arg);
+	/** Give a waiter its own reference to the result; drop the job's. NULL: no result. */
+	void *(*result_ref)(void *res);
+	void (*result_unref)(void *res);
+};
+
+struct jobs {
+	pthread_mutex_t lock;
+	pthread_cond_t cond; /* CLOCK_MONOTONIC; broadcast whenever a job ends */
+	struct job *list;    /* running jobs */
+	unsigned running;
+};
+
+int jobs_init(struct jobs *j);
+/** Wait up to `secs` for every running job to end. @return 0; -ETIMEDOUT (some still run:
+ * then nothing they use may be freed). */
+int jobs_drain(struct jobs *j, unsigned secs);
+void jobs_fini(struct jobs *j);
+
+/** Run (or join) the job `key`, waiting at most conf.timeout seconds. arg is consumed.
+ * @param what names the work for messages ("hello 2.10-3: usr/bin/hello").
+ * @param[out] ret_result (may be NULL) the result, referenced for the caller.
+ * @return run's result; -ETIMEDOUT when the deadline passed first (detail says so); -errno. */
+int fsd_job(struct fsd *d, const char *key, const char *what, const struct job_ops *ops, void *arg,
+	    void **ret_result);
+
+/* ------------------------------------------------------------------------------------------ */
 /* The daemon. */
+
+/* Counters for `stork status` (updated with __atomic builtins). */
+struct fsd_counters {
+	uint64_t opens;		/* successful opens of files */
+	uint64_t hits;		/* ... whose object was in the store */
+	uint64_t misses;	/* ... that had to wait for a transfer */
+	uint64_t fetched;	/* objects this mount transferred */
+	uint64_t fetched_bytes; /* their bytes on the wire */
+	uint64_t errors;	/* opens and directory loads that failed */
+	uint64_t timeouts;	/* ... of which by the timeout */
+	uint64_t trees_loaded;	/* version trees built */
+	uint64_t trees_evicted;
+};
+
+/* The state of the metadata, for xattrs and `stork status`. Under fsd.status_lock. */
+struct fsd_refresh {
+	time_t last_try, last_ok; /* 0 = never */
+	int result;		  /* of the last try: 0 fresh, 1 offline, <0 failed */
+	char detail[512];	  /* why it was not fresh */
+};
 
 struct fsd_conf {
 	char *rootfile;
 	char *storedir;
-	char *policy;	  /* reserved for the trust policy (issue: trust) */
-	unsigned timeout; /* seconds a callback may wait on the network */
-	unsigned refresh; /* seconds between metadata refreshes */
+	char *policy;	       /* reserved for the trust policy (issue: trust) */
+	unsigned timeout;      /* seconds a callback may wait on the network */
+	unsigned refresh;      /* seconds between metadata refreshes */
+	unsigned mirror_retry; /* seconds a failed mirror goes to the back of the order */
+	unsigned max_trees;    /* version trees kept cached */
 	int allow_setuid;
 	int show_help, show_version;
 };
@@ -180,7 +240,25 @@ struct fsd {
 	struct catalog *cat;
 	pthread_mutex_t vt_lock;
 	struct strmap vtrees; /* "pkg/ver" -> struct vtree * (one reference each) */
+	struct jobs jobs;
+	struct fsd_counters counters;
+	time_t started;
+	char *mountpoint;
+	pthread_mutex_t status_lock;
+	struct fsd_refresh refresh;
+	struct strmap sources; /* object hex -> index + 1 in mirrors of who delivered it */
 };
+
+/** Note an event in a counter. */
+#define FSD_COUNT(d, field, n) __atomic_add_fetch(&(d)->counters.field, (n), __ATOMIC_RELAXED)
+
+/** The status as JSON (user.storkfs.status). @return a malloc'd string; NULL on -ENOMEM. */
+char *fsd_status_json(struct fsd *d);
+/** Where an object came from: a mirror URL, "store" (in the node store before this mount
+ * needed it) or "none" (not in the store). Borrowed or static. */
+const char *fsd_source(struct fsd *d, const uint8_t id[VERIFY_HASH_LEN]);
+/** Monotonic seconds. */
+int64_t fsd_now(void);
 
 /** The current catalog, referenced (catalog_unref). Never NULL after startup. */
 struct catalog *fsd_catalog(struct fsd *d);

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "fetch/fetch.h"
 #include "store/store.h"
@@ -27,7 +28,12 @@ struct fs_repo;
 
 struct fs_repo_opts {
 	struct fetch_opts fetch;
-	time_t now;		/* 0 = time(NULL) at each refresh */
+	time_t now; /* 0 = time(NULL) at each refresh */
+	/* Optional: told each time this repository transferred an object into the store (not
+	 * when another caller's transfer delivered it); mirror is the URL as given, borrowed. */
+	void (*fetched)(void *ctx, const uint8_t id[VERIFY_HASH_LEN], uint64_t size,
+			const char *mirror);
+	void *fetched_ctx;
 };
 
 /** Open a repository: the pinned root file's bytes, its mirrors (tried in order), and the node
@@ -35,9 +41,8 @@ struct fs_repo_opts {
  * not touch the network (call fs_repo_refresh). The store is borrowed and must outlive it.
  * @return 0; STORK_EFORMAT / STORK_EBADSIG for a bad pinned root; -EINVAL for a mirror no
  * transport handles; -ENOMEM. */
-int fs_repo_open(struct store *s, const uint8_t *root, size_t rootlen,
-		 const char *const *mirrors, size_t nmirrors, const struct fs_repo_opts *o,
-		 struct fs_repo **ret_r);
+int fs_repo_open(struct store *s, const uint8_t *root, size_t rootlen, const char *const *mirrors,
+		 size_t nmirrors, const struct fs_repo_opts *o, struct fs_repo **ret_r);
 void fs_repo_close(struct fs_repo *r);
 
 /** Refresh the signed metadata from the mirrors (TUF workflow), keeping what verifies in the
@@ -59,8 +64,8 @@ int fs_repo_manifest(struct fs_repo *r, const char *name, const char *version,
  * @param[out] ret_fd read-only, caller closes (may be NULL: just make sure it is stored).
  * @param[out] ret_fetched (optional) whether this call transferred it.
  * @return 0; STORK_E* / -errno when no mirror could deliver it (detail names each). */
-int fs_repo_object(struct fs_repo *r, const struct verify_entry *e, const char *what,
-		   int *ret_fd, bool *ret_fetched);
+int fs_repo_object(struct fs_repo *r, const struct verify_entry *e, const char *what, int *ret_fd,
+		   bool *ret_fetched);
 
 /** Call fn for every package version the current verified metadata signs (delegated roles
  * loaded as verify_client_each_target does; roles or targets that fail verification are
@@ -70,8 +75,12 @@ int fs_repo_object(struct fs_repo *r, const struct verify_entry *e, const char *
  * @return 0; -ENOENT when there is no verified metadata yet; the first failure's code (after
  * walking everything that verified); a negative return of fn stops the walk and is
  * returned. */
-int fs_repo_list(struct fs_repo *r, int (*fn)(void *ctx, const struct verify_target *t),
-		 void *ctx);
+int fs_repo_list(struct fs_repo *r, int (*fn)(void *ctx, const struct verify_target *t), void *ctx);
+
+/** The trusted version and expiry of a top-level role ("root", "timestamp", "snapshot",
+ * "targets") in the state currently in use. @return 0; -ENOENT (no such role or no state). */
+int fs_repo_role_info(struct fs_repo *r, const char *role, uint64_t *ret_version,
+		      time_t *ret_expires);
 
 /** The store it was opened with. Borrowed. */
 struct store *fs_repo_store(struct fs_repo *r);
@@ -81,9 +90,9 @@ struct fetch *fs_repo_fetcher(struct fs_repo *r);
 
 struct fs_extract_stats {
 	uint64_t files, dirs, symlinks;
-	uint64_t fetched;	/* objects transferred */
-	uint64_t linked;	/* files hard-linked to the store */
-	uint64_t copied;	/* files copied (other file system, or modes links can't carry) */
+	uint64_t fetched; /* objects transferred */
+	uint64_t linked;  /* files hard-linked to the store */
+	uint64_t copied;  /* files copied (other file system, or modes links can't carry) */
 	uint64_t bytes;
 };
 

@@ -3,10 +3,12 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fs/daemon.h"
@@ -16,6 +18,9 @@
 #define XA_CACHED     "user.storkfs.cached"
 #define XA_REPOSITORY "user.storkfs.repository"
 #define XA_MIRRORS    "user.storkfs.mirrors"
+#define XA_SOURCE     "user.storkfs.source"
+#define XA_METADATA   "user.storkfs.metadata"
+#define XA_STATUS     "user.storkfs.status"
 
 static struct fsd *fsd_of(fuse_req_t req)
 {
@@ -57,6 +62,17 @@ static char *path_join(const char *a, const char *b)
 	return p;
 }
 
+static void note_failure(struct fsd *d, const char *what, int err);
+
+/* A version directory that could not be loaded (its manifest). */
+static void note_tree_failure(struct fsd *d, const struct inode *n, int err)
+{
+	char what[600];
+
+	snprintf(what, sizeof(what), "%s %s", n->pkg, n->ver);
+	note_failure(d, what, err);
+}
+
 /* The child `name` of parent: its node (with a kernel lookup counted) and entry reply. */
 static int lookup_child(struct fsd *d, const struct inode *parent, const char *name,
 			struct fuse_entry_param *ret_e)
@@ -95,8 +111,7 @@ static int lookup_child(struct fsd *d, const struct inode *parent, const char *n
 		if (parent->kind == N_VER) {
 			ret = fsd_vtree(d, parent->pkg, parent->ver, &vt);
 			if (ret < 0) {
-				fsd_log(d, "%s %s: %s (%s)", parent->pkg, parent->ver,
-					stork_error_detail(), storkfs_strerror(ret));
+				note_tree_failure(d, parent, ret);
 				goto out;
 			}
 			epath = strdup(name);
@@ -223,6 +238,78 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 /* ------------------------------------------------------------------------------------------ */
 /* Files */
 
+/* Fetching one object into the store, on a job thread. */
+struct obj_job {
+	struct verify_entry e; /* type, hash, size, zsize: all fs_repo_object reads */
+	char *what;
+};
+
+static void obj_job_free(void *arg)
+{
+	struct obj_job *j = arg;
+
+	free(j->what);
+	free(j);
+}
+
+static int obj_job_run(struct fsd *d, void *arg, void **ret_result)
+{
+	struct obj_job *j = arg;
+
+	(void)ret_result;
+	return fs_repo_object(d->repo, &j->e, j->what, NULL, NULL);
+}
+
+static const struct job_ops obj_job_ops = {
+    .run = obj_job_run,
+    .arg_free = obj_job_free,
+};
+
+/* The store's object for e, fetched (within the timeout) when the store lacks it. */
+static int object_open(struct fsd *d, const struct verify_entry *e, const char *what, int *ret_fd)
+{
+	char key[4 + VERIFY_HASH_HEX], opath[STORE_OBJPATH_LEN];
+	struct obj_job *j;
+	int ret;
+
+	ret = store_object_open(d->store, e->hash, ret_fd);
+	if (ret != -ENOENT) {
+		if (ret == 0)
+			FSD_COUNT(d, hits, 1);
+		return ret;
+	}
+	FSD_COUNT(d, misses, 1);
+	j = calloc(1, sizeof(*j));
+	if (!j)
+		return -ENOMEM;
+	j->e.type = e->type;
+	memcpy(j->e.hash, e->hash, VERIFY_HASH_LEN);
+	j->e.size = e->size;
+	j->e.zsize = e->zsize;
+	j->what = strdup(what);
+	if (!j->what) {
+		obj_job_free(j);
+		return -ENOMEM;
+	}
+	j->e.path = j->what;
+	memcpy(key, "obj:", 4);
+	verify_hex(e->hash, VERIFY_HASH_LEN, key + 4);
+	store_object_path(e->hash, opath);
+	ret = fsd_job(d, key, opath, &obj_job_ops, j, NULL);
+	if (ret < 0)
+		return ret;
+	return store_object_open(d->store, e->hash, ret_fd);
+}
+
+/* A failure to load or fetch something a reader asked for: counted and logged once. */
+static void note_failure(struct fsd *d, const char *what, int err)
+{
+	FSD_COUNT(d, errors, 1);
+	if (err == -ETIMEDOUT)
+		FSD_COUNT(d, timeouts, 1);
+	fsd_log(d, "%s: %s (%s)", what, stork_error_detail(), storkfs_strerror(err));
+}
+
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fsd *d = fsd_of(req);
@@ -253,14 +340,18 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		goto out;
 	}
 	snprintf(what, sizeof(what), "%s %s: %s", n->pkg, n->ver, e->path);
-	ret = fs_repo_object(d->repo, e, what, &fd, NULL);
+	ret = object_open(d, e, what, &fd);
 	if (ret < 0) {
-		fsd_log(d, "open %s: %s (%s)", what, stork_error_detail(), storkfs_strerror(ret));
+		char line[1100];
+
+		snprintf(line, sizeof(line), "open %s", what);
+		note_failure(d, line, ret);
 		/* No mirror delivered it: not "no such file" to the reader. */
 		if (ret == -ENOENT)
 			ret = -EIO;
 		goto out;
 	}
+	FSD_COUNT(d, opens, 1);
 	fi->fh = (uint64_t)fd;
 	fi->keep_cache = 1; /* the content behind this inode never changes */
 	fi->noflush = 1;
@@ -333,8 +424,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	case N_VER:
 		ret = fsd_vtree(d, n->pkg, n->ver, &h->vt);
 		if (ret < 0) {
-			fsd_log(d, "%s %s: %s (%s)", n->pkg, n->ver, stork_error_detail(),
-				storkfs_strerror(ret));
+			note_tree_failure(d, n, ret);
 			goto out;
 		}
 		h->dir = (long)h->vt->m->n;
@@ -499,7 +589,39 @@ static int xattr_value(struct fsd *d, const struct inode *n, const char *name, c
 	struct store_objinfo info;
 	int len = -ENODATA;
 
-	if (n->kind == N_ROOT && strcmp(name, XA_REPOSITORY) == 0) {
+	if (n->kind == N_ROOT && strcmp(name, XA_STATUS) == 0) {
+		char *json = fsd_status_json(d);
+
+		if (!json)
+			return -ENOMEM;
+		len = snprintf(buf, cap, "%s\n", json);
+		free(json);
+		if ((size_t)len >= cap)
+			len = -E2BIG;
+	} else if (n->kind == N_ROOT && strcmp(name, XA_METADATA) == 0) {
+		static const char *const roles[] = {"root", "timestamp", "snapshot", "targets"};
+		size_t used = 0;
+
+		buf[0] = '\0';
+		for (size_t i = 0; i < sizeof(roles) / sizeof(roles[0]); i++) {
+			uint64_t version;
+			time_t expires;
+			struct tm tm;
+			char when[32] = "?";
+
+			if (fs_repo_role_info(d->repo, roles[i], &version, &expires) < 0)
+				continue;
+			if (gmtime_r(&expires, &tm))
+				strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+			used += (size_t)snprintf(buf + used, cap - used, "%s %" PRIu64 " %s\n",
+						 roles[i], version, when);
+			if (used >= cap)
+				return -E2BIG;
+		}
+		len = (int)used;
+	} else if (e && e->type == VERIFY_FILE && strcmp(name, XA_SOURCE) == 0) {
+		len = snprintf(buf, cap, "%s", fsd_source(d, e->hash));
+	} else if (n->kind == N_ROOT && strcmp(name, XA_REPOSITORY) == 0) {
 		len = snprintf(buf, cap, "%s", d->repo_id);
 	} else if (n->kind == N_ROOT && strcmp(name, XA_MIRRORS) == 0) {
 		size_t used = 0;
@@ -534,10 +656,13 @@ static size_t xattr_names(const struct inode *n, char *buf)
 	if (n->kind == N_ROOT) {
 		ADD(XA_REPOSITORY);
 		ADD(XA_MIRRORS);
+		ADD(XA_METADATA);
+		ADD(XA_STATUS);
 	}
 	if (e && e->type == VERIFY_FILE) {
 		ADD(XA_HASH);
 		ADD(XA_CACHED);
+		ADD(XA_SOURCE);
 	}
 	if (e)
 		ADD(XA_SIGNER);
@@ -549,7 +674,7 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 {
 	struct fsd *d = fsd_of(req);
 	struct inode *n = inodes_ref(&d->inodes, ino);
-	char buf[4096];
+	char buf[16384];
 	int len;
 
 	len = n ? xattr_value(d, n, name, buf, sizeof(buf)) : -ESTALE;

@@ -125,6 +125,19 @@ void fs_repo_close(struct fs_repo *r)
 	free(r);
 }
 
+int fs_repo_role_info(struct fs_repo *r, const char *role, uint64_t *ret_version,
+		      time_t *ret_expires)
+{
+	int ret;
+
+	pthread_mutex_lock(&r->lock);
+	ret = verify_client_usable(r->client)
+		  ? verify_client_role_info(r->client, role, ret_version, ret_expires)
+		  : -ENOENT;
+	pthread_mutex_unlock(&r->lock);
+	return ret;
+}
+
 struct store *fs_repo_store(struct fs_repo *r)
 {
 	return r->store;
@@ -169,14 +182,33 @@ int fs_repo_refresh(struct fs_repo *r)
 	return 0;
 }
 
+/* A stored manifest, checked again against its signed hash (the disk is not trusted
+ * either). @return 0; -ENOENT when absent or damaged (then it is fetched again). */
+static int manifest_from_store(struct fs_repo *r, const struct verify_target *t, const char *path,
+			       struct verify_manifest **ret_m)
+{
+	uint8_t digest[VERIFY_HASH_LEN], *buf = NULL;
+	size_t len = 0;
+	int ret;
+
+	ret = store_manifest_get(r->store, t->hash, &buf, &len);
+	if (ret < 0)
+		return -ENOENT;
+	if (len == t->length && verify_sha256(buf, len, digest) == 0 &&
+	    memcmp(digest, t->hash, VERIFY_HASH_LEN) == 0)
+		ret = verify_manifest_parse(buf, len, path, ret_m);
+	else
+		ret = -ENOENT;
+	free(buf);
+	return ret < 0 ? -ENOENT : 0;
+}
+
 int fs_repo_manifest(struct fs_repo *r, const char *name, const char *version,
 		     struct verify_manifest **ret_m)
 {
 	struct verify_target t = {0};
 	struct verify_manifest *m = NULL;
 	char *path = NULL;
-	uint8_t *buf = NULL;
-	size_t len = 0;
 	int ret;
 
 	ret = verify_check_package_name(name);
@@ -187,6 +219,8 @@ int fs_repo_manifest(struct fs_repo *r, const char *name, const char *version,
 	path = verify_target_path(name, version);
 	if (!path)
 		return -ENOMEM;
+	/* The lock covers the client only (finding the target may load delegated roles); the
+	 * manifest itself transfers without it, so loads of different versions overlap. */
 	pthread_mutex_lock(&r->lock);
 	if (!verify_client_usable(r->client)) {
 		pthread_mutex_unlock(&r->lock);
@@ -196,45 +230,29 @@ int fs_repo_manifest(struct fs_repo *r, const char *name, const char *version,
 		goto out;
 	}
 	ret = verify_client_find_target(r->client, &r->src, path, &t);
-	if (ret == 0 && store_manifest_get(r->store, t.hash, &buf, &len) == 0) {
-		/* Stored manifests were checked when stored; check again: the disk is not
-		 * trusted either. */
-		uint8_t digest[VERIFY_HASH_LEN];
-
-		if (len == t.length && verify_sha256(buf, len, digest) == 0 &&
-		    memcmp(digest, t.hash, VERIFY_HASH_LEN) == 0)
-			ret = verify_manifest_parse(buf, len, path, &m);
-		else
-			ret = -ENOENT;
-		if (ret < 0) {
-			verify_manifest_free(m);
-			m = NULL;
-		}
-	}
-	if (ret == 0 && !m) {
-		ret = verify_client_fetch_manifest(r->client, &r->src, &t, &m);
-		if (ret == 0) {
-			char *dump = NULL;
-			size_t dlen = 0;
-
-			/* Keep the exact signed bytes: re-dumping is canonical, so they are. */
-			if (verify_manifest_dump(m, &dump, &dlen) == 0)
-				store_manifest_put(r->store, t.hash, dump, dlen);
-			free(dump);
-		}
-	}
 	pthread_mutex_unlock(&r->lock);
-	if (ret == -ENOENT && !m)
+	if (ret == -ENOENT)
 		stork_errorf("%s %s: no such package version is signed in this repository", name,
 			     version);
 	if (ret < 0)
 		goto out;
+	if (manifest_from_store(r, &t, path, &m) < 0) {
+		char *dump = NULL;
+		size_t dlen = 0;
+
+		ret = verify_fetch_manifest(&r->src, &t, &m);
+		if (ret < 0)
+			goto out;
+		/* Keep the exact signed bytes: re-dumping is canonical, so they are. */
+		if (verify_manifest_dump(m, &dump, &dlen) == 0)
+			store_manifest_put(r->store, t.hash, dump, dlen);
+		free(dump);
+	}
 	*ret_m = m;
 	m = NULL;
 out:
 	verify_manifest_free(m);
 	verify_target_fini(&t);
-	free(buf);
 	free(path);
 	return ret;
 }
@@ -271,6 +289,7 @@ int fs_repo_list(struct fs_repo *r, int (*fn)(void *ctx, const struct verify_tar
 /* The node store's insert as fetch's sink. */
 struct insert_sink {
 	struct store_insert *ins;
+	const char *mirror; /* who delivered it */
 };
 
 static int sink_write(void *ctx, const void *buf, size_t len)
@@ -287,6 +306,13 @@ static int sink_reset(void *ctx)
 	return store_insert_reset(s->ins);
 }
 
+static void sink_source(void *ctx, const char *mirror)
+{
+	struct insert_sink *s = ctx;
+
+	s->mirror = mirror;
+}
+
 static int sink_commit(void *ctx)
 {
 	struct insert_sink *s = ctx;
@@ -299,8 +325,8 @@ static int sink_commit(void *ctx)
 int fs_repo_object(struct fs_repo *r, const struct verify_entry *e, const char *what, int *ret_fd,
 		   bool *ret_fetched)
 {
-	struct insert_sink is = {NULL};
-	struct fetch_sink sink = {sink_write, sink_reset, sink_commit, &is};
+	struct insert_sink is = {NULL, NULL};
+	struct fetch_sink sink = {sink_write, sink_reset, sink_commit, &is, sink_source};
 	bool fetched = false;
 	int fd = -1, ret;
 
@@ -316,6 +342,9 @@ int fs_repo_object(struct fs_repo *r, const struct verify_entry *e, const char *
 		if (ret < 0)
 			goto out;
 		fetched = ret == 0;
+		if (fetched && r->opts.fetched)
+			r->opts.fetched(r->opts.fetched_ctx, e->hash, e->zsize,
+					is.mirror ? is.mirror : "");
 		ret = store_object_open(r->store, e->hash, &fd);
 	}
 	if (ret < 0)

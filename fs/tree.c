@@ -324,39 +324,166 @@ out:
 	return ret;
 }
 
-int fsd_vtree(struct fsd *d, const char *pkg, const char *ver, struct vtree **ret_t)
+/* Keep the cache within conf.max_trees: drop the least recently used trees that only the
+ * cache holds, down to three quarters of the bound (so eviction runs once per many loads).
+ * A tree that inodes or open directories still hold stays. The caller holds vt_lock. */
+static void vtree_evict_locked(struct fsd *d)
 {
-	char key[2 * 130 + 2];
-	struct vtree *t, *have;
-	int ret;
+	size_t target = d->conf.max_trees - d->conf.max_trees / 4, n = d->vtrees.n, nvict = 0;
+	struct strmap keep = {0};
+	struct vtree **victims;
 
-	if ((size_t)snprintf(key, sizeof(key), "%s/%s", pkg, ver) >= sizeof(key))
-		return -ENAMETOOLONG;
+	if (n <= d->conf.max_trees)
+		return;
+	victims = calloc(n, sizeof(*victims));
+	if (!victims)
+		return; /* try again at the next load */
+	/* Choose: repeatedly the oldest unused tree not chosen yet (n is small). */
+	while (n - nvict > target) {
+		struct vtree *old = NULL;
+
+		for (size_t i = 0; i < d->vtrees.cap; i++) {
+			struct vtree *t = (struct vtree *)(uintptr_t)d->vtrees.slots[i].val;
+			bool chosen = false;
+
+			if (!d->vtrees.slots[i].key ||
+			    __atomic_load_n(&t->refs, __ATOMIC_ACQUIRE) != 1)
+				continue;
+			for (size_t k = 0; k < nvict && !chosen; k++)
+				chosen = victims[k] == t;
+			if (!chosen && (!old || t->last_use < old->last_use))
+				old = t;
+		}
+		if (!old)
+			break; /* everything left is in use */
+		victims[nvict++] = old;
+	}
+	/* The map cannot delete in place: rebuild it from what stays. */
+	for (size_t i = 0; i < d->vtrees.cap; i++) {
+		struct strmap_slot *sl = &d->vtrees.slots[i];
+		bool chosen = false;
+
+		if (!sl->key)
+			continue;
+		for (size_t k = 0; k < nvict && !chosen; k++)
+			chosen = victims[k] == (struct vtree *)(uintptr_t)sl->val;
+		if (!chosen && strmap_put(&keep, sl->key, sl->val) < 0) {
+			strmap_fini(&keep); /* out of memory: evict nothing now */
+			free(victims);
+			return;
+		}
+	}
+	strmap_fini(&d->vtrees);
+	d->vtrees = keep;
+	for (size_t k = 0; k < nvict; k++)
+		vtree_unref(victims[k]);
+	FSD_COUNT(d, trees_evicted, nvict);
+	free(victims);
+}
+
+static struct vtree *vtree_cached(struct fsd *d, const char *key)
+{
+	struct vtree *t;
+
 	pthread_mutex_lock(&d->vt_lock);
 	t = (struct vtree *)(uintptr_t)strmap_get(&d->vtrees, key);
-	if (t)
-		vtree_ref(t);
-	pthread_mutex_unlock(&d->vt_lock);
 	if (t) {
-		*ret_t = t;
-		return 0;
+		vtree_ref(t);
+		__atomic_store_n(&t->last_use, fsd_now(), __ATOMIC_RELAXED);
 	}
-	/* Built without the lock: it may fetch. Two threads may build the same tree at once;
-	 * the first to finish is kept (fs_repo_manifest serializes the fetches themselves). */
-	ret = vtree_build(d, pkg, ver, &t);
+	pthread_mutex_unlock(&d->vt_lock);
+	return t;
+}
+
+struct tree_job {
+	char *pkg, *ver, *key;
+};
+
+static void tree_job_free(void *arg)
+{
+	struct tree_job *j = arg;
+
+	free(j->pkg);
+	free(j->ver);
+	free(j->key);
+	free(j);
+}
+
+/* On a job thread: build the tree (fetching its manifest when the store lacks it) and put it
+ * in the cache. */
+static int tree_job_run(struct fsd *d, void *arg, void **ret_result)
+{
+	struct tree_job *j = arg;
+	struct vtree *t = NULL, *have;
+	int ret;
+
+	ret = vtree_build(d, j->pkg, j->ver, &t);
 	if (ret < 0)
 		return ret;
+	FSD_COUNT(d, trees_loaded, 1);
+	t->last_use = fsd_now();
 	pthread_mutex_lock(&d->vt_lock);
-	have = (struct vtree *)(uintptr_t)strmap_get(&d->vtrees, key);
+	have = (struct vtree *)(uintptr_t)strmap_get(&d->vtrees, j->key);
 	if (have) {
 		vtree_ref(have);
 		vtree_unref(t);
 		t = have;
-	} else if (strmap_put(&d->vtrees, key, (uint64_t)(uintptr_t)t) == 0) {
+	} else if (strmap_put(&d->vtrees, j->key, (uint64_t)(uintptr_t)t) == 0) {
 		vtree_ref(t); /* the cache's */
+		vtree_evict_locked(d);
 	}
 	pthread_mutex_unlock(&d->vt_lock);
-	*ret_t = t;
+	*ret_result = t;
+	return 0;
+}
+
+static void *tree_ref_void(void *t)
+{
+	return vtree_ref(t);
+}
+
+static void tree_unref_void(void *t)
+{
+	vtree_unref(t);
+}
+
+static const struct job_ops tree_job_ops = {
+    .run = tree_job_run,
+    .arg_free = tree_job_free,
+    .result_ref = tree_ref_void,
+    .result_unref = tree_unref_void,
+};
+
+int fsd_vtree(struct fsd *d, const char *pkg, const char *ver, struct vtree **ret_t)
+{
+	char key[2 * 130 + 2], jkey[sizeof(key) + 8], what[32];
+	struct tree_job *j;
+	void *res = NULL;
+	int ret;
+
+	if ((size_t)snprintf(key, sizeof(key), "%s/%s", pkg, ver) >= sizeof(key))
+		return -ENAMETOOLONG;
+	*ret_t = vtree_cached(d, key);
+	if (*ret_t)
+		return 0;
+	j = calloc(1, sizeof(*j));
+	if (!j)
+		return -ENOMEM;
+	j->pkg = strdup(pkg);
+	j->ver = strdup(ver);
+	j->key = strdup(key);
+	if (!j->pkg || !j->ver || !j->key) {
+		tree_job_free(j);
+		return -ENOMEM;
+	}
+	snprintf(jkey, sizeof(jkey), "tree:%s", key);
+	snprintf(what, sizeof(what), "the manifest");
+	ret = fsd_job(d, jkey, what, &tree_job_ops, j, &res);
+	if (ret < 0)
+		return ret;
+	if (!res)
+		return -EIO; /* cannot happen: a tree job that succeeds has a tree */
+	*ret_t = res;
 	return 0;
 }
 

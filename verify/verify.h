@@ -24,18 +24,18 @@
 /* Errors: one reserved range, one decoder. */
 
 enum {
-	STORK_EBADSIG = -20001,   /* signatures do not meet the threshold */
-	STORK_EEXPIRED = -20002,  /* metadata past its expiry */
-	STORK_EROLLBACK = -20003, /* a version older than one already trusted */
-	STORK_EBADHASH = -20004,  /* content does not match its signed hash */
-	STORK_EBADLEN = -20005,   /* content longer or shorter than its signed length */
-	STORK_EFORMAT = -20006,   /* malformed metadata, manifest or key */
-	STORK_EPATTERN = -20007,  /* a target outside the delegated patterns */
-	STORK_EHOSTILE = -20008,  /* a hostile archive entry or path */
-	STORK_ENAME = -20009,     /* a package name, version or role name outside the charset */
-	STORK_ETOOBIG = -20010,   /* input exceeds a configured or signed limit */
-	STORK_EMISSING = -20011,  /* a file the metadata names is absent */
-	STORK_EVERSION = -20012,  /* a version number that is not the one expected */
+	STORK_EBADSIG = -20001,	     /* signatures do not meet the threshold */
+	STORK_EEXPIRED = -20002,     /* metadata past its expiry */
+	STORK_EROLLBACK = -20003,    /* a version older than one already trusted */
+	STORK_EBADHASH = -20004,     /* content does not match its signed hash */
+	STORK_EBADLEN = -20005,	     /* content longer or shorter than its signed length */
+	STORK_EFORMAT = -20006,	     /* malformed metadata, manifest or key */
+	STORK_EPATTERN = -20007,     /* a target outside the delegated patterns */
+	STORK_EHOSTILE = -20008,     /* a hostile archive entry or path */
+	STORK_ENAME = -20009,	     /* a package name, version or role name outside the charset */
+	STORK_ETOOBIG = -20010,	     /* input exceeds a configured or signed limit */
+	STORK_EMISSING = -20011,     /* a file the metadata names is absent */
+	STORK_EVERSION = -20012,     /* a version number that is not the one expected */
 	STORK_EUNSUPPORTED = -20013, /* a source format or feature we do not handle */
 };
 
@@ -90,7 +90,7 @@ int verify_unhex(const char *hex, uint8_t *out, size_t len);
  *   {"keytype":"ed25519","keyval":{"public":"<64 hex>"},"scheme":"ed25519"}
  * and its key id is the hex SHA-256 of that object's canonical JSON. */
 
-#define VERIFY_SIG_LEN 64
+#define VERIFY_SIG_LEN	 64
 #define VERIFY_KEYID_HEX VERIFY_HASH_HEX
 
 struct verify_key;
@@ -180,23 +180,23 @@ enum verify_ftype {
 };
 
 struct verify_entry {
-	char *path;		/* relative, no "." or ".." components, no leading/trailing '/' */
+	char *path; /* relative, no "." or ".." components, no leading/trailing '/' */
 	enum verify_ftype type;
-	uint32_t mode;		/* permission bits incl. setuid/setgid/sticky (07777) */
-	int64_t mtime;		/* seconds since the epoch */
-	uint64_t size;		/* file: bytes; symlink: strlen(target); dir: 0 */
-	uint64_t zsize;		/* file: bytes of the zstd object in the repository */
+	uint32_t mode;		       /* permission bits incl. setuid/setgid/sticky (07777) */
+	int64_t mtime;		       /* seconds since the epoch */
+	uint64_t size;		       /* file: bytes; symlink: strlen(target); dir: 0 */
+	uint64_t zsize;		       /* file: bytes of the zstd object in the repository */
 	uint8_t hash[VERIFY_HASH_LEN]; /* file: SHA-256 of the uncompressed bytes */
-	char *target;		/* symlink only */
+	char *target;		       /* symlink only */
 };
 
-struct verify_dep {		/* one alternative of a dependency */
+struct verify_dep { /* one alternative of a dependency */
 	char *name;
-	char *op;		/* NULL, or one of "<<" "<=" "=" ">=" ">>" */
-	char *version;		/* NULL when op is NULL */
+	char *op;      /* NULL, or one of "<<" "<=" "=" ">=" ">>" */
+	char *version; /* NULL when op is NULL */
 };
 
-struct verify_depgroup {	/* "a | b (>= 1)": any one alternative satisfies it */
+struct verify_depgroup { /* "a | b (>= 1)": any one alternative satisfies it */
 	struct verify_dep *alts;
 	size_t n;
 };
@@ -204,13 +204,13 @@ struct verify_depgroup {	/* "a | b (>= 1)": any one alternative satisfies it */
 struct verify_manifest {
 	char *name;
 	char *version;
-	char *format;		/* "dir", "tar", "deb", "rpm" */
+	char *format;		      /* "dir", "tar", "deb", "rpm" */
 	struct verify_entry *entries; /* sorted by path (bytewise), parents before children */
 	size_t n;
 	struct verify_depgroup *depends; /* declared dependencies (.deb Depends+Pre-Depends,
 					  * .rpm Requires without rpmlib()/file deps) */
 	size_t ndepends;
-	uint64_t total_size;	/* sum of file sizes */
+	uint64_t total_size; /* sum of file sizes */
 };
 
 /** An empty manifest. @return 0; -ENOMEM. */
@@ -228,8 +228,7 @@ int verify_manifest_add_depgroup(struct verify_manifest *m, const struct verify_
  * @return 0; STORK_EHOSTILE (detail names the path and the problem). */
 int verify_manifest_finish(struct verify_manifest *m);
 /** Find an entry by path, NULL if absent (binary search; after finish). */
-const struct verify_entry *verify_manifest_find(const struct verify_manifest *m,
-						const char *path);
+const struct verify_entry *verify_manifest_find(const struct verify_manifest *m, const char *path);
 /** Canonical JSON of a finished manifest. ret_buf malloc'd. @return 0; -ENOMEM. */
 int verify_manifest_dump(const struct verify_manifest *m, char **ret_buf, size_t *ret_len);
 /** Parse and fully check a manifest (every rule of verify_manifest_finish, plus: sorted, no
@@ -248,8 +247,7 @@ struct verify_source {
 	/** Read a whole file of at most maxlen bytes into a malloc'd buffer (caller frees).
 	 * @return 0; -ENOENT if absent; STORK_ETOOBIG if longer than maxlen (nothing past
 	 * maxlen is read); -EIO or -ETIMEDOUT for transport failures (detail says which). */
-	int (*get)(void *ctx, const char *path, size_t maxlen, uint8_t **ret_buf,
-		   size_t *ret_len);
+	int (*get)(void *ctx, const char *path, size_t maxlen, uint8_t **ret_buf, size_t *ret_len);
 	/** Stream a file through fn in chunks without buffering it whole; same errors as get,
 	 * plus fn's error. Stops with STORK_ETOOBIG as soon as more than maxlen bytes come. */
 	int (*stream)(void *ctx, const char *path, uint64_t maxlen,
@@ -272,24 +270,24 @@ struct verify_source {
  */
 
 /* Metadata size caps (bytes), python-tuf's defaults. */
-#define VERIFY_MAX_ROOT_LEN	 (512 * 1024)
-#define VERIFY_MAX_TIMESTAMP_LEN (16 * 1024)
-#define VERIFY_MAX_SNAPSHOT_LEN	 (2 * 1024 * 1024)
-#define VERIFY_MAX_TARGETS_LEN	 (5 * 1024 * 1024)
-#define VERIFY_MAX_MANIFEST_LEN	 (64 * 1024 * 1024)
+#define VERIFY_MAX_ROOT_LEN	  (512 * 1024)
+#define VERIFY_MAX_TIMESTAMP_LEN  (16 * 1024)
+#define VERIFY_MAX_SNAPSHOT_LEN	  (2 * 1024 * 1024)
+#define VERIFY_MAX_TARGETS_LEN	  (5 * 1024 * 1024)
+#define VERIFY_MAX_MANIFEST_LEN	  (64 * 1024 * 1024)
 #define VERIFY_MAX_ROOT_ROTATIONS 256
-#define VERIFY_MAX_DELEGATIONS	 32
+#define VERIFY_MAX_DELEGATIONS	  32
 
-struct verify_target {		/* one signed target: a package version */
-	char *path;		/* "<name>/<version>.json" */
+struct verify_target { /* one signed target: a package version */
+	char *path;    /* "<name>/<version>.json" */
 	char *name;
 	char *version;
-	uint64_t length;	/* manifest bytes */
+	uint64_t length;	       /* manifest bytes */
 	uint8_t hash[VERIFY_HASH_LEN]; /* manifest SHA-256 */
-	char *role;		/* the delegated role that signed it */
-	char *keyid;		/* one key id whose signature counted */
-	uint64_t size;		/* custom.size: total file bytes (informational) */
-	uint64_t files;		/* custom.files: entry count (informational) */
+	char *role;		       /* the delegated role that signed it */
+	char *keyid;		       /* one key id whose signature counted */
+	uint64_t size;		       /* custom.size: total file bytes (informational) */
+	uint64_t files;		       /* custom.files: entry count (informational) */
 };
 
 void verify_target_fini(struct verify_target *t);
@@ -300,8 +298,7 @@ struct verify_client;
  * own root threshold; its expiry is not checked here (TUF 5.2).
  * @param now the update start time; every expiry check uses it.
  * @return 0; STORK_EFORMAT; STORK_EBADSIG; -ENOMEM. */
-int verify_client_new(const uint8_t *root, size_t len, time_t now,
-		      struct verify_client **ret_c);
+int verify_client_new(const uint8_t *root, size_t len, time_t now, struct verify_client **ret_c);
 void verify_client_free(struct verify_client *c);
 
 /* Where a client keeps what it has verified, so that it survives restarts and works offline
@@ -365,6 +362,10 @@ int verify_client_find_target(struct verify_client *c, const struct verify_sourc
  * @return 0; STORK_EBADLEN; STORK_EBADHASH; STORK_EFORMAT; transport errors. */
 int verify_client_fetch_manifest(struct verify_client *c, const struct verify_source *src,
 				 const struct verify_target *t, struct verify_manifest **ret_m);
+/** The same without a client: a target found earlier (verify_client_find_target) is all it
+ * takes, so callers need not hold their client while the manifest transfers. */
+int verify_fetch_manifest(const struct verify_source *src, const struct verify_target *t,
+			  struct verify_manifest **ret_m);
 
 /** Audit an older version of a metadata file found in a repository directory (for example
  * metadata/3.snapshot.json while snapshot 5 is trusted, or a delegated role's old version):
@@ -377,8 +378,8 @@ int verify_client_audit_file(struct verify_client *c, const char *file, const ui
 
 /** The trusted version and expiry of a top-level role ("root", "timestamp", "snapshot",
  * "targets") after refresh. @return 0; -ENOENT if not loaded. */
-int verify_client_role_info(const struct verify_client *c, const char *role,
-			    uint64_t *ret_version, time_t *ret_expires);
+int verify_client_role_info(const struct verify_client *c, const char *role, uint64_t *ret_version,
+			    time_t *ret_expires);
 
 /* ------------------------------------------------------------------------------------------ */
 /* The repository writer (the publisher's side). Keys of the top-level roles live in KEYDIR as
@@ -416,9 +417,8 @@ int verify_repo_delegate(const char *repodir, const char *keydir, const struct v
  * content again is a no-op that returns 1.
  * @return 0 (published); 1 (already there, identical); STORK_EPATTERN (no role of this key
  * may sign this name: detail lists the key's patterns); -errno. */
-int verify_repo_publish(const char *repodir, const char *keydir,
-			const struct verify_key *publisher, const struct verify_manifest *m,
-			const struct verify_repo_opts *o);
+int verify_repo_publish(const char *repodir, const char *keydir, const struct verify_key *publisher,
+			const struct verify_manifest *m, const struct verify_repo_opts *o);
 
 /** Check, without changing anything, that publisher may publish name: some delegated role
  * lists its key and has a pattern matching the name. Lets publish refuse before importing.
@@ -429,8 +429,7 @@ int verify_repo_may_publish(const char *repodir, const struct verify_key *publis
 
 /** Re-sign snapshot and timestamp with fresh expiry (the operator's timer). Also removes
  * temporary files older than an hour left by killed writers. @return 0; -errno. */
-int verify_repo_refresh(const char *repodir, const char *keydir,
-			const struct verify_repo_opts *o);
+int verify_repo_refresh(const char *repodir, const char *keydir, const struct verify_repo_opts *o);
 
 /** A verify_source reading a local repository directory (no transport involved); used by the
  * writer to read its own state, and by tests. Caller frees with verify_dir_source_fini. */

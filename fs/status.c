@@ -1,0 +1,130 @@
+/* fs/status.c: what a running mount tells about itself. The counters and the state of the
+ * metadata are served as JSON in the root's user.storkfs.status attribute, which `stork
+ * status MOUNTPOINT` reads: no socket to secure or find, and it works through bind mounts
+ * into containers. The format is documented in fs/README.md.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "fs/daemon.h"
+
+const char *fsd_source(struct fsd *d, const uint8_t id[VERIFY_HASH_LEN])
+{
+	struct store_objinfo info;
+	char hex[VERIFY_HASH_HEX];
+	uint64_t k;
+
+	verify_hex(id, VERIFY_HASH_LEN, hex);
+	pthread_mutex_lock(&d->status_lock);
+	k = strmap_get(&d->sources, hex);
+	pthread_mutex_unlock(&d->status_lock);
+	if (k && k <= d->nmirrors)
+		return d->mirrors[k - 1];
+	return store_object_info(d->store, id, &info) == 0 ? "store" : "none";
+}
+
+static char *iso_time(time_t t, char *buf, size_t len)
+{
+	struct tm tm;
+
+	if (!t || !gmtime_r(&t, &tm) || !strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm))
+		snprintf(buf, len, "never");
+	return buf;
+}
+
+static uint64_t counter(const uint64_t *c)
+{
+	return __atomic_load_n(c, __ATOMIC_RELAXED);
+}
+
+/* json_object_set_new that remembers a failure instead of returning it. */
+static void put(json_t *o, const char *key, json_t *v, bool *bad)
+{
+	if (!v || json_object_set_new(o, key, v) < 0)
+		*bad = true;
+}
+
+char *fsd_status_json(struct fsd *d)
+{
+	static const char *const roles[] = {"root", "timestamp", "snapshot", "targets"};
+	const struct fsd_counters *c = &d->counters;
+	struct fetch_mirror_stats *ms = NULL;
+	struct fsd_refresh rf;
+	json_t *o = json_object(), *meta = json_object(), *mirrors = json_array(), *cnt;
+	char when[32];
+	size_t nms = 0;
+	bool bad = !o || !meta || !mirrors;
+	char *out = NULL;
+
+	pthread_mutex_lock(&d->status_lock);
+	rf = d->refresh;
+	pthread_mutex_unlock(&d->status_lock);
+	if (bad)
+		goto out;
+	put(o, "mountpoint", json_string(d->mountpoint ? d->mountpoint : ""), &bad);
+	put(o, "repository", json_string(d->repo_id), &bad);
+	put(o, "pid", json_integer((json_int_t)getpid()), &bad);
+	put(o, "started", json_string(iso_time(d->started, when, sizeof(when))), &bad);
+	put(o, "state",
+	    json_string(rf.result == 0	 ? "fresh"
+			: rf.result == 1 ? "offline"
+					 : "refresh failed"),
+	    &bad);
+	put(o, "detail", json_string(rf.detail), &bad);
+	put(o, "last_refresh", json_string(iso_time(rf.last_ok, when, sizeof(when))), &bad);
+	put(o, "last_refresh_try", json_string(iso_time(rf.last_try, when, sizeof(when))), &bad);
+	for (size_t i = 0; i < sizeof(roles) / sizeof(roles[0]); i++) {
+		uint64_t version;
+		time_t expires;
+		json_t *r;
+
+		if (fs_repo_role_info(d->repo, roles[i], &version, &expires) < 0)
+			continue;
+		r = json_object();
+		if (!r) {
+			bad = true;
+			break;
+		}
+		put(r, "version", json_integer((json_int_t)version), &bad);
+		put(r, "expires", json_string(iso_time(expires, when, sizeof(when))), &bad);
+		put(meta, roles[i], r, &bad);
+	}
+	put(o, "metadata", meta, &bad);
+	meta = NULL;
+	cnt = json_pack(
+	    "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "opens",
+	    (json_int_t)counter(&c->opens), "hits", (json_int_t)counter(&c->hits), "misses",
+	    (json_int_t)counter(&c->misses), "objects_fetched", (json_int_t)counter(&c->fetched),
+	    "bytes_fetched", (json_int_t)counter(&c->fetched_bytes), "errors",
+	    (json_int_t)counter(&c->errors), "timeouts", (json_int_t)counter(&c->timeouts),
+	    "trees_loaded", (json_int_t)counter(&c->trees_loaded), "trees_evicted",
+	    (json_int_t)counter(&c->trees_evicted));
+	put(o, "counters", cnt, &bad);
+	if (fetch_stats(fs_repo_fetcher(d->repo), &ms, &nms) < 0) {
+		bad = true;
+		goto out;
+	}
+	for (size_t i = 0; i < nms; i++) {
+		json_t *m =
+		    json_pack("{s:s, s:I, s:I, s:I, s:b}", "url", ms[i].url, "requests",
+			      (json_int_t)ms[i].requests, "bytes", (json_int_t)ms[i].bytes,
+			      "failures", (json_int_t)ms[i].failures, "skipped", ms[i].skipped);
+
+		if (!m || json_array_append_new(mirrors, m) < 0)
+			bad = true;
+	}
+	put(o, "mirrors", mirrors, &bad);
+	mirrors = NULL;
+	if (!bad)
+		out = json_dumps(o, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
+out:
+	free(ms);
+	json_decref(meta);
+	json_decref(mirrors);
+	json_decref(o);
+	return out;
+}
