@@ -23,6 +23,8 @@ int cmd_ls(int argc, char **argv);
 int cmd_extract(int argc, char **argv);
 int cmd_fsck(int argc, char **argv);
 int cmd_status(int argc, char **argv);
+/** `stork status STOREDIR`: what the node store holds. @return an exit code. */
+int cli_store_status(const char *dir);
 
 /** Print "stork CMD: " followed by the error detail the failing call left, or by the printf
  * arguments and the decoded error when it left none. */

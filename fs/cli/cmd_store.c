@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "fetch/fetch.h"
 #include "fs/cli/cli.h"
@@ -39,12 +40,6 @@ static const char fsck_help[] =
     "dead writers. --repair drops what is wrong (it is fetched again when needed) and\n"
     "finishes inserts a crash interrupted. Exit 0 when the store is clean (after repair), 1 when\n"
     "problems remain.\n";
-
-static const char status_help[] =
-    "usage: stork status STOREDIR\n"
-    "\n"
-    "Objects, bytes and manifests in the node store STOREDIR, and for each repository the\n"
-    "time of its last successful metadata refresh and where it came from.\n";
 
 static int parse_secs(const char *cmd, const char *opt, const char *arg, long *ret)
 {
@@ -247,36 +242,33 @@ int cmd_fsck(int argc, char **argv)
 	return CLI_VERIFY_FAILED;
 }
 
-int cmd_status(int argc, char **argv)
+int cli_store_status(const char *dir)
 {
-	static const struct option opts[] = {{"help", no_argument, NULL, 'h'}, {0}};
 	struct store_stats st = {0};
 	struct store *s = NULL;
-	char b[32];
-	int c, r;
+	char b[32], idx[4096];
+	int r;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		if (c == 'h') {
-			fputs(status_help, stdout);
-			return CLI_OK;
-		}
-		return cli_usage_error("status", "unknown option");
+	/* Status only looks: it must not make a store where there is none. */
+	snprintf(idx, sizeof(idx), "%s/index", dir);
+	if (access(idx, F_OK) < 0) {
+		fprintf(stderr,
+			"stork status: %s: neither a storkfs mount nor a node store (no index/)\n",
+			dir);
+		return CLI_USAGE;
 	}
-	if (argc - optind != 1)
-		return cli_usage_error("status", "expected STOREDIR");
-	r = store_open(argv[optind], &s);
+	r = store_open(dir, &s);
 	if (r < 0) {
-		cli_fail("status", r, "%s", argv[optind]);
+		cli_fail("status", r, "%s", dir);
 		return cli_exit_input(r);
 	}
 	r = store_stats(s, &st);
 	store_close(s);
 	if (r < 0) {
-		cli_fail("status", r, "%s", argv[optind]);
+		cli_fail("status", r, "%s", dir);
 		return CLI_SYSTEM;
 	}
-	printf("store %s\n", argv[optind]);
+	printf("store %s\n", dir);
 	printf("  objects    %" PRIu64 " (%s, %" PRIu64 " bytes)\n", st.objects,
 	       cli_bytes(st.bytes, b), st.bytes);
 	printf("  pinned     %" PRIu64 "\n", st.pinned);

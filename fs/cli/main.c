@@ -22,7 +22,7 @@ static const char usage[] =
     "  extract --root ROOTFILE --store STOREDIR URL... NAME VERSION DESTDIR\n"
     "                                         materialise a version from the node store\n"
     "  fsck [--repair] STOREDIR               check (and repair) the node store\n"
-    "  status STOREDIR                        what the node store holds\n"
+    "  status [MOUNTPOINT|STOREDIR]...        a running mount's counters; what a store holds\n"
     "\n"
     "'stork COMMAND --help' describes a command. Exit codes: 0 ok, 1 verification failed,\n"
     "2 usage or input error, 3 system error (I/O, disk full).\n";

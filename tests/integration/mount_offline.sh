@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # All mirrors down. A mount (-o timeout=3) has read one file of package "off" 1.0 (so its
-# object is in the store); then its only mirror goes away, three ways:
+# object is in the store); then its mirrors go away, four ways:
 #   1. nginx is stopped (connections refused);
 #   2. the only mirror is a fault server that accepts every request and then stalls forever
 #      (headers, no body), for metadata and objects alike;
-#   3. a fresh mount of the same store whose only mirror is a closed port (starting offline).
+#   3. four such stalling mirrors: timeout= bounds the whole callback, not each mirror's try;
+#   4. a fresh mount of the same store whose only mirror is a closed port (starting offline).
 # Each time: the file already read reads its source's bytes; an uncached file fails with EIO
-# within the timeout (measured: under timeout + 7 s of slack; the reader is bounded by
-# `timeout 30`, so a hang fails the test rather than hanging it); listing and stat still work;
+# within the timeout (measured: under timeout + 5 s of slack; the reader is bounded by
+# `timeout 30`, so a hang fails the test rather than hanging it), and so does listing a
+# version whose manifest was never fetched; listing and stat of what was seen still work;
 # a SIGHUP refresh that cannot reach a mirror leaves everything working; fusermount3 -u
 # unmounts and the daemon exits. Timings are bounds that mean "did not hang", never speed.
 . "$(dirname "$0")/lib.sh"
@@ -16,12 +18,12 @@ need python3 nginx
 need_fuse
 
 TIMEOUT=3
-SLACK=7
+SLACK=5
 
 rnd() { python3 -c 'import random, sys; sys.stdout.buffer.write(random.Random(int(sys.argv[1])).randbytes(int(sys.argv[2])))' "$@"; }
 
 make_repo
-mkdir -p "$T/src/d/sub" "$T/other"
+mkdir -p "$T/src/d/sub" "$T/other" "$T/late/x"
 rnd 31 200000 >"$T/src/d/cached"
 rnd 32 200000 >"$T/src/d/cold"
 rnd 33 5000 >"$T/src/d/sub/cold2"
@@ -30,19 +32,38 @@ ln -s cached "$T/src/d/link"
 rnd 34 3000 >"$T/other/file"
 publish off 1.0 "$T/src"
 publish other 1.0 "$T/other"
+echo never >"$T/late/x/never"
+publish late 1.0 "$T/late"
 STORE=$T/store
 
 # timed_read FILE: open and read FILE to the end, bounded by `timeout 30`. Prints
-# "ok SHA256 SECONDS" or "errno N SECONDS"; "hung" when the bound hit.
+# "ok SHA256 SECONDS" or "errno N SECONDS"; "hung" when the bound hit. timed_list DIR: the
+# same for listing DIR ("ok NAMES SECONDS").
 timed_read() {
-	timeout -k 5 30 python3 -c 'import hashlib, sys, time
+	timed_op read "$1"
+}
+timed_list() {
+	timed_op list "$1"
+}
+timed_op() {
+	timeout -k 5 30 python3 -c 'import hashlib, os, sys, time
 t0 = time.monotonic()
 try:
-    with open(sys.argv[1], "rb") as f:
-        what = "ok " + hashlib.sha256(f.read()).hexdigest()
+    if sys.argv[1] == "list":
+        what = "ok " + ",".join(sorted(os.listdir(sys.argv[2])))
+    else:
+        with open(sys.argv[2], "rb") as f:
+            what = "ok " + hashlib.sha256(f.read()).hexdigest()
 except OSError as e:
     what = "errno %d" % e.errno
-print(what, "%.1f" % (time.monotonic() - t0))' "$1" || echo hung
+print(what, "%.1f" % (time.monotonic() - t0))' "$1" "$2" || echo hung
+}
+
+# within_bound WHAT SECONDS: fail unless SECONDS < TIMEOUT + SLACK.
+within_bound() {
+	python3 -c 'import sys; sys.exit(float(sys.argv[1]) >= float(sys.argv[2]))' \
+		"$2" "$((TIMEOUT + SLACK))" ||
+		fail "$1 only after $2 s (timeout=$TIMEOUT, bound $((TIMEOUT + SLACK)) s)"
 }
 
 # offline_checks WHAT MNT: the checks every offline case makes on the mount at MNT.
@@ -67,12 +88,20 @@ offline_checks() {
 			tail -20 "$SFS_LOG" >&2
 			fail "$what: uncached $f: '$got', want EIO (errno 5)"
 		}
-		python3 -c 'import sys; sys.exit(float(sys.argv[1]) >= float(sys.argv[2]))' \
-			"$secs" "$((TIMEOUT + SLACK))" ||
-			fail "$what: uncached $f failed with EIO only after $secs s (timeout=$TIMEOUT, bound $((TIMEOUT + SLACK)) s)"
+		within_bound "$what: uncached $f failed with EIO" "$secs"
 		echo "# $what: $f: EIO after $secs s"
 	done
 	pass "$what: uncached files fail with EIO within timeout=$TIMEOUT (+ $SLACK s slack)"
+
+	got=$(timed_list "$mnt/late/1.0/x")
+	[ "$got" != hung ] || fail "$what: listing late/1.0/x (manifest never fetched) hung (killed after 30 s)"
+	[ "${got% *}" = "errno 5" ] || {
+		tail -20 "$SFS_LOG" >&2
+		fail "$what: listing late/1.0/x (manifest never fetched): '$got', want EIO (errno 5)"
+	}
+	within_bound "$what: listing late/1.0/x (manifest never fetched) failed with EIO" "${got##* }"
+	echo "# $what: late/1.0/x: EIO after ${got##* } s"
+	pass "$what: listing a version whose manifest was never fetched fails with EIO within the bound"
 
 	timeout 30 ls -lR "$v" >"$T/ls.out" 2>"$T/ls.err" || {
 		cat "$T/ls.err" >&2
@@ -82,8 +111,8 @@ offline_checks() {
 		grep -q " $f\( \|\$\)" "$T/ls.out" || fail "$what: ls -lR $v does not list $f"
 	done
 	[ "$(timeout 30 stat -c %s "$v/d/cold")" = 200000 ] || fail "$what: stat of uncached d/cold does not say 200000 bytes"
-	[ "$(timeout 30 ls "$mnt" | tr '\n' ' ')" = "off other " ] ||
-		fail "$what: the root lists '$(timeout 30 ls "$mnt" | tr '\n' ' ')', want off other"
+	[ "$(timeout 30 ls "$mnt" | tr '\n' ' ')" = "late off other " ] ||
+		fail "$what: the root lists '$(timeout 30 ls "$mnt" | tr '\n' ' ')', want late off other"
 	[ "$(timeout 30 readlink "$mnt/off/latest")" = 1.0 ] || fail "$what: off/latest does not point to 1.0"
 	[ "$(offline_xattr "$v/d/cold" user.storkfs.cached)" = 0 ] || fail "$what: d/cold: user.storkfs.cached is not 0"
 	pass "$what: listing, stat, readlink and xattrs still work"
@@ -150,7 +179,28 @@ sighup_checks "stalling mirror" "$MNT"
 unmount_checks "stalling mirror" "$MNT"
 stop_faultserver
 
-# --- 3. a fresh mount with no reachable mirror ---------------------------------------------
+# --- 3. four stalling mirrors -----------------------------------------------------------
+urls=() dirs=() pids=()
+for i in 1 2 3 4; do
+	start_faultserver "$REPO"
+	urls+=("$FAULT_URL")
+	dirs+=("$FAULT_DIR")
+	pids+=("$FAULT_PID")
+done
+MNT=$T/mnt-stall4
+mount_storkfs "$MNT" "store=$STORE,timeout=$TIMEOUT" "${urls[@]}"
+timeout 30 ls -lR "$MNT/off" "$MNT/other/1.0" >/dev/null || fail "ls -lR with four behaving fault servers failed"
+for d in "${dirs[@]}"; do
+	fault_set '[{"match": ".", "fault": "stall", "seconds": 3600}]' "$d"
+done
+offline_checks "four stalling mirrors" "$MNT"
+sighup_checks "four stalling mirrors" "$MNT"
+unmount_checks "four stalling mirrors" "$MNT"
+for p in "${pids[@]}"; do
+	stop_faultserver "$p"
+done
+
+# --- 4. a fresh mount with no reachable mirror ---------------------------------------------
 free_port
 MNT=$T/mnt-cold-start
 mount_storkfs "$MNT" "store=$STORE,timeout=$TIMEOUT" "http://127.0.0.1:$FREE_PORT"

@@ -1,0 +1,214 @@
+/* fs/cli/cmd_status.c: `stork status`: a running mount's counters (read from its root's
+ * user.storkfs.status attribute, see fs/README.md) or what a node store holds. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/xattr.h>
+
+#include <jansson.h>
+
+#include "fs/cli/cli.h"
+
+static const char status_help[] =
+    "usage: stork status [--json] [MOUNTPOINT|STOREDIR]...\n"
+    "\n"
+    "For a storkfs mount: the state of its metadata (fresh, offline, refresh failed; role\n"
+    "versions and expiry) and its counters: opens, hits (served from the node store), misses\n"
+    "(fetched), objects and bytes fetched, errors and timeouts, and per mirror its requests,\n"
+    "bytes and failures. For a node store directory: its objects, bytes and repositories.\n"
+    "Without an argument: every storkfs mount of this machine.\n"
+    "\n"
+    "  --json   print a mount's status as JSON (the format is in fs/README.md)\n";
+
+#define STATUS_XATTR "user.storkfs.status"
+#define STATUS_MAX   (64 * 1024)
+
+/* The status JSON of a mount. @return 0; -ENODATA (not a storkfs mount); -errno. */
+static int read_status(const char *mnt, char **ret_json)
+{
+	char *buf = malloc(STATUS_MAX + 1);
+	ssize_t n;
+
+	if (!buf)
+		return -ENOMEM;
+	n = getxattr(mnt, STATUS_XATTR, buf, STATUS_MAX);
+	if (n < 0) {
+		int err = errno == ENOTSUP ? ENODATA : errno;
+
+		free(buf);
+		return -err;
+	}
+	buf[n] = '\0';
+	*ret_json = buf;
+	return 0;
+}
+
+static const char *str(json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+
+	return s ? s : "?";
+}
+
+static uint64_t num(json_t *o, const char *key)
+{
+	json_int_t v = json_integer_value(json_object_get(o, key));
+
+	return v > 0 ? (uint64_t)v : 0;
+}
+
+static void print_mount(const char *mnt, json_t *st)
+{
+	static const char *const roles[] = {"root", "timestamp", "snapshot", "targets"};
+	json_t *c = json_object_get(st, "counters"), *meta = json_object_get(st, "metadata");
+	json_t *mirrors = json_object_get(st, "mirrors"), *m;
+	const char *detail = str(st, "detail");
+	size_t i;
+	char b[32];
+
+	printf("mount %s (storkfs, pid %" PRIu64 ", since %s)\n", mnt, num(st, "pid"),
+	       str(st, "started"));
+	printf("  repository  %s\n", str(st, "repository"));
+	printf("  metadata    %s, last refreshed %s%s%s\n", str(st, "state"),
+	       str(st, "last_refresh"), detail[0] ? ": " : "", detail);
+	for (i = 0; i < sizeof(roles) / sizeof(roles[0]); i++) {
+		json_t *r = json_object_get(meta, roles[i]);
+
+		if (r)
+			printf("    %-10s version %" PRIu64 ", expires %s\n", roles[i],
+			       num(r, "version"), str(r, "expires"));
+	}
+	printf("  opens       %" PRIu64 " (%" PRIu64 " hits from the store, %" PRIu64
+	       " misses)\n",
+	       num(c, "opens"), num(c, "hits"), num(c, "misses"));
+	printf("  fetched     %" PRIu64 " objects, %s\n", num(c, "objects_fetched"),
+	       cli_bytes(num(c, "bytes_fetched"), b));
+	printf("  errors      %" PRIu64 " (%" PRIu64 " timeouts)\n", num(c, "errors"),
+	       num(c, "timeouts"));
+	printf("  trees       %" PRIu64 " loaded, %" PRIu64 " evicted\n", num(c, "trees_loaded"),
+	       num(c, "trees_evicted"));
+	json_array_foreach(mirrors, i, m)
+	{
+		printf("  mirror      %s: %" PRIu64 " requests, %s, %" PRIu64 " failures%s\n",
+		       str(m, "url"), num(m, "requests"), cli_bytes(num(m, "bytes"), b),
+		       num(m, "failures"),
+		       json_is_true(json_object_get(m, "skipped")) ? " (skipped for now)" : "");
+	}
+}
+
+/* One mount's status. @return an exit code; -ENODATA when path is not a storkfs mount. */
+static int mount_status(const char *path, bool json)
+{
+	json_error_t jerr;
+	char *text = NULL;
+	json_t *st;
+	int r;
+
+	r = read_status(path, &text);
+	if (r < 0)
+		return r;
+	if (json) {
+		fputs(text, stdout);
+		free(text);
+		return CLI_OK;
+	}
+	st = json_loads(text, 0, &jerr);
+	free(text);
+	if (!st || !json_is_object(st)) {
+		fprintf(stderr, "stork status: %s: %s: malformed status (%s)\n", path,
+			STATUS_XATTR, jerr.text);
+		json_decref(st);
+		return CLI_SYSTEM;
+	}
+	print_mount(path, st);
+	json_decref(st);
+	return CLI_OK;
+}
+
+/* Every storkfs mount of this machine, from /proc/self/mounts. */
+static int all_mounts(bool json)
+{
+	FILE *f = fopen("/proc/self/mounts", "re");
+	char line[4096];
+	int n = 0, ret = CLI_OK;
+
+	if (!f) {
+		cli_fail("status", -errno, "/proc/self/mounts");
+		return CLI_SYSTEM;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		char dev[1024], dir[2048], type[64], *in, *out;
+		int r;
+
+		if (sscanf(line, "%1023s %2047s %63s", dev, dir, type) != 3 ||
+		    strcmp(type, "fuse.storkfs") != 0)
+			continue;
+		/* Octal escapes (\040 for a space) back to bytes. */
+		for (in = out = dir; *in; out++) {
+			if (in[0] == '\\' && in[1] >= '0' && in[1] <= '3' && in[2] >= '0' &&
+			    in[2] <= '7' && in[3] >= '0' && in[3] <= '7') {
+				*out = (char)((in[1] - '0') * 64 + (in[2] - '0') * 8 + (in[3] - '0'));
+				in += 4;
+			} else {
+				*out = *in++;
+			}
+		}
+		*out = '\0';
+		if (n++ && !json)
+			putchar('\n');
+		r = mount_status(dir, json);
+		if (r < 0) {
+			cli_fail("status", r, "%s", dir);
+			ret = CLI_SYSTEM;
+		} else if (r) {
+			ret = r;
+		}
+	}
+	fclose(f);
+	if (!n)
+		printf("no storkfs mount on this machine (give a STOREDIR for a node store)\n");
+	return ret;
+}
+
+int cmd_status(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"help", no_argument, NULL, 'h'}, {"json", no_argument, NULL, 'j'}, {0}};
+	bool json = false;
+	int c, ret = CLI_OK;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "hj", opts, NULL)) != -1) {
+		if (c == 'h') {
+			fputs(status_help, stdout);
+			return CLI_OK;
+		}
+		if (c != 'j')
+			return cli_usage_error("status", "unknown option");
+		json = true;
+	}
+	if (optind == argc)
+		return all_mounts(json);
+	for (int i = optind; i < argc; i++) {
+		int r;
+
+		if (i > optind && !json)
+			putchar('\n');
+		r = mount_status(argv[i], json);
+		if (r == -ENODATA || r == -ENOTSUP) {
+			if (json)
+				return cli_usage_error("status", "%s: --json is for a mount",
+						       argv[i]);
+			r = cli_store_status(argv[i]);
+		} else if (r < 0) {
+			cli_fail("status", r, "%s", argv[i]);
+			r = CLI_SYSTEM;
+		}
+		if (r)
+			ret = r;
+	}
+	return ret;
+}
