@@ -545,6 +545,10 @@ int main(int argc, char **argv)
 	d.started = time(NULL);
 	if (fuse_opt_add_arg(&args, "-oro,default_permissions,fsname=storkfs") != 0)
 		goto out;
+	/* A node's mount serves every user of every slice; the kernel checks the modes. (Only
+	 * root may say so without user_allow_other in /etc/fuse.conf.) */
+	if (geteuid() == 0 && fuse_opt_add_arg(&args, "-oallow_other") != 0)
+		goto out;
 
 	if (!cmd.foreground) {
 		ret = detach(&ready);

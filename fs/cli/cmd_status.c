@@ -81,8 +81,7 @@ static void print_mount(const char *mnt, json_t *st)
 			printf("    %-10s version %" PRIu64 ", expires %s\n", roles[i],
 			       num(r, "version"), str(r, "expires"));
 	}
-	printf("  opens       %" PRIu64 " (%" PRIu64 " hits from the store, %" PRIu64
-	       " misses)\n",
+	printf("  opens       %" PRIu64 " (%" PRIu64 " hits from the store, %" PRIu64 " misses)\n",
 	       num(c, "opens"), num(c, "hits"), num(c, "misses"));
 	printf("  fetched     %" PRIu64 " objects, %s\n", num(c, "objects_fetched"),
 	       cli_bytes(num(c, "bytes_fetched"), b));
@@ -118,8 +117,8 @@ static int mount_status(const char *path, bool json)
 	st = json_loads(text, 0, &jerr);
 	free(text);
 	if (!st || !json_is_object(st)) {
-		fprintf(stderr, "stork status: %s: %s: malformed status (%s)\n", path,
-			STATUS_XATTR, jerr.text);
+		fprintf(stderr, "stork status: %s: %s: malformed status (%s)\n", path, STATUS_XATTR,
+			jerr.text);
 		json_decref(st);
 		return CLI_SYSTEM;
 	}
@@ -150,7 +149,8 @@ static int all_mounts(bool json)
 		for (in = out = dir; *in; out++) {
 			if (in[0] == '\\' && in[1] >= '0' && in[1] <= '3' && in[2] >= '0' &&
 			    in[2] <= '7' && in[3] >= '0' && in[3] <= '7') {
-				*out = (char)((in[1] - '0') * 64 + (in[2] - '0') * 8 + (in[3] - '0'));
+				*out =
+				    (char)((in[1] - '0') * 64 + (in[2] - '0') * 8 + (in[3] - '0'));
 				in += 4;
 			} else {
 				*out = *in++;
