@@ -186,7 +186,7 @@ void jobs_fini(struct jobs *j);
 
 /** Run (or join) the job `key`, waiting at most conf.timeout seconds. arg is consumed.
  * @param what names the work for messages ("hello 2.10-3: usr/bin/hello").
- * @param[out] ret_result (may be NULL) the result, referenced for the caller.
+ * @param[out] ret_result (may be NULL) the result, referenced for the caller; NULL on failure.
  * @return run's result; -ETIMEDOUT when the deadline passed first (detail says so); -errno. */
 int fsd_job(struct fsd *d, const char *key, const char *what, const struct job_ops *ops, void *arg,
 	    void **ret_result);

@@ -185,6 +185,8 @@ int fsd_job(struct fsd *d, const char *key, const char *what, const struct job_o
 	struct job *job;
 	int ret = 0, w = 0;
 
+	if (ret_result)
+		*ret_result = NULL;
 	deadline_in(&deadline, d->conf.timeout);
 	pthread_mutex_lock(&jobs->lock);
 	for (;;) {
