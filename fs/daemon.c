@@ -113,7 +113,13 @@ static void on_fetched(void *ctx, const uint8_t id[VERIFY_HASH_LEN], uint64_t si
 
 static void note_refresh(struct fsd *d, int result, const char *detail)
 {
+	struct fsd_role roles[FSD_NROLES] = {0};
+
+	for (size_t i = 0; i < FSD_NROLES; i++)
+		roles[i].known = fs_repo_role_info(d->repo, fsd_roles[i], &roles[i].version,
+						   &roles[i].expires) == 0;
 	pthread_mutex_lock(&d->status_lock);
+	memcpy(d->refresh.roles, roles, sizeof(roles));
 	d->refresh.last_try = time(NULL);
 	d->refresh.result = result;
 	if (result == 0)

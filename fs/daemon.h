@@ -207,11 +207,21 @@ struct fsd_counters {
 	uint64_t trees_evicted;
 };
 
-/* The state of the metadata, for xattrs and `stork status`. Under fsd.status_lock. */
+/* The top-level roles, in the order xattrs and status list them. */
+#define FSD_NROLES 4
+extern const char *const fsd_roles[FSD_NROLES];
+
+/* The state of the metadata, for xattrs and `stork status`, noted after each refresh (so
+ * that reading it never waits for the repository's lock). Under fsd.status_lock. */
 struct fsd_refresh {
 	time_t last_try, last_ok; /* 0 = never */
 	int result;		  /* of the last try: 0 fresh, 1 offline, <0 failed */
 	char detail[512];	  /* why it was not fresh */
+	struct fsd_role {
+		bool known;
+		uint64_t version;
+		time_t expires;
+	} roles[FSD_NROLES]; /* as fsd_roles */
 };
 
 struct fsd_conf {

@@ -599,22 +599,23 @@ static int xattr_value(struct fsd *d, const struct inode *n, const char *name, c
 		if ((size_t)len >= cap)
 			len = -E2BIG;
 	} else if (n->kind == N_ROOT && strcmp(name, XA_METADATA) == 0) {
-		static const char *const roles[] = {"root", "timestamp", "snapshot", "targets"};
+		struct fsd_role roles[FSD_NROLES];
 		size_t used = 0;
 
+		pthread_mutex_lock(&d->status_lock);
+		memcpy(roles, d->refresh.roles, sizeof(roles));
+		pthread_mutex_unlock(&d->status_lock);
 		buf[0] = '\0';
-		for (size_t i = 0; i < sizeof(roles) / sizeof(roles[0]); i++) {
-			uint64_t version;
-			time_t expires;
+		for (size_t i = 0; i < FSD_NROLES; i++) {
 			struct tm tm;
 			char when[32] = "?";
 
-			if (fs_repo_role_info(d->repo, roles[i], &version, &expires) < 0)
+			if (!roles[i].known)
 				continue;
-			if (gmtime_r(&expires, &tm))
+			if (gmtime_r(&roles[i].expires, &tm))
 				strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
 			used += (size_t)snprintf(buf + used, cap - used, "%s %" PRIu64 " %s\n",
-						 roles[i], version, when);
+						 fsd_roles[i], roles[i].version, when);
 			if (used >= cap)
 				return -E2BIG;
 		}

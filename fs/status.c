@@ -12,6 +12,8 @@
 
 #include "fs/daemon.h"
 
+const char *const fsd_roles[FSD_NROLES] = {"root", "timestamp", "snapshot", "targets"};
+
 const char *fsd_source(struct fsd *d, const uint8_t id[VERIFY_HASH_LEN])
 {
 	struct store_objinfo info;
@@ -50,7 +52,6 @@ static void put(json_t *o, const char *key, json_t *v, bool *bad)
 
 char *fsd_status_json(struct fsd *d)
 {
-	static const char *const roles[] = {"root", "timestamp", "snapshot", "targets"};
 	const struct fsd_counters *c = &d->counters;
 	struct fetch_mirror_stats *ms = NULL;
 	struct fsd_refresh rf;
@@ -77,21 +78,20 @@ char *fsd_status_json(struct fsd *d)
 	put(o, "detail", json_string(rf.detail), &bad);
 	put(o, "last_refresh", json_string(iso_time(rf.last_ok, when, sizeof(when))), &bad);
 	put(o, "last_refresh_try", json_string(iso_time(rf.last_try, when, sizeof(when))), &bad);
-	for (size_t i = 0; i < sizeof(roles) / sizeof(roles[0]); i++) {
-		uint64_t version;
-		time_t expires;
+	for (size_t i = 0; i < FSD_NROLES; i++) {
 		json_t *r;
 
-		if (fs_repo_role_info(d->repo, roles[i], &version, &expires) < 0)
+		if (!rf.roles[i].known)
 			continue;
 		r = json_object();
 		if (!r) {
 			bad = true;
 			break;
 		}
-		put(r, "version", json_integer((json_int_t)version), &bad);
-		put(r, "expires", json_string(iso_time(expires, when, sizeof(when))), &bad);
-		put(meta, roles[i], r, &bad);
+		put(r, "version", json_integer((json_int_t)rf.roles[i].version), &bad);
+		put(r, "expires", json_string(iso_time(rf.roles[i].expires, when, sizeof(when))),
+		    &bad);
+		put(meta, fsd_roles[i], r, &bad);
 	}
 	put(o, "metadata", meta, &bad);
 	meta = NULL;
