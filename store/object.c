@@ -251,7 +251,7 @@ int store_objwriter_commit(struct store_objwriter *w, uint8_t ret_hash[VERIFY_HA
 			   uint64_t *ret_size, uint64_t *ret_zsize, bool *ret_new)
 {
 	uint8_t hash[VERIFY_HASH_LEN];
-	char hex[VERIFY_HASH_HEX], sub[3];
+	char hex[VERIFY_HASH_HEX], sub[3], rel[3 + VERIFY_HASH_HEX];
 	uint64_t zsize;
 	bool created = false, is_new = true;
 	struct stat st;
@@ -260,13 +260,6 @@ int store_objwriter_commit(struct store_objwriter *w, uint8_t ret_hash[VERIFY_HA
 	r = compress(w, NULL, 0, ZSTD_e_end);
 	if (r < 0)
 		goto out;
-	if (fsync(w->fd) < 0 || close(w->fd) < 0) {
-		r = -errno;
-		w->fd = -1;
-		stork_errorf(OBJDIR "/%s: cannot write: %s", w->tmpname, strerror(-r));
-		goto out;
-	}
-	w->fd = -1;
 	r = verify_hash_final(w->h, hash);
 	verify_hash_free(w->h);
 	w->h = NULL;
@@ -275,6 +268,25 @@ int store_objwriter_commit(struct store_objwriter *w, uint8_t ret_hash[VERIFY_HA
 	verify_hex(hash, VERIFY_HASH_LEN, hex);
 	memcpy(sub, hex, 2);
 	sub[2] = '\0';
+	/* Content stored before (the common case when publishing a new version): keep that
+	 * object and drop ours without paying for an fsync. A race with another writer is
+	 * settled by publish() below. */
+	snprintf(rel, sizeof(rel), "%s/%s", sub, hex);
+	if (fstatat(w->dirfd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)) {
+		memcpy(ret_hash, hash, VERIFY_HASH_LEN);
+		*ret_size = w->size;
+		*ret_zsize = (uint64_t)st.st_size;
+		*ret_new = false;
+		r = 0;
+		goto out;
+	}
+	if (fsync(w->fd) < 0 || close(w->fd) < 0) {
+		r = -errno;
+		w->fd = -1;
+		stork_errorf(OBJDIR "/%s: cannot write: %s", w->tmpname, strerror(-r));
+		goto out;
+	}
+	w->fd = -1;
 
 	r = mkdir_ok(w->dirfd, sub, &created);
 	if (r < 0) {
