@@ -257,6 +257,7 @@ struct fsd {
 	pthread_mutex_t status_lock;
 	struct fsd_refresh refresh;
 	struct strmap sources; /* object hex -> index + 1 in mirrors of who delivered it */
+	bool no_opendir;       /* the kernel opens directories without asking (set at init) */
 };
 
 /** Note an event in a counter. */

@@ -401,21 +401,15 @@ static void dirh_free(struct dirh *h)
 	free(h);
 }
 
-static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+/* What a directory lists, taken now. @return 0; -errno; STORK_E* (a version that cannot be
+ * loaded, logged). */
+static int dirh_make(struct fsd *d, const struct inode *n, struct dirh **ret_h)
 {
-	struct fsd *d = fsd_of(req);
-	struct inode *n = inodes_ref(&d->inodes, ino);
 	struct dirh *h = calloc(1, sizeof(*h));
 	int ret = 0;
 
-	if (!h) {
-		ret = -ENOMEM;
-		goto out;
-	}
-	if (!n) {
-		ret = -ESTALE;
-		goto out;
-	}
+	if (!h)
+		return -ENOMEM;
 	switch (n->kind) {
 	case N_ROOT:
 	case N_PKG:
@@ -423,23 +417,49 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		break;
 	case N_VER:
 		ret = fsd_vtree(d, n->pkg, n->ver, &h->vt);
-		if (ret < 0) {
+		if (ret < 0)
 			note_tree_failure(d, n, ret);
-			goto out;
-		}
-		h->dir = (long)h->vt->m->n;
+		else
+			h->dir = (long)h->vt->m->n;
 		break;
 	case N_ENTRY:
 		if (n->vt->m->entries[n->idx].type != VERIFY_DIR) {
 			ret = -ENOTDIR;
-			goto out;
+			break;
 		}
 		h->vt = vtree_ref(n->vt);
 		h->dir = n->idx;
 		break;
 	default:
 		ret = -ENOTDIR;
-		goto out;
+	}
+	if (ret < 0) {
+		dirh_free(h);
+		return ret;
+	}
+	*ret_h = h;
+	return 0;
+}
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fsd *d = fsd_of(req);
+	struct inode *n;
+	struct dirh *h = NULL;
+	int ret;
+
+	if (d->no_opendir) {
+		/* The kernel then opens directories without asking (and keeps their listings
+		 * cached until a refresh invalidates them); readdir lists from the inode. */
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
+	n = inodes_ref(&d->inodes, ino);
+	ret = n ? dirh_make(d, n, &h) : -ESTALE;
+	inodes_put(&d->inodes, n);
+	if (ret < 0) {
+		fuse_reply_err(req, fsd_errno(ret));
+		return;
 	}
 	if (h->vt) {
 		/* A version's directories never change: let the kernel keep their listings. */
@@ -447,14 +467,8 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		fi->keep_cache = 1;
 	}
 	fi->fh = (uint64_t)(uintptr_t)h;
-out:
-	inodes_put(&d->inodes, n);
-	if (ret < 0) {
+	if (fuse_reply_open(req, fi) != 0)
 		dirh_free(h);
-		fuse_reply_err(req, fsd_errno(ret));
-	} else if (fuse_reply_open(req, fi) != 0) {
-		dirh_free(h);
-	}
 }
 
 /* The name of the k-th entry (after "." and ".."), NULL past the end. */
@@ -500,7 +514,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi, bool plus)
 {
 	struct fsd *d = fsd_of(req);
-	struct dirh *h = (struct dirh *)(uintptr_t)fi->fh;
+	struct dirh *h = (struct dirh *)(uintptr_t)fi->fh, *own = NULL;
 	struct inode *n = inodes_ref(&d->inodes, ino);
 	char *buf = NULL;
 	size_t used = 0;
@@ -509,6 +523,12 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	if (!n) {
 		ret = -ESTALE;
 		goto out;
+	}
+	if (!h) { /* opened without opendir (no_opendir) */
+		ret = dirh_make(d, n, &own);
+		if (ret < 0)
+			goto out;
+		h = own;
 	}
 	buf = malloc(size);
 	if (!buf) {
@@ -558,6 +578,7 @@ out:
 	else
 		fuse_reply_buf(req, buf, used);
 	free(buf);
+	dirh_free(own);
 }
 
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -728,6 +749,11 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
+	struct fsd *d = userdata;
+
+	/* Directories without an OPENDIR/RELEASEDIR round trip each: `find` over a version
+	 * then costs one READDIRPLUS per directory, and nothing once the kernel caches it. */
+	d->no_opendir = (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT) != 0;
 	/* Reads come from store objects: let libfuse splice them. */
 	if (conn->capable & FUSE_CAP_SPLICE_MOVE)
 		conn->want |= FUSE_CAP_SPLICE_MOVE;
