@@ -10,8 +10,8 @@
  * so `storkfs ... && ls MOUNTPOINT` works and errors reach the terminal.
  *
  * `mount -t fuse.storkfs URL MOUNTPOINT -o root=...,store=...` and fstab lines work through
- * mount.fuse3 once /sbin/mount.fuse.storkfs -> mount.fuse3 and storkfs is in PATH (packaging:
- * install that symlink). SIGTERM / SIGINT / `fusermount3 -u` unmount cleanly; SIGHUP
+ * mount.fuse3 once /sbin/mount.fuse.storkfs -> mount.fuse3 and storkfs is installed in a
+ * directory of /bin/sh's default PATH (mount(8) drops the caller's): meson install does both. SIGTERM / SIGINT / `fusermount3 -u` unmount cleanly; SIGHUP
  * refreshes the metadata now.
  */
 #include <errno.h>

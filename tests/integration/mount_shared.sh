@@ -7,22 +7,29 @@
 # counting sees fetches). `mount -t fuse.storkfs "DEAD,GOOD"` (a comma-separated mirror list
 # whose first mirror refuses connections) and an fstab line (mount -T) with the fstab-only
 # options defaults,_netdev,nofail mount through Debian's mount.fuse3; files read correctly;
-# `umount` and `fusermount3 -u` unmount and the daemon exits. `stork status MOUNTPOINT` shows
-# the running mounts' counters (objects fetched, hits, per mirror), and user.storkfs.source
-# says where each mount got a file from.
+# `umount` and `fusermount3 -u` unmount and the daemon exits; storkfs given those options
+# directly ignores them. `stork status MOUNTPOINT` (and --json) shows each running mount's
+# counters: objects fetched, opens, hits and misses, per mirror requests, bytes and failures
+# (the dead mirror's failure included); user.storkfs.source says where a mount got a file from.
 . "$(dirname "$0")/lib.sh"
 
 need python3 nginx mount umount pgrep
 need_fuse
 
-# mount -t fuse.storkfs needs the mount helper; made here (and removed at exit) if missing.
+# mount -t fuse.storkfs needs the mount helper /sbin/mount.fuse.storkfs -> mount.fuse3, and
+# mount.fuse3 runs `storkfs` through /bin/sh. mount(8) clears PATH for its helpers, so that
+# finds storkfs only in sh's default PATH (/usr/local/sbin:...:/bin), not through the caller's
+# PATH: the test makes /usr/local/sbin/storkfs -> $STORKFS. Both links are made only if
+# missing, and then removed at exit.
 HELPER=/sbin/mount.fuse.storkfs
 HELPER_MADE=0
+BIN_LINK=/usr/local/sbin/storkfs
+BIN_MADE=0
 mount_shared_cleanup() {
 	local rc=$?
-	if [ "$HELPER_MADE" = 1 ]; then
-		rm -f "$HELPER"
-	fi
+	set +e
+	[ "$HELPER_MADE" != 1 ] || rm -f "$HELPER"
+	[ "$BIN_MADE" != 1 ] || rm -f "$BIN_LINK"
 	(exit "$rc")
 	_cleanup
 }
@@ -83,6 +90,29 @@ mount_shared_daemon_gone() {
 	return 1
 }
 
+# mount_shared_status_ok DESC MNT EXPR...: `stork status --json MNT` succeeds and every python
+# EXPR holds, with c the counters and m the mirrors by URL.
+mount_shared_status_ok() {
+	local desc=$1 mnt=$2
+	shift 2
+	run timeout 30 "$STORK" status --json "$mnt"
+	[ "$RC" -eq 0 ] || {
+		_show_run
+		fail "$desc: stork status --json $mnt exited $RC"
+	}
+	if ! python3 -c 'import json, sys
+s = json.load(open(sys.argv[1]))
+c = s["counters"]
+m = {x["url"]: x for x in s["mirrors"]}
+bad = [e for e in sys.argv[2:] if not eval(e)]
+if bad:
+    sys.exit("not true: " + "; ".join(bad))' "$T/out" "$@" 2>"$T/status.bad"; then
+		_show_run
+		fail "$desc: stork status --json $mnt: $(cat "$T/status.bad")"
+	fi
+	pass "$desc"
+}
+
 make_repo
 synth_tree "$T/src/synth-1" 1
 synth_tree "$T/src/synth-2" 2
@@ -93,6 +123,9 @@ done
 WANT=$(for pv in "${PVS[@]}"; do
 	manifest_hashes "${pv%%:*}" "${pv#*:}"
 done | cut -d' ' -f1 | sort -u | wc -l)
+NFILES=$(for pv in "${PVS[@]}"; do
+	manifest_hashes "${pv%%:*}" "${pv#*:}"
+done | wc -l)
 start_nginx "$REPO"
 STORE=$T/store
 
@@ -114,6 +147,10 @@ n=$(mount_shared_objects)
 [ "$n" -eq "$WANT" ] ||
 	fail "mount B sent $((n - WANT)) object requests for files mount A had already fetched into the shared store"
 pass "mount B reads the same bytes with zero object requests (the shared store)"
+mount_shared_status_ok "stork status --json: mount A fetched the $WANT objects" \
+	"$T/mnt-a" "c['objects_fetched'] == $WANT" "c['errors'] == 0"
+mount_shared_status_ok "stork status --json: mount B fetched none, all $NFILES opens were hits" \
+	"$T/mnt-b" "c['objects_fetched'] == 0" "c['opens'] == $NFILES" "c['hits'] == $NFILES" "c['misses'] == 0"
 
 # --- remount the same store ------------------------------------------------------------------
 unmount_storkfs "$T/mnt-a" "$PID_A"
@@ -137,30 +174,40 @@ pass "a mount with another, empty store fetches every object again ($WANT reques
 fsck_clean "the shared store is clean" "$STORE"
 
 # --- mount -t fuse.storkfs with two mirrors, the first one dead ---------------------------------
-# (waits on the lead: comma-separated mirrors in one URL argument, fstab-only options ignored)
 if [ ! -e "$HELPER" ]; then
 	ln -s /sbin/mount.fuse3 "$HELPER" || fail "cannot make $HELPER"
 	HELPER_MADE=1
 fi
 [ -x /sbin/mount.fuse3 ] || fail "/sbin/mount.fuse3 is missing (package fuse3)"
+found=$(env -i /bin/sh -c 'command -v storkfs' || true)
+if [ -z "$found" ]; then
+	ln -s "$(readlink -f "$STORKFS")" "$BIN_LINK" || fail "cannot make $BIN_LINK"
+	BIN_MADE=1
+elif [ "$(readlink -f "$found")" != "$(readlink -f "$STORKFS")" ]; then
+	fail "mount -t fuse.storkfs would run $found (sh's default PATH: mount(8) clears PATH), not $STORKFS"
+fi
 free_port
 DEAD=http://127.0.0.1:$FREE_PORT
 MIRRORS="$DEAD,$NGINX_URL"
-SFS_BIN=$(cd "$(dirname "$STORKFS")" && pwd)
-[ "$(basename "$STORKFS")" = storkfs ] || fail "STORKFS is $STORKFS, not a binary named storkfs (mount -t runs 'storkfs')"
 MNT_T=$T/mnt-t
 mkdir -p "$MNT_T"
 _MOUNTS+=("$MNT_T")
 before=$(mount_shared_objects)
 expect_rc 0 "mount -t fuse.storkfs \"DEAD,GOOD\" MNT -o root=,store= mounts" \
-	env PATH="$SFS_BIN:$PATH" timeout 60 mount -t fuse.storkfs "$MIRRORS" "$MNT_T" \
+	timeout 60 mount -t fuse.storkfs "$MIRRORS" "$MNT_T" \
 	-o "root=$ROOT,store=$T/store-t,timeout=30"
-grep -qF " $MNT_T fuse.storkfs " /proc/mounts || fail "no fuse.storkfs mount at $MNT_T"
+grep -qF " $MNT_T fuse.storkfs ro," /proc/mounts ||
+	fail "no read-only fuse.storkfs mount at $MNT_T: $(grep -F " $MNT_T " /proc/mounts)"
+pass "mount -t makes a read-only fuse.storkfs mount (mount.fuse3's added rw,dev,suid do not make it writable)"
 mount_shared_read_all "$MNT_T"
 n=$(mount_shared_objects)
 [ $((n - before)) -eq "$WANT" ] ||
 	fail "the mount -t mount (empty store) sent $((n - before)) object requests to the live mirror, want $WANT"
 pass "files read correctly through mount -t, from the second mirror when the first refuses connections"
+mount_shared_status_ok "stork status --json: per mirror, the dead one failed and the live one delivered" \
+	"$MNT_T" "list(m) == ['$DEAD', '$NGINX_URL']" "m['$DEAD']['failures'] >= 1" \
+	"m['$DEAD']['bytes'] == 0" "m['$NGINX_URL']['failures'] == 0" \
+	"m['$NGINX_URL']['requests'] >= $WANT" "c['objects_fetched'] == $WANT" "c['errors'] == 0"
 expect_rc 0 "umount unmounts the mount -t mount" timeout 30 umount "$MNT_T"
 ! is_mounted "$MNT_T" || fail "$MNT_T is still mounted after umount"
 check "the daemon exits after umount" mount_shared_daemon_gone "$MNT_T"
@@ -172,8 +219,9 @@ printf '%s %s fuse.storkfs defaults,_netdev,nofail,root=%s,store=%s,timeout=30 0
 	"$MIRRORS" "$MNT_F" "$ROOT" "$T/store-f" >"$T/fstab"
 before=$(mount_shared_objects)
 expect_rc 0 "mount -T FSTAB MNT mounts an fstab line with defaults,_netdev,nofail" \
-	env PATH="$SFS_BIN:$PATH" timeout 60 mount -T "$T/fstab" "$MNT_F"
-grep -qF " $MNT_F fuse.storkfs " /proc/mounts || fail "no fuse.storkfs mount at $MNT_F"
+	timeout 60 mount -T "$T/fstab" "$MNT_F"
+grep -qF " $MNT_F fuse.storkfs ro," /proc/mounts ||
+	fail "no read-only fuse.storkfs mount at $MNT_F: $(grep -F " $MNT_F " /proc/mounts)"
 mount_shared_read_all "$MNT_F"
 n=$(mount_shared_objects)
 [ $((n - before)) -eq "$WANT" ] ||
@@ -183,30 +231,37 @@ expect_rc 0 "fusermount3 -u unmounts the fstab mount" timeout 30 fusermount3 -u 
 ! is_mounted "$MNT_F" || fail "$MNT_F is still mounted after fusermount3 -u"
 check "the daemon exits after fusermount3 -u" mount_shared_daemon_gone "$MNT_F"
 
+# mount(8) drops defaults, noauto and x-*, mount.fuse3 drops _netdev and nofail: storkfs itself
+# sees only rw (and dev,suid) that way. Other mounters (a systemd mount unit, a script reading
+# fstab) pass them all: storkfs ignores them and stays read-only.
+mount_storkfs "$T/mnt-o" "store=$STORE,timeout=30,defaults,_netdev,noauto,nofail,x-systemd.automount,rw" \
+	"$NGINX_URL"
+grep -qF " $T/mnt-o fuse.storkfs ro," /proc/mounts ||
+	fail "storkfs -o ...,rw made a writable mount: $(grep -F " $T/mnt-o " /proc/mounts)"
+cmp -s "$T/src/synth-1/usr/share/doc/pkg/random.bin" "$T/mnt-o/synth/1/usr/share/doc/pkg/random.bin" ||
+	fail "storkfs -o ...,fstab options: a file does not read back its source's bytes"
+pass "storkfs ignores defaults,_netdev,noauto,nofail,x-systemd.automount,rw given directly and mounts read-only"
+unmount_storkfs "$T/mnt-o"
+
 # --- stork status MOUNTPOINT and user.storkfs.source ----------------------------------------------
-# (waits on the lead: stork status MOUNTPOINT, user.storkfs.source)
-# mount_shared_count_on WORD N: a line of the last stdout that mentions WORD (any case) holds
-# the number N.
-mount_shared_count_on() {
-	grep -iE -- "$1" "$T/out" | grep -qE "(^|[^0-9.])$2([^0-9.]|$)"
-}
 expect_rc 0 "stork status MOUNTPOINT works on a running mount" timeout 30 "$STORK" status "$T/mnt-c"
-out_has "stork status names the counters and the mirror" "$NGINX_URL"
-grep -qi fetched "$T/out" && grep -qi hit "$T/out" || {
+grep -qE "fetched +$WANT objects" "$T/out" || {
 	_show_run
-	fail "stork status $T/mnt-c shows no 'fetched' and 'hits' counters"
+	fail "stork status $T/mnt-c does not say it fetched $WANT objects"
 }
-mount_shared_count_on fetched "$WANT" || {
+grep -qE "mirror +$NGINX_URL: [0-9]+ requests" "$T/out" || {
 	_show_run
-	fail "stork status $T/mnt-c: no 'fetched' line says $WANT (the objects this mount fetched)"
+	fail "stork status $T/mnt-c shows no requests for the mirror $NGINX_URL"
 }
-pass "stork status of the empty-store mount: $WANT objects fetched, per-mirror numbers"
-expect_rc 0 "stork status of the remount works" timeout 30 "$STORK" status "$T/mnt-r"
-mount_shared_count_on fetched 0 || {
-	_show_run
-	fail "stork status $T/mnt-r: no 'fetched' line says 0 (everything came from the store)"
-}
-pass "stork status of the remount: 0 objects fetched"
+pass "stork status MOUNTPOINT shows the objects fetched and the requests per mirror"
+mount_shared_status_ok "stork status --json: the empty-store mount opened $NFILES files, fetched each of the $WANT objects once (misses), the rest were hits" \
+	"$T/mnt-c" "c['opens'] == $NFILES" "c['objects_fetched'] == $WANT" "c['misses'] == $WANT" \
+	"c['hits'] == $NFILES - $WANT" "c['errors'] == 0" "c['bytes_fetched'] > 16 << 20" \
+	"m['$NGINX_URL']['failures'] == 0" "m['$NGINX_URL']['requests'] >= $WANT" \
+	"m['$NGINX_URL']['bytes'] >= c['bytes_fetched']"
+mount_shared_status_ok "stork status --json: the remount of the shared store served all $NFILES opens from the store" \
+	"$T/mnt-r" "c['opens'] == $NFILES" "c['hits'] == $NFILES" "c['misses'] == 0" \
+	"c['objects_fetched'] == 0" "c['bytes_fetched'] == 0" "c['errors'] == 0"
 
 f=share/big/d03/f003.bin
 [ "$(xattr "$T/mnt-c/big/1.0/$f" user.storkfs.source)" = "$NGINX_URL" ] ||
