@@ -419,6 +419,16 @@ static bool curl_handles(void *tctx, const char *url)
 	       !strncasecmp(url, "https://", 8);
 }
 
+static void curl_cancel(void *tctx)
+{
+	struct curlt *t = tctx;
+
+	pthread_mutex_lock(&t->lock);
+	t->stopping = true; /* the I/O thread fails what runs and what is queued, then ends */
+	pthread_mutex_unlock(&t->lock);
+	curl_multi_wakeup(t->multi);
+}
+
 static void curl_free_transport(void *tctx)
 {
 	struct curlt *t = tctx;
@@ -507,6 +517,7 @@ int fetch_curl_transport_new(const struct fetch_opts *o, struct fetch_transport 
 	    .get = curl_get,
 	    .free = curl_free_transport,
 	    .tctx = t,
+	    .cancel = curl_cancel,
 	};
 	return 0;
 fail:

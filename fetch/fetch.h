@@ -55,6 +55,9 @@ struct fetch_transport {
 	int (*get)(void *tctx, const char *url, uint64_t maxlen, fetch_write_fn fn, void *fnctx);
 	void (*free)(void *tctx);
 	void *tctx;
+	/** Optional: end every transfer in flight and refuse later ones, all with -ECANCELED,
+	 * at once (shutting down); the transport stays valid until free. Thread-safe. */
+	void (*cancel)(void *tctx);
 };
 
 /** The libcurl transport: file://, http://, https:// on one multi handle driven by one I/O
@@ -77,6 +80,11 @@ int fetch_add_transport(struct fetch *f, const struct fetch_transport *t);
  * path. Mirrors are tried in the order added. @return 0; -EINVAL (no transport handles it,
  * detail says so); -ENOMEM. */
 int fetch_add_mirror(struct fetch *f, const char *url);
+
+/** Shutting down: every transfer in flight and every later one fails at once with
+ * -ECANCELED (no mirror is blamed, none is tried after). Call before fetch_free when callers
+ * may still be waiting on transfers (the daemon at unmount). Thread-safe. */
+void fetch_cancel(struct fetch *f);
 
 /** A verify_source over the mirrors: get/stream try each usable mirror in order and move
  * on when one fails (-ENOENT from every mirror is -ENOENT). The source borrows f. */

@@ -702,6 +702,15 @@ fail:
 	return r;
 }
 
+void fetch_cancel(struct fetch *f)
+{
+	pthread_mutex_lock(&f->lock);
+	for (struct tnode *n = f->transports; n; n = n->next)
+		if (n->t.cancel)
+			n->t.cancel(n->t.tctx);
+	pthread_mutex_unlock(&f->lock);
+}
+
 void fetch_free(struct fetch *f)
 {
 	struct tnode *n;

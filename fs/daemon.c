@@ -11,8 +11,8 @@
  *
  * `mount -t fuse.storkfs URL MOUNTPOINT -o root=...,store=...` and fstab lines work through
  * mount.fuse3 once /sbin/mount.fuse.storkfs -> mount.fuse3 and storkfs is installed in a
- * directory of /bin/sh's default PATH (mount(8) drops the caller's): meson install does both. SIGTERM / SIGINT / `fusermount3 -u` unmount cleanly; SIGHUP
- * refreshes the metadata now.
+ * directory of /bin/sh's default PATH (mount(8) drops the caller's): meson install does both.
+ * SIGTERM / SIGINT / `fusermount3 -u` unmount cleanly; SIGHUP refreshes the metadata now.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -271,6 +271,8 @@ static int refresh_now(struct fsd *d, bool startup)
 	int ret;
 
 	ret = fs_repo_refresh(d->repo);
+	if (__atomic_load_n(&d->stopping, __ATOMIC_ACQUIRE))
+		return ret; /* cancelled by the unmount */
 	note_refresh(d, ret, stork_error_detail());
 	if (ret == 1) {
 		fsd_log(d, "warning: %s", stork_error_detail());
@@ -418,8 +420,9 @@ out:
 static void fsd_stop(struct fsd *d)
 {
 	/* Jobs still running use the repository and the store: wait for them (their
-	 * transfers end by the low-speed limits); if they do not end, leave it all to exit. */
-	if (jobs_drain(&d->jobs, d->conf.timeout + 30) < 0) {
+	 * transfers were cancelled; only a slow disk can hold them); if they do not end,
+	 * leave it all to exit. */
+	if (jobs_drain(&d->jobs, 30) < 0) {
 		fsd_log(d, "transfers still running at exit: leaving them to the kernel");
 		return;
 	}
@@ -621,6 +624,11 @@ int main(int argc, char **argv)
 	code = ret == 0 || ret == SIGTERM || ret == SIGINT ? 0 : 1;
 	notify_systemd("STOPPING=1");
 out:
+	/* Unmounted (or failing): transfers still running only fill the store, and each
+	 * insert is atomic, so end them now rather than wait out stalled mirrors. */
+	__atomic_store_n(&d.stopping, true, __ATOMIC_RELEASE);
+	if (d.repo)
+		fetch_cancel(fs_repo_fetcher(d.repo));
 	if (refreshing) {
 		char c = 'q';
 

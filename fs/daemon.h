@@ -258,6 +258,7 @@ struct fsd {
 	struct fsd_refresh refresh;
 	struct strmap sources; /* object hex -> index + 1 in mirrors of who delivered it */
 	bool no_opendir;       /* the kernel opens directories without asking (set at init) */
+	bool stopping;	       /* unmounted: transfers are being cancelled (atomic) */
 };
 
 /** Note an event in a counter. */

@@ -147,8 +147,11 @@ sighup_checks() {
 
 # unmount_checks WHAT MNT: fusermount3 -u works and the daemon exits (within 10 s).
 unmount_checks() {
+	local t0
+	t0=$(date +%s%N)
 	unmount_storkfs "$2"
-	pass "$1: fusermount3 -u unmounts and the daemon exits"
+	echo "# $1: the daemon exited $((($(date +%s%N) - t0) / 1000000)) ms after fusermount3 -u"
+	pass "$1: fusermount3 -u unmounts and the daemon exits (within 10 s)"
 }
 
 # --- 1. nginx stopped ---------------------------------------------------------------------
@@ -181,7 +184,7 @@ stop_faultserver
 
 # --- 3. four stalling mirrors -----------------------------------------------------------
 urls=() dirs=() pids=()
-for i in 1 2 3 4; do
+for _ in 1 2 3 4; do
 	start_faultserver "$REPO"
 	urls+=("$FAULT_URL")
 	dirs+=("$FAULT_DIR")

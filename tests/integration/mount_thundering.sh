@@ -21,10 +21,9 @@ rnd 12 200000 >"$T/src/d/two"
 rnd 13 3000000 >"$T/src/d/three"
 echo small >"$T/src/d/small"
 publish herd 1.0 "$T/src"
-for f in one two three; do
-	read -r h _ _ < <(manifest_hashes herd 1.0 | grep " d/$f\$")
-	declare "o_$f=$h"
-done
+read -r o_one _ _ < <(manifest_hashes herd 1.0 | grep ' d/one$')
+read -r o_two _ _ < <(manifest_hashes herd 1.0 | grep ' d/two$')
+read -r o_three _ _ < <(manifest_hashes herd 1.0 | grep ' d/three$')
 p_one=$(object_path "$o_one")
 p_two=$(object_path "$o_two")
 p_three=$(object_path "$o_three")

@@ -1172,6 +1172,58 @@ START_TEST(curl_free_cancels_pending_requests)
 }
 END_TEST
 
+struct fetch_canceller {
+	struct fetch *f;
+};
+
+static void *fetch_cancel_main(void *arg)
+{
+	struct fetch_canceller *c = arg;
+
+	usleep(300 * 1000);
+	fetch_cancel(c->f);
+	return NULL;
+}
+
+START_TEST(fetch_cancel_ends_a_stalled_object_fetch_and_later_ones)
+{
+	struct fetch_opts o = {.low_speed_limit = 1024, .low_speed_time = 60};
+	struct fetch_canceller c;
+	struct fetch_mirror_stats *st;
+	struct object obj;
+	struct tsink ts;
+	struct fetch_sink sink;
+	struct fetch *f;
+	pthread_t th;
+	char url[128];
+	int port, fd = silent_listener(&port);
+	time_t t0;
+
+	make_object(&obj, 1000, 7);
+	ck_assert_int_eq(fetch_new(&o, &f), 0);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", port);
+	ck_assert_int_eq(fetch_add_mirror(f, url), 0);
+	c.f = f;
+	tsink_init(&ts, &sink, &obj);
+	ck_assert_int_eq(pthread_create(&th, NULL, fetch_cancel_main, &c), 0);
+	t0 = time(NULL);
+	/* The mirror accepts and never answers: only the cancel can end this before 60 s. */
+	ck_assert_int_eq(fetch_object(f, obj.id, obj.size, obj.zsize, "a file", &sink), -ECANCELED);
+	ck_assert_int_le(time(NULL) - t0, 5);
+	pthread_join(th, NULL);
+	ck_assert_int_eq(ts.commits, 0);
+	/* Later fetches fail at once, and the mirror is not blamed. */
+	ck_assert_int_eq(fetch_object(f, obj.id, obj.size, obj.zsize, "a file", &sink), -ECANCELED);
+	st = stats_of(f, 1);
+	ck_assert_uint_eq(st[0].failures, 0);
+	free(st);
+	tsink_fini(&ts);
+	fetch_free(f);
+	free_object(&obj);
+	close(fd);
+}
+END_TEST
+
 START_TEST(fetcher_reads_a_directory_mirror_through_curl)
 {
 	struct object a;
@@ -1289,6 +1341,7 @@ static Suite *fetch_suite(void)
 	tcase_add_test(tc, curl_stalled_server_fails_with_etimedout_within_the_bound);
 	tcase_add_test(tc, curl_refused_connection_is_econnrefused);
 	tcase_add_test(tc, curl_free_cancels_pending_requests);
+	tcase_add_test(tc, fetch_cancel_ends_a_stalled_object_fetch_and_later_ones);
 	tcase_add_test(tc, fetcher_reads_a_directory_mirror_through_curl);
 	tcase_add_test(tc, source_init_opens_directories_and_urls);
 	suite_add_tcase(s, tc);
