@@ -210,6 +210,8 @@ static int load_top(const struct verify_cache *cache, const struct meta *root, s
 	int r;
 
 	r = cache_load(cache, "timestamp.json", "cached timestamp.json", META_TIMESTAMP, &m);
+	if (r == -ENOENT)
+		goto floor;
 	if (r < 0)
 		goto out;
 	r = meta_check_sigs(m, "timestamp", &root->keys, &root->roles[META_ROLE_TIMESTAMP], NULL);
@@ -223,6 +225,8 @@ static int load_top(const struct verify_cache *cache, const struct meta *root, s
 	mf = meta_find_file(l->timestamp, "snapshot.json");
 	m = NULL;
 	r = cache_load(cache, "snapshot.json", "cached snapshot.json", META_SNAPSHOT, &m);
+	if (r == -ENOENT)
+		goto floor;
 	if (r < 0)
 		goto out;
 	r = meta_check_sigs(m, "snapshot", &root->keys, &root->roles[META_ROLE_SNAPSHOT], NULL);
@@ -245,6 +249,30 @@ static int load_top(const struct verify_cache *cache, const struct meta *root, s
 	if (r < 0)
 		goto out;
 	r = client_meta_check(m, mf, "cached snapshot.json");
+	if (r < 0)
+		goto out;
+	r = rename_meta(m, client_file_name(root, m->version, "targets"));
+	if (r < 0)
+		goto out;
+	l->targets_keyid = strdup(keyid);
+	if (!l->targets_keyid) {
+		r = -ENOMEM;
+		goto out;
+	}
+	l->targets = m;
+	m = NULL;
+	goto out;
+floor:
+	/* The chain is broken where a root rotation made the client forget timestamp and
+	 * snapshot (TUF 5.3.11), but the targets trusted before still bound what may come
+	 * next: keep it as the rollback floor, checked by its signatures under this root
+	 * (nothing is served from it until a refresh completes the chain). */
+	meta_free(m);
+	m = NULL;
+	r = cache_load(cache, "targets.json", "cached targets.json", META_TARGETS, &m);
+	if (r < 0)
+		goto out;
+	r = meta_check_sigs(m, "targets", &root->keys, &root->roles[META_ROLE_TARGETS], &keyid);
 	if (r < 0)
 		goto out;
 	r = rename_meta(m, client_file_name(root, m->version, "targets"));

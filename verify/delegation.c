@@ -249,8 +249,20 @@ static int search(struct verify_client *c, const struct verify_source *src, cons
 		visited[nvisited++] = name;
 		if (p.del) {
 			r = client_load_role(c, src, p.dm, p.del, &cr);
-			if (r == -ENOENT)
-				continue; /* delegated, nothing signed in it yet */
+			if (r == -ENOENT) {
+				/* Delegated this path first, but the snapshot lists nothing it
+				 * signed. Its own delegations (a terminating one, say) are
+				 * unknown, so no later role may answer instead: whoever holds the
+				 * snapshot key must not pick the publisher by leaving a role out
+				 * (TUF 5.6.7: a role that cannot be loaded ends the search). */
+				stork_errorf("target %s: role %s is delegated it before any other, "
+					     "but %s lists no %s.json (nothing published by it "
+					     "yet, or withheld): no other role's signature counts "
+					     "for it",
+					     path, name, c->snapshot->file, name);
+				r = STORK_EMISSING;
+				goto out;
+			}
 			if (r < 0)
 				goto out;
 			m = cr->m;
