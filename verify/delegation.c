@@ -11,6 +11,14 @@
 
 /* Delegated roles */
 
+const struct client_role *client_role_find(const struct verify_client *c, const char *name)
+{
+	for (size_t i = 0; i < c->nroles; i++)
+		if (strcmp(c->roles[i].name, name) == 0 && c->roles[i].m)
+			return &c->roles[i];
+	return NULL;
+}
+
 static struct client_role *role_cached(struct verify_client *c, const char *name)
 {
 	size_t i;
@@ -138,6 +146,7 @@ static int role_load(struct verify_client *c, const struct verify_source *src,
 	if (r < 0)
 		goto out;
 	cr->del = del;
+	cr->dm = dm;
 	if (c->check_expiry) {
 		r = meta_check_expiry(cr->m, del->name, c->now);
 		if (r < 0)

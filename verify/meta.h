@@ -177,6 +177,7 @@ struct client_role { /* a delegated role loaded since the trusted snapshot chang
 	char *file;			   /* metadata/<v>.<name>.json */
 	char *keyid;			   /* a key whose signature counted */
 	const struct meta_delegation *del; /* the delegation it was checked against */
+	const struct meta *dm;		   /* ... and the metadata that holds it (its keys) */
 };
 
 struct verify_client {
@@ -206,6 +207,9 @@ struct verify_client {
 int client_load_role(struct verify_client *c, const struct verify_source *src,
 		     const struct meta *dm, const struct meta_delegation *del,
 		     const struct client_role **ret_role);
+
+/** The loaded delegated role `name`, or NULL (not loaded since the snapshot changed). */
+const struct client_role *client_role_find(const struct verify_client *c, const char *name);
 
 /** Forget every loaded delegated role. */
 void client_roles_clear(struct verify_client *c);
