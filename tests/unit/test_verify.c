@@ -1550,6 +1550,7 @@ static Suite *verify_suite(void)
 	suite_add_tcase(s, tcase_verify_meta());
 	suite_add_tcase(s, tcase_verify_repo());
 	suite_add_tcase(s, tcase_verify_cache());
+	suite_add_tcase(s, tcase_verify_policy());
 	return s;
 }
 
