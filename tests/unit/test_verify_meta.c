@@ -11,6 +11,7 @@
 
 #include <check.h>
 
+#include "fs/fs.h"
 #include "unit.h"
 #include "verify/meta.h"
 
@@ -1300,6 +1301,118 @@ START_TEST(client_first_role_in_search_order_wins)
 }
 END_TEST
 
+/* "key NAME ed25519 HEX" for a key. */
+static void policy_key_line(char *buf, size_t len, const char *name, const struct verify_key *k)
+{
+	json_t *j = verify_key_to_json(k);
+
+	snprintf(buf, len, "key %s ed25519 %s\n", name,
+		 json_string_value(json_object_get(json_object_get(j, "keyval"), "public")));
+	json_decref(j);
+}
+
+static struct verify_policy *policy_of(const char *text)
+{
+	struct verify_policy *p = NULL;
+	int r = verify_policy_parse("slice.policy", text, strlen(text), NULL, &p);
+
+	ck_assert_msg(r == 0, "policy: %d %s", r, stork_error_detail());
+	return p;
+}
+
+static void decide_ok(struct verify_policy *p, const char *name, const char *version, bool accepted,
+		      unsigned line, const char *why_has)
+{
+	struct verify_decision d;
+	int r = verify_client_decide(F.c, &F.src, p, name, version, fs_version_cmp, &d);
+
+	ck_assert_msg(r == 0, "decide %s %s: %d %s", name, version, r, stork_error_detail());
+	ck_assert_msg(d.accepted == accepted, "%s %s: %s", name, version, d.why);
+	ck_assert_uint_eq(d.rule->line, line);
+	ck_assert_msg(strstr(d.why, why_has), "why \"%s\" lacks \"%s\"", d.why, why_has);
+	verify_decision_fini(&d);
+}
+
+/* alice signs hello (role alice), bob signs tools 1.0 and 2.0 (role bob). */
+static struct verify_key *two_publishers(void)
+{
+	struct verify_key *bob;
+
+	make_repo();
+	ck_assert_int_eq(verify_key_generate(&bob), 0);
+	delegate(bob, "bob", "tools");
+	ck_assert_int_eq(publish(bob, "tools", "1.0", "t1\n"), 0);
+	ck_assert_int_eq(publish(bob, "tools", "2.0", "t2\n"), 0);
+	ck_assert_int_eq(refresh_at(T0 + HOUR), 0);
+	return bob;
+}
+
+START_TEST(policy_decides_by_first_rule_pins_and_pinned_role)
+{
+	struct verify_key *bob = two_publishers();
+	struct verify_policy *p;
+	struct seen s = {0};
+	char text[1024], ka[200];
+
+	policy_key_line(ka, sizeof(ka), "alice", F.alice);
+	snprintf(text, sizeof(text),
+		 "%s"
+		 "trust hello role alice keys alice\n"
+		 "pin tools < 2.0\n"
+		 "trust tools delegated\n",
+		 ka);
+	p = policy_of(text);
+	decide_ok(p, "hello", "1.0", true, 2, "signed in role alice");
+	decide_ok(p, "tools", "1.0", true, 4, "slice.policy:4");
+	decide_ok(p, "tools", "2.0", false, 3, "outside the versions");
+	decide_ok(p, "other", "1.0", false, 0, "no rule of the policy matches other");
+	/* The walk shows exactly what decide accepts. */
+	ck_assert_int_eq(verify_client_each_accepted(F.c, &F.src, p, fs_version_cmp, on_target, &s,
+						     on_problem, &s),
+			 0);
+	ck_assert_int_eq(s.ntargets, 2);
+	ck_assert_str_eq(s.paths[0], "tools/1.0.json");
+	ck_assert_str_eq(s.roles[0], "bob");
+	ck_assert_str_eq(s.paths[1], "hello/1.0.json");
+	ck_assert_str_eq(s.roles[1], "alice");
+	verify_target_fini(&s.first);
+	verify_policy_free(p);
+	verify_key_free(bob);
+}
+END_TEST
+
+START_TEST(policy_refused_key_and_wrong_pinned_key_refuse)
+{
+	struct verify_key *bob = two_publishers();
+	struct verify_policy *p;
+	struct verify_decision d;
+	struct seen s = {0};
+	char text[1024], kb[200];
+
+	policy_key_line(kb, sizeof(kb), "bob", bob);
+	snprintf(text, sizeof(text), "%srefuse key bob\ntrust * delegated\n", kb);
+	p = policy_of(text);
+	decide_ok(p, "tools", "1.0", false, 2, "refuses");
+	decide_ok(p, "hello", "1.0", true, 3, "role alice");
+	ck_assert_int_eq(verify_client_each_accepted(F.c, &F.src, p, fs_version_cmp, on_target, &s,
+						     on_problem, &s),
+			 0);
+	ck_assert_int_eq(s.ntargets, 1);
+	ck_assert_str_eq(s.paths[0], "hello/1.0.json");
+	verify_target_fini(&s.first);
+	verify_policy_free(p);
+
+	/* TAP 13: the slice pins bob's key for role alice: alice's own signature does not do. */
+	snprintf(text, sizeof(text), "%strust hello role alice keys bob\n", kb);
+	p = policy_of(text);
+	ck_assert_int_eq(verify_client_decide(F.c, &F.src, p, "hello", "1.0", fs_version_cmp, &d),
+			 STORK_EBADSIG);
+	assert_detail_has("slice.policy:2: pinned role alice");
+	verify_policy_free(p);
+	verify_key_free(bob);
+}
+END_TEST
+
 START_TEST(client_terminating_delegation_stops_the_search)
 {
 	struct verify_key *bob, *tk;
@@ -1583,6 +1696,8 @@ TCase *tcase_verify_repo(void)
 	tcase_add_test(tc, client_reports_target_names_outside_charset);
 	tcase_add_test(tc, client_first_role_in_search_order_wins);
 	tcase_add_test(tc, client_terminating_delegation_stops_the_search);
+	tcase_add_test(tc, policy_decides_by_first_rule_pins_and_pinned_role);
+	tcase_add_test(tc, policy_refused_key_and_wrong_pinned_key_refuse);
 	tcase_add_test(tc, client_skips_delegated_role_without_publications);
 	tcase_add_test(tc, client_reports_listed_role_file_that_is_missing);
 	tcase_add_test(tc, client_follows_root_rotation_signed_by_old_and_new_keys);
