@@ -11,8 +11,8 @@
 enum {
 	CLI_OK = 0,
 	CLI_VERIFY_FAILED = 1,
-	CLI_USAGE = 2,		/* usage or input error */
-	CLI_SYSTEM = 3,		/* the system failed us: I/O, disk full, out of memory */
+	CLI_USAGE = 2,	/* usage or input error */
+	CLI_SYSTEM = 3, /* the system failed us: I/O, disk full, out of memory */
 };
 
 int cmd_keygen(int argc, char **argv);
@@ -20,6 +20,7 @@ int cmd_repo(int argc, char **argv);
 int cmd_publish(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_ls(int argc, char **argv);
+int cmd_why(int argc, char **argv);
 int cmd_extract(int argc, char **argv);
 int cmd_fsck(int argc, char **argv);
 int cmd_status(int argc, char **argv);

@@ -31,16 +31,29 @@ static const char verify_help[] =
     "--cacert FILE  trust this PEM CA bundle for https (e.g. a self-signed test CA)\n";
 
 static const char ls_help[] =
-    "usage: stork ls --root ROOTFILE [--at UNIXTIME] [--cacert FILE] REPO [NAME]\n"
+    "usage: stork ls --root ROOTFILE [--policy FILE] [--at UNIXTIME] [--cacert FILE] REPO "
+    "[NAME]\n"
     "\n"
     "Without NAME: the packages the repository signs, one per line. With NAME: its versions\n"
     "in dpkg order, one per line: VERSION, signing role, key id (16 hex), total bytes, files\n"
-    "(tab-separated). Only verified metadata is read; no package content is downloaded.\n";
+    "(tab-separated). Only verified metadata is read; no package content is downloaded.\n"
+    "--policy FILE  only what this trust policy accepts (verify/README.md \"Trust policy\")\n";
+
+static const char why_help[] =
+    "usage: stork why --root ROOTFILE [--policy FILE] [--at UNIXTIME] [--cacert FILE] REPO "
+    "NAME [VERSION]\n"
+    "\n"
+    "Explain, for each signed version of package NAME (or just VERSION), whether a slice with\n"
+    "the trust policy FILE accepts it: which rule of the policy decided (file:line and the\n"
+    "rule) and which role and key signed it, or why nothing matched. Without --policy: the\n"
+    "default policy (trust * delegated). Exit 0 when a version is accepted, 1 when none is.\n";
 
 struct client_args {
 	const char *root;
 	const char *repo;
-	const char *name; /* ls only */
+	const char *name;    /* ls, why */
+	const char *version; /* why */
+	const char *policy;
 	time_t at;
 	struct fetch_opts fo;
 };
@@ -49,18 +62,16 @@ static int parse_client_args(const char *cmd, const char *help, int argc, char *
 			     struct client_args *a, bool *ret_exit, int *ret_code)
 {
 	static const struct option opts[] = {
-	    {"help", no_argument, NULL, 'h'},
-	    {"root", required_argument, NULL, 'r'},
-	    {"at", required_argument, NULL, 'a'},
-	    {"cacert", required_argument, NULL, 'c'},
-	    {0},
+	    {"help", no_argument, NULL, 'h'},	      {"root", required_argument, NULL, 'r'},
+	    {"at", required_argument, NULL, 'a'},     {"cacert", required_argument, NULL, 'c'},
+	    {"policy", required_argument, NULL, 'p'}, {0},
 	};
 	uint64_t at;
 	int c;
 
 	*ret_exit = true;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "hr:a:c:", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "hr:a:c:p:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'h':
 			fputs(help, stdout);
@@ -82,6 +93,14 @@ static int parse_client_args(const char *cmd, const char *help, int argc, char *
 		case 'c':
 			a->fo.cainfo = optarg;
 			break;
+		case 'p':
+			if (max_pos < 2) {
+				*ret_code = cli_usage_error(cmd, "--policy is for ls, why and "
+								 "extract");
+				return 0;
+			}
+			a->policy = optarg;
+			break;
 		default:
 			*ret_code = cli_usage_error(cmd, "unknown option");
 			return 0;
@@ -92,13 +111,18 @@ static int parse_client_args(const char *cmd, const char *help, int argc, char *
 		    cli_usage_error(cmd, "needs --root ROOTFILE (the pinned root metadata)");
 		return 0;
 	}
-	if (argc - optind < 1 || argc - optind > max_pos) {
-		*ret_code = cli_usage_error(cmd, "expected REPO%s", max_pos > 1 ? " [NAME]" : "");
+	if (argc - optind < (max_pos > 2 ? 2 : 1) || argc - optind > max_pos) {
+		*ret_code = cli_usage_error(cmd, "expected REPO%s",
+					    max_pos > 2	  ? " NAME [VERSION]"
+					    : max_pos > 1 ? " [NAME]"
+							  : "");
 		return 0;
 	}
 	a->repo = argv[optind];
 	if (argc - optind > 1)
 		a->name = argv[optind + 1];
+	if (argc - optind > 2)
+		a->version = argv[optind + 2];
 	*ret_exit = false;
 	return 0;
 }
@@ -686,11 +710,24 @@ static void ls_problem(void *ctx, const char *file, int err, const char *detail)
 	(void)err;
 }
 
+/* The policy named by --policy, or the default one. @return an exit code (0: ok). */
+static int load_policy(const char *cmd, const char *path, struct verify_policy **ret_p)
+{
+	int r = path ? verify_policy_load(path, ret_p) : verify_policy_default(ret_p);
+
+	if (r < 0) {
+		cli_fail(cmd, r, "%s", path ? path : "the default policy");
+		return cli_exit_input(r);
+	}
+	return CLI_OK;
+}
+
 int cmd_ls(int argc, char **argv)
 {
 	struct client_args ca = {0};
 	struct verify_source src = {0};
 	struct verify_client *c = NULL;
+	struct verify_policy *policy = NULL;
 	struct listing l = {0};
 	uint8_t *root = NULL;
 	size_t rootlen = 0;
@@ -704,7 +741,15 @@ int cmd_ls(int argc, char **argv)
 	if (code != CLI_OK)
 		return code;
 	l.only = ca.name;
-	r = verify_client_each_target(c, &src, collect, &l, ls_problem, NULL);
+	if (ca.policy) {
+		code = load_policy("ls", ca.policy, &policy);
+		if (code != CLI_OK)
+			goto out;
+		r = verify_client_each_accepted(c, &src, policy, fs_version_cmp, collect, &l,
+						ls_problem, NULL);
+	} else {
+		r = verify_client_each_target(c, &src, collect, &l, ls_problem, NULL);
+	}
 	if (r == -ENOMEM) {
 		cli_fail("ls", r, "listing");
 		code = CLI_SYSTEM;
@@ -730,6 +775,83 @@ out:
 	for (size_t i = 0; i < l.n; i++)
 		verify_target_fini(&l.t[i]);
 	free(l.t);
+	verify_policy_free(policy);
+	verify_client_free(c);
+	fetch_source_fini(&src);
+	free(root);
+	return code;
+}
+
+int cmd_why(int argc, char **argv)
+{
+	struct client_args ca = {0};
+	struct verify_source src = {0};
+	struct verify_client *c = NULL;
+	struct verify_policy *policy = NULL;
+	struct listing l = {0};
+	uint8_t *root = NULL;
+	size_t rootlen = 0;
+	bool done, accepted = false;
+	int code = 0, r;
+
+	parse_client_args("why", why_help, argc, argv, 3, &ca, &done, &code);
+	if (done)
+		return code;
+	code = load_policy("why", ca.policy, &policy);
+	if (code != CLI_OK)
+		return code;
+	code = open_client("why", &ca, &src, &c, &root, &rootlen);
+	if (code != CLI_OK)
+		goto out;
+	if (ca.version) {
+		l.t = calloc(1, sizeof(*l.t));
+		if (!l.t || !(l.t[0].version = strdup(ca.version))) {
+			code = CLI_SYSTEM;
+			goto out;
+		}
+		l.n = 1;
+	} else {
+		/* Every version anyone signs: through the delegations and the pinned roles. */
+		l.only = ca.name;
+		r = verify_client_each_target(c, &src, collect, &l, ls_problem, NULL);
+		if (r != -ENOMEM)
+			r = verify_client_each_accepted(c, &src, policy, fs_version_cmp, collect,
+							&l, ls_problem, NULL);
+		if (r == -ENOMEM) {
+			cli_fail("why", r, "listing");
+			code = CLI_SYSTEM;
+			goto out;
+		}
+		if (l.n > 1)
+			qsort(l.t, l.n, sizeof(*l.t), by_name_version);
+		if (l.n == 0) {
+			printf("%s: no version of \"%s\" is signed in this repository\n", ca.repo,
+			       ca.name);
+			code = CLI_VERIFY_FAILED;
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < l.n; i++) {
+		struct verify_decision d = {0};
+
+		if (i && strcmp(l.t[i].version, l.t[i - 1].version) == 0)
+			continue; /* signed by a delegation and a pinned role alike */
+		r = verify_client_decide(c, &src, policy, ca.name, l.t[i].version, fs_version_cmp,
+					 &d);
+		if (r == 0)
+			printf("%s\n", d.why);
+		else
+			printf("%s %s: refused: %s\n", ca.name, l.t[i].version,
+			       stork_error_detail());
+		accepted |= r == 0 && d.accepted;
+		verify_decision_fini(&d);
+	}
+	code = accepted ? CLI_OK : CLI_VERIFY_FAILED;
+out:
+	for (size_t i = 0; i < l.n; i++)
+		verify_target_fini(&l.t[i]);
+	free(l.t);
+	verify_policy_free(policy);
 	verify_client_free(c);
 	fetch_source_fini(&src);
 	free(root);

@@ -17,7 +17,10 @@ static const char usage[] =
     "                                         publish a directory, tar, .deb or .rpm\n"
     "Clients:\n"
     "  verify --root ROOTFILE REPO            check a whole repository from its pinned root\n"
-    "  ls --root ROOTFILE REPO [NAME]         list packages, or one package's versions\n"
+    "  ls --root ROOTFILE [--policy FILE] REPO [NAME]\n"
+    "                                         list packages, or one package's versions\n"
+    "  why --root ROOTFILE [--policy FILE] REPO NAME [VERSION]\n"
+    "                                         which policy rule and signature decide\n"
     "Nodes:\n"
     "  extract --root ROOTFILE --store STOREDIR URL... NAME VERSION DESTDIR\n"
     "                                         materialise a version from the node store\n"
@@ -33,9 +36,9 @@ int main(int argc, char **argv)
 		const char *name;
 		int (*fn)(int, char **);
 	} cmds[] = {
-	    {"keygen", cmd_keygen}, {"repo", cmd_repo},	    {"publish", cmd_publish},
-	    {"verify", cmd_verify}, {"ls", cmd_ls},	    {"extract", cmd_extract},
-	    {"fsck", cmd_fsck},	    {"status", cmd_status},
+	    {"keygen", cmd_keygen},   {"repo", cmd_repo}, {"publish", cmd_publish},
+	    {"verify", cmd_verify},   {"ls", cmd_ls},	  {"why", cmd_why},
+	    {"extract", cmd_extract}, {"fsck", cmd_fsck}, {"status", cmd_status},
 	};
 
 	if (argc < 2) {
