@@ -52,6 +52,7 @@ static const char usage[] =
     "                         (default 1800; it is still tried when the others fail)\n"
     "    -o max_trees=N       version trees kept in memory when unused (default 64)\n"
     "    -o allow_setuid      keep setuid/setgid bits (dropped by default)\n"
+    "    -o policy=FILE       this slice's trust policy (verify/README.md); re-read on SIGHUP\n"
     "    -f                   stay in the foreground\n"
     "    -d                   debug output (implies -f)\n"
     "\n";
@@ -270,6 +271,16 @@ static int refresh_now(struct fsd *d, bool startup)
 	struct catalog *cat = NULL;
 	int ret;
 
+	if (!startup && d->conf.policy) {
+		/* SIGHUP and each refresh re-read the policy; a broken edit keeps the old one. */
+		struct verify_policy *pol = NULL;
+
+		if (verify_policy_load(d->conf.policy, &pol) == 0)
+			fs_repo_set_policy(d->repo, pol);
+		else
+			fsd_log(d, "-o policy=%s: %s: keeping the policy loaded before",
+				d->conf.policy, stork_error_detail());
+	}
 	ret = fs_repo_refresh(d->repo);
 	if (__atomic_load_n(&d->stopping, __ATOMIC_ACQUIRE))
 		return ret; /* cancelled by the unmount */
@@ -411,6 +422,16 @@ static int fsd_start(struct fsd *d)
 			storkfs_strerror(ret));
 		goto out;
 	}
+	if (d->conf.policy) {
+		struct verify_policy *pol = NULL;
+
+		ret = verify_policy_load(d->conf.policy, &pol);
+		if (ret < 0) {
+			fsd_log(d, "-o policy=%s: %s", d->conf.policy, stork_error_detail());
+			goto out;
+		}
+		fs_repo_set_policy(d->repo, pol);
+	}
 	ret = refresh_now(d, true);
 out:
 	free(root);
@@ -522,11 +543,6 @@ int main(int argc, char **argv)
 		fprintf(stderr, "storkfs: %s\n%s",
 			p.n < 2 ? "expected URL... MOUNTPOINT" : "needs -o root=FILE,store=DIR",
 			usage);
-		goto out;
-	}
-	if (p.conf.policy) {
-		fprintf(stderr, "storkfs: -o policy=%s: trust policies are not implemented yet\n",
-			p.conf.policy);
 		goto out;
 	}
 	if (p.conf.refresh == 0 || p.conf.timeout == 0 || p.conf.max_trees == 0) {

@@ -77,6 +77,12 @@ int fs_repo_object(struct fs_repo *r, const struct verify_entry *e, const char *
  * returned. */
 int fs_repo_list(struct fs_repo *r, int (*fn)(void *ctx, const struct verify_target *t), void *ctx);
 
+/** Use a slice's trust policy from now on (verify/README.md "Trust policy"): fs_repo_list
+ * then walks only what it accepts and fs_repo_manifest refuses what it does not (-ENOENT, the
+ * detail says which rule). Takes ownership of p (freed with the repository or the next call);
+ * NULL goes back to the repository's own delegations. */
+void fs_repo_set_policy(struct fs_repo *r, struct verify_policy *p);
+
 /** The trusted version and expiry of a top-level role ("root", "timestamp", "snapshot",
  * "targets") in the state currently in use. @return 0; -ENOENT (no such role or no state). */
 int fs_repo_role_info(struct fs_repo *r, const char *role, uint64_t *ret_version,

@@ -22,7 +22,8 @@ struct fs_repo {
 	struct fs_repo_opts opts;
 	uint8_t *root;
 	size_t rootlen;
-	pthread_mutex_t lock; /* protects client: refresh replaces what readers use */
+	pthread_mutex_t lock; /* protects client and policy: refresh replaces what readers use */
+	struct verify_policy *policy; /* NULL: the repository's delegations decide */
 };
 
 static int cache_load(void *ctx, const char *name, uint8_t **ret_buf, size_t *ret_len)
@@ -118,11 +119,23 @@ void fs_repo_close(struct fs_repo *r)
 	if (!r)
 		return;
 	verify_client_free(r->client);
+	verify_policy_free(r->policy);
 	fetch_free(r->fetch);
 	pthread_mutex_destroy(&r->lock);
 	free(r->first_mirror);
 	free(r->root);
 	free(r);
+}
+
+void fs_repo_set_policy(struct fs_repo *r, struct verify_policy *p)
+{
+	struct verify_policy *old;
+
+	pthread_mutex_lock(&r->lock);
+	old = r->policy;
+	r->policy = p;
+	pthread_mutex_unlock(&r->lock);
+	verify_policy_free(old);
 }
 
 int fs_repo_role_info(struct fs_repo *r, const char *role, uint64_t *ret_version,
@@ -229,8 +242,25 @@ int fs_repo_manifest(struct fs_repo *r, const char *name, const char *version,
 		ret = -ENOENT;
 		goto out;
 	}
-	ret = verify_client_find_target(r->client, &r->src, path, &t);
+	if (r->policy) {
+		struct verify_decision d = {0};
+
+		ret = verify_client_decide(r->client, &r->src, r->policy, name, version,
+					   fs_version_cmp, &d);
+		if (ret == 0 && !d.accepted) {
+			stork_errorf("%s", d.why);
+			ret = -ENOENT;
+		} else if (ret == 0) {
+			t = d.t;
+			memset(&d.t, 0, sizeof(d.t));
+		}
+		verify_decision_fini(&d);
+	} else {
+		ret = verify_client_find_target(r->client, &r->src, path, &t);
+	}
 	pthread_mutex_unlock(&r->lock);
+	if (ret == -ENOENT && r->policy)
+		goto out; /* the detail says which rule */
 	if (ret == -ENOENT)
 		stork_errorf("%s %s: no such package version is signed in this repository", name,
 			     version);
@@ -280,7 +310,10 @@ int fs_repo_list(struct fs_repo *r, int (*fn)(void *ctx, const struct verify_tar
 			     r->first_mirror);
 		ret = -ENOENT;
 	} else {
-		ret = verify_client_each_target(r->client, &r->src, fn, ctx, list_problem, r);
+		ret = r->policy
+			  ? verify_client_each_accepted(r->client, &r->src, r->policy,
+							fs_version_cmp, fn, ctx, list_problem, r)
+			  : verify_client_each_target(r->client, &r->src, fn, ctx, list_problem, r);
 	}
 	pthread_mutex_unlock(&r->lock);
 	return ret;
