@@ -709,6 +709,7 @@ is_mounted() {
 # is an -o list, e.g. "store=$T/store,timeout=5". Sets SFS_PID (the daemon) and SFS_LOG (its
 # stderr: the daemon's log in the foreground; one file per mount, $T/storkfs.N.log).
 _SFS_N=0
+declare -A _SFS_LOGS=()
 mount_storkfs() {
 	local mnt=$1 opts=$2
 	shift 2
@@ -717,6 +718,7 @@ mount_storkfs() {
 	SFS_LOG=$T/storkfs.$_SFS_N.log
 	"$STORKFS" -f -o "root=$ROOT,$opts" "$@" "$mnt" 2>"$SFS_LOG" &
 	SFS_PID=$!
+	_SFS_LOGS[$SFS_PID]=$SFS_LOG
 	_MOUNTS+=("$mnt")
 	for _ in $(seq 600); do
 		is_mounted "$mnt" && break
@@ -742,8 +744,16 @@ unmount_storkfs() {
 		sleep 0.1
 	done
 	! kill -0 "$pid" 2>/dev/null || fail "storkfs ($pid) still runs 10 s after unmounting $mnt"
-	{ wait "$pid"; } 2>/dev/null || true
+	local rc=0
+	{ wait "$pid"; } 2>/dev/null || rc=$?
 	! is_mounted "$mnt" || fail "$mnt is still mounted"
+	# a clean unmount is a clean exit, with nothing for the sanitizers to say (ASan builds)
+	local log=${_SFS_LOGS[$pid]:-}
+	if [ -n "$log" ] && grep -qE 'Sanitizer|runtime error:' "$log"; then
+		grep -E -A20 'Sanitizer|runtime error:' "$log" | head -40 >&2
+		fail "storkfs ($pid) reported a sanitizer error (log: $log)"
+	fi
+	[ "$rc" -eq 0 ] || [ "$rc" -eq 127 ] || fail "storkfs ($pid) exited $rc after unmounting $mnt"
 }
 
 # xattr FILE NAME: print an extended attribute's value.
