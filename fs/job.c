@@ -113,6 +113,12 @@ static void *job_thread(void *arg)
 	ret = ops->run(job->d, job->arg, &result);
 	ops->arg_free(job->arg);
 	job->arg = NULL;
+	/* Everything the job touches is released before it counts as ended: once jobs_drain
+	 * returns, the daemon frees what results point into. */
+	if (ret < 0 && result && ops->result_unref)
+		ops->result_unref(result);
+	if (ret < 0)
+		result = NULL;
 
 	pthread_mutex_lock(&jobs->lock);
 	for (struct job **p = &jobs->list; *p; p = &(*p)->next) {
@@ -123,15 +129,13 @@ static void *job_thread(void *arg)
 	}
 	job->done = true;
 	job->ret = ret;
-	job->result = ret < 0 ? NULL : result;
+	job->result = result;
 	if (ret < 0)
 		snprintf(job->detail, sizeof(job->detail), "%s", stork_error_detail());
 	jobs->running--;
 	pthread_cond_broadcast(&jobs->cond);
 	job_put_locked(job);
 	pthread_mutex_unlock(&jobs->lock);
-	if (ret < 0 && result && ops->result_unref)
-		ops->result_unref(result);
 	return NULL;
 }
 
