@@ -199,13 +199,43 @@ out:
 	return r;
 }
 
+/* The cached targets.json, signed under root and, when mf is given (the trusted snapshot's
+ * entry), the version and hash it names. @return 0; as cache_load and the checks. */
+static int load_targets(const struct verify_cache *cache, const struct meta *root,
+			const struct meta_file *mf, struct loaded *l)
+{
+	const char *keyid = NULL;
+	struct meta *m = NULL;
+	int r;
+
+	r = cache_load(cache, "targets.json", "cached targets.json", META_TARGETS, &m);
+	if (r < 0)
+		goto out;
+	r = meta_check_sigs(m, "targets", &root->keys, &root->roles[META_ROLE_TARGETS], &keyid);
+	if (r == 0 && mf)
+		r = client_meta_check(m, mf, "cached snapshot.json");
+	if (r == 0)
+		r = rename_meta(m, client_file_name(root, m->version, "targets"));
+	if (r < 0)
+		goto out;
+	l->targets_keyid = strdup(keyid);
+	if (!l->targets_keyid) {
+		r = -ENOMEM;
+		goto out;
+	}
+	l->targets = m;
+	m = NULL;
+out:
+	meta_free(m);
+	return r;
+}
+
 /* Timestamp, snapshot and targets as far as they are present, signed under root and
  * consistent with each other; the first that is not ends the chain (noted).
  * @return 0; the cache's -errno; -ENOMEM. */
 static int load_top(const struct verify_cache *cache, const struct meta *root, struct loaded *l)
 {
 	const struct meta_file *mf;
-	const char *keyid = NULL;
 	struct meta *m = NULL;
 	int r;
 
@@ -240,27 +270,8 @@ static int load_top(const struct verify_cache *cache, const struct meta *root, s
 		goto out;
 	l->snapshot = m;
 
-	mf = meta_find_file(l->snapshot, "targets.json");
 	m = NULL;
-	r = cache_load(cache, "targets.json", "cached targets.json", META_TARGETS, &m);
-	if (r < 0)
-		goto out;
-	r = meta_check_sigs(m, "targets", &root->keys, &root->roles[META_ROLE_TARGETS], &keyid);
-	if (r < 0)
-		goto out;
-	r = client_meta_check(m, mf, "cached snapshot.json");
-	if (r < 0)
-		goto out;
-	r = rename_meta(m, client_file_name(root, m->version, "targets"));
-	if (r < 0)
-		goto out;
-	l->targets_keyid = strdup(keyid);
-	if (!l->targets_keyid) {
-		r = -ENOMEM;
-		goto out;
-	}
-	l->targets = m;
-	m = NULL;
+	r = load_targets(cache, root, meta_find_file(l->snapshot, "targets.json"), l);
 	goto out;
 floor:
 	/* The chain is broken where a root rotation made the client forget timestamp and
@@ -269,22 +280,7 @@ floor:
 	 * (nothing is served from it until a refresh completes the chain). */
 	meta_free(m);
 	m = NULL;
-	r = cache_load(cache, "targets.json", "cached targets.json", META_TARGETS, &m);
-	if (r < 0)
-		goto out;
-	r = meta_check_sigs(m, "targets", &root->keys, &root->roles[META_ROLE_TARGETS], &keyid);
-	if (r < 0)
-		goto out;
-	r = rename_meta(m, client_file_name(root, m->version, "targets"));
-	if (r < 0)
-		goto out;
-	l->targets_keyid = strdup(keyid);
-	if (!l->targets_keyid) {
-		r = -ENOMEM;
-		goto out;
-	}
-	l->targets = m;
-	m = NULL;
+	r = load_targets(cache, root, NULL, l);
 out:
 	meta_free(m);
 	if (r == -ENOENT)
