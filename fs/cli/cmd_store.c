@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -242,6 +243,96 @@ int cmd_fsck(int argc, char **argv)
 	return CLI_VERIFY_FAILED;
 }
 
+/* One cached metadata file's signed version and expiry, as the cache holds it (the client
+ * verifies it again whenever it starts). @return the parsed file (caller decrefs); NULL when
+ * the cache has no such entry, an empty one (forgotten), or one that does not parse. */
+static json_t *cached_signed(struct store *s, const char *repo, const char *file)
+{
+	uint8_t *buf = NULL;
+	json_t *doc = NULL;
+	size_t len = 0;
+
+	if (store_meta_get(s, repo, file, &buf, &len) < 0 || len == 0)
+		goto out;
+	doc = json_loadb((const char *)buf, len, 0, NULL);
+	if (!json_is_integer(json_object_get(json_object_get(doc, "signed"), "version"))) {
+		json_decref(doc);
+		doc = NULL;
+	}
+out:
+	free(buf);
+	return doc;
+}
+
+static void print_trusted(const char *what, const json_t *doc)
+{
+	const json_t *sig = json_object_get(doc, "signed");
+	const char *exp = json_string_value(json_object_get(sig, "expires"));
+
+	printf("  trusted %-10s version %" JSON_INTEGER_FORMAT ", expires %s\n", what,
+	       json_integer_value(json_object_get(sig, "version")), exp ? exp : "?");
+}
+
+/* The cached delegated roles reachable from the top-level targets, depth first in search
+ * order, each once and at most TRUSTED_ROLES_MAX of them. docs holds every document printed
+ * so far (and keeps it alive). */
+#define TRUSTED_ROLES_MAX 32
+
+static void print_trusted_roles(struct store *s, const char *repo, json_t *docs,
+				const json_t *from)
+{
+	const json_t *roles =
+	    json_object_get(json_object_get(json_object_get(from, "signed"), "delegations"), "roles");
+	const json_t *d;
+	size_t i;
+
+	json_array_foreach(roles, i, d)
+	{
+		const char *name = json_string_value(json_object_get(d, "name"));
+		char file[300];
+		json_t *role;
+
+		if (!name || strlen(name) > 255 || json_object_get(docs, name) ||
+		    json_object_size(docs) >= TRUSTED_ROLES_MAX)
+			continue;
+		snprintf(file, sizeof(file), "%s.json", name);
+		role = cached_signed(s, repo, file);
+		if (!role)
+			continue;
+		json_object_set_new(docs, name, role);
+		snprintf(file, sizeof(file), "role %s", name);
+		print_trusted(file, role);
+		print_trusted_roles(s, repo, docs, role);
+	}
+}
+
+/* What the node's cache holds for a repository: the metadata its client trusts at its next
+ * start (rollback floor). One line per role; a forgotten or absent role prints none. */
+static void print_trusted_state(struct store *s, const char *repo)
+{
+	static const char *const top[] = {"root", "timestamp", "snapshot", "targets"};
+	json_t *targets = NULL, *docs = json_object();
+
+	for (size_t i = 0; i < sizeof(top) / sizeof(top[0]); i++) {
+		char file[32];
+		json_t *doc;
+
+		snprintf(file, sizeof(file), "%s.json", top[i]);
+		doc = cached_signed(s, repo, file);
+		if (!doc)
+			continue;
+		print_trusted(top[i], doc);
+		if (i == 3)
+			targets = doc;
+		else
+			json_decref(doc);
+	}
+	if (targets && docs)
+		print_trusted_roles(s, repo, docs, targets);
+	json_decref(targets);
+	json_decref(docs);
+}
+
 int cli_store_status(const char *dir)
 {
 	struct store_stats st = {0};
@@ -263,8 +354,8 @@ int cli_store_status(const char *dir)
 		return cli_exit_input(r);
 	}
 	r = store_stats(s, &st);
-	store_close(s);
 	if (r < 0) {
+		store_close(s);
 		cli_fail("status", r, "%s", dir);
 		return CLI_SYSTEM;
 	}
@@ -290,7 +381,9 @@ int cli_store_status(const char *dir)
 		printf("  url           %s\n", rs->url && rs->url[0] ? rs->url : "-");
 		printf("  refreshed     %s\n", when);
 		printf("  metadata      %zu files\n", rs->nmeta);
+		print_trusted_state(s, rs->repo);
 	}
 	store_stats_fini(&st);
+	store_close(s);
 	return CLI_OK;
 }
