@@ -278,11 +278,10 @@ static void print_trusted(const char *what, const json_t *doc)
  * so far (and keeps it alive). */
 #define TRUSTED_ROLES_MAX 32
 
-static void print_trusted_roles(struct store *s, const char *repo, json_t *docs,
-				const json_t *from)
+static void print_trusted_roles(struct store *s, const char *repo, json_t *docs, const json_t *from)
 {
-	const json_t *roles =
-	    json_object_get(json_object_get(json_object_get(from, "signed"), "delegations"), "roles");
+	const json_t *roles = json_object_get(
+	    json_object_get(json_object_get(from, "signed"), "delegations"), "roles");
 	const json_t *d;
 	size_t i;
 
