@@ -308,6 +308,19 @@ tree_list() {
 		LC_ALL=C sort
 }
 
+# mount_list SRC: tree_list of a source as a storkfs mount must show it: no write bits and no
+# setuid/setgid bits on files and directories (the sticky bit stays).
+mount_list() {
+	tree_list "$1" | python3 -c 'import sys
+for line in sys.stdin:
+    f = line.rstrip("\n").split(" ")
+    # path may contain spaces: the last four fields are type, mode, target, size
+    path, typ, mode, target, size = " ".join(f[:-4]), f[-4], f[-3], f[-2], f[-1]
+    if typ != "l":
+        mode = "%o" % (int(mode, 8) & ~0o6222)
+    print(path, typ, mode, target, size)'
+}
+
 # compare_tree A B: the same entries, types, modes, symlink targets and bytes. Prints the first
 # differences and returns 1 when they differ.
 compare_tree() {

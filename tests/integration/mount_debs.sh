@@ -20,20 +20,6 @@ need_fuse
 MNT=$T/mnt
 _MOUNTS+=("$MNT") # unmounted at exit
 
-# mount_debs_expected_list SRC: tree_list of SRC as the mount must show it: no write bits and
-# no setuid/setgid bits on files and directories (the sticky bit stays). (As expected_list in
-# mount_basic.sh.)
-mount_debs_expected_list() {
-	tree_list "$1" | python3 -c 'import sys
-for line in sys.stdin:
-    f = line.rstrip("\n").split(" ")
-    # path may contain spaces: the last four fields are type, mode, target, size
-    path, typ, mode, target, size = " ".join(f[:-4]), f[-4], f[-3], f[-2], f[-1]
-    if typ != "l":
-        mode = "%o" % (int(mode, 8) & ~0o6222)
-    print(path, typ, mode, target, size)'
-}
-
 # mount_debs_expected_mtimes DEB REF: "path<TAB>mtime" (whole seconds) of every entry of the
 # extraction REF of DEB: from REF for files and symlinks, from DEB's data.tar headers for
 # directories (see the header comment). Sorted.
@@ -111,7 +97,7 @@ pass "ls -lR, find -printf and stat of all $(wc -l <"$T/stat.out") entries sent 
 for p in "${PKGS[@]}"; do
 	v=${VER_OF[$p]}
 	[ "$(readlink "$MNT/$p/latest")" = "$v" ] || fail "$p/latest -> $(readlink "$MNT/$p/latest"), want $v"
-	mount_debs_expected_list "$T/ref/$p" >"$T/want.list"
+	mount_list "$T/ref/$p" >"$T/want.list"
 	tree_list "$MNT/$p/$v" >"$T/got.list"
 	if ! diff -u "$T/want.list" "$T/got.list" >"$T/list.diff"; then
 		head -40 "$T/list.diff" >&2
