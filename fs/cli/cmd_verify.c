@@ -722,138 +722,139 @@ static int load_policy(const char *cmd, const char *path, struct verify_policy *
 	return CLI_OK;
 }
 
+/* What `stork ls` and `stork why` hold while they run. */
+struct session {
+	struct client_args a;
+	struct verify_source src;
+	struct verify_client *c;
+	struct verify_policy *policy;
+	struct listing l;
+	uint8_t *root;
+	size_t rootlen;
+};
+
+static void session_fini(struct session *s)
+{
+	for (size_t i = 0; i < s->l.n; i++)
+		verify_target_fini(&s->l.t[i]);
+	free(s->l.t);
+	verify_policy_free(s->policy);
+	verify_client_free(s->c);
+	if (s->root) /* open_client succeeded: the source is live */
+		fetch_source_fini(&s->src);
+	free(s->root);
+}
+
 int cmd_ls(int argc, char **argv)
 {
-	struct client_args ca = {0};
-	struct verify_source src = {0};
-	struct verify_client *c = NULL;
-	struct verify_policy *policy = NULL;
-	struct listing l = {0};
-	uint8_t *root = NULL;
-	size_t rootlen = 0;
+	struct session s = {0};
+	struct listing *l = &s.l;
 	bool done;
 	int code = 0, r;
 
-	parse_client_args("ls", ls_help, argc, argv, 2, &ca, &done, &code);
+	parse_client_args("ls", ls_help, argc, argv, 2, &s.a, &done, &code);
 	if (done)
 		return code;
-	code = open_client("ls", &ca, &src, &c, &root, &rootlen);
+	code = open_client("ls", &s.a, &s.src, &s.c, &s.root, &s.rootlen);
 	if (code != CLI_OK)
 		return code;
-	l.only = ca.name;
-	if (ca.policy) {
-		code = load_policy("ls", ca.policy, &policy);
+	l->only = s.a.name;
+	if (s.a.policy) {
+		code = load_policy("ls", s.a.policy, &s.policy);
 		if (code != CLI_OK)
 			goto out;
-		r = verify_client_each_accepted(c, &src, policy, fs_version_cmp, collect, &l,
+		r = verify_client_each_accepted(s.c, &s.src, s.policy, fs_version_cmp, collect, l,
 						ls_problem, NULL);
 	} else {
-		r = verify_client_each_target(c, &src, collect, &l, ls_problem, NULL);
+		r = verify_client_each_target(s.c, &s.src, collect, l, ls_problem, NULL);
 	}
 	if (r == -ENOMEM) {
 		cli_fail("ls", r, "listing");
 		code = CLI_SYSTEM;
 		goto out;
 	}
-	if (l.n > 1)
-		qsort(l.t, l.n, sizeof(*l.t), by_name_version);
-	if (ca.name && l.n == 0) {
+	if (l->n > 1)
+		qsort(l->t, l->n, sizeof(*l->t), by_name_version);
+	if (s.a.name && l->n == 0) {
 		fprintf(stderr, "stork ls: %s: no package \"%s\" is signed in this repository\n",
-			ca.repo, ca.name);
+			s.a.repo, s.a.name);
 		code = CLI_USAGE;
 		goto out;
 	}
-	for (size_t i = 0; i < l.n; i++) {
-		if (ca.name)
-			printf("%s\t%s\t%.16s\t%" PRIu64 "\t%" PRIu64 "\n", l.t[i].version,
-			       l.t[i].role, l.t[i].keyid, l.t[i].size, l.t[i].files);
-		else if (i == 0 || strcmp(l.t[i].name, l.t[i - 1].name))
-			printf("%s\n", l.t[i].name);
+	for (size_t i = 0; i < l->n; i++) {
+		if (s.a.name)
+			printf("%s\t%s\t%.16s\t%" PRIu64 "\t%" PRIu64 "\n", l->t[i].version,
+			       l->t[i].role, l->t[i].keyid, l->t[i].size, l->t[i].files);
+		else if (i == 0 || strcmp(l->t[i].name, l->t[i - 1].name))
+			printf("%s\n", l->t[i].name);
 	}
 	code = CLI_OK;
 out:
-	for (size_t i = 0; i < l.n; i++)
-		verify_target_fini(&l.t[i]);
-	free(l.t);
-	verify_policy_free(policy);
-	verify_client_free(c);
-	fetch_source_fini(&src);
-	free(root);
+	session_fini(&s);
 	return code;
 }
 
 int cmd_why(int argc, char **argv)
 {
-	struct client_args ca = {0};
-	struct verify_source src = {0};
-	struct verify_client *c = NULL;
-	struct verify_policy *policy = NULL;
-	struct listing l = {0};
-	uint8_t *root = NULL;
-	size_t rootlen = 0;
+	struct session s = {0};
+	struct listing *l = &s.l;
 	bool done, accepted = false;
 	int code = 0, r;
 
-	parse_client_args("why", why_help, argc, argv, 3, &ca, &done, &code);
+	parse_client_args("why", why_help, argc, argv, 3, &s.a, &done, &code);
 	if (done)
 		return code;
-	code = load_policy("why", ca.policy, &policy);
-	if (code != CLI_OK)
-		return code;
-	code = open_client("why", &ca, &src, &c, &root, &rootlen);
+	code = load_policy("why", s.a.policy, &s.policy);
 	if (code != CLI_OK)
 		goto out;
-	if (ca.version) {
-		l.t = calloc(1, sizeof(*l.t));
-		if (!l.t || !(l.t[0].version = strdup(ca.version))) {
+	code = open_client("why", &s.a, &s.src, &s.c, &s.root, &s.rootlen);
+	if (code != CLI_OK)
+		goto out;
+	if (s.a.version) {
+		l->t = calloc(1, sizeof(*l->t));
+		if (!l->t || !(l->t[0].version = strdup(s.a.version))) {
 			code = CLI_SYSTEM;
 			goto out;
 		}
-		l.n = 1;
+		l->n = 1;
 	} else {
 		/* Every version anyone signs: through the delegations and the pinned roles. */
-		l.only = ca.name;
-		r = verify_client_each_target(c, &src, collect, &l, ls_problem, NULL);
+		l->only = s.a.name;
+		r = verify_client_each_target(s.c, &s.src, collect, l, ls_problem, NULL);
 		if (r != -ENOMEM)
-			r = verify_client_each_accepted(c, &src, policy, fs_version_cmp, collect,
-							&l, ls_problem, NULL);
+			r = verify_client_each_accepted(s.c, &s.src, s.policy, fs_version_cmp,
+							collect, l, ls_problem, NULL);
 		if (r == -ENOMEM) {
 			cli_fail("why", r, "listing");
 			code = CLI_SYSTEM;
 			goto out;
 		}
-		if (l.n > 1)
-			qsort(l.t, l.n, sizeof(*l.t), by_name_version);
-		if (l.n == 0) {
-			printf("%s: no version of \"%s\" is signed in this repository\n", ca.repo,
-			       ca.name);
+		if (l->n > 1)
+			qsort(l->t, l->n, sizeof(*l->t), by_name_version);
+		if (l->n == 0) {
+			printf("%s: no version of \"%s\" is signed in this repository\n", s.a.repo,
+			       s.a.name);
 			code = CLI_VERIFY_FAILED;
 			goto out;
 		}
 	}
-	for (size_t i = 0; i < l.n; i++) {
+	for (size_t i = 0; i < l->n; i++) {
 		struct verify_decision d = {0};
 
-		if (i && strcmp(l.t[i].version, l.t[i - 1].version) == 0)
+		if (i && strcmp(l->t[i].version, l->t[i - 1].version) == 0)
 			continue; /* signed by a delegation and a pinned role alike */
-		r = verify_client_decide(c, &src, policy, ca.name, l.t[i].version, fs_version_cmp,
-					 &d);
+		r = verify_client_decide(s.c, &s.src, s.policy, s.a.name, l->t[i].version,
+					 fs_version_cmp, &d);
 		if (r == 0)
 			printf("%s\n", d.why);
 		else
-			printf("%s %s: refused: %s\n", ca.name, l.t[i].version,
+			printf("%s %s: refused: %s\n", s.a.name, l->t[i].version,
 			       stork_error_detail());
 		accepted |= r == 0 && d.accepted;
 		verify_decision_fini(&d);
 	}
 	code = accepted ? CLI_OK : CLI_VERIFY_FAILED;
 out:
-	for (size_t i = 0; i < l.n; i++)
-		verify_target_fini(&l.t[i]);
-	free(l.t);
-	verify_policy_free(policy);
-	verify_client_free(c);
-	fetch_source_fini(&src);
-	free(root);
+	session_fini(&s);
 	return code;
 }
