@@ -134,6 +134,13 @@ int verify_client_new(const uint8_t *root, size_t len, time_t now, struct verify
 	r = meta_check_sigs(m, "root", &m->keys, &m->roles[META_ROLE_ROOT], NULL);
 	if (r < 0)
 		goto out;
+	c->pinned_raw = malloc(len);
+	if (!c->pinned_raw) {
+		r = -ENOMEM;
+		goto out;
+	}
+	memcpy(c->pinned_raw, root, len);
+	c->pinned_len = len;
 	c->root = m;
 	m = NULL;
 out:
@@ -157,6 +164,10 @@ void verify_client_free(struct verify_client *c)
 	meta_free(c->targets);
 	free(c->targets_keyid);
 	free(c->cache_note);
+	free(c->pinned_raw);
+	for (size_t i = 0; i < c->nhist; i++)
+		meta_free(c->hist[i]);
+	free(c->hist);
 	free(c);
 }
 
@@ -658,6 +669,41 @@ static int find_signer(const struct verify_client *c, const char *name, enum met
 	return -ENOENT;
 }
 
+/* Whether m (version v of role `role`) is signed by a threshold of the keys some metadata h
+ * gives that role: a root for a top-level role, a delegating role for a delegated one, or, for
+ * the placeholder `stork repo revoke` leaves, a top-level targets that marks version v of the
+ * role revoked, together with the targets keys of a root. @return 0; STORK_EBADSIG; -ENOENT
+ * when h says nothing about the role. */
+static int audit_against(const struct verify_client *c, const struct meta *m, const char *role,
+			 int top, const struct meta *h)
+{
+	const struct meta_delegation *d;
+	json_t *rv;
+
+	if (top >= 0)
+		return h->type == META_ROOT
+			   ? meta_check_sigs(m, role, &h->keys, &h->roles[top], NULL)
+			   : -ENOENT;
+	if (h->type != META_TARGETS)
+		return -ENOENT;
+	d = meta_find_delegation(h, role);
+	if (d)
+		return meta_check_sigs(m, role, &h->keys, d, NULL);
+	rv = json_object_get(json_object_get(h->signed_json, META_REVOKED_FIELD), role);
+	if (!json_is_integer(rv) || json_integer_value(rv) < 0 ||
+	    (uint64_t)json_integer_value(rv) != m->version)
+		return -ENOENT;
+	/* a revocation placeholder: signed with the targets key of some trusted root */
+	if (meta_check_sigs(m, role, &c->root->keys, &c->root->roles[META_ROLE_TARGETS], NULL) == 0)
+		return 0;
+	for (size_t i = 0; i < c->nhist; i++)
+		if (c->hist[i]->type == META_ROOT &&
+		    meta_check_sigs(m, role, &c->hist[i]->keys,
+				    &c->hist[i]->roles[META_ROLE_TARGETS], NULL) == 0)
+			return 0;
+	return STORK_EBADSIG;
+}
+
 int verify_client_audit_file(struct verify_client *c, const char *file, const uint8_t *buf,
 			     size_t len)
 {
@@ -665,9 +711,10 @@ int verify_client_audit_file(struct verify_client *c, const char *file, const ui
 	const struct meta_keyring *keys = NULL;
 	const char *base = strrchr(file, '/'), *dot;
 	enum meta_type type = META_TARGETS;
-	struct meta *m = NULL;
+	char detail[1024] = "";
+	struct meta *m = NULL, **hist;
 	char *role = NULL;
-	int r;
+	int r, top = -1;
 
 	base = base ? base + 1 : file;
 	dot = strchr(base, '.');
@@ -678,15 +725,56 @@ int verify_client_audit_file(struct verify_client *c, const char *file, const ui
 	role = strndup(dot + 1, strlen(dot + 1) - 5);
 	if (!role)
 		return -ENOMEM;
-	r = find_signer(c, role, &type, &keys, &del);
-	if (r < 0) {
-		stork_errorf("%s: no trusted metadata delegates a role named \"%s\"", file, role);
-		goto out;
+	for (int i = 0; i < META_NROLES; i++)
+		if (strcmp(role, meta_role_names[i]) == 0)
+			top = i;
+	if (top == META_ROLE_ROOT && len == c->pinned_len && !memcmp(buf, c->pinned_raw, len)) {
+		r = meta_parse(buf, len, file, META_ROOT, &m); /* the pinned root itself */
+		goto trusted;
+	}
+	if (find_signer(c, role, &type, &keys, &del) < 0) {
+		keys = NULL;
+		snprintf(detail, sizeof(detail),
+			 "%s: no trusted metadata delegates a role named \"%s\"", file, role);
 	}
 	r = meta_parse(buf, len, file, type, &m);
 	if (r < 0)
 		goto out;
-	r = meta_check_sigs(m, role, keys, del, NULL);
+	if (keys) {
+		r = meta_check_sigs(m, role, keys, del, NULL);
+		if (r == 0)
+			goto trusted;
+		snprintf(detail, sizeof(detail), "%s", stork_error_detail());
+	}
+	/* Signed before a rotation, a rekey or a revocation: the keys of an older root or of an
+	 * older version of a delegating role audited before may sign it. */
+	for (size_t i = 0; i < c->nhist; i++) {
+		if (audit_against(c, m, role, top, c->hist[i]) == 0) {
+			r = 0;
+			goto trusted;
+		}
+	}
+	if (top < 0 && (audit_against(c, m, role, top, c->targets) == 0)) {
+		r = 0;
+		goto trusted;
+	}
+	stork_errorf("%s", detail);
+	r = keys ? STORK_EBADSIG : -ENOENT;
+	goto out;
+trusted:
+	if (r < 0)
+		goto out;
+	/* Remember what may have signed older files of other roles. */
+	if (m->type == META_ROOT || (m->type == META_TARGETS && (m->ndels || top >= 0))) {
+		hist = realloc(c->hist, (c->nhist + 1) * sizeof(*hist));
+		if (!hist) {
+			r = -ENOMEM;
+			goto out;
+		}
+		c->hist = hist;
+		c->hist[c->nhist++] = m;
+		m = NULL;
+	}
 out:
 	meta_free(m);
 	free(role);

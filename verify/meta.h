@@ -11,6 +11,11 @@
 
 #define META_SPEC_VERSION "1.0.31"
 
+/* The top-level targets field that marks revoked delegated roles: {"ROLE": V}, V the version of
+ * the placeholder file `stork repo revoke` listed for ROLE in the snapshot, signed by the
+ * targets key (verify/README.md "Key rotation and revocation"). */
+#define META_REVOKED_FIELD "x-storkfs-revoked"
+
 enum meta_type {
 	META_ROOT,
 	META_TARGETS,
@@ -190,6 +195,13 @@ struct verify_client {
 	char *targets_keyid; /* a key whose signature counted on targets */
 	struct client_role *roles;
 	size_t nroles;
+
+	/* Auditing old versions (verify_client_audit_file): the pinned root's bytes, and the
+	 * older roots and delegating roles audited so far, whose keys older files may carry. */
+	uint8_t *pinned_raw;
+	size_t pinned_len;
+	struct meta **hist;
+	size_t nhist;
 
 	struct verify_cache cache; /* valid when has_cache; ctx borrowed */
 	bool has_cache;

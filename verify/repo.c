@@ -150,6 +150,8 @@ static int lock_metadata(struct repo *r)
 	return 0;
 }
 
+static int settle_keys(const struct repo *r, const char *keydir);
+
 /* Lock the repository and read its state, checking every signature on the way, so that a
  * writer never builds on metadata someone tampered with. */
 static int repo_open(struct repo *r, const char *repodir, const char *keydir,
@@ -189,13 +191,128 @@ static int repo_open(struct repo *r, const char *repodir, const char *keydir,
 		goto out;
 	r->c->check_expiry = false;
 	ret = verify_client_refresh(r->c, &r->src);
-	if (ret < 0)
+	if (ret < 0) {
 		stork_error_prefix("%s: the repository's current state does not verify", repodir);
+		goto out;
+	}
+	if (keydir)
+		ret = settle_keys(r, keydir);
 out:
 	free(buf);
 	if (ret < 0)
 		repo_close(r);
 	return ret;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Key files of a rotation in KEYDIR (verify/README.md "Keys"):
+ *   ROLE.key                  the key the newest committed root lists for ROLE
+ *   ROLE.key.new              a rotation's new key, saved before any metadata names it
+ *   ROLE.key.old-<16 hex>     a key a rotation replaced, named by its key id (never reused) */
+#define PENDING_SUFFIX ".new"
+
+/* Make ROLE.key.new the current ROLE.key, keeping the old one as ROLE.key.old-<id>. Hard links
+ * first, then renames: ROLE.key names one of the two keys at every step, and a crash anywhere
+ * leaves a state that settle_keys() finishes. */
+static int switch_key(const char *keydir, const char *role)
+{
+	struct verify_key *old = NULL;
+	char cur[80], pend[88], arch[112], curpub[84], pendpub[92], archpub[116];
+	char *path = NULL;
+	int dfd, ret;
+
+	dfd = open(keydir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0) {
+		ret = -errno;
+		stork_errorf("%s: %s", keydir, storkfs_strerror(ret));
+		return ret;
+	}
+	snprintf(cur, sizeof(cur), "%s.key", role);
+	snprintf(curpub, sizeof(curpub), "%s.key.pub", role);
+	snprintf(pend, sizeof(pend), "%s.key" PENDING_SUFFIX, role);
+	snprintf(pendpub, sizeof(pendpub), "%s.key" PENDING_SUFFIX ".pub", role);
+	path = meta_asprintf("%s/%s", keydir, cur);
+	if (!path) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	ret = verify_key_load_public(path, &old);
+	if (ret == 0) {
+		snprintf(arch, sizeof(arch), "%s.key.old-%.16s", role, verify_key_id(old));
+		snprintf(archpub, sizeof(archpub), "%s.pub", arch);
+		if (linkat(dfd, cur, dfd, arch, 0) < 0 && errno != EEXIST) {
+			ret = -errno;
+			stork_errorf("%s/%s: cannot keep the old key: %s", keydir, arch,
+				     storkfs_strerror(ret));
+			goto out;
+		}
+		if (linkat(dfd, curpub, dfd, archpub, 0) < 0 && errno != EEXIST &&
+		    errno != ENOENT) {
+			ret = -errno;
+			stork_errorf("%s/%s: cannot keep the old key: %s", keydir, archpub,
+				     storkfs_strerror(ret));
+			goto out;
+		}
+	} else if (ret != -ENOENT) {
+		goto out;
+	}
+	/* the public half first: while ROLE.key.new exists, settle_keys() redoes the switch */
+	if (renameat(dfd, pendpub, dfd, curpub) < 0 && errno != ENOENT) {
+		ret = -errno;
+		stork_errorf("%s/%s: cannot rename to %s: %s", keydir, pendpub, curpub,
+			     storkfs_strerror(ret));
+		goto out;
+	}
+	if (renameat(dfd, pend, dfd, cur) < 0) {
+		ret = -errno;
+		stork_errorf("%s/%s: cannot rename to %s: %s", keydir, pend, cur,
+			     storkfs_strerror(ret));
+		goto out;
+	}
+	if (fsync(dfd) < 0) {
+		ret = -errno;
+		stork_errorf("%s: fsync: %s", keydir, storkfs_strerror(ret));
+		goto out;
+	}
+	ret = 0;
+out:
+	verify_key_free(old);
+	free(path);
+	close(dfd);
+	return ret;
+}
+
+/* Finish a rotation that committed its root but crashed before switching the key files: each
+ * ROLE.key.new that the trusted root lists for ROLE becomes ROLE.key. A ROLE.key.new the root
+ * does not list is left for the next `repo rotate` of ROLE, which reuses it. */
+static int settle_keys(const struct repo *r, const char *keydir)
+{
+	for (int i = 0; i < META_NROLES; i++) {
+		struct verify_key *k = NULL;
+		char *path;
+		bool listed;
+		int ret;
+
+		path = meta_asprintf("%s/%s.key" PENDING_SUFFIX, keydir, meta_role_names[i]);
+		if (!path)
+			return -ENOMEM;
+		if (access(path, F_OK) < 0) {
+			free(path);
+			continue;
+		}
+		ret = verify_key_load_public(path, &k);
+		free(path);
+		if (ret < 0)
+			continue; /* not ours to judge here; `repo rotate` reports it */
+		listed = meta_delegation_has_key(&r->c->root->roles[i], verify_key_id(k));
+		verify_key_free(k);
+		if (!listed)
+			continue;
+		ret = switch_key(keydir, meta_role_names[i]);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
 }
 
 /* A top-level role's private key from KEYDIR, which must be one the root lists for it. */
@@ -248,15 +365,17 @@ static int set_common(json_t *s, const char *type, uint64_t version, time_t expi
 	return 0;
 }
 
-/* Sign s and write it as metadata/<name>. ret_buf (optional) receives the bytes. */
-static int write_signed(int mdfd, const char *name, const json_t *s, struct verify_key *key,
-			char **ret_buf, size_t *ret_len)
+/* Sign s with every key of keys and write it as metadata/<name>. ret_buf (optional) receives
+ * the bytes. */
+static int write_signed_n(int mdfd, const char *name, const json_t *s,
+			  struct verify_key *const *keys, size_t nkeys, char **ret_buf,
+			  size_t *ret_len)
 {
 	char *buf = NULL;
 	size_t len = 0;
 	int r;
 
-	r = meta_sign(s, &key, 1, &buf, &len);
+	r = meta_sign(s, keys, nkeys, &buf, &len);
 	if (r < 0) {
 		stork_errorf("metadata/%s: cannot sign: %s", name, storkfs_strerror(r));
 		goto out;
@@ -276,10 +395,19 @@ out:
 	return r;
 }
 
+static int write_signed(int mdfd, const char *name, const json_t *s, struct verify_key *key,
+			char **ret_buf, size_t *ret_len)
+{
+	return write_signed_n(mdfd, name, s, &key, 1, ret_buf, ret_len);
+}
+
 /* New snapshot (with the given role files at new versions) and then timestamp.json, the
- * commit point. names[i] like "targets.json", "alice.json". */
-static int commit(struct repo *r, const char *const *names, const uint64_t *versions, size_t n,
-		  struct verify_key *snapkey, struct verify_key *tskey)
+ * commit point, each signed by every key given (two during a key rotation: the old key for
+ * clients that still trust the old root, the new one for those that trust the new root).
+ * names[i] like "targets.json", "alice.json". */
+static int commit_n(struct repo *r, const char *const *names, const uint64_t *versions, size_t n,
+		    struct verify_key *const *snapkeys, size_t nsnap,
+		    struct verify_key *const *tskeys, size_t nts)
 {
 	uint64_t sv = r->c->snapshot->version + 1, tv = r->c->timestamp->version + 1;
 	json_t *snap = NULL, *meta = NULL, *ts = NULL;
@@ -304,7 +432,7 @@ static int commit(struct repo *r, const char *const *names, const uint64_t *vers
 	if (json_object_set(snap, "meta", meta) < 0)
 		goto out;
 	snprintf(name, sizeof(name), "%" PRIu64 ".snapshot.json", sv);
-	ret = write_signed(r->mdfd, name, snap, snapkey, &buf, &len);
+	ret = write_signed_n(r->mdfd, name, snap, snapkeys, nsnap, &buf, &len);
 	if (ret < 0)
 		goto out;
 	ret = verify_sha256(buf, len, digest);
@@ -320,13 +448,19 @@ static int commit(struct repo *r, const char *const *names, const uint64_t *vers
 					  (json_int_t)sv, "length", (json_int_t)len, "hashes",
 					  "sha256", hex)) < 0)
 		goto out;
-	ret = write_signed(r->mdfd, "timestamp.json", ts, tskey, NULL, NULL);
+	ret = write_signed_n(r->mdfd, "timestamp.json", ts, tskeys, nts, NULL, NULL);
 out:
 	free(buf);
 	json_decref(snap);
 	json_decref(meta);
 	json_decref(ts);
 	return ret;
+}
+
+static int commit(struct repo *r, const char *const *names, const uint64_t *versions, size_t n,
+		  struct verify_key *snapkey, struct verify_key *tskey)
+{
+	return commit_n(r, names, versions, n, &snapkey, 1, &tskey, 1);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -746,9 +880,50 @@ out:
 /* ------------------------------------------------------------------------------------------ */
 /* publish */
 
+#define REVOKED_FIELD META_REVOKED_FIELD
+
+/* The delegated role del as a writer builds on it: ret_cur its current trusted metadata, or
+ * NULL when there is none to build on (the snapshot does not list the role: nothing published
+ * yet, ret_next 1; or the role was revoked and delegated again since: the top-level targets
+ * marks the listed version revoked, and the role starts again, empty, above it).
+ * @return 0; the client's error loading the role. */
+static int role_for_write(struct repo *r, const struct meta_delegation *del,
+			  const struct meta **ret_cur, uint64_t *ret_next)
+{
+	const struct client_role *cr = NULL;
+	const struct meta_file *mf;
+	json_t *rv;
+	char *name;
+	int ret;
+
+	name = meta_asprintf("%s.json", del->name);
+	if (!name)
+		return -ENOMEM;
+	mf = meta_find_file(r->c->snapshot, name);
+	free(name);
+	if (!mf) {
+		*ret_cur = NULL;
+		*ret_next = 1;
+		return 0;
+	}
+	rv = json_object_get(json_object_get(r->c->targets->signed_json, REVOKED_FIELD), del->name);
+	if (json_is_integer(rv) && json_integer_value(rv) >= 0 &&
+	    (uint64_t)json_integer_value(rv) >= mf->version) {
+		*ret_cur = NULL;
+		*ret_next = mf->version + 1;
+		return 0;
+	}
+	ret = client_load_role(r->c, &r->src, r->c->targets, del, &cr);
+	if (ret < 0)
+		return ret;
+	*ret_cur = cr->m;
+	*ret_next = cr->m->version + 1;
+	return 0;
+}
+
 /* Publishing outside the key's patterns: say what the key may publish, or how to delegate. */
-static int pattern_error(const struct repo *r, const struct verify_key *publisher,
-			 const char *what, const char *target)
+static int pattern_error(const struct repo *r, const struct verify_key *publisher, const char *what,
+			 const char *target)
 {
 	const struct meta *t = r->c->targets;
 	const char *id = verify_key_id(publisher);
@@ -813,7 +988,7 @@ int verify_repo_publish(const char *repodir, const char *keydir, const struct ve
 	struct verify_key *skey = NULL, *tskey = NULL;
 	struct verify_manifest *check = NULL;
 	const struct meta_delegation *del = NULL;
-	const struct client_role *cr = NULL;
+	const struct meta *cur = NULL;
 	const struct meta_target *old;
 	json_t *s = NULL, *targets;
 	char *target = NULL, *buf = NULL, *rolejson = NULL, hex[VERIFY_HASH_HEX], file[128];
@@ -857,11 +1032,11 @@ int verify_repo_publish(const char *repodir, const char *keydir, const struct ve
 		ret = pattern_error(&r, publisher, what, target);
 		goto out;
 	}
-	ret = client_load_role(r.c, &r.src, r.c->targets, del, &cr);
-	if (ret < 0 && ret != -ENOENT)
+	ret = role_for_write(&r, del, &cur, &v);
+	if (ret < 0)
 		goto out;
-	if (ret == 0) {
-		old = meta_find_target(cr->m, target);
+	if (cur) {
+		old = meta_find_target(cur, target);
 		if (old && old->length == len && memcmp(old->hash, digest, VERIFY_HASH_LEN) == 0) {
 			/* Same bytes: nothing to sign. Put the manifest back if someone lost it. */
 			ret = write_manifest(&r, m, hex, buf, len, true);
@@ -889,8 +1064,7 @@ int verify_repo_publish(const char *repodir, const char *keydir, const struct ve
 		goto out;
 
 	ret = -ENOMEM;
-	v = cr ? cr->m->version + 1 : 1;
-	s = cr ? json_deep_copy(cr->m->signed_json) : json_pack("{s:{}}", "targets");
+	s = cur ? json_deep_copy(cur->signed_json) : json_pack("{s:{}}", "targets");
 	if (!s)
 		goto out;
 	targets = json_object_get(s, "targets");
@@ -1039,6 +1213,458 @@ int verify_repo_refresh(const char *repodir, const char *keydir, const struct ve
 	clean_tmp_below(r.dirfd, "targets", wall);
 	clean_tmp_below(r.dirfd, "objects", wall);
 out:
+	verify_key_free(skey);
+	verify_key_free(tskey);
+	repo_close(&r);
+	return ret;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* rotate, rekey, revoke */
+
+static int top_role_index(const char *name)
+{
+	for (int i = 0; i < META_NROLES; i++)
+		if (strcmp(name, meta_role_names[i]) == 0)
+			return i;
+	return -1;
+}
+
+/* Drop from keys (an object by key id) every key that no role in roles lists; roles is the
+ * root's "roles" object or a targets' "delegations.roles" array. */
+static void prune_keys(json_t *keys, json_t *roles)
+{
+	const char *id, *name;
+	json_t *v, *tmp, *e;
+	size_t i;
+
+	json_object_foreach_safe(keys, tmp, id, v)
+	{
+		bool used = false;
+
+		if (json_is_array(roles)) {
+			json_array_foreach(roles, i, e)
+			{
+				used = used || strv_json_has(json_object_get(e, "keyids"), id);
+			}
+		} else {
+			json_object_foreach(roles, name, e)
+			{
+				used = used || strv_json_has(json_object_get(e, "keyids"), id);
+			}
+		}
+		if (!used)
+			json_object_del(keys, id);
+	}
+}
+
+/* The role is not delegated: name the roles that are. @return -ENOENT. */
+static int unknown_role(const struct repo *r, const char *what, const char *role)
+{
+	const struct meta *t = r->c->targets;
+	char list[1024] = "";
+	size_t i, len;
+
+	for (i = 0; i < t->ndels; i++) {
+		len = strlen(list);
+		snprintf(list + len, sizeof(list) - len, "%s%s", len ? ", " : "", t->dels[i].name);
+	}
+	if (list[0])
+		stork_errorf("%s %s: %s delegates no role %s; the delegated roles are %s", what,
+			     role, t->file, role, list);
+	else
+		stork_errorf("%s %s: %s delegates no roles at all; delegate one with `stork repo "
+			     "delegate %s --keys KEYDIR KEYFILE.pub PATTERN`",
+			     what, role, t->file, r->dir);
+	return -ENOENT;
+}
+
+/* A rotation's new key for a top-level role: KEYDIR/ROLE.key.new, made now, or left by a
+ * rotation that crashed before its root was committed (reused, so that a retry converges). */
+static int pending_key(const char *keydir, enum meta_toprole role, struct verify_key **ret_key)
+{
+	struct verify_key *k = NULL;
+	char *path;
+	int ret;
+
+	path = meta_asprintf("%s/%s.key" PENDING_SUFFIX, keydir, meta_role_names[role]);
+	if (!path)
+		return -ENOMEM;
+	if (access(path, F_OK) == 0) {
+		ret = verify_key_load_private(path, &k);
+		if (ret < 0) {
+			if (!strstr(stork_error_detail(), path))
+				stork_error_prefix("%s", path);
+			stork_error_prefix("a previous rotation's new key");
+			goto out;
+		}
+	} else {
+		ret = verify_key_generate(&k);
+		if (ret < 0)
+			goto out;
+		ret = verify_key_save(k, path);
+		if (ret < 0) {
+			if (!strstr(stork_error_detail(), path))
+				stork_error_prefix("%s", path);
+			goto out;
+		}
+	}
+	*ret_key = k;
+	k = NULL;
+	ret = 0;
+out:
+	verify_key_free(k);
+	free(path);
+	return ret;
+}
+
+int verify_repo_rotate(const char *repodir, const char *keydir, const char *const *roles,
+		       size_t nroles, const struct verify_repo_opts *o)
+{
+	struct verify_key *old[META_NROLES] = {NULL}, *new[META_NROLES] = {NULL};
+	struct verify_key *tsigners[2], *ssigners[2], *tssigners[2], *rsigners[2];
+	bool rot[META_NROLES] = {false};
+	json_t *root = NULL, *targets = NULL, *jkeys, *jroles;
+	const char *name = "targets.json";
+	char file[64], *rootbuf = NULL;
+	struct repo r = {.dirfd = -1, .mdfd = -1};
+	size_t rootlen = 0, i;
+	uint64_t rv, tv = 0;
+	int k, ret;
+
+	if (nroles == 0) {
+		stork_errorf("rotate: name the roles to rotate (root, targets, snapshot, "
+			     "timestamp)");
+		return -EINVAL;
+	}
+	for (i = 0; i < nroles; i++) {
+		k = top_role_index(roles[i]);
+		if (k >= 0) {
+			rot[k] = true;
+			continue;
+		}
+		if (verify_check_role_name(roles[i]) == 0)
+			stork_errorf("rotate: %s is not a top-level role (root, targets, snapshot, "
+				     "timestamp); a publisher's role gets a new key with `stork "
+				     "repo rotate REPODIR --keys KEYDIR --key NEWKEYFILE %s`",
+				     roles[i], roles[i]);
+		else
+			stork_errorf("rotate: \"%s\" is not a role name: expected root, targets, "
+				     "snapshot or timestamp",
+				     roles[i]);
+		return -EINVAL;
+	}
+	ret = repo_open(&r, repodir, keydir, o);
+	if (ret < 0)
+		return ret;
+	/* Every key first: a missing one stops the rotation before anything is written. The
+	 * old key of each rotated role signs the transition (see commit_n). */
+	for (k = 0; k < META_NROLES; k++) {
+		if (k == META_ROLE_TARGETS && !rot[k])
+			continue;
+		ret = load_key(&r, keydir, (enum meta_toprole)k, &old[k]);
+		if (ret < 0)
+			goto out;
+	}
+
+	/* The new root: the rotated roles list their new keys only; unused keys go. */
+	ret = -ENOMEM;
+	root = json_deep_copy(r.c->root->signed_json);
+	if (!root)
+		goto out;
+	jkeys = json_object_get(root, "keys");
+	jroles = json_object_get(root, "roles");
+	if (!json_is_object(jkeys) || !json_is_object(jroles))
+		goto out;
+	rv = r.c->root->version + 1;
+	ret = set_common(root, "root", rv, r.now + r.expiry[META_ROLE_ROOT]);
+	if (ret < 0)
+		goto out;
+
+	/* New keys are on disk (fsync'd) before any metadata names them. */
+	for (k = 0; k < META_NROLES; k++) {
+		const char *id;
+
+		if (!rot[k])
+			continue;
+		ret = pending_key(keydir, (enum meta_toprole)k, &new[k]);
+		if (ret < 0)
+			goto out;
+		ret = -ENOMEM;
+		id = verify_key_id(new[k]);
+		if (json_object_set_new(jkeys, id, verify_key_to_json(new[k])) < 0 ||
+		    json_object_set_new(jroles, meta_role_names[k], role_keys(id)) < 0)
+			goto out;
+	}
+	prune_keys(jkeys, jroles);
+
+	/* Until the new root is written clients trust the old one, after it the new one: every
+	 * file in between is signed by the old and the new key of its role, valid under both. */
+	if (rot[META_ROLE_TARGETS]) {
+		ret = -ENOMEM;
+		targets = json_deep_copy(r.c->targets->signed_json);
+		if (!targets)
+			goto out;
+		tv = r.c->targets->version + 1;
+		ret = set_common(targets, "targets", tv, r.now + r.expiry[META_ROLE_TARGETS]);
+		if (ret < 0)
+			goto out;
+		tsigners[0] = old[META_ROLE_TARGETS];
+		tsigners[1] = new[META_ROLE_TARGETS];
+		snprintf(file, sizeof(file), "%" PRIu64 ".targets.json", tv);
+		ret = write_signed_n(r.mdfd, file, targets, tsigners, 2, NULL, NULL);
+		if (ret < 0)
+			goto out;
+	}
+	ssigners[0] = old[META_ROLE_SNAPSHOT];
+	ssigners[1] = new[META_ROLE_SNAPSHOT];
+	tssigners[0] = old[META_ROLE_TIMESTAMP];
+	tssigners[1] = new[META_ROLE_TIMESTAMP];
+	ret =
+	    commit_n(&r, &name, &tv, rot[META_ROLE_TARGETS] ? 1 : 0, ssigners,
+		     rot[META_ROLE_SNAPSHOT] ? 2 : 1, tssigners, rot[META_ROLE_TIMESTAMP] ? 2 : 1);
+	if (ret < 0)
+		goto out;
+
+	/* The rotation's commit point: N+1.root.json, signed by the old and the new root keys
+	 * (TUF 5.3). Clients find it by its name, whatever the timestamp says. */
+	rsigners[0] = old[META_ROLE_ROOT];
+	rsigners[1] = new[META_ROLE_ROOT];
+	snprintf(file, sizeof(file), "%" PRIu64 ".root.json", rv);
+	ret = write_signed_n(r.mdfd, file, root, rsigners, rot[META_ROLE_ROOT] ? 2 : 1, &rootbuf,
+			     &rootlen);
+	if (ret < 0)
+		goto out;
+	for (k = 0; k < META_NROLES; k++) {
+		if (!rot[k])
+			continue;
+		ret = switch_key(keydir, meta_role_names[k]);
+		if (ret < 0)
+			goto out;
+	}
+	ret = verify_write_atomic(r.mdfd, "root.json", rootbuf, rootlen, 0644);
+	if (ret < 0)
+		stork_errorf("metadata/root.json: cannot write: %s", storkfs_strerror(ret));
+out:
+	for (k = 0; k < META_NROLES; k++) {
+		verify_key_free(old[k]);
+		verify_key_free(new[k]);
+	}
+	json_decref(root);
+	json_decref(targets);
+	free(rootbuf);
+	repo_close(&r);
+	return ret;
+}
+
+/* Checks shared by rekey and revoke: a delegated role name, not a top-level one. */
+static int check_delegated_name(const char *what, const char *role)
+{
+	if (top_role_index(role) >= 0) {
+		stork_errorf("%s %s: a top-level role, not a delegated one; give it a new key with "
+			     "`stork repo rotate REPODIR --keys KEYDIR %s`",
+			     what, role, role);
+		return -EINVAL;
+	}
+	return verify_check_role_name(role);
+}
+
+int verify_repo_rekey(const char *repodir, const char *keydir, const char *role,
+		      const struct verify_key *newkey, const struct verify_repo_opts *o)
+{
+	struct verify_key *tkey = NULL, *skey = NULL, *tskey = NULL;
+	const struct meta_delegation *del;
+	const struct meta *cur = NULL;
+	json_t *s = NULL, *rs = NULL, *dels, *keys, *rj;
+	const char *id = verify_key_id(newkey), *names[2];
+	char *rolejson = NULL, file[128];
+	struct repo r = {.dirfd = -1, .mdfd = -1};
+	uint64_t versions[2], v = 0, tv;
+	size_t n = 0;
+	int ret;
+
+	ret = check_delegated_name("rotate", role);
+	if (ret < 0)
+		return ret;
+	if (!verify_key_is_private(newkey)) {
+		stork_errorf("rotate %s: key %.16s: the new private key is needed to re-sign the "
+			     "role's targets (give the file `stork keygen` wrote, not its .pub)",
+			     role, id);
+		return -EINVAL;
+	}
+	ret = repo_open(&r, repodir, keydir, o);
+	if (ret < 0)
+		return ret;
+	del = meta_find_delegation(r.c->targets, role);
+	if (!del) {
+		ret = unknown_role(&r, "rotate", role);
+		goto out;
+	}
+	if (del->nkeyids == 1 && del->threshold == 1 && strcmp(del->keyids[0], id) == 0) {
+		ret = 0; /* already this key: nothing to write */
+		goto out;
+	}
+	ret = load_key(&r, keydir, META_ROLE_TARGETS, &tkey);
+	if (ret < 0)
+		goto out;
+	ret = load_key(&r, keydir, META_ROLE_SNAPSHOT, &skey);
+	if (ret < 0)
+		goto out;
+	ret = load_key(&r, keydir, META_ROLE_TIMESTAMP, &tskey);
+	if (ret < 0)
+		goto out;
+	ret = role_for_write(&r, del, &cur, &v);
+	if (ret < 0) {
+		stork_error_prefix("rotate %s", role);
+		goto out;
+	}
+
+	/* The role's targets as they are, at the next version, signed by the new key (only
+	 * when the snapshot lists the role: v is 1 when nothing was ever published in it). */
+	if (v > 1) {
+		ret = -ENOMEM;
+		rs = cur ? json_deep_copy(cur->signed_json) : json_pack("{s:{}}", "targets");
+		rolejson = meta_asprintf("%s.json", role);
+		if (!rs || !rolejson)
+			goto out;
+		ret = set_common(rs, "targets", v, r.now + r.expiry[META_ROLE_TARGETS]);
+		if (ret < 0)
+			goto out;
+		snprintf(file, sizeof(file), "%" PRIu64 ".%s.json", v, role);
+		ret = write_signed(r.mdfd, file, rs, (struct verify_key *)newkey, NULL, NULL);
+		if (ret < 0)
+			goto out;
+		names[n] = rolejson;
+		versions[n++] = v;
+	}
+
+	/* The delegation lists the new key instead of the old ones. */
+	ret = -ENOMEM;
+	s = json_deep_copy(r.c->targets->signed_json);
+	if (!s)
+		goto out;
+	dels = json_object_get(s, "delegations");
+	keys = json_object_get(dels, "keys");
+	rj = find_role_json(json_object_get(dels, "roles"), role);
+	if (!json_is_object(keys) || !rj ||
+	    json_object_set_new(rj, "keyids", json_pack("[s]", id)) < 0 ||
+	    json_object_set_new(rj, "threshold", json_integer(1)) < 0 ||
+	    json_object_set_new(keys, id, verify_key_to_json(newkey)) < 0)
+		goto out;
+	prune_keys(keys, json_object_get(dels, "roles"));
+	tv = r.c->targets->version + 1;
+	ret = set_common(s, "targets", tv, r.now + r.expiry[META_ROLE_TARGETS]);
+	if (ret < 0)
+		goto out;
+	snprintf(file, sizeof(file), "%" PRIu64 ".targets.json", tv);
+	ret = write_signed(r.mdfd, file, s, tkey, NULL, NULL);
+	if (ret < 0)
+		goto out;
+	names[n] = "targets.json";
+	versions[n++] = tv;
+	ret = commit(&r, names, versions, n, skey, tskey);
+out:
+	json_decref(s);
+	json_decref(rs);
+	free(rolejson);
+	verify_key_free(tkey);
+	verify_key_free(skey);
+	verify_key_free(tskey);
+	repo_close(&r);
+	return ret;
+}
+
+int verify_repo_revoke(const char *repodir, const char *keydir, const char *role,
+		       const struct verify_repo_opts *o)
+{
+	struct verify_key *tkey = NULL, *skey = NULL, *tskey = NULL;
+	const struct meta_file *mf;
+	json_t *s = NULL, *tomb = NULL, *dels, *roles, *e, *marks;
+	const char *names[2];
+	char *rolejson = NULL, file[128];
+	struct repo r = {.dirfd = -1, .mdfd = -1};
+	uint64_t versions[2], tv;
+	size_t n = 0, i;
+	int ret;
+
+	ret = check_delegated_name("revoke", role);
+	if (ret < 0)
+		return ret;
+	ret = repo_open(&r, repodir, keydir, o);
+	if (ret < 0)
+		return ret;
+	if (!meta_find_delegation(r.c->targets, role)) {
+		ret = unknown_role(&r, "revoke", role);
+		goto out;
+	}
+	ret = load_key(&r, keydir, META_ROLE_TARGETS, &tkey);
+	if (ret < 0)
+		goto out;
+	ret = load_key(&r, keydir, META_ROLE_SNAPSHOT, &skey);
+	if (ret < 0)
+		goto out;
+	ret = load_key(&r, keydir, META_ROLE_TIMESTAMP, &tskey);
+	if (ret < 0)
+		goto out;
+
+	ret = -ENOMEM;
+	s = json_deep_copy(r.c->targets->signed_json);
+	rolejson = meta_asprintf("%s.json", role);
+	if (!s || !rolejson)
+		goto out;
+	dels = json_object_get(s, "delegations");
+	roles = json_object_get(dels, "roles");
+	for (i = json_array_size(roles); i-- > 0;) {
+		e = json_array_get(roles, i);
+		if (json_is_string(json_object_get(e, "name")) &&
+		    strcmp(json_string_value(json_object_get(e, "name")), role) == 0)
+			json_array_remove(roles, i);
+	}
+	prune_keys(json_object_get(dels, "keys"), roles);
+
+	/* TUF forbids a snapshot to drop a role an earlier one listed: the role stays listed,
+	 * at a new version whose file has no targets, and the top-level targets marks that
+	 * version revoked, so that a later delegation of the name starts again above it. */
+	mf = meta_find_file(r.c->snapshot, rolejson);
+	if (mf) {
+		uint64_t v = mf->version + 1;
+
+		ret = -ENOMEM;
+		tomb = json_pack("{s:{}}", "targets");
+		marks = json_object_get(s, REVOKED_FIELD);
+		if (!json_is_object(marks)) {
+			if (json_object_set_new(s, REVOKED_FIELD, json_object()) < 0)
+				goto out;
+			marks = json_object_get(s, REVOKED_FIELD);
+		}
+		if (!tomb || json_object_set_new(marks, role, json_integer((json_int_t)v)) < 0)
+			goto out;
+		ret = set_common(tomb, "targets", v, r.now + r.expiry[META_ROLE_TARGETS]);
+		if (ret < 0)
+			goto out;
+		snprintf(file, sizeof(file), "%" PRIu64 ".%s.json", v, role);
+		ret = write_signed(r.mdfd, file, tomb, tkey, NULL, NULL);
+		if (ret < 0)
+			goto out;
+		names[n] = rolejson;
+		versions[n++] = v;
+	}
+	tv = r.c->targets->version + 1;
+	ret = set_common(s, "targets", tv, r.now + r.expiry[META_ROLE_TARGETS]);
+	if (ret < 0)
+		goto out;
+	snprintf(file, sizeof(file), "%" PRIu64 ".targets.json", tv);
+	ret = write_signed(r.mdfd, file, s, tkey, NULL, NULL);
+	if (ret < 0)
+		goto out;
+	names[n] = "targets.json";
+	versions[n++] = tv;
+	ret = commit(&r, names, versions, n, skey, tskey);
+out:
+	json_decref(s);
+	json_decref(tomb);
+	free(rolejson);
+	verify_key_free(tkey);
 	verify_key_free(skey);
 	verify_key_free(tskey);
 	repo_close(&r);

@@ -369,8 +369,12 @@ int verify_fetch_manifest(const struct verify_source *src, const struct verify_t
 
 /** Audit an older version of a metadata file found in a repository directory (for example
  * metadata/3.snapshot.json while snapshot 5 is trusted, or a delegated role's old version):
- * parse it and check that the currently trusted keys of the role its name says meet the
- * threshold. Version and expiry are not checked: old versions are expected to be stale.
+ * parse it and check that the keys of the role its name says meet the threshold: the keys
+ * trusted now, or those an older root or an older delegating role gave it, if that older file
+ * passed this audit before (so files signed before a key rotation, a publisher's rekey or a
+ * revocation still pass: audit roots from the pinned one up, then targets, then the other
+ * roles, in version order). Version and expiry are not checked: old versions are expected to
+ * be stale.
  * @param file the path relative to the repository root ("metadata/3.alice.json").
  * @return 0; STORK_EFORMAT; STORK_EBADSIG; -ENOENT if the role is unknown. */
 int verify_client_audit_file(struct verify_client *c, const char *file, const uint8_t *buf,
@@ -549,6 +553,42 @@ int verify_repo_may_publish(const char *repodir, const struct verify_key *publis
 /** Re-sign snapshot and timestamp with fresh expiry (the operator's timer). Also removes
  * temporary files older than an hour left by killed writers. @return 0; -errno. */
 int verify_repo_refresh(const char *repodir, const char *keydir, const struct verify_repo_opts *o);
+
+/** Give each top-level role in roles ("root", "targets", "snapshot", "timestamp"; repeats are
+ * ignored) a new key: the new key is saved as KEYDIR/ROLE.key.new before any metadata names
+ * it; root N+1 lists it (unused keys dropped, threshold 1) and is signed by the old and the new
+ * root key (TUF 5.3); a rotated targets is re-signed at version+1; snapshot and timestamp are
+ * re-signed; every file written before N+1.root.json (the commit point) is signed by the old
+ * and the new key of its role, so it verifies under either root. Then KEYDIR/ROLE.key becomes
+ * the new key and the old one stays as KEYDIR/ROLE.key.old-<first 16 hex of its key id>. A
+ * writer that finds a ROLE.key.new that the committed root lists finishes that switch; one the
+ * root does not list (a rotation that crashed before its commit) is reused by the next rotate.
+ * Needs the current key of root, snapshot, timestamp and of each rotated role.
+ * @return 0; -EINVAL (no role, or a name that is not a top-level role: the detail says how to
+ * rotate a delegated one); the load_key errors (a key missing or not the one the root lists:
+ * nothing is written then); -errno. */
+int verify_repo_rotate(const char *repodir, const char *keydir, const char *const *roles,
+		       size_t nroles, const struct verify_repo_opts *o);
+
+/** Give the delegated role `role` the key newkey (private) instead of its current key(s): a
+ * new version of the role's file with the same targets signed by newkey (when the snapshot
+ * lists the role), the top-level delegation listing only newkey (threshold 1), then snapshot
+ * and timestamp. The old key can no longer publish in the role. Nothing is written when the
+ * role already has exactly this key.
+ * @return 0; -ENOENT if targets delegates no such role (the detail lists the roles it does);
+ * -EINVAL for a top-level role name or a public-only key; STORK_ENAME; -errno. */
+int verify_repo_rekey(const char *repodir, const char *keydir, const char *role,
+		      const struct verify_key *newkey, const struct verify_repo_opts *o);
+
+/** Remove the delegation of `role` from the top-level targets: clients no longer find its
+ * packages. The role stays listed in the snapshot (TUF forbids dropping a listed role): at
+ * version+1, a file with no targets signed by the targets key, which the top-level targets
+ * marks revoked ("x-storkfs-revoked"). Delegating the name again (verify_repo_delegate) starts
+ * the role empty, at the next version above that one, at its first publish.
+ * @return 0; -ENOENT if targets delegates no such role (the detail lists the roles it does);
+ * -EINVAL for a top-level role name; STORK_ENAME; -errno. */
+int verify_repo_revoke(const char *repodir, const char *keydir, const char *role,
+		       const struct verify_repo_opts *o);
 
 /** A verify_source reading a local repository directory (no transport involved); used by the
  * writer to read its own state, and by tests. Caller frees with verify_dir_source_fini. */

@@ -1,4 +1,4 @@
-/* fs/cli/cmd_repo.c: `stork repo init|delegate|refresh`. */
+/* fs/cli/cmd_repo.c: `stork repo init|delegate|refresh|rotate|revoke`. */
 #include <getopt.h>
 #include <libgen.h>
 #include <stdio.h>
@@ -12,6 +12,9 @@ static const char help[] =
     "usage: stork repo init REPODIR --keys KEYDIR [--expires ROLE=DURATION]...\n"
     "       stork repo delegate REPODIR --keys KEYDIR [--name ROLE] PUBKEYFILE PATTERN...\n"
     "       stork repo refresh REPODIR --keys KEYDIR [--expires ROLE=DURATION]...\n"
+    "       stork repo rotate REPODIR --keys KEYDIR TOPROLE...\n"
+    "       stork repo rotate REPODIR --keys KEYDIR --key NEWKEYFILE ROLE\n"
+    "       stork repo revoke REPODIR --keys KEYDIR ROLE\n"
     "\n"
     "init      creates the keys of the four top-level roles in KEYDIR (mode 0700; it must be\n"
     "          outside REPODIR) and the signed metadata in REPODIR, and prints the path of\n"
@@ -22,6 +25,17 @@ static const char help[] =
     "refresh   re-signs snapshot and timestamp with fresh expiry; run it from a timer well\n"
     "          within the timestamp's lifetime (default 1 day). Cleans up temporary files\n"
     "          older than an hour left by killed writers.\n"
+    "rotate    gives each TOPROLE (root, targets, snapshot, timestamp) a new key in KEYDIR\n"
+    "          and writes a new root version signed by the old and the new root key;\n"
+    "          clients follow it from the root they pinned. The old key is kept as\n"
+    "          KEYDIR/TOPROLE.key.old-<key id>. Rotate a key that leaked; rotating root needs\n"
+    "          the current root key (if it is lost, every client must pin a new root).\n"
+    "          With --key, the delegated ROLE is signed by NEWKEYFILE (a private key from\n"
+    "          `stork keygen`) from now on: its packages are re-signed with it and the old\n"
+    "          key can no longer publish in ROLE.\n"
+    "revoke    removes the delegation to ROLE: its packages disappear for clients at their\n"
+    "          next refresh. `stork repo delegate` may later give the name to a key again;\n"
+    "          the role then starts empty.\n"
     "\n"
     "--expires ROLE=DURATION  expiry of root, targets (and delegated roles), snapshot or\n"
     "          timestamp, e.g. timestamp=6h, snapshot=7d (units s, m, h, d).\n";
@@ -121,22 +135,64 @@ out:
 	return ret;
 }
 
+static int do_rotate(const char *repodir, const char *keydir, const char *keyfile, char **args,
+		     int nargs, const struct verify_repo_opts *o)
+{
+	struct verify_key *k = NULL;
+	int r, ret;
+
+	if (nargs < 1)
+		return cli_usage_error("repo", "rotate needs the roles to rotate: root, targets, "
+					       "snapshot, timestamp (or --key NEWKEYFILE ROLE)");
+	if (!keyfile) {
+		r = verify_repo_rotate(repodir, keydir, (const char *const *)args, (size_t)nargs,
+				       o);
+		if (r < 0) {
+			cli_fail("repo", r, "rotate %s", repodir);
+			return cli_exit_input(r);
+		}
+		printf("rotated");
+		for (int i = 0; i < nargs; i++)
+			printf(" %s", args[i]);
+		printf(": new keys in %s, old ones kept as ROLE.key.old-<key id>; clients follow "
+		       "the new root from the one they pinned\n",
+		       keydir);
+		return CLI_OK;
+	}
+	if (nargs != 1)
+		return cli_usage_error("repo", "rotate --key NEWKEYFILE takes exactly one ROLE");
+	r = verify_key_load_private(keyfile, &k);
+	if (r < 0) {
+		cli_fail("repo", r, "%s", keyfile);
+		return cli_exit_input(r);
+	}
+	r = verify_repo_rekey(repodir, keydir, args[0], k, o);
+	if (r < 0) {
+		cli_fail("repo", r, "rotate %s", args[0]);
+		ret = cli_exit_input(r);
+		goto out;
+	}
+	printf("role %s is now signed by key %s (%s)\n", args[0], verify_key_id(k), keyfile);
+	ret = CLI_OK;
+out:
+	verify_key_free(k);
+	return ret;
+}
+
 int cmd_repo(int argc, char **argv)
 {
 	static const struct option opts[] = {
-	    {"help", no_argument, NULL, 'h'},
-	    {"keys", required_argument, NULL, 'k'},
-	    {"name", required_argument, NULL, 'n'},
-	    {"expires", required_argument, NULL, 'e'},
-	    {0},
+	    {"help", no_argument, NULL, 'h'},	    {"keys", required_argument, NULL, 'k'},
+	    {"name", required_argument, NULL, 'n'}, {"expires", required_argument, NULL, 'e'},
+	    {"key", required_argument, NULL, 'K'},  {0},
 	};
 	struct verify_repo_opts o = {0};
-	const char *keydir = NULL, *role = NULL, *sub, *repodir;
+	const char *keydir = NULL, *role = NULL, *keyfile = NULL, *sub, *repodir;
 	char *root_path = NULL;
 	int c, r;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "hk:n:e:", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "hk:n:e:K:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'h':
 			fputs(help, stdout);
@@ -146,6 +202,9 @@ int cmd_repo(int argc, char **argv)
 			break;
 		case 'n':
 			role = optarg;
+			break;
+		case 'K':
+			keyfile = optarg;
 			break;
 		case 'e':
 			if (parse_expires(optarg, &o) < 0)
@@ -160,14 +219,17 @@ int cmd_repo(int argc, char **argv)
 		}
 	}
 	if (argc - optind < 2)
-		return cli_usage_error("repo", "expected a subcommand (init, delegate, refresh) "
-					       "and REPODIR");
+		return cli_usage_error("repo", "expected a subcommand (init, delegate, refresh, "
+					       "rotate, revoke) and REPODIR");
 	sub = argv[optind];
 	repodir = argv[optind + 1];
 	if (!keydir)
 		return cli_usage_error("repo", "%s needs --keys KEYDIR", sub);
 	if (role && strcmp(sub, "delegate"))
 		return cli_usage_error("repo", "--name only applies to delegate");
+	if (keyfile && strcmp(sub, "rotate"))
+		return cli_usage_error("repo",
+				       "--key only applies to rotate (of a delegated role)");
 
 	if (!strcmp(sub, "init")) {
 		if (argc - optind != 2)
@@ -191,6 +253,21 @@ int cmd_repo(int argc, char **argv)
 			cli_fail("repo", r, "refresh %s", repodir);
 			return cli_exit_input(r);
 		}
+		return CLI_OK;
+	}
+	if (!strcmp(sub, "rotate"))
+		return do_rotate(repodir, keydir, keyfile, argv + optind + 2, argc - optind - 2,
+				 &o);
+	if (!strcmp(sub, "revoke")) {
+		if (argc - optind != 3)
+			return cli_usage_error("repo", "revoke takes REPODIR and one ROLE");
+		r = verify_repo_revoke(repodir, keydir, argv[optind + 2], &o);
+		if (r < 0) {
+			cli_fail("repo", r, "revoke %s", argv[optind + 2]);
+			return cli_exit_input(r);
+		}
+		printf("revoked %s: its packages disappear for clients at their next refresh\n",
+		       argv[optind + 2]);
 		return CLI_OK;
 	}
 	return cli_usage_error("repo", "unknown subcommand \"%s\"", sub);

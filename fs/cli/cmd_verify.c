@@ -394,11 +394,87 @@ static void audit_fail(struct audit *a, const char *file, int err)
 }
 
 /* The directory audit: what the TUF walk does not read must still be intact. */
+/* A metadata file to audit, in the order audit_metadata checks them. */
+struct mdfile {
+	char *name;	  /* d_name */
+	const char *role; /* within name: "root.json", "alice.json" */
+	uint64_t version;
+	int rank; /* 0 root, 1 targets, 2 the other roles */
+};
+
+static int mdfile_cmp(const void *x, const void *y)
+{
+	const struct mdfile *a = x, *b = y;
+
+	if (a->rank != b->rank)
+		return a->rank - b->rank;
+	if (a->version != b->version)
+		return a->version < b->version ? -1 : 1;
+	return strcmp(a->name, b->name);
+}
+
+/* Audit one file; rank-2 failures are left for the next pass (a role delegated by an older
+ * version of another role that is audited later). @return 0 done (passed or reported); 1 retry. */
+static int audit_one(struct audit *a, const struct mdfile *e, const uint8_t *pinned,
+		     size_t pinnedlen, uint64_t pinned_version, uint64_t root_version, bool last)
+{
+	char file[4600];
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int r, ret = 0;
+
+	snprintf(file, sizeof(file), "metadata/%s", e->name);
+	r = a->src->get(a->src->ctx, file, VERIFY_MAX_TARGETS_LEN, &buf, &len);
+	if (r < 0) {
+		audit_fail(a, file, r);
+		return 0;
+	}
+	stork_error_clear();
+	if (!strcmp(e->name, "root.json")) {
+		/* A copy of the newest root, for people and tools that want one. */
+		char newest[64];
+		uint8_t *nb = NULL;
+		size_t nl = 0;
+
+		snprintf(newest, sizeof(newest), "metadata/%" PRIu64 ".root.json", root_version);
+		r = a->src->get(a->src->ctx, newest, VERIFY_MAX_ROOT_LEN, &nb, &nl);
+		if (r < 0 || nl != len || memcmp(nb, buf, len)) {
+			stork_errorf("%s: differs from %s, the newest root", file, newest);
+			audit_fail(a, file, STORK_EBADHASH);
+		}
+		free(nb);
+	} else if (e->rank == 0 && e->version < pinned_version) {
+		struct verify_client *old = NULL;
+
+		/* Before the pin: only its own signatures can be checked. */
+		r = verify_client_new(buf, len, 0, &old);
+		if (r < 0)
+			audit_fail(a, file, r);
+		verify_client_free(old);
+	} else if (e->rank == 0 && e->version == pinned_version &&
+		   (len != pinnedlen || memcmp(buf, pinned, len))) {
+		stork_errorf("%s: differs from the pinned root of the same version", file);
+		audit_fail(a, file, STORK_EBADHASH);
+	} else {
+		/* From the pinned root up: each root, then each targets version, is remembered
+		 * by the client and vouches for the older files its keys signed. */
+		r = verify_client_audit_file(a->c, file, buf, len);
+		if (r < 0 && e->rank == 2 && !last)
+			ret = 1;
+		else if (r < 0)
+			audit_fail(a, file, r);
+	}
+	free(buf);
+	return ret;
+}
+
 static void audit_metadata(struct audit *a, const char *repo, const uint8_t *pinned,
 			   size_t pinnedlen, uint64_t pinned_version)
 {
-	char dir[4096], file[4600];
+	struct mdfile *files = NULL, *left;
+	size_t n = 0, cap = 0, nleft;
 	uint64_t root_version = 0;
+	char dir[4096];
 	struct dirent *de;
 	DIR *d;
 
@@ -408,60 +484,67 @@ static void audit_metadata(struct audit *a, const char *repo, const uint8_t *pin
 	if (!d)
 		return;
 	while ((de = readdir(d))) {
-		const char *role;
-		uint64_t v;
-		uint8_t *buf = NULL;
-		size_t len = 0;
-		int r;
+		struct mdfile e = {0};
 
 		if (de->d_name[0] == '.' || !strcmp(de->d_name, "timestamp.json"))
 			continue;
-		snprintf(file, sizeof(file), "metadata/%s", de->d_name);
-		r = a->src->get(a->src->ctx, file, VERIFY_MAX_TARGETS_LEN, &buf, &len);
-		if (r < 0) {
-			audit_fail(a, file, r);
+		if (strcmp(de->d_name, "root.json") &&
+		    !versioned_name(de->d_name, &e.version, &e.role)) {
+			fprintf(stderr,
+				"stork verify: metadata/%s: not a metadata file name (ignored)\n",
+				de->d_name);
 			continue;
 		}
-		stork_error_clear();
-		if (!strcmp(de->d_name, "root.json")) {
-			/* A copy of the newest root, for people and tools that want one. */
-			char newest[64];
-			uint8_t *nb = NULL;
-			size_t nl = 0;
+		if (n == cap) {
+			void *p = realloc(files, (cap = cap ? cap * 2 : 64) * sizeof(*files));
 
-			snprintf(newest, sizeof(newest), "metadata/%" PRIu64 ".root.json",
-				 root_version);
-			r = a->src->get(a->src->ctx, newest, VERIFY_MAX_ROOT_LEN, &nb, &nl);
-			if (r < 0 || nl != len || memcmp(nb, buf, len)) {
-				stork_errorf("%s: differs from %s, the newest root", file, newest);
-				audit_fail(a, file, STORK_EBADHASH);
-			}
-			free(nb);
-		} else if (!versioned_name(de->d_name, &v, &role)) {
-			fprintf(stderr, "stork verify: %s: not a metadata file name (ignored)\n",
-				file);
-		} else if (!strcmp(role, "root.json")) {
-			struct verify_client *old = NULL;
-
-			if (v == pinned_version && (len != pinnedlen || memcmp(buf, pinned, len))) {
-				stork_errorf("%s: differs from the pinned root of the same version",
-					     file);
-				audit_fail(a, file, STORK_EBADHASH);
-			} else if (v < pinned_version) {
-				r = verify_client_new(buf, len, 0, &old);
-				if (r < 0)
-					audit_fail(a, file, r);
-				verify_client_free(old);
-			}
-			/* Versions after the pinned one were checked by the root chain. */
-		} else {
-			r = verify_client_audit_file(a->c, file, buf, len);
-			if (r < 0)
-				audit_fail(a, file, r);
+			if (!p)
+				break;
+			files = p;
 		}
-		free(buf);
+		e.name = strdup(de->d_name);
+		if (!e.name)
+			break;
+		if (!strcmp(e.name, "root.json")) {
+			e.version = UINT64_MAX; /* after every versioned root */
+			e.rank = 0;
+		} else {
+			e.role = e.name + (e.role - de->d_name);
+			e.rank = !strcmp(e.role, "root.json")	   ? 0
+				 : !strcmp(e.role, "targets.json") ? 1
+								   : 2;
+		}
+		files[n++] = e;
 	}
 	closedir(d);
+	if (n > 1)
+		qsort(files, n, sizeof(*files), mdfile_cmp);
+	/* Roles delegated by other delegated roles may need the delegator's older versions
+	 * first: passes until one makes no progress; then the rest are reported. */
+	left = calloc(n ? n : 1, sizeof(*left));
+	nleft = 0;
+	for (size_t i = 0; i < n; i++)
+		if (audit_one(a, &files[i], pinned, pinnedlen, pinned_version, root_version, false))
+			left[nleft++] = files[i];
+	while (left && nleft) {
+		size_t before = nleft;
+
+		nleft = 0;
+		for (size_t i = 0; i < before; i++)
+			if (audit_one(a, &left[i], pinned, pinnedlen, pinned_version, root_version,
+				      false))
+				left[nleft++] = left[i];
+		if (nleft == before) {
+			for (size_t i = 0; i < nleft; i++)
+				audit_one(a, &left[i], pinned, pinnedlen, pinned_version,
+					  root_version, true);
+			break;
+		}
+	}
+	free(left);
+	for (size_t i = 0; i < n; i++)
+		free(files[i].name);
+	free(files);
 }
 
 /* Manifests and objects no verified metadata refers to: left by an interrupted or refused
