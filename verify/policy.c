@@ -576,6 +576,11 @@ static int parse_pinned(struct parser *ps, struct policy_rule *r)
 	r->pub.threshold = 1;
 	if (ps->nw == 6)
 		return 0;
+	if (strcmp(ps->w[6], "threshold") != 0 && find_key(ps->p, ps->w[6]))
+		return fail(ps, 7,
+			    "expected \"threshold N\" or the end of the line (list keys with "
+			    "commas: keys %s,%s)",
+			    ps->w[5], ps->w[6]);
 	if (strcmp(ps->w[6], "threshold") != 0)
 		return fail(ps, 7, "expected \"threshold N\" or the end of the line%s",
 			    suggest(ps->w[6], after_keys, sug, sizeof(sug)));

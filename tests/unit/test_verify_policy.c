@@ -571,6 +571,9 @@ static const struct {
     {KEY_A "trust web-* role alice keys alice,\n",
      "web.policy:2: trust web-* role alice keys alice,: expected NAME[,NAME...] (an empty key "
      "name)"},
+    {KEY_A KEY_B "trust web-* role alice keys alice bob\n",
+     "web.policy:3: trust web-* role alice keys alice bob: expected \"threshold N\" or the end of "
+     "the line (list keys with commas: keys alice,bob)"},
     {KEY_A "trust web-* role alice keys alice,alice\n",
      "web.policy:2: trust web-* role alice keys alice,alice: expected distinct keys (alice is "
      "listed twice; a threshold counts distinct keys)"},
