@@ -1,7 +1,7 @@
 /* fs/daemon.c: storkfs, the FUSE daemon: options, startup, the refresh thread, shutdown.
  *
  *   storkfs [-f] [-d] -o root=FILE,store=DIR[,timeout=SECS][,refresh=SECS][,allow_setuid]
- *           URL... MOUNTPOINT
+ *           [,max_stale=DURATION] URL... MOUNTPOINT
  *
  * Startup does everything that can fail before it lets the caller go: it reads the pinned
  * root, opens the store, refreshes the metadata and mounts, then (without -f) detaches. The
@@ -13,6 +13,11 @@
  * mount.fuse3 once /sbin/mount.fuse.storkfs -> mount.fuse3 and storkfs is installed in a
  * directory of /bin/sh's default PATH (mount(8) drops the caller's): meson install does both.
  * SIGTERM / SIGINT / `fusermount3 -u` unmount cleanly; SIGHUP refreshes the metadata now.
+ *
+ * Stale metadata (fs/README.md "Stale metadata"): when refreshes fail, the state verified last
+ * is served until max_stale after it expired, then nothing under the root is (EKEYEXPIRED)
+ * until a refresh succeeds. The refresh thread also wakes when the state expires and when the
+ * grace ends, tries a refresh then, and says what it found in the log.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -35,6 +40,7 @@
 #define DEFAULT_REFRESH	     300
 #define DEFAULT_MIRROR_RETRY 1800 /* CernVM-FS's host reset */
 #define DEFAULT_MAX_TREES    64
+#define DEFAULT_MAX_STALE    (7 * 86400) /* see fs/README.md "Stale metadata" */
 
 static const char usage[] =
     "usage: storkfs [-f] [-d] -o root=FILE,store=DIR[,OPTIONS] URL... MOUNTPOINT\n"
@@ -53,6 +59,9 @@ static const char usage[] =
     "    -o max_trees=N       version trees kept in memory when unused (default 64)\n"
     "    -o allow_setuid      keep setuid/setgid bits (dropped by default)\n"
     "    -o policy=FILE       this slice's trust policy (verify/README.md); re-read on SIGHUP\n"
+    "    -o max_stale=DURATION  when refreshes fail, keep serving metadata this long after it\n"
+    "                         expired (default 7d; units s, m, h, d; 0 = stop at expiry;\n"
+    "                         inf = never stop: no bound on a freeze attack)\n"
     "    -f                   stay in the foreground\n"
     "    -d                   debug output (implies -f)\n"
     "\n";
@@ -115,11 +124,20 @@ static void on_fetched(void *ctx, const uint8_t id[VERIFY_HASH_LEN], uint64_t si
 static void note_refresh(struct fsd *d, int result, const char *detail)
 {
 	struct fsd_role roles[FSD_NROLES] = {0};
+	struct fs_staleness st;
+	time_t expires = 0;
 
 	for (size_t i = 0; i < FSD_NROLES; i++)
 		roles[i].known = fs_repo_role_info(d->repo, fsd_roles[i], &roles[i].version,
 						   &roles[i].expires) == 0;
+	if (fs_repo_expires(d->repo, &expires) < 0)
+		expires = 0;
+	fs_staleness(expires, d->conf.max_stale, time(NULL), &st);
+	__atomic_store_n(&d->stop_at,
+			 st.forever || !expires ? INT64_MAX : (int64_t)st.serving_until,
+			 __ATOMIC_RELEASE);
 	pthread_mutex_lock(&d->status_lock);
+	d->refresh.expires = expires;
 	memcpy(d->refresh.roles, roles, sizeof(roles));
 	d->refresh.last_try = time(NULL);
 	d->refresh.result = result;
@@ -143,6 +161,8 @@ struct parse {
 	{                                                                                          \
 		t, offsetof(struct parse, conf.p), 1                                               \
 	}
+/* One option a line. */
+/* clang-format off */
 static const struct fuse_opt opt_spec[] = {
     OPT("root=%s", rootfile),
     OPT("store=%s", storedir),
@@ -151,6 +171,7 @@ static const struct fuse_opt opt_spec[] = {
     OPT("refresh=%u", refresh),
     OPT("mirror_retry=%u", mirror_retry),
     OPT("max_trees=%u", max_trees),
+    OPT("max_stale=%s", max_stale_arg),
     OPT("allow_setuid", allow_setuid),
     OPT("-h", show_help),
     OPT("--help", show_help),
@@ -158,6 +179,7 @@ static const struct fuse_opt opt_spec[] = {
     OPT("--version", show_version),
     FUSE_OPT_END,
 };
+/* clang-format on */
 
 /* Options that only mean something to mount(8) and fstab: mount.fuse3 passes some of them
  * on, and the mount is read-only whatever they say. */
@@ -266,10 +288,33 @@ static void notify_systemd(const char *state)
 
 /* Refresh the metadata and, when it verifies, swap in the new catalog and tell the kernel to
  * forget what it cached of the root and the package directories. */
+
+/* After a refresh: names the kernel may still hold in its dentry cache but the new catalog no
+ * longer has (a revoked publisher's packages, versions a policy edit or a re-signed role took
+ * away) are dropped from it, so that a lookup asks again and finds nothing. */
+static void forget_gone(struct fsd *d, const struct catalog *old, const struct catalog *cat)
+{
+	for (size_t i = 0; old && i < old->n; i++) {
+		const struct cat_pkg *op = &old->pkgs[i], *np = catalog_pkg(cat, op->name);
+		fuse_ino_t ino;
+
+		if (!np) {
+			fuse_lowlevel_notify_inval_entry(d->se, FUSE_ROOT_ID, op->name,
+							 strlen(op->name));
+			continue;
+		}
+		ino = inodes_number(&d->inodes, op->name);
+		for (size_t j = 0; ino && j < op->n; j++)
+			if (!catalog_ver(np, op->vers[j].version))
+				fuse_lowlevel_notify_inval_entry(d->se, ino, op->vers[j].version,
+								 strlen(op->vers[j].version));
+	}
+}
+
 static int refresh_now(struct fsd *d, bool startup)
 {
-	struct catalog *cat = NULL;
-	int ret;
+	struct catalog *cat = NULL, *old;
+	int ret, failed;
 
 	if (!startup && d->conf.policy) {
 		/* SIGHUP and each refresh re-read the policy; a broken edit keeps the old one. */
@@ -290,17 +335,18 @@ static int refresh_now(struct fsd *d, bool startup)
 	} else if (ret < 0) {
 		fsd_log(d, "refresh failed, the metadata verified earlier stays in use: %s (%s)",
 			stork_error_detail(), storkfs_strerror(ret));
-		if (!startup)
-			return ret;
 		/* At startup: an unusable state (-errno) is fatal; the cached state may still
-		 * list packages. */
+		 * list packages. Later: the state in use may have been re-read with its clock
+		 * held at its expiry (fs_repo_opts.delegations_at_expiry), so list it again. */
 	}
+	failed = startup || ret >= 0 ? 0 : ret;
 	ret = catalog_build(d->repo, &cat);
 	if (ret < 0) {
 		fsd_log(d, "listing packages: %s (%s)", stork_error_detail(),
 			storkfs_strerror(ret));
-		return ret;
+		return failed ? failed : ret;
 	}
+	old = startup ? NULL : fsd_catalog(d);
 	fsd_set_catalog(d, cat);
 	if (!startup) {
 		cat = fsd_catalog(d);
@@ -311,20 +357,146 @@ static int refresh_now(struct fsd *d, bool startup)
 			if (ino)
 				fuse_lowlevel_notify_inval_inode(d->se, ino, 0, 0);
 		}
+		forget_gone(d, old, cat);
 		catalog_unref(cat);
+		catalog_unref(old);
 	}
-	return 0;
+	return failed;
+}
+
+/* Tell the kernel to forget what it cached of every node it knows (attributes, listings), so
+ * that the next access asks the daemon: when the mount stops serving. */
+static void invalidate_all(struct fsd *d)
+{
+	fuse_ino_t *inos = NULL;
+	size_t n = 0;
+
+	pthread_mutex_lock(&d->inodes.lock);
+	inos = calloc(d->inodes.nslots ? d->inodes.nslots : 1, sizeof(*inos));
+	for (size_t i = 1; inos && i < d->inodes.nslots; i++)
+		if (d->inodes.slots[i].node)
+			inos[n++] = (fuse_ino_t)i;
+	pthread_mutex_unlock(&d->inodes.lock);
+	if (!inos) { /* -ENOMEM: the root at least */
+		fuse_lowlevel_notify_inval_inode(d->se, FUSE_ROOT_ID, 0, 0);
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		fuse_lowlevel_notify_inval_inode(d->se, inos[i], 0, 0);
+	free(inos);
+}
+
+static const char *max_stale_text(const struct fsd *d, char buf[32])
+{
+	if (d->conf.max_stale == FS_STALE_FOREVER)
+		return "inf";
+	return fs_format_duration(d->conf.max_stale, buf);
+}
+
+static void iso_time(time_t t, char buf[32])
+{
+	struct tm tm;
+
+	if (!gmtime_r(&t, &tm) || !strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm))
+		snprintf(buf, 32, "?");
+}
+
+/* After each refresh attempt (and at startup): say loudly when the metadata in use is stale
+ * and whether it is still served, and when the mount stops or starts serving again. */
+static void stale_report(struct fsd *d, bool startup)
+{
+	struct fs_staleness st;
+	char exp[32], until[32], for_[32], ms[32], last[600];
+	time_t expires;
+	bool stopped;
+	int result;
+
+	pthread_mutex_lock(&d->status_lock);
+	expires = d->refresh.expires;
+	result = d->refresh.result;
+	if (result == 0)
+		snprintf(last, sizeof(last), "succeeded");
+	else
+		snprintf(last, sizeof(last), "failed: %s", d->refresh.detail);
+	pthread_mutex_unlock(&d->status_lock);
+	fs_staleness(expires, d->conf.max_stale, time(NULL), &st);
+	stopped = !st.serving;
+	if (d->stopped && !stopped) {
+		iso_time(st.expires, exp);
+		fsd_log(d, "serving again: the metadata in use expires at %s%s", exp,
+			st.stale ? " (stale, within max_stale)" : "");
+	}
+	if (stopped && !d->stopped && !startup)
+		invalidate_all(d);
+	d->stopped = stopped;
+	if (!st.stale)
+		return;
+	iso_time(st.expires, exp);
+	fs_format_duration(st.stale_for, for_);
+	max_stale_text(d, ms);
+	if (st.forever) {
+		fsd_log(d,
+			"warning: metadata expired at %s (stale for %s; max_stale=inf: served for "
+			"ever, no bound on a freeze attack; last refresh %s)",
+			exp, for_, last);
+		return;
+	}
+	iso_time(st.serving_until, until);
+	if (st.serving)
+		fsd_log(d,
+			"warning: metadata expired at %s (stale for %s; stops serving at %s, "
+			"max_stale=%s; last refresh %s)",
+			exp, for_, until, ms, last);
+	else
+		fsd_log(
+		    d,
+		    "NOT SERVING since %s: metadata expired at %s (stale for %s, beyond "
+		    "max_stale=%s; last refresh %s). Lookups, opens and listings fail with "
+		    "EKEYEXPIRED until a refresh succeeds: check that the mirrors are reachable "
+		    "and serve a current timestamp (the publisher runs `stork repo refresh`), "
+		    "then SIGHUP; or raise -o max_stale",
+		    until, exp, for_, ms, last);
+}
+
+/* Milliseconds until the refresh thread must wake: the next refresh (next_refresh, monotonic
+ * seconds), or earlier the moment the state in use expires or its grace ends (then it tries a
+ * refresh and reports), a little after the wall-clock second turns. */
+static int wait_ms(struct fsd *d, int64_t next_refresh)
+{
+	struct fs_staleness st;
+	struct timespec now;
+	int64_t ms, at = 0;
+	time_t expires;
+
+	ms = (next_refresh - fsd_now()) * 1000;
+	pthread_mutex_lock(&d->status_lock);
+	expires = d->refresh.expires;
+	pthread_mutex_unlock(&d->status_lock);
+	clock_gettime(CLOCK_REALTIME, &now);
+	fs_staleness(expires, d->conf.max_stale, now.tv_sec, &st);
+	if (expires && !st.stale)
+		at = expires;
+	else if (expires && st.serving && !st.forever)
+		at = st.serving_until;
+	if (at) {
+		int64_t until = ((int64_t)at - now.tv_sec) * 1000 - now.tv_nsec / 1000000 + 20;
+
+		if (until < ms)
+			ms = until;
+	}
+	if (ms < 0)
+		ms = 0;
+	return ms > INT_MAX ? INT_MAX : (int)ms;
 }
 
 static void *refresh_thread(void *arg)
 {
 	struct fsd *d = arg;
 	struct pollfd pfd = {.fd = wake_pipe[0], .events = POLLIN};
+	int64_t next = fsd_now() + d->conf.refresh;
 
 	for (;;) {
-		int n = poll(
-		    &pfd, 1,
-		    (int)(d->conf.refresh > INT_MAX / 1000 ? INT_MAX : d->conf.refresh * 1000));
+		int n = poll(&pfd, 1, wait_ms(d, next));
 		char c[16];
 		bool quit = false;
 
@@ -339,6 +511,8 @@ static void *refresh_thread(void *arg)
 				break;
 		}
 		refresh_now(d, false);
+		next = fsd_now() + d->conf.refresh;
+		stale_report(d, false);
 	}
 	return NULL;
 }
@@ -415,6 +589,7 @@ static int fsd_start(struct fsd *d)
 	ro.fetch.log_ctx = d;
 	ro.fetched = on_fetched;
 	ro.fetched_ctx = d;
+	ro.delegations_at_expiry = true; /* the grace covers delegated roles too */
 	ret = fs_repo_open(d->store, root, rootlen, (const char *const *)d->mirrors, d->nmirrors,
 			   &ro, &d->repo);
 	if (ret < 0) {
@@ -433,6 +608,8 @@ static int fsd_start(struct fsd *d)
 		fs_repo_set_policy(d->repo, pol);
 	}
 	ret = refresh_now(d, true);
+	if (ret == 0)
+		stale_report(d, true); /* mounting stale, or even past the grace, says so */
 out:
 	free(root);
 	return ret;
@@ -557,12 +734,19 @@ int main(int argc, char **argv)
 			p.conf.timeout);
 		goto out;
 	}
+	p.conf.max_stale = DEFAULT_MAX_STALE;
+	if (p.conf.max_stale_arg &&
+	    fs_parse_max_stale(p.conf.max_stale_arg, &p.conf.max_stale) < 0) {
+		fprintf(stderr, "storkfs: -o %s\n", stork_error_detail());
+		goto out;
+	}
 	mountpoint = realpath(p.nonopts[p.n - 1], NULL);
 	if (!mountpoint) {
 		fprintf(stderr, "storkfs: %s: %s\n", p.nonopts[p.n - 1], strerror(errno));
 		goto out;
 	}
 	d.conf = p.conf;
+	d.stop_at = INT64_MAX; /* until the first refresh says otherwise */
 	d.mirrors = p.nonopts;
 	d.nmirrors = p.n - 1;
 	d.foreground = cmd.foreground;
@@ -669,6 +853,7 @@ out:
 	free(p.conf.rootfile);
 	free(p.conf.storedir);
 	free(p.conf.policy);
+	free(p.conf.max_stale_arg);
 	fuse_opt_free_args(&args);
 	free(cmd.mountpoint);
 	return code;

@@ -205,6 +205,7 @@ struct fsd_counters {
 	uint64_t timeouts;	/* ... of which by the timeout */
 	uint64_t trees_loaded;	/* version trees built */
 	uint64_t trees_evicted;
+	uint64_t refused; /* lookups, opens and listings refused: stale past max_stale */
 };
 
 /* The top-level roles, in the order xattrs and status list them. */
@@ -217,6 +218,7 @@ struct fsd_refresh {
 	time_t last_try, last_ok; /* 0 = never */
 	int result;		  /* of the last try: 0 fresh, 1 offline, <0 failed */
 	char detail[512];	  /* why it was not fresh */
+	time_t expires;		  /* the earliest expiry of the state in use; 0 = none */
 	struct fsd_role {
 		bool known;
 		uint64_t version;
@@ -232,6 +234,8 @@ struct fsd_conf {
 	unsigned refresh;      /* seconds between metadata refreshes */
 	unsigned mirror_retry; /* seconds a failed mirror goes to the back of the order */
 	unsigned max_trees;    /* version trees kept cached */
+	char *max_stale_arg;   /* -o max_stale= as given */
+	int64_t max_stale;     /* seconds stale metadata is still served (FS_STALE_FOREVER) */
 	int allow_setuid;
 	int show_help, show_version;
 };
@@ -259,6 +263,11 @@ struct fsd {
 	struct strmap sources; /* object hex -> index + 1 in mirrors of who delivered it */
 	bool no_opendir;       /* the kernel opens directories without asking (set at init) */
 	bool stopping;	       /* unmounted: transfers are being cancelled (atomic) */
+	/* Wall-clock second from which nothing under the root is served (the state in use
+	 * expired more than max_stale ago); INT64_MAX = no limit. Atomic: read by every
+	 * lookup, open and listing (fsd_serving), written after each refresh. */
+	int64_t stop_at;
+	bool stopped; /* the refresh thread's view: past stop_at at its last look */
 };
 
 /** Note an event in a counter. */
@@ -269,6 +278,10 @@ char *fsd_status_json(struct fsd *d);
 /** Where an object came from: a mirror URL, "store" (in the node store before this mount
  * needed it) or "none" (not in the store). Borrowed or static. */
 const char *fsd_source(struct fsd *d, const uint8_t id[VERIFY_HASH_LEN]);
+/** Whether the mount may serve anything under its root now. @return 0; -EKEYEXPIRED when
+ * the metadata in use expired more than max_stale ago (fs/README.md "Stale metadata"). */
+int fsd_serving(struct fsd *d);
+
 /** Monotonic seconds. */
 int64_t fsd_now(void);
 

@@ -34,6 +34,11 @@ struct fs_repo_opts {
 	void (*fetched)(void *ctx, const uint8_t id[VERIFY_HASH_LEN], uint64_t size,
 			const char *mirror);
 	void *fetched_ctx;
+	/* When a refresh fails and the trusted top-level metadata has already expired, check
+	 * delegated roles as of the last second it was valid (not now), so that they get the
+	 * same grace as the rest of the state (fs/README.md "Stale metadata"; the daemon's
+	 * max_stale). false: delegated roles are checked against now (`stork extract`). */
+	bool delegations_at_expiry;
 };
 
 /** Open a repository: the pinned root file's bytes, its mirrors (tried in order), and the node
@@ -47,9 +52,12 @@ void fs_repo_close(struct fs_repo *r);
 
 /** Refresh the signed metadata from the mirrors (TUF workflow), keeping what verifies in the
  * store. When the mirrors cannot be reached, the last verified state from the store stays in
- * use: returns 1 and leaves a detail saying so and why. @return 0 (fresh); 1 (offline, using
- * the stored state); STORK_E* (a verification failure: nothing new is trusted); -errno when
- * there is no usable state at all. */
+ * use: returns 1 and leaves a detail saying so and why. After a verification failure the
+ * state in use is the one the store trusts (what was trusted before, plus root rotations that
+ * verified), re-read when it is complete. Expired metadata is never accepted as new: the
+ * stale state stays in use and the caller decides how long (fs_staleness).
+ * @return 0 (fresh); 1 (offline, using the stored state); STORK_E* (a verification failure:
+ * nothing new is trusted); -errno when there is no usable state at all. */
 int fs_repo_refresh(struct fs_repo *r);
 
 /** The verified manifest of one version: from the store when it holds it, else fetched,
@@ -87,6 +95,40 @@ void fs_repo_set_policy(struct fs_repo *r, struct verify_policy *p);
  * "targets") in the state currently in use. @return 0; -ENOENT (no such role or no state). */
 int fs_repo_role_info(struct fs_repo *r, const char *role, uint64_t *ret_version,
 		      time_t *ret_expires);
+
+/** The earliest expiry among the trusted top-level roles (root, timestamp, snapshot, targets)
+ * of the state in use: from then on that state is stale. @return 0; -ENOENT (no state). */
+int fs_repo_expires(struct fs_repo *r, time_t *ret_expires);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Stale metadata (fs/README.md "Stale metadata"): when refreshes fail, the last verified state
+ * keeps being served for a grace `max_stale` after it expired, then no longer. */
+
+/** max_stale without a limit ("inf"): stale metadata is served for ever (no freeze bound). */
+#define FS_STALE_FOREVER INT64_MAX
+
+/** Parse a max_stale value: "0", a decimal count with an optional unit s, m, h or d ("90",
+ * "90s", "12h", "7d"; seconds without a unit; at most 100 years), or "inf" / "never" for no
+ * limit (FS_STALE_FOREVER). Thread-safe.
+ * @return 0; -EINVAL, with a detail quoting s and saying what was expected. */
+int fs_parse_max_stale(const char *s, int64_t *ret_secs);
+
+struct fs_staleness {
+	time_t expires;	      /* the earliest expiry of the trusted state; 0 = no state known */
+	bool stale;	      /* now >= expires */
+	int64_t stale_for;    /* now - expires when stale, else 0 */
+	bool forever;	      /* max_stale is FS_STALE_FOREVER: never stops serving */
+	time_t serving_until; /* expires + max_stale (when !forever and a state is known) */
+	bool serving;	      /* now < serving_until, or forever, or no state known */
+};
+
+/** Decide whether a state that expires (or expired) at `expires` may still be served at `now`
+ * with a grace of max_stale seconds (0: not past its expiry; FS_STALE_FOREVER: always).
+ * expires 0 (nothing known) is never stale. Pure and thread-safe. */
+void fs_staleness(time_t expires, int64_t max_stale, time_t now, struct fs_staleness *ret);
+
+/** A duration for people: "0s", "45s", "3m 20s", "5h 2m", "7d 3h". Returns buf. */
+const char *fs_format_duration(int64_t secs, char buf[32]);
 
 /** The store it was opened with. Borrowed. */
 struct store *fs_repo_store(struct fs_repo *r);

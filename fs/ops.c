@@ -27,7 +27,8 @@ static struct fsd *fsd_of(fuse_req_t req)
 	return fuse_req_userdata(req);
 }
 
-/* Verification and transport failures are EIO to readers: the details go to the log. */
+/* Verification and transport failures are EIO to readers: the details go to the log. Stale
+ * metadata past max_stale is EKEYEXPIRED (fsd_serving), which passes through as itself. */
 static int fsd_errno(int err)
 {
 	if (err >= 0)
@@ -86,6 +87,9 @@ static int lookup_child(struct fsd *d, const struct inode *parent, const char *n
 
 	if (!*name || strchr(name, '/'))
 		return -ENOENT;
+	ret = fsd_serving(d);
+	if (ret < 0)
+		return ret;
 	switch (parent->kind) {
 	case N_ROOT:
 		cat = fsd_catalog(d);
@@ -339,6 +343,11 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		ret = -EROFS;
 		goto out;
 	}
+	/* Stale past max_stale: no new open (one already open keeps reading: its bytes were
+	 * verified when it opened). Logged by the refresh thread, not per open. */
+	ret = fsd_serving(d);
+	if (ret < 0)
+		goto out;
 	snprintf(what, sizeof(what), "%s %s: %s", n->pkg, n->ver, e->path);
 	ret = object_open(d, e, what, &fd);
 	if (ret < 0) {
@@ -405,9 +414,12 @@ static void dirh_free(struct dirh *h)
  * loaded, logged). */
 static int dirh_make(struct fsd *d, const struct inode *n, struct dirh **ret_h)
 {
-	struct dirh *h = calloc(1, sizeof(*h));
-	int ret = 0;
+	struct dirh *h;
+	int ret = fsd_serving(d);
 
+	if (ret < 0)
+		return ret;
+	h = calloc(1, sizeof(*h));
 	if (!h)
 		return -ENOMEM;
 	switch (n->kind) {
@@ -524,6 +536,9 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		ret = -ESTALE;
 		goto out;
 	}
+	ret = fsd_serving(d); /* also for directories opened before the mount stopped serving */
+	if (ret < 0)
+		goto out;
 	if (!h) { /* opened without opendir (no_opendir) */
 		ret = dirh_make(d, n, &own);
 		if (ret < 0)

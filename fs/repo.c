@@ -2,6 +2,7 @@
  * kept in the node store (so a node restarts offline), objects come from the store or, once,
  * from the mirrors through fetch/. */
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,13 +46,14 @@ static time_t now_of(const struct fs_repo *r)
 	return r->opts.now ? r->opts.now : time(NULL);
 }
 
-/* A fresh client from the pinned root, with the store as its cache. */
-static int client_make(struct fs_repo *r, struct verify_client **ret_c)
+/* A fresh client from the pinned root, with the store as its cache; `now` is the time its
+ * expiry checks use. */
+static int client_make(struct fs_repo *r, time_t now, struct verify_client **ret_c)
 {
 	struct verify_client *c = NULL;
 	int ret;
 
-	ret = verify_client_new(r->root, r->rootlen, now_of(r), &c);
+	ret = verify_client_new(r->root, r->rootlen, now, &c);
 	if (ret < 0)
 		return ret;
 	ret = verify_client_set_cache(c, &r->cache);
@@ -104,7 +106,7 @@ int fs_repo_open(struct store *s, const uint8_t *root, size_t rootlen, const cha
 			goto fail;
 	}
 	fetch_as_source(r->fetch, &r->src);
-	ret = client_make(r, &r->client);
+	ret = client_make(r, now_of(r), &r->client);
 	if (ret < 0)
 		goto fail;
 	*ret_r = r;
@@ -138,6 +140,39 @@ void fs_repo_set_policy(struct fs_repo *r, struct verify_policy *p)
 	verify_policy_free(old);
 }
 
+/* The earliest expiry of c's trusted top-level roles. @return 0; -ENOENT (no state). */
+static int client_expires(const struct verify_client *c, time_t *ret_expires)
+{
+	static const char *const roles[] = {"root", "timestamp", "snapshot", "targets"};
+	time_t first = 0;
+
+	if (!verify_client_usable(c))
+		return -ENOENT;
+	for (size_t i = 0; i < sizeof(roles) / sizeof(roles[0]); i++) {
+		uint64_t version;
+		time_t expires;
+
+		if (verify_client_role_info(c, roles[i], &version, &expires) < 0)
+			continue;
+		if (!first || expires < first)
+			first = expires;
+	}
+	if (!first)
+		return -ENOENT;
+	*ret_expires = first;
+	return 0;
+}
+
+int fs_repo_expires(struct fs_repo *r, time_t *ret_expires)
+{
+	int ret;
+
+	pthread_mutex_lock(&r->lock);
+	ret = client_expires(r->client, ret_expires);
+	pthread_mutex_unlock(&r->lock);
+	return ret;
+}
+
 int fs_repo_role_info(struct fs_repo *r, const char *role, uint64_t *ret_version,
 		      time_t *ret_expires)
 {
@@ -167,18 +202,49 @@ static bool is_transport_error(int err)
 	       err == -EHOSTUNREACH || err == -ENETUNREACH || err == -ECONNRESET;
 }
 
+/* After a failed refresh, the state c trusts has expired: a client over the same stored
+ * state whose clock stops at the last second that state was valid, so that delegated roles
+ * (checked when loaded) get the grace the top-level roles get. Keeps the refresh's detail.
+ * @return whether *c was replaced (the old one freed). */
+static bool hold_clock(struct fs_repo *r, struct verify_client **c)
+{
+	struct verify_client *held = NULL;
+	char detail[1024];
+	time_t expires;
+	bool done = false;
+
+	if (!r->opts.delegations_at_expiry || client_expires(*c, &expires) < 0 ||
+	    now_of(r) < expires)
+		return false;
+	snprintf(detail, sizeof(detail), "%s", stork_error_detail());
+	if (client_make(r, expires - 1, &held) == 0 && verify_client_usable(held)) {
+		verify_client_free(*c);
+		*c = held;
+		done = true;
+	} else {
+		verify_client_free(held); /* not complete in the store: keep the one we have */
+	}
+	stork_errorf("%s", detail);
+	return done;
+}
+
 int fs_repo_refresh(struct fs_repo *r)
 {
 	struct verify_client *c = NULL;
+	bool offline;
 	int ret;
 
 	/* A new client per refresh: a refresh that fails must not disturb readers of the
 	 * current state, and the store holds everything the old one trusted. */
-	ret = client_make(r, &c);
+	ret = client_make(r, now_of(r), &c);
 	if (ret < 0)
 		return ret;
 	ret = verify_client_refresh(c, &r->src);
-	if (ret < 0 && !(is_transport_error(ret) && verify_client_usable(c))) {
+	offline = ret < 0 && is_transport_error(ret) && verify_client_usable(c);
+	/* A verification failure keeps the client in use (nothing new is trusted), unless the
+	 * state has expired and its clock must stop: then a client over the same stored state
+	 * takes its place. Offline, the new client (same state) takes it anyway. */
+	if (ret < 0 && !(verify_client_usable(c) && hold_clock(r, &c)) && !offline) {
 		verify_client_free(c);
 		return ret;
 	}
@@ -186,6 +252,8 @@ int fs_repo_refresh(struct fs_repo *r)
 	verify_client_free(r->client);
 	r->client = c;
 	pthread_mutex_unlock(&r->lock);
+	if (ret < 0 && !offline)
+		return ret;
 	if (ret < 0) {
 		stork_error_prefix("offline: using the metadata verified earlier, because the "
 				   "refresh failed: ");
@@ -392,4 +460,86 @@ out:
 	if (fd >= 0)
 		close(fd);
 	return ret;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Stale metadata */
+
+int fs_parse_max_stale(const char *s, int64_t *ret_secs)
+{
+	static const char units[] = "smhd";
+	static const int64_t scale[] = {1, 60, 3600, 86400};
+	const int64_t most = (int64_t)100 * 365 * 86400;
+	int64_t v = 0, mult = 1;
+	const char *p = s, *u;
+
+	if (s && (strcmp(s, "inf") == 0 || strcmp(s, "never") == 0)) {
+		*ret_secs = FS_STALE_FOREVER;
+		return 0;
+	}
+	if (!s || *p < '0' || *p > '9')
+		goto bad;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		v = v * 10 + (*p - '0');
+		if (v > most)
+			goto big;
+	}
+	if (*p) {
+		if (p[1] || !(u = strchr(units, *p)))
+			goto bad;
+		mult = scale[u - units];
+	}
+	if (v > most / mult)
+		goto big;
+	*ret_secs = v * mult;
+	return 0;
+big:
+	stork_errorf("max_stale=%s: longer than 100 years: write inf to never stop serving", s);
+	return -EINVAL;
+bad:
+	stork_errorf("max_stale=%s: expected a duration (a number with an optional unit s, m, "
+		     "h or d: 0, 90s, 30m, 12h, 7d) or inf (never stop serving stale metadata)",
+		     s ? s : "");
+	return -EINVAL;
+}
+
+void fs_staleness(time_t expires, int64_t max_stale, time_t now, struct fs_staleness *ret)
+{
+	struct fs_staleness st = {.expires = expires, .serving = true};
+
+	st.forever = max_stale == FS_STALE_FOREVER;
+	if (expires) {
+		st.stale = now >= expires;
+		st.stale_for = st.stale ? (int64_t)(now - expires) : 0;
+		if (!st.forever) {
+			st.serving_until = (time_t)((int64_t)expires + max_stale);
+			st.serving = now < st.serving_until;
+		}
+	}
+	*ret = st;
+}
+
+const char *fs_format_duration(int64_t secs, char buf[32])
+{
+	static const struct {
+		int64_t len;
+		char unit;
+	} steps[] = {{86400, 'd'}, {3600, 'h'}, {60, 'm'}, {1, 's'}};
+	const size_t n = sizeof(steps) / sizeof(steps[0]);
+	size_t i = 0;
+	unsigned big, rest;
+
+	if (secs < 0)
+		secs = 0;
+	if (secs > (int64_t)1000 * 365 * 86400)
+		secs = (int64_t)1000 * 365 * 86400; /* and more: nobody counts further */
+	while (i + 1 < n && secs < steps[i].len)
+		i++;
+	big = (unsigned)(secs / steps[i].len);
+	rest = i + 1 < n ? (unsigned)(secs % steps[i].len / steps[i + 1].len) : 0;
+	if (rest)
+		snprintf(buf, 32, "%u%c %u%c", big, steps[i].unit, rest, steps[i + 1].unit);
+	else
+		snprintf(buf, 32, "%u%c", big, steps[i].unit);
+	return buf;
 }

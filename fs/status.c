@@ -29,6 +29,14 @@ const char *fsd_source(struct fsd *d, const uint8_t id[VERIFY_HASH_LEN])
 	return store_object_info(d->store, id, &info) == 0 ? "store" : "none";
 }
 
+int fsd_serving(struct fsd *d)
+{
+	if ((int64_t)time(NULL) < __atomic_load_n(&d->stop_at, __ATOMIC_ACQUIRE))
+		return 0;
+	FSD_COUNT(d, refused, 1);
+	return -EKEYEXPIRED;
+}
+
 static char *iso_time(time_t t, char *buf, size_t len)
 {
 	struct tm tm;
@@ -55,6 +63,7 @@ char *fsd_status_json(struct fsd *d)
 	const struct fsd_counters *c = &d->counters;
 	struct fetch_mirror_stats *ms = NULL;
 	struct fsd_refresh rf;
+	struct fs_staleness st;
 	json_t *o = json_object(), *meta = json_object(), *mirrors = json_array(), *cnt;
 	char when[32];
 	size_t nms = 0;
@@ -78,6 +87,21 @@ char *fsd_status_json(struct fsd *d)
 	put(o, "detail", json_string(rf.detail), &bad);
 	put(o, "last_refresh", json_string(iso_time(rf.last_ok, when, sizeof(when))), &bad);
 	put(o, "last_refresh_try", json_string(iso_time(rf.last_try, when, sizeof(when))), &bad);
+	/* Stale metadata (fs/README.md): null where a time does not apply. */
+	fs_staleness(rf.expires, d->conf.max_stale, time(NULL), &st);
+	put(o, "max_stale", st.forever ? json_null() : json_integer((json_int_t)d->conf.max_stale),
+	    &bad);
+	put(o, "expires",
+	    st.expires ? json_string(iso_time(st.expires, when, sizeof(when))) : json_null(), &bad);
+	put(o, "stale", json_boolean(st.stale), &bad);
+	put(o, "stale_since",
+	    st.stale ? json_string(iso_time(st.expires, when, sizeof(when))) : json_null(), &bad);
+	put(o, "stale_for", json_integer((json_int_t)st.stale_for), &bad);
+	put(o, "serving", json_boolean(st.serving), &bad);
+	put(o, "serving_until",
+	    st.forever || !st.expires ? json_null()
+				      : json_string(iso_time(st.serving_until, when, sizeof(when))),
+	    &bad);
 	for (size_t i = 0; i < FSD_NROLES; i++) {
 		json_t *r;
 
@@ -96,13 +120,13 @@ char *fsd_status_json(struct fsd *d)
 	put(o, "metadata", meta, &bad);
 	meta = NULL;
 	cnt = json_pack(
-	    "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "opens",
+	    "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "opens",
 	    (json_int_t)counter(&c->opens), "hits", (json_int_t)counter(&c->hits), "misses",
 	    (json_int_t)counter(&c->misses), "objects_fetched", (json_int_t)counter(&c->fetched),
 	    "bytes_fetched", (json_int_t)counter(&c->fetched_bytes), "errors",
 	    (json_int_t)counter(&c->errors), "timeouts", (json_int_t)counter(&c->timeouts),
 	    "trees_loaded", (json_int_t)counter(&c->trees_loaded), "trees_evicted",
-	    (json_int_t)counter(&c->trees_evicted));
+	    (json_int_t)counter(&c->trees_evicted), "refused", (json_int_t)counter(&c->refused));
 	put(o, "counters", cnt, &bad);
 	if (fetch_stats(fs_repo_fetcher(d->repo), &ms, &nms) < 0) {
 		bad = true;

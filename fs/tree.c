@@ -71,6 +71,27 @@ static void catalog_free(struct catalog *c)
 	free(c);
 }
 
+/* Whether err is a verdict of the repository's signed state (signatures, expiry, versions,
+ * patterns, format of a file whose hash the snapshot pins), after which the packages concerned
+ * must not be shown, rather than a mirror that failed or served something other than the
+ * signed file (missing, too long, wrong hash: fetched again at the next refresh). */
+static bool is_verdict(int err)
+{
+	switch (err) {
+	case STORK_EBADSIG:
+	case STORK_EEXPIRED:
+	case STORK_EROLLBACK:
+	case STORK_EFORMAT:
+	case STORK_EPATTERN:
+	case STORK_ENAME:
+	case STORK_EVERSION:
+	case STORK_EUNSUPPORTED:
+		return true;
+	default:
+		return false;
+	}
+}
+
 int catalog_build(struct fs_repo *r, struct catalog **ret_c)
 {
 	struct listing l = {0};
@@ -79,8 +100,11 @@ int catalog_build(struct fs_repo *r, struct catalog **ret_c)
 	int ret, listed;
 
 	listed = fs_repo_list(r, list_one, &l);
-	/* A role that fails verification is skipped (and logged); what verified is shown. */
-	if (listed == -ENOMEM || (listed < 0 && l.n == 0)) {
+	/* A role that fails verification is skipped (and logged); what verified is shown. When
+	 * nothing could be listed because a mirror failed, the caller keeps the catalog it has;
+	 * when the signed state refuses everything (a pinned publisher re-signed by another key),
+	 * the catalog is empty. */
+	if (listed == -ENOMEM || (listed < 0 && l.n == 0 && !is_verdict(listed))) {
 		ret = listed;
 		goto out;
 	}

@@ -11,12 +11,14 @@
 #include <jansson.h>
 
 #include "fs/cli/cli.h"
+#include "fs/fs.h"
 
 static const char status_help[] =
     "usage: stork status [--json] [MOUNTPOINT|STOREDIR]...\n"
     "\n"
     "For a storkfs mount: the state of its metadata (fresh, offline, refresh failed; role\n"
-    "versions and expiry) and its counters: opens, hits (served from the node store), misses\n"
+    "versions and expiry; a STALE or NOT SERVING line when it expired, see max_stale in\n"
+    "fs/README.md) and its counters: opens, hits (served from the node store), misses\n"
     "(fetched), objects and bytes fetched, errors and timeouts, and per mirror its requests,\n"
     "bytes and failures. For a node store directory: its objects, bytes and repositories.\n"
     "Without an argument: every storkfs mount of this machine.\n"
@@ -60,6 +62,40 @@ static uint64_t num(json_t *o, const char *key)
 	return v > 0 ? (uint64_t)v : 0;
 }
 
+/* The line that stands out when the metadata in use has expired: still served within
+ * max_stale, or no longer. */
+static void print_stale(json_t *st)
+{
+	json_t *max = json_object_get(st, "max_stale");
+	char ago[32], grace[32];
+
+	if (!json_is_true(json_object_get(st, "stale")))
+		return;
+	fs_format_duration((int64_t)num(st, "stale_for"), ago);
+	if (json_is_null(max) || !max) {
+		printf("  STALE       metadata expired at %s (stale for %s); max_stale=inf: served "
+		       "for ever, no bound on a freeze attack\n",
+		       str(st, "stale_since"), ago);
+		return;
+	}
+	fs_format_duration((int64_t)num(st, "max_stale"), grace);
+	if (json_is_true(json_object_get(st, "serving"))) {
+		printf("  STALE       metadata expired at %s (stale for %s); still served until %s "
+		       "(max_stale=%s) unless a refresh succeeds\n",
+		       str(st, "stale_since"), ago, str(st, "serving_until"), grace);
+		return;
+	}
+	printf("  NOT SERVING metadata expired at %s (stale for %s), beyond max_stale=%s since "
+	       "%s:\n"
+	       "              lookups, opens and listings fail with \"Key has expired\" until a "
+	       "refresh succeeds.\n"
+	       "              Check that the mirrors are reachable and serve a current timestamp "
+	       "(the publisher runs\n"
+	       "              `stork repo refresh`), then `kill -HUP %" PRIu64 "`; or remount with "
+	       "a larger -o max_stale.\n",
+	       str(st, "stale_since"), ago, grace, str(st, "serving_until"), num(st, "pid"));
+}
+
 static void print_mount(const char *mnt, json_t *st)
 {
 	static const char *const roles[] = {"root", "timestamp", "snapshot", "targets"};
@@ -81,12 +117,16 @@ static void print_mount(const char *mnt, json_t *st)
 			printf("    %-10s version %" PRIu64 ", expires %s\n", roles[i],
 			       num(r, "version"), str(r, "expires"));
 	}
+	print_stale(st);
 	printf("  opens       %" PRIu64 " (%" PRIu64 " hits from the store, %" PRIu64 " misses)\n",
 	       num(c, "opens"), num(c, "hits"), num(c, "misses"));
 	printf("  fetched     %" PRIu64 " objects, %s\n", num(c, "objects_fetched"),
 	       cli_bytes(num(c, "bytes_fetched"), b));
-	printf("  errors      %" PRIu64 " (%" PRIu64 " timeouts)\n", num(c, "errors"),
+	printf("  errors      %" PRIu64 " (%" PRIu64 " timeouts)", num(c, "errors"),
 	       num(c, "timeouts"));
+	if (num(c, "refused"))
+		printf("; %" PRIu64 " refused: stale beyond max_stale", num(c, "refused"));
+	putchar('\n');
 	printf("  trees       %" PRIu64 " loaded, %" PRIu64 " evicted\n", num(c, "trees_loaded"),
 	       num(c, "trees_evicted"));
 	json_array_foreach(mirrors, i, m)
