@@ -34,6 +34,7 @@
 struct request {
 	/* Set by get() before queueing; read-only afterwards. */
 	const char *url;
+	const char *proxy; /* NULL = libcurl's default (direct unless http_proxy is set) */
 	uint64_t maxlen;
 	fetch_write_fn fn;
 	void *fnctx;
@@ -43,9 +44,10 @@ struct request {
 	int err;      /* why the body callback stopped the transfer; 0 if it did not */
 	uint64_t got; /* body bytes passed to fn */
 	CURLcode result;
-	long status;	/* HTTP response code, 0 for file:// */
-	bool connected; /* the connection (and TLS handshake) was established */
-	long os_errno;	/* the system's error for a failed connect */
+	long status;	     /* HTTP response code, 0 for file:// */
+	long connect_status; /* the proxy's answer to CONNECT (https through a proxy), 0 if none */
+	bool connected;	     /* the connection (and TLS handshake) was established */
+	long os_errno;	     /* the system's error for a failed connect */
 	char errbuf[CURL_ERROR_SIZE];
 	char fndetail[1024]; /* fn's error detail: it ran on the I/O thread */
 	/* The I/O thread's own. */
@@ -56,6 +58,7 @@ struct request {
 struct curlt {
 	long connect_timeout, low_speed_limit, low_speed_time, timeout;
 	char *cainfo;
+	struct curl_slist *fresh; /* Cache-Control: no-cache, for fetch_url_is_volatile() URLs */
 	CURLM *multi;
 	CURLSH *share;
 	pthread_t thread;
@@ -140,6 +143,9 @@ static int setup_easy(struct curlt *t, struct request *q, CURL *e)
 	SET(CURLOPT_TCP_KEEPALIVE, 1L);
 	SET(CURLOPT_USERAGENT, "storkfs/" STORKFS_VERSION);
 	SET(CURLOPT_SHARE, t->share);
+	/* Both every time: a pooled handle keeps what the last request set. */
+	SET(CURLOPT_PROXY, q->proxy);
+	SET(CURLOPT_HTTPHEADER, fetch_url_is_volatile(q->url) ? t->fresh : NULL);
 	if (t->cainfo)
 		SET(CURLOPT_CAINFO, t->cainfo);
 #undef SET
@@ -236,6 +242,7 @@ static void finish(struct curlt *t, struct request *q, CURLcode result)
 
 	q->result = result;
 	curl_easy_getinfo(q->easy, CURLINFO_RESPONSE_CODE, &q->status);
+	curl_easy_getinfo(q->easy, CURLINFO_HTTP_CONNECTCODE, &q->connect_status);
 	curl_easy_getinfo(q->easy, CURLINFO_CONNECT_TIME_T, &connect);
 	curl_easy_getinfo(q->easy, CURLINFO_APPCONNECT_TIME_T, &appconnect);
 	curl_easy_getinfo(q->easy, CURLINFO_SCHEME, &scheme);
@@ -311,6 +318,7 @@ static void *io_main(void *arg)
 static int result_of(const struct curlt *t, const struct request *q)
 {
 	const char *eb = q->errbuf[0] ? q->errbuf : curl_easy_strerror(q->result);
+	CURLcode result;
 
 	if (q->err == STORK_ETOOBIG) {
 		stork_errorf("%s: sent more than the limit of %" PRIu64 " bytes", q->url,
@@ -328,7 +336,19 @@ static int result_of(const struct curlt *t, const struct request *q)
 			stork_errorf("%s: %s", q->url, eb);
 		return q->err;
 	}
-	switch (q->result) {
+	if (q->result != CURLE_OK && q->proxy && q->connect_status >= 500 &&
+	    q->connect_status <= 599) {
+		/* https through a proxy: its answer to CONNECT says it cannot reach the host. */
+		stork_errorf("%s: the proxy cannot reach the host (CONNECT: HTTP %ld)", q->url,
+			     q->connect_status);
+		return -EHOSTDOWN;
+	}
+	/* libcurl checks Content-Length against the limit before the status: a 404 page
+	 * longer than a tiny object is still a 404. */
+	result = q->result;
+	if (result == CURLE_FILESIZE_EXCEEDED && q->status >= 400)
+		result = CURLE_HTTP_RETURNED_ERROR;
+	switch (result) {
 	case CURLE_OK:
 		return 0;
 	case CURLE_FILESIZE_EXCEEDED:
@@ -339,6 +359,12 @@ static int result_of(const struct curlt *t, const struct request *q)
 		if (q->status == 404 || q->status == 410) {
 			stork_errorf("%s: not found (HTTP %ld)", q->url, q->status);
 			return -ENOENT;
+		}
+		if (q->proxy && q->status >= 500 && q->status <= 599) {
+			/* The proxy reached the origin and relays its failure, or says it could
+			 * not reach it (502/503/504): the host's problem either way. */
+			stork_errorf("%s: HTTP %ld through the proxy", q->url, q->status);
+			return -EHOSTDOWN;
 		}
 		stork_errorf("%s: HTTP %ld", q->url, q->status);
 		return -EIO;
@@ -379,10 +405,11 @@ static int result_of(const struct curlt *t, const struct request *q)
 	}
 }
 
-static int curl_get(void *tctx, const char *url, uint64_t maxlen, fetch_write_fn fn, void *fnctx)
+static int curl_get_via(void *tctx, const char *url, const char *proxy, uint64_t maxlen,
+			fetch_write_fn fn, void *fnctx)
 {
 	struct curlt *t = tctx;
-	struct request q = {.url = url, .maxlen = maxlen, .fn = fn, .fnctx = fnctx};
+	struct request q = {.url = url, .proxy = proxy, .maxlen = maxlen, .fn = fn, .fnctx = fnctx};
 	int r;
 
 	pthread_cond_init(&q.cond, NULL);
@@ -411,6 +438,11 @@ static int curl_get(void *tctx, const char *url, uint64_t maxlen, fetch_write_fn
 	pthread_mutex_unlock(&t->lock);
 	pthread_cond_destroy(&q.cond);
 	return r;
+}
+
+static int curl_get(void *tctx, const char *url, uint64_t maxlen, fetch_write_fn fn, void *fnctx)
+{
+	return curl_get_via(tctx, url, NULL, maxlen, fn, fnctx);
 }
 
 static bool curl_handles(void *tctx, const char *url)
@@ -455,6 +487,7 @@ static void curl_free_transport(void *tctx)
 		curl_share_cleanup(t->share);
 	pthread_cond_destroy(&t->idle);
 	pthread_mutex_destroy(&t->lock);
+	curl_slist_free_all(t->fresh);
 	free(t->cainfo);
 	free(t);
 }
@@ -491,7 +524,8 @@ int fetch_curl_transport_new(const struct fetch_opts *o, struct fetch_transport 
 	}
 	t->multi = curl_multi_init();
 	t->share = curl_share_init();
-	if (!t->multi || !t->share) {
+	t->fresh = curl_slist_append(NULL, "Cache-Control: no-cache");
+	if (!t->multi || !t->share || !t->fresh) {
 		r = -ENOMEM;
 		goto fail;
 	}
@@ -518,6 +552,7 @@ int fetch_curl_transport_new(const struct fetch_opts *o, struct fetch_transport 
 	    .free = curl_free_transport,
 	    .tctx = t,
 	    .cancel = curl_cancel,
+	    .get_via = curl_get_via,
 	};
 	return 0;
 fail:

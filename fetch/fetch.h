@@ -3,8 +3,9 @@
  * Getting bytes from untrusted places, bounded and verified in stream. Three layers:
  *
  *  - a transport moves the bytes of one URL (libcurl for file://, http://, https:// through a
- *    single multi handle on one I/O thread; later: peers, proxies, exec). A new transport is
- *    the few functions of struct fetch_transport and nothing else changes;
+ *    single multi handle on one I/O thread, optionally via a proxy; exec: an external
+ *    command). A new transport is the few functions of struct fetch_transport and nothing
+ *    else changes;
  *  - a fetcher holds an ordered list of mirrors and tries them in turn, skipping for a while a
  *    mirror that failed or lied, and collapses concurrent requests for one object into one
  *    transfer;
@@ -34,6 +35,24 @@ struct fetch_opts {
 	 * can still succeed). NULL = stderr, "storkfs: " prefixed. */
 	void (*log)(void *ctx, const char *line);
 	void *log_ctx;
+	/* The transport chain (fetch/README.md, "Sources and their order"). Strings are read by
+	 * fetch_new only (the fetcher keeps copies). */
+	/* Caching proxies for http:// and https:// mirrors, CernVM-FS's CVMFS_HTTP_PROXY syntax:
+	 * groups separated by ';' tried in order; inside a group proxies separated by '|',
+	 * load-balanced (a random usable one first, then the others); the word DIRECT = no proxy.
+	 * "http://p1:3128|http://p2:3128;DIRECT". NULL or "" = DIRECT only. Never used for
+	 * file://, peers or exec URLs. */
+	const char *proxies;
+	long proxy_retry; /* seconds a failed proxy is skipped; 0 = 300 (CVMFS_PROXY_RESET_AFTER) */
+	/* Other nodes' stores, comma-separated http(s) base URLs: STOREDIR exposed read-only, so a
+	 * peer serves objects/ab/<hex> UNCOMPRESSED (checked by the SHA-256 of the raw bytes).
+	 * Tried before the mirrors, for objects only, directly (no proxy), with a short connect
+	 * timeout. NULL = none. */
+	const char *peers;
+	long peer_retry; /* seconds a failed peer is skipped; 0 = 300 */
+	/* Exec transports: NULL-terminated list of "SCHEME=COMMAND" (fetch_exec_transport_new for
+	 * each, registered by fetch_new). NULL = none. */
+	const char *const *exec;
 };
 
 /* ------------------------------------------------------------------------------------------ */
@@ -58,19 +77,49 @@ struct fetch_transport {
 	/** Optional: end every transfer in flight and refuse later ones, all with -ECANCELED,
 	 * at once (shutting down); the transport stays valid until free. Thread-safe. */
 	void (*cancel)(void *tctx);
+	/** Optional: get() through the caching proxy `proxy` ("http://host:port"). NULL = this
+	 * transport cannot use proxies: its URLs are fetched DIRECT only. Never called for
+	 * file:// URLs. Returns what get() returns, and tells the origin's answers from the
+	 * proxy's own failures: -ENOENT (HTTP 404/410) and -EHOSTDOWN (HTTP 5xx through the
+	 * proxy: 502/503/504 are a proxy saying the origin is down or broken, other 5xx are the
+	 * origin's, relayed) are the host's; every other failure (cannot connect to the proxy,
+	 * timeouts, truncation, other HTTP statuses) is the proxy's. */
+	int (*get_via)(void *tctx, const char *url, const char *proxy, uint64_t maxlen,
+		       fetch_write_fn fn, void *fnctx);
 };
+
+/** Whether url names a repository file that changes in place or whose absence may change
+ * (metadata/<name>.json without a version prefix, e.g. metadata/timestamp.json, and every
+ * metadata/N.root.json: the probes for the next root). An HTTP transport asks caches on the
+ * way to revalidate these (Cache-Control: no-cache); objects and versioned metadata never
+ * change and may be cached forever. */
+bool fetch_url_is_volatile(const char *url);
 
 /** The libcurl transport: file://, http://, https:// on one multi handle driven by one I/O
  * thread (connection reuse, HTTP/2 multiplexing where the server offers it).
  * @return 0; -ENOMEM; -EIO if libcurl cannot start. */
 int fetch_curl_transport_new(const struct fetch_opts *o, struct fetch_transport *ret_t);
 
+/** The exec transport: for URLs "SCHEME:..." runs COMMAND (split on spaces into argv, no
+ * shell; argv[0] searched in PATH) with the URL as its last argument, stdin /dev/null and
+ * STORK_MAXLEN=<maxlen> in its environment, in its own process group. It writes the body to
+ * stdout and exits 0; exit 2 = no such file (-ENOENT); any other exit is -EIO with the first
+ * line of its stderr as the detail. Killed (SIGKILL to its process group) when stdout is
+ * silent for low_speed_time seconds (-ETIMEDOUT), after `timeout` seconds (-ETIMEDOUT), past
+ * maxlen bytes (STORK_ETOOBIG), on a write function error and on cancel (-ECANCELED); always
+ * reaped. fetch/README.md, "The exec transport", has the protocol and an adapter.
+ * @return 0; -EINVAL (empty scheme or command; detail says so); -ENOMEM. */
+int fetch_exec_transport_new(const char *scheme, const char *command, const struct fetch_opts *o,
+			     struct fetch_transport *ret_t);
+
 /* ------------------------------------------------------------------------------------------ */
 /* The fetcher */
 
 struct fetch;
 
-/** A fetcher with the curl transport registered. @return 0; -ENOMEM; -EIO. */
+/** A fetcher with the curl transport registered, then the exec transports of o->exec, with
+ * o->peers and o->proxies parsed. @return 0; -ENOMEM; -EIO; -EINVAL (a malformed proxies,
+ * peers or exec option; the detail names it). */
 int fetch_new(const struct fetch_opts *o, struct fetch **ret_f);
 void fetch_free(struct fetch *f);
 /** Add a transport, tried before the ones already registered for URLs it handles. The
@@ -96,16 +145,17 @@ struct fetch_sink {
 	int (*reset)(void *ctx);  /* forget what was written: the next source retries */
 	int (*commit)(void *ctx); /* verified: make it visible; 0 or -errno/STORK_E* */
 	void *ctx;
-	/* Optional (may be NULL): told, just before commit, which mirror delivered the bytes
-	 * (its URL as added, borrowed for the call). */
+	/* Optional (may be NULL): told, just before commit, which source delivered the bytes
+	 * (a mirror's URL as added, or a peer's as given; borrowed for the call). */
 	void (*source)(void *ctx, const char *mirror);
 };
 
 /** Fetch one object (compressed at objects/ab/<hex> on the mirrors, `zsize` bytes as signed,
- * `size` bytes uncompressed) into sink, trying each mirror until one delivers bytes that
- * verify. Nothing reaches sink->commit unverified; a source that sends more than zsize bytes
- * is cut off at zsize. If another thread of this fetcher is already fetching the same object,
- * waits for that transfer instead and returns its result without touching sink.
+ * `size` bytes uncompressed; uncompressed on peers) into sink, trying the peers, then each
+ * mirror through its proxy chain (fetch/README.md, "Sources and their order"), until one
+ * delivers bytes that verify. Nothing reaches sink->commit unverified; a source that sends more
+ * than zsize bytes is cut off at zsize. If another thread of this fetcher is already fetching the
+ * same object, waits for that transfer instead and returns its result without touching sink.
  * @param what names the object for people ("hello 2.10-3: usr/bin/hello").
  * @return 0 (committed through sink); 1 (another caller's transfer committed it); STORK_E* or
  * -errno when every mirror failed (detail names each mirror and what it did). */
@@ -115,13 +165,21 @@ int fetch_object(struct fetch *f, const uint8_t id[VERIFY_HASH_LEN], uint64_t si
 struct fetch_mirror_stats {
 	const char *url; /* borrowed from the fetcher */
 	uint64_t requests;
-	uint64_t bytes;	   /* body bytes received */
-	uint64_t failures; /* transport failures and refused content */
-	bool skipped;	   /* currently skipped after a failure */
+	uint64_t bytes;	      /* body bytes received */
+	uint64_t failures;    /* transport failures and refused content */
+	bool skipped;	      /* currently skipped after a failure */
+	const char *kind;     /* "peer", "mirror" or "proxy" (static strings) */
+	uint64_t latency_ms;  /* moving average (weight 1/4) of the time from a request to its
+			       * first body byte (the whole transfer for an empty body), over
+			       * successful requests; 0 = none yet */
+	char last_error[160]; /* what the last failure was ("" = none): a copy, taken under
+			       * the fetcher's lock, so safe to read after the call */
 };
 
-/** Per-mirror counters, in mirror order. @param[out] ret_stats malloc'd array (caller frees;
- * the urls stay borrowed). @return 0; -ENOMEM. */
+/** Per-source counters: peers, then mirrors, then proxies, each in the order given. A request
+ * through a proxy counts for both the mirror and the proxy; a failure for the one blamed.
+ * @param[out] ret_stats malloc'd array (caller frees; the urls stay borrowed).
+ * Thread-safe. @return 0; -ENOMEM. */
 int fetch_stats(struct fetch *f, struct fetch_mirror_stats **ret_stats, size_t *ret_n);
 
 /* ------------------------------------------------------------------------------------------ */

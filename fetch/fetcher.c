@@ -13,29 +13,45 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "fetch/fetch.h"
 #include "store/store.h"
 
-#define DEFAULT_RETRY 1800 /* seconds a failed mirror is skipped (CernVM-FS's host reset) */
-#define SUMMARY_LEN   1024 /* the final error detail (stork_errorf's own limit) */
-#define LINE_LEN      1024
+#define DEFAULT_RETRY	    1800 /* seconds a failed mirror is skipped (CernVM-FS's host reset) */
+#define DEFAULT_PROXY_RETRY 300	 /* CernVM-FS's CVMFS_PROXY_RESET_AFTER */
+#define DEFAULT_PEER_RETRY  300
+#define PEER_CONNECT	    2	 /* seconds: a peer is near, or it is not worth waiting for */
+#define SUMMARY_LEN	    1024 /* the final error detail (stork_errorf's own limit) */
+#define LINE_LEN	    1024
+#define ERROR_LEN	    160 /* struct fetch_mirror_stats' last_error */
 
 struct tnode {
 	struct fetch_transport t;
 	struct tnode *next;
 };
 
-struct mirror {
-	char *url;  /* as given: the name in stats and messages */
-	char *base; /* what paths are appended to, without a trailing '/' */
-	const struct fetch_transport *t;
+/* A peer, a mirror or a proxy. */
+struct source {
+	const char *kind;		 /* "peer", "mirror", "proxy" */
+	char *url;			 /* as given: the name in stats and messages */
+	char *base;			 /* what paths are appended to, without a trailing '/' */
+	const struct fetch_transport *t; /* mirrors: bound when added; peers: at use */
+	long retry;			 /* seconds skipped after a failure; -1 = for life */
 	/* Under f->lock. */
 	uint64_t requests, bytes, failures;
-	int64_t last_failure;  /* monotonic seconds, 0 = never */
+	uint64_t latency_us, nlatency; /* moving average of the time to the first byte */
+	int64_t last_failure;	       /* monotonic seconds, 0 = never */
 	int64_t skipped_until; /* monotonic seconds; 0 = usable; -1 = for the fetcher's life */
+	char last_error[ERROR_LEN];
+};
+
+/* One step of the proxy chain: a proxy, or DIRECT (proxy == NULL), in its group. */
+struct hop {
+	size_t group;
+	struct source *proxy;
 };
 
 /* One object being fetched; others asking for it wait on cond (under f->lock). */
@@ -53,10 +69,20 @@ struct fetch {
 	struct fetch_opts opts;
 	long retry;		  /* resolved mirror_retry */
 	struct tnode *transports; /* newest first */
-	struct mirror **mirrors;
+	void *curl_tctx;	  /* the built-in curl transport's, to tell it from others */
+	struct fetch_transport peer_curl; /* curl with a short connect timeout, for peers */
+	bool has_peer_curl;
+	struct source **mirrors;
 	size_t nmirrors;
+	struct source **peers;
+	size_t npeers;
+	struct source **proxies; /* every proxy of the chain, in chain order */
+	size_t nproxies;
+	struct hop *chain; /* empty = DIRECT only */
+	size_t nchain, ngroups;
 	char *describe;	      /* the mirrors' URLs, ", "-separated */
-	pthread_mutex_t lock; /* mirror health and counters, the in-flight table */
+	pthread_mutex_t lock; /* source health and counters, rng, the in-flight table */
+	uint64_t rng;
 	struct inflight *inflight;
 };
 
@@ -165,9 +191,9 @@ static int check_path(const char *path)
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* Mirror health. */
+/* Source health. */
 
-static bool usable(const struct mirror *m, int64_t now)
+static bool usable(const struct source *m, int64_t now)
 {
 	return m->skipped_until == 0 || (m->skipped_until > 0 && now >= m->skipped_until);
 }
@@ -193,59 +219,130 @@ static int try_order(struct fetch *f, size_t **ret_order)
 	return 0;
 }
 
-/* Count one request; on failure of the mirror's making mark it skipped. Returns what the log
- * line should add about skipping, "" if nothing changed. */
-static const char *note_result(struct fetch *f, struct mirror *m, uint64_t bytes, bool ok,
-			       bool mark, char *buf, size_t len)
+/* xorshift64*, under f->lock: load balancing needs no more. */
+static uint64_t rnd(struct fetch *f)
+{
+	f->rng ^= f->rng >> 12;
+	f->rng ^= f->rng << 25;
+	f->rng ^= f->rng >> 27;
+	return f->rng * 2685821657736338717ULL;
+}
+
+/* The ways to reach a mirror through the proxy chain, in the order to try them: group by
+ * group, the usable hops of a group in random order (DIRECT is always usable); then the
+ * skipped proxies in chain order, so that a fallback is never left untried. A NULL entry is
+ * DIRECT. ret_routes holds at least f->nchain + 1 entries. */
+static size_t routes(struct fetch *f, bool proxiable, struct source **out)
 {
 	int64_t now = now_s();
+	size_t n = 0;
+
+	if (!proxiable || f->nchain == 0) {
+		out[0] = NULL;
+		return 1;
+	}
+	pthread_mutex_lock(&f->lock);
+	for (size_t g = 0; g < f->ngroups; g++) {
+		size_t first = n;
+
+		for (size_t i = 0; i < f->nchain; i++)
+			if (f->chain[i].group == g &&
+			    (!f->chain[i].proxy || usable(f->chain[i].proxy, now)))
+				out[n++] = f->chain[i].proxy;
+		for (size_t i = n - first; i > 1; i--) {
+			size_t k = (size_t)(rnd(f) % i);
+			struct source *tmp = out[first + i - 1];
+
+			out[first + i - 1] = out[first + k];
+			out[first + k] = tmp;
+		}
+	}
+	for (size_t i = 0; i < f->nchain; i++)
+		if (f->chain[i].proxy && !usable(f->chain[i].proxy, now))
+			out[n++] = f->chain[i].proxy;
+	pthread_mutex_unlock(&f->lock);
+	return n;
+}
+
+/* Count one request on m; on a failure of m's making mark it skipped. Writes what the log
+ * line should add about skipping into buf ("" if nothing changed). Under the lock. */
+static void note_locked(struct source *m, int64_t now, uint64_t bytes, int64_t latency_us,
+			int outcome, const char *what, char *buf, size_t len)
+{
 	bool was_usable;
 
 	buf[0] = '\0';
-	pthread_mutex_lock(&f->lock);
 	m->requests++;
 	m->bytes += bytes;
-	if (ok) {
+	if (outcome > 0) {
 		m->skipped_until = 0;
-	} else if (mark) {
+		if (latency_us >= 0) {
+			/* Weight 1/4: a few slow answers show, one does not dominate. */
+			m->latency_us = m->nlatency ? (3 * m->latency_us + (uint64_t)latency_us) / 4
+						    : (uint64_t)latency_us;
+			m->nlatency++;
+		}
+	} else if (outcome < 0) {
 		was_usable = usable(m, now);
 		m->failures++;
 		m->last_failure = now;
-		m->skipped_until = f->retry < 0 ? -1 : now + f->retry;
-		if (was_usable && f->retry < 0)
-			snprintf(buf, len, "; skipping this mirror from now on");
+		snprintf(m->last_error, sizeof(m->last_error), "%s", what);
+		m->skipped_until = m->retry < 0 ? -1 : now + m->retry;
+		if (was_usable && m->retry < 0)
+			snprintf(buf, len, "; skipping this %s from now on", m->kind);
 		else if (was_usable)
-			snprintf(buf, len, "; skipping this mirror for %ld s", f->retry);
+			snprintf(buf, len, "; skipping this %s for %ld s", m->kind, m->retry);
 	}
+}
+
+/* outcome: 1 = success, 0 = counted only (not the source's doing), -1 = the source failed. */
+static void note(struct fetch *f, struct source *m, uint64_t bytes, int64_t latency_us, int outcome,
+		 const char *what, char *buf, size_t len)
+{
+	pthread_mutex_lock(&f->lock);
+	note_locked(m, now_s(), bytes, latency_us, outcome, what, buf, len);
 	pthread_mutex_unlock(&f->lock);
-	return buf;
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* Trying the mirrors in turn. */
+/* Trying the sources in turn. */
 
 struct job {
 	const char *path; /* relative to a mirror: "objects/ab/<hex>", "metadata/..." */
 	const char *what; /* names an object for people; NULL for metadata */
 	bool object;	  /* -ENOENT is then the mirror's failure (it is stale) */
-	uint64_t maxlen;
-	/* One try. Sets got, ours and stuck as described below. */
-	int (*attempt)(struct job *j, const struct fetch_transport *t, const char *url);
-	/* Before the next mirror; may be NULL. */
+	uint64_t maxlen;  /* set by attempt for peers (raw objects) */
+	/* One try through t, via proxy (NULL = direct); raw: a peer's uncompressed object. Sets
+	 * got, ours and stuck as described below. */
+	int (*attempt)(struct job *j, const struct fetch_transport *t, const char *url,
+		       const char *proxy, bool raw);
+	/* Before the next source; may be NULL. */
 	int (*reset)(struct job *j);
 	void *ctx;
-	const char *winner; /* the mirror (URL as added) whose attempt succeeded */
+	const char *winner; /* the source (URL as added) whose attempt succeeded */
+	unsigned attempts;  /* made so far */
 	/* Per attempt. */
-	uint64_t got;	 /* body bytes received */
-	bool toobig;	 /* the source sent more than maxlen */
+	int64_t t0_us, first_us; /* start, first body byte (0 = none yet) */
+	uint64_t got;		 /* body bytes received */
+	bool toobig;		 /* the source sent more than maxlen */
 	bool ours;	 /* the failure is the consumer's (sink, memory): stop, blame none */
 	bool stuck;	 /* bytes reached a consumer that cannot take them again */
 	bool short_body; /* the transport ended cleanly before maxlen bytes */
 };
 
+static int64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 /* Enforce maxlen ourselves too: a transport that does not is cut off here. */
 static int job_count(struct job *j, size_t len)
 {
+	if (!j->first_us)
+		j->first_us = now_us();
 	if (len > j->maxlen - j->got) {
 		j->toobig = true;
 		stork_errorf("sent more than the limit of %" PRIu64 " bytes", j->maxlen);
@@ -284,10 +381,10 @@ static void describe_failure(const struct job *j, int r, const char *url, char *
 	}
 }
 
-/* The code to return when every mirror failed, from the most telling answer. Metadata:
+/* The code to return when every source failed, from the most telling answer. Metadata:
  * -ENOENT as soon as one mirror said so (a source that answered outweighs ones that could not
  * be reached: a missing N+1.root.json ends the root chain), then refused content, then
- * transport failures. Objects: refused content (a lying mirror), then transport failures,
+ * transport failures. Objects: refused content (a lying source), then transport failures,
  * then -ENOENT. Within a class, the first in the order tried. */
 static int rank(const struct job *j, int r)
 {
@@ -301,12 +398,133 @@ static int pick(const struct job *j, int best, int r)
 	return !best || rank(j, r) > rank(j, best) ? r : best;
 }
 
+/* The state of one run over the sources. */
+struct runstate {
+	const char *name; /* the file for people */
+	char summary[SUMMARY_LEN];
+	size_t slen;
+	int best;
+	bool all_enoent;
+};
+
+enum step {
+	STEP_DONE,	  /* succeeded: return 0 */
+	STEP_STOP,	  /* the consumer's failure or a cancel: return r at once */
+	STEP_NEXT_ROUTE,  /* the proxy failed: the next way to this mirror */
+	STEP_NEXT_SOURCE, /* this peer or mirror failed or lacks it: the next one */
+	STEP_END,	  /* bytes reached a consumer: no other source may follow */
+};
+
+/* One attempt at source m (a peer or a mirror), via proxy when not NULL. */
+static enum step try_one(struct fetch *f, struct job *j, struct runstate *st, struct source *m,
+			 const struct fetch_transport *t, struct source *proxy, int *ret_r)
+{
+	char line[LINE_LEN / 2], skip[64], pskip[64], label[LINE_LEN / 2];
+	bool peer = m->kind[0] == 'p', host_answer, mark;
+	int64_t lat = -1;
+	char *url = url_join(m->base, j->path);
+	int r;
+
+	if (!url) {
+		*ret_r = -ENOMEM;
+		return STEP_STOP;
+	}
+	if (j->attempts++ && j->reset) {
+		r = j->reset(j);
+		if (r < 0) {
+			free(url);
+			*ret_r = r;
+			return STEP_STOP;
+		}
+	}
+	j->got = 0;
+	j->first_us = 0;
+	j->toobig = j->ours = j->stuck = j->short_body = false;
+	j->t0_us = now_us();
+	stork_error_clear();
+	r = j->attempt(j, t, url, proxy ? proxy->url : NULL, peer);
+	*ret_r = r;
+	if (r == 0) {
+		lat = (j->first_us ? j->first_us : now_us()) - j->t0_us;
+		note(f, m, j->got, lat, 1, NULL, skip, sizeof(skip));
+		if (proxy)
+			note(f, proxy, j->got, lat, 1, NULL, skip, sizeof(skip));
+		j->winner = m->url;
+		free(url);
+		return STEP_DONE;
+	}
+	if (j->ours || r == -ENOMEM || r == -ECANCELED) {
+		/* Not the source's doing, and no other source would fare better. */
+		note(f, m, j->got, -1, 0, NULL, skip, sizeof(skip));
+		if (proxy)
+			note(f, proxy, j->got, -1, 0, NULL, skip, sizeof(skip));
+		free(url);
+		if (j->object)
+			stork_error_prefix("%s", st->name);
+		return STEP_STOP;
+	}
+	describe_failure(j, r, url, line, sizeof(line));
+	free(url);
+	if (proxy)
+		snprintf(label, sizeof(label), "%s via proxy %s", m->url, proxy->url);
+	else if (peer)
+		snprintf(label, sizeof(label), "peer %s", m->url);
+	else
+		snprintf(label, sizeof(label), "%s", m->url);
+	append(st->summary, sizeof(st->summary), &st->slen, "%s%s: %s", st->slen ? "; " : "", label,
+	       line);
+	if (r != -ENOENT)
+		st->all_enoent = false;
+	st->best = pick(j, st->best, r);
+
+	/* Through a proxy: a 404 or a 5xx is the host's answer relayed; anything else (cannot
+	 * connect, stalled, truncated, content that does not verify: a cache can hold bad
+	 * bytes) is the proxy's. */
+	host_answer = !proxy || r == -ENOENT || r == -EHOSTDOWN;
+	if (!host_answer) {
+		note(f, m, j->got, -1, 0, NULL, skip, sizeof(skip));
+		note(f, proxy, j->got, -1, -1, line, pskip, sizeof(pskip));
+		log_line(f, "%s: %s: %s%s", label, st->name, line, pskip);
+		return j->stuck ? STEP_END : STEP_NEXT_ROUTE;
+	}
+	if (proxy)
+		note(f, proxy, j->got, -1, 0, NULL, pskip, sizeof(pskip));
+	/* A missing metadata file is an answer, not a failure; so is a peer without the
+	 * object (peers hold what their node used). */
+	mark = r != -ENOENT || (j->object && !peer);
+	note(f, m, j->got, -1, mark ? -1 : 0, line, skip, sizeof(skip));
+	if (mark)
+		log_line(f, "%s: %s: %s%s", label, st->name, line, skip);
+	return j->stuck ? STEP_END : STEP_NEXT_SOURCE;
+}
+
+static bool proxiable(const struct source *m)
+{
+	return m->t->get_via && strncasecmp(m->base, "file://", 7) != 0;
+}
+
+/* The transport for a peer: the newest that handles its URL, with the built-in curl one
+ * replaced by its short-connect twin. */
+static const struct fetch_transport *peer_transport(struct fetch *f, const char *url)
+{
+	for (struct tnode *n = f->transports; n; n = n->next) {
+		if (!n->t.handles(n->t.tctx, url))
+			continue;
+		if (n->t.tctx == f->curl_tctx && f->has_peer_curl)
+			return &f->peer_curl;
+		return &n->t;
+	}
+	return NULL;
+}
+
 static int run(struct fetch *f, struct job *j)
 {
-	char summary[SUMMARY_LEN], line[LINE_LEN / 2], skip[64], name[LINE_LEN / 2];
-	size_t *order = NULL, slen = 0;
-	bool all_enoent = true;
-	int best = 0, r;
+	struct runstate st = {.all_enoent = true};
+	char name[LINE_LEN / 2];
+	struct source **via = NULL;
+	size_t *order = NULL;
+	enum step s;
+	int r;
 
 	r = check_path(j->path);
 	if (r < 0)
@@ -316,6 +534,7 @@ static int run(struct fetch *f, struct job *j)
 		snprintf(name, sizeof(name), "%s (%s)", j->path, j->what);
 	else
 		snprintf(name, sizeof(name), "%s", j->path);
+	st.name = name;
 	if (f->nmirrors == 0) {
 		stork_errorf("%s: no mirror to fetch it from", name);
 		return -ENOENT;
@@ -323,59 +542,50 @@ static int run(struct fetch *f, struct job *j)
 	r = try_order(f, &order);
 	if (r < 0)
 		return r;
-	summary[0] = '\0';
-	for (size_t k = 0; k < f->nmirrors; k++) {
-		struct mirror *m = f->mirrors[order[k]];
-		char *url = url_join(m->base, j->path);
-		bool mark;
+	via = malloc((f->nchain + 1) * sizeof(*via));
+	if (!via) {
+		r = -ENOMEM;
+		goto out;
+	}
+	/* Peers first, for objects: the usable ones, in order, directly. */
+	for (size_t k = 0; j->object && k < f->npeers; k++) {
+		struct source *p = f->peers[k];
+		const struct fetch_transport *t = peer_transport(f, p->base);
+		bool ok;
 
-		if (!url) {
-			r = -ENOMEM;
+		pthread_mutex_lock(&f->lock);
+		ok = usable(p, now_s());
+		pthread_mutex_unlock(&f->lock);
+		if (!ok || !t)
+			continue;
+		s = try_one(f, j, &st, p, t, NULL, &r);
+		if (s == STEP_DONE || s == STEP_STOP)
 			goto out;
-		}
-		j->got = 0;
-		j->toobig = j->ours = j->stuck = j->short_body = false;
-		stork_error_clear();
-		r = j->attempt(j, m->t, url);
-		if (r == 0) {
-			note_result(f, m, j->got, true, false, skip, sizeof(skip));
-			j->winner = m->url;
-			free(url);
-			goto out;
-		}
-		if (j->ours || r == -ENOMEM || r == -ECANCELED) {
-			/* Not the mirror's doing, and no other mirror would fare better. */
-			note_result(f, m, j->got, false, false, skip, sizeof(skip));
-			free(url);
-			if (j->object)
-				stork_error_prefix("%s", name);
-			goto out;
-		}
-		/* A missing metadata file is an answer, not a failure. */
-		mark = j->object || r != -ENOENT;
-		describe_failure(j, r, url, line, sizeof(line));
-		free(url);
-		note_result(f, m, j->got, false, mark, skip, sizeof(skip));
-		if (mark)
-			log_line(f, "%s: %s: %s%s", m->url, name, line, skip);
-		append(summary, sizeof(summary), &slen, "%s%s: %s", k ? "; " : "", m->url, line);
-		if (r != -ENOENT)
-			all_enoent = false;
-		best = pick(j, best, r);
-		if (j->stuck)
-			break;
-		if (j->reset && k + 1 < f->nmirrors) {
-			r = j->reset(j);
-			if (r < 0)
+		if (s == STEP_END)
+			goto failed;
+	}
+	for (size_t k = 0; k < f->nmirrors; k++) {
+		struct source *m = f->mirrors[order[k]];
+		size_t n = routes(f, proxiable(m), via);
+
+		for (size_t i = 0; i < n; i++) {
+			s = try_one(f, j, &st, m, m->t, via[i], &r);
+			if (s == STEP_DONE || s == STEP_STOP)
 				goto out;
+			if (s == STEP_END)
+				goto failed;
+			if (s == STEP_NEXT_SOURCE)
+				break;
 		}
 	}
-	r = best;
-	if (all_enoent && slen)
+failed:
+	r = st.best;
+	if (st.all_enoent && st.slen)
 		stork_errorf("%s: not found on any mirror (%s)", name, f->describe);
 	else
-		stork_errorf("%s: every mirror failed: %s", name, summary);
+		stork_errorf("%s: every mirror failed: %s", name, st.summary);
 out:
+	free(via);
 	free(order);
 	return r;
 }
@@ -413,20 +623,35 @@ static int obj_feed(void *ctx, const void *buf, size_t len)
 	return store_unpack_write(o->u, buf, len);
 }
 
-static int obj_attempt(struct job *j, const struct fetch_transport *t, const char *url)
+/* Through t to url, via proxy unless NULL. */
+static int get(const struct fetch_transport *t, const char *url, const char *proxy, uint64_t maxlen,
+	       fetch_write_fn fn, void *fnctx)
+{
+	if (proxy)
+		return t->get_via(t->tctx, url, proxy, maxlen, fn, fnctx);
+	return t->get(t->tctx, url, maxlen, fn, fnctx);
+}
+
+static int obj_attempt(struct job *j, const struct fetch_transport *t, const char *url,
+		       const char *proxy, bool raw)
 {
 	struct objjob *o = j->ctx;
 	int r;
 
 	o->sinkerr = 0;
-	r = store_unpack_new(o->id, o->size, o->zsize, obj_sink_write, o, &o->u);
+	/* A peer's store holds the object uncompressed: size bytes, hashed as they are. */
+	j->maxlen = raw ? o->size : o->zsize;
+	if (raw)
+		r = store_unpack_new_raw(o->id, o->size, obj_sink_write, o, &o->u);
+	else
+		r = store_unpack_new(o->id, o->size, o->zsize, obj_sink_write, o, &o->u);
 	if (r < 0) {
 		j->ours = true;
 		return r;
 	}
-	r = t->get(t->tctx, url, o->zsize, obj_feed, o);
+	r = get(t, url, proxy, j->maxlen, obj_feed, o);
 	if (r == 0) {
-		j->short_body = j->got < o->zsize;
+		j->short_body = j->got < j->maxlen;
 		r = store_unpack_finish(o->u);
 	}
 	store_unpack_free(o->u);
@@ -578,7 +803,8 @@ static int mem_feed(void *ctx, const void *buf, size_t len)
 	return 0;
 }
 
-static int get_attempt(struct job *j, const struct fetch_transport *t, const char *url)
+static int get_attempt(struct job *j, const struct fetch_transport *t, const char *url,
+		       const char *proxy, bool raw)
 {
 	struct membuf *m = j->ctx;
 	int r;
@@ -586,7 +812,7 @@ static int get_attempt(struct job *j, const struct fetch_transport *t, const cha
 	free(m->buf);
 	m->buf = NULL;
 	m->len = m->cap = 0;
-	r = t->get(t->tctx, url, j->maxlen, mem_feed, m);
+	r = get(t, url, proxy, j->maxlen, mem_feed, m);
 	if (r == 0 && !m->buf) {
 		m->buf = malloc(1);
 		if (!m->buf) {
@@ -637,9 +863,10 @@ static int stream_feed(void *ctx, const void *buf, size_t len)
 	return r;
 }
 
-static int stream_attempt(struct job *j, const struct fetch_transport *t, const char *url)
+static int stream_attempt(struct job *j, const struct fetch_transport *t, const char *url,
+			  const char *proxy, bool raw)
 {
-	return t->get(t->tctx, url, j->maxlen, stream_feed, j->ctx);
+	return get(t, url, proxy, j->maxlen, stream_feed, j->ctx);
 }
 
 static int src_stream(void *ctx, const char *path, uint64_t maxlen,
@@ -673,9 +900,180 @@ void fetch_as_source(struct fetch *f, struct verify_source *ret_src)
 /* ------------------------------------------------------------------------------------------ */
 /* Set-up. */
 
+static void source_free(struct source *m)
+{
+	if (!m)
+		return;
+	free(m->url);
+	free(m->base);
+	free(m);
+}
+
+/* A source named url (len bytes of it), its base without trailing '/'. */
+static struct source *source_new(const char *kind, const char *url, size_t len, long retry)
+{
+	struct source *m = calloc(1, sizeof(*m));
+
+	if (!m)
+		return NULL;
+	m->kind = kind;
+	m->retry = retry;
+	m->url = strndup(url, len);
+	m->base = strndup(url, len);
+	if (!m->url || !m->base) {
+		source_free(m);
+		return NULL;
+	}
+	while (len > 3 && m->base[len - 1] == '/' && strncmp(m->base + len - 3, "://", 3))
+		m->base[--len] = '\0';
+	return m;
+}
+
+static int push(struct source ***arr, size_t *n, struct source *m)
+{
+	struct source **grown = realloc(*arr, (*n + 1) * sizeof(*grown));
+
+	if (!grown) {
+		source_free(m);
+		return -ENOMEM;
+	}
+	*arr = grown;
+	(*arr)[(*n)++] = m;
+	return 0;
+}
+
+/* Trim spaces around [*p, *e). */
+static void trim(const char **p, const char **e)
+{
+	while (*p < *e && (**p == ' ' || **p == '\t'))
+		(*p)++;
+	while (*e > *p && ((*e)[-1] == ' ' || (*e)[-1] == '\t'))
+		(*e)--;
+}
+
+/* "http://p1:3128|http://p2:3128;DIRECT" into f->chain and f->proxies. */
+static int parse_proxies(struct fetch *f, const char *spec, long retry)
+{
+	const char *p = spec;
+	size_t group = 0;
+	int r;
+
+	if (!spec || !spec[0])
+		return 0;
+	for (;;) {
+		const char *gend = strchrnul(p, ';');
+
+		for (const char *q = p;;) {
+			const char *e = q, *b = q;
+			struct source *px = NULL;
+			struct hop *grown;
+
+			while (e < gend && *e != '|')
+				e++;
+			trim(&b, &e);
+			if (b == e) {
+				stork_errorf(
+				    "proxies \"%s\": an empty proxy (write DIRECT for none)", spec);
+				return -EINVAL;
+			}
+			if (!(e - b == 6 && !strncasecmp(b, "DIRECT", 6))) {
+				if (!memmem(b, (size_t)(e - b), "://", 3)) {
+					stork_errorf("proxies \"%s\": \"%.*s\" is not a URL (e.g. "
+						     "http://proxy:3128) nor DIRECT",
+						     spec, (int)(e - b), b);
+					return -EINVAL;
+				}
+				px = source_new("proxy", b, (size_t)(e - b), retry);
+				if (!px)
+					return -ENOMEM;
+				r = push(&f->proxies, &f->nproxies, px);
+				if (r < 0)
+					return r;
+			}
+			grown = realloc(f->chain, (f->nchain + 1) * sizeof(*grown));
+			if (!grown)
+				return -ENOMEM;
+			f->chain = grown;
+			f->chain[f->nchain++] = (struct hop){.group = group, .proxy = px};
+			while (e < gend && *e != '|')
+				e++;
+			if (e >= gend)
+				break;
+			q = e + 1;
+		}
+		group++;
+		if (!*gend)
+			break;
+		p = gend + 1;
+	}
+	f->ngroups = group;
+	/* "DIRECT" alone is no chain at all. */
+	if (f->nchain == 1 && !f->chain[0].proxy)
+		f->nchain = f->ngroups = 0;
+	return 0;
+}
+
+static int parse_peers(struct fetch *f, const char *spec, long retry)
+{
+	const char *p = spec;
+	int r;
+
+	if (!spec || !spec[0])
+		return 0;
+	for (;;) {
+		const char *e = strchrnul(p, ','), *next = e, *b = p;
+		struct source *m;
+
+		trim(&b, &e);
+		if (b == e || !memmem(b, (size_t)(e - b), "://", 3)) {
+			stork_errorf(
+			    "peers \"%s\": \"%.*s\" is not a URL (e.g. http://node2:8080/)", spec,
+			    (int)(e - b), b);
+			return -EINVAL;
+		}
+		m = source_new("peer", b, (size_t)(e - b), retry);
+		if (!m)
+			return -ENOMEM;
+		r = push(&f->peers, &f->npeers, m);
+		if (r < 0)
+			return r;
+		if (!*next)
+			return 0;
+		p = next + 1;
+	}
+}
+
+static int add_exec_transports(struct fetch *f, const char *const *exec)
+{
+	struct fetch_transport t;
+	int r;
+
+	for (size_t i = 0; exec && exec[i]; i++) {
+		const char *eq = strchr(exec[i], '=');
+		char *scheme;
+
+		if (!eq || eq == exec[i] || !eq[1]) {
+			stork_errorf("exec \"%s\": expected SCHEME=COMMAND", exec[i]);
+			return -EINVAL;
+		}
+		scheme = strndup(exec[i], (size_t)(eq - exec[i]));
+		if (!scheme)
+			return -ENOMEM;
+		r = fetch_exec_transport_new(scheme, eq + 1, &f->opts, &t);
+		free(scheme);
+		if (r < 0)
+			return r;
+		r = fetch_add_transport(f, &t);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 int fetch_new(const struct fetch_opts *o, struct fetch **ret_f)
 {
 	struct fetch_transport t;
+	struct fetch_opts po;
 	struct fetch *f;
 	int r;
 
@@ -684,17 +1082,45 @@ int fetch_new(const struct fetch_opts *o, struct fetch **ret_f)
 		return -ENOMEM;
 	if (o)
 		f->opts = *o;
-	f->opts.cainfo = NULL; /* the curl transport keeps its own copy */
+	/* Kept by the transports or parsed here: no borrowed string outlives fetch_new. */
+	f->opts.cainfo = NULL;
+	f->opts.proxies = f->opts.peers = NULL;
+	f->opts.exec = NULL;
 	f->retry = f->opts.mirror_retry < 0   ? -1
 		   : f->opts.mirror_retry > 0 ? f->opts.mirror_retry
 					      : DEFAULT_RETRY;
+	f->rng = (uint64_t)now_us() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)f;
+	if (!f->rng)
+		f->rng = 1;
 	pthread_mutex_init(&f->lock, NULL);
 	r = fetch_curl_transport_new(o, &t);
 	if (r < 0)
 		goto fail;
+	f->curl_tctx = t.tctx;
 	r = fetch_add_transport(f, &t);
 	if (r < 0)
 		goto fail;
+	if (!o)
+		goto done;
+	r = add_exec_transports(f, o->exec);
+	if (r < 0)
+		goto fail;
+	r = parse_proxies(f, o->proxies, o->proxy_retry > 0 ? o->proxy_retry : DEFAULT_PROXY_RETRY);
+	if (r < 0)
+		goto fail;
+	r = parse_peers(f, o->peers, o->peer_retry > 0 ? o->peer_retry : DEFAULT_PEER_RETRY);
+	if (r < 0)
+		goto fail;
+	if (f->npeers) {
+		po = *o;
+		if (po.connect_timeout <= 0 || po.connect_timeout > PEER_CONNECT)
+			po.connect_timeout = PEER_CONNECT;
+		r = fetch_curl_transport_new(&po, &f->peer_curl);
+		if (r < 0)
+			goto fail;
+		f->has_peer_curl = true;
+	}
+done:
 	*ret_f = f;
 	return 0;
 fail:
@@ -708,6 +1134,8 @@ void fetch_cancel(struct fetch *f)
 	for (struct tnode *n = f->transports; n; n = n->next)
 		if (n->t.cancel)
 			n->t.cancel(n->t.tctx);
+	if (f->has_peer_curl && f->peer_curl.cancel)
+		f->peer_curl.cancel(f->peer_curl.tctx);
 	pthread_mutex_unlock(&f->lock);
 }
 
@@ -717,18 +1145,24 @@ void fetch_free(struct fetch *f)
 
 	if (!f)
 		return;
-	for (size_t i = 0; i < f->nmirrors; i++) {
-		free(f->mirrors[i]->url);
-		free(f->mirrors[i]->base);
-		free(f->mirrors[i]);
-	}
+	for (size_t i = 0; i < f->nmirrors; i++)
+		source_free(f->mirrors[i]);
 	free(f->mirrors);
+	for (size_t i = 0; i < f->npeers; i++)
+		source_free(f->peers[i]);
+	free(f->peers);
+	for (size_t i = 0; i < f->nproxies; i++)
+		source_free(f->proxies[i]);
+	free(f->proxies);
+	free(f->chain);
 	while ((n = f->transports)) {
 		f->transports = n->next;
 		if (n->t.free)
 			n->t.free(n->t.tctx);
 		free(n);
 	}
+	if (f->has_peer_curl)
+		f->peer_curl.free(f->peer_curl.tctx);
 	free(f->describe);
 	pthread_mutex_destroy(&f->lock);
 	free(f);
@@ -806,47 +1240,49 @@ static int rebuild_describe(struct fetch *f)
 	return 0;
 }
 
+static const struct fetch_transport *handler(struct fetch *f, const char *url)
+{
+	for (struct tnode *n = f->transports; n; n = n->next)
+		if (n->t.handles(n->t.tctx, url))
+			return &n->t;
+	return NULL;
+}
+
 int fetch_add_mirror(struct fetch *f, const char *url)
 {
-	struct mirror *m = NULL, **grown;
-	struct tnode *n;
-	size_t len;
+	struct source *m = NULL;
+	char *base;
 	int r;
 
 	if (!url || !url[0]) {
 		stork_errorf("mirror: an empty URL");
 		return -EINVAL;
 	}
-	m = calloc(1, sizeof(*m));
+	/* A URL some transport takes (an exec scheme need not have "//"), else a directory. */
+	base = strstr(url, "://") || handler(f, url) ? strdup(url) : dir_url(url);
+	if (!base)
+		return -ENOMEM;
+	m = source_new("mirror", base, strlen(base), f->retry);
+	free(base);
 	if (!m)
 		return -ENOMEM;
+	free(m->url);
 	m->url = strdup(url);
-	m->base = strstr(url, "://") ? strdup(url) : dir_url(url);
-	if (!m->url || !m->base) {
+	if (!m->url) {
 		r = -ENOMEM;
 		goto fail;
 	}
-	len = strlen(m->base);
-	while (len > 3 && m->base[len - 1] == '/' && strncmp(m->base + len - 3, "://", 3))
-		m->base[--len] = '\0';
-	for (n = f->transports; n; n = n->next)
-		if (n->t.handles(n->t.tctx, m->base))
-			break;
-	if (!n) {
+	m->t = handler(f, m->base);
+	if (!m->t) {
 		stork_errorf("%s: no transport handles this URL (use a directory, file://, http:// "
 			     "or https://)",
 			     url);
 		r = -EINVAL;
 		goto fail;
 	}
-	m->t = &n->t;
-	grown = realloc(f->mirrors, (f->nmirrors + 1) * sizeof(*grown));
-	if (!grown) {
-		r = -ENOMEM;
-		goto fail;
-	}
-	f->mirrors = grown;
-	f->mirrors[f->nmirrors++] = m;
+	r = push(&f->mirrors, &f->nmirrors, m);
+	if (r < 0)
+		return r;
 	r = rebuild_describe(f);
 	if (r < 0) {
 		f->nmirrors--;
@@ -854,36 +1290,60 @@ int fetch_add_mirror(struct fetch *f, const char *url)
 	}
 	return 0;
 fail:
-	if (m) {
-		free(m->url);
-		free(m->base);
-		free(m);
-	}
+	source_free(m);
 	return r;
 }
 
 int fetch_stats(struct fetch *f, struct fetch_mirror_stats **ret_stats, size_t *ret_n)
 {
 	struct fetch_mirror_stats *st;
+	size_t n = f->npeers + f->nmirrors + f->nproxies, k = 0;
+	struct source **lists[3] = {f->peers, f->mirrors, f->proxies};
+	size_t counts[3] = {f->npeers, f->nmirrors, f->nproxies};
 	int64_t now = now_s();
 
-	st = calloc(f->nmirrors ? f->nmirrors : 1, sizeof(*st));
+	st = calloc(n ? n : 1, sizeof(*st));
 	if (!st)
 		return -ENOMEM;
 	pthread_mutex_lock(&f->lock);
-	for (size_t i = 0; i < f->nmirrors; i++) {
-		const struct mirror *m = f->mirrors[i];
+	for (size_t l = 0; l < 3; l++) {
+		for (size_t i = 0; i < counts[l]; i++) {
+			const struct source *m = lists[l][i];
+			struct fetch_mirror_stats *s = &st[k++];
 
-		st[i] = (struct fetch_mirror_stats){
-		    .url = m->url,
-		    .requests = m->requests,
-		    .bytes = m->bytes,
-		    .failures = m->failures,
-		    .skipped = !usable(m, now),
-		};
+			s->url = m->url;
+			s->requests = m->requests;
+			s->bytes = m->bytes;
+			s->failures = m->failures;
+			s->skipped = !usable(m, now);
+			s->kind = m->kind;
+			s->latency_ms = m->latency_us / 1000;
+			snprintf(s->last_error, sizeof(s->last_error), "%s", m->last_error);
+		}
 	}
 	pthread_mutex_unlock(&f->lock);
 	*ret_stats = st;
-	*ret_n = f->nmirrors;
+	*ret_n = n;
 	return 0;
+}
+
+bool fetch_url_is_volatile(const char *url)
+{
+	const char *meta = NULL, *name, *p;
+	size_t len;
+
+	for (p = strstr(url, "metadata/"); p; p = strstr(p + 1, "metadata/"))
+		if (p == url || p[-1] == '/')
+			meta = p;
+	if (!meta)
+		return false;
+	name = strrchr(meta, '/') + 1;
+	len = strlen(name);
+	if (len < 5 || strcmp(name + len - 5, ".json"))
+		return false;
+	if (len >= 10 && !strcmp(name + len - 10, ".root.json"))
+		return true; /* root probes: a 404 must not be cached */
+	for (p = name; *p >= '0' && *p <= '9'; p++)
+		;
+	return !(p > name && *p == '.'); /* "7.snapshot.json" never changes */
 }

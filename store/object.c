@@ -371,6 +371,7 @@ struct store_unpack {
 	uint64_t zin;  /* compressed bytes accepted */
 	uint64_t uout; /* uncompressed bytes produced */
 	size_t last;   /* the decoder's last hint: 0 once a frame is complete */
+	bool raw;      /* uncompressed input: no decoder, zsize == size */
 	int err;       /* sticky: once failed, always failed */
 	void *buf;
 	size_t cap;
@@ -405,10 +406,54 @@ nomem:
 	return -ENOMEM;
 }
 
+int store_unpack_new_raw(const uint8_t hash[VERIFY_HASH_LEN], uint64_t size,
+			 int (*out)(void *ctx, const void *buf, size_t len), void *ctx,
+			 struct store_unpack **ret_u)
+{
+	struct store_unpack *u;
+
+	u = calloc(1, sizeof(*u));
+	if (!u)
+		return -ENOMEM;
+	memcpy(u->hash, hash, VERIFY_HASH_LEN);
+	u->size = u->zsize = size;
+	u->out = out;
+	u->ctx = ctx;
+	u->raw = true;
+	if (verify_hash_new(&u->h) < 0) {
+		store_unpack_free(u);
+		return -ENOMEM;
+	}
+	*ret_u = u;
+	return 0;
+}
+
 static int unpack_fail(struct store_unpack *u, int err)
 {
 	u->err = err;
 	return err;
+}
+
+static int unpack_raw(struct store_unpack *u, const void *buf, size_t len)
+{
+	int r;
+
+	if (len > u->size - u->uout) {
+		stork_errorf("object: more than the %llu bytes its manifest states",
+			     (unsigned long long)u->size);
+		return unpack_fail(u, STORK_EBADLEN);
+	}
+	u->zin += len;
+	u->uout += len;
+	r = verify_hash_update(u->h, buf, len);
+	if (r < 0)
+		return unpack_fail(u, r);
+	if (u->out && len) {
+		r = u->out(u->ctx, buf, len);
+		if (r < 0)
+			return unpack_fail(u, r);
+	}
+	return 0;
 }
 
 int store_unpack_write(struct store_unpack *u, const void *buf, size_t len)
@@ -419,6 +464,8 @@ int store_unpack_write(struct store_unpack *u, const void *buf, size_t len)
 
 	if (u->err)
 		return u->err;
+	if (u->raw)
+		return unpack_raw(u, buf, len);
 	if (len > u->zsize - u->zin) {
 		stork_errorf("object: more than the %llu compressed bytes its manifest states",
 			     (unsigned long long)u->zsize);
@@ -469,6 +516,13 @@ int store_unpack_finish(struct store_unpack *u)
 
 	if (u->err)
 		return u->err;
+	if (u->raw && u->uout != u->size) {
+		stork_errorf("object: %llu bytes where its manifest states %llu",
+			     (unsigned long long)u->uout, (unsigned long long)u->size);
+		return unpack_fail(u, STORK_EBADLEN);
+	}
+	if (u->raw)
+		goto hash;
 	if (u->zin != u->zsize) {
 		stork_errorf("object: %llu compressed bytes where its manifest states %llu",
 			     (unsigned long long)u->zin, (unsigned long long)u->zsize);
@@ -483,6 +537,7 @@ int store_unpack_finish(struct store_unpack *u)
 			     (unsigned long long)u->uout, (unsigned long long)u->size);
 		return unpack_fail(u, STORK_EBADLEN);
 	}
+hash:
 	r = verify_hash_final(u->h, got);
 	verify_hash_free(u->h);
 	u->h = NULL;

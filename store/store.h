@@ -65,6 +65,13 @@ int store_unpack_write(struct store_unpack *u, const void *buf, size_t len);
  * frame, and the SHA-256. @return 0; STORK_EBADLEN; STORK_EFORMAT; STORK_EBADHASH. */
 int store_unpack_finish(struct store_unpack *u);
 void store_unpack_free(struct store_unpack *u);
+/** The same checks for an object sent UNCOMPRESSED (a peer's node store serves objects as
+ * they lie on its disk): write takes raw bytes, refusing more than `size` (STORK_EBADLEN);
+ * finish checks exactly `size` bytes and the SHA-256. Free with store_unpack_free.
+ * @return 0; -ENOMEM. */
+int store_unpack_new_raw(const uint8_t hash[VERIFY_HASH_LEN], uint64_t size,
+			 int (*out)(void *ctx, const void *buf, size_t len), void *ctx,
+			 struct store_unpack **ret_u);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Importing package sources. */

@@ -31,6 +31,13 @@ static const char extract_help[] =
     "  --low-speed-limit BYTES  abort a transfer slower than this... (default 1024 B/s)\n"
     "  --low-speed-time SECS    ...for this long (default 10)\n"
     "  --timeout SECS           cap on one whole transfer (default none)\n"
+    "  --proxy CHAIN            caching proxies for http(s) mirrors, CernVM-FS syntax:\n"
+    "                           'http://p1:3128|http://p2:3128;DIRECT' ('|' = same group,\n"
+    "                           load-balanced; ';' = next group; DIRECT = no proxy)\n"
+    "  --proxy-retry SECS       skip a failed proxy this long (default 300)\n"
+    "  --peer URL[,URL...]      other nodes' stores (objects/ served over http), tried first\n"
+    "  --peer-retry SECS        skip a failed peer this long (default 300)\n"
+    "  --exec SCHEME=COMMAND    fetch SCHEME: URLs with COMMAND (fetch/README.md; repeatable)\n"
     "  --at UNIXTIME            check metadata expiry as of that time\n";
 
 static const char fsck_help[] =
@@ -66,8 +73,15 @@ int cmd_extract(int argc, char **argv)
 	    {"low-speed-time", required_argument, NULL, 'T'},
 	    {"timeout", required_argument, NULL, 't'},
 	    {"at", required_argument, NULL, 'a'},
+	    {"proxy", required_argument, NULL, 'P'},
+	    {"proxy-retry", required_argument, NULL, 'R'},
+	    {"peer", required_argument, NULL, 'p'},
+	    {"peer-retry", required_argument, NULL, 'Q'},
+	    {"exec", required_argument, NULL, 'x'},
 	    {0},
 	};
+	const char *exec[9] = {NULL};
+	size_t nexec = 0;
 	struct fs_repo_opts ro = {.fetch.mirror_retry = -1};
 	struct fs_extract_stats st = {0};
 	struct verify_manifest *m = NULL;
@@ -80,7 +94,7 @@ int cmd_extract(int argc, char **argv)
 	int c, r, code, nmirrors;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "hr:s:c:C:L:T:t:a:", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "hr:s:c:C:L:T:t:a:P:R:p:Q:x:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'h':
 			fputs(extract_help, stdout);
@@ -112,6 +126,28 @@ int cmd_extract(int argc, char **argv)
 		case 't':
 			if (parse_secs("extract", "--timeout", optarg, &ro.fetch.timeout) < 0)
 				return CLI_USAGE;
+			break;
+		case 'P':
+			ro.fetch.proxies = optarg;
+			break;
+		case 'R':
+			if (parse_secs("extract", "--proxy-retry", optarg, &ro.fetch.proxy_retry) <
+			    0)
+				return CLI_USAGE;
+			break;
+		case 'p':
+			ro.fetch.peers = optarg;
+			break;
+		case 'Q':
+			if (parse_secs("extract", "--peer-retry", optarg, &ro.fetch.peer_retry) < 0)
+				return CLI_USAGE;
+			break;
+		case 'x':
+			if (nexec + 1 >= sizeof(exec) / sizeof(exec[0]))
+				return cli_usage_error("extract", "--exec: at most %zu of them",
+						       sizeof(exec) / sizeof(exec[0]) - 1);
+			exec[nexec++] = optarg;
+			ro.fetch.exec = exec;
 			break;
 		case 'a':
 			if (cli_parse_size(optarg, &at) < 0 || at > INT64_MAX)

@@ -13,6 +13,9 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <dirent.h>
+#include <signal.h>
 
 #include <check.h>
 #include <zstd.h>
@@ -33,6 +36,7 @@ enum fake_mode {
 	EXTRA_UNBOUNDED, /* likewise but ignores maxlen (a buggy transport) */
 	NOENT,		 /* says it has no such file */
 	STALL,		 /* -ETIMEDOUT */
+	HOSTDOWN,	 /* a proxy relaying the origin's 5xx: -EHOSTDOWN */
 };
 
 #define FAKE_MIRRORS 4
@@ -52,6 +56,14 @@ static struct {
 	size_t nfiles;
 	enum fake_mode mode[FAKE_MIRRORS];
 	unsigned requests[FAKE_MIRRORS];
+	unsigned direct[FAKE_MIRRORS];	    /* requests to mirror i without a proxy */
+	enum fake_mode pmode[FAKE_MIRRORS]; /* proxies http://p1:3128 ... */
+	unsigned prequests[FAKE_MIRRORS];
+	/* Peers fake://p1/ ...: their own files, uncompressed like a node store's. */
+	struct fake_file peer_files[FAKE_FILES];
+	size_t npeer_files;
+	enum fake_mode peer_mode[FAKE_MIRRORS];
+	unsigned peer_requests[FAKE_MIRRORS];
 	unsigned total;
 	/* Collapsing test: get() waits until `arrived` reaches `expect`. */
 	unsigned expect, arrived;
@@ -70,37 +82,64 @@ static void fake_put(const char *path, const void *data, size_t len)
 	ff->len = len;
 }
 
+static void fake_put_peer(const char *path, const void *data, size_t len)
+{
+	struct fake_file *ff = &fake.peer_files[fake.npeer_files++];
+
+	ck_assert_uint_le(fake.npeer_files, FAKE_FILES);
+	snprintf(ff->path, sizeof(ff->path), "%s", path);
+	ff->data = malloc(len ? len : 1);
+	ck_assert_ptr_nonnull(ff->data);
+	memcpy(ff->data, data, len);
+	ff->len = len;
+}
+
 static bool fake_handles(void *tctx, const char *url)
 {
 	return !strncmp(url, "fake://", 7);
 }
 
-static int fake_get(void *tctx, const char *url, uint64_t maxlen, fetch_write_fn fn, void *fnctx)
+/* Serve url; pmode is a proxy's misbehaviour on the way (SERVE = none). */
+static int fake_serve(const char *url, enum fake_mode pmode, bool via, uint64_t maxlen,
+		      fetch_write_fn fn, void *fnctx)
 {
 	const char *p = url + 7, *slash = strchr(p, '/');
-	const struct fake_file *ff = NULL;
+	const struct fake_file *ff = NULL, *files;
 	uint8_t *body = NULL;
-	size_t len, off;
+	size_t len, off, nfiles;
 	enum fake_mode mode;
+	bool peer;
 	int mi, r = 0;
 
 	ck_assert_ptr_nonnull(slash);
-	ck_assert_int_eq(p[0], 'm');
+	ck_assert(p[0] == 'm' || p[0] == 'p');
+	peer = p[0] == 'p';
 	mi = p[1] - '1';
 	ck_assert(mi >= 0 && mi < FAKE_MIRRORS);
 	pthread_mutex_lock(&fake.lock);
-	fake.requests[mi]++;
+	if (peer) {
+		fake.peer_requests[mi]++;
+		mode = fake.peer_mode[mi];
+	} else {
+		fake.requests[mi]++;
+		if (!via)
+			fake.direct[mi]++;
+		mode = fake.mode[mi];
+	}
 	fake.total++;
-	mode = fake.mode[mi];
 	while (fake.arrived < fake.expect)
 		pthread_cond_wait(&fake.cond, &fake.lock);
 	pthread_mutex_unlock(&fake.lock);
 	if (fake.expect)
 		usleep(300 * 1000); /* let the late arrivals reach the in-flight table */
+	if (pmode != SERVE)
+		mode = pmode;
 
-	for (size_t i = 0; i < fake.nfiles; i++)
-		if (!strcmp(fake.files[i].path, slash + 1))
-			ff = &fake.files[i];
+	files = peer ? fake.peer_files : fake.files;
+	nfiles = peer ? fake.npeer_files : fake.nfiles;
+	for (size_t i = 0; i < nfiles; i++)
+		if (!strcmp(files[i].path, slash + 1))
+			ff = &files[i];
 	if (mode == REFUSE) {
 		stork_errorf("%s: connection refused", url);
 		return -ECONNREFUSED;
@@ -108,6 +147,10 @@ static int fake_get(void *tctx, const char *url, uint64_t maxlen, fetch_write_fn
 	if (mode == STALL) {
 		stork_errorf("%s: stalled: below 1024 B/s for 10 s", url);
 		return -ETIMEDOUT;
+	}
+	if (mode == HOSTDOWN) {
+		stork_errorf("%s: HTTP 502 through the proxy", url);
+		return -EHOSTDOWN;
 	}
 	if (mode == NOENT || !ff) {
 		stork_errorf("%s: not found", url);
@@ -142,6 +185,30 @@ static int fake_get(void *tctx, const char *url, uint64_t maxlen, fetch_write_fn
 	return r;
 }
 
+static int fake_get(void *tctx, const char *url, uint64_t maxlen, fetch_write_fn fn, void *fnctx)
+{
+	return fake_serve(url, SERVE, false, maxlen, fn, fnctx);
+}
+
+/* Proxies "http://pN:3128": counted, and REFUSE, CORRUPT, STALL or HOSTDOWN on the way. */
+static int fake_get_via(void *tctx, const char *url, const char *proxy, uint64_t maxlen,
+			fetch_write_fn fn, void *fnctx)
+{
+	int pi;
+
+	ck_assert_msg(!strncmp(proxy, "http://p", 8), "%s", proxy);
+	pi = proxy[8] - '1';
+	ck_assert(pi >= 0 && pi < FAKE_MIRRORS);
+	pthread_mutex_lock(&fake.lock);
+	fake.prequests[pi]++;
+	pthread_mutex_unlock(&fake.lock);
+	if (fake.pmode[pi] == REFUSE) {
+		stork_errorf("%s: connection refused", url);
+		return -ECONNREFUSED;
+	}
+	return fake_serve(url, fake.pmode[pi], true, maxlen, fn, fnctx);
+}
+
 static void fake_free(void *tctx)
 {
 	fake.freed = true;
@@ -152,6 +219,7 @@ static const struct fetch_transport fake_transport = {
     .handles = fake_handles,
     .get = fake_get,
     .free = fake_free,
+    .get_via = fake_get_via,
 };
 
 /* Log lines told by the fetcher. */
@@ -173,6 +241,24 @@ static void test_log(void *ctx, const char *line)
 		logged.len = sizeof(logged.text) - 1;
 	logged.lines++;
 	pthread_mutex_unlock(&logged.lock);
+}
+
+/* A fetcher with the fake transport and n fake mirrors m1..mn, proxies and peers. */
+static struct fetch *chain_fetcher(size_t n, const struct fetch_opts *chain)
+{
+	struct fetch_opts o = *chain;
+	struct fetch *f = NULL;
+
+	o.log = test_log;
+	ck_assert_int_eq(fetch_new(&o, &f), 0);
+	ck_assert_int_eq(fetch_add_transport(f, &fake_transport), 0);
+	for (size_t i = 0; i < n; i++) {
+		char url[32];
+
+		snprintf(url, sizeof(url), "fake://m%zu/", i + 1);
+		ck_assert_int_eq(fetch_add_mirror(f, url), 0);
+	}
+	return f;
 }
 
 /* A fetcher with the fake transport and n fake mirrors m1..mn. */
@@ -328,8 +414,16 @@ static void setup(void)
 	for (size_t i = 0; i < fake.nfiles; i++)
 		free(fake.files[i].data);
 	fake.nfiles = 0;
+	for (size_t i = 0; i < fake.npeer_files; i++)
+		free(fake.peer_files[i].data);
+	fake.npeer_files = 0;
 	memset(fake.mode, 0, sizeof(fake.mode));
 	memset(fake.requests, 0, sizeof(fake.requests));
+	memset(fake.direct, 0, sizeof(fake.direct));
+	memset(fake.pmode, 0, sizeof(fake.pmode));
+	memset(fake.prequests, 0, sizeof(fake.prequests));
+	memset(fake.peer_mode, 0, sizeof(fake.peer_mode));
+	memset(fake.peer_requests, 0, sizeof(fake.peer_requests));
 	fake.total = fake.expect = fake.arrived = 0;
 	fake.freed = false;
 	stork_error_clear();
@@ -926,6 +1020,320 @@ START_TEST(add_mirror_refuses_urls_no_transport_handles)
 END_TEST
 
 /* ------------------------------------------------------------------------------------------ */
+/* The transport chain: proxies, peers. */
+
+/* Fetch o through f; the result, with a fresh sink. */
+static int fetch_one(struct fetch *f, const struct object *o)
+{
+	struct tsink s;
+	struct fetch_sink sink;
+	int r;
+
+	tsink_init(&s, &sink, o);
+	r = fetch_object(f, o->id, o->size, o->zsize, "pkg 1.0: file", &sink);
+	if (r == 0)
+		ck_assert_uint_eq(s.commits, 1);
+	else
+		ck_assert_uint_eq(s.commits, 0);
+	tsink_fini(&s);
+	return r;
+}
+
+#define NOBJ 20
+
+START_TEST(proxy_groups_balance_inside_a_group_and_fall_back_in_order_to_direct)
+{
+	struct fetch_opts o = {.proxies = "http://p1:3128|http://p2:3128; http://p3:3128 ;DIRECT"};
+	struct fetch_mirror_stats *st;
+	struct object obj[NOBJ + 3];
+	struct fetch *f;
+	char want[256];
+
+	for (int i = 0; i < NOBJ + 3; i++) {
+		make_object(&obj[i], 500 + i, 100 + i);
+		fake_put(obj[i].path, obj[i].z, obj[i].zsize);
+	}
+	f = chain_fetcher(1, &o);
+	/* The first group serves everything, both of its proxies in turn. */
+	for (int i = 0; i < NOBJ; i++)
+		ck_assert_int_eq(fetch_one(f, &obj[i]), 0);
+	ck_assert_uint_eq(fake.prequests[0] + fake.prequests[1], NOBJ);
+	ck_assert_uint_gt(fake.prequests[0], 0);
+	ck_assert_uint_gt(fake.prequests[1], 0);
+	ck_assert_uint_eq(fake.prequests[2], 0);
+	ck_assert_uint_eq(fake.direct[0], 0);
+
+	/* Both down: the next group; each named once in the log with its back-off. */
+	fake.pmode[0] = fake.pmode[1] = REFUSE;
+	ck_assert_int_eq(fetch_one(f, &obj[NOBJ]), 0);
+	ck_assert_uint_eq(fake.prequests[2], 1);
+	ck_assert_uint_eq(logged.lines, 2);
+	snprintf(want, sizeof(want),
+		 "fake://m1/ via proxy http://p1:3128: %s (pkg 1.0: file): connection refused; "
+		 "skipping this proxy for 300 s",
+		 obj[NOBJ].path);
+	ck_assert_msg(strstr(logged.text, want), "log lacks \"%s\":\n%s", want, logged.text);
+	/* Skipped now: not asked again while the next group works. */
+	ck_assert_int_eq(fetch_one(f, &obj[NOBJ + 1]), 0);
+	ck_assert_uint_eq(fake.prequests[2], 2);
+	ck_assert_uint_eq(logged.lines, 2);
+
+	/* Every proxy down: DIRECT. */
+	fake.pmode[2] = REFUSE;
+	ck_assert_int_eq(fetch_one(f, &obj[NOBJ + 2]), 0);
+	ck_assert_uint_eq(fake.direct[0], 1);
+
+	/* Stats: peers, mirrors, proxies; the mirror is not blamed for its proxies. */
+	st = stats_of(f, 4);
+	ck_assert_str_eq(st[0].kind, "mirror");
+	ck_assert_uint_eq(st[0].failures, 0);
+	ck_assert(!st[0].skipped);
+	ck_assert_str_eq(st[1].kind, "proxy");
+	ck_assert_str_eq(st[1].url, "http://p1:3128");
+	ck_assert_str_eq(st[3].url, "http://p3:3128");
+	for (int i = 1; i < 4; i++) {
+		ck_assert_uint_eq(st[i].failures, 1);
+		ck_assert(st[i].skipped);
+		ck_assert_str_eq(st[i].last_error, "connection refused");
+	}
+	ck_assert_uint_eq(st[3].requests, 3);
+	free(st);
+	fetch_free(f);
+	for (int i = 0; i < NOBJ + 3; i++)
+		free_object(&obj[i]);
+}
+END_TEST
+
+START_TEST(proxy_is_asked_again_after_its_back_off)
+{
+	struct fetch_opts o = {.proxies = "http://p1:3128;DIRECT", .proxy_retry = 1};
+	struct object a, b, c;
+	struct fetch *f;
+
+	make_object(&a, 100, 31);
+	make_object(&b, 200, 32);
+	make_object(&c, 300, 33);
+	fake_put(a.path, a.z, a.zsize);
+	fake_put(b.path, b.z, b.zsize);
+	fake_put(c.path, c.z, c.zsize);
+	fake.pmode[0] = REFUSE;
+	f = chain_fetcher(1, &o);
+	ck_assert_int_eq(fetch_one(f, &a), 0);
+	ck_assert_uint_eq(fake.prequests[0], 1);
+	ck_assert_uint_eq(fake.direct[0], 1);
+	ck_assert_msg(strstr(logged.text, "skipping this proxy for 1 s"), "%s", logged.text);
+	fake.pmode[0] = SERVE;
+	ck_assert_int_eq(fetch_one(f, &b), 0); /* still in its back-off */
+	ck_assert_uint_eq(fake.prequests[0], 1);
+	ck_assert_uint_eq(fake.direct[0], 2);
+	sleep(2);
+	ck_assert_int_eq(fetch_one(f, &c), 0);
+	ck_assert_uint_eq(fake.prequests[0], 2);
+	ck_assert_uint_eq(fake.direct[0], 2);
+	fetch_free(f);
+	free_object(&a);
+	free_object(&b);
+	free_object(&c);
+}
+END_TEST
+
+START_TEST(proxy_relaying_a_host_failure_blames_the_mirror_and_bad_content_the_proxy)
+{
+	struct fetch_opts o = {.proxies = "http://p1:3128;DIRECT"};
+	struct fetch_mirror_stats *st;
+	struct object a, b;
+	struct fetch *f;
+
+	make_object(&a, 3000, 34);
+	make_object(&b, 3000, 35);
+	fake_put(a.path, a.z, a.zsize);
+	fake_put(b.path, b.z, b.zsize);
+	/* The proxy says the first mirror is down (502): the next mirror, through the proxy. */
+	f = chain_fetcher(2, &o);
+	fake.mode[0] = HOSTDOWN;
+	ck_assert_int_eq(fetch_one(f, &a), 0);
+	ck_assert_uint_eq(fake.direct[0], 0); /* a host failure: DIRECT would not help */
+	ck_assert_uint_eq(fake.requests[1], 1);
+	st = stats_of(f, 3);
+	ck_assert_uint_eq(st[0].failures, 1);
+	ck_assert(st[0].skipped);
+	ck_assert_uint_eq(st[2].failures, 0);
+	ck_assert(!st[2].skipped);
+	free(st);
+
+	/* A caching proxy serving corrupt bytes: the proxy is skipped, DIRECT serves. */
+	fake.mode[0] = SERVE;
+	fake.pmode[0] = CORRUPT;
+	ck_assert_int_eq(fetch_one(f, &b), 0);
+	st = stats_of(f, 3);
+	ck_assert_uint_eq(st[2].failures, 1);
+	ck_assert(st[2].skipped);
+	ck_assert_str_eq(st[2].last_error, "hash mismatch");
+	ck_assert_uint_eq(st[1].failures, 0);
+	free(st);
+	ck_assert_msg(strstr(logged.text, "via proxy http://p1:3128") &&
+			  strstr(logged.text, "hash mismatch; skipping this proxy"),
+		      "%s", logged.text);
+	fetch_free(f);
+	free_object(&a);
+	free_object(&b);
+}
+END_TEST
+
+START_TEST(metadata_through_proxies_and_never_from_peers)
+{
+	struct fetch_opts o = {.proxies = "http://p1:3128", .peers = "fake://p1/"};
+	struct verify_source src;
+	struct fetch *f;
+	uint8_t *buf;
+	size_t len;
+
+	fake_put("metadata/timestamp.json", "{}", 2);
+	fake_put_peer("metadata/timestamp.json", "{}", 2);
+	f = chain_fetcher(1, &o);
+	fetch_as_source(f, &src);
+	ck_assert_int_eq(src.get(src.ctx, "metadata/timestamp.json", 100, &buf, &len), 0);
+	free(buf);
+	ck_assert_uint_eq(fake.prequests[0], 1);
+	ck_assert_uint_eq(fake.peer_requests[0], 0);
+	/* No DIRECT in the chain and the proxy down: it is still the only way, and asked. */
+	fake.pmode[0] = REFUSE;
+	ck_assert_int_eq(src.get(src.ctx, "metadata/timestamp.json", 100, &buf, &len),
+			 -ECONNREFUSED);
+	ck_assert_msg(strstr(stork_error_detail(), "fake://m1/ via proxy http://p1:3128: "
+						   "connection refused"),
+		      "%s", stork_error_detail());
+	ck_assert_int_eq(src.get(src.ctx, "metadata/timestamp.json", 100, &buf, &len),
+			 -ECONNREFUSED);
+	ck_assert_uint_eq(fake.prequests[0], 3);
+	fetch_free(f);
+}
+END_TEST
+
+START_TEST(peer_serves_raw_objects_first_and_a_missing_one_is_no_failure)
+{
+	struct fetch_opts o = {.peers = "fake://p1/, fake://p2/"};
+	struct fetch_mirror_stats *st;
+	struct object a, b;
+	struct fetch *f;
+
+	make_object(&a, 7000, 36);
+	make_object(&b, 8000, 37);
+	fake_put(a.path, a.z, a.zsize);
+	fake_put(b.path, b.z, b.zsize);
+	fake_put_peer(a.path, a.data, a.size); /* a node store: uncompressed */
+	f = chain_fetcher(1, &o);
+	ck_assert_int_eq(fetch_one(f, &a), 0);
+	ck_assert_uint_eq(fake.peer_requests[0], 1);
+	ck_assert_uint_eq(fake.peer_requests[1], 0);
+	ck_assert_uint_eq(fake.requests[0], 0);
+	/* b: neither peer has it, the mirror serves; no back-off, no log line. */
+	ck_assert_int_eq(fetch_one(f, &b), 0);
+	ck_assert_uint_eq(fake.peer_requests[0], 2);
+	ck_assert_uint_eq(fake.peer_requests[1], 1);
+	ck_assert_uint_eq(fake.requests[0], 1);
+	ck_assert_uint_eq(logged.lines, 0);
+	st = stats_of(f, 3);
+	ck_assert_str_eq(st[0].kind, "peer");
+	ck_assert_str_eq(st[0].url, "fake://p1/");
+	ck_assert_str_eq(st[1].url, "fake://p2/");
+	ck_assert_str_eq(st[2].kind, "mirror");
+	ck_assert_uint_eq(st[0].requests, 2);
+	ck_assert_uint_eq(st[0].bytes, a.size);
+	ck_assert_uint_eq(st[0].failures, 0);
+	ck_assert(!st[0].skipped && !st[1].skipped);
+	free(st);
+	fetch_free(f);
+	free_object(&a);
+	free_object(&b);
+}
+END_TEST
+
+START_TEST(lying_peer_is_skipped_named_and_the_mirror_serves)
+{
+	struct fetch_opts o = {.peers = "fake://p1/"};
+	struct fetch_mirror_stats *st;
+	struct object a, b;
+	struct fetch *f;
+	char want[256];
+
+	make_object(&a, 9000, 38);
+	make_object(&b, 9000, 39);
+	fake_put(a.path, a.z, a.zsize);
+	fake_put(b.path, b.z, b.zsize);
+	fake_put_peer(a.path, a.data, a.size);
+	fake_put_peer(b.path, b.z, b.zsize); /* compressed bytes are not the object */
+	fake.peer_mode[0] = CORRUPT;
+	f = chain_fetcher(1, &o);
+	ck_assert_int_eq(fetch_one(f, &a), 0);
+	ck_assert_uint_eq(fake.requests[0], 1);
+	snprintf(want, sizeof(want),
+		 "peer fake://p1/: %s (pkg 1.0: file): hash mismatch; skipping this peer for 300 s",
+		 a.path);
+	ck_assert_msg(strstr(logged.text, want), "log lacks \"%s\":\n%s", want, logged.text);
+	ck_assert_int_eq(fetch_one(f, &b), 0); /* skipped: not asked */
+	ck_assert_uint_eq(fake.peer_requests[0], 1);
+	st = stats_of(f, 2);
+	ck_assert_uint_eq(st[0].failures, 1);
+	ck_assert(st[0].skipped);
+	free(st);
+	fetch_free(f);
+
+	/* A peer serving the compressed form is refused too (wrong length or hash). */
+	fake.peer_mode[0] = SERVE;
+	f = chain_fetcher(1, &o);
+	ck_assert_int_eq(fetch_one(f, &b), 0);
+	ck_assert_uint_eq(fake.peer_requests[0], 2);
+	ck_assert_uint_eq(fake.requests[0], 3);
+	ck_assert_msg(strstr(logged.text, "peer fake://p1/"), "%s", logged.text);
+
+	/* Every source failing: the error names each. */
+	fake.mode[0] = REFUSE;
+	fake.peer_mode[0] = CORRUPT;
+	fetch_free(f);
+	f = chain_fetcher(1, &o);
+	ck_assert_int_eq(fetch_one(f, &a), STORK_EBADHASH);
+	ck_assert_msg(strstr(stork_error_detail(), "peer fake://p1/: hash mismatch; "
+						   "fake://m1/: connection refused"),
+		      "%s", stork_error_detail());
+	fetch_free(f);
+	free_object(&a);
+	free_object(&b);
+}
+END_TEST
+
+START_TEST(chain_options_are_checked)
+{
+	struct fetch_opts o = {.proxies = "http://p1:3128||DIRECT"};
+	struct fetch *f = NULL;
+
+	ck_assert_int_eq(fetch_new(&o, &f), -EINVAL);
+	ck_assert_msg(strstr(stork_error_detail(), "empty proxy"), "%s", stork_error_detail());
+	o.proxies = "p1:3128";
+	ck_assert_int_eq(fetch_new(&o, &f), -EINVAL);
+	o.proxies = "DIRECT";
+	o.peers = "http://a/,";
+	ck_assert_int_eq(fetch_new(&o, &f), -EINVAL);
+	o.peers = "http://a/";
+	ck_assert_int_eq(fetch_new(&o, &f), 0);
+	fetch_free(f);
+}
+END_TEST
+
+START_TEST(volatile_urls_are_unversioned_metadata_and_root_probes)
+{
+	ck_assert(fetch_url_is_volatile("http://m/repo/metadata/timestamp.json"));
+	ck_assert(fetch_url_is_volatile("http://m/metadata/snapshot.json"));
+	ck_assert(fetch_url_is_volatile("http://m/metadata/3.root.json"));
+	ck_assert(fetch_url_is_volatile("http://m/metadata/root.json"));
+	ck_assert(!fetch_url_is_volatile("http://m/metadata/12.snapshot.json"));
+	ck_assert(!fetch_url_is_volatile("http://m/metadata/4.targets.json"));
+	ck_assert(!fetch_url_is_volatile("http://m/objects/ab/abcd"));
+	ck_assert(!fetch_url_is_volatile("http://m/xmetadata/timestamp.json"));
+}
+END_TEST
+
+/* ------------------------------------------------------------------------------------------ */
 /* The libcurl transport, without network: file:// and loopback sockets. */
 
 static char tmpdir[256];
@@ -1292,6 +1700,253 @@ START_TEST(source_init_opens_directories_and_urls)
 END_TEST
 
 /* ------------------------------------------------------------------------------------------ */
+/* The exec transport: small shell scripts as commands. */
+
+/* Write an executable script tmpdir/name; returns its path in path. */
+static void script(const char *name, const char *body, char *path, size_t len)
+{
+	char text[2048];
+
+	snprintf(text, sizeof(text), "#!/bin/sh\n%s\n", body);
+	write_file(name, text, strlen(text));
+	snprintf(path, len, "%s/%s", tmpdir, name);
+	ck_assert_int_eq(chmod(path, 0755), 0);
+}
+
+static int count_fds(void)
+{
+	int n = 0;
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+
+	ck_assert_ptr_nonnull(d);
+	while ((e = readdir(d)))
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+static struct fetch_transport exec_transport(const char *scheme, const char *cmd,
+					     const struct fetch_opts *o)
+{
+	struct fetch_transport t;
+
+	ck_assert_int_eq(fetch_exec_transport_new(scheme, cmd, o, &t), 0);
+	return t;
+}
+
+START_TEST(exec_runs_the_command_with_the_url_and_maxlen)
+{
+	struct fetch_transport t;
+	struct grow g = {0};
+	char path[512], cmd[600];
+	int fds = count_fds();
+
+	script("ok", "printf '%s|%s|%s' \"$1\" \"$2\" \"$STORK_MAXLEN\"", path, sizeof(path));
+	snprintf(cmd, sizeof(cmd), "%s  extra-arg", path);
+	t = exec_transport("tst", cmd, NULL);
+	ck_assert(t.handles(t.tctx, "tst:x"));
+	ck_assert(t.handles(t.tctx, "TST://x"));
+	ck_assert(!t.handles(t.tctx, "tstx:x"));
+	ck_assert(!t.handles(t.tctx, "http://x"));
+	ck_assert_int_eq(t.get(t.tctx, "tst://h/objects/ab/cd", 1000, grow, &g), 0);
+	grow(&g, "", 1);
+	ck_assert_str_eq((char *)g.buf, "extra-arg|tst://h/objects/ab/cd|1000");
+	/* Exactly maxlen is fine, one more is not. */
+	g.len = 0;
+	ck_assert_int_eq(t.get(t.tctx, "tst:y", 10, grow, &g), STORK_ETOOBIG);
+	ck_assert_uint_eq(g.len, 0);
+	t.free(t.tctx);
+	free(g.buf);
+	ck_assert_int_eq(count_fds(), fds);
+}
+END_TEST
+
+START_TEST(exec_exit_codes_say_not_found_or_why_it_failed)
+{
+	struct fetch_transport t;
+	struct grow g = {0};
+	char path[512];
+
+	script(
+	    "codes",
+	    "case \"$1\" in\n"
+	    "*missing) exit 2 ;;\n"
+	    "*broken) echo 'no seeders for this torrent' >&2; echo 'second line' >&2; exit 1 ;;\n"
+	    "*signal) kill -9 $$ ;;\n"
+	    "esac",
+	    path, sizeof(path));
+	t = exec_transport("tst", path, NULL);
+	ck_assert_int_eq(t.get(t.tctx, "tst:missing", 100, grow, &g), -ENOENT);
+	ck_assert_int_eq(t.get(t.tctx, "tst:broken", 100, grow, &g), -EIO);
+	ck_assert_str_eq(stork_error_detail(), "tst:broken: no seeders for this torrent (exit 1)");
+	ck_assert_int_eq(t.get(t.tctx, "tst:signal", 100, grow, &g), -EIO);
+	ck_assert_msg(strstr(stork_error_detail(), "killed by signal 9"), "%s",
+		      stork_error_detail());
+	t.free(t.tctx);
+	/* A command that cannot run at all. */
+	t = exec_transport("tst", "/nonexistent/fetcher --x", NULL);
+	ck_assert_int_eq(t.get(t.tctx, "tst:a", 100, grow, &g), -EIO);
+	ck_assert_msg(strstr(stork_error_detail(), "/nonexistent/fetcher"), "%s",
+		      stork_error_detail());
+	t.free(t.tctx);
+	free(g.buf);
+}
+END_TEST
+
+/* Whether pid is gone (or a zombie about to be reaped by init) within a second. */
+static bool gone(pid_t pid)
+{
+	for (int i = 0; i < 100; i++) {
+		char stat[64], buf[256];
+		FILE *fp;
+		bool z = false;
+
+		if (kill(pid, 0) < 0)
+			return true;
+		snprintf(stat, sizeof(stat), "/proc/%d/stat", (int)pid);
+		fp = fopen(stat, "r");
+		if (fp && fgets(buf, sizeof(buf), fp))
+			z = strstr(buf, ") Z ") != NULL;
+		if (fp)
+			fclose(fp);
+		if (z)
+			return true;
+		usleep(10000);
+	}
+	return false;
+}
+
+START_TEST(exec_stalled_or_endless_commands_are_killed_with_their_children)
+{
+	struct fetch_opts o = {.low_speed_time = 1};
+	struct fetch_transport t;
+	struct grow g = {0};
+	char path[512], pidfile[600], body[1024], buf[32] = "";
+	time_t t0;
+	int fds = count_fds(), fd;
+	pid_t child;
+
+	snprintf(pidfile, sizeof(pidfile), "%s/sleeper.pid", tmpdir);
+	snprintf(body, sizeof(body),
+		 "case \"$1\" in\n"
+		 "*stall) printf abc; sleep 30 & echo $! > %s; wait ;;\n"
+		 "*endless) exec yes ;;\n"
+		 "esac",
+		 pidfile);
+	script("stall", body, path, sizeof(path));
+	t = exec_transport("tst", path, &o);
+	t0 = time(NULL);
+	ck_assert_int_eq(t.get(t.tctx, "tst:stall", 1000, grow, &g), -ETIMEDOUT);
+	ck_assert_int_le(time(NULL) - t0, 4);
+	ck_assert_msg(strstr(stork_error_detail(), "stalled: nothing for 1 s"), "%s",
+		      stork_error_detail());
+	ck_assert_uint_eq(g.len, 3);
+	fd = open(pidfile, O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_gt(read(fd, buf, sizeof(buf) - 1), 0);
+	close(fd);
+	child = (pid_t)strtol(buf, NULL, 10);
+	ck_assert_int_gt(child, 1);
+	ck_assert_msg(gone(child), "the command's child %d outlived it", (int)child);
+
+	g.len = 0;
+	t0 = time(NULL);
+	ck_assert_int_eq(t.get(t.tctx, "tst:endless", 100000, grow, &g), STORK_ETOOBIG);
+	ck_assert_uint_le(g.len, 100000);
+	ck_assert_int_le(time(NULL) - t0, 3);
+	t.free(t.tctx);
+	free(g.buf);
+	/* Every child reaped, no descriptor left behind. */
+	ck_assert_int_eq(waitpid(-1, NULL, WNOHANG), -1);
+	ck_assert_int_eq(count_fds(), fds);
+}
+END_TEST
+
+struct exec_canceller {
+	struct fetch_transport *t;
+};
+
+static void *exec_cancel_main(void *arg)
+{
+	struct exec_canceller *c = arg;
+
+	usleep(300 * 1000);
+	c->t->cancel(c->t->tctx);
+	return NULL;
+}
+
+START_TEST(exec_cancel_kills_a_running_command_and_refuses_later_ones)
+{
+	struct fetch_opts o = {.low_speed_time = 60};
+	struct fetch_transport t;
+	struct exec_canceller c = {.t = &t};
+	struct grow g = {0};
+	pthread_t th;
+	char path[512];
+	time_t t0;
+
+	script("slow", "exec sleep 60", path, sizeof(path));
+	t = exec_transport("tst", path, &o);
+	ck_assert_int_eq(pthread_create(&th, NULL, exec_cancel_main, &c), 0);
+	t0 = time(NULL);
+	ck_assert_int_eq(t.get(t.tctx, "tst:x", 100, grow, &g), -ECANCELED);
+	ck_assert_int_le(time(NULL) - t0, 5);
+	pthread_join(th, NULL);
+	ck_assert_int_eq(t.get(t.tctx, "tst:x", 100, grow, &g), -ECANCELED);
+	t.free(t.tctx);
+	ck_assert_int_eq(waitpid(-1, NULL, WNOHANG), -1);
+}
+END_TEST
+
+START_TEST(exec_mirror_falls_back_to_the_next_source)
+{
+	struct object a, b;
+	struct tsink s;
+	struct fetch_sink sink;
+	struct fetch *f;
+	struct fetch_opts o = {.log = test_log};
+	const char *exec[2];
+	char path[512], spec[600], mirror[600], rel[600];
+
+	make_object(&a, 40000, 41);
+	make_object(&b, 40000, 42);
+	snprintf(rel, sizeof(rel), "exrepo/%s", a.path);
+	write_file(rel, a.z, a.zsize);
+	snprintf(rel, sizeof(rel), "http/%s", b.path);
+	write_file(rel, b.z, b.zsize);
+	snprintf(rel, sizeof(rel), "http/%s", a.path);
+	write_file(rel, a.z, a.zsize);
+	/* The adapter serves "tst:DIR/objects/..." from DIR; exit 2 when it has no such file. */
+	script("adapter", "f=${1#tst:}; [ -f \"$f\" ] || exit 2; exec cat \"$f\"", path,
+	       sizeof(path));
+	snprintf(spec, sizeof(spec), "tst=%s", path);
+	exec[0] = spec;
+	exec[1] = NULL;
+	o.exec = exec;
+	ck_assert_int_eq(fetch_new(&o, &f), 0);
+	snprintf(mirror, sizeof(mirror), "tst:%s/exrepo", tmpdir);
+	ck_assert_int_eq(fetch_add_mirror(f, mirror), 0);
+	snprintf(mirror, sizeof(mirror), "%s/http", tmpdir);
+	ck_assert_int_eq(fetch_add_mirror(f, mirror), 0);
+	tsink_init(&s, &sink, &a);
+	ck_assert_int_eq(fetch_object(f, a.id, a.size, a.zsize, "a", &sink), 0);
+	tsink_fini(&s);
+	ck_assert_uint_eq(logged.lines, 0);
+	/* b is not there: exit 2, a stale mirror, the next one serves. */
+	tsink_init(&s, &sink, &b);
+	ck_assert_int_eq(fetch_object(f, b.id, b.size, b.zsize, "b", &sink), 0);
+	ck_assert_uint_eq(s.commits, 1);
+	tsink_fini(&s);
+	ck_assert_msg(strstr(logged.text, "tst:") && strstr(logged.text, "not found"), "%s",
+		      logged.text);
+	fetch_free(f);
+	free_object(&a);
+	free_object(&b);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------------------------ */
 
 static Suite *fetch_suite(void)
 {
@@ -1344,6 +1999,30 @@ static Suite *fetch_suite(void)
 	tcase_add_test(tc, fetch_cancel_ends_a_stalled_object_fetch_and_later_ones);
 	tcase_add_test(tc, fetcher_reads_a_directory_mirror_through_curl);
 	tcase_add_test(tc, source_init_opens_directories_and_urls);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("chain");
+	tcase_add_checked_fixture(tc, setup, NULL);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, proxy_groups_balance_inside_a_group_and_fall_back_in_order_to_direct);
+	tcase_add_test(tc, proxy_is_asked_again_after_its_back_off);
+	tcase_add_test(tc,
+		       proxy_relaying_a_host_failure_blames_the_mirror_and_bad_content_the_proxy);
+	tcase_add_test(tc, metadata_through_proxies_and_never_from_peers);
+	tcase_add_test(tc, peer_serves_raw_objects_first_and_a_missing_one_is_no_failure);
+	tcase_add_test(tc, lying_peer_is_skipped_named_and_the_mirror_serves);
+	tcase_add_test(tc, chain_options_are_checked);
+	tcase_add_test(tc, volatile_urls_are_unversioned_metadata_and_root_probes);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("exec");
+	tcase_add_checked_fixture(tc, curl_setup, curl_teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, exec_runs_the_command_with_the_url_and_maxlen);
+	tcase_add_test(tc, exec_exit_codes_say_not_found_or_why_it_failed);
+	tcase_add_test(tc, exec_stalled_or_endless_commands_are_killed_with_their_children);
+	tcase_add_test(tc, exec_cancel_kills_a_running_command_and_refuses_later_ones);
+	tcase_add_test(tc, exec_mirror_falls_back_to_the_next_source);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -661,6 +661,58 @@ START_TEST(unpack_rejects_compressed_bytes_beyond_zsize)
 }
 END_TEST
 
+/* A peer serves objects uncompressed: the raw unpacker checks length and SHA-256 only. */
+static int unpack_raw_all(const uint8_t hash[32], uint64_t size, const void *buf, size_t len,
+			  struct collect *c)
+{
+	struct store_unpack *u;
+	size_t off = 0;
+	int r = 0;
+
+	ck_assert_int_eq(store_unpack_new_raw(hash, size, c ? collect_out : NULL, c, &u), 0);
+	while (off < len && r == 0) {
+		size_t n = len - off < 1000 ? len - off : 1000;
+
+		r = store_unpack_write(u, (const uint8_t *)buf + off, n);
+		off += n;
+	}
+	if (r == 0)
+		r = store_unpack_finish(u);
+	store_unpack_free(u);
+	return r;
+}
+
+START_TEST(unpack_raw_checks_length_and_hash_of_uncompressed_bytes)
+{
+	struct collect c = {0};
+	uint8_t data[5000], hash[32];
+
+	for (size_t i = 0; i < sizeof(data); i++)
+		data[i] = (uint8_t)(i * 7 + 3);
+	ck_assert_int_eq(verify_sha256(data, sizeof(data), hash), 0);
+	ck_assert_int_eq(unpack_raw_all(hash, sizeof(data), data, sizeof(data), &c), 0);
+	ck_assert_uint_eq(c.len, sizeof(data));
+	ck_assert_mem_eq(c.buf, data, sizeof(data));
+	/* Short, long, flipped: each refused, and never more than size bytes passed on. */
+	c.len = 0;
+	ck_assert_int_eq(unpack_raw_all(hash, sizeof(data), data, sizeof(data) - 1, &c),
+			 STORK_EBADLEN);
+	c.len = 0;
+	ck_assert_int_eq(unpack_raw_all(hash, sizeof(data) - 1, data, sizeof(data), &c),
+			 STORK_EBADLEN);
+	ck_assert_uint_le(c.len, sizeof(data) - 1);
+	data[100] ^= 1;
+	ck_assert_int_eq(unpack_raw_all(hash, sizeof(data), data, sizeof(data), NULL),
+			 STORK_EBADHASH);
+	ck_assert_ptr_nonnull(strstr(stork_error_detail(), "SHA-256"));
+	/* Compressed bytes are not what a raw reader accepts. */
+	ck_assert_int_eq(verify_sha256("", 0, hash), 0);
+	ck_assert_int_eq(unpack_raw_all(hash, 0, "", 0, NULL), 0);
+	ck_assert_int_eq(unpack_raw_all(hash, 0, "x", 1, NULL), STORK_EBADLEN);
+	free(c.buf);
+}
+END_TEST
+
 START_TEST(unpack_stops_a_zstd_bomb_before_passing_more_than_size)
 {
 	size_t big = 64 << 20, zcap = ZSTD_compressBound(big), zlen;
@@ -1520,6 +1572,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, unpack_rejects_compressed_bytes_beyond_zsize);
 	tcase_add_test(tc, unpack_stops_a_zstd_bomb_before_passing_more_than_size);
 	tcase_add_test(tc, unpack_rejects_truncated_and_corrupt_streams);
+	tcase_add_test(tc, unpack_raw_checks_length_and_hash_of_uncompressed_bytes);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("import");

@@ -1,0 +1,199 @@
+#!/usr/bin/env bash
+# Caching proxies in front of the mirror: two real squids (Debian's) and nginx.
+#
+#  1. `--proxy 'P1|P2;DIRECT'` with both squids up: every object comes through a squid (their
+#     access logs), once each, from both (load balancing); a node after a node through one
+#     squid is served from its cache, versioned metadata too, while metadata/timestamp.json
+#     still goes to the origin (Cache-Control: no-cache);
+#  2. the first squid killed: the second one serves everything, the log names the first one
+#     and its back-off;
+#  3. both killed: DIRECT (nginx's log grows, the squids' logs do not), the log names both;
+#  4. the back-off expires within one run: P1 down when a slow run starts (the origin delays
+#     each object by 0.4 s), restarted a moment later; with --proxy-retry 2 the same run goes
+#     back to P1 after 2 s (P1's access log shows objects of that run).
+. "$(dirname "$0")/lib.sh"
+
+need python3 nginx squid
+
+# start_squid N PORT: squid number N on 127.0.0.1:PORT, its own config, cache, pid and logs in
+# $T/squidN (Squid drops root for the "proxy" user: the directory is theirs, and $T searchable).
+_SQUID_PIDS=()
+start_squid() {
+	local n=$1 port=$2 dir=$T/squid$1
+	mkdir -p "$dir/cache"
+	cat >"$dir/squid.conf" <<-EOF
+		http_port 127.0.0.1:$port
+		visible_hostname squid$n.test
+		pid_filename $dir/squid.pid
+		cache_dir ufs $dir/cache 64 4 16
+		cache_mem 8 MB
+		maximum_object_size 64 MB
+		access_log stdio:$dir/access.log
+		cache_log $dir/cache.log
+		cache_store_log none
+		coredump_dir $dir
+		netdb_filename none
+		icp_port 0
+		htcp_port 0
+		shutdown_lifetime 0 seconds
+		acl to_loopback dst 127.0.0.0/8
+		http_access allow localhost to_loopback
+		http_access deny all
+		# objects never change: cache them for a day whatever nginx says (fetch/README.md)
+		refresh_pattern /objects/ 1440 100% 10080
+		# and so would metadata: only the client's Cache-Control keeps timestamp.json fresh
+		refresh_pattern /metadata/ 1440 100% 10080
+		refresh_pattern . 0 20% 4320
+	EOF
+	chmod o+x "$T"
+	chown -R proxy: "$dir" 2>/dev/null || chmod -R a+rwX "$dir"
+	if [ ! -d "$dir/cache/00" ]; then
+		squid -N -z -f "$dir/squid.conf" >"$dir/z.log" 2>&1 || {
+			cat "$dir/z.log" "$dir/cache.log" >&2
+			fail "squid -z for squid$n failed"
+		}
+	fi
+	rm -f "$dir/squid.pid"
+	squid -N -f "$dir/squid.conf" >"$dir/stdout.log" 2>&1 &
+	_SQUID_PIDS[$n]=$!
+	for _ in $(seq 100); do
+		python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 0.2)' \
+			"$port" 2>/dev/null && break
+		kill -0 "${_SQUID_PIDS[$n]}" 2>/dev/null || {
+			cat "$dir/cache.log" >&2
+			fail "squid$n exited at start"
+		}
+		sleep 0.1
+	done
+	touch "$dir/access.log"
+	echo "# squid$n listens on 127.0.0.1:$port"
+}
+
+# stop_squid N: kill squid N at once and wait until its port refuses connections.
+stop_squid() {
+	local pid=${_SQUID_PIDS[$1]}
+	kill -9 "$pid" 2>/dev/null || true
+	{ wait "$pid"; } 2>/dev/null || true
+	# the kids (squid -N forks none, but be sure nothing holds the port)
+	sleep 0.2
+}
+
+# squid_objects N: object GETs in squid N's access log
+squid_objects() {
+	grep -c ' GET http://[^ ]*/objects/' "$T/squid$1/access.log" || true
+}
+
+make_repo
+rnd() { python3 -c 'import random, sys; sys.stdout.buffer.write(random.Random(int(sys.argv[1])).randbytes(int(sys.argv[2])))' "$@"; }
+synth_tree "$T/src"
+publish synth 1.0 "$T/src"
+mkdir -p "$T/many/d"
+for i in $(seq 1 16); do rnd "$((100 + i))" 3000 >"$T/many/d/f$i"; done
+publish many 1.0 "$T/many"
+nobj=$(manifest_hashes synth 1.0 | cut -d' ' -f1 | sort -u | wc -l)
+
+start_nginx "$REPO"
+free_port
+P1=$FREE_PORT
+free_port
+P2=$FREE_PORT
+start_squid 1 "$P1"
+start_squid 2 "$P2"
+PROXY1=http://127.0.0.1:$P1
+PROXY2=http://127.0.0.1:$P2
+CHAIN="$PROXY1|$PROXY2;DIRECT"
+
+# --- 1. both up
+extract_ok "synth extracts through two squids" --store "$T/s1" --proxy "$CHAIN" "$NGINX_URL" \
+	synth 1.0 "$T/d1"
+check "the tree is identical to its source" compare_tree "$T/src" "$T/d1"
+through=$(($(squid_objects 1) + $(squid_objects 2)))
+[ "$through" -eq "$nobj" ] || fail "the squids saw $through object requests, want $nobj"
+pass "every object came through a squid, once ($nobj)"
+[ "$(nginx_requests '"GET /objects/')" -eq "$nobj" ] || fail "nginx did not get each object once from the squids"
+pass "nginx served each object once (to the squids)"
+[ ! -s "$T/err" ] || ! grep -q 'skipping' "$T/err" || fail "a proxy was skipped with both up: $ERR"
+
+# Two more nodes through squid1 alone (balancing spreads one node's objects over both caches):
+# the first fills squid1's cache, the second is served from it, and timestamp.json is still
+# revalidated at the origin.
+extract_ok "a node extracts through squid1" --store "$T/s1b" --proxy "$PROXY1" "$NGINX_URL" \
+	synth 1.0 "$T/d1b"
+before=$(nginx_requests '"GET /objects/')
+extract_ok "another node extracts through the warm squid1" --store "$T/s1c" --proxy "$PROXY1" \
+	"$NGINX_URL" synth 1.0 "$T/d1c"
+[ "$(nginx_requests '"GET /objects/')" -eq "$before" ] ||
+	fail "the last node's objects reached nginx: squid1 did not cache them"
+pass "the last node's objects were all served from squid1's cache"
+tail -n 30 "$T/squid1/access.log" >"$T/last.log"
+grep -E '/metadata/[0-9]+\.snapshot\.json' "$T/last.log" | grep -q 'HIT' ||
+	fail "versioned metadata was not a cache hit (the test's squid does not cache metadata): $(cat "$T/last.log")"
+grep -F '/metadata/timestamp.json' "$T/last.log" | grep -q 'MISS' &&
+	! grep -F '/metadata/timestamp.json' "$T/last.log" | grep -q 'HIT' ||
+	fail "timestamp.json was served from squid1's cache: $(grep timestamp "$T/last.log")"
+pass "metadata/timestamp.json goes to the origin (Cache-Control: no-cache) while N.snapshot.json is a hit"
+
+# --- 2. the first squid down
+stop_squid 1
+n1=$(squid_objects 1)
+n2=$(squid_objects 2)
+extract_ok "with squid1 down, synth extracts" --store "$T/s2" --proxy "$CHAIN" "$NGINX_URL" \
+	synth 1.0 "$T/d2"
+check "the tree is identical to its source" compare_tree "$T/src" "$T/d2"
+[ "$(squid_objects 2)" -eq $((n2 + nobj)) ] || fail "squid2 did not serve all $nobj objects"
+[ "$(squid_objects 1)" -eq "$n1" ] || fail "squid1's log grew while it was down"
+pass "the second squid of the group served every object"
+grep -F "via proxy $PROXY1" "$T/err" | grep -q 'skipping this proxy for 300 s' || {
+	_show_run
+	fail "the log does not name the dead proxy and its back-off"
+}
+pass "the log names $PROXY1 and its 300 s back-off"
+
+# --- 3. both down: DIRECT
+stop_squid 2
+n2=$(squid_objects 2)
+before=$(nginx_requests '"GET /objects/')
+extract_ok "with both squids down, synth extracts DIRECT" --store "$T/s3" --proxy "$CHAIN" \
+	"$NGINX_URL" synth 1.0 "$T/d3"
+check "the tree is identical to its source" compare_tree "$T/src" "$T/d3"
+[ "$(nginx_requests '"GET /objects/')" -eq $((before + nobj)) ] || fail "nginx did not serve the objects directly"
+[ "$(squid_objects 2)" -eq "$n2" ] && [ "$(squid_objects 1)" -eq "$n1" ] || fail "a dead squid's log grew"
+pass "DIRECT: nginx served every object, the squids' logs did not grow"
+grep -qF "via proxy $PROXY1" "$T/err" && grep -qF "via proxy $PROXY2" "$T/err" || {
+	_show_run
+	fail "the log does not name both dead proxies"
+}
+pass "the log names both dead proxies"
+fsck_clean "the DIRECT store is clean" "$T/s3"
+
+# --- 4. the back-off expires within one run
+start_faultserver "$REPO"
+fault_set '[{"match": "^/objects/", "fault": "delay", "seconds": 0.4}]'
+nmany=$(manifest_hashes many 1.0 | cut -d' ' -f1 | sort -u | wc -l)
+: >"$T/squid1/access.log"
+EXTRACT_TIMEOUT=120
+(
+	extract --store "$T/s4" --proxy "$PROXY1;DIRECT" --proxy-retry 2 "$FAULT_URL" many 1.0 "$T/d4"
+	cp "$T/err" "$T/err4"
+	echo "$RC" >"$T/rc4"
+) &
+bg=$!
+sleep 1.5
+start_squid 1 "$P1"
+wait "$bg"
+[ "$(cat "$T/rc4")" -eq 0 ] || {
+	cat "$T/err4" >&2
+	fail "the slow extract through a restarted proxy failed"
+}
+pass "many 1.0 extracts while its proxy comes back"
+check "the tree is identical to its source" compare_tree "$T/many" "$T/d4"
+grep -qF "via proxy $PROXY1" "$T/err4" && grep -q 'skipping this proxy for 2 s' "$T/err4" ||
+	fail "the run did not find $PROXY1 down at first: $(cat "$T/err4")"
+back=$(squid_objects 1)
+[ "$back" -ge 1 ] && [ "$back" -lt "$nmany" ] ||
+	fail "after its 2 s back-off the proxy served $back of $nmany objects (want some, not all)"
+pass "after the 2 s back-off the same run went back to the proxy ($back of $nmany objects)"
+fsck_clean "the store is clean" "$T/s4"
+stop_squid 1
+stop_faultserver
+done_ok
