@@ -321,6 +321,11 @@ struct job {
 	void *ctx;
 	const char *winner; /* the source (URL as added) whose attempt succeeded */
 	unsigned attempts;  /* made so far */
+	/* every: a success does not end the run; each usable mirror is asked (the attempt keeps
+	 * what it accepted; naccepted counts them). cur: the source being tried. */
+	bool every;
+	unsigned naccepted;
+	struct source *cur;
 	/* Per attempt. */
 	int64_t t0_us, first_us; /* start, first body byte (0 = none yet) */
 	uint64_t got;		 /* body bytes received */
@@ -360,6 +365,9 @@ static void describe_failure(const struct job *j, int r, const char *url, char *
 
 	if (!strncmp(d, url, ul) && d[ul] == ':' && d[ul + 1] == ' ')
 		d += ul + 2;
+	ul = strlen(j->path);
+	if (!strncmp(d, j->path, ul) && d[ul] == ':' && d[ul + 1] == ' ')
+		d += ul + 2; /* a check's detail names the file: the log line already does */
 	if (!strncmp(d, "object: ", 8))
 		d += 8;
 	if (r == -ENOENT) {
@@ -441,6 +449,7 @@ static enum step try_one(struct fetch *f, struct job *j, struct runstate *st, st
 	j->first_us = 0;
 	j->toobig = j->ours = j->stuck = j->short_body = false;
 	j->t0_us = now_us();
+	j->cur = m;
 	stork_error_clear();
 	r = j->attempt(j, t, url, proxy ? proxy->url : NULL, peer);
 	*ret_r = r;
@@ -451,7 +460,7 @@ static enum step try_one(struct fetch *f, struct job *j, struct runstate *st, st
 			note(f, proxy, j->got, lat, 1, NULL, skip, sizeof(skip));
 		j->winner = m->url;
 		free(url);
-		return STEP_DONE;
+		return j->every ? STEP_NEXT_SOURCE : STEP_DONE;
 	}
 	if (j->ours || r == -ENOMEM || r == -ECANCELED) {
 		/* Not the source's doing, and no other source would fare better. */
@@ -567,6 +576,16 @@ static int run(struct fetch *f, struct job *j)
 	for (size_t k = 0; k < f->nmirrors; k++) {
 		struct source *m = f->mirrors[order[k]];
 		size_t n = routes(f, proxiable(m), via);
+		bool ok;
+
+		if (j->every && j->naccepted) {
+			/* Asking every mirror: the skipped ones only while none has answered. */
+			pthread_mutex_lock(&f->lock);
+			ok = usable(m, now_s());
+			pthread_mutex_unlock(&f->lock);
+			if (!ok)
+				continue;
+		}
 
 		for (size_t i = 0; i < n; i++) {
 			s = try_one(f, j, &st, m, m->t, via[i], &r);
@@ -579,6 +598,10 @@ static int run(struct fetch *f, struct job *j)
 		}
 	}
 failed:
+	if (j->every && j->naccepted) {
+		r = 0; /* what each of the others did is told already */
+		goto out;
+	}
 	r = st.best;
 	if (st.all_enoent && st.slen)
 		stork_errorf("%s: not found on any mirror (%s)", name, f->describe);
@@ -842,6 +865,100 @@ static int src_get(void *ctx, const char *path, size_t maxlen, uint8_t **ret_buf
 	return 0;
 }
 
+/* One accepted copy of a file asked of every mirror. */
+struct copy {
+	struct source *src;
+	uint64_t rank;
+};
+
+struct checkjob {
+	struct membuf m;
+	int (*check)(void *cctx, const uint8_t *buf, size_t len, uint64_t *ret_rank);
+	void *cctx;
+	/* The best accepted copy so far (owned) and every accepted copy's source and rank. */
+	uint8_t *best;
+	size_t bestlen;
+	uint64_t bestrank;
+	struct source *bestsrc;
+	struct copy *copies;
+	size_t ncopies;
+};
+
+static int checked_attempt(struct job *j, const struct fetch_transport *t, const char *url,
+			   const char *proxy, bool raw)
+{
+	struct checkjob *c = j->ctx;
+	struct copy *cp;
+	uint64_t rank = 0;
+	int r;
+
+	r = get_attempt(j, t, url, proxy, raw);
+	if (r < 0)
+		return r;
+	r = c->check(c->cctx, c->m.buf, c->m.len, &rank);
+	if (r < 0) {
+		if (r == -ENOMEM)
+			j->ours = true;
+		return r; /* refused: this source's failure; the next one is asked */
+	}
+	cp = realloc(c->copies, (c->ncopies + 1) * sizeof(*cp));
+	if (!cp) {
+		j->ours = true;
+		return -ENOMEM;
+	}
+	c->copies = cp;
+	c->copies[c->ncopies++] = (struct copy){j->cur, rank};
+	j->naccepted++;
+	if (!c->best || rank > c->bestrank) {
+		free(c->best);
+		c->best = c->m.buf;
+		c->bestlen = c->m.len;
+		c->bestrank = rank;
+		c->bestsrc = j->cur;
+		c->m.buf = NULL;
+		c->m.len = c->m.cap = 0;
+	}
+	return 0;
+}
+
+static int src_get_checked(void *ctx, const char *path, size_t maxlen,
+			   int (*check)(void *cctx, const uint8_t *buf, size_t len,
+					uint64_t *ret_rank),
+			   void *cctx, bool every, uint8_t **ret_buf, size_t *ret_len)
+{
+	struct fetch *f = ctx;
+	struct checkjob c = {.check = check, .cctx = cctx};
+	struct job j = {
+	    .path = path, .maxlen = maxlen, .attempt = checked_attempt, .ctx = &c, .every = every};
+	char skip[64], line[LINE_LEN / 2];
+	int r;
+
+	c.m.j = &j;
+	r = run(f, &j);
+	free(c.m.buf);
+	if (r < 0 || !c.best) {
+		free(c.best);
+		free(c.copies);
+		return r < 0 ? r : -EIO;
+	}
+	/* Asked of every mirror: one whose copy is valid but older than another's is behind,
+	 * withholding updates or not yet synchronised: told, and passed over for a while. */
+	for (size_t i = 0; i < c.ncopies; i++) {
+		if (c.copies[i].rank >= c.bestrank)
+			continue;
+		snprintf(line, sizeof(line),
+			 "behind: serves version %" PRIu64 " while %s serves %" PRIu64
+			 " (withholding updates, or not yet updated)",
+			 c.copies[i].rank, c.bestsrc->url, c.bestrank);
+		note(f, c.copies[i].src, 0, -1, -1, line, skip, sizeof(skip));
+		log_line(f, "%s: %s: %s%s", c.copies[i].src->url, path, line, skip);
+	}
+	free(c.copies);
+	*ret_buf = c.best;
+	*ret_len = c.bestlen;
+	return 0;
+}
+
 struct streamjob {
 	struct job *j;
 	int (*fn)(void *fnctx, const void *buf, size_t len);
@@ -894,6 +1011,7 @@ void fetch_as_source(struct fetch *f, struct verify_source *ret_src)
 	    .stream = src_stream,
 	    .describe = src_describe,
 	    .ctx = f,
+	    .get_checked = src_get_checked,
 	};
 }
 

@@ -256,6 +256,39 @@ static int save_root(struct verify_client *c, const struct meta *m)
 	return 0;
 }
 
+/* meta_want.check for root probes: the next root in the chain from c's. */
+static int root_step_check(void *ctx, const struct meta *m)
+{
+	const struct verify_client *c = ctx;
+
+	return client_root_step(c->root, m, c->root->version + 1);
+}
+
+/* meta_want.check for timestamp.json: not older than the trusted one, nor naming an older
+ * snapshot (5.4.3, 5.4.4), so that a mirror serving an old timestamp is passed over. */
+static int timestamp_check(void *ctx, const struct meta *m)
+{
+	const struct verify_client *c = ctx;
+	const struct meta_file *now, *old;
+
+	if (!c->timestamp)
+		return 0;
+	if (m->version < c->timestamp->version) {
+		stork_errorf("%s: version %" PRIu64 " is older than the trusted version %" PRIu64,
+			     m->file, m->version, c->timestamp->version);
+		return STORK_EROLLBACK;
+	}
+	now = meta_find_file(m, "snapshot.json");
+	old = meta_find_file(c->timestamp, "snapshot.json");
+	if (now && old && now->version < old->version) {
+		stork_errorf("%s: snapshot version %" PRIu64
+			     " is older than the trusted snapshot version %" PRIu64,
+			     m->file, now->version, old->version);
+		return STORK_EROLLBACK;
+	}
+	return 0;
+}
+
 /* 5.3: every root version after the trusted one, each signed by a threshold of the old root
  * keys and of its own, each exactly one version later. Each is trusted (and persisted) as soon
  * as it verifies (5.3.8), whatever happens to the rest of the refresh. */
@@ -267,9 +300,12 @@ static int update_root(struct verify_client *c, const struct verify_source *src)
 
 	for (i = 0; i < VERIFY_MAX_ROOT_ROTATIONS; i++) {
 		uint64_t next = c->root->version + 1;
+		/* Every mirror is asked: one that withholds a rotation (answers "not found")
+		 * must not keep the client on keys the repository has replaced. */
+		struct meta_want w = {.check = root_step_check, .ctx = c, .every = true};
 
 		snprintf(file, sizeof(file), "metadata/%" PRIu64 ".root.json", next);
-		r = meta_load(src, file, VERIFY_MAX_ROOT_LEN, NULL, META_ROOT, &m);
+		r = meta_load_want(src, file, VERIFY_MAX_ROOT_LEN, META_ROOT, &w, &m);
 		if (r == -ENOENT) {
 			r = 0;
 			break;
@@ -340,7 +376,16 @@ static int update_timestamp(struct verify_client *c, const struct verify_source 
 	struct meta *m = NULL;
 	int r;
 
-	r = meta_load(src, file, VERIFY_MAX_TIMESTAMP_LEN, NULL, META_TIMESTAMP, &m);
+	struct meta_want w = {
+	    .role = "timestamp",
+	    .keys = &c->root->keys,
+	    .del = &c->root->roles[META_ROLE_TIMESTAMP],
+	    .check = timestamp_check,
+	    .ctx = c,
+	    .every = true, /* the newest any mirror has: a withholding mirror is told */
+	};
+
+	r = meta_load_want(src, file, VERIFY_MAX_TIMESTAMP_LEN, META_TIMESTAMP, &w, &m);
 	if (r < 0)
 		goto out;
 	r = meta_check_sigs(m, "timestamp", &c->root->keys, &c->root->roles[META_ROLE_TIMESTAMP],
@@ -386,6 +431,7 @@ static int update_snapshot(struct verify_client *c, const struct verify_source *
 			   struct stage *st)
 {
 	const struct meta_file *sf = meta_find_file(staged_timestamp(c, st), "snapshot.json");
+	struct meta_want w;
 	struct meta *m = NULL;
 	char *file = NULL;
 	size_t i;
@@ -398,7 +444,14 @@ static int update_snapshot(struct verify_client *c, const struct verify_source *
 	if (!file)
 		return -ENOMEM;
 	/* length and hash against the timestamp before anything else looks at the bytes */
-	r = meta_load(src, file, VERIFY_MAX_SNAPSHOT_LEN, sf, META_SNAPSHOT, &m);
+	w = (struct meta_want){
+	    .expect = sf,
+	    .by = "metadata/timestamp.json",
+	    .role = "snapshot",
+	    .keys = &c->root->keys,
+	    .del = &c->root->roles[META_ROLE_SNAPSHOT],
+	};
+	r = meta_load_want(src, file, VERIFY_MAX_SNAPSHOT_LEN, META_SNAPSHOT, &w, &m);
 	if (r < 0)
 		goto out;
 	r = meta_check_sigs(m, "snapshot", &c->root->keys, &c->root->roles[META_ROLE_SNAPSHOT],
@@ -449,6 +502,7 @@ static int update_targets(struct verify_client *c, const struct verify_source *s
 	const struct meta *snap = staged_snapshot(c, st);
 	const struct meta_file *tf = meta_find_file(snap, "targets.json");
 	const char *keyid = NULL;
+	struct meta_want w;
 	struct meta *m = NULL;
 	char *file = NULL;
 	int r;
@@ -459,7 +513,14 @@ static int update_targets(struct verify_client *c, const struct verify_source *s
 	file = client_file_name(c->root, tf->version, "targets");
 	if (!file)
 		return -ENOMEM;
-	r = meta_load(src, file, VERIFY_MAX_TARGETS_LEN, tf, META_TARGETS, &m);
+	w = (struct meta_want){
+	    .expect = tf,
+	    .by = snap->file,
+	    .role = "targets",
+	    .keys = &c->root->keys,
+	    .del = &c->root->roles[META_ROLE_TARGETS],
+	};
+	r = meta_load_want(src, file, VERIFY_MAX_TARGETS_LEN, META_TARGETS, &w, &m);
 	if (r < 0)
 		goto out;
 	r = meta_check_sigs(m, "targets", &c->root->keys, &c->root->roles[META_ROLE_TARGETS],

@@ -122,7 +122,15 @@ static int role_load(struct verify_client *c, const struct verify_source *src,
 	r = role_from_cache(c, dm, del, mf, cr);
 	if (r == -ENOENT) {
 		fetched = true;
-		r = meta_load(src, cr->file, VERIFY_MAX_TARGETS_LEN, mf, META_TARGETS, &cr->m);
+		struct meta_want w = {
+		    .expect = mf,
+		    .by = c->snapshot->file,
+		    .role = del->name,
+		    .keys = &dm->keys,
+		    .del = del,
+		};
+
+		r = meta_load_want(src, cr->file, VERIFY_MAX_TARGETS_LEN, META_TARGETS, &w, &cr->m);
 		if (r == -ENOENT) {
 			/* listed, so not "nothing published yet" (-ENOENT to callers) */
 			stork_errorf("%s: absent, but %s lists %s version %" PRIu64, cr->file,

@@ -139,6 +139,25 @@ int meta_fetch(const struct verify_source *src, const char *file, uint64_t maxle
 int meta_load(const struct verify_source *src, const char *file, uint64_t maxlen,
 	      const struct meta_file *expect, enum meta_type type, struct meta **ret_m);
 
+/** What each mirror's copy of a metadata file must be before it is taken: checked on every
+ * copy (verify_source.get_checked), so that a copy that is refused moves on to the next
+ * mirror instead of ending the update. Callers still check what they check after loading. */
+struct meta_want {
+	const struct meta_file *expect; /* length and hash, when given */
+	const char *by;			/* with expect: its version too; the file listing it */
+	const char *role;		/* with keys: signed by a threshold of del's keys */
+	const struct meta_keyring *keys;
+	const struct meta_delegation *del;
+	int (*check)(void *ctx, const struct meta *m); /* anything else; NULL: nothing */
+	void *ctx;
+	bool every; /* ask every mirror, keep the highest version (timestamp, root probes) */
+};
+
+/** meta_load, with w checked on each mirror's copy. @return as meta_load, and the errors of
+ * w's checks when no mirror's copy passed them. */
+int meta_load_want(const struct verify_source *src, const char *file, uint64_t maxlen,
+		   enum meta_type type, const struct meta_want *w, struct meta **ret_m);
+
 /** The file bytes of a signed document: canonical JSON of {"signatures":[...],"signed":s},
  * one signature per key (all private). ret_buf malloc'd. @return 0; -EINVAL; -ENOMEM; -EIO. */
 int meta_sign(const json_t *signed_json, struct verify_key *const *keys, size_t nkeys,

@@ -87,11 +87,76 @@ int meta_check_version(const struct meta *m, uint64_t want, const char *why)
 	return STORK_EVERSION;
 }
 
-int meta_fetch(const struct verify_source *src, const char *file, uint64_t maxlen,
-	       const struct meta_file *expect, uint8_t **ret_buf, size_t *ret_len)
+/* A copy's length and hash against expect (either may be absent). */
+static int check_bytes(const char *file, const struct meta_file *expect, const uint8_t *buf,
+		       size_t len)
 {
-	uint8_t *buf = NULL, digest[VERIFY_HASH_LEN];
+	uint8_t digest[VERIFY_HASH_LEN];
 	char want[VERIFY_HASH_HEX], got[VERIFY_HASH_HEX];
+	int r;
+
+	if (!expect)
+		return 0;
+	if (expect->has_length && len != expect->length) {
+		stork_errorf("%s: %zu bytes, but its signed length is %" PRIu64, file, len,
+			     expect->length);
+		return STORK_EBADLEN;
+	}
+	if (expect->has_hash) {
+		r = verify_sha256(buf, len, digest);
+		if (r < 0)
+			return r;
+		if (memcmp(digest, expect->hash, VERIFY_HASH_LEN) != 0) {
+			verify_hex(digest, VERIFY_HASH_LEN, got);
+			verify_hex(expect->hash, VERIFY_HASH_LEN, want);
+			stork_errorf("%s: SHA-256 %s does not match the signed hash %s", file, got,
+				     want);
+			return STORK_EBADHASH;
+		}
+	}
+	return 0;
+}
+
+struct want_ctx {
+	const char *file;
+	enum meta_type type;
+	bool parse; /* false: the bytes only (a manifest) */
+	const struct meta_want *w;
+};
+
+/* verify_source.get_checked's check: one mirror's copy. */
+static int want_check(void *cctx, const uint8_t *buf, size_t len, uint64_t *ret_rank)
+{
+	const struct want_ctx *wc = cctx;
+	const struct meta_want *w = wc->w;
+	struct meta *m = NULL;
+	int r;
+
+	*ret_rank = 0;
+	r = check_bytes(wc->file, w->expect, buf, len);
+	if (r < 0 || !wc->parse)
+		return r;
+	r = meta_parse(buf, len, wc->file, wc->type, &m);
+	if (r == 0 && w->expect && w->by)
+		r = meta_check_version(m, w->expect->version, w->by);
+	if (r == 0 && w->keys)
+		r = meta_check_sigs(m, w->role, w->keys, w->del, NULL);
+	if (r == 0 && w->check)
+		r = w->check(w->ctx, m);
+	if (r == 0)
+		*ret_rank = m->version;
+	meta_free(m);
+	return r;
+}
+
+/* Read file, each copy checked by want_check (on every mirror's copy when the source can ask
+ * them one by one, else on the one answer). */
+static int fetch_want(const struct verify_source *src, const struct want_ctx *wc, uint64_t maxlen,
+		      uint8_t **ret_buf, size_t *ret_len)
+{
+	const struct meta_file *expect = wc->w->expect;
+	uint8_t *buf = NULL;
+	uint64_t rank;
 	size_t len = 0;
 	int r;
 
@@ -99,37 +164,49 @@ int meta_fetch(const struct verify_source *src, const char *file, uint64_t maxle
 		maxlen = expect->length;
 	if (maxlen > SIZE_MAX - 1)
 		maxlen = SIZE_MAX - 1;
-	r = src->get(src->ctx, file, (size_t)maxlen, &buf, &len);
+	if (src->get_checked) {
+		r = src->get_checked(src->ctx, wc->file, (size_t)maxlen, want_check, (void *)wc,
+				     wc->w->every, &buf, &len);
+	} else {
+		r = src->get(src->ctx, wc->file, (size_t)maxlen, &buf, &len);
+		if (r == 0)
+			r = want_check((void *)wc, buf, len, &rank);
+	}
 	if (r == STORK_ETOOBIG && expect && expect->has_length) {
-		stork_errorf("%s: longer than its signed length of %" PRIu64 " bytes", file,
+		stork_errorf("%s: longer than its signed length of %" PRIu64 " bytes", wc->file,
 			     expect->length);
 		r = STORK_EBADLEN;
 	}
-	if (r < 0)
-		goto out;
-	if (expect && expect->has_length && len != expect->length) {
-		stork_errorf("%s: %zu bytes, but its signed length is %" PRIu64, file, len,
-			     expect->length);
-		r = STORK_EBADLEN;
-		goto out;
-	}
-	if (expect && expect->has_hash) {
-		r = verify_sha256(buf, len, digest);
-		if (r < 0)
-			goto out;
-		if (memcmp(digest, expect->hash, VERIFY_HASH_LEN) != 0) {
-			verify_hex(digest, VERIFY_HASH_LEN, got);
-			verify_hex(expect->hash, VERIFY_HASH_LEN, want);
-			stork_errorf("%s: SHA-256 %s does not match the signed hash %s", file, got,
-				     want);
-			r = STORK_EBADHASH;
-			goto out;
-		}
+	if (r < 0) {
+		free(buf);
+		return r;
 	}
 	*ret_buf = buf;
 	*ret_len = len;
-	buf = NULL;
-out:
+	return 0;
+}
+
+int meta_fetch(const struct verify_source *src, const char *file, uint64_t maxlen,
+	       const struct meta_file *expect, uint8_t **ret_buf, size_t *ret_len)
+{
+	struct meta_want w = {.expect = expect};
+	struct want_ctx wc = {.file = file, .parse = false, .w = &w};
+
+	return fetch_want(src, &wc, maxlen, ret_buf, ret_len);
+}
+
+int meta_load_want(const struct verify_source *src, const char *file, uint64_t maxlen,
+		   enum meta_type type, const struct meta_want *w, struct meta **ret_m)
+{
+	struct want_ctx wc = {.file = file, .type = type, .parse = true, .w = w};
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int r;
+
+	r = fetch_want(src, &wc, maxlen, &buf, &len);
+	if (r < 0)
+		return r;
+	r = meta_parse(buf, len, file, type, ret_m);
 	free(buf);
 	return r;
 }
@@ -137,16 +214,9 @@ out:
 int meta_load(const struct verify_source *src, const char *file, uint64_t maxlen,
 	      const struct meta_file *expect, enum meta_type type, struct meta **ret_m)
 {
-	uint8_t *buf = NULL;
-	size_t len = 0;
-	int r;
+	struct meta_want w = {.expect = expect};
 
-	r = meta_fetch(src, file, maxlen, expect, &buf, &len);
-	if (r < 0)
-		return r;
-	r = meta_parse(buf, len, file, type, ret_m);
-	free(buf);
-	return r;
+	return meta_load_want(src, file, maxlen, type, &w, ret_m);
 }
 
 /* ------------------------------------------------------------------------------------------ */

@@ -255,6 +255,20 @@ struct verify_source {
 	/** Where the bytes come from, for messages ("/srv/repo", "http://127.0.0.1:8080/"). */
 	const char *(*describe)(void *ctx);
 	void *ctx;
+	/** Optional (NULL: callers use get and check the one answer themselves). As get, over
+	 * a source with several origins (mirrors): each copy is passed to check, which accepts
+	 * it (0, and a rank: the metadata's version) or refuses it (a STORK_E* code with a
+	 * detail naming the file and the problem). A refused copy counts as that origin's
+	 * failure (told and marked like a corrupt object) and the next origin is asked, so one
+	 * lying or stale mirror cannot block a file another mirror serves right. With every,
+	 * each usable origin is asked and the accepted copy of the highest rank is returned;
+	 * origins whose accepted copies rank lower are told and marked as behind (withholding
+	 * or lagging updates). @return 0; the most telling failure when no copy was accepted
+	 * (check's refusal, -ENOENT, a transport error). */
+	int (*get_checked)(void *ctx, const char *path, size_t maxlen,
+			   int (*check)(void *cctx, const uint8_t *buf, size_t len,
+					uint64_t *ret_rank),
+			   void *cctx, bool every, uint8_t **ret_buf, size_t *ret_len);
 };
 
 /* ------------------------------------------------------------------------------------------ */
@@ -410,12 +424,12 @@ int verify_client_role_info(const struct verify_client *c, const char *role, uin
 struct verify_policy;
 
 enum verify_policy_kind {
-	VERIFY_POLICY_DELEGATED, /* trust PATTERN delegated */
-	VERIFY_POLICY_PINNED,	 /* trust PATTERN role ROLE keys K[,K...] [threshold N] */
-	VERIFY_POLICY_REFUSE,	 /* refuse PATTERN */
+	VERIFY_POLICY_DELEGATED,  /* trust PATTERN delegated */
+	VERIFY_POLICY_PINNED,	  /* trust PATTERN role ROLE keys K[,K...] [threshold N] */
+	VERIFY_POLICY_REFUSE,	  /* refuse PATTERN */
 	VERIFY_POLICY_REFUSE_KEY, /* refuse key K */
-	VERIFY_POLICY_PIN,	 /* pin PATTERN OP VERSION [OP VERSION...] */
-	VERIFY_POLICY_NOMATCH,	 /* not a line: what rule_for returns when nothing matches */
+	VERIFY_POLICY_PIN,	  /* pin PATTERN OP VERSION [OP VERSION...] */
+	VERIFY_POLICY_NOMATCH,	  /* not a line: what rule_for returns when nothing matches */
 };
 
 struct verify_policy_cmp {
@@ -457,10 +471,10 @@ void verify_policy_free(struct verify_policy *p);
 /** The rule that decides for a package name: the first DELEGATED, PINNED or REFUSE rule whose
  * pattern matches; a static NOMATCH rule when none does. Never NULL. */
 const struct verify_policy_rule *verify_policy_rule_for(const struct verify_policy *p,
-							 const char *name);
+							const char *name);
 /** The REFUSE_KEY rule naming keyid (verify_key_id form), or NULL. */
 const struct verify_policy_rule *verify_policy_refused_key(const struct verify_policy *p,
-							    const char *keyid);
+							   const char *keyid);
 /** The first PIN rule for name that version does not satisfy, or NULL when every pin allows
  * it. cmp orders versions (fs_version_cmp: dpkg order; verify/ does not own that order). */
 const struct verify_policy_rule *
