@@ -46,6 +46,12 @@ Kinds and their keys:
             the true length and sends the extra bytes after it anyway
   status    answer with HTTP "status" (default 503) and a short text body
   delay     wait "seconds" (default 1) before answering normally
+  endless   an endless body: the file's bytes (none when there is no such file: the answer is
+            200 all the same) followed by fill bytes ("fill": "zero" (default), "random" or
+            "space") sent as fast as the client reads, until the client goes away, "bytes"
+            body bytes in all were sent (default: no limit) or the server's lifetime ends.
+            "length": "none" (default) sends no Content-Length and closes the connection;
+            "huge" announces a Content-Length of 2^40 bytes
 
 Any rule may also carry "delay" (seconds to wait before the fault is applied).
 
@@ -70,7 +76,8 @@ import threading
 import time
 import urllib.parse
 
-KINDS = ("refuse", "reset", "stall", "trickle", "truncate", "corrupt", "extra", "status", "delay")
+KINDS = ("refuse", "reset", "stall", "trickle", "truncate", "corrupt", "extra", "status", "delay",
+	 "endless")
 
 
 class Rules:
@@ -276,6 +283,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
 			return
 		if kind == "delay":
 			self.sleep_unless_gone(rule.get("seconds", 1))
+		if kind == "endless":
+			self.serve_endless(rule, full, head)
+			return
 		if full is None:
 			body = b"not found\n"
 			self.headers_out(404, len(body), "text/plain")
@@ -366,6 +376,46 @@ class Handler(http.server.BaseHTTPRequestHandler):
 		if self.send_raw(data):
 			sent = len(data)
 		self.log_access(status, sent, kind)
+
+	def serve_endless(self, rule, full, head):
+		"""The "endless" fault: the file (if any), then fill bytes until a limit or the
+		client goes away."""
+		data = b""
+		if full is not None:
+			try:
+				with open(full, "rb") as f:
+					data = f.read()
+			except OSError:
+				data = b""
+		ctype = "application/json" if self.path.endswith(".json") else "application/octet-stream"
+		if rule.get("length", "none") == "huge":
+			self.headers_out(200, 1 << 40, ctype, close=True)
+		else:
+			self.headers_out(200, None, ctype)
+		sent = 0
+		if not head:
+			limit = int(rule["bytes"]) if "bytes" in rule else None
+			fill = rule.get("fill", "zero")
+			end = time.monotonic() + self.server.lifetime
+			chunk = data
+			while time.monotonic() < end:
+				if not chunk:
+					if fill == "random":
+						chunk = os.urandom(65536)
+					elif fill == "space":
+						chunk = b" " * 65536
+					else:
+						chunk = b"\0" * 65536
+				if limit is not None:
+					if sent >= limit:
+						break
+					chunk = chunk[:limit - sent]
+				if not self.send_raw(chunk):
+					break
+				sent += len(chunk)
+				chunk = b""
+		self.log_access(200, sent, "endless")
+		self.kill_connection(False)
 
 	def handle_one_request(self):
 		try:

@@ -1,0 +1,106 @@
+# shellcheck shell=bash disable=SC2034
+# tests/attacks/lib_transport.sh: shared setup of the transport attacks (arbitrary_package,
+# mix_and_match, endless_data, slow_retrieval, withholding_mirror); sourced, never run.
+# It sources the attack suite's lib.sh when there is one (itself built on
+# tests/integration/lib.sh), else tests/integration/lib.sh, and adds what these scripts share.
+
+_AT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+if [ -f "$_AT_DIR/lib.sh" ]; then
+	. "$_AT_DIR/lib.sh"
+else
+	. "$_AT_DIR/../integration/lib.sh"
+fi
+
+# trusted_state STOREDIR: the client's trusted metadata as `stork status` prints it, one line
+# per role ("  trusted snapshot   version 5, expires ..."); nothing for a store that trusts
+# nothing yet. (tests/attacks/lib.sh may define it first.)
+if ! declare -F trusted_state >/dev/null; then
+	trusted_state() {
+		local out
+		out=$("$STORK" status "$1") || fail "stork status $1 failed"
+		printf '%s\n' "$out" | grep '^  trusted ' || true
+	}
+fi
+
+# same_trust DESC STOREDIR BEFORE: the store's trusted state is still the text BEFORE.
+same_trust() {
+	local now
+	now=$(trusted_state "$2")
+	if [ "$now" != "$3" ]; then
+		echo "--- trusted before:" >&2
+		printf '%s\n' "$3" >&2
+		echo "--- trusted now:" >&2
+		printf '%s\n' "$now" >&2
+		fail "$1: the trusted state of $2 moved"
+	fi
+	pass "$1"
+}
+
+# trusted_line STATE ROLE: ROLE's line ("root", "timestamp", "snapshot", "targets",
+# "role alice") of the trusted state text STATE, or nothing.
+trusted_line() {
+	printf '%s\n' "$1" | grep -E "^  trusted $2 +version " || true
+}
+
+# rnd SEED N: N pseudo-random bytes from SEED on stdout (the same every run).
+rnd() {
+	python3 -c 'import random, sys; sys.stdout.buffer.write(random.Random(int(sys.argv[1])).randbytes(int(sys.argv[2])))' "$@"
+}
+
+# timed_extract MAXKB SECS ARGS...: stork extract --root $ROOT ARGS... with every file it
+# writes limited to MAXKB KiB (ulimit -f: a write past it kills it with SIGXFSZ, exit 153) and
+# killed after SECS seconds (exit 124); sets RC, OUT, ERR as run does and ELAPSED (whole
+# seconds).
+timed_extract() {
+	local kb=$1 secs=$2 t0
+	shift 2
+	t0=$(date +%s%N)
+	run timeout -k 5 "$secs" bash -c 'ulimit -f "$1" && shift && exec "$@"' sh "$kb" \
+		"$STORK" extract --root "$ROOT" "$@"
+	ELAPSED=$((($(date +%s%N) - t0) / 1000000000))
+}
+
+# read_errno FILE [SECS]: open and read FILE to the end within SECS seconds (default 60);
+# sets GOT to "ok SHA256", "errno N" or "hang" (it did not finish) and ELAPSED (whole
+# seconds). Call it in the test's own shell, not in $(...).
+read_errno() {
+	local t0
+	t0=$(date +%s%N)
+	GOT=$(timeout -k 2 "${2:-60}" python3 -c 'import hashlib, sys
+try:
+    with open(sys.argv[1], "rb") as f:
+        print("ok", hashlib.sha256(f.read()).hexdigest())
+except OSError as e:
+    print("errno", e.errno)' "$1") || GOT=hang
+	ELAPSED=$((($(date +%s%N) - t0) / 1000000000))
+}
+
+# sha FILE: the SHA-256 of FILE, hex.
+sha() {
+	sha256sum <"$1" | cut -d' ' -f1
+}
+
+# TRUST_ROLES: the roles of the trusted state in the order the client workflow checks them.
+TRUST_ROLES=(root timestamp snapshot targets "role alice")
+
+# trust_at_most DESC STORE OLD NEW FIRST: STORE's trusted state is OLD for TRUST_ROLES[FIRST..]
+# (the attacked file's role and every role checked after it) and, for the roles before it,
+# OLD or NEW (NEW: the genuine state a good refresh gives; a refresh that fails at a delegated
+# role keeps the top-level roles it verified, verify/README.md "Reading").
+trust_at_most() {
+	local desc=$1 store=$2 old=$3 new=$4 first=$5 now i role lo ln lnow
+	now=$(trusted_state "$store")
+	for i in "${!TRUST_ROLES[@]}"; do
+		role=${TRUST_ROLES[$i]}
+		lo=$(trusted_line "$old" "$role")
+		ln=$(trusted_line "$new" "$role")
+		lnow=$(trusted_line "$now" "$role")
+		if [ "$i" -ge "$first" ]; then
+			[ "$lnow" = "$lo" ] || fail "$desc: the trusted $role moved: '$lnow', was '$lo'"
+		else
+			[ "$lnow" = "$lo" ] || [ "$lnow" = "$ln" ] ||
+				fail "$desc: the trusted $role is '$lnow', neither the old '$lo' nor the genuine new '$ln'"
+		fi
+	done
+	pass "$desc"
+}
