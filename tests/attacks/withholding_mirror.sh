@@ -13,7 +13,7 @@
 #      stale mirror as failing.
 #   D. A fresh node over [stale, good]: the good mirror has a newer state; the client must
 #      not settle for the stale one (p 2.0 extracts) and reports the stale mirror.
-#   E. A fresh node over [stale] alone: it cannot know better (inherent: README-transport.md);
+#   E. A fresh node over [stale] alone: it cannot know better (inherent: tests/attacks/README.md);
 #      it must serve p 1.0's genuine bytes and nothing else.
 # Never a wrong byte and the trusted state never moves back (hard failures, at once). Whether
 # the withholding is detected, reported and routed around is recorded per check and the test
