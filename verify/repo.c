@@ -982,6 +982,41 @@ out:
 	return ret;
 }
 
+/* Whether clients would ever see target signed in role del: not when an earlier delegation
+ * matching it is terminating (the search stops there), nor when a role they search first
+ * already signs it (the first role that signs a path wins). @return 0; STORK_EPATTERN (the
+ * detail names the role that hides it); -ENOMEM. */
+static int shadowed(struct repo *r, const struct meta_delegation *del,
+		    const struct verify_manifest *m, const char *target)
+{
+	const struct meta *t = r->c->targets;
+	struct verify_target found = {0};
+	int ret;
+
+	for (size_t i = 0; i < t->ndels && &t->dels[i] != del; i++) {
+		if (t->dels[i].terminating && meta_delegation_matches(&t->dels[i], target)) {
+			stork_errorf(
+			    "%s %s: role %s's delegation comes first and is terminating, so "
+			    "clients would never look in role %s for this name",
+			    m->name, m->version, t->dels[i].name, del->name);
+			return STORK_EPATTERN;
+		}
+	}
+	ret = verify_client_find_target(r->c, &r->src, target, &found);
+	if (ret == -ENOMEM)
+		return ret;
+	if (ret == 0 && found.role && strcmp(found.role, del->name) != 0) {
+		stork_errorf("%s %s is already signed in role %s, which clients search before role "
+			     "%s: publish another version",
+			     m->name, m->version, found.role, del->name);
+		ret = STORK_EPATTERN;
+	} else {
+		ret = 0; /* not found (or a role that fails to load): nothing hides it */
+	}
+	verify_target_fini(&found);
+	return ret;
+}
+
 int verify_repo_publish(const char *repodir, const char *keydir, const struct verify_key *publisher,
 			const struct verify_manifest *m, const struct verify_repo_opts *o)
 {
@@ -1032,6 +1067,9 @@ int verify_repo_publish(const char *repodir, const char *keydir, const struct ve
 		ret = pattern_error(&r, publisher, what, target);
 		goto out;
 	}
+	ret = shadowed(&r, del, m, target);
+	if (ret < 0)
+		goto out;
 	ret = role_for_write(&r, del, &cur, &v);
 	if (ret < 0)
 		goto out;

@@ -201,6 +201,17 @@ expect_rc 1 "verify rejects a signature by another key under alice's key id" \
 	"$STORK" verify --root "$ROOT" "$T/forged4"
 err_has "the error names the role file" "$rolefile"
 
+# A name two roles may sign: clients take the first role in search order that signs it, so a
+# later role publishing the same version would never be seen: refused, naming the role.
+keygen "$T/pub/carol.key"
+expect_rc 0 "delegate everything to carol (after alice's hello)" \
+	"$STORK" repo delegate "$REPO" --keys "$KEYS" "$T/pub/carol.key.pub" '*'
+expect_rc 2 "carol cannot publish hello 1.0, which alice signs first" \
+	"$STORK" publish "$REPO" --keys "$KEYS" --key "$T/pub/carol.key" hello 1.0 "$src"
+err_has "the error names the role that hides it" "already signed in role alice" "publish another version"
+expect_rc 0 "carol publishes a hello version alice does not sign" \
+	"$STORK" publish "$REPO" --keys "$KEYS" --key "$T/pub/carol.key" hello 9.0 "$src" --quiet
+
 # the untouched repository still verifies and exports
 verify_ok "the original repository still verifies"
 export_version hello 1.0 "$T/exp"
