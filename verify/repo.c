@@ -1006,9 +1006,10 @@ static int shadowed(struct repo *r, const struct meta_delegation *del,
 	if (ret == -ENOMEM)
 		return ret;
 	if (ret == 0 && found.role && strcmp(found.role, del->name) != 0) {
-		stork_errorf("%s %s is already signed in role %s, which clients search before role "
-			     "%s: publish another version",
-			     m->name, m->version, found.role, del->name);
+		stork_errorf("%s %s is already signed in role %s; clients see one role's %s %s "
+			     "only, so the same version from role %s would hide it or be hidden: "
+			     "publish another version",
+			     m->name, m->version, found.role, m->name, m->version, del->name);
 		ret = STORK_EPATTERN;
 	} else {
 		ret = 0; /* not found (or a role that fails to load): nothing hides it */
@@ -1067,7 +1068,7 @@ int verify_repo_publish(const char *repodir, const char *keydir, const struct ve
 		ret = pattern_error(&r, publisher, what, target);
 		goto out;
 	}
-	ret = shadowed(&r, del, m, target);
+	ret = o && o->allow_shadowed ? 0 : shadowed(&r, del, m, target);
 	if (ret < 0)
 		goto out;
 	ret = role_for_write(&r, del, &cur, &v);

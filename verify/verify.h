@@ -531,6 +531,9 @@ struct verify_repo_opts {
 	int64_t snapshot_expiry;  /* 0 = 7 days */
 	int64_t timestamp_expiry; /* 0 = 1 day */
 	time_t now;		  /* 0 = time(NULL); tests set it */
+	/* Tests only: publish a version that clients will not see (another role signs it in
+	 * search order); the CLI never sets it. */
+	bool allow_shadowed;
 };
 
 /** Create KEYDIR (0700, must not be inside repodir) with four new keys, and the signed version

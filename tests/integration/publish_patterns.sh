@@ -208,7 +208,7 @@ expect_rc 0 "delegate everything to carol (after alice's hello)" \
 	"$STORK" repo delegate "$REPO" --keys "$KEYS" "$T/pub/carol.key.pub" '*'
 expect_rc 2 "carol cannot publish hello 1.0, which alice signs first" \
 	"$STORK" publish "$REPO" --keys "$KEYS" --key "$T/pub/carol.key" hello 1.0 "$src"
-err_has "the error names the role that hides it" "already signed in role alice" "publish another version"
+err_has "the error names the role that signs it" "already signed in role alice" "publish another version"
 expect_rc 0 "carol publishes a hello version alice does not sign" \
 	"$STORK" publish "$REPO" --keys "$KEYS" --key "$T/pub/carol.key" hello 9.0 "$src" --quiet
 

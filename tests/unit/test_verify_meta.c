@@ -1284,7 +1284,14 @@ START_TEST(client_first_role_in_search_order_wins)
 	make_repo();
 	ck_assert_int_eq(verify_key_generate(&bob), 0);
 	delegate(bob, "bob", "hello");
+	/* The writer refuses a version another role signs first (clients would never see it) */
+	ck_assert_int_eq(publish(bob, "hello", "1.0", "bob's\n"), STORK_EPATTERN);
+	ck_assert_msg(strstr(stork_error_detail(), "already signed in role alice"), "%s",
+		      stork_error_detail());
+	/* ... which other writers may not do: the client still takes the first role. */
+	F.o.allow_shadowed = true;
 	ck_assert_int_eq(publish(bob, "hello", "1.0", "bob's\n"), 0);
+	F.o.allow_shadowed = false;
 	ck_assert_int_eq(publish(bob, "hello", "3.0", "bob's\n"), 0);
 	ck_assert_int_eq(refresh_at(T0 + HOUR), 0);
 	ck_assert_int_eq(verify_client_each_target(F.c, &F.src, on_target, &s, on_problem, &s), 0);
