@@ -23,6 +23,13 @@ RANDOM=$((STORK_TEST_SEED % 32768))
 echo "# $TEST_NAME: seed STORK_TEST_SEED=$STORK_TEST_SEED"
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/stork-$TEST_NAME.XXXXXX")
+# The system's python3 first: a version manager's shim in PATH (pyenv) costs about a second per
+# start on a loaded machine, and the tests and their servers start python hundreds of times.
+if [ -x /usr/bin/python3 ] && [ "$(command -v python3)" != /usr/bin/python3 ]; then
+	mkdir -p "$T/.bin"
+	ln -s /usr/bin/python3 "$T/.bin/python3"
+	PATH=$T/.bin:$PATH
+fi
 _NGINX_DIRS=()
 _MOUNTS=()
 _PASSED=0
@@ -772,4 +779,132 @@ unmount_storkfs() {
 # xattr FILE NAME: print an extended attribute's value.
 xattr() {
 	python3 -c 'import os, sys; sys.stdout.write(os.getxattr(sys.argv[1], sys.argv[2]).decode())' "$1" "$2"
+}
+
+# ---------------------------------------------------------------------------------------------
+# The transport chain: caching proxies (Debian's squid) and peers (another node's store behind
+# nginx with contrib/nginx-peer.conf).
+
+# start_squid N PORT: squid number N on 127.0.0.1:PORT, its own config, cache, pid and logs in
+# $T/squidN (Squid drops root for the "proxy" user: the directory is theirs, and $T searchable).
+# Objects and versioned metadata are cached for a day (fetch/README.md "Caching"); only the
+# client's Cache-Control keeps metadata/timestamp.json fresh. Restart with the same N and PORT.
+_SQUID_PIDS=()
+start_squid() {
+	local n=$1 port=$2 dir=$T/squid$1
+	need squid python3
+	mkdir -p "$dir/cache"
+	cat >"$dir/squid.conf" <<-EOF2
+		http_port 127.0.0.1:$port
+		visible_hostname squid$n.test
+		pid_filename $dir/squid.pid
+		cache_dir ufs $dir/cache 64 4 16
+		cache_mem 8 MB
+		maximum_object_size 64 MB
+		access_log stdio:$dir/access.log
+		cache_log $dir/cache.log
+		cache_store_log none
+		coredump_dir $dir
+		netdb_filename none
+		icp_port 0
+		htcp_port 0
+		shutdown_lifetime 0 seconds
+		acl to_loopback dst 127.0.0.0/8
+		http_access allow localhost to_loopback
+		http_access deny all
+		# objects never change: cache them for a day whatever nginx says (fetch/README.md)
+		refresh_pattern /objects/ 1440 100% 10080
+		# and so would metadata: only the client's Cache-Control keeps timestamp.json fresh
+		refresh_pattern /metadata/ 1440 100% 10080
+		refresh_pattern . 0 20% 4320
+	EOF2
+	chmod o+x "$T"
+	chown -R proxy: "$dir" 2>/dev/null || chmod -R a+rwX "$dir"
+	if [ ! -d "$dir/cache/00" ]; then
+		squid -N -z -f "$dir/squid.conf" >"$dir/z.log" 2>&1 || {
+			cat "$dir/z.log" "$dir/cache.log" >&2
+			fail "squid -z for squid$n failed"
+		}
+	fi
+	rm -f "$dir/squid.pid"
+	squid -N -f "$dir/squid.conf" >"$dir/stdout.log" 2>&1 &
+	_SQUID_PIDS[$n]=$!
+	for _ in $(seq 300); do
+		python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 0.2)' \
+			"$port" 2>/dev/null && break
+		kill -0 "${_SQUID_PIDS[$n]}" 2>/dev/null || {
+			cat "$dir/cache.log" >&2
+			fail "squid$n exited at start"
+		}
+		sleep 0.1
+	done
+	touch "$dir/access.log"
+	echo "# squid$n listens on 127.0.0.1:$port"
+}
+
+# stop_squid N: kill squid N at once and wait until its port refuses connections.
+stop_squid() {
+	local pid=${_SQUID_PIDS[$1]}
+	kill -9 "$pid" 2>/dev/null || true
+	{ wait "$pid"; } 2>/dev/null || true
+	# the kids (squid -N forks none, but be sure nothing holds the port)
+	sleep 0.2
+}
+
+# squid_objects N: object GETs in squid N's access log
+squid_objects() {
+	grep -c ' GET http://[^ ]*/objects/' "$T/squid$1/access.log" || true
+}
+
+# start_peer STOREDIR: nginx with contrib/nginx-peer.conf rooted at STOREDIR on a free port
+# (another node exposing its store). Sets PEER_URL (http://127.0.0.1:PORT/) and PEER_DIR
+# (access.log).
+start_peer() {
+	local store=$1 dir=$T/peer.$RANDOM port
+	need nginx
+	mkdir -p "$dir/tmp"
+	free_port
+	port=$FREE_PORT
+	sed -e "s|^\tlisten 8080;|\tlisten 127.0.0.1:$port;|" \
+		-e "s|^\troot /var/lib/storkfs/store;|\troot $store;|" \
+		-e "s|/var/log/nginx/storkfs-peer.access.log|$dir/access.log|" \
+		"$STORK_TESTS/../contrib/nginx-peer.conf" >"$dir/peer.conf"
+	grep -qF "listen 127.0.0.1:$port;" "$dir/peer.conf" && grep -qF "root $store;" "$dir/peer.conf" ||
+		fail "contrib/nginx-peer.conf no longer has the listen/root lines this test rewrites"
+	cat >"$dir/nginx.conf" <<-EOF2
+		daemon on;
+		user root;
+		worker_processes 1;
+		pid $dir/nginx.pid;
+		error_log $dir/error.log;
+		events {
+			worker_connections 256;
+		}
+		http {
+			client_body_temp_path $dir/tmp/body;
+			proxy_temp_path $dir/tmp/proxy;
+			fastcgi_temp_path $dir/tmp/fastcgi;
+			uwsgi_temp_path $dir/tmp/uwsgi;
+			scgi_temp_path $dir/tmp/scgi;
+			include $dir/peer.conf;
+		}
+	EOF2
+	nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" 2>"$dir/start.err" || {
+		cat "$dir/start.err" >&2
+		fail "the peer's nginx did not start"
+	}
+	_NGINX_DIRS+=("$dir")
+	for _ in $(seq 50); do
+		[ -s "$dir/nginx.pid" ] && break
+		sleep 0.1
+	done
+	: >>"$dir/access.log"
+	PEER_URL=http://127.0.0.1:$port/
+	PEER_DIR=$dir
+	echo "# peer nginx serves $store at $PEER_URL"
+}
+
+# peer_requests PATTERN: how many lines of the newest peer's access log match the regex.
+peer_requests() {
+	grep -c -E -- "$1" "$PEER_DIR/access.log" || true
 }
