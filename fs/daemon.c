@@ -1,7 +1,8 @@
 /* fs/daemon.c: storkfs, the FUSE daemon: options, startup, the refresh thread, shutdown.
  *
  *   storkfs [-f] [-d] -o root=FILE,store=DIR[,timeout=SECS][,refresh=SECS][,allow_setuid]
- *           [,max_stale=DURATION] URL... MOUNTPOINT
+ *           [,max_stale=DURATION][,proxy=SPEC][,peer=URL]...[,exec=SCHEME=COMMAND]...
+ *           URL... MOUNTPOINT
  *
  * Startup does everything that can fail before it lets the caller go: it reads the pinned
  * root, opens the store, refreshes the metadata and mounts, then (without -f) detaches. The
@@ -62,6 +63,23 @@ static const char usage[] =
     "    -o max_stale=DURATION  when refreshes fail, keep serving metadata this long after it\n"
     "                         expired (default 7d; units s, m, h, d; 0 = stop at expiry;\n"
     "                         inf = never stop: no bound on a freeze attack)\n"
+    "\n"
+    "The transport chain (fetch/README.md): peers first, then each mirror through its proxies:\n"
+    "    -o proxy=SPEC        caching proxies for http(s) mirrors, CernVM-FS syntax:\n"
+    "                         'http://p1:3128|http://p2:3128;DIRECT' ('|' = same group,\n"
+    "                         load-balanced; ';' = next group; DIRECT = no proxy)\n"
+    "    -o proxy_retry=SECS  skip a failed proxy this long (default 300)\n"
+    "    -o peer=URL          another node's store (objects/ over http), tried before the\n"
+    "                         mirrors for objects; repeat for more peers, tried in order\n"
+    "    -o peer_retry=SECS   skip a failed peer this long (default 300)\n"
+    "    -o exec=SCHEME=COMMAND  fetch SCHEME: mirror URLs by running COMMAND (split on\n"
+    "                         spaces; \\040 in fstab) with the URL as its last argument;\n"
+    "                         repeatable, at most 8 (fetch/README.md, \"The exec transport\")\n"
+    "    -o connect_timeout=SECS  per connection attempt (default 10; peers: at most 2)\n"
+    "    -o low_speed_limit=BYTES a transfer slower than this (default 1024 B/s)...\n"
+    "    -o low_speed_time=SECS   ...for this long is dropped and the next source asked\n"
+    "                         (default min(10, max(1, timeout/3)): a trickling mirror is\n"
+    "                         given up in time for the next one within one open)\n"
     "    -f                   stay in the foreground\n"
     "    -d                   debug output (implies -f)\n"
     "\n";
@@ -107,18 +125,30 @@ static void on_fetched(void *ctx, const uint8_t id[VERIFY_HASH_LEN], uint64_t si
 	struct fsd *d = ctx;
 	char hex[VERIFY_HASH_HEX];
 
+	uint64_t k = 0;
+
 	FSD_COUNT(d, fetched, 1);
 	FSD_COUNT(d, fetched_bytes, size);
 	verify_hex(id, VERIFY_HASH_LEN, hex);
-	for (size_t i = 0; i < d->nmirrors; i++) {
-		if (strcmp(d->mirrors[i], mirror) != 0)
-			continue;
-		pthread_mutex_lock(&d->status_lock);
-		if (!strmap_get(&d->sources, hex))
-			strmap_put(&d->sources, hex, i + 1); /* -ENOMEM: source stays "store" */
-		pthread_mutex_unlock(&d->status_lock);
-		break;
-	}
+	for (size_t i = 0; !k && i < d->nmirrors; i++)
+		if (strcmp(d->mirrors[i], mirror) == 0)
+			k = i + 1;
+	for (size_t i = 0; !k && i < d->conf.npeers; i++)
+		if (strcmp(d->conf.peers[i], mirror) == 0)
+			k = d->nmirrors + i + 1;
+	if (!k)
+		return;
+	pthread_mutex_lock(&d->status_lock);
+	if (!strmap_get(&d->sources, hex))
+		strmap_put(&d->sources, hex, k); /* -ENOMEM: source stays "store" */
+	pthread_mutex_unlock(&d->status_lock);
+}
+
+unsigned fsd_low_speed_time(unsigned timeout)
+{
+	unsigned t = timeout / 3;
+
+	return t < 1 ? 1 : t > 10 ? 10 : t;
 }
 
 static void note_refresh(struct fsd *d, int result, const char *detail)
@@ -157,6 +187,19 @@ struct parse {
 	int bad;
 };
 
+/* Options fuse_opt cannot check as they need (repeatable ones, numbers with a range and a
+ * helpful error): opt_proc parses them. */
+enum {
+	KEY_PROXY = 1,
+	KEY_PROXY_RETRY,
+	KEY_PEER,
+	KEY_PEER_RETRY,
+	KEY_EXEC,
+	KEY_CONNECT_TIMEOUT,
+	KEY_LOW_SPEED_LIMIT,
+	KEY_LOW_SPEED_TIME,
+};
+
 #define OPT(t, p)                                                                                  \
 	{                                                                                          \
 		t, offsetof(struct parse, conf.p), 1                                               \
@@ -173,6 +216,14 @@ static const struct fuse_opt opt_spec[] = {
     OPT("max_trees=%u", max_trees),
     OPT("max_stale=%s", max_stale_arg),
     OPT("allow_setuid", allow_setuid),
+    FUSE_OPT_KEY("proxy=", KEY_PROXY),
+    FUSE_OPT_KEY("proxy_retry=", KEY_PROXY_RETRY),
+    FUSE_OPT_KEY("peer=", KEY_PEER),
+    FUSE_OPT_KEY("peer_retry=", KEY_PEER_RETRY),
+    FUSE_OPT_KEY("exec=", KEY_EXEC),
+    FUSE_OPT_KEY("connect_timeout=", KEY_CONNECT_TIMEOUT),
+    FUSE_OPT_KEY("low_speed_limit=", KEY_LOW_SPEED_LIMIT),
+    FUSE_OPT_KEY("low_speed_time=", KEY_LOW_SPEED_TIME),
     OPT("-h", show_help),
     OPT("--help", show_help),
     OPT("-V", show_version),
@@ -210,11 +261,115 @@ static int add_nonopt(struct parse *p, const char *arg, size_t len)
 	return 0;
 }
 
+/* "-o name=VALUE": a whole number from 1 to max into *ret. what says what it counts, for the
+ * error ("seconds"). @return 0; -1 (said so on stderr). */
+static int parse_count(const char *arg, const char *value, unsigned long max, const char *what,
+		       unsigned *ret)
+{
+	unsigned long v;
+	char *end;
+
+	errno = 0;
+	v = strtoul(value, &end, 10);
+	if (value[0] < '0' || value[0] > '9' || *end || errno || v < 1 || v > max) {
+		fprintf(stderr, "storkfs: -o %s: expected a whole number of %s, 1 to %lu\n", arg,
+			what, max);
+		return -1;
+	}
+	*ret = (unsigned)v;
+	return 0;
+}
+
+/* -o peer=URL and -o exec=SCHEME=COMMAND: one more, copied. @return 0; -1 (said so). */
+static int add_peer(struct parse *p, const char *arg, const char *url)
+{
+	char **v;
+
+	if (!url[0] || !strstr(url, "://")) {
+		fprintf(stderr, "storkfs: -o %s: expected a URL (e.g. peer=http://node2:8080/)\n",
+			arg);
+		return -1;
+	}
+	v = realloc(p->conf.peers, (p->conf.npeers + 1) * sizeof(*v));
+	if (!v)
+		return -1;
+	p->conf.peers = v;
+	v[p->conf.npeers] = strdup(url);
+	if (!v[p->conf.npeers])
+		return -1;
+	p->conf.npeers++;
+	return 0;
+}
+
+static int add_exec(struct parse *p, const char *arg, const char *spec)
+{
+	const char *eq = strchr(spec, '=');
+
+	if (!eq || eq == spec || !eq[1] || eq[1] == ' ') {
+		fprintf(stderr,
+			"storkfs: -o %s: expected exec=SCHEME=COMMAND (e.g. "
+			"exec=bt+http=/usr/local/bin/stork-fetch-aria2c)\n",
+			arg);
+		return -1;
+	}
+	if (p->conf.nexec >= FSD_MAX_EXEC) {
+		fprintf(stderr, "storkfs: -o %s: at most %d exec= options\n", arg, FSD_MAX_EXEC);
+		return -1;
+	}
+	p->conf.exec[p->conf.nexec] = strdup(spec);
+	if (!p->conf.exec[p->conf.nexec])
+		return -1;
+	p->conf.nexec++;
+	return 0;
+}
+
+/* One of the KEY_* options. @return 0; -1 (said so on stderr, or -ENOMEM). */
+static int keyed_opt(struct parse *p, const char *arg, int key)
+{
+	const char *value = strchr(arg, '=') + 1; /* the templates end in '=' */
+	struct fsd_conf *c = &p->conf;
+
+	switch (key) {
+	case KEY_PROXY:
+		if (c->proxies) {
+			fprintf(stderr,
+				"storkfs: -o %s: proxy= given twice; write the whole chain in one "
+				"(e.g. proxy=http://p1:3128|http://p2:3128;DIRECT)\n",
+				arg);
+			return -1;
+		}
+		c->proxies = strdup(value);
+		return c->proxies ? 0 : -1;
+	case KEY_PROXY_RETRY:
+		return parse_count(arg, value, 86400 * 365, "seconds", &c->proxy_retry);
+	case KEY_PEER:
+		return add_peer(p, arg, value);
+	case KEY_PEER_RETRY:
+		return parse_count(arg, value, 86400 * 365, "seconds", &c->peer_retry);
+	case KEY_EXEC:
+		return add_exec(p, arg, value);
+	case KEY_CONNECT_TIMEOUT:
+		return parse_count(arg, value, 3600, "seconds", &c->connect_timeout);
+	case KEY_LOW_SPEED_LIMIT:
+		return parse_count(arg, value, 1UL << 30, "bytes per second", &c->low_speed_limit);
+	case KEY_LOW_SPEED_TIME:
+		return parse_count(arg, value, 3600, "seconds", &c->low_speed_time);
+	}
+	return -1;
+}
+
 static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
 {
 	struct parse *p = data;
 
 	(void)outargs;
+	if (key > 0) {
+		if (keyed_opt(p, arg, key) < 0) {
+			p->bad = 1;
+			return -1;
+		}
+		return 0; /* consumed */
+	}
 	if (key == FUSE_OPT_KEY_OPT && fstab_only(arg))
 		return 0; /* dropped */
 	if (key != FUSE_OPT_KEY_NONOPT)
@@ -560,6 +715,83 @@ out:
 	return ret;
 }
 
+/* The fetch options of the transport chain from the mount's options. peers is the caller's
+ * buffer for the joined peer list (freed by the caller). @return 0; -ENOMEM. */
+static int chain_opts(const struct fsd_conf *c, struct fetch_opts *o, char **ret_peers)
+{
+	size_t len = 1;
+	char *peers = NULL;
+
+	o->connect_timeout = c->connect_timeout;
+	o->low_speed_limit = c->low_speed_limit;
+	o->low_speed_time = c->low_speed_time ? c->low_speed_time : fsd_low_speed_time(c->timeout);
+	o->proxies = c->proxies;
+	o->proxy_retry = c->proxy_retry;
+	o->peer_retry = c->peer_retry;
+	o->exec = c->nexec ? (const char *const *)c->exec : NULL;
+	for (size_t i = 0; i < c->npeers; i++)
+		len += strlen(c->peers[i]) + 1;
+	if (c->npeers) {
+		size_t at = 0;
+
+		peers = malloc(len);
+		if (!peers)
+			return -ENOMEM;
+		for (size_t i = 0; i < c->npeers; i++) {
+			size_t n = strlen(c->peers[i]);
+
+			if (i)
+				peers[at++] = ',';
+			memcpy(peers + at, c->peers[i], n);
+			at += n;
+		}
+		peers[at] = '\0';
+	}
+	o->peers = peers;
+	*ret_peers = peers;
+	return 0;
+}
+
+/* Before anything starts: whether the fetcher takes the proxy=, peer= and exec= options
+ * (their syntax; nothing is contacted), each kind on its own so that the error names it, and
+ * on the terminal rather than in the log of a daemon that failed to mount.
+ * @return 0; -1 (said so on stderr). */
+static int check_chain(const struct fsd_conf *c)
+{
+	static const char *const names[] = {"proxy", "peer", "exec"};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		struct fsd_conf one = {.timeout = c->timeout};
+		struct fetch_opts o = {0};
+		struct fetch *f = NULL;
+		char *peers = NULL;
+		int ret;
+
+		if (i == 0 && c->proxies) {
+			one.proxies = c->proxies;
+		} else if (i == 1 && c->npeers) {
+			one.peers = c->peers;
+			one.npeers = c->npeers;
+		} else if (i == 2 && c->nexec) {
+			memcpy(one.exec, c->exec, sizeof(one.exec));
+			one.nexec = c->nexec;
+		} else {
+			continue;
+		}
+		ret = chain_opts(&one, &o, &peers);
+		if (ret == 0)
+			ret = fetch_new(&o, &f);
+		fetch_free(f);
+		free(peers);
+		if (ret < 0) {
+			fprintf(stderr, "storkfs: -o %s: %s\n", names[i],
+				ret == -EINVAL ? stork_error_detail() : storkfs_strerror(ret));
+			return -1;
+		}
+	}
+	return 0;
+}
+
 /* Open the store and the repository and get verified metadata. */
 static int fsd_start(struct fsd *d)
 {
@@ -585,6 +817,11 @@ static int fsd_start(struct fsd *d)
 	 * on a slow link may take longer than a reader waits (it then lands in the store for
 	 * the next open). */
 	ro.fetch.mirror_retry = d->conf.mirror_retry;
+	ret = chain_opts(&d->conf, &ro.fetch, &d->peer_list);
+	if (ret < 0) {
+		fsd_log(d, "%s", storkfs_strerror(ret));
+		goto out;
+	}
 	ro.fetch.log = fetch_log;
 	ro.fetch.log_ctx = d;
 	ro.fetched = on_fetched;
@@ -592,6 +829,10 @@ static int fsd_start(struct fsd *d)
 	ro.delegations_at_expiry = true; /* the grace covers delegated roles too */
 	ret = fs_repo_open(d->store, root, rootlen, (const char *const *)d->mirrors, d->nmirrors,
 			   &ro, &d->repo);
+	if (ret == -EINVAL) { /* a mirror or a transport option: the detail names it */
+		fsd_log(d, "%s", stork_error_detail());
+		goto out;
+	}
 	if (ret < 0) {
 		fsd_log(d, "%s: %s (%s)", d->conf.rootfile, stork_error_detail(),
 			storkfs_strerror(ret));
@@ -740,6 +981,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "storkfs: -o %s\n", stork_error_detail());
 		goto out;
 	}
+	if (check_chain(&p.conf) < 0)
+		goto out;
 	mountpoint = realpath(p.nonopts[p.n - 1], NULL);
 	if (!mountpoint) {
 		fprintf(stderr, "storkfs: %s: %s\n", p.nonopts[p.n - 1], strerror(errno));
@@ -854,6 +1097,13 @@ out:
 	free(p.conf.storedir);
 	free(p.conf.policy);
 	free(p.conf.max_stale_arg);
+	free(p.conf.proxies);
+	free(d.peer_list);
+	for (size_t i = 0; i < p.conf.npeers; i++)
+		free(p.conf.peers[i]);
+	free(p.conf.peers);
+	for (size_t i = 0; i < p.conf.nexec; i++)
+		free(p.conf.exec[i]);
 	fuse_opt_free_args(&args);
 	free(cmd.mountpoint);
 	return code;

@@ -226,6 +226,9 @@ struct fsd_refresh {
 	} roles[FSD_NROLES]; /* as fsd_roles */
 };
 
+/* At most this many -o exec= options. */
+#define FSD_MAX_EXEC 8
+
 struct fsd_conf {
 	char *rootfile;
 	char *storedir;
@@ -238,6 +241,19 @@ struct fsd_conf {
 	int64_t max_stale;     /* seconds stale metadata is still served (FS_STALE_FOREVER) */
 	int allow_setuid;
 	int show_help, show_version;
+	/* The transport chain (fetch/fetch.h struct fetch_opts; fs/README.md). 0 or NULL = the
+	 * fetcher's default. */
+	char *proxies;		      /* -o proxy=SPEC, CernVM-FS syntax */
+	unsigned proxy_retry;	      /* seconds a failed proxy is skipped */
+	char **peers;		      /* -o peer=URL, each one, in order */
+	size_t npeers;		      /* (fetch_opts.peers: joined with commas) */
+	unsigned peer_retry;	      /* seconds a failed peer is skipped */
+	char *exec[FSD_MAX_EXEC + 1]; /* -o exec=SCHEME=COMMAND, NULL-terminated */
+	size_t nexec;
+	unsigned connect_timeout; /* seconds per connection attempt */
+	unsigned low_speed_limit; /* bytes/s below which a transfer counts as stalled */
+	unsigned low_speed_time;  /* seconds below low_speed_limit before it is dropped;
+				   * 0 = min(10, max(1, timeout / 3)) (fsd_low_speed_time) */
 };
 
 struct fsd {
@@ -248,6 +264,7 @@ struct fsd {
 	char repo_id[VERIFY_HASH_HEX];
 	char **mirrors;
 	size_t nmirrors;
+	char *peer_list; /* conf.peers joined with commas (fetch_opts.peers), NULL = none */
 	struct fuse_session *se;
 	struct inodes inodes;
 	pthread_mutex_t cat_lock;
@@ -260,7 +277,8 @@ struct fsd {
 	char *mountpoint;
 	pthread_mutex_t status_lock;
 	struct fsd_refresh refresh;
-	struct strmap sources; /* object hex -> index + 1 in mirrors of who delivered it */
+	struct strmap sources; /* object hex -> who delivered it: index + 1 in mirrors, or
+				* nmirrors + index + 1 in conf.peers */
 	bool no_opendir;       /* the kernel opens directories without asking (set at init) */
 	bool stopping;	       /* unmounted: transfers are being cancelled (atomic) */
 	/* Wall-clock second from which nothing under the root is served (the state in use
@@ -281,6 +299,12 @@ const char *fsd_source(struct fsd *d, const uint8_t id[VERIFY_HASH_LEN]);
 /** Whether the mount may serve anything under its root now. @return 0; -EKEYEXPIRED when
  * the metadata in use expired more than max_stale ago (fs/README.md "Stale metadata"). */
 int fsd_serving(struct fsd *d);
+
+/** The low-speed window of a mount whose calls wait at most timeout seconds, when
+ * low_speed_time= is not given: min(10, max(1, timeout / 3)), so that a mirror trickling
+ * below low_speed_limit is dropped early enough for the next source to deliver within the
+ * same open (fs/README.md, options). */
+unsigned fsd_low_speed_time(unsigned timeout);
 
 /** Monotonic seconds. */
 int64_t fsd_now(void);

@@ -26,6 +26,8 @@ const char *fsd_source(struct fsd *d, const uint8_t id[VERIFY_HASH_LEN])
 	pthread_mutex_unlock(&d->status_lock);
 	if (k && k <= d->nmirrors)
 		return d->mirrors[k - 1];
+	if (k > d->nmirrors && k - d->nmirrors <= d->conf.npeers)
+		return d->conf.peers[k - d->nmirrors - 1];
 	return store_object_info(d->store, id, &info) == 0 ? "store" : "none";
 }
 
@@ -56,6 +58,26 @@ static void put(json_t *o, const char *key, json_t *v, bool *bad)
 {
 	if (!v || json_object_set_new(o, key, v) < 0)
 		*bad = true;
+}
+
+/* A JSON string of s, which may come from a server (an error page's words) or be cut in the
+ * middle of a character: bytes that do not make valid UTF-8 become '?'. NULL on -ENOMEM. */
+static json_t *text(const char *s)
+{
+	json_t *v = json_string(s);
+	char *copy;
+
+	if (v)
+		return v;
+	copy = strdup(s);
+	if (!copy)
+		return NULL;
+	for (char *p = copy; *p; p++)
+		if ((unsigned char)*p >= 0x80)
+			*p = '?';
+	v = json_string(copy);
+	free(copy);
+	return v;
 }
 
 char *fsd_status_json(struct fsd *d)
@@ -133,10 +155,12 @@ char *fsd_status_json(struct fsd *d)
 		goto out;
 	}
 	for (size_t i = 0; i < nms; i++) {
-		json_t *m =
-		    json_pack("{s:s, s:I, s:I, s:I, s:b}", "url", ms[i].url, "requests",
-			      (json_int_t)ms[i].requests, "bytes", (json_int_t)ms[i].bytes,
-			      "failures", (json_int_t)ms[i].failures, "skipped", ms[i].skipped);
+		json_t *m = json_pack(
+		    "{s:o, s:I, s:I, s:I, s:b, s:s, s:I, s:o}", "url", text(ms[i].url), "requests",
+		    (json_int_t)ms[i].requests, "bytes", (json_int_t)ms[i].bytes, "failures",
+		    (json_int_t)ms[i].failures, "skipped", ms[i].skipped, "kind",
+		    ms[i].kind ? ms[i].kind : "mirror", "latency_ms", (json_int_t)ms[i].latency_ms,
+		    "last_error", text(ms[i].last_error));
 
 		if (!m || json_array_append_new(mirrors, m) < 0)
 			bad = true;

@@ -19,9 +19,12 @@ static const char status_help[] =
     "For a storkfs mount: the state of its metadata (fresh, offline, refresh failed; role\n"
     "versions and expiry; a STALE or NOT SERVING line when it expired, see max_stale in\n"
     "fs/README.md) and its counters: opens, hits (served from the node store), misses\n"
-    "(fetched), objects and bytes fetched, errors and timeouts, and per mirror its requests,\n"
-    "bytes and failures. For a node store directory: its objects, bytes and repositories.\n"
-    "Without an argument: every storkfs mount of this machine.\n"
+    "(fetched), objects and bytes fetched, errors and timeouts, and per source (peer,\n"
+    "mirror, proxy) its requests, bytes, failures, latency and last error. For a node store\n"
+    "directory: its objects, bytes and repositories.\n"
+    "Without an argument: every storkfs mount of this machine (one that cannot tell its\n"
+    "status, e.g. an older storkfs, gets a line saying so; exit 3 only when a mount is broken,\n"
+    "e.g. its daemon is gone).\n"
     "\n"
     "  --json   print a mount's status as JSON (the format is in fs/README.md)\n";
 
@@ -131,10 +134,20 @@ static void print_mount(const char *mnt, json_t *st)
 	       num(c, "trees_evicted"));
 	json_array_foreach(mirrors, i, m)
 	{
-		printf("  mirror      %s: %" PRIu64 " requests, %s, %" PRIu64 " failures%s\n",
-		       str(m, "url"), num(m, "requests"), cli_bytes(num(m, "bytes"), b),
-		       num(m, "failures"),
-		       json_is_true(json_object_get(m, "skipped")) ? " (skipped for now)" : "");
+		const char *kind = json_string_value(json_object_get(m, "kind"));
+		const char *err = json_string_value(json_object_get(m, "last_error"));
+
+		/* an older daemon says nothing of kinds: it had mirrors only */
+		printf("  %-11s %s: %" PRIu64 " requests, %s, %" PRIu64 " failures",
+		       kind ? kind : "mirror", str(m, "url"), num(m, "requests"),
+		       cli_bytes(num(m, "bytes"), b), num(m, "failures"));
+		if (num(m, "latency_ms"))
+			printf(", %" PRIu64 " ms", num(m, "latency_ms"));
+		if (json_is_true(json_object_get(m, "skipped")))
+			printf(" (skipped for now)");
+		if (err && err[0])
+			printf("; last error: %s", err);
+		putchar('\n');
 	}
 }
 
@@ -201,8 +214,18 @@ static int all_mounts(bool json)
 			putchar('\n');
 		r = mount_status(dir, json);
 		if (r < 0) {
-			cli_fail("status", r, "%s", dir);
-			ret = CLI_SYSTEM;
+			/* Say so and go on. A storkfs too old to tell its status (ENODATA) or
+			 * another user's mount (EACCES) is no failure of this command; a mount
+			 * whose daemon is gone (ENOTCONN) or any other error is. */
+			bool benign = r == -ENODATA || r == -ENOTSUP || r == -EACCES || r == -EPERM;
+
+			fprintf(json ? stderr : stdout,
+				"mount %s (storkfs): does not answer %s: %s\n", dir, STATUS_XATTR,
+				r == -ENODATA	 ? "an older storkfs (no status attribute)"
+				: r == -ENOTCONN ? "its daemon is gone (fusermount3 -u it)"
+						 : strerror(-r));
+			if (!benign)
+				ret = CLI_SYSTEM;
 		} else if (r) {
 			ret = r;
 		}
