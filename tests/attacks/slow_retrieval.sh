@@ -100,11 +100,10 @@ slow stall-timestamp '{"match": "^/metadata/timestamp.json$", "fault": "stall", 
 slow trickle-object "{\"match\": \"^/$p_big\$\", \"fault\": \"trickle\", \"rate\": 5}" "$p_big"
 slow stall-object "{\"match\": \"^/$p_big\$\", \"fault\": \"stall\", \"bytes\": 0}" "$p_big"
 
-# --- a mount: open() returns within timeout=. The mount's low-speed window is the default
-# 10 s (no -o option sets it), so with timeout=3 an open over the slow mirror alone fails
-# with EIO at about 3 s; with [slow, good] and timeout=20 the slow mirror is dropped after
-# 10 s and the same open gets the genuine bytes from the good mirror. (With timeout= under
-# 10 s that first open fails with EIO and a later one gets the bytes: README-transport.md.)
+# --- a mount: open() returns within timeout=. The mount's low-speed window defaults to
+# min(10 s, timeout/3), so with timeout=3 an open over the slow mirror alone fails with EIO at
+# about 3 s, and with [slow, good] the slow mirror is dropped early enough for the same open to
+# get the genuine bytes from the good mirror (mount_transports checks it at timeout=5).
 # mount_read CASE TIMEOUT RULE MIRRORS...: mount over MIRRORS with RULE on the slow mirror,
 # read s/1.0/big (sets GOT, ELAPSED); it must return within TIMEOUT + 5 s
 mount_read() {

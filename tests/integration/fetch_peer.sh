@@ -13,55 +13,7 @@
 
 need python3 nginx curl
 
-# start_peer STOREDIR: nginx with contrib/nginx-peer.conf rooted at STOREDIR on a free port.
-# Sets PEER_URL and PEER_DIR (access.log).
-start_peer() {
-	local store=$1 dir=$T/peer.$RANDOM port
-	mkdir -p "$dir/tmp"
-	free_port
-	port=$FREE_PORT
-	sed -e "s|^\tlisten 8080;|\tlisten 127.0.0.1:$port;|" \
-		-e "s|^\troot /var/lib/storkfs/store;|\troot $store;|" \
-		-e "s|/var/log/nginx/storkfs-peer.access.log|$dir/access.log|" \
-		"$STORK_TESTS/../contrib/nginx-peer.conf" >"$dir/peer.conf"
-	grep -qF "listen 127.0.0.1:$port;" "$dir/peer.conf" && grep -qF "root $store;" "$dir/peer.conf" ||
-		fail "contrib/nginx-peer.conf no longer has the listen/root lines this test rewrites"
-	cat >"$dir/nginx.conf" <<-EOF
-		daemon on;
-		user root;
-		worker_processes 1;
-		pid $dir/nginx.pid;
-		error_log $dir/error.log;
-		events {
-			worker_connections 256;
-		}
-		http {
-			client_body_temp_path $dir/tmp/body;
-			proxy_temp_path $dir/tmp/proxy;
-			fastcgi_temp_path $dir/tmp/fastcgi;
-			uwsgi_temp_path $dir/tmp/uwsgi;
-			scgi_temp_path $dir/tmp/scgi;
-			include $dir/peer.conf;
-		}
-	EOF
-	nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" 2>"$dir/start.err" || {
-		cat "$dir/start.err" >&2
-		fail "the peer's nginx did not start"
-	}
-	_NGINX_DIRS+=("$dir")
-	for _ in $(seq 50); do
-		[ -s "$dir/nginx.pid" ] && break
-		sleep 0.1
-	done
-	: >>"$dir/access.log"
-	PEER_URL=http://127.0.0.1:$port/
-	PEER_DIR=$dir
-	echo "# peer nginx serves $store at $PEER_URL"
-}
-
-peer_requests() {
-	grep -c -E -- "$1" "$PEER_DIR/access.log" || true
-}
+# start_peer STOREDIR and peer_requests REGEX: tests/integration/lib.sh.
 
 make_repo
 synth_tree "$T/src"
