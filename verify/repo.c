@@ -348,6 +348,31 @@ out:
 	return ret;
 }
 
+/* The online keys a change signs with: the top-level targets key (only when the change
+ * rewrites the top-level targets), the snapshot and the timestamp keys. */
+struct online_keys {
+	struct verify_key *targets, *snapshot, *timestamp;
+};
+
+static int load_online(const struct repo *r, const char *keydir, bool targets,
+		       struct online_keys *k)
+{
+	int ret = targets ? load_key(r, keydir, META_ROLE_TARGETS, &k->targets) : 0;
+
+	if (ret == 0)
+		ret = load_key(r, keydir, META_ROLE_SNAPSHOT, &k->snapshot);
+	if (ret == 0)
+		ret = load_key(r, keydir, META_ROLE_TIMESTAMP, &k->timestamp);
+	return ret;
+}
+
+static void online_free(struct online_keys *k)
+{
+	verify_key_free(k->targets);
+	verify_key_free(k->snapshot);
+	verify_key_free(k->timestamp);
+}
+
 /* _type, spec_version, version, expires: the fields every role has. */
 static int set_common(json_t *s, const char *type, uint64_t version, time_t expires)
 {
@@ -461,6 +486,33 @@ static int commit(struct repo *r, const char *const *names, const uint64_t *vers
 		  struct verify_key *snapkey, struct verify_key *tskey)
 {
 	return commit_n(r, names, versions, n, &snapkey, 1, &tskey, 1);
+}
+
+/* Sign the top-level targets s as its next version with k's targets key, then commit it
+ * together with role (NULL: none) at role_version, written before by the caller. */
+static int commit_targets(struct repo *r, json_t *s, const struct online_keys *k, const char *role,
+			  uint64_t role_version)
+{
+	const char *names[2];
+	uint64_t versions[2], tv = r->c->targets->version + 1;
+	char file[64];
+	size_t n = 0;
+	int ret;
+
+	ret = set_common(s, "targets", tv, r->now + r->expiry[META_ROLE_TARGETS]);
+	if (ret < 0)
+		return ret;
+	snprintf(file, sizeof(file), "%" PRIu64 ".targets.json", tv);
+	ret = write_signed(r->mdfd, file, s, k->targets, NULL, NULL);
+	if (ret < 0)
+		return ret;
+	if (role) {
+		names[n] = role;
+		versions[n++] = role_version;
+	}
+	names[n] = "targets.json";
+	versions[n++] = tv;
+	return commit(r, names, versions, n, k->snapshot, k->timestamp);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -760,12 +812,10 @@ int verify_repo_delegate(const char *repodir, const char *keydir, const struct v
 			 const char *role, const char *const *patterns, size_t npatterns,
 			 const struct verify_repo_opts *o)
 {
-	struct verify_key *tkey = NULL, *skey = NULL, *tskey = NULL;
+	struct online_keys k = {0};
 	json_t *s = NULL, *dels, *roles, *keys, *rj, *paths;
-	const char *id = verify_key_id(pub), *name = "targets.json";
-	char file[64];
+	const char *id = verify_key_id(pub);
 	bool changed = false;
-	uint64_t v;
 	size_t i;
 	struct repo r = {.dirfd = -1, .mdfd = -1};
 	int ret;
@@ -785,13 +835,7 @@ int verify_repo_delegate(const char *repodir, const char *keydir, const struct v
 	ret = repo_open(&r, repodir, keydir, o);
 	if (ret < 0)
 		return ret;
-	ret = load_key(&r, keydir, META_ROLE_TARGETS, &tkey);
-	if (ret < 0)
-		goto out;
-	ret = load_key(&r, keydir, META_ROLE_SNAPSHOT, &skey);
-	if (ret < 0)
-		goto out;
-	ret = load_key(&r, keydir, META_ROLE_TIMESTAMP, &tskey);
+	ret = load_online(&r, keydir, true, &k);
 	if (ret < 0)
 		goto out;
 
@@ -859,20 +903,10 @@ int verify_repo_delegate(const char *repodir, const char *keydir, const struct v
 	ret = 0;
 	if (!changed)
 		goto out; /* already delegated exactly so */
-	v = r.c->targets->version + 1;
-	ret = set_common(s, "targets", v, r.now + r.expiry[META_ROLE_TARGETS]);
-	if (ret < 0)
-		goto out;
-	snprintf(file, sizeof(file), "%" PRIu64 ".targets.json", v);
-	ret = write_signed(r.mdfd, file, s, tkey, NULL, NULL);
-	if (ret < 0)
-		goto out;
-	ret = commit(&r, &name, &v, 1, skey, tskey);
+	ret = commit_targets(&r, s, &k, NULL, 0);
 out:
 	json_decref(s);
-	verify_key_free(tkey);
-	verify_key_free(skey);
-	verify_key_free(tskey);
+	online_free(&k);
 	repo_close(&r);
 	return ret;
 }
@@ -1021,7 +1055,7 @@ static int shadowed(struct repo *r, const struct meta_delegation *del,
 int verify_repo_publish(const char *repodir, const char *keydir, const struct verify_key *publisher,
 			const struct verify_manifest *m, const struct verify_repo_opts *o)
 {
-	struct verify_key *skey = NULL, *tskey = NULL;
+	struct online_keys k = {0};
 	struct verify_manifest *check = NULL;
 	const struct meta_delegation *del = NULL;
 	const struct meta *cur = NULL;
@@ -1091,10 +1125,7 @@ int verify_repo_publish(const char *repodir, const char *keydir, const struct ve
 			goto out;
 		}
 	}
-	ret = load_key(&r, keydir, META_ROLE_SNAPSHOT, &skey);
-	if (ret < 0)
-		goto out;
-	ret = load_key(&r, keydir, META_ROLE_TIMESTAMP, &tskey);
+	ret = load_online(&r, keydir, false, &k);
 	if (ret < 0)
 		goto out;
 
@@ -1124,12 +1155,11 @@ int verify_repo_publish(const char *repodir, const char *keydir, const struct ve
 	rolejson = meta_asprintf("%s.json", del->name);
 	if (!rolejson)
 		goto out;
-	ret = commit(&r, (const char *const *)&rolejson, &v, 1, skey, tskey);
+	ret = commit(&r, (const char *const *)&rolejson, &v, 1, k.snapshot, k.timestamp);
 out:
 	json_decref(s);
 	verify_manifest_free(check);
-	verify_key_free(skey);
-	verify_key_free(tskey);
+	online_free(&k);
 	repo_close(&r);
 	free(rolejson);
 	free(target);
@@ -1230,7 +1260,7 @@ static void clean_tmp_below(int dirfd, const char *top, time_t now)
 
 int verify_repo_refresh(const char *repodir, const char *keydir, const struct verify_repo_opts *o)
 {
-	struct verify_key *skey = NULL, *tskey = NULL;
+	struct online_keys k = {0};
 	struct repo r = {.dirfd = -1, .mdfd = -1};
 	time_t wall = time(NULL);
 	int ret;
@@ -1238,13 +1268,10 @@ int verify_repo_refresh(const char *repodir, const char *keydir, const struct ve
 	ret = repo_open(&r, repodir, keydir, o);
 	if (ret < 0)
 		return ret;
-	ret = load_key(&r, keydir, META_ROLE_SNAPSHOT, &skey);
+	ret = load_online(&r, keydir, false, &k);
 	if (ret < 0)
 		goto out;
-	ret = load_key(&r, keydir, META_ROLE_TIMESTAMP, &tskey);
-	if (ret < 0)
-		goto out;
-	ret = commit(&r, NULL, NULL, 0, skey, tskey);
+	ret = commit(&r, NULL, NULL, 0, k.snapshot, k.timestamp);
 	if (ret < 0)
 		goto out;
 	/* File ages are wall-clock ages, whatever time the metadata is signed for. */
@@ -1252,8 +1279,7 @@ int verify_repo_refresh(const char *repodir, const char *keydir, const struct ve
 	clean_tmp_below(r.dirfd, "targets", wall);
 	clean_tmp_below(r.dirfd, "objects", wall);
 out:
-	verify_key_free(skey);
-	verify_key_free(tskey);
+	online_free(&k);
 	repo_close(&r);
 	return ret;
 }
@@ -1511,15 +1537,14 @@ static int check_delegated_name(const char *what, const char *role)
 int verify_repo_rekey(const char *repodir, const char *keydir, const char *role,
 		      const struct verify_key *newkey, const struct verify_repo_opts *o)
 {
-	struct verify_key *tkey = NULL, *skey = NULL, *tskey = NULL;
+	struct online_keys k = {0};
 	const struct meta_delegation *del;
 	const struct meta *cur = NULL;
 	json_t *s = NULL, *rs = NULL, *dels, *keys, *rj;
-	const char *id = verify_key_id(newkey), *names[2];
+	const char *id = verify_key_id(newkey);
 	char *rolejson = NULL, file[128];
 	struct repo r = {.dirfd = -1, .mdfd = -1};
-	uint64_t versions[2], v = 0, tv;
-	size_t n = 0;
+	uint64_t v = 0;
 	int ret;
 
 	ret = check_delegated_name("rotate", role);
@@ -1543,13 +1568,7 @@ int verify_repo_rekey(const char *repodir, const char *keydir, const char *role,
 		ret = 0; /* already this key: nothing to write */
 		goto out;
 	}
-	ret = load_key(&r, keydir, META_ROLE_TARGETS, &tkey);
-	if (ret < 0)
-		goto out;
-	ret = load_key(&r, keydir, META_ROLE_SNAPSHOT, &skey);
-	if (ret < 0)
-		goto out;
-	ret = load_key(&r, keydir, META_ROLE_TIMESTAMP, &tskey);
+	ret = load_online(&r, keydir, true, &k);
 	if (ret < 0)
 		goto out;
 	ret = role_for_write(&r, del, &cur, &v);
@@ -1573,8 +1592,6 @@ int verify_repo_rekey(const char *repodir, const char *keydir, const char *role,
 		ret = write_signed(r.mdfd, file, rs, (struct verify_key *)newkey, NULL, NULL);
 		if (ret < 0)
 			goto out;
-		names[n] = rolejson;
-		versions[n++] = v;
 	}
 
 	/* The delegation lists the new key instead of the old ones. */
@@ -1591,24 +1608,12 @@ int verify_repo_rekey(const char *repodir, const char *keydir, const char *role,
 	    json_object_set_new(keys, id, verify_key_to_json(newkey)) < 0)
 		goto out;
 	prune_keys(keys, json_object_get(dels, "roles"));
-	tv = r.c->targets->version + 1;
-	ret = set_common(s, "targets", tv, r.now + r.expiry[META_ROLE_TARGETS]);
-	if (ret < 0)
-		goto out;
-	snprintf(file, sizeof(file), "%" PRIu64 ".targets.json", tv);
-	ret = write_signed(r.mdfd, file, s, tkey, NULL, NULL);
-	if (ret < 0)
-		goto out;
-	names[n] = "targets.json";
-	versions[n++] = tv;
-	ret = commit(&r, names, versions, n, skey, tskey);
+	ret = commit_targets(&r, s, &k, v > 1 ? rolejson : NULL, v);
 out:
 	json_decref(s);
 	json_decref(rs);
 	free(rolejson);
-	verify_key_free(tkey);
-	verify_key_free(skey);
-	verify_key_free(tskey);
+	online_free(&k);
 	repo_close(&r);
 	return ret;
 }
@@ -1616,14 +1621,13 @@ out:
 int verify_repo_revoke(const char *repodir, const char *keydir, const char *role,
 		       const struct verify_repo_opts *o)
 {
-	struct verify_key *tkey = NULL, *skey = NULL, *tskey = NULL;
+	struct online_keys k = {0};
 	const struct meta_file *mf;
 	json_t *s = NULL, *tomb = NULL, *dels, *roles, *e, *marks;
-	const char *names[2];
 	char *rolejson = NULL, file[128];
 	struct repo r = {.dirfd = -1, .mdfd = -1};
-	uint64_t versions[2], tv;
-	size_t n = 0, i;
+	uint64_t v = 0;
+	size_t i;
 	int ret;
 
 	ret = check_delegated_name("revoke", role);
@@ -1636,13 +1640,7 @@ int verify_repo_revoke(const char *repodir, const char *keydir, const char *role
 		ret = unknown_role(&r, "revoke", role);
 		goto out;
 	}
-	ret = load_key(&r, keydir, META_ROLE_TARGETS, &tkey);
-	if (ret < 0)
-		goto out;
-	ret = load_key(&r, keydir, META_ROLE_SNAPSHOT, &skey);
-	if (ret < 0)
-		goto out;
-	ret = load_key(&r, keydir, META_ROLE_TIMESTAMP, &tskey);
+	ret = load_online(&r, keydir, true, &k);
 	if (ret < 0)
 		goto out;
 
@@ -1666,8 +1664,7 @@ int verify_repo_revoke(const char *repodir, const char *keydir, const char *role
 	 * version revoked, so that a later delegation of the name starts again above it. */
 	mf = meta_find_file(r.c->snapshot, rolejson);
 	if (mf) {
-		uint64_t v = mf->version + 1;
-
+		v = mf->version + 1;
 		ret = -ENOMEM;
 		tomb = json_pack("{s:{}}", "targets");
 		marks = json_object_get(s, REVOKED_FIELD);
@@ -1682,30 +1679,16 @@ int verify_repo_revoke(const char *repodir, const char *keydir, const char *role
 		if (ret < 0)
 			goto out;
 		snprintf(file, sizeof(file), "%" PRIu64 ".%s.json", v, role);
-		ret = write_signed(r.mdfd, file, tomb, tkey, NULL, NULL);
+		ret = write_signed(r.mdfd, file, tomb, k.targets, NULL, NULL);
 		if (ret < 0)
 			goto out;
-		names[n] = rolejson;
-		versions[n++] = v;
 	}
-	tv = r.c->targets->version + 1;
-	ret = set_common(s, "targets", tv, r.now + r.expiry[META_ROLE_TARGETS]);
-	if (ret < 0)
-		goto out;
-	snprintf(file, sizeof(file), "%" PRIu64 ".targets.json", tv);
-	ret = write_signed(r.mdfd, file, s, tkey, NULL, NULL);
-	if (ret < 0)
-		goto out;
-	names[n] = "targets.json";
-	versions[n++] = tv;
-	ret = commit(&r, names, versions, n, skey, tskey);
+	ret = commit_targets(&r, s, &k, mf ? rolejson : NULL, v);
 out:
 	json_decref(s);
 	json_decref(tomb);
 	free(rolejson);
-	verify_key_free(tkey);
-	verify_key_free(skey);
-	verify_key_free(tskey);
+	online_free(&k);
 	repo_close(&r);
 	return ret;
 }
