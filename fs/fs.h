@@ -154,4 +154,62 @@ struct fs_extract_stats {
 int fs_extract(struct fs_repo *r, const struct verify_manifest *m, const char *destdir,
 	       struct fs_extract_stats *ret_stats);
 
+/* ------------------------------------------------------------------------------------------ */
+/* Prefetch (fs/prefetch.c): every object of some versions into the store ahead of use. */
+
+/** Transfers at once when fs_prefetch_opts.jobs is 0. */
+#define FS_PREFETCH_JOBS 32
+
+struct fs_prefetch_progress {
+	uint64_t objects;	/* distinct objects of the versions */
+	uint64_t objects_done;	/* stored (fetched or already there) or failed */
+	uint64_t bytes;		/* their uncompressed bytes */
+	uint64_t bytes_done;	/* of those: stored, or written so far for transfers in flight */
+	uint64_t bytes_present; /* of bytes_done: already stored when the call began */
+	uint64_t present;	/* already in the store (or stored by another caller meanwhile) */
+	uint64_t fetched;	/* transferred, verified and stored by this call */
+	uint64_t fetched_bytes; /* their uncompressed bytes */
+	uint64_t failed;	/* every source failed */
+	double seconds;		/* since the call started */
+};
+
+struct fs_prefetch_opts {
+	unsigned jobs; /* objects in transfer at once; 0 = FS_PREFETCH_JOBS */
+	/* Optional: called from the calling thread about every progress_ms (0 = 100) and once
+	 * at the end (done = true), never concurrently. */
+	void (*progress)(void *ctx, const struct fs_prefetch_progress *p, bool done);
+	void *progress_ctx;
+	unsigned progress_ms;
+	/* Optional: an object every source failed (what names the file, "hello 2.10-3:
+	 * usr/bin/hello"; detail says what each source did). Called from worker threads,
+	 * serialised. NULL = one line on stderr. */
+	void (*failed)(void *ctx, const char *what, const uint8_t id[VERIFY_HASH_LEN], int err,
+		       const char *detail);
+	void *failed_ctx;
+	/* Optional: once *cancel is non-zero (read with an atomic load: set it from any thread
+	 * or a signal handler), no further object is started; transfers in flight finish and
+	 * the call returns -ECANCELED. */
+	const int *cancel;
+};
+
+/** Fetch every file object of the manifests ms[0..n) into the store, `jobs` at a time, each
+ * verified as fs_repo_object does (fetch_object through the repository's fetcher: peers,
+ * mirrors, proxies, collapsing with concurrent readers). Objects already stored are skipped;
+ * an object in several files or versions is fetched once. Fetched objects are committed in
+ * groups (store_insert_commit_batched: one sync per group, not per object); an object is
+ * stored when its transfer's call returns, as with fs_repo_object. An object that every
+ * source fails is reported (opts.failed) and the others go on. Safe to call from a daemon
+ * thread while the repository serves readers (not while it is closed).
+ * @param[out] ret_p (optional) the final counts.
+ * @return 0 (every object stored); -ECANCELED; else the most telling failure: STORK_E*
+ * (content refused) before -errno; -ENOMEM; -errno from the store. */
+int fs_prefetch(struct fs_repo *r, struct verify_manifest *const *ms, size_t n,
+		const struct fs_prefetch_opts *opts, struct fs_prefetch_progress *ret_p);
+
+/** The versions of package `name` the current verified metadata signs, sorted by
+ * fs_version_cmp (oldest first). @param[out] ret_versions malloc'd array of malloc'd strings
+ * (caller frees each and the array). @return 0; -ENOENT (no version is signed: detail says
+ * so); as fs_repo_list. */
+int fs_repo_versions(struct fs_repo *r, const char *name, char ***ret_versions, size_t *ret_n);
+
 #endif

@@ -506,6 +506,31 @@ int node_index_object(struct store *s, const uint8_t id[VERIFY_HASH_LEN], uint64
 	return node_txn(s->env, true, index_fn, &c);
 }
 
+struct index_many_ctx {
+	const struct node_index_item *items;
+	size_t n;
+};
+
+static int index_many_fn(struct node_env *e, MDB_txn *txn, void *ctx)
+{
+	struct index_many_ctx *c = ctx;
+	int rc = 0;
+
+	for (size_t i = 0; i < c->n && rc == 0; i++) {
+		struct index_ctx one = {c->items[i].id, c->items[i].size};
+
+		rc = index_fn(e, txn, &one);
+	}
+	return rc;
+}
+
+int node_index_objects(struct store *s, const struct node_index_item *items, size_t n)
+{
+	struct index_many_ctx c = {items, n};
+
+	return node_txn(s->env, true, index_many_fn, &c);
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Metadata: key "<repo>\0<name>". */
 

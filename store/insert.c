@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,12 @@ struct store_insert {
 	struct verify_hash *h;
 	int fd;
 	char name[NODE_TMPNAME_LEN]; /* in tmp/; "" once it is gone */
+	/* Queued in a store_batch (batch.lock protects next and done). */
+	struct store_insert *next;
+	bool waited; /* a store_insert_commit_batched caller frees it, not the commit */
+	bool done;   /* its commit has run: result holds the outcome */
+	int result;
+	char *detail; /* the failure's detail, for the waiting thread */
 };
 
 int store_insert_new(struct store *s, const uint8_t id[VERIFY_HASH_LEN], uint64_t size,
@@ -156,44 +163,53 @@ moved:
 	return 0;
 }
 
-int store_insert_commit(struct store_insert *ins)
+/* The size and the SHA-256 must be the id's; then (when sync) fsync, and 0444. */
+static int insert_check(struct store_insert *ins, bool sync)
 {
 	uint8_t got[VERIFY_HASH_LEN];
 	char ghex[VERIFY_HASH_HEX];
 	struct store *s = ins->s;
 	struct stat st;
-	int subfd = -1, r;
+	int r;
 
 	if (ins->written != ins->size) {
-		r = STORK_EBADLEN;
 		stork_errorf("object %s: %llu bytes, but %llu expected", ins->hex,
 			     (unsigned long long)ins->written, (unsigned long long)ins->size);
-		goto out;
+		return STORK_EBADLEN;
 	}
 	r = verify_hash_final(ins->h, got);
 	verify_hash_free(ins->h);
 	ins->h = NULL;
 	if (r < 0)
-		goto out;
+		return r;
 	if (memcmp(got, ins->id, VERIFY_HASH_LEN) != 0) {
 		verify_hex(got, VERIFY_HASH_LEN, ghex);
-		r = STORK_EBADHASH;
 		stork_errorf("object %s: content hashes to %s", ins->hex, ghex);
-		goto out;
+		return STORK_EBADHASH;
 	}
-	if (fstat(ins->fd, &st) < 0 || fsync(ins->fd) < 0 || fchmod(ins->fd, 0444) < 0) {
+	if (fstat(ins->fd, &st) < 0 || (sync && fsync(ins->fd) < 0) || fchmod(ins->fd, 0444) < 0) {
 		r = -errno;
 		stork_errorf("%s/" NODE_TMPDIR "/%s: object %s: %s", s->dir, ins->name, ins->hex,
 			     strerror(-r));
-		goto out;
+		return r;
 	}
 	if ((uint64_t)st.st_size != ins->size) {
-		r = -EIO;
 		stork_errorf("%s/" NODE_TMPDIR "/%s: object %s: %lld bytes on disk, %llu written",
 			     s->dir, ins->name, ins->hex, (long long)st.st_size,
 			     (unsigned long long)ins->size);
-		goto out;
+		return -EIO;
 	}
+	return 0;
+}
+
+int store_insert_commit(struct store_insert *ins)
+{
+	struct store *s = ins->s;
+	int subfd = -1, r;
+
+	r = insert_check(ins, true);
+	if (r < 0)
+		goto out;
 	r = node_subdir_open(s, ins->id, &subfd);
 	if (r < 0)
 		goto out;
@@ -231,5 +247,253 @@ void store_insert_abort(struct store_insert *ins)
 	if (ins->fd >= 0)
 		close(ins->fd);
 	verify_hash_free(ins->h);
+	free(ins->detail);
 	free(ins);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Batches (store/README.md, "Batches"): the same steps as store_insert_commit, with the
+ * per-object fsyncs and index commits replaced by one syncfs() for the bytes, one for the
+ * names and one write transaction for the records. */
+
+struct store_batch {
+	struct store *s;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;	   /* a commit ended */
+	struct store_insert *head; /* queued, not yet taken by a commit (under lock) */
+	struct store_insert **tail;
+	bool committing; /* under lock: one commit at a time */
+};
+
+int store_batch_new(struct store *s, struct store_batch **ret_b)
+{
+	struct store_batch *b = calloc(1, sizeof(*b));
+
+	if (!b)
+		return -ENOMEM;
+	b->s = s;
+	pthread_mutex_init(&b->lock, NULL);
+	pthread_cond_init(&b->cond, NULL);
+	b->tail = &b->head;
+	*ret_b = b;
+	return 0;
+}
+
+void store_batch_free(struct store_batch *b)
+{
+	struct store_insert *ins, *next;
+
+	if (!b)
+		return;
+	for (ins = b->head; ins; ins = next) {
+		next = ins->next;
+		store_insert_abort(ins);
+	}
+	pthread_cond_destroy(&b->cond);
+	pthread_mutex_destroy(&b->lock);
+	free(b);
+}
+
+static int queue(struct store_batch *b, struct store_insert *ins, bool waited)
+{
+	int r = insert_check(ins, false);
+
+	if (r < 0) {
+		store_insert_abort(ins);
+		return r;
+	}
+	ins->waited = waited;
+	pthread_mutex_lock(&b->lock);
+	*b->tail = ins;
+	b->tail = &ins->next;
+	pthread_mutex_unlock(&b->lock);
+	return 0;
+}
+
+int store_batch_add(struct store_batch *b, struct store_insert *ins)
+{
+	return queue(b, ins, false);
+}
+
+/* ins failed at some step: remember why for its waiter and drop its temporary file (still
+ * holding the lock, as store_insert_abort does). */
+static void fail_one(struct store_insert *ins, int err)
+{
+	ins->result = err;
+	free(ins->detail);
+	ins->detail = strdup(stork_error_detail());
+	if (ins->name[0]) {
+		unlinkat(ins->s->tmpfd, ins->name, 0);
+		ins->name[0] = '\0';
+	}
+}
+
+/* objects/ab for the id, made (0755) and opened once per commit: no fsync here, the names'
+ * syncfs covers new directories too. */
+static int batch_subdir(struct store *s, const uint8_t id[VERIFY_HASH_LEN], int subfds[256])
+{
+	char sub[3];
+	int fd;
+
+	if (subfds[id[0]] >= 0)
+		return subfds[id[0]];
+	snprintf(sub, sizeof(sub), "%02x", id[0]);
+	if (mkdirat(s->objfd, sub, 0755) == 0) {
+		if (fchmodat(s->objfd, sub, 0755, 0) < 0)
+			goto fail;
+	} else if (errno != EEXIST) {
+		goto fail;
+	}
+	fd = openat(s->objfd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		goto fail;
+	subfds[id[0]] = fd;
+	return fd;
+fail:
+	fd = -errno;
+	stork_errorf("%s/" NODE_OBJDIR "/%s: %s", s->dir, sub, strerror(-fd));
+	return fd;
+}
+
+static int sync_fs(struct store *s, int fd, const char *what)
+{
+	int r;
+
+	if (syncfs(fd) == 0)
+		return 0;
+	r = -errno;
+	stork_errorf("%s/%s: cannot sync the file system: %s", s->dir, what, strerror(-r));
+	return r;
+}
+
+/* Commit the list (taken from the batch): the steps of store_insert_commit, each once for
+ * all. Sets every entry's result. @return 0; the first failure. */
+static int commit_list(struct store *s, struct store_insert *list, size_t *ret_indexed)
+{
+	struct node_index_item *items = NULL;
+	struct store_insert *ins;
+	int subfds[256], first = 0, r;
+	size_t n = 0, k = 0;
+
+	for (int i = 0; i < 256; i++)
+		subfds[i] = -1;
+	for (ins = list; ins; ins = ins->next)
+		n++;
+	/* 1. The bytes of every file, durable before any of them gets its name. */
+	r = sync_fs(s, s->tmpfd, NODE_TMPDIR);
+	if (r < 0) {
+		for (ins = list; ins; ins = ins->next)
+			fail_one(ins, r);
+		return r;
+	}
+	items = calloc(n ? n : 1, sizeof(*items));
+	if (!items) {
+		for (ins = list; ins; ins = ins->next)
+			fail_one(ins, -ENOMEM);
+		return -ENOMEM;
+	}
+	/* 2. Names: each into objects/ab/<hex>, or an existing good copy kept. */
+	for (ins = list; ins; ins = ins->next) {
+		int subfd = batch_subdir(s, ins->id, subfds);
+
+		r = subfd < 0 ? subfd : place(ins, subfd);
+		if (r < 0) {
+			if (subfd >= 0)
+				stork_errorf("%s/" NODE_OBJDIR "/%.2s/%s: cannot move the object "
+					     "into place: %s",
+					     s->dir, ins->hex, ins->hex, strerror(-r));
+			fail_one(ins, r);
+			first = first ? first : r;
+			continue;
+		}
+		memcpy(items[k].id, ins->id, VERIFY_HASH_LEN);
+		items[k].size = ins->size;
+		k++;
+	}
+	/* 3. The names (and new directories) durable before the index lists them. */
+	r = k ? sync_fs(s, s->objfd, NODE_OBJDIR) : 0;
+	/* 4. One transaction for every record. */
+	if (r == 0 && k)
+		r = node_index_objects(s, items, k);
+	if (r < 0) {
+		for (ins = list; ins; ins = ins->next)
+			if (ins->result == 0)
+				fail_one(ins, r);
+		first = first ? first : r;
+		k = 0;
+	}
+	for (int i = 0; i < 256; i++)
+		if (subfds[i] >= 0)
+			close(subfds[i]);
+	free(items);
+	if (ret_indexed)
+		*ret_indexed = k;
+	return first;
+}
+
+int store_batch_commit(struct store_batch *b, size_t *ret_committed)
+{
+	struct store_insert *list, *ins, *next, *drop = NULL;
+	size_t indexed = 0;
+	int r;
+
+	pthread_mutex_lock(&b->lock);
+	while (b->committing)
+		pthread_cond_wait(&b->cond, &b->lock);
+	list = b->head;
+	b->head = NULL;
+	b->tail = &b->head;
+	b->committing = list != NULL;
+	pthread_mutex_unlock(&b->lock);
+	if (!list) {
+		if (ret_committed)
+			*ret_committed = 0;
+		return 0;
+	}
+	r = commit_list(b->s, list, &indexed);
+	pthread_mutex_lock(&b->lock);
+	for (ins = list; ins; ins = next) {
+		next = ins->next;
+		ins->next = NULL;
+		ins->done = true;
+		if (!ins->waited) {
+			ins->next = drop;
+			drop = ins;
+		}
+	}
+	b->committing = false;
+	pthread_cond_broadcast(&b->cond);
+	pthread_mutex_unlock(&b->lock);
+	for (ins = drop; ins; ins = next) {
+		next = ins->next;
+		store_insert_abort(ins);
+	}
+	if (ret_committed)
+		*ret_committed = indexed;
+	return r;
+}
+
+int store_insert_commit_batched(struct store_insert *ins, struct store_batch *b)
+{
+	int r = queue(b, ins, true);
+
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&b->lock);
+	while (!ins->done) {
+		if (!b->committing) {
+			/* Lead: commit everything queued, ours and whatever came meanwhile. */
+			pthread_mutex_unlock(&b->lock);
+			store_batch_commit(b, NULL);
+			pthread_mutex_lock(&b->lock);
+			continue;
+		}
+		pthread_cond_wait(&b->cond, &b->lock);
+	}
+	pthread_mutex_unlock(&b->lock);
+	r = ins->result;
+	if (r < 0)
+		stork_errorf("%s", ins->detail ? ins->detail : "");
+	store_insert_abort(ins);
+	return r;
 }

@@ -97,6 +97,13 @@ int node_objrec_put(struct node_env *e, MDB_txn *txn, const uint8_t id[VERIFY_HA
 /** Index a verified object (keeping pins and last use if it is indexed already). */
 int node_index_object(struct store *s, const uint8_t id[VERIFY_HASH_LEN], uint64_t size);
 
+struct node_index_item {
+	uint8_t id[VERIFY_HASH_LEN];
+	uint64_t size;
+};
+/** node_index_object for n objects in one write transaction (a batch's commit). */
+int node_index_objects(struct store *s, const struct node_index_item *items, size_t n);
+
 /* ---- node.c ---- */
 
 /** "ab/<hex>", the object itself, relative to objects/. */

@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -377,6 +378,57 @@ struct store_unpack {
 	size_t cap;
 };
 
+/* Decoders and their output buffers kept for the next object: a prefetch unpacks thousands
+ * of small objects, and a fresh decoder (its workspace plus a 128 KiB buffer, mmap()ed and
+ * faulted in anew each time) costs more than unpacking a small one. */
+#define POOL_MAX 64
+
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	ZSTD_DCtx *dctx;
+	void *buf;
+} pool[POOL_MAX]; /* under pool_lock */
+static size_t pool_n;
+
+static void pool_get(struct store_unpack *u)
+{
+	pthread_mutex_lock(&pool_lock);
+	if (pool_n > 0) {
+		pool_n--;
+		u->dctx = pool[pool_n].dctx;
+		u->buf = pool[pool_n].buf;
+	}
+	pthread_mutex_unlock(&pool_lock);
+	u->cap = ZSTD_DStreamOutSize();
+	if (u->dctx) {
+		/* A decoder from the pool starts from scratch, parameters included. */
+		ZSTD_DCtx_reset(u->dctx, ZSTD_reset_session_and_parameters);
+		return;
+	}
+	u->dctx = ZSTD_createDCtx();
+	u->buf = malloc(u->cap);
+}
+
+/* Keep u's decoder for the next object, or free it. */
+static void pool_put(struct store_unpack *u)
+{
+	if (u->dctx && u->buf) {
+		pthread_mutex_lock(&pool_lock);
+		if (pool_n < POOL_MAX) {
+			pool[pool_n].dctx = u->dctx;
+			pool[pool_n].buf = u->buf;
+			pool_n++;
+			u->dctx = NULL;
+			u->buf = NULL;
+		}
+		pthread_mutex_unlock(&pool_lock);
+	}
+	ZSTD_freeDCtx(u->dctx);
+	free(u->buf);
+	u->dctx = NULL;
+	u->buf = NULL;
+}
+
 int store_unpack_new(const uint8_t hash[VERIFY_HASH_LEN], uint64_t size, uint64_t zsize,
 		     int (*out)(void *ctx, const void *buf, size_t len), void *ctx,
 		     struct store_unpack **ret_u)
@@ -392,9 +444,7 @@ int store_unpack_new(const uint8_t hash[VERIFY_HASH_LEN], uint64_t size, uint64_
 	u->out = out;
 	u->ctx = ctx;
 	u->last = 1; /* no frame seen yet */
-	u->dctx = ZSTD_createDCtx();
-	u->cap = ZSTD_DStreamOutSize();
-	u->buf = malloc(u->cap);
+	pool_get(u);
 	if (!u->dctx || !u->buf || verify_hash_new(&u->h) < 0)
 		goto nomem;
 	if (ZSTD_isError(ZSTD_DCtx_setParameter(u->dctx, ZSTD_d_windowLogMax, WINDOW_LOG_MAX)))
@@ -561,8 +611,7 @@ void store_unpack_free(struct store_unpack *u)
 {
 	if (!u)
 		return;
-	ZSTD_freeDCtx(u->dctx);
+	pool_put(u);
 	verify_hash_free(u->h);
-	free(u->buf);
 	free(u);
 }

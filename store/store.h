@@ -192,6 +192,41 @@ int store_insert_commit(struct store_insert *ins);
 /** Drop the temporary file and free. Accepts NULL. */
 void store_insert_abort(struct store_insert *ins);
 
+/* Batched durability (store/README.md, "Batches"): many inserts made durable by one sync of
+ * the store's file system and indexed in one write transaction, instead of an fsync, a
+ * directory fsync and an index commit each. The crash rules are those of single inserts: an
+ * object is renamed into objects/ only once its bytes are durable and indexed only once its
+ * name is; a crash leaves at most locked (hence swept) tmp/ files and whole, verified,
+ * unindexed objects (which the next insert of them or fsck indexes). */
+struct store_batch;
+
+/** A batch of inserts into s (borrowed; it must outlive the batch). @return 0; -ENOMEM. */
+int store_batch_new(struct store *s, struct store_batch **ret_b);
+/** Drop every object added and not committed (their temporary files are unlinked, nothing
+ * is indexed) and free. Must not race with other calls on b. Accepts NULL. */
+void store_batch_free(struct store_batch *b);
+/** Check ins's size and hash as store_insert_commit does, then queue it in b WITHOUT syncing:
+ * it is neither in objects/ nor indexed until store_batch_commit. Its temporary file stays
+ * open and flock()ed meanwhile (one descriptor per queued object: commit every few hundred).
+ * Takes ins (freed on failure too). Thread-safe.
+ * @return 0; STORK_EBADLEN; STORK_EBADHASH (nothing is kept); -errno. */
+int store_batch_add(struct store_batch *b, struct store_insert *ins);
+/** Make every object queued so far durable and visible: one syncfs() of the store's file
+ * system, each renamed into objects/ (an existing good copy is kept, as in
+ * store_insert_commit), one more syncfs() for the names, then one write transaction indexing
+ * them all. Objects queued meanwhile wait for the next commit. Thread-safe (commits run one
+ * at a time). @param[out] ret_committed (optional) how many objects this call indexed.
+ * @return 0; the first failure (-errno, with a detail naming the file): when the first sync
+ * fails nothing of the batch is kept; an object that cannot be renamed is dropped alone; when
+ * a later step fails the renamed objects stay unindexed (fetched again or adopted by fsck). */
+int store_batch_commit(struct store_batch *b, size_t *ret_committed);
+/** Group commit: store_batch_add, then wait until ins is durable and indexed, leading a
+ * store_batch_commit of everything queued when no commit is running (so concurrent callers
+ * share one sync). The same contract as store_insert_commit: on 0 the object is stored.
+ * Frees ins either way. Thread-safe.
+ * @return 0; STORK_EBADLEN; STORK_EBADHASH; -errno (the commit's failure for ins). */
+int store_insert_commit_batched(struct store_insert *ins, struct store_batch *b);
+
 /* Verified metadata and manifests, so that a node can start offline. `repo` names a
  * repository (the caller's choice, e.g. the hex SHA-256 of its pinned root); `name` a file
  * ("root.json", "timestamp.json", "alice.json"...). The store does not verify them: callers

@@ -22,6 +22,7 @@ int cmd_verify(int argc, char **argv);
 int cmd_ls(int argc, char **argv);
 int cmd_why(int argc, char **argv);
 int cmd_extract(int argc, char **argv);
+int cmd_prefetch(int argc, char **argv);
 int cmd_fsck(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 /** `stork status STOREDIR`: what the node store holds. @return an exit code. */

@@ -27,6 +27,8 @@ static const char usage[] =
     "Nodes:\n"
     "  extract --root ROOTFILE --store STOREDIR URL... NAME VERSION DESTDIR\n"
     "                                         materialise a version from the node store\n"
+    "  prefetch --root ROOTFILE --store STOREDIR URL... NAME[=VERSION|=all]...\n"
+    "                                         fetch whole versions into the node store\n"
     "  fsck [--repair] STOREDIR               check (and repair) the node store\n"
     "  status [MOUNTPOINT|STOREDIR]...        a running mount's counters; what a store holds\n"
     "\n"
@@ -42,6 +44,7 @@ int main(int argc, char **argv)
 	    {"keygen", cmd_keygen},   {"repo", cmd_repo}, {"publish", cmd_publish},
 	    {"verify", cmd_verify},   {"ls", cmd_ls},	  {"why", cmd_why},
 	    {"extract", cmd_extract}, {"fsck", cmd_fsck}, {"status", cmd_status},
+	    {"prefetch", cmd_prefetch},
 	};
 
 	if (argc < 2) {

@@ -8,6 +8,11 @@
 #include <string.h>
 #include <dirent.h>
 #include <ftw.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <sys/wait.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/types.h>
@@ -1552,6 +1557,357 @@ END_TEST
 
 /* ------------------------------------------------------------------------------------------ */
 
+/* ------------------------------------------------------------------------------------------ */
+/* Batches of node-store inserts (store_batch_*, store_insert_commit_batched): one sync for
+ * many objects, with the crash rules of single inserts. */
+
+static char batch_dir[300];
+
+static void batch_setup(void)
+{
+	setup();
+	snprintf(batch_dir, sizeof(batch_dir), "%s/nodestore", tmpdir);
+	stork_error_clear();
+}
+
+static struct store *batch_open(void)
+{
+	struct store *s = NULL;
+	int r = store_open(batch_dir, &s);
+
+	ck_assert_msg(r == 0, "store_open: %s: %s", storkfs_strerror(r), stork_error_detail());
+	return s;
+}
+
+/* Content number i: 1..2000 distinct bytes. */
+static size_t batch_content(unsigned i, uint8_t *buf)
+{
+	size_t len = 1 + (i * 53u) % 2000;
+
+	for (size_t j = 0; j < len; j++)
+		buf[j] = (uint8_t)(i * 29u + j * 11u + (j >> 7));
+	memcpy(buf, &i, len < sizeof(i) ? len : sizeof(i));
+	return len;
+}
+
+/* An insert of content i, written in full, not committed. */
+static struct store_insert *batch_insert(struct store *s, unsigned i, uint8_t id[VERIFY_HASH_LEN])
+{
+	uint8_t buf[2000];
+	size_t len = batch_content(i, buf);
+	struct store_insert *ins = NULL;
+
+	ck_assert_int_eq(verify_sha256(buf, len, id), 0);
+	ck_assert_int_eq(store_insert_new(s, id, len, &ins), 0);
+	ck_assert_int_eq(store_insert_write(ins, buf, len), 0);
+	return ins;
+}
+
+static bool batch_object_file(const uint8_t id[VERIFY_HASH_LEN])
+{
+	char rel[STORE_OBJPATH_LEN], path[600];
+
+	store_object_path(id, rel);
+	snprintf(path, sizeof(path), "%s/%s", batch_dir, rel);
+	return access(path, F_OK) == 0;
+}
+
+static size_t batch_tmp_files(void)
+{
+	char path[400];
+	struct dirent *de;
+	size_t n = 0;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s/tmp", batch_dir);
+	d = opendir(path);
+	ck_assert_ptr_nonnull(d);
+	while ((de = readdir(d)))
+		n += strcmp(de->d_name, ".") && strcmp(de->d_name, "..");
+	closedir(d);
+	return n;
+}
+
+/* The stored object reads back as content i. */
+static void batch_check_object(struct store *s, unsigned i, const uint8_t id[VERIFY_HASH_LEN])
+{
+	uint8_t want[2000], got[2001];
+	size_t len = batch_content(i, want);
+	struct store_objinfo info;
+	ssize_t n;
+	int fd = -1;
+
+	ck_assert_int_eq(store_object_info(s, id, &info), 0);
+	ck_assert_uint_eq(info.size, len);
+	ck_assert_int_eq(store_object_open(s, id, &fd), 0);
+	n = pread(fd, got, sizeof(got), 0);
+	close(fd);
+	ck_assert_int_eq(n, (ssize_t)len);
+	ck_assert_mem_eq(got, want, len);
+}
+
+#define BATCH_N 300
+
+START_TEST(batch_commit_stores_and_indexes_every_object_at_once)
+{
+	static uint8_t ids[BATCH_N][VERIFY_HASH_LEN];
+	struct store_objinfo info;
+	struct store_batch *b = NULL;
+	struct store *s = batch_open();
+	size_t committed = 0;
+
+	ck_assert_int_eq(store_batch_new(s, &b), 0);
+	for (unsigned i = 0; i < BATCH_N; i++)
+		ck_assert_int_eq(store_batch_add(b, batch_insert(s, i, ids[i])), 0);
+	/* Queued: verified, but neither named nor indexed, and still in tmp/. */
+	for (unsigned i = 0; i < BATCH_N; i++) {
+		ck_assert_int_eq(store_object_info(s, ids[i], &info), -ENOENT);
+		ck_assert(!batch_object_file(ids[i]));
+	}
+	ck_assert_uint_eq(batch_tmp_files(), BATCH_N);
+	ck_assert_int_eq(store_batch_commit(b, &committed), 0);
+	ck_assert_uint_eq(committed, BATCH_N);
+	for (unsigned i = 0; i < BATCH_N; i++)
+		batch_check_object(s, i, ids[i]);
+	ck_assert_uint_eq(batch_tmp_files(), 0);
+	/* Nothing queued: a commit is a no-op. */
+	ck_assert_int_eq(store_batch_commit(b, &committed), 0);
+	ck_assert_uint_eq(committed, 0);
+	store_batch_free(b);
+	store_close(s);
+}
+END_TEST
+
+START_TEST(batch_add_refuses_wrong_hash_and_length_keeping_nothing)
+{
+	uint8_t id[VERIFY_HASH_LEN], other[VERIFY_HASH_LEN];
+	struct store_insert *ins = NULL;
+	struct store_objinfo info;
+	struct store_batch *b = NULL;
+	struct store *s = batch_open();
+	size_t committed = 9;
+
+	ck_assert_int_eq(store_batch_new(s, &b), 0);
+	/* Content 1 announced under content 2's id. */
+	store_insert_abort(batch_insert(s, 2, other));
+	ck_assert_int_eq(verify_sha256((const uint8_t *)"x", 1, id), 0);
+	ck_assert_int_eq(store_insert_new(s, other, 1, &ins), 0);
+	ck_assert_int_eq(store_insert_write(ins, "x", 1), 0);
+	ck_assert_int_eq(store_batch_add(b, ins), STORK_EBADHASH);
+	/* Short of its size. */
+	ck_assert_int_eq(store_insert_new(s, id, 5, &ins), 0);
+	ck_assert_int_eq(store_insert_write(ins, "x", 1), 0);
+	ck_assert_int_eq(store_batch_add(b, ins), STORK_EBADLEN);
+	ck_assert_uint_eq(batch_tmp_files(), 0);
+	ck_assert_int_eq(store_batch_commit(b, &committed), 0);
+	ck_assert_uint_eq(committed, 0);
+	ck_assert_int_eq(store_object_info(s, other, &info), -ENOENT);
+	ck_assert_int_eq(store_object_info(s, id, &info), -ENOENT);
+	store_batch_free(b);
+	store_close(s);
+}
+END_TEST
+
+/* A writer killed with objects queued (before the sync): nothing is named or indexed, and
+ * its temporary files are swept by the next open; fsck finds the store clean. The same for a
+ * batch freed without a commit. */
+START_TEST(batch_interrupted_before_the_sync_indexes_nothing)
+{
+	static uint8_t ids[64][VERIFY_HASH_LEN];
+	struct store_fsck_report rep = {0};
+	struct store_objinfo info;
+	struct store_batch *b = NULL;
+	struct store *s = batch_open();
+	int status = 0;
+	pid_t pid;
+
+	store_close(s);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		struct store *cs = NULL;
+		struct store_batch *cb = NULL;
+
+		if (store_open(batch_dir, &cs) < 0 || store_batch_new(cs, &cb) < 0)
+			_exit(1);
+		for (unsigned i = 0; i < 64; i++)
+			if (store_batch_add(cb, batch_insert(cs, i, ids[i])) < 0)
+				_exit(1);
+		raise(SIGKILL);
+		_exit(1);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	ck_assert_uint_eq(batch_tmp_files(), 64); /* left unlocked by the dead writer */
+	s = batch_open();			  /* sweeps them */
+	ck_assert_uint_eq(batch_tmp_files(), 0);
+	for (unsigned i = 0; i < 64; i++) {
+		uint8_t buf[2000];
+
+		ck_assert_int_eq(verify_sha256(buf, batch_content(i, buf), ids[i]), 0);
+		ck_assert_int_eq(store_object_info(s, ids[i], &info), -ENOENT);
+		ck_assert(!batch_object_file(ids[i]));
+	}
+	ck_assert_int_eq(store_fsck(s, false, NULL, NULL, &rep), 0);
+	ck_assert_uint_eq(rep.objects + rep.bad + rep.unindexed + rep.stale_tmp + rep.adopted, 0);
+
+	/* Freed without a commit. */
+	ck_assert_int_eq(store_batch_new(s, &b), 0);
+	for (unsigned i = 0; i < 16; i++)
+		ck_assert_int_eq(store_batch_add(b, batch_insert(s, i, ids[i])), 0);
+	store_batch_free(b);
+	ck_assert_uint_eq(batch_tmp_files(), 0);
+	for (unsigned i = 0; i < 16; i++)
+		ck_assert_int_eq(store_object_info(s, ids[i], &info), -ENOENT);
+	store_close(s);
+}
+END_TEST
+
+/* An object a crash left whole in objects/ but unindexed is indexed by the batch that
+ * inserts it again (kept, as store_insert_commit keeps it); a rotten one is replaced. */
+START_TEST(batch_commit_keeps_a_good_unindexed_copy_and_replaces_a_rotten_one)
+{
+	uint8_t a[VERIFY_HASH_LEN], c[VERIFY_HASH_LEN];
+	char rel[STORE_OBJPATH_LEN], path[600], sub[600];
+	struct store_batch *b = NULL;
+	struct store *s = batch_open();
+	uint8_t buf[2000];
+	size_t len;
+	int fd;
+
+	ck_assert_int_eq(store_batch_new(s, &b), 0);
+	len = batch_content(7, buf);
+	ck_assert_int_eq(verify_sha256(buf, len, a), 0);
+	store_object_path(a, rel);
+	snprintf(path, sizeof(path), "%s/%s", batch_dir, rel);
+	snprintf(sub, sizeof(sub), "%s/%.10s", batch_dir, rel);
+	mkdir(sub, 0755);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0444);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, buf, len), (ssize_t)len);
+	close(fd);
+	len = batch_content(8, buf);
+	ck_assert_int_eq(verify_sha256(buf, len, c), 0);
+	store_object_path(c, rel);
+	snprintf(path, sizeof(path), "%s/%s", batch_dir, rel);
+	snprintf(sub, sizeof(sub), "%s/%.10s", batch_dir, rel);
+	mkdir(sub, 0755);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0444);
+	ck_assert_int_ge(fd, 0);
+	buf[0] ^= 1; /* rotten */
+	ck_assert_int_eq(write(fd, buf, len), (ssize_t)len);
+	close(fd);
+	ck_assert_int_eq(store_batch_add(b, batch_insert(s, 7, a)), 0);
+	ck_assert_int_eq(store_batch_add(b, batch_insert(s, 8, c)), 0);
+	ck_assert_int_eq(store_batch_commit(b, NULL), 0);
+	batch_check_object(s, 7, a);
+	batch_check_object(s, 8, c);
+	ck_assert_uint_eq(batch_tmp_files(), 0);
+	store_batch_free(b);
+	store_close(s);
+}
+END_TEST
+
+/* Group commit from many threads while readers look: every call that returns 0 has its
+ * object stored; a reader never sees an indexed object that is not whole and right. */
+#define GROUP_WRITERS 8
+#define GROUP_EACH    60
+
+struct group_ctx {
+	struct store *s;
+	struct store_batch *b;
+	unsigned first;
+	int failures;
+	uint8_t (*ids)[VERIFY_HASH_LEN];
+	atomic_int *stop;
+	unsigned long seen, bad;
+};
+
+static void *group_writer(void *arg)
+{
+	struct group_ctx *c = arg;
+
+	for (unsigned i = c->first; i < c->first + GROUP_EACH; i++) {
+		struct store_insert *ins = batch_insert(c->s, i, c->ids[i]);
+		struct store_objinfo info;
+
+		if (store_insert_commit_batched(ins, c->b) < 0 ||
+		    store_object_info(c->s, c->ids[i], &info) < 0)
+			c->failures++;
+	}
+	return NULL;
+}
+
+static void *group_reader(void *arg)
+{
+	struct group_ctx *c = arg;
+
+	while (!atomic_load(c->stop)) {
+		for (unsigned i = 0; i < GROUP_WRITERS * GROUP_EACH; i++) {
+			uint8_t want[VERIFY_HASH_LEN], got[VERIFY_HASH_LEN], buf[2001];
+			size_t len = batch_content(i, buf);
+			ssize_t n;
+			int fd;
+
+			verify_sha256(buf, len, want);
+			if (store_object_open(c->s, want, &fd) < 0)
+				continue;
+			n = pread(fd, buf, sizeof(buf), 0);
+			close(fd);
+			c->seen++;
+			if (n != (ssize_t)len || verify_sha256(buf, len, got) < 0 ||
+			    memcmp(got, want, VERIFY_HASH_LEN))
+				c->bad++;
+		}
+	}
+	return NULL;
+}
+
+START_TEST(batch_group_commit_from_many_threads_with_readers)
+{
+	static uint8_t ids[GROUP_WRITERS * GROUP_EACH][VERIFY_HASH_LEN];
+	struct group_ctx w[GROUP_WRITERS], rd;
+	pthread_t wt[GROUP_WRITERS], rt;
+	struct store_batch *b = NULL;
+	struct store *s = batch_open();
+	atomic_int stop = 0;
+
+	ck_assert_int_eq(store_batch_new(s, &b), 0);
+	rd = (struct group_ctx){.s = s, .b = b, .ids = ids, .stop = &stop};
+	ck_assert_int_eq(pthread_create(&rt, NULL, group_reader, &rd), 0);
+	for (unsigned t = 0; t < GROUP_WRITERS; t++) {
+		w[t] = (struct group_ctx){.s = s, .b = b, .first = t * GROUP_EACH, .ids = ids};
+		ck_assert_int_eq(pthread_create(&wt[t], NULL, group_writer, &w[t]), 0);
+	}
+	for (unsigned t = 0; t < GROUP_WRITERS; t++) {
+		pthread_join(wt[t], NULL);
+		ck_assert_int_eq(w[t].failures, 0);
+	}
+	atomic_store(&stop, 1);
+	pthread_join(rt, NULL);
+	ck_assert_uint_eq(rd.bad, 0);
+	for (unsigned i = 0; i < GROUP_WRITERS * GROUP_EACH; i++)
+		batch_check_object(s, i, ids[i]);
+	ck_assert_uint_eq(batch_tmp_files(), 0);
+	store_batch_free(b);
+	store_close(s);
+}
+END_TEST
+
+static TCase *tcase_store_batch(void)
+{
+	TCase *tc = tcase_create("batch");
+
+	tcase_add_checked_fixture(tc, batch_setup, teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, batch_commit_stores_and_indexes_every_object_at_once);
+	tcase_add_test(tc, batch_add_refuses_wrong_hash_and_length_keeping_nothing);
+	tcase_add_test(tc, batch_interrupted_before_the_sync_indexes_nothing);
+	tcase_add_test(tc, batch_commit_keeps_a_good_unindexed_copy_and_replaces_a_rotten_one);
+	tcase_add_test(tc, batch_group_commit_from_many_threads_with_readers);
+	return tc;
+}
+
 static Suite *store_suite(void)
 {
 	Suite *s = suite_create("store");
@@ -1603,6 +1959,7 @@ static Suite *store_suite(void)
 	suite_add_tcase(s, tc);
 	suite_add_tcase(s, tcase_store_node());
 	suite_add_tcase(s, tcase_store_node_concurrency());
+	suite_add_tcase(s, tcase_store_batch());
 	return s;
 }
 

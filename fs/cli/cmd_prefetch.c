@@ -1,0 +1,403 @@
+/* fs/cli/cmd_prefetch.c: `stork prefetch`, whole versions into the node store ahead of use.
+ * Parsing and printing only: the work is fs_prefetch (fs/prefetch.c). */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fetch/fetch.h"
+#include "fs/cli/cli.h"
+#include "fs/fs.h"
+#include "store/store.h"
+#include "verify/verify.h"
+
+static const char prefetch_help[] =
+    "usage: stork prefetch --root ROOTFILE --store STOREDIR [OPTIONS] URL... PACKAGE...\n"
+    "\n"
+    "Fetch every object of some package versions into the node store STOREDIR ahead of use,\n"
+    "many transfers at once, each verified before it is stored (as `stork extract` does), so\n"
+    "that later extracts and mounts need no network. Objects the store holds are skipped.\n"
+    "Mirrors URL... are tried in order (directories, file://, http://, https://): an\n"
+    "argument with a '/' is a mirror, one without is a PACKAGE:\n"
+    "\n"
+    "  NAME            the latest version (dpkg order)\n"
+    "  NAME=VERSION    that version\n"
+    "  NAME=all        every version the repository signs\n"
+    "\n"
+    "On a terminal a progress bar shows bytes, objects, rate and time left; otherwise one\n"
+    "summary line is printed at the end. An object no mirror delivers is named on stderr and\n"
+    "the others go on. Exit 0 when everything is stored, 1 when content or metadata failed\n"
+    "verification or an object is on no mirror, 2 for usage errors, 3 for system errors.\n"
+    "\n"
+    "  --jobs N                 objects in transfer at once (default 32)\n"
+    "  --cacert FILE            PEM CA bundle for https (e.g. a self-signed test CA)\n"
+    "  --connect-timeout SECS   per connection attempt (default 10)\n"
+    "  --low-speed-limit BYTES  abort a transfer slower than this... (default 1024 B/s)\n"
+    "  --low-speed-time SECS    ...for this long (default 10)\n"
+    "  --timeout SECS           cap on one whole transfer (default none)\n"
+    "  --proxy CHAIN            caching proxies for http(s) mirrors, CernVM-FS syntax:\n"
+    "                           'http://p1:3128|http://p2:3128;DIRECT'\n"
+    "  --proxy-retry SECS       skip a failed proxy this long (default 300)\n"
+    "  --peer URL[,URL...]      other nodes' stores (objects/ served over http), tried first\n"
+    "  --peer-retry SECS        skip a failed peer this long (default 300)\n"
+    "  --exec SCHEME=COMMAND    fetch SCHEME: URLs with COMMAND (fetch/README.md; repeatable)\n"
+    "  --at UNIXTIME            check metadata expiry as of that time\n";
+
+#define MAX_JOBS 1024
+
+static int parse_secs(const char *opt, const char *arg, long *ret)
+{
+	uint64_t v;
+
+	if (cli_parse_size(arg, &v) < 0 || v > 86400 * 365) {
+		cli_usage_error("prefetch", "%s %s: expected a number", opt, arg);
+		return -1;
+	}
+	*ret = (long)v;
+	return 0;
+}
+
+/* What the progress bar and the failure lines share: both write stderr. */
+struct bar {
+	pthread_mutex_t lock;
+	bool tty;
+	bool drawn; /* a bar is on the current line */
+	char label[64];
+};
+
+static const char *mb(uint64_t n, char buf[32])
+{
+	snprintf(buf, 32, "%.1f MB", (double)n / 1e6);
+	return buf;
+}
+
+static void draw(void *ctx, const struct fs_prefetch_progress *p, bool done)
+{
+	struct bar *b = ctx;
+	char d[32], t[32], eta[32], rate[32];
+	double fetched_b = (double)(p->bytes_done - p->bytes_present), speed;
+	int width = 20, fill, pct;
+
+	if (!b->tty)
+		return;
+	speed = p->seconds > 0 ? fetched_b / p->seconds : 0;
+	if (done)
+		snprintf(eta, sizeof(eta), "done");
+	else if (speed > 0)
+		snprintf(eta, sizeof(eta), "ETA %s",
+			 fs_format_duration(
+			     (int64_t)((double)(p->bytes - p->bytes_done) / speed + 0.999), t));
+	else
+		snprintf(eta, sizeof(eta), "ETA ?");
+	snprintf(rate, sizeof(rate), "%.1f MB/s", speed / 1e6);
+	pct = p->bytes ? (int)((double)p->bytes_done * 100 / (double)p->bytes) : 100;
+	if (pct > 100)
+		pct = 100;
+	fill = pct * width / 100;
+	pthread_mutex_lock(&b->lock);
+	fprintf(stderr,
+		"\r\033[K%s [%.*s%*s] %3d%% %s / %s, %" PRIu64 "/%" PRIu64 " objects, %s, %s",
+		b->label, fill, "####################", width - fill, "", pct, mb(p->bytes_done, d),
+		mb(p->bytes, t), p->objects_done, p->objects, rate, eta);
+	if (done)
+		fputc('\n', stderr);
+	b->drawn = !done;
+	fflush(stderr);
+	pthread_mutex_unlock(&b->lock);
+}
+
+static void failed(void *ctx, const char *what, const uint8_t id[VERIFY_HASH_LEN], int err,
+		   const char *detail)
+{
+	struct bar *b = ctx;
+	char hex[VERIFY_HASH_HEX];
+
+	verify_hex(id, VERIFY_HASH_LEN, hex);
+	pthread_mutex_lock(&b->lock);
+	if (b->drawn)
+		fputs("\r\033[K", stderr);
+	b->drawn = false;
+	fprintf(stderr, "stork prefetch: %s: object %s: %s\n", what, hex,
+		detail && *detail ? detail : storkfs_strerror(err));
+	pthread_mutex_unlock(&b->lock);
+}
+
+/* The manifests a PACKAGE argument names, appended to *ms. @return an exit code. */
+static int resolve(struct fs_repo *repo, const char *arg, struct verify_manifest ***ms, size_t *n,
+		   size_t *cap)
+{
+	char *name = strdup(arg), *eq, **versions = NULL;
+	const char *want;
+	size_t nv = 0, from, to;
+	int r, code = CLI_OK;
+
+	if (!name)
+		return CLI_SYSTEM;
+	eq = strchr(name, '=');
+	want = eq ? eq + 1 : "latest";
+	if (eq)
+		*eq = '\0';
+	r = verify_check_package_name(name);
+	if (r == 0 && strcmp(want, "latest") && strcmp(want, "all"))
+		r = verify_check_version(want);
+	if (r < 0) {
+		code = cli_usage_error("prefetch", "%s: %s", arg, stork_error_detail());
+		goto out;
+	}
+	if (!strcmp(want, "latest") || !strcmp(want, "all")) {
+		r = fs_repo_versions(repo, name, &versions, &nv);
+		if (r < 0) {
+			cli_fail("prefetch", r, "%s", name);
+			code = cli_exit_verify(r);
+			goto out;
+		}
+		from = !strcmp(want, "all") ? 0 : nv - 1;
+		to = nv;
+	} else {
+		versions = calloc(1, sizeof(*versions));
+		if (versions)
+			versions[0] = strdup(want);
+		if (!versions || !versions[0]) {
+			code = CLI_SYSTEM;
+			goto out;
+		}
+		nv = 1;
+		from = 0;
+		to = 1;
+	}
+	for (size_t i = from; i < to; i++) {
+		if (*n == *cap) {
+			size_t c = *cap ? 2 * *cap : 8;
+			struct verify_manifest **nm = realloc(*ms, c * sizeof(*nm));
+
+			if (!nm) {
+				code = CLI_SYSTEM;
+				goto out;
+			}
+			*ms = nm;
+			*cap = c;
+		}
+		r = fs_repo_manifest(repo, name, versions[i], &(*ms)[*n]);
+		if (r < 0) {
+			cli_fail("prefetch", r, "%s %s", name, versions[i]);
+			code = cli_exit_verify(r);
+			goto out;
+		}
+		(*n)++;
+	}
+out:
+	for (size_t i = 0; i < nv; i++)
+		free(versions[i]);
+	free(versions);
+	free(name);
+	return code;
+}
+
+/* "hello 2.10-3", "hello 2.10-3, hello 2.11-1", "hello 2.10-3 and 4 more versions". */
+static void describe(struct verify_manifest *const *ms, size_t n, char *buf, size_t len)
+{
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < n && used < len; i++) {
+		int k;
+
+		if (i == 2 && n > 3) {
+			snprintf(buf + used, len - used, " and %zu more versions", n - 2);
+			return;
+		}
+		k = snprintf(buf + used, len - used, "%s%s %s", i ? ", " : "", ms[i]->name,
+			     ms[i]->version);
+		if (k < 0)
+			return;
+		used += (size_t)k;
+	}
+}
+
+int cmd_prefetch(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"help", no_argument, NULL, 'h'},
+	    {"root", required_argument, NULL, 'r'},
+	    {"store", required_argument, NULL, 's'},
+	    {"jobs", required_argument, NULL, 'j'},
+	    {"cacert", required_argument, NULL, 'c'},
+	    {"connect-timeout", required_argument, NULL, 'C'},
+	    {"low-speed-limit", required_argument, NULL, 'L'},
+	    {"low-speed-time", required_argument, NULL, 'T'},
+	    {"timeout", required_argument, NULL, 't'},
+	    {"at", required_argument, NULL, 'a'},
+	    {"proxy", required_argument, NULL, 'P'},
+	    {"proxy-retry", required_argument, NULL, 'R'},
+	    {"peer", required_argument, NULL, 'p'},
+	    {"peer-retry", required_argument, NULL, 'Q'},
+	    {"exec", required_argument, NULL, 'x'},
+	    {0},
+	};
+	const char *exec[9] = {NULL};
+	size_t nexec = 0, nms = 0, capms = 0;
+	struct fs_repo_opts ro = {.fetch.mirror_retry = -1};
+	struct fs_prefetch_opts po = {0};
+	struct fs_prefetch_progress st = {0};
+	struct verify_manifest **ms = NULL;
+	struct bar bar = {.lock = PTHREAD_MUTEX_INITIALIZER};
+	struct fs_repo *repo = NULL;
+	struct store *s = NULL;
+	const char *rootfile = NULL, *storedir = NULL;
+	char what[512], a[32], fails[48];
+	uint8_t *root = NULL;
+	size_t rootlen = 0;
+	uint64_t v;
+	int c, r, code = CLI_OK, first_pkg, nmirrors;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "hr:s:j:c:C:L:T:t:a:P:R:p:Q:x:", opts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			fputs(prefetch_help, stdout);
+			return CLI_OK;
+		case 'r':
+			rootfile = optarg;
+			break;
+		case 's':
+			storedir = optarg;
+			break;
+		case 'j':
+			if (cli_parse_size(optarg, &v) < 0 || v < 1 || v > MAX_JOBS)
+				return cli_usage_error("prefetch",
+						       "--jobs %s: expected a number from 1 to %d",
+						       optarg, MAX_JOBS);
+			po.jobs = (unsigned)v;
+			break;
+		case 'c':
+			ro.fetch.cainfo = optarg;
+			break;
+		case 'C':
+			if (parse_secs("--connect-timeout", optarg, &ro.fetch.connect_timeout) < 0)
+				return CLI_USAGE;
+			break;
+		case 'L':
+			if (parse_secs("--low-speed-limit", optarg, &ro.fetch.low_speed_limit) < 0)
+				return CLI_USAGE;
+			break;
+		case 'T':
+			if (parse_secs("--low-speed-time", optarg, &ro.fetch.low_speed_time) < 0)
+				return CLI_USAGE;
+			break;
+		case 't':
+			if (parse_secs("--timeout", optarg, &ro.fetch.timeout) < 0)
+				return CLI_USAGE;
+			break;
+		case 'P':
+			ro.fetch.proxies = optarg;
+			break;
+		case 'R':
+			if (parse_secs("--proxy-retry", optarg, &ro.fetch.proxy_retry) < 0)
+				return CLI_USAGE;
+			break;
+		case 'p':
+			ro.fetch.peers = optarg;
+			break;
+		case 'Q':
+			if (parse_secs("--peer-retry", optarg, &ro.fetch.peer_retry) < 0)
+				return CLI_USAGE;
+			break;
+		case 'x':
+			if (nexec + 1 >= sizeof(exec) / sizeof(exec[0]))
+				return cli_usage_error("prefetch", "--exec: at most %zu of them",
+						       sizeof(exec) / sizeof(exec[0]) - 1);
+			exec[nexec++] = optarg;
+			ro.fetch.exec = exec;
+			break;
+		case 'a':
+			if (cli_parse_size(optarg, &v) < 0 || v > INT64_MAX)
+				return cli_usage_error("prefetch",
+						       "--at %s: expected seconds since the epoch",
+						       optarg);
+			ro.now = (time_t)v;
+			break;
+		default:
+			return cli_usage_error("prefetch", "unknown option");
+		}
+	}
+	if (!rootfile || !storedir)
+		return cli_usage_error("prefetch", "needs --root ROOTFILE and --store STOREDIR");
+	/* Mirrors first (an argument with a '/'), then packages (none has one). */
+	for (first_pkg = optind; first_pkg < argc && strchr(argv[first_pkg], '/'); first_pkg++)
+		;
+	nmirrors = first_pkg - optind;
+	if (nmirrors < 1 || first_pkg == argc)
+		return cli_usage_error("prefetch", "expected URL... NAME[=VERSION|=all]... (a "
+						   "mirror has a '/'; write a directory as ./DIR)");
+	for (int i = first_pkg; i < argc; i++)
+		if (strchr(argv[i], '/'))
+			return cli_usage_error("prefetch",
+					       "%s: mirrors come before the packages (and "
+					       "package names have no '/')",
+					       argv[i]);
+
+	r = cli_read_file(rootfile, VERIFY_MAX_ROOT_LEN, &root, &rootlen);
+	if (r < 0) {
+		cli_fail("prefetch", r, "%s", rootfile);
+		code = cli_exit_input(r);
+		goto out;
+	}
+	r = store_open(storedir, &s);
+	if (r < 0) {
+		cli_fail("prefetch", r, "%s", storedir);
+		code = cli_exit_input(r);
+		goto out;
+	}
+	r = fs_repo_open(s, root, rootlen, (const char *const *)argv + optind, (size_t)nmirrors,
+			 &ro, &repo);
+	if (r < 0) {
+		cli_fail("prefetch", r, "%s", rootfile);
+		code = cli_exit_input(r);
+		goto out;
+	}
+	r = fs_repo_refresh(repo);
+	if (r == 1) {
+		fprintf(stderr, "stork prefetch: warning: %s\n", stork_error_detail());
+	} else if (r < 0) {
+		cli_fail("prefetch", r, "refreshing metadata");
+		code = cli_exit_verify(r);
+		goto out;
+	}
+	for (int i = first_pkg; i < argc && code == CLI_OK; i++)
+		code = resolve(repo, argv[i], &ms, &nms, &capms);
+	if (code != CLI_OK)
+		goto out;
+
+	describe(ms, nms, what, sizeof(what));
+	bar.tty = isatty(STDERR_FILENO);
+	snprintf(bar.label, sizeof(bar.label), "%s", nms == 1 ? what : "prefetch");
+	po.progress = draw;
+	po.progress_ctx = &bar;
+	po.failed = failed;
+	po.failed_ctx = &bar;
+	r = fs_prefetch(repo, ms, nms, &po, &st);
+	fails[0] = '\0';
+	if (st.failed)
+		snprintf(fails, sizeof(fails), ", %" PRIu64 " failed", st.failed);
+	printf("prefetched %s: %" PRIu64 " objects (%" PRIu64 " fetched, %" PRIu64
+	       " already stored%s), %s in %.1f s (%.1f MB/s)\n",
+	       what, st.objects, st.fetched, st.present, fails, mb(st.bytes, a), st.seconds,
+	       st.seconds > 0 ? (double)st.bytes / 1e6 / st.seconds : 0.0);
+	if (r < 0) {
+		cli_fail("prefetch", r, "%s", what);
+		code = r == -ENOMEM ? CLI_SYSTEM : cli_exit_verify(r);
+	}
+out:
+	for (size_t i = 0; i < nms; i++)
+		verify_manifest_free(ms[i]);
+	free(ms);
+	fs_repo_close(repo);
+	store_close(s);
+	free(root);
+	return code;
+}

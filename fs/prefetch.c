@@ -1,0 +1,391 @@
+/* fs/prefetch.c: every object of some package versions into the node store, many transfers
+ * at once, ahead of use (`stork prefetch`; later the daemon's prefetch= option).
+ *
+ * The distinct objects of the versions are listed (sorted by id, each once), those the store
+ * holds are skipped, and `jobs` worker threads each run fetch_object for the next one: the
+ * curl transport multiplexes all of them on its one I/O thread (HTTP/2 streams, or up to 8
+ * connections per host), so the workers only wait. Each verified object is committed with
+ * store_insert_commit_batched: the workers whose transfers ended while one sync was running
+ * share the next one, so a prefetch pays one sync per group instead of three per object. The
+ * calling thread only reports progress.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "fs/fs.h"
+
+#define PROGRESS_MS 100
+
+struct pf_obj {
+	const struct verify_entry *e;	 /* borrowed from m */
+	const struct verify_manifest *m; /* the first version naming it */
+};
+
+struct pf {
+	struct store *s;
+	struct fetch *f;
+	struct store_batch *batch;
+	const struct fs_prefetch_opts *o;
+	struct pf_obj *objs; /* the objects to fetch */
+	size_t nobjs;
+	atomic_size_t next; /* the next objs[] a worker takes */
+	/* Counters, updated by the workers (the I/O thread for bytes_done), read for progress. */
+	atomic_uint_fast64_t objects_done, bytes_done, present, fetched, fetched_bytes, failed;
+	pthread_mutex_t lock;
+	pthread_cond_t cond; /* a worker left */
+	unsigned running;    /* under lock */
+	int err;	     /* under lock: the most telling failure so far */
+	struct timespec start;
+	uint64_t objects, bytes, bytes_present; /* fixed once the workers start */
+	uint64_t present0;			/* objects already stored at the start */
+};
+
+/* fetch_object's sink: the store's insert, counting bytes as they are written. */
+struct pf_sink {
+	struct pf *pf;
+	struct store_insert *ins;
+	uint64_t written; /* counted in bytes_done for the current attempt */
+};
+
+static bool cancelled(const struct pf *pf)
+{
+	return pf->o && pf->o->cancel && __atomic_load_n(pf->o->cancel, __ATOMIC_RELAXED);
+}
+
+static double since(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+static int sink_write(void *ctx, const void *buf, size_t len)
+{
+	struct pf_sink *ps = ctx;
+	int r = store_insert_write(ps->ins, buf, len);
+
+	if (r == 0) {
+		ps->written += len;
+		atomic_fetch_add(&ps->pf->bytes_done, len);
+	}
+	return r;
+}
+
+static void uncount(struct pf_sink *ps)
+{
+	atomic_fetch_sub(&ps->pf->bytes_done, ps->written);
+	ps->written = 0;
+}
+
+static int sink_reset(void *ctx)
+{
+	struct pf_sink *ps = ctx;
+
+	uncount(ps);
+	return store_insert_reset(ps->ins);
+}
+
+static int sink_commit(void *ctx)
+{
+	struct pf_sink *ps = ctx;
+	int r = store_insert_commit_batched(ps->ins, ps->pf->batch);
+
+	ps->ins = NULL; /* freed either way */
+	return r;
+}
+
+/* Content refused (a lying source) tells more than a transport failure, which tells more
+ * than -ENOENT (fetch/README.md ranks a single object's failures the same way). */
+static int rank(int err)
+{
+	if (err <= STORK_EBADSIG && err > STORK_EBADSIG - 1000)
+		return 3;
+	return err == -ENOENT ? 1 : 2;
+}
+
+static void report(struct pf *pf, const struct pf_obj *ob, const char *what, int err)
+{
+	char detail[2048];
+
+	snprintf(detail, sizeof(detail), "%s", stork_error_detail());
+	pthread_mutex_lock(&pf->lock);
+	if (!pf->err || rank(err) > rank(pf->err))
+		pf->err = err;
+	if (pf->o && pf->o->failed) {
+		pf->o->failed(pf->o->failed_ctx, what, ob->e->hash, err, detail);
+	} else {
+		char hex[VERIFY_HASH_HEX];
+
+		verify_hex(ob->e->hash, VERIFY_HASH_LEN, hex);
+		fprintf(stderr, "storkfs: prefetch: %s (object %s): %s\n", what, hex,
+			*detail ? detail : storkfs_strerror(err));
+	}
+	pthread_mutex_unlock(&pf->lock);
+}
+
+static void fetch_one(struct pf *pf, const struct pf_obj *ob)
+{
+	const struct verify_entry *e = ob->e;
+	struct pf_sink ps = {pf, NULL, 0};
+	struct fetch_sink sink = {sink_write, sink_reset, sink_commit, &ps, NULL};
+	char what[1024];
+	int r;
+
+	snprintf(what, sizeof(what), "%s %s: %s", ob->m->name, ob->m->version, e->path);
+	r = store_insert_new(pf->s, e->hash, e->size, &ps.ins);
+	if (r == 0) {
+		r = fetch_object(pf->f, e->hash, e->size, e->zsize, what, &sink);
+		store_insert_abort(ps.ins);
+	}
+	if (r < 0) {
+		uncount(&ps);
+		atomic_fetch_add(&pf->failed, 1);
+		report(pf, ob, what, r);
+	} else {
+		/* 1: another caller's transfer (a reader of a mount) stored it meanwhile. */
+		atomic_fetch_add(&pf->bytes_done, e->size - ps.written);
+		if (r == 0) {
+			atomic_fetch_add(&pf->fetched, 1);
+			atomic_fetch_add(&pf->fetched_bytes, e->size);
+		} else {
+			atomic_fetch_add(&pf->present, 1);
+		}
+	}
+	atomic_fetch_add(&pf->objects_done, 1);
+}
+
+static void *worker(void *arg)
+{
+	struct pf *pf = arg;
+
+	while (!cancelled(pf)) {
+		size_t i = atomic_fetch_add(&pf->next, 1);
+
+		if (i >= pf->nobjs)
+			break;
+		fetch_one(pf, &pf->objs[i]);
+	}
+	pthread_mutex_lock(&pf->lock);
+	pf->running--;
+	pthread_cond_signal(&pf->cond);
+	pthread_mutex_unlock(&pf->lock);
+	return NULL;
+}
+
+static void snapshot(struct pf *pf, struct fs_prefetch_progress *p)
+{
+	*p = (struct fs_prefetch_progress){
+	    .objects = pf->objects,
+	    .objects_done = pf->present0 + atomic_load(&pf->objects_done),
+	    .bytes = pf->bytes,
+	    .bytes_done = atomic_load(&pf->bytes_done),
+	    .bytes_present = pf->bytes_present,
+	    .present = pf->present0 + atomic_load(&pf->present),
+	    .fetched = atomic_load(&pf->fetched),
+	    .fetched_bytes = atomic_load(&pf->fetched_bytes),
+	    .failed = atomic_load(&pf->failed),
+	    .seconds = since(&pf->start),
+	};
+}
+
+static int by_id(const void *a, const void *b)
+{
+	const struct pf_obj *x = a, *y = b;
+
+	return memcmp(x->e->hash, y->e->hash, VERIFY_HASH_LEN);
+}
+
+/* The distinct file objects of the manifests the store does not hold yet, into pf->objs;
+ * counts and bytes of all of them into pf. @return 0; -ENOMEM. */
+static int list_objects(struct pf *pf, struct verify_manifest *const *ms, size_t n)
+{
+	struct pf_obj *all;
+	size_t total = 0, k = 0, u = 0;
+
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; j < ms[i]->n; j++)
+			total += ms[i]->entries[j].type == VERIFY_FILE;
+	all = calloc(total ? total : 1, sizeof(*all));
+	if (!all)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; j < ms[i]->n; j++)
+			if (ms[i]->entries[j].type == VERIFY_FILE)
+				all[k++] = (struct pf_obj){&ms[i]->entries[j], ms[i]};
+	qsort(all, k, sizeof(*all), by_id);
+	for (size_t i = 0; i < k; i++) {
+		struct store_objinfo info;
+
+		if (i > 0 && by_id(&all[i - 1], &all[i]) == 0)
+			continue;
+		pf->objects++;
+		pf->bytes += all[i].e->size;
+		if (store_object_info(pf->s, all[i].e->hash, &info) == 0) {
+			pf->present0++;
+			pf->bytes_present += all[i].e->size;
+			continue;
+		}
+		all[u++] = all[i];
+	}
+	pf->objs = all;
+	pf->nobjs = u;
+	atomic_store(&pf->bytes_done, pf->bytes_present);
+	return 0;
+}
+
+int fs_prefetch(struct fs_repo *r, struct verify_manifest *const *ms, size_t n,
+		const struct fs_prefetch_opts *o, struct fs_prefetch_progress *ret_p)
+{
+	struct pf pf = {.s = fs_repo_store(r), .f = fs_repo_fetcher(r), .o = o};
+	struct fs_prefetch_progress p;
+	unsigned jobs = o && o->jobs ? o->jobs : FS_PREFETCH_JOBS;
+	unsigned ms_tick = o && o->progress_ms ? o->progress_ms : PROGRESS_MS;
+	pthread_t *tids = NULL;
+	unsigned started = 0;
+	int ret;
+
+	clock_gettime(CLOCK_MONOTONIC, &pf.start);
+	pthread_mutex_init(&pf.lock, NULL);
+	pthread_cond_init(&pf.cond, NULL);
+	ret = list_objects(&pf, ms, n);
+	if (ret < 0)
+		goto out;
+	ret = store_batch_new(pf.s, &pf.batch);
+	if (ret < 0)
+		goto out;
+	if (jobs > pf.nobjs)
+		jobs = (unsigned)pf.nobjs;
+	tids = calloc(jobs ? jobs : 1, sizeof(*tids));
+	if (!tids) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (; started < jobs; started++) {
+		pthread_mutex_lock(&pf.lock);
+		pf.running++;
+		pthread_mutex_unlock(&pf.lock);
+		ret = -pthread_create(&tids[started], NULL, worker, &pf);
+		if (ret < 0) {
+			pthread_mutex_lock(&pf.lock);
+			pf.running--;
+			pthread_mutex_unlock(&pf.lock);
+			if (started == 0) {
+				stork_errorf("prefetch: cannot start a worker thread: %s",
+					     storkfs_strerror(ret));
+				goto out;
+			}
+			break; /* fewer workers do the same work */
+		}
+	}
+	/* Progress from this thread, about every ms_tick, until every worker has left. */
+	pthread_mutex_lock(&pf.lock);
+	while (pf.running > 0) {
+		struct timespec dl;
+
+		clock_gettime(CLOCK_REALTIME, &dl);
+		dl.tv_nsec += (long)(ms_tick % 1000) * 1000000L;
+		dl.tv_sec += ms_tick / 1000 + dl.tv_nsec / 1000000000L;
+		dl.tv_nsec %= 1000000000L;
+		if (pthread_cond_timedwait(&pf.cond, &pf.lock, &dl) == ETIMEDOUT && o &&
+		    o->progress) {
+			pthread_mutex_unlock(&pf.lock);
+			snapshot(&pf, &p);
+			o->progress(o->progress_ctx, &p, false);
+			pthread_mutex_lock(&pf.lock);
+		}
+	}
+	pthread_mutex_unlock(&pf.lock);
+	for (unsigned i = 0; i < started; i++)
+		pthread_join(tids[i], NULL);
+	ret = pf.err;
+	if (cancelled(&pf) && atomic_load(&pf.next) < pf.nobjs && ret == 0) {
+		stork_errorf("prefetch: cancelled with %zu objects not fetched",
+			     pf.nobjs - (size_t)atomic_load(&pf.objects_done));
+		ret = -ECANCELED;
+	} else if (ret < 0) {
+		stork_errorf("prefetch: %" PRIu64 " of %" PRIu64 " objects could not be fetched "
+			     "(each is named above)",
+			     (uint64_t)atomic_load(&pf.failed), pf.objects);
+	}
+out:
+	snapshot(&pf, &p);
+	if (o && o->progress && started)
+		o->progress(o->progress_ctx, &p, true);
+	if (ret_p)
+		*ret_p = p;
+	store_batch_free(pf.batch);
+	free(tids);
+	free(pf.objs);
+	pthread_cond_destroy(&pf.cond);
+	pthread_mutex_destroy(&pf.lock);
+	return ret;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Versions of one package. */
+
+struct versions_ctx {
+	const char *name;
+	char **v;
+	size_t n, cap;
+	int err;
+};
+
+static int versions_fn(void *ctx, const struct verify_target *t)
+{
+	struct versions_ctx *c = ctx;
+	char **nv;
+
+	if (strcmp(t->name, c->name) != 0)
+		return 0;
+	if (c->n == c->cap) {
+		size_t cap = c->cap ? 2 * c->cap : 16;
+
+		nv = realloc(c->v, cap * sizeof(*nv));
+		if (!nv)
+			return -ENOMEM;
+		c->v = nv;
+		c->cap = cap;
+	}
+	c->v[c->n] = strdup(t->version);
+	if (!c->v[c->n])
+		return -ENOMEM;
+	c->n++;
+	return 0;
+}
+
+static int version_order(const void *a, const void *b)
+{
+	return fs_version_cmp(*(char *const *)a, *(char *const *)b);
+}
+
+int fs_repo_versions(struct fs_repo *r, const char *name, char ***ret_versions, size_t *ret_n)
+{
+	struct versions_ctx c = {.name = name};
+	int ret;
+
+	ret = fs_repo_list(r, versions_fn, &c);
+	if (ret == 0 && c.n == 0) {
+		stork_errorf("%s: no version of this package is signed in this repository", name);
+		ret = -ENOENT;
+	}
+	if (ret < 0 && c.n == 0)
+		goto fail;
+	/* A role that failed verification does not hide the versions that did verify. */
+	qsort(c.v, c.n, sizeof(*c.v), version_order);
+	*ret_versions = c.v;
+	*ret_n = c.n;
+	return 0;
+fail:
+	for (size_t i = 0; i < c.n; i++)
+		free(c.v[i]);
+	free(c.v);
+	return ret;
+}
