@@ -35,16 +35,33 @@ static int fsd_errno(int err)
 		return 0;
 	if (err <= -20000)
 		return EIO;
+	/* What a reader can act on passes through; every other failure (a transport's
+	 * ETIMEDOUT, ECONNREFUSED, EHOSTDOWN, ...) is the object's: EIO. */
 	switch (-err) {
-	case ETIMEDOUT:
-	case ECONNREFUSED:
-	case ECONNRESET:
-	case EHOSTUNREACH:
-	case ENETUNREACH:
-	case EBADMSG:
-		return EIO;
-	default:
+	case ENOENT:
+	case ENOTDIR:
+	case EISDIR:
+	case EACCES:
+	case EPERM:
+	case EROFS:
+	case EINVAL:
+	case ENOMEM:
+	case ENOSPC:
+	case EDQUOT:
+	case EMFILE:
+	case ENFILE:
+	case ENAMETOOLONG:
+	case ERANGE:
+	case ENODATA:
+	case ENOTSUP:
+	case E2BIG:
+	case EKEYEXPIRED:
+	case EINTR:
+	case ELOOP:
+	case ENOSYS:
 		return -err;
+	default:
+		return EIO;
 	}
 }
 
