@@ -25,9 +25,10 @@
 
 #include "fetch/fetch.h"
 
-#define DEFAULT_LOW_TIME 10L
-#define DETAIL_LEN	 256 /* the first stderr line kept */
-#define CHUNK		 65536
+#define DEFAULT_LOW_TIME  10L
+#define DEFAULT_LOW_LIMIT 1024L /* bytes/s, as fetch_opts.low_speed_limit's default */
+#define DETAIL_LEN	  256	/* the first stderr line kept */
+#define CHUNK		  65536
 
 extern char **environ;
 
@@ -37,7 +38,7 @@ struct exect {
 	char **argv; /* the command's words, NULL-terminated, with one free slot for the URL */
 	size_t argc;
 	char *words; /* storage of argv's strings */
-	long low_speed_time, timeout;
+	long low_speed_time, low_speed_limit, timeout;
 	int cancel_pipe[2]; /* written once by cancel: readable for ever after */
 	pthread_mutex_t lock;
 	bool cancelled; /* lock */
@@ -168,7 +169,8 @@ static int exec_get(void *tctx, const char *url, uint64_t maxlen, fetch_write_fn
 	struct exect *t = tctx;
 	struct child c = {.pid = -1, .out = -1, .err = -1};
 	int op[2] = {-1, -1}, ep[2] = {-1, -1}, status = 0, r = 0;
-	int64_t start = mono_ms(), last = start;
+	int64_t start = mono_ms(), last = start, win_start = start;
+	uint64_t win_bytes = 0;
 	uint64_t got = 0;
 	uint8_t *buf = NULL;
 	bool killed = false;
@@ -207,6 +209,28 @@ static int exec_get(void *tctx, const char *url, uint64_t maxlen, fetch_write_fn
 		};
 		int64_t now = mono_ms(), wait = last + t->low_speed_time * 1000 - now;
 
+		/* As libcurl's low-speed abort: below low_speed_limit on average over a window of
+		 * low_speed_time (nothing at all is the same, sooner: `last` above). */
+		if (now - win_start >= t->low_speed_time * 1000) {
+			if (win_bytes == 0) {
+				stork_errorf("%s: stalled: nothing for %ld s", url,
+					     t->low_speed_time);
+				r = -ETIMEDOUT;
+				break;
+			}
+			if (win_bytes <
+			    (uint64_t)t->low_speed_limit * (uint64_t)t->low_speed_time) {
+				stork_errorf("%s: stalled: below %ld B/s for %ld s", url,
+					     t->low_speed_limit, t->low_speed_time);
+				r = -ETIMEDOUT;
+				break;
+			}
+			win_start = now;
+			win_bytes = 0;
+		}
+		/* (after the check above the window ends in the future) */
+		if (win_start + t->low_speed_time * 1000 - now < wait)
+			wait = win_start + t->low_speed_time * 1000 - now;
 		if (t->timeout && start + t->timeout * 1000 - now < wait)
 			wait = start + t->timeout * 1000 - now;
 		if (wait <= 0) {
@@ -244,6 +268,7 @@ static int exec_get(void *tctx, const char *url, uint64_t maxlen, fetch_write_fn
 				continue;
 			}
 			last = mono_ms();
+			win_bytes += (uint64_t)n;
 			/* The limit comes before fn. */
 			if ((uint64_t)n > maxlen - got) {
 				stork_errorf("%s: sent more than the limit of %" PRIu64 " bytes",
@@ -393,6 +418,7 @@ int fetch_exec_transport_new(const char *scheme, const char *command, const stru
 		goto fail;
 	}
 	t->low_speed_time = o && o->low_speed_time > 0 ? o->low_speed_time : DEFAULT_LOW_TIME;
+	t->low_speed_limit = o && o->low_speed_limit > 0 ? o->low_speed_limit : DEFAULT_LOW_LIMIT;
 	t->timeout = o && o->timeout > 0 ? o->timeout : 0;
 	*ret_t = (struct fetch_transport){
 	    .name = "exec",

@@ -425,7 +425,8 @@ enum step {
 
 /* One attempt at source m (a peer or a mirror), via proxy when not NULL. */
 static enum step try_one(struct fetch *f, struct job *j, struct runstate *st, struct source *m,
-			 const struct fetch_transport *t, struct source *proxy, int *ret_r)
+			 const struct fetch_transport *t, struct source *proxy, bool last_route,
+			 int *ret_r)
 {
 	char line[LINE_LEN / 2], skip[64], pskip[64], label[LINE_LEN / 2];
 	bool peer = m->kind[0] == 'p', host_answer, mark;
@@ -486,9 +487,19 @@ static enum step try_one(struct fetch *f, struct job *j, struct runstate *st, st
 		st->all_enoent = false;
 	st->best = pick(j, st->best, r);
 
-	/* Through a proxy: a 404 or a 5xx is the host's answer relayed; anything else (cannot
-	 * connect, stalled, truncated, content that does not verify: a cache can hold bad
-	 * bytes) is the proxy's. */
+	/* Through a proxy: a 5xx may be the proxy's own trouble or the host's relayed; while
+	 * another way to this mirror is left (the next proxy, DIRECT), that is tried and
+	 * neither is blamed; from the last way it is the host's answer. */
+	if (proxy && r == -EHOSTDOWN && !last_route) {
+		note(f, m, j->got, -1, 0, NULL, skip, sizeof(skip));
+		note(f, proxy, j->got, -1, 0, NULL, pskip, sizeof(pskip));
+		log_line(f, "%s: %s: %s; trying the next way to this mirror", label, st->name,
+			 line);
+		return j->stuck ? STEP_END : STEP_NEXT_ROUTE;
+	}
+	/* A 404 through a proxy is the host's answer relayed; anything else (cannot connect,
+	 * stalled, truncated, content that does not verify: a cache can hold bad bytes) is the
+	 * proxy's. */
 	host_answer = !proxy || r == -ENOENT || r == -EHOSTDOWN;
 	if (!host_answer) {
 		note(f, m, j->got, -1, 0, NULL, skip, sizeof(skip));
@@ -567,7 +578,7 @@ static int run(struct fetch *f, struct job *j)
 		pthread_mutex_unlock(&f->lock);
 		if (!ok || !t)
 			continue;
-		s = try_one(f, j, &st, p, t, NULL, &r);
+		s = try_one(f, j, &st, p, t, NULL, true, &r);
 		if (s == STEP_DONE || s == STEP_STOP)
 			goto out;
 		if (s == STEP_END)
@@ -588,7 +599,7 @@ static int run(struct fetch *f, struct job *j)
 		}
 
 		for (size_t i = 0; i < n; i++) {
-			s = try_one(f, j, &st, m, m->t, via[i], &r);
+			s = try_one(f, j, &st, m, m->t, via[i], i + 1 == n, &r);
 			if (s == STEP_DONE || s == STEP_STOP)
 				goto out;
 			if (s == STEP_END)
