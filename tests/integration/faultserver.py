@@ -55,6 +55,13 @@ Kinds and their keys:
 
 Any rule may also carry "delay" (seconds to wait before the fault is applied).
 
+Proxy requests. A request in absolute form, "GET http://host:port/path HTTP/1.1" (what a
+client sends to an HTTP proxy), is served like "GET /path": the scheme and authority are
+dropped and the path is looked up below ROOT and matched against the rules, so the server
+plays a caching proxy that holds the repository (mount with proxy=http://127.0.0.1:PORT) and
+misbehaves as one. The access log shows such a request's target as sent (the absolute URL).
+CONNECT is not supported (501).
+
 Files are served with Content-Type application/octet-stream (.json: application/json); a path
 outside ROOT or not a regular file is 404. Connections are kept alive (HTTP/1.1) except after
 a fault that ends them.
@@ -244,7 +251,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
 		self.serve(head=False)
 
 	def resolve(self):
-		path = urllib.parse.urlsplit(self.path).path
+		# origin form "/path" or, from a proxy client, absolute form "http://host:port/path":
+		# either way only the path counts (rules match it, ROOT serves it)
+		path = urllib.parse.urlsplit(self.path).path or "/"
 		rel = urllib.parse.unquote(path)
 		parts = [p for p in rel.split("/") if p]
 		if any(p in (".", "..") or "\0" in p for p in parts):
