@@ -21,6 +21,7 @@
  * grace ends, tries a refresh then, and says what it found in the log.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
@@ -75,6 +76,9 @@ static const char usage[] =
     "    -o exec=SCHEME=COMMAND  fetch SCHEME: mirror URLs by running COMMAND (split on\n"
     "                         spaces; \\040 in fstab) with the URL as its last argument;\n"
     "                         repeatable, at most 8 (fetch/README.md, \"The exec transport\")\n"
+    "    -o prefetch=NAME[=VERSION|=all]  fetch every object of that version (default the\n"
+    "                         latest; all: every version) into the store once the mount is\n"
+    "                         ready and after each refresh; repeatable, at most 16\n"
     "    -o connect_timeout=SECS  per connection attempt (default 10; peers: at most 2)\n"
     "    -o low_speed_limit=BYTES a transfer slower than this (default 1024 B/s)...\n"
     "    -o low_speed_time=SECS   ...for this long is dropped and the next source asked\n"
@@ -195,6 +199,7 @@ enum {
 	KEY_PEER,
 	KEY_PEER_RETRY,
 	KEY_EXEC,
+	KEY_PREFETCH,
 	KEY_CONNECT_TIMEOUT,
 	KEY_LOW_SPEED_LIMIT,
 	KEY_LOW_SPEED_TIME,
@@ -221,6 +226,7 @@ static const struct fuse_opt opt_spec[] = {
     FUSE_OPT_KEY("peer=", KEY_PEER),
     FUSE_OPT_KEY("peer_retry=", KEY_PEER_RETRY),
     FUSE_OPT_KEY("exec=", KEY_EXEC),
+    FUSE_OPT_KEY("prefetch=", KEY_PREFETCH),
     FUSE_OPT_KEY("connect_timeout=", KEY_CONNECT_TIMEOUT),
     FUSE_OPT_KEY("low_speed_limit=", KEY_LOW_SPEED_LIMIT),
     FUSE_OPT_KEY("low_speed_time=", KEY_LOW_SPEED_TIME),
@@ -323,6 +329,39 @@ static int add_exec(struct parse *p, const char *arg, const char *spec)
 	return 0;
 }
 
+/* -o prefetch=NAME[=VERSION|=all]: one more, checked and copied. @return 0; -1 (said so). */
+static int add_prefetch(struct parse *p, const char *arg, const char *spec)
+{
+	char name[256];
+	const char *eq = strchr(spec, '=');
+	size_t len = eq ? (size_t)(eq - spec) : strlen(spec);
+	int r = -1;
+
+	if (len < sizeof(name)) {
+		memcpy(name, spec, len);
+		name[len] = '\0';
+		r = verify_check_package_name(name);
+		if (r == 0 && eq && strcmp(eq + 1, "all") && strcmp(eq + 1, "latest"))
+			r = verify_check_version(eq + 1);
+	}
+	if (r < 0) {
+		fprintf(stderr,
+			"storkfs: -o %s: expected prefetch=NAME, NAME=VERSION or NAME=all (%s)\n",
+			arg, len < sizeof(name) ? stork_error_detail() : "name too long");
+		return -1;
+	}
+	if (p->conf.nprefetch >= FSD_MAX_PREFETCH) {
+		fprintf(stderr, "storkfs: -o %s: at most %d prefetch= options\n", arg,
+			FSD_MAX_PREFETCH);
+		return -1;
+	}
+	p->conf.prefetch[p->conf.nprefetch] = strdup(spec);
+	if (!p->conf.prefetch[p->conf.nprefetch])
+		return -1;
+	p->conf.nprefetch++;
+	return 0;
+}
+
 /* One of the KEY_* options. @return 0; -1 (said so on stderr, or -ENOMEM). */
 static int keyed_opt(struct parse *p, const char *arg, int key)
 {
@@ -348,6 +387,8 @@ static int keyed_opt(struct parse *p, const char *arg, int key)
 		return parse_count(arg, value, 86400 * 365, "seconds", &c->peer_retry);
 	case KEY_EXEC:
 		return add_exec(p, arg, value);
+	case KEY_PREFETCH:
+		return add_prefetch(p, arg, value);
 	case KEY_CONNECT_TIMEOUT:
 		return parse_count(arg, value, 3600, "seconds", &c->connect_timeout);
 	case KEY_LOW_SPEED_LIMIT:
@@ -644,6 +685,123 @@ static int wait_ms(struct fsd *d, int64_t next_refresh)
 	return ms > INT_MAX ? INT_MAX : (int)ms;
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* -o prefetch= */
+
+static void prefetch_failed(void *ctx, const char *what, const uint8_t id[VERIFY_HASH_LEN], int err,
+			    const char *detail)
+{
+	char hex[VERIFY_HASH_HEX];
+
+	verify_hex(id, VERIFY_HASH_LEN, hex);
+	fsd_log(ctx, "prefetch: %s: object %s: %s", what, hex,
+		detail && *detail ? detail : storkfs_strerror(err));
+}
+
+/* The manifest of one version the mount shows, appended to *ms. */
+static int prefetch_add(struct fsd *d, const char *name, const char *version,
+			struct verify_manifest ***ms, size_t *n)
+{
+	struct verify_manifest **v = realloc(*ms, (*n + 1) * sizeof(*v));
+	int r;
+
+	if (!v)
+		return -ENOMEM;
+	*ms = v;
+	r = fs_repo_manifest(d->repo, name, version, &v[*n]);
+	if (r < 0)
+		fsd_log(d, "prefetch: %s %s: %s (%s)", name, version, stork_error_detail(),
+			storkfs_strerror(r));
+	else
+		(*n)++;
+	return r;
+}
+
+/* Every object of the versions -o prefetch= names, among what this mount's tree shows (its
+ * policy applies), into the store; one summary line in the log. */
+static void prefetch_run(struct fsd *d)
+{
+	struct fs_prefetch_opts po = {
+	    .failed = prefetch_failed, .failed_ctx = d, .cancel = &d->pf_cancel};
+	struct fs_prefetch_progress st = {0};
+	struct catalog *cat = fsd_catalog(d);
+	struct verify_manifest **ms = NULL;
+	size_t n = 0;
+	int r;
+
+	for (size_t i = 0; i < d->conf.nprefetch; i++) {
+		char name[256];
+		const char *spec = d->conf.prefetch[i], *eq = strchr(spec, '='), *want;
+		const struct cat_pkg *pk;
+
+		snprintf(name, sizeof(name), "%.*s", eq ? (int)(eq - spec) : (int)strlen(spec),
+			 spec);
+		want = eq ? eq + 1 : "latest";
+		pk = catalog_pkg(cat, name);
+		if (!pk || pk->n == 0) {
+			fsd_log(d, "prefetch=%s: no package %s in this mount's tree", spec, name);
+			continue;
+		}
+		if (!strcmp(want, "all")) {
+			for (size_t j = 0; j < pk->n; j++)
+				prefetch_add(d, name, pk->vers[j].version, &ms, &n);
+		} else if (!strcmp(want, "latest")) {
+			prefetch_add(d, name, pk->vers[pk->n - 1].version, &ms, &n);
+		} else if (catalog_ver(pk, want)) {
+			prefetch_add(d, name, want, &ms, &n);
+		} else {
+			fsd_log(d, "prefetch=%s: no version %s of %s in this mount's tree", spec,
+				want, name);
+		}
+	}
+	catalog_unref(cat);
+	if (n) {
+		r = fs_prefetch(d->repo, ms, n, &po, &st);
+		if (r != -ECANCELED)
+			fsd_log(d,
+				"prefetch: %zu version%s: %" PRIu64 " objects (%" PRIu64
+				" fetched, %" PRIu64 " already stored, %" PRIu64
+				" failed), %.1f MB fetched in %.1f s%s",
+				n, n == 1 ? "" : "s", st.objects, st.fetched, st.present, st.failed,
+				(double)st.fetched_bytes / 1e6, st.seconds,
+				r < 0 ? ": incomplete" : "");
+	}
+	for (size_t i = 0; i < n; i++)
+		verify_manifest_free(ms[i]);
+	free(ms);
+}
+
+static void *prefetch_thread(void *arg)
+{
+	struct fsd *d = arg;
+
+	pthread_mutex_lock(&d->pf_lock);
+	for (;;) {
+		while (!d->pf_pending && !d->pf_quit)
+			pthread_cond_wait(&d->pf_cond, &d->pf_lock);
+		if (d->pf_quit)
+			break;
+		d->pf_pending = false;
+		pthread_mutex_unlock(&d->pf_lock);
+		prefetch_run(d);
+		pthread_mutex_lock(&d->pf_lock);
+	}
+	pthread_mutex_unlock(&d->pf_lock);
+	return NULL;
+}
+
+/* After the mount is ready and after each refresh that verified: prefetch again (objects
+ * already stored cost nothing; a new latest version is fetched ahead of use). */
+static void prefetch_kick(struct fsd *d)
+{
+	if (!d->conf.nprefetch)
+		return;
+	pthread_mutex_lock(&d->pf_lock);
+	d->pf_pending = true;
+	pthread_cond_signal(&d->pf_cond);
+	pthread_mutex_unlock(&d->pf_lock);
+}
+
 static void *refresh_thread(void *arg)
 {
 	struct fsd *d = arg;
@@ -665,7 +823,8 @@ static void *refresh_thread(void *arg)
 			if (quit)
 				break;
 		}
-		refresh_now(d, false);
+		if (refresh_now(d, false) >= 0)
+			prefetch_kick(d);
 		next = fsd_now() + d->conf.refresh;
 		stale_report(d, false);
 	}
@@ -932,8 +1091,8 @@ int main(int argc, char **argv)
 				   .max_trees = DEFAULT_MAX_TREES}};
 	struct fsd d = {0};
 	sigset_t block, old;
-	pthread_t refresher;
-	bool refreshing = false, mounted = false, handlers = false;
+	pthread_t refresher, prefetcher;
+	bool refreshing = false, prefetching = false, mounted = false, handlers = false;
 	char *mountpoint = NULL;
 	int ready = -1, code = 1, ret;
 
@@ -989,6 +1148,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	d.conf = p.conf;
+	pthread_mutex_init(&d.pf_lock, NULL);
+	pthread_cond_init(&d.pf_cond, NULL);
 	d.stop_at = INT64_MAX; /* until the first refresh says otherwise */
 	d.mirrors = p.nonopts;
 	d.nmirrors = p.n - 1;
@@ -1043,6 +1204,12 @@ int main(int argc, char **argv)
 	if (pthread_create(&refresher, NULL, refresh_thread, &d) != 0)
 		goto out;
 	refreshing = true;
+	if (d.conf.nprefetch) {
+		if (pthread_create(&prefetcher, NULL, prefetch_thread, &d) != 0)
+			goto out;
+		prefetching = true;
+		prefetch_kick(&d);
+	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 
 	report_ready(ready, 0);
@@ -1078,6 +1245,14 @@ out:
 		if (write(wake_pipe[1], &c, 1) == 1)
 			pthread_join(refresher, NULL);
 	}
+	if (prefetching) {
+		__atomic_store_n(&d.pf_cancel, 1, __ATOMIC_RELEASE);
+		pthread_mutex_lock(&d.pf_lock);
+		d.pf_quit = true;
+		pthread_cond_signal(&d.pf_cond);
+		pthread_mutex_unlock(&d.pf_lock);
+		pthread_join(prefetcher, NULL);
+	}
 	if (mounted)
 		fuse_session_unmount(d.se);
 	if (handlers) {
@@ -1104,6 +1279,8 @@ out:
 	free(p.conf.peers);
 	for (size_t i = 0; i < p.conf.nexec; i++)
 		free(p.conf.exec[i]);
+	for (size_t i = 0; i < p.conf.nprefetch; i++)
+		free(p.conf.prefetch[i]);
 	fuse_opt_free_args(&args);
 	free(cmd.mountpoint);
 	return code;

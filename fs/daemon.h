@@ -227,7 +227,8 @@ struct fsd_refresh {
 };
 
 /* At most this many -o exec= options. */
-#define FSD_MAX_EXEC 8
+#define FSD_MAX_EXEC	 8
+#define FSD_MAX_PREFETCH 16
 
 struct fsd_conf {
 	char *rootfile;
@@ -250,6 +251,8 @@ struct fsd_conf {
 	unsigned peer_retry;	      /* seconds a failed peer is skipped */
 	char *exec[FSD_MAX_EXEC + 1]; /* -o exec=SCHEME=COMMAND, NULL-terminated */
 	size_t nexec;
+	char *prefetch[FSD_MAX_PREFETCH]; /* -o prefetch=NAME[=VERSION|=all] */
+	size_t nprefetch;
 	unsigned connect_timeout; /* seconds per connection attempt */
 	unsigned low_speed_limit; /* bytes/s below which a transfer counts as stalled */
 	unsigned low_speed_time;  /* seconds below low_speed_limit before it is dropped;
@@ -281,6 +284,11 @@ struct fsd {
 				* nmirrors + index + 1 in conf.peers */
 	bool no_opendir;       /* the kernel opens directories without asking (set at init) */
 	bool stopping;	       /* unmounted: transfers are being cancelled (atomic) */
+	/* -o prefetch=: its thread runs after the mount is ready and after each refresh. */
+	pthread_mutex_t pf_lock;
+	pthread_cond_t pf_cond;
+	bool pf_pending, pf_quit; /* pf_lock */
+	int pf_cancel;		  /* atomic: set at unmount */
 	/* Wall-clock second from which nothing under the root is served (the state in use
 	 * expired more than max_stale ago); INT64_MAX = no limit. Atomic: read by every
 	 * lookup, open and listing (fsd_serving), written after each refresh. */
