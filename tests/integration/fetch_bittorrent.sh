@@ -153,24 +153,19 @@ up2=$(seed_uploaded)
 fsck_clean "[bt alone] store clean" "$T/s2"
 pass "[bt alone] a bt+http:// mirror is a whole mirror: metadata by the adapter over HTTP, the object by BitTorrent"
 
-# Through a mount, when this storkfs has -o exec= and FUSE is there.
-if [ -n "${STORKFS:-}" ] && [ -x "$STORKFS" ] && [ -c /dev/fuse ] &&
-	command -v fusermount3 >/dev/null 2>&1 && "$STORKFS" --help 2>&1 | grep -q 'exec=SCHEME'; then
-	mount_storkfs "$T/mnt" "store=$T/sm,low_speed_time=30,exec=bt+http=$ADAPTER" \
-		"$BTURL" "$NGINX_URL/"
-	mpath=$T/mnt/btpkg/1.0/usr/share/bt/blob.bin
-	cmp "$T/src/usr/share/bt/blob.bin" "$mpath" ||
-		fail "[mount] $mpath differs from its source"
-	up3=$(seed_uploaded)
-	[ "$(object_gets)" -eq 0 ] && [ "$up3" -ge $((up2 + zsize)) ] ||
-		fail "[mount] the object did not come by BitTorrent (uploaded $((up3 - up2)), object GETs $(object_gets))"
-	unmount_storkfs "$T/mnt"
-	fsck_clean "[mount] store clean" "$T/sm"
-	pass "[mount] storkfs -o exec=bt+http=... read the file through BitTorrent"
-else
-	echo "# storkfs -o exec= (or FUSE) is not available: the mount read is not exercised"
-fi
-
+# Through a mount (need_fuse: under CI=true a missing FUSE fails the test).
+need_fuse
+mount_storkfs "$T/mnt" "store=$T/sm,low_speed_time=30,exec=bt+http=$ADAPTER" \
+	"$BTURL" "$NGINX_URL/"
+mpath=$T/mnt/btpkg/1.0/usr/share/bt/blob.bin
+cmp "$T/src/usr/share/bt/blob.bin" "$mpath" ||
+	fail "[mount] $mpath differs from its source"
+up3=$(seed_uploaded)
+[ "$(object_gets)" -eq 0 ] && [ "$up3" -ge $((up2 + zsize)) ] ||
+	fail "[mount] the object did not come by BitTorrent (uploaded $((up3 - up2)), object GETs $(object_gets))"
+unmount_storkfs "$T/mnt"
+fsck_clean "[mount] store clean" "$T/sm"
+pass "[mount] storkfs -o exec=bt+http=... read the file through BitTorrent"
 # ---------------------------------------------------------------------------------------------
 # 2. The tracker killed, the seeder still up: the same extract falls back to http.
 kill "$TRACKER_PID"
