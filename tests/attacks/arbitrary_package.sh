@@ -75,7 +75,7 @@ no_evil() {
 # --- stork extract from the hostile mirror alone
 expect_rc 1 "p 1.0 from the hostile mirror: refused" timeout 60 "$STORK" extract --root "$ROOT" \
 	--store "$T/store" "$EVIL" p 1.0 "$T/p1"
-tail -n 1 "$T/err" | grep -F "$p_a" | grep -qi 'hash' || {
+tail -n 1 "$T/err" | grep -F "$p_a" | matches -i 'hash' || {
 	_show_run
 	fail "p 1.0: the error does not name the object $p_a and a hash mismatch"
 }
@@ -86,7 +86,7 @@ same_trust "p 1.0 from the hostile mirror: trusted state unchanged" "$T/store" "
 
 expect_rc 1 "q 1.0 from the hostile mirror: refused" timeout 60 "$STORK" extract --root "$ROOT" \
 	--store "$T/store" "$EVIL" q 1.0 "$T/q1"
-tail -n 1 "$T/err" | grep -F "$q_mpath" | grep -qi 'hash' || {
+tail -n 1 "$T/err" | grep -F "$q_mpath" | matches -i 'hash' || {
 	_show_run
 	fail "q 1.0: the error does not name the manifest $q_mpath and a hash mismatch"
 }
@@ -101,7 +101,7 @@ same_trust "q 1.0 from the hostile mirror: trusted state unchanged" "$T/store" "
 # --- [hostile, good]: the genuine bytes, the hostile mirror named in the log
 extract_ok "p 1.0 from [hostile, good] succeeds" --store "$T/store" "$EVIL" "$GOOD" p 1.0 "$T/p-2"
 check "p 1.0 from [hostile, good] is the genuine tree" compare_tree "$T/p" "$T/p-2"
-grep -F "$EVIL" "$T/err" | grep -F "$p_a" | grep -qi hash || {
+grep -F "$EVIL" "$T/err" | grep -F "$p_a" | matches -i hash || {
 	_show_run
 	fail "p 1.0: no log line names the hostile mirror $EVIL, the object and the hash"
 }
@@ -114,7 +114,7 @@ extract --store "$T/store" "$EVIL" "$GOOD" q 1.0 "$T/q-2"
 	fail "q 1.0 from [hostile, good] did not fail over to the good mirror"
 }
 check "q 1.0 from [hostile, good] is the genuine tree" compare_tree "$T/q" "$T/q-2"
-grep -F "$EVIL" "$T/err" | grep -F "$q_mpath" | grep -qi hash || {
+grep -F "$EVIL" "$T/err" | grep -F "$q_mpath" | matches -i hash || {
 	_show_run
 	fail "q 1.0: no log line names the hostile mirror, the manifest and the hash"
 }
@@ -146,12 +146,12 @@ case $got in
 esac
 pass "mount: q/1.0/x (substituted manifest) fails ($got)"
 [ "$(xattr "$MNT/p/1.0/a" user.storkfs.cached)" = 0 ] || fail "mount: p/1.0/a is cached"
-grep -F "$p_a" "$SFS_LOG" | grep -qi hash || {
+grep -F "$p_a" "$SFS_LOG" | matches -i hash || {
 	cat "$SFS_LOG" >&2
 	fail "mount: the log does not name the object $p_a and the hash"
 }
 pass "mount: the log names the substituted object and the hash"
-grep -F "$q_mpath" "$SFS_LOG" | grep -qi hash || {
+grep -F "$q_mpath" "$SFS_LOG" | matches -i hash || {
 	cat "$SFS_LOG" >&2
 	fail "mount: the log does not name the manifest $q_mpath and the hash"
 }

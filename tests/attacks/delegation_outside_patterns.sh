@@ -67,7 +67,7 @@ sleep 0.5
 [ "$(ls "$MNT" | tr '\n' ' ')" = "web-decoy web-shop " ] || fail "the mount shows '$(ls "$MNT" | tr '\n' ' ')'"
 pass "after SIGHUP the mount shows web-decoy web-shop, never evil"
 check "the mount's web-shop 1.0 is genuine" compare_content "$T/good" "$MNT/web-shop/1.0"
-grep -F "metadata/$av.alice.json" "$SFS_LOG" | grep -qF 'web-*/*' || {
+grep -F "metadata/$av.alice.json" "$SFS_LOG" | matches -F 'web-*/*' || {
 	tail -20 "$SFS_LOG" >&2
 	fail "the mount's log does not report alice's target outside web-*/*"
 }

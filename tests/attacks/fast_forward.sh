@@ -42,7 +42,7 @@ assert_unchanged "before the rotation: trusted state unchanged" "$STORE"
 genuine_or_refused "before the rotation: pkg 1.0" "$T/v1" --store "$STORE" "$NGINX_URL" pkg 1.0 "$T/x4"
 
 # --- recovery: the repository rotates the timestamp key
-if "$STORK" repo --help 2>&1 | grep -q "repo rotate"; then
+if "$STORK" repo --help 2>&1 | matches "repo rotate"; then
 	expect_rc 0 "stork repo rotate timestamp" "$STORK" repo rotate "$REPO" --keys "$KEYS" timestamp
 else
 	[ "${STORK_ATTACKS_FORGE_ROTATE:-0}" = 1 ] ||

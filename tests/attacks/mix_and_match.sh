@@ -59,7 +59,7 @@ mixed() {
 	fi
 	[ ! -e "$T/$c" ] || [ -z "$(find "$T/$c" -type f -print -quit)" ] || fail "$c: files were extracted"
 	pass "$c: p 2.0 from the hostile mirror is refused (exit $RC)"
-	tail -n 1 "$T/err" | grep -F "metadata/$new" | grep -qiE "$words" || {
+	tail -n 1 "$T/err" | grep -F "metadata/$new" | matches -iE "$words" || {
 		_show_run
 		fail "$c: the error does not name metadata/$new and the mismatch ($words)"
 	}
@@ -75,7 +75,7 @@ mixed() {
 		fail "$c: p 1.0 from [hostile, good] did not fail over to the good mirror"
 	}
 	check "$c: p 1.0 from [hostile, good] is the genuine tree" compare_tree "$T/src1" "$T/$c-p1"
-	grep -F "$NGINX_URL" "$T/err" | grep -qF "metadata/$new" || {
+	grep -F "$NGINX_URL" "$T/err" | matches -F "metadata/$new" || {
 		_show_run
 		fail "$c: no line names the hostile mirror $NGINX_URL and metadata/$new"
 	}

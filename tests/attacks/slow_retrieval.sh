@@ -64,7 +64,7 @@ slow() {
 			fail "$c alone: the failed extract left files"
 		pass "$c alone: stork extract gives up in ${ELAPSED}s (exit $RC)"
 	fi
-	grep -F "$path" "$T/err" | grep -qiE 'stall|slow|timed out|timeout' || {
+	grep -F "$path" "$T/err" | matches -iE 'stall|slow|timed out|timeout' || {
 		_show_run
 		fail "$c alone: stderr does not name $path and a stall or timeout"
 	}
@@ -83,7 +83,7 @@ slow() {
 	[ "$ELAPSED" -le 12 ] || fail "$c, good: stork extract took ${ELAPSED}s (bound 12 s)"
 	pass "$c, good: stork extract succeeds in ${ELAPSED}s"
 	check "$c, good: the genuine tree" compare_tree "$T/src" "$T/d-$c-good"
-	grep -F "$SLOW" "$T/err" | grep -F "$path" | grep -qiE 'stall|slow|timed out|timeout' || {
+	grep -F "$SLOW" "$T/err" | grep -F "$path" | matches -iE 'stall|slow|timed out|timeout' || {
 		_show_run
 		fail "$c, good: no log line names the slow mirror, $path and the stall"
 	}
@@ -128,7 +128,7 @@ trickle="{\"match\": \"^/$p_big\$\", \"fault\": \"trickle\", \"rate\": 5}"
 mount_read trickle-alone 3 "$trickle" "$SLOW"
 [ "$GOT" = "errno 5" ] || fail "mount trickle-alone: reading s/1.0/big gives '$GOT', want errno 5 (EIO)"
 pass "mount trickle-alone: reading s/1.0/big fails with EIO in ${ELAPSED}s (timeout=3)"
-grep -F "$p_big" "$SFS_LOG" | grep -qiE 'timeout|timed out|stall' || {
+grep -F "$p_big" "$SFS_LOG" | matches -iE 'timeout|timed out|stall' || {
 	cat "$SFS_LOG" >&2
 	fail "mount trickle-alone: the log does not name $p_big and the timeout"
 }
@@ -137,7 +137,7 @@ mount_done trickle-alone
 mount_read trickle-good 20 "$trickle" "$SLOW" "$GOOD"
 [ "$GOT" = "ok $o_big" ] || fail "mount trickle-good: reading s/1.0/big gives '$GOT', want its genuine bytes"
 pass "mount trickle-good: s/1.0/big reads its genuine bytes in ${ELAPSED}s (timeout=20)"
-grep -F "$SLOW" "$SFS_LOG" | grep -F "$p_big" | grep -qiE 'stall|slow' || {
+grep -F "$SLOW" "$SFS_LOG" | grep -F "$p_big" | matches -iE 'stall|slow' || {
 	cat "$SFS_LOG" >&2
 	fail "mount trickle-good: the log does not name the slow mirror, $p_big and the stall"
 }

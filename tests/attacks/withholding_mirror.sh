@@ -56,7 +56,7 @@ expect() {
 	fi
 }
 err_names() {
-	grep -F "$1" "$T/err" | grep -qiE "$2"
+	grep -F "$1" "$T/err" | matches -iE "$2"
 }
 
 # no_wrong_bytes DESC SRC DEST: after an extract: success only with the genuine tree

@@ -80,7 +80,7 @@ for k in root targets snapshot timestamp; do
 	[ "$(stat -c %a "$T/keys/$k.key")" = 600 ] || fail "$k.key is not 0600"
 done
 [ "$(stat -c %a "$T/keys")" = 700 ] || fail "KEYDIR is not 0700"
-if find "$T/repo" -name '*.key' -o -name '*PRIVATE*' | grep -q . || grep -rl 'PRIVATE KEY' "$T/repo"; then
+if find "$T/repo" -name '*.key' -o -name '*PRIVATE*' | matches . || grep -rl 'PRIVATE KEY' "$T/repo"; then
 	fail "the served tree holds a private key"
 fi
 pass "repo init: four 0600 keys in a 0700 KEYDIR, none in the served tree"

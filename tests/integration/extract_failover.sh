@@ -44,12 +44,12 @@ three_mirrors() {
 	extract_ok "$pkg 1.0 extracts from [refusing, lying, good] mirrors" --store "$T/store-$pkg" \
 		"$refusing" "$FAULT_URL" "$NGINX_URL" "$pkg" 1.0 "$T/dest-$pkg"
 	check "$pkg 1.0 is identical to its source" compare_tree "$T/$pkg" "$T/dest-$pkg"
-	grep -F "$refusing" "$T/err" | grep -q 'refused' || {
+	grep -F "$refusing" "$T/err" | matches 'refused' || {
 		_show_run
 		fail "$pkg: the log does not say that $refusing refused the connection"
 	}
 	pass "$pkg: the log names the first mirror and that it refused"
-	grep -F "$FAULT_URL" "$T/err" | grep -F "$bad" | grep -q "$what" || {
+	grep -F "$FAULT_URL" "$T/err" | grep -F "$bad" | matches "$what" || {
 		_show_run
 		fail "$pkg: no log line names the second mirror, $bad and '$what'"
 	}
@@ -79,7 +79,7 @@ for rule in '"fault": "reset"' '"fault": "refuse"' '"fault": "status", "status":
 	extract_ok "[$rule, good]: fwd extracts" --store "$T/store-k$i" "$FAULT_URL" "$NGINX_URL" \
 		fwd 1.0 "$T/dest-k$i"
 	compare_tree "$T/fwd" "$T/dest-k$i" || fail "[$rule, good]: not identical"
-	grep -F "$FAULT_URL" "$T/err" | grep -qF "$p_corrupt" || {
+	grep -F "$FAULT_URL" "$T/err" | matches -F "$p_corrupt" || {
 		_show_run
 		fail "[$rule, good]: the log does not name the mirror and the object"
 	}

@@ -55,7 +55,7 @@ pass "the objects came from the https server ($X_FETCHED requests)"
 extract_ok "hello $hv extracts over https" --store "$T/store" --cacert "$pki/ca.pem" \
 	"$NGINX_URL" hello "$hv" "$T/dest-hello"
 check "hello over https is identical to dpkg-deb -x" compare_tree "$T/ref-hello" "$T/dest-hello"
-if curl -V | grep -q '^Features:.*HTTP2'; then
+if curl -V | matches '^Features:.*HTTP2'; then
 	h2=$(nginx_requests '"GET /objects/[^ ]* HTTP/2')
 	[ "$h2" -eq "$(nginx_requests '"GET /objects/')" ] ||
 		fail "only $h2 of $(nginx_requests '"GET /objects/') object requests used HTTP/2, which nginx offers: $(grep objects "$NGINX_DIR/access.log" | head -2)"

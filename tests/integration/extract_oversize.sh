@@ -67,7 +67,7 @@ over() {
 	pass "$name: the extract from [$name mirror, good mirror] succeeds within a 4 MiB file size limit"
 	cp "$T/err" "$T/err-$name"
 	check "$name: identical to the source" compare_tree "$T/src" "$T/dest-$name"
-	grep -F "$mirror" "$T/err" | grep -qF "$p_big" || {
+	grep -F "$mirror" "$T/err" | matches -F "$p_big" || {
 		_show_run
 		fail "$name: no log line names $mirror and $p_big"
 	}
@@ -85,7 +85,7 @@ over extra-announced "$FAULT_URL"
 grep -q " 200 .* extra" "$FAULT_DIR/access.log" || fail "the fault server never sent the extra bytes"
 over fat-object "$fat"
 over bomb "$bomb"
-grep -F "$bomb" "$T/err-bomb" | grep -F "$p_big" | grep -qE "more than|unpacks|exceed|too" || {
+grep -F "$bomb" "$T/err-bomb" | grep -F "$p_big" | matches -E "more than|unpacks|exceed|too" || {
 	cat "$T/err-bomb" >&2
 	fail "bomb: the log line does not say the object unpacks to more than its size"
 }

@@ -31,7 +31,7 @@ slow() {
 	extract_ok "$name: the extract from [$name mirror, good mirror] succeeds" \
 		--store "$T/store-$name" "${limits[@]}" "$FAULT_URL" "$NGINX_URL" slow 1.0 "$T/dest-$name"
 	check "$name: the result is identical to the source" compare_tree "$T/src" "$T/dest-$name"
-	grep -F "$FAULT_URL" "$T/err" | grep -F "$path" | grep -qiE 'stall|slow|timed out|timeout' || {
+	grep -F "$FAULT_URL" "$T/err" | grep -F "$path" | matches -iE 'stall|slow|timed out|timeout' || {
 		_show_run
 		fail "$name: no log line names $FAULT_URL, $path and a stall or timeout"
 	}

@@ -71,11 +71,11 @@ scrape() {
 	curl -s --max-time 5 "http://127.0.0.1:$TRACKER_PORT/scrape?info_hash=$qhash" || true
 }
 for _ in $(seq 100); do
-	scrape | grep -aq 'files' && break
+	scrape | matches -a 'files' && break
 	kill -0 "$TRACKER_PID" 2>/dev/null || fail "opentracker exited: $(cat "$T/tracker/log")"
 	sleep 0.1
 done
-scrape | grep -aq 'files' || fail "opentracker does not answer on $ANNOUNCE"
+scrape | matches -a 'files' || fail "opentracker does not answer on $ANNOUNCE"
 pass "opentracker runs on 127.0.0.1:$TRACKER_PORT with the torrent whitelisted"
 
 # The seeder: aria2c holding a copy of the object file, tracker only (no DHT, local discovery
@@ -104,11 +104,11 @@ seed_uploaded() {
 	fi
 }
 for _ in $(seq 300); do
-	scrape | grep -aq 'completei[1-9]' && [ "$(seed_uploaded)" = 0 ] && break
+	scrape | matches -a 'completei[1-9]' && [ "$(seed_uploaded)" = 0 ] && break
 	kill -0 "$SEED_PID" 2>/dev/null || fail "the seeding aria2c exited: $(tail -n 5 "$T/seed/out")"
 	sleep 0.1
 done
-scrape | grep -aq 'completei[1-9]' || fail "the seeder did not announce itself: $(tail -n 5 "$T/seed/out")"
+scrape | matches -a 'completei[1-9]' || fail "the seeder did not announce itself: $(tail -n 5 "$T/seed/out")"
 [ "$(seed_uploaded)" = 0 ] || fail "the seeder does not hold the whole object: $(seed_uploaded)"
 pass "aria2c seeds the object (port $SEED_PORT) and the tracker lists it"
 
@@ -170,7 +170,7 @@ pass "[mount] storkfs -o exec=bt+http=... read the file through BitTorrent"
 # 2. The tracker killed, the seeder still up: the same extract falls back to http.
 kill "$TRACKER_PID"
 { wait "$TRACKER_PID"; } 2>/dev/null || true
-! scrape | grep -aq files || fail "the tracker still answers"
+! scrape | matches -a files || fail "the tracker still answers"
 export STORK_ARIA2C_TIMEOUT=4
 before=$(object_gets)
 upb=$(seed_uploaded)
@@ -184,7 +184,7 @@ fsck_clean "[no tracker] store clean" "$T/s3"
 [ "$(object_gets)" -eq $((before + 1)) ] || fail "[no tracker] nginx served the object $(($(object_gets) - before)) times, not once"
 [ "$(seed_uploaded)" = "$upb" ] || fail "[no tracker] the seeder uploaded something"
 grep -F "$BTURL" "$T/err.x" | grep -F "$opath" | grep -F "tracker $ANNOUNCE" |
-	grep -F 'skipping this mirror' | grep -q 'Connection refused' || {
+	grep -F 'skipping this mirror' | matches 'Connection refused' || {
 	cat "$T/err.x" >&2
 	fail "[no tracker] the log does not name the bt+http mirror and the tracker's failure"
 }
@@ -201,7 +201,7 @@ extract_ok "[stalled adapter] btpkg extracts (fresh store)" --store "$T/s4" --lo
 t1=$(date +%s)
 check "[stalled adapter] identical" compare_tree "$T/src" "$T/d4"
 [ "$(object_gets)" -eq $((before + 1)) ] || fail "[stalled adapter] nginx did not serve the object"
-grep -F "$BTURL" "$T/err" | grep -F "$opath" | grep -q 'stalled: nothing for 4 s' || {
+grep -F "$BTURL" "$T/err" | grep -F "$opath" | matches 'stalled: nothing for 4 s' || {
 	_show_run
 	fail "[stalled adapter] the log does not say the adapter stalled"
 }

@@ -70,7 +70,7 @@ for mode in fail corrupt stall; do
 	corrupt) what="hash mismatch" ;;
 	stall) what="stalled: nothing for 2 s" ;;
 	esac
-	grep -F "$XURL" "$T/err" | grep -F "$what" | grep -q 'skipping this mirror' || {
+	grep -F "$XURL" "$T/err" | grep -F "$what" | matches 'skipping this mirror' || {
 		_show_run
 		fail "[$mode adapter, http]: the log does not name the exec mirror and '$what'"
 	}
@@ -91,7 +91,7 @@ if command -v aria2c >/dev/null 2>&1; then
 	check "[aria2c adapter, http]: identical" compare_tree "$T/src" "$T/d9"
 	[ "$(nginx_requests '"GET /objects/[^ ]*\.torrent HTTP[^"]*" 404')" -ge 1 ] ||
 		fail "the aria2c adapter did not ask for a .torrent"
-	grep -F "bt+$NGINX_URL/" "$T/err" | grep -q 'not found' || {
+	grep -F "bt+$NGINX_URL/" "$T/err" | matches 'not found' || {
 		_show_run
 		fail "the log does not say the bt+http mirror has no torrent"
 	}

@@ -71,7 +71,7 @@ before=$(nginx_requests "\"GET /$pbad ")
 extract_ok "node C extracts with a lying peer" --store "$T/C" --peer "$FAULT_URL/" "$NGINX_URL" \
 	synth 1.0 "$T/dC"
 check "C's tree is identical to its source" compare_tree "$T/src" "$T/dC"
-grep -F "peer $FAULT_URL/: $pbad" "$T/err" | grep -q 'hash mismatch; skipping this peer for 300 s' || {
+grep -F "peer $FAULT_URL/: $pbad" "$T/err" | matches 'hash mismatch; skipping this peer for 300 s' || {
 	_show_run
 	fail "the log does not name the lying peer, the object and the hash mismatch"
 }
@@ -90,7 +90,7 @@ extract_ok "node D extracts with its peer down" --store "$T/D" --peer "http://12
 t1=$(date +%s)
 check "D's tree is identical to its source" compare_tree "$T/src" "$T/dD"
 [ $((t1 - t0)) -le 5 ] || fail "a down peer cost $((t1 - t0)) s"
-grep -F "peer http://127.0.0.1:$FREE_PORT/" "$T/err" | grep -q 'connection refused' || {
+grep -F "peer http://127.0.0.1:$FREE_PORT/" "$T/err" | matches 'connection refused' || {
 	_show_run
 	fail "the log does not say that the peer refused"
 }

@@ -58,10 +58,10 @@ extract_ok "another node extracts through the warm squid1" --store "$T/s1c" --pr
 	fail "the last node's objects reached nginx: squid1 did not cache them"
 pass "the last node's objects were all served from squid1's cache"
 tail -n 30 "$T/squid1/access.log" >"$T/last.log"
-grep -E '/metadata/[0-9]+\.snapshot\.json' "$T/last.log" | grep -q 'HIT' ||
+grep -E '/metadata/[0-9]+\.snapshot\.json' "$T/last.log" | matches 'HIT' ||
 	fail "versioned metadata was not a cache hit (the test's squid does not cache metadata): $(cat "$T/last.log")"
-grep -F '/metadata/timestamp.json' "$T/last.log" | grep -q 'MISS' &&
-	! grep -F '/metadata/timestamp.json' "$T/last.log" | grep -q 'HIT' ||
+grep -F '/metadata/timestamp.json' "$T/last.log" | matches 'MISS' &&
+	! grep -F '/metadata/timestamp.json' "$T/last.log" | matches 'HIT' ||
 	fail "timestamp.json was served from squid1's cache: $(grep timestamp "$T/last.log")"
 pass "metadata/timestamp.json goes to the origin (Cache-Control: no-cache) while N.snapshot.json is a hit"
 
@@ -75,7 +75,7 @@ check "the tree is identical to its source" compare_tree "$T/src" "$T/d2"
 [ "$(squid_objects 2)" -eq $((n2 + nobj)) ] || fail "squid2 did not serve all $nobj objects"
 [ "$(squid_objects 1)" -eq "$n1" ] || fail "squid1's log grew while it was down"
 pass "the second squid of the group served every object"
-grep -F "via proxy $PROXY1" "$T/err" | grep -q 'skipping this proxy for 300 s' || {
+grep -F "via proxy $PROXY1" "$T/err" | matches 'skipping this proxy for 300 s' || {
 	_show_run
 	fail "the log does not name the dead proxy and its back-off"
 }

@@ -69,7 +69,7 @@ CAROL=$(keyid carol)
 for f in 1.root.json 1.targets.json 1.carol.json 2.snapshot.json timestamp.json; do
 	[ -f "$REPO/metadata/$f" ] || fail "the writer did not write metadata/$f"
 done
-head -c 2 "$REPO/metadata/1.root.json" | grep -q '^{$' || fail "metadata/1.root.json is not indented JSON"
+head -c 2 "$REPO/metadata/1.root.json" | matches '^{$' || fail "metadata/1.root.json is not indented JSON"
 pass "@tufjs/models wrote root, targets, carol, snapshot and timestamp (indented, not canonical JSON)"
 check "the writer's objects are zstd streams of the bytes their names hash" check_objects "$REPO"
 

@@ -180,6 +180,18 @@ rand() {
 	R=$(((RANDOM * 32768 + RANDOM) % $1))
 }
 
+# CMD | matches GREP-ARGS...: true when a line of the input matches. Use it instead of
+# `| grep -q` in a pipeline: grep -q stops reading at the first match, the writer then dies of
+# SIGPIPE and, under pipefail, the whole pipeline reports failure although the line was there.
+matches() {
+	local in rc=0
+	in=$(mktemp "$T/matches.XXXXXX")
+	cat >"$in"
+	grep -q "$@" "$in" || rc=$?
+	rm -f "$in"
+	return "$rc"
+}
+
 [ -n "${STORK:-}" ] && [ -x "$STORK" ] || fail "STORK is not set to the stork binary (run through meson test)"
 
 # ---------------------------------------------------------------------------------------------
@@ -664,11 +676,11 @@ linked_to_store() {
 		echo "$dest holds no regular file" >&2
 		return 1
 	}
-	if awk '$2 < 2' "$T/dest.inodes" | grep -q .; then
+	if awk '$2 < 2' "$T/dest.inodes" | matches .; then
 		echo "not hard links (link count 1): $(awk '$2 < 2 { print $3 }' "$T/dest.inodes" | head -5)" >&2
 		return 1
 	fi
-	if cut -d' ' -f1 "$T/dest.inodes" | sort -u | comm -23 - "$T/store.inodes" | grep -q .; then
+	if cut -d' ' -f1 "$T/dest.inodes" | sort -u | comm -23 - "$T/store.inodes" | matches .; then
 		echo "files of $dest that are not store objects: $(cut -d' ' -f1 "$T/dest.inodes" | sort -u | comm -23 - "$T/store.inodes" | head -5)" >&2
 		return 1
 	fi

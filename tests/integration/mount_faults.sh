@@ -383,7 +383,7 @@ HARMLESS=(extra_real) QUIET=() EIO=()
 SOURCE=([s404]=$GOODP2)
 check_reads proxy
 grep -F "$GOODP via proxy $PROXY: $(object_path "${HEX[s503_sticky]}")" "${LOG[proxy]}" |
-	grep -F 'HTTP 503' | grep -qF 'trying the next way to this mirror' ||
+	grep -F 'HTTP 503' | matches -F 'trying the next way to this mirror' ||
 	fail "[proxy] the log does not say the sticky 503 moved on to the next way to the mirror"
 tail -n +"$direct_from" "$GOODP_DIR/access.log" | grep -F "$(object_path "${HEX[s503_sticky]}")" |
 	grep -q '"GET /repo/objects/' ||
@@ -407,7 +407,7 @@ HARMLESS=(extra_real) QUIET=() EIO=()
 SOURCE=()
 check_reads exec
 for f in stall_head stall_body; do
-	grep -F "$FLAKY: $(object_path "${HEX[$f]}")" "${LOG[exec]}" | grep -qF 'stalled' ||
+	grep -F "$FLAKY: $(object_path "${HEX[$f]}")" "${LOG[exec]}" | matches -F 'stalled' ||
 		fail "[exec] $f: the log does not say the silent command stalled"
 done
 pass "[exec] a silent adapter is killed as stalled (low_speed_time=2)"

@@ -48,7 +48,7 @@ wait_log 1
 want=$(objects synth:1.0 synth:2.0 tools:1.0)
 got=$(nginx_requests 'GET /objects/')
 [ "$got" -eq "$want" ] || fail "the prefetch requested $got objects, want $want (each distinct object once)"
-grep '^storkfs: prefetch: ' "$SFS_LOG" | tail -n 1 | grep -qE "3 versions: $want objects \($want fetched, 0 already stored, 0 failed\)" ||
+grep '^storkfs: prefetch: ' "$SFS_LOG" | tail -n 1 | matches -E "3 versions: $want objects \($want fetched, 0 already stored, 0 failed\)" ||
 	fail "the summary line says '$(grep '^storkfs: prefetch: ' "$SFS_LOG" | tail -n 1)'"
 pass "prefetch=synth=all,prefetch=tools fetched each of the $want distinct objects once and said so"
 

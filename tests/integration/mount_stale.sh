@@ -189,7 +189,7 @@ for m in "$A" "$B"; do
 	grep -F "metadata expired at $EXPIRES" "${LOGS[$m]}" | grep -F "stops serving at $(iso "$STOP")" |
 		grep -qF "last refresh failed:" || fail "$m's log has no line with the expiry, the deadline and the failed refresh: $(tail -5 "${LOGS[$m]}")"
 done
-grep -F "metadata expired at $EXPIRES" "${LOGS[$A]}" | grep -qE "last refresh failed: .*metadata/timestamp.json: role timestamp expired" ||
+grep -F "metadata expired at $EXPIRES" "${LOGS[$A]}" | matches -E "last refresh failed: .*metadata/timestamp.json: role timestamp expired" ||
 	fail "A (frozen mirror): the log does not name the expired timestamp as the refresh's failure: $(tail -3 "${LOGS[$A]}")"
 pass "within the grace: the logs say when the metadata expired, when the mount stops serving and why the refresh failed"
 # C (max_stale=0) stopped at the expiry itself.
@@ -232,10 +232,10 @@ out_has "stork status past the grace says why and what to do" "NOT SERVING" "exp
 [ "$(refused "$A")" -gt 0 ] || fail "A's counters do not count the refused calls"
 for m in "$A" "$B"; do
 	wait_log "${LOGS[$m]}" "NOT SERVING since $(iso "$STOP")" 5
-	grep -F "NOT SERVING since" "${LOGS[$m]}" | grep -F "stork repo refresh" | grep -qF "max_stale" ||
+	grep -F "NOT SERVING since" "${LOGS[$m]}" | grep -F "stork repo refresh" | matches -F "max_stale" ||
 		fail "$m's log does not say what to do"
 done
-grep -F "NOT SERVING since" "${LOGS[$B]}" | grep -qiE "offline|connect|refused" ||
+grep -F "NOT SERVING since" "${LOGS[$B]}" | matches -iE "offline|connect|refused" ||
 	fail "B's log does not say its mirror cannot be reached: $(grep -F 'NOT SERVING' "${LOGS[$B]}" | tail -1)"
 pass "past the grace: the logs say the mount stopped serving, why, and what to do"
 

@@ -134,7 +134,7 @@ read_all "$T/mnt-proxy" "proxy=DEAD;SQUID"
 [ "$(squid_objects 2)" -eq "$nobj" ] || fail "squid saw $(squid_objects 2) object requests, want $nobj"
 [ "$(($(mirror_objects) - before))" -eq "$nobj" ] || fail "the mirror did not get each object once (from squid)"
 pass "with the first proxy down every object ($nobj) came through the second (squid), once"
-grep -F "via proxy $PROXY1" "$SFS_LOG" | grep -qi 'refused' || {
+grep -F "via proxy $PROXY1" "$SFS_LOG" | matches -i 'refused' || {
 	cat "$SFS_LOG" >&2
 	fail "the mount's log does not name the dead proxy $PROXY1 and the refusal"
 }
@@ -169,7 +169,7 @@ pass "every object ($nobj) came from the peer A (its nginx log), none from the m
 src=$(xattr "$T/mnt-peer/p/1.0/f1" user.storkfs.source)
 [ "$src" = "$PEER_URL" ] || fail "user.storkfs.source of p/1.0/f1 is '$src', want the peer $PEER_URL"
 pass "user.storkfs.source names the peer that delivered the file"
-grep -F "peer $DEADPEER" "$SFS_LOG" | grep -qi 'refused' || {
+grep -F "peer $DEADPEER" "$SFS_LOG" | matches -i 'refused' || {
 	cat "$SFS_LOG" >&2
 	fail "the log does not name the dead peer"
 }
@@ -185,7 +185,7 @@ LIAR=$FAULT_URL/
 before=$(grep -c "\"GET /$p_f3 " "$GOOD_DIR/access.log" || true)
 mount_storkfs "$T/mnt-liar" "store=$T/store-liar,timeout=30,peer=$LIAR" "$GOOD"
 read_all "$T/mnt-liar" "a lying peer" f3
-grep -F "peer $LIAR: $p_f3" "$SFS_LOG" | grep -q 'hash mismatch' || {
+grep -F "peer $LIAR: $p_f3" "$SFS_LOG" | matches 'hash mismatch' || {
 	cat "$SFS_LOG" >&2
 	fail "the log does not name the lying peer, the object and the hash mismatch"
 }
@@ -241,7 +241,7 @@ open_read "$T/mnt-slow/p/1.0/big" 40
 }
 pass "timeout=5, [trickle, good]: the FIRST open of p/1.0/big reads the genuine bytes (${ELAPSED}s)"
 [ "$(fault_requests "^GET /$p_big ")" -ge 1 ] || fail "the trickling mirror was never asked for $p_big"
-grep -F "$SLOW" "$SFS_LOG" | grep -F "$p_big" | grep -qiE 'stall|slow' || {
+grep -F "$SLOW" "$SFS_LOG" | grep -F "$p_big" | matches -iE 'stall|slow' || {
 	cat "$SFS_LOG" >&2
 	fail "the log does not name the trickling mirror, $p_big and the stall"
 }

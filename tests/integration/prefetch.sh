@@ -156,7 +156,7 @@ run timeout -k 10 "$PF_TIMEOUT" "$STORK" prefetch --root "$ROOT" --store "$T/sto
 	fail "prefetch from the corrupting mirror alone: expected exit 1, got $RC"
 }
 for h in "${bad[@]}"; do
-	grep -F "object $h" "$T/err" | grep -qE 'few 1\.0: d[0-9]+/f[0-9]+' ||
+	grep -F "object $h" "$T/err" | matches -E 'few 1\.0: d[0-9]+/f[0-9]+' ||
 		fail "the failure of object $h does not name it and its file: $(head -c 2000 "$T/err")"
 done
 out_has "only the bad mirror: exit 1, the summary counts the failures" "$((few_distinct - ${#bad[@]})) fetched, 0 already stored, ${#bad[@]} failed)"

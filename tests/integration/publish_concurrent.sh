@@ -37,7 +37,7 @@ round() {
 	done
 	for i in "${!names[@]}"; do
 		set -- ${names[$i]}
-		"$STORK" ls --root "$ROOT" "$REPO" "$1" | cut -f1 | grep -qxF -- "$2" ||
+		"$STORK" ls --root "$ROOT" "$REPO" "$1" | cut -f1 | matches -xF -- "$2" ||
 			fail "round $r: ${names[$i]} is not listed after its publish exited 0"
 	done
 	pass "round $r: ${#pids[@]} concurrent publishes all ended published"

@@ -32,7 +32,7 @@ rm -rf "$T/measure"
 make_repo
 publish seed 1.0 "${DEBS[6]}" --quiet
 listed() { # listed NAME VERSION
-	"$STORK" ls --root "$ROOT" "$REPO" "$1" 2>/dev/null | cut -f1 | grep -qxF -- "$2"
+	"$STORK" ls --root "$ROOT" "$REPO" "$1" 2>/dev/null | cut -f1 | matches -xF -- "$2"
 }
 
 complete=0

@@ -137,7 +137,7 @@ refuse() {
 		--key "$PUBKEY" --max-size 104857600 "$name" 1.0 "$src"
 	err_has "the error for $base names the source and the entry" "$base" "$@"
 	[ "$before" = "$(meta_sums)" ] || fail "$base: the refused publish changed metadata/ or targets/"
-	if find "$REPO" -name '.tmp-*' | grep -q .; then
+	if find "$REPO" -name '.tmp-*' | matches .; then
 		fail "$base: the refused publish left temporary files: $(find "$REPO" -name '.tmp-*')"
 	fi
 	[ "$(count_objects)" -ge "$objs" ] || fail "$base: objects disappeared"

@@ -34,9 +34,9 @@ nmeta=$(printf '%s\n' "${files[@]}" | grep -c '^metadata/')
 ntargets=$(printf '%s\n' "${files[@]}" | grep -c '^targets/')
 nobjects=$(printf '%s\n' "${files[@]}" | grep -c '^objects/')
 echo "# flipping one byte in each of ${#files[@]} files: $nmeta metadata, $ntargets manifests, $nobjects objects"
-printf '%s\n' "${files[@]}" | grep -qE '^metadata/1\.snapshot\.json$' || fail "no old snapshot version to tamper with"
-printf '%s\n' "${files[@]}" | grep -qE '^metadata/root\.json$' || fail "no metadata/root.json"
-printf '%s\n' "${files[@]}" | grep -qE '^metadata/1\.alice\.json$' || fail "no old alice role version"
+printf '%s\n' "${files[@]}" | matches -E '^metadata/1\.snapshot\.json$' || fail "no old snapshot version to tamper with"
+printf '%s\n' "${files[@]}" | matches -E '^metadata/root\.json$' || fail "no metadata/root.json"
+printf '%s\n' "${files[@]}" | matches -E '^metadata/1\.alice\.json$' || fail "no old alice role version"
 [ "$ntargets" -ge 4 ] && [ "$nobjects" -ge 20 ] || fail "the repository is smaller than expected"
 
 benign=0
