@@ -30,6 +30,7 @@
 #define DEFAULT_CONNECT	  10L
 #define DEFAULT_LOW_SPEED 1024L
 #define DEFAULT_LOW_TIME  10L
+#define ERROR_BODY_MAX	  (64 * 1024) /* an error page drained to keep its connection */
 
 struct request {
 	/* Set by get() before queueing; read-only afterwards. */
@@ -43,6 +44,8 @@ struct request {
 	bool done;
 	int err;      /* why the body callback stopped the transfer; 0 if it did not */
 	uint64_t got; /* body bytes passed to fn */
+	uint64_t drained; /* body bytes of an error answer, thrown away */
+	bool http_error;  /* the server answered HTTP >= 400: the body is not the file */
 	CURLcode result;
 	long status;	     /* HTTP response code, 0 for file:// */
 	long connect_status; /* the proxy's answer to CONNECT (https through a proxy), 0 if none */
@@ -91,8 +94,20 @@ static size_t on_body(char *buf, size_t size, size_t nmemb, void *ctx)
 {
 	struct request *q = ctx;
 	size_t len = size * nmemb;
+	long status = 0;
 	int r;
 
+	/* An error answer's body (a 404 page) is read and dropped, so that the connection
+	 * stays open for the next request (a peer without the object answers 404 often); a
+	 * long one is cut off, which closes the connection. */
+	if (!q->got && !q->http_error && q->easy &&
+	    curl_easy_getinfo(q->easy, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK &&
+	    status >= 400)
+		q->http_error = true;
+	if (q->http_error) {
+		q->drained += len;
+		return q->drained > ERROR_BODY_MAX ? 0 : len;
+	}
 	/* The limit comes first: fn never sees a byte past maxlen. */
 	if (len > q->maxlen - q->got) {
 		q->err = STORK_ETOOBIG;
@@ -130,7 +145,8 @@ static int setup_easy(struct curlt *t, struct request *q, CURL *e)
 	SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
 	SET(CURLOPT_FOLLOWLOCATION, 1L);
 	SET(CURLOPT_MAXREDIRS, 4L);
-	SET(CURLOPT_FAILONERROR, 1L);
+	/* No CURLOPT_FAILONERROR: it closes the connection at every 404 (on_body drains). */
+	SET(CURLOPT_FAILONERROR, 0L);
 	SET(CURLOPT_CONNECTTIMEOUT, t->connect_timeout);
 	SET(CURLOPT_LOW_SPEED_LIMIT, t->low_speed_limit);
 	SET(CURLOPT_LOW_SPEED_TIME, t->low_speed_time);
@@ -346,7 +362,8 @@ static int result_of(const struct curlt *t, const struct request *q)
 	/* libcurl checks Content-Length against the limit before the status: a 404 page
 	 * longer than a tiny object is still a 404. */
 	result = q->result;
-	if (result == CURLE_FILESIZE_EXCEEDED && q->status >= 400)
+	if ((q->http_error || result == CURLE_OK || result == CURLE_FILESIZE_EXCEEDED) &&
+	    q->status >= 400)
 		result = CURLE_HTTP_RETURNED_ERROR;
 	switch (result) {
 	case CURLE_OK:

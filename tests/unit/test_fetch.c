@@ -1535,6 +1535,117 @@ START_TEST(curl_stalled_server_fails_with_etimedout_within_the_bound)
 }
 END_TEST
 
+/* A keep-alive HTTP/1.1 server on loopback, one connection at a time: /ok answers 200 "ok",
+ * /big-404 a 404 with a 1 MiB page, /500 a 500, anything else a 404 with a short page. Counts
+ * the connections it accepted. */
+struct tiny_http {
+	int fd, port;
+	unsigned connections;
+	pthread_t thread;
+};
+
+static void tiny_answer(int c, const char *path)
+{
+	static char page[1 << 20];
+	const char *status = "404 Not Found", *body = "<html>not here</html>";
+	size_t blen;
+	char head[256];
+	int hlen;
+
+	if (!strcmp(path, "/ok")) {
+		status = "200 OK";
+		body = "ok";
+	} else if (!strcmp(path, "/500")) {
+		status = "500 Internal Server Error";
+		body = "broken";
+	} else if (!strcmp(path, "/big-404")) {
+		memset(page, 'x', sizeof(page));
+		page[sizeof(page) - 1] = '\0';
+		body = page;
+	}
+	blen = strlen(body);
+	hlen = snprintf(head, sizeof(head), "HTTP/1.1 %s\r\nContent-Length: %zu\r\n\r\n", status,
+			blen);
+	ck_assert_int_eq(write(c, head, (size_t)hlen), hlen);
+	/* The client may stop reading a long error page and close. */
+	(void)!write(c, body, blen);
+}
+
+static void *tiny_main(void *arg)
+{
+	struct tiny_http *h = arg;
+	char req[4096], path[256];
+	int c;
+
+	while ((c = accept(h->fd, NULL, NULL)) >= 0) {
+		size_t have = 0;
+		ssize_t n;
+
+		__atomic_add_fetch(&h->connections, 1, __ATOMIC_SEQ_CST);
+		for (;;) {
+			char *end = memmem(req, have, "\r\n\r\n", 4);
+
+			if (end) {
+				size_t used = (size_t)(end + 4 - req);
+
+				if (sscanf(req, "GET %255s ", path) != 1)
+					break;
+				tiny_answer(c, path);
+				memmove(req, req + used, have - used);
+				have -= used;
+				continue;
+			}
+			n = read(c, req + have, sizeof(req) - have);
+			if (n <= 0)
+				break;
+			have += (size_t)n;
+		}
+		close(c);
+	}
+	return NULL;
+}
+
+START_TEST(curl_error_answers_keep_the_connection_open)
+{
+	struct tiny_http h = {0};
+	struct fetch_transport t;
+	struct grow g = {0};
+	char url[128];
+
+	h.fd = silent_listener(&h.port);
+	ck_assert_int_eq(pthread_create(&h.thread, NULL, tiny_main, &h), 0);
+	ck_assert_int_eq(fetch_curl_transport_new(NULL, &t), 0);
+	for (int i = 0; i < 5; i++) {
+		snprintf(url, sizeof(url), "http://127.0.0.1:%d/objects/ab/%d", h.port, i);
+		ck_assert_int_eq(t.get(t.tctx, url, 100, grow, &g), -ENOENT);
+		ck_assert_msg(strstr(stork_error_detail(), "not found (HTTP 404)"), "%s",
+			      stork_error_detail());
+		ck_assert_uint_eq(g.len, 0); /* the error page never reaches the consumer */
+	}
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/500", h.port);
+	ck_assert_int_eq(t.get(t.tctx, url, 100, grow, &g), -EIO);
+	ck_assert_msg(strstr(stork_error_detail(), "HTTP 500"), "%s", stork_error_detail());
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/ok", h.port);
+	ck_assert_int_eq(t.get(t.tctx, url, 100, grow, &g), 0);
+	ck_assert_uint_eq(g.len, 2);
+	ck_assert_mem_eq(g.buf, "ok", 2);
+	/* Five 404s, a 500 and a 200 over one connection. */
+	ck_assert_uint_eq(__atomic_load_n(&h.connections, __ATOMIC_SEQ_CST), 1);
+
+	/* A 404 page longer than the limit is still a 404, and never reaches the consumer. */
+	g.len = 0;
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/big-404", h.port);
+	ck_assert_int_eq(t.get(t.tctx, url, 100, grow, &g), -ENOENT);
+	ck_assert_int_eq(t.get(t.tctx, url, 2u << 20, grow, &g), -ENOENT);
+	ck_assert_uint_eq(g.len, 0);
+	t.free(t.tctx);
+	shutdown(h.fd, SHUT_RDWR);
+	close(h.fd);
+	pthread_join(h.thread, NULL);
+	free(g.buf);
+}
+END_TEST
+
 START_TEST(curl_refused_connection_is_econnrefused)
 {
 	struct fetch_transport t;
@@ -2020,6 +2131,7 @@ static Suite *fetch_suite(void)
 	tcase_add_test(tc, curl_serves_many_threads_at_once);
 	tcase_add_test(tc, curl_stalled_server_fails_with_etimedout_within_the_bound);
 	tcase_add_test(tc, curl_refused_connection_is_econnrefused);
+	tcase_add_test(tc, curl_error_answers_keep_the_connection_open);
 	tcase_add_test(tc, curl_free_cancels_pending_requests);
 	tcase_add_test(tc, fetch_cancel_ends_a_stalled_object_fetch_and_later_ones);
 	tcase_add_test(tc, fetcher_reads_a_directory_mirror_through_curl);
