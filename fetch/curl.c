@@ -42,8 +42,8 @@ struct request {
 	pthread_cond_t cond;
 	/* Written by the I/O thread; read by get() once done is set (both under t->lock). */
 	bool done;
-	int err;      /* why the body callback stopped the transfer; 0 if it did not */
-	uint64_t got; /* body bytes passed to fn */
+	int err;	  /* why the body callback stopped the transfer; 0 if it did not */
+	uint64_t got;	  /* body bytes passed to fn */
 	uint64_t drained; /* body bytes of an error answer, thrown away */
 	bool http_error;  /* the server answered HTTP >= 400: the body is not the file */
 	CURLcode result;
