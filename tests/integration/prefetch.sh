@@ -17,7 +17,8 @@ stamp() {
 	echo "# $(((($(date +%s%N) - _t_start) / 1000000))) ms: $*"
 }
 
-# gen_tree DIR N SEED: N files of 1..3000 random bytes in 100 directories; file 7 of each
+# gen_tree DIR N SEED: N files of 1..3000 random bytes in 100 directories, each starting with
+# its number (short random files would repeat one another now and then); file 7 of each
 # hundred repeats file 3's content (one object for two files).
 gen_tree() {
 	python3 - "$1" "$2" "$3" <<-'EOF'
@@ -28,7 +29,7 @@ gen_tree() {
 		for i in range(n):
 		    d = os.path.join(top, "d%02d" % (i % 100))
 		    os.makedirs(d, exist_ok=True)
-		    data = prev if i % 100 == 7 else r.randbytes(r.randint(1, 3000))
+		    data = prev if i % 100 == 7 else b"%d:" % i + r.randbytes(r.randint(1, 3000))
 		    if i % 100 == 3:
 		        prev = data
 		    with open(os.path.join(d, "f%05d" % i), "wb") as f:
