@@ -162,6 +162,32 @@ struct fetch_sink {
 int fetch_object(struct fetch *f, const uint8_t id[VERIFY_HASH_LEN], uint64_t size, uint64_t zsize,
 		 const char *what, const struct fetch_sink *sink);
 
+/** Ask only the peers for the object `id` of `size` bytes as a node store holds it (raw: only
+ * bytes of that length and SHA-256 reach sink->commit): for a file that the mirrors keep in
+ * another form but a node store holds under its hash, such as a package manifest (its signed
+ * SHA-256 and length). The usable peers are tried in order exactly as fetch_object tries them
+ * (a peer that lies, refuses or stalls is logged and skipped for peer_retry; one without it is
+ * neither); no mirror is asked or marked. Not collapsed with concurrent calls. Thread-safe.
+ * @param what names the object for people ("hello 2.10-3: manifest").
+ * @return 0 (committed through sink); -ENOENT when there is no usable peer or none has it
+ * (nobody is blamed: ask the mirrors); STORK_E* or -errno when every peer asked failed and at
+ * least one did not merely lack it (detail names each peer and what it did); the sink's error,
+ * -ENOMEM or -ECANCELED at once. */
+int fetch_from_peers(struct fetch *f, const uint8_t id[VERIFY_HASH_LEN], uint64_t size,
+		     const char *what, const struct fetch_sink *sink);
+
+/** Fetch a file of `len` bytes that is not signed as a whole but whose parts the caller
+ * checks as they stream (a version pack, store/README.md): from each mirror in turn through
+ * its proxy chain (never from peers) until one delivers exactly len bytes. fn gets the bytes
+ * (on the transport's thread); before each attempt after the first, reset (may be NULL) is
+ * called and fn sees the file again from its start. -ENOENT from a mirror is an answer, not
+ * a failure (a repository need not have the file); truncation, transport failures and more
+ * than len bytes are the mirror's (told, marked, the next one asked). fn's error stops at
+ * once. @param what names the file for people ("hello 2.10-3: version pack").
+ * @return 0; -ENOENT (no mirror has it); fn's or reset's error; the most telling failure. */
+int fetch_file(struct fetch *f, const char *path, uint64_t len, const char *what, fetch_write_fn fn,
+	       int (*reset)(void *ctx), void *ctx);
+
 struct fetch_mirror_stats {
 	const char *url; /* borrowed from the fetcher */
 	uint64_t requests;

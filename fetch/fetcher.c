@@ -311,6 +311,7 @@ struct job {
 	const char *path; /* relative to a mirror: "objects/ab/<hex>", "metadata/..." */
 	const char *what; /* names an object for people; NULL for metadata */
 	bool object;	  /* -ENOENT is then the mirror's failure (it is stale) */
+	bool peers_only;  /* an object asked of the peers only: the mirrors are not tried */
 	uint64_t maxlen;  /* set by attempt for peers (raw objects) */
 	/* One try through t, via proxy (NULL = direct); raw: a peer's uncompressed object. Sets
 	 * got, ours and stuck as described below. */
@@ -555,7 +556,7 @@ static int run(struct fetch *f, struct job *j)
 	else
 		snprintf(name, sizeof(name), "%s", j->path);
 	st.name = name;
-	if (f->nmirrors == 0) {
+	if (f->nmirrors == 0 && !j->peers_only) {
 		stork_errorf("%s: no mirror to fetch it from", name);
 		return -ENOENT;
 	}
@@ -584,7 +585,7 @@ static int run(struct fetch *f, struct job *j)
 		if (s == STEP_END)
 			goto failed;
 	}
-	for (size_t k = 0; k < f->nmirrors; k++) {
+	for (size_t k = 0; !j->peers_only && k < f->nmirrors; k++) {
 		struct source *m = f->mirrors[order[k]];
 		size_t n = routes(f, proxiable(m), via);
 		bool ok;
@@ -613,8 +614,16 @@ failed:
 		r = 0; /* what each of the others did is told already */
 		goto out;
 	}
+	if (j->peers_only && st.all_enoent) {
+		/* No peer asked, or none has it: normal, the mirrors' turn. Nobody is blamed. */
+		stork_errorf("%s: %s", name, st.slen ? "no peer has it" : "no usable peer");
+		r = -ENOENT;
+		goto out;
+	}
 	r = st.best;
-	if (st.all_enoent && st.slen)
+	if (j->peers_only)
+		stork_errorf("%s: every peer failed: %s", name, st.summary);
+	else if (st.all_enoent && st.slen)
 		stork_errorf("%s: not found on any mirror (%s)", name, f->describe);
 	else
 		stork_errorf("%s: every mirror failed: %s", name, st.summary);
@@ -708,8 +717,10 @@ static int obj_reset(struct job *j)
 	return r;
 }
 
+/* peers_only: ask the usable peers and no mirror (zsize is then unused). */
 static int object_now(struct fetch *f, const uint8_t id[VERIFY_HASH_LEN], uint64_t size,
-		      uint64_t zsize, const char *what, const struct fetch_sink *sink)
+		      uint64_t zsize, bool peers_only, const char *what,
+		      const struct fetch_sink *sink)
 {
 	char path[STORE_OBJPATH_LEN];
 	struct objjob o = {.id = id, .size = size, .zsize = zsize, .sink = sink};
@@ -717,6 +728,7 @@ static int object_now(struct fetch *f, const uint8_t id[VERIFY_HASH_LEN], uint64
 	    .path = path,
 	    .what = what ? what : "object",
 	    .object = true,
+	    .peers_only = peers_only,
 	    .maxlen = zsize,
 	    .attempt = obj_attempt,
 	    .reset = obj_reset,
@@ -774,7 +786,7 @@ int fetch_object(struct fetch *f, const uint8_t id[VERIFY_HASH_LEN], uint64_t si
 	f->inflight = e;
 	pthread_mutex_unlock(&f->lock);
 
-	r = object_now(f, id, size, zsize, what, sink);
+	r = object_now(f, id, size, zsize, false, what, sink);
 
 	pthread_mutex_lock(&f->lock);
 	for (struct inflight **p = &f->inflight; *p; p = &(*p)->next) {
@@ -794,6 +806,14 @@ int fetch_object(struct fetch *f, const uint8_t id[VERIFY_HASH_LEN], uint64_t si
 	}
 	pthread_mutex_unlock(&f->lock);
 	return r;
+}
+
+int fetch_from_peers(struct fetch *f, const uint8_t id[VERIFY_HASH_LEN], uint64_t size,
+		     const char *what, const struct fetch_sink *sink)
+{
+	/* Not collapsed with fetch_object's transfers: a waiter would get no bytes in its own
+	 * sink, and what is asked here (a manifest) is small and fetched once per node. */
+	return object_now(f, id, size, size, true, what, sink);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1475,4 +1495,65 @@ bool fetch_url_is_volatile(const char *url)
 	for (p = name; *p >= '0' && *p <= '9'; p++)
 		;
 	return !(p > name && *p == '.'); /* "7.snapshot.json" never changes */
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Unsigned files whose parts the caller checks (version packs). */
+
+struct filejob {
+	struct job *j;
+	fetch_write_fn fn;
+	int (*reset)(void *ctx);
+	void *ctx;
+};
+
+static int file_feed(void *ctx, const void *buf, size_t len)
+{
+	struct filejob *fj = ctx;
+	int r = job_count(fj->j, len);
+
+	if (r < 0)
+		return r;
+	r = fj->fn(fj->ctx, buf, len);
+	if (r < 0)
+		fj->j->ours = true;
+	return r;
+}
+
+static int file_attempt(struct job *j, const struct fetch_transport *t, const char *url,
+			const char *proxy, bool raw)
+{
+	int r = get(t, url, proxy, j->maxlen, file_feed, j->ctx);
+
+	if (r == 0 && j->got < j->maxlen) {
+		j->short_body = true;
+		stork_errorf("%s: truncated: %" PRIu64 " of %" PRIu64 " bytes", url, j->got,
+			     j->maxlen);
+		r = STORK_EBADLEN;
+	}
+	return r;
+}
+
+static int file_reset(struct job *j)
+{
+	struct filejob *fj = j->ctx;
+
+	return fj->reset ? fj->reset(fj->ctx) : 0;
+}
+
+int fetch_file(struct fetch *f, const char *path, uint64_t len, const char *what, fetch_write_fn fn,
+	       int (*reset)(void *ctx), void *ctx)
+{
+	struct filejob fj = {.fn = fn, .reset = reset, .ctx = ctx};
+	struct job j = {
+	    .path = path,
+	    .what = what,
+	    .maxlen = len,
+	    .attempt = file_attempt,
+	    .reset = file_reset,
+	    .ctx = &fj,
+	};
+
+	fj.j = &j;
+	return run(f, &j);
 }

@@ -698,6 +698,11 @@ static void prefetch_failed(void *ctx, const char *what, const uint8_t id[VERIFY
 		detail && *detail ? detail : storkfs_strerror(err));
 }
 
+static void prefetch_note(void *ctx, const char *line)
+{
+	fsd_log(ctx, "prefetch: %s", line);
+}
+
 /* The manifest of one version the mount shows, appended to *ms. */
 static int prefetch_add(struct fsd *d, const char *name, const char *version,
 			struct verify_manifest ***ms, size_t *n)
@@ -721,8 +726,11 @@ static int prefetch_add(struct fsd *d, const char *name, const char *version,
  * policy applies), into the store; one summary line in the log. */
 static void prefetch_run(struct fsd *d)
 {
-	struct fs_prefetch_opts po = {
-	    .failed = prefetch_failed, .failed_ctx = d, .cancel = &d->pf_cancel};
+	struct fs_prefetch_opts po = {.failed = prefetch_failed,
+				      .failed_ctx = d,
+				      .note = prefetch_note,
+				      .note_ctx = d,
+				      .cancel = &d->pf_cancel};
 	struct fs_prefetch_progress st = {0};
 	struct catalog *cat = fsd_catalog(d);
 	struct verify_manifest **ms = NULL;
@@ -761,9 +769,10 @@ static void prefetch_run(struct fsd *d)
 			fsd_log(d,
 				"prefetch: %zu version%s: %" PRIu64 " objects (%" PRIu64
 				" fetched, %" PRIu64 " already stored, %" PRIu64
-				" failed), %.1f MB fetched in %.1f s%s",
+				" failed), %.1f MB fetched in %.1f s, %" PRIu64
+				" objects from %" PRIu64 " version packs%s",
 				n, n == 1 ? "" : "s", st.objects, st.fetched, st.present, st.failed,
-				(double)st.fetched_bytes / 1e6, st.seconds,
+				(double)st.fetched_bytes / 1e6, st.seconds, st.packed, st.packs,
 				r < 0 ? ": incomplete" : "");
 	}
 	for (size_t i = 0; i < n; i++)

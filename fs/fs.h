@@ -170,6 +170,8 @@ struct fs_prefetch_progress {
 	uint64_t fetched;	/* transferred, verified and stored by this call */
 	uint64_t fetched_bytes; /* their uncompressed bytes */
 	uint64_t failed;	/* every source failed */
+	uint64_t packs;		/* version packs fetched (store/README.md, "Version packs") */
+	uint64_t packed;	/* of fetched: objects that came in a pack */
 	double seconds;		/* since the call started */
 };
 
@@ -186,15 +188,24 @@ struct fs_prefetch_opts {
 	void (*failed)(void *ctx, const char *what, const uint8_t id[VERIFY_HASH_LEN], int err,
 		       const char *detail);
 	void *failed_ctx;
+	/* Optional: a line for people about the transfer (a version pack that brought objects
+	 * that did not verify). Called from the pack phase's thread. NULL = stderr. */
+	void (*note)(void *ctx, const char *line);
+	void *note_ctx;
 	/* Optional: once *cancel is non-zero (read with an atomic load: set it from any thread
 	 * or a signal handler), no further object is started; transfers in flight finish and
 	 * the call returns -ECANCELED. */
 	const int *cancel;
 };
 
-/** Fetch every file object of the manifests ms[0..n) into the store, `jobs` at a time, each
- * verified as fs_repo_object does (fetch_object through the repository's fetcher: peers,
- * mirrors, proxies, collapsing with concurrent readers). Objects already stored are skipped;
+/** Fetch every file object of the manifests ms[0..n) into the store. First, for each version
+ * whose small objects are mostly missing, its version pack (one request through the mirrors
+ * and proxies, every object checked against the manifest as it streams, committed in
+ * batches); then every object still missing, `jobs` at a time, each verified as
+ * fs_repo_object does (fetch_object through the repository's fetcher: peers, mirrors,
+ * proxies, collapsing with concurrent readers). A pack that is absent, lies or breaks off
+ * costs nothing but its transfer: what it did not deliver is fetched object by object.
+ * Objects already stored are skipped;
  * an object in several files or versions is fetched once. Fetched objects are committed in
  * groups (store_insert_commit_batched: one sync per group, not per object); an object is
  * stored when its transfer's call returns, as with fs_repo_object. An object that every

@@ -263,25 +263,173 @@ int fs_repo_refresh(struct fs_repo *r)
 	return 0;
 }
 
-/* A stored manifest, checked again against its signed hash (the disk is not trusted
- * either). @return 0; -ENOENT when absent or damaged (then it is fetched again). */
-static int manifest_from_store(struct fs_repo *r, const struct verify_target *t, const char *path,
+/* Make the signed bytes of t's manifest an object of the node store too (id = its signed
+ * SHA-256), so that a peer export serves them to other nodes at objects/ab/<hash>. Best
+ * effort: a store that cannot take it costs other nodes a fetch from the mirrors, not this
+ * reader its manifest. */
+static void manifest_keep_object(struct fs_repo *r, const struct verify_target *t,
+				 const uint8_t *buf, size_t len)
+{
+	struct store_insert *ins = NULL;
+	int fd = -1;
+
+	if (store_object_open(r->store, t->hash, &fd) == 0) {
+		close(fd);
+		return;
+	}
+	if (store_insert_new(r->store, t->hash, t->length, &ins) < 0)
+		return;
+	if (store_insert_write(ins, buf, len) < 0) {
+		store_insert_abort(ins);
+		return;
+	}
+	store_insert_commit(ins); /* one committed by another writer meanwhile is success */
+}
+
+/* The whole object id of len bytes (the kept copy of a manifest). @return 0; -ENOENT. */
+static int object_read(struct fs_repo *r, const uint8_t id[VERIFY_HASH_LEN], uint64_t len,
+		       uint8_t **ret_buf)
+{
+	uint8_t *buf = NULL;
+	size_t got = 0;
+	ssize_t n;
+	int fd = -1, ret = -ENOENT;
+
+	if (len > VERIFY_MAX_MANIFEST_LEN || store_object_open(r->store, id, &fd) < 0)
+		return -ENOENT;
+	buf = malloc(len ? len : 1);
+	if (!buf)
+		goto out;
+	while (got < len) {
+		n = pread(fd, buf + got, len - got, (off_t)got);
+		if (n <= 0)
+			goto out;
+		got += (size_t)n;
+	}
+	*ret_buf = buf;
+	buf = NULL;
+	ret = 0;
+out:
+	free(buf);
+	close(fd);
+	return ret;
+}
+
+/* A stored manifest, checked again against its signed length and hash (the disk is not
+ * trusted either): the index's copy, else the object kept for peers. Made an object too when
+ * it is not one yet (stored by an older version, or the object was removed).
+ * @return 0; -ENOENT when absent or damaged (then it is fetched again). */
+static int manifest_from_store(struct fs_repo *r, const struct verify_target *t,
 			       struct verify_manifest **ret_m)
 {
-	uint8_t digest[VERIFY_HASH_LEN], *buf = NULL;
+	uint8_t *buf = NULL;
 	size_t len = 0;
+	bool indexed = true;
 	int ret;
 
 	ret = store_manifest_get(r->store, t->hash, &buf, &len);
-	if (ret < 0)
-		return -ENOENT;
-	if (len == t->length && verify_sha256(buf, len, digest) == 0 &&
-	    memcmp(digest, t->hash, VERIFY_HASH_LEN) == 0)
-		ret = verify_manifest_parse(buf, len, path, ret_m);
-	else
-		ret = -ENOENT;
+	if (ret < 0) {
+		indexed = false;
+		ret = object_read(r, t->hash, t->length, &buf);
+		len = (size_t)t->length;
+	}
+	if (ret == 0)
+		ret = verify_check_manifest(t, buf, len, ret_m);
+	if (ret == 0 && indexed)
+		manifest_keep_object(r, t, buf, len);
+	else if (ret == 0)
+		store_manifest_put(r->store, t->hash, buf, len);
 	free(buf);
 	return ret < 0 ? -ENOENT : 0;
+}
+
+/* fetch's sink for a manifest asked of the peers: memory, up to the signed length. */
+struct mem_sink {
+	uint8_t *buf;
+	size_t len, cap, most;
+};
+
+static int mem_write(void *ctx, const void *buf, size_t len)
+{
+	struct mem_sink *s = ctx;
+	uint8_t *grown;
+	size_t cap;
+
+	if (len > s->most - s->len)
+		return STORK_EBADLEN; /* the unpacker stops a source before this */
+	if (len > s->cap - s->len) {
+		cap = s->cap ? s->cap : 64 * 1024;
+		while (cap - s->len < len)
+			cap *= 2;
+		if (cap > s->most)
+			cap = s->most;
+		grown = realloc(s->buf, cap ? cap : 1);
+		if (!grown)
+			return -ENOMEM;
+		s->buf = grown;
+		s->cap = cap;
+	}
+	memcpy(s->buf + s->len, buf, len);
+	s->len += len;
+	return 0;
+}
+
+static int mem_reset(void *ctx)
+{
+	struct mem_sink *s = ctx;
+
+	s->len = 0;
+	return 0;
+}
+
+static int mem_commit(void *ctx)
+{
+	(void)ctx;
+	return 0; /* the unpacker checked the length and SHA-256 */
+}
+
+/* Fetch t's manifest: from the peers (their node stores hold it as an object under its
+ * signed hash), else from the mirrors; then kept in the store (the index and an object).
+ * @return as verify_fetch_manifest. */
+static int manifest_fetch(struct fs_repo *r, const struct verify_target *t,
+			  struct verify_manifest **ret_m)
+{
+	struct mem_sink ms = {.most = (size_t)t->length};
+	struct fetch_sink sink = {mem_write, mem_reset, mem_commit, &ms, NULL};
+	struct verify_manifest *m = NULL;
+	uint8_t *raw = NULL;
+	size_t rawlen = 0;
+	char what[512];
+	int ret = -ENOENT;
+
+	snprintf(what, sizeof(what), "%s %s: manifest", t->name, t->version);
+	if (t->length > 0 && t->length <= VERIFY_MAX_MANIFEST_LEN)
+		ret = fetch_from_peers(r->fetch, t->hash, t->length, what, &sink);
+	if (ret == -ENOMEM || ret == -ECANCELED)
+		goto out;
+	if (ret == 0) {
+		/* The signed bytes (length and SHA-256 checked): what a mirror would send. */
+		ret = verify_check_manifest(t, ms.buf, ms.len, &m);
+		if (ret < 0)
+			goto out;
+		raw = ms.buf;
+		rawlen = ms.len;
+		ms.buf = NULL;
+	} else {
+		/* No peer has it, or every one failed (each told in the log): the mirrors. */
+		ret = verify_fetch_manifest_raw(&r->src, t, &m, &raw, &rawlen);
+		if (ret < 0)
+			goto out;
+	}
+	store_manifest_put(r->store, t->hash, raw, rawlen);
+	manifest_keep_object(r, t, raw, rawlen);
+	*ret_m = m;
+	m = NULL;
+out:
+	verify_manifest_free(m);
+	free(raw);
+	free(ms.buf);
+	return ret;
 }
 
 int fs_repo_manifest(struct fs_repo *r, const char *name, const char *version,
@@ -334,17 +482,10 @@ int fs_repo_manifest(struct fs_repo *r, const char *name, const char *version,
 			     version);
 	if (ret < 0)
 		goto out;
-	if (manifest_from_store(r, &t, path, &m) < 0) {
-		char *dump = NULL;
-		size_t dlen = 0;
-
-		ret = verify_fetch_manifest(&r->src, &t, &m);
+	if (manifest_from_store(r, &t, &m) < 0) {
+		ret = manifest_fetch(r, &t, &m);
 		if (ret < 0)
 			goto out;
-		/* Keep the exact signed bytes: re-dumping is canonical, so they are. */
-		if (verify_manifest_dump(m, &dump, &dlen) == 0)
-			store_manifest_put(r->store, t.hash, dump, dlen);
-		free(dump);
 	}
 	*ret_m = m;
 	m = NULL;

@@ -24,7 +24,8 @@ struct store_insert {
 	uint64_t written; /* bytes written (and hashed) so far */
 	struct verify_hash *h;
 	int fd;
-	char name[NODE_TMPNAME_LEN]; /* in tmp/; "" once it is gone */
+	char name[NODE_TMPNAME_LEN]; /* in tmp/; "" once it is gone, or unnamed */
+	bool anon;		     /* an unnamed (O_TMPFILE) file until it is placed */
 	/* Queued in a store_batch (batch.lock protects next and done). */
 	struct store_insert *next;
 	bool waited; /* a store_insert_commit_batched caller frees it, not the commit */
@@ -32,6 +33,12 @@ struct store_insert {
 	int result;
 	char *detail; /* the failure's detail, for the waiting thread */
 };
+
+/* The temporary file, for messages. */
+static const char *tmpname(const struct store_insert *ins)
+{
+	return ins->anon ? "(unnamed)" : ins->name;
+}
 
 int store_insert_new(struct store *s, const uint8_t id[VERIFY_HASH_LEN], uint64_t size,
 		     struct store_insert **ret_ins)
@@ -52,7 +59,10 @@ int store_insert_new(struct store *s, const uint8_t id[VERIFY_HASH_LEN], uint64_
 	r = verify_hash_new(&ins->h);
 	if (r < 0)
 		goto fail;
-	r = node_tmp_create(s, &ins->fd, ins->name);
+	r = node_tmp_anon(s, &ins->fd);
+	ins->anon = r == 0;
+	if (r == -EOPNOTSUPP)
+		r = node_tmp_create(s, &ins->fd, ins->name);
 	if (r < 0)
 		goto fail;
 	*ret_ins = ins;
@@ -82,8 +92,8 @@ int store_insert_write(struct store_insert *ins, const void *buf, size_t len)
 			if (errno == EINTR)
 				continue;
 			r = -errno;
-			stork_errorf("%s/" NODE_TMPDIR "/%s: object %s: %s", ins->s->dir, ins->name,
-				     ins->hex, strerror(-r));
+			stork_errorf("%s/" NODE_TMPDIR "/%s: object %s: %s", ins->s->dir,
+				     tmpname(ins), ins->hex, strerror(-r));
 			return r;
 		}
 		done += (size_t)n;
@@ -102,7 +112,7 @@ int store_insert_reset(struct store_insert *ins)
 
 	if (ftruncate(ins->fd, 0) < 0) {
 		r = -errno;
-		stork_errorf("%s/" NODE_TMPDIR "/%s: %s", ins->s->dir, ins->name, strerror(-r));
+		stork_errorf("%s/" NODE_TMPDIR "/%s: %s", ins->s->dir, tmpname(ins), strerror(-r));
 		return r;
 	}
 	r = verify_hash_new(&h);
@@ -133,12 +143,37 @@ static bool existing_is_good(struct store_insert *ins, int subfd)
 	return good;
 }
 
+/* Name the verified unnamed file objects/ab/<hex>, never replacing a good object. */
+static int place_anon(struct store_insert *ins, int subfd)
+{
+	int r = -EEXIST;
+
+	for (int tries = 0; tries < 3 && r == -EEXIST; tries++) {
+		r = node_tmp_link(ins->s, ins->fd, subfd, ins->hex);
+		if (r == 0) {
+			ins->anon = false;
+			return 0;
+		}
+		if (r != -EEXIST)
+			return r;
+		/* Someone stored it before us (or a crash left it unindexed): keep theirs only
+		 * if it is what its name says; else ours replaces it. */
+		if (existing_is_good(ins, subfd))
+			return 0;
+		if (unlinkat(subfd, ins->hex, 0) < 0 && errno != ENOENT)
+			return -errno;
+	}
+	return r;
+}
+
 /* Move the verified temporary file to objects/ab/<hex>. */
 static int place(struct store_insert *ins, int subfd)
 {
 	struct store *s = ins->s;
 	struct stat st;
 
+	if (ins->anon)
+		return place_anon(ins, subfd);
 	if (renameat2(s->tmpfd, ins->name, subfd, ins->hex, RENAME_NOREPLACE) == 0)
 		goto moved;
 	if (errno == EINVAL || errno == ENOSYS) {
@@ -189,13 +224,13 @@ static int insert_check(struct store_insert *ins, bool sync)
 	}
 	if (fstat(ins->fd, &st) < 0 || (sync && fsync(ins->fd) < 0) || fchmod(ins->fd, 0444) < 0) {
 		r = -errno;
-		stork_errorf("%s/" NODE_TMPDIR "/%s: object %s: %s", s->dir, ins->name, ins->hex,
+		stork_errorf("%s/" NODE_TMPDIR "/%s: object %s: %s", s->dir, tmpname(ins), ins->hex,
 			     strerror(-r));
 		return r;
 	}
 	if ((uint64_t)st.st_size != ins->size) {
 		stork_errorf("%s/" NODE_TMPDIR "/%s: object %s: %lld bytes on disk, %llu written",
-			     s->dir, ins->name, ins->hex, (long long)st.st_size,
+			     s->dir, tmpname(ins), ins->hex, (long long)st.st_size,
 			     (unsigned long long)ins->size);
 		return -EIO;
 	}
@@ -262,6 +297,7 @@ struct store_batch {
 	pthread_cond_t cond;	   /* a commit ended */
 	struct store_insert *head; /* queued, not yet taken by a commit (under lock) */
 	struct store_insert **tail;
+	size_t queued;	 /* under lock: on the list */
 	bool committing; /* under lock: one commit at a time */
 };
 
@@ -306,13 +342,25 @@ static int queue(struct store_batch *b, struct store_insert *ins, bool waited)
 	pthread_mutex_lock(&b->lock);
 	*b->tail = ins;
 	b->tail = &ins->next;
+	b->queued++;
 	pthread_mutex_unlock(&b->lock);
 	return 0;
 }
 
 int store_batch_add(struct store_batch *b, struct store_insert *ins)
 {
-	return queue(b, ins, false);
+	bool full;
+	int r = queue(b, ins, false);
+
+	if (r < 0)
+		return r;
+	/* Each queued object holds a descriptor: past the cap, the adder commits. */
+	pthread_mutex_lock(&b->lock);
+	full = b->queued >= STORE_BATCH_MAX_QUEUED;
+	pthread_mutex_unlock(&b->lock);
+	if (full)
+		store_batch_commit(b, NULL); /* its failures are the objects' (not indexed) */
+	return 0;
 }
 
 /* ins failed at some step: remember why for its waiter and drop its temporary file (still
@@ -338,6 +386,9 @@ static int batch_subdir(struct store *s, const uint8_t id[VERIFY_HASH_LEN], int 
 	if (subfds[id[0]] >= 0)
 		return subfds[id[0]];
 	snprintf(sub, sizeof(sub), "%02x", id[0]);
+	fd = openat(s->objfd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd >= 0)
+		goto done; /* the usual case: made by an earlier commit */
 	if (mkdirat(s->objfd, sub, 0755) == 0) {
 		if (fchmodat(s->objfd, sub, 0755, 0) < 0)
 			goto fail;
@@ -347,6 +398,7 @@ static int batch_subdir(struct store *s, const uint8_t id[VERIFY_HASH_LEN], int 
 	fd = openat(s->objfd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		goto fail;
+done:
 	subfds[id[0]] = fd;
 	return fd;
 fail:
@@ -443,6 +495,7 @@ int store_batch_commit(struct store_batch *b, size_t *ret_committed)
 	list = b->head;
 	b->head = NULL;
 	b->tail = &b->head;
+	b->queued = 0;
 	b->committing = list != NULL;
 	pthread_mutex_unlock(&b->lock);
 	if (!list) {

@@ -211,6 +211,60 @@ fail:
 	return r;
 }
 
+int node_tmp_anon(struct store *s, int *ret_fd)
+{
+	int fd, r;
+
+	if (!s->anon_link)
+		return -EOPNOTSUPP;
+	fd = openat(s->tmpfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0444);
+	if (fd < 0) {
+		r = -errno;
+		stork_errorf("%s/" NODE_TMPDIR ": cannot create a temporary file: %s", s->dir,
+			     strerror(-r));
+		return r;
+	}
+	*ret_fd = fd;
+	return 0;
+}
+
+int node_tmp_link(struct store *s, int fd, int dirfd, const char *name)
+{
+	char proc[64];
+
+	if (s->anon_link == NODE_LINK_EMPTY_PATH) {
+		if (linkat(fd, "", dirfd, name, AT_EMPTY_PATH) == 0)
+			return 0;
+	} else {
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+		if (linkat(AT_FDCWD, proc, dirfd, name, AT_SYMLINK_FOLLOW) == 0)
+			return 0;
+	}
+	return -errno;
+}
+
+/* Whether O_TMPFILE works in tmp/ and how such a file gets a name: linkat(AT_EMPTY_PATH)
+ * needs CAP_DAC_READ_SEARCH, the /proc/self/fd path needs /proc. Sets s->anon_link. */
+static void probe_anon(struct store *s)
+{
+	char name[64];
+	int fd;
+
+	s->anon_link = 0;
+	fd = openat(s->tmpfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0444);
+	if (fd < 0)
+		return;
+	snprintf(name, sizeof(name), NODE_TMP_PREFIX "probe-%d", (int)getpid());
+	for (int how = NODE_LINK_EMPTY_PATH; how <= NODE_LINK_PROC && !s->anon_link; how++) {
+		s->anon_link = how;
+		unlinkat(s->tmpfd, name, 0);
+		if (node_tmp_link(s, fd, s->tmpfd, name) < 0)
+			s->anon_link = 0;
+		unlinkat(s->tmpfd, name, 0);
+	}
+	close(fd);
+}
+
 int node_tmp_sweep(struct store *s, bool remove, void (*found)(void *ctx, const char *name),
 		   void *ctx, uint64_t *ret_stale, uint64_t *ret_removed)
 {
@@ -332,6 +386,12 @@ int store_open(const char *dir, struct store **ret_s)
 	r = node_tmp_sweep(s, true, NULL, NULL, NULL, NULL);
 	if (r < 0)
 		goto fail;
+	/* STORK_STORE_NAMED_TMP=1: the named temporary files a file system without O_TMPFILE
+	 * gets (the tests cover both ways). */
+	if (getenv("STORK_STORE_NAMED_TMP"))
+		s->anon_link = 0;
+	else
+		probe_anon(s);
 	*ret_s = s;
 	return 0;
 fail:

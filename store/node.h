@@ -58,7 +58,13 @@ struct store {
 	int objfd; /* objects/ */
 	int tmpfd; /* tmp/ */
 	struct node_env *env;
+	/* How unnamed temporary files (O_TMPFILE) get their name: 0 = not at all (the file
+	 * system lacks O_TMPFILE: named tmp/.part-* files instead), else NODE_LINK_*. Probed
+	 * once by store_open. */
+	int anon_link;
 };
+
+enum { NODE_LINK_EMPTY_PATH = 1, NODE_LINK_PROC = 2 };
 
 /* The index record of an object (index.c; store/README.md has the byte layout). */
 struct node_objrec {
@@ -123,6 +129,14 @@ int node_variants_remove(struct store *s, const uint8_t id[VERIFY_HASH_LEN], uin
  * Waits out a cleaner that has just locked it to delete it, then tries another name.
  * @return 0; -errno. */
 int node_tmp_create(struct store *s, int *ret_fd, char ret_name[NODE_TMPNAME_LEN]);
+
+/** Create an unnamed temporary file in tmp/ (O_TMPFILE, 0444; writable through the returned
+ * descriptor): invisible, so no sweeper can take it, and gone by itself if the process dies.
+ * @return 0; -EOPNOTSUPP when the store's file system cannot (use node_tmp_create); -errno. */
+int node_tmp_anon(struct store *s, int *ret_fd);
+/** Give an unnamed temporary file the name `name` below dirfd, never replacing a file (as
+ * RENAME_NOREPLACE does). @return 0; -EEXIST; -errno. */
+int node_tmp_link(struct store *s, int fd, int dirfd, const char *name);
 
 /** Remove tmp/ leftovers of dead writers (unlocked files). found, if not NULL, is called
  * with each one's name first. @param[out] ret_stale, ret_removed counts (may be NULL).

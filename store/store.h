@@ -74,20 +74,71 @@ int store_unpack_new_raw(const uint8_t hash[VERIFY_HASH_LEN], uint64_t size,
 			 struct store_unpack **ret_u);
 
 /* ------------------------------------------------------------------------------------------ */
+/* Version packs (store/README.md, "Version packs"): the stored bytes of a version's small
+ * objects in one file, targets/<name>/<manifest sha256>.<version>.pack, so that a client
+ * fetches thousands of small files with one request. Unsigned: the manifest fixes the layout
+ * and every object is checked against it as it streams. */
+
+#define STORE_PACK_MAX_ZSIZE   (64 * 1024) /* objects of at most this many stored bytes */
+#define STORE_PACK_MIN_OBJECTS 16	   /* fewer: no pack */
+
+struct store_pack_entry {
+	const struct verify_entry *e; /* borrowed from the manifest: hash, size, zsize */
+	uint64_t offset;	      /* where its zsize bytes start in the pack */
+};
+
+/** The layout of m's pack: its distinct file objects of at most STORE_PACK_MAX_ZSIZE stored
+ * bytes, in the order of their first entry in m, back to back. A manifest with fewer than
+ * STORE_PACK_MIN_OBJECTS of them has no pack: ret_n = 0.
+ * @param[out] ret_entries malloc'd, NULL when ret_n = 0; ret_len the pack's length in bytes.
+ * @return 0; -ENOMEM. */
+int store_pack_layout(const struct verify_manifest *m, struct store_pack_entry **ret_entries,
+		      size_t *ret_n, uint64_t *ret_len);
+/* Cutting a pack's stream into its objects: store_pack_cut passes each byte to data() for
+ * the entry it belongs to, calling begin() before an entry's first byte and end() after its
+ * last (zero-length entries included). Set ents, n and the callbacks, zero the rest; to see
+ * the pack again from its start, zero pos, cur and begun. */
+struct store_pack_cut {
+	const struct store_pack_entry *ents;
+	size_t n;
+	int (*begin)(void *ctx, size_t i);
+	int (*data)(void *ctx, size_t i, const void *buf, size_t len);
+	int (*end)(void *ctx, size_t i);
+	void *ctx;
+	uint64_t pos; /* bytes seen */
+	size_t cur;   /* the entry pos is in; n when all are complete */
+	bool begun;   /* begin() was called for cur */
+};
+
+/** Feed the next bytes of the pack. Bytes past the last entry are refused.
+ * @return 0; STORK_EBADLEN (more bytes than the layout); a callback's error. */
+int store_pack_cut(struct store_pack_cut *c, const void *buf, size_t len);
+
+/** Write m's pack as `path` (verify_manifest_file(m, ".pack")) below the repository root
+ * repofd, from the repository's objects, atomically (temporary file, fsync, rename, fsync of
+ * the directory; parent directories made as needed). Nothing is written when m has no pack
+ * or a file of the right length is there already.
+ * @param[out] ret_written (may be NULL) whether a file was written.
+ * @return 0; STORK_EBADLEN (an object's file is not its signed zsize; detail names it);
+ * -errno. */
+int store_pack_write(int repofd, const struct verify_manifest *m, const char *path,
+		     bool *ret_written);
+
+/* ------------------------------------------------------------------------------------------ */
 /* Importing package sources. */
 
 struct store_import_stats {
-	uint64_t files;		/* regular files in the manifest */
-	uint64_t entries;	/* all entries */
-	uint64_t bytes;		/* uncompressed bytes of regular files */
+	uint64_t files;	  /* regular files in the manifest */
+	uint64_t entries; /* all entries */
+	uint64_t bytes;	  /* uncompressed bytes of regular files */
 	uint64_t new_objects;
-	uint64_t new_bytes;	/* uncompressed bytes of objects that were not in the repo */
-	uint64_t reused_bytes;	/* uncompressed bytes of files whose object was already there */
+	uint64_t new_bytes;    /* uncompressed bytes of objects that were not in the repo */
+	uint64_t reused_bytes; /* uncompressed bytes of files whose object was already there */
 };
 
 struct store_import_opts {
-	int repofd;		/* the repository root; objects go to objects/ below it */
-	uint64_t max_size;	/* refuse sources that unpack to more bytes (0 = 64 GiB) */
+	int repofd;	   /* the repository root; objects go to objects/ below it */
+	uint64_t max_size; /* refuse sources that unpack to more bytes (0 = 64 GiB) */
 	/* Called now and then with bytes of the source consumed so far and its total size (0
 	 * when unknown); may be NULL. */
 	void (*progress)(void *ctx, uint64_t done, uint64_t total);
@@ -140,7 +191,7 @@ struct store;
 
 struct store_objinfo {
 	uint64_t size;
-	int64_t last_use;	/* seconds since the epoch, updated at most hourly */
+	int64_t last_use; /* seconds since the epoch, updated at most hourly */
 	uint32_t pins;
 };
 
@@ -200,6 +251,9 @@ void store_insert_abort(struct store_insert *ins);
  * unindexed objects (which the next insert of them or fsck indexes). */
 struct store_batch;
 
+/* Queued objects (each an open descriptor) at which store_batch_add commits itself. */
+#define STORE_BATCH_MAX_QUEUED 512
+
 /** A batch of inserts into s (borrowed; it must outlive the batch). @return 0; -ENOMEM. */
 int store_batch_new(struct store *s, struct store_batch **ret_b);
 /** Drop every object added and not committed (their temporary files are unlinked, nothing
@@ -207,8 +261,10 @@ int store_batch_new(struct store *s, struct store_batch **ret_b);
 void store_batch_free(struct store_batch *b);
 /** Check ins's size and hash as store_insert_commit does, then queue it in b WITHOUT syncing:
  * it is neither in objects/ nor indexed until store_batch_commit. Its temporary file stays
- * open and flock()ed meanwhile (one descriptor per queued object: commit every few hundred).
- * Takes ins (freed on failure too). Thread-safe.
+ * open and flock()ed meanwhile (one descriptor per queued object: commit every few hundred);
+ * when STORE_BATCH_MAX_QUEUED are queued, this call commits them (as store_batch_commit; a
+ * failure there leaves those objects unindexed, which the caller finds with
+ * store_object_info). Takes ins (freed on failure too). Thread-safe.
  * @return 0; STORK_EBADLEN; STORK_EBADHASH (nothing is kept); -errno. */
 int store_batch_add(struct store_batch *b, struct store_insert *ins);
 /** Make every object queued so far durable and visible: one syncfs() of the store's file
@@ -248,9 +304,9 @@ int store_manifest_get(struct store *s, const uint8_t id[VERIFY_HASH_LEN], uint8
 
 struct store_repo_status {
 	char *repo;
-	char *url;		/* last URL refreshed from, "" if never */
-	int64_t last_refresh;	/* 0 if never */
-	size_t nmeta;		/* metadata files held */
+	char *url;	      /* last URL refreshed from, "" if never */
+	int64_t last_refresh; /* 0 if never */
+	size_t nmeta;	      /* metadata files held */
 };
 
 struct store_stats {
@@ -267,24 +323,24 @@ int store_stats(struct store *s, struct store_stats *ret_stats);
 void store_stats_fini(struct store_stats *st);
 
 struct store_fsck_report {
-	uint64_t objects;	/* indexed objects checked */
+	uint64_t objects; /* indexed objects checked */
 	uint64_t good;
-	uint64_t bad;		/* content does not match its id, or wrong size; or a mode variant
-				 * of it does, or has a mode other than its name's */
-	uint64_t missing;	/* indexed, file gone */
-	uint64_t unindexed;	/* files in objects/ the index does not list (variants too) and
-				 * that are not whole objects */
-	uint64_t adopted;	/* whole, good objects an interrupted insert left unindexed: fsck
-				 * indexes them (finishing the insert), repair or not */
-	uint64_t stale_tmp;	/* leftovers in tmp/ */
-	uint64_t repaired;	/* entries dropped / files removed with repair */
+	uint64_t bad;	    /* content does not match its id, or wrong size; or a mode variant
+			     * of it does, or has a mode other than its name's */
+	uint64_t missing;   /* indexed, file gone */
+	uint64_t unindexed; /* files in objects/ the index does not list (variants too) and
+			     * that are not whole objects */
+	uint64_t adopted;   /* whole, good objects an interrupted insert left unindexed: fsck
+			     * indexes them (finishing the insert), repair or not */
+	uint64_t stale_tmp; /* leftovers in tmp/ */
+	uint64_t repaired;  /* entries dropped / files removed with repair */
 };
 
 /** Re-hash every indexed object and its mode variants and compare the index with objects/.
  * With repair, drop index entries of bad or missing objects (and unlink their variants), unlink
  * bad files, bad variants (the object stays when it is good) and unindexed files (they may be
- * a crash's leftovers). Good unindexed objects are always indexed (counted as adopted). problem is called
- * for each finding with the object's path and what is wrong. @return 0 (see the report);
+ * a crash's leftovers). Good unindexed objects are always indexed (counted as adopted). problem is
+ * called for each finding with the object's path and what is wrong. @return 0 (see the report);
  * -errno. */
 int store_fsck(struct store *s, bool repair,
 	       void (*problem)(void *ctx, const char *path, const char *what), void *ctx,

@@ -186,7 +186,27 @@ static int open_tmp(int dirfd, const char *dir, char *ret_name, size_t size, mod
 	return -EEXIST;
 }
 
+struct membytes {
+	const void *buf;
+	size_t len;
+};
+
+static int fill_bytes(void *ctx, int fd)
+{
+	const struct membytes *b = ctx;
+
+	return write_all(fd, b->buf, b->len);
+}
+
 int verify_write_atomic(int dirfd, const char *name, const void *buf, size_t len, mode_t mode)
+{
+	struct membytes b = {buf, len};
+
+	return verify_write_atomic_fn(dirfd, name, mode, fill_bytes, &b);
+}
+
+int verify_write_atomic_fn(int dirfd, const char *name, mode_t mode, int (*fill)(void *ctx, int fd),
+			   void *ctx)
 {
 	char dir[4096], tmp[4096 + 16];
 	const char *slash = strrchr(name, '/');
@@ -219,7 +239,10 @@ int verify_write_atomic(int dirfd, const char *name, const void *buf, size_t len
 		r = -errno;
 		goto out_write;
 	}
-	r = write_all(fd, buf, len);
+	stork_error_clear();
+	r = fill(ctx, fd);
+	if (r < 0 && *stork_error_detail())
+		goto out; /* fill said what went wrong */
 	if (r < 0)
 		goto out_write;
 	if (fsync(fd) < 0) {

@@ -576,6 +576,32 @@ out:
 	return r;
 }
 
+int verify_manifest_file(const struct verify_manifest *m, const char *ext, char **ret_path)
+{
+	uint8_t digest[VERIFY_HASH_LEN];
+	char hex[VERIFY_HASH_HEX], *buf = NULL, *path;
+	size_t len = 0;
+	int r;
+
+	if (m->has_file_hash) {
+		memcpy(digest, m->file_hash, VERIFY_HASH_LEN);
+	} else {
+		r = verify_manifest_dump(m, &buf, &len);
+		if (r == 0)
+			r = verify_sha256(buf, len, digest);
+		free(buf);
+		if (r < 0)
+			return r;
+	}
+	verify_hex(digest, VERIFY_HASH_LEN, hex);
+	if (asprintf(&path, "targets/%s/%s.%s%s", m->name, hex, m->version, ext) < 0) {
+		stork_errorf("manifest %s %s: out of memory", m->name, m->version);
+		return -ENOMEM;
+	}
+	*ret_path = path;
+	return 0;
+}
+
 void verify_manifest_free(struct verify_manifest *m)
 {
 	size_t i;

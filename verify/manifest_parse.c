@@ -420,6 +420,10 @@ int verify_manifest_parse(const void *buf, size_t len, const char *what,
 		return r;
 	r = parse_top(&p, j);
 	json_decref(j);
+	if (r == 0) {
+		r = verify_sha256(buf, len, p.m->file_hash);
+		p.m->has_file_hash = r == 0;
+	}
 	if (r < 0) {
 		if (r == -ENOMEM)
 			stork_errorf("%s: out of memory", what);

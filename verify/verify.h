@@ -211,6 +211,10 @@ struct verify_manifest {
 					  * .rpm Requires without rpmlib()/file deps) */
 	size_t ndepends;
 	uint64_t total_size; /* sum of file sizes */
+	/* The SHA-256 of the bytes verify_manifest_parse read it from (the manifest file's
+	 * name in the repository); has_file_hash is false for a manifest built in memory. */
+	uint8_t file_hash[VERIFY_HASH_LEN];
+	bool has_file_hash;
 };
 
 /** An empty manifest. @return 0; -ENOMEM. */
@@ -231,6 +235,11 @@ int verify_manifest_finish(struct verify_manifest *m);
 const struct verify_entry *verify_manifest_find(const struct verify_manifest *m, const char *path);
 /** Canonical JSON of a finished manifest. ret_buf malloc'd. @return 0; -ENOMEM. */
 int verify_manifest_dump(const struct verify_manifest *m, char **ret_buf, size_t *ret_len);
+/** A file of a manifest in the repository, "targets/<name>/<hex>.<version><ext>" (malloc'd):
+ * ext ".json" is the manifest itself, ".pack" its version pack (store/README.md, "Version
+ * packs"). <hex> is file_hash when has_file_hash, else the SHA-256 of the canonical dump (what
+ * the publisher writes). @return 0; -ENOMEM. */
+int verify_manifest_file(const struct verify_manifest *m, const char *ext, char **ret_path);
 /** Parse and fully check a manifest (every rule of verify_manifest_finish, plus: sorted, no
  * synthesized gaps, types/modes/sizes consistent). @param what names the file in the
  * detail. @return 0; STORK_EFORMAT; STORK_EHOSTILE; STORK_ENAME. */
@@ -379,6 +388,20 @@ int verify_client_fetch_manifest(struct verify_client *c, const struct verify_so
 /** The same without a client: a target found earlier (verify_client_find_target) is all it
  * takes, so callers need not hold their client while the manifest transfers. */
 int verify_fetch_manifest(const struct verify_source *src, const struct verify_target *t,
+			  struct verify_manifest **ret_m);
+/** As verify_fetch_manifest, and also hands back the exact bytes fetched: those whose length
+ * and SHA-256 the target signs (a repository written by another tool need not hold canonical
+ * JSON, so re-dumping the manifest would not give them). Keep these to check the manifest
+ * again later or to serve it to others. @param[out] ret_buf, ret_len (optional: both NULL for
+ * none) malloc'd, caller frees. @return as verify_fetch_manifest. */
+int verify_fetch_manifest_raw(const struct verify_source *src, const struct verify_target *t,
+			      struct verify_manifest **ret_m, uint8_t **ret_buf, size_t *ret_len);
+/** Check a target's manifest bytes obtained elsewhere (a node store, another node) exactly as
+ * verify_fetch_manifest checks what it fetches: the signed length and SHA-256, the parse, and
+ * the name and version. Details name the file ("targets/<name>/<hex>.<version>.json"). ret_m
+ * owned by the caller. @return 0; STORK_EBADLEN; STORK_EBADHASH; STORK_EFORMAT;
+ * STORK_EHOSTILE; STORK_ENAME; -ENOMEM. */
+int verify_check_manifest(const struct verify_target *t, const void *buf, size_t len,
 			  struct verify_manifest **ret_m);
 
 /** Audit an older version of a metadata file found in a repository directory (for example
@@ -615,5 +638,10 @@ void verify_dir_source_fini(struct verify_source *src);
 /* Shared with store/ and fs/: write a whole file atomically (tmp in the same directory, fsync,
  * rename, fsync the directory). @return 0; -errno. */
 int verify_write_atomic(int dirfd, const char *name, const void *buf, size_t len, mode_t mode);
+/** The same with the content written by fill into fd (the temporary file, positioned at its
+ * start), for files too big to hold in memory. fill returns 0 or -errno; a failure with a
+ * detail (stork_errorf) keeps that detail. @return 0; -errno. */
+int verify_write_atomic_fn(int dirfd, const char *name, mode_t mode, int (*fill)(void *ctx, int fd),
+			   void *ctx);
 
 #endif

@@ -127,6 +127,18 @@ static void failed(void *ctx, const char *what, const uint8_t id[VERIFY_HASH_LEN
 	pthread_mutex_unlock(&b->lock);
 }
 
+static void note(void *ctx, const char *line)
+{
+	struct bar *b = ctx;
+
+	pthread_mutex_lock(&b->lock);
+	if (b->drawn)
+		fputs("\r\033[K", stderr);
+	b->drawn = false;
+	fprintf(stderr, "stork prefetch: %s\n", line);
+	pthread_mutex_unlock(&b->lock);
+}
+
 /* The manifests a PACKAGE argument names, appended to *ms. @return an exit code. */
 static int resolve(struct fs_repo *repo, const char *arg, struct verify_manifest ***ms, size_t *n,
 		   size_t *cap)
@@ -249,7 +261,7 @@ int cmd_prefetch(int argc, char **argv)
 	struct fs_repo *repo = NULL;
 	struct store *s = NULL;
 	const char *rootfile = NULL, *storedir = NULL;
-	char what[512], a[32], fails[48];
+	char what[512], a[32], fails[48], packs[96];
 	uint8_t *root = NULL;
 	size_t rootlen = 0;
 	uint64_t v;
@@ -380,14 +392,21 @@ int cmd_prefetch(int argc, char **argv)
 	po.progress_ctx = &bar;
 	po.failed = failed;
 	po.failed_ctx = &bar;
+	po.note = note;
+	po.note_ctx = &bar;
 	r = fs_prefetch(repo, ms, nms, &po, &st);
 	fails[0] = '\0';
 	if (st.failed)
 		snprintf(fails, sizeof(fails), ", %" PRIu64 " failed", st.failed);
+	packs[0] = '\0';
+	if (st.packs)
+		snprintf(packs, sizeof(packs),
+			 "; %" PRIu64 " of them from %" PRIu64 " version pack%s", st.packed,
+			 st.packs, st.packs == 1 ? "" : "s");
 	printf("prefetched %s: %" PRIu64 " objects (%" PRIu64 " fetched, %" PRIu64
-	       " already stored%s), %s in %.1f s (%.1f MB/s)\n",
+	       " already stored%s), %s in %.1f s (%.1f MB/s)%s\n",
 	       what, st.objects, st.fetched, st.present, fails, mb(st.bytes, a), st.seconds,
-	       st.seconds > 0 ? (double)st.bytes / 1e6 / st.seconds : 0.0);
+	       st.seconds > 0 ? (double)st.bytes / 1e6 / st.seconds : 0.0, packs);
 	if (r < 0) {
 		cli_fail("prefetch", r, "%s", what);
 		code = r == -ENOMEM ? CLI_SYSTEM : cli_exit_verify(r);

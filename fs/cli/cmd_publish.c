@@ -12,8 +12,8 @@
 #include "verify/verify.h"
 
 static const char help[] =
-    "usage: stork publish REPODIR --keys KEYDIR --key KEYFILE [--max-size BYTES] [--quiet]\n"
-    "                     NAME VERSION SOURCE\n"
+    "usage: stork publish REPODIR --keys KEYDIR --key KEYFILE [--max-size BYTES] [--no-pack]\n"
+    "                     [--quiet] NAME VERSION SOURCE\n"
     "\n"
     "Publish SOURCE as version VERSION of package NAME, signed with the publisher key\n"
     "KEYFILE (which 'stork repo delegate' must have allowed for NAME). SOURCE is a directory,\n"
@@ -24,14 +24,21 @@ static const char help[] =
     "NAME: letters, digits and + . _ - (first a letter or digit), at most 128 bytes.\n"
     "VERSION: the same plus ~ and :, and not \"latest\".\n"
     "--max-size BYTES  refuse sources that unpack to more (default 64G; suffixes K M G T)\n"
+    "--no-pack         no version pack (by default the small files of a version are also\n"
+    "                  stored together in one file, fetched with one request by\n"
+    "                  `stork prefetch`: a second copy of files up to 64 KiB compressed)\n"
     "--quiet           print nothing on success\n";
 
 int cmd_publish(int argc, char **argv)
 {
 	static const struct option opts[] = {
-	    {"help", no_argument, NULL, 'h'},	   {"keys", required_argument, NULL, 'k'},
-	    {"key", required_argument, NULL, 'K'}, {"max-size", required_argument, NULL, 'm'},
-	    {"quiet", no_argument, NULL, 'q'},	   {0},
+	    {"help", no_argument, NULL, 'h'},
+	    {"keys", required_argument, NULL, 'k'},
+	    {"key", required_argument, NULL, 'K'},
+	    {"max-size", required_argument, NULL, 'm'},
+	    {"quiet", no_argument, NULL, 'q'},
+	    {"no-pack", no_argument, NULL, 'P'},
+	    {0},
 	};
 	const char *keydir = NULL, *keyfile = NULL, *repodir, *name, *version, *source;
 	struct store_import_opts io = {.repofd = -1};
@@ -40,12 +47,12 @@ int cmd_publish(int argc, char **argv)
 	struct verify_key *key = NULL;
 	struct cli_progress prog = {0};
 	struct verify_repo_opts ro = {0};
-	char *role = NULL, label[300];
-	bool quiet = false;
+	char *role = NULL, *packpath = NULL, label[300];
+	bool quiet = false, pack = true, pack_written = false;
 	int c, r, ret;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "hk:K:m:q", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "hk:K:m:qP", opts, NULL)) != -1) {
 		switch (c) {
 		case 'h':
 			fputs(help, stdout);
@@ -65,6 +72,9 @@ int cmd_publish(int argc, char **argv)
 			break;
 		case 'q':
 			quiet = true;
+			break;
+		case 'P':
+			pack = false;
 			break;
 		default:
 			return cli_usage_error("publish", "unknown option");
@@ -114,7 +124,18 @@ int cmd_publish(int argc, char **argv)
 		ret = cli_exit_input(r);
 		goto out;
 	}
+	/* The pack before the signed commit, so that clients who see the version find it. */
+	r = pack ? verify_manifest_file(m, ".pack", &packpath) : 0;
+	if (r == 0 && pack)
+		r = store_pack_write(io.repofd, m, packpath, &pack_written);
+	if (r < 0) {
+		cli_fail("publish", r, "%s %s: the version pack", name, version);
+		ret = cli_exit_input(r);
+		goto out;
+	}
 	r = verify_repo_publish(repodir, keydir, key, m, &ro);
+	if (r < 0 && pack_written)
+		unlinkat(io.repofd, packpath, 0); /* of a manifest that is not published */
 	if (r < 0) {
 		cli_fail("publish", r, "%s %s", name, version);
 		ret = cli_exit_input(r);
@@ -136,6 +157,7 @@ out:
 		close(io.repofd);
 	verify_manifest_free(m);
 	verify_key_free(key);
+	free(packpath);
 	free(role);
 	return ret;
 }

@@ -1,11 +1,17 @@
-/* fs/cli/cmd_repo.c: `stork repo init|delegate|refresh|rotate|revoke`. */
+/* fs/cli/cmd_repo.c: `stork repo init|delegate|refresh|rotate|revoke|pack`. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "fs/cli/cli.h"
+#include "store/store.h"
 #include "verify/verify.h"
 
 static const char help[] =
@@ -15,6 +21,7 @@ static const char help[] =
     "       stork repo rotate REPODIR --keys KEYDIR TOPROLE...\n"
     "       stork repo rotate REPODIR --keys KEYDIR --key NEWKEYFILE ROLE\n"
     "       stork repo revoke REPODIR --keys KEYDIR ROLE\n"
+    "       stork repo pack REPODIR [NAME]...\n"
     "\n"
     "init      creates the keys of the four top-level roles in KEYDIR (mode 0700; it must be\n"
     "          outside REPODIR) and the signed metadata in REPODIR, and prints the path of\n"
@@ -36,6 +43,9 @@ static const char help[] =
     "revoke    removes the delegation to ROLE: its packages disappear for clients at their\n"
     "          next refresh. `stork repo delegate` may later give the name to a key again;\n"
     "          the role then starts empty.\n"
+    "pack      writes the version pack of every published version (of the NAMEs) that\n"
+    "          lacks one: versions published before packs or with --no-pack. Needs no key\n"
+    "          (packs are not signed; the manifests fix their layout).\n"
     "\n"
     "--expires ROLE=DURATION  expiry of root, targets (and delegated roles), snapshot or\n"
     "          timestamp, e.g. timestamp=6h, snapshot=7d (units s, m, h, d).\n";
@@ -58,6 +68,163 @@ static int parse_expires(const char *arg, struct verify_repo_opts *o)
 	else
 		return -1;
 	return 0;
+}
+
+struct pack_counts {
+	unsigned written, present, none, failed;
+};
+
+/* One manifest file targets/<name>/<hex>.<version>.json: checked against its name, then its
+ * pack written unless there. Failures are told and counted. */
+static void pack_manifest(int repofd, const char *name, const char *file, struct pack_counts *c)
+{
+	char rel[1024], *target = NULL, *version = NULL, *path = NULL, hex[VERIFY_HASH_HEX];
+	struct verify_manifest *m = NULL;
+	uint8_t *buf = NULL, digest[VERIFY_HASH_LEN];
+	size_t flen = strlen(file), len = 0;
+	struct stat st;
+	bool written = false;
+	int fd = -1, r;
+
+	snprintf(rel, sizeof(rel), "targets/%s/%s", name, file);
+	if (flen < VERIFY_HASH_HEX + 6 || file[VERIFY_HASH_HEX - 1] != '.' ||
+	    strcmp(file + flen - 5, ".json") != 0)
+		return; /* not a manifest's name */
+	r = -ENOMEM;
+	version = strndup(file + VERIFY_HASH_HEX, flen - VERIFY_HASH_HEX - 5);
+	target = version ? verify_target_path(name, version) : NULL;
+	if (!target)
+		goto fail;
+	fd = openat(repofd, rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		r = -errno;
+		stork_errorf("%s: %s", rel, storkfs_strerror(r));
+		goto fail;
+	}
+	if (!S_ISREG(st.st_mode) || st.st_size > VERIFY_MAX_MANIFEST_LEN) {
+		stork_errorf("%s: not a regular file of at most %d bytes", rel,
+			     VERIFY_MAX_MANIFEST_LEN);
+		r = STORK_ETOOBIG;
+		goto fail;
+	}
+	len = (size_t)st.st_size;
+	buf = malloc(len ? len : 1);
+	r = -ENOMEM;
+	if (!buf)
+		goto fail;
+	if (pread(fd, buf, len, 0) != (ssize_t)len) {
+		r = -EIO;
+		stork_errorf("%s: cannot read it", rel);
+		goto fail;
+	}
+	r = verify_sha256(buf, len, digest);
+	if (r < 0)
+		goto fail;
+	verify_hex(digest, VERIFY_HASH_LEN, hex);
+	if (memcmp(hex, file, VERIFY_HASH_HEX - 1) != 0) {
+		stork_errorf("%s: its content hashes to %s, not to its name", rel, hex);
+		r = STORK_EBADHASH;
+		goto fail;
+	}
+	r = verify_manifest_parse(buf, len, rel, &m);
+	if (r == 0 && (strcmp(m->name, name) != 0 || strcmp(m->version, version) != 0)) {
+		stork_errorf("%s: the manifest is of %s %s", rel, m->name, m->version);
+		r = STORK_EFORMAT;
+	}
+	if (r == 0)
+		r = verify_manifest_file(m, ".pack", &path);
+	if (r == 0)
+		r = store_pack_write(repofd, m, path, &written);
+	if (r < 0)
+		goto fail;
+	if (written)
+		c->written++;
+	else if (faccessat(repofd, path, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+		c->present++;
+	else
+		c->none++;
+	goto out;
+fail:
+	cli_fail("repo", r, "pack %s", rel);
+	c->failed++;
+out:
+	if (fd >= 0)
+		close(fd);
+	verify_manifest_free(m);
+	free(path);
+	free(buf);
+	free(target);
+	free(version);
+}
+
+static bool wanted(const char *name, char **names, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (!strcmp(names[i], name))
+			return true;
+	return n == 0;
+}
+
+/* stork repo pack REPODIR [NAME]... */
+static int do_pack(const char *repodir, char **names, int n)
+{
+	struct pack_counts c = {0};
+	struct dirent *de, *fe;
+	DIR *top = NULL;
+	int repofd, r;
+
+	repofd = open(repodir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (repofd < 0) {
+		r = -errno;
+		cli_fail("repo", r, "pack %s", repodir);
+		return cli_exit_input(r);
+	}
+	r = openat(repofd, "targets", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	top = r >= 0 ? fdopendir(r) : NULL;
+	if (!top) {
+		r = -errno;
+		close(repofd);
+		cli_fail("repo", r, "pack %s/targets", repodir);
+		return cli_exit_input(r);
+	}
+	while ((de = readdir(top))) {
+		DIR *d;
+		int fd;
+
+		if (de->d_name[0] == '.' || verify_check_package_name(de->d_name) < 0 ||
+		    !wanted(de->d_name, names, n))
+			continue;
+		fd =
+		    openat(dirfd(top), de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+		d = fd >= 0 ? fdopendir(fd) : NULL;
+		if (!d) {
+			if (fd >= 0)
+				close(fd);
+			continue;
+		}
+		while ((fe = readdir(d)))
+			if (fe->d_name[0] != '.')
+				pack_manifest(repofd, de->d_name, fe->d_name, &c);
+		closedir(d);
+	}
+	closedir(top);
+	close(repofd);
+	for (int i = 0; i < n; i++) {
+		char dir[512];
+		struct stat st;
+
+		snprintf(dir, sizeof(dir), "%s/targets/%s", repodir, names[i]);
+		if (stat(dir, &st) < 0) {
+			cli_fail("repo", -ENOENT, "pack %s: no package %s is published here",
+				 repodir, names[i]);
+			c.failed++;
+		}
+	}
+	printf("packs: %u written, %u already there, %u versions with fewer than %d small files "
+	       "(no pack)%s\n",
+	       c.written, c.present, c.none, STORE_PACK_MIN_OBJECTS,
+	       c.failed ? "; failures above" : "");
+	return c.failed ? CLI_VERIFY_FAILED : CLI_OK;
 }
 
 /* The default role name: the key file's base name without .pub or .key. */
@@ -220,9 +387,11 @@ int cmd_repo(int argc, char **argv)
 	}
 	if (argc - optind < 2)
 		return cli_usage_error("repo", "expected a subcommand (init, delegate, refresh, "
-					       "rotate, revoke) and REPODIR");
+					       "rotate, revoke, pack) and REPODIR");
 	sub = argv[optind];
 	repodir = argv[optind + 1];
+	if (!strcmp(sub, "pack"))
+		return do_pack(repodir, argv + optind + 2, argc - optind - 2);
 	if (!keydir)
 		return cli_usage_error("repo", "%s needs --keys KEYDIR", sub);
 	if (role && strcmp(sub, "delegate"))

@@ -235,6 +235,119 @@ static char *manifest_file(const struct verify_target *t)
 	return s;
 }
 
+/* Checking a version pack (store/README.md, "Version packs"): each object's slice through
+ * the checking unpacker. */
+struct packcheck {
+	struct store_pack_cut cut;
+	struct store_unpack *u;
+	const char *file; /* the pack */
+	unsigned bad;	  /* objects that do not verify */
+};
+
+static void pack_bad(struct packcheck *pc, size_t i, int err)
+{
+	const struct store_pack_entry *pe = &pc->cut.ents[i];
+
+	if (pc->bad++ < 3)
+		fprintf(stderr,
+			"stork verify: %s: the object of %s at offset %" PRIu64 ": %s%s%s\n",
+			pc->file, pe->e->path, pe->offset, storkfs_strerror(err),
+			*stork_error_detail() ? ": " : "", stork_error_detail());
+	store_unpack_free(pc->u);
+	pc->u = NULL;
+}
+
+static int pc_begin(void *ctx, size_t i)
+{
+	struct packcheck *pc = ctx;
+	const struct verify_entry *e = pc->cut.ents[i].e;
+
+	return store_unpack_new(e->hash, e->size, e->zsize, NULL, NULL, &pc->u);
+}
+
+static int pc_data(void *ctx, size_t i, const void *buf, size_t len)
+{
+	struct packcheck *pc = ctx;
+	int r;
+
+	if (!pc->u)
+		return 0; /* already refused */
+	stork_error_clear();
+	r = store_unpack_write(pc->u, buf, len);
+	if (r < 0)
+		pack_bad(pc, i, r);
+	return 0;
+}
+
+static int pc_end(void *ctx, size_t i)
+{
+	struct packcheck *pc = ctx;
+	int r;
+
+	if (!pc->u)
+		return 0;
+	stork_error_clear();
+	r = store_unpack_finish(pc->u);
+	if (r < 0)
+		pack_bad(pc, i, r);
+	store_unpack_free(pc->u);
+	pc->u = NULL;
+	return 0;
+}
+
+static int pc_feed(void *ctx, const void *buf, size_t len)
+{
+	struct packcheck *pc = ctx;
+
+	return store_pack_cut(&pc->cut, buf, len);
+}
+
+/* A version's pack, when the repository has one: every object in it must be the manifest's. */
+static void audit_pack(struct audit *a, const struct verify_manifest *m)
+{
+	struct packcheck pc = {0};
+	struct store_pack_entry *ents = NULL;
+	uint64_t len = 0;
+	char *path = NULL;
+	size_t n = 0;
+	int r;
+
+	r = store_pack_layout(m, &ents, &n, &len);
+	if (r < 0 || n == 0)
+		goto out;
+	r = verify_manifest_file(m, ".pack", &path);
+	if (r < 0)
+		goto out;
+	pc.cut = (struct store_pack_cut){
+	    .ents = ents, .n = n, .begin = pc_begin, .data = pc_data, .end = pc_end, .ctx = &pc};
+	pc.file = path;
+	stork_error_clear();
+	r = a->src->stream(a->src->ctx, path, len, pc_feed, &pc);
+	store_unpack_free(pc.u);
+	if (r == -ENOENT) {
+		r = 0; /* no pack: clients fetch object by object */
+	} else if (r == STORK_ETOOBIG) {
+		stork_errorf("%s: longer than its layout's %" PRIu64 " bytes", path, len);
+	} else if (r == 0 && pc.cut.cur < n) {
+		stork_errorf("%s: truncated: %" PRIu64 " of %" PRIu64 " bytes", path, pc.cut.pos,
+			     len);
+		r = STORK_EBADLEN;
+	} else if (r == 0 && pc.bad) {
+		stork_errorf("%s: %u of its %zu objects do not match the manifest", path, pc.bad,
+			     n);
+		r = STORK_EBADHASH;
+	} else if (r < 0) {
+		stork_error_prefix("%s: ", path);
+	}
+	if (r < 0)
+		problem(a, path, r, stork_error_detail());
+out:
+	if (r == -ENOMEM)
+		problem(a, "version pack", r, NULL);
+	free(path);
+	free(ents);
+}
+
 static int on_target(void *ctx, const struct verify_target *t)
 {
 	struct audit *a = ctx;
@@ -253,6 +366,7 @@ static int on_target(void *ctx, const struct verify_target *t)
 	}
 	a->versions++;
 	a->bytes += m->total_size;
+	audit_pack(a, m);
 	for (size_t i = 0; i < m->n; i++) {
 		const struct verify_entry *e = &m->entries[i];
 		struct objref o = {.size = e->size, .zsize = e->zsize};
@@ -547,6 +661,13 @@ static void audit_metadata(struct audit *a, const char *repo, const uint8_t *pin
 	free(files);
 }
 
+static bool is_pack_name(const char *file)
+{
+	size_t len = strlen(file);
+
+	return len > 5 && !strcmp(file + len - 5, ".pack");
+}
+
 /* Manifests and objects no verified metadata refers to: left by an interrupted or refused
  * publish. They must still be what their names say. */
 static void audit_orphans(struct audit *a, const char *repo)
@@ -577,6 +698,16 @@ static void audit_orphans(struct audit *a, const char *repo)
 					continue;
 				snprintf(file, sizeof(file), "targets/%s/%s", de->d_name,
 					 fe->d_name);
+				if (is_pack_name(file)) {
+					/* Audited with its manifest; else an orphan's, unchecked.
+					 */
+					memcpy(file + strlen(file) - 5, ".json", 6);
+					if (!a->nmanifests ||
+					    !bsearch(&key, a->manifests, a->nmanifests,
+						     sizeof(char *), strp_cmp))
+						orphans++;
+					continue;
+				}
 				if (a->nmanifests && bsearch(&key, a->manifests, a->nmanifests,
 							     sizeof(char *), strp_cmp))
 					continue;

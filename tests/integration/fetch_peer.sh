@@ -3,9 +3,11 @@
 #
 #  1. node A extracts from the mirror; its store is exposed as a peer (the index, tmp/ and mode
 #     variants are not served);
-#  2. node B extracts with --peer A: every object comes from the peer (its access log), none
-#     from the mirror; B's store is clean;
-#  3. objects the peer lacks (404) come from the mirror with no back-off and no complaint;
+#  2. node B extracts with --peer A: every object and the package manifest (an object of A's
+#     store under its signed hash) come from the peer (its access log), none from the mirror;
+#     B's store is clean;
+#  3. objects the peer lacks (404) come from the mirror with no back-off and no complaint, and
+#     so does a manifest the peer lacks;
 #  4. a peer that corrupts one object (the fault server in front of A's store) is skipped and
 #     named in the log, that object comes from the mirror, and the store is clean;
 #  5. a peer that is down costs no more than a refused connection: the mirror serves at once.
@@ -21,6 +23,11 @@ publish synth 1.0 "$T/src"
 synth_tree "$T/src2" 2
 publish synth 2.0 "$T/src2"
 nobj=$(manifest_hashes synth 1.0 | cut -d' ' -f1 | sort -u | wc -l)
+# the manifests' objects: a node keeps each manifest under its signed hash too
+mh1=$(basename "$(manifest_file synth 1.0)")
+mh1=${mh1:0:64}
+mh2=$(basename "$(manifest_file synth 2.0)")
+mh2=${mh2:0:64}
 start_nginx "$REPO"
 
 # --- 1. node A
@@ -41,10 +48,14 @@ before=$(nginx_requests '"GET /objects/')
 extract_ok "node B extracts with A as its peer" --store "$T/B" --peer "$PEER_URL" "$NGINX_URL" \
 	synth 1.0 "$T/dB"
 check "B's tree is identical to its source" compare_tree "$T/src" "$T/dB"
-[ "$(peer_requests '"GET /objects/[^ ]* HTTP/1.1" 200 ')" -eq "$nobj" ] ||
-	fail "the peer served $(peer_requests ' 200 ') objects, want $nobj"
+[ "$(peer_requests '"GET /objects/[^ ]* HTTP/1.1" 200 ')" -eq $((nobj + 1)) ] ||
+	fail "the peer served $(peer_requests ' 200 ') objects, want $nobj and the manifest"
+[ "$(peer_requests "\"GET /$(object_path "$mh1") HTTP/1.1\" 200 ")" -eq 1 ] ||
+	fail "the peer did not serve the manifest $(object_path "$mh1")"
 [ "$(nginx_requests '"GET /objects/')" -eq "$before" ] || fail "the mirror was asked for objects"
-pass "every object ($nobj) came from the peer, none from the mirror"
+[ "$(nginx_requests "\"GET /targets/synth/$mh1.1.0.json ")" -eq 1 ] ||
+	fail "the mirror was asked for the manifest B got from the peer (or A never asked)"
+pass "every object ($nobj) and the manifest came from the peer, none from the mirror"
 [ "$(peer_requests 'metadata')" -eq 0 ] || fail "metadata was asked of the peer"
 pass "metadata came from the mirror only"
 fsck_clean "B's store is clean" "$T/B"
@@ -55,7 +66,11 @@ before=$(nginx_requests '"GET /objects/')
 extract_ok "node B extracts synth 2.0, partly new to the peer" --store "$T/B" --peer "$PEER_URL" \
 	"$NGINX_URL" synth 2.0 "$T/dB2"
 check "the tree is identical to its source" compare_tree "$T/src2" "$T/dB2"
-n404=$(peer_requests '"GET /objects/[^ ]* HTTP/1.1" 404 ')
+[ "$(peer_requests "\"GET /$(object_path "$mh2") HTTP/1.1\" 404 ")" -eq 1 ] ||
+	fail "the peer was not asked for the synth 2.0 manifest it lacks"
+[ "$(nginx_requests "\"GET /targets/synth/$mh2.2.0.json ")" -eq 1 ] ||
+	fail "the synth 2.0 manifest the peer lacks did not come from the mirror"
+n404=$(($(peer_requests '"GET /objects/[^ ]* HTTP/1.1" 404 ') - 1))
 [ "$n404" -ge 1 ] || fail "the peer was not asked for the objects it lacks"
 [ "$(($(nginx_requests '"GET /objects/') - before))" -eq "$n404" ] ||
 	fail "the mirror did not serve exactly the $n404 objects the peer lacks"

@@ -64,9 +64,10 @@ pass "published many 1.0: $NFILES files, $distinct distinct objects"
 start_nginx "$B/www"
 mirror=$NGINX_URL/repo
 
-# store_objects STORE: the objects the store indexes (stork status).
+# store_objects STORE: the file objects the store indexes (stork status: its objects, less
+# the manifests, which a node keeps as objects too so that peers can serve them).
 store_objects() {
-	"$STORK" status "$1" | awk '$1 == "objects" { print $2 }'
+	"$STORK" status "$1" | awk '$1 == "objects" { o = $2 } $1 == "manifests" { m = $2 } END { print o - m }'
 }
 
 # ---- under a pseudo-terminal: a progress bar, then the summary
@@ -95,6 +96,11 @@ pass "the progress bar is redrawn ($redraws times) with bytes, objects, rate and
 grep -aqE "^prefetched many 1.0: $distinct objects \\($distinct fetched, 0 already stored\\), [0-9.]+ MB in [0-9.]+ s \\([0-9.]+ MB/s\\)" "$T/tty.out" ||
 	fail "no summary line after the bar: $(tail -c 400 "$T/tty.out")"
 pass "the summary counts $distinct objects fetched"
+grep -aqF "; $distinct of them from 1 version pack" "$T/tty.out" ||
+	fail "the objects did not come in the version pack: $(tail -c 400 "$T/tty.out")"
+[ "$(nginx_requests '"GET /repo/objects/')" -eq 0 ] && [ "$(nginx_requests '"GET /repo/targets/many/[0-9a-f]{64}\.1\.0\.pack ')" -eq 1 ] ||
+	fail "expected one pack request and no object request: $(grep -c objects/ "$NGINX_DIR/access.log") object requests"
+pass "one request for the version pack, none per object"
 fsck_clean "stork fsck is clean after the prefetch" "$store"
 [ "$(store_objects "$store")" -eq "$distinct" ] || fail "the store indexes $(store_objects "$store") objects, not $distinct"
 check "every object file in the store hashes to its name; tmp/ is empty" store_hashes_ok "$store"
@@ -135,7 +141,9 @@ mapfile -t bad < <(manifest_hashes few 1.0 | cut -d' ' -f1 | sort -u | head -n 4
 re=$(printf '%s|' "${bad[@]}")
 re="^/objects/../(${re%|})\$"
 start_faultserver "$REPO"
-fault_set "[{\"match\": \"$re\", \"fault\": \"corrupt\"}]"
+# The version pack corrupted in its middle, and every object: the pack's object there does
+# not verify, is asked of the first mirror alone (corrupt again) and comes from the second.
+fault_set '[{"match": "^/objects/", "fault": "corrupt"}, {"match": "\\.pack$", "fault": "corrupt"}]'
 few_distinct=$(manifest_hashes few 1.0 | cut -d' ' -f1 | sort -u | wc -l)
 run timeout -k 10 "$PF_TIMEOUT" "$STORK" prefetch --root "$ROOT" --store "$T/store3" "$FAULT_URL" "$mirror" few
 [ "$RC" -eq 0 ] || {
@@ -143,14 +151,20 @@ run timeout -k 10 "$PF_TIMEOUT" "$STORK" prefetch --root "$ROOT" --store "$T/sto
 	fail "prefetch with a corrupting first mirror and a good second one exited $RC"
 }
 out_has "a corrupting first mirror, a good second one: everything arrives" "($few_distinct fetched, 0 already stored)"
+out_has "most objects came in the corrupted pack" "of them from 1 version pack"
+err_has "the pack's object that does not verify is told" "version pack" "1 of" "did not verify"
 err_has "the corrupting mirror is named" "$FAULT_URL" "hash mismatch"
-[ "$(fault_requests 'corrupt$')" -ge 1 ] || fail "the fault server corrupted nothing"
+[ "$(fault_requests '\.pack 200 [0-9]+ corrupt$')" -eq 1 ] || fail "the fault server did not corrupt the pack"
+[ "$(fault_requests ' /objects/.* corrupt$')" -eq 1 ] || fail "expected one object asked of the corrupting mirror"
+pass "the pack's corrupted object came from the good mirror"
 fsck_clean "stork fsck is clean after the corrupting mirror" "$T/store3"
 [ "$(store_objects "$T/store3")" -eq "$few_distinct" ] || fail "store3 indexes $(store_objects "$T/store3") objects, not $few_distinct"
 extract_ok "extract after the corrupting mirror" --store "$T/store3" "$mirror" few 1.0 "$T/x3"
 compare_tree "$B/few" "$T/x3" || fail "the tree differs"
 pass "the objects are the published ones"
 
+# Without a pack (404: a repository need not have one) from the corrupting mirror alone.
+fault_set "[{\"match\": \"$re\", \"fault\": \"corrupt\"}, {\"match\": \"\\\\.pack\$\", \"fault\": \"status\", \"status\": 404}]"
 run timeout -k 10 "$PF_TIMEOUT" "$STORK" prefetch --root "$ROOT" --store "$T/store4" "$FAULT_URL" few=1.0
 [ "$RC" -eq 1 ] || {
 	_show_run
@@ -166,12 +180,28 @@ fsck_clean "stork fsck is clean after the failed prefetch" "$T/store4"
 [ "$(store_objects "$T/store4")" -eq $((few_distinct - ${#bad[@]})) ] ||
 	fail "store4 indexes $(store_objects "$T/store4") objects, not $((few_distinct - ${#bad[@]}))"
 pass "the good objects are stored, the corrupted ones not"
+
+# A pack cut off midway by the first mirror: the second one sends it whole; no object request.
+fault_set '[{"match": "\\.pack$", "fault": "truncate"}]'
+before=$(fault_requests ' /objects/')
+run timeout -k 10 "$PF_TIMEOUT" "$STORK" prefetch --root "$ROOT" --store "$T/store4b" "$FAULT_URL" "$mirror" few
+[ "$RC" -eq 0 ] || {
+	_show_run
+	fail "prefetch with a pack truncated by the first mirror exited $RC"
+}
+out_has "a pack truncated by the first mirror: the second sends it" "($few_distinct fetched, 0 already stored)" "$few_distinct of them from 1 version pack"
+err_has "the truncating mirror is named" "$FAULT_URL" "truncated"
+[ "$(fault_requests ' /objects/')" -eq "$before" ] || fail "objects were fetched one by one"
+fsck_clean "stork fsck is clean after the truncated pack" "$T/store4b"
 stop_faultserver
 
 stamp "kill -9 midway"
 # ---- kill -9 midway, fsck, rerun
 store5=$B/store5
-"$STORK" prefetch --jobs 64 --root "$ROOT" --store "$store5" "$mirror" many >"$T/k.out" 2>&1 &
+# The pack trickles (a few seconds for all of it), so that the kill lands midway.
+start_faultserver "$REPO"
+fault_set '[{"match": "\\.pack$", "fault": "trickle", "rate": 1000000}]'
+"$STORK" prefetch --jobs 64 --root "$ROOT" --store "$store5" "$FAULT_URL" many >"$T/k.out" 2>&1 &
 pid=$!
 for _ in $(seq 600); do
 	n=$( (find "$store5/objects" -type f 2>/dev/null || true) | wc -l)
@@ -186,6 +216,7 @@ echo "# killed with $(find "$store5/objects" -type f | wc -l) object files and $
 fsck_clean "stork fsck is clean after kill -9 midway" "$store5"
 check "every object file after the kill hashes to its name" store_hashes_ok "$store5"
 kept=$(store_objects "$store5")
+stop_faultserver
 run timeout -k 10 "$PF_TIMEOUT" "$STORK" prefetch --root "$ROOT" --store "$store5" "$mirror" many
 [ "$RC" -eq 0 ] || {
 	_show_run
@@ -195,6 +226,26 @@ out_has "the rerun completes, counting what the killed run stored" "($((distinct
 fsck_clean "stork fsck is clean after the rerun" "$store5"
 [ "$(store_objects "$store5")" -eq "$distinct" ] || fail "store5 indexes $(store_objects "$store5") objects, not $distinct"
 pass "after the rerun the store holds every object"
+
+stamp "no pack, then stork repo pack"
+# ---- a version published without a pack goes object by object; `stork repo pack` adds it
+gen_tree "$T/lone" 40 $((STORK_TEST_SEED + 2))
+publish lone 1.0 "$T/lone" --quiet --no-pack
+ls "$REPO/targets/lone/"*.pack >/dev/null 2>&1 && fail "--no-pack wrote a pack"
+lone=$(manifest_hashes lone 1.0 | cut -d' ' -f1 | sort -u | wc -l)
+before=$(nginx_requests '"GET /repo/objects/')
+run "$STORK" prefetch --root "$ROOT" --store "$T/s7" "$mirror" lone
+out_has "without a pack: every object on its own" "($lone fetched, 0 already stored)"
+[ "$(($(nginx_requests '"GET /repo/objects/') - before))" -eq "$lone" ] || fail "expected $lone object requests"
+run "$STORK" repo pack "$REPO"
+out_has "stork repo pack writes the missing pack" "packs: 1 written, 2 already there, 0 versions"
+ls "$REPO/targets/lone/"*.1.0.pack >/dev/null || fail "no pack for lone 1.0"
+before=$(nginx_requests '"GET /repo/objects/')
+run "$STORK" prefetch --root "$ROOT" --store "$T/s8" "$mirror" lone
+out_has "then its pack serves it" "($lone fetched, 0 already stored)" "$lone of them from 1 version pack"
+[ "$(nginx_requests '"GET /repo/objects/')" -eq "$before" ] || fail "objects were fetched one by one"
+expect_rc 1 "stork repo pack of a package that is not there" "$STORK" repo pack "$REPO" nosuch
+err_has "it says so" "no package nosuch is published here"
 
 stamp "usage"
 # ---- usage

@@ -89,8 +89,8 @@ listing >"$T/list2"
 comm -13 "$T/list1" "$T/list2" >"$T/added"
 grep -v '^\./objects/' "$T/added" >"$T/added-meta" || true
 grep -qE '^\./targets/pkg/[0-9a-f]{64}\.2\.0\.json$' "$T/added-meta" || fail "no manifest for pkg 2.0 added: $(cat "$T/added")"
-if grep -vE '^\./targets/pkg/[0-9a-f]{64}\.2\.0\.json$|^\./metadata/[0-9]+\.(snapshot|alice)\.json$' "$T/added-meta"; then
-	fail "publishing v2 added files other than one object, the manifest and metadata"
+if grep -vE '^\./targets/pkg/[0-9a-f]{64}\.2\.0\.(json|pack)$|^\./metadata/[0-9]+\.(snapshot|alice)\.json$' "$T/added-meta"; then
+	fail "publishing v2 added files other than one object, the manifest, its version pack and metadata"
 fi
 [ "$(comm -23 "$T/list1" "$T/list2" | wc -l)" -eq 0 ] || fail "publishing v2 removed files: $(comm -23 "$T/list1" "$T/list2")"
 pass "v2 adds only its object, its manifest, a role version and a snapshot version"

@@ -33,7 +33,7 @@ mapfile -t files < <(cd "$REPO" && find metadata targets objects -type f ! -name
 nmeta=$(printf '%s\n' "${files[@]}" | grep -c '^metadata/')
 ntargets=$(printf '%s\n' "${files[@]}" | grep -c '^targets/')
 nobjects=$(printf '%s\n' "${files[@]}" | grep -c '^objects/')
-echo "# flipping one byte in each of ${#files[@]} files: $nmeta metadata, $ntargets manifests, $nobjects objects"
+echo "# flipping one byte in each of ${#files[@]} files: $nmeta metadata, $ntargets manifests and version packs, $nobjects objects"
 printf '%s\n' "${files[@]}" | matches -E '^metadata/1\.snapshot\.json$' || fail "no old snapshot version to tamper with"
 printf '%s\n' "${files[@]}" | matches -E '^metadata/root\.json$' || fail "no metadata/root.json"
 printf '%s\n' "${files[@]}" | matches -E '^metadata/1\.alice\.json$' || fail "no old alice role version"

@@ -1305,6 +1305,140 @@ START_TEST(lying_peer_is_skipped_named_and_the_mirror_serves)
 }
 END_TEST
 
+/* fetch_from_peers o through f with a fresh sink; the result. */
+static int peers_one(struct fetch *f, const struct object *o, unsigned *ret_commits)
+{
+	struct tsink s;
+	struct fetch_sink sink;
+	int r;
+
+	tsink_init(&s, &sink, o);
+	r = fetch_from_peers(f, o->id, o->size, "pkg 1.0: manifest", &sink);
+	*ret_commits = s.commits;
+	tsink_fini(&s);
+	return r;
+}
+
+START_TEST(peers_only_fetch_without_peers_is_enoent_and_asks_no_mirror)
+{
+	struct fetch_opts o = {0};
+	struct fetch_mirror_stats *st;
+	struct object a;
+	struct fetch *f;
+	unsigned commits;
+
+	make_object(&a, 5000, 41);
+	fake_put(a.path, a.z, a.zsize);
+	f = chain_fetcher(1, &o);
+	ck_assert_int_eq(peers_one(f, &a, &commits), -ENOENT);
+	ck_assert_uint_eq(commits, 0);
+	ck_assert_uint_eq(fake.total, 0);
+	st = stats_of(f, 1);
+	ck_assert_uint_eq(st[0].requests, 0);
+	ck_assert(!st[0].skipped);
+	free(st);
+	/* No mirror at all is no error of its own either: still "no peer". */
+	fetch_free(f);
+	f = chain_fetcher(0, &o);
+	ck_assert_int_eq(peers_one(f, &a, &commits), -ENOENT);
+	ck_assert_uint_eq(logged.lines, 0);
+	fetch_free(f);
+	free_object(&a);
+}
+END_TEST
+
+START_TEST(peers_only_fetch_of_what_no_peer_has_is_enoent_and_blames_none)
+{
+	struct fetch_opts o = {.peers = "fake://p1/, fake://p2/"};
+	struct fetch_mirror_stats *st;
+	struct object a, b;
+	struct fetch *f;
+	unsigned commits;
+
+	make_object(&a, 6000, 42);
+	make_object(&b, 6000, 43);
+	fake_put(a.path, a.z, a.zsize); /* the mirror has it: it must not be asked */
+	fake_put_peer(b.path, b.data, b.size);
+	f = chain_fetcher(1, &o);
+	ck_assert_int_eq(peers_one(f, &a, &commits), -ENOENT);
+	ck_assert_uint_eq(commits, 0);
+	ck_assert_uint_eq(fake.peer_requests[0], 1);
+	ck_assert_uint_eq(fake.peer_requests[1], 1);
+	ck_assert_uint_eq(fake.requests[0], 0);
+	ck_assert_uint_eq(logged.lines, 0);
+	st = stats_of(f, 3);
+	for (int i = 0; i < 3; i++) {
+		ck_assert_uint_eq(st[i].failures, 0);
+		ck_assert(!st[i].skipped);
+	}
+	free(st);
+	/* Not marked: both are asked again, and the first that has it serves. */
+	ck_assert_int_eq(peers_one(f, &b, &commits), 0);
+	ck_assert_uint_eq(commits, 1);
+	ck_assert_uint_eq(fake.peer_requests[0], 2);
+	ck_assert_uint_eq(fake.peer_requests[1], 1);
+	ck_assert_uint_eq(fake.requests[0], 0);
+	fetch_free(f);
+	free_object(&a);
+	free_object(&b);
+}
+END_TEST
+
+START_TEST(peers_only_fetch_skips_a_lying_peer_and_the_next_serves)
+{
+	struct fetch_opts o = {.peers = "fake://p1/, fake://p2/"};
+	struct fetch_mirror_stats *st;
+	struct object a, b;
+	struct fetch *f;
+	unsigned commits;
+	char want[256];
+
+	make_object(&a, 9000, 44);
+	make_object(&b, 9000, 45);
+	fake_put(a.path, a.z, a.zsize);
+	fake_put_peer(a.path, a.data, a.size);
+	fake_put_peer(b.path, b.data, b.size);
+	fake.peer_mode[0] = CORRUPT;
+	f = chain_fetcher(1, &o);
+	ck_assert_int_eq(peers_one(f, &a, &commits), 0);
+	ck_assert_uint_eq(commits, 1);
+	ck_assert_uint_eq(fake.peer_requests[0], 1);
+	ck_assert_uint_eq(fake.peer_requests[1], 1);
+	ck_assert_uint_eq(fake.requests[0], 0);
+	snprintf(want, sizeof(want),
+		 "peer fake://p1/: %s (pkg 1.0: manifest): hash mismatch; skipping this peer for "
+		 "300 s",
+		 a.path);
+	ck_assert_msg(strstr(logged.text, want), "log lacks \"%s\":\n%s", want, logged.text);
+	ck_assert_uint_eq(logged.lines, 1);
+	st = stats_of(f, 3);
+	ck_assert_uint_eq(st[0].failures, 1);
+	ck_assert(st[0].skipped);
+	ck_assert_str_eq(st[0].last_error, "hash mismatch");
+	ck_assert_uint_eq(st[1].failures, 0);
+	ck_assert_uint_eq(st[2].requests, 0);
+	free(st);
+	/* Skipped now: the liar is not asked again while in its back-off. */
+	ck_assert_int_eq(peers_one(f, &b, &commits), 0);
+	ck_assert_uint_eq(fake.peer_requests[0], 1);
+	ck_assert_uint_eq(fake.peer_requests[1], 2);
+
+	/* Every peer lying: the most telling failure, each named; still no mirror asked. */
+	fetch_free(f);
+	fake.peer_mode[1] = CORRUPT;
+	f = chain_fetcher(1, &o);
+	ck_assert_int_eq(peers_one(f, &a, &commits), STORK_EBADHASH);
+	ck_assert_uint_eq(commits, 0);
+	ck_assert_msg(strstr(stork_error_detail(), "every peer failed: peer fake://p1/: hash "
+						   "mismatch; peer fake://p2/: hash mismatch"),
+		      "%s", stork_error_detail());
+	ck_assert_uint_eq(fake.requests[0], 0);
+	fetch_free(f);
+	free_object(&a);
+	free_object(&b);
+}
+END_TEST
+
 START_TEST(chain_options_are_checked)
 {
 	struct fetch_opts o = {.proxies = "http://p1:3128||DIRECT"};
@@ -2151,6 +2285,9 @@ static Suite *fetch_suite(void)
 	tcase_add_test(tc, lying_peer_is_skipped_named_and_the_mirror_serves);
 	tcase_add_test(tc, chain_options_are_checked);
 	tcase_add_test(tc, volatile_urls_are_unversioned_metadata_and_root_probes);
+	tcase_add_test(tc, peers_only_fetch_without_peers_is_enoent_and_asks_no_mirror);
+	tcase_add_test(tc, peers_only_fetch_of_what_no_peer_has_is_enoent_and_blames_none);
+	tcase_add_test(tc, peers_only_fetch_skips_a_lying_peer_and_the_next_serves);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("exec");

@@ -519,6 +519,217 @@ START_TEST(objwriter_round_trip_names_object_by_uncompressed_sha256)
 }
 END_TEST
 
+/* A manifest of files f00..f(n-1): file i holds pattern(sizes[i], seeds[i]) (equal seeds and
+ * sizes: one object for several files). Objects are written to the repository. */
+static struct verify_manifest *pack_manifest(size_t n, const size_t *sizes, const unsigned *seeds)
+{
+	struct verify_manifest *m;
+
+	ck_assert_int_eq(verify_manifest_new("pk", "1.0", "dir", &m), 0);
+	for (size_t i = 0; i < n; i++) {
+		uint8_t *data = pattern(sizes[i], seeds[i]);
+		struct verify_entry e = {.type = VERIFY_FILE, .mode = 0644};
+		char path[16];
+		bool is_new;
+
+		snprintf(path, sizeof(path), "f%02zu", i);
+		e.path = path;
+		put_object(data, sizes[i], e.hash, &e.size, &e.zsize, &is_new);
+		ck_assert_int_eq(verify_manifest_add(m, &e), 0);
+		free(data);
+	}
+	ck_assert_int_eq(verify_manifest_finish(m), 0);
+	return m;
+}
+
+START_TEST(pack_layout_takes_each_small_object_once_in_file_order)
+{
+	size_t sizes[40];
+	unsigned seeds[40];
+	struct store_pack_entry *pe;
+	struct verify_manifest *m;
+	uint64_t len, off = 0;
+	size_t n;
+
+	for (size_t i = 0; i < 40; i++) {
+		sizes[i] = 100 + i * 37;
+		seeds[i] = (unsigned)i + 1;
+	}
+	sizes[5] = 300000;   /* noise past 64 KiB compressed: not in the pack */
+	sizes[9] = sizes[3]; /* f09 and f03: one object, packed at f03's place */
+	seeds[9] = seeds[3];
+	m = pack_manifest(40, sizes, seeds);
+	ck_assert_int_eq(store_pack_layout(m, &pe, &n, &len), 0);
+	ck_assert_uint_eq(n, 38);
+	for (size_t i = 0, k = 0; i < 40; i++) {
+		const struct verify_entry *e = &m->entries[i];
+
+		if (i == 9 || e->zsize > STORE_PACK_MAX_ZSIZE)
+			continue;
+		ck_assert_ptr_eq(pe[k].e, e);
+		ck_assert_uint_eq(pe[k].offset, off);
+		off += e->zsize;
+		k++;
+	}
+	ck_assert_uint_eq(len, off);
+	ck_assert_uint_gt(m->entries[5].zsize, STORE_PACK_MAX_ZSIZE);
+	free(pe);
+	verify_manifest_free(m);
+
+	/* Fewer than STORE_PACK_MIN_OBJECTS small objects: no pack. */
+	m = pack_manifest(STORE_PACK_MIN_OBJECTS - 1, sizes, seeds);
+	ck_assert_int_eq(store_pack_layout(m, &pe, &n, &len), 0);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_ptr_null(pe);
+	verify_manifest_free(m);
+}
+END_TEST
+
+START_TEST(pack_write_concatenates_the_objects_and_refuses_a_wrong_zsize)
+{
+	size_t sizes[20], plen;
+	unsigned seeds[20];
+	struct store_pack_entry *pe;
+	struct verify_manifest *m;
+	char *path, full[600], obj[600];
+	uint8_t *pack, *data;
+	uint64_t len;
+	size_t n;
+	bool written;
+
+	for (size_t i = 0; i < 20; i++) {
+		sizes[i] = 1 + i * 501;
+		seeds[i] = (unsigned)i + 100;
+	}
+	m = pack_manifest(20, sizes, seeds);
+	ck_assert_int_eq(verify_manifest_file(m, ".pack", &path), 0);
+	ck_assert_int_eq(strncmp(path, "targets/pk/", 11), 0);
+	ck_assert_str_eq(path + strlen(path) - 9, ".1.0.pack");
+	ck_assert_int_eq(store_pack_write(repofd, m, path, &written), 0);
+	ck_assert(written);
+	snprintf(full, sizeof(full), "%s/%s", repodir, path);
+	pack = read_file(full, &plen);
+	ck_assert_int_eq(store_pack_layout(m, &pe, &n, &len), 0);
+	ck_assert_uint_eq(plen, len);
+	/* Each slice unpacks to its file's content. */
+	for (size_t i = 0; i < n; i++) {
+		struct collect c = {0};
+
+		ck_assert_int_eq(unpack_all(pe[i].e->hash, pe[i].e->size, pe[i].e->zsize,
+					    pack + pe[i].offset, pe[i].e->zsize, &c),
+				 0);
+		free(c.buf);
+	}
+	/* There already: not written again. */
+	ck_assert_int_eq(store_pack_write(repofd, m, path, &written), 0);
+	ck_assert(!written);
+	/* An object whose file is not its signed zsize: refused, naming it; nothing left. */
+	ck_assert_int_eq(unlink(full), 0);
+	object_file(pe[4].e->hash, obj, sizeof(obj));
+	data = pattern(7, 1);
+	ck_assert_int_eq(chmod(obj, 0644), 0);
+	write_file(obj, data, 7, 0644);
+	stork_error_clear();
+	ck_assert_int_eq(store_pack_write(repofd, m, path, &written), STORK_EBADLEN);
+	ck_assert_msg(strstr(stork_error_detail(), "7 bytes, but the manifest signs zsize"), "%s",
+		      stork_error_detail());
+	ck_assert_msg(strstr(stork_error_detail(), obj + strlen(repodir) + 1), "%s",
+		      stork_error_detail());
+	ck_assert_int_eq(access(full, F_OK), -1);
+	{
+		char dir[600];
+		DIR *d;
+		struct dirent *de;
+
+		snprintf(dir, sizeof(dir), "%s/targets/pk", repodir);
+		d = opendir(dir);
+		ck_assert_ptr_nonnull(d);
+		while ((de = readdir(d)))
+			ck_assert_msg(strncmp(de->d_name, ".tmp-", 5) != 0, "left %s", de->d_name);
+		closedir(d);
+	}
+	free(data);
+	free(pack);
+	free(pe);
+	free(path);
+	verify_manifest_free(m);
+}
+END_TEST
+
+struct cutlog {
+	size_t begins, ends, bytes;
+	size_t last; /* the entry data last came for */
+	bool open;
+};
+
+static int cut_begin(void *ctx, size_t i)
+{
+	struct cutlog *l = ctx;
+
+	ck_assert(!l->open);
+	ck_assert_uint_eq(i, l->begins);
+	l->begins++;
+	l->open = true;
+	l->last = i;
+	return 0;
+}
+
+static int cut_data(void *ctx, size_t i, const void *buf, size_t len)
+{
+	struct cutlog *l = ctx;
+
+	ck_assert(l->open);
+	ck_assert_uint_eq(i, l->last);
+	ck_assert_uint_gt(len, 0);
+	l->bytes += len;
+	return 0;
+}
+
+static int cut_end(void *ctx, size_t i)
+{
+	struct cutlog *l = ctx;
+
+	ck_assert(l->open);
+	ck_assert_uint_eq(i, l->ends);
+	l->ends++;
+	l->open = false;
+	return 0;
+}
+
+START_TEST(pack_cut_splits_any_chunking_at_the_layout_and_refuses_extra_bytes)
+{
+	struct verify_entry es[5] = {
+	    {.zsize = 3}, {.zsize = 0}, {.zsize = 7}, {.zsize = 1}, {.zsize = 4}};
+	struct store_pack_entry pe[5];
+	uint8_t buf[15] = {0};
+	uint64_t off = 0;
+
+	for (int i = 0; i < 5; i++) {
+		pe[i] = (struct store_pack_entry){&es[i], off};
+		off += es[i].zsize;
+	}
+	for (size_t chunk = 1; chunk <= 16; chunk++) {
+		struct cutlog l = {0};
+		struct store_pack_cut c = {.ents = pe,
+					   .n = 5,
+					   .begin = cut_begin,
+					   .data = cut_data,
+					   .end = cut_end,
+					   .ctx = &l};
+
+		for (size_t at = 0; at < 15; at += chunk)
+			ck_assert_int_eq(
+			    store_pack_cut(&c, buf + at, at + chunk > 15 ? 15 - at : chunk), 0);
+		ck_assert_uint_eq(l.begins, 5);
+		ck_assert_uint_eq(l.ends, 5);
+		ck_assert_uint_eq(l.bytes, 15);
+		ck_assert_uint_eq(c.cur, 5);
+		ck_assert_int_eq(store_pack_cut(&c, buf, 0), 0);
+		ck_assert_int_eq(store_pack_cut(&c, buf, 1), STORK_EBADLEN);
+	}
+}
+END_TEST
+
 START_TEST(objwriter_empty_content_is_a_valid_object)
 {
 	uint8_t hash[32], want[32], *z;
@@ -1566,6 +1777,9 @@ static char batch_dir[300];
 static void batch_setup(void)
 {
 	setup();
+	/* These tests watch the queued files in tmp/: named ones (the fallback for file systems
+	 * without O_TMPFILE). batch_unnamed_* covers the unnamed ones. */
+	setenv("STORK_STORE_NAMED_TMP", "1", 1);
 	snprintf(batch_dir, sizeof(batch_dir), "%s/nodestore", tmpdir);
 	stork_error_clear();
 }
@@ -1711,18 +1925,13 @@ END_TEST
 /* A writer killed with objects queued (before the sync): nothing is named or indexed, and
  * its temporary files are swept by the next open; fsck finds the store clean. The same for a
  * batch freed without a commit. */
-START_TEST(batch_interrupted_before_the_sync_indexes_nothing)
+/* A child process adds n objects (content 0..n-1, ids into ids) to a batch, checks that tmp/
+ * then holds `visible` files, and dies of SIGKILL before any commit. */
+static void kill_a_batch_writer(uint8_t (*ids)[VERIFY_HASH_LEN], unsigned n, size_t visible)
 {
-	static uint8_t ids[64][VERIFY_HASH_LEN];
-	struct store_fsck_report rep = {0};
-	struct store_objinfo info;
-	struct store_batch *b = NULL;
-	struct store *s = batch_open();
 	int status = 0;
-	pid_t pid;
+	pid_t pid = fork();
 
-	store_close(s);
-	pid = fork();
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
 		struct store *cs = NULL;
@@ -1730,14 +1939,74 @@ START_TEST(batch_interrupted_before_the_sync_indexes_nothing)
 
 		if (store_open(batch_dir, &cs) < 0 || store_batch_new(cs, &cb) < 0)
 			_exit(1);
-		for (unsigned i = 0; i < 64; i++)
+		for (unsigned i = 0; i < n; i++)
 			if (store_batch_add(cb, batch_insert(cs, i, ids[i])) < 0)
 				_exit(1);
+		if (batch_tmp_files() != visible)
+			_exit(2);
 		raise(SIGKILL);
 		_exit(1);
 	}
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-	ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "child status %d",
+		      status);
+}
+
+/* Where the file system has O_TMPFILE (ext4, xfs, btrfs, tmpfs do), an object being written
+ * is an unnamed file: tmp/ stays empty, a killed writer leaves nothing behind, and the
+ * commit names each object as a named one would be. */
+START_TEST(batch_unnamed_temporary_files_are_invisible_and_vanish_with_their_writer)
+{
+	static uint8_t ids[BATCH_N][VERIFY_HASH_LEN];
+	struct store_fsck_report rep = {0};
+	struct store_objinfo info;
+	struct store_batch *b = NULL;
+	struct store *s;
+	size_t committed = 0;
+	int probe;
+
+	unsetenv("STORK_STORE_NAMED_TMP");
+	s = batch_open();
+	probe = openat(AT_FDCWD, batch_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (probe < 0) {
+		store_close(s);
+		return; /* this file system has none: the named tests cover it */
+	}
+	close(probe);
+	store_close(s);
+	kill_a_batch_writer(ids, 64, 0);
+	ck_assert_uint_eq(batch_tmp_files(), 0); /* nothing to sweep */
+	s = batch_open();
+	ck_assert_int_eq(store_fsck(s, false, NULL, NULL, &rep), 0);
+	ck_assert_uint_eq(rep.objects + rep.bad + rep.unindexed + rep.stale_tmp + rep.adopted, 0);
+
+	ck_assert_int_eq(store_batch_new(s, &b), 0);
+	for (unsigned i = 0; i < BATCH_N; i++)
+		ck_assert_int_eq(store_batch_add(b, batch_insert(s, i, ids[i])), 0);
+	ck_assert_uint_eq(batch_tmp_files(), 0);
+	for (unsigned i = 0; i < BATCH_N; i++)
+		ck_assert_int_eq(store_object_info(s, ids[i], &info), -ENOENT);
+	ck_assert_int_eq(store_batch_commit(b, &committed), 0);
+	ck_assert_uint_eq(committed, BATCH_N);
+	for (unsigned i = 0; i < BATCH_N; i++)
+		batch_check_object(s, i, ids[i]);
+	store_batch_free(b);
+	ck_assert_int_eq(store_fsck(s, false, NULL, NULL, &rep), 0);
+	ck_assert_uint_eq(rep.bad + rep.unindexed + rep.stale_tmp, 0);
+	store_close(s);
+}
+END_TEST
+
+START_TEST(batch_interrupted_before_the_sync_indexes_nothing)
+{
+	static uint8_t ids[64][VERIFY_HASH_LEN];
+	struct store_fsck_report rep = {0};
+	struct store_objinfo info;
+	struct store_batch *b = NULL;
+	struct store *s = batch_open();
+
+	store_close(s);
+	kill_a_batch_writer(ids, 64, 64);
 	ck_assert_uint_eq(batch_tmp_files(), 64); /* left unlocked by the dead writer */
 	s = batch_open();			  /* sweeps them */
 	ck_assert_uint_eq(batch_tmp_files(), 0);
@@ -1903,6 +2172,8 @@ static TCase *tcase_store_batch(void)
 	tcase_add_test(tc, batch_commit_stores_and_indexes_every_object_at_once);
 	tcase_add_test(tc, batch_add_refuses_wrong_hash_and_length_keeping_nothing);
 	tcase_add_test(tc, batch_interrupted_before_the_sync_indexes_nothing);
+	tcase_add_test(tc,
+		       batch_unnamed_temporary_files_are_invisible_and_vanish_with_their_writer);
 	tcase_add_test(tc, batch_commit_keeps_a_good_unindexed_copy_and_replaces_a_rotten_one);
 	tcase_add_test(tc, batch_group_commit_from_many_threads_with_readers);
 	return tc;
@@ -1917,6 +2188,9 @@ static Suite *store_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, objwriter_round_trip_names_object_by_uncompressed_sha256);
 	tcase_add_test(tc, objwriter_empty_content_is_a_valid_object);
+	tcase_add_test(tc, pack_layout_takes_each_small_object_once_in_file_order);
+	tcase_add_test(tc, pack_cut_splits_any_chunking_at_the_layout_and_refuses_extra_bytes);
+	tcase_add_test(tc, pack_write_concatenates_the_objects_and_refuses_a_wrong_zsize);
 	tcase_add_test(tc, objwriter_same_content_twice_keeps_one_object);
 	tcase_add_test(tc, objwriter_concurrent_writers_of_one_object_never_clobber);
 	tcase_add_test(tc, objwriter_abort_leaves_no_temporary_file);
