@@ -7,6 +7,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "fs/fs.h"
+
 /* Documented exit codes (README.md). */
 enum {
 	CLI_OK = 0,
@@ -52,6 +54,57 @@ int cli_read_file(const char *path, size_t maxlen, uint8_t **ret_buf, size_t *re
 
 /** Print a byte count for people: "12.3 MiB". Returns buf. */
 const char *cli_bytes(uint64_t n, char buf[32]);
+
+/* The options of the commands that fetch into a node store (`stork extract`, `stork
+ * prefetch`): put CLI_NODE_LONGOPTS in the getopt_long table and CLI_NODE_SHORTOPTS in the
+ * short string, CLI_NODE_HELP in the help text, and hand every option the command does not
+ * know itself to cli_node_option. */
+#define CLI_NODE_SHORTOPTS "r:s:c:C:L:T:t:a:P:R:p:Q:x:"
+#define CLI_NODE_LONGOPTS                                                                          \
+	{"root", required_argument, NULL, 'r'}, {"store", required_argument, NULL, 's'},           \
+	    {"cacert", required_argument, NULL, 'c'},                                              \
+	    {"connect-timeout", required_argument, NULL, 'C'},                                     \
+	    {"low-speed-limit", required_argument, NULL, 'L'},                                     \
+	    {"low-speed-time", required_argument, NULL, 'T'},                                      \
+	    {"timeout", required_argument, NULL, 't'}, {"at", required_argument, NULL, 'a'},       \
+	    {"proxy", required_argument, NULL, 'P'},                                               \
+	    {"proxy-retry", required_argument, NULL, 'R'}, {"peer", required_argument, NULL, 'p'}, \
+	    {"peer-retry", required_argument, NULL, 'Q'},                                          \
+	{                                                                                          \
+		"exec", required_argument, NULL, 'x'                                               \
+	}
+#define CLI_NODE_HELP                                                                              \
+	"  --cacert FILE            PEM CA bundle for https (e.g. a self-signed test CA)\n"        \
+	"  --connect-timeout SECS   per connection attempt (default 10)\n"                         \
+	"  --low-speed-limit BYTES  abort a transfer slower than this... (default 1024 B/s)\n"     \
+	"  --low-speed-time SECS    ...for this long (default 10)\n"                               \
+	"  --timeout SECS           cap on one whole transfer (default none)\n"                    \
+	"  --proxy CHAIN            caching proxies for http(s) mirrors, CernVM-FS syntax:\n"      \
+	"                           'http://p1:3128|http://p2:3128;DIRECT' ('|' = same group,\n"   \
+	"                           load-balanced; ';' = next group; DIRECT = no proxy)\n"         \
+	"  --proxy-retry SECS       skip a failed proxy this long (default 300)\n"                 \
+	"  --peer URL[,URL...]      other nodes' stores (objects/ served over http), tried "       \
+	"first\n"                                                                                  \
+	"  --peer-retry SECS        skip a failed peer this long (default 300)\n"                  \
+	"  --exec SCHEME=COMMAND    fetch SCHEME: URLs with COMMAND (fetch/README.md; "            \
+	"repeatable)\n"                                                                            \
+	"  --at UNIXTIME            check metadata expiry as of that time\n"
+
+#define CLI_NODE_MAX_EXEC 8
+
+struct cli_node {
+	const char *rootfile;	/* --root */
+	const char *storedir;	/* --store */
+	struct fs_repo_opts ro; /* the rest; ro.fetch.exec points into exec */
+	const char *exec[CLI_NODE_MAX_EXEC + 1];
+	size_t nexec;
+};
+
+/** A cli_node with the commands' defaults (one operation: a failed mirror stays skipped). */
+void cli_node_init(struct cli_node *n);
+/** Take getopt's option c (argument arg) if it is a node option. @return 1 taken; 0 not a
+ * node option; -1 a bad value (the usage error is printed, naming cmd). */
+int cli_node_option(const char *cmd, int c, const char *arg, struct cli_node *n);
 
 /* A progress bar on stderr, drawn only when stderr is a terminal and the work is large. */
 struct cli_progress {

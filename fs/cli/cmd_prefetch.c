@@ -34,33 +34,9 @@ static const char prefetch_help[] =
     "the others go on. Exit 0 when everything is stored, 1 when content or metadata failed\n"
     "verification or an object is on no mirror, 2 for usage errors, 3 for system errors.\n"
     "\n"
-    "  --jobs N                 objects in transfer at once (default 32)\n"
-    "  --cacert FILE            PEM CA bundle for https (e.g. a self-signed test CA)\n"
-    "  --connect-timeout SECS   per connection attempt (default 10)\n"
-    "  --low-speed-limit BYTES  abort a transfer slower than this... (default 1024 B/s)\n"
-    "  --low-speed-time SECS    ...for this long (default 10)\n"
-    "  --timeout SECS           cap on one whole transfer (default none)\n"
-    "  --proxy CHAIN            caching proxies for http(s) mirrors, CernVM-FS syntax:\n"
-    "                           'http://p1:3128|http://p2:3128;DIRECT'\n"
-    "  --proxy-retry SECS       skip a failed proxy this long (default 300)\n"
-    "  --peer URL[,URL...]      other nodes' stores (objects/ served over http), tried first\n"
-    "  --peer-retry SECS        skip a failed peer this long (default 300)\n"
-    "  --exec SCHEME=COMMAND    fetch SCHEME: URLs with COMMAND (fetch/README.md; repeatable)\n"
-    "  --at UNIXTIME            check metadata expiry as of that time\n";
+    "  --jobs N                 objects in transfer at once (default 32)\n" CLI_NODE_HELP;
 
 #define MAX_JOBS 1024
-
-static int parse_secs(const char *opt, const char *arg, long *ret)
-{
-	uint64_t v;
-
-	if (cli_parse_size(arg, &v) < 0 || v > 86400 * 365) {
-		cli_usage_error("prefetch", "%s %s: expected a number", opt, arg);
-		return -1;
-	}
-	*ret = (long)v;
-	return 0;
-}
 
 /* What the progress bar and the failure lines share: both write stderr. */
 struct bar {
@@ -238,47 +214,31 @@ int cmd_prefetch(int argc, char **argv)
 	    {"root", required_argument, NULL, 'r'},
 	    {"store", required_argument, NULL, 's'},
 	    {"jobs", required_argument, NULL, 'j'},
-	    {"cacert", required_argument, NULL, 'c'},
-	    {"connect-timeout", required_argument, NULL, 'C'},
-	    {"low-speed-limit", required_argument, NULL, 'L'},
-	    {"low-speed-time", required_argument, NULL, 'T'},
-	    {"timeout", required_argument, NULL, 't'},
-	    {"at", required_argument, NULL, 'a'},
-	    {"proxy", required_argument, NULL, 'P'},
-	    {"proxy-retry", required_argument, NULL, 'R'},
-	    {"peer", required_argument, NULL, 'p'},
-	    {"peer-retry", required_argument, NULL, 'Q'},
-	    {"exec", required_argument, NULL, 'x'},
+	    CLI_NODE_LONGOPTS,
 	    {0},
 	};
-	const char *exec[9] = {NULL};
-	size_t nexec = 0, nms = 0, capms = 0;
-	struct fs_repo_opts ro = {.fetch.mirror_retry = -1};
+	size_t nms = 0, capms = 0;
+	struct cli_node n;
 	struct fs_prefetch_opts po = {0};
 	struct fs_prefetch_progress st = {0};
 	struct verify_manifest **ms = NULL;
 	struct bar bar = {.lock = PTHREAD_MUTEX_INITIALIZER};
 	struct fs_repo *repo = NULL;
 	struct store *s = NULL;
-	const char *rootfile = NULL, *storedir = NULL;
+	const char *rootfile, *storedir;
 	char what[512], a[32], fails[48], packs[96];
 	uint8_t *root = NULL;
 	size_t rootlen = 0;
 	uint64_t v;
 	int c, r, code = CLI_OK, first_pkg, nmirrors;
 
+	cli_node_init(&n);
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "hr:s:j:c:C:L:T:t:a:P:R:p:Q:x:", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "hj:" CLI_NODE_SHORTOPTS, opts, NULL)) != -1) {
 		switch (c) {
 		case 'h':
 			fputs(prefetch_help, stdout);
 			return CLI_OK;
-		case 'r':
-			rootfile = optarg;
-			break;
-		case 's':
-			storedir = optarg;
-			break;
 		case 'j':
 			if (cli_parse_size(optarg, &v) < 0 || v < 1 || v > MAX_JOBS)
 				return cli_usage_error("prefetch",
@@ -286,57 +246,16 @@ int cmd_prefetch(int argc, char **argv)
 						       optarg, MAX_JOBS);
 			po.jobs = (unsigned)v;
 			break;
-		case 'c':
-			ro.fetch.cainfo = optarg;
-			break;
-		case 'C':
-			if (parse_secs("--connect-timeout", optarg, &ro.fetch.connect_timeout) < 0)
-				return CLI_USAGE;
-			break;
-		case 'L':
-			if (parse_secs("--low-speed-limit", optarg, &ro.fetch.low_speed_limit) < 0)
-				return CLI_USAGE;
-			break;
-		case 'T':
-			if (parse_secs("--low-speed-time", optarg, &ro.fetch.low_speed_time) < 0)
-				return CLI_USAGE;
-			break;
-		case 't':
-			if (parse_secs("--timeout", optarg, &ro.fetch.timeout) < 0)
-				return CLI_USAGE;
-			break;
-		case 'P':
-			ro.fetch.proxies = optarg;
-			break;
-		case 'R':
-			if (parse_secs("--proxy-retry", optarg, &ro.fetch.proxy_retry) < 0)
-				return CLI_USAGE;
-			break;
-		case 'p':
-			ro.fetch.peers = optarg;
-			break;
-		case 'Q':
-			if (parse_secs("--peer-retry", optarg, &ro.fetch.peer_retry) < 0)
-				return CLI_USAGE;
-			break;
-		case 'x':
-			if (nexec + 1 >= sizeof(exec) / sizeof(exec[0]))
-				return cli_usage_error("prefetch", "--exec: at most %zu of them",
-						       sizeof(exec) / sizeof(exec[0]) - 1);
-			exec[nexec++] = optarg;
-			ro.fetch.exec = exec;
-			break;
-		case 'a':
-			if (cli_parse_size(optarg, &v) < 0 || v > INT64_MAX)
-				return cli_usage_error("prefetch",
-						       "--at %s: expected seconds since the epoch",
-						       optarg);
-			ro.now = (time_t)v;
-			break;
 		default:
-			return cli_usage_error("prefetch", "unknown option");
+			r = cli_node_option("prefetch", c, optarg, &n);
+			if (r < 0)
+				return CLI_USAGE;
+			if (r == 0)
+				return cli_usage_error("prefetch", "unknown option");
 		}
 	}
+	rootfile = n.rootfile;
+	storedir = n.storedir;
 	if (!rootfile || !storedir)
 		return cli_usage_error("prefetch", "needs --root ROOTFILE and --store STOREDIR");
 	/* Mirrors first (an argument with a '/'), then packages (none has one). */
@@ -366,7 +285,7 @@ int cmd_prefetch(int argc, char **argv)
 		goto out;
 	}
 	r = fs_repo_open(s, root, rootlen, (const char *const *)argv + optind, (size_t)nmirrors,
-			 &ro, &repo);
+			 &n.ro, &repo);
 	if (r < 0) {
 		cli_fail("prefetch", r, "%s", rootfile);
 		code = cli_exit_input(r);

@@ -25,20 +25,7 @@ static const char extract_help[] =
     "http://, https://), verified before it is stored. On the store's file system the files\n"
     "are hard links into the store (read-only: never write through them); elsewhere copies.\n"
     "When no mirror answers, the metadata verified earlier is used (offline).\n"
-    "\n"
-    "  --cacert FILE            PEM CA bundle for https (e.g. a self-signed test CA)\n"
-    "  --connect-timeout SECS   per connection attempt (default 10)\n"
-    "  --low-speed-limit BYTES  abort a transfer slower than this... (default 1024 B/s)\n"
-    "  --low-speed-time SECS    ...for this long (default 10)\n"
-    "  --timeout SECS           cap on one whole transfer (default none)\n"
-    "  --proxy CHAIN            caching proxies for http(s) mirrors, CernVM-FS syntax:\n"
-    "                           'http://p1:3128|http://p2:3128;DIRECT' ('|' = same group,\n"
-    "                           load-balanced; ';' = next group; DIRECT = no proxy)\n"
-    "  --proxy-retry SECS       skip a failed proxy this long (default 300)\n"
-    "  --peer URL[,URL...]      other nodes' stores (objects/ served over http), tried first\n"
-    "  --peer-retry SECS        skip a failed peer this long (default 300)\n"
-    "  --exec SCHEME=COMMAND    fetch SCHEME: URLs with COMMAND (fetch/README.md; repeatable)\n"
-    "  --at UNIXTIME            check metadata expiry as of that time\n";
+    "\n" CLI_NODE_HELP;
 
 static const char fsck_help[] =
     "usage: stork fsck [--repair] STOREDIR\n"
@@ -49,118 +36,38 @@ static const char fsck_help[] =
     "finishes inserts a crash interrupted. Exit 0 when the store is clean (after repair), 1 when\n"
     "problems remain.\n";
 
-static int parse_secs(const char *cmd, const char *opt, const char *arg, long *ret)
-{
-	uint64_t v;
-
-	if (cli_parse_size(arg, &v) < 0 || v > 86400 * 365) {
-		cli_usage_error(cmd, "%s %s: expected a number", opt, arg);
-		return -1;
-	}
-	*ret = (long)v;
-	return 0;
-}
-
 int cmd_extract(int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    {"help", no_argument, NULL, 'h'},
-	    {"root", required_argument, NULL, 'r'},
-	    {"store", required_argument, NULL, 's'},
-	    {"cacert", required_argument, NULL, 'c'},
-	    {"connect-timeout", required_argument, NULL, 'C'},
-	    {"low-speed-limit", required_argument, NULL, 'L'},
-	    {"low-speed-time", required_argument, NULL, 'T'},
-	    {"timeout", required_argument, NULL, 't'},
-	    {"at", required_argument, NULL, 'a'},
-	    {"proxy", required_argument, NULL, 'P'},
-	    {"proxy-retry", required_argument, NULL, 'R'},
-	    {"peer", required_argument, NULL, 'p'},
-	    {"peer-retry", required_argument, NULL, 'Q'},
-	    {"exec", required_argument, NULL, 'x'},
+	    CLI_NODE_LONGOPTS,
 	    {0},
 	};
-	const char *exec[9] = {NULL};
-	size_t nexec = 0;
-	struct fs_repo_opts ro = {.fetch.mirror_retry = -1};
+	struct cli_node n;
 	struct fs_extract_stats st = {0};
 	struct verify_manifest *m = NULL;
 	struct fs_repo *repo = NULL;
 	struct store *s = NULL;
-	const char *rootfile = NULL, *storedir = NULL, *name, *version, *dest;
+	const char *rootfile, *storedir, *name, *version, *dest;
 	uint8_t *root = NULL;
 	size_t rootlen = 0;
-	uint64_t at;
 	int c, r, code, nmirrors;
 
+	cli_node_init(&n);
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "hr:s:c:C:L:T:t:a:P:R:p:Q:x:", opts, NULL)) != -1) {
-		switch (c) {
-		case 'h':
+	while ((c = getopt_long(argc, argv, "h" CLI_NODE_SHORTOPTS, opts, NULL)) != -1) {
+		if (c == 'h') {
 			fputs(extract_help, stdout);
 			return CLI_OK;
-		case 'r':
-			rootfile = optarg;
-			break;
-		case 's':
-			storedir = optarg;
-			break;
-		case 'c':
-			ro.fetch.cainfo = optarg;
-			break;
-		case 'C':
-			if (parse_secs("extract", "--connect-timeout", optarg,
-				       &ro.fetch.connect_timeout) < 0)
-				return CLI_USAGE;
-			break;
-		case 'L':
-			if (parse_secs("extract", "--low-speed-limit", optarg,
-				       &ro.fetch.low_speed_limit) < 0)
-				return CLI_USAGE;
-			break;
-		case 'T':
-			if (parse_secs("extract", "--low-speed-time", optarg,
-				       &ro.fetch.low_speed_time) < 0)
-				return CLI_USAGE;
-			break;
-		case 't':
-			if (parse_secs("extract", "--timeout", optarg, &ro.fetch.timeout) < 0)
-				return CLI_USAGE;
-			break;
-		case 'P':
-			ro.fetch.proxies = optarg;
-			break;
-		case 'R':
-			if (parse_secs("extract", "--proxy-retry", optarg, &ro.fetch.proxy_retry) <
-			    0)
-				return CLI_USAGE;
-			break;
-		case 'p':
-			ro.fetch.peers = optarg;
-			break;
-		case 'Q':
-			if (parse_secs("extract", "--peer-retry", optarg, &ro.fetch.peer_retry) < 0)
-				return CLI_USAGE;
-			break;
-		case 'x':
-			if (nexec + 1 >= sizeof(exec) / sizeof(exec[0]))
-				return cli_usage_error("extract", "--exec: at most %zu of them",
-						       sizeof(exec) / sizeof(exec[0]) - 1);
-			exec[nexec++] = optarg;
-			ro.fetch.exec = exec;
-			break;
-		case 'a':
-			if (cli_parse_size(optarg, &at) < 0 || at > INT64_MAX)
-				return cli_usage_error("extract",
-						       "--at %s: expected seconds since "
-						       "the epoch",
-						       optarg);
-			ro.now = (time_t)at;
-			break;
-		default:
-			return cli_usage_error("extract", "unknown option");
 		}
+		r = cli_node_option("extract", c, optarg, &n);
+		if (r < 0)
+			return CLI_USAGE;
+		if (r == 0)
+			return cli_usage_error("extract", "unknown option");
 	}
+	rootfile = n.rootfile;
+	storedir = n.storedir;
 	if (!rootfile || !storedir)
 		return cli_usage_error("extract", "needs --root ROOTFILE and --store STOREDIR");
 	nmirrors = argc - optind - 3;
@@ -183,7 +90,7 @@ int cmd_extract(int argc, char **argv)
 		goto out;
 	}
 	r = fs_repo_open(s, root, rootlen, (const char *const *)argv + optind, (size_t)nmirrors,
-			 &ro, &repo);
+			 &n.ro, &repo);
 	if (r < 0) {
 		cli_fail("extract", r, "%s", rootfile);
 		code = cli_exit_input(r);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fs/cli/cli.h"
@@ -219,4 +220,78 @@ void cli_progress_end(struct cli_progress *p)
 	if (p->active)
 		fprintf(stderr, "\r\033[K");
 	p->active = false;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The node options of extract and prefetch. */
+
+void cli_node_init(struct cli_node *n)
+{
+	memset(n, 0, sizeof(*n));
+	n->ro.fetch.mirror_retry = -1;
+}
+
+static int parse_secs(const char *cmd, const char *opt, const char *arg, long *ret)
+{
+	uint64_t v;
+
+	if (cli_parse_size(arg, &v) < 0 || v > 86400 * 365) {
+		cli_usage_error(cmd, "%s %s: expected a number", opt, arg);
+		return -1;
+	}
+	*ret = (long)v;
+	return 0;
+}
+
+int cli_node_option(const char *cmd, int c, const char *arg, struct cli_node *n)
+{
+	struct fetch_opts *f = &n->ro.fetch;
+	uint64_t at;
+
+	switch (c) {
+	case 'r':
+		n->rootfile = arg;
+		return 1;
+	case 's':
+		n->storedir = arg;
+		return 1;
+	case 'c':
+		f->cainfo = arg;
+		return 1;
+	case 'C':
+		return parse_secs(cmd, "--connect-timeout", arg, &f->connect_timeout) < 0 ? -1 : 1;
+	case 'L':
+		return parse_secs(cmd, "--low-speed-limit", arg, &f->low_speed_limit) < 0 ? -1 : 1;
+	case 'T':
+		return parse_secs(cmd, "--low-speed-time", arg, &f->low_speed_time) < 0 ? -1 : 1;
+	case 't':
+		return parse_secs(cmd, "--timeout", arg, &f->timeout) < 0 ? -1 : 1;
+	case 'P':
+		f->proxies = arg;
+		return 1;
+	case 'R':
+		return parse_secs(cmd, "--proxy-retry", arg, &f->proxy_retry) < 0 ? -1 : 1;
+	case 'p':
+		f->peers = arg;
+		return 1;
+	case 'Q':
+		return parse_secs(cmd, "--peer-retry", arg, &f->peer_retry) < 0 ? -1 : 1;
+	case 'x':
+		if (n->nexec == CLI_NODE_MAX_EXEC) {
+			cli_usage_error(cmd, "--exec: at most %d of them", CLI_NODE_MAX_EXEC);
+			return -1;
+		}
+		n->exec[n->nexec++] = arg;
+		f->exec = n->exec;
+		return 1;
+	case 'a':
+		if (cli_parse_size(arg, &at) < 0 || at > INT64_MAX) {
+			cli_usage_error(cmd, "--at %s: expected seconds since the epoch", arg);
+			return -1;
+		}
+		n->ro.now = (time_t)at;
+		return 1;
+	default:
+		return 0;
+	}
 }
