@@ -42,11 +42,6 @@ trusted_line() {
 	printf '%s\n' "$1" | grep -E "^  trusted $2 +version " || true
 }
 
-# rnd SEED N: N pseudo-random bytes from SEED on stdout (the same every run).
-rnd() {
-	python3 -c 'import random, sys; sys.stdout.buffer.write(random.Random(int(sys.argv[1])).randbytes(int(sys.argv[2])))' "$@"
-}
-
 # timed_extract MAXKB SECS ARGS...: stork extract --root $ROOT ARGS... with every file it
 # writes limited to MAXKB KiB (ulimit -f: a write past it kills it with SIGXFSZ, exit 153) and
 # killed after SECS seconds (exit 124); sets RC, OUT, ERR as run does and ELAPSED (whole

@@ -13,7 +13,6 @@
 
 need python3 nginx
 make_repo
-rnd() { python3 -c 'import random, sys; sys.stdout.buffer.write(random.Random(int(sys.argv[1])).randbytes(int(sys.argv[2])))' "$@"; }
 mkdir -p "$T/fwd/d" "$T/rev/d"
 rnd 1 200000 >"$T/fwd/d/a"
 rnd 2 200000 >"$T/fwd/d/b"

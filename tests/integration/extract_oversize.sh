@@ -11,7 +11,6 @@
 
 need python3 nginx zstd
 make_repo
-rnd() { python3 -c 'import random, sys; sys.stdout.buffer.write(random.Random(int(sys.argv[1])).randbytes(int(sys.argv[2])))' "$@"; }
 mkdir -p "$T/src"
 rnd 1 200000 >"$T/src/big"
 rnd 2 3000 >"$T/src/small"

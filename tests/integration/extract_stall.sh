@@ -9,7 +9,6 @@
 need python3 nginx
 EXTRACT_TIMEOUT=120
 make_repo
-rnd() { python3 -c 'import random, sys; sys.stdout.buffer.write(random.Random(int(sys.argv[1])).randbytes(int(sys.argv[2])))' "$@"; }
 mkdir -p "$T/src/d"
 rnd 1 200000 >"$T/src/d/big"
 rnd 2 3000 >"$T/src/d/small"

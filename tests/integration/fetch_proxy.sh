@@ -16,7 +16,6 @@
 need python3 nginx squid
 
 make_repo
-rnd() { python3 -c 'import random, sys; sys.stdout.buffer.write(random.Random(int(sys.argv[1])).randbytes(int(sys.argv[2])))' "$@"; }
 synth_tree "$T/src"
 publish synth 1.0 "$T/src"
 mkdir -p "$T/many/d"

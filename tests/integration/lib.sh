@@ -180,6 +180,11 @@ rand() {
 	R=$(((RANDOM * 32768 + RANDOM) % $1))
 }
 
+# rnd SEED N: N pseudo-random bytes from SEED on stdout (the same every run).
+rnd() {
+	python3 -c 'import random, sys; sys.stdout.buffer.write(random.Random(int(sys.argv[1])).randbytes(int(sys.argv[2])))' "$@"
+}
+
 # CMD | matches GREP-ARGS...: true when a line of the input matches. Use it instead of
 # `| grep -q` in a pipeline: grep -q stops reading at the first match, the writer then dies of
 # SIGPIPE and, under pipefail, the whole pipeline reports failure although the line was there.

@@ -14,7 +14,6 @@
 need python3
 need_fuse
 
-rnd() { python3 -c 'import random, sys; sys.stdout.buffer.write(random.Random(int(sys.argv[1])).randbytes(int(sys.argv[2])))' "$@"; }
 
 make_repo
 mkdir -p "$T/src/d/sub"

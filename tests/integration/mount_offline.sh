@@ -20,7 +20,6 @@ need_fuse
 TIMEOUT=3
 SLACK=5
 
-rnd() { python3 -c 'import random, sys; sys.stdout.buffer.write(random.Random(int(sys.argv[1])).randbytes(int(sys.argv[2])))' "$@"; }
 
 make_repo
 mkdir -p "$T/src/d/sub" "$T/other" "$T/late/x"

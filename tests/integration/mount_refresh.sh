@@ -16,7 +16,6 @@
 need python3 nginx
 need_fuse
 
-rnd() { python3 -c 'import random, sys; sys.stdout.buffer.write(random.Random(int(sys.argv[1])).randbytes(int(sys.argv[2])))' "$@"; }
 
 # pkg_tree DIR SEED: a version of pkg: bigfile (2 MB, random from SEED) and share/.
 pkg_tree() {

@@ -25,7 +25,6 @@ EXP=12  # seconds from signing until timestamp and snapshot expire
 GRACE=12 # -o max_stale of A and B (the checks within it must fit, under ASan too)
 EXPIRED="Key has expired" # strerror(EKEYEXPIRED)
 
-rnd() { python3 -c 'import random, sys; sys.stdout.buffer.write(random.Random(int(sys.argv[1])).randbytes(int(sys.argv[2])))' "$@"; }
 
 # The checks between the expiry and the end of the grace must fit in GRACE seconds on a loaded
 # machine: they use cat, ls and stork (a python start alone can take a second there).

@@ -19,7 +19,6 @@
 need python3 nginx squid curl
 need_fuse
 
-rnd() { python3 -c 'import random, sys; sys.stdout.buffer.write(random.Random(int(sys.argv[1])).randbytes(int(sys.argv[2])))' "$@"; }
 sha() { sha256sum <"$1" | cut -d' ' -f1; }
 
 # open_read FILE [SECS]: open and read FILE within SECS seconds (default 60); sets GOT to
