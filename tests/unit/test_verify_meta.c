@@ -22,34 +22,6 @@
 /* ------------------------------------------------------------------------------------------ */
 /* Helpers */
 
-static char *path_of(const char *dir, const char *rel)
-{
-	char *p = NULL;
-
-	ck_assert_int_ge(asprintf(&p, "%s/%s", dir, rel), 0);
-	return p;
-}
-
-static void read_all(const char *path, uint8_t **ret, size_t *ret_len)
-{
-	FILE *f = fopen(path, "rb");
-	uint8_t *buf;
-	long n;
-
-	ck_assert_msg(f, "open %s: %s", path, strerror(errno));
-	ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
-	n = ftell(f);
-	ck_assert_int_ge(n, 0);
-	rewind(f);
-	buf = malloc((size_t)n + 1);
-	ck_assert_ptr_nonnull(buf);
-	ck_assert_uint_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
-	buf[n] = '\0';
-	fclose(f);
-	*ret = buf;
-	*ret_len = (size_t)n;
-}
-
 static void write_all(const char *path, const void *buf, size_t len)
 {
 	FILE *f = fopen(path, "wb");
@@ -57,11 +29,6 @@ static void write_all(const char *path, const void *buf, size_t len)
 	ck_assert_msg(f, "create %s: %s", path, strerror(errno));
 	ck_assert_uint_eq(fwrite(buf, 1, len, f), len);
 	ck_assert_int_eq(fclose(f), 0);
-}
-
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-	return remove(p);
 }
 
 struct fix {
@@ -83,8 +50,8 @@ static void fix_setup(void)
 	memset(&F, 0, sizeof(F));
 	snprintf(F.dir, sizeof(F.dir), "/tmp/vtuf-test-XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(F.dir));
-	F.repo = path_of(F.dir, "repo");
-	F.keys = path_of(F.dir, "keys");
+	F.repo = unit_path_of(F.dir, "repo");
+	F.keys = unit_path_of(F.dir, "keys");
 	F.o.now = T0;
 	ck_assert_int_eq(verify_key_generate(&F.alice), 0);
 	stork_error_clear();
@@ -96,7 +63,7 @@ static void fix_teardown(void)
 	if (F.src_ok)
 		verify_dir_source_fini(&F.src);
 	verify_key_free(F.alice);
-	nftw(F.dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	nftw(F.dir, unit_rm_one, 16, FTW_DEPTH | FTW_PHYS);
 	free(F.repo);
 	free(F.keys);
 	free(F.root_path);
@@ -157,9 +124,9 @@ static void client_at(time_t now)
 {
 	uint8_t *root;
 	size_t len;
-	char *p = path_of(F.repo, "metadata/1.root.json");
+	char *p = unit_path_of(F.repo, "metadata/1.root.json");
 
-	read_all(p, &root, &len);
+	unit_read_all(p, &root, &len);
 	free(p);
 	verify_client_free(F.c);
 	F.c = NULL;
@@ -189,7 +156,7 @@ static struct verify_key *keydir_key(const char *role)
 	char name[64], *p;
 
 	snprintf(name, sizeof(name), "%s.key", role);
-	p = path_of(F.keys, name);
+	p = unit_path_of(F.keys, name);
 	ck_assert_int_eq(verify_key_load_private(p, &k), 0);
 	free(p);
 	return k;
@@ -198,12 +165,12 @@ static struct verify_key *keydir_key(const char *role)
 /* The "signed" part of a repository file (new reference). */
 static json_t *load_signed(const char *rel)
 {
-	char *p = path_of(F.repo, rel);
+	char *p = unit_path_of(F.repo, rel);
 	json_t *j, *s;
 	uint8_t *buf;
 	size_t len;
 
-	read_all(p, &buf, &len);
+	unit_read_all(p, &buf, &len);
 	free(p);
 	ck_assert_int_eq(verify_json_parse(buf, len, rel, &j), 0);
 	free(buf);
@@ -217,7 +184,7 @@ static json_t *load_signed(const char *rel)
 static size_t put_signed(const char *rel, const json_t *s, struct verify_key **keys, size_t n,
 			 uint8_t digest[VERIFY_HASH_LEN])
 {
-	char *p = path_of(F.repo, rel), *buf;
+	char *p = unit_path_of(F.repo, rel), *buf;
 	size_t len;
 
 	ck_assert_int_eq(meta_sign(s, keys, n, &buf, &len), 0);
@@ -245,10 +212,10 @@ static void put_timestamp(const char *snapfile, uint64_t sv)
 	struct verify_key *tk = keydir_key("timestamp");
 	json_t *ts = load_signed("metadata/timestamp.json"), *sm;
 	uint8_t *buf, digest[VERIFY_HASH_LEN];
-	char hex[VERIFY_HASH_HEX], *p = path_of(F.repo, snapfile);
+	char hex[VERIFY_HASH_HEX], *p = unit_path_of(F.repo, snapfile);
 	size_t len;
 
-	read_all(p, &buf, &len);
+	unit_read_all(p, &buf, &len);
 	free(p);
 	ck_assert_int_eq(verify_sha256(buf, len, digest), 0);
 	free(buf);
@@ -714,7 +681,7 @@ START_TEST(dir_source_reads_caps_and_refuses_dotdot)
 	size_t len = 0;
 	char *p;
 
-	p = path_of(F.dir, "f.json");
+	p = unit_path_of(F.dir, "f.json");
 	write_all(p, "0123456789", 10);
 	free(p);
 	ck_assert_int_eq(verify_dir_source_init(&src, F.dir), 0);
@@ -748,7 +715,7 @@ START_TEST(dir_source_streams_with_cap)
 	char *p, *big = malloc(200000);
 
 	memset(big, 'x', 200000);
-	p = path_of(F.dir, "big");
+	p = unit_path_of(F.dir, "big");
 	write_all(p, big, 200000);
 	free(p);
 	free(big);
@@ -793,13 +760,13 @@ START_TEST(repo_publish_then_client_verifies_everything)
 	int r;
 
 	make_repo();
-	p = path_of(F.keys, "root.key");
+	p = unit_path_of(F.keys, "root.key");
 	ck_assert_int_eq(stat(p, &st), 0);
 	ck_assert_int_eq(st.st_mode & 0777, 0600);
 	free(p);
 	ck_assert_int_eq(stat(F.keys, &st), 0);
 	ck_assert_int_eq(st.st_mode & 0777, 0700);
-	p = path_of(F.repo, "metadata/1.root.json");
+	p = unit_path_of(F.repo, "metadata/1.root.json");
 	ck_assert_str_eq(F.root_path, p);
 	free(p);
 
@@ -850,7 +817,7 @@ START_TEST(repo_second_publish_bumps_role_and_keeps_first)
 	verify_target_fini(&s.first);
 	ck_assert_int_eq(access("/dev/null", F_OK), 0);
 	{
-		char *p = path_of(F.repo, "metadata/2.alice.json");
+		char *p = unit_path_of(F.repo, "metadata/2.alice.json");
 
 		ck_assert_int_eq(access(p, F_OK), 0);
 		free(p);
@@ -889,7 +856,7 @@ START_TEST(repo_republish_identical_is_noop_and_different_is_refused)
 	ck_assert_int_eq(verify_client_find_target(F.c, &F.src, "hello/1.0.json", &t), 0);
 	verify_hex(t.hash, VERIFY_HASH_LEN, hex);
 	snprintf(rel, sizeof(rel), "targets/hello/%s.1.0.json", hex);
-	p = path_of(F.repo, rel);
+	p = unit_path_of(F.repo, rel);
 	ck_assert_int_eq(unlink(p), 0);
 	ck_assert_int_eq(publish(F.alice, "hello", "1.0", "hello world\n"), 1);
 	ck_assert_int_eq(verify_client_fetch_manifest(F.c, &F.src, &t, &m), 0);
@@ -907,7 +874,7 @@ END_TEST
 
 START_TEST(repo_init_refuses_keys_inside_and_existing_repo)
 {
-	char *inside = path_of(F.repo, "keys"), *rp = NULL;
+	char *inside = unit_path_of(F.repo, "keys"), *rp = NULL;
 	struct stat st;
 
 	ck_assert_int_eq(verify_repo_init(F.repo, inside, &F.o, &rp), -EINVAL);
@@ -916,7 +883,7 @@ START_TEST(repo_init_refuses_keys_inside_and_existing_repo)
 	free(inside);
 	ck_assert_int_eq(verify_repo_init(F.repo, F.keys, &F.o, &F.root_path), 0);
 	free(F.keys);
-	F.keys = path_of(F.dir, "keys2");
+	F.keys = unit_path_of(F.dir, "keys2");
 	ck_assert_int_eq(verify_repo_init(F.repo, F.keys, &F.o, &rp), -EEXIST);
 	assert_detail_has("already a repository");
 	ck_assert_int_ne(stat(F.keys, &st), 0);
@@ -956,10 +923,10 @@ START_TEST(repo_refresh_resigns_and_cleans_old_temporary_files)
 	time_t exp;
 
 	make_repo();
-	objdir = path_of(F.repo, "objects/ab");
+	objdir = unit_path_of(F.repo, "objects/ab");
 	ck_assert_int_eq(mkdir(objdir, 0755), 0);
-	old = path_of(objdir, ".tmp-old123");
-	young = path_of(F.repo, "metadata/.tmp-new123");
+	old = unit_path_of(objdir, ".tmp-old123");
+	young = unit_path_of(F.repo, "metadata/.tmp-new123");
 	write_all(old, "x", 1);
 	write_all(young, "x", 1);
 	ck_assert_int_eq(utimensat(AT_FDCWD, old, ts, 0), 0);
@@ -1067,8 +1034,8 @@ START_TEST(client_rejects_snapshot_not_matching_timestamp)
 
 	make_repo();
 	/* same length, one byte of a signature changed: the hash catches it first */
-	p = path_of(F.repo, "metadata/3.snapshot.json");
-	read_all(p, &buf, &len);
+	p = unit_path_of(F.repo, "metadata/3.snapshot.json");
+	unit_read_all(p, &buf, &len);
 	{
 		char *sig = strstr((char *)buf, "\"sig\":\"");
 
@@ -1118,7 +1085,7 @@ START_TEST(client_rejects_oversized_timestamp)
 	size_t n = VERIFY_MAX_TIMESTAMP_LEN + 1;
 
 	make_repo();
-	p = path_of(F.repo, "metadata/timestamp.json");
+	p = unit_path_of(F.repo, "metadata/timestamp.json");
 	big = malloc(n);
 	memset(big, ' ', n);
 	write_all(p, big, n);
@@ -1131,12 +1098,12 @@ END_TEST
 
 START_TEST(client_rejects_rollback_of_timestamp_and_snapshot)
 {
-	char *p = path_of(F.repo, "metadata/timestamp.json");
+	char *p = unit_path_of(F.repo, "metadata/timestamp.json");
 	uint8_t *old;
 	size_t len;
 
 	make_repo();
-	read_all(p, &old, &len);
+	unit_read_all(p, &old, &len);
 	ck_assert_int_eq(publish(F.alice, "hello", "2.0", "v2\n"), 0);
 	ck_assert_int_eq(refresh_at(T0 + HOUR), 0);
 	ck_assert_uint_eq(role_version("timestamp"), 4);
@@ -1170,8 +1137,8 @@ START_TEST(client_rejects_bad_manifest_bytes)
 	ck_assert_int_eq(verify_client_find_target(F.c, &F.src, "hello/1.0.json", &t), 0);
 	verify_hex(t.hash, VERIFY_HASH_LEN, hex);
 	snprintf(rel, sizeof(rel), "targets/hello/%s.1.0.json", hex);
-	p = path_of(F.repo, rel);
-	read_all(p, &buf, &len);
+	p = unit_path_of(F.repo, rel);
+	unit_read_all(p, &buf, &len);
 	ck_assert_uint_eq(len, t.length);
 
 	buf[len - 2] ^= 1;
@@ -1459,8 +1426,8 @@ START_TEST(client_reports_listed_role_file_that_is_missing)
 	char *p, *moved;
 
 	make_repo();
-	p = path_of(F.repo, "metadata/1.alice.json");
-	moved = path_of(F.dir, "1.alice.json");
+	p = unit_path_of(F.repo, "metadata/1.alice.json");
+	moved = unit_path_of(F.dir, "1.alice.json");
 	ck_assert_int_eq(rename(p, moved), 0);
 	ck_assert_int_eq(refresh_at(T0 + HOUR), 0);
 	/* listed in the snapshot, so not "nothing published yet" */
@@ -1654,7 +1621,8 @@ END_TEST
 START_TEST(repo_writer_refuses_keys_the_root_does_not_list)
 {
 	struct verify_key *k;
-	char *p = path_of(F.keys, "snapshot.key"), *pub = path_of(F.keys, "snapshot.key.pub");
+	char *p = unit_path_of(F.keys, "snapshot.key"),
+	     *pub = unit_path_of(F.keys, "snapshot.key.pub");
 
 	make_repo();
 	ck_assert_int_eq(unlink(p), 0);
@@ -1720,83 +1688,10 @@ TCase *tcase_verify_repo(void)
 /* The client's cache (tcase_verify_cache) */
 
 /* An in-memory struct verify_cache, standing in for the node store's LMDB. */
-#define MC_MAX 32
+static struct unit_memcache MC;
 
-struct mc_entry {
-	char name[64];
-	uint8_t *buf;
-	size_t len;
-};
-
-static struct memcache {
-	struct mc_entry e[MC_MAX];
-	size_t n;
-	int fail_load; /* returned by every load when set */
-	int saves;
-} MC;
-
-static struct mc_entry *mc_find(const char *name)
-{
-	for (size_t i = 0; i < MC.n; i++)
-		if (strcmp(MC.e[i].name, name) == 0)
-			return &MC.e[i];
-	return NULL;
-}
-
-static int mc_load(void *ctx, const char *name, uint8_t **ret_buf, size_t *ret_len)
-{
-	struct mc_entry *e;
-	uint8_t *buf;
-
-	ck_assert_ptr_eq(ctx, &MC);
-	if (MC.fail_load)
-		return MC.fail_load;
-	e = mc_find(name);
-	if (!e)
-		return -ENOENT;
-	buf = malloc(e->len ? e->len : 1);
-	ck_assert_ptr_nonnull(buf);
-	memcpy(buf, e->buf, e->len);
-	*ret_buf = buf;
-	*ret_len = e->len;
-	return 0;
-}
-
-static void mc_put(const char *name, const void *buf, size_t len)
-{
-	struct mc_entry *e = mc_find(name);
-
-	if (!e) {
-		ck_assert_uint_lt(MC.n, MC_MAX);
-		e = &MC.e[MC.n++];
-		snprintf(e->name, sizeof(e->name), "%s", name);
-	}
-	free(e->buf);
-	e->buf = malloc(len ? len : 1);
-	ck_assert_ptr_nonnull(e->buf);
-	memcpy(e->buf, buf, len);
-	e->len = len;
-}
-
-static int mc_save(void *ctx, const char *name, const uint8_t *buf, size_t len)
-{
-	ck_assert_ptr_eq(ctx, &MC);
-	mc_put(name, buf, len);
-	MC.saves++;
-	return 0;
-}
-
-static void mc_del(const char *name)
-{
-	struct mc_entry *e = mc_find(name);
-
-	ck_assert_ptr_nonnull(e);
-	free(e->buf);
-	*e = MC.e[--MC.n];
-	memset(&MC.e[MC.n], 0, sizeof(MC.e[0]));
-}
-
-static const struct verify_cache mem_cache = {.load = mc_load, .save = mc_save, .ctx = &MC};
+static const struct verify_cache mem_cache = {
+    .load = unit_mc_load, .save = unit_mc_save, .ctx = &MC};
 
 static void cache_setup(void)
 {
@@ -1807,21 +1702,19 @@ static void cache_setup(void)
 static void cache_teardown(void)
 {
 	fix_teardown();
-	for (size_t i = 0; i < MC.n; i++)
-		free(MC.e[i].buf);
-	memset(&MC, 0, sizeof(MC));
+	unit_mc_clear(&MC);
 }
 
 /* The cache entry holds exactly the bytes of repository file rel. */
 static void assert_cached_is(const char *name, const char *rel)
 {
-	struct mc_entry *e = mc_find(name);
-	char *p = path_of(F.repo, rel);
+	struct unit_mc_entry *e = unit_mc_find(&MC, name);
+	char *p = unit_path_of(F.repo, rel);
 	uint8_t *buf;
 	size_t len;
 
 	ck_assert_msg(e, "cache lacks %s", name);
-	read_all(p, &buf, &len);
+	unit_read_all(p, &buf, &len);
 	ck_assert_msg(e->len == len && memcmp(e->buf, buf, len) == 0, "cached %s is not %s", name,
 		      rel);
 	free(buf);
@@ -1887,14 +1780,14 @@ static const char *copy_from, *copy_to;
 
 static int copy_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
 {
-	char *dst = path_of(copy_to, p + strlen(copy_from));
+	char *dst = unit_path_of(copy_to, p + strlen(copy_from));
 	uint8_t *buf;
 	size_t len;
 
 	if (flag == FTW_D) {
 		ck_assert_int_eq(mkdir(dst, 0755), 0);
 	} else if (flag == FTW_F) {
-		read_all(p, &buf, &len);
+		unit_read_all(p, &buf, &len);
 		write_all(dst, buf, len);
 		free(buf);
 	}
@@ -1904,7 +1797,7 @@ static int copy_one(const char *p, const struct stat *st, int flag, struct FTW *
 
 static char *copy_repo(const char *name)
 {
-	char *dst = path_of(F.dir, name);
+	char *dst = unit_path_of(F.dir, name);
 
 	copy_from = F.repo;
 	copy_to = dst;
@@ -1941,7 +1834,7 @@ START_TEST(cache_refresh_saves_each_newly_trusted_file)
 	assert_cached_is("snapshot.json", "metadata/3.snapshot.json");
 	assert_cached_is("targets.json", "metadata/2.targets.json");
 	/* delegated roles are cached when first loaded */
-	ck_assert_ptr_null(mc_find("alice.json"));
+	ck_assert_ptr_null(unit_mc_find(&MC, "alice.json"));
 	ck_assert_int_eq(verify_client_each_target(F.c, &F.src, on_target, &s, on_problem, &s), 0);
 	ck_assert_int_eq(s.ntargets, 1);
 	verify_target_fini(&s.first);
@@ -2049,9 +1942,9 @@ START_TEST(cache_refuses_rollback_to_old_repository_after_restart)
 	ck_assert_int_eq(verify_client_each_target(F.c, &F.src, on_target, &s, on_problem, &s), 0);
 	ck_assert_int_eq(s.ntargets, 2);
 	verify_target_fini(&s.first);
-	cached_len = mc_find("timestamp.json")->len;
+	cached_len = unit_mc_find(&MC, "timestamp.json")->len;
 	cached_ts = malloc(cached_len);
-	memcpy(cached_ts, mc_find("timestamp.json")->buf, cached_len);
+	memcpy(cached_ts, unit_mc_find(&MC, "timestamp.json")->buf, cached_len);
 
 	/* a restart, and someone serves the repository as it was before hello 2.0 */
 	ck_assert_int_eq(verify_dir_source_init(&oldsrc, old), 0);
@@ -2064,8 +1957,9 @@ START_TEST(cache_refuses_rollback_to_old_repository_after_restart)
 	ck_assert_uint_eq(role_version("timestamp"), 4);
 	ck_assert_uint_eq(role_version("snapshot"), 4);
 	find_hello(&oldsrc, "2.0", 0);
-	ck_assert_uint_eq(mc_find("timestamp.json")->len, cached_len);
-	ck_assert_int_eq(memcmp(mc_find("timestamp.json")->buf, cached_ts, cached_len), 0);
+	ck_assert_uint_eq(unit_mc_find(&MC, "timestamp.json")->len, cached_len);
+	ck_assert_int_eq(memcmp(unit_mc_find(&MC, "timestamp.json")->buf, cached_ts, cached_len),
+			 0);
 	/* the same with a fresh client without the cache: it has nothing to compare with */
 	client_at(T0 + 2 * HOUR);
 	ck_assert_int_eq(verify_client_refresh(F.c, &oldsrc), 0);
@@ -2078,7 +1972,7 @@ END_TEST
 /* Flip one hex digit of the first signature of a cache entry. */
 static void mc_break_sig(const char *name)
 {
-	struct mc_entry *e = mc_find(name);
+	struct unit_mc_entry *e = unit_mc_find(&MC, name);
 	char *text, *sig;
 
 	ck_assert_ptr_nonnull(e);
@@ -2086,7 +1980,7 @@ static void mc_break_sig(const char *name)
 	sig = strstr(text, "\"sig\":\"");
 	ck_assert_ptr_nonnull(sig);
 	sig[7] = sig[7] == '0' ? '1' : '0';
-	mc_put(name, text, e->len);
+	unit_mc_put(&MC, name, text, e->len);
 	free(text);
 }
 
@@ -2116,7 +2010,7 @@ START_TEST(cache_ignores_damaged_file_and_says_so)
 	find_hello(&F.src, "1.0", 0);
 
 	/* a timestamp that is not even JSON any more: ignored, and what hangs on it */
-	mc_put("timestamp.json", "{\"signed\":", 10);
+	unit_mc_put(&MC, "timestamp.json", "{\"signed\":", 10);
 	cache_client_at(T0 + HOUR);
 	assert_detail_has("cached timestamp.json");
 	ck_assert_int_eq(verify_client_role_info(F.c, "timestamp", NULL, NULL), -ENOENT);
@@ -2151,8 +2045,8 @@ START_TEST(cache_root_must_chain_from_the_pinned_root)
 	 * make the client trust it */
 	s = root_signed(k, 2);
 	ck_assert_int_eq(meta_sign(s, &k, 1, &buf, &len), 0);
-	mc_put("root.json", buf, len);
-	mc_put("2.root.json", buf, len);
+	unit_mc_put(&MC, "root.json", buf, len);
+	unit_mc_put(&MC, "2.root.json", buf, len);
 	free(buf);
 	json_decref(s);
 	cache_client_at(T0 + HOUR);
@@ -2165,7 +2059,7 @@ START_TEST(cache_root_must_chain_from_the_pinned_root)
 	/* the same version as the pinned root, but another root */
 	s = root_signed(k, 1);
 	ck_assert_int_eq(meta_sign(s, &k, 1, &buf, &len), 0);
-	mc_put("root.json", buf, len);
+	unit_mc_put(&MC, "root.json", buf, len);
 	free(buf);
 	json_decref(s);
 	cache_client_at(T0 + HOUR);
@@ -2211,7 +2105,7 @@ START_TEST(cache_keeps_root_rotations_across_restarts)
 	ck_assert_uint_eq(role_version("root"), 3);
 
 	/* without a link of the chain the cached root cannot be trusted... */
-	mc_del("2.root.json");
+	unit_mc_del(&MC, "2.root.json");
 	cache_client_at(T0 + HOUR);
 	assert_detail_has("cached root.json: version 3, but the cache lacks 2.root.json to chain "
 			  "it to the pinned metadata/1.root.json");
@@ -2254,8 +2148,8 @@ START_TEST(cache_forgets_timestamp_and_snapshot_when_their_keys_rotate)
 	ck_assert(!verify_client_usable(F.c));
 	ck_assert_int_eq(verify_client_role_info(F.c, "timestamp", NULL, NULL), -ENOENT);
 	ck_assert_int_eq(verify_client_role_info(F.c, "snapshot", NULL, NULL), -ENOENT);
-	ck_assert_uint_eq(mc_find("timestamp.json")->len, 0);
-	ck_assert_uint_eq(mc_find("snapshot.json")->len, 0);
+	ck_assert_uint_eq(unit_mc_find(&MC, "timestamp.json")->len, 0);
+	ck_assert_uint_eq(unit_mc_find(&MC, "snapshot.json")->len, 0);
 	assert_cached_is("root.json", "metadata/2.root.json");
 	cache_client_at(T0 + HOUR);
 	ck_assert_str_eq(stork_error_detail(), "");
@@ -2286,13 +2180,13 @@ START_TEST(cache_failed_refresh_keeps_previous_state)
 	cache_client_at(T0 + HOUR);
 	ck_assert_int_eq(verify_client_refresh(F.c, &F.src), 0);
 	find_hello(&F.src, "1.0", 0);
-	tsp = path_of(F.repo, "metadata/timestamp.json");
-	read_all(tsp, &old_ts, &old_len);
+	tsp = unit_path_of(F.repo, "metadata/timestamp.json");
+	unit_read_all(tsp, &old_ts, &old_len);
 
 	/* hello 2.0 is published, but the new snapshot arrives damaged */
 	ck_assert_int_eq(publish(F.alice, "hello", "2.0", "v2\n"), 0);
-	p = path_of(F.repo, "metadata/4.snapshot.json");
-	read_all(p, &buf, &len);
+	p = unit_path_of(F.repo, "metadata/4.snapshot.json");
+	unit_read_all(p, &buf, &len);
 	buf[len - 2] ^= 1;
 	write_all(p, buf, len);
 	ck_assert_int_eq(verify_client_refresh(F.c, &F.src), STORK_EBADHASH);
@@ -2303,8 +2197,8 @@ START_TEST(cache_failed_refresh_keeps_previous_state)
 	ck_assert_uint_eq(role_version("snapshot"), 3);
 	find_hello(&F.src, "1.0", 0);
 	find_hello(&F.src, "2.0", -ENOENT);
-	ck_assert_uint_eq(mc_find("timestamp.json")->len, old_len);
-	ck_assert_int_eq(memcmp(mc_find("timestamp.json")->buf, old_ts, old_len), 0);
+	ck_assert_uint_eq(unit_mc_find(&MC, "timestamp.json")->len, old_len);
+	ck_assert_int_eq(memcmp(unit_mc_find(&MC, "timestamp.json")->buf, old_ts, old_len), 0);
 	cache_client_at(T0 + HOUR);
 	ck_assert_uint_eq(role_version("timestamp"), 3);
 
@@ -2337,7 +2231,7 @@ START_TEST(cache_role_newer_than_the_snapshot_lists_is_a_rollback)
 
 	/* the cache lost its timestamp (so the top-level floor is gone) and the old repository
 	 * is served: alice's cached version 2 still refuses alice version 1 */
-	mc_put("timestamp.json", "x", 1);
+	unit_mc_put(&MC, "timestamp.json", "x", 1);
 	ck_assert_int_eq(verify_dir_source_init(&oldsrc, old), 0);
 	cache_client_at(T0 + HOUR);
 	ck_assert_int_eq(verify_client_refresh(F.c, &oldsrc), 0);

@@ -12,6 +12,7 @@
 
 #include <check.h>
 
+#include "unit.h"
 #include "verify/meta.h"
 
 #define T0   ((time_t)1795168800) /* 2026-11-20T10:00:00Z */
@@ -20,90 +21,6 @@
 /* ------------------------------------------------------------------------------------------ */
 /* Helpers */
 
-static char *path_of(const char *dir, const char *rel)
-{
-	char *p = NULL;
-
-	ck_assert_int_ge(asprintf(&p, "%s/%s", dir, rel), 0);
-	return p;
-}
-
-static void read_all(const char *path, uint8_t **ret, size_t *ret_len)
-{
-	FILE *f = fopen(path, "rb");
-	uint8_t *buf;
-	long n;
-
-	ck_assert_msg(f, "open %s: %s", path, strerror(errno));
-	ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
-	n = ftell(f);
-	ck_assert_int_ge(n, 0);
-	rewind(f);
-	buf = malloc((size_t)n + 1);
-	ck_assert_ptr_nonnull(buf);
-	ck_assert_uint_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
-	buf[n] = '\0';
-	fclose(f);
-	*ret = buf;
-	*ret_len = (size_t)n;
-}
-
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-	return remove(p);
-}
-
-/* An in-memory struct verify_cache, standing in for the node store's LMDB. */
-#define MC_MAX 32
-
-struct mc_entry {
-	char name[64];
-	uint8_t *buf;
-	size_t len;
-};
-
-struct memcache {
-	struct mc_entry e[MC_MAX];
-	size_t n;
-};
-
-static int mc_load(void *ctx, const char *name, uint8_t **ret_buf, size_t *ret_len)
-{
-	struct memcache *mc = ctx;
-
-	for (size_t i = 0; i < mc->n; i++) {
-		if (strcmp(mc->e[i].name, name) == 0) {
-			*ret_buf = malloc(mc->e[i].len ? mc->e[i].len : 1);
-			ck_assert_ptr_nonnull(*ret_buf);
-			memcpy(*ret_buf, mc->e[i].buf, mc->e[i].len);
-			*ret_len = mc->e[i].len;
-			return 0;
-		}
-	}
-	return -ENOENT;
-}
-
-static int mc_save(void *ctx, const char *name, const uint8_t *buf, size_t len)
-{
-	struct memcache *mc = ctx;
-	struct mc_entry *e = NULL;
-
-	for (size_t i = 0; i < mc->n && !e; i++)
-		if (strcmp(mc->e[i].name, name) == 0)
-			e = &mc->e[i];
-	if (!e) {
-		ck_assert_uint_lt(mc->n, MC_MAX);
-		e = &mc->e[mc->n++];
-		snprintf(e->name, sizeof(e->name), "%s", name);
-	}
-	free(e->buf);
-	e->buf = malloc(len ? len : 1);
-	ck_assert_ptr_nonnull(e->buf);
-	memcpy(e->buf, buf, len);
-	e->len = len;
-	return 0;
-}
-
 struct fix {
 	char dir[64];
 	char *repo;
@@ -111,7 +28,7 @@ struct fix {
 	struct verify_key *alice;
 	struct verify_repo_opts o;
 	struct verify_source src;
-	struct memcache mc;
+	struct unit_memcache mc;
 	struct verify_cache cache;
 	struct verify_client *old; /* a client that trusted the state before each operation */
 };
@@ -125,10 +42,10 @@ static void setup(void)
 	memset(&F, 0, sizeof(F));
 	snprintf(F.dir, sizeof(F.dir), "/tmp/vrot-test-XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(F.dir));
-	F.repo = path_of(F.dir, "repo");
-	F.keys = path_of(F.dir, "keys");
+	F.repo = unit_path_of(F.dir, "repo");
+	F.keys = unit_path_of(F.dir, "keys");
 	F.o.now = T0;
-	F.cache = (struct verify_cache){.load = mc_load, .save = mc_save, .ctx = &F.mc};
+	F.cache = (struct verify_cache){.load = unit_mc_load, .save = unit_mc_save, .ctx = &F.mc};
 	ck_assert_int_eq(verify_key_generate(&F.alice), 0);
 	stork_error_clear();
 	make_repo();
@@ -139,9 +56,8 @@ static void teardown(void)
 	verify_client_free(F.old);
 	verify_dir_source_fini(&F.src);
 	verify_key_free(F.alice);
-	nftw(F.dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-	for (size_t i = 0; i < F.mc.n; i++)
-		free(F.mc.e[i].buf);
+	nftw(F.dir, unit_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	unit_mc_clear(&F.mc);
 	free(F.repo);
 	free(F.keys);
 }
@@ -210,9 +126,9 @@ static struct verify_client *client_new(void)
 	struct verify_client *c = NULL;
 	uint8_t *root;
 	size_t len;
-	char *p = path_of(F.repo, "metadata/1.root.json");
+	char *p = unit_path_of(F.repo, "metadata/1.root.json");
 
-	read_all(p, &root, &len);
+	unit_read_all(p, &root, &len);
 	free(p);
 	ck_assert_int_eq(verify_client_new(root, len, T0 + HOUR, &c), 0);
 	free(root);
@@ -279,7 +195,7 @@ static uint64_t trusted_version(struct verify_client *c, const char *role)
 static struct verify_key *key_file(const char *name)
 {
 	struct verify_key *k = NULL;
-	char *p = path_of(F.keys, name);
+	char *p = unit_path_of(F.keys, name);
 	int r = verify_key_load_private(p, &k);
 
 	ck_assert_msg(r == 0, "%s: %d %s", p, r, stork_error_detail());
@@ -289,7 +205,7 @@ static struct verify_key *key_file(const char *name)
 
 static bool exists_in(const char *dir, const char *name)
 {
-	char *p = path_of(dir, name);
+	char *p = unit_path_of(dir, name);
 	bool e = access(p, F_OK) == 0;
 
 	free(p);
@@ -443,8 +359,9 @@ END_TEST
 
 START_TEST(rotate_with_a_missing_key_writes_nothing)
 {
-	char *md = path_of(F.repo, "metadata"), *before_md, *before_keys, *after_md, *after_keys;
-	char *p = path_of(F.keys, "timestamp.key");
+	char *md = unit_path_of(F.repo, "metadata"), *before_md, *before_keys, *after_md,
+	     *after_keys;
+	char *p = unit_path_of(F.keys, "timestamp.key");
 
 	ck_assert_int_eq(unlink(p), 0);
 	free(p);
@@ -471,7 +388,7 @@ END_TEST
 START_TEST(rotate_interrupted_before_the_commit_keeps_everything_usable)
 {
 	struct verify_key *pending, *now_root, *old_root = key_file("root.key");
-	char *blocker = path_of(F.repo, "metadata/4.snapshot.json");
+	char *blocker = unit_path_of(F.repo, "metadata/4.snapshot.json");
 
 	ck_assert_uint_eq(trusted_version(F.old, "snapshot"), 3);
 	ck_assert_int_eq(mkdir(blocker, 0755), 0);
@@ -511,8 +428,8 @@ END_TEST
 START_TEST(rotate_interrupted_after_the_root_commit_is_finished_by_the_next_writer)
 {
 	struct verify_key *k1 = key_file("snapshot.key"), *k2, *k;
-	char *cur = path_of(F.keys, "snapshot.key"), *pend = path_of(F.keys, "snapshot.key.new"),
-	     *old = NULL;
+	char *cur = unit_path_of(F.keys, "snapshot.key"),
+	     *pend = unit_path_of(F.keys, "snapshot.key.new"), *old = NULL;
 
 	rotate_ok("snapshot", NULL);
 	k2 = key_file("snapshot.key");
@@ -562,7 +479,7 @@ START_TEST(rekey_resigns_role_and_refuses_the_old_key)
 
 	/* the same key again: nothing to write */
 	{
-		char *md = path_of(F.repo, "metadata"), *before = listing(md), *after;
+		char *md = unit_path_of(F.repo, "metadata"), *before = listing(md), *after;
 
 		ck_assert_int_eq(verify_repo_rekey(F.repo, F.keys, "alice", alice2, &F.o), 0);
 		after = listing(md);
@@ -578,7 +495,7 @@ END_TEST
 START_TEST(rekey_refuses_unknown_role_and_public_key)
 {
 	struct verify_key *k;
-	char *pub = path_of(F.dir, "k.key"), *pubpub = path_of(F.dir, "k.key.pub");
+	char *pub = unit_path_of(F.dir, "k.key"), *pubpub = unit_path_of(F.dir, "k.key.pub");
 
 	ck_assert_int_eq(verify_key_generate(&k), 0);
 	ck_assert_int_eq(verify_repo_rekey(F.repo, F.keys, "bob", k, &F.o), -ENOENT);
@@ -651,7 +568,7 @@ END_TEST
 
 START_TEST(revoke_unknown_role_names_the_roles_and_writes_nothing)
 {
-	char *md = path_of(F.repo, "metadata"), *before = listing(md), *after;
+	char *md = unit_path_of(F.repo, "metadata"), *before = listing(md), *after;
 
 	ck_assert_int_eq(verify_repo_revoke(F.repo, F.keys, "bob", &F.o), -ENOENT);
 	assert_detail_has("no role bob");

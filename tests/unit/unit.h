@@ -3,6 +3,10 @@
 #define STORKFS_TESTS_UNIT_H
 
 #include <check.h>
+#include <ftw.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
 
 /* tests/unit/test_verify_meta.c: TUF metadata, client and repository writer. */
 TCase *tcase_verify_meta(void);
@@ -15,5 +19,39 @@ TCase *tcase_verify_policy(void);
 /* tests/unit/test_store_node.c: the node store (index, inserts, fsck, concurrency). */
 TCase *tcase_store_node(void);
 TCase *tcase_store_node_concurrency(void);
+
+/* tests/unit/unit_files.c: helpers of the verify tests. */
+
+/** "DIR/REL", malloc'd. */
+char *unit_path_of(const char *dir, const char *rel);
+/** A whole file, NUL-terminated (not counted in *ret_len). */
+void unit_read_all(const char *path, uint8_t **ret, size_t *ret_len);
+/** nftw callback removing each entry (FTW_DEPTH | FTW_PHYS). */
+int unit_rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw);
+
+/* An in-memory struct verify_cache, standing in for the node store's LMDB: load/save are
+ * unit_mc_load/unit_mc_save with ctx a struct unit_memcache. */
+#define UNIT_MC_MAX 32
+
+struct unit_mc_entry {
+	char name[64];
+	uint8_t *buf;
+	size_t len;
+};
+
+struct unit_memcache {
+	struct unit_mc_entry e[UNIT_MC_MAX];
+	size_t n;
+	int fail_load; /* returned by every load when set */
+	int saves;     /* unit_mc_save calls */
+};
+
+struct unit_mc_entry *unit_mc_find(struct unit_memcache *mc, const char *name);
+int unit_mc_load(void *ctx, const char *name, uint8_t **ret_buf, size_t *ret_len);
+int unit_mc_save(void *ctx, const char *name, const uint8_t *buf, size_t len);
+void unit_mc_put(struct unit_memcache *mc, const char *name, const void *buf, size_t len);
+void unit_mc_del(struct unit_memcache *mc, const char *name);
+/** Free every entry and empty the cache. */
+void unit_mc_clear(struct unit_memcache *mc);
 
 #endif
