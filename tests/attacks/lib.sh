@@ -20,6 +20,7 @@
 #                                   timeout or a crash) and leave no destination (the last arg)
 #   extract_same DESC SRC ARGS...   stork extract ARGS... must succeed and its destination
 #                                   (the last arg) must equal the tree SRC
+#   root_one_side new|old           the root_only_{new,old}_sigs scenario (see there)
 
 . "$(dirname "${BASH_SOURCE[0]}")/../integration/lib.sh"
 
@@ -202,4 +203,45 @@ hostile_root2() {
 		--remove-key "timestamp=$KEYS/timestamp.key" --add-key "timestamp=$T/mallory-ts.key" \
 		"${signers[@]}"
 	forge edit "$dir/metadata/timestamp.json" --version +1 --sign "$T/mallory-ts.key"
+}
+
+# root_one_side new|old: the root_only_*_sigs scenario: pkg 1.0 extracted from a copy of the
+# repository, then hostile_root2 signed only by the new root key or only by the old one must
+# be refused naming the file and the signature count, twice (a new process too), with the
+# trusted state unchanged on root 1; control: the same root signed by both keys is followed
+# by a fresh client.
+root_one_side() {
+	local which=$1 key www=$T/www store=$T/store
+	need python3 nginx openssl
+	make_repo
+	key=$KEYS/root.key
+	[ "$which" = old ] || key=$T/root-new.key
+	synth_tree "$T/v1" 1
+	publish pkg 1.0 "$T/v1"
+	serve_copy "$REPO" "$www"
+	start_nginx "$www"
+	extract_same "genuine: pkg 1.0" "$T/v1" --store "$store" "$NGINX_URL" pkg 1.0 "$T/x1"
+	save_trusted "$store"
+
+	hostile_root2 "$www" "$key"
+	refused "root 2 signed only by the $which root key: refused" --store "$store" "$NGINX_URL" \
+		pkg 1.0 "$T/x2"
+	echo "# $ERR"
+	err_has "the error names the root file and the signature count" \
+		"metadata/2.root.json: 0 of 1 required signatures from role root"
+	assert_unchanged "root 2 signed only by the $which key: trusted state unchanged (root 1)" \
+		"$store"
+	[ "$(trusted_version "$store" root)" = 1 ] || fail "the client left root 1"
+	# a client that restarts refuses it again (nothing of it was kept)
+	refused "again, a new process: refused" --store "$store" "$NGINX_URL" pkg 1.0 "$T/x3"
+	assert_unchanged "again: trusted state unchanged" "$store"
+
+	# control: signed by the old and the new root key, a fresh client follows it
+	serve_copy "$REPO" "$www"
+	hostile_root2 "$www" "$KEYS/root.key" "$T/root-new.key"
+	extract_same "control: root 2 signed by both keys is followed" "$T/v1" --store "$T/store2" \
+		"$NGINX_URL" pkg 1.0 "$T/x4"
+	[ "$(trusted_version "$T/store2" root)" = 2 ] ||
+		fail "control: the fresh client does not trust root 2"
+	pass "control: the fresh client trusts root 2"
 }
