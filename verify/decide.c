@@ -166,6 +166,7 @@ static int target_of(const char *path, const struct meta_target *mt, const char 
 	memcpy(t.hash, mt->hash, VERIFY_HASH_LEN);
 	t.size = mt->size;
 	t.files = mt->files;
+	t.described = mt->described;
 	*ret_t = t;
 	return 0;
 }

@@ -347,6 +347,7 @@ static int fill_target(const struct found *f, const char *path, struct verify_ta
 	memcpy(t.hash, f->t->hash, VERIFY_HASH_LEN);
 	t.size = f->t->size;
 	t.files = f->t->files;
+	t.described = f->t->described;
 	*ret_t = t;
 	return 0;
 }

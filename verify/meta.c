@@ -472,6 +472,7 @@ static int parse_targets(const char *file, struct meta *m)
 		fmt_into(ff, sizeof(ff), "%s.custom.storkfs", f);
 		if (!json_is_object(sk))
 			return bad(file, ff, "must be an object");
+		t->described = true;
 		fmt_into(ff, sizeof(ff), "%s.custom.storkfs.size", f);
 		r = get_uint(file, sk, "size", ff, 0, false, &t->size);
 		if (r < 0)

@@ -68,6 +68,7 @@ struct meta_target {
 	uint8_t hash[VERIFY_HASH_LEN];
 	uint64_t size;	/* custom.storkfs.size, 0 when absent */
 	uint64_t files; /* custom.storkfs.files, 0 when absent */
+	bool described; /* custom.storkfs is there (a foreign writer may leave it out) */
 };
 
 struct meta_sig {

@@ -311,6 +311,7 @@ struct verify_target { /* one signed target: a package version */
 	char *keyid;		       /* one key id whose signature counted */
 	uint64_t size;		       /* custom.size: total file bytes (informational) */
 	uint64_t files;		       /* custom.files: entry count (informational) */
+	bool described;		       /* size and files were signed (custom.storkfs) */
 };
 
 void verify_target_fini(struct verify_target *t);

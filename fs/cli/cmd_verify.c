@@ -36,7 +36,8 @@ static const char ls_help[] =
     "\n"
     "Without NAME: the packages the repository signs, one per line. With NAME: its versions\n"
     "in dpkg order, one per line: VERSION, signing role, key id (16 hex), total bytes, files\n"
-    "(tab-separated). Only verified metadata is read; no package content is downloaded.\n"
+    "(tab-separated; \"-\" when the repository does not sign them). Only verified metadata is\n"
+    "read; no package content is downloaded.\n"
     "--policy FILE  only what this trust policy accepts (verify/README.md \"Trust policy\")\n";
 
 static const char why_help[] =
@@ -996,9 +997,12 @@ int cmd_ls(int argc, char **argv)
 		goto out;
 	}
 	for (size_t i = 0; i < l->n; i++) {
-		if (s.a.name)
+		if (s.a.name && l->t[i].described)
 			printf("%s\t%s\t%.16s\t%" PRIu64 "\t%" PRIu64 "\n", l->t[i].version,
 			       l->t[i].role, l->t[i].keyid, l->t[i].size, l->t[i].files);
+		else if (s.a.name) /* a writer that does not sign them (another tool) */
+			printf("%s\t%s\t%.16s\t-\t-\n", l->t[i].version, l->t[i].role,
+			       l->t[i].keyid);
 		else if (i == 0 || strcmp(l->t[i].name, l->t[i - 1].name))
 			printf("%s\n", l->t[i].name);
 	}

@@ -350,6 +350,35 @@ static int parse_mutated(json_t *doc, enum meta_type type, const char *field, js
 	return r;
 }
 
+/* custom.storkfs (size, files) is informational and optional: a foreign writer may leave it
+ * out, and described says whether it was signed. */
+START_TEST(meta_targets_custom_storkfs_is_optional_and_marked)
+{
+	static const char doc[] =
+	    "{\"signatures\":[],\"signed\":{\"_type\":\"targets\",\"expires\":\"2030-01-01T00:00:"
+	    "00Z\","
+	    "\"spec_version\":\"1.0.31\",\"targets\":{"
+	    "\"a/"
+	    "1.json\":{\"custom\":{\"storkfs\":{\"files\":3,\"size\":12}},\"hashes\":{\"sha256\":"
+	    "\"2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824\"},\"length\":5},"
+	    "\"b/1.json\":{\"hashes\":{\"sha256\":"
+	    "\"2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824\"},\"length\":5}},"
+	    "\"version\":1}}";
+	struct meta *m = NULL;
+
+	ck_assert_int_eq(meta_parse(doc, sizeof(doc) - 1, "metadata/1.x.json", META_TARGETS, &m),
+			 0);
+	ck_assert_uint_eq(m->ntargets, 2);
+	ck_assert_str_eq(m->targets[0].path, "a/1.json");
+	ck_assert(m->targets[0].described);
+	ck_assert_uint_eq(m->targets[0].files, 3);
+	ck_assert_uint_eq(m->targets[0].size, 12);
+	ck_assert(!m->targets[1].described);
+	ck_assert_uint_eq(m->targets[1].files, 0);
+	meta_free(m);
+}
+END_TEST
+
 START_TEST(meta_parses_a_signed_timestamp)
 {
 	struct verify_key *k;
@@ -736,6 +765,7 @@ TCase *tcase_verify_meta(void)
 
 	tcase_add_checked_fixture(tc, fix_setup, fix_teardown);
 	tcase_add_test(tc, meta_parses_a_signed_timestamp);
+	tcase_add_test(tc, meta_targets_custom_storkfs_is_optional_and_marked);
 	tcase_add_test(tc, meta_rejects_malformed_fields);
 	tcase_add_test(tc, meta_rejects_malformed_signatures);
 	tcase_add_test(tc, meta_rejects_bad_root_keys_and_thresholds);
@@ -786,6 +816,7 @@ START_TEST(repo_publish_then_client_verifies_everything)
 	ck_assert_str_eq(s.first.version, "1.0");
 	ck_assert_str_eq(s.first.role, "alice");
 	ck_assert_str_eq(s.first.keyid, verify_key_id(F.alice));
+	ck_assert(s.first.described);
 	ck_assert_uint_eq(s.first.files, 2);
 	ck_assert_uint_eq(s.first.size, strlen("hello world\n"));
 	verify_target_fini(&s.first);
