@@ -182,11 +182,15 @@ int fetch_from_peers(struct fetch *f, const uint8_t id[VERIFY_HASH_LEN], uint64_
  * (on the transport's thread); before each attempt after the first, reset (may be NULL) is
  * called and fn sees the file again from its start. -ENOENT from a mirror is an answer, not
  * a failure (a repository need not have the file); truncation, transport failures and more
- * than len bytes are the mirror's (told, marked, the next one asked). fn's error stops at
- * once. @param what names the file for people ("hello 2.10-3: version pack").
+ * than len bytes are told and the next mirror asked, but no source is marked failed for them
+ * (the file is optional: the objects in it are fetched on their own). fn's error stops at
+ * once. Runs on a transport of its own, so that fn may block (on a disk) without stalling
+ * other transfers. @param what names the file for people ("hello 2.10-3: version pack").
  * @return 0; -ENOENT (no mirror has it); fn's or reset's error; the most telling failure. */
 int fetch_file(struct fetch *f, const char *path, uint64_t len, const char *what, fetch_write_fn fn,
 	       int (*reset)(void *ctx), void *ctx);
+/** Whether the fetcher has peers (o->peers). */
+bool fetch_has_peers(struct fetch *f);
 
 struct fetch_mirror_stats {
 	const char *url; /* borrowed from the fetcher */

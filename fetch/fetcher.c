@@ -72,6 +72,10 @@ struct fetch {
 	void *curl_tctx;	  /* the built-in curl transport's, to tell it from others */
 	struct fetch_transport peer_curl; /* curl with a short connect timeout, for peers */
 	bool has_peer_curl;
+	/* curl on an I/O thread of its own for fetch_file, whose consumer may block (a disk
+	 * sync) without stalling the other transfers */
+	struct fetch_transport bulk_curl;
+	bool has_bulk_curl;
 	struct source **mirrors;
 	size_t nmirrors;
 	struct source **peers;
@@ -325,6 +329,9 @@ struct job {
 	/* every: a success does not end the run; each usable mirror is asked (the attempt keeps
 	 * what it accepted; naccepted counts them). cur: the source being tried. */
 	bool every;
+	/* optional: a file the repository need not serve well (a version pack): what goes
+	 * wrong is told, but neither the source nor its proxy is marked failed for it. */
+	bool optional;
 	unsigned naccepted;
 	struct source *cur;
 	/* Per attempt. */
@@ -504,7 +511,7 @@ static enum step try_one(struct fetch *f, struct job *j, struct runstate *st, st
 	host_answer = !proxy || r == -ENOENT || r == -EHOSTDOWN;
 	if (!host_answer) {
 		note(f, m, j->got, -1, 0, NULL, skip, sizeof(skip));
-		note(f, proxy, j->got, -1, -1, line, pskip, sizeof(pskip));
+		note(f, proxy, j->got, -1, j->optional ? 0 : -1, line, pskip, sizeof(pskip));
 		log_line(f, "%s: %s: %s%s", label, st->name, line, pskip);
 		return j->stuck ? STEP_END : STEP_NEXT_ROUTE;
 	}
@@ -513,7 +520,7 @@ static enum step try_one(struct fetch *f, struct job *j, struct runstate *st, st
 	/* A missing metadata file is an answer, not a failure; so is a peer without the
 	 * object (peers hold what their node used). */
 	mark = r != -ENOENT || (j->object && !peer);
-	note(f, m, j->got, -1, mark ? -1 : 0, line, skip, sizeof(skip));
+	note(f, m, j->got, -1, mark && !j->optional ? -1 : 0, line, skip, sizeof(skip));
 	if (mark)
 		log_line(f, "%s: %s: %s%s", label, st->name, line, skip);
 	return j->stuck ? STEP_END : STEP_NEXT_SOURCE;
@@ -1249,6 +1256,10 @@ int fetch_new(const struct fetch_opts *o, struct fetch **ret_f)
 	r = fetch_add_transport(f, &t);
 	if (r < 0)
 		goto fail;
+	r = fetch_curl_transport_new(o, &f->bulk_curl);
+	if (r < 0)
+		goto fail;
+	f->has_bulk_curl = true;
 	if (!o)
 		goto done;
 	r = add_exec_transports(f, o->exec);
@@ -1285,6 +1296,8 @@ void fetch_cancel(struct fetch *f)
 			n->t.cancel(n->t.tctx);
 	if (f->has_peer_curl && f->peer_curl.cancel)
 		f->peer_curl.cancel(f->peer_curl.tctx);
+	if (f->has_bulk_curl && f->bulk_curl.cancel)
+		f->bulk_curl.cancel(f->bulk_curl.tctx);
 	pthread_mutex_unlock(&f->lock);
 }
 
@@ -1312,6 +1325,8 @@ void fetch_free(struct fetch *f)
 	}
 	if (f->has_peer_curl)
 		f->peer_curl.free(f->peer_curl.tctx);
+	if (f->has_bulk_curl)
+		f->bulk_curl.free(f->bulk_curl.tctx);
 	free(f->describe);
 	pthread_mutex_destroy(&f->lock);
 	free(f);
@@ -1501,6 +1516,7 @@ bool fetch_url_is_volatile(const char *url)
 /* Unsigned files whose parts the caller checks (version packs). */
 
 struct filejob {
+	struct fetch *f;
 	struct job *j;
 	fetch_write_fn fn;
 	int (*reset)(void *ctx);
@@ -1523,7 +1539,12 @@ static int file_feed(void *ctx, const void *buf, size_t len)
 static int file_attempt(struct job *j, const struct fetch_transport *t, const char *url,
 			const char *proxy, bool raw)
 {
-	int r = get(t, url, proxy, j->maxlen, file_feed, j->ctx);
+	struct filejob *fj = j->ctx;
+	int r;
+
+	if (t->tctx == fj->f->curl_tctx && fj->f->has_bulk_curl)
+		t = &fj->f->bulk_curl;
+	r = get(t, url, proxy, j->maxlen, file_feed, j->ctx);
 
 	if (r == 0 && j->got < j->maxlen) {
 		j->short_body = true;
@@ -1541,10 +1562,15 @@ static int file_reset(struct job *j)
 	return fj->reset ? fj->reset(fj->ctx) : 0;
 }
 
+bool fetch_has_peers(struct fetch *f)
+{
+	return f->npeers > 0;
+}
+
 int fetch_file(struct fetch *f, const char *path, uint64_t len, const char *what, fetch_write_fn fn,
 	       int (*reset)(void *ctx), void *ctx)
 {
-	struct filejob fj = {.fn = fn, .reset = reset, .ctx = ctx};
+	struct filejob fj = {.f = f, .fn = fn, .reset = reset, .ctx = ctx};
 	struct job j = {
 	    .path = path,
 	    .what = what,
@@ -1552,6 +1578,7 @@ int fetch_file(struct fetch *f, const char *path, uint64_t len, const char *what
 	    .attempt = file_attempt,
 	    .reset = file_reset,
 	    .ctx = &fj,
+	    .optional = true,
 	};
 
 	fj.j = &j;

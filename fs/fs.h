@@ -44,6 +44,8 @@ struct fs_repo_opts {
 /** Open a repository: the pinned root file's bytes, its mirrors (tried in order), and the node
  * store. The repository's identity in the store is the hex SHA-256 of the pinned root. Does
  * not touch the network (call fs_repo_refresh). The store is borrowed and must outlive it.
+ * Raises the process's soft limit of open files to its hard limit: a prefetch holds hundreds
+ * of objects open while they wait for one sync.
  * @return 0; STORK_EFORMAT / STORK_EBADSIG for a bad pinned root; -EINVAL for a mirror no
  * transport handles; -ENOMEM. */
 int fs_repo_open(struct store *s, const uint8_t *root, size_t rootlen, const char *const *mirrors,
@@ -204,7 +206,9 @@ struct fs_prefetch_opts {
  * batches); then every object still missing, `jobs` at a time, each verified as
  * fs_repo_object does (fetch_object through the repository's fetcher: peers, mirrors,
  * proxies, collapsing with concurrent readers). A pack that is absent, lies or breaks off
- * costs nothing but its transfer: what it did not deliver is fetched object by object.
+ * costs nothing but its transfer: what it did not deliver is fetched object by object. With
+ * peers configured there is no pack phase (peers serve objects; a pack would come from the
+ * origin).
  * Objects already stored are skipped;
  * an object in several files or versions is fetched once. Fetched objects are committed in
  * groups (store_insert_commit_batched: one sync per group, not per object); an object is

@@ -370,7 +370,7 @@ static void *writer_main(void *arg)
 	pthread_mutex_lock(&w->lock);
 	for (;;) {
 		struct packjob *j;
-		bool ok = false;
+		bool ok = false, failed;
 		int r;
 
 		while (!w->head && !w->stop)
@@ -383,10 +383,12 @@ static void *writer_main(void *arg)
 			w->tail = &w->head;
 		w->bytes -= j->pe->e->zsize;
 		w->busy++;
+		failed = w->err != 0;
 		pthread_cond_broadcast(&w->room);
 		pthread_mutex_unlock(&w->lock);
 
-		r = w->err ? 0 : write_job(pf, j, &ok);
+		/* After the store failed, the rest of the pack is left for later. */
+		r = failed ? 0 : write_job(pf, j, &ok);
 		if (r == 0 && ok) {
 			uint64_t size = j->pe->e->size;
 
@@ -398,7 +400,7 @@ static void *writer_main(void *arg)
 		} else {
 			/* Another mirror's pack, or the per-object phase, may bring it. */
 			__atomic_store_n(&pf->done[j->k], PACK_WANTED, __ATOMIC_RELEASE);
-			if (r == 0)
+			if (r == 0 && !failed)
 				atomic_fetch_add(&w->bad, 1);
 		}
 		free(j);
@@ -563,7 +565,8 @@ static void *committer_main(void *arg)
 	struct committer *c = arg;
 
 	while (!atomic_load(&c->stop)) {
-		usleep(COMMIT_EVERY_US);
+		for (int i = 0; i < 10 && !atomic_load(&c->stop); i++)
+			usleep(COMMIT_EVERY_US / 10);
 		store_batch_commit(c->pf->batch, NULL);
 	}
 	return NULL;
@@ -588,13 +591,57 @@ static bool pack_wanted(struct packrun *p, uint64_t len)
 	return want >= STORE_PACK_MIN_OBJECTS && wantz * 2 >= len;
 }
 
-static int pack_one(struct pf *pf, struct writers *w, const struct verify_manifest *m)
+/* The pack phase's threads, started when the first pack is worth fetching. */
+struct phase {
+	struct pf *pf;
+	struct writers w;
+	struct committer c;
+	bool writers, committer; /* started */
+};
+
+static int phase_start(struct phase *ph)
 {
+	if (ph->writers)
+		return 0;
+	if (writers_start(&ph->w, ph->pf) < 0) {
+		writers_stop(&ph->w);
+		return -EAGAIN;
+	}
+	ph->writers = true;
+	ph->c.pf = ph->pf;
+	atomic_init(&ph->c.stop, 0);
+	ph->committer = pthread_create(&ph->c.tid, NULL, committer_main, &ph->c) == 0;
+	return 0;
+}
+
+static void phase_stop(struct phase *ph)
+{
+	if (ph->writers)
+		writers_stop(&ph->w);
+	if (ph->committer) {
+		atomic_store(&ph->c.stop, 1);
+		pthread_join(ph->c.tid, NULL);
+	}
+}
+
+static void note(struct pf *pf, const char *line)
+{
+	if (pf->o && pf->o->note)
+		pf->o->note(pf->o->note_ctx, line);
+	else
+		fprintf(stderr, "storkfs: prefetch: %s\n", line);
+}
+
+/* m's pack, when it is worth its transfer. @return 0 (what it did not bring goes object by
+ * object); 1: the store failed (told): no more packs; -ENOMEM; -ECANCELED. */
+static int pack_one(struct phase *ph, const struct verify_manifest *m)
+{
+	struct pf *pf = ph->pf;
+	struct writers *w = &ph->w;
 	struct packrun p = {.pf = pf, .w = w};
-	uint64_t bad0 = atomic_load(&w->bad), bad;
-	char what[600], *path = NULL;
-	uint64_t len = 0;
-	int r;
+	char what[600], line[1400], *path = NULL;
+	uint64_t len = 0, bad0, bad, want = 0;
+	int r, werr = 0;
 
 	r = store_pack_layout(m, &p.ents, &p.n, &len);
 	if (r < 0 || p.n == 0)
@@ -603,10 +650,9 @@ static int pack_one(struct pf *pf, struct writers *w, const struct verify_manife
 	p.obj = calloc(p.n, sizeof(*p.obj));
 	if (!p.obj)
 		goto out;
-	if (!pack_wanted(&p, len)) {
-		r = 0;
-		goto out;
-	}
+	r = 0;
+	if (!pack_wanted(&p, len) || phase_start(ph) < 0)
+		goto out; /* object by object */
 	r = verify_manifest_file(m, ".pack", &path);
 	if (r < 0)
 		goto out;
@@ -617,39 +663,35 @@ static int pack_one(struct pf *pf, struct writers *w, const struct verify_manife
 					.end = pack_end,
 					.ctx = &p};
 	snprintf(what, sizeof(what), "%s %s: version pack", m->name, m->version);
+	bad0 = atomic_load(&w->bad);
 	stork_error_clear();
 	r = fetch_file(pf->f, path, len, what, pack_feed, pack_reset, &p);
 	pack_drop(&p);
 	drain(w);
 	pthread_mutex_lock(&w->lock);
-	if (w->err) {
-		r = w->err;
-		stork_errorf("%s", w->detail);
-	}
+	werr = w->err;
 	pthread_mutex_unlock(&w->lock);
 	bad = atomic_load(&w->bad) - bad0;
+	for (size_t i = 0; i < p.n; i++)
+		want += p.obj[i] != SIZE_MAX;
 	if (bad) {
-		char line[1024];
-		uint64_t want = 0;
-
-		for (size_t i = 0; i < p.n; i++)
-			want += p.obj[i] != SIZE_MAX;
 		snprintf(line, sizeof(line),
 			 "%s %s: version pack %s: %" PRIu64 " of %" PRIu64 " objects did not "
 			 "verify; fetching them one by one",
 			 m->name, m->version, path, bad, want);
-		if (pf->o && pf->o->note)
-			pf->o->note(pf->o->note_ctx, line);
-		else
-			fprintf(stderr, "storkfs: prefetch: %s\n", line);
+		note(pf, line);
 	}
-	if (r == 0) {
+	if (werr) {
+		/* The store failed (a full disk...): no more packs; the per-object phase says
+		 * what it can still do, object by object. */
+		snprintf(line, sizeof(line), "%s %s: version pack %s: stopped: %s", m->name,
+			 m->version, path, w->detail[0] ? w->detail : storkfs_strerror(werr));
+		note(pf, line);
+		r = 1;
+	} else if (r == 0) {
 		atomic_fetch_add(&pf->packs, 1);
-	} else if (r == -ENOENT) {
-		r = 0; /* no pack here: object by object */
-	} else if (r != -ENOMEM && r != -ECANCELED && r != -ENOSPC && r != -EDQUOT) {
-		/* Every mirror failed it; said in the log. What came is kept. */
-		r = 0;
+	} else if (r != -ENOMEM && r != -ECANCELED) {
+		r = 0; /* absent, or every mirror failed it (told): object by object */
 	}
 out:
 	free(path);
@@ -659,35 +701,31 @@ out:
 }
 
 /* The pack phase: each version's pack when it is worth it, then the objects it stored are
- * dropped from pf->objs (the rest go object by object). @return 0; the store's failure. */
+ * dropped from pf->objs (the rest go object by object). Skipped when peers are configured:
+ * they are asked before the mirrors, object by object, and a pack from the origin would
+ * fetch what they hold. @return 0; -ENOMEM; -ECANCELED. */
 static int packs(struct pf *pf, struct verify_manifest *const *ms, size_t n)
 {
-	struct committer c = {.pf = pf};
-	struct writers w = {0};
+	struct phase ph = {.pf = pf};
 	size_t u = 0;
-	int r = 0, cr;
+	int r = 0;
 
 	pf->done = calloc(pf->nobjs ? pf->nobjs : 1, 1);
 	if (!pf->done)
 		return -ENOMEM;
-	if (writers_start(&w, pf) < 0) {
-		writers_stop(&w);
-		return 0; /* no threads to spare: object by object */
-	}
-	atomic_init(&c.stop, 0);
-	cr = -pthread_create(&c.tid, NULL, committer_main, &c);
+	if (fetch_has_peers(pf->f))
+		return 0;
 	for (size_t i = 0; i < n && r == 0 && !cancelled(pf); i++)
-		r = pack_one(pf, &w, ms[i]);
-	writers_stop(&w);
-	if (cr == 0) {
-		atomic_store(&c.stop, 1);
-		pthread_join(c.tid, NULL);
-	}
+		r = pack_one(&ph, ms[i]);
+	phase_stop(&ph);
+	if (r == 1)
+		r = 0;
+	if (!ph.writers)
+		return r;
 	store_batch_commit(pf->batch, NULL);
 	/* What a commit failed to index is not stored: it goes object by object. */
 	for (size_t i = 0; i < pf->nobjs; i++) {
 		struct store_objinfo info;
-
 		bool stored = pf->done[i] == PACK_STORED;
 
 		if (stored && store_object_info(pf->s, pf->objs[i].e->hash, &info) == 0) {

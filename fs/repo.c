@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -65,6 +66,18 @@ static int client_make(struct fs_repo *r, time_t now, struct verify_client **ret
 	return 0;
 }
 
+/* The soft limit of open files up to the hard one (Debian's soft default is 1024); failing
+ * costs nothing but that headroom. */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
 int fs_repo_open(struct store *s, const uint8_t *root, size_t rootlen, const char *const *mirrors,
 		 size_t nmirrors, const struct fs_repo_opts *o, struct fs_repo **ret_r)
 {
@@ -72,6 +85,7 @@ int fs_repo_open(struct store *s, const uint8_t *root, size_t rootlen, const cha
 	uint8_t digest[VERIFY_HASH_LEN];
 	int ret;
 
+	raise_fd_limit();
 	if (nmirrors == 0) {
 		stork_errorf("no mirror given: name at least one URL or directory of the "
 			     "repository");

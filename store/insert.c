@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -124,61 +125,78 @@ int store_insert_reset(struct store_insert *ins)
 	return 0;
 }
 
-/* An object already at subfd/hex: good if it hashes to the id with the right size. */
-static bool existing_is_good(struct store_insert *ins, int subfd)
+/* An object already at dirfd/rel: 1 if it is the id's content (size and SHA-256), 0 if it is
+ * not (conclusively: another size, another hash, not a regular file), -errno when it could
+ * not be told (it is then left alone). */
+static int existing_check(struct store_insert *ins, int dirfd, const char *rel)
 {
 	uint8_t got[VERIFY_HASH_LEN];
 	uint64_t size;
 	struct stat st;
-	bool good = false;
-	int fd;
+	int fd, r;
 
-	fd = openat(subfd, ins->hex, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	fd = openat(dirfd, rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0)
-		return false;
-	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size == ins->size &&
-	    node_hash_fd(fd, got, &size) == 0)
-		good = size == ins->size && memcmp(got, ins->id, VERIFY_HASH_LEN) == 0;
-	close(fd);
-	return good;
-}
-
-/* Name the verified unnamed file objects/ab/<hex>, never replacing a good object. */
-static int place_anon(struct store_insert *ins, int subfd)
-{
-	int r = -EEXIST;
-
-	for (int tries = 0; tries < 3 && r == -EEXIST; tries++) {
-		r = node_tmp_link(ins->s, ins->fd, subfd, ins->hex);
-		if (r == 0) {
-			ins->anon = false;
-			return 0;
-		}
-		if (r != -EEXIST)
-			return r;
-		/* Someone stored it before us (or a crash left it unindexed): keep theirs only
-		 * if it is what its name says; else ours replaces it. */
-		if (existing_is_good(ins, subfd))
-			return 0;
-		if (unlinkat(subfd, ins->hex, 0) < 0 && errno != ENOENT)
-			return -errno;
+		return errno == ELOOP ? 0 : -errno; /* ELOOP: a symlink, never an object */
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+	} else if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != ins->size) {
+		r = 0;
+	} else {
+		r = node_hash_fd(fd, got, &size);
+		if (r == 0)
+			r = size == ins->size && memcmp(got, ins->id, VERIFY_HASH_LEN) == 0;
 	}
+	close(fd);
 	return r;
 }
 
-/* Move the verified temporary file to objects/ab/<hex>. */
-static int place(struct store_insert *ins, int subfd)
+/* Name the verified unnamed file dirfd/rel (objects/ab/<hex>), never replacing a good object;
+ * a rotten one is replaced atomically (ours gets a tmp/ name, flock()ed so that no sweeper
+ * takes it, and is renamed over it), so readers never find the name missing. */
+static int place_anon(struct store_insert *ins, int dirfd, const char *rel)
+{
+	char tmp[NODE_TMPNAME_LEN];
+	int r;
+
+	r = node_tmp_link(ins->s, ins->fd, dirfd, rel);
+	if (r != -EEXIST)
+		goto out;
+	/* Someone stored it before us (or a crash left it unindexed): keep theirs only if it
+	 * is what its name says. */
+	r = existing_check(ins, dirfd, rel);
+	if (r != 0)
+		return r < 0 ? r : 0;
+	while (flock(ins->fd, LOCK_EX) < 0)
+		if (errno != EINTR)
+			return -errno;
+	r = node_tmp_name(ins->s, ins->fd, tmp);
+	if (r < 0)
+		return r;
+	if (renameat(ins->s->tmpfd, tmp, dirfd, rel) < 0) {
+		r = -errno;
+		unlinkat(ins->s->tmpfd, tmp, 0);
+	}
+out:
+	if (r == 0)
+		ins->anon = false;
+	return r;
+}
+
+/* Move the verified temporary file to dirfd/rel (objects/ab/<hex>). */
+static int place(struct store_insert *ins, int dirfd, const char *rel)
 {
 	struct store *s = ins->s;
 	struct stat st;
+	int r;
 
 	if (ins->anon)
-		return place_anon(ins, subfd);
-	if (renameat2(s->tmpfd, ins->name, subfd, ins->hex, RENAME_NOREPLACE) == 0)
+		return place_anon(ins, dirfd, rel);
+	if (renameat2(s->tmpfd, ins->name, dirfd, rel, RENAME_NOREPLACE) == 0)
 		goto moved;
 	if (errno == EINVAL || errno == ENOSYS) {
 		/* No RENAME_NOREPLACE here: look first; a race only replaces good with good. */
-		if (fstatat(subfd, ins->hex, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+		if (fstatat(dirfd, rel, &st, AT_SYMLINK_NOFOLLOW) < 0) {
 			if (errno != ENOENT)
 				return -errno;
 			goto replace;
@@ -188,10 +206,11 @@ static int place(struct store_insert *ins, int subfd)
 	}
 	/* Someone stored it before us (or a crash left it unindexed): keep theirs only if it
 	 * is what its name says. */
-	if (existing_is_good(ins, subfd))
-		return 0;
+	r = existing_check(ins, dirfd, rel);
+	if (r != 0)
+		return r < 0 ? r : 0;
 replace:
-	if (renameat(s->tmpfd, ins->name, subfd, ins->hex) < 0)
+	if (renameat(s->tmpfd, ins->name, dirfd, rel) < 0)
 		return -errno;
 moved:
 	ins->name[0] = '\0';
@@ -248,7 +267,7 @@ int store_insert_commit(struct store_insert *ins)
 	r = node_subdir_open(s, ins->id, &subfd);
 	if (r < 0)
 		goto out;
-	r = place(ins, subfd);
+	r = place(ins, subfd, ins->hex);
 	if (r < 0) {
 		stork_errorf("%s/" NODE_OBJDIR "/%.2s/%s: cannot move the object into place: %s",
 			     s->dir, ins->hex, ins->hex, strerror(-r));
@@ -298,6 +317,7 @@ struct store_batch {
 	struct store_insert *head; /* queued, not yet taken by a commit (under lock) */
 	struct store_insert **tail;
 	size_t queued;	 /* under lock: on the list */
+	size_t taken;	 /* under lock: in the running commit */
 	bool committing; /* under lock: one commit at a time */
 };
 
@@ -340,6 +360,18 @@ static int queue(struct store_batch *b, struct store_insert *ins, bool waited)
 	}
 	ins->waited = waited;
 	pthread_mutex_lock(&b->lock);
+	/* Each object queued or being committed holds a descriptor: at the cap, an adder waits
+	 * for the running commit, or leads one itself. (Group-commit callers wait for their
+	 * own object anyway, so they are as many as their threads.) */
+	while (!waited && b->queued + b->taken >= STORE_BATCH_MAX_QUEUED) {
+		if (!b->committing) {
+			pthread_mutex_unlock(&b->lock);
+			store_batch_commit(b, NULL); /* its failures are the objects' */
+			pthread_mutex_lock(&b->lock);
+		} else {
+			pthread_cond_wait(&b->cond, &b->lock);
+		}
+	}
 	*b->tail = ins;
 	b->tail = &ins->next;
 	b->queued++;
@@ -349,18 +381,7 @@ static int queue(struct store_batch *b, struct store_insert *ins, bool waited)
 
 int store_batch_add(struct store_batch *b, struct store_insert *ins)
 {
-	bool full;
-	int r = queue(b, ins, false);
-
-	if (r < 0)
-		return r;
-	/* Each queued object holds a descriptor: past the cap, the adder commits. */
-	pthread_mutex_lock(&b->lock);
-	full = b->queued >= STORE_BATCH_MAX_QUEUED;
-	pthread_mutex_unlock(&b->lock);
-	if (full)
-		store_batch_commit(b, NULL); /* its failures are the objects' (not indexed) */
-	return 0;
+	return queue(b, ins, false);
 }
 
 /* ins failed at some step: remember why for its waiter and drop its temporary file (still
@@ -378,33 +399,26 @@ static void fail_one(struct store_insert *ins, int err)
 
 /* objects/ab for the id, made (0755) and opened once per commit: no fsync here, the names'
  * syncfs covers new directories too. */
-static int batch_subdir(struct store *s, const uint8_t id[VERIFY_HASH_LEN], int subfds[256])
+static int batch_subdir(struct store *s, const uint8_t id[VERIFY_HASH_LEN], bool made[256])
 {
 	char sub[3];
-	int fd;
+	int r;
 
-	if (subfds[id[0]] >= 0)
-		return subfds[id[0]];
+	if (made[id[0]])
+		return 0;
 	snprintf(sub, sizeof(sub), "%02x", id[0]);
-	fd = openat(s->objfd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd >= 0)
-		goto done; /* the usual case: made by an earlier commit */
 	if (mkdirat(s->objfd, sub, 0755) == 0) {
 		if (fchmodat(s->objfd, sub, 0755, 0) < 0)
 			goto fail;
 	} else if (errno != EEXIST) {
 		goto fail;
 	}
-	fd = openat(s->objfd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
-		goto fail;
-done:
-	subfds[id[0]] = fd;
-	return fd;
+	made[id[0]] = true;
+	return 0;
 fail:
-	fd = -errno;
-	stork_errorf("%s/" NODE_OBJDIR "/%s: %s", s->dir, sub, strerror(-fd));
-	return fd;
+	r = -errno;
+	stork_errorf("%s/" NODE_OBJDIR "/%s: %s", s->dir, sub, strerror(-r));
+	return r;
 }
 
 static int sync_fs(struct store *s, int fd, const char *what)
@@ -424,11 +438,10 @@ static int commit_list(struct store *s, struct store_insert *list, size_t *ret_i
 {
 	struct node_index_item *items = NULL;
 	struct store_insert *ins;
-	int subfds[256], first = 0, r;
+	bool made[256] = {false};
+	int first = 0, r;
 	size_t n = 0, k = 0;
 
-	for (int i = 0; i < 256; i++)
-		subfds[i] = -1;
 	for (ins = list; ins; ins = ins->next)
 		n++;
 	/* 1. The bytes of every file, durable before any of them gets its name. */
@@ -446,14 +459,17 @@ static int commit_list(struct store *s, struct store_insert *list, size_t *ret_i
 	}
 	/* 2. Names: each into objects/ab/<hex>, or an existing good copy kept. */
 	for (ins = list; ins; ins = ins->next) {
-		int subfd = batch_subdir(s, ins->id, subfds);
+		char rel[3 + VERIFY_HASH_HEX];
 
-		r = subfd < 0 ? subfd : place(ins, subfd);
+		snprintf(rel, sizeof(rel), "%.2s/%s", ins->hex, ins->hex);
+		r = batch_subdir(s, ins->id, made);
+		if (r == 0)
+			r = place(ins, s->objfd, rel);
 		if (r < 0) {
-			if (subfd >= 0)
-				stork_errorf("%s/" NODE_OBJDIR "/%.2s/%s: cannot move the object "
+			if (made[ins->id[0]])
+				stork_errorf("%s/" NODE_OBJDIR "/%s: cannot move the object "
 					     "into place: %s",
-					     s->dir, ins->hex, ins->hex, strerror(-r));
+					     s->dir, rel, strerror(-r));
 			fail_one(ins, r);
 			first = first ? first : r;
 			continue;
@@ -474,9 +490,6 @@ static int commit_list(struct store *s, struct store_insert *list, size_t *ret_i
 		first = first ? first : r;
 		k = 0;
 	}
-	for (int i = 0; i < 256; i++)
-		if (subfds[i] >= 0)
-			close(subfds[i]);
 	free(items);
 	if (ret_indexed)
 		*ret_indexed = k;
@@ -495,6 +508,7 @@ int store_batch_commit(struct store_batch *b, size_t *ret_committed)
 	list = b->head;
 	b->head = NULL;
 	b->tail = &b->head;
+	b->taken = b->queued;
 	b->queued = 0;
 	b->committing = list != NULL;
 	pthread_mutex_unlock(&b->lock);
@@ -514,13 +528,15 @@ int store_batch_commit(struct store_batch *b, size_t *ret_committed)
 			drop = ins;
 		}
 	}
-	b->committing = false;
-	pthread_cond_broadcast(&b->cond);
-	pthread_mutex_unlock(&b->lock);
+	/* Their descriptors closed before adders waiting at the cap go on. */
 	for (ins = drop; ins; ins = next) {
 		next = ins->next;
 		store_insert_abort(ins);
 	}
+	b->committing = false;
+	b->taken = 0;
+	pthread_cond_broadcast(&b->cond);
+	pthread_mutex_unlock(&b->lock);
 	if (ret_committed)
 		*ret_committed = indexed;
 	return r;

@@ -154,24 +154,47 @@ fail:
 /* ------------------------------------------------------------------------------------------ */
 /* Temporary files. */
 
-int node_tmp_create(struct store *s, int *ret_fd, char ret_name[NODE_TMPNAME_LEN])
+/* A random name tmp/.part-XXXXXX into name. @return 0; -errno. */
+static int tmp_random_name(char name[NODE_TMPNAME_LEN])
 {
 	static const char chars[] =
 	    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+	uint8_t rnd[6];
+
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+		return errno ? -errno : -EIO;
+	memcpy(name, NODE_TMP_PREFIX, sizeof(NODE_TMP_PREFIX) - 1);
+	for (int j = 0; j < 6; j++)
+		name[sizeof(NODE_TMP_PREFIX) - 1 + j] = chars[rnd[j] % (sizeof(chars) - 1)];
+	name[NODE_TMPNAME_LEN - 1] = '\0';
+	return 0;
+}
+
+int node_tmp_name(struct store *s, int fd, char ret_name[NODE_TMPNAME_LEN])
+{
+	int r = -EEXIST;
+
+	for (int i = 0; i < TMP_TRIES && r == -EEXIST; i++) {
+		r = tmp_random_name(ret_name);
+		if (r == 0)
+			r = node_tmp_link(s, fd, s->tmpfd, ret_name);
+	}
+	if (r < 0)
+		stork_errorf("%s/" NODE_TMPDIR ": cannot name a temporary file: %s", s->dir,
+			     strerror(-r));
+	return r;
+}
+
+int node_tmp_create(struct store *s, int *ret_fd, char ret_name[NODE_TMPNAME_LEN])
+{
 	char name[NODE_TMPNAME_LEN];
 	struct stat st, st2;
-	uint8_t rnd[6];
-	int fd = -1, i, j, r;
+	int fd = -1, i, r;
 
 	for (i = 0; i < TMP_TRIES; i++) {
-		if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
-			r = errno ? -errno : -EIO;
+		r = tmp_random_name(name);
+		if (r < 0)
 			goto fail;
-		}
-		memcpy(name, NODE_TMP_PREFIX, sizeof(NODE_TMP_PREFIX) - 1);
-		for (j = 0; j < 6; j++)
-			name[sizeof(NODE_TMP_PREFIX) - 1 + j] = chars[rnd[j] % (sizeof(chars) - 1)];
-		name[NODE_TMPNAME_LEN - 1] = '\0';
 		fd = openat(s->tmpfd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
 			    0600);
 		if (fd < 0) {

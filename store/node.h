@@ -138,6 +138,10 @@ int node_tmp_anon(struct store *s, int *ret_fd);
  * RENAME_NOREPLACE does). @return 0; -EEXIST; -errno. */
 int node_tmp_link(struct store *s, int fd, int dirfd, const char *name);
 
+/** Give an unnamed temporary file a fresh name tmp/.part-XXXXXX (which the caller should hold
+ * flock()ed, or a sweeper may take it). @return 0; -errno. */
+int node_tmp_name(struct store *s, int fd, char ret_name[NODE_TMPNAME_LEN]);
+
 /** Remove tmp/ leftovers of dead writers (unlocked files). found, if not NULL, is called
  * with each one's name first. @param[out] ret_stale, ret_removed counts (may be NULL).
  * @return 0; -errno. */

@@ -233,6 +233,34 @@ fail:
 	return r;
 }
 
+/* Whether the file at path already holds exactly the pack: the objects' bytes, compared. */
+static bool pack_matches(int repofd, const char *path, const struct store_pack_entry *ents,
+			 size_t n)
+{
+	char opath[STORE_OBJPATH_LEN];
+	uint8_t *a = malloc(STORE_PACK_MAX_ZSIZE), *b = malloc(STORE_PACK_MAX_ZSIZE);
+	bool same = a && b;
+	int fd = openat(repofd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+
+	same = same && fd >= 0;
+	for (size_t i = 0; i < n && same; i++) {
+		size_t z = (size_t)ents[i].e->zsize;
+		int ofd;
+
+		store_object_path(ents[i].e->hash, opath);
+		ofd = openat(repofd, opath, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		same = ofd >= 0 && pread(ofd, a, z, 0) == (ssize_t)z &&
+		       pread(fd, b, z, (off_t)ents[i].offset) == (ssize_t)z && !memcmp(a, b, z);
+		if (ofd >= 0)
+			close(ofd);
+	}
+	if (fd >= 0)
+		close(fd);
+	free(a);
+	free(b);
+	return same;
+}
+
 int store_pack_write(int repofd, const struct verify_manifest *m, const char *path,
 		     bool *ret_written)
 {
@@ -251,8 +279,8 @@ int store_pack_write(int repofd, const struct verify_manifest *m, const char *pa
 	if (n == 0)
 		goto out; /* too few small objects to be worth a pack */
 	if (fstatat(repofd, path, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
-	    (uint64_t)st.st_size == len)
-		goto out;
+	    (uint64_t)st.st_size == len && pack_matches(repofd, path, ents, n))
+		goto out; /* a damaged one is written again */
 	r = make_parents(repofd, path);
 	if (r < 0)
 		goto out;

@@ -117,7 +117,7 @@ int store_pack_cut(struct store_pack_cut *c, const void *buf, size_t len);
 /** Write m's pack as `path` (verify_manifest_file(m, ".pack")) below the repository root
  * repofd, from the repository's objects, atomically (temporary file, fsync, rename, fsync of
  * the directory; parent directories made as needed). Nothing is written when m has no pack
- * or a file of the right length is there already.
+ * or the file there already holds exactly these bytes (a damaged one is replaced).
  * @param[out] ret_written (may be NULL) whether a file was written.
  * @return 0; STORK_EBADLEN (an object's file is not its signed zsize; detail names it);
  * -errno. */
@@ -251,8 +251,9 @@ void store_insert_abort(struct store_insert *ins);
  * unindexed objects (which the next insert of them or fsck indexes). */
 struct store_batch;
 
-/* Queued objects (each an open descriptor) at which store_batch_add commits itself. */
-#define STORE_BATCH_MAX_QUEUED 512
+/* Objects queued or being committed (each an open descriptor) at which store_batch_add waits
+ * for the running commit or commits itself. */
+#define STORE_BATCH_MAX_QUEUED 256
 
 /** A batch of inserts into s (borrowed; it must outlive the batch). @return 0; -ENOMEM. */
 int store_batch_new(struct store *s, struct store_batch **ret_b);
@@ -261,10 +262,10 @@ int store_batch_new(struct store *s, struct store_batch **ret_b);
 void store_batch_free(struct store_batch *b);
 /** Check ins's size and hash as store_insert_commit does, then queue it in b WITHOUT syncing:
  * it is neither in objects/ nor indexed until store_batch_commit. Its temporary file stays
- * open and flock()ed meanwhile (one descriptor per queued object: commit every few hundred);
- * when STORE_BATCH_MAX_QUEUED are queued, this call commits them (as store_batch_commit; a
- * failure there leaves those objects unindexed, which the caller finds with
- * store_object_info). Takes ins (freed on failure too). Thread-safe.
+ * open meanwhile (one descriptor per queued object); when STORE_BATCH_MAX_QUEUED objects are
+ * queued or being committed, this call waits for the running commit, or commits them itself
+ * (as store_batch_commit; a failure there leaves those objects unindexed, which the caller
+ * finds with store_object_info). Takes ins (freed on failure too). Thread-safe.
  * @return 0; STORK_EBADLEN; STORK_EBADHASH (nothing is kept); -errno. */
 int store_batch_add(struct store_batch *b, struct store_insert *ins);
 /** Make every object queued so far durable and visible: one syncfs() of the store's file

@@ -116,8 +116,10 @@ compare_tree "$B/src" "$xdir/x1" || fail "the extracted tree differs from the so
 pass "the extract sends no object request and matches the source"
 
 stamp "without a terminal"
-# ---- without a terminal: exactly one summary line, nothing on stderr
-run timeout -k 10 "$PF_TIMEOUT" "$STORK" prefetch --jobs 16 --root "$ROOT" --store "$B/store2" "$mirror" many=1.0
+# ---- without a terminal: exactly one summary line, nothing on stderr; at most 400 open
+# files (soft and hard): a batch holds at most 256 objects open
+run timeout -k 10 "$PF_TIMEOUT" bash -c 'ulimit -n 400 && exec "$@"' sh \
+	"$STORK" prefetch --jobs 16 --root "$ROOT" --store "$B/store2" "$mirror" many=1.0
 [ "$RC" -eq 0 ] || {
 	_show_run
 	fail "stork prefetch without a tty exited $RC"
@@ -126,7 +128,7 @@ run timeout -k 10 "$PF_TIMEOUT" "$STORK" prefetch --jobs 16 --root "$ROOT" --sto
 	_show_run
 	fail "expected exactly one line on stdout and nothing on stderr"
 }
-out_has "one summary line without a terminal" "prefetched many 1.0: $distinct objects ($distinct fetched, 0 already stored), "
+out_has "one summary line without a terminal, under ulimit -n 400" "prefetched many 1.0: $distinct objects ($distinct fetched, 0 already stored), " "$distinct of them from 1 version pack"
 run "$STORK" prefetch --root "$ROOT" --store "$B/store2" "$mirror" many=all
 [ "$RC" -eq 0 ] || {
 	_show_run
@@ -193,6 +195,22 @@ out_has "a pack truncated by the first mirror: the second sends it" "($few_disti
 err_has "the truncating mirror is named" "$FAULT_URL" "truncated"
 [ "$(fault_requests ' /objects/')" -eq "$before" ] || fail "objects were fetched one by one"
 fsck_clean "stork fsck is clean after the truncated pack" "$T/store4b"
+
+# A pack the first mirror refuses (403, as a bucket without list permission answers for a
+# missing key): told, but the mirror is not marked failed: it still serves every object.
+fault_set '[{"match": "\\.pack$", "fault": "status", "status": 403}]'
+before=$(fault_requests ' /objects/')
+run timeout -k 10 "$PF_TIMEOUT" "$STORK" prefetch --root "$ROOT" --store "$T/store4c" "$FAULT_URL" "$mirror" few
+[ "$RC" -eq 0 ] || {
+	_show_run
+	fail "prefetch with a pack refused by the first mirror exited $RC"
+}
+out_has "a pack refused with 403 by the first mirror: the second sends it" "($few_distinct fetched, 0 already stored)" "$few_distinct of them from 1 version pack"
+err_has "the refusal is told" "$FAULT_URL" "HTTP 403"
+if grep -F "$FAULT_URL" "$T/err" | matches 'skipping this'; then
+	fail "a refused pack marked the mirror failed: $(cat "$T/err")"
+fi
+pass "the mirror that refused the pack is not marked failed for it"
 stop_faultserver
 
 stamp "kill -9 midway"

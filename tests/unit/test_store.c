@@ -623,6 +623,22 @@ START_TEST(pack_write_concatenates_the_objects_and_refuses_a_wrong_zsize)
 	/* There already: not written again. */
 	ck_assert_int_eq(store_pack_write(repofd, m, path, &written), 0);
 	ck_assert(!written);
+	/* Damaged (one byte, the same length): written again. */
+	pack[plen / 2] ^= 0x5a;
+	write_file(full, pack, plen, 0644);
+	ck_assert_int_eq(store_pack_write(repofd, m, path, &written), 0);
+	ck_assert(written);
+	free(pack);
+	pack = read_file(full, &plen);
+	ck_assert_uint_eq(plen, len);
+	for (size_t i = 0; i < n; i++) {
+		struct collect c = {0};
+
+		ck_assert_int_eq(unpack_all(pe[i].e->hash, pe[i].e->size, pe[i].e->zsize,
+					    pack + pe[i].offset, pe[i].e->zsize, &c),
+				 0);
+		free(c.buf);
+	}
 	/* An object whose file is not its signed zsize: refused, naming it; nothing left. */
 	ck_assert_int_eq(unlink(full), 0);
 	object_file(pe[4].e->hash, obj, sizeof(obj));
@@ -1860,7 +1876,8 @@ static void batch_check_object(struct store *s, unsigned i, const uint8_t id[VER
 	ck_assert_mem_eq(got, want, len);
 }
 
-#define BATCH_N 300
+/* Fewer than STORE_BATCH_MAX_QUEUED: no add commits by itself. */
+#define BATCH_N 200
 
 START_TEST(batch_commit_stores_and_indexes_every_object_at_once)
 {
@@ -1887,6 +1904,35 @@ START_TEST(batch_commit_stores_and_indexes_every_object_at_once)
 	/* Nothing queued: a commit is a no-op. */
 	ck_assert_int_eq(store_batch_commit(b, &committed), 0);
 	ck_assert_uint_eq(committed, 0);
+	store_batch_free(b);
+	store_close(s);
+}
+END_TEST
+
+/* Each queued object holds a descriptor: at STORE_BATCH_MAX_QUEUED an add commits what is
+ * queued itself, so a caller that only adds never holds more. */
+START_TEST(batch_add_commits_by_itself_at_the_descriptor_cap)
+{
+	enum { N = 3 * STORE_BATCH_MAX_QUEUED + 10 };
+	static uint8_t ids[N][VERIFY_HASH_LEN];
+	struct store_batch *b = NULL;
+	struct store *s = batch_open();
+	size_t committed = 0, most = 0;
+
+	ck_assert_int_eq(store_batch_new(s, &b), 0);
+	for (unsigned i = 0; i < N; i++) {
+		size_t t;
+
+		ck_assert_int_eq(store_batch_add(b, batch_insert(s, i, ids[i])), 0);
+		t = batch_tmp_files();
+		most = t > most ? t : most;
+	}
+	ck_assert_uint_le(most, STORE_BATCH_MAX_QUEUED);
+	ck_assert_int_eq(store_batch_commit(b, &committed), 0);
+	ck_assert_uint_lt(committed, STORE_BATCH_MAX_QUEUED);
+	for (unsigned i = 0; i < N; i++)
+		batch_check_object(s, i, ids[i]);
+	ck_assert_uint_eq(batch_tmp_files(), 0);
 	store_batch_free(b);
 	store_close(s);
 }
@@ -2170,6 +2216,7 @@ static TCase *tcase_store_batch(void)
 	tcase_add_checked_fixture(tc, batch_setup, teardown);
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, batch_commit_stores_and_indexes_every_object_at_once);
+	tcase_add_test(tc, batch_add_commits_by_itself_at_the_descriptor_cap);
 	tcase_add_test(tc, batch_add_refuses_wrong_hash_and_length_keeping_nothing);
 	tcase_add_test(tc, batch_interrupted_before_the_sync_indexes_nothing);
 	tcase_add_test(tc,
