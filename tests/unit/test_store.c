@@ -585,9 +585,28 @@ START_TEST(pack_layout_takes_each_small_object_once_in_file_order)
 }
 END_TEST
 
+/* The pack file at full: len bytes, each object's slice unpacking to its content. */
+static uint8_t *pack_read_checked(const char *full, const struct store_pack_entry *pe, size_t n,
+				  uint64_t len)
+{
+	size_t plen;
+	uint8_t *pack = read_file(full, &plen);
+
+	ck_assert_uint_eq(plen, len);
+	for (size_t i = 0; i < n; i++) {
+		struct collect c = {0};
+
+		ck_assert_int_eq(unpack_all(pe[i].e->hash, pe[i].e->size, pe[i].e->zsize,
+					    pack + pe[i].offset, pe[i].e->zsize, &c),
+				 0);
+		free(c.buf);
+	}
+	return pack;
+}
+
 START_TEST(pack_write_concatenates_the_objects_and_refuses_a_wrong_zsize)
 {
-	size_t sizes[20], plen;
+	size_t sizes[20];
 	unsigned seeds[20];
 	struct store_pack_entry *pe;
 	struct verify_manifest *m;
@@ -608,37 +627,18 @@ START_TEST(pack_write_concatenates_the_objects_and_refuses_a_wrong_zsize)
 	ck_assert_int_eq(store_pack_write(repofd, m, path, &written), 0);
 	ck_assert(written);
 	snprintf(full, sizeof(full), "%s/%s", repodir, path);
-	pack = read_file(full, &plen);
 	ck_assert_int_eq(store_pack_layout(m, &pe, &n, &len), 0);
-	ck_assert_uint_eq(plen, len);
-	/* Each slice unpacks to its file's content. */
-	for (size_t i = 0; i < n; i++) {
-		struct collect c = {0};
-
-		ck_assert_int_eq(unpack_all(pe[i].e->hash, pe[i].e->size, pe[i].e->zsize,
-					    pack + pe[i].offset, pe[i].e->zsize, &c),
-				 0);
-		free(c.buf);
-	}
+	pack = pack_read_checked(full, pe, n, len);
 	/* There already: not written again. */
 	ck_assert_int_eq(store_pack_write(repofd, m, path, &written), 0);
 	ck_assert(!written);
 	/* Damaged (one byte, the same length): written again. */
-	pack[plen / 2] ^= 0x5a;
-	write_file(full, pack, plen, 0644);
+	pack[len / 2] ^= 0x5a;
+	write_file(full, pack, len, 0644);
 	ck_assert_int_eq(store_pack_write(repofd, m, path, &written), 0);
 	ck_assert(written);
 	free(pack);
-	pack = read_file(full, &plen);
-	ck_assert_uint_eq(plen, len);
-	for (size_t i = 0; i < n; i++) {
-		struct collect c = {0};
-
-		ck_assert_int_eq(unpack_all(pe[i].e->hash, pe[i].e->size, pe[i].e->zsize,
-					    pack + pe[i].offset, pe[i].e->zsize, &c),
-				 0);
-		free(c.buf);
-	}
+	pack = pack_read_checked(full, pe, n, len);
 	/* An object whose file is not its signed zsize: refused, naming it; nothing left. */
 	ck_assert_int_eq(unlink(full), 0);
 	object_file(pe[4].e->hash, obj, sizeof(obj));
