@@ -904,6 +904,7 @@ static int collect(void *ctx, const struct verify_target *t)
 	d->keyid = strdup(t->keyid ? t->keyid : "");
 	d->size = t->size;
 	d->files = t->files;
+	d->described = t->described;
 	l->n++;
 	if (!d->name || !d->version || !d->role || !d->keyid)
 		return -ENOMEM;
