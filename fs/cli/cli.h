@@ -106,6 +106,13 @@ void cli_node_init(struct cli_node *n);
  * node option; -1 a bad value (the usage error is printed, naming cmd). */
 int cli_node_option(const char *cmd, int c, const char *arg, struct cli_node *n);
 
+/** Read the pinned root, open the node store and the repository over mirrors, and refresh
+ * its metadata (a refresh that falls back to what the store holds is a warning on stderr).
+ * Failures are told as `stork CMD: ...`. @return CLI_OK with *ret_s and *ret_repo (close
+ * both); else the exit code, nothing left open. */
+int cli_node_open(const char *cmd, const struct cli_node *n, const char *const *mirrors,
+		  size_t nmirrors, struct store **ret_s, struct fs_repo **ret_repo);
+
 /* A progress bar on stderr, drawn only when stderr is a terminal and the work is large. */
 struct cli_progress {
 	const char *label;

@@ -211,8 +211,6 @@ int cmd_prefetch(int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    {"help", no_argument, NULL, 'h'},
-	    {"root", required_argument, NULL, 'r'},
-	    {"store", required_argument, NULL, 's'},
 	    {"jobs", required_argument, NULL, 'j'},
 	    CLI_NODE_LONGOPTS,
 	    {0},
@@ -227,8 +225,6 @@ int cmd_prefetch(int argc, char **argv)
 	struct store *s = NULL;
 	const char *rootfile, *storedir;
 	char what[512], a[32], fails[48], packs[96];
-	uint8_t *root = NULL;
-	size_t rootlen = 0;
 	uint64_t v;
 	int c, r, code = CLI_OK, first_pkg, nmirrors;
 
@@ -272,33 +268,10 @@ int cmd_prefetch(int argc, char **argv)
 					       "package names have no '/')",
 					       argv[i]);
 
-	r = cli_read_file(rootfile, VERIFY_MAX_ROOT_LEN, &root, &rootlen);
-	if (r < 0) {
-		cli_fail("prefetch", r, "%s", rootfile);
-		code = cli_exit_input(r);
+	code = cli_node_open("prefetch", &n, (const char *const *)argv + optind, (size_t)nmirrors,
+			     &s, &repo);
+	if (code != CLI_OK)
 		goto out;
-	}
-	r = store_open(storedir, &s);
-	if (r < 0) {
-		cli_fail("prefetch", r, "%s", storedir);
-		code = cli_exit_input(r);
-		goto out;
-	}
-	r = fs_repo_open(s, root, rootlen, (const char *const *)argv + optind, (size_t)nmirrors,
-			 &n.ro, &repo);
-	if (r < 0) {
-		cli_fail("prefetch", r, "%s", rootfile);
-		code = cli_exit_input(r);
-		goto out;
-	}
-	r = fs_repo_refresh(repo);
-	if (r == 1) {
-		fprintf(stderr, "stork prefetch: warning: %s\n", stork_error_detail());
-	} else if (r < 0) {
-		cli_fail("prefetch", r, "refreshing metadata");
-		code = cli_exit_verify(r);
-		goto out;
-	}
 	for (int i = first_pkg; i < argc && code == CLI_OK; i++)
 		code = resolve(repo, argv[i], &ms, &nms, &capms);
 	if (code != CLI_OK)
@@ -336,6 +309,5 @@ out:
 	free(ms);
 	fs_repo_close(repo);
 	store_close(s);
-	free(root);
 	return code;
 }

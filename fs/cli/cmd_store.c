@@ -49,8 +49,6 @@ int cmd_extract(int argc, char **argv)
 	struct fs_repo *repo = NULL;
 	struct store *s = NULL;
 	const char *rootfile, *storedir, *name, *version, *dest;
-	uint8_t *root = NULL;
-	size_t rootlen = 0;
 	int c, r, code, nmirrors;
 
 	cli_node_init(&n);
@@ -77,33 +75,10 @@ int cmd_extract(int argc, char **argv)
 	version = argv[argc - 2];
 	dest = argv[argc - 1];
 
-	r = cli_read_file(rootfile, VERIFY_MAX_ROOT_LEN, &root, &rootlen);
-	if (r < 0) {
-		cli_fail("extract", r, "%s", rootfile);
-		code = cli_exit_input(r);
+	code = cli_node_open("extract", &n, (const char *const *)argv + optind, (size_t)nmirrors,
+			     &s, &repo);
+	if (code != CLI_OK)
 		goto out;
-	}
-	r = store_open(storedir, &s);
-	if (r < 0) {
-		cli_fail("extract", r, "%s", storedir);
-		code = cli_exit_input(r);
-		goto out;
-	}
-	r = fs_repo_open(s, root, rootlen, (const char *const *)argv + optind, (size_t)nmirrors,
-			 &n.ro, &repo);
-	if (r < 0) {
-		cli_fail("extract", r, "%s", rootfile);
-		code = cli_exit_input(r);
-		goto out;
-	}
-	r = fs_repo_refresh(repo);
-	if (r == 1)
-		fprintf(stderr, "stork extract: warning: %s\n", stork_error_detail());
-	else if (r < 0) {
-		cli_fail("extract", r, "refreshing metadata");
-		code = cli_exit_verify(r);
-		goto out;
-	}
 	r = fs_repo_manifest(repo, name, version, &m);
 	if (r < 0) {
 		cli_fail("extract", r, "%s %s", name, version);
@@ -126,7 +101,6 @@ out:
 	verify_manifest_free(m);
 	fs_repo_close(repo);
 	store_close(s);
-	free(root);
 	return code;
 }
 

@@ -295,3 +295,48 @@ int cli_node_option(const char *cmd, int c, const char *arg, struct cli_node *n)
 		return 0;
 	}
 }
+
+int cli_node_open(const char *cmd, const struct cli_node *n, const char *const *mirrors,
+		  size_t nmirrors, struct store **ret_s, struct fs_repo **ret_repo)
+{
+	struct fs_repo *repo = NULL;
+	struct store *s = NULL;
+	uint8_t *root = NULL;
+	size_t rootlen = 0;
+	int r, code;
+
+	r = cli_read_file(n->rootfile, VERIFY_MAX_ROOT_LEN, &root, &rootlen);
+	if (r < 0) {
+		cli_fail(cmd, r, "%s", n->rootfile);
+		return cli_exit_input(r);
+	}
+	r = store_open(n->storedir, &s);
+	if (r < 0) {
+		cli_fail(cmd, r, "%s", n->storedir);
+		code = cli_exit_input(r);
+		goto fail;
+	}
+	r = fs_repo_open(s, root, rootlen, mirrors, nmirrors, &n->ro, &repo);
+	if (r < 0) {
+		cli_fail(cmd, r, "%s", n->rootfile);
+		code = cli_exit_input(r);
+		goto fail;
+	}
+	r = fs_repo_refresh(repo);
+	if (r == 1) {
+		fprintf(stderr, "stork %s: warning: %s\n", cmd, stork_error_detail());
+	} else if (r < 0) {
+		cli_fail(cmd, r, "refreshing metadata");
+		code = cli_exit_verify(r);
+		goto fail;
+	}
+	free(root);
+	*ret_s = s;
+	*ret_repo = repo;
+	return CLI_OK;
+fail:
+	fs_repo_close(repo);
+	store_close(s);
+	free(root);
+	return code;
+}
