@@ -13,19 +13,7 @@ need node npm nginx dpkg-deb
 fetch_debs
 
 # tuf-js, installed once into the cache
-NODE_DIR=$STORK_TEST_CACHE/node
-if [ ! -f "$NODE_DIR/node_modules/tuf-js/package.json" ]; then
-	mkdir -p "$NODE_DIR"
-	(
-		cd "$NODE_DIR"
-		flock 9
-		if [ ! -f node_modules/tuf-js/package.json ]; then
-			[ -f package.json ] || echo '{"private": true}' >package.json
-			npm install --no-audit --no-fund --loglevel=error tuf-js >"$T/npm.log" 2>&1 ||
-				{ cat "$T/npm.log" >&2; exit 1; }
-		fi
-	) 9>"$NODE_DIR/.lock" || fail "npm install tuf-js"
-fi
+npm_install tuf-js
 echo "# tuf-js $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["version"])' "$NODE_DIR/node_modules/tuf-js/package.json")"
 CLIENT=$STORK_TESTS/integration/tufjs_client.mjs
 

@@ -18,25 +18,7 @@ need node npm nginx zstd python3
 need_fuse
 
 # @tufjs/models (and tuf-js, the control), installed once into the cache as interop_tufjs.sh does
-NODE_DIR=$STORK_TEST_CACHE/node
-node_ready() {
-	local p
-	for p in tuf-js @tufjs/models @tufjs/canonical-json; do
-		[ -f "$NODE_DIR/node_modules/$p/package.json" ] || return 1
-	done
-}
-if ! node_ready; then
-	mkdir -p "$NODE_DIR"
-	(
-		cd "$NODE_DIR"
-		flock 9
-		if ! node_ready; then
-			[ -f package.json ] || echo '{"private": true}' >package.json
-			npm install --no-audit --no-fund --loglevel=error tuf-js @tufjs/models \
-				@tufjs/canonical-json >"$T/npm.log" 2>&1 || { cat "$T/npm.log" >&2; exit 1; }
-		fi
-	) 9>"$NODE_DIR/.lock" || fail "npm install @tufjs/models"
-fi
+npm_install tuf-js @tufjs/models @tufjs/canonical-json
 # (JSON is read with node: it is needed anyway and starts faster than python)
 echo "# $(node -e 'const [d, ...ps] = process.argv.slice(1);
 console.log(ps.map((p) => p + " " + require(d + "/node_modules/" + p + "/package.json").version).join(", "))' \

@@ -180,6 +180,25 @@ rand() {
 	R=$(((RANDOM * 32768 + RANDOM) % $1))
 }
 
+# npm_install PKG...: the npm packages into $STORK_TEST_CACHE/node (NODE_DIR), installed once
+# and shared by the tests (flock()ed: tests running at once install them one at a time).
+NODE_DIR=$STORK_TEST_CACHE/node
+npm_install() {
+	local p missing=0
+	for p in "$@"; do
+		[ -f "$NODE_DIR/node_modules/$p/package.json" ] || missing=1
+	done
+	[ "$missing" = 1 ] || return 0
+	mkdir -p "$NODE_DIR"
+	(
+		cd "$NODE_DIR"
+		flock 9
+		[ -f package.json ] || echo '{"private": true}' >package.json
+		npm install --no-audit --no-fund --loglevel=error "$@" >"$T/npm.log" 2>&1 ||
+			{ cat "$T/npm.log" >&2; exit 1; }
+	) 9>"$NODE_DIR/.lock" || fail "npm install $*"
+}
+
 # rnd SEED N: N pseudo-random bytes from SEED on stdout (the same every run).
 rnd() {
 	python3 -c 'import random, sys; sys.stdout.buffer.write(random.Random(int(sys.argv[1])).randbytes(int(sys.argv[2])))' "$@"

@@ -142,25 +142,7 @@ pass "after the lying peer the next peer served the manifest; nothing from the o
 stop_nginx "$(dirname "$L_LOG")"
 
 # --- 4. a repository written by another tool: indented manifests
-NODE_DIR=$STORK_TEST_CACHE/node
-node_ready() {
-	local p
-	for p in tuf-js @tufjs/models @tufjs/canonical-json; do
-		[ -f "$NODE_DIR/node_modules/$p/package.json" ] || return 1
-	done
-}
-if ! node_ready; then # installed once into the cache, as interop_tufjs_writer.sh does
-	mkdir -p "$NODE_DIR"
-	(
-		cd "$NODE_DIR"
-		flock 9
-		if ! node_ready; then
-			[ -f package.json ] || echo '{"private": true}' >package.json
-			npm install --no-audit --no-fund --loglevel=error tuf-js @tufjs/models \
-				@tufjs/canonical-json >"$T/npm.log" 2>&1 || { cat "$T/npm.log" >&2; exit 1; }
-		fi
-	) 9>"$NODE_DIR/.lock" || fail "npm install @tufjs/models"
-fi
+npm_install tuf-js @tufjs/models @tufjs/canonical-json
 REPO=$T/repo2
 run node "$STORK_TESTS/integration/tufjs_writer.mjs" "$NODE_DIR" init "$REPO" "$T/keys2" carol synth
 [ "$RC" -eq 0 ] || { _show_run; fail "tufjs_writer.mjs init"; }
