@@ -37,15 +37,24 @@ static const char usage[] =
 
 int main(int argc, char **argv)
 {
+	/* One command a line: the formatter would pack the table into columns. */
+	/* clang-format off */
 	static const struct {
 		const char *name;
 		int (*fn)(int, char **);
 	} cmds[] = {
-	    {"keygen", cmd_keygen},   {"repo", cmd_repo}, {"publish", cmd_publish},
-	    {"verify", cmd_verify},   {"ls", cmd_ls},	  {"why", cmd_why},
-	    {"extract", cmd_extract}, {"fsck", cmd_fsck}, {"status", cmd_status},
+	    {"keygen", cmd_keygen},
+	    {"repo", cmd_repo},
+	    {"publish", cmd_publish},
+	    {"verify", cmd_verify},
+	    {"ls", cmd_ls},
+	    {"why", cmd_why},
+	    {"extract", cmd_extract},
+	    {"fsck", cmd_fsck},
+	    {"status", cmd_status},
 	    {"prefetch", cmd_prefetch},
 	};
+	/* clang-format on */
 
 	if (argc < 2) {
 		fputs(usage, stderr);

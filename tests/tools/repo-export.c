@@ -176,7 +176,7 @@ int main(int argc, char **argv)
 				struct timespec ts[2] = {{e->mtime, 0}, {e->mtime, 0}};
 
 				r = utimensat(dirfd, e->path, ts, AT_SYMLINK_NOFOLLOW) < 0 ? -errno
-											    : 0;
+											   : 0;
 			}
 			break;
 		case VERIFY_FILE:

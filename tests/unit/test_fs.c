@@ -15,6 +15,7 @@ static int sign(int x)
 }
 
 /* Each pair is expected to compare as the third value, as `dpkg --compare-versions` does. */
+/* clang-format off */
 static const struct {
 	const char *a, *b;
 	int want;
@@ -38,6 +39,7 @@ static const struct {
 	{"007", "7", -1},	/* likewise */
 	{"1.0-1", "1.0-2~bpo1", -1},
 };
+/* clang-format on */
 
 START_TEST(version_cmp_follows_dpkg_ordering)
 {
