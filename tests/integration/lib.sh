@@ -892,6 +892,32 @@ squid_objects() {
 	grep -c ' GET http://[^ ]*/objects/' "$T/squid$1/access.log" || true
 }
 
+# squid_wait_cached N PROXYURL: wait (at most 20 s) until squid N holds every object and
+# N.snapshot.json its access log shows it served (200). Squid answers
+# a client before it has finished storing the reply: a client that asks again at once can miss.
+# A HEAD with Cache-Control: only-if-cached answers 200 from the cache and 504 when the reply
+# is not stored yet (HEADs are not counted by squid_objects). Fails naming what is missing.
+squid_wait_cached() {
+	local n=$1 proxy=$2 url missing=() i
+	mapfile -t urls < <(awk '$4 ~ /\/200$/ && $6 == "GET" && $7 ~ /\/(objects\/|metadata\/[0-9]+\.snapshot\.json)/ {
+		print $7 }' "$T/squid$n/access.log" | sort -u)
+	for i in $(seq 200); do
+		missing=()
+		for url in "${urls[@]}"; do
+			[ "$(curl -s -o /dev/null -w '%{http_code}' -I -x "$proxy" \
+				-H 'Cache-Control: only-if-cached' "$url")" = 200 ] || missing+=("$url")
+		done
+		if [ ${#missing[@]} -eq 0 ]; then
+			[ "$i" -eq 1 ] || echo "# squid$n had stored everything after $i polls"
+			return 0
+		fi
+		[ "$i" -eq 1 ] && echo "# squid$n had not stored ${#missing[@]} replies yet"
+		urls=("${missing[@]}")
+		sleep 0.1
+	done
+	fail "squid$n did not store ${#missing[@]} replies within 20 s: ${missing[*]}"
+}
+
 # start_peer STOREDIR: nginx with contrib/nginx-peer.conf rooted at STOREDIR on a free port
 # (another node exposing its store). Sets PEER_URL (http://127.0.0.1:PORT/) and PEER_DIR
 # (access.log).
