@@ -233,7 +233,7 @@ struct fsd_refresh {
 struct fsd_conf {
 	char *rootfile;
 	char *storedir;
-	char *policy;	       /* reserved for the trust policy (issue: trust) */
+	char *policy;	       /* -o policy=FILE; re-read on SIGHUP and each refresh */
 	unsigned timeout;      /* seconds a callback may wait on the network */
 	unsigned refresh;      /* seconds between metadata refreshes */
 	unsigned mirror_retry; /* seconds a failed mirror goes to the back of the order */

@@ -1,8 +1,9 @@
 /* fs/fs.h: the whole contract of the fs module.
  *
  * A repository as the node sees it: a pinned root, an ordered list of mirrors, the node store
- * (shared by every process on the node) and the verified metadata kept in it. The `stork
- * extract` command and the FUSE daemon (issue 4) are thin layers over these functions.
+ * (shared by every process on the node) and the verified metadata kept in it. `stork extract`,
+ * `stork prefetch` and the FUSE daemon storkfs (fs/daemon.c, fs/ops.c) are thin layers over
+ * these functions.
  */
 #ifndef STORKFS_FS_H
 #define STORKFS_FS_H

@@ -1,5 +1,5 @@
 /* fs/prefetch.c: every object of some package versions into the node store, many transfers
- * at once, ahead of use (`stork prefetch`; later the daemon's prefetch= option).
+ * at once, ahead of use (`stork prefetch`, and the daemon's prefetch= option).
  *
  * The distinct objects of the versions are listed (sorted by id, each once), those the store
  * holds are skipped, and `jobs` worker threads each run fetch_object for the next one: the

@@ -1,9 +1,15 @@
 /* store/insert.c: writing an object into the node store (store/README.md, "Inserting").
  *
- * Bytes go to tmp/.part-XXXXXX, flock()ed for its life, and are hashed as they are written. On
- * commit the size and the SHA-256 must match the id; only then is the file fsync()ed, made
- * 0444, renamed to objects/ab/<hex> and indexed. An object already at that name stays only if
- * it re-hashes right; a rotten one is replaced by ours.
+ * Bytes go to an unnamed O_TMPFILE file in tmp/ (node_tmp_anon): no other process can see
+ * it, no sweeper can take it, and it is gone by itself if the writer dies. Only where the
+ * store's file system cannot give such a file a name later (or with STORK_STORE_NAMED_TMP=1,
+ * which the tests use) do they go to tmp/.part-XXXXXX instead, flock()ed for its life
+ * (node_tmp_create). They are hashed as they are written. On commit the size and the SHA-256
+ * must match the id; only then is the file fsync()ed, made 0444, given its name
+ * objects/ab/<hex> (an unnamed file with linkat, node_tmp_link; a named one with
+ * renameat2(RENAME_NOREPLACE)) and indexed. An object already at that name stays only if it
+ * re-hashes right; a rotten one is replaced by ours (an unnamed file first gets a flock()ed
+ * tmp/ name, so that one rename replaces it). Batches share the syncs (below).
  */
 #include <errno.h>
 #include <fcntl.h>

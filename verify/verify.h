@@ -4,7 +4,7 @@
  * names, package manifests, TUF metadata (parsing, checking, the client's trusted state) and the
  * repository writer. The formats are documented in verify/README.md.
  *
- * Conventions (../shared/STYLE.md): fallible functions return 0 or a negative errno / STORK_E*
+ * Conventions (contrib/HACKING.md): fallible functions return 0 or a negative errno / STORK_E*
  * code; outputs are named ret_* and written only on success; _new/_free own heap objects and
  * every _free accepts NULL. When a function fails it leaves a one-line explanation naming the
  * thing and the problem in the calling thread's error detail (stork_error_detail()).
