@@ -91,7 +91,8 @@ done
 pass "both mounts read mallory's p 1.0 (EVIL, signer mallory); mount B reads q 1.0 and r 1.0"
 
 # reader.py CWD FILE HALF GO: chdir to CWD, open FILE, read half of it, create HALF, wait (at
-# most 120 s) for GO, read the rest. Prints "sha SHA256" of all it read, "rel CONTENT" or
+# most 120 s) for GO, read the rest. Prints "sha SHA256" of all it read, "reopen SHA256" or
+# "reopen ERRNO-NAME" for the file opened again through /proc/self/fd, "rel CONTENT" or
 # "rel ERRNO-NAME" for f opened relative to its cwd, and "ls NAMES" or "ls ERRNO-NAME" for
 # its cwd's listing.
 cat >"$T/reader.py" <<'EOF'
@@ -122,6 +123,11 @@ while True:
     h.update(b)
 print("sha", h.hexdigest())
 try:
+    with open("/proc/self/fd/%d" % f.fileno(), "rb") as g:
+        print("reopen", hashlib.sha256(g.read()).hexdigest())
+except OSError as e:
+    print("reopen", errno.errorcode.get(e.errno, e.errno))
+try:
     with open("f", "rb") as g:
         print("rel", g.read().decode().strip())
 except OSError as e:
@@ -150,7 +156,8 @@ start_reader() {
 }
 
 # finish_reader N OLDSRC: let reader N finish; its whole read must be OLDSRC/big's bytes.
-# Sets REL (f opened relative to its cwd) and LS (its cwd's listing).
+# Opening it again through /proc/self/fd must not give the old bytes (the kernel's inode of
+# the old file is stale). Sets REL (f opened relative to its cwd) and LS (its cwd's listing).
 finish_reader() {
 	local rc=0
 	drop_caches
@@ -162,6 +169,8 @@ finish_reader() {
 	}
 	[ "$(sed -n 's/^sha //p' "$T/reader$1.out")" = "$(sha "$2/big")" ] ||
 		fail "reader $1: the whole read of the file it held open (half before, half after the change) is not the old version's bytes"
+	[ "$(sed -n 's/^reopen //p' "$T/reader$1.out")" != "$(sha "$2/big")" ] ||
+		fail "reader $1: opening the old file again through /proc/self/fd gave the old bytes"
 	REL=$(sed -n 's/^rel //p' "$T/reader$1.out")
 	LS=$(sed -n 's/^ls //p' "$T/reader$1.out")
 }
@@ -192,7 +201,7 @@ pass "after SIGHUP mount B shows neither q 1.0 nor p 1.0 (mallory's), alice's p 
 drop_caches
 [ ! -e "$T/b/q/1.0/f" ] || fail "after drop_caches q/1.0/f is back"
 finish_reader 1 "$T/src/evil"
-pass "reader 1 finished the file it held open: the whole read is the old bytes"
+pass "reader 1 finished the file it held open: the whole read is the old bytes; opened again (/proc/self/fd) it gives $(sed -n 's/^reopen //p' "$T/reader1.out")"
 [ "$REL" = ENOENT ] || fail "f opened relative to reader 1's cwd (the refused q/1.0) gave '$REL', want ENOENT"
 [ "$LS" = ENOENT ] || [ -z "$LS" ] || fail "reader 1's cwd (the refused q/1.0) lists '$LS'"
 pass "no new open or listing through the refused version's directory"
