@@ -344,6 +344,9 @@ int fsd_vtree(struct fsd *d, const char *pkg, const char *ver, struct vtree **re
 /** Whether the current catalog still signs pkg ver with the manifest hash. */
 bool fsd_current(struct fsd *d, const char *pkg, const char *ver,
 		 const uint8_t hash[VERIFY_HASH_LEN]);
+/** user.storkfs.signer of t's entries into buf: "ROLE KEYID" as the current catalog signs t's
+ * manifest (after a key rotation: the new key), else as t was signed. @return snprintf's. */
+int fsd_signer(struct fsd *d, const struct vtree *t, char *buf, size_t cap);
 /** After a refresh: drop from the cache the trees the catalog c no longer signs (whoever holds
  * one keeps it). */
 void fsd_retire_trees(struct fsd *d, const struct catalog *c);

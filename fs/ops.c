@@ -84,7 +84,7 @@ static char *path_join(const char *a, const char *b)
 static void note_failure(struct fsd *d, const char *what, int err);
 
 /* A version directory that could not be loaded (its manifest). A version that a refresh
- * replaced or dropped is no failure: it is not there (ENOENT). @return err. */
+ * replaced or dropped is no failure: it is not there. @return err; -ENOENT for that. */
 static int note_tree_failure(struct fsd *d, const struct inode *n, int err)
 {
 	char what[600];
@@ -736,7 +736,7 @@ static int xattr_value(struct fsd *d, const struct inode *n, const char *name, c
 		len = snprintf(buf, cap, "%d",
 			       store_object_info(d->store, e->hash, &info) == 0 ? 1 : 0);
 	} else if (e && strcmp(name, XA_SIGNER) == 0) {
-		len = snprintf(buf, cap, "%s", n->vt->signer);
+		len = fsd_signer(d, n->vt, buf, cap);
 	}
 	return len;
 }

@@ -560,6 +560,21 @@ bool fsd_current(struct fsd *d, const char *pkg, const char *ver,
 	return ret;
 }
 
+int fsd_signer(struct fsd *d, const struct vtree *t, char *buf, size_t cap)
+{
+	struct catalog *cat = fsd_catalog(d);
+	const struct cat_ver *cv = catalog_ver(catalog_pkg(cat, t->name), t->version);
+	int len;
+
+	/* A publisher's key rotation re-signs the same manifests with the new key. */
+	if (cv && memcmp(cv->hash, t->hash, VERIFY_HASH_LEN) == 0)
+		len = snprintf(buf, cap, "%s %s", cv->role, cv->keyid);
+	else
+		len = snprintf(buf, cap, "%s", t->signer);
+	catalog_unref(cat);
+	return len;
+}
+
 void fsd_retire_trees(struct fsd *d, const struct catalog *c)
 {
 	struct strmap keep = {0};
