@@ -91,15 +91,16 @@ done
 [ "$(cat "$T/b/q/1.0/f")" = EVIL ] && [ "$(cat "$T/b/r/1.0/f")" = R1 ] || fail "mount B does not read q 1.0 and r 1.0"
 pass "both mounts read mallory's p 1.0 (EVIL, signer mallory); mount B reads q 1.0 and r 1.0"
 
-# reader.py CWD FILE HALF GO: chdir to CWD, open FILE, read half of it, create HALF, wait (at
+# reader.py CWD FILE HALF GO (at most 180 s in all): chdir to CWD, open FILE, read half of it, create HALF, wait (at
 # most 120 s) for GO, read the rest (reads that may reach the daemon: the test drops the page
 # cache first). Prints "sha SHA256" of all it read, "reopen SHA256" or
 # "reopen ERRNO-NAME" for the file opened again through /proc/self/fd, "rel CONTENT" or
 # "rel ERRNO-NAME" for f opened relative to its cwd, and "ls NAMES" or "ls ERRNO-NAME" for
 # its cwd's listing (empty: glibc ends a listing that fails with ENOENT without an error).
 cat >"$T/reader.py" <<'EOF'
-import errno, hashlib, os, sys, time
+import errno, hashlib, os, signal, sys, time
 
+signal.alarm(180)  # a bound on the whole reader: a read that hangs kills it
 cwd, path, half, go = sys.argv[1:5]
 os.chdir(cwd)
 f = open(path, "rb", buffering=0)
@@ -143,8 +144,7 @@ EOF
 # start_reader N DIR: a reader in DIR holding DIR/big open, half read.
 start_reader() {
 	rm -f "$T/half$1" "$T/go$1"
-	timeout -k 5 180 python3 "$T/reader.py" "$2" big "$T/half$1" "$T/go$1" \
-		>"$T/reader$1.out" 2>"$T/reader$1.err" &
+	python3 "$T/reader.py" "$2" big "$T/half$1" "$T/go$1" >"$T/reader$1.out" 2>"$T/reader$1.err" &
 	READER=$!
 	for _ in $(seq 600); do
 		[ -e "$T/half$1" ] && break
