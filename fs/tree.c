@@ -447,6 +447,7 @@ static int tree_job_run(struct fsd *d, void *arg, void **ret_result)
 {
 	struct tree_job *j = arg;
 	struct vtree *t = NULL, *have;
+	bool current;
 	int ret;
 
 	ret = vtree_build(d, &j->t, &t);
@@ -454,6 +455,7 @@ static int tree_job_run(struct fsd *d, void *arg, void **ret_result)
 		return ret;
 	FSD_COUNT(d, trees_loaded, 1);
 	t->last_use = fsd_now();
+	current = fsd_current(d, t->name, t->version, t->hash); /* not under vt_lock */
 	pthread_mutex_lock(&d->vt_lock);
 	have = (struct vtree *)(uintptr_t)strmap_get(&d->vtrees, j->key);
 	if (have && memcmp(have->hash, t->hash, VERIFY_HASH_LEN) == 0) {
@@ -461,11 +463,13 @@ static int tree_job_run(struct fsd *d, void *arg, void **ret_result)
 		vtree_unref(t);
 		t = have;
 	} else if (have) {
-		/* Another manifest of this version: the one asked for now replaces it (a refresh
-		 * since then makes the next fsd_vtree load the newest; the old one stays with
-		 * whoever holds it). */
-		strmap_replace(&d->vtrees, j->key, (uint64_t)(uintptr_t)vtree_ref(t));
-		vtree_unref(have);
+		/* Another manifest of this version. The one the catalog signs now takes its place
+		 * (the old tree stays with whoever holds it); one a refresh replaced while it
+		 * loaded goes to its callers only. */
+		if (current) {
+			strmap_replace(&d->vtrees, j->key, (uint64_t)(uintptr_t)vtree_ref(t));
+			vtree_unref(have);
+		}
 	} else if (strmap_put(&d->vtrees, j->key, (uint64_t)(uintptr_t)t) == 0) {
 		vtree_ref(t); /* the cache's */
 		vtree_evict_locked(d);
