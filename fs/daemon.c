@@ -487,9 +487,13 @@ static void notify_systemd(const char *state)
 
 /* After a refresh: names the kernel may still hold in its dentry cache but the new catalog no
  * longer has (a revoked publisher's packages, versions a policy edit or a re-signed role took
- * away) are dropped from it, so that a lookup asks again and finds nothing. */
-static void forget_gone(struct fsd *d, const struct catalog *old, const struct catalog *cat)
+ * away), or has with another manifest (a version re-published by another publisher), are
+ * dropped from it (with everything cached below them), so that a lookup asks again and finds
+ * nothing, or the new version under new numbers. @return whether a version went or changed. */
+static bool forget_gone(struct fsd *d, const struct catalog *old, const struct catalog *cat)
 {
+	bool changed = false;
+
 	for (size_t i = 0; old && i < old->n; i++) {
 		const struct cat_pkg *op = &old->pkgs[i], *np = catalog_pkg(cat, op->name);
 		fuse_ino_t ino;
@@ -497,14 +501,45 @@ static void forget_gone(struct fsd *d, const struct catalog *old, const struct c
 		if (!np) {
 			fuse_lowlevel_notify_inval_entry(d->se, FUSE_ROOT_ID, op->name,
 							 strlen(op->name));
+			changed = true;
 			continue;
 		}
 		ino = inodes_number(&d->inodes, op->name);
-		for (size_t j = 0; ino && j < op->n; j++)
-			if (!catalog_ver(np, op->vers[j].version))
-				fuse_lowlevel_notify_inval_entry(d->se, ino, op->vers[j].version,
-								 strlen(op->vers[j].version));
+		for (size_t j = 0; j < op->n; j++) {
+			const struct cat_ver *ov = &op->vers[j];
+
+			if (catalog_signs(cat, op->name, ov->version, ov->hash))
+				continue;
+			changed = true;
+			if (ino)
+				fuse_lowlevel_notify_inval_entry(d->se, ino, ov->version,
+								 strlen(ov->version));
+		}
 	}
+	return changed;
+}
+
+/* After a refresh that replaced or dropped versions: the kernel forgets the attributes, pages
+ * and listings it cached of every node of them it still holds (a file a reader has open keeps
+ * reading through its own descriptor: fs/README.md "Replaced versions"). */
+static void invalidate_replaced(struct fsd *d, const struct catalog *cat)
+{
+	fuse_ino_t *inos;
+	size_t n = 0;
+
+	pthread_mutex_lock(&d->inodes.lock);
+	inos = calloc(d->inodes.nslots ? d->inodes.nslots : 1, sizeof(*inos));
+	for (size_t i = 1; inos && i < d->inodes.nslots; i++) {
+		const struct inode *node = d->inodes.slots[i].node;
+
+		if (node && (node->kind == N_VER || node->kind == N_ENTRY) &&
+		    !catalog_signs(cat, node->pkg, node->ver, node->vhash))
+			inos[n++] = (fuse_ino_t)i;
+	}
+	pthread_mutex_unlock(&d->inodes.lock);
+	for (size_t i = 0; i < n; i++)
+		fuse_lowlevel_notify_inval_inode(d->se, inos[i], 0, 0);
+	free(inos); /* -ENOMEM: the entries are forgotten all the same (forget_gone) */
 }
 
 static int refresh_now(struct fsd *d, bool startup)
@@ -553,7 +588,10 @@ static int refresh_now(struct fsd *d, bool startup)
 			if (ino)
 				fuse_lowlevel_notify_inval_inode(d->se, ino, 0, 0);
 		}
-		forget_gone(d, old, cat);
+		if (forget_gone(d, old, cat)) {
+			fsd_retire_trees(d, cat);
+			invalidate_replaced(d, cat);
+		}
 		catalog_unref(cat);
 		catalog_unref(old);
 	}

@@ -47,6 +47,8 @@ struct strmap {
 uint64_t strmap_get(const struct strmap *m, const char *key);
 /** Insert key (copied) -> val (nonzero); the key must be absent. @return 0; -ENOMEM. */
 int strmap_put(struct strmap *m, const char *key, uint64_t val);
+/** Give a present key the value val (nonzero). @return the old value; 0 when absent. */
+uint64_t strmap_replace(struct strmap *m, const char *key, uint64_t val);
 /** Free the keys and slots. Values are the caller's. */
 void strmap_fini(struct strmap *m);
 
@@ -59,6 +61,7 @@ struct cat_ver {
 	char *role; /* the delegated role that signed it */
 	char *keyid;
 	uint8_t hash[VERIFY_HASH_LEN]; /* manifest */
+	uint64_t length;	       /* manifest bytes */
 };
 
 struct cat_pkg {
@@ -81,16 +84,23 @@ struct catalog *catalog_ref(struct catalog *c);
 void catalog_unref(struct catalog *c);
 const struct cat_pkg *catalog_pkg(const struct catalog *c, const char *name);
 const struct cat_ver *catalog_ver(const struct cat_pkg *p, const char *version);
+/** Whether c signs pkg ver with this manifest hash (false: gone, or replaced by another). */
+bool catalog_signs(const struct catalog *c, const char *pkg, const char *ver,
+		   const uint8_t hash[VERIFY_HASH_LEN]);
 
 /* ------------------------------------------------------------------------------------------ */
-/* A version's tree: its verified manifest with an index of each directory's children. */
+/* A version's tree: its verified manifest with an index of each directory's children. A tree
+ * is one signed manifest (its hash): when a refresh replaces the manifest signed for its
+ * version, or no longer signs the version, the tree is stale (fsd_current): whoever holds it
+ * keeps it, but nothing new is looked up or opened through it (fs/README.md "Replaced
+ * versions"). */
 
 struct vtree {
 	int refs;
 	int64_t last_use; /* monotonic seconds of the last fsd_vtree that returned it (atomic) */
 	char *name, *version;
-	char *signer;		     /* "ROLE KEYID" */
-	char mhash[VERIFY_HASH_HEX]; /* the manifest's SHA-256 */
+	char *signer;		       /* "ROLE KEYID" */
+	uint8_t hash[VERIFY_HASH_LEN]; /* the manifest's SHA-256 */
 	struct verify_manifest *m;
 	/* Children of entry i are kids[first[i] .. first[i + 1]); i == m->n is the version
 	 * directory itself. */
@@ -104,9 +114,12 @@ long vtree_find(const struct vtree *t, const char *path);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Inodes. The number of a path is assigned on its first lookup and never changes or gets
- * reused while mounted (the path -> number map only grows). A node holds what callbacks need
- * and lives while the kernel holds lookups on it (nlookup, from entry replies, minus forgets)
- * or a callback uses it (refs). */
+ * reused while mounted (the path -> number map only grows), as long as the path's version is
+ * signed with the same manifest: a path inside a version whose manifest a refresh replaced
+ * gets a new number at its next lookup (the old number stays with the old content, for whoever
+ * still holds it, so the kernel never mixes the pages of the two). A node holds what callbacks
+ * need and lives while the kernel holds lookups on it (nlookup, from entry replies, minus
+ * forgets) or a callback uses it (refs). */
 
 enum node_kind {
 	N_ROOT,
@@ -124,6 +137,7 @@ struct inode {
 	char *pkg, *ver;  /* N_PKG: pkg; N_VER, N_LATEST, N_ENTRY: pkg (and ver except LATEST) */
 	struct vtree *vt; /* N_ENTRY: a reference */
 	long idx;	  /* N_ENTRY: index into vt->m->entries */
+	uint8_t vhash[VERIFY_HASH_LEN]; /* N_VER, N_ENTRY: the version's manifest hash */
 	/* Protected by inodes.lock: */
 	uint64_t nlookup;
 	uint64_t refs;
@@ -135,8 +149,10 @@ struct inodes {
 	struct inode_slot {
 		char *path;	    /* owned */
 		struct inode *node; /* NULL while the kernel holds no lookup */
+		uint32_t gen;	    /* the manifest it was numbered in (gens), 0 = none */
 	} * slots;		    /* indexed by number; 0 unused, 1 the root */
 	size_t nslots, cap;
+	struct strmap gens; /* manifest hash (hex) -> its number, 1.. */
 };
 
 int inodes_init(struct inodes *t);
@@ -321,10 +337,19 @@ int64_t fsd_now(void);
 struct catalog *fsd_catalog(struct fsd *d);
 /** Replace the current catalog (takes c's reference). */
 void fsd_set_catalog(struct fsd *d, struct catalog *c);
-/** The tree of pkg ver (referenced): from the cache, else its manifest is loaded and
- * verified (fs_repo_manifest: network when the store lacks it). @return 0; -ENOENT; STORK_E*;
- * -errno. */
+/** The tree of pkg ver as the current catalog signs it (referenced): from the cache, else its
+ * manifest is loaded and verified (fs_repo_target_manifest: network when the store lacks it).
+ * @return 0; -ESTALE (the catalog no longer signs pkg ver); STORK_E*; -errno. */
 int fsd_vtree(struct fsd *d, const char *pkg, const char *ver, struct vtree **ret_t);
+/** Whether the current catalog still signs pkg ver with the manifest hash. */
+bool fsd_current(struct fsd *d, const char *pkg, const char *ver,
+		 const uint8_t hash[VERIFY_HASH_LEN]);
+/** user.storkfs.signer of t's entries into buf: "ROLE KEYID" as the current catalog signs t's
+ * manifest (after a key rotation: the new key), else as t was signed. @return snprintf's. */
+int fsd_signer(struct fsd *d, const struct vtree *t, char *buf, size_t cap);
+/** After a refresh: drop from the cache the trees the catalog c no longer signs (whoever holds
+ * one keeps it). */
+void fsd_retire_trees(struct fsd *d, const struct catalog *c);
 /** Attributes of a node. @return 0; -ENOENT (a `latest` whose package is gone). */
 int fsd_stat(struct fsd *d, const struct inode *n, struct stat *st);
 /** The entry timeout for a node. */

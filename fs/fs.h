@@ -70,6 +70,13 @@ int fs_repo_refresh(struct fs_repo *r);
 int fs_repo_manifest(struct fs_repo *r, const char *name, const char *version,
 		     struct verify_manifest **ret_m);
 
+/** The manifest of a target fs_repo_list gave (a version as the metadata signed it when it
+ * was listed, even if a refresh has since replaced it): from the store, else fetched, checked
+ * against t's signed length and hash and kept. @param[out] ret_m caller frees.
+ * @return 0; STORK_E*; -errno. */
+int fs_repo_target_manifest(struct fs_repo *r, const struct verify_target *t,
+			    struct verify_manifest **ret_m);
+
 /** Make sure a file entry's object is in the store, fetching and verifying it if needed; then
  * open it. @param what names the file for messages ("hello 2.10-3: usr/bin/hello").
  * @param[out] ret_fd read-only, caller closes (may be NULL: just make sure it is stored).

@@ -6,6 +6,12 @@
  * for (struct inode) lives while the kernel holds lookups on it or a callback uses it; then
  * it is freed, dropping its reference to its version's tree.
  *
+ * A path inside a version (N_VER, N_ENTRY) is numbered within that version's manifest: when
+ * a refresh replaces the manifest signed for the version, the path gets a new number at its
+ * next lookup. The old number keeps standing for the old content (a file a reader holds open,
+ * a directory someone sits in) until the kernel forgets it; the kernel never sees one number
+ * change content, so it never mixes pages of the old file with the new.
+ *
  * Locking: inodes.lock protects the map, the slots, and every node's nlookup and refs. The
  * rest of a node is immutable after creation and read without the lock by whoever holds a
  * ref.
@@ -75,6 +81,23 @@ int strmap_put(struct strmap *m, const char *key, uint64_t val)
 	return 0;
 }
 
+uint64_t strmap_replace(struct strmap *m, const char *key, uint64_t val)
+{
+	uint64_t old;
+	size_t i;
+
+	if (!m->cap)
+		return 0;
+	for (i = hash_str(key) & (m->cap - 1); m->slots[i].key; i = (i + 1) & (m->cap - 1)) {
+		if (strcmp(m->slots[i].key, key) == 0) {
+			old = m->slots[i].val;
+			m->slots[i].val = val;
+			return old;
+		}
+	}
+	return 0;
+}
+
 void strmap_fini(struct strmap *m)
 {
 	for (size_t i = 0; i < m->cap; i++)
@@ -127,18 +150,46 @@ void inodes_fini(struct inodes *t)
 	}
 	free(t->slots);
 	strmap_fini(&t->bypath);
+	strmap_fini(&t->gens);
 	pthread_mutex_destroy(&t->lock);
 	memset(t, 0, sizeof(*t));
 }
 
-/* A number for path: the one it has, or the next. Called with the lock held. */
-static int number_of(struct inodes *t, const char *path, fuse_ino_t *ret_ino)
+/* The number of the manifest a node like proto belongs to (gens), 0 for nodes outside
+ * versions. Called with the lock held. @return 0; -ENOMEM. */
+static int gen_of(struct inodes *t, const struct inode *proto, uint32_t *ret_gen)
+{
+	char hex[VERIFY_HASH_HEX];
+	uint64_t gen;
+	int ret;
+
+	*ret_gen = 0;
+	if (proto->kind != N_VER && proto->kind != N_ENTRY)
+		return 0;
+	verify_hex(proto->vhash, VERIFY_HASH_LEN, hex);
+	gen = strmap_get(&t->gens, hex);
+	if (!gen) {
+		gen = t->gens.n + 1;
+		if (gen > UINT32_MAX)
+			return -ENOMEM;
+		ret = strmap_put(&t->gens, hex, gen);
+		if (ret < 0)
+			return ret;
+	}
+	*ret_gen = (uint32_t)gen;
+	return 0;
+}
+
+/* A number for path in manifest gen: the one it has, or the next (also when its number
+ * belongs to another manifest of its version: then path moves to the new number). Called
+ * with the lock held. */
+static int number_of(struct inodes *t, const char *path, uint32_t gen, fuse_ino_t *ret_ino)
 {
 	fuse_ino_t ino = strmap_get(&t->bypath, path);
 	char *p;
 	int ret;
 
-	if (ino) {
+	if (ino && t->slots[ino].gen == gen) {
 		*ret_ino = ino;
 		return 0;
 	}
@@ -155,12 +206,17 @@ static int number_of(struct inodes *t, const char *path, fuse_ino_t *ret_ino)
 	p = strdup(path);
 	if (!p)
 		return -ENOMEM;
-	ret = strmap_put(&t->bypath, path, t->nslots);
-	if (ret < 0) {
-		free(p);
-		return ret;
+	if (ino) {
+		strmap_replace(&t->bypath, path, t->nslots);
+	} else {
+		ret = strmap_put(&t->bypath, path, t->nslots);
+		if (ret < 0) {
+			free(p);
+			return ret;
+		}
 	}
 	t->slots[t->nslots].path = p;
+	t->slots[t->nslots].gen = gen;
 	*ret_ino = t->nslots++;
 	return 0;
 }
@@ -175,6 +231,7 @@ static struct inode *node_make(const struct inode *proto, fuse_ino_t ino, const 
 	n->kind = proto->kind;
 	n->path = path;
 	n->idx = proto->idx;
+	memcpy(n->vhash, proto->vhash, VERIFY_HASH_LEN);
 	n->pkg = proto->pkg ? strdup(proto->pkg) : NULL;
 	n->ver = proto->ver ? strdup(proto->ver) : NULL;
 	if ((proto->pkg && !n->pkg) || (proto->ver && !n->ver)) {
@@ -190,10 +247,13 @@ int inodes_get(struct inodes *t, const char *path, const struct inode *proto, bo
 {
 	struct inode *n;
 	fuse_ino_t ino;
+	uint32_t gen;
 	int ret;
 
 	pthread_mutex_lock(&t->lock);
-	ret = number_of(t, path, &ino);
+	ret = gen_of(t, proto, &gen);
+	if (ret == 0)
+		ret = number_of(t, path, gen, &ino);
 	if (ret < 0)
 		goto out;
 	n = t->slots[ino].node;

@@ -59,6 +59,7 @@ static int fsd_errno(int err)
 	case EINTR:
 	case ELOOP:
 	case ENOSYS:
+	case ESTALE: /* an open of a replaced version's file: the kernel looks the path up again */
 		return -err;
 	default:
 		return EIO;
@@ -82,13 +83,40 @@ static char *path_join(const char *a, const char *b)
 
 static void note_failure(struct fsd *d, const char *what, int err);
 
-/* A version directory that could not be loaded (its manifest). */
-static void note_tree_failure(struct fsd *d, const struct inode *n, int err)
+/* A version directory that could not be loaded (its manifest). A version that a refresh
+ * replaced or dropped is no failure: it is not there. @return err; -ENOENT for that. */
+static int note_tree_failure(struct fsd *d, const struct inode *n, int err)
 {
 	char what[600];
 
+	if (err == -ESTALE)
+		return -ENOENT;
 	snprintf(what, sizeof(what), "%s %s", n->pkg, n->ver);
 	note_failure(d, what, err);
+	return err;
+}
+
+/* The tree of version directory n, as the catalog signs it now; -ENOENT when n stands for a
+ * manifest a refresh has replaced (someone sits in the old directory) or the version is gone:
+ * nothing new is looked up, listed or opened in a replaced version (fs/README.md). */
+static int ver_tree(struct fsd *d, const struct inode *n, struct vtree **ret_t)
+{
+	int ret = fsd_vtree(d, n->pkg, n->ver, ret_t);
+
+	if (ret < 0)
+		return note_tree_failure(d, n, ret);
+	if (memcmp((*ret_t)->hash, n->vhash, VERIFY_HASH_LEN) != 0) {
+		vtree_unref(*ret_t);
+		*ret_t = NULL;
+		return -ENOENT;
+	}
+	return 0;
+}
+
+/* Whether entry n's tree is the one the catalog signs now. */
+static bool entry_current(struct fsd *d, const struct inode *n)
+{
+	return fsd_current(d, n->pkg, n->ver, n->vt->hash);
 }
 
 /* The child `name` of parent: its node (with a kernel lookup counted) and entry reply. */
@@ -122,24 +150,30 @@ static int lookup_child(struct fsd *d, const struct inode *parent, const char *n
 			ret = p && p->n ? 0 : -ENOENT;
 			proto.kind = N_LATEST;
 		} else {
-			ret = catalog_ver(p, name) ? 0 : -ENOENT;
+			const struct cat_ver *cv = catalog_ver(p, name);
+
+			ret = cv ? 0 : -ENOENT;
 			proto.kind = N_VER;
 			proto.ver = (char *)name;
+			if (cv)
+				memcpy(proto.vhash, cv->hash, VERIFY_HASH_LEN);
 		}
 		break;
 	case N_VER:
 	case N_ENTRY:
 		if (parent->kind == N_VER) {
-			ret = fsd_vtree(d, parent->pkg, parent->ver, &vt);
-			if (ret < 0) {
-				note_tree_failure(d, parent, ret);
+			ret = ver_tree(d, parent, &vt);
+			if (ret < 0)
 				goto out;
-			}
 			epath = strdup(name);
 		} else {
 			vt = vtree_ref(parent->vt);
 			if (vt->m->entries[parent->idx].type != VERIFY_DIR) {
 				ret = -ENOTDIR;
+				goto out;
+			}
+			if (!entry_current(d, parent)) {
+				ret = -ENOENT; /* a directory of a replaced version */
 				goto out;
 			}
 			epath = path_join(vt->m->entries[parent->idx].path, name);
@@ -152,6 +186,7 @@ static int lookup_child(struct fsd *d, const struct inode *parent, const char *n
 		proto.pkg = parent->pkg;
 		proto.ver = parent->ver;
 		proto.vt = vt;
+		memcpy(proto.vhash, vt->hash, VERIFY_HASH_LEN);
 		proto.idx = vtree_find(vt, epath);
 		ret = proto.idx >= 0 && proto.idx < (long)vt->m->n ? 0 : -ENOENT;
 		break;
@@ -365,6 +400,13 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	ret = fsd_serving(d);
 	if (ret < 0)
 		goto out;
+	/* A file of a version a refresh replaced or dropped: what the kernel cached of the old
+	 * tree is not opened again (one already open keeps reading: fs/README.md). ESTALE makes
+	 * the kernel look the path up once more: the new version's file, or nothing. */
+	if (!entry_current(d, n)) {
+		ret = -ESTALE;
+		goto out;
+	}
 	snprintf(what, sizeof(what), "%s %s: %s", n->pkg, n->ver, e->path);
 	ret = object_open(d, e, what, &fd);
 	if (ret < 0) {
@@ -445,15 +487,17 @@ static int dirh_make(struct fsd *d, const struct inode *n, struct dirh **ret_h)
 		h->cat = fsd_catalog(d);
 		break;
 	case N_VER:
-		ret = fsd_vtree(d, n->pkg, n->ver, &h->vt);
-		if (ret < 0)
-			note_tree_failure(d, n, ret);
-		else
+		ret = ver_tree(d, n, &h->vt);
+		if (ret == 0)
 			h->dir = (long)h->vt->m->n;
 		break;
 	case N_ENTRY:
 		if (n->vt->m->entries[n->idx].type != VERIFY_DIR) {
 			ret = -ENOTDIR;
+			break;
+		}
+		if (!entry_current(d, n)) {
+			ret = -ENOENT; /* a directory of a replaced version */
 			break;
 		}
 		h->vt = vtree_ref(n->vt);
@@ -692,7 +736,7 @@ static int xattr_value(struct fsd *d, const struct inode *n, const char *name, c
 		len = snprintf(buf, cap, "%d",
 			       store_object_info(d->store, e->hash, &info) == 0 ? 1 : 0);
 	} else if (e && strcmp(name, XA_SIGNER) == 0) {
-		len = snprintf(buf, cap, "%s", n->vt->signer);
+		len = fsd_signer(d, n->vt, buf, cap);
 	}
 	return len;
 }

@@ -450,7 +450,6 @@ int fs_repo_manifest(struct fs_repo *r, const char *name, const char *version,
 		     struct verify_manifest **ret_m)
 {
 	struct verify_target t = {0};
-	struct verify_manifest *m = NULL;
 	char *path = NULL;
 	int ret;
 
@@ -494,20 +493,20 @@ int fs_repo_manifest(struct fs_repo *r, const char *name, const char *version,
 	if (ret == -ENOENT)
 		stork_errorf("%s %s: no such package version is signed in this repository", name,
 			     version);
-	if (ret < 0)
-		goto out;
-	if (manifest_from_store(r, &t, &m) < 0) {
-		ret = manifest_fetch(r, &t, &m);
-		if (ret < 0)
-			goto out;
-	}
-	*ret_m = m;
-	m = NULL;
+	if (ret == 0)
+		ret = fs_repo_target_manifest(r, &t, ret_m);
 out:
-	verify_manifest_free(m);
 	verify_target_fini(&t);
 	free(path);
 	return ret;
+}
+
+int fs_repo_target_manifest(struct fs_repo *r, const struct verify_target *t,
+			    struct verify_manifest **ret_m)
+{
+	if (manifest_from_store(r, t, ret_m) == 0)
+		return 0;
+	return manifest_fetch(r, t, ret_m);
 }
 
 static void list_problem(void *ctx, const char *file, int err, const char *detail)

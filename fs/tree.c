@@ -1,8 +1,12 @@
 /* fs/tree.c: what the mounted tree holds. The catalog (packages and versions the verified
- * metadata signs) is rebuilt after each refresh and swapped in whole; a version's tree (its
- * verified manifest plus an index of each directory's children) is built on first use and
- * kept: versions are immutable, so a tree stays right for as long as anyone holds it, even
- * when a refresh drops its version from the catalog.
+ * metadata signs, each with its manifest's hash) is rebuilt after each refresh and swapped in
+ * whole; a version's tree (one signed manifest plus an index of each directory's children) is
+ * built on first use and cached under its version, for as long as the catalog signs that same
+ * manifest. When a refresh replaces the manifest (the version re-published by another
+ * publisher after a revocation) or drops the version (revoked, refused by the policy, outside
+ * a pin), the tree is stale: it leaves the cache, lookups and opens through it fail, and only
+ * those who hold it (a file open, a directory someone sits in) keep it (fs/README.md
+ * "Replaced versions").
  */
 #include <errno.h>
 #include <stdio.h>
@@ -40,6 +44,7 @@ static int list_one(void *ctx, const struct verify_target *t)
 	c->role = strdup(t->role ? t->role : "");
 	c->keyid = strdup(t->keyid ? t->keyid : "");
 	memcpy(c->hash, t->hash, VERIFY_HASH_LEN);
+	c->length = t->length;
 	l->n++;
 	if (!c->name || !c->version || !c->role || !c->keyid)
 		return -ENOMEM;
@@ -135,6 +140,7 @@ int catalog_build(struct fs_repo *r, struct catalog **ret_c)
 			v->keyid = l.t[k].keyid;
 			l.t[k].version = l.t[k].role = l.t[k].keyid = NULL;
 			memcpy(v->hash, l.t[k].hash, VERIFY_HASH_LEN);
+			v->length = l.t[k].length;
 		}
 	}
 	*ret_c = c;
@@ -185,6 +191,14 @@ const struct cat_ver *catalog_ver(const struct cat_pkg *p, const char *version)
 		if (strcmp(p->vers[i].version, version) == 0)
 			return &p->vers[i];
 	return NULL;
+}
+
+bool catalog_signs(const struct catalog *c, const char *pkg, const char *ver,
+		   const uint8_t hash[VERIFY_HASH_LEN])
+{
+	const struct cat_ver *cv = catalog_ver(catalog_pkg(c, pkg), ver);
+
+	return cv && memcmp(cv->hash, hash, VERIFY_HASH_LEN) == 0;
 }
 
 struct catalog *fsd_catalog(struct fsd *d)
@@ -303,48 +317,38 @@ out:
 	return ret;
 }
 
-static int vtree_build(struct fsd *d, const char *pkg, const char *ver, struct vtree **ret_t)
+/* The tree of target t: exactly the manifest the catalog signed (its hash and length), even
+ * when a refresh has replaced it since: the caller compares. */
+static int vtree_build(struct fsd *d, const struct verify_target *t, struct vtree **ret_t)
 {
-	struct catalog *cat = fsd_catalog(d);
-	const struct cat_ver *cv = catalog_ver(catalog_pkg(cat, pkg), ver);
-	struct vtree *t = NULL;
-	int ret;
+	struct vtree *vt = NULL;
+	size_t len = strlen(t->role) + strlen(t->keyid) + 2;
+	int ret = -ENOMEM;
 
-	t = calloc(1, sizeof(*t));
-	if (!t) {
-		ret = -ENOMEM;
+	vt = calloc(1, sizeof(*vt));
+	if (!vt)
 		goto out;
-	}
-	t->refs = 1;
-	t->name = strdup(pkg);
-	t->version = strdup(ver);
-	if (cv) {
-		size_t len = strlen(cv->role) + strlen(cv->keyid) + 2;
-
-		t->signer = malloc(len);
-		if (t->signer)
-			snprintf(t->signer, len, "%s %s", cv->role, cv->keyid);
-		verify_hex(cv->hash, VERIFY_HASH_LEN, t->mhash);
-	} else {
-		t->signer = strdup("");
-	}
-	if (!t->name || !t->version || !t->signer) {
-		ret = -ENOMEM;
+	vt->refs = 1;
+	vt->name = strdup(t->name);
+	vt->version = strdup(t->version);
+	vt->signer = malloc(len);
+	if (!vt->name || !vt->version || !vt->signer)
 		goto out;
-	}
-	ret = fs_repo_manifest(d->repo, pkg, ver, &t->m);
+	snprintf(vt->signer, len, "%s %s", t->role, t->keyid);
+	memcpy(vt->hash, t->hash, VERIFY_HASH_LEN);
+	ret = fs_repo_target_manifest(d->repo, t, &vt->m);
 	if (ret < 0)
 		goto out;
-	ret = vtree_index(t);
+	ret = vtree_index(vt);
 	if (ret < 0) {
-		stork_errorf("%s %s: manifest has an entry below a non-directory", pkg, ver);
+		stork_errorf("%s %s: manifest has an entry below a non-directory", t->name,
+			     t->version);
 		goto out;
 	}
-	*ret_t = t;
-	t = NULL;
+	*ret_t = vt;
+	vt = NULL;
 out:
-	vtree_free(t);
-	catalog_unref(cat);
+	vtree_free(vt);
 	return ret;
 }
 
@@ -405,12 +409,16 @@ static void vtree_evict_locked(struct fsd *d)
 	free(victims);
 }
 
-static struct vtree *vtree_cached(struct fsd *d, const char *key)
+/* The cached tree of key when it is the manifest hash: referenced, else NULL. */
+static struct vtree *vtree_cached(struct fsd *d, const char *key,
+				  const uint8_t hash[VERIFY_HASH_LEN])
 {
 	struct vtree *t;
 
 	pthread_mutex_lock(&d->vt_lock);
 	t = (struct vtree *)(uintptr_t)strmap_get(&d->vtrees, key);
+	if (t && memcmp(t->hash, hash, VERIFY_HASH_LEN) != 0)
+		t = NULL; /* replaced since: fsd_retire_trees drops it */
 	if (t) {
 		vtree_ref(t);
 		__atomic_store_n(&t->last_use, fsd_now(), __ATOMIC_RELAXED);
@@ -420,15 +428,15 @@ static struct vtree *vtree_cached(struct fsd *d, const char *key)
 }
 
 struct tree_job {
-	char *pkg, *ver, *key;
+	struct verify_target t; /* name, version, length, hash, role, keyid */
+	char *key;
 };
 
 static void tree_job_free(void *arg)
 {
 	struct tree_job *j = arg;
 
-	free(j->pkg);
-	free(j->ver);
+	verify_target_fini(&j->t);
 	free(j->key);
 	free(j);
 }
@@ -439,19 +447,29 @@ static int tree_job_run(struct fsd *d, void *arg, void **ret_result)
 {
 	struct tree_job *j = arg;
 	struct vtree *t = NULL, *have;
+	bool current;
 	int ret;
 
-	ret = vtree_build(d, j->pkg, j->ver, &t);
+	ret = vtree_build(d, &j->t, &t);
 	if (ret < 0)
 		return ret;
 	FSD_COUNT(d, trees_loaded, 1);
 	t->last_use = fsd_now();
+	current = fsd_current(d, t->name, t->version, t->hash); /* not under vt_lock */
 	pthread_mutex_lock(&d->vt_lock);
 	have = (struct vtree *)(uintptr_t)strmap_get(&d->vtrees, j->key);
-	if (have) {
+	if (have && memcmp(have->hash, t->hash, VERIFY_HASH_LEN) == 0) {
 		vtree_ref(have);
 		vtree_unref(t);
 		t = have;
+	} else if (have) {
+		/* Another manifest of this version. The one the catalog signs now takes its place
+		 * (the old tree stays with whoever holds it); one a refresh replaced while it
+		 * loaded goes to its callers only. */
+		if (current) {
+			strmap_replace(&d->vtrees, j->key, (uint64_t)(uintptr_t)vtree_ref(t));
+			vtree_unref(have);
+		}
 	} else if (strmap_put(&d->vtrees, j->key, (uint64_t)(uintptr_t)t) == 0) {
 		vtree_ref(t); /* the cache's */
 		vtree_evict_locked(d);
@@ -480,35 +498,117 @@ static const struct job_ops tree_job_ops = {
 
 int fsd_vtree(struct fsd *d, const char *pkg, const char *ver, struct vtree **ret_t)
 {
-	char key[2 * 130 + 2], jkey[sizeof(key) + 8], what[32];
-	struct tree_job *j;
+	char key[2 * 130 + 2], jkey[sizeof(key) + VERIFY_HASH_HEX + 8], hex[VERIFY_HASH_HEX];
+	struct catalog *cat = NULL;
+	const struct cat_ver *cv;
+	struct tree_job *j = NULL;
 	void *res = NULL;
 	int ret;
 
 	if ((size_t)snprintf(key, sizeof(key), "%s/%s", pkg, ver) >= sizeof(key))
 		return -ENAMETOOLONG;
-	*ret_t = vtree_cached(d, key);
-	if (*ret_t)
-		return 0;
+	cat = fsd_catalog(d);
+	cv = catalog_ver(catalog_pkg(cat, pkg), ver);
+	if (!cv) {
+		stork_errorf("%s %s: no longer signed (replaced or refused by a refresh)", pkg,
+			     ver);
+		ret = -ESTALE;
+		goto out;
+	}
+	*ret_t = vtree_cached(d, key, cv->hash);
+	if (*ret_t) {
+		ret = 0;
+		goto out;
+	}
+	ret = -ENOMEM;
 	j = calloc(1, sizeof(*j));
 	if (!j)
-		return -ENOMEM;
-	j->pkg = strdup(pkg);
-	j->ver = strdup(ver);
+		goto out;
+	j->t.name = strdup(pkg);
+	j->t.version = strdup(ver);
+	j->t.role = strdup(cv->role);
+	j->t.keyid = strdup(cv->keyid);
 	j->key = strdup(key);
-	if (!j->pkg || !j->ver || !j->key) {
-		tree_job_free(j);
-		return -ENOMEM;
-	}
-	snprintf(jkey, sizeof(jkey), "tree:%s", key);
-	snprintf(what, sizeof(what), "the manifest");
-	ret = fsd_job(d, jkey, what, &tree_job_ops, j, &res);
+	if (!j->t.name || !j->t.version || !j->t.role || !j->t.keyid || !j->key)
+		goto out;
+	j->t.length = cv->length;
+	memcpy(j->t.hash, cv->hash, VERIFY_HASH_LEN);
+	/* One job per manifest: a load of the replaced one is never joined for the new one. */
+	verify_hex(cv->hash, VERIFY_HASH_LEN, hex);
+	snprintf(jkey, sizeof(jkey), "tree:%s/%s", key, hex);
+	catalog_unref(cat);
+	cat = NULL;
+	ret = fsd_job(d, jkey, "the manifest", &tree_job_ops, j, &res);
+	j = NULL; /* consumed */
 	if (ret < 0)
-		return ret;
-	if (!res)
-		return -EIO; /* cannot happen: a tree job that succeeds has a tree */
+		goto out;
+	if (!res) {
+		ret = -EIO; /* cannot happen: a tree job that succeeds has a tree */
+		goto out;
+	}
 	*ret_t = res;
-	return 0;
+out:
+	if (j)
+		tree_job_free(j);
+	catalog_unref(cat);
+	return ret;
+}
+
+bool fsd_current(struct fsd *d, const char *pkg, const char *ver,
+		 const uint8_t hash[VERIFY_HASH_LEN])
+{
+	struct catalog *cat = fsd_catalog(d);
+	bool ret = catalog_signs(cat, pkg, ver, hash);
+
+	catalog_unref(cat);
+	return ret;
+}
+
+int fsd_signer(struct fsd *d, const struct vtree *t, char *buf, size_t cap)
+{
+	struct catalog *cat = fsd_catalog(d);
+	const struct cat_ver *cv = catalog_ver(catalog_pkg(cat, t->name), t->version);
+	int len;
+
+	/* A publisher's key rotation re-signs the same manifests with the new key. */
+	if (cv && memcmp(cv->hash, t->hash, VERIFY_HASH_LEN) == 0)
+		len = snprintf(buf, cap, "%s %s", cv->role, cv->keyid);
+	else
+		len = snprintf(buf, cap, "%s", t->signer);
+	catalog_unref(cat);
+	return len;
+}
+
+void fsd_retire_trees(struct fsd *d, const struct catalog *c)
+{
+	struct strmap keep = {0};
+	struct vtree **gone;
+	size_t n = 0;
+
+	pthread_mutex_lock(&d->vt_lock);
+	gone = calloc(d->vtrees.n ? d->vtrees.n : 1, sizeof(*gone));
+	if (!gone)
+		goto out; /* stale trees stay cached, unused: the cache bound evicts them */
+	for (size_t i = 0; i < d->vtrees.cap; i++) {
+		struct strmap_slot *sl = &d->vtrees.slots[i];
+		struct vtree *t = (struct vtree *)(uintptr_t)sl->val;
+
+		if (!sl->key)
+			continue;
+		if (!catalog_signs(c, t->name, t->version, t->hash))
+			gone[n++] = t;
+		else if (strmap_put(&keep, sl->key, sl->val) < 0)
+			goto out;
+	}
+	strmap_fini(&d->vtrees);
+	d->vtrees = keep;
+	memset(&keep, 0, sizeof(keep));
+	for (size_t k = 0; k < n; k++)
+		vtree_unref(gone[k]); /* the cache's: freed unless someone holds it */
+out:
+	pthread_mutex_unlock(&d->vt_lock);
+	strmap_fini(&keep);
+	free(gone);
 }
 
 /* ------------------------------------------------------------------------------------------ */
