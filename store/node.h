@@ -62,6 +62,8 @@ struct store {
 	 * system lacks O_TMPFILE: named tmp/.part-* files instead), else NODE_LINK_*. Probed
 	 * once by store_open. */
 	int anon_link;
+	/* Files store_object_open_checked hashed right (checked.c); made at its first call. */
+	struct node_checked *checked;
 };
 
 enum { NODE_LINK_EMPTY_PATH = 1, NODE_LINK_PROC = 2 };
@@ -109,6 +111,11 @@ struct node_index_item {
 };
 /** node_index_object for n objects in one write transaction (a batch's commit). */
 int node_index_objects(struct store *s, const struct node_index_item *items, size_t n);
+
+/* ---- checked.c ---- */
+
+struct node_checked;
+void node_checked_free(struct node_checked *c);
 
 /* ---- node.c ---- */
 
