@@ -13,7 +13,9 @@
  * bytes (uniform: they are a SHA-256), allocated at the first call: bounded whatever the
  * number of objects, and an entry pushed out only costs one more hash. Slots are guarded by
  * CHECKED_LOCKS striped mutexes; a slot being hashed is marked busy, and other callers for
- * the same object wait for that one hash instead of reading the file again.
+ * the same object wait for that one hash instead of reading the file again. An insert through
+ * the handle notes the file it put in place (it was hashed as it was written), so the open
+ * that follows a fetch does not read it again.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -181,6 +183,32 @@ static int check_once(struct store *s, const uint8_t id[VERIFY_HASH_LEN], int fd
 		pthread_mutex_unlock(lock);
 	}
 	return r;
+}
+
+void node_checked_note(struct store *s, const uint8_t id[VERIFY_HASH_LEN], int fd)
+{
+	struct node_checked *c = __atomic_load_n(&s->checked, __ATOMIC_ACQUIRE);
+	struct checked_slot *e;
+	pthread_mutex_t *lock;
+	struct stat st;
+	size_t i;
+
+	if (!c || fstat(fd, &st) < 0)
+		return; /* nobody checks through this handle yet, or no stat: hashed at open */
+	memcpy(&i, id, sizeof(i));
+	i %= CHECKED_SLOTS;
+	e = &c->slots[i];
+	lock = &c->locks[i % CHECKED_LOCKS];
+	pthread_mutex_lock(lock);
+	if (!e->busy) {
+		memcpy(e->id, id, VERIFY_HASH_LEN);
+		e->dev = st.st_dev;
+		e->ino = st.st_ino;
+		e->size = st.st_size;
+		e->ctime = st.st_ctim;
+		e->valid = true;
+	}
+	pthread_mutex_unlock(lock);
 }
 
 int store_object_open_checked(struct store *s, const uint8_t id[VERIFY_HASH_LEN], int *ret_fd)

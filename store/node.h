@@ -116,6 +116,9 @@ int node_index_objects(struct store *s, const struct node_index_item *items, siz
 
 struct node_checked;
 void node_checked_free(struct node_checked *c);
+/** Remember fd, just put in place as objects/<id> by an insert that hashed it, as checked
+ * (when the handle has a table: it has once store_object_open_checked was called). */
+void node_checked_note(struct store *s, const uint8_t id[VERIFY_HASH_LEN], int fd);
 
 /* ---- node.c ---- */
 
