@@ -177,6 +177,8 @@ for f in before swapped rotted; do
 done
 pass "one syslog line per bad object names the file, the store's object and what it hashes to"
 [ "$(status_of "$MNT" rotten)" = 3 ] || fail "the status counts $(status_of "$MNT" rotten) rotten objects, want 3"
+run "$STORK" status "$MNT"
+out_has "stork status tells of them" "3 objects rotten in the store (fetched again)"
 pass "the status counts 3 rotten objects"
 
 # --- the mirror serves them again: fetched again, the bad files replaced -----------------------
