@@ -6,8 +6,10 @@
  * before the descriptor is handed out, unless this handle has hashed this very file before.
  * "This very file" is the same device, inode, size and change time: a file renamed over the
  * object is another inode, and a write into it (or a chmod, a link) moves its change time,
- * so both are hashed again. Rot below the file system (a disk returning other bytes for the
- * same file) after the hash is not caught here; fsck and the variants' re-hash catch it.
+ * so both are hashed again (a write within the same clock tick as the change time noted is
+ * the exception where the file system keeps coarse timestamps). Rot below the file system (a
+ * disk returning other bytes for the same file) after the hash is not caught here; fsck and
+ * the variants' re-hash catch it.
  *
  * The memory is a direct-mapped table of CHECKED_SLOTS entries, indexed by the id's first
  * bytes (uniform: they are a SHA-256), allocated at the first call: bounded whatever the
