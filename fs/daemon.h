@@ -222,6 +222,7 @@ struct fsd_counters {
 	uint64_t trees_loaded;	/* version trees built */
 	uint64_t trees_evicted;
 	uint64_t refused; /* lookups, opens and listings refused: stale past max_stale */
+	uint64_t rotten;  /* opens that found the store's object not hashing to its name */
 };
 
 /* The top-level roles, in the order xattrs and status list them. */
@@ -300,6 +301,9 @@ struct fsd {
 				* nmirrors + index + 1 in conf.peers */
 	bool no_opendir;       /* the kernel opens directories without asking (set at init) */
 	bool stopping;	       /* unmounted: transfers are being cancelled (atomic) */
+	/* STORKFS_BENCH_UNCHECKED set (tests/bench/mount only): objects are served without
+	 * their hash checked at the first open, to measure what the check costs. */
+	bool unchecked;
 	/* -o prefetch=: its thread runs after the mount is ready and after each refresh. */
 	pthread_mutex_t pf_lock;
 	pthread_cond_t pf_cond;

@@ -142,13 +142,14 @@ char *fsd_status_json(struct fsd *d)
 	put(o, "metadata", meta, &bad);
 	meta = NULL;
 	cnt = json_pack(
-	    "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "opens",
+	    "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "opens",
 	    (json_int_t)counter(&c->opens), "hits", (json_int_t)counter(&c->hits), "misses",
 	    (json_int_t)counter(&c->misses), "objects_fetched", (json_int_t)counter(&c->fetched),
 	    "bytes_fetched", (json_int_t)counter(&c->fetched_bytes), "errors",
 	    (json_int_t)counter(&c->errors), "timeouts", (json_int_t)counter(&c->timeouts),
 	    "trees_loaded", (json_int_t)counter(&c->trees_loaded), "trees_evicted",
-	    (json_int_t)counter(&c->trees_evicted), "refused", (json_int_t)counter(&c->refused));
+	    (json_int_t)counter(&c->trees_evicted), "refused", (json_int_t)counter(&c->refused),
+	    "rotten", (json_int_t)counter(&c->rotten));
 	put(o, "counters", cnt, &bad);
 	if (fetch_stats(fs_repo_fetcher(d->repo), &ms, &nms) < 0) {
 		bad = true;

@@ -290,6 +290,8 @@ int store_insert_commit(struct store_insert *ins)
 	r = node_index_object(s, ins->id, ins->size);
 	if (r < 0)
 		stork_error_prefix("object %s", ins->hex);
+	else if (!ins->anon && !ins->name[0])
+		node_checked_note(s, ins->id, ins->fd); /* ours is in place, not another's */
 out:
 	if (subfd >= 0)
 		close(subfd);

@@ -433,6 +433,7 @@ void store_close(struct store *s)
 		close(s->objfd);
 	if (s->dirfd >= 0)
 		close(s->dirfd);
+	node_checked_free(s->checked);
 	free(s->dir);
 	free(s);
 }

@@ -62,6 +62,8 @@ struct store {
 	 * system lacks O_TMPFILE: named tmp/.part-* files instead), else NODE_LINK_*. Probed
 	 * once by store_open. */
 	int anon_link;
+	/* Files store_object_open_checked hashed right (checked.c); made at its first call. */
+	struct node_checked *checked;
 };
 
 enum { NODE_LINK_EMPTY_PATH = 1, NODE_LINK_PROC = 2 };
@@ -109,6 +111,14 @@ struct node_index_item {
 };
 /** node_index_object for n objects in one write transaction (a batch's commit). */
 int node_index_objects(struct store *s, const struct node_index_item *items, size_t n);
+
+/* ---- checked.c ---- */
+
+struct node_checked;
+void node_checked_free(struct node_checked *c);
+/** Remember fd, just put in place as objects/<id> by an insert that hashed it, as checked
+ * (when the handle has a table: it has once store_object_open_checked was called). */
+void node_checked_note(struct store *s, const uint8_t id[VERIFY_HASH_LEN], int fd);
 
 /* ---- node.c ---- */
 

@@ -211,6 +211,17 @@ int store_object_info(struct store *s, const uint8_t id[VERIFY_HASH_LEN],
  * the file is gone or has the wrong size, the entry is dropped and -ENOENT returned (it will be
  * fetched again). @param[out] ret_fd the caller closes it. @return 0; -ENOENT; -errno. */
 int store_object_open(struct store *s, const uint8_t id[VERIFY_HASH_LEN], int *ret_fd);
+/** store_object_open, and the content checked against the id before the descriptor is
+ * returned (what a mount serves): the file is hashed (SHA-256) unless this handle hashed
+ * this very file right before (same device, inode, size and change time: a file renamed over
+ * the object or written to since is hashed again). The handle remembers 8,192 files (576 KiB,
+ * allocated at the first call); one it forgot is hashed again. Concurrent callers for one
+ * object wait for one hash. A file whose content is not the id's, or that cannot be read
+ * (EIO), loses its index entry (the next insert of the object replaces the file) and
+ * STORK_EBADHASH is returned, the detail naming the file and what it hashes to.
+ * Thread-safe. @param[out] ret_fd the caller closes it.
+ * @return 0; -ENOENT; STORK_EBADHASH; -errno. */
+int store_object_open_checked(struct store *s, const uint8_t id[VERIFY_HASH_LEN], int *ret_fd);
 /** Hard-link an indexed object as dirfd/name with permission bits `mode` (& 07777): the
  * link is to the store's variant of the object for that mode, objects/ab/<hex>.<octal mode>
  * (made on demand as a reflink or copy, via tmp + rename), never to the canonical

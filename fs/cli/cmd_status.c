@@ -129,6 +129,9 @@ static void print_mount(const char *mnt, json_t *st)
 	       num(c, "timeouts"));
 	if (num(c, "refused"))
 		printf("; %" PRIu64 " refused: stale beyond max_stale", num(c, "refused"));
+	if (num(c, "rotten"))
+		printf("; %" PRIu64 " objects rotten in the store (fetched again)",
+		       num(c, "rotten"));
 	putchar('\n');
 	printf("  trees       %" PRIu64 " loaded, %" PRIu64 " evicted\n", num(c, "trees_loaded"),
 	       num(c, "trees_evicted"));

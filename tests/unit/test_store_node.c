@@ -787,6 +787,141 @@ START_TEST(node_link_refuses_a_rotten_object_and_drops_it)
 }
 END_TEST
 
+struct checked_arg {
+	struct store *s;
+	const uint8_t *id;
+	int ret;
+};
+
+static void *open_checked_one(void *arg)
+{
+	struct checked_arg *a = arg;
+	int fd = -1;
+
+	a->ret = store_object_open_checked(a->s, a->id, &fd);
+	if (fd >= 0)
+		close(fd);
+	return NULL;
+}
+
+/* Bytes this process has read with read(2)/pread(2) so far (/proc/self/io rchar). */
+static uint64_t bytes_read(void)
+{
+	unsigned long long n = 0;
+	char line[128];
+	FILE *f = fopen("/proc/self/io", "r");
+
+	ck_assert_ptr_nonnull(f);
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "rchar: %llu", &n) == 1)
+			break;
+	fclose(f);
+	return n;
+}
+
+START_TEST(node_open_checked_hashes_each_file_once)
+{
+	enum { SIZE = 1 << 20 };
+	struct store *s = open_store();
+	uint8_t ida[VERIFY_HASH_LEN], idb[VERIFY_HASH_LEN];
+	uint8_t *buf = malloc(SIZE);
+	char obj[400];
+	uint64_t before;
+	size_t i;
+	int fd = -1;
+
+	ck_assert_ptr_nonnull(buf);
+	for (i = 0; i < SIZE; i++)
+		buf[i] = (uint8_t)(i * 7 + i / 251);
+	insert_ok(s, buf, SIZE, ida);
+	/* The first open through this handle hashes it: its bytes are read. */
+	before = bytes_read();
+	ck_assert_int_eq(store_object_open_checked(s, ida, &fd), 0);
+	close(fd);
+	ck_assert_uint_ge(bytes_read() - before, SIZE);
+	/* The same file again: remembered, not read. */
+	before = bytes_read();
+	ck_assert_int_eq(store_object_open_checked(s, ida, &fd), 0);
+	close(fd);
+	ck_assert_uint_lt(bytes_read() - before, SIZE / 2);
+	/* An object this handle inserted was hashed as it was written: not read again. */
+	buf[0] ^= 1;
+	insert_ok(s, buf, SIZE, idb);
+	before = bytes_read();
+	ck_assert_int_eq(store_object_open_checked(s, idb, &fd), 0);
+	ck_assert(fd_holds(fd, buf, SIZE));
+	close(fd);
+	ck_assert_uint_lt(bytes_read() - before, SIZE + SIZE / 2); /* fd_holds read it once */
+	/* A chmod moves the change time: read again (and still right). */
+	objpath(ida, obj, sizeof(obj));
+	ck_assert_int_eq(chmod(obj, 0444), 0);
+	before = bytes_read();
+	ck_assert_int_eq(store_object_open_checked(s, ida, &fd), 0);
+	close(fd);
+	ck_assert_uint_ge(bytes_read() - before, SIZE);
+	free(buf);
+	store_close(s);
+}
+END_TEST
+
+START_TEST(node_open_checked_refuses_a_rotten_or_swapped_object_and_drops_it)
+{
+	static const char body[] = "served through a mount";
+	struct store *s = open_store();
+	struct checked_arg args[8];
+	pthread_t th[8];
+	uint8_t id[VERIFY_HASH_LEN];
+	struct store_objinfo info;
+	char obj[400], other[400];
+	char junk[sizeof(body) - 1];
+	size_t i;
+	int fd = -1;
+
+	insert_ok(s, body, sizeof(body) - 1, id);
+	objpath(id, obj, sizeof(obj));
+	/* Many openers at once: each gets the object (one of them hashes it). */
+	for (i = 0; i < 8; i++) {
+		args[i] = (struct checked_arg){.s = s, .id = id, .ret = 1};
+		ck_assert_int_eq(pthread_create(&th[i], NULL, open_checked_one, &args[i]), 0);
+	}
+	for (i = 0; i < 8; i++) {
+		ck_assert_int_eq(pthread_join(th[i], NULL), 0);
+		ck_assert_int_eq(args[i].ret, 0);
+	}
+	ck_assert_int_eq(store_object_open_checked(s, id, &fd), 0);
+	ck_assert(fd_holds(fd, body, sizeof(body) - 1));
+	close(fd);
+
+	/* Rotten in place after it was checked: its change time moved, so it is hashed again. */
+	flip_byte(obj, 3);
+	ck_assert_int_eq(store_object_open(s, id, &fd), 0); /* the size alone looks right */
+	close(fd);
+	ck_assert_int_eq(store_object_open_checked(s, id, &fd), STORK_EBADHASH);
+	ck_assert_msg(strstr(stork_error_detail(), "content hashes to"), "%s",
+		      stork_error_detail());
+	ck_assert_ptr_nonnull(strstr(stork_error_detail(), obj));
+	ck_assert_int_eq(store_object_info(s, id, &info), -ENOENT);
+	/* Fetched again: the insert replaces the bad file. */
+	insert_ok(s, body, sizeof(body) - 1, id);
+	ck_assert(file_holds(obj, body, sizeof(body) - 1));
+	ck_assert_int_eq(store_object_open_checked(s, id, &fd), 0);
+	close(fd);
+
+	/* Swapped: another file of its size renamed over it. */
+	memset(junk, 'x', sizeof(junk));
+	snprintf(other, sizeof(other), "%s/swap", tmpdir);
+	write_file(other, junk, sizeof(junk), 0444);
+	ck_assert_int_eq(rename(other, obj), 0);
+	ck_assert_int_eq(store_object_open_checked(s, id, &fd), STORK_EBADHASH);
+	ck_assert_int_eq(store_object_info(s, id, &info), -ENOENT);
+	insert_ok(s, body, sizeof(body) - 1, id);
+	ck_assert_int_eq(store_object_open_checked(s, id, &fd), 0);
+	ck_assert(fd_holds(fd, body, sizeof(body) - 1));
+	close(fd);
+	store_close(s);
+}
+END_TEST
+
 START_TEST(node_link_to_another_file_system_is_exdev)
 {
 	char shm[] = "/dev/shm/test_store_node.XXXXXX", p[400];
@@ -1618,6 +1753,8 @@ TCase *tcase_store_node(void)
 	tcase_add_test(tc, node_link_gives_each_mode_its_own_variant);
 	tcase_add_test(tc, node_link_remakes_a_variant_cut_short_chmoded_or_written_to);
 	tcase_add_test(tc, node_link_refuses_a_rotten_object_and_drops_it);
+	tcase_add_test(tc, node_open_checked_refuses_a_rotten_or_swapped_object_and_drops_it);
+	tcase_add_test(tc, node_open_checked_hashes_each_file_once);
 	tcase_add_test(tc, node_link_to_another_file_system_is_exdev);
 	tcase_add_test(tc, node_meta_and_manifests_round_trip);
 	tcase_add_test(tc, node_pins_count_and_refuse_unpin_below_zero);
