@@ -589,7 +589,8 @@ static int check_file(struct fsck *f, const char *sub, const char *name)
 	 * damage, so it is done with or without --repair and is not a problem. */
 	if (f->s->readonly) {
 		f->rep.unindexed++;
-		report(f, NODE_OBJDIR, rel, "a whole object the index does not list (an interrupted "
+		report(f, NODE_OBJDIR, rel,
+		       "a whole object the index does not list (an interrupted "
 		       "insert), which a read-only store cannot index");
 		return 0;
 	}

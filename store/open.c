@@ -58,10 +58,11 @@ static int check_trust(const char *dir, const char *rel, int fd)
 		return r;
 	}
 	if (st.st_uid != uid) {
-		stork_errorf("%s%s%s: owned by uid %u, but this process runs as uid %u, and whoever "
-			     "owns a node store decides what it serves: if the store is yours, "
-			     "`chown -R %u %s`; else use another directory",
-			     dir, sep, name, (unsigned)st.st_uid, uid, uid, dir);
+		stork_errorf(
+		    "%s%s%s: owned by uid %u, but this process runs as uid %u, and whoever "
+		    "owns a node store decides what it serves: if the store is yours, "
+		    "`chown -R %u %s`; else use another directory",
+		    dir, sep, name, (unsigned)st.st_uid, uid, uid, dir);
 		return -EPERM;
 	}
 	if (st.st_mode & (S_IWGRP | S_IWOTH)) {
