@@ -41,7 +41,7 @@ told() {
 }
 
 n=0
-for cut in 0 4096 8192 $((size / 2 / 4096 * 4096)) $((size - 4096)); do
+for cut in $((size / 2 / 4096 * 4096)) $((size - 4096)) 8192 4096 0; do
 	n=$((n + 1))
 	rm -rf "$S"
 	cp -a "$T/whole" "$S"
