@@ -46,8 +46,8 @@ struct node_env {
 	pthread_rwlock_t maplock;
 	size_t mapsize; /* under maplock */
 	size_t mapmax;
-	char *file; /* "STOREDIR/index/data.mdb", for error details */
-	char *dir;  /* "STOREDIR", for error details */
+	char *file;    /* "STOREDIR/index/data.mdb", for error details */
+	char *dir;     /* "STOREDIR", for error details */
 	bool readonly; /* MDB_RDONLY: a write transaction is -EROFS */
 	/* The registry of open environments (index.c), under its mutex. */
 	dev_t dev;
@@ -170,8 +170,9 @@ int node_tmp_name(struct store *s, int fd, char ret_name[NODE_TMPNAME_LEN]);
  * needs CAP_DAC_READ_SEARCH, the /proc/self/fd path needs /proc. Sets s->anon_link. */
 void node_probe_anon(struct store *s);
 
-/** Remove tmp/ leftovers of dead writers (unlocked files; none on a store without tmp/). found, if not NULL, is called
- * with each one's name first. @param[out] ret_stale, ret_removed counts (may be NULL).
+/** Remove tmp/ leftovers of dead writers (unlocked files; none on a store without tmp/). found, if
+ * not NULL, is called with each one's name first. @param[out] ret_stale, ret_removed counts (may be
+ * NULL).
  * @return 0; -errno. */
 int node_tmp_sweep(struct store *s, bool remove, void (*found)(void *ctx, const char *name),
 		   void *ctx, uint64_t *ret_stale, uint64_t *ret_removed);
