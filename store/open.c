@@ -61,15 +61,16 @@ static int check_trust(const char *dir, const char *rel, int fd)
 		stork_errorf(
 		    "%s%s%s: owned by uid %u, but this process runs as uid %u, and whoever "
 		    "owns a node store decides what it serves: if the store is yours, "
-		    "`chown -R %u %s`; else use another directory",
-		    dir, sep, name, (unsigned)st.st_uid, uid, uid, dir);
+		    "`chown -R %u %s` and `stork fsck --repair %s` (it re-hashes what the other "
+		    "user could change); else use another directory",
+		    dir, sep, name, (unsigned)st.st_uid, uid, uid, dir, dir);
 		return -EPERM;
 	}
 	if (st.st_mode & (S_IWGRP | S_IWOTH)) {
 		stork_errorf("%s%s%s: mode %04o lets other users write to it, and so swap what the "
-			     "store serves: `chmod %s %s%s%s`",
+			     "store serves: `chmod %s %s%s%s` and `stork fsck --repair %s`",
 			     dir, sep, name, (unsigned)(st.st_mode & 07777), rel ? "go-w" : "0700",
-			     dir, sep, name);
+			     dir, sep, name, dir);
 		return -EPERM;
 	}
 	if (!rel && (st.st_mode & (S_IRGRP | S_IROTH))) {

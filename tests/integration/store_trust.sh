@@ -74,7 +74,7 @@ works_again() {
 }
 
 chown 65534:65534 "$S"
-refused_by_all "a store owned by uid 65534" "$S: owned by uid 65534" "chown -R 0 $S"
+refused_by_all "a store owned by uid 65534" "$S: owned by uid 65534" "chown -R 0 $S" "stork fsck --repair $S"
 chown 0:0 "$S"
 works_again "the store given back"
 
