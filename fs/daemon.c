@@ -1222,7 +1222,9 @@ int main(int argc, char **argv)
 	if (pthread_create(&refresher, NULL, refresh_thread, &d) != 0)
 		goto out;
 	refreshing = true;
-	if (d.conf.nprefetch) {
+	if (d.conf.nprefetch && store_readonly(d.store)) {
+		fsd_log(&d, "prefetch=: ignored: the store is read-only");
+	} else if (d.conf.nprefetch) {
 		if (pthread_create(&prefetcher, NULL, prefetch_thread, &d) != 0)
 			goto out;
 		prefetching = true;

@@ -3,8 +3,8 @@
 # stork fsck checks it (clean, exit 0) and stork fsck --repair says it cannot repair it;
 # stork status STORE shows it; storkfs mounts it, logs that the store is read-only, serves the
 # files the store holds (the same bytes as the source, with no object request) and answers
-# EROFS for a file it does not hold, and keeps running. Before, all of them failed: LMDB could
-# not open its files for writing.
+# EROFS for a file it does not hold, and keeps running; prefetch= is ignored (and said so).
+# Before, all of them failed: LMDB could not open its files for writing.
 . "$(dirname "$0")/lib.sh"
 
 need python3 nginx mount umount
@@ -55,10 +55,13 @@ expect_rc 0 "stork status shows a read-only store" "$STORK" status "$RO"
 out_has "stork status counts its objects" "objects    $nobj"
 
 before=$(nginx_requests '"GET /objects/')
-mount_storkfs "$MNT" "store=$RO,timeout=10" "$NGINX_URL"
+mount_storkfs "$MNT" "store=$RO,timeout=10,prefetch=other" "$NGINX_URL"
 grep -qF "$RO: read-only store: serving the objects it holds" "$SFS_LOG" ||
 	fail "the mount does not say the store is read-only: $(cat "$SFS_LOG")"
 pass "the mount logs that the store is read-only"
+grep -qF "prefetch=: ignored: the store is read-only" "$SFS_LOG" ||
+	fail "the mount does not say it ignores prefetch=: $(cat "$SFS_LOG")"
+pass "the mount says it ignores prefetch= on a read-only store"
 # held_ok: the mount shows held 1.0 as its source and every file reads back its bytes.
 held_ok() {
 	mount_list "$T/a" >"$T/want.list"
