@@ -111,9 +111,9 @@ void fsd_log(struct fsd *d, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	if (d->foreground)
+	if (d->foreground || d->starting)
 		fprintf(stderr, "storkfs: %s\n", line);
-	else
+	if (!d->foreground)
 		syslog(LOG_ERR, "%s", line);
 }
 
@@ -1015,10 +1015,18 @@ static int fsd_start(struct fsd *d)
 	verify_hex(digest, VERIFY_HASH_LEN, d->repo_id);
 	ret = store_open(d->conf.storedir, &d->store);
 	if (ret < 0) {
-		fsd_log(d, "%s: %s %s", d->conf.storedir, storkfs_strerror(ret),
-			stork_error_detail());
+		if (stork_error_detail()[0]) /* it names the store */
+			fsd_log(d, "%s", stork_error_detail());
+		else
+			fsd_log(d, "%s: %s", d->conf.storedir, storkfs_strerror(ret));
 		goto out;
 	}
+	if (store_readonly(d->store))
+		fsd_log(d,
+			"%s: read-only store: serving the objects it holds; it cannot store "
+			"more, so files it does not hold cannot be opened (EROFS) and refreshed "
+			"metadata is not kept",
+			d->conf.storedir);
 	/* No cap on a whole transfer: the low-speed limits end a stalled one, and a big file
 	 * on a slow link may take longer than a reader waits (it then lands in the store for
 	 * the next open). */
@@ -1217,6 +1225,7 @@ int main(int argc, char **argv)
 			goto out;
 		}
 		openlog("storkfs", LOG_PID, LOG_DAEMON);
+		d.starting = true;
 	}
 	if (pipe2(wake_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
 		fprintf(stderr, "storkfs: pipe: %s\n", strerror(errno));
@@ -1251,7 +1260,9 @@ int main(int argc, char **argv)
 	if (pthread_create(&refresher, NULL, refresh_thread, &d) != 0)
 		goto out;
 	refreshing = true;
-	if (d.conf.nprefetch) {
+	if (d.conf.nprefetch && store_readonly(d.store)) {
+		fsd_log(&d, "prefetch=: ignored: the store is read-only");
+	} else if (d.conf.nprefetch) {
 		if (pthread_create(&prefetcher, NULL, prefetch_thread, &d) != 0)
 			goto out;
 		prefetching = true;
@@ -1259,6 +1270,7 @@ int main(int argc, char **argv)
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 
+	d.starting = false;
 	report_ready(ready, 0);
 	ready = -1;
 	notify_systemd("READY=1");

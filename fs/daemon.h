@@ -279,6 +279,9 @@ struct fsd_conf {
 struct fsd {
 	struct fsd_conf conf;
 	bool foreground;
+	/* Detached but not yet mounted: stderr is still the caller's, so a reason not to
+	 * mount goes there as well as to syslog. Main thread only. */
+	bool starting;
 	struct store *store;
 	struct fs_repo *repo;
 	char repo_id[VERIFY_HASH_HEX];
@@ -359,7 +362,7 @@ int fsd_stat(struct fsd *d, const struct inode *n, struct stat *st);
 /** The entry timeout for a node. */
 double fsd_timeout(const struct fsd *d, const struct inode *n);
 
-/** Log a line (stderr in the foreground, syslog once daemonized). */
+/** Log a line (stderr in the foreground, syslog once daemonized, both while a daemon starts). */
 void fsd_log(struct fsd *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 extern const struct fuse_lowlevel_ops fsd_ops;

@@ -587,6 +587,13 @@ static int check_file(struct fsck *f, const char *sub, const char *name)
 	/* A whole object that hashes to its name: an insert killed between its rename and its
 	 * index commit. Finishing that insert is the protocol's last step, not a repair of
 	 * damage, so it is done with or without --repair and is not a problem. */
+	if (f->s->readonly) {
+		f->rep.unindexed++;
+		report(f, NODE_OBJDIR, rel,
+		       "a whole object the index does not list (an interrupted "
+		       "insert), which a read-only store cannot index");
+		return 0;
+	}
 	r = node_index_object(f->s, id, (uint64_t)st.st_size);
 	if (r == 0)
 		f->rep.adopted++;
@@ -682,6 +689,10 @@ int store_fsck(struct store *s, bool repair,
 	struct fsck f = {.s = s, .repair = repair, .problem = problem, .ctx = ctx};
 	int r;
 
+	if (repair && s->readonly) {
+		stork_errorf("%s: read-only store: it can be checked, not repaired", s->dir);
+		return -EROFS;
+	}
 	r = check_tmp(&f);
 	if (r == 0)
 		r = check_index(&f);

@@ -5,7 +5,8 @@
  * processes share it through LMDB's lock file; within a process every struct store on the
  * same index shares one environment (node.h says why). MDB_NOTLS lets FUSE and fetch threads
  * start read transactions on any thread. The map starts at 1 GiB and doubles on MDB_MAP_FULL up
- * to 64 GiB; LMDB's codes are turned into -errno / STORK_E* here and nowhere else.
+ * to 64 GiB; LMDB's codes are turned into -errno / STORK_E* here (node_mdb_err) and nowhere
+ * else. Opening the environment is in open.c.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,22 +20,12 @@
 
 #include "store/node.h"
 
-#define MAP_INITIAL ((size_t)1 << 30)
-#define MAP_MAX	    ((size_t)64 << 30)
-#define MAP_MIN	    ((size_t)64 << 10)
-#define MAXREADERS  1022
-#define RETRIES	    16
-
-#define FORMAT_KEY   "format"
-#define FORMAT_VALUE "1"
+#define RETRIES 16
 
 #define OBJREC_VERSION	1
 #define OBJREC_LEN	24
 #define REPOREC_VERSION 1
 #define REPOREC_HEAD	16
-
-static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct node_env *registry; /* under registry_lock */
 
 /* ------------------------------------------------------------------------------------------ */
 /* Little-endian fields. */
@@ -65,9 +56,7 @@ static bool is_mdb_code(int rc)
 	return rc >= MDB_KEYEXIST && rc <= MDB_LAST_ERRCODE;
 }
 
-/* Convert what a transaction body or an mdb_* call returned. Our own negative codes pass
- * through with their detail; LMDB's get one naming the index file. */
-static int mdb_err(struct node_env *e, int rc)
+int node_mdb_err(struct node_env *e, int rc)
 {
 	const char *file = e ? e->file : "index";
 
@@ -90,7 +79,7 @@ static int mdb_err(struct node_env *e, int rc)
 			     file, e ? e->mapsize : (size_t)0);
 		return -ENOSPC;
 	case MDB_READERS_FULL:
-		stork_errorf("%s: too many readers at once (%d slots)", file, MAXREADERS);
+		stork_errorf("%s: too many readers at once (%d slots)", file, NODE_MAXREADERS);
 		return -EAGAIN;
 	case MDB_BAD_VALSIZE:
 		stork_errorf("%s: key too long", file);
@@ -118,7 +107,7 @@ static int mdb_err(struct node_env *e, int rc)
 /* ------------------------------------------------------------------------------------------ */
 /* Transactions and the map size. */
 
-static size_t current_mapsize(struct node_env *e)
+size_t node_current_mapsize(struct node_env *e)
 {
 	MDB_envinfo info;
 
@@ -137,16 +126,16 @@ static int grow_map(struct node_env *e, size_t seen)
 	if (e->mapsize != seen)
 		goto out;
 	if (e->mapsize >= e->mapmax) {
-		r = mdb_err(e, MDB_MAP_FULL);
+		r = node_mdb_err(e, MDB_MAP_FULL);
 		goto out;
 	}
 	size = e->mapsize > e->mapmax / 2 ? e->mapmax : 2 * e->mapsize;
 	rc = mdb_env_set_mapsize(e->env, size);
 	if (rc != 0) {
-		r = mdb_err(e, rc);
+		r = node_mdb_err(e, rc);
 		goto out;
 	}
-	e->mapsize = current_mapsize(e);
+	e->mapsize = node_current_mapsize(e);
 out:
 	pthread_rwlock_unlock(&e->maplock);
 	return r;
@@ -160,9 +149,9 @@ static int adopt_map(struct node_env *e)
 	pthread_rwlock_wrlock(&e->maplock);
 	rc = mdb_env_set_mapsize(e->env, 0);
 	if (rc == 0)
-		e->mapsize = current_mapsize(e);
+		e->mapsize = node_current_mapsize(e);
 	pthread_rwlock_unlock(&e->maplock);
-	return rc ? mdb_err(e, rc) : 0;
+	return rc ? node_mdb_err(e, rc) : 0;
 }
 
 int node_txn(struct node_env *e, bool write, int (*fn)(struct node_env *e, MDB_txn *txn, void *ctx),
@@ -173,6 +162,10 @@ int node_txn(struct node_env *e, bool write, int (*fn)(struct node_env *e, MDB_t
 	int rc, r, tries = 0;
 	int dead;
 
+	if (write && e->readonly) {
+		stork_errorf("%s: read-only store: cannot store anything in it", e->dir);
+		return -EROFS;
+	}
 	for (;;) {
 		pthread_rwlock_rdlock(&e->maplock);
 		seen = e->mapsize;
@@ -204,7 +197,7 @@ int node_txn(struct node_env *e, bool write, int (*fn)(struct node_env *e, MDB_t
 				nanosleep(&(struct timespec){0, 1000000}, NULL);
 			continue;
 		}
-		return mdb_err(e, rc);
+		return node_mdb_err(e, rc);
 	}
 }
 
@@ -212,218 +205,12 @@ int node_sync(struct node_env *e)
 {
 	int rc;
 
+	if (e->readonly)
+		return 0; /* nothing was written through it */
 	pthread_rwlock_rdlock(&e->maplock);
 	rc = mdb_env_sync(e->env, 1);
 	pthread_rwlock_unlock(&e->maplock);
-	return mdb_err(e, rc);
-}
-
-/* ------------------------------------------------------------------------------------------ */
-/* Opening: one environment per index per process. */
-
-static int open_dbis(struct node_env *e, MDB_txn *txn, void *ctx)
-{
-	MDB_val k = {sizeof(FORMAT_KEY) - 1, (void *)FORMAT_KEY}, v;
-	MDB_dbi info, main_dbi;
-	MDB_stat st;
-	int rc;
-
-	rc = mdb_dbi_open(txn, "storkfs", 0, &info);
-	if (rc == MDB_NOTFOUND) {
-		rc = mdb_dbi_open(txn, NULL, 0, &main_dbi);
-		if (rc == 0)
-			rc = mdb_stat(txn, main_dbi, &st);
-		if (rc != 0)
-			return rc;
-		if (st.ms_entries > 0) {
-			stork_errorf("%s: not a storkfs index (an LMDB environment of something "
-				     "else)",
-				     e->file);
-			return STORK_EFORMAT;
-		}
-		rc = mdb_dbi_open(txn, "storkfs", MDB_CREATE, &info);
-		if (rc != 0)
-			return rc;
-		v.mv_size = sizeof(FORMAT_VALUE) - 1;
-		v.mv_data = (void *)FORMAT_VALUE;
-		rc = mdb_put(txn, info, &k, &v, 0);
-		if (rc != 0)
-			return rc;
-	} else if (rc != 0) {
-		return rc;
-	} else {
-		rc = mdb_get(txn, info, &k, &v);
-		if (rc != 0 && rc != MDB_NOTFOUND)
-			return rc;
-		if (rc == MDB_NOTFOUND || v.mv_size != sizeof(FORMAT_VALUE) - 1 ||
-		    memcmp(v.mv_data, FORMAT_VALUE, v.mv_size) != 0) {
-			stork_errorf("%s: index format %.*s, but this storkfs reads format "
-				     "%s only",
-				     e->file, rc == 0 && v.mv_size < 16 ? (int)v.mv_size : 1,
-				     rc == 0 && v.mv_size < 16 ? (const char *)v.mv_data : "?",
-				     FORMAT_VALUE);
-			return STORK_EFORMAT;
-		}
-	}
-	rc = mdb_dbi_open(txn, "objects", MDB_CREATE, &e->objects);
-	if (rc == 0)
-		rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &e->meta);
-	if (rc == 0)
-		rc = mdb_dbi_open(txn, "manifests", MDB_CREATE, &e->manifests);
-	if (rc == 0)
-		rc = mdb_dbi_open(txn, "repos", MDB_CREATE, &e->repos);
-	return rc;
-}
-
-/* STORKFS_LMDB_MAPSIZE: the initial map size in bytes (tests use a tiny one to exercise
- * growth; a node whose index outgrows 64 GiB sets a larger one, which also raises the cap). */
-static int initial_mapsize(size_t *ret_size)
-{
-	const char *s = getenv("STORKFS_LMDB_MAPSIZE");
-	unsigned long long v;
-	char *end;
-
-	if (!s || !*s) {
-		*ret_size = MAP_INITIAL;
-		return 0;
-	}
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno != 0 || *end != '\0' || v < MAP_MIN || v > SIZE_MAX / 2) {
-		stork_errorf("STORKFS_LMDB_MAPSIZE=%s: not a size in bytes between %zu and %zu", s,
-			     MAP_MIN, SIZE_MAX / 2);
-		return -EINVAL;
-	}
-	*ret_size = (size_t)v;
-	return 0;
-}
-
-static void env_free(struct node_env *e)
-{
-	if (!e)
-		return;
-	if (e->env)
-		mdb_env_close(e->env);
-	pthread_rwlock_destroy(&e->maplock);
-	free(e->file);
-	free(e);
-}
-
-static int env_new(const char *dir, struct node_env **ret_env)
-{
-	pthread_rwlockattr_t attr;
-	struct node_env *e;
-	size_t len = strlen(dir) + sizeof("/" NODE_INDEXDIR "/data.mdb"), mapsize;
-	char *path = NULL;
-	int rc, r, dead;
-
-	r = initial_mapsize(&mapsize);
-	if (r < 0)
-		return r;
-	e = calloc(1, sizeof(*e));
-	if (!e)
-		return -ENOMEM;
-	pthread_rwlockattr_init(&attr);
-	/* Readers never starve a resize: each thread holds at most one read lock at a time. */
-	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-	pthread_rwlock_init(&e->maplock, &attr);
-	pthread_rwlockattr_destroy(&attr);
-	e->file = malloc(len);
-	path = malloc(len);
-	if (!e->file || !path) {
-		r = -ENOMEM;
-		goto fail;
-	}
-	snprintf(e->file, len, "%s/" NODE_INDEXDIR "/data.mdb", dir);
-	snprintf(path, len, "%s/" NODE_INDEXDIR, dir);
-	e->mapmax = mapsize > MAP_MAX ? mapsize : MAP_MAX;
-
-	rc = mdb_env_create(&e->env);
-	if (rc == 0)
-		rc = mdb_env_set_maxdbs(e->env, 8);
-	if (rc == 0)
-		rc = mdb_env_set_maxreaders(e->env, MAXREADERS);
-	if (rc == 0)
-		rc = mdb_env_set_mapsize(e->env, mapsize);
-	if (rc == 0)
-		/* MDB_NOMETASYNC: a power failure may undo the last commit. For object records that
-		 * is the state a crash between rename and index leaves anyway (self-healing);
-		 * metadata and pins are made durable with node_sync(). */
-		rc = mdb_env_open(e->env, path, MDB_NOTLS | MDB_NOMETASYNC, 0644);
-	if (rc != 0) {
-		r = mdb_err(e, rc);
-		goto fail;
-	}
-	/* Free the reader slots of processes that died inside a read transaction. */
-	mdb_reader_check(e->env, &dead);
-	e->mapsize = current_mapsize(e);
-	r = node_txn(e, true, open_dbis, NULL);
-	if (r < 0)
-		goto fail;
-	free(path);
-	*ret_env = e;
-	return 0;
-fail:
-	free(path);
-	env_free(e);
-	return r;
-}
-
-int node_env_open(const char *dir, int dirfd, struct node_env **ret_env)
-{
-	struct node_env *e;
-	struct stat st;
-	pid_t pid = getpid();
-	int r = 0;
-
-	if (fstatat(dirfd, NODE_INDEXDIR, &st, 0) < 0) {
-		r = -errno;
-		stork_errorf("%s/" NODE_INDEXDIR ": %s", dir, strerror(-r));
-		return r;
-	}
-	pthread_mutex_lock(&registry_lock);
-	/* A forked child must not use its parent's environment: match the pid too. */
-	for (e = registry; e; e = e->next)
-		if (e->dev == st.st_dev && e->ino == st.st_ino && e->pid == pid)
-			break;
-	if (e) {
-		e->refs++;
-	} else {
-		r = env_new(dir, &e);
-		if (r == 0) {
-			e->dev = st.st_dev;
-			e->ino = st.st_ino;
-			e->pid = pid;
-			e->refs = 1;
-			e->next = registry;
-			registry = e;
-		}
-	}
-	pthread_mutex_unlock(&registry_lock);
-	if (r == 0)
-		*ret_env = e;
-	return r;
-}
-
-void node_env_close(struct node_env *e)
-{
-	struct node_env **pp;
-
-	if (!e)
-		return;
-	pthread_mutex_lock(&registry_lock);
-	if (--e->refs > 0) {
-		pthread_mutex_unlock(&registry_lock);
-		return;
-	}
-	for (pp = &registry; *pp; pp = &(*pp)->next) {
-		if (*pp == e) {
-			*pp = e->next;
-			break;
-		}
-	}
-	pthread_mutex_unlock(&registry_lock);
-	env_free(e);
+	return node_mdb_err(e, rc);
 }
 
 /* ------------------------------------------------------------------------------------------ */

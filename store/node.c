@@ -70,9 +70,7 @@ int node_sync_dir(int fd)
 	return fsync(fd) < 0 ? -errno : 0;
 }
 
-/* mkdir with this mode whatever the umask (the contract's mode); an existing directory is
- * fine and keeps its mode. @return 1 (made); 0 (was there); -errno. */
-static int mkdir_mode(int dirfd, const char *name, mode_t mode)
+int node_mkdir_mode(int dirfd, const char *name, mode_t mode)
 {
 	if (mkdirat(dirfd, name, mode) < 0)
 		return errno == EEXIST ? 0 : -errno;
@@ -128,7 +126,7 @@ int node_subdir_open(struct store *s, const uint8_t id[VERIFY_HASH_LEN], int *re
 	verify_hex(id, VERIFY_HASH_LEN, hex);
 	memcpy(sub, hex, 2);
 	sub[2] = '\0';
-	r = mkdir_mode(s->objfd, sub, 0755);
+	r = node_mkdir_mode(s->objfd, sub, 0755);
 	if (r < 0)
 		goto fail;
 	created = r > 0;
@@ -191,6 +189,10 @@ int node_tmp_create(struct store *s, int *ret_fd, char ret_name[NODE_TMPNAME_LEN
 	struct stat st, st2;
 	int fd = -1, i, r;
 
+	if (s->readonly) {
+		stork_errorf("%s: read-only store: cannot store anything in it", s->dir);
+		return -EROFS;
+	}
 	for (i = 0; i < TMP_TRIES; i++) {
 		r = tmp_random_name(name);
 		if (r < 0)
@@ -238,6 +240,10 @@ int node_tmp_anon(struct store *s, int *ret_fd)
 {
 	int fd, r;
 
+	if (s->readonly) {
+		stork_errorf("%s: read-only store: cannot store anything in it", s->dir);
+		return -EROFS;
+	}
 	if (!s->anon_link)
 		return -EOPNOTSUPP;
 	fd = openat(s->tmpfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0444);
@@ -266,9 +272,7 @@ int node_tmp_link(struct store *s, int fd, int dirfd, const char *name)
 	return -errno;
 }
 
-/* Whether O_TMPFILE works in tmp/ and how such a file gets a name: linkat(AT_EMPTY_PATH)
- * needs CAP_DAC_READ_SEARCH, the /proc/self/fd path needs /proc. Sets s->anon_link. */
-static void probe_anon(struct store *s)
+void node_probe_anon(struct store *s)
 {
 	char name[64];
 	int fd;
@@ -297,6 +301,13 @@ int node_tmp_sweep(struct store *s, bool remove, void (*found)(void *ctx, const 
 	DIR *d = NULL;
 	int dfd, fd, r = 0;
 
+	if (s->tmpfd < 0) { /* a read-only store without tmp/ */
+		if (ret_stale)
+			*ret_stale = 0;
+		if (ret_removed)
+			*ret_removed = 0;
+		return 0;
+	}
 	dfd = openat(s->tmpfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0 || !(d = fdopendir(dfd))) {
 		r = -errno;
@@ -339,108 +350,6 @@ int node_tmp_sweep(struct store *s, bool remove, void (*found)(void *ctx, const 
 			*ret_removed = removed;
 	}
 	return r;
-}
-
-/* ------------------------------------------------------------------------------------------ */
-/* Open and close. */
-
-static int subdir(struct store *s, const char *name, int *ret_fd)
-{
-	int fd, r;
-
-	r = mkdir_mode(s->dirfd, name, 0755);
-	if (r < 0)
-		goto fail;
-	fd = openat(s->dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0) {
-		r = -errno;
-		goto fail;
-	}
-	*ret_fd = fd;
-	return 0;
-fail:
-	stork_errorf("%s/%s: %s", s->dir, name, strerror(-r));
-	return r;
-}
-
-int store_open(const char *dir, struct store **ret_s)
-{
-	struct store *s;
-	int r;
-
-	if (!dir || !*dir)
-		return -EINVAL;
-	s = calloc(1, sizeof(*s));
-	if (!s)
-		return -ENOMEM;
-	s->dirfd = s->objfd = s->tmpfd = -1;
-	s->dir = strdup(dir);
-	if (!s->dir) {
-		r = -ENOMEM;
-		goto fail;
-	}
-	/* 0700: objects/ holds setuid variants, which must not outlive their packages as
-	 * something any user can run. */
-	r = mkdir_mode(AT_FDCWD, dir, 0700);
-	if (r < 0) {
-		stork_errorf("%s: cannot create the store: %s", dir, strerror(-r));
-		goto fail;
-	}
-	s->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (s->dirfd < 0) {
-		r = -errno;
-		stork_errorf("%s: %s", dir, strerror(-r));
-		goto fail;
-	}
-	r = subdir(s, NODE_OBJDIR, &s->objfd);
-	if (r < 0)
-		goto fail;
-	r = subdir(s, NODE_TMPDIR, &s->tmpfd);
-	if (r < 0)
-		goto fail;
-	r = mkdir_mode(s->dirfd, NODE_INDEXDIR, 0755);
-	if (r < 0) {
-		stork_errorf("%s/" NODE_INDEXDIR ": %s", dir, strerror(-r));
-		goto fail;
-	}
-	r = node_env_open(dir, s->dirfd, &s->env);
-	if (r < 0)
-		goto fail;
-	r = node_tmp_sweep(s, true, NULL, NULL, NULL, NULL);
-	if (r < 0)
-		goto fail;
-	/* STORK_STORE_NAMED_TMP=1: the named temporary files a file system without O_TMPFILE
-	 * gets (the tests cover both ways). */
-	if (getenv("STORK_STORE_NAMED_TMP"))
-		s->anon_link = 0;
-	else
-		probe_anon(s);
-	*ret_s = s;
-	return 0;
-fail:
-	store_close(s);
-	return r;
-}
-
-void store_close(struct store *s)
-{
-	if (!s)
-		return;
-	node_env_close(s->env);
-	if (s->tmpfd >= 0)
-		close(s->tmpfd);
-	if (s->objfd >= 0)
-		close(s->objfd);
-	if (s->dirfd >= 0)
-		close(s->dirfd);
-	node_checked_free(s->checked);
-	free(s->dir);
-	free(s);
-}
-
-const char *store_dir(const struct store *s)
-{
-	return s->dir;
 }
 
 /* ------------------------------------------------------------------------------------------ */

@@ -32,6 +32,9 @@
 #define NODE_VARIANT_MTIME 1
 /* ".part-XXXXXX" plus NUL. */
 #define NODE_TMPNAME_LEN (sizeof(NODE_TMP_PREFIX) + 6)
+/* LMDB's reader slots: with its 64-byte slots and 192-byte header the lock file is then
+ * exactly 64 KiB (open.c allocates it before LMDB maps it). */
+#define NODE_MAXREADERS 1022
 /* last_use is rewritten only when it is older than this (seconds): no write txn per open. */
 #define NODE_LAST_USE_SLACK 3600
 
@@ -43,7 +46,9 @@ struct node_env {
 	pthread_rwlock_t maplock;
 	size_t mapsize; /* under maplock */
 	size_t mapmax;
-	char *file; /* "STOREDIR/index/data.mdb", for error details */
+	char *file;    /* "STOREDIR/index/data.mdb", for error details */
+	char *dir;     /* "STOREDIR", for error details */
+	bool readonly; /* MDB_RDONLY: a write transaction is -EROFS */
 	/* The registry of open environments (index.c), under its mutex. */
 	dev_t dev;
 	ino_t ino;
@@ -64,6 +69,9 @@ struct store {
 	int anon_link;
 	/* Files store_object_open_checked hashed right (checked.c); made at its first call. */
 	struct node_checked *checked;
+	/* Opened read-only (asked for, or its file system is): nothing is created, swept or
+	 * written; every write is -EROFS. */
+	bool readonly;
 };
 
 enum { NODE_LINK_EMPTY_PATH = 1, NODE_LINK_PROC = 2 };
@@ -76,12 +84,23 @@ struct node_objrec {
 	uint8_t flags;
 };
 
+/* ---- open.c ---- */
+
+/** Open (or share) the LMDB environment in the directory indexfd (STOREDIR/index; dir names
+ * STOREDIR in details), read-only if asked. Refuses index files another user owns or may
+ * write, and a data.mdb shorter than its pages (store/README.md, "Who may own a store").
+ * @return 0; -errno (-EPERM: not trusted; -ENOSPC: no room for the lock file);
+ * STORK_EFORMAT. */
+int node_env_open(const char *dir, int indexfd, bool readonly, struct node_env **ret_env);
+void node_env_close(struct node_env *e);
+
 /* ---- index.c ---- */
 
-/** Open (or share) the LMDB environment in dirfd's index/ directory; dir names it in
- * details. @return 0; -errno; STORK_EFORMAT. */
-int node_env_open(const char *dir, int dirfd, struct node_env **ret_env);
-void node_env_close(struct node_env *e);
+/** Convert what a transaction body or an mdb_* call returned. Our own negative codes pass
+ * through with their detail; LMDB's get one naming the index file (e may be NULL). */
+int node_mdb_err(struct node_env *e, int rc);
+/** The map size LMDB uses now. */
+size_t node_current_mapsize(struct node_env *e);
 
 /** Run fn in a transaction (read-only unless write). fn returns 0, a negative errno or
  * STORK_E* code with its detail set, or the raw return code of an mdb_* call, which is
@@ -122,6 +141,10 @@ void node_checked_note(struct store *s, const uint8_t id[VERIFY_HASH_LEN], int f
 
 /* ---- node.c ---- */
 
+/** mkdir with this mode whatever the umask; an existing directory is fine and keeps its mode.
+ * @return 1 (made); 0 (was there); -errno. */
+int node_mkdir_mode(int dirfd, const char *name, mode_t mode);
+
 /** "ab/<hex>", the object itself, relative to objects/. */
 void node_relpath(const uint8_t id[VERIFY_HASH_LEN], char out[NODE_RELPATH_LEN]);
 /** "ab/<hex>.<octal mode>", its variant for mode & 07777, relative to objects/. */
@@ -137,12 +160,13 @@ int node_variants_remove(struct store *s, const uint8_t id[VERIFY_HASH_LEN], uin
 
 /** Create tmp/.part-XXXXXX (O_EXCL, 0600) and hold an exclusive flock on it for its life.
  * Waits out a cleaner that has just locked it to delete it, then tries another name.
- * @return 0; -errno. */
+ * @return 0; -EROFS (a read-only store); -errno. */
 int node_tmp_create(struct store *s, int *ret_fd, char ret_name[NODE_TMPNAME_LEN]);
 
 /** Create an unnamed temporary file in tmp/ (O_TMPFILE, 0444; writable through the returned
  * descriptor): invisible, so no sweeper can take it, and gone by itself if the process dies.
- * @return 0; -EOPNOTSUPP when the store's file system cannot (use node_tmp_create); -errno. */
+ * @return 0; -EOPNOTSUPP when the store's file system cannot (use node_tmp_create); -EROFS (a
+ * read-only store); -errno. */
 int node_tmp_anon(struct store *s, int *ret_fd);
 /** Give an unnamed temporary file the name `name` below dirfd, never replacing a file (as
  * RENAME_NOREPLACE does). @return 0; -EEXIST; -errno. */
@@ -152,8 +176,13 @@ int node_tmp_link(struct store *s, int fd, int dirfd, const char *name);
  * flock()ed, or a sweeper may take it). @return 0; -errno. */
 int node_tmp_name(struct store *s, int fd, char ret_name[NODE_TMPNAME_LEN]);
 
-/** Remove tmp/ leftovers of dead writers (unlocked files). found, if not NULL, is called
- * with each one's name first. @param[out] ret_stale, ret_removed counts (may be NULL).
+/** Whether O_TMPFILE works in tmp/ and how such a file gets a name: linkat(AT_EMPTY_PATH)
+ * needs CAP_DAC_READ_SEARCH, the /proc/self/fd path needs /proc. Sets s->anon_link. */
+void node_probe_anon(struct store *s);
+
+/** Remove tmp/ leftovers of dead writers (unlocked files; none on a store without tmp/). found, if
+ * not NULL, is called with each one's name first. @param[out] ret_stale, ret_removed counts (may be
+ * NULL).
  * @return 0; -errno. */
 int node_tmp_sweep(struct store *s, bool remove, void (*found)(void *ctx, const char *name),
 		   void *ctx, uint64_t *ret_stale, uint64_t *ret_removed);

@@ -197,9 +197,22 @@ struct store_objinfo {
 
 /** Open (creating when missing, mode 0700: it holds setuid variants) the node store in dir.
  * Removes tmp/ leftovers of dead writers (a live writer holds an flock on its temporary file).
- * @return 0; -errno; STORK_EFORMAT if the index is not a storkfs index (detail says which
- * file). */
+ * Refuses a store the caller does not own or others may write to or list (store/README.md,
+ * "Who may own a store"). A store on a read-only file system is opened read-only (see
+ * store_open_flags). Not thread-safe against another store_open of the same store.
+ * @return 0; -EPERM (not trusted: the detail names the file and the fix); -ENOSPC (no room
+ * for the index's lock file); -errno; STORK_EFORMAT if the index is not a usable storkfs
+ * index (detail says which file and why). Every error sets a detail naming the file. */
 int store_open(const char *dir, struct store **ret_s);
+
+enum { STORE_OPEN_READONLY = 1 };
+/** store_open with flags. STORE_OPEN_READONLY: only read (a missing store is -ENOENT; nothing
+ * is created, swept or written; LMDB opened MDB_RDONLY). On a read-only store every write
+ * (an insert, a link that must make a variant, metadata) fails with -EROFS and a detail.
+ * @return as store_open; -EINVAL for unknown flags. */
+int store_open_flags(const char *dir, unsigned flags, struct store **ret_s);
+/** Whether s was opened read-only (asked for, or its file system is mounted read-only). */
+bool store_readonly(const struct store *s);
 void store_close(struct store *s);
 /** The store's directory (as given to store_open). */
 const char *store_dir(const struct store *s);
@@ -352,8 +365,9 @@ struct store_fsck_report {
  * With repair, drop index entries of bad or missing objects (and unlink their variants), unlink
  * bad files, bad variants (the object stays when it is good) and unindexed files (they may be
  * a crash's leftovers). Good unindexed objects are always indexed (counted as adopted). problem is
- * called for each finding with the object's path and what is wrong. @return 0 (see the report);
- * -errno. */
+ * called for each finding with the object's path and what is wrong. On a read-only store
+ * (store_readonly) nothing is written: good unindexed objects count as unindexed, and repair
+ * is -EROFS. @return 0 (see the report); -EROFS; -errno. */
 int store_fsck(struct store *s, bool repair,
 	       void (*problem)(void *ctx, const char *path, const char *what), void *ctx,
 	       struct store_fsck_report *ret_report);

@@ -264,7 +264,7 @@ int cli_store_status(const char *dir)
 			dir);
 		return CLI_USAGE;
 	}
-	r = store_open(dir, &s);
+	r = store_open_flags(dir, STORE_OPEN_READONLY, &s);
 	if (r < 0) {
 		cli_fail("status", r, "%s", dir);
 		return cli_exit_input(r);

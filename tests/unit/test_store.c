@@ -2280,6 +2280,7 @@ static Suite *store_suite(void)
 	suite_add_tcase(s, tc);
 	suite_add_tcase(s, tcase_store_node());
 	suite_add_tcase(s, tcase_store_node_concurrency());
+	suite_add_tcase(s, tcase_store_open());
 	suite_add_tcase(s, tcase_store_batch());
 	return s;
 }

@@ -1419,7 +1419,7 @@ START_TEST(node_open_refuses_an_index_that_is_not_storkfs)
 	char p[400], other[400];
 
 	/* Garbage in data.mdb. */
-	ck_assert_int_eq(mkdir(storedir, 0755), 0);
+	ck_assert_int_eq(mkdir(storedir, 0700), 0);
 	spath(p, sizeof(p), "index");
 	ck_assert_int_eq(mkdir(p, 0755), 0);
 	spath(p, sizeof(p), "index/data.mdb");
@@ -1443,7 +1443,7 @@ START_TEST(node_open_refuses_an_index_that_is_not_storkfs)
 	ck_assert_int_eq(mdb_txn_commit(txn), 0);
 	mdb_env_close(env);
 	snprintf(storedir, sizeof(storedir), "%s/other-store", tmpdir);
-	ck_assert_int_eq(mkdir(storedir, 0755), 0);
+	ck_assert_int_eq(mkdir(storedir, 0700), 0);
 	spath(p, sizeof(p), "index");
 	ck_assert_int_eq(rename(other, p), 0);
 	ck_assert_int_eq(store_open(storedir, &s), STORK_EFORMAT);

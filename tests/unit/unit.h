@@ -20,6 +20,9 @@ TCase *tcase_verify_policy(void);
 TCase *tcase_store_node(void);
 TCase *tcase_store_node_concurrency(void);
 
+/* tests/unit/test_store_open.c: opening the node store (trust, damaged index, read-only). */
+TCase *tcase_store_open(void);
+
 /* tests/unit/unit_files.c: helpers of the verify tests. */
 
 /** "DIR/REL", malloc'd. */

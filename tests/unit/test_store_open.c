@@ -1,0 +1,272 @@
+/* tests/unit/test_store_open.c: opening the node store: who may own it, an index cut short,
+ * the lock file allocated before LMDB maps it, and read-only stores. */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <check.h>
+
+#include "store/store.h"
+#include "tests/unit/unit.h"
+
+static char tmpdir[256];
+static char storedir[300];
+
+static void setup(void)
+{
+	const char *t = getenv("TMPDIR");
+
+	snprintf(tmpdir, sizeof(tmpdir), "%s/test_store_open.XXXXXX", t ? t : "/tmp");
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	snprintf(storedir, sizeof(storedir), "%s/store", tmpdir);
+	unsetenv("STORKFS_LMDB_MAPSIZE");
+	stork_error_clear();
+}
+
+static int rm_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	(void)st;
+	(void)type;
+	(void)ftw;
+	remove(path);
+	return 0;
+}
+
+static void teardown(void)
+{
+	nftw(tmpdir, rm_one, 64, FTW_DEPTH | FTW_PHYS);
+}
+
+static void spath(char *out, size_t len, const char *rel)
+{
+	snprintf(out, len, "%s/%s", storedir, rel);
+}
+
+static struct store *open_ok(unsigned flags)
+{
+	struct store *s = NULL;
+	int r = store_open_flags(storedir, flags, &s);
+
+	ck_assert_msg(r == 0, "store_open: %s: %s", storkfs_strerror(r), stork_error_detail());
+	return s;
+}
+
+static int insert(struct store *s, const void *buf, size_t len, uint8_t id[VERIFY_HASH_LEN])
+{
+	struct store_insert *ins = NULL;
+	int r;
+
+	ck_assert_int_eq(verify_sha256(buf, len, id), 0);
+	r = store_insert_new(s, id, len, &ins);
+	if (r < 0)
+		return r;
+	r = store_insert_write(ins, buf, len);
+	if (r < 0) {
+		store_insert_abort(ins);
+		return r;
+	}
+	return store_insert_commit(ins);
+}
+
+/* store_open must fail with err and a detail holding each of the words. */
+static void refused(int err, const char *w1, const char *w2)
+{
+	struct store *s = NULL;
+	int r = store_open(storedir, &s);
+
+	ck_assert_msg(r == err, "store_open returned %d (%s), want %d; detail: %s", r,
+		      storkfs_strerror(r), err, stork_error_detail());
+	ck_assert_ptr_null(s);
+	ck_assert_msg(strstr(stork_error_detail(), w1), "detail lacks \"%s\": %s", w1,
+		      stork_error_detail());
+	ck_assert_msg(!w2 || strstr(stork_error_detail(), w2), "detail lacks \"%s\": %s", w2,
+		      stork_error_detail());
+}
+
+START_TEST(open_refuses_a_store_others_own_or_may_write_or_list)
+{
+	char p[400], fix[500], want[500];
+	struct stat st;
+
+	store_close(open_ok(0));
+	ck_assert_int_eq(stat(storedir, &st), 0);
+	ck_assert_int_eq(st.st_mode & 07777, 0700);
+
+	/* Listable or writable by others: refused, naming the store and the fix. */
+	snprintf(fix, sizeof(fix), "chmod 0700 %s", storedir);
+	ck_assert_int_eq(chmod(storedir, 0755), 0);
+	snprintf(want, sizeof(want), "%s: mode 0755", storedir);
+	refused(-EPERM, want, fix);
+	ck_assert_int_eq(chmod(storedir, 0730), 0);
+	refused(-EPERM, "mode 0730 lets other users write", fix);
+	ck_assert_int_eq(chmod(storedir, 0707), 0);
+	refused(-EPERM, "mode 0707", fix);
+	/* Search permission only: a peer's web server may need it. */
+	ck_assert_int_eq(chmod(storedir, 0711), 0);
+	store_close(open_ok(0));
+	ck_assert_int_eq(chmod(storedir, 0700), 0);
+
+	/* What lies below the store: writable by others. */
+	spath(p, sizeof(p), "objects");
+	ck_assert_int_eq(chmod(p, 0777), 0);
+	snprintf(fix, sizeof(fix), "chmod go-w %s", p);
+	refused(-EPERM, p, fix);
+	ck_assert_int_eq(chmod(p, 0755), 0);
+	spath(p, sizeof(p), "index/data.mdb");
+	ck_assert_int_eq(chmod(p, 0664), 0);
+	refused(-EPERM, p, "mode 0664");
+	ck_assert_int_eq(chmod(p, 0644), 0);
+	store_close(open_ok(0));
+
+	/* Owned by another user (root only can give a file away). */
+	if (geteuid() != 0)
+		return;
+	snprintf(fix, sizeof(fix), "chown -R 0 %s", storedir);
+	ck_assert_int_eq(chown(storedir, 65534, 65534), 0);
+	snprintf(want, sizeof(want), "%s: owned by uid 65534", storedir);
+	refused(-EPERM, want, fix);
+	ck_assert_int_eq(chown(storedir, 0, 0), 0);
+	const char *below[] = {"index", "index/data.mdb", "index/lock.mdb", "objects", "tmp"};
+	for (size_t i = 0; i < sizeof(below) / sizeof(below[0]); i++) {
+		spath(p, sizeof(p), below[i]);
+		ck_assert_int_eq(chown(p, 65534, 0), 0);
+		snprintf(want, sizeof(want), "%s: owned by uid 65534", p);
+		refused(-EPERM, want, fix);
+		ck_assert_int_eq(chown(p, 0, 0), 0);
+	}
+	store_close(open_ok(0));
+}
+END_TEST
+
+START_TEST(open_refuses_an_index_cut_short_without_a_fault)
+{
+	char p[400], data[1000];
+	uint8_t id[VERIFY_HASH_LEN];
+	struct store *s = open_ok(0);
+	struct stat st;
+	off_t cuts[3];
+
+	/* Enough records for an index of several pages. */
+	for (unsigned i = 0; i < 300; i++) {
+		memset(data, 'a' + i % 26, sizeof(data));
+		memcpy(data, &i, sizeof(i));
+		ck_assert_int_eq(insert(s, data, 100 + i, id), 0);
+	}
+	store_close(s);
+	spath(p, sizeof(p), "index/data.mdb");
+	ck_assert_int_eq(stat(p, &st), 0);
+	ck_assert_int_ge(st.st_size, 4 * 4096);
+	cuts[0] = st.st_size / 2 / 4096 * 4096; /* half of it */
+	cuts[1] = st.st_size - 4096;		/* its last page */
+	cuts[2] = 2 * 4096;			/* the meta pages alone */
+	for (size_t i = 0; i < 3; i++) {
+		char keep[400];
+
+		snprintf(keep, sizeof(keep), "%s/data.mdb.whole", tmpdir);
+		ck_assert_int_eq(link(p, keep), 0);
+		ck_assert_int_eq(unlink(p), 0);
+		{ /* a cut-short copy in its place */
+			char cmd[1000];
+
+			snprintf(cmd, sizeof(cmd), "head -c %lld '%s' >'%s'", (long long)cuts[i],
+				 keep, p);
+			ck_assert_int_eq(system(cmd), 0);
+		}
+		refused(STORK_EFORMAT, "index/data.mdb: not a usable storkfs index (cut short",
+			"stork fsck --repair");
+		s = NULL;
+		ck_assert_int_eq(store_open_flags(storedir, STORE_OPEN_READONLY, &s),
+				 STORK_EFORMAT);
+		ck_assert_int_eq(rename(keep, p), 0);
+	}
+	store_close(open_ok(0));
+}
+END_TEST
+
+START_TEST(open_allocates_the_lock_file_before_lmdb_maps_it)
+{
+	char p[400];
+	struct stat st;
+
+	store_close(open_ok(0));
+	spath(p, sizeof(p), "index/lock.mdb");
+	ck_assert_int_eq(stat(p, &st), 0);
+	ck_assert_int_ge(st.st_size, 65536);
+	/* Every byte LMDB may write through its map has a block behind it. */
+	ck_assert_msg((long long)st.st_blocks * 512 >= (long long)st.st_size,
+		      "lock.mdb: %lld of %lld bytes allocated", (long long)st.st_blocks * 512,
+		      (long long)st.st_size);
+}
+END_TEST
+
+START_TEST(open_read_only_serves_and_refuses_every_write)
+{
+	uint8_t id[VERIFY_HASH_LEN], other[VERIFY_HASH_LEN];
+	struct store_fsck_report rep;
+	struct store *s = NULL;
+	char p[400];
+	struct stat st;
+	int fd = -1;
+
+	/* A missing store is not made. */
+	ck_assert_int_eq(store_open_flags(storedir, STORE_OPEN_READONLY, &s), -ENOENT);
+	ck_assert_int_ne(access(storedir, F_OK), 0);
+
+	s = open_ok(0);
+	ck_assert(!store_readonly(s));
+	ck_assert_int_eq(insert(s, "held", 4, id), 0);
+	ck_assert_int_eq(store_meta_put(s, "repo", "root.json", "{}", 2), 0);
+	store_close(s);
+	/* A leftover of a dead writer stays: a read-only open sweeps nothing. */
+	spath(p, sizeof(p), "tmp/.part-dead01");
+	fd = open(p, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+
+	s = open_ok(STORE_OPEN_READONLY);
+	ck_assert(store_readonly(s));
+	ck_assert_int_eq(access(p, F_OK), 0);
+	fd = -1;
+	ck_assert_int_eq(store_object_open(s, id, &fd), 0);
+	close(fd);
+	{
+		uint8_t *buf = NULL;
+		size_t len = 0;
+
+		ck_assert_int_eq(store_meta_get(s, "repo", "root.json", &buf, &len), 0);
+		ck_assert_uint_eq(len, 2);
+		free(buf);
+	}
+	stork_error_clear();
+	ck_assert_int_eq(insert(s, "not held", 8, other), -EROFS);
+	ck_assert_ptr_nonnull(strstr(stork_error_detail(), "read-only store"));
+	ck_assert_int_eq(store_meta_put(s, "repo", "timestamp.json", "{}", 2), -EROFS);
+	ck_assert_int_eq(store_fsck(s, false, NULL, NULL, &rep), 0);
+	ck_assert_uint_eq(rep.good, 1);
+	ck_assert_uint_eq(rep.stale_tmp, 1);
+	ck_assert_int_eq(store_fsck(s, true, NULL, NULL, &rep), -EROFS);
+	ck_assert_ptr_nonnull(strstr(stork_error_detail(), "not repaired"));
+	store_close(s);
+	ck_assert_int_eq(access(p, F_OK), 0);
+	spath(p, sizeof(p), "index/data.mdb");
+	ck_assert_int_eq(stat(p, &st), 0);
+}
+END_TEST
+
+TCase *tcase_store_open(void)
+{
+	TCase *tc = tcase_create("open");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, open_refuses_a_store_others_own_or_may_write_or_list);
+	tcase_add_test(tc, open_refuses_an_index_cut_short_without_a_fault);
+	tcase_add_test(tc, open_allocates_the_lock_file_before_lmdb_maps_it);
+	tcase_add_test(tc, open_read_only_serves_and_refuses_every_write);
+	return tc;
+}
