@@ -674,16 +674,21 @@ static int xattr_value(struct fsd *d, const struct inode *n, const char *name, c
 		}
 		len = (int)used;
 	} else if (e && e->type == VERIFY_FILE && strcmp(name, XA_SOURCE) == 0) {
-		len = snprintf(buf, cap, "%s", fsd_source(d, e->hash));
+		fsd_source(d, e->hash, buf, cap);
+		len = (int)strlen(buf);
 	} else if (n->kind == N_ROOT && strcmp(name, XA_REPOSITORY) == 0) {
 		len = snprintf(buf, cap, "%s", d->repo_id);
 	} else if (n->kind == N_ROOT && strcmp(name, XA_MIRRORS) == 0) {
 		size_t used = 0;
 
 		buf[0] = '\0';
-		for (size_t i = 0; i < d->nmirrors && used < cap; i++)
-			used += (size_t)snprintf(buf + used, cap - used, "%s%s", i ? "\n" : "",
-						 d->mirrors[i]);
+		for (size_t i = 0; i < d->nmirrors && used < cap; i++) {
+			char shown[1024];
+
+			used +=
+			    (size_t)snprintf(buf + used, cap - used, "%s%s", i ? "\n" : "",
+					     fetch_url_shown(d->mirrors[i], shown, sizeof(shown)));
+		}
 		len = (int)(used < cap ? used : cap - 1);
 	} else if (e && e->type == VERIFY_FILE && strcmp(name, XA_HASH) == 0) {
 		verify_hex(e->hash, VERIFY_HASH_LEN, buf);

@@ -100,7 +100,7 @@ int fs_repo_open(struct store *s, const uint8_t *root, size_t rootlen, const cha
 		r->opts = *o;
 	r->cache = (struct verify_cache){.load = cache_load, .save = cache_save, .ctx = r};
 	r->root = malloc(rootlen ? rootlen : 1);
-	r->first_mirror = strdup(mirrors[0]);
+	r->first_mirror = fetch_url_shown_dup(mirrors[0]); /* kept, and shown */
 	if (!r->root || !r->first_mirror) {
 		ret = -ENOMEM;
 		goto fail;

@@ -28,7 +28,8 @@ static const char verify_help[] =
     "everything verifies, 1 when anything fails.\n"
     "\n"
     "--at UNIXTIME  check expiry as of that time instead of now\n"
-    "--cacert FILE  trust this PEM CA bundle for https (e.g. a self-signed test CA)\n";
+    "--cacert FILE  trust this PEM CA bundle for https (e.g. a self-signed test CA)\n"
+    "--netrc FILE   user names and passwords for an http(s) REPO (curl's netrc format)\n";
 
 static const char ls_help[] =
     "usage: stork ls --root ROOTFILE [--policy FILE] [--at UNIXTIME] [--cacert FILE] REPO "
@@ -63,16 +64,20 @@ static int parse_client_args(const char *cmd, const char *help, int argc, char *
 			     struct client_args *a, bool *ret_exit, int *ret_code)
 {
 	static const struct option opts[] = {
-	    {"help", no_argument, NULL, 'h'},	      {"root", required_argument, NULL, 'r'},
-	    {"at", required_argument, NULL, 'a'},     {"cacert", required_argument, NULL, 'c'},
-	    {"policy", required_argument, NULL, 'p'}, {0},
+	    {"help", no_argument, NULL, 'h'},
+	    {"root", required_argument, NULL, 'r'},
+	    {"at", required_argument, NULL, 'a'},
+	    {"cacert", required_argument, NULL, 'c'},
+	    {"policy", required_argument, NULL, 'p'},
+	    {"netrc", required_argument, NULL, 'n'},
+	    {0},
 	};
 	uint64_t at;
 	int c;
 
 	*ret_exit = true;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "hr:a:c:p:", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "hr:a:c:p:n:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'h':
 			fputs(help, stdout);
@@ -93,6 +98,9 @@ static int parse_client_args(const char *cmd, const char *help, int argc, char *
 			break;
 		case 'c':
 			a->fo.cainfo = optarg;
+			break;
+		case 'n':
+			a->fo.netrc = optarg;
 			break;
 		case 'p':
 			if (max_pos < 2) {
