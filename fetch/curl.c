@@ -457,8 +457,8 @@ static int result_of(const struct curlt *t, const struct request *q)
 		if (q->os_errno == ECONNREFUSED)
 			stork_errorf("%s: connection refused", u);
 		else if (q->os_errno)
-			stork_errorf("%s: cannot connect: %s (%s)", u, eb,
-				     storkfs_strerror(-(int)q->os_errno));
+			stork_errorf("%s: cannot connect: %s", u,
+				     stork_error_text(eb, -(int)q->os_errno, where, sizeof(where)));
 		else
 			stork_errorf("%s: cannot connect: %s", u, eb);
 		return -ECONNREFUSED;

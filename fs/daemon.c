@@ -541,6 +541,7 @@ static void forget_gone(struct fsd *d, const struct catalog *old, const struct c
 static int refresh_now(struct fsd *d, bool startup)
 {
 	struct catalog *cat = NULL, *old;
+	char text[1200];
 	int ret, failed;
 
 	if (!startup && d->conf.policy) {
@@ -560,8 +561,8 @@ static int refresh_now(struct fsd *d, bool startup)
 	if (ret == 1) {
 		fsd_log(d, "warning: %s", stork_error_detail());
 	} else if (ret < 0) {
-		fsd_log(d, "refresh failed, the metadata verified earlier stays in use: %s (%s)",
-			stork_error_detail(), storkfs_strerror(ret));
+		fsd_log(d, "refresh failed, the metadata verified earlier stays in use: %s",
+			stork_error_text(NULL, ret, text, sizeof(text)));
 		/* At startup: an unusable state (-errno) is fatal; the cached state may still
 		 * list packages. Later: the state in use may have been re-read with its clock
 		 * held at its expiry (fs_repo_opts.delegations_at_expiry), so list it again. */
@@ -569,8 +570,7 @@ static int refresh_now(struct fsd *d, bool startup)
 	failed = startup || ret >= 0 ? 0 : ret;
 	ret = catalog_build(d->repo, &cat);
 	if (ret < 0) {
-		fsd_log(d, "listing packages: %s (%s)", stork_error_detail(),
-			storkfs_strerror(ret));
+		fsd_log(d, "listing packages: %s", stork_error_text(NULL, ret, text, sizeof(text)));
 		return failed ? failed : ret;
 	}
 	old = startup ? NULL : fsd_catalog(d);
@@ -739,6 +739,7 @@ static int prefetch_add(struct fsd *d, const char *name, const char *version,
 			struct verify_manifest ***ms, size_t *n)
 {
 	struct verify_manifest **v = realloc(*ms, (*n + 1) * sizeof(*v));
+	char text[1200];
 	int r;
 
 	if (!v)
@@ -746,8 +747,8 @@ static int prefetch_add(struct fsd *d, const char *name, const char *version,
 	*ms = v;
 	r = fs_repo_manifest(d->repo, name, version, &v[*n]);
 	if (r < 0)
-		fsd_log(d, "prefetch: %s %s: %s (%s)", name, version, stork_error_detail(),
-			storkfs_strerror(r));
+		fsd_log(d, "prefetch: %s %s: %s", name, version,
+			stork_error_text(NULL, r, text, sizeof(text)));
 	else
 		(*n)++;
 	return r;
@@ -999,6 +1000,7 @@ static int fsd_start(struct fsd *d)
 {
 	struct fs_repo_opts ro = {0};
 	uint8_t *root = NULL, digest[VERIFY_HASH_LEN];
+	char text[1200];
 	size_t rootlen = 0;
 	int ret;
 
@@ -1011,8 +1013,8 @@ static int fsd_start(struct fsd *d)
 	verify_hex(digest, VERIFY_HASH_LEN, d->repo_id);
 	ret = store_open(d->conf.storedir, &d->store);
 	if (ret < 0) {
-		fsd_log(d, "%s: %s %s", d->conf.storedir, storkfs_strerror(ret),
-			stork_error_detail());
+		fsd_log(d, "%s: %s", d->conf.storedir,
+			stork_error_text(NULL, ret, text, sizeof(text)));
 		goto out;
 	}
 	/* No cap on a whole transfer: the low-speed limits end a stalled one, and a big file
@@ -1036,8 +1038,8 @@ static int fsd_start(struct fsd *d)
 		goto out;
 	}
 	if (ret < 0) {
-		fsd_log(d, "%s: %s (%s)", d->conf.rootfile, stork_error_detail(),
-			storkfs_strerror(ret));
+		fsd_log(d, "%s: %s", d->conf.rootfile,
+			stork_error_text(NULL, ret, text, sizeof(text)));
 		goto out;
 	}
 	if (d->conf.policy) {

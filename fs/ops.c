@@ -328,7 +328,9 @@ static void note_failure(struct fsd *d, const char *what, int err)
 	FSD_COUNT(d, errors, 1);
 	if (err == -ETIMEDOUT)
 		FSD_COUNT(d, timeouts, 1);
-	fsd_log(d, "%s: %s (%s)", what, stork_error_detail(), storkfs_strerror(err));
+	char text[1200];
+
+	fsd_log(d, "%s: %s", what, stork_error_text(NULL, err, text, sizeof(text)));
 }
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

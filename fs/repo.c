@@ -515,8 +515,10 @@ static void list_problem(void *ctx, const char *file, int err, const char *detai
 	struct fs_repo *r = ctx;
 	char line[1400];
 
-	snprintf(line, sizeof(line), "%s: skipped: %s (%s)", file, detail && *detail ? detail : "",
-		 storkfs_strerror(err));
+	char text[1200];
+
+	snprintf(line, sizeof(line), "%s: skipped: %s", file,
+		 stork_error_text(detail ? detail : "", err, text, sizeof(text)));
 	if (r->opts.fetch.log)
 		r->opts.fetch.log(r->opts.fetch.log_ctx, line);
 	else

@@ -58,6 +58,13 @@ const char *stork_error_detail(void);
 /** Forget the calling thread's error detail. */
 void stork_error_clear(void);
 
+/** An error for a message, said once: detail (NULL = the calling thread's detail) followed by
+ * " (<storkfs_strerror(err)>)", unless the detail already says that text (most details end
+ * with it: "store/objects/ab: No space left on device"); the decoded error alone when the
+ * detail is empty. Never "No space left on device (No space left on device)". Writes into buf
+ * (len bytes, cut if needed). @return buf. Thread-safe. */
+const char *stork_error_text(const char *detail, int err, char *buf, size_t len);
+
 /* ------------------------------------------------------------------------------------------ */
 /* Hashes: SHA-256 through OpenSSL EVP. */
 

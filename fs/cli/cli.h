@@ -41,8 +41,13 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
  * system errors (3). */
 int cli_exit_input(int err);
 /** Exit code for an error while verifying: STORK_E* codes are verification failures (1),
- * -ENOENT of a metadata file too; other -errno are system errors (3). */
+ * -ENOENT of a metadata file too; -EACCES/-EPERM are input errors (2) as everywhere; other
+ * -errno are system errors (3). */
 int cli_exit_verify(int err);
+/** Exit code for an error of the system: -EACCES/-EPERM (a file or directory this user may
+ * not read or write) are input errors (2) from every command (README.md, "Exit codes");
+ * anything else 3. */
+int cli_exit_system(int err);
 
 /** Parse a non-negative decimal integer with an optional K/M/G/T suffix (powers of 1024) or,
  * for durations, s/m/h/d. @return 0; -EINVAL. */

@@ -145,7 +145,7 @@ int cmd_fsck(int argc, char **argv)
 	store_close(s);
 	if (r < 0) {
 		cli_fail("fsck", r, "%s", argv[optind]);
-		return CLI_SYSTEM;
+		return cli_exit_system(r);
 	}
 	problems = rep.bad + rep.missing + rep.unindexed + rep.stale_tmp;
 	printf("%s: %" PRIu64 " objects checked: %" PRIu64 " good, %" PRIu64 " bad, %" PRIu64
@@ -273,7 +273,7 @@ int cli_store_status(const char *dir)
 	if (r < 0) {
 		store_close(s);
 		cli_fail("status", r, "%s", dir);
-		return CLI_SYSTEM;
+		return cli_exit_system(r);
 	}
 	printf("store %s\n", dir);
 	printf("  objects    %" PRIu64 " (%s, %" PRIu64 " bytes)\n", st.objects,

@@ -450,6 +450,23 @@ static int check_object(const struct verify_source *src, const uint8_t hash[VERI
 	return r;
 }
 
+/* One problem of the repository: "FILE: DETAIL (ERROR)" with the file named once (most details
+ * start with it) and the error said once (stork_error_text), and the manifest that lists it. */
+static void tell_problem(const char *file, int err, const char *listed_in)
+{
+	const char *d = stork_error_detail();
+	bool named = d[0] && strstr(d, file);
+	char text[1200];
+
+	stork_error_text(d, err, text, sizeof(text));
+	if (listed_in)
+		fprintf(stderr, "stork verify: %s%s%s (listed in %s)\n", named ? "" : file,
+			named ? "" : ": ", text, listed_in);
+	else
+		fprintf(stderr, "stork verify: %s%s%s\n", named ? "" : file, named ? "" : ": ",
+			text);
+}
+
 static size_t check_objects(struct audit *a)
 {
 	size_t unique = 0;
@@ -476,11 +493,8 @@ static size_t check_objects(struct audit *a)
 		unique++;
 		r = check_object(a->src, o->hash, o->size, o->zsize);
 		if (r < 0) {
-			const char *d = stork_error_detail();
-
 			a->failures++;
-			fprintf(stderr, "stork verify: %s: %s%s%s (listed in %s)\n", path,
-				storkfs_strerror(r), d[0] ? ": " : "", d, o->manifest);
+			tell_problem(path, r, o->manifest);
 		}
 	}
 	return unique;
@@ -506,14 +520,8 @@ static bool versioned_name(const char *name, uint64_t *ret_version, const char *
 
 static void audit_fail(struct audit *a, const char *file, int err)
 {
-	const char *d = stork_error_detail();
-
 	a->failures++;
-	if (d[0] && strstr(d, file))
-		fprintf(stderr, "stork verify: %s\n", d);
-	else
-		fprintf(stderr, "stork verify: %s: %s%s%s\n", file, storkfs_strerror(err),
-			d[0] ? ": " : "", d);
+	tell_problem(file, err, NULL);
 }
 
 /* The directory audit: what the TUF walk does not read must still be intact. */

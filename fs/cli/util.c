@@ -69,7 +69,12 @@ int cli_exit_verify(int err)
 		return CLI_VERIFY_FAILED;
 	if (err == -ENOENT)
 		return CLI_VERIFY_FAILED;
-	return CLI_SYSTEM;
+	return cli_exit_system(err);
+}
+
+int cli_exit_system(int err)
+{
+	return err == -EACCES || err == -EPERM ? CLI_USAGE : CLI_SYSTEM;
 }
 
 static int parse_scaled(const char *s, const char *suffixes, const uint64_t *scale, uint64_t *ret)
