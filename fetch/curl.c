@@ -383,7 +383,7 @@ static void *io_main(void *arg)
 static int result_of(const struct curlt *t, const struct request *q)
 {
 	const char *eb = q->errbuf[0] ? q->errbuf : curl_easy_strerror(q->result);
-	char u[1024], where[sizeof(q->location)];
+	char u[1024], where[CURL_ERROR_SIZE + 128];
 	CURLcode result;
 
 	fetch_url_shown(q->url, u, sizeof(u)); /* no password in a message */

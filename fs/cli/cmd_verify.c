@@ -53,6 +53,7 @@ static const char why_help[] =
 struct client_args {
 	const char *root;
 	const char *repo;
+	char shown[1024];    /* repo for messages: no password (fetch_url_shown) */
 	const char *name;    /* ls, why */
 	const char *version; /* why */
 	const char *policy;
@@ -128,6 +129,7 @@ static int parse_client_args(const char *cmd, const char *help, int argc, char *
 		return 0;
 	}
 	a->repo = argv[optind];
+	fetch_url_shown(a->repo, a->shown, sizeof(a->shown));
 	if (argc - optind > 1)
 		a->name = argv[optind + 1];
 	if (argc - optind > 2)
@@ -152,7 +154,7 @@ static int open_client(const char *cmd, const struct client_args *a, struct veri
 	}
 	r = fetch_source_init(src, a->repo, &a->fo);
 	if (r < 0) {
-		cli_fail(cmd, r, "%s", a->repo);
+		cli_fail(cmd, r, "%s", a->shown);
 		free(root);
 		return cli_exit_input(r);
 	}
@@ -164,7 +166,7 @@ static int open_client(const char *cmd, const struct client_args *a, struct veri
 	}
 	r = verify_client_refresh(c, src);
 	if (r < 0) {
-		cli_fail(cmd, r, "%s", a->repo);
+		cli_fail(cmd, r, "%s", a->shown);
 		goto fail;
 	}
 	*ret_c = c;
@@ -865,12 +867,12 @@ int cmd_verify(int argc, char **argv)
 		if (i == 0 || strcmp(a.names[i], a.names[i - 1]))
 			npkgs++;
 	if (a.failures) {
-		fprintf(stderr, "stork verify: %s: %u problems found\n", ca.repo, a.failures);
+		fprintf(stderr, "stork verify: %s: %u problems found\n", ca.shown, a.failures);
 		code = CLI_VERIFY_FAILED;
 	} else {
 		printf("verified %s: %zu packages, %" PRIu64 " versions, %zu objects, %" PRIu64
 		       " bytes\n",
-		       ca.repo, npkgs, a.versions, unique, a.bytes);
+		       ca.shown, npkgs, a.versions, unique, a.bytes);
 		code = CLI_OK;
 	}
 out:
@@ -1009,7 +1011,7 @@ int cmd_ls(int argc, char **argv)
 		qsort(l->t, l->n, sizeof(*l->t), by_name_version);
 	if (s.a.name && l->n == 0) {
 		fprintf(stderr, "stork ls: %s: no package \"%s\" is signed in this repository\n",
-			s.a.repo, s.a.name);
+			s.a.shown, s.a.name);
 		code = CLI_USAGE;
 		goto out;
 	}
@@ -1067,7 +1069,7 @@ int cmd_why(int argc, char **argv)
 		if (l->n > 1)
 			qsort(l->t, l->n, sizeof(*l->t), by_name_version);
 		if (l->n == 0) {
-			printf("%s: no version of \"%s\" is signed in this repository\n", s.a.repo,
+			printf("%s: no version of \"%s\" is signed in this repository\n", s.a.shown,
 			       s.a.name);
 			code = CLI_VERIFY_FAILED;
 			goto out;

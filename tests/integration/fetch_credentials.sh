@@ -67,6 +67,9 @@ run "$STORK" ls --root "$ROOT" "$AUTH_URL/nowhere"
 no_password "stork ls's error has no password" "$T/out" "$T/err"
 expect_rc 0 "stork ls over the password-protected mirror" "$STORK" ls --root "$ROOT" "$AUTH_URL"
 out_has "stork ls lists the package" synth
+expect_rc 0 "stork verify over the password-protected mirror" "$STORK" verify --root "$ROOT" "$AUTH_URL"
+out_has "stork verify names the repository without its password" "verified http://***@$HOSTPORT"
+no_password "stork ls and stork verify print no password" "$T/out" "$T/err"
 
 # --- a mount, as users run it (the daemon detaches; its log goes to syslog) ---------------------
 MNT=$T/mnt
