@@ -32,7 +32,8 @@ struct fetch_opts {
 			       * -1 = for the fetcher's whole life (one operation) */
 	const char *cainfo;   /* PEM CA bundle for https, NULL = system default */
 	/* A netrc file (curl's format: "machine HOST login USER password PW") with the
-	 * credentials of http(s) mirrors, peers and proxies whose URL has none; NULL = none.
+	 * credentials of http(s) mirrors and peers whose URL has none (a proxy takes its own
+	 * in its URL: libcurl reads no netrc for proxies); NULL = none.
 	 * fetch_new refuses a file that other users can read (fetch_netrc_check). */
 	const char *netrc;
 	/* Where failures of single sources are told (they are not errors while another source

@@ -76,7 +76,7 @@ static const char usage[] =
     "    -o peer=URL          another node's store (objects/ over http), tried before the\n"
     "                         mirrors for objects; repeat for more peers, tried in order\n"
     "    -o peer_retry=SECS   skip a failed peer this long (default 300)\n"
-    "    -o netrc=FILE        user names and passwords of http(s) mirrors, peers and proxies\n"
+    "    -o netrc=FILE        user names and passwords of http(s) mirrors and peers\n"
     "                         (curl's netrc format; mode 600): keeps them out of URLs, which\n"
     "                         every user sees in ps while the mount starts\n"
     "    -o exec=SCHEME=COMMAND  fetch SCHEME: mirror URLs by running COMMAND (split on\n"

@@ -91,8 +91,9 @@ const char *cli_bytes(uint64_t n, char buf[32]);
 	"  --peer URL[,URL...]      other nodes' stores (objects/ served over http), tried "       \
 	"first\n"                                                                                  \
 	"  --peer-retry SECS        skip a failed peer this long (default 300)\n"                  \
-	"  --netrc FILE             user names and passwords of http(s) sources (curl's netrc\n"   \
-	"                           format, mode 600): a password in a URL shows in ps\n"          \
+	"  --netrc FILE             user names and passwords of http(s) mirrors and peers\n"       \
+	"                           (curl's netrc format, mode 600): a password in a URL shows\n"  \
+	"                           in ps\n"                                                       \
 	"  --exec SCHEME=COMMAND    fetch SCHEME: URLs with COMMAND (fetch/README.md; "            \
 	"repeatable)\n"                                                                            \
 	"  --at UNIXTIME            check metadata expiry as of that time\n"

@@ -258,12 +258,12 @@ struct packcheck {
 static void pack_bad(struct packcheck *pc, size_t i, int err)
 {
 	const struct store_pack_entry *pe = &pc->cut.ents[i];
+	char text[1200];
 
 	if (pc->bad++ < 3)
-		fprintf(stderr,
-			"stork verify: %s: the object of %s at offset %" PRIu64 ": %s%s%s\n",
-			pc->file, pe->e->path, pe->offset, storkfs_strerror(err),
-			*stork_error_detail() ? ": " : "", stork_error_detail());
+		fprintf(stderr, "stork verify: %s: the object of %s at offset %" PRIu64 ": %s\n",
+			pc->file, pe->e->path, pe->offset,
+			stork_error_text(NULL, err, text, sizeof(text)));
 	store_unpack_free(pc->u);
 	pc->u = NULL;
 }
