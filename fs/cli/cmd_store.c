@@ -282,7 +282,7 @@ int cli_store_status(const char *dir)
 	printf("  manifests  %" PRIu64 "\n", st.manifests);
 	for (size_t i = 0; i < st.nrepos; i++) {
 		const struct store_repo_status *rs = &st.repos[i];
-		char when[64] = "never";
+		char when[64] = "never", shown[1024];
 
 		if (rs->last_refresh > 0) {
 			time_t t = (time_t)rs->last_refresh;
@@ -294,7 +294,10 @@ int cli_store_status(const char *dir)
 				 (long)(time(NULL) - t));
 		}
 		printf("repository %.16s\n", rs->repo);
-		printf("  url           %s\n", rs->url && rs->url[0] ? rs->url : "-");
+		/* Noted without its password since it is so; an older storkfs kept it whole. */
+		printf("  url           %s\n", rs->url && rs->url[0]
+						   ? fetch_url_shown(rs->url, shown, sizeof(shown))
+						   : "-");
 		printf("  refreshed     %s\n", when);
 		printf("  metadata      %zu files\n", rs->nmeta);
 		print_trusted_state(s, rs->repo);
