@@ -394,10 +394,17 @@ static int result_of(const struct curlt *t, const struct request *q)
 			     u, q->encoding);
 		return -EIO;
 	}
-	if (q->result != CURLE_OK && q->location[0] && q->status >= 300 && q->status <= 399) {
+	if (q->result == CURLE_UNSUPPORTED_PROTOCOL && q->location[0]) {
+		/* The redirect's target is the protocol libcurl refused (CURLOPT_REDIR_PROTOCOLS):
+		 * never a file:// or ftp:// a server points to. */
 		stork_errorf("%s: refused a redirect to %s (only http:// and https:// redirects "
-			     "are followed, at most 4)",
+			     "are followed)",
 			     u, fetch_url_shown(q->location, where, sizeof(where)));
+		return -EIO;
+	}
+	if (q->result == CURLE_TOO_MANY_REDIRECTS) {
+		stork_errorf("%s: more than 4 redirects (the last to %s)", u,
+			     fetch_url_shown(q->location, where, sizeof(where)));
 		return -EIO;
 	}
 

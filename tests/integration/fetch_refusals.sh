@@ -2,7 +2,7 @@
 # What a mirror does wrong is told as what it is: a metadata file served with a
 # Content-Encoding storkfs did not ask for (nginx's gzip_static always) is reported as such,
 # not as a JSON parse error; a redirect to file:// or ftp:// is reported as a refused redirect,
-# not as a missing protocol.
+# not as a missing protocol; a redirect loop as more than 4 redirects.
 . "$(dirname "$0")/lib.sh"
 
 need nginx gzip python3
@@ -35,4 +35,9 @@ for target in "ftp://127.0.0.1/metadata/timestamp.json" "file:///etc/passwd"; do
 	err_has "a redirect to ${target%%:*}:// is reported as a refused redirect" \
 		"metadata/timestamp.json" "refused a redirect to $target"
 done
+# A redirect loop ends after 4 and says so.
+NGINX_EXTRA="location = /metadata/timestamp.json { return 302 /metadata/timestamp.json; }" start_nginx "$REPO"
+run "$STORK" ls --root "$ROOT" "$NGINX_URL"
+[ "$RC" -ne 0 ] || fail "stork ls followed a redirect loop to success"
+err_has "a redirect loop is reported as too many redirects" "metadata/timestamp.json" "more than 4 redirects"
 done_ok
