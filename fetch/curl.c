@@ -53,6 +53,10 @@ struct request {
 	long os_errno;	     /* the system's error for a failed connect */
 	char errbuf[CURL_ERROR_SIZE];
 	char fndetail[1024]; /* fn's error detail: it ran on the I/O thread */
+	/* From the headers of the latest answer (a redirect's, then the next one's). */
+	char encoding[64];  /* its Content-Encoding, "" = none: we ask for none */
+	char location[256]; /* its Location (a redirect's target), "" = none */
+	bool bad_encoding;  /* the body came with an encoding: stopped before fn saw it */
 	/* The I/O thread's own. */
 	CURL *easy;
 	struct request *next; /* queue (under t->lock), then active list (I/O thread) */
@@ -61,6 +65,7 @@ struct request {
 struct curlt {
 	long connect_timeout, low_speed_limit, low_speed_time, timeout;
 	char *cainfo;
+	char *netrc;		  /* fetch_opts.netrc, NULL = none */
 	struct curl_slist *fresh; /* Cache-Control: no-cache, for fetch_url_is_volatile() URLs */
 	CURLM *multi;
 	CURLSH *share;
@@ -90,6 +95,36 @@ static void global_init(void)
 /* ------------------------------------------------------------------------------------------ */
 /* The I/O thread. */
 
+/* Copy the value of header line `line` (len bytes) into out if it is header `name`. */
+static void header_value(const char *line, size_t len, const char *name, char *out, size_t cap)
+{
+	size_t nlen = strlen(name);
+
+	if (len <= nlen || strncasecmp(line, name, nlen) || line[nlen] != ':')
+		return;
+	line += nlen + 1;
+	len -= nlen + 1;
+	while (len && (*line == ' ' || *line == '\t'))
+		line++, len--;
+	while (len && (line[len - 1] == '\r' || line[len - 1] == '\n' || line[len - 1] == ' '))
+		len--;
+	snprintf(out, cap, "%.*s", (int)len, line);
+}
+
+static size_t on_header(char *buf, size_t size, size_t nmemb, void *ctx)
+{
+	struct request *q = ctx;
+	size_t len = size * nmemb;
+
+	if (len >= 5 && !strncmp(buf, "HTTP/", 5)) { /* a new answer: forget the last one's */
+		q->encoding[0] = q->location[0] = '\0';
+		return len;
+	}
+	header_value(buf, len, "Content-Encoding", q->encoding, sizeof(q->encoding));
+	header_value(buf, len, "Location", q->location, sizeof(q->location));
+	return len;
+}
+
 static size_t on_body(char *buf, size_t size, size_t nmemb, void *ctx)
 {
 	struct request *q = ctx;
@@ -107,6 +142,12 @@ static size_t on_body(char *buf, size_t size, size_t nmemb, void *ctx)
 	if (q->http_error) {
 		q->drained += len;
 		return q->drained > ERROR_BODY_MAX ? 0 : len;
+	}
+	/* We send no Accept-Encoding: an encoded body is not the file's bytes (a gzip_static
+	 * "always" or a misconfigured cache), and would only fail its checks later, unnamed. */
+	if (q->encoding[0] && strcasecmp(q->encoding, "identity")) {
+		q->bad_encoding = true;
+		return 0;
 	}
 	/* The limit comes first: fn never sees a byte past maxlen. */
 	if (len > q->maxlen - q->got) {
@@ -139,6 +180,8 @@ static int setup_easy(struct curlt *t, struct request *q, CURL *e)
 	SET(CURLOPT_PRIVATE, (void *)q);
 	SET(CURLOPT_WRITEFUNCTION, on_body);
 	SET(CURLOPT_WRITEDATA, (void *)q);
+	SET(CURLOPT_HEADERFUNCTION, on_header);
+	SET(CURLOPT_HEADERDATA, (void *)q);
 	SET(CURLOPT_ERRORBUFFER, q->errbuf);
 	SET(CURLOPT_NOSIGNAL, 1L);
 	SET(CURLOPT_PROTOCOLS_STR, "file,http,https");
@@ -164,6 +207,11 @@ static int setup_easy(struct curlt *t, struct request *q, CURL *e)
 	SET(CURLOPT_HTTPHEADER, fetch_url_is_volatile(q->url) ? t->fresh : NULL);
 	if (t->cainfo)
 		SET(CURLOPT_CAINFO, t->cainfo);
+	if (t->netrc) {
+		/* Credentials in the URL win; the file is asked for hosts without them. */
+		SET(CURLOPT_NETRC, (long)CURL_NETRC_OPTIONAL);
+		SET(CURLOPT_NETRC_FILE, t->netrc);
+	}
 #undef SET
 	if (c != CURLE_OK) {
 		snprintf(q->errbuf, sizeof(q->errbuf), "libcurl: %s", curl_easy_strerror(c));
@@ -188,6 +236,7 @@ static void release_easy(struct curlt *t, CURL *e)
 	/* Drop the pointers into the finished request before the handle idles. */
 	curl_easy_setopt(e, CURLOPT_PRIVATE, NULL);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, NULL);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, NULL);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, NULL);
 	if (t->npool < POOL_MAX)
 		t->pool[t->npool++] = e;
@@ -334,28 +383,50 @@ static void *io_main(void *arg)
 static int result_of(const struct curlt *t, const struct request *q)
 {
 	const char *eb = q->errbuf[0] ? q->errbuf : curl_easy_strerror(q->result);
+	char u[1024], where[CURL_ERROR_SIZE + 128];
 	CURLcode result;
 
+	fetch_url_shown(q->url, u, sizeof(u)); /* no password in a message */
+	if (q->bad_encoding) {
+		stork_errorf("%s: served with Content-Encoding: %s, which was not asked for (the "
+			     "body is not the file as published: check the server's compression "
+			     "settings)",
+			     u, q->encoding);
+		return -EIO;
+	}
+	if (q->result == CURLE_UNSUPPORTED_PROTOCOL && q->location[0]) {
+		/* The redirect's target is the protocol libcurl refused (CURLOPT_REDIR_PROTOCOLS):
+		 * never a file:// or ftp:// a server points to. */
+		stork_errorf("%s: refused a redirect to %s (only http:// and https:// redirects "
+			     "are followed)",
+			     u, fetch_url_shown(q->location, where, sizeof(where)));
+		return -EIO;
+	}
+	if (q->result == CURLE_TOO_MANY_REDIRECTS) {
+		stork_errorf("%s: more than 4 redirects (the last to %s)", u,
+			     fetch_url_shown(q->location, where, sizeof(where)));
+		return -EIO;
+	}
+
 	if (q->err == STORK_ETOOBIG) {
-		stork_errorf("%s: sent more than the limit of %" PRIu64 " bytes", q->url,
-			     q->maxlen);
+		stork_errorf("%s: sent more than the limit of %" PRIu64 " bytes", u, q->maxlen);
 		return STORK_ETOOBIG;
 	}
 	if (q->err == -ECANCELED) {
-		stork_errorf("%s: cancelled: the transport is shutting down", q->url);
+		stork_errorf("%s: cancelled: the transport is shutting down", u);
 		return -ECANCELED;
 	}
 	if (q->err) {
 		if (q->fndetail[0])
 			stork_errorf("%s", q->fndetail);
 		else if (q->result == CURLE_FAILED_INIT)
-			stork_errorf("%s: %s", q->url, eb);
+			stork_errorf("%s: %s", u, eb);
 		return q->err;
 	}
 	if (q->result != CURLE_OK && q->proxy && q->connect_status >= 500 &&
 	    q->connect_status <= 599) {
 		/* https through a proxy: its answer to CONNECT says it cannot reach the host. */
-		stork_errorf("%s: the proxy cannot reach the host (CONNECT: HTTP %ld)", q->url,
+		stork_errorf("%s: the proxy cannot reach the host (CONNECT: HTTP %ld)", u,
 			     q->connect_status);
 		return -EHOSTDOWN;
 	}
@@ -369,55 +440,54 @@ static int result_of(const struct curlt *t, const struct request *q)
 	case CURLE_OK:
 		return 0;
 	case CURLE_FILESIZE_EXCEEDED:
-		stork_errorf("%s: announces more than the limit of %" PRIu64 " bytes", q->url,
+		stork_errorf("%s: announces more than the limit of %" PRIu64 " bytes", u,
 			     q->maxlen);
 		return STORK_ETOOBIG;
 	case CURLE_HTTP_RETURNED_ERROR:
 		if (q->status == 404 || q->status == 410) {
-			stork_errorf("%s: not found (HTTP %ld)", q->url, q->status);
+			stork_errorf("%s: not found (HTTP %ld)", u, q->status);
 			return -ENOENT;
 		}
 		if (q->proxy && q->status >= 500 && q->status <= 599) {
 			/* The proxy reached the origin and relays its failure, or says it could
 			 * not reach it (502/503/504): the host's problem either way. */
-			stork_errorf("%s: HTTP %ld through the proxy", q->url, q->status);
+			stork_errorf("%s: HTTP %ld through the proxy", u, q->status);
 			return -EHOSTDOWN;
 		}
-		stork_errorf("%s: HTTP %ld", q->url, q->status);
+		stork_errorf("%s: HTTP %ld", u, q->status);
 		return -EIO;
 	case CURLE_FILE_COULDNT_READ_FILE:
 	case CURLE_REMOTE_FILE_NOT_FOUND:
-		stork_errorf("%s: not found", q->url);
+		stork_errorf("%s: not found", u);
 		return -ENOENT;
 	case CURLE_COULDNT_CONNECT:
 		if (q->os_errno == ECONNREFUSED)
-			stork_errorf("%s: connection refused", q->url);
+			stork_errorf("%s: connection refused", u);
 		else if (q->os_errno)
-			stork_errorf("%s: cannot connect: %s (%s)", q->url, eb,
-				     storkfs_strerror(-(int)q->os_errno));
+			stork_errorf("%s: cannot connect: %s", u,
+				     stork_error_text(eb, -(int)q->os_errno, where, sizeof(where)));
 		else
-			stork_errorf("%s: cannot connect: %s", q->url, eb);
+			stork_errorf("%s: cannot connect: %s", u, eb);
 		return -ECONNREFUSED;
 	case CURLE_OPERATION_TIMEDOUT:
 		if (strstr(eb, "too slow"))
-			stork_errorf("%s: stalled: below %ld B/s for %ld s", q->url,
-				     t->low_speed_limit, t->low_speed_time);
+			stork_errorf("%s: stalled: below %ld B/s for %ld s", u, t->low_speed_limit,
+				     t->low_speed_time);
 		else if (!q->connected)
-			stork_errorf("%s: connect timed out after %ld s", q->url,
-				     t->connect_timeout);
+			stork_errorf("%s: connect timed out after %ld s", u, t->connect_timeout);
 		else if (t->timeout)
-			stork_errorf("%s: took longer than the %ld s limit", q->url, t->timeout);
+			stork_errorf("%s: took longer than the %ld s limit", u, t->timeout);
 		else
-			stork_errorf("%s: timed out: %s", q->url, eb);
+			stork_errorf("%s: timed out: %s", u, eb);
 		return -ETIMEDOUT;
 	case CURLE_PARTIAL_FILE:
-		stork_errorf("%s: truncated: %s", q->url, eb);
+		stork_errorf("%s: truncated: %s", u, eb);
 		return -EIO;
 	case CURLE_OUT_OF_MEMORY:
-		stork_errorf("%s: out of memory in libcurl", q->url);
+		stork_errorf("%s: out of memory in libcurl", u);
 		return -ENOMEM;
 	default:
-		stork_errorf("%s: %s", q->url, eb);
+		stork_errorf("%s: %s", u, eb);
 		return -EIO;
 	}
 }
@@ -434,7 +504,8 @@ static int curl_get_via(void *tctx, const char *url, const char *proxy, uint64_t
 	if (t->stopping) {
 		pthread_mutex_unlock(&t->lock);
 		pthread_cond_destroy(&q.cond);
-		stork_errorf("%s: cancelled: the transport is shutting down", url);
+		stork_errorf("%s: cancelled: the transport is shutting down",
+			     fetch_url_shown(url, q.errbuf, sizeof(q.errbuf)));
 		return -ECANCELED;
 	}
 	t->users++;
@@ -506,6 +577,7 @@ static void curl_free_transport(void *tctx)
 	pthread_mutex_destroy(&t->lock);
 	curl_slist_free_all(t->fresh);
 	free(t->cainfo);
+	free(t->netrc);
 	free(t);
 }
 
@@ -535,6 +607,13 @@ int fetch_curl_transport_new(const struct fetch_opts *o, struct fetch_transport 
 	if (o->cainfo) {
 		t->cainfo = strdup(o->cainfo);
 		if (!t->cainfo) {
+			r = -ENOMEM;
+			goto fail;
+		}
+	}
+	if (o->netrc) {
+		t->netrc = strdup(o->netrc);
+		if (!t->netrc) {
 			r = -ENOMEM;
 			goto fail;
 		}

@@ -31,6 +31,11 @@ struct fetch_opts {
 	long mirror_retry;    /* seconds a failed mirror is skipped; 0 = 1800 (CernVM-FS hosts);
 			       * -1 = for the fetcher's whole life (one operation) */
 	const char *cainfo;   /* PEM CA bundle for https, NULL = system default */
+	/* A netrc file (curl's format: "machine HOST login USER password PW") with the
+	 * credentials of http(s) mirrors and peers whose URL has none (a proxy takes its own
+	 * in its URL: libcurl reads no netrc for proxies); NULL = none.
+	 * fetch_new refuses a file that other users can read (fetch_netrc_check). */
+	const char *netrc;
 	/* Where failures of single sources are told (they are not errors while another source
 	 * can still succeed). NULL = stderr, "storkfs: " prefixed. */
 	void (*log)(void *ctx, const char *line);
@@ -211,6 +216,25 @@ struct fetch_mirror_stats {
  * @param[out] ret_stats malloc'd array (caller frees; the urls stay borrowed).
  * Thread-safe. @return 0; -ENOMEM. */
 int fetch_stats(struct fetch *f, struct fetch_mirror_stats **ret_stats, size_t *ret_n);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Credentials (fetch/README.md, "Credentials") */
+
+/** text (a URL, a list of URLs, a message naming URLs) as it may be shown to people: the
+ * userinfo of every URL in it ("http://user:password@host/") replaced by three asterisks
+ * ("http://" "***" "@host/"), so that no password given in a URL is ever shown. Writes at most len
+ * bytes into buf (terminated; cut if needed). @return buf. Thread-safe. */
+const char *fetch_url_shown(const char *text, char *buf, size_t len);
+/** The same, malloc'd (the caller frees). @return the copy; NULL (-ENOMEM). */
+char *fetch_url_shown_dup(const char *text);
+/** Whether the authority starting at s (just after a "://") has a userinfo; if so its length
+ * (up to, without, the last '@') in *ret_len. */
+bool fetch_url_userinfo(const char *s, size_t *ret_len);
+/** Whether path may be used as a netrc file: a regular file, owned by this user or root, with
+ * no permission bits for others and no group write bit (mode 600 or 640).
+ * @return 0; -EINVAL (missing, not a regular file, readable by others, owned by another
+ * user: the detail says which and what to do). */
+int fetch_netrc_check(const char *path);
 
 /* ------------------------------------------------------------------------------------------ */
 /* One-shot sources (the `stork verify` and `stork ls` commands) */

@@ -36,7 +36,8 @@ struct tnode {
 /* A peer, a mirror or a proxy. */
 struct source {
 	const char *kind;		 /* "peer", "mirror", "proxy" */
-	char *url;			 /* as given: the name in stats and messages */
+	char *url;			 /* as given (with any password): told to the sink */
+	char *name;			 /* url for people (fetch_url_shown): stats, messages */
 	char *base;			 /* what paths are appended to, without a trailing '/' */
 	const struct fetch_transport *t; /* mirrors: bound when added; peers: at use */
 	long retry;			 /* seconds skipped after a failure; -1 = for life */
@@ -369,9 +370,14 @@ static int job_count(struct job *j, size_t len)
 static void describe_failure(const struct job *j, int r, const char *url, char *out, size_t len)
 {
 	const char *d = stork_error_detail();
+	char shown[LINE_LEN];
 	size_t ul = strlen(url);
 
 	if (!strncmp(d, url, ul) && d[ul] == ':' && d[ul + 1] == ' ')
+		d += ul + 2;
+	fetch_url_shown(url, shown, sizeof(shown)); /* transports name it so (fetch/curl.c) */
+	ul = strlen(shown);
+	if (!strncmp(d, shown, ul) && d[ul] == ':' && d[ul + 1] == ' ')
 		d += ul + 2;
 	ul = strlen(j->path);
 	if (!strncmp(d, j->path, ul) && d[ul] == ':' && d[ul + 1] == ' ')
@@ -460,7 +466,7 @@ static enum step try_one(struct fetch *f, struct job *j, struct runstate *st, st
 	j->t0_us = now_us();
 	j->cur = m;
 	stork_error_clear();
-	r = j->attempt(j, t, url, proxy ? proxy->url : NULL, peer);
+	r = j->attempt(j, t, url, proxy ? proxy->base : NULL, peer);
 	*ret_r = r;
 	if (r == 0) {
 		lat = (j->first_us ? j->first_us : now_us()) - j->t0_us;
@@ -484,11 +490,11 @@ static enum step try_one(struct fetch *f, struct job *j, struct runstate *st, st
 	describe_failure(j, r, url, line, sizeof(line));
 	free(url);
 	if (proxy)
-		snprintf(label, sizeof(label), "%s via proxy %s", m->url, proxy->url);
+		snprintf(label, sizeof(label), "%s via proxy %s", m->name, proxy->name);
 	else if (peer)
-		snprintf(label, sizeof(label), "peer %s", m->url);
+		snprintf(label, sizeof(label), "peer %s", m->name);
 	else
-		snprintf(label, sizeof(label), "%s", m->url);
+		snprintf(label, sizeof(label), "%s", m->name);
 	append(st->summary, sizeof(st->summary), &st->slen, "%s%s: %s", st->slen ? "; " : "", label,
 	       line);
 	if (r != -ENOENT)
@@ -987,9 +993,9 @@ static int src_get_checked(void *ctx, const char *path, size_t maxlen,
 		snprintf(line, sizeof(line),
 			 "behind: serves version %" PRIu64 " while %s serves %" PRIu64
 			 " (withholding updates, or not yet updated)",
-			 c.copies[i].rank, c.bestsrc->url, c.bestrank);
+			 c.copies[i].rank, c.bestsrc->name, c.bestrank);
 		note(f, c.copies[i].src, 0, -1, -1, line, skip, sizeof(skip));
-		log_line(f, "%s: %s: %s%s", c.copies[i].src->url, path, line, skip);
+		log_line(f, "%s: %s: %s%s", c.copies[i].src->name, path, line, skip);
 	}
 	free(c.copies);
 	*ret_buf = c.best;
@@ -1061,6 +1067,7 @@ static void source_free(struct source *m)
 	if (!m)
 		return;
 	free(m->url);
+	free(m->name);
 	free(m->base);
 	free(m);
 }
@@ -1076,7 +1083,8 @@ static struct source *source_new(const char *kind, const char *url, size_t len, 
 	m->retry = retry;
 	m->url = strndup(url, len);
 	m->base = strndup(url, len);
-	if (!m->url || !m->base) {
+	m->name = m->url ? fetch_url_shown_dup(m->url) : NULL;
+	if (!m->url || !m->base || !m->name) {
 		source_free(m);
 		return NULL;
 	}
@@ -1107,6 +1115,20 @@ static void trim(const char **p, const char **e)
 		(*e)--;
 }
 
+/* stork_errorf for a message that quotes an option's URLs: their passwords are not shown. */
+static void errorf_shown(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void errorf_shown(const char *fmt, ...)
+{
+	char line[LINE_LEN], shown[LINE_LEN];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	stork_errorf("%s", fetch_url_shown(line, shown, sizeof(shown)));
+}
+
 /* "http://p1:3128|http://p2:3128;DIRECT" into f->chain and f->proxies. */
 static int parse_proxies(struct fetch *f, const char *spec, long retry)
 {
@@ -1128,13 +1150,13 @@ static int parse_proxies(struct fetch *f, const char *spec, long retry)
 				e++;
 			trim(&b, &e);
 			if (b == e) {
-				stork_errorf(
+				errorf_shown(
 				    "proxies \"%s\": an empty proxy (write DIRECT for none)", spec);
 				return -EINVAL;
 			}
 			if (!(e - b == 6 && !strncasecmp(b, "DIRECT", 6))) {
 				if (!memmem(b, (size_t)(e - b), "://", 3)) {
-					stork_errorf("proxies \"%s\": \"%.*s\" is not a URL (e.g. "
+					errorf_shown("proxies \"%s\": \"%.*s\" is not a URL (e.g. "
 						     "http://proxy:3128) nor DIRECT",
 						     spec, (int)(e - b), b);
 					return -EINVAL;
@@ -1182,7 +1204,7 @@ static int parse_peers(struct fetch *f, const char *spec, long retry)
 
 		trim(&b, &e);
 		if (b == e || !memmem(b, (size_t)(e - b), "://", 3)) {
-			stork_errorf(
+			errorf_shown(
 			    "peers \"%s\": \"%.*s\" is not a URL (e.g. http://node2:8080/)", spec,
 			    (int)(e - b), b);
 			return -EINVAL;
@@ -1242,6 +1264,7 @@ int fetch_new(const struct fetch_opts *o, struct fetch **ret_f)
 	f->opts.cainfo = NULL;
 	f->opts.proxies = f->opts.peers = NULL;
 	f->opts.exec = NULL;
+	f->opts.netrc = NULL;
 	f->retry = f->opts.mirror_retry < 0   ? -1
 		   : f->opts.mirror_retry > 0 ? f->opts.mirror_retry
 					      : DEFAULT_RETRY;
@@ -1249,6 +1272,11 @@ int fetch_new(const struct fetch_opts *o, struct fetch **ret_f)
 	if (!f->rng)
 		f->rng = 1;
 	pthread_mutex_init(&f->lock, NULL);
+	if (o && o->netrc) {
+		r = fetch_netrc_check(o->netrc);
+		if (r < 0)
+			goto fail;
+	}
 	r = fetch_curl_transport_new(o, &t);
 	if (r < 0)
 		goto fail;
@@ -1383,20 +1411,20 @@ static int rebuild_describe(struct fetch *f)
 	char *d;
 
 	for (size_t i = 0; i < f->nmirrors; i++)
-		len += strlen(f->mirrors[i]->url) + 2;
+		len += strlen(f->mirrors[i]->name) + 2;
 	d = malloc(len);
 	if (!d)
 		return -ENOMEM;
 	d[0] = '\0';
 	len = 0;
 	for (size_t i = 0; i < f->nmirrors; i++) {
-		size_t ul = strlen(f->mirrors[i]->url);
+		size_t ul = strlen(f->mirrors[i]->name);
 
 		if (i) {
 			memcpy(d + len, ", ", 2);
 			len += 2;
 		}
-		memcpy(d + len, f->mirrors[i]->url, ul + 1);
+		memcpy(d + len, f->mirrors[i]->name, ul + 1);
 		len += ul;
 	}
 	free(f->describe);
@@ -1431,8 +1459,10 @@ int fetch_add_mirror(struct fetch *f, const char *url)
 	if (!m)
 		return -ENOMEM;
 	free(m->url);
+	free(m->name);
 	m->url = strdup(url);
-	if (!m->url) {
+	m->name = fetch_url_shown_dup(url);
+	if (!m->url || !m->name) {
 		r = -ENOMEM;
 		goto fail;
 	}
@@ -1440,7 +1470,7 @@ int fetch_add_mirror(struct fetch *f, const char *url)
 	if (!m->t) {
 		stork_errorf("%s: no transport handles this URL (use a directory, file://, http:// "
 			     "or https://)",
-			     url);
+			     m->name);
 		r = -EINVAL;
 		goto fail;
 	}
@@ -1475,7 +1505,7 @@ int fetch_stats(struct fetch *f, struct fetch_mirror_stats **ret_stats, size_t *
 			const struct source *m = lists[l][i];
 			struct fetch_mirror_stats *s = &st[k++];
 
-			s->url = m->url;
+			s->url = m->name;
 			s->requests = m->requests;
 			s->bytes = m->bytes;
 			s->failures = m->failures;
@@ -1548,8 +1578,10 @@ static int file_attempt(struct job *j, const struct fetch_transport *t, const ch
 
 	if (r == 0 && j->got < j->maxlen) {
 		j->short_body = true;
-		stork_errorf("%s: truncated: %" PRIu64 " of %" PRIu64 " bytes", url, j->got,
-			     j->maxlen);
+		char shown[LINE_LEN];
+
+		stork_errorf("%s: truncated: %" PRIu64 " of %" PRIu64 " bytes",
+			     fetch_url_shown(url, shown, sizeof(shown)), j->got, j->maxlen);
 		r = STORK_EBADLEN;
 	}
 	return r;

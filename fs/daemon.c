@@ -59,7 +59,10 @@ static const char usage[] =
     "    -o mirror_retry=SECS a failed mirror goes to the back of the order for SECS\n"
     "                         (default 1800; it is still tried when the others fail)\n"
     "    -o max_trees=N       version trees kept in memory when unused (default 64)\n"
-    "    -o allow_setuid      keep setuid/setgid bits (dropped by default)\n"
+    "    -o allow_setuid      keep setuid/setgid bits (dropped by default); the kernel honours\n"
+    "                         them only on a mount with -o suid too (root only)\n"
+    "    -o noallow_other     mounted by root: only root may read the mount (default: every\n"
+    "                         user may, the kernel checking the published modes)\n"
     "    -o policy=FILE       this slice's trust policy (verify/README.md); re-read on SIGHUP\n"
     "    -o max_stale=DURATION  when refreshes fail, keep serving metadata this long after it\n"
     "                         expired (default 7d; units s, m, h, d; 0 = stop at expiry;\n"
@@ -73,6 +76,9 @@ static const char usage[] =
     "    -o peer=URL          another node's store (objects/ over http), tried before the\n"
     "                         mirrors for objects; repeat for more peers, tried in order\n"
     "    -o peer_retry=SECS   skip a failed peer this long (default 300)\n"
+    "    -o netrc=FILE        user names and passwords of http(s) mirrors and peers\n"
+    "                         (curl's netrc format; mode 600): keeps them out of URLs, which\n"
+    "                         every user sees in ps while the mount starts\n"
     "    -o exec=SCHEME=COMMAND  fetch SCHEME: mirror URLs by running COMMAND (split on\n"
     "                         spaces; \\040 in fstab) with the URL as its last argument;\n"
     "                         repeatable, at most 8 (fetch/README.md, \"The exec transport\")\n"
@@ -105,16 +111,19 @@ static void on_sighup(int sig)
 
 void fsd_log(struct fsd *d, const char *fmt, ...)
 {
-	char line[2048];
+	char line[2048], shown[sizeof(line)];
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
+	/* Every source is named without its password already (fetch_url_shown): this is the
+	 * net under it, for a URL quoted in some other detail. */
+	fetch_url_shown(line, shown, sizeof(shown));
 	if (d->foreground || d->starting)
-		fprintf(stderr, "storkfs: %s\n", line);
+		fprintf(stderr, "storkfs: %s\n", shown);
 	if (!d->foreground)
-		syslog(LOG_ERR, "%s", line);
+		syslog(LOG_ERR, "%s", shown);
 }
 
 static void fetch_log(void *ctx, const char *line)
@@ -189,6 +198,7 @@ struct parse {
 	char **nonopts;
 	size_t n;
 	int bad;
+	int allow_other; /* -o allow_other given */
 };
 
 /* Options fuse_opt cannot check as they need (repeatable ones, numbers with a range and a
@@ -221,6 +231,8 @@ static const struct fuse_opt opt_spec[] = {
     OPT("max_trees=%u", max_trees),
     OPT("max_stale=%s", max_stale_arg),
     OPT("allow_setuid", allow_setuid),
+    OPT("noallow_other", no_allow_other),
+    OPT("netrc=%s", netrc),
     FUSE_OPT_KEY("proxy=", KEY_PROXY),
     FUSE_OPT_KEY("proxy_retry=", KEY_PROXY_RETRY),
     FUSE_OPT_KEY("peer=", KEY_PEER),
@@ -413,6 +425,10 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	}
 	if (key == FUSE_OPT_KEY_OPT && fstab_only(arg))
 		return 0; /* dropped */
+	if (key == FUSE_OPT_KEY_OPT && (!strcmp(arg, "suid") || !strcmp(arg, "nosuid")))
+		p->conf.suid = arg[0] == 's'; /* noted, and kept for libfuse */
+	if (key == FUSE_OPT_KEY_OPT && !strcmp(arg, "allow_other"))
+		p->allow_other = 1;
 	if (key != FUSE_OPT_KEY_NONOPT)
 		return 1; /* keep it: fuse_parse_cmdline and the session take the rest */
 	if (add_nonopt(p, arg, strlen(arg)) < 0) {
@@ -449,6 +465,21 @@ static int split_mirrors(struct parse *p)
 		free(args[i]);
 	free(args);
 	return ret;
+}
+
+/* Passwords in URLs of the command line (mirrors, peer=, proxy=) are overwritten with '*' once
+ * the options are parsed (copied): ps shows the daemon's argv to every user. The command that
+ * started it (mount(8), a shell) showed them while it ran: fs/README.md advises netrc=. */
+static void scrub_argv(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		for (char *s = strstr(argv[i], "://"); s; s = strstr(s + 3, "://")) {
+			size_t len;
+
+			if (fetch_url_userinfo(s + 3, &len))
+				memset(s + 3, '*', len);
+		}
+	}
 }
 
 /* Tell systemd (Type=notify) that the mount is ready, or that it stops: one datagram to
@@ -545,6 +576,7 @@ static void invalidate_replaced(struct fsd *d, const struct catalog *cat)
 static int refresh_now(struct fsd *d, bool startup)
 {
 	struct catalog *cat = NULL, *old;
+	char text[1200];
 	int ret, failed;
 
 	if (!startup && d->conf.policy) {
@@ -564,8 +596,8 @@ static int refresh_now(struct fsd *d, bool startup)
 	if (ret == 1) {
 		fsd_log(d, "warning: %s", stork_error_detail());
 	} else if (ret < 0) {
-		fsd_log(d, "refresh failed, the metadata verified earlier stays in use: %s (%s)",
-			stork_error_detail(), storkfs_strerror(ret));
+		fsd_log(d, "refresh failed, the metadata verified earlier stays in use: %s",
+			stork_error_text(NULL, ret, text, sizeof(text)));
 		/* At startup: an unusable state (-errno) is fatal; the cached state may still
 		 * list packages. Later: the state in use may have been re-read with its clock
 		 * held at its expiry (fs_repo_opts.delegations_at_expiry), so list it again. */
@@ -573,8 +605,7 @@ static int refresh_now(struct fsd *d, bool startup)
 	failed = startup || ret >= 0 ? 0 : ret;
 	ret = catalog_build(d->repo, &cat);
 	if (ret < 0) {
-		fsd_log(d, "listing packages: %s (%s)", stork_error_detail(),
-			storkfs_strerror(ret));
+		fsd_log(d, "listing packages: %s", stork_error_text(NULL, ret, text, sizeof(text)));
 		return failed ? failed : ret;
 	}
 	old = startup ? NULL : fsd_catalog(d);
@@ -746,6 +777,7 @@ static int prefetch_add(struct fsd *d, const char *name, const char *version,
 			struct verify_manifest ***ms, size_t *n)
 {
 	struct verify_manifest **v = realloc(*ms, (*n + 1) * sizeof(*v));
+	char text[1200];
 	int r;
 
 	if (!v)
@@ -753,8 +785,8 @@ static int prefetch_add(struct fsd *d, const char *name, const char *version,
 	*ms = v;
 	r = fs_repo_manifest(d->repo, name, version, &v[*n]);
 	if (r < 0)
-		fsd_log(d, "prefetch: %s %s: %s (%s)", name, version, stork_error_detail(),
-			storkfs_strerror(r));
+		fsd_log(d, "prefetch: %s %s: %s", name, version,
+			stork_error_text(NULL, r, text, sizeof(text)));
 	else
 		(*n)++;
 	return r;
@@ -935,6 +967,7 @@ static int chain_opts(const struct fsd_conf *c, struct fetch_opts *o, char **ret
 	o->proxy_retry = c->proxy_retry;
 	o->peer_retry = c->peer_retry;
 	o->exec = c->nexec ? (const char *const *)c->exec : NULL;
+	o->netrc = c->netrc;
 	for (size_t i = 0; i < c->npeers; i++)
 		len += strlen(c->peers[i]) + 1;
 	if (c->npeers) {
@@ -964,7 +997,7 @@ static int chain_opts(const struct fsd_conf *c, struct fetch_opts *o, char **ret
  * @return 0; -1 (said so on stderr). */
 static int check_chain(const struct fsd_conf *c)
 {
-	static const char *const names[] = {"proxy", "peer", "exec"};
+	static const char *const names[] = {"proxy", "peer", "exec", "netrc"};
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		struct fsd_conf one = {.timeout = c->timeout};
@@ -981,6 +1014,8 @@ static int check_chain(const struct fsd_conf *c)
 		} else if (i == 2 && c->nexec) {
 			memcpy(one.exec, c->exec, sizeof(one.exec));
 			one.nexec = c->nexec;
+		} else if (i == 3 && c->netrc) {
+			one.netrc = c->netrc;
 		} else {
 			continue;
 		}
@@ -1003,6 +1038,7 @@ static int fsd_start(struct fsd *d)
 {
 	struct fs_repo_opts ro = {0};
 	uint8_t *root = NULL, digest[VERIFY_HASH_LEN];
+	char text[1200];
 	size_t rootlen = 0;
 	int ret;
 
@@ -1016,7 +1052,7 @@ static int fsd_start(struct fsd *d)
 	ret = store_open(d->conf.storedir, &d->store);
 	if (ret < 0) {
 		if (stork_error_detail()[0]) /* it names the store */
-			fsd_log(d, "%s", stork_error_detail());
+			fsd_log(d, "%s", stork_error_text(NULL, ret, text, sizeof(text)));
 		else
 			fsd_log(d, "%s: %s", d->conf.storedir, storkfs_strerror(ret));
 		goto out;
@@ -1048,8 +1084,8 @@ static int fsd_start(struct fsd *d)
 		goto out;
 	}
 	if (ret < 0) {
-		fsd_log(d, "%s: %s (%s)", d->conf.rootfile, stork_error_detail(),
-			storkfs_strerror(ret));
+		fsd_log(d, "%s: %s", d->conf.rootfile,
+			stork_error_text(NULL, ret, text, sizeof(text)));
 		goto out;
 	}
 	if (d->conf.policy) {
@@ -1153,6 +1189,7 @@ int main(int argc, char **argv)
 
 	if (fuse_opt_parse(&args, &p, opt_spec, opt_proc) < 0 || p.bad)
 		goto out;
+	scrub_argv(argc, argv);
 	if (p.conf.show_help) {
 		fputs(usage, stdout);
 		printf("FUSE options:\n");
@@ -1195,6 +1232,14 @@ int main(int argc, char **argv)
 		fprintf(stderr, "storkfs: -o %s\n", stork_error_detail());
 		goto out;
 	}
+	if (p.conf.no_allow_other && p.allow_other) {
+		fprintf(stderr, "storkfs: -o allow_other and -o noallow_other: choose one\n");
+		goto out;
+	}
+	if (p.conf.allow_setuid && !p.conf.suid)
+		fprintf(stderr,
+			"storkfs: warning: -o allow_setuid keeps setuid/setgid bits, but the "
+			"kernel ignores them on this nosuid mount: add -o suid (root only)\n");
 	if (check_chain(&p.conf) < 0)
 		goto out;
 	mountpoint = realpath(p.nonopts[p.n - 1], NULL);
@@ -1215,7 +1260,8 @@ int main(int argc, char **argv)
 		goto out;
 	/* A node's mount serves every user of every slice; the kernel checks the modes. (Only
 	 * root may say so without user_allow_other in /etc/fuse.conf.) */
-	if (geteuid() == 0 && fuse_opt_add_arg(&args, "-oallow_other") != 0)
+	if (geteuid() == 0 && !p.conf.no_allow_other && !p.allow_other &&
+	    fuse_opt_add_arg(&args, "-oallow_other") != 0)
 		goto out;
 
 	if (!cmd.foreground) {
@@ -1332,6 +1378,7 @@ out:
 	free(p.conf.policy);
 	free(p.conf.max_stale_arg);
 	free(p.conf.proxies);
+	free(p.conf.netrc);
 	free(d.peer_list);
 	for (size_t i = 0; i < p.conf.npeers; i++)
 		free(p.conf.peers[i]);

@@ -258,7 +258,10 @@ struct fsd_conf {
 	char *max_stale_arg;   /* -o max_stale= as given */
 	int64_t max_stale;     /* seconds stale metadata is still served (FS_STALE_FOREVER) */
 	int allow_setuid;
+	int suid;	    /* -o suid (for libfuse): the kernel honours setuid bits */
+	int no_allow_other; /* -o noallow_other: a root mount for root only */
 	int show_help, show_version;
+	char *netrc; /* -o netrc=FILE: credentials of http(s) sources (fetch_opts.netrc) */
 	/* The transport chain (fetch/fetch.h struct fetch_opts; fs/README.md). 0 or NULL = the
 	 * fetcher's default. */
 	char *proxies;		      /* -o proxy=SPEC, CernVM-FS syntax */
@@ -324,9 +327,10 @@ struct fsd {
 
 /** The status as JSON (user.storkfs.status). @return a malloc'd string; NULL on -ENOMEM. */
 char *fsd_status_json(struct fsd *d);
-/** Where an object came from: a mirror URL, "store" (in the node store before this mount
- * needed it) or "none" (not in the store). Borrowed or static. */
-const char *fsd_source(struct fsd *d, const uint8_t id[VERIFY_HASH_LEN]);
+/** Where an object came from: a mirror or peer URL (without its password: fetch_url_shown),
+ * "store" (in the node store before this mount needed it) or "none" (not in the store),
+ * written into buf (len bytes, cut if needed). @return buf. */
+const char *fsd_source(struct fsd *d, const uint8_t id[VERIFY_HASH_LEN], char *buf, size_t len);
 /** Whether the mount may serve anything under its root now. @return 0; -EKEYEXPIRED when
  * the metadata in use expired more than max_stale ago (fs/README.md "Stale metadata"). */
 int fsd_serving(struct fsd *d);

@@ -379,7 +379,9 @@ static void note_failure(struct fsd *d, const char *what, int err)
 	FSD_COUNT(d, errors, 1);
 	if (err == -ETIMEDOUT)
 		FSD_COUNT(d, timeouts, 1);
-	fsd_log(d, "%s: %s (%s)", what, stork_error_detail(), storkfs_strerror(err));
+	char text[1200];
+
+	fsd_log(d, "%s: %s", what, stork_error_text(NULL, err, text, sizeof(text)));
 }
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -734,16 +736,21 @@ static int xattr_value(struct fsd *d, const struct inode *n, const char *name, c
 		}
 		len = (int)used;
 	} else if (e && e->type == VERIFY_FILE && strcmp(name, XA_SOURCE) == 0) {
-		len = snprintf(buf, cap, "%s", fsd_source(d, e->hash));
+		fsd_source(d, e->hash, buf, cap);
+		len = (int)strlen(buf);
 	} else if (n->kind == N_ROOT && strcmp(name, XA_REPOSITORY) == 0) {
 		len = snprintf(buf, cap, "%s", d->repo_id);
 	} else if (n->kind == N_ROOT && strcmp(name, XA_MIRRORS) == 0) {
 		size_t used = 0;
 
 		buf[0] = '\0';
-		for (size_t i = 0; i < d->nmirrors && used < cap; i++)
-			used += (size_t)snprintf(buf + used, cap - used, "%s%s", i ? "\n" : "",
-						 d->mirrors[i]);
+		for (size_t i = 0; i < d->nmirrors && used < cap; i++) {
+			char shown[1024];
+
+			used +=
+			    (size_t)snprintf(buf + used, cap - used, "%s%s", i ? "\n" : "",
+					     fetch_url_shown(d->mirrors[i], shown, sizeof(shown)));
+		}
 		len = (int)(used < cap ? used : cap - 1);
 	} else if (e && e->type == VERIFY_FILE && strcmp(name, XA_HASH) == 0) {
 		verify_hex(e->hash, VERIFY_HASH_LEN, buf);

@@ -100,7 +100,7 @@ int fs_repo_open(struct store *s, const uint8_t *root, size_t rootlen, const cha
 		r->opts = *o;
 	r->cache = (struct verify_cache){.load = cache_load, .save = cache_save, .ctx = r};
 	r->root = malloc(rootlen ? rootlen : 1);
-	r->first_mirror = strdup(mirrors[0]);
+	r->first_mirror = fetch_url_shown_dup(mirrors[0]); /* kept, and shown */
 	if (!r->root || !r->first_mirror) {
 		ret = -ENOMEM;
 		goto fail;
@@ -514,8 +514,10 @@ static void list_problem(void *ctx, const char *file, int err, const char *detai
 	struct fs_repo *r = ctx;
 	char line[1400];
 
-	snprintf(line, sizeof(line), "%s: skipped: %s (%s)", file, detail && *detail ? detail : "",
-		 storkfs_strerror(err));
+	char text[1200];
+
+	snprintf(line, sizeof(line), "%s: skipped: %s", file,
+		 stork_error_text(detail ? detail : "", err, text, sizeof(text)));
 	if (r->opts.fetch.log)
 		r->opts.fetch.log(r->opts.fetch.log_ctx, line);
 	else

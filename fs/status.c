@@ -14,10 +14,11 @@
 
 const char *const fsd_roles[FSD_NROLES] = {"root", "timestamp", "snapshot", "targets"};
 
-const char *fsd_source(struct fsd *d, const uint8_t id[VERIFY_HASH_LEN])
+const char *fsd_source(struct fsd *d, const uint8_t id[VERIFY_HASH_LEN], char *buf, size_t len)
 {
 	struct store_objinfo info;
 	char hex[VERIFY_HASH_HEX];
+	const char *who;
 	uint64_t k;
 
 	verify_hex(id, VERIFY_HASH_LEN, hex);
@@ -25,10 +26,12 @@ const char *fsd_source(struct fsd *d, const uint8_t id[VERIFY_HASH_LEN])
 	k = strmap_get(&d->sources, hex);
 	pthread_mutex_unlock(&d->status_lock);
 	if (k && k <= d->nmirrors)
-		return d->mirrors[k - 1];
-	if (k > d->nmirrors && k - d->nmirrors <= d->conf.npeers)
-		return d->conf.peers[k - d->nmirrors - 1];
-	return store_object_info(d->store, id, &info) == 0 ? "store" : "none";
+		who = d->mirrors[k - 1];
+	else if (k > d->nmirrors && k - d->nmirrors <= d->conf.npeers)
+		who = d->conf.peers[k - d->nmirrors - 1];
+	else
+		who = store_object_info(d->store, id, &info) == 0 ? "store" : "none";
+	return fetch_url_shown(who, buf, len); /* every local user may read it */
 }
 
 int fsd_serving(struct fsd *d)

@@ -137,6 +137,22 @@ void stork_error_clear(void)
 	detail[0] = '\0';
 }
 
+const char *stork_error_text(const char *d, int err, char *buf, size_t len)
+{
+	char what[128]; /* storkfs_strerror's text may be this thread's scratch buffer */
+
+	if (!d)
+		d = detail;
+	snprintf(what, sizeof(what), "%s", storkfs_strerror(err));
+	if (!d[0])
+		snprintf(buf, len, "%s", what);
+	else if (strcasestr(d, what))
+		snprintf(buf, len, "%s", d);
+	else
+		snprintf(buf, len, "%s (%s)", d, what);
+	return buf;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 
 static int write_all(int fd, const void *buf, size_t len)

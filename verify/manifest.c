@@ -176,6 +176,7 @@ int verify_manifest_add(struct verify_manifest *m, const struct verify_entry *e)
 	struct verify_entry *n;
 	char q[TEXT_QUOTE_LEN];
 	const char *problem;
+	size_t at;
 	int r;
 
 	if (!e->path) {
@@ -185,6 +186,15 @@ int verify_manifest_add(struct verify_manifest *m, const struct verify_entry *e)
 	problem = manifest_path_problem(e->path);
 	if (problem) {
 		stork_errorf("\"%s\": %s", text_quote(e->path, q, sizeof(q)), problem);
+		return STORK_EHOSTILE;
+	}
+	/* Only when adding (publishing): a repository that already signs such a path stays
+	 * readable. */
+	problem = verify_bidi_control(e->path, &at);
+	if (problem) {
+		stork_errorf("\"%s\": character %s at byte %zu: a bidirectional control makes the "
+			     "path display as another one; refused",
+			     text_quote(e->path, q, sizeof(q)), problem, at);
 		return STORK_EHOSTILE;
 	}
 	if (e->type != VERIFY_DIR && e->type != VERIFY_FILE && e->type != VERIFY_SYMLINK) {

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <fnmatch.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,7 +56,8 @@ static bool is_alnum(char c, bool lower)
 static int check(const struct name_kind *k, const char *name)
 {
 	char q[200], ch[8];
-	size_t i, len = strlen(name);
+	size_t i, at, len = strlen(name);
+	const char *bidi;
 
 	text_quote(name, q, sizeof(q));
 	if (len == 0) {
@@ -73,6 +75,14 @@ static int check(const struct name_kind *k, const char *name)
 
 		if (is_alnum(c, k->lower) || strchr(extra, c))
 			continue;
+		bidi = verify_bidi_control(name + i, &at);
+		if (bidi && at == 0) {
+			stork_errorf("%s \"%s\": character %s at position %zu is not allowed "
+				     "(a bidirectional control: it makes names display as others; "
+				     "allowed: %s)",
+				     k->what, q, bidi, i, k->allowed);
+			return STORK_ENAME;
+		}
 		if ((unsigned char)c < 0x20 || (unsigned char)c >= 0x7f)
 			snprintf(ch, sizeof(ch), "\\x%02x", (unsigned char)c);
 		else if (c == '\'' || c == '\\')
@@ -102,6 +112,53 @@ int verify_check_version(const char *version)
 		return STORK_ENAME;
 	}
 	return r;
+}
+
+int verify_check_version_publish(const char *version)
+{
+	const char *colon, *upstream, *hyphen;
+	unsigned long epoch;
+	char *end;
+	int r = verify_check_version(version);
+
+	if (r < 0)
+		return r;
+	colon = strchr(version, ':');
+	upstream = colon ? colon + 1 : version;
+	if (colon) {
+		errno = 0;
+		epoch = strtoul(version, &end, 10);
+		if (colon == version) {
+			stork_errorf("version \"%s\": the epoch before ':' is empty", version);
+			return STORK_ENAME;
+		}
+		if (end != colon) {
+			stork_errorf("version \"%s\": the epoch before the first ':' is not a "
+				     "number (a ':' is allowed only after an epoch, as in 2:1.0-1)",
+				     version);
+			return STORK_ENAME;
+		}
+		if (errno || epoch > INT_MAX) {
+			stork_errorf("version \"%s\": the epoch is above %d, which dpkg refuses",
+				     version, INT_MAX);
+			return STORK_ENAME;
+		}
+		if (!*upstream) {
+			stork_errorf("version \"%s\": nothing after the epoch's ':'", version);
+			return STORK_ENAME;
+		}
+	}
+	hyphen = strrchr(upstream, '-');
+	if (hyphen == upstream) {
+		stork_errorf("version \"%s\": the upstream version before the revision is empty",
+			     version);
+		return STORK_ENAME;
+	}
+	if (hyphen && !hyphen[1]) {
+		stork_errorf("version \"%s\": the revision after the last '-' is empty", version);
+		return STORK_ENAME;
+	}
+	return 0;
 }
 
 int verify_check_role_name(const char *role)

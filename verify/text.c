@@ -55,8 +55,19 @@ const char *text_quote(const char *s, char *out, size_t size)
 
 	for (; *s && o + 5 < size; s++) {
 		unsigned char c = (unsigned char)*s;
+		const char *bidi;
+		size_t at;
 
-		if (c < 0x20 || c == 0x7f) {
+		if (c == 0xe2 && (bidi = verify_bidi_control(s, &at)) && at == 0) {
+			/* Shown, it would reorder the message around it: "\u202e". */
+			if (o + 7 >= size)
+				break;
+			out[o++] = '\\';
+			out[o++] = 'u';
+			for (size_t i = 2; i < 6; i++)
+				out[o++] = (char)(bidi[i] >= 'A' ? bidi[i] - 'A' + 'a' : bidi[i]);
+			s += 2;
+		} else if (c < 0x20 || c == 0x7f) {
 			out[o++] = '\\';
 			out[o++] = 'x';
 			out[o++] = hex[c >> 4];
@@ -74,4 +85,31 @@ const char *text_quote(const char *s, char *out, size_t size)
 	}
 	out[o] = '\0';
 	return out;
+}
+
+const char *verify_bidi_control(const char *str, size_t *ret_pos)
+{
+	static const char *const shown[] = {
+	    "U+202A LEFT-TO-RIGHT EMBEDDING",	 "U+202B RIGHT-TO-LEFT EMBEDDING",
+	    "U+202C POP DIRECTIONAL FORMATTING", "U+202D LEFT-TO-RIGHT OVERRIDE",
+	    "U+202E RIGHT-TO-LEFT OVERRIDE",	 "U+2066 LEFT-TO-RIGHT ISOLATE",
+	    "U+2067 RIGHT-TO-LEFT ISOLATE",	 "U+2068 FIRST STRONG ISOLATE",
+	    "U+2069 POP DIRECTIONAL ISOLATE",
+	};
+	const unsigned char *s = (const unsigned char *)str;
+
+	/* U+202A..U+202E are E2 80 AA..AE in UTF-8, U+2066..U+2069 are E2 81 A6..A9. */
+	for (size_t i = 0; s[i]; i++) {
+		if (s[i] != 0xe2 || !s[i + 1] || !s[i + 2])
+			continue;
+		if (s[i + 1] == 0x80 && s[i + 2] >= 0xaa && s[i + 2] <= 0xae) {
+			*ret_pos = i;
+			return shown[s[i + 2] - 0xaa];
+		}
+		if (s[i + 1] == 0x81 && s[i + 2] >= 0xa6 && s[i + 2] <= 0xa9) {
+			*ret_pos = i;
+			return shown[5 + s[i + 2] - 0xa6];
+		}
+	}
+	return NULL;
 }

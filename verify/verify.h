@@ -58,6 +58,13 @@ const char *stork_error_detail(void);
 /** Forget the calling thread's error detail. */
 void stork_error_clear(void);
 
+/** An error for a message, said once: detail (NULL = the calling thread's detail) followed by
+ * " (<storkfs_strerror(err)>)", unless the detail already says that text (most details end
+ * with it: "store/objects/ab: No space left on device"); the decoded error alone when the
+ * detail is empty. Never "No space left on device (No space left on device)". Writes into buf
+ * (len bytes, cut if needed). @return buf. Thread-safe. */
+const char *stork_error_text(const char *detail, int err, char *buf, size_t len);
+
 /* ------------------------------------------------------------------------------------------ */
 /* Hashes: SHA-256 through OpenSSL EVP. */
 
@@ -145,6 +152,11 @@ int verify_json_parse(const void *buf, size_t len, const char *what, json_t **re
 /** Whether s[0..len) is well-formed UTF-8: no overlong forms, no surrogates, nothing above
  * U+10FFFF (a NUL byte counts as a character). For a C string pass strlen(s). Thread-safe. */
 bool verify_utf8_valid(const char *s, size_t len);
+/** The first bidirectional embedding, override or isolate control in the C string s (U+202A to
+ * U+202E, U+2066 to U+2069: they make a name display as another, "Trojan Source"): its code
+ * point and Unicode name ("U+202E RIGHT-TO-LEFT OVERRIDE", static) with its byte offset in
+ * *ret_pos; NULL when there is none. Thread-safe. */
+const char *verify_bidi_control(const char *s, size_t *ret_pos);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Names. Package names and versions become directory names, publisher role names become
@@ -158,6 +170,12 @@ bool verify_utf8_valid(const char *s, size_t len);
 int verify_check_package_name(const char *name);
 int verify_check_version(const char *version);
 int verify_check_role_name(const char *role);
+/** A version as publishing takes it: verify_check_version, and the syntax errors dpkg refuses
+ * (`dpkg --compare-versions` fails on them): an epoch (before the first ':') that is empty, not
+ * a number or above INT_MAX; nothing after the epoch's ':'; an empty upstream version; an empty
+ * revision (a trailing '-'). What dpkg only warns about (an upstream version that does not
+ * start with a digit, '_') is accepted. @return 0; STORK_ENAME naming the rule. */
+int verify_check_version_publish(const char *version);
 int verify_check_name_pattern(const char *pattern);
 /** Whether a package name matches a name pattern (fnmatch without FNM_PATHNAME quirks:
  * names never contain '/'). */

@@ -41,8 +41,13 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
  * system errors (3). */
 int cli_exit_input(int err);
 /** Exit code for an error while verifying: STORK_E* codes are verification failures (1),
- * -ENOENT of a metadata file too; other -errno are system errors (3). */
+ * -ENOENT of a metadata file too; -EACCES/-EPERM are input errors (2) as everywhere; other
+ * -errno are system errors (3). */
 int cli_exit_verify(int err);
+/** Exit code for an error of the system: -EACCES/-EPERM (a file or directory this user may
+ * not read or write) are input errors (2) from every command (README.md, "Exit codes");
+ * anything else 3. */
+int cli_exit_system(int err);
 
 /** Parse a non-negative decimal integer with an optional K/M/G/T suffix (powers of 1024) or,
  * for durations, s/m/h/d. @return 0; -EINVAL. */
@@ -59,7 +64,7 @@ const char *cli_bytes(uint64_t n, char buf[32]);
  * prefetch`): put CLI_NODE_LONGOPTS in the getopt_long table and CLI_NODE_SHORTOPTS in the
  * short string, CLI_NODE_HELP in the help text, and hand every option the command does not
  * know itself to cli_node_option. */
-#define CLI_NODE_SHORTOPTS "r:s:c:C:L:T:t:a:P:R:p:Q:x:"
+#define CLI_NODE_SHORTOPTS "r:s:c:C:L:T:t:a:P:R:p:Q:x:N:"
 #define CLI_NODE_LONGOPTS                                                                          \
 	{"root", required_argument, NULL, 'r'}, {"store", required_argument, NULL, 's'},           \
 	    {"cacert", required_argument, NULL, 'c'},                                              \
@@ -69,7 +74,7 @@ const char *cli_bytes(uint64_t n, char buf[32]);
 	    {"timeout", required_argument, NULL, 't'}, {"at", required_argument, NULL, 'a'},       \
 	    {"proxy", required_argument, NULL, 'P'},                                               \
 	    {"proxy-retry", required_argument, NULL, 'R'}, {"peer", required_argument, NULL, 'p'}, \
-	    {"peer-retry", required_argument, NULL, 'Q'},                                          \
+	    {"peer-retry", required_argument, NULL, 'Q'}, {"netrc", required_argument, NULL, 'N'}, \
 	{                                                                                          \
 		"exec", required_argument, NULL, 'x'                                               \
 	}
@@ -86,6 +91,9 @@ const char *cli_bytes(uint64_t n, char buf[32]);
 	"  --peer URL[,URL...]      other nodes' stores (objects/ served over http), tried "       \
 	"first\n"                                                                                  \
 	"  --peer-retry SECS        skip a failed peer this long (default 300)\n"                  \
+	"  --netrc FILE             user names and passwords of http(s) mirrors and peers\n"       \
+	"                           (curl's netrc format, mode 600): a password in a URL shows\n"  \
+	"                           in ps\n"                                                       \
 	"  --exec SCHEME=COMMAND    fetch SCHEME: URLs with COMMAND (fetch/README.md; "            \
 	"repeatable)\n"                                                                            \
 	"  --at UNIXTIME            check metadata expiry as of that time\n"

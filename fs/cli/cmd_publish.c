@@ -89,7 +89,8 @@ int cmd_publish(int argc, char **argv)
 	version = argv[optind + 2];
 	source = argv[optind + 3];
 
-	if ((r = verify_check_package_name(name)) < 0 || (r = verify_check_version(version)) < 0) {
+	if ((r = verify_check_package_name(name)) < 0 ||
+	    (r = verify_check_version_publish(version)) < 0) {
 		cli_fail("publish", r, "%s %s", name, version);
 		return CLI_USAGE;
 	}

@@ -271,7 +271,7 @@ int cmd_status(int argc, char **argv)
 			r = cli_store_status(argv[i]);
 		} else if (r < 0) {
 			cli_fail("status", r, "%s", argv[i]);
-			r = CLI_SYSTEM;
+			r = cli_exit_system(r);
 		}
 		if (r)
 			ret = r;

@@ -145,7 +145,7 @@ int cmd_fsck(int argc, char **argv)
 	store_close(s);
 	if (r < 0) {
 		cli_fail("fsck", r, "%s", argv[optind]);
-		return CLI_SYSTEM;
+		return cli_exit_system(r);
 	}
 	problems = rep.bad + rep.missing + rep.unindexed + rep.stale_tmp;
 	printf("%s: %" PRIu64 " objects checked: %" PRIu64 " good, %" PRIu64 " bad, %" PRIu64
@@ -273,7 +273,7 @@ int cli_store_status(const char *dir)
 	if (r < 0) {
 		store_close(s);
 		cli_fail("status", r, "%s", dir);
-		return CLI_SYSTEM;
+		return cli_exit_system(r);
 	}
 	printf("store %s\n", dir);
 	printf("  objects    %" PRIu64 " (%s, %" PRIu64 " bytes)\n", st.objects,
@@ -282,7 +282,7 @@ int cli_store_status(const char *dir)
 	printf("  manifests  %" PRIu64 "\n", st.manifests);
 	for (size_t i = 0; i < st.nrepos; i++) {
 		const struct store_repo_status *rs = &st.repos[i];
-		char when[64] = "never";
+		char when[64] = "never", shown[1024];
 
 		if (rs->last_refresh > 0) {
 			time_t t = (time_t)rs->last_refresh;
@@ -294,7 +294,10 @@ int cli_store_status(const char *dir)
 				 (long)(time(NULL) - t));
 		}
 		printf("repository %.16s\n", rs->repo);
-		printf("  url           %s\n", rs->url && rs->url[0] ? rs->url : "-");
+		/* Noted without its password since it is so; an older storkfs kept it whole. */
+		printf("  url           %s\n", rs->url && rs->url[0]
+						   ? fetch_url_shown(rs->url, shown, sizeof(shown))
+						   : "-");
 		printf("  refreshed     %s\n", when);
 		printf("  metadata      %zu files\n", rs->nmeta);
 		print_trusted_state(s, rs->repo);

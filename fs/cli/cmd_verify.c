@@ -28,7 +28,8 @@ static const char verify_help[] =
     "everything verifies, 1 when anything fails.\n"
     "\n"
     "--at UNIXTIME  check expiry as of that time instead of now\n"
-    "--cacert FILE  trust this PEM CA bundle for https (e.g. a self-signed test CA)\n";
+    "--cacert FILE  trust this PEM CA bundle for https (e.g. a self-signed test CA)\n"
+    "--netrc FILE   user names and passwords for an http(s) REPO (curl's netrc format)\n";
 
 static const char ls_help[] =
     "usage: stork ls --root ROOTFILE [--policy FILE] [--at UNIXTIME] [--cacert FILE] REPO "
@@ -52,6 +53,7 @@ static const char why_help[] =
 struct client_args {
 	const char *root;
 	const char *repo;
+	char shown[1024];    /* repo for messages: no password (fetch_url_shown) */
 	const char *name;    /* ls, why */
 	const char *version; /* why */
 	const char *policy;
@@ -63,16 +65,20 @@ static int parse_client_args(const char *cmd, const char *help, int argc, char *
 			     struct client_args *a, bool *ret_exit, int *ret_code)
 {
 	static const struct option opts[] = {
-	    {"help", no_argument, NULL, 'h'},	      {"root", required_argument, NULL, 'r'},
-	    {"at", required_argument, NULL, 'a'},     {"cacert", required_argument, NULL, 'c'},
-	    {"policy", required_argument, NULL, 'p'}, {0},
+	    {"help", no_argument, NULL, 'h'},
+	    {"root", required_argument, NULL, 'r'},
+	    {"at", required_argument, NULL, 'a'},
+	    {"cacert", required_argument, NULL, 'c'},
+	    {"policy", required_argument, NULL, 'p'},
+	    {"netrc", required_argument, NULL, 'n'},
+	    {0},
 	};
 	uint64_t at;
 	int c;
 
 	*ret_exit = true;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "hr:a:c:p:", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "hr:a:c:p:n:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'h':
 			fputs(help, stdout);
@@ -93,6 +99,9 @@ static int parse_client_args(const char *cmd, const char *help, int argc, char *
 			break;
 		case 'c':
 			a->fo.cainfo = optarg;
+			break;
+		case 'n':
+			a->fo.netrc = optarg;
 			break;
 		case 'p':
 			if (max_pos < 2) {
@@ -120,6 +129,7 @@ static int parse_client_args(const char *cmd, const char *help, int argc, char *
 		return 0;
 	}
 	a->repo = argv[optind];
+	fetch_url_shown(a->repo, a->shown, sizeof(a->shown));
 	if (argc - optind > 1)
 		a->name = argv[optind + 1];
 	if (argc - optind > 2)
@@ -144,7 +154,7 @@ static int open_client(const char *cmd, const struct client_args *a, struct veri
 	}
 	r = fetch_source_init(src, a->repo, &a->fo);
 	if (r < 0) {
-		cli_fail(cmd, r, "%s", a->repo);
+		cli_fail(cmd, r, "%s", a->shown);
 		free(root);
 		return cli_exit_input(r);
 	}
@@ -156,7 +166,7 @@ static int open_client(const char *cmd, const struct client_args *a, struct veri
 	}
 	r = verify_client_refresh(c, src);
 	if (r < 0) {
-		cli_fail(cmd, r, "%s", a->repo);
+		cli_fail(cmd, r, "%s", a->shown);
 		goto fail;
 	}
 	*ret_c = c;
@@ -248,12 +258,12 @@ struct packcheck {
 static void pack_bad(struct packcheck *pc, size_t i, int err)
 {
 	const struct store_pack_entry *pe = &pc->cut.ents[i];
+	char text[1200];
 
 	if (pc->bad++ < 3)
-		fprintf(stderr,
-			"stork verify: %s: the object of %s at offset %" PRIu64 ": %s%s%s\n",
-			pc->file, pe->e->path, pe->offset, storkfs_strerror(err),
-			*stork_error_detail() ? ": " : "", stork_error_detail());
+		fprintf(stderr, "stork verify: %s: the object of %s at offset %" PRIu64 ": %s\n",
+			pc->file, pe->e->path, pe->offset,
+			stork_error_text(NULL, err, text, sizeof(text)));
 	store_unpack_free(pc->u);
 	pc->u = NULL;
 }
@@ -442,6 +452,23 @@ static int check_object(const struct verify_source *src, const uint8_t hash[VERI
 	return r;
 }
 
+/* One problem of the repository: "FILE: DETAIL (ERROR)" with the file named once (most details
+ * start with it) and the error said once (stork_error_text), and the manifest that lists it. */
+static void tell_problem(const char *file, int err, const char *listed_in)
+{
+	const char *d = stork_error_detail();
+	bool named = d[0] && strstr(d, file);
+	char text[1200];
+
+	stork_error_text(d, err, text, sizeof(text));
+	if (listed_in)
+		fprintf(stderr, "stork verify: %s%s%s (listed in %s)\n", named ? "" : file,
+			named ? "" : ": ", text, listed_in);
+	else
+		fprintf(stderr, "stork verify: %s%s%s\n", named ? "" : file, named ? "" : ": ",
+			text);
+}
+
 static size_t check_objects(struct audit *a)
 {
 	size_t unique = 0;
@@ -468,11 +495,8 @@ static size_t check_objects(struct audit *a)
 		unique++;
 		r = check_object(a->src, o->hash, o->size, o->zsize);
 		if (r < 0) {
-			const char *d = stork_error_detail();
-
 			a->failures++;
-			fprintf(stderr, "stork verify: %s: %s%s%s (listed in %s)\n", path,
-				storkfs_strerror(r), d[0] ? ": " : "", d, o->manifest);
+			tell_problem(path, r, o->manifest);
 		}
 	}
 	return unique;
@@ -498,14 +522,8 @@ static bool versioned_name(const char *name, uint64_t *ret_version, const char *
 
 static void audit_fail(struct audit *a, const char *file, int err)
 {
-	const char *d = stork_error_detail();
-
 	a->failures++;
-	if (d[0] && strstr(d, file))
-		fprintf(stderr, "stork verify: %s\n", d);
-	else
-		fprintf(stderr, "stork verify: %s: %s%s%s\n", file, storkfs_strerror(err),
-			d[0] ? ": " : "", d);
+	tell_problem(file, err, NULL);
 }
 
 /* The directory audit: what the TUF walk does not read must still be intact. */
@@ -849,12 +867,12 @@ int cmd_verify(int argc, char **argv)
 		if (i == 0 || strcmp(a.names[i], a.names[i - 1]))
 			npkgs++;
 	if (a.failures) {
-		fprintf(stderr, "stork verify: %s: %u problems found\n", ca.repo, a.failures);
+		fprintf(stderr, "stork verify: %s: %u problems found\n", ca.shown, a.failures);
 		code = CLI_VERIFY_FAILED;
 	} else {
 		printf("verified %s: %zu packages, %" PRIu64 " versions, %zu objects, %" PRIu64
 		       " bytes\n",
-		       ca.repo, npkgs, a.versions, unique, a.bytes);
+		       ca.shown, npkgs, a.versions, unique, a.bytes);
 		code = CLI_OK;
 	}
 out:
@@ -993,7 +1011,7 @@ int cmd_ls(int argc, char **argv)
 		qsort(l->t, l->n, sizeof(*l->t), by_name_version);
 	if (s.a.name && l->n == 0) {
 		fprintf(stderr, "stork ls: %s: no package \"%s\" is signed in this repository\n",
-			s.a.repo, s.a.name);
+			s.a.shown, s.a.name);
 		code = CLI_USAGE;
 		goto out;
 	}
@@ -1051,7 +1069,7 @@ int cmd_why(int argc, char **argv)
 		if (l->n > 1)
 			qsort(l->t, l->n, sizeof(*l->t), by_name_version);
 		if (l->n == 0) {
-			printf("%s: no version of \"%s\" is signed in this repository\n", s.a.repo,
+			printf("%s: no version of \"%s\" is signed in this repository\n", s.a.shown,
 			       s.a.name);
 			code = CLI_VERIFY_FAILED;
 			goto out;

@@ -9,23 +9,27 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fetch/fetch.h"
 #include "fs/cli/cli.h"
 #include "verify/verify.h"
 
 void cli_fail(const char *cmd, int err, const char *fmt, ...)
 {
 	const char *detail = stork_error_detail();
+	char line[2048], shown[sizeof(line)];
 	va_list ap;
 
-	fprintf(stderr, "stork %s: ", cmd);
 	if (detail[0]) {
-		fprintf(stderr, "%s\n", detail);
-		return;
+		snprintf(line, sizeof(line), "%s", detail);
+	} else {
+		va_start(ap, fmt);
+		vsnprintf(line, sizeof(line), fmt, ap);
+		va_end(ap);
+		snprintf(line + strlen(line), sizeof(line) - strlen(line), ": %s",
+			 storkfs_strerror(err));
 	}
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, ": %s\n", storkfs_strerror(err));
+	/* A mirror URL may carry a password: never on the terminal (fetch_url_shown). */
+	fprintf(stderr, "stork %s: %s\n", cmd, fetch_url_shown(line, shown, sizeof(shown)));
 }
 
 int cli_usage_error(const char *cmd, const char *fmt, ...)
@@ -65,7 +69,12 @@ int cli_exit_verify(int err)
 		return CLI_VERIFY_FAILED;
 	if (err == -ENOENT)
 		return CLI_VERIFY_FAILED;
-	return CLI_SYSTEM;
+	return cli_exit_system(err);
+}
+
+int cli_exit_system(int err)
+{
+	return err == -EACCES || err == -EPERM ? CLI_USAGE : CLI_SYSTEM;
 }
 
 static int parse_scaled(const char *s, const char *suffixes, const uint64_t *scale, uint64_t *ret)
@@ -257,6 +266,9 @@ int cli_node_option(const char *cmd, int c, const char *arg, struct cli_node *n)
 		return 1;
 	case 'c':
 		f->cainfo = arg;
+		return 1;
+	case 'N':
+		f->netrc = arg;
 		return 1;
 	case 'C':
 		return parse_secs(cmd, "--connect-timeout", arg, &f->connect_timeout) < 0 ? -1 : 1;

@@ -228,6 +228,8 @@ start_nginx() {
 }
 
 # _start_nginx ROOT SCHEME [CERT KEY]: the one nginx starter; https adds TLS with HTTP/2 offered.
+# NGINX_EXTRA, when set, is added to the server block (e.g. "auth_basic x; auth_basic_user_file F;"
+# or "location = /metadata/timestamp.json { return 302 ftp://h/; }").
 _start_nginx() {
 	local root dir port try scheme=$2 listen tls=
 	root=$(cd "$1" && pwd)
@@ -269,6 +271,7 @@ _start_nginx() {
 					$tls
 					root $root;
 					autoindex off;
+					${NGINX_EXTRA:-}
 					location / {
 					}
 				}

@@ -1019,6 +1019,82 @@ START_TEST(add_mirror_refuses_urls_no_transport_handles)
 }
 END_TEST
 
+START_TEST(url_shown_hides_every_userinfo)
+{
+	char buf[256], tiny[12];
+	char *dup;
+
+	ck_assert_str_eq(fetch_url_shown("http://alice:pw@m1:8080/repo/x", buf, sizeof(buf)),
+			 "http://***@m1:8080/repo/x");
+	ck_assert_str_eq(fetch_url_shown("https://token@m1", buf, sizeof(buf)), "https://***@m1");
+	ck_assert_str_eq(fetch_url_shown("http://m1/a@b", buf, sizeof(buf)), "http://m1/a@b");
+	ck_assert_str_eq(fetch_url_shown("/srv/repo", buf, sizeof(buf)), "/srv/repo");
+	ck_assert_str_eq(fetch_url_shown("http://a:p@ss@m1/", buf, sizeof(buf)), "http://***@m1/");
+	ck_assert_str_eq(fetch_url_shown("proxies \"http://u:pw@p1:3128|http://v:pw@p2;DIRECT\": "
+					 "bad; peer http://w:pw@n2/",
+					 buf, sizeof(buf)),
+			 "proxies \"http://***@p1:3128|http://***@p2;DIRECT\": bad; peer "
+			 "http://***@n2/");
+	/* Cut, never past the buffer, and never a password half shown. */
+	ck_assert_str_eq(fetch_url_shown("http://alice:pw@m1/", tiny, sizeof(tiny)), "http://***@");
+	dup = fetch_url_shown_dup("http://@m1/");
+	ck_assert_str_eq(dup, "http://***@m1/");
+	free(dup);
+}
+END_TEST
+
+START_TEST(passwords_in_sources_are_not_in_errors_or_stats)
+{
+	struct fetch_opts o = {.proxies = "http://u:pw1@p1:3128|"};
+	struct fetch_mirror_stats *st = NULL;
+	struct fetch *f = NULL;
+	size_t n = 0;
+
+	ck_assert_int_eq(fetch_new(&o, &f), -EINVAL);
+	ck_assert_ptr_null(strstr(stork_error_detail(), "pw1"));
+	ck_assert_ptr_nonnull(strstr(stork_error_detail(), "http://***@p1:3128"));
+	ck_assert_int_eq(fetch_new(NULL, &f), 0);
+	ck_assert_int_eq(fetch_add_mirror(f, "gopher://alice:pw2@example.org/repo"), -EINVAL);
+	ck_assert_ptr_null(strstr(stork_error_detail(), "pw2"));
+	ck_assert_ptr_nonnull(strstr(stork_error_detail(), "gopher://***@example.org/repo"));
+	ck_assert_int_eq(fetch_add_mirror(f, "https://alice:pw3@example.org/repo/"), 0);
+	ck_assert_int_eq(fetch_stats(f, &st, &n), 0);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_str_eq(st[0].url, "https://***@example.org/repo/");
+	free(st);
+	fetch_free(f);
+}
+END_TEST
+
+START_TEST(netrc_readable_by_others_is_refused)
+{
+	char path[] = "/tmp/stork-netrc-XXXXXX";
+	struct fetch_opts o = {.netrc = path};
+	struct fetch *f = NULL;
+	int fd = mkstemp(path);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, "machine m1 login a password b\n", 30), 30);
+	close(fd);
+	ck_assert_int_eq(chmod(path, 0600), 0);
+	ck_assert_int_eq(fetch_netrc_check(path), 0);
+	ck_assert_int_eq(fetch_new(&o, &f), 0);
+	fetch_free(f);
+	f = NULL;
+	ck_assert_int_eq(chmod(path, 0640), 0);
+	ck_assert_int_eq(fetch_netrc_check(path), 0);
+	ck_assert_int_eq(chmod(path, 0644), 0);
+	ck_assert_int_eq(fetch_new(&o, &f), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(stork_error_detail(), path));
+	ck_assert_ptr_nonnull(strstr(stork_error_detail(), "chmod 600"));
+	ck_assert_int_eq(chmod(path, 0620), 0);
+	ck_assert_int_eq(fetch_netrc_check(path), -EINVAL);
+	ck_assert_int_eq(unlink(path), 0);
+	ck_assert_int_eq(fetch_netrc_check(path), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(stork_error_detail(), "No such file"));
+}
+END_TEST
+
 /* ------------------------------------------------------------------------------------------ */
 /* The transport chain: proxies, peers. */
 
@@ -2232,6 +2308,9 @@ static Suite *fetch_suite(void)
 	tcase_add_test(tc, object_error_names_every_mirror_when_all_fail);
 	tcase_add_test(tc, object_without_mirrors_is_enoent);
 	tcase_add_test(tc, add_mirror_refuses_urls_no_transport_handles);
+	tcase_add_test(tc, url_shown_hides_every_userinfo);
+	tcase_add_test(tc, passwords_in_sources_are_not_in_errors_or_stats);
+	tcase_add_test(tc, netrc_readable_by_others_is_refused);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("hostile");

@@ -154,6 +154,55 @@ START_TEST(error_detail_is_set_prefixed_and_cleared)
 }
 END_TEST
 
+START_TEST(error_text_says_the_error_once)
+{
+	char buf[256];
+
+	ck_assert_str_eq(
+	    stork_error_text("store/tmp/x: No space left on device", -ENOSPC, buf, sizeof(buf)),
+	    "store/tmp/x: No space left on device");
+	ck_assert_str_eq(
+	    stork_error_text("objects/ab/cd: hash mismatch", STORK_EBADHASH, buf, sizeof(buf)),
+	    "objects/ab/cd: hash mismatch (content does not match its signed hash)");
+	ck_assert_str_eq(stork_error_text("", -EACCES, buf, sizeof(buf)), "Permission denied");
+	stork_errorf("x: Permission denied");
+	ck_assert_str_eq(stork_error_text(NULL, -EACCES, buf, sizeof(buf)), "x: Permission denied");
+}
+END_TEST
+
+START_TEST(bidi_controls_are_found_and_named)
+{
+	size_t at = 99;
+
+	ck_assert_ptr_null(verify_bidi_control("usr/bin/h\xc3\xa9llo", &at));
+	ck_assert_str_eq(verify_bidi_control("ab\xe2\x80\xaexe", &at),
+			 "U+202E RIGHT-TO-LEFT OVERRIDE");
+	ck_assert_uint_eq(at, 2);
+	ck_assert_str_eq(verify_bidi_control("\xe2\x81\xa9", &at),
+			 "U+2069 POP DIRECTIONAL ISOLATE");
+	ck_assert_ptr_null(verify_bidi_control("\xe2\x80\xaf\xe2\x81\xaa", &at)); /* 202F, 206A */
+	ck_assert_int_eq(verify_check_package_name("evil\xe2\x80\xaegpj"), STORK_ENAME);
+	ck_assert_ptr_nonnull(strstr(stork_error_detail(), "U+202E"));
+	ck_assert_ptr_null(strstr(stork_error_detail(), "\xe2\x80\xae"));
+}
+END_TEST
+
+START_TEST(publish_refuses_versions_dpkg_refuses)
+{
+	static const char *const bad[] = {"a:b:c",	  "1:",	  ":1",	 "99999999999:1",
+					  "2147483648:1", "1:-2", "1.0-"};
+	static const char *const good[] = {"2147483647:1", "1:b:c", "0:1.0-1", "1.0~rc1+b2",
+					   "2.10-3"};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_int_eq(verify_check_version_publish(bad[i]), STORK_ENAME);
+	/* Reading stays as it was: a repository that signs one is still read. */
+	ck_assert_int_eq(verify_check_version("1.0-"), 0);
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		ck_assert_int_eq(verify_check_version_publish(good[i]), 0);
+}
+END_TEST
+
 START_TEST(error_detail_truncates_at_1k_without_splitting_utf8)
 {
 	char big[3000];
@@ -1493,6 +1542,9 @@ static Suite *verify_suite(void)
 	tcase_add_test(tc, strerror_names_every_stork_code_and_errno);
 	tcase_add_test(tc, error_detail_is_set_prefixed_and_cleared);
 	tcase_add_test(tc, error_detail_truncates_at_1k_without_splitting_utf8);
+	tcase_add_test(tc, error_text_says_the_error_once);
+	tcase_add_test(tc, bidi_controls_are_found_and_named);
+	tcase_add_test(tc, publish_refuses_versions_dpkg_refuses);
 	tcase_add_test(tc, write_atomic_writes_whole_file_with_exact_mode);
 	suite_add_tcase(s, tc);
 
