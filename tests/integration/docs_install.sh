@@ -166,8 +166,10 @@ comp_is() {
 	local want=$1
 	shift
 	comp "$@" >"$T/got" || fail "completing '$*' failed"
-	sort -u "$want" | diff - "$T/got" >"$T/diff" ||
-		fail "completing '$*': not what --help lists (< missing, > extra): $(tr '\n' ' ' <"$T/diff")"
+	sort -u "$want" >"$T/want"
+	cmp -s "$T/want" "$T/got" ||
+		fail "completing '$*': missing: $(comm -23 "$T/want" "$T/got" | paste -sd' ' -);" \
+			"extra: $(comm -13 "$T/want" "$T/got" | paste -sd' ' -)"
 }
 comp_is "$T/cmds" stork ""
 pass "stork <TAB> completes every command of stork --help and nothing else"
