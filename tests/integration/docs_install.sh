@@ -182,7 +182,8 @@ comp_is "$T/w" stork --
 pass "stork ext<TAB> -> extract, stork extract --st<TAB> -> --store, stork --<TAB> -> --help --version"
 comp_is "$T/repo_cmds" stork repo ""
 comp_is "$T/repo_cmds" stork repo --keys "$T/keys" ""
-pass "stork repo <TAB> completes its $(wc -l <"$T/repo_cmds") subcommands (also after --keys KEYDIR)"
+comp_is "$T/repo_cmds" stork repo --keys = "$T/keys" ""
+pass "stork repo <TAB> completes its $(wc -l <"$T/repo_cmds") subcommands (also after --keys KEYDIR and --keys=KEYDIR)"
 while read -r cmd; do
 	comp_is "$T/opts.$cmd" stork "$cmd" --
 done <"$T/cmds"
@@ -200,6 +201,7 @@ mkdir -p "$T/files/keys.d"
 : >"$T/files/key.pem"
 printf '%s\n' "$T/files/root.json" >"$T/w"
 comp_is "$T/w" stork ls --root "$T/files/ro"
+comp_is "$T/w" stork ls --root = "$T/files/ro" # --root=... as readline splits it
 printf '%s\n' "$T/files/keys.d" >"$T/w"
 comp_is "$T/w" stork publish --keys "$T/files/k"
 printf '%s\n' "$T/files/key.pem" "$T/files/keys.d" >"$T/w"
