@@ -187,13 +187,29 @@ pass "stork repo <TAB> completes its $(wc -l <"$T/repo_cmds") subcommands (also 
 while read -r cmd; do
 	comp_is "$T/opts.$cmd" stork "$cmd" --
 done <"$T/cmds"
+# the options that take an argument (printed as "--opt WORD" in --help) are those whose next
+# word the completion takes for their argument (_stork_argument), and no others
+while read -r cmd; do
+	"$STORK" "$cmd" --help | grep -oE -- '--[a-z][a-z0-9-]* [A-Z]' | awk '{ print $1 }' |
+		sort -u >"$T/args.$cmd" || true
+	mapfile -t opts <"$T/opts.$cmd"
+	bash -c '. "$1" || exit 1; shift; for o; do echo "$o $(_stork_argument "$o")"; done' _ \
+		"$completion" "${opts[@]}" >"$T/kinds" || fail "sourcing $completion failed"
+	while read -r opt kind; do
+		if grep -qxF -- "$opt" "$T/args.$cmd"; then
+			[ -n "$kind" ] || fail "completion: stork $cmd --help prints $opt with an argument, but _stork_argument $opt says it takes none"
+		else
+			[ -z "$kind" ] || fail "completion: _stork_argument $opt says it takes an argument ($kind), but stork $cmd --help prints none"
+		fi
+	done <"$T/kinds"
+done <"$T/cmds"
 # each repo subcommand's options are options of repo
 while read -r sub; do
 	comp stork repo "$sub" -- >"$T/got"
 	extra=$(comm -13 "$T/opts.repo" "$T/got" | paste -sd, -)
 	[ -z "$extra" ] || fail "completing 'stork repo $sub --': $extra are not options of stork repo --help"
 done <"$T/repo_cmds"
-pass "stork COMMAND --<TAB> completes exactly the options of stork COMMAND --help, for each command"
+pass "stork COMMAND --<TAB> completes exactly the options of stork COMMAND --help, for each command, and knows which take an argument"
 
 # file names for file arguments, directories for directory arguments
 mkdir -p "$T/files/keys.d"
