@@ -5,7 +5,8 @@
 # repo's subcommands, options and file names. And nothing drifts: every command of `stork
 # --help` has its subsection in stork(1), every --option of `stork COMMAND --help` is named
 # in its command's subsection and described in an entry, every option of storkfs (fs/README.md's
-# option table and `storkfs --help`) has its entry in storkfs(8), and the completion's lists are
+# option table and `storkfs --help`) has its entry in storkfs(8), every directive of the policy
+# format (verify/README.md) has its entry in storkfs-policy(5), and the completion's lists are
 # exactly what the tool's --help prints.
 . "$(dirname "$0")/lib.sh"
 
@@ -153,6 +154,23 @@ for opt in $(sort -u "$T/fs_readme" "$T/fs_opts"); do
 		fail "storkfs.8 has no entry (.TP then .B/.BI $(roff "$opt")...) for $opt (fs/README.md's table or storkfs --help)"
 done
 pass "storkfs(8) has an entry for each of the $(sort -u "$T/fs_readme" "$T/fs_opts" | wc -l) options of fs/README.md's table and storkfs --help"
+
+# --- storkfs-policy(5) has an entry for each directive of verify/README.md's format
+awk '/^### Format/ { on = 1; next } on && /^```/ { if (++n == 2) exit; next } on && n == 1' \
+	"$top/verify/README.md" | grep -v '^#' >"$T/directives" || true
+[ "$(wc -l <"$T/directives")" -ge 7 ] || fail "found only $(wc -l <"$T/directives") directives in verify/README.md's \"### Format\" block: the parse is broken"
+MANWIDTH=200 man -l "$src_man/storkfs-policy.5" |
+	awk '/^[A-Z]/ { on = ($0 == "DIRECTIVES"); next } on && /^       [^ ]/ { sub(/^ +/, ""); print }' >"$T/entries"
+[ -s "$T/entries" ] || fail "storkfs-policy.5 has no entries under DIRECTIVES"
+while read -r line; do
+	# an entry is the directive's syntax: the README's line up to its description
+	found=0
+	while read -r entry; do
+		case "$line" in "$entry" | "$entry "*) found=1 ;; esac
+	done <"$T/entries"
+	[ "$found" = 1 ] || fail "storkfs-policy.5 has no entry under DIRECTIVES for \"$line\" (verify/README.md, \"### Format\")"
+done <"$T/directives"
+pass "storkfs-policy(5) has an entry for each of the $(wc -l <"$T/directives") directives of verify/README.md's format"
 
 # --- the installed completion
 # comp WORD...: the completions of `WORD...` (the last word is the one completed), one a line
