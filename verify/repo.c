@@ -17,7 +17,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 
-#include "verify/meta.h"
+#include "verify/trusted.h"
 
 #define DAY	    (24 * 60 * 60)
 #define TMP_MAX_AGE (60 * 60)
@@ -189,7 +189,7 @@ static int repo_open(struct repo *r, const char *repodir, const char *keydir,
 	ret = verify_client_new(buf, len, r->now, &r->c);
 	if (ret < 0)
 		goto out;
-	r->c->check_expiry = false;
+	trusted_ignore_expiry(r->c);
 	ret = verify_client_refresh(r->c, &r->src);
 	if (ret < 0) {
 		stork_error_prefix("%s: the repository's current state does not verify", repodir);
@@ -304,7 +304,8 @@ static int settle_keys(const struct repo *r, const char *keydir)
 		free(path);
 		if (ret < 0)
 			continue; /* not ours to judge here; `repo rotate` reports it */
-		listed = meta_delegation_has_key(&r->c->root->roles[i], verify_key_id(k));
+		listed = meta_delegation_has_key(trusted_toprole(r->c, (enum meta_toprole)i),
+						 verify_key_id(k));
 		verify_key_free(k);
 		if (!listed)
 			continue;
@@ -319,7 +320,7 @@ static int settle_keys(const struct repo *r, const char *keydir)
 static int load_key(const struct repo *r, const char *keydir, enum meta_toprole role,
 		    struct verify_key **ret_key)
 {
-	const struct meta_delegation *d = &r->c->root->roles[role];
+	const struct meta_delegation *d = trusted_toprole(r->c, role);
 	struct verify_key *k = NULL;
 	char *path;
 	int ret;
@@ -335,7 +336,8 @@ static int load_key(const struct repo *r, const char *keydir, enum meta_toprole 
 	}
 	if (!meta_delegation_has_key(d, verify_key_id(k))) {
 		stork_errorf("%s: key %.16s is not a %s key of %s (it lists %.16s%s)", path,
-			     verify_key_id(k), meta_role_names[role], r->c->root->file,
+			     verify_key_id(k), meta_role_names[role],
+			     trusted_meta(r->c, META_ROOT)->file,
 			     d->nkeyids ? d->keyids[0] : "none", d->nkeyids > 1 ? ", ..." : "");
 		ret = STORK_EBADSIG;
 		goto out;
@@ -434,7 +436,8 @@ static int commit_n(struct repo *r, const char *const *names, const uint64_t *ve
 		    struct verify_key *const *snapkeys, size_t nsnap,
 		    struct verify_key *const *tskeys, size_t nts)
 {
-	uint64_t sv = r->c->snapshot->version + 1, tv = r->c->timestamp->version + 1;
+	const struct meta *cur_snap = trusted_meta(r->c, META_SNAPSHOT);
+	uint64_t sv = cur_snap->version + 1, tv = trusted_meta(r->c, META_TIMESTAMP)->version + 1;
 	json_t *snap = NULL, *meta = NULL, *ts = NULL;
 	uint8_t digest[VERIFY_HASH_LEN];
 	char hex[VERIFY_HASH_HEX], name[64], *buf = NULL;
@@ -443,7 +446,7 @@ static int commit_n(struct repo *r, const char *const *names, const uint64_t *ve
 
 	snap = json_object();
 	ts = json_object();
-	meta = json_deep_copy(json_object_get(r->c->snapshot->signed_json, "meta"));
+	meta = json_deep_copy(json_object_get(cur_snap->signed_json, "meta"));
 	if (!snap || !ts || !meta)
 		goto out;
 	for (i = 0; i < n; i++)
@@ -494,7 +497,7 @@ static int commit_targets(struct repo *r, json_t *s, const struct online_keys *k
 			  uint64_t role_version)
 {
 	const char *names[2];
-	uint64_t versions[2], tv = r->c->targets->version + 1;
+	uint64_t versions[2], tv = trusted_meta(r->c, META_TARGETS)->version + 1;
 	char file[64];
 	size_t n = 0;
 	int ret;
@@ -813,6 +816,7 @@ int verify_repo_delegate(const char *repodir, const char *keydir, const struct v
 			 const struct verify_repo_opts *o)
 {
 	struct online_keys k = {0};
+	const struct meta *t;
 	json_t *s = NULL, *dels, *roles, *keys, *rj, *paths;
 	const char *id = verify_key_id(pub);
 	bool changed = false;
@@ -840,7 +844,8 @@ int verify_repo_delegate(const char *repodir, const char *keydir, const struct v
 		goto out;
 
 	ret = -ENOMEM;
-	s = json_deep_copy(r.c->targets->signed_json);
+	t = trusted_meta(r.c, META_TARGETS);
+	s = json_deep_copy(t->signed_json);
 	if (!s)
 		goto out;
 	dels = json_object_get(s, "delegations");
@@ -869,7 +874,7 @@ int verify_repo_delegate(const char *repodir, const char *keydir, const struct v
 			stork_errorf(
 			    "%s: role %s delegates by path hash prefixes; storkfs cannot add "
 			    "patterns to it",
-			    r.c->targets->file, role);
+			    t->file, role);
 			ret = STORK_EUNSUPPORTED;
 			goto out;
 		}
@@ -924,7 +929,7 @@ out:
 static int role_for_write(struct repo *r, const struct meta_delegation *del,
 			  const struct meta **ret_cur, uint64_t *ret_next)
 {
-	const struct client_role *cr = NULL;
+	const struct meta *m = NULL;
 	const struct meta_file *mf;
 	json_t *rv;
 	char *name;
@@ -933,25 +938,27 @@ static int role_for_write(struct repo *r, const struct meta_delegation *del,
 	name = meta_asprintf("%s.json", del->name);
 	if (!name)
 		return -ENOMEM;
-	mf = meta_find_file(r->c->snapshot, name);
+	mf = trusted_snapshot_entry(r->c, name);
 	free(name);
 	if (!mf) {
 		*ret_cur = NULL;
 		*ret_next = 1;
 		return 0;
 	}
-	rv = json_object_get(json_object_get(r->c->targets->signed_json, REVOKED_FIELD), del->name);
+	rv = json_object_get(
+	    json_object_get(trusted_meta(r->c, META_TARGETS)->signed_json, REVOKED_FIELD),
+	    del->name);
 	if (json_is_integer(rv) && json_integer_value(rv) >= 0 &&
 	    (uint64_t)json_integer_value(rv) >= mf->version) {
 		*ret_cur = NULL;
 		*ret_next = mf->version + 1;
 		return 0;
 	}
-	ret = client_load_role(r->c, &r->src, r->c->targets, del, &cr);
+	ret = trusted_load_role(r->c, &r->src, del, &m);
 	if (ret < 0)
 		return ret;
-	*ret_cur = cr->m;
-	*ret_next = cr->m->version + 1;
+	*ret_cur = m;
+	*ret_next = m->version + 1;
 	return 0;
 }
 
@@ -959,14 +966,13 @@ static int role_for_write(struct repo *r, const struct meta_delegation *del,
 static int pattern_error(const struct repo *r, const struct verify_key *publisher, const char *what,
 			 const char *target)
 {
-	const struct meta *t = r->c->targets;
+	const struct meta *t = trusted_meta(r->c, META_TARGETS);
+	const struct meta_delegation *d;
 	const char *id = verify_key_id(publisher);
 	char list[1024] = "";
 	size_t i, j, len;
 
-	for (i = 0; i < t->ndels; i++) {
-		const struct meta_delegation *d = &t->dels[i];
-
+	for (i = 0; (d = trusted_delegation(r->c, i)); i++) {
 		if (!meta_delegation_has_key(d, id))
 			continue;
 		for (j = 0; j < d->npaths; j++) {
@@ -1023,16 +1029,16 @@ out:
 static int shadowed(struct repo *r, const struct meta_delegation *del,
 		    const struct verify_manifest *m, const char *target)
 {
-	const struct meta *t = r->c->targets;
+	const struct meta_delegation *d;
 	struct verify_target found = {0};
 	int ret;
 
-	for (size_t i = 0; i < t->ndels && &t->dels[i] != del; i++) {
-		if (t->dels[i].terminating && meta_delegation_matches(&t->dels[i], target)) {
+	for (size_t i = 0; (d = trusted_delegation(r->c, i)) && d != del; i++) {
+		if (d->terminating && meta_delegation_matches(d, target)) {
 			stork_errorf(
 			    "%s %s: role %s's delegation comes first and is terminating, so "
 			    "clients would never look in role %s for this name",
-			    m->name, m->version, t->dels[i].name, del->name);
+			    m->name, m->version, d->name, del->name);
 			return STORK_EPATTERN;
 		}
 	}
@@ -1057,7 +1063,7 @@ int verify_repo_publish(const char *repodir, const char *keydir, const struct ve
 {
 	struct online_keys k = {0};
 	struct verify_manifest *check = NULL;
-	const struct meta_delegation *del = NULL;
+	const struct meta_delegation *del = NULL, *d;
 	const struct meta *cur = NULL;
 	const struct meta_target *old;
 	json_t *s = NULL, *targets;
@@ -1091,10 +1097,9 @@ int verify_repo_publish(const char *repodir, const char *keydir, const struct ve
 	ret = repo_open(&r, repodir, keydir, o);
 	if (ret < 0)
 		goto out;
-	for (i = 0; i < r.c->targets->ndels && !del; i++)
-		if (meta_delegation_has_key(&r.c->targets->dels[i], id) &&
-		    meta_delegation_matches(&r.c->targets->dels[i], target))
-			del = &r.c->targets->dels[i];
+	for (i = 0; (d = trusted_delegation(r.c, i)) && !del; i++)
+		if (meta_delegation_has_key(d, id) && meta_delegation_matches(d, target))
+			del = d;
 	if (!del) {
 		char what[300];
 
@@ -1171,6 +1176,7 @@ int verify_repo_may_publish(const char *repodir, const struct verify_key *publis
 			    const char *name, char **ret_role)
 {
 	const char *id = verify_key_id(publisher);
+	const struct meta_delegation *d;
 	struct repo r = {.dirfd = -1, .mdfd = -1};
 	char *target = NULL, *role;
 	int ret;
@@ -1185,9 +1191,7 @@ int verify_repo_may_publish(const char *repodir, const struct verify_key *publis
 	ret = repo_open(&r, repodir, NULL, NULL);
 	if (ret < 0)
 		goto out;
-	for (size_t i = 0; i < r.c->targets->ndels; i++) {
-		const struct meta_delegation *d = &r.c->targets->dels[i];
-
+	for (size_t i = 0; (d = trusted_delegation(r.c, i)); i++) {
 		if (meta_delegation_has_key(d, id) && meta_delegation_matches(d, target)) {
 			role = strdup(d->name);
 			if (!role) {
@@ -1326,13 +1330,14 @@ static void prune_keys(json_t *keys, json_t *roles)
 /* The role is not delegated: name the roles that are. @return -ENOENT. */
 static int unknown_role(const struct repo *r, const char *what, const char *role)
 {
-	const struct meta *t = r->c->targets;
+	const struct meta *t = trusted_meta(r->c, META_TARGETS);
+	const struct meta_delegation *d;
 	char list[1024] = "";
 	size_t i, len;
 
-	for (i = 0; i < t->ndels; i++) {
+	for (i = 0; (d = trusted_delegation(r->c, i)); i++) {
 		len = strlen(list);
-		snprintf(list + len, sizeof(list) - len, "%s%s", len ? ", " : "", t->dels[i].name);
+		snprintf(list + len, sizeof(list) - len, "%s%s", len ? ", " : "", d->name);
 	}
 	if (list[0])
 		stork_errorf("%s %s: %s delegates no role %s; the delegated roles are %s", what,
@@ -1434,14 +1439,14 @@ int verify_repo_rotate(const char *repodir, const char *keydir, const char *cons
 
 	/* The new root: the rotated roles list their new keys only; unused keys go. */
 	ret = -ENOMEM;
-	root = json_deep_copy(r.c->root->signed_json);
+	root = json_deep_copy(trusted_meta(r.c, META_ROOT)->signed_json);
 	if (!root)
 		goto out;
 	jkeys = json_object_get(root, "keys");
 	jroles = json_object_get(root, "roles");
 	if (!json_is_object(jkeys) || !json_is_object(jroles))
 		goto out;
-	rv = r.c->root->version + 1;
+	rv = trusted_meta(r.c, META_ROOT)->version + 1;
 	ret = set_common(root, "root", rv, r.now + r.expiry[META_ROLE_ROOT]);
 	if (ret < 0)
 		goto out;
@@ -1467,10 +1472,10 @@ int verify_repo_rotate(const char *repodir, const char *keydir, const char *cons
 	 * file in between is signed by the old and the new key of its role, valid under both. */
 	if (rot[META_ROLE_TARGETS]) {
 		ret = -ENOMEM;
-		targets = json_deep_copy(r.c->targets->signed_json);
+		targets = json_deep_copy(trusted_meta(r.c, META_TARGETS)->signed_json);
 		if (!targets)
 			goto out;
-		tv = r.c->targets->version + 1;
+		tv = trusted_meta(r.c, META_TARGETS)->version + 1;
 		ret = set_common(targets, "targets", tv, r.now + r.expiry[META_ROLE_TARGETS]);
 		if (ret < 0)
 			goto out;
@@ -1559,7 +1564,7 @@ int verify_repo_rekey(const char *repodir, const char *keydir, const char *role,
 	ret = repo_open(&r, repodir, keydir, o);
 	if (ret < 0)
 		return ret;
-	del = meta_find_delegation(r.c->targets, role);
+	del = trusted_find_delegation(r.c, role);
 	if (!del) {
 		ret = unknown_role(&r, "rotate", role);
 		goto out;
@@ -1596,7 +1601,7 @@ int verify_repo_rekey(const char *repodir, const char *keydir, const char *role,
 
 	/* The delegation lists the new key instead of the old ones. */
 	ret = -ENOMEM;
-	s = json_deep_copy(r.c->targets->signed_json);
+	s = json_deep_copy(trusted_meta(r.c, META_TARGETS)->signed_json);
 	if (!s)
 		goto out;
 	dels = json_object_get(s, "delegations");
@@ -1636,7 +1641,7 @@ int verify_repo_revoke(const char *repodir, const char *keydir, const char *role
 	ret = repo_open(&r, repodir, keydir, o);
 	if (ret < 0)
 		return ret;
-	if (!meta_find_delegation(r.c->targets, role)) {
+	if (!trusted_find_delegation(r.c, role)) {
 		ret = unknown_role(&r, "revoke", role);
 		goto out;
 	}
@@ -1645,7 +1650,7 @@ int verify_repo_revoke(const char *repodir, const char *keydir, const char *role
 		goto out;
 
 	ret = -ENOMEM;
-	s = json_deep_copy(r.c->targets->signed_json);
+	s = json_deep_copy(trusted_meta(r.c, META_TARGETS)->signed_json);
 	rolejson = meta_asprintf("%s.json", role);
 	if (!s || !rolejson)
 		goto out;
@@ -1662,7 +1667,7 @@ int verify_repo_revoke(const char *repodir, const char *keydir, const char *role
 	/* TUF forbids a snapshot to drop a role an earlier one listed: the role stays listed,
 	 * at a new version whose file has no targets, and the top-level targets marks that
 	 * version revoked, so that a later delegation of the name starts again above it. */
-	mf = meta_find_file(r.c->snapshot, rolejson);
+	mf = trusted_snapshot_entry(r.c, rolejson);
 	if (mf) {
 		v = mf->version + 1;
 		ret = -ENOMEM;
