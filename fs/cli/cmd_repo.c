@@ -13,6 +13,7 @@
 #include "fs/cli/cli.h"
 #include "store/store.h"
 #include "verify/verify.h"
+#include "verify/writer/writer.h"
 
 static const char help[] =
     "usage: stork repo init REPODIR --keys KEYDIR [--expires ROLE=DURATION]...\n"
