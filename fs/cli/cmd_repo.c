@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "fs/cli/cli.h"
-#include "store/store.h"
+#include "store/import/import.h"
 #include "verify/verify.h"
 #include "verify/writer/writer.h"
 
