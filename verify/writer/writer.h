@@ -80,7 +80,7 @@ int verify_repo_refresh(const char *repodir, const char *keydir, const struct ve
  * root does not list (a rotation that crashed before its commit) is reused by the next rotate.
  * Needs the current key of root, snapshot, timestamp and of each rotated role.
  * @return 0; -EINVAL (no role, or a name that is not a top-level role: the detail says how to
- * rotate a delegated one); the load_key errors (a key missing or not the one the root lists:
+ * rotate a delegated one); repo_load_key's errors (a key missing or not the one the root lists:
  * nothing is written then); -errno. */
 int verify_repo_rotate(const char *repodir, const char *keydir, const char *const *roles,
 		       size_t nroles, const struct verify_repo_opts *o);
