@@ -2,9 +2,10 @@
  *
  * Content-addressed objects: a file's content is an object named by the SHA-256 of its
  * uncompressed bytes. In a repository objects are stored zstd-compressed at
- * objects/<first 2 hex>/<64 hex> (store/README.md). This module writes them (publisher side),
- * checks and unpacks them (client side), and turns package sources (directories, tar, .deb,
- * .rpm) into a manifest plus objects.
+ * objects/<first 2 hex>/<64 hex> (store/README.md). This header is the node's side: checking
+ * and unpacking objects, version pack layouts, the node store. The publisher's side (writing
+ * objects and packs into a repository, importing package sources) is a library of its own,
+ * store/import/import.h, which the node never links.
  *
  * Conventions as in verify/verify.h: 0 or negative errno / STORK_E* codes, ret_* outputs
  * written only on success, error detail through stork_errorf().
@@ -24,26 +25,6 @@
 /** The relative path of an object: "objects/ab/abcdef..." (NUL-terminated, 8 + 64 + 3 bytes). */
 #define STORE_OBJPATH_LEN (sizeof("objects/") - 1 + 3 + 2 * VERIFY_HASH_LEN + 1)
 void store_object_path(const uint8_t hash[VERIFY_HASH_LEN], char out[STORE_OBJPATH_LEN]);
-
-/* ------------------------------------------------------------------------------------------ */
-/* Writing repository objects. */
-
-struct store_objwriter;
-
-/** Start writing one object into the repository rooted at repofd (objects/ is created as
- * needed). Bytes are hashed and zstd-compressed as they arrive into a temporary file
- * objects/.tmp-XXXXXX. @return 0; -errno. */
-int store_objwriter_new(int repofd, struct store_objwriter **ret_w);
-/** Add uncompressed bytes. @return 0; -errno (e.g. -ENOSPC); -EIO for zstd failures. */
-int store_objwriter_write(struct store_objwriter *w, const void *buf, size_t len);
-/** Finish: fsync, then rename to objects/ab/<hash> unless an object with that hash is already
- * there (then the temporary file is dropped and ret_new is false). Frees w either way.
- * @param[out] ret_hash, ret_size (uncompressed), ret_zsize (compressed bytes as stored; for an
- * existing object, its size on disk), ret_new. @return 0; -errno (w is freed, nothing left). */
-int store_objwriter_commit(struct store_objwriter *w, uint8_t ret_hash[VERIFY_HASH_LEN],
-			   uint64_t *ret_size, uint64_t *ret_zsize, bool *ret_new);
-/** Drop everything written and free w. Accepts NULL. */
-void store_objwriter_abort(struct store_objwriter *w);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Reading objects: a streaming unpacker that checks a compressed object against its signed
@@ -113,64 +94,6 @@ struct store_pack_cut {
 /** Feed the next bytes of the pack. Bytes past the last entry are refused.
  * @return 0; STORK_EBADLEN (more bytes than the layout); a callback's error. */
 int store_pack_cut(struct store_pack_cut *c, const void *buf, size_t len);
-
-/** Write m's pack as `path` (verify_manifest_file(m, ".pack")) below the repository root
- * repofd, from the repository's objects, atomically (temporary file, fsync, rename, fsync of
- * the directory; parent directories made as needed). Nothing is written when m has no pack
- * or the file there already holds exactly these bytes (a damaged one is replaced).
- * @param[out] ret_written (may be NULL) whether a file was written.
- * @return 0; STORK_EBADLEN (an object's file is not its signed zsize; detail names it);
- * -errno. */
-int store_pack_write(int repofd, const struct verify_manifest *m, const char *path,
-		     bool *ret_written);
-
-/* ------------------------------------------------------------------------------------------ */
-/* Importing package sources. */
-
-struct store_import_stats {
-	uint64_t files;	  /* regular files in the manifest */
-	uint64_t entries; /* all entries */
-	uint64_t bytes;	  /* uncompressed bytes of regular files */
-	uint64_t new_objects;
-	uint64_t new_bytes;    /* uncompressed bytes of objects that were not in the repo */
-	uint64_t reused_bytes; /* uncompressed bytes of files whose object was already there */
-};
-
-struct store_import_opts {
-	int repofd;	   /* the repository root; objects go to objects/ below it */
-	uint64_t max_size; /* refuse sources that unpack to more bytes (0 = 64 GiB) */
-	/* Called now and then with bytes of the source consumed so far and its total size (0
-	 * when unknown); may be NULL. */
-	void (*progress)(void *ctx, uint64_t done, uint64_t total);
-	void *progress_ctx;
-};
-
-/** Import a package source: a directory, a .tar (optionally .gz, .xz, .bz2, .zst), a Debian
- * .deb (its data archive; its control Depends and Pre-Depends become manifest dependencies) or
- * an .rpm (its payload; its Requires become dependencies). Writes every file's object and
- * returns the finished manifest.
- *
- * Hostile or broken sources are refused with STORK_EHOSTILE / STORK_EFORMAT / STORK_ETOOBIG
- * and a detail naming the source and the entry: "../" components, absolute member paths, a
- * member below a symlink or a regular file, device nodes, fifos and sockets, duplicate paths,
- * hard links to unknown members, truncated or corrupt archives, more than max_size bytes, names
- * with control characters. Objects already written by a refused import are complete and
- * correct content-addressed objects, but no metadata refers to them.
- * @return 0; the codes above; -errno. */
-int store_import(const char *source, const char *name, const char *version,
-		 const struct store_import_opts *o, struct verify_manifest **ret_m,
-		 struct store_import_stats *ret_stats);
-
-/* ------------------------------------------------------------------------------------------ */
-/* Package metadata (used by store_import, exposed for tests). */
-
-/** Parse a Debian control file's Depends and Pre-Depends into m's dependency groups.
- * @return 0; STORK_EFORMAT. */
-int store_deb_control_deps(const char *control, size_t len, struct verify_manifest *m);
-/** Parse an RPM file's header (lead, signature header, main header) from fd, positioned at
- * the start, and add its Requires (skipping rpmlib(...) and file paths) to m. Leaves the fd
- * position unspecified. @return 0; STORK_EFORMAT; -errno. */
-int store_rpm_deps(int fd, struct verify_manifest *m);
 
 /* ------------------------------------------------------------------------------------------ */
 /* The node store: one per node, shared by every mount, extract and container on it, and by

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "verify/meta.h"
+#include "verify/client.h"
 
 /* Content problems (a damaged or foreign file) as opposed to the cache failing. */
 static bool damaged(int r)

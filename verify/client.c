@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "verify/meta.h"
+#include "verify/client.h"
 
 void verify_target_fini(struct verify_target *t)
 {

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "verify/meta.h"
+#include "verify/client.h"
 
 void verify_decision_fini(struct verify_decision *d)
 {

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "verify/meta.h"
+#include "verify/client.h"
 
 /* Delegated roles */
 

@@ -1,8 +1,9 @@
 /* verify/verify.h: the whole contract of the verify module.
  *
  * Hashes, ed25519 keys and signatures (OpenSSL EVP), canonical JSON as TUF defines it, package
- * names, package manifests, TUF metadata (parsing, checking, the client's trusted state) and the
- * repository writer. The formats are documented in verify/README.md.
+ * names, package manifests, TUF metadata (parsing, checking, the client's trusted state). The
+ * repository writer, the publisher's side, is a library of its own: verify/writer/writer.h. The
+ * formats are documented in verify/README.md.
  *
  * Conventions (contrib/HACKING.md): fallible functions return 0 or a negative errno / STORK_E*
  * code; outputs are named ret_* and written only on success; _new/_free own heap objects and
@@ -559,95 +560,6 @@ int verify_client_each_accepted(struct verify_client *c, const struct verify_sou
 				int (*cmp)(const char *a, const char *b),
 				int (*fn)(void *ctx, const struct verify_target *t), void *ctx,
 				verify_problem_fn problem, void *pctx);
-
-/* ------------------------------------------------------------------------------------------ */
-/* The repository writer (the publisher's side). Keys of the top-level roles live in KEYDIR as
- * root.key, targets.key, snapshot.key, timestamp.key; the served tree never holds a private
- * key. All writes are temporary file + fsync + rename; timestamp.json is renamed last, so a
- * crash leaves the previous state intact. Writers serialize on flock() of the repository's
- * metadata directory. */
-
-struct verify_repo_opts {
-	int64_t root_expiry;	  /* seconds; 0 = default (365 days) */
-	int64_t targets_expiry;	  /* 0 = 365 days; also the delegated roles' expiry */
-	int64_t snapshot_expiry;  /* 0 = 7 days */
-	int64_t timestamp_expiry; /* 0 = 1 day */
-	time_t now;		  /* 0 = time(NULL); tests set it */
-	/* Tests only: publish a version that clients will not see (another role signs it in
-	 * search order); the CLI never sets it. */
-	bool allow_shadowed;
-};
-
-/** Create KEYDIR (0700, must not be inside repodir) with four new keys, and the signed version
- * 1 of every top-level role in repodir (created if missing; must be empty of metadata).
- * @param[out] ret_root_path path of metadata/1.root.json (malloc'd) that clients pin.
- * @return 0; -EEXIST if the repository exists; -EINVAL if keydir is inside repodir; -errno. */
-int verify_repo_init(const char *repodir, const char *keydir, const struct verify_repo_opts *o,
-		     char **ret_root_path);
-
-/** Delegate name patterns to a publisher key as role `role` (new, or patterns added to an
- * existing role with the same key). Re-signs targets, snapshot, timestamp.
- * @return 0; STORK_ENAME; -EEXIST if the role exists with another key; -errno. */
-int verify_repo_delegate(const char *repodir, const char *keydir, const struct verify_key *pub,
-			 const char *role, const char *const *patterns, size_t npatterns,
-			 const struct verify_repo_opts *o);
-
-/** Publish a manifest signed by publisher (private). Finds the delegated role whose key it
- * is and whose patterns match the name, writes the manifest as a target, signs a new version
- * of that role with the publisher key, then new snapshot and timestamp with KEYDIR's keys.
- * Replacing an existing version with different content is refused (-EEXIST); the same
- * content again is a no-op that returns 1.
- * @return 0 (published); 1 (already there, identical); STORK_EPATTERN (no role of this key
- * may sign this name: detail lists the key's patterns); -errno. */
-int verify_repo_publish(const char *repodir, const char *keydir, const struct verify_key *publisher,
-			const struct verify_manifest *m, const struct verify_repo_opts *o);
-
-/** Check, without changing anything, that publisher may publish name: some delegated role
- * lists its key and has a pattern matching the name. Lets publish refuse before importing.
- * @param[out] ret_role the role's name (malloc'd). @return 0; STORK_EPATTERN (detail lists the
- * key's patterns, or says the key is not delegated and how to delegate it); -errno. */
-int verify_repo_may_publish(const char *repodir, const struct verify_key *publisher,
-			    const char *name, char **ret_role);
-
-/** Re-sign snapshot and timestamp with fresh expiry (the operator's timer). Also removes
- * temporary files older than an hour left by killed writers. @return 0; -errno. */
-int verify_repo_refresh(const char *repodir, const char *keydir, const struct verify_repo_opts *o);
-
-/** Give each top-level role in roles ("root", "targets", "snapshot", "timestamp"; repeats are
- * ignored) a new key: the new key is saved as KEYDIR/ROLE.key.new before any metadata names
- * it; root N+1 lists it (unused keys dropped, threshold 1) and is signed by the old and the new
- * root key (TUF 5.3); a rotated targets is re-signed at version+1; snapshot and timestamp are
- * re-signed; every file written before N+1.root.json (the commit point) is signed by the old
- * and the new key of its role, so it verifies under either root. Then KEYDIR/ROLE.key becomes
- * the new key and the old one stays as KEYDIR/ROLE.key.old-<first 16 hex of its key id>. A
- * writer that finds a ROLE.key.new that the committed root lists finishes that switch; one the
- * root does not list (a rotation that crashed before its commit) is reused by the next rotate.
- * Needs the current key of root, snapshot, timestamp and of each rotated role.
- * @return 0; -EINVAL (no role, or a name that is not a top-level role: the detail says how to
- * rotate a delegated one); the load_key errors (a key missing or not the one the root lists:
- * nothing is written then); -errno. */
-int verify_repo_rotate(const char *repodir, const char *keydir, const char *const *roles,
-		       size_t nroles, const struct verify_repo_opts *o);
-
-/** Give the delegated role `role` the key newkey (private) instead of its current key(s): a
- * new version of the role's file with the same targets signed by newkey (when the snapshot
- * lists the role), the top-level delegation listing only newkey (threshold 1), then snapshot
- * and timestamp. The old key can no longer publish in the role. Nothing is written when the
- * role already has exactly this key.
- * @return 0; -ENOENT if targets delegates no such role (the detail lists the roles it does);
- * -EINVAL for a top-level role name or a public-only key; STORK_ENAME; -errno. */
-int verify_repo_rekey(const char *repodir, const char *keydir, const char *role,
-		      const struct verify_key *newkey, const struct verify_repo_opts *o);
-
-/** Remove the delegation of `role` from the top-level targets: clients no longer find its
- * packages. The role stays listed in the snapshot (TUF forbids dropping a listed role): at
- * version+1, a file with no targets signed by the targets key, which the top-level targets
- * marks revoked ("x-storkfs-revoked"). Delegating the name again (verify_repo_delegate) starts
- * the role empty, at the next version above that one, at its first publish.
- * @return 0; -ENOENT if targets delegates no such role (the detail lists the roles it does);
- * -EINVAL for a top-level role name; STORK_ENAME; -errno. */
-int verify_repo_revoke(const char *repodir, const char *keydir, const char *role,
-		       const struct verify_repo_opts *o);
 
 /** A verify_source reading a local repository directory (no transport involved); used by the
  * writer to read its own state, and by tests. Caller frees with verify_dir_source_fini. */

@@ -8,8 +8,9 @@
 #include <unistd.h>
 
 #include "fs/cli/cli.h"
-#include "store/store.h"
+#include "store/import/import.h"
 #include "verify/verify.h"
+#include "verify/writer/writer.h"
 
 static const char help[] =
     "usage: stork publish REPODIR --keys KEYDIR --key KEYFILE [--max-size BYTES] [--no-pack]\n"

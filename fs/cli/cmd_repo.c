@@ -11,8 +11,9 @@
 #include <unistd.h>
 
 #include "fs/cli/cli.h"
-#include "store/store.h"
+#include "store/import/import.h"
 #include "verify/verify.h"
+#include "verify/writer/writer.h"
 
 static const char help[] =
     "usage: stork repo init REPODIR --keys KEYDIR [--expires ROLE=DURATION]...\n"

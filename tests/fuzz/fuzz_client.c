@@ -25,7 +25,7 @@
  * snapshot, alice) are re-made as version 2 with its version, length and hash, and signed, so
  * that its bytes get past the hash checks to the parser.
  *
- * The contract checked beyond surviving (verify/verify.h, verify/meta.h "Invariants"): a refresh
+ * The contract checked beyond surviving (verify/verify.h, verify/client.h "Invariants"): a refresh
  * that fails without a root rotation leaves the trusted versions as they were; trusted versions
  * never go down; a restart from the cache brings back the trusted versions; and while the input
  * cannot change the delegation tree (it is not targets or alice), every target found is signed

@@ -20,7 +20,7 @@
 #include <unistd.h>
 #include <sys/stat.h>
 
-#include "store/store.h"
+#include "store/import/import.h"
 #include "tests/fuzz/fuzz.h"
 
 /* Enough for every seed; keeps a decompression bomb to a bounded amount of work. */

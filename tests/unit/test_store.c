@@ -23,7 +23,7 @@
 #include <check.h>
 #include <zstd.h>
 
-#include "store/store.h"
+#include "store/import/import.h"
 #include "tests/unit/unit.h"
 
 /* ------------------------------------------------------------------------------------------ */

@@ -14,6 +14,7 @@
 #include "fs/fs.h"
 #include "unit.h"
 #include "verify/meta.h"
+#include "verify/writer/writer.h"
 
 #define T0   ((time_t)1795168800) /* 2026-11-20T10:00:00Z */
 #define HOUR 3600

@@ -13,7 +13,8 @@
 #include <check.h>
 
 #include "unit.h"
-#include "verify/meta.h"
+#include "verify/trusted.h"
+#include "verify/writer/writer.h"
 
 #define T0   ((time_t)1795168800) /* 2026-11-20T10:00:00Z */
 #define HOUR 3600
@@ -252,7 +253,7 @@ static uint64_t snapshot_lists(const char *role)
 
 	refresh_ok(c);
 	snprintf(name, sizeof(name), "%s.json", role);
-	mf = (struct meta_file *)meta_find_file(c->snapshot, name);
+	mf = (struct meta_file *)trusted_snapshot_entry(c, name);
 	v = mf ? mf->version : 0;
 	verify_client_free(c);
 	return v;

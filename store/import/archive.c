@@ -1,10 +1,10 @@
-/* store/import_archive.c: importing a tar archive, a .deb or an .rpm through libarchive.
+/* store/import/archive.c: importing a tar archive, a .deb or an .rpm through libarchive.
  *
  * Only the formats we accept are enabled (tar, ar for .deb, cpio inside .rpm; never mtree,
  * which would read files named by the archive). A .deb's control.tar.* and data.tar.* are read
  * as nested archives streamed from the outer one; an .rpm's dependencies come from its header
  * (store_rpm_deps) read through a second descriptor. Member paths go through the checks in
- * store/import.c before any of their bytes are stored.
+ * store/import/import.c before any of their bytes are stored.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,8 +17,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 
-#include "store/import.h"
-#include "store/store.h"
+#include "store/import/internal.h"
 
 #define CONTROL_MAX	  (1024 * 1024)
 #define DEBIAN_BINARY_MAX 64

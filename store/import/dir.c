@@ -1,4 +1,4 @@
-/* store/import_dir.c: importing a directory tree.
+/* store/import/dir.c: importing a directory tree.
  *
  * The walk never follows a symlink (O_NOFOLLOW, AT_SYMLINK_NOFOLLOW) and checks that what it
  * opens is what it stat'ed, so a tree changed under it fails with -EAGAIN instead of pulling in
@@ -12,8 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "store/import.h"
-#include "store/store.h"
+#include "store/import/internal.h"
 
 struct fd_reader {
 	int fd;

@@ -1,4 +1,4 @@
-/* store/import.c: turn a package source into objects plus a manifest.
+/* store/import/import.c: turn a package source into objects plus a manifest.
  *
  * Sources are untrusted: a directory is walked without following a single symlink, archives
  * are read through libarchive with only the formats we accept enabled (tar, ar for .deb, cpio
@@ -9,7 +9,7 @@
  * messages are in store/README.md.
  *
  * This file holds what every source shares and store_import itself; archives are read in
- * store/import_archive.c, directories walked in store/import_dir.c (store/import.h).
+ * store/import/archive.c, directories walked in store/import/dir.c (store/import/internal.h).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,8 +22,7 @@
 
 #include <archive.h>
 
-#include "store/import.h"
-#include "store/store.h"
+#include "store/import/internal.h"
 
 #define DEFAULT_MAX_SIZE (64ull << 30)
 #define PROGRESS_STEP	 (1024 * 1024)

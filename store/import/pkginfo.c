@@ -1,4 +1,4 @@
-/* store/pkginfo.c: dependencies declared by .deb and .rpm packages.
+/* store/import/pkginfo.c: dependencies declared by .deb and .rpm packages.
  *
  * Debian: the control file's Depends and Pre-Depends (deb-control(5), deb-src-control(5) for
  * the restriction syntax). RPM: the Requires of the main header (the lead, then the signature
@@ -12,7 +12,7 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "store/store.h"
+#include "store/import/import.h"
 
 /* ------------------------------------------------------------------------------------------ */
 /* Debian control files. */

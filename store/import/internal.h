@@ -1,19 +1,20 @@
-/* store/import.h: private to store/: the package import (store_import), split by concern.
+/* store/import/internal.h: private to store/import/: the package import (store_import), split
+ * by concern.
  *
- * store/import.c holds what every source shares: the set of paths seen, path checks, error
- * details, writing objects and adding manifest entries, and store_import itself;
- * store/import_archive.c reads tar archives, .deb and .rpm packages through libarchive;
- * store/import_dir.c walks a directory. Every function that fails leaves a detail starting
+ * store/import/import.c holds what every source shares: the set of paths seen, path checks,
+ * error details, writing objects and adding manifest entries, and store_import itself;
+ * store/import/archive.c reads tar archives, .deb and .rpm packages through libarchive;
+ * store/import/dir.c walks a directory. Every function that fails leaves a detail starting
  * with the source ("pkg.tar: entry "a/b": ...") and returns 0 or a negative code.
  */
-#ifndef STORKFS_STORE_IMPORT_H
-#define STORKFS_STORE_IMPORT_H
+#ifndef STORKFS_STORE_IMPORT_INTERNAL_H
+#define STORKFS_STORE_IMPORT_INTERNAL_H
 
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "store/store.h"
+#include "store/import/import.h"
 
 #define PATH_MAX_LEN 4096
 #define NAME_MAX_LEN 255
@@ -112,9 +113,9 @@ int import_add_symlink(struct imp *im, const char *path, uint32_t mode, int64_t 
 /* ------------------------------------------------------------------------------------------ */
 /* Sources: each starts im->m and adds every member. @return 0; a negative code. */
 
-/* A tar archive, .deb or .rpm open as fd (store/import_archive.c). */
+/* A tar archive, .deb or .rpm open as fd (store/import/archive.c). */
 int import_archive(struct imp *im, int fd, const char *name, const char *version);
-/* The directory open as fd, not taken over (store/import_dir.c). */
+/* The directory open as fd, not taken over (store/import/dir.c). */
 int import_dir(struct imp *im, int fd, const char *name, const char *version);
 
 #endif
