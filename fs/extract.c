@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,6 +155,53 @@ static bool dir_empty(const char *path)
 	return empty;
 }
 
+/* The first object fs_prefetch could not fetch from any source, reported as the extract's
+ * error (as fs_repo_object's failure would be) instead of being asked for again. */
+struct first_failure {
+	pthread_mutex_t lock;
+	int err;
+	char *line; /* "NAME VERSION: PATH: what each source did" */
+};
+
+static void prefetch_failed(void *ctx, const char *what, const uint8_t id[VERIFY_HASH_LEN],
+			    int err, const char *detail)
+{
+	struct first_failure *f = ctx;
+
+	(void)id;
+	pthread_mutex_lock(&f->lock);
+	if (!f->line) {
+		f->err = err;
+		if (asprintf(&f->line, "%s: %s", what, *detail ? detail : storkfs_strerror(err)) <
+		    0)
+			f->line = NULL;
+	}
+	pthread_mutex_unlock(&f->lock);
+}
+
+/* Every missing object of m into the store the way `stork prefetch` does it: the version
+ * pack when most small objects are missing, then the rest many at a time, committed in
+ * batches. One object at a time would cost a request and three syncs per file. */
+static int fetch_missing(struct fs_repo *r, const struct verify_manifest *m,
+			 struct fs_extract_stats *st)
+{
+	struct first_failure f = {PTHREAD_MUTEX_INITIALIZER, 0, NULL};
+	struct fs_prefetch_opts po = {.failed = prefetch_failed, .failed_ctx = &f};
+	struct verify_manifest *ms[1] = {(struct verify_manifest *)m};
+	struct fs_prefetch_progress p = {0};
+	int ret;
+
+	ret = fs_prefetch(r, ms, 1, &po, &p);
+	st->fetched += p.fetched;
+	if (ret < 0 && f.line) {
+		stork_errorf("%s", f.line);
+		ret = f.err;
+	}
+	free(f.line);
+	pthread_mutex_destroy(&f.lock);
+	return ret;
+}
+
 static int extract_entries(struct fs_repo *r, struct store *s, const struct verify_manifest *m,
 			   int dirfd, bool same_fs, struct fs_extract_stats *st)
 {
@@ -265,6 +313,9 @@ int fs_extract(struct fs_repo *r, const struct verify_manifest *m, const char *d
 		goto out;
 	}
 	ret = fstat(tmpfd, &pst) < 0 || stat(store_dir(s), &sst) < 0 ? -errno : 0;
+	if (ret < 0)
+		goto out;
+	ret = fetch_missing(r, m, &st);
 	if (ret < 0)
 		goto out;
 	ret = extract_entries(r, s, m, tmpfd, pst.st_dev == sst.st_dev, &st);
