@@ -147,7 +147,7 @@ int cmd_fsck(int argc, char **argv)
 		cli_fail("fsck", r, "%s", argv[optind]);
 		return CLI_SYSTEM;
 	}
-	problems = rep.bad + rep.missing + rep.unindexed + rep.stale_tmp;
+	problems = rep.bad + rep.missing + rep.unindexed + rep.stale_tmp + rep.changed_links;
 	printf("%s: %" PRIu64 " objects checked: %" PRIu64 " good, %" PRIu64 " bad, %" PRIu64
 	       " missing, %" PRIu64 " unindexed, %" PRIu64 " stale temporary files; %" PRIu64
 	       " repaired, %" PRIu64 " interrupted inserts finished\n",
