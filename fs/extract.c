@@ -40,7 +40,8 @@ static int extract_copy(int objfd, int dirfd, const struct verify_entry *e)
 	return r;
 }
 
-/* Remove a tree we built (a failed extract's), without following symlinks. */
+/* Remove a tree we built (a failed extract's, or one fs_extract_remove is asked to remove),
+ * without following symlinks. */
 static void remove_tree(int parentfd, const char *name)
 {
 	int fd = openat(parentfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -357,5 +358,31 @@ out:
 	free(tmpl);
 	free(absdest);
 	free(absparent);
+	return ret;
+}
+
+int fs_extract_remove(struct store *s, const char *destdir)
+{
+	char *abs = realpath(destdir, NULL);
+	struct stat st;
+	int ret;
+
+	if (!abs) {
+		ret = -errno;
+		stork_errorf("%s: %s", destdir, storkfs_strerror(ret));
+		return ret;
+	}
+	if (lstat(abs, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		stork_errorf("%s: not a directory", destdir);
+		free(abs);
+		return -ENOTDIR;
+	}
+	remove_tree(AT_FDCWD, abs);
+	ret = access(abs, F_OK) == 0 ? -ENOTEMPTY : 0;
+	if (ret < 0)
+		stork_errorf("%s: could not remove everything in it", destdir);
+	else
+		store_links_forget(s, abs);
+	free(abs);
 	return ret;
 }

@@ -22,6 +22,7 @@ flip() {
 	mode=$(stat -c %a "$f")
 	size=$(stat -c %s "$f")
 	rand "$size"
+	chattr -i "$f" # a linked variant is immutable: root with CAP_LINUX_IMMUTABLE rots it
 	chmod u+w "$f"
 	python3 -c 'import sys
 with open(sys.argv[1], "r+b") as f:
@@ -46,6 +47,7 @@ rot() {
 	case $damage in
 	flip) flip "$file" ;;
 	truncate)
+		chattr -i "$file"
 		chmod u+w "$file"
 		truncate -s $(($(stat -c %s "$file") / 2)) "$file"
 		chmod 444 "$file"
