@@ -68,6 +68,17 @@ rot() {
 		fail "$name: stork fsck --repair should exit 0 and remove $file"
 	fi
 	pass "$name: stork fsck --repair removes it"
+	if [ -n "$suffix" ]; then
+		# The trees extracted so far link to that variant: their file changed with it.
+		grep -qF "extracted tree $T/d" "$T/err" || {
+			_show_run
+			fail "$name: fsck does not list the extracted trees linked to the changed variant"
+		}
+		pass "$name: fsck lists the extracted trees linked to the changed variant"
+		for d in "$T"/d*; do
+			"$STORK" extract --remove --store "$STORE" "$d" || fail "stork extract --remove $d"
+		done
+	fi
 	fsck_clean "$name: the store is clean after the repair" "$STORE"
 
 	before=$(objreq)
