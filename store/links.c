@@ -181,7 +181,7 @@ struct check {
  * the linked inode, 0 when it is not (replaced, removed), -ENOMEM. */
 static int check_entry(struct check *c, const char *dest, int destfd, char *line)
 {
-	char *hex = line, *mode, *ino, *path, what[512], *full = NULL;
+	char *hex = line, *mode, *ino, *path, *what = NULL, *full = NULL;
 	uint8_t id[VERIFY_HASH_LEN], h[VERIFY_HASH_LEN];
 	struct seen key, *e, **found;
 	struct stat st;
@@ -221,14 +221,15 @@ static int check_entry(struct check *c, const char *dest, int destfd, char *line
 	if ((*found)->good)
 		return 1;
 	c->changed++;
-	if (c->problem && asprintf(&full, "%s/%s", dest, path) >= 0) {
-		snprintf(what, sizeof(what),
-			 "extracted tree %s links to the variant of %s for mode %s, whose content "
-			 "changed: every tree linked to it sees the change",
-			 dest, hex, mode);
+	if (c->problem && asprintf(&full, "%s/%s", dest, path) >= 0 &&
+	    asprintf(&what,
+		     "extracted tree %s links to the variant of %s for mode %s, whose content "
+		     "changed: every tree linked to it sees the change",
+		     dest, hex, mode) >= 0) {
 		c->problem(c->ctx, full, what);
-		free(full);
+		free(what);
 	}
+	free(full);
 	return 1;
 }
 
