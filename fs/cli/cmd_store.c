@@ -38,8 +38,10 @@ static const char fsck_help[] =
     "Re-hash every object of the node store STOREDIR and compare the index with the disk.\n"
     "Reports bad (bit rot, truncation), missing and unindexed objects and temporary files of\n"
     "dead writers. --repair drops what is wrong (it is fetched again when needed) and\n"
-    "finishes inserts a crash interrupted. Exit 0 when the store is clean (after repair), 1 when\n"
-    "problems remain.\n";
+    "finishes inserts a crash interrupted. It also lists the files of extracted trees still\n"
+    "linked to a store file whose content changed (repair cannot mend those: remove the tree\n"
+    "with stork extract --remove and extract it again). Exit 0 when the store is clean (after\n"
+    "repair), 1 when problems remain.\n";
 
 int cmd_extract(int argc, char **argv)
 {
