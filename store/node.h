@@ -62,6 +62,9 @@ struct store {
 	 * system lacks O_TMPFILE: named tmp/.part-* files instead), else NODE_LINK_*. Probed
 	 * once by store_open. */
 	int anon_link;
+	/* Whether linked variants can be made immutable here (variant.c): 0 not known yet, 1
+	 * yes, -1 no (store_object_link says -EXDEV at once: copy). Atomic. */
+	int immutable;
 };
 
 enum { NODE_LINK_EMPTY_PATH = 1, NODE_LINK_PROC = 2 };

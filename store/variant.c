@@ -352,6 +352,7 @@ static int link_locked(struct store *s, int fd, const char *rel, uint64_t size, 
 	}
 	r = set_immutable(fd, true, NULL);
 	if (r == -EOPNOTSUPP || r == -EPERM) {
+		__atomic_store_n(&s->immutable, -1, __ATOMIC_RELAXED);
 		unlinkat(dirfd, name, 0);
 		stork_errorf("%s: %s/" NODE_OBJDIR "/%s cannot be made immutable (%s): copy "
 			     "instead",
@@ -364,6 +365,7 @@ static int link_locked(struct store *s, int fd, const char *rel, uint64_t size, 
 		r = r < 0 ? r : -errno;
 		goto undo;
 	}
+	__atomic_store_n(&s->immutable, 1, __ATOMIC_RELAXED);
 	if (variant_is_good(&st, size, mode))
 		return 0;
 	r = 1; /* written (or chmod()ed) while its flag was off */
@@ -390,6 +392,10 @@ int store_object_link(struct store *s, const uint8_t id[VERIFY_HASH_LEN], uint32
 	if (mode & S_IWOTH) {
 		stork_errorf("%s: mode %o lets everyone write: copy instead", name, (unsigned)mode);
 		return -EXDEV;
+	}
+	if (__atomic_load_n(&s->immutable, __ATOMIC_RELAXED) < 0) {
+		stork_errorf("%s: %s cannot make its files immutable: copy instead", name, s->dir);
+		return -EXDEV; /* no variant made for nothing */
 	}
 	r = node_object_get(s, id, &rec);
 	if (r < 0)
@@ -423,6 +429,7 @@ make:
 link:
 	r = open_unlocked(s->objfd, rel, &fd, &was);
 	if (r == -EOPNOTSUPP || r == -EPERM || r == -EACCES) {
+		__atomic_store_n(&s->immutable, -1, __ATOMIC_RELAXED);
 		stork_errorf("%s: %s/" NODE_OBJDIR "/%s cannot be made immutable: copy instead",
 			     name, s->dir, rel);
 		return -EXDEV;
