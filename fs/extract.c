@@ -1,13 +1,17 @@
 /* fs/extract.c: materialise a package version as a directory tree.
  *
  * The tree is built in a hidden sibling directory and renamed into place, so the destination
- * appears whole or not at all. Files are hard links into the node store when the destination
- * is on the store's file system (as Stork shared packages between slices), copies otherwise.
+ * appears whole or not at all. Files are hard links to the node store's immutable mode variants
+ * when the destination is on the store's file system (as Stork shared packages between
+ * slices), copies otherwise and where the variant cannot be made immutable or the file is
+ * writable by everyone. Where the tree links is recorded in the store for fsck.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,48 +23,6 @@
 
 #define TMP_PREFIX ".stork-extract-"
 
-static int copy_fd(int in, int out, uint64_t size)
-{
-	char buf[65536];
-	loff_t off = 0;
-
-	while ((uint64_t)off < size) {
-		ssize_t n = copy_file_range(in, &off, out, NULL, size - (uint64_t)off, 0);
-
-		if (n > 0)
-			continue;
-		if (n == 0)
-			return -EIO; /* the object is shorter than its size: store damage */
-		if (errno == EINTR)
-			continue;
-		if (errno != EXDEV && errno != ENOSYS && errno != EOPNOTSUPP && errno != EINVAL)
-			return -errno;
-		/* No copy_file_range between these files: plain reads and writes. */
-		for (;;) {
-			ssize_t r = pread(in, buf, sizeof(buf), off), w = 0;
-
-			if (r < 0 && errno == EINTR)
-				continue;
-			if (r < 0)
-				return -errno;
-			if (r == 0)
-				break;
-			while (w < r) {
-				ssize_t k = write(out, buf + w, (size_t)(r - w));
-
-				if (k < 0 && errno == EINTR)
-					continue;
-				if (k < 0)
-					return -errno;
-				w += k;
-			}
-			off += r;
-		}
-		return (uint64_t)off == size ? 0 : -EIO;
-	}
-	return 0;
-}
-
 static int extract_copy(int objfd, int dirfd, const struct verify_entry *e)
 {
 	struct timespec ts[2] = {{e->mtime, 0}, {e->mtime, 0}};
@@ -69,7 +31,7 @@ static int extract_copy(int objfd, int dirfd, const struct verify_entry *e)
 	fd = openat(dirfd, e->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
 		return -errno;
-	r = copy_fd(objfd, fd, e->size);
+	r = store_copy_file(objfd, fd, e->size);
 	if (r == 0 && fchmod(fd, e->mode) < 0)
 		r = -errno;
 	if (r == 0 && futimens(fd, ts) < 0)
@@ -78,7 +40,8 @@ static int extract_copy(int objfd, int dirfd, const struct verify_entry *e)
 	return r;
 }
 
-/* Remove a tree we built (a failed extract's), without following symlinks. */
+/* Remove a tree we built (a failed extract's, or one fs_extract_remove is asked to remove),
+ * without following symlinks. */
 static void remove_tree(int parentfd, const char *name)
 {
 	int fd = openat(parentfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -86,7 +49,7 @@ static void remove_tree(int parentfd, const char *name)
 	DIR *d;
 
 	if (fd < 0) {
-		unlinkat(parentfd, name, 0);
+		store_unlink(parentfd, name);
 		return;
 	}
 	fchmod(fd, 0700);
@@ -101,7 +64,7 @@ static void remove_tree(int parentfd, const char *name)
 		if (de->d_type == DT_DIR)
 			remove_tree(dirfd(d), de->d_name);
 		else
-			unlinkat(dirfd(d), de->d_name, 0);
+			store_unlink(dirfd(d), de->d_name);
 	}
 	closedir(d);
 	unlinkat(parentfd, name, AT_REMOVEDIR);
@@ -111,11 +74,14 @@ static void remove_tree(int parentfd, const char *name)
  * directory, so one we can lock is dead. */
 static void remove_stale(int parentfd, const char *base)
 {
-	char prefix[300];
+	char prefix[NAME_MAX + 1];
 	struct dirent *de;
 	DIR *d;
-	int fd = dup(parentfd);
+	int fd;
 
+	if ((size_t)snprintf(prefix, sizeof(prefix), TMP_PREFIX "%s-", base) >= sizeof(prefix))
+		return; /* no leftover can have so long a name */
+	fd = dup(parentfd);
 	if (fd < 0)
 		return;
 	d = fdopendir(fd);
@@ -123,7 +89,6 @@ static void remove_stale(int parentfd, const char *base)
 		close(fd);
 		return;
 	}
-	snprintf(prefix, sizeof(prefix), TMP_PREFIX "%s-", base);
 	while ((de = readdir(d))) {
 		int tfd;
 
@@ -154,10 +119,58 @@ static bool dir_empty(const char *path)
 	return empty;
 }
 
-static int extract_entries(struct fs_repo *r, struct store *s, const struct verify_manifest *m,
-			   int dirfd, bool same_fs, struct fs_extract_stats *st)
+/* The first object fs_prefetch could not fetch from any source, reported as the extract's
+ * error (as fs_repo_object's failure would be) instead of being asked for again. */
+struct first_failure {
+	pthread_mutex_t lock;
+	int err;
+	char *line; /* "NAME VERSION: PATH: what each source did" */
+};
+
+static void prefetch_failed(void *ctx, const char *what, const uint8_t id[VERIFY_HASH_LEN], int err,
+			    const char *detail)
 {
-	char what[512];
+	struct first_failure *f = ctx;
+
+	(void)id;
+	pthread_mutex_lock(&f->lock);
+	if (!f->line) {
+		f->err = err;
+		if (asprintf(&f->line, "%s: %s", what, *detail ? detail : storkfs_strerror(err)) <
+		    0)
+			f->line = NULL;
+	}
+	pthread_mutex_unlock(&f->lock);
+}
+
+/* Every missing object of m into the store the way `stork prefetch` does it: the version
+ * pack when most small objects are missing, then the rest many at a time, committed in
+ * batches. One object at a time would cost a request and three syncs per file. */
+static int fetch_missing(struct fs_repo *r, const struct verify_manifest *m,
+			 struct fs_extract_stats *st)
+{
+	struct first_failure f = {PTHREAD_MUTEX_INITIALIZER, 0, NULL};
+	struct fs_prefetch_opts po = {.failed = prefetch_failed, .failed_ctx = &f};
+	struct verify_manifest *ms[1] = {(struct verify_manifest *)m};
+	struct fs_prefetch_progress p = {0};
+	int ret;
+
+	ret = fs_prefetch(r, ms, 1, &po, &p);
+	st->fetched += p.fetched;
+	if (ret < 0 && f.line) {
+		stork_errorf("%s", f.line);
+		ret = f.err;
+	}
+	free(f.line);
+	pthread_mutex_destroy(&f.lock);
+	return ret;
+}
+
+static int extract_entries(struct fs_repo *r, struct store *s, const struct verify_manifest *m,
+			   int dirfd, struct store_links *links, struct fs_extract_stats *st)
+{
+	char *what = NULL;
+	struct stat lst;
 	int ret = 0;
 
 	for (size_t i = 0; i < m->n && ret == 0; i++) {
@@ -178,7 +191,12 @@ static int extract_entries(struct fs_repo *r, struct store *s, const struct veri
 			st->symlinks++;
 			break;
 		case VERIFY_FILE:
-			snprintf(what, sizeof(what), "%s %s: %s", m->name, m->version, e->path);
+			free(what);
+			if (asprintf(&what, "%s %s: %s", m->name, m->version, e->path) < 0) {
+				what = NULL;
+				ret = -ENOMEM;
+				break;
+			}
 			ret = fs_repo_object(r, e, what, &objfd, &fetched);
 			if (ret < 0)
 				break;
@@ -186,11 +204,18 @@ static int extract_entries(struct fs_repo *r, struct store *s, const struct veri
 			st->files++;
 			st->bytes += e->size;
 			ret = -EXDEV;
-			if (same_fs)
+			if (links)
 				ret = store_object_link(s, e->hash, e->mode, dirfd, e->path);
 			if (ret == 0) {
 				st->linked++;
+				ret = fstatat(dirfd, e->path, &lst, AT_SYMLINK_NOFOLLOW) < 0
+					  ? -errno
+					  : 0;
+				if (ret == 0)
+					ret = store_links_add(links, e->hash, e->mode, lst.st_ino,
+							      e->path);
 			} else if (ret == -EXDEV) {
+				stork_error_clear();
 				ret = extract_copy(objfd, dirfd, e);
 				st->copied += ret == 0;
 			}
@@ -200,6 +225,7 @@ static int extract_entries(struct fs_repo *r, struct store *s, const struct veri
 		if (ret < 0)
 			stork_error_prefix("%s %s: %s: ", m->name, m->version, e->path);
 	}
+	free(what);
 	/* Directory modes and times last, children first, so that building inside them works
 	 * and their mtimes stay as published. */
 	for (size_t i = m->n; ret == 0 && i-- > 0;) {
@@ -220,11 +246,12 @@ int fs_extract(struct fs_repo *r, const struct verify_manifest *m, const char *d
 {
 	struct fs_extract_stats st = {0};
 	struct store *s = fs_repo_store(r);
-	char *copy1 = NULL, *copy2 = NULL, tmpl[512];
+	char *copy1 = NULL, *copy2 = NULL, *tmpl = NULL, *absdest = NULL, *absparent = NULL;
+	struct store_links *links = NULL;
 	const char *parent, *base;
 	struct stat pst, sst;
 	int parentfd = -1, tmpfd = -1, ret;
-	bool built = false;
+	bool built = false, recorded = false;
 
 	copy1 = strdup(destdir);
 	copy2 = strdup(destdir);
@@ -251,7 +278,14 @@ int fs_extract(struct fs_repo *r, const struct verify_manifest *m, const char *d
 		goto out;
 	}
 	remove_stale(parentfd, base);
-	snprintf(tmpl, sizeof(tmpl), "%s/" TMP_PREFIX "%s-XXXXXX", parent, base);
+	absparent = realpath(parent, NULL);
+	if (!absparent ||
+	    asprintf(&absdest, "%s/%s", strcmp(absparent, "/") ? absparent : "", base) < 0 ||
+	    asprintf(&tmpl, "%s/" TMP_PREFIX "%s-XXXXXX", parent, base) < 0) {
+		ret = -ENOMEM;
+		absdest = tmpl = NULL;
+		goto out;
+	}
 	if (!mkdtemp(tmpl)) {
 		ret = -errno;
 		stork_errorf("%s: cannot create a directory next to it: %s", destdir,
@@ -267,9 +301,32 @@ int fs_extract(struct fs_repo *r, const struct verify_manifest *m, const char *d
 	ret = fstat(tmpfd, &pst) < 0 || stat(store_dir(s), &sst) < 0 ? -errno : 0;
 	if (ret < 0)
 		goto out;
-	ret = extract_entries(r, s, m, tmpfd, pst.st_dev == sst.st_dev, &st);
+	ret = fetch_missing(r, m, &st);
 	if (ret < 0)
 		goto out;
+	/* Links only on the store's file system, and only where the record of them (for fsck)
+	 * can say where the tree is. */
+	if (pst.st_dev == sst.st_dev && !strchr(absdest, '\n')) {
+		ret = store_links_new(s, &links);
+		if (ret < 0)
+			goto out;
+	}
+	ret = extract_entries(r, s, m, tmpfd, links, &st);
+	if (ret < 0)
+		goto out;
+	if (st.linked > 0) {
+		/* The variants made for the links were not synced one by one: once for all,
+		 * before the tree appears. Then the record of where it links. */
+		if (syncfs(tmpfd) < 0) {
+			ret = -errno;
+			stork_errorf("%s: cannot sync: %s", tmpl, storkfs_strerror(ret));
+			goto out;
+		}
+		ret = store_links_commit(links, absdest);
+		if (ret < 0)
+			goto out;
+		recorded = true;
+	}
 	/* The package root gets the manifest's "" mode if it had one; 0755 otherwise. */
 	if (fchmod(tmpfd, 0755) < 0) {
 		ret = -errno;
@@ -282,10 +339,14 @@ int fs_extract(struct fs_repo *r, const struct verify_manifest *m, const char *d
 		goto out;
 	}
 	built = false;
+	recorded = false;
 	if (ret_stats)
 		*ret_stats = st;
 	ret = 0;
 out:
+	if (recorded)
+		store_links_forget(s, absdest);
+	store_links_free(links);
 	if (built)
 		remove_tree(AT_FDCWD, tmpl);
 	if (tmpfd >= 0)
@@ -294,5 +355,34 @@ out:
 		close(parentfd);
 	free(copy1);
 	free(copy2);
+	free(tmpl);
+	free(absdest);
+	free(absparent);
+	return ret;
+}
+
+int fs_extract_remove(struct store *s, const char *destdir)
+{
+	char *abs = realpath(destdir, NULL);
+	struct stat st;
+	int ret;
+
+	if (!abs) {
+		ret = -errno;
+		stork_errorf("%s: %s", destdir, storkfs_strerror(ret));
+		return ret;
+	}
+	if (lstat(abs, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		stork_errorf("%s: not a directory", destdir);
+		free(abs);
+		return -ENOTDIR;
+	}
+	remove_tree(AT_FDCWD, abs);
+	ret = access(abs, F_OK) == 0 ? -ENOTEMPTY : 0;
+	if (ret < 0)
+		stork_errorf("%s: could not remove everything in it", destdir);
+	else
+		store_links_forget(s, abs);
+	free(abs);
 	return ret;
 }

@@ -164,6 +164,10 @@ struct fs_extract_stats {
 int fs_extract(struct fs_repo *r, const struct verify_manifest *m, const char *destdir,
 	       struct fs_extract_stats *ret_stats);
 
+/** Remove an extracted tree destdir (its linked files are immutable: store_unlink) and s's
+ * record of it. @return 0; -errno (detail names the file left). */
+int fs_extract_remove(struct store *s, const char *destdir);
+
 /* ------------------------------------------------------------------------------------------ */
 /* Prefetch (fs/prefetch.c): every object of some versions into the store ahead of use. */
 

@@ -119,9 +119,9 @@ static int rank(int err)
 
 static void report(struct pf *pf, const struct pf_obj *ob, const char *what, int err)
 {
-	char detail[2048];
+	char *copy = strdup(stork_error_detail());
+	const char *detail = copy ? copy : "";
 
-	snprintf(detail, sizeof(detail), "%s", stork_error_detail());
 	pthread_mutex_lock(&pf->lock);
 	if (!pf->err || rank(err) > rank(pf->err))
 		pf->err = err;
@@ -135,6 +135,7 @@ static void report(struct pf *pf, const struct pf_obj *ob, const char *what, int
 			*detail ? detail : storkfs_strerror(err));
 	}
 	pthread_mutex_unlock(&pf->lock);
+	free(copy);
 }
 
 static void fetch_one(struct pf *pf, const struct pf_obj *ob)
@@ -142,7 +143,7 @@ static void fetch_one(struct pf *pf, const struct pf_obj *ob)
 	const struct verify_entry *e = ob->e;
 	struct pf_sink ps = {pf, NULL, 0};
 	struct fetch_sink sink = {sink_write, sink_reset, sink_commit, &ps, NULL};
-	char what[1024];
+	char what[8192]; /* a name, a version and a path of at most 4096 bytes: never cut */
 	int r;
 
 	snprintf(what, sizeof(what), "%s %s: %s", ob->m->name, ob->m->version, e->path);

@@ -90,8 +90,7 @@ static int fix_fn(struct node_env *e, MDB_txn *txn, void *ctx)
 		if (rc < 0)
 			return rc;
 	}
-	if (x->rel && x->seen && unlinkat(x->s->objfd, x->rel, 0) < 0 && errno != ENOENT) {
-		rc = -errno;
+	if (x->rel && x->seen && (rc = store_unlink(x->s->objfd, x->rel)) < 0 && rc != -ENOENT) {
 		stork_errorf("%s/" NODE_OBJDIR "/%s: cannot remove: %s", x->s->dir, x->rel,
 			     strerror(-rc));
 		return rc;
@@ -699,6 +698,9 @@ int store_fsck(struct store *s, bool repair,
 	variants_fini(&f);
 	if (r == 0)
 		r = check_objects_dir(&f);
+	if (r == 0)
+		r = node_links_check(s, repair, problem, ctx, &f.rep.changed_links,
+				     &f.rep.stale_links);
 	if (r < 0)
 		return r;
 	*ret_report = f.rep;

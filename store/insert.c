@@ -23,6 +23,9 @@
 
 #include "store/node.h"
 
+/* Zero blocks of this size, aligned in the file, are left as holes. */
+#define HOLE_BLOCK 4096
+
 struct store_insert {
 	struct store *s;
 	uint8_t id[VERIFY_HASH_LEN];
@@ -79,11 +82,52 @@ fail:
 	return r;
 }
 
+/* Whether p[0..n) is all zero. */
+static bool all_zero(const uint8_t *p, size_t n)
+{
+	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
+}
+
+/* Write p[0..n) at off, skipping whole blocks of zeros (HOLE_BLOCK, aligned in the file):
+ * they stay holes, so a sparse file stays sparse in the store (insert_check gives the file its
+ * length). @return 0; -errno. */
+static int write_sparse(int fd, const uint8_t *p, size_t n, uint64_t off)
+{
+	size_t i = 0;
+	ssize_t w;
+
+	while (i < n) {
+		size_t blk = HOLE_BLOCK - (size_t)((off + i) % HOLE_BLOCK), run = 0;
+
+		if (blk > n - i)
+			blk = n - i;
+		if (blk == HOLE_BLOCK && all_zero(p + i, blk)) {
+			i += blk;
+			continue;
+		}
+		/* A run of blocks up to the next whole zero block. */
+		for (run = blk; i + run < n;) {
+			size_t nb = n - i - run < HOLE_BLOCK ? n - i - run : HOLE_BLOCK;
+
+			if (nb == HOLE_BLOCK && all_zero(p + i + run, nb))
+				break;
+			run += nb;
+		}
+		while (run > 0) {
+			w = pwrite(fd, p + i, run, (off_t)(off + i));
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w < 0)
+				return -errno;
+			i += (size_t)w;
+			run -= (size_t)w;
+		}
+	}
+	return 0;
+}
+
 int store_insert_write(struct store_insert *ins, const void *buf, size_t len)
 {
-	const uint8_t *p = buf;
-	size_t done = 0;
-	ssize_t n;
 	int r;
 
 	if (len > ins->size - ins->written) {
@@ -93,17 +137,11 @@ int store_insert_write(struct store_insert *ins, const void *buf, size_t len)
 	}
 	/* Write first, hash second: a failed write leaves written and the hash as they were,
 	 * and the next write goes to the same offset. */
-	while (done < len) {
-		n = pwrite(ins->fd, p + done, len - done, (off_t)(ins->written + done));
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			r = -errno;
-			stork_errorf("%s/" NODE_TMPDIR "/%s: object %s: %s", ins->s->dir,
-				     tmpname(ins), ins->hex, strerror(-r));
-			return r;
-		}
-		done += (size_t)n;
+	r = write_sparse(ins->fd, buf, len, ins->written);
+	if (r < 0) {
+		stork_errorf("%s/" NODE_TMPDIR "/%s: object %s: %s", ins->s->dir, tmpname(ins),
+			     ins->hex, strerror(-r));
+		return r;
 	}
 	r = verify_hash_update(ins->h, buf, len);
 	if (r < 0)
@@ -247,7 +285,9 @@ static int insert_check(struct store_insert *ins, bool sync)
 		stork_errorf("object %s: content hashes to %s", ins->hex, ghex);
 		return STORK_EBADHASH;
 	}
-	if (fstat(ins->fd, &st) < 0 || (sync && fsync(ins->fd) < 0) || fchmod(ins->fd, 0444) < 0) {
+	/* Trailing zeros were not written (holes): the length comes from here. */
+	if (ftruncate(ins->fd, (off_t)ins->size) < 0 || fstat(ins->fd, &st) < 0 ||
+	    (sync && fsync(ins->fd) < 0) || fchmod(ins->fd, 0444) < 0) {
 		r = -errno;
 		stork_errorf("%s/" NODE_TMPDIR "/%s: object %s: %s", s->dir, tmpname(ins), ins->hex,
 			     strerror(-r));

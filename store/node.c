@@ -1,12 +1,10 @@
 /* store/node.c: the node store: opening it, its temporary files, and indexed objects (info,
- * open, link, remove, pin).
+ * open, remove, pin; links and mode variants are variant.c's).
  *
  * Objects are immutable files objects/ab/<hex> (0444), indexed in LMDB (index.c) only once
  * they are whole and verified (insert.c). Readers trust the index for existence and check the
  * file's size; a file that went away or changed size loses its entry so that it is fetched
- * again. Hard links never share the object's inode: they go to a per-mode copy,
- * objects/ab/<hex>.<octal mode>, so nothing written through a link reaches what reads are
- * served from. Every temporary file in tmp/ is flock()ed by its writer for its whole life,
+ * again. Every temporary file in tmp/ is flock()ed by its writer for its whole life,
  * which is how any process tells a crash's leftovers from a live writer's file.
  */
 #include <errno.h>
@@ -375,6 +373,17 @@ static int get_fn(struct node_env *e, MDB_txn *txn, void *ctx)
 	return node_objrec_get(e, txn, c->id, &c->rec);
 }
 
+int node_object_get(struct store *s, const uint8_t id[VERIFY_HASH_LEN], struct node_objrec *ret_rec)
+{
+	struct obj_ctx c = {.id = id};
+	int r;
+
+	r = node_txn(s->env, false, get_fn, &c);
+	if (r == 0)
+		*ret_rec = c.rec;
+	return r;
+}
+
 int store_object_info(struct store *s, const uint8_t id[VERIFY_HASH_LEN],
 		      struct store_objinfo *ret_info)
 {
@@ -404,8 +413,7 @@ static int touch_fn(struct node_env *e, MDB_txn *txn, void *ctx)
 	return node_objrec_put(e, txn, c->id, &c->rec);
 }
 
-/* Note a use; failures only cost accuracy of the last-use time, so they are ignored. */
-static void touch(struct store *s, const uint8_t id[VERIFY_HASH_LEN], int64_t last_use)
+void node_touch(struct store *s, const uint8_t id[VERIFY_HASH_LEN], int64_t last_use)
 {
 	struct obj_ctx c = {.id = id, .now = time(NULL)};
 
@@ -441,10 +449,8 @@ void node_drop_entry(struct store *s, const uint8_t id[VERIFY_HASH_LEN], const s
 	node_txn(s->env, true, drop_fn, &c);
 }
 
-/* Check an indexed object's file (fd, or objects/rel when fd < 0). @param[out] ret_st its
- * stat (may be NULL). @return 0; -ENOENT (entry dropped, detail set); -errno. */
-static int check_file(struct store *s, const uint8_t id[VERIFY_HASH_LEN],
-		      const struct node_objrec *rec, int fd, const char *rel, struct stat *ret_st)
+int node_check_file(struct store *s, const uint8_t id[VERIFY_HASH_LEN],
+		    const struct node_objrec *rec, int fd, const char *rel, struct stat *ret_st)
 {
 	struct stat st;
 	int r;
@@ -489,331 +495,19 @@ int store_object_open(struct store *s, const uint8_t id[VERIFY_HASH_LEN], int *r
 		stork_errorf("%s/" NODE_OBJDIR "/%s: %s", s->dir, rel, strerror(-r));
 		return r;
 	}
-	r = check_file(s, id, &c.rec, fd, rel, NULL);
+	r = node_check_file(s, id, &c.rec, fd, rel, NULL);
 	if (r < 0) {
 		if (fd >= 0)
 			close(fd);
 		return r;
 	}
-	touch(s, id, c.rec.last_use);
+	node_touch(s, id, c.rec.last_use);
 	*ret_fd = fd;
 	return 0;
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* Hard links, and the mode variants they go to. */
-
-static int copy_fd(int src, int dst, uint64_t size)
-{
-	uint64_t done = 0;
-	uint8_t *buf = NULL;
-	ssize_t n, w;
-	int r = 0;
-
-	if (ioctl(dst, FICLONE, src) == 0)
-		return 0;
-	while (done < size) {
-		n = copy_file_range(src, NULL, dst, NULL, size - done, 0);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EXDEV || errno == EINVAL || errno == ENOSYS ||
-			    errno == EOPNOTSUPP)
-				break;
-			return -errno;
-		}
-		if (n == 0)
-			return -EIO; /* shorter than indexed: the caller's size check says so */
-		done += (uint64_t)n;
-	}
-	if (done == size)
-		return 0;
-	buf = malloc(COPY_CHUNK);
-	if (!buf)
-		return -ENOMEM;
-	while (done < size) {
-		n = pread(src, buf, COPY_CHUNK, (off_t)done);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			r = n < 0 ? -errno : -EIO;
-			goto out;
-		}
-		for (w = 0; w < n;) {
-			ssize_t m = pwrite(dst, buf + w, (size_t)(n - w), (off_t)done + w);
-
-			if (m < 0) {
-				if (errno == EINTR)
-					continue;
-				r = -errno;
-				goto out;
-			}
-			w += m;
-		}
-		done += (uint64_t)n;
-	}
-out:
-	free(buf);
-	return r;
-}
-
-/* A variant as made: whole, with its mode, and never written since (a write sets the mtime). */
-static bool variant_is_good(const struct stat *st, uint64_t size, uint32_t mode)
-{
-	return S_ISREG(st->st_mode) && (uint64_t)st->st_size == size &&
-	       (st->st_mode & 07777) == mode && st->st_mtim.tv_sec == NODE_VARIANT_MTIME &&
-	       st->st_mtim.tv_nsec == 0;
-}
-
-/* The copy of objects/rel in tmp/name hashed to `got`, not to the id: tell a rotten object
- * (its entry is dropped so that it is fetched again: -ENOENT) from a failed copy (-EIO). */
-static int bad_copy(struct store *s, const uint8_t id[VERIFY_HASH_LEN], int src,
-		    const struct stat *sst, const char *rel, const char *name,
-		    const uint8_t got[VERIFY_HASH_LEN])
-{
-	uint8_t sgot[VERIFY_HASH_LEN];
-	char hex[VERIFY_HASH_HEX];
-	uint64_t n;
-	int r;
-
-	r = node_hash_fd(src, sgot, &n);
-	if (r < 0 && r != -EIO) {
-		stork_errorf("%s/" NODE_OBJDIR "/%s: %s", s->dir, rel, strerror(-r));
-		return r;
-	}
-	if (r == -EIO) {
-		node_drop_entry(s, id, sst);
-		stork_errorf("%s/" NODE_OBJDIR "/%s: cannot be read: %s (dropped from the index; "
-			     "fetch it again)",
-			     s->dir, rel, strerror(EIO));
-		return -ENOENT;
-	}
-	if (memcmp(sgot, id, VERIFY_HASH_LEN) != 0) {
-		node_drop_entry(s, id, sst);
-		verify_hex(sgot, VERIFY_HASH_LEN, hex);
-		stork_errorf("%s/" NODE_OBJDIR "/%s: content hashes to %s (dropped from the index; "
-			     "fetch it again)",
-			     s->dir, rel, hex);
-		return -ENOENT;
-	}
-	verify_hex(got, VERIFY_HASH_LEN, hex);
-	stork_errorf("%s/" NODE_TMPDIR "/%s: a copy of %s hashes to %s: the copy failed", s->dir,
-		     name, rel, hex);
-	return -EIO;
-}
-
-/* Make objects/vrel, the object's variant for mode: a copy (a reflink where the file system
- * can) re-hashed against the id, with the mode and the mtime NODE_VARIANT_MTIME. It takes the
- * place of a bad variant (replace), or else of nothing: a concurrent maker's wins. */
-static int make_variant(struct store *s, const uint8_t id[VERIFY_HASH_LEN],
-			const struct node_objrec *rec, uint32_t mode, bool replace,
-			const char *vrel)
-{
-	struct timespec ts[2] = {{0, UTIME_OMIT}, {NODE_VARIANT_MTIME, 0}};
-	char rel[NODE_RELPATH_LEN], name[NODE_TMPNAME_LEN];
-	int src = -1, dst = -1, subfd = -1, r;
-	uint8_t got[VERIFY_HASH_LEN];
-	struct stat sst, st;
-	uint64_t n = 0;
-
-	node_relpath(id, rel);
-	name[0] = '\0';
-	src = openat(s->objfd, rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (src < 0 && errno != ENOENT) {
-		r = -errno;
-		stork_errorf("%s/" NODE_OBJDIR "/%s: %s", s->dir, rel, strerror(-r));
-		goto out;
-	}
-	r = check_file(s, id, rec, src, rel, &sst);
-	if (r < 0)
-		goto out;
-	r = node_tmp_create(s, &dst, name);
-	if (r < 0)
-		goto out;
-	r = copy_fd(src, dst, rec->size);
-	if (r == 0 && fstat(dst, &st) < 0)
-		r = -errno;
-	if (r == 0 && (uint64_t)st.st_size != rec->size)
-		r = -EIO;
-	/* Reads of the object check only its size: this is where a rotten one is caught. */
-	if (r == 0)
-		r = node_hash_fd(dst, got, &n);
-	if (r == 0 && n != rec->size)
-		r = -EIO;
-	if (r < 0) {
-		stork_errorf("%s/" NODE_TMPDIR "/%s: cannot copy %s: %s", s->dir, name, rel,
-			     strerror(-r));
-		goto out;
-	}
-	if (memcmp(got, id, VERIFY_HASH_LEN) != 0) {
-		r = bad_copy(s, id, src, &sst, rel, name, got);
-		goto out;
-	}
-	/* The mode last: a write would clear setuid and setgid bits. */
-	if (futimens(dst, ts) < 0 || fchmod(dst, mode) < 0 || fstat(dst, &st) < 0 ||
-	    fsync(dst) < 0) {
-		r = -errno;
-		stork_errorf("%s/" NODE_TMPDIR "/%s: cannot make the variant %s: %s", s->dir, name,
-			     vrel, strerror(-r));
-		goto out;
-	}
-	if ((st.st_mode & 07777) != mode) {
-		/* Without CAP_FSETID, chmod drops setgid when the file's group is not ours. */
-		r = -EPERM;
-		stork_errorf("%s/" NODE_OBJDIR "/%s: cannot make the variant: mode %o asked, %o "
-			     "kept (make the store as its owner, root)",
-			     s->dir, vrel, (unsigned)mode, (unsigned)(st.st_mode & 07777));
-		goto out;
-	}
-	r = node_subdir_open(s, id, &subfd);
-	if (r < 0)
-		goto out;
-	if (replace) {
-		if (renameat(s->tmpfd, name, s->objfd, vrel) < 0) {
-			r = -errno;
-			goto rename_failed;
-		}
-		name[0] = '\0';
-	} else if (renameat2(s->tmpfd, name, s->objfd, vrel, RENAME_NOREPLACE) == 0) {
-		name[0] = '\0';
-	} else if (errno == EEXIST) {
-		r = 0; /* another thread or process made it first */
-		goto out;
-	} else if (errno == EINVAL || errno == ENOSYS) {
-		if (linkat(s->tmpfd, name, s->objfd, vrel, 0) < 0 && errno != EEXIST) {
-			r = -errno;
-			goto rename_failed;
-		}
-	} else {
-		r = -errno;
-		goto rename_failed;
-	}
-	r = node_sync_dir(subfd);
-	if (r < 0)
-		stork_errorf("%s/" NODE_OBJDIR "/%.2s: cannot sync: %s", s->dir, rel, strerror(-r));
-	goto out;
-rename_failed:
-	stork_errorf("%s/" NODE_OBJDIR "/%s: cannot move the copy into place: %s", s->dir, vrel,
-		     strerror(-r));
-out:
-	if (name[0])
-		unlinkat(s->tmpfd, name, 0);
-	if (subfd >= 0)
-		close(subfd);
-	if (dst >= 0)
-		close(dst);
-	if (src >= 0)
-		close(src);
-	return r;
-}
-
-int store_object_link(struct store *s, const uint8_t id[VERIFY_HASH_LEN], uint32_t mode, int dirfd,
-		      const char *name)
-{
-	struct obj_ctx c = {.id = id};
-	char rel[NODE_RELPATH_LEN];
-	bool replace = false, fresh = false;
-	struct stat st;
-	int r;
-
-	mode &= 07777;
-	r = node_txn(s->env, false, get_fn, &c);
-	if (r < 0)
-		return r;
-	node_relpath(id, rel);
-	r = check_file(s, id, &c.rec, -1, rel, NULL);
-	if (r < 0)
-		return r;
-	node_variant_relpath(id, mode, rel);
-	if (fstatat(s->objfd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-		if (variant_is_good(&st, c.rec.size, mode))
-			goto link;
-		/* Cut short, chmod()ed or written through a link: it is derived, make it anew
-		 * (links made to the old one keep it). */
-		replace = true;
-	} else if (errno != ENOENT) {
-		r = -errno;
-		stork_errorf("%s/" NODE_OBJDIR "/%s: %s", s->dir, rel, strerror(-r));
-		return r;
-	}
-make:
-	r = make_variant(s, id, &c.rec, mode, replace, rel);
-	if (r < 0)
-		return r;
-	fresh = true;
-link:
-	if (linkat(s->objfd, rel, dirfd, name, 0) < 0) {
-		r = -errno;
-		if (r == -EMLINK && !fresh) {
-			/* A common file (an empty one, a licence) in many trees: a new inode
-			 * takes the next links, the full one keeps its own. */
-			replace = true;
-			goto make;
-		}
-		if (r == -EXDEV)
-			stork_errorf("%s: on another file system than the store %s: copy instead",
-				     name, s->dir);
-		else
-			stork_errorf("%s: cannot link to %s/" NODE_OBJDIR "/%s: %s", name, s->dir,
-				     rel, strerror(-r));
-		return r;
-	}
-	touch(s, id, c.rec.last_use);
-	return 0;
-}
-
-/* ------------------------------------------------------------------------------------------ */
 /* Remove and pin. */
-
-int node_variants_remove(struct store *s, const uint8_t id[VERIFY_HASH_LEN], uint64_t *ret_removed)
-{
-	char hex[VERIFY_HASH_HEX], sub[3], prefix[VERIFY_HASH_HEX + 1];
-	uint64_t removed = 0;
-	struct dirent *de;
-	DIR *d = NULL;
-	int fd, r = 0;
-
-	verify_hex(id, VERIFY_HASH_LEN, hex);
-	memcpy(sub, hex, 2);
-	sub[2] = '\0';
-	snprintf(prefix, sizeof(prefix), "%s.", hex);
-	fd = openat(s->objfd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0 && errno == ENOENT)
-		goto done;
-	if (fd < 0 || !(d = fdopendir(fd))) {
-		r = -errno;
-		if (fd >= 0)
-			close(fd);
-		stork_errorf("%s/" NODE_OBJDIR "/%s: %s", s->dir, sub, strerror(-r));
-		return r;
-	}
-	while ((errno = 0, de = readdir(d))) {
-		if (strncmp(de->d_name, prefix, sizeof(prefix) - 1) != 0)
-			continue;
-		if (unlinkat(dirfd(d), de->d_name, 0) == 0) {
-			removed++;
-			continue;
-		}
-		/* Gone meanwhile; or a directory, which fsck reports and leaves alone. */
-		if (errno == ENOENT || errno == EISDIR)
-			continue;
-		r = -errno;
-		stork_errorf("%s/" NODE_OBJDIR "/%s/%s: cannot remove: %s", s->dir, sub, de->d_name,
-			     strerror(-r));
-		break;
-	}
-	if (r == 0 && errno != 0) {
-		r = -errno;
-		stork_errorf("%s/" NODE_OBJDIR "/%s: %s", s->dir, sub, strerror(-r));
-	}
-	closedir(d);
-	if (r < 0)
-		return r;
-done:
-	if (ret_removed)
-		*ret_removed = removed;
-	return 0;
-}
 
 static int remove_fn(struct node_env *e, MDB_txn *txn, void *ctx)
 {

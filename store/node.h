@@ -72,6 +72,9 @@ struct store {
 	/* Opened read-only (asked for, or its file system is): nothing is created, swept or
 	 * written; every write is -EROFS. */
 	bool readonly;
+	/* Whether linked variants can be made immutable here (variant.c): 0 not known yet, 1
+	 * yes, -1 no (store_object_link says -EXDEV at once: copy). Atomic. */
+	int immutable;
 };
 
 enum { NODE_LINK_EMPTY_PATH = 1, NODE_LINK_PROC = 2 };
@@ -153,10 +156,32 @@ void node_variant_relpath(const uint8_t id[VERIFY_HASH_LEN], uint32_t mode,
 /** Parse a variant's suffix (what follows "<hex>."): 1 to 4 octal digits, no leading zero
  * unless it is "0". @return true and *ret_mode; false for anything else. */
 bool node_variant_parse(const char *suffix, uint32_t *ret_mode);
+/** The object's index record. @return 0; -ENOENT; -errno. */
+int node_object_get(struct store *s, const uint8_t id[VERIFY_HASH_LEN], struct node_objrec *ret_rec);
+/** Check an indexed object's file (fd, or objects/rel when fd < 0). @param[out] ret_st its
+ * stat (may be NULL). @return 0; -ENOENT (entry dropped, detail set); -errno. */
+int node_check_file(struct store *s, const uint8_t id[VERIFY_HASH_LEN],
+		    const struct node_objrec *rec, int fd, const char *rel, struct stat *ret_st);
+/** Note a use; failures only cost accuracy of the last-use time, so they are ignored. */
+void node_touch(struct store *s, const uint8_t id[VERIFY_HASH_LEN], int64_t last_use);
+
+/* ---- links.c ---- */
+
+/** fsck's pass over links/: problem for each recorded file of an extracted tree still linked
+ * to a variant whose content changed. Stale records (the tree gone, or none of its recorded
+ * files still the linked inode) are counted, and removed with repair. @return 0; -errno. */
+int node_links_check(struct store *s, bool repair,
+		     void (*problem)(void *ctx, const char *path, const char *what), void *ctx,
+		     uint64_t *ret_changed, uint64_t *ret_stale);
+
+/* ---- variant.c ---- */
+
 /** Unlink every objects/ab/<hex>.* (all variants of the object; a missing objects/ab/ is
  * fine). @param[out] ret_removed how many were unlinked (may be NULL). @return 0; -errno (detail
  * names the file). */
 int node_variants_remove(struct store *s, const uint8_t id[VERIFY_HASH_LEN], uint64_t *ret_removed);
+
+/* ---- node.c ---- */
 
 /** Create tmp/.part-XXXXXX (O_EXCL, 0600) and hold an exclusive flock on it for its life.
  * Waits out a cleaner that has just locked it to delete it, then tries another name.

@@ -162,10 +162,25 @@ int store_object_open_checked(struct store *s, const uint8_t id[VERIFY_HASH_LEN]
  * link is to the store's variant of the object for that mode, objects/ab/<hex>.<octal mode>
  * (made on demand as a reflink or copy, via tmp + rename), never to the canonical
  * objects/ab/<hex> that reads are served from, so writing through an extracted link cannot
- * change what the store serves. @return 0; -ENOENT; -EXDEV when dirfd is on another file
- * system (copy instead); -errno. */
+ * change what the store serves. The variant is made immutable (FS_IMMUTABLE_FL), so that no
+ * tree linked to it can change it for the others; its flag is off only for the moment of the
+ * link, under its flock, and a write in that moment is caught (the link is undone and a new
+ * variant made). A variant made here is not synced: sync the file system (syncfs) before
+ * relying on the links. Not for modes everyone may write (S_IWOTH).
+ * @return 0; -ENOENT; -EXDEV: copy instead (detail says why): dirfd is on another file system,
+ * the variant cannot be made immutable there (no such attribute, or no CAP_LINUX_IMMUTABLE),
+ * or the mode lets everyone write; -errno. */
 int store_object_link(struct store *s, const uint8_t id[VERIFY_HASH_LEN], uint32_t mode, int dirfd,
 		      const char *name);
+/** Unlink dirfd/name, which may be immutable (a mode variant, or a link to one that
+ * store_object_link made): its flag goes off for the unlink under the inode's flock, and on
+ * again when other links remain. What removes extracted trees and variants uses this.
+ * @return 0; -errno as unlinkat. */
+int store_unlink(int dirfd, const char *name);
+/** Copy size bytes of src into the empty file dst: a reflink where the file system can, else
+ * only src's data (SEEK_DATA/SEEK_HOLE): holes stay holes. @return 0; -EIO when src is
+ * shorter than size; -ENOMEM; -errno. */
+int store_copy_file(int src, int dst, uint64_t size);
 /** Drop an object from the index and unlink its files (the object and all its mode variants).
  * @return 0; -ENOENT; -errno. */
 int store_object_remove(struct store *s, const uint8_t id[VERIFY_HASH_LEN]);
@@ -282,7 +297,28 @@ struct store_fsck_report {
 			     * indexes them (finishing the insert), repair or not */
 	uint64_t stale_tmp; /* leftovers in tmp/ */
 	uint64_t repaired;  /* entries dropped / files removed with repair */
+	uint64_t changed_links; /* files of extracted trees still linked to a variant whose
+				 * content changed (links/ records; each listed) */
+	uint64_t stale_links;	/* records of trees that are gone (removed with repair; not a
+				 * problem) */
 };
+
+/* Records of where an extract linked (links/, store/README.md "Extracted trees"): add each
+ * hard link store_object_link made, then commit once for the tree's final absolute path. */
+struct store_links;
+/** @return 0; -ENOMEM. */
+int store_links_new(struct store *s, struct store_links **ret_l);
+/** Note dirfd-relative `path` (no newline) linked to the variant of id for mode, inode ino.
+ * @return 0; -EINVAL (a newline in path); -ENOMEM. */
+int store_links_add(struct store_links *l, const uint8_t id[VERIFY_HASH_LEN], uint32_t mode,
+		    uint64_t ino, const char *path);
+/** Write the record links/<sha256 of dest> (tmp + fsync + rename), replacing an older one
+ * of the same dest. dest: absolute, no newline. @return 0; -EINVAL; -errno (detail set). */
+int store_links_commit(struct store_links *l, const char *dest);
+/** Free (NULL is fine); an uncommitted record is dropped. */
+void store_links_free(struct store_links *l);
+/** Remove dest's record, if any (its tree was not made after all). */
+void store_links_forget(struct store *s, const char *dest);
 
 /** Re-hash every indexed object and its mode variants and compare the index with objects/.
  * With repair, drop index entries of bad or missing objects (and unlink their variants), unlink

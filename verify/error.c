@@ -14,7 +14,9 @@
 
 #include "verify/verify.h"
 
-#define DETAIL_MAX 1024
+/* Room for two paths of PATH_MAX (a package path and where it goes) and what went wrong, so that
+ * a message about a long path is never cut before it says what happened. */
+#define DETAIL_MAX 16384
 
 static __thread char detail[DETAIL_MAX];
 static __thread char errbuf[128];

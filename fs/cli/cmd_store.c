@@ -23,8 +23,13 @@ static const char extract_help[] =
     "verified from the pinned root ROOTFILE; each file's object comes from the node store\n"
     "STOREDIR or, once, from the mirrors URL... (tried in order: directories, file://,\n"
     "http://, https://), verified before it is stored. On the store's file system the files\n"
-    "are hard links into the store (read-only: never write through them); elsewhere copies.\n"
+    "are hard links to immutable files in the store, which every tree of the same file shares\n"
+    "(replace such a file to change it: write a new one and rename it over); elsewhere, where\n"
+    "the file system has no immutable attribute, and for files everyone may write, copies.\n"
     "When no mirror answers, the metadata verified earlier is used (offline).\n"
+    "\n"
+    "stork extract --remove --store STOREDIR DESTDIR removes an extracted tree (its linked\n"
+    "files are immutable, so rm alone cannot) and the store's record of it.\n"
     "\n" CLI_NODE_HELP;
 
 static const char fsck_help[] =
@@ -33,18 +38,22 @@ static const char fsck_help[] =
     "Re-hash every object of the node store STOREDIR and compare the index with the disk.\n"
     "Reports bad (bit rot, truncation), missing and unindexed objects and temporary files of\n"
     "dead writers. --repair drops what is wrong (it is fetched again when needed) and\n"
-    "finishes inserts a crash interrupted. Exit 0 when the store is clean (after repair), 1 when\n"
-    "problems remain.\n";
+    "finishes inserts a crash interrupted. It also lists the files of extracted trees still\n"
+    "linked to a store file whose content changed (repair cannot mend those: remove the tree\n"
+    "with stork extract --remove and extract it again). Exit 0 when the store is clean (after\n"
+    "repair), 1 when problems remain.\n";
 
 int cmd_extract(int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    {"help", no_argument, NULL, 'h'},
+	    {"remove", no_argument, NULL, 'X'},
 	    CLI_NODE_LONGOPTS,
 	    {0},
 	};
 	struct cli_node n;
 	struct fs_extract_stats st = {0};
+	bool remove = false;
 	struct verify_manifest *m = NULL;
 	struct fs_repo *repo = NULL;
 	struct store *s = NULL;
@@ -58,6 +67,10 @@ int cmd_extract(int argc, char **argv)
 			fputs(extract_help, stdout);
 			return CLI_OK;
 		}
+		if (c == 'X') {
+			remove = true;
+			continue;
+		}
 		r = cli_node_option("extract", c, optarg, &n);
 		if (r < 0)
 			return CLI_USAGE;
@@ -66,6 +79,20 @@ int cmd_extract(int argc, char **argv)
 	}
 	rootfile = n.rootfile;
 	storedir = n.storedir;
+	if (remove) {
+		if (!storedir || argc - optind != 1)
+			return cli_usage_error("extract",
+					       "--remove needs --store STOREDIR DESTDIR");
+		r = store_open(storedir, &s);
+		if (r == 0)
+			r = fs_extract_remove(s, argv[optind]);
+		store_close(s);
+		if (r < 0) {
+			cli_fail("extract", r, "%s", argv[optind]);
+			return CLI_SYSTEM;
+		}
+		return CLI_OK;
+	}
 	if (!rootfile || !storedir)
 		return cli_usage_error("extract", "needs --root ROOTFILE and --store STOREDIR");
 	nmirrors = argc - optind - 3;
@@ -147,7 +174,10 @@ int cmd_fsck(int argc, char **argv)
 		cli_fail("fsck", r, "%s", argv[optind]);
 		return cli_exit_system(r);
 	}
-	problems = rep.bad + rep.missing + rep.unindexed + rep.stale_tmp;
+	/* Trees linked to a changed variant are listed; repair cannot mend them (remove the tree
+	 * with stork extract --remove and extract it again), so they count only without it. */
+	problems = rep.bad + rep.missing + rep.unindexed + rep.stale_tmp +
+		   (repair ? 0 : rep.changed_links);
 	printf("%s: %" PRIu64 " objects checked: %" PRIu64 " good, %" PRIu64 " bad, %" PRIu64
 	       " missing, %" PRIu64 " unindexed, %" PRIu64 " stale temporary files; %" PRIu64
 	       " repaired, %" PRIu64 " interrupted inserts finished\n",

@@ -82,8 +82,10 @@ static int dir_symlink(struct imp *im, int dfd, const char *name, const char *pa
 	if (n < 0)
 		return import_fail(im, -errno, path, "readlink: %s", strerror(errno));
 	if ((size_t)n >= sizeof(target) - 1)
-		return import_fail(im, STORK_EHOSTILE, path, "symlink target longer than %d bytes",
-				   PATH_MAX_LEN);
+		return import_fail(
+		    im, STORK_EHOSTILE, path,
+		    "symlink target longer than %d bytes, the most a system call takes",
+		    PATH_MAX_LEN);
 	target[n] = '\0';
 	return import_add_symlink(im, path, st->st_mode, st->st_mtim.tv_sec, target);
 }

@@ -223,7 +223,8 @@ int import_clean_path(struct imp *im, const char *raw, char *out, bool *ret_root
 		return 0;
 	}
 	if (len > PATH_MAX_LEN)
-		return import_fail(im, STORK_EHOSTILE, raw, "path longer than %d bytes",
+		return import_fail(im, STORK_EHOSTILE, raw,
+				   "path longer than %d bytes, the most a system call takes",
 				   PATH_MAX_LEN);
 	memcpy(out, p, len);
 	out[len] = '\0';
@@ -422,8 +423,10 @@ int import_add_symlink(struct imp *im, const char *path, uint32_t mode, int64_t 
 	if (!verify_utf8_valid(target, strlen(target)))
 		return import_fail(im, STORK_EHOSTILE, path, "symlink target is not valid UTF-8");
 	if (strlen(target) > PATH_MAX_LEN)
-		return import_fail(im, STORK_EHOSTILE, path, "symlink target longer than %d bytes",
-				   PATH_MAX_LEN);
+		return import_fail(
+		    im, STORK_EHOSTILE, path,
+		    "symlink target longer than %d bytes, the most a system call takes",
+		    PATH_MAX_LEN);
 	ve.path = (char *)path;
 	ve.type = VERIFY_SYMLINK;
 	ve.mode = mode & 07777;

@@ -16,7 +16,9 @@
 
 #include "store/import/import.h"
 
-#define PATH_MAX_LEN 4096
+/* The longest path or symlink target a package may hold: PATH_MAX (4096) counts the
+ * terminating NUL, so a system call takes at most 4095 bytes (symlink, openat, readlink). */
+#define PATH_MAX_LEN 4095
 #define NAME_MAX_LEN 255
 #define IOBUF_LEN    (256 * 1024)
 

@@ -22,6 +22,7 @@ flip() {
 	mode=$(stat -c %a "$f")
 	size=$(stat -c %s "$f")
 	rand "$size"
+	chattr -i "$f" # a linked variant is immutable: root with CAP_LINUX_IMMUTABLE rots it
 	chmod u+w "$f"
 	python3 -c 'import sys
 with open(sys.argv[1], "r+b") as f:
@@ -46,6 +47,7 @@ rot() {
 	case $damage in
 	flip) flip "$file" ;;
 	truncate)
+		chattr -i "$file"
 		chmod u+w "$file"
 		truncate -s $(($(stat -c %s "$file") / 2)) "$file"
 		chmod 444 "$file"
@@ -66,6 +68,17 @@ rot() {
 		fail "$name: stork fsck --repair should exit 0 and remove $file"
 	fi
 	pass "$name: stork fsck --repair removes it"
+	if [ -n "$suffix" ]; then
+		# The trees extracted so far link to that variant: their file changed with it.
+		grep -qF "extracted tree $T/d" "$T/err" || {
+			_show_run
+			fail "$name: fsck does not list the extracted trees linked to the changed variant"
+		}
+		pass "$name: fsck lists the extracted trees linked to the changed variant"
+		for d in "$T"/d*; do
+			"$STORK" extract --remove --store "$STORE" "$d" || fail "stork extract --remove $d"
+		done
+	fi
 	fsck_clean "$name: the store is clean after the repair" "$STORE"
 
 	before=$(objreq)

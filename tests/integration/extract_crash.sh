@@ -28,7 +28,7 @@ ms() { date +%s%3N; }
 t0=$(ms)
 extract_ok "a whole extract for timing" --store "$T/measure" "$NGINX_URL" perl-base "$version" "$T/m1"
 cold=$(($(ms) - t0))
-rm -rf "$T/measure" "$T/m1"
+rm_rf "$T/measure" "$T/m1"
 echo "# a whole extract takes ${cold} ms"
 
 killed=0
@@ -39,7 +39,7 @@ while [ "$killed" -lt "$KILLS" ]; do
 	[ "$i" -le $((KILLS * 3)) ] || fail "only $killed of $i extracts were still running at their kill moment"
 	store=$T/store
 	dest=$T/dest
-	rm -rf "$store"
+	rm_rf "$store"
 	rand "$cold"
 	delay=$R
 	# started directly (through a function bash would fork a subshell, and the kill would not
@@ -71,7 +71,7 @@ while [ "$killed" -lt "$KILLS" ]; do
 	fi
 	if [ -e "$dest" ]; then
 		compare_tree "$T/ref" "$dest" || fail "$what: the destination exists but is not complete"
-		rm -rf "$dest"
+		rm_rf "$dest"
 	fi
 	extract_ok "$what: fsck clean, the destination absent or whole, and a rerun completes" \
 		--store "$store" "$NGINX_URL" perl-base "$version" "$dest"
@@ -84,7 +84,7 @@ while [ "$killed" -lt "$KILLS" ]; do
 		fail "$what: stork fsck does not find the store clean after the rerun"
 	fi
 	store_hashes_ok "$store" || fail "$what: a stored object does not hold what its name hashes"
-	rm -rf "$dest"
+	rm_rf "$dest"
 done
 pass "after each of $KILLS kills the rerun is identical, leaves no temporary directory and a clean store ($finished more runs finished before their kill moment)"
 pass "after every kill stork fsck found the store clean"

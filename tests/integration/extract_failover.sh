@@ -4,9 +4,9 @@
 # succeeds from the third; the log names the refusing mirror, the second mirror and the bad
 # object it met; nothing corrupt reaches the store (fsck, and every stored object re-hashed).
 #
-# A mirror that fails is skipped for the rest of the run, so one run meets only the first of
-# the second mirror's bad objects: two packages hold the same two files in opposite order, so
-# that one run meets the corrupted object first and the other the truncated one. Then every
+# A mirror that fails is skipped for the rest of the run; transfers already under way when it
+# failed may still meet its other bad object. Two packages hold the same two files in opposite
+# order, so that each bad object is met first in one of the runs. Then every
 # other kind of broken answer (reset, empty reply, HTTP 404/500/503, extra bytes) fails over
 # too.
 . "$(dirname "$0")/lib.sh"
@@ -53,11 +53,13 @@ three_mirrors() {
 		fail "$pkg: no log line names the second mirror, $bad and '$what'"
 	}
 	pass "$pkg: the log names the second mirror and the $what object $bad"
+	# Extract fetches like prefetch, many objects at once: the transfers that reached the
+	# second mirror before its first lie was known may each have asked it once, no more.
 	nobj=$(fault_requests '^GET /objects/')
-	[ "$nobj" -eq 1 ] && [ "$(fault_requests "^GET /$bad ")" -eq 1 ] ||
+	[ "$nobj" -le 3 ] && [ "$(fault_requests "^GET /$bad ")" -eq 1 ] &&
+		[ "$(fault_requests "^GET /$other ")" -le 1 ] ||
 		fail "$pkg: the lying mirror got $nobj object requests: $(grep objects "$FAULT_DIR/access.log")"
-	[ "$(fault_requests "^GET /$other ")" -eq 0 ] || fail "$pkg: the lying mirror was asked for $other after it lied"
-	pass "$pkg: after its first bad object the second mirror was skipped for the rest of the run"
+	pass "$pkg: the second mirror was asked for each object at most once"
 	fsck_clean "$pkg: stork fsck finds the store clean" "$T/store-$pkg"
 	check "$pkg: every stored object holds the content its name hashes" store_hashes_ok "$T/store-$pkg"
 }

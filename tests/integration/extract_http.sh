@@ -2,7 +2,8 @@
 # stork extract over HTTP from a real nginx on loopback: a synthetic tree with every kind of
 # entry, and real Debian packages, come out byte-identical to their sources (paths, types,
 # modes, symlink targets, contents; the .debs compared to dpkg-deb -x), each distinct object
-# fetched exactly once.
+# fetched exactly once
+# (the small objects of a version with many of them in its pack).
 . "$(dirname "$0")/lib.sh"
 
 need dpkg-deb python3 nginx
@@ -46,10 +47,11 @@ for want_pkg in hello tzdata; do
 		"$want_pkg" "$version" "$T/dest-$want_pkg"
 	check "$want_pkg over http is identical to dpkg-deb -x" compare_tree "$T/ref" "$T/dest-$want_pkg"
 	n=$(($(nginx_requests '"GET /objects/') - before))
-	[ "$n" -eq "$X_FETCHED" ] || fail "$want_pkg: nginx served $n object requests, extract fetched $X_FETCHED"
+	# Small objects come in the version's pack when it has one (at least 16 of them).
+	[ "$n" -le "$X_FETCHED" ] || fail "$want_pkg: nginx served $n object requests, extract fetched $X_FETCHED"
 	[ "$X_FILES" -eq "$(find "$T/ref" -type f | wc -l)" ] ||
 		fail "$want_pkg: extract reports $X_FILES files, dpkg-deb -x made $(find "$T/ref" -type f | wc -l)"
-	pass "$want_pkg: $X_FILES files, $X_FETCHED objects fetched, one request each"
+	pass "$want_pkg: $X_FILES files, $X_FETCHED objects fetched, $n object requests besides the pack"
 done
 
 fsck_clean "the store is clean afterwards" "$STORE"

@@ -65,7 +65,7 @@ pass "extract reports every file linked"
 [ "$(stat -c %i "$T/x1/usr/share/doc/pkg/small.txt")" = "$(stat -c %i "$T/x2/usr/share/doc/pkg/small.txt")" ] ||
 	fail "the same file of two extracts is not the same inode"
 pass "the same content under two modes keeps each mode; the same file in two trees is one inode"
-rm -rf "$T/x2"
+"$STORK" extract --remove --store "$STORE" "$T/x2" || fail "stork extract --remove $T/x2 failed"
 fsck_clean "removing an extracted tree leaves the store clean" "$STORE"
 check "store objects hold what their names hash" store_hashes_ok "$STORE"
 
@@ -85,7 +85,7 @@ if [ -n "$other" ]; then
 	compare_tree "$T/a" "$od/pa" || ok=0
 	[ "$X_COPIED" -eq "$X_FILES" ] && [ "$X_LINKED" -eq 0 ] || ok=0
 	[ -z "$(find "$od/pa" -type f -links +1)" ] || ok=0
-	rm -rf "$od"
+	rm_rf "$od"
 	[ "$ok" = 1 ] || fail "on another file system the files are not identical copies ($X_COPIED copied, $X_LINKED linked of $X_FILES)"
 	pass "on another file system the files are identical copies"
 else

@@ -68,11 +68,19 @@ _cleanup() {
 		fi
 	fi
 	if [ "${STORK_TEST_KEEP:-0}" != 1 ]; then
-		rm -rf "$T"
+		rm_rf "$T"
 	fi
 	exit "$rc"
 }
 trap _cleanup EXIT
+
+# rm_rf PATH...: rm -rf, also of node stores and extracted trees, whose linked files are
+# immutable (FS_IMMUTABLE_FL; the flag goes first).
+rm_rf() {
+	rm -rf "$@" 2>/dev/null && return 0
+	chattr -R -i "$@" 2>/dev/null
+	rm -rf "$@"
+}
 
 # ---------------------------------------------------------------------------------------------
 # Reporting.

@@ -12,6 +12,8 @@
 #include <string.h>
 #include <time.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
+#include <linux/fs.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -205,6 +207,31 @@ static void make_parent(const char *path)
 	free(dir);
 }
 
+/* Clear FS_IMMUTABLE_FL (a linked variant has it), as root tampering with the store would. */
+static void make_mutable(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW), fl;
+
+	ck_assert_int_ge(fd, 0);
+	if (ioctl(fd, FS_IOC_GETFLAGS, &fl) == 0 && (fl & FS_IMMUTABLE_FL)) {
+		fl &= ~FS_IMMUTABLE_FL;
+		ck_assert_int_eq(ioctl(fd, FS_IOC_SETFLAGS, &fl), 0);
+	}
+	close(fd);
+}
+
+/* Whether FS_IMMUTABLE_FL is set on path. */
+static bool is_immutable(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW), fl = 0;
+
+	ck_assert_int_ge(fd, 0);
+	if (ioctl(fd, FS_IOC_GETFLAGS, &fl) < 0)
+		fl = 0;
+	close(fd);
+	return fl & FS_IMMUTABLE_FL;
+}
+
 /* Flip one byte of a (read-only) object file in place. */
 static void flip_byte(const char *path, off_t off)
 {
@@ -212,6 +239,7 @@ static void flip_byte(const char *path, off_t off)
 	uint8_t b;
 	int fd;
 
+	make_mutable(path);
 	ck_assert_int_eq(stat(path, &st), 0);
 	ck_assert_int_eq(chmod(path, 0644), 0);
 	fd = open(path, O_RDWR | O_CLOEXEC);
@@ -225,6 +253,7 @@ static void flip_byte(const char *path, off_t off)
 
 static void truncate_file(const char *path, off_t len)
 {
+	make_mutable(path);
 	ck_assert_int_eq(chmod(path, 0644), 0);
 	ck_assert_int_eq(truncate(path, len), 0);
 	ck_assert_int_eq(chmod(path, 0444), 0);
@@ -730,6 +759,7 @@ START_TEST(node_link_remakes_a_variant_cut_short_chmoded_or_written_to)
 	ck_assert(file_holds(p, prog, len));
 
 	/* chmod()ed: made again with its name's mode. */
+	make_mutable(v755);
 	ck_assert_int_eq(chmod(v755, 0700), 0);
 	ck_assert_int_eq(store_object_link(s, id, 0755, dirfd, "t3"), 0);
 	ck_assert_int_eq(fstatat(dirfd, "t3", &s3, 0), 0);
@@ -738,6 +768,8 @@ START_TEST(node_link_remakes_a_variant_cut_short_chmoded_or_written_to)
 
 	/* Written through a link, same size: the object is untouched, the next link gets a new
 	 * variant, the written one stays with the links it has. */
+	snprintf(p, sizeof(p), "%s/t3", tmpdir);
+	make_mutable(p);
 	write_through(dirfd, "t3", 5);
 	ck_assert_int_eq(store_object_open(s, id, &fd), 0);
 	ck_assert(fd_holds(fd, prog, len));
@@ -751,6 +783,56 @@ START_TEST(node_link_remakes_a_variant_cut_short_chmoded_or_written_to)
 	ck_assert(!file_holds(p, prog, len));
 	ck_assert(file_holds(v755, prog, len));
 	ck_assert_uint_eq(count_tmp(), 0);
+	close(dirfd);
+	store_close(s);
+}
+END_TEST
+
+/* Issue 11, item 4: a linked variant is immutable, so a write through one tree's link (root's
+ * included) fails instead of reaching every tree; a mode everyone may write is not linked
+ * (-EXDEV: copy); removing the object unlinks its immutable variants; store_unlink removes a
+ * link and leaves the variant immutable for the links that remain. Where the file system has
+ * no immutable attribute, store_object_link says -EXDEV. */
+START_TEST(node_link_variant_is_immutable)
+{
+	static const char body[] = "shared between slices\n";
+	const size_t len = sizeof(body) - 1;
+	struct store *s = open_store();
+	uint8_t id[VERIFY_HASH_LEN];
+	char v644[400], p[400];
+	int dirfd, fd, r;
+
+	insert_ok(s, body, len, id);
+	varpath(id, 0644, v644, sizeof(v644));
+	dirfd = open(tmpdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	ck_assert_int_ge(dirfd, 0);
+	ck_assert_int_eq(store_object_link(s, id, 0666, dirfd, "ww"), -EXDEV);
+	ck_assert_int_eq(faccessat(dirfd, "ww", F_OK, AT_SYMLINK_NOFOLLOW), -1);
+	r = store_object_link(s, id, 0644, dirfd, "slice1");
+	if (r == -EXDEV) {
+		/* tmpfs before 6.0, or no CAP_LINUX_IMMUTABLE: nothing linked, copy instead. */
+		ck_assert_int_eq(faccessat(dirfd, "slice1", F_OK, AT_SYMLINK_NOFOLLOW), -1);
+		close(dirfd);
+		store_close(s);
+		return;
+	}
+	ck_assert_int_eq(r, 0);
+	ck_assert_int_eq(store_object_link(s, id, 0644, dirfd, "slice2"), 0);
+	ck_assert(is_immutable(v644));
+	fd = openat(dirfd, "slice1", O_WRONLY | O_APPEND | O_CLOEXEC);
+	ck_assert_int_eq(fd, -1);
+	ck_assert_int_eq(errno, EPERM);
+	snprintf(p, sizeof(p), "%s/slice2", tmpdir);
+	ck_assert(file_holds(p, body, len));
+	/* One slice's link goes; the variant and the other link stay immutable. */
+	ck_assert_int_eq(store_unlink(dirfd, "slice1"), 0);
+	ck_assert(is_immutable(v644));
+	ck_assert(is_immutable(p));
+	/* Removing the object removes its immutable variant; the last link keeps the inode. */
+	ck_assert_int_eq(store_object_remove(s, id), 0);
+	ck_assert(!exists(v644));
+	ck_assert(file_holds(p, body, len));
+	ck_assert_int_eq(store_unlink(dirfd, "slice2"), 0);
 	close(dirfd);
 	store_close(s);
 }
@@ -1128,7 +1210,7 @@ START_TEST(node_fsck_finds_and_repairs_each_problem)
 	insert_ok(s, "exec copy rots G", 16, g);
 	dirfd = open(tmpdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	ck_assert_int_eq(store_object_link(s, g, 0755, dirfd, "g"), 0);
-	ck_assert_int_eq(unlinkat(dirfd, "g", 0), 0); /* a link would share the flipped byte */
+	ck_assert_int_eq(store_unlink(dirfd, "g"), 0); /* a link would share the flipped byte */
 	close(dirfd);
 
 	objpath(b, p, sizeof(p));
@@ -1255,6 +1337,8 @@ START_TEST(node_fsck_removes_a_variant_written_through_a_link)
 	dirfd = open(tmpdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	ck_assert_int_ge(dirfd, 0);
 	ck_assert_int_eq(store_object_link(s, id, 0644, dirfd, "etc.conf"), 0);
+	snprintf(p, sizeof(p), "%s/etc.conf", tmpdir);
+	make_mutable(p); /* root with CAP_LINUX_IMMUTABLE */
 	write_through(dirfd, "etc.conf", 0);
 	/* What the store serves did not change. */
 	ck_assert_int_eq(store_object_open(s, id, &fd), 0);
@@ -1311,6 +1395,7 @@ START_TEST(node_fsck_checks_variants_modes_and_orphans)
 	ck_assert_int_eq(store_object_link(s, b, 0644, dirfd, "b1"), 0);
 	close(dirfd);
 	varpath(a, 0755, p, sizeof(p));
+	make_mutable(p);
 	ck_assert_int_eq(chmod(p, 0700), 0);
 	objpath(b, p, sizeof(p));
 	flip_byte(p, 0);
@@ -1755,6 +1840,7 @@ TCase *tcase_store_node(void)
 	tcase_add_test(tc, node_link_refuses_a_rotten_object_and_drops_it);
 	tcase_add_test(tc, node_open_checked_refuses_a_rotten_or_swapped_object_and_drops_it);
 	tcase_add_test(tc, node_open_checked_hashes_each_file_once);
+	tcase_add_test(tc, node_link_variant_is_immutable);
 	tcase_add_test(tc, node_link_to_another_file_system_is_exdev);
 	tcase_add_test(tc, node_meta_and_manifests_round_trip);
 	tcase_add_test(tc, node_pins_count_and_refuse_unpin_below_zero);

@@ -203,21 +203,42 @@ START_TEST(publish_refuses_versions_dpkg_refuses)
 }
 END_TEST
 
-START_TEST(error_detail_truncates_at_1k_without_splitting_utf8)
+START_TEST(error_detail_truncates_at_16k_without_splitting_utf8)
 {
-	char big[3000];
+	static char big[20000];
 
 	memset(big, 'x', sizeof(big) - 1);
 	big[sizeof(big) - 1] = '\0';
 	stork_errorf("%s", big);
-	ck_assert_uint_eq(strlen(stork_error_detail()), 1023);
+	ck_assert_uint_eq(strlen(stork_error_detail()), 16383);
 	stork_error_prefix("%s", big);
-	ck_assert_uint_eq(strlen(stork_error_detail()), 1023);
-	/* 1022 bytes then a 2-byte character: the half character is dropped. */
-	memset(big, 'y', 1022);
-	memcpy(big + 1022, "\xc3\xa9", 3);
+	ck_assert_uint_eq(strlen(stork_error_detail()), 16383);
+	/* 16382 bytes then a 2-byte character: the half character is dropped. */
+	memset(big, 'y', 16382);
+	memcpy(big + 16382, "\xc3\xa9", 3);
 	stork_errorf("%s", big);
-	ck_assert_uint_eq(strlen(stork_error_detail()), 1022);
+	ck_assert_uint_eq(strlen(stork_error_detail()), 16382);
+	stork_error_clear();
+}
+END_TEST
+
+/* Issue 11, item 9: a message about a path of 4095 bytes (the longest a package may hold),
+ * prefixed with the package and the destination (another long path), still ends with what
+ * went wrong. */
+START_TEST(error_detail_keeps_the_problem_after_two_long_paths)
+{
+	static char path[4096], dest[4096];
+	const char *d;
+	size_t n;
+
+	memset(path, 'p', sizeof(path) - 1);
+	memset(dest, 'd', sizeof(dest) - 1);
+	stork_errorf("cannot link to %s: %s", dest, "Operation not permitted");
+	stork_error_prefix("hello 2.10-3: %s: ", path);
+	d = stork_error_detail();
+	n = strlen(d);
+	ck_assert_uint_gt(n, 8192);
+	ck_assert_str_eq(d + n - strlen("Operation not permitted"), "Operation not permitted");
 	stork_error_clear();
 }
 END_TEST
@@ -1541,7 +1562,8 @@ static Suite *verify_suite(void)
 	tc = tcase_create("errors");
 	tcase_add_test(tc, strerror_names_every_stork_code_and_errno);
 	tcase_add_test(tc, error_detail_is_set_prefixed_and_cleared);
-	tcase_add_test(tc, error_detail_truncates_at_1k_without_splitting_utf8);
+	tcase_add_test(tc, error_detail_truncates_at_16k_without_splitting_utf8);
+	tcase_add_test(tc, error_detail_keeps_the_problem_after_two_long_paths);
 	tcase_add_test(tc, error_text_says_the_error_once);
 	tcase_add_test(tc, bidi_controls_are_found_and_named);
 	tcase_add_test(tc, publish_refuses_versions_dpkg_refuses);
