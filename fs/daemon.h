@@ -1,8 +1,9 @@
-/* fs/daemon.h: the storkfs daemon's internals, shared by fs/daemon.c (main, options,
- * refresh), fs/inode.c (inode numbers and lookup counts), fs/tree.c (what the tree holds:
- * catalog of packages and versions, version trees, attributes) and fs/ops.c (the FUSE
- * low-level callbacks). Not part of the fs module's contract (fs/fs.h): only the daemon
- * includes it.
+/* fs/daemon.h: the storkfs daemon's internals, shared by fs/daemon.c (start-up, main),
+ * fs/options.c (the command line), fs/refresh.c (the refresh thread), fs/prefetcher.c (the
+ * prefetch thread), fs/log.c (the log, the start-up verdict), fs/inode.c (inode numbers and lookup
+ * counts), fs/tree.c (what the tree holds: catalog of packages and versions, version trees,
+ * attributes) and fs/ops.c (the FUSE low-level callbacks). Not part of the fs module's contract
+ * (fs/fs.h): only the daemon includes it.
  *
  * The tree:
  *   /                        packages (verified metadata only)                    ino 1
@@ -335,6 +336,25 @@ const char *fsd_source(struct fsd *d, const uint8_t id[VERIFY_HASH_LEN], char *b
  * the metadata in use expired more than max_stale ago (fs/README.md "Stale metadata"). */
 int fsd_serving(struct fsd *d);
 
+/* The command line, parsed (fs/options.c). */
+struct fsd_args {
+	struct fsd_conf conf;
+	char **nonopts; /* the mirrors, then the mountpoint */
+	size_t n;
+	int bad;
+	int allow_other; /* -o allow_other given */
+};
+
+/** Parse and check the command line into p (zeroed by the caller; fsd_args_fini frees it in
+ * any case) and args and cmd (libfuse's options). Says what is wrong on stderr.
+ * @return 0; 1: --help or --version, printed; -1: bad options (said so). */
+int fsd_args_parse(int argc, char **argv, struct fuse_args *args, struct fuse_cmdline_opts *cmd,
+		   struct fsd_args *p);
+void fsd_args_fini(struct fsd_args *p);
+/** The fetch options of the transport chain from the mount's options. peers is the caller's
+ * buffer for the joined peer list (freed by the caller). @return 0; -ENOMEM. */
+int fsd_chain_opts(const struct fsd_conf *c, struct fetch_opts *o, char **ret_peers);
+
 /** The low-speed window of a mount whose calls wait at most timeout seconds, when
  * low_speed_time= is not given: min(10, max(1, timeout / 3)), so that a mirror trickling
  * below low_speed_limit is dropped early enough for the next source to deliver within the
@@ -366,8 +386,47 @@ int fsd_stat(struct fsd *d, const struct inode *n, struct stat *st);
 /** The entry timeout for a node. */
 double fsd_timeout(const struct fsd *d, const struct inode *n);
 
+/* fs/log.c */
+
 /** Log a line (stderr in the foreground, syslog once daemonized, both while a daemon starts). */
 void fsd_log(struct fsd *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/** fetch_opts.log: a line of the fetcher into the log (ctx: the struct fsd). */
+void fsd_fetch_log(void *ctx, const char *line);
+/** Tell systemd (Type=notify) state ("READY=1"); nothing when not run by systemd. */
+void fsd_notify_systemd(const char *state);
+/** Fork: the parent waits for the child's verdict on *ret_fd (fsd_report_ready) and exits
+ * with it; the child returns. @return 0 (in the child); -errno. */
+int fsd_detach(int *ret_fd);
+/** Give the waiting parent the exit code (fd < 0: none waits), after pointing stdin, stdout
+ * and stderr at /dev/null. Closes fd. */
+void fsd_report_ready(int fd, int code);
+
+/* fs/refresh.c */
+
+/** Make the pipe that wakes the refresh thread (before SIGHUP's handler). @return 0; -errno. */
+int fsd_refresh_pipe(void);
+/** The SIGHUP handler: refresh now. */
+void fsd_on_sighup(int sig);
+/** The refresh thread (arg: the struct fsd). */
+void *fsd_refresh_thread(void *arg);
+/** Tell the refresh thread to quit. @return 0; -1 (it could not be told: do not join it). */
+int fsd_refresh_quit(void);
+/** Refresh the metadata and swap in the new catalog; later than start-up, the kernel forgets
+ * what changed. @return 0 (at start-up, also when the refresh failed but the cached state
+ * lists packages); the refresh's error (later than start-up; the state in use is listed again);
+ * the listing's error (then the catalog is unchanged). */
+int fsd_refresh_now(struct fsd *d, bool startup);
+/** Say in the log whether the metadata in use is stale and still served. */
+void fsd_stale_report(struct fsd *d, bool startup);
+
+/* fs/prefetcher.c */
+
+/** The prefetch thread (arg: the struct fsd). */
+void *fsd_prefetch_thread(void *arg);
+/** Ask the prefetch thread for a run (nothing without -o prefetch=). */
+void fsd_prefetch_kick(struct fsd *d);
+/** Cancel a run, end the thread and join it. */
+void fsd_prefetch_stop(struct fsd *d, pthread_t thread);
 
 extern const struct fuse_lowlevel_ops fsd_ops;
 
