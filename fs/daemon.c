@@ -44,8 +44,8 @@ static void on_fetched(void *ctx, const uint8_t id[VERIFY_HASH_LEN], uint64_t si
 	if (!k)
 		return;
 	pthread_mutex_lock(&d->status_lock);
-	if (!strmap_get(&d->sources, hex))
-		strmap_put(&d->sources, hex, k); /* -ENOMEM: source stays "store" */
+	if (!fsd_strmap_get(&d->sources, hex))
+		fsd_strmap_put(&d->sources, hex, k); /* -ENOMEM: source stays "store" */
 	pthread_mutex_unlock(&d->status_lock);
 }
 
@@ -167,18 +167,18 @@ static void fsd_stop(struct fsd *d)
 	/* Jobs still running use the repository and the store: wait for them (their
 	 * transfers were cancelled; only a slow disk can hold them); if they do not end,
 	 * leave it all to exit. */
-	if (jobs_drain(&d->jobs, 30) < 0) {
+	if (fsd_jobs_drain(&d->jobs, 30) < 0) {
 		fsd_log(d, "transfers still running at exit: leaving them to the kernel");
 		return;
 	}
-	jobs_fini(&d->jobs);
-	strmap_fini(&d->sources);
+	fsd_jobs_fini(&d->jobs);
+	fsd_strmap_fini(&d->sources);
 	for (size_t i = 0; i < d->vtrees.cap; i++)
 		if (d->vtrees.slots[i].key)
-			vtree_unref((struct vtree *)(uintptr_t)d->vtrees.slots[i].val);
-	strmap_fini(&d->vtrees);
-	inodes_fini(&d->inodes);
-	catalog_unref(d->cat);
+			fsd_vtree_unref((struct fsd_vtree *)(uintptr_t)d->vtrees.slots[i].val);
+	fsd_strmap_fini(&d->vtrees);
+	fsd_inodes_fini(&d->inodes);
+	fsd_catalog_unref(d->cat);
 	fs_repo_close(d->repo);
 	store_close(d->store);
 }
@@ -240,7 +240,7 @@ int main(int argc, char **argv)
 	pthread_mutex_init(&d.cat_lock, NULL);
 	pthread_mutex_init(&d.vt_lock, NULL);
 	pthread_mutex_init(&d.status_lock, NULL);
-	if (inodes_init(&d.inodes) < 0 || jobs_init(&d.jobs) < 0)
+	if (fsd_inodes_init(&d.inodes) < 0 || fsd_jobs_init(&d.jobs) < 0)
 		goto out;
 	/* Threads started from here on (the fetcher's, the refresher) leave the termination
 	 * signals to the main thread, which runs the FUSE loop and stops it. */

@@ -57,7 +57,7 @@ static void prefetch_run(struct fsd *d)
 				      .note_ctx = d,
 				      .cancel = &d->pf_cancel};
 	struct fs_prefetch_progress st = {0};
-	struct catalog *cat = fsd_catalog(d);
+	struct fsd_catalog *cat = fsd_catalog(d);
 	struct verify_manifest **ms = NULL;
 	size_t n = 0;
 	int r;
@@ -65,12 +65,12 @@ static void prefetch_run(struct fsd *d)
 	for (size_t i = 0; i < d->conf.nprefetch; i++) {
 		char name[256];
 		const char *spec = d->conf.prefetch[i], *eq = strchr(spec, '='), *want;
-		const struct cat_pkg *pk;
+		const struct fsd_cat_pkg *pk;
 
 		snprintf(name, sizeof(name), "%.*s", eq ? (int)(eq - spec) : (int)strlen(spec),
 			 spec);
 		want = eq ? eq + 1 : "latest";
-		pk = catalog_pkg(cat, name);
+		pk = fsd_catalog_pkg(cat, name);
 		if (!pk || pk->n == 0) {
 			fsd_log(d, "prefetch=%s: no package %s in this mount's tree", spec, name);
 			continue;
@@ -80,14 +80,14 @@ static void prefetch_run(struct fsd *d)
 				prefetch_add(d, name, pk->vers[j].version, &ms, &n);
 		} else if (!strcmp(want, "latest")) {
 			prefetch_add(d, name, pk->vers[pk->n - 1].version, &ms, &n);
-		} else if (catalog_ver(pk, want)) {
+		} else if (fsd_catalog_ver(pk, want)) {
 			prefetch_add(d, name, want, &ms, &n);
 		} else {
 			fsd_log(d, "prefetch=%s: no version %s of %s in this mount's tree", spec,
 				want, name);
 		}
 	}
-	catalog_unref(cat);
+	fsd_catalog_unref(cat);
 	if (n) {
 		r = fs_prefetch(d->repo, ms, n, &po, &st);
 		if (r != -ECANCELED)

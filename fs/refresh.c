@@ -69,12 +69,12 @@ static void note_refresh(struct fsd *d, int result, const char *detail)
  * away), or has with another manifest (a version re-published by another publisher), are
  * dropped from it (with everything cached below them), so that a lookup asks again and finds
  * nothing, or the new version under new numbers. @return whether a version went or changed. */
-static bool forget_gone(struct fsd *d, const struct catalog *old, const struct catalog *cat)
+static bool forget_gone(struct fsd *d, const struct fsd_catalog *old, const struct fsd_catalog *cat)
 {
 	bool changed = false;
 
 	for (size_t i = 0; old && i < old->n; i++) {
-		const struct cat_pkg *op = &old->pkgs[i], *np = catalog_pkg(cat, op->name);
+		const struct fsd_cat_pkg *op = &old->pkgs[i], *np = fsd_catalog_pkg(cat, op->name);
 		fuse_ino_t ino;
 
 		if (!np) {
@@ -83,11 +83,11 @@ static bool forget_gone(struct fsd *d, const struct catalog *old, const struct c
 			changed = true;
 			continue;
 		}
-		ino = inodes_number(&d->inodes, op->name);
+		ino = fsd_inodes_number(&d->inodes, op->name);
 		for (size_t j = 0; j < op->n; j++) {
-			const struct cat_ver *ov = &op->vers[j];
+			const struct fsd_cat_ver *ov = &op->vers[j];
 
-			if (catalog_signs(cat, op->name, ov->version, ov->hash))
+			if (fsd_catalog_signs(cat, op->name, ov->version, ov->hash))
 				continue;
 			changed = true;
 			if (ino)
@@ -101,7 +101,7 @@ static bool forget_gone(struct fsd *d, const struct catalog *old, const struct c
 /* After a refresh that replaced or dropped versions: the kernel forgets the attributes, pages
  * and listings it cached of every node of them it still holds (a file a reader has open keeps
  * reading through its own descriptor: fs/README.md "Replaced versions"). */
-static void invalidate_replaced(struct fsd *d, const struct catalog *cat)
+static void invalidate_replaced(struct fsd *d, const struct fsd_catalog *cat)
 {
 	fuse_ino_t *inos;
 	size_t n = 0;
@@ -109,10 +109,10 @@ static void invalidate_replaced(struct fsd *d, const struct catalog *cat)
 	pthread_mutex_lock(&d->inodes.lock);
 	inos = calloc(d->inodes.nslots ? d->inodes.nslots : 1, sizeof(*inos));
 	for (size_t i = 1; inos && i < d->inodes.nslots; i++) {
-		const struct inode *node = d->inodes.slots[i].node;
+		const struct fsd_inode *node = d->inodes.slots[i].node;
 
-		if (node && (node->kind == N_VER || node->kind == N_ENTRY) &&
-		    !catalog_signs(cat, node->pkg, node->ver, node->vhash))
+		if (node && (node->kind == FSD_N_VER || node->kind == FSD_N_ENTRY) &&
+		    !fsd_catalog_signs(cat, node->pkg, node->ver, node->vhash))
 			inos[n++] = (fuse_ino_t)i;
 	}
 	pthread_mutex_unlock(&d->inodes.lock);
@@ -123,7 +123,7 @@ static void invalidate_replaced(struct fsd *d, const struct catalog *cat)
 
 int fsd_refresh_now(struct fsd *d, bool startup)
 {
-	struct catalog *cat = NULL, *old;
+	struct fsd_catalog *cat = NULL, *old;
 	char text[1200];
 	int ret, failed;
 
@@ -151,7 +151,7 @@ int fsd_refresh_now(struct fsd *d, bool startup)
 		 * held at its expiry (fs_repo_opts.delegations_at_expiry), so list it again. */
 	}
 	failed = startup || ret >= 0 ? 0 : ret;
-	ret = catalog_build(d->repo, &cat);
+	ret = fsd_catalog_build(d->repo, &cat);
 	if (ret < 0) {
 		fsd_log(d, "listing packages: %s", stork_error_text(NULL, ret, text, sizeof(text)));
 		return failed ? failed : ret;
@@ -162,7 +162,7 @@ int fsd_refresh_now(struct fsd *d, bool startup)
 		cat = fsd_catalog(d);
 		fuse_lowlevel_notify_inval_inode(d->se, FUSE_ROOT_ID, 0, 0);
 		for (size_t i = 0; i < cat->n; i++) {
-			fuse_ino_t ino = inodes_number(&d->inodes, cat->pkgs[i].name);
+			fuse_ino_t ino = fsd_inodes_number(&d->inodes, cat->pkgs[i].name);
 
 			if (ino)
 				fuse_lowlevel_notify_inval_inode(d->se, ino, 0, 0);
@@ -171,8 +171,8 @@ int fsd_refresh_now(struct fsd *d, bool startup)
 			fsd_retire_trees(d, cat);
 			invalidate_replaced(d, cat);
 		}
-		catalog_unref(cat);
-		catalog_unref(old);
+		fsd_catalog_unref(cat);
+		fsd_catalog_unref(old);
 	}
 	return failed;
 }
