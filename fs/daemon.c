@@ -123,11 +123,7 @@ static int fsd_start(struct fsd *d)
 	 * on a slow link may take longer than a reader waits (it then lands in the store for
 	 * the next open). */
 	ro.fetch.mirror_retry = d->conf.mirror_retry;
-	ret = fsd_chain_opts(&d->conf, &ro.fetch, &d->peer_list);
-	if (ret < 0) {
-		fsd_log(d, "%s", storkfs_strerror(ret));
-		goto out;
-	}
+	fsd_chain_opts(&d->conf, &ro.fetch);
 	ro.fetch.log = fsd_fetch_log;
 	ro.fetch.log_ctx = d;
 	ro.fetched = on_fetched;
@@ -320,7 +316,6 @@ out:
 	fsd_stop(&d);
 	fuse_loop_cfg_destroy(loop);
 	free(mountpoint);
-	free(d.peer_list);
 	fsd_args_fini(&p);
 	fuse_opt_free_args(&args);
 	free(cmd.mountpoint);

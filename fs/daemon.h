@@ -268,8 +268,8 @@ struct fsd_conf {
 	 * fetcher's default. */
 	char *proxies;		      /* -o proxy=SPEC, CernVM-FS syntax */
 	unsigned proxy_retry;	      /* seconds a failed proxy is skipped */
-	char **peers;		      /* -o peer=URL, each one, in order */
-	size_t npeers;		      /* (fetch_opts.peers: joined with commas) */
+	char **peers;		      /* -o peer=URL, each one, in order (fetch_opts.peers) */
+	size_t npeers;		      /* their number */
 	unsigned peer_retry;	      /* seconds a failed peer is skipped */
 	char *exec[FSD_MAX_EXEC + 1]; /* -o exec=SCHEME=COMMAND, NULL-terminated */
 	size_t nexec;
@@ -292,7 +292,6 @@ struct fsd {
 	char repo_id[VERIFY_HASH_HEX];
 	char **mirrors;
 	size_t nmirrors;
-	char *peer_list; /* conf.peers joined with commas (fetch_opts.peers), NULL = none */
 	struct fuse_session *se;
 	struct fsd_inodes inodes;
 	pthread_mutex_t cat_lock;
@@ -352,9 +351,8 @@ struct fsd_args {
 int fsd_args_parse(int argc, char **argv, struct fuse_args *args, struct fuse_cmdline_opts *cmd,
 		   struct fsd_args *p);
 void fsd_args_fini(struct fsd_args *p);
-/** The fetch options of the transport chain from the mount's options. peers is the caller's
- * buffer for the joined peer list (freed by the caller). @return 0; -ENOMEM. */
-int fsd_chain_opts(const struct fsd_conf *c, struct fetch_opts *o, char **ret_peers);
+/** The fetch options of the transport chain from the mount's options (o points into c). */
+void fsd_chain_opts(const struct fsd_conf *c, struct fetch_opts *o);
 
 /** The low-speed window of a mount whose calls wait at most timeout seconds, when
  * low_speed_time= is not given: min(10, max(1, timeout / 3)), so that a mirror trickling

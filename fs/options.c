@@ -360,42 +360,18 @@ unsigned fsd_low_speed_time(unsigned timeout)
 	return t < 1 ? 1 : t > 10 ? 10 : t;
 }
 
-/* The fetch options of the transport chain from the mount's options. peers is the caller's
- * buffer for the joined peer list (freed by the caller). @return 0; -ENOMEM. */
-int fsd_chain_opts(const struct fsd_conf *c, struct fetch_opts *o, char **ret_peers)
+void fsd_chain_opts(const struct fsd_conf *c, struct fetch_opts *o)
 {
-	size_t len = 1;
-	char *peers = NULL;
-
 	o->connect_timeout = c->connect_timeout;
 	o->low_speed_limit = c->low_speed_limit;
 	o->low_speed_time = c->low_speed_time ? c->low_speed_time : fsd_low_speed_time(c->timeout);
 	o->proxies = c->proxies;
 	o->proxy_retry = c->proxy_retry;
+	o->peers = (const char *const *)c->peers;
+	o->npeers = c->npeers;
 	o->peer_retry = c->peer_retry;
 	o->exec = c->nexec ? (const char *const *)c->exec : NULL;
 	o->netrc = c->netrc;
-	for (size_t i = 0; i < c->npeers; i++)
-		len += strlen(c->peers[i]) + 1;
-	if (c->npeers) {
-		size_t at = 0;
-
-		peers = malloc(len);
-		if (!peers)
-			return -ENOMEM;
-		for (size_t i = 0; i < c->npeers; i++) {
-			size_t n = strlen(c->peers[i]);
-
-			if (i)
-				peers[at++] = ',';
-			memcpy(peers + at, c->peers[i], n);
-			at += n;
-		}
-		peers[at] = '\0';
-	}
-	o->peers = peers;
-	*ret_peers = peers;
-	return 0;
 }
 
 /* Before anything starts: whether the fetcher takes the proxy=, peer= and exec= options
@@ -410,7 +386,6 @@ static int check_chain(const struct fsd_conf *c)
 		struct fsd_conf one = {.timeout = c->timeout};
 		struct fetch_opts o = {0};
 		struct fetch *f = NULL;
-		char *peers = NULL;
 		int ret;
 
 		if (i == 0 && c->proxies) {
@@ -426,11 +401,9 @@ static int check_chain(const struct fsd_conf *c)
 		} else {
 			continue;
 		}
-		ret = fsd_chain_opts(&one, &o, &peers);
-		if (ret == 0)
-			ret = fetch_new(&o, &f);
+		fsd_chain_opts(&one, &o);
+		ret = fetch_new(&o, &f);
 		fetch_free(f);
-		free(peers);
 		if (ret < 0) {
 			fprintf(stderr, "storkfs: -o %s: %s\n", names[i],
 				ret == -EINVAL ? stork_error_detail() : storkfs_strerror(ret));
