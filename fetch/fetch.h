@@ -49,11 +49,14 @@ struct fetch_opts {
 	 * file://, peers or exec URLs. */
 	const char *proxies;
 	long proxy_retry; /* seconds a failed proxy is skipped; 0 = 300 (CVMFS_PROXY_RESET_AFTER) */
-	/* Other nodes' stores, comma-separated http(s) base URLs: STOREDIR exposed read-only, so a
+	/* Other nodes' stores: npeers http(s) base URLs, one an element (no list syntax: a comma
+	 * is part of the URL), in the order they are tried; STOREDIR exposed read-only, so a
 	 * peer serves objects/ab/<hex> UNCOMPRESSED (checked by the SHA-256 of the raw bytes).
 	 * Tried before the mirrors, for objects only, directly (no proxy), with a short connect
-	 * timeout. NULL = none. */
-	const char *peers;
+	 * timeout. Blanks around a URL are ignored; fetch_new refuses (-EINVAL) an element that
+	 * is not a URL. NULL / 0 = none. */
+	const char *const *peers;
+	size_t npeers;
 	long peer_retry; /* seconds a failed peer is skipped; 0 = 300 */
 	/* Exec transports: NULL-terminated list of "SCHEME=COMMAND" (fetch_exec_transport_new for
 	 * each, registered by fetch_new). NULL = none. */

@@ -1191,22 +1191,17 @@ static int parse_proxies(struct fetch *f, const char *spec, long retry)
 	return 0;
 }
 
-static int parse_peers(struct fetch *f, const char *spec, long retry)
+static int parse_peers(struct fetch *f, const char *const *peers, size_t npeers, long retry)
 {
-	const char *p = spec;
-	int r;
-
-	if (!spec || !spec[0])
-		return 0;
-	for (;;) {
-		const char *e = strchrnul(p, ','), *next = e, *b = p;
+	for (size_t i = 0; i < npeers; i++) {
+		const char *b = peers[i], *e = b + strlen(b);
 		struct source *m;
+		int r;
 
 		trim(&b, &e);
 		if (b == e || !memmem(b, (size_t)(e - b), "://", 3)) {
-			errorf_shown(
-			    "peers \"%s\": \"%.*s\" is not a URL (e.g. http://node2:8080/)", spec,
-			    (int)(e - b), b);
+			errorf_shown("peer \"%s\" is not a URL (e.g. http://node2:8080/)",
+				     peers[i]);
 			return -EINVAL;
 		}
 		m = source_new("peer", b, (size_t)(e - b), retry);
@@ -1215,10 +1210,8 @@ static int parse_peers(struct fetch *f, const char *spec, long retry)
 		r = push(&f->peers, &f->npeers, m);
 		if (r < 0)
 			return r;
-		if (!*next)
-			return 0;
-		p = next + 1;
 	}
+	return 0;
 }
 
 static int add_exec_transports(struct fetch *f, const char *const *exec)
@@ -1262,7 +1255,9 @@ int fetch_new(const struct fetch_opts *o, struct fetch **ret_f)
 		f->opts = *o;
 	/* Kept by the transports or parsed here: no borrowed string outlives fetch_new. */
 	f->opts.cainfo = NULL;
-	f->opts.proxies = f->opts.peers = NULL;
+	f->opts.proxies = NULL;
+	f->opts.peers = NULL;
+	f->opts.npeers = 0;
 	f->opts.exec = NULL;
 	f->opts.netrc = NULL;
 	f->retry = f->opts.mirror_retry < 0   ? -1
@@ -1296,7 +1291,8 @@ int fetch_new(const struct fetch_opts *o, struct fetch **ret_f)
 	r = parse_proxies(f, o->proxies, o->proxy_retry > 0 ? o->proxy_retry : DEFAULT_PROXY_RETRY);
 	if (r < 0)
 		goto fail;
-	r = parse_peers(f, o->peers, o->peer_retry > 0 ? o->peer_retry : DEFAULT_PEER_RETRY);
+	r = parse_peers(f, o->peers, o->npeers,
+			o->peer_retry > 0 ? o->peer_retry : DEFAULT_PEER_RETRY);
 	if (r < 0)
 		goto fail;
 	if (f->npeers) {

@@ -1,8 +1,9 @@
-/* fs/daemon.h: the storkfs daemon's internals, shared by fs/daemon.c (main, options,
- * refresh), fs/inode.c (inode numbers and lookup counts), fs/tree.c (what the tree holds:
- * catalog of packages and versions, version trees, attributes) and fs/ops.c (the FUSE
- * low-level callbacks). Not part of the fs module's contract (fs/fs.h): only the daemon
- * includes it.
+/* fs/daemon.h: the storkfs daemon's internals, shared by fs/daemon.c (start-up, main),
+ * fs/options.c (the command line), fs/refresh.c (the refresh thread), fs/prefetcher.c (the
+ * prefetch thread), fs/log.c (the log, the start-up verdict), fs/inode.c (inode numbers and lookup
+ * counts), fs/tree.c (what the tree holds: catalog of packages and versions, version trees,
+ * attributes) and fs/ops.c (the FUSE low-level callbacks). Not part of the fs module's contract
+ * (fs/fs.h): only the daemon includes it.
  *
  * The tree:
  *   /                        packages (verified metadata only)                    ino 1
@@ -35,8 +36,8 @@
 /* ------------------------------------------------------------------------------------------ */
 /* A string -> uint64 map (open addressing). Not locked: its owner locks. */
 
-struct strmap {
-	struct strmap_slot {
+struct fsd_strmap {
+	struct fsd_strmap_slot {
 		char *key; /* owned; NULL = empty */
 		uint64_t val;
 	} * slots;
@@ -44,19 +45,19 @@ struct strmap {
 };
 
 /** @return the value, or 0 when absent (0 is never stored). */
-uint64_t strmap_get(const struct strmap *m, const char *key);
+uint64_t fsd_strmap_get(const struct fsd_strmap *m, const char *key);
 /** Insert key (copied) -> val (nonzero); the key must be absent. @return 0; -ENOMEM. */
-int strmap_put(struct strmap *m, const char *key, uint64_t val);
+int fsd_strmap_put(struct fsd_strmap *m, const char *key, uint64_t val);
 /** Give a present key the value val (nonzero). @return the old value; 0 when absent. */
-uint64_t strmap_replace(struct strmap *m, const char *key, uint64_t val);
+uint64_t fsd_strmap_replace(struct fsd_strmap *m, const char *key, uint64_t val);
 /** Free the keys and slots. Values are the caller's. */
-void strmap_fini(struct strmap *m);
+void fsd_strmap_fini(struct fsd_strmap *m);
 
 /* ------------------------------------------------------------------------------------------ */
 /* The catalog: which packages and versions the verified metadata signs, rebuilt after each
  * refresh. */
 
-struct cat_ver {
+struct fsd_cat_ver {
 	char *version;
 	char *role; /* the delegated role that signed it */
 	char *keyid;
@@ -64,29 +65,29 @@ struct cat_ver {
 	uint64_t length;	       /* manifest bytes */
 };
 
-struct cat_pkg {
+struct fsd_cat_pkg {
 	char *name;
-	struct cat_ver *vers; /* ascending by fs_version_cmp: the last is `latest` */
+	struct fsd_cat_ver *vers; /* ascending by fs_version_cmp: the last is `latest` */
 	size_t n;
 };
 
-struct catalog {
+struct fsd_catalog {
 	int refs;
 	time_t built;
-	struct cat_pkg *pkgs; /* by name (strcmp) */
+	struct fsd_cat_pkg *pkgs; /* by name (strcmp) */
 	size_t n;
 };
 
 /** Build a catalog of what r's current verified metadata signs. @return 0; -errno;
  * STORK_E* from fs_repo_list (then nothing is built). */
-int catalog_build(struct fs_repo *r, struct catalog **ret_c);
-struct catalog *catalog_ref(struct catalog *c);
-void catalog_unref(struct catalog *c);
-const struct cat_pkg *catalog_pkg(const struct catalog *c, const char *name);
-const struct cat_ver *catalog_ver(const struct cat_pkg *p, const char *version);
+int fsd_catalog_build(struct fs_repo *r, struct fsd_catalog **ret_c);
+struct fsd_catalog *fsd_catalog_ref(struct fsd_catalog *c);
+void fsd_catalog_unref(struct fsd_catalog *c);
+const struct fsd_cat_pkg *fsd_catalog_pkg(const struct fsd_catalog *c, const char *name);
+const struct fsd_cat_ver *fsd_catalog_ver(const struct fsd_cat_pkg *p, const char *version);
 /** Whether c signs pkg ver with this manifest hash (false: gone, or replaced by another). */
-bool catalog_signs(const struct catalog *c, const char *pkg, const char *ver,
-		   const uint8_t hash[VERIFY_HASH_LEN]);
+bool fsd_catalog_signs(const struct fsd_catalog *c, const char *pkg, const char *ver,
+		       const uint8_t hash[VERIFY_HASH_LEN]);
 
 /* ------------------------------------------------------------------------------------------ */
 /* A version's tree: its verified manifest with an index of each directory's children. A tree
@@ -95,7 +96,7 @@ bool catalog_signs(const struct catalog *c, const char *pkg, const char *ver,
  * keeps it, but nothing new is looked up or opened through it (fs/README.md "Replaced
  * versions"). */
 
-struct vtree {
+struct fsd_vtree {
 	int refs;
 	int64_t last_use; /* monotonic seconds of the last fsd_vtree that returned it (atomic) */
 	char *name, *version;
@@ -107,10 +108,10 @@ struct vtree {
 	uint32_t *first, *kids;
 };
 
-struct vtree *vtree_ref(struct vtree *t);
-void vtree_unref(struct vtree *t);
+struct fsd_vtree *fsd_vtree_ref(struct fsd_vtree *t);
+void fsd_vtree_unref(struct fsd_vtree *t);
 /** The entry index of path in t, -1 when absent; "" is the version directory (m->n). */
-long vtree_find(const struct vtree *t, const char *path);
+long fsd_vtree_find(const struct fsd_vtree *t, const char *path);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Inodes. The number of a path is assigned on its first lookup and never changes or gets
@@ -121,54 +122,55 @@ long vtree_find(const struct vtree *t, const char *path);
  * need and lives while the kernel holds lookups on it (nlookup, from entry replies, minus
  * forgets) or a callback uses it (refs). */
 
-enum node_kind {
-	N_ROOT,
-	N_PKG,
-	N_VER,
-	N_LATEST,
-	N_ENTRY,
+enum fsd_node_kind {
+	FSD_N_ROOT,
+	FSD_N_PKG,
+	FSD_N_VER,
+	FSD_N_LATEST,
+	FSD_N_ENTRY,
 };
 
-struct inode {
+struct fsd_inode {
 	/* Immutable after creation: */
 	fuse_ino_t ino;
-	enum node_kind kind;
+	enum fsd_node_kind kind;
 	const char *path; /* "", "hello", "hello/2.10-3", "hello/latest", "hello/2.10-3/usr/bin" */
-	char *pkg, *ver;  /* N_PKG: pkg; N_VER, N_LATEST, N_ENTRY: pkg (and ver except LATEST) */
-	struct vtree *vt; /* N_ENTRY: a reference */
-	long idx;	  /* N_ENTRY: index into vt->m->entries */
-	uint8_t vhash[VERIFY_HASH_LEN]; /* N_VER, N_ENTRY: the version's manifest hash */
+	char *pkg, *ver;  /* FSD_N_PKG: pkg; FSD_N_VER, FSD_N_LATEST, FSD_N_ENTRY: pkg (and ver
+			     except LATEST) */
+	struct fsd_vtree *vt;		/* FSD_N_ENTRY: a reference */
+	long idx;			/* FSD_N_ENTRY: index into vt->m->entries */
+	uint8_t vhash[VERIFY_HASH_LEN]; /* FSD_N_VER, FSD_N_ENTRY: the version's manifest hash */
 	/* Protected by inodes.lock: */
 	uint64_t nlookup;
 	uint64_t refs;
 };
 
-struct inodes {
+struct fsd_inodes {
 	pthread_mutex_t lock;
-	struct strmap bypath; /* path -> number */
-	struct inode_slot {
-		char *path;	    /* owned */
-		struct inode *node; /* NULL while the kernel holds no lookup */
-		uint32_t gen;	    /* the manifest it was numbered in (gens), 0 = none */
-	} * slots;		    /* indexed by number; 0 unused, 1 the root */
+	struct fsd_strmap bypath; /* path -> number */
+	struct fsd_inode_slot {
+		char *path;		/* owned */
+		struct fsd_inode *node; /* NULL while the kernel holds no lookup */
+		uint32_t gen;		/* the manifest it was numbered in (gens), 0 = none */
+	} * slots;			/* indexed by number; 0 unused, 1 the root */
 	size_t nslots, cap;
-	struct strmap gens; /* manifest hash (hex) -> its number, 1.. */
+	struct fsd_strmap gens; /* manifest hash (hex) -> its number, 1.. */
 };
 
-int inodes_init(struct inodes *t);
-void inodes_fini(struct inodes *t);
+int fsd_inodes_init(struct fsd_inodes *t);
+void fsd_inodes_fini(struct fsd_inodes *t);
 /** The node of proto->path, made from proto (its pkg/ver strings are copied and its vt
- * referenced) when it has none; takes a ref (inodes_put) and, when lookup, a kernel lookup.
+ * referenced) when it has none; takes a ref (fsd_inodes_put) and, when lookup, a kernel lookup.
  * @return 0; -ENOMEM. */
-int inodes_get(struct inodes *t, const char *path, const struct inode *proto, bool lookup,
-	       struct inode **ret_n);
+int fsd_inodes_get(struct fsd_inodes *t, const char *path, const struct fsd_inode *proto,
+		   bool lookup, struct fsd_inode **ret_n);
 /** The live node numbered ino, with a ref; NULL when unknown or forgotten. */
-struct inode *inodes_ref(struct inodes *t, fuse_ino_t ino);
-void inodes_put(struct inodes *t, struct inode *n);
+struct fsd_inode *fsd_inodes_ref(struct fsd_inodes *t, fuse_ino_t ino);
+void fsd_inodes_put(struct fsd_inodes *t, struct fsd_inode *n);
 /** The kernel drops nlookup lookups. */
-void inodes_forget(struct inodes *t, fuse_ino_t ino, uint64_t nlookup);
+void fsd_inodes_forget(struct fsd_inodes *t, fuse_ino_t ino, uint64_t nlookup);
 /** The number of a path that has one, 0 otherwise. */
-fuse_ino_t inodes_number(struct inodes *t, const char *path);
+fuse_ino_t fsd_inodes_number(struct fsd_inodes *t, const char *path);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Jobs: work that may wait on the network (a manifest, an object) runs on a job thread, and
@@ -178,7 +180,7 @@ fuse_ino_t inodes_number(struct inodes *t, const char *path);
 
 struct fsd;
 
-struct job_ops {
+struct fsd_job_ops {
 	/** The work, on the job's thread. Leaves a detail (stork_errorf) on failure. */
 	int (*run)(struct fsd *d, void *arg, void **ret_result);
 	void (*arg_free)(void *arg);
@@ -187,25 +189,25 @@ struct job_ops {
 	void (*result_unref)(void *res);
 };
 
-struct jobs {
+struct fsd_jobs {
 	pthread_mutex_t lock;
-	pthread_cond_t cond; /* CLOCK_MONOTONIC; broadcast whenever a job ends */
-	struct job *list;    /* running jobs */
+	pthread_cond_t cond;  /* CLOCK_MONOTONIC; broadcast whenever a job ends */
+	struct fsd_job *list; /* running jobs */
 	unsigned running;
 };
 
-int jobs_init(struct jobs *j);
+int fsd_jobs_init(struct fsd_jobs *j);
 /** Wait up to `secs` for every running job to end. @return 0; -ETIMEDOUT (some still run:
  * then nothing they use may be freed). */
-int jobs_drain(struct jobs *j, unsigned secs);
-void jobs_fini(struct jobs *j);
+int fsd_jobs_drain(struct fsd_jobs *j, unsigned secs);
+void fsd_jobs_fini(struct fsd_jobs *j);
 
 /** Run (or join) the job `key`, waiting at most conf.timeout seconds. arg is consumed.
  * @param what names the work for messages ("hello 2.10-3: usr/bin/hello").
  * @param[out] ret_result (may be NULL) the result, referenced for the caller; NULL on failure.
  * @return run's result; -ETIMEDOUT when the deadline passed first (detail says so); -errno. */
-int fsd_job(struct fsd *d, const char *key, const char *what, const struct job_ops *ops, void *arg,
-	    void **ret_result);
+int fsd_job(struct fsd *d, const char *key, const char *what, const struct fsd_job_ops *ops,
+	    void *arg, void **ret_result);
 
 /* ------------------------------------------------------------------------------------------ */
 /* The daemon. */
@@ -266,8 +268,8 @@ struct fsd_conf {
 	 * fetcher's default. */
 	char *proxies;		      /* -o proxy=SPEC, CernVM-FS syntax */
 	unsigned proxy_retry;	      /* seconds a failed proxy is skipped */
-	char **peers;		      /* -o peer=URL, each one, in order */
-	size_t npeers;		      /* (fetch_opts.peers: joined with commas) */
+	char **peers;		      /* -o peer=URL, each one, in order (fetch_opts.peers) */
+	size_t npeers;		      /* their number */
 	unsigned peer_retry;	      /* seconds a failed peer is skipped */
 	char *exec[FSD_MAX_EXEC + 1]; /* -o exec=SCHEME=COMMAND, NULL-terminated */
 	size_t nexec;
@@ -290,23 +292,22 @@ struct fsd {
 	char repo_id[VERIFY_HASH_HEX];
 	char **mirrors;
 	size_t nmirrors;
-	char *peer_list; /* conf.peers joined with commas (fetch_opts.peers), NULL = none */
 	struct fuse_session *se;
-	struct inodes inodes;
+	struct fsd_inodes inodes;
 	pthread_mutex_t cat_lock;
-	struct catalog *cat;
+	struct fsd_catalog *cat;
 	pthread_mutex_t vt_lock;
-	struct strmap vtrees; /* "pkg/ver" -> struct vtree * (one reference each) */
-	struct jobs jobs;
+	struct fsd_strmap vtrees; /* "pkg/ver" -> struct fsd_vtree * (one reference each) */
+	struct fsd_jobs jobs;
 	struct fsd_counters counters;
 	time_t started;
 	char *mountpoint;
 	pthread_mutex_t status_lock;
 	struct fsd_refresh refresh;
-	struct strmap sources; /* object hex -> who delivered it: index + 1 in mirrors, or
-				* nmirrors + index + 1 in conf.peers */
-	bool no_opendir;       /* the kernel opens directories without asking (set at init) */
-	bool stopping;	       /* unmounted: transfers are being cancelled (atomic) */
+	struct fsd_strmap sources; /* object hex -> who delivered it: index + 1 in mirrors, or
+				    * nmirrors + index + 1 in conf.peers */
+	bool no_opendir;	   /* the kernel opens directories without asking (set at init) */
+	bool stopping;		   /* unmounted: transfers are being cancelled (atomic) */
 	/* STORKFS_BENCH_UNCHECKED set (tests/bench/mount only): objects are served without
 	 * their hash checked at the first open, to measure what the check costs. */
 	bool unchecked;
@@ -335,6 +336,24 @@ const char *fsd_source(struct fsd *d, const uint8_t id[VERIFY_HASH_LEN], char *b
  * the metadata in use expired more than max_stale ago (fs/README.md "Stale metadata"). */
 int fsd_serving(struct fsd *d);
 
+/* The command line, parsed (fs/options.c). */
+struct fsd_args {
+	struct fsd_conf conf;
+	char **nonopts; /* the mirrors, then the mountpoint */
+	size_t n;
+	int bad;
+	int allow_other; /* -o allow_other given */
+};
+
+/** Parse and check the command line into p (zeroed by the caller; fsd_args_fini frees it in
+ * any case) and args and cmd (libfuse's options). Says what is wrong on stderr.
+ * @return 0; 1: --help or --version, printed; -1: bad options (said so). */
+int fsd_args_parse(int argc, char **argv, struct fuse_args *args, struct fuse_cmdline_opts *cmd,
+		   struct fsd_args *p);
+void fsd_args_fini(struct fsd_args *p);
+/** The fetch options of the transport chain from the mount's options (o points into c). */
+void fsd_chain_opts(const struct fsd_conf *c, struct fetch_opts *o);
+
 /** The low-speed window of a mount whose calls wait at most timeout seconds, when
  * low_speed_time= is not given: min(10, max(1, timeout / 3)), so that a mirror trickling
  * below low_speed_limit is dropped early enough for the next source to deliver within the
@@ -344,30 +363,69 @@ unsigned fsd_low_speed_time(unsigned timeout);
 /** Monotonic seconds. */
 int64_t fsd_now(void);
 
-/** The current catalog, referenced (catalog_unref). Never NULL after startup. */
-struct catalog *fsd_catalog(struct fsd *d);
+/** The current catalog, referenced (fsd_catalog_unref). Never NULL after startup. */
+struct fsd_catalog *fsd_catalog(struct fsd *d);
 /** Replace the current catalog (takes c's reference). */
-void fsd_set_catalog(struct fsd *d, struct catalog *c);
+void fsd_set_catalog(struct fsd *d, struct fsd_catalog *c);
 /** The tree of pkg ver as the current catalog signs it (referenced): from the cache, else its
  * manifest is loaded and verified (fs_repo_target_manifest: network when the store lacks it).
  * @return 0; -ESTALE (the catalog no longer signs pkg ver); STORK_E*; -errno. */
-int fsd_vtree(struct fsd *d, const char *pkg, const char *ver, struct vtree **ret_t);
+int fsd_vtree(struct fsd *d, const char *pkg, const char *ver, struct fsd_vtree **ret_t);
 /** Whether the current catalog still signs pkg ver with the manifest hash. */
 bool fsd_current(struct fsd *d, const char *pkg, const char *ver,
 		 const uint8_t hash[VERIFY_HASH_LEN]);
 /** user.storkfs.signer of t's entries into buf: "ROLE KEYID" as the current catalog signs t's
  * manifest (after a key rotation: the new key), else as t was signed. @return snprintf's. */
-int fsd_signer(struct fsd *d, const struct vtree *t, char *buf, size_t cap);
+int fsd_signer(struct fsd *d, const struct fsd_vtree *t, char *buf, size_t cap);
 /** After a refresh: drop from the cache the trees the catalog c no longer signs (whoever holds
  * one keeps it). */
-void fsd_retire_trees(struct fsd *d, const struct catalog *c);
+void fsd_retire_trees(struct fsd *d, const struct fsd_catalog *c);
 /** Attributes of a node. @return 0; -ENOENT (a `latest` whose package is gone). */
-int fsd_stat(struct fsd *d, const struct inode *n, struct stat *st);
+int fsd_stat(struct fsd *d, const struct fsd_inode *n, struct stat *st);
 /** The entry timeout for a node. */
-double fsd_timeout(const struct fsd *d, const struct inode *n);
+double fsd_timeout(const struct fsd *d, const struct fsd_inode *n);
+
+/* fs/log.c */
 
 /** Log a line (stderr in the foreground, syslog once daemonized, both while a daemon starts). */
 void fsd_log(struct fsd *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/** fetch_opts.log: a line of the fetcher into the log (ctx: the struct fsd). */
+void fsd_fetch_log(void *ctx, const char *line);
+/** Tell systemd (Type=notify) state ("READY=1"); nothing when not run by systemd. */
+void fsd_notify_systemd(const char *state);
+/** Fork: the parent waits for the child's verdict on *ret_fd (fsd_report_ready) and exits
+ * with it; the child returns. @return 0 (in the child); -errno. */
+int fsd_detach(int *ret_fd);
+/** Give the waiting parent the exit code (fd < 0: none waits), after pointing stdin, stdout
+ * and stderr at /dev/null. Closes fd. */
+void fsd_report_ready(int fd, int code);
+
+/* fs/refresh.c */
+
+/** Make the pipe that wakes the refresh thread (before SIGHUP's handler). @return 0; -errno. */
+int fsd_refresh_pipe(void);
+/** The SIGHUP handler: refresh now. */
+void fsd_on_sighup(int sig);
+/** The refresh thread (arg: the struct fsd). */
+void *fsd_refresh_thread(void *arg);
+/** Tell the refresh thread to quit. @return 0; -1 (it could not be told: do not join it). */
+int fsd_refresh_quit(void);
+/** Refresh the metadata and swap in the new catalog; later than start-up, the kernel forgets
+ * what changed. @return 0 (at start-up, also when the refresh failed but the cached state
+ * lists packages); the refresh's error (later than start-up; the state in use is listed again);
+ * the listing's error (then the catalog is unchanged). */
+int fsd_refresh_now(struct fsd *d, bool startup);
+/** Say in the log whether the metadata in use is stale and still served. */
+void fsd_stale_report(struct fsd *d, bool startup);
+
+/* fs/prefetcher.c */
+
+/** The prefetch thread (arg: the struct fsd). */
+void *fsd_prefetch_thread(void *arg);
+/** Ask the prefetch thread for a run (nothing without -o prefetch=). */
+void fsd_prefetch_kick(struct fsd *d);
+/** Cancel a run, end the thread and join it. */
+void fsd_prefetch_stop(struct fsd *d, pthread_t thread);
 
 extern const struct fuse_lowlevel_ops fsd_ops;
 

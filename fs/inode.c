@@ -3,10 +3,10 @@
  * A path gets a number on its first lookup and keeps it for the life of the mount: the
  * path -> number map only grows, so a path forgotten by the kernel and looked up again comes
  * back with the same number (tools such as find and tar compare them). What a number stands
- * for (struct inode) lives while the kernel holds lookups on it or a callback uses it; then
+ * for (struct fsd_inode) lives while the kernel holds lookups on it or a callback uses it; then
  * it is freed, dropping its reference to its version's tree.
  *
- * A path inside a version (N_VER, N_ENTRY) is numbered within that version's manifest: when
+ * A path inside a version (FSD_N_VER, FSD_N_ENTRY) is numbered within that version's manifest: when
  * a refresh replaces the manifest signed for the version, the path gets a new number at its
  * next lookup. The old number keeps standing for the old content (a file a reader holds open,
  * a directory someone sits in) until the kernel forgets it; the kernel never sees one number
@@ -34,7 +34,7 @@ static uint64_t hash_str(const char *s)
 	return h;
 }
 
-uint64_t strmap_get(const struct strmap *m, const char *key)
+uint64_t fsd_strmap_get(const struct fsd_strmap *m, const char *key)
 {
 	size_t i;
 
@@ -46,7 +46,7 @@ uint64_t strmap_get(const struct strmap *m, const char *key)
 	return 0;
 }
 
-static void slot_insert(struct strmap_slot *slots, size_t cap, char *key, uint64_t val)
+static void slot_insert(struct fsd_strmap_slot *slots, size_t cap, char *key, uint64_t val)
 {
 	size_t i;
 
@@ -56,13 +56,13 @@ static void slot_insert(struct strmap_slot *slots, size_t cap, char *key, uint64
 	slots[i].val = val;
 }
 
-int strmap_put(struct strmap *m, const char *key, uint64_t val)
+int fsd_strmap_put(struct fsd_strmap *m, const char *key, uint64_t val)
 {
 	char *k;
 
 	if (2 * (m->n + 1) > m->cap) {
 		size_t cap = m->cap ? 2 * m->cap : 64;
-		struct strmap_slot *s = calloc(cap, sizeof(*s));
+		struct fsd_strmap_slot *s = calloc(cap, sizeof(*s));
 
 		if (!s)
 			return -ENOMEM;
@@ -81,7 +81,7 @@ int strmap_put(struct strmap *m, const char *key, uint64_t val)
 	return 0;
 }
 
-uint64_t strmap_replace(struct strmap *m, const char *key, uint64_t val)
+uint64_t fsd_strmap_replace(struct fsd_strmap *m, const char *key, uint64_t val)
 {
 	uint64_t old;
 	size_t i;
@@ -98,7 +98,7 @@ uint64_t strmap_replace(struct strmap *m, const char *key, uint64_t val)
 	return 0;
 }
 
-void strmap_fini(struct strmap *m)
+void fsd_strmap_fini(struct fsd_strmap *m)
 {
 	for (size_t i = 0; i < m->cap; i++)
 		free(m->slots[i].key);
@@ -108,17 +108,17 @@ void strmap_fini(struct strmap *m)
 
 /* ------------------------------------------------------------------------------------------ */
 
-static void node_free(struct inode *n)
+static void node_free(struct fsd_inode *n)
 {
 	if (!n)
 		return;
-	vtree_unref(n->vt);
+	fsd_vtree_unref(n->vt);
 	free(n->pkg);
 	free(n->ver);
 	free(n);
 }
 
-int inodes_init(struct inodes *t)
+int fsd_inodes_init(struct fsd_inodes *t)
 {
 	memset(t, 0, sizeof(*t));
 	pthread_mutex_init(&t->lock, NULL);
@@ -128,51 +128,51 @@ int inodes_init(struct inodes *t)
 	if (!t->slots)
 		return -ENOMEM;
 	t->slots[FUSE_ROOT_ID].path = strdup("");
-	t->slots[FUSE_ROOT_ID].node = calloc(1, sizeof(struct inode));
+	t->slots[FUSE_ROOT_ID].node = calloc(1, sizeof(struct fsd_inode));
 	if (!t->slots[FUSE_ROOT_ID].path || !t->slots[FUSE_ROOT_ID].node ||
-	    strmap_put(&t->bypath, "", FUSE_ROOT_ID) < 0) {
-		inodes_fini(t);
+	    fsd_strmap_put(&t->bypath, "", FUSE_ROOT_ID) < 0) {
+		fsd_inodes_fini(t);
 		return -ENOMEM;
 	}
 	t->slots[FUSE_ROOT_ID].node->ino = FUSE_ROOT_ID;
-	t->slots[FUSE_ROOT_ID].node->kind = N_ROOT;
+	t->slots[FUSE_ROOT_ID].node->kind = FSD_N_ROOT;
 	t->slots[FUSE_ROOT_ID].node->path = t->slots[FUSE_ROOT_ID].path;
 	t->slots[FUSE_ROOT_ID].node->nlookup = 1;
 	t->nslots = FUSE_ROOT_ID + 1;
 	return 0;
 }
 
-void inodes_fini(struct inodes *t)
+void fsd_inodes_fini(struct fsd_inodes *t)
 {
 	for (size_t i = 0; i < t->nslots; i++) {
 		node_free(t->slots[i].node);
 		free(t->slots[i].path);
 	}
 	free(t->slots);
-	strmap_fini(&t->bypath);
-	strmap_fini(&t->gens);
+	fsd_strmap_fini(&t->bypath);
+	fsd_strmap_fini(&t->gens);
 	pthread_mutex_destroy(&t->lock);
 	memset(t, 0, sizeof(*t));
 }
 
 /* The number of the manifest a node like proto belongs to (gens), 0 for nodes outside
  * versions. Called with the lock held. @return 0; -ENOMEM. */
-static int gen_of(struct inodes *t, const struct inode *proto, uint32_t *ret_gen)
+static int gen_of(struct fsd_inodes *t, const struct fsd_inode *proto, uint32_t *ret_gen)
 {
 	char hex[VERIFY_HASH_HEX];
 	uint64_t gen;
 	int ret;
 
 	*ret_gen = 0;
-	if (proto->kind != N_VER && proto->kind != N_ENTRY)
+	if (proto->kind != FSD_N_VER && proto->kind != FSD_N_ENTRY)
 		return 0;
 	verify_hex(proto->vhash, VERIFY_HASH_LEN, hex);
-	gen = strmap_get(&t->gens, hex);
+	gen = fsd_strmap_get(&t->gens, hex);
 	if (!gen) {
 		gen = t->gens.n + 1;
 		if (gen > UINT32_MAX)
 			return -ENOMEM;
-		ret = strmap_put(&t->gens, hex, gen);
+		ret = fsd_strmap_put(&t->gens, hex, gen);
 		if (ret < 0)
 			return ret;
 	}
@@ -183,9 +183,9 @@ static int gen_of(struct inodes *t, const struct inode *proto, uint32_t *ret_gen
 /* A number for path in manifest gen: the one it has, or the next (also when its number
  * belongs to another manifest of its version: then path moves to the new number). Called
  * with the lock held. */
-static int number_of(struct inodes *t, const char *path, uint32_t gen, fuse_ino_t *ret_ino)
+static int number_of(struct fsd_inodes *t, const char *path, uint32_t gen, fuse_ino_t *ret_ino)
 {
-	fuse_ino_t ino = strmap_get(&t->bypath, path);
+	fuse_ino_t ino = fsd_strmap_get(&t->bypath, path);
 	char *p;
 	int ret;
 
@@ -195,7 +195,7 @@ static int number_of(struct inodes *t, const char *path, uint32_t gen, fuse_ino_
 	}
 	if (t->nslots == t->cap) {
 		size_t cap = 2 * t->cap;
-		struct inode_slot *s = realloc(t->slots, cap * sizeof(*s));
+		struct fsd_inode_slot *s = realloc(t->slots, cap * sizeof(*s));
 
 		if (!s)
 			return -ENOMEM;
@@ -207,9 +207,9 @@ static int number_of(struct inodes *t, const char *path, uint32_t gen, fuse_ino_
 	if (!p)
 		return -ENOMEM;
 	if (ino) {
-		strmap_replace(&t->bypath, path, t->nslots);
+		fsd_strmap_replace(&t->bypath, path, t->nslots);
 	} else {
-		ret = strmap_put(&t->bypath, path, t->nslots);
+		ret = fsd_strmap_put(&t->bypath, path, t->nslots);
 		if (ret < 0) {
 			free(p);
 			return ret;
@@ -221,9 +221,9 @@ static int number_of(struct inodes *t, const char *path, uint32_t gen, fuse_ino_
 	return 0;
 }
 
-static struct inode *node_make(const struct inode *proto, fuse_ino_t ino, const char *path)
+static struct fsd_inode *node_make(const struct fsd_inode *proto, fuse_ino_t ino, const char *path)
 {
-	struct inode *n = calloc(1, sizeof(*n));
+	struct fsd_inode *n = calloc(1, sizeof(*n));
 
 	if (!n)
 		return NULL;
@@ -238,14 +238,14 @@ static struct inode *node_make(const struct inode *proto, fuse_ino_t ino, const 
 		node_free(n);
 		return NULL;
 	}
-	n->vt = proto->vt ? vtree_ref(proto->vt) : NULL;
+	n->vt = proto->vt ? fsd_vtree_ref(proto->vt) : NULL;
 	return n;
 }
 
-int inodes_get(struct inodes *t, const char *path, const struct inode *proto, bool lookup,
-	       struct inode **ret_n)
+int fsd_inodes_get(struct fsd_inodes *t, const char *path, const struct fsd_inode *proto,
+		   bool lookup, struct fsd_inode **ret_n)
 {
-	struct inode *n;
+	struct fsd_inode *n;
 	fuse_ino_t ino;
 	uint32_t gen;
 	int ret;
@@ -274,9 +274,9 @@ out:
 	return ret;
 }
 
-struct inode *inodes_ref(struct inodes *t, fuse_ino_t ino)
+struct fsd_inode *fsd_inodes_ref(struct fsd_inodes *t, fuse_ino_t ino)
 {
-	struct inode *n = NULL;
+	struct fsd_inode *n = NULL;
 
 	pthread_mutex_lock(&t->lock);
 	if (ino < t->nslots && t->slots[ino].node) {
@@ -288,7 +288,7 @@ struct inode *inodes_ref(struct inodes *t, fuse_ino_t ino)
 }
 
 /* Free a node nobody holds. Called with the lock held; the root is never freed. */
-static void maybe_free(struct inodes *t, struct inode *n)
+static void maybe_free(struct fsd_inodes *t, struct fsd_inode *n)
 {
 	if (n->nlookup || n->refs || n->ino == FUSE_ROOT_ID)
 		return;
@@ -296,7 +296,7 @@ static void maybe_free(struct inodes *t, struct inode *n)
 	node_free(n);
 }
 
-void inodes_put(struct inodes *t, struct inode *n)
+void fsd_inodes_put(struct fsd_inodes *t, struct fsd_inode *n)
 {
 	if (!n)
 		return;
@@ -306,9 +306,9 @@ void inodes_put(struct inodes *t, struct inode *n)
 	pthread_mutex_unlock(&t->lock);
 }
 
-void inodes_forget(struct inodes *t, fuse_ino_t ino, uint64_t nlookup)
+void fsd_inodes_forget(struct fsd_inodes *t, fuse_ino_t ino, uint64_t nlookup)
 {
-	struct inode *n;
+	struct fsd_inode *n;
 
 	pthread_mutex_lock(&t->lock);
 	if (ino < t->nslots && (n = t->slots[ino].node)) {
@@ -319,12 +319,12 @@ void inodes_forget(struct inodes *t, fuse_ino_t ino, uint64_t nlookup)
 	pthread_mutex_unlock(&t->lock);
 }
 
-fuse_ino_t inodes_number(struct inodes *t, const char *path)
+fuse_ino_t fsd_inodes_number(struct fsd_inodes *t, const char *path)
 {
 	fuse_ino_t ino;
 
 	pthread_mutex_lock(&t->lock);
-	ino = strmap_get(&t->bypath, path);
+	ino = fsd_strmap_get(&t->bypath, path);
 	pthread_mutex_unlock(&t->lock);
 	return ino;
 }

@@ -23,18 +23,18 @@
  * mostly sleeps on a transfer, so this bounds threads, not bandwidth. */
 #define MAX_JOBS 256
 
-struct job {
-	struct job *next;
+struct fsd_job {
+	struct fsd_job *next;
 	char *key;
 	unsigned refs; /* the thread's and each waiter's */
 	bool done;
 	int ret;
 	void *result; /* the job's reference, when ops->result_ref */
 	char detail[1024];
-	const struct job_ops *ops;
+	const struct fsd_job_ops *ops;
 	void *arg;
 	struct fsd *d;
-	struct jobs *jobs;
+	struct fsd_jobs *jobs;
 };
 
 int64_t fsd_now(void)
@@ -45,7 +45,7 @@ int64_t fsd_now(void)
 	return (int64_t)ts.tv_sec;
 }
 
-int jobs_init(struct jobs *j)
+int fsd_jobs_init(struct fsd_jobs *j)
 {
 	pthread_condattr_t attr;
 	int ret;
@@ -70,7 +70,7 @@ static void deadline_in(struct timespec *ts, unsigned secs)
 	ts->tv_sec += secs;
 }
 
-int jobs_drain(struct jobs *j, unsigned secs)
+int fsd_jobs_drain(struct fsd_jobs *j, unsigned secs)
 {
 	struct timespec deadline;
 	int ret = 0;
@@ -84,14 +84,14 @@ int jobs_drain(struct jobs *j, unsigned secs)
 	return ret;
 }
 
-void jobs_fini(struct jobs *j)
+void fsd_jobs_fini(struct fsd_jobs *j)
 {
 	pthread_cond_destroy(&j->cond);
 	pthread_mutex_destroy(&j->lock);
 }
 
 /* Drop a reference; the caller holds jobs->lock. */
-static void job_put_locked(struct job *job)
+static void job_put_locked(struct fsd_job *job)
 {
 	if (--job->refs)
 		return;
@@ -103,9 +103,9 @@ static void job_put_locked(struct job *job)
 
 static void *job_thread(void *arg)
 {
-	struct job *job = arg;
-	struct jobs *jobs = job->jobs;
-	const struct job_ops *ops = job->ops; /* job may be freed before the end */
+	struct fsd_job *job = arg;
+	struct fsd_jobs *jobs = job->jobs;
+	const struct fsd_job_ops *ops = job->ops; /* job may be freed before the end */
 	void *result = NULL;
 	int ret;
 
@@ -113,7 +113,7 @@ static void *job_thread(void *arg)
 	ret = ops->run(job->d, job->arg, &result);
 	ops->arg_free(job->arg);
 	job->arg = NULL;
-	/* Everything the job touches is released before it counts as ended: once jobs_drain
+	/* Everything the job touches is released before it counts as ended: once fsd_jobs_drain
 	 * returns, the daemon frees what results point into. */
 	if (ret < 0 && result && ops->result_unref)
 		ops->result_unref(result);
@@ -121,7 +121,7 @@ static void *job_thread(void *arg)
 		result = NULL;
 
 	pthread_mutex_lock(&jobs->lock);
-	for (struct job **p = &jobs->list; *p; p = &(*p)->next) {
+	for (struct fsd_job **p = &jobs->list; *p; p = &(*p)->next) {
 		if (*p == job) {
 			*p = job->next;
 			break;
@@ -140,13 +140,13 @@ static void *job_thread(void *arg)
 }
 
 /* A new job on its own thread, listed; the caller holds jobs->lock and gets a reference. */
-static int job_start(struct fsd *d, const char *key, const struct job_ops *ops, void *arg,
-		     struct job **ret_job)
+static int job_start(struct fsd *d, const char *key, const struct fsd_job_ops *ops, void *arg,
+		     struct fsd_job **ret_job)
 {
-	struct jobs *jobs = &d->jobs;
+	struct fsd_jobs *jobs = &d->jobs;
 	pthread_attr_t attr;
 	pthread_t tid;
-	struct job *job;
+	struct fsd_job *job;
 	int ret;
 
 	job = calloc(1, sizeof(*job));
@@ -181,12 +181,12 @@ static int job_start(struct fsd *d, const char *key, const struct job_ops *ops, 
 	return 0;
 }
 
-int fsd_job(struct fsd *d, const char *key, const char *what, const struct job_ops *ops, void *arg,
-	    void **ret_result)
+int fsd_job(struct fsd *d, const char *key, const char *what, const struct fsd_job_ops *ops,
+	    void *arg, void **ret_result)
 {
-	struct jobs *jobs = &d->jobs;
+	struct fsd_jobs *jobs = &d->jobs;
 	struct timespec deadline;
-	struct job *job;
+	struct fsd_job *job;
 	int ret = 0, w = 0;
 
 	if (ret_result)

@@ -85,7 +85,7 @@ static void note_failure(struct fsd *d, const char *what, int err);
 
 /* A version directory that could not be loaded (its manifest). A version that a refresh
  * replaced or dropped is no failure: it is not there. @return err; -ENOENT for that. */
-static int note_tree_failure(struct fsd *d, const struct inode *n, int err)
+static int note_tree_failure(struct fsd *d, const struct fsd_inode *n, int err)
 {
 	char what[600];
 
@@ -99,14 +99,14 @@ static int note_tree_failure(struct fsd *d, const struct inode *n, int err)
 /* The tree of version directory n, as the catalog signs it now; -ENOENT when n stands for a
  * manifest a refresh has replaced (someone sits in the old directory) or the version is gone:
  * nothing new is looked up, listed or opened in a replaced version (fs/README.md). */
-static int ver_tree(struct fsd *d, const struct inode *n, struct vtree **ret_t)
+static int ver_tree(struct fsd *d, const struct fsd_inode *n, struct fsd_vtree **ret_t)
 {
 	int ret = fsd_vtree(d, n->pkg, n->ver, ret_t);
 
 	if (ret < 0)
 		return note_tree_failure(d, n, ret);
 	if (memcmp((*ret_t)->hash, n->vhash, VERIFY_HASH_LEN) != 0) {
-		vtree_unref(*ret_t);
+		fsd_vtree_unref(*ret_t);
 		*ret_t = NULL;
 		return -ENOENT;
 	}
@@ -114,19 +114,19 @@ static int ver_tree(struct fsd *d, const struct inode *n, struct vtree **ret_t)
 }
 
 /* Whether entry n's tree is the one the catalog signs now. */
-static bool entry_current(struct fsd *d, const struct inode *n)
+static bool entry_current(struct fsd *d, const struct fsd_inode *n)
 {
 	return fsd_current(d, n->pkg, n->ver, n->vt->hash);
 }
 
 /* The child `name` of parent: its node (with a kernel lookup counted) and entry reply. */
-static int lookup_child(struct fsd *d, const struct inode *parent, const char *name,
+static int lookup_child(struct fsd *d, const struct fsd_inode *parent, const char *name,
 			struct fuse_entry_param *ret_e)
 {
-	struct inode proto = {.idx = -1}, *n = NULL;
-	struct catalog *cat = NULL;
-	const struct cat_pkg *p;
-	struct vtree *vt = NULL;
+	struct fsd_inode proto = {.idx = -1}, *n = NULL;
+	struct fsd_catalog *cat = NULL;
+	const struct fsd_cat_pkg *p;
+	struct fsd_vtree *vt = NULL;
 	char *path = NULL, *epath = NULL;
 	int ret;
 
@@ -136,38 +136,38 @@ static int lookup_child(struct fsd *d, const struct inode *parent, const char *n
 	if (ret < 0)
 		return ret;
 	switch (parent->kind) {
-	case N_ROOT:
+	case FSD_N_ROOT:
 		cat = fsd_catalog(d);
-		ret = catalog_pkg(cat, name) ? 0 : -ENOENT;
-		proto.kind = N_PKG;
+		ret = fsd_catalog_pkg(cat, name) ? 0 : -ENOENT;
+		proto.kind = FSD_N_PKG;
 		proto.pkg = (char *)name;
 		break;
-	case N_PKG:
+	case FSD_N_PKG:
 		cat = fsd_catalog(d);
-		p = catalog_pkg(cat, parent->pkg);
+		p = fsd_catalog_pkg(cat, parent->pkg);
 		proto.pkg = parent->pkg;
 		if (strcmp(name, "latest") == 0) {
 			ret = p && p->n ? 0 : -ENOENT;
-			proto.kind = N_LATEST;
+			proto.kind = FSD_N_LATEST;
 		} else {
-			const struct cat_ver *cv = catalog_ver(p, name);
+			const struct fsd_cat_ver *cv = fsd_catalog_ver(p, name);
 
 			ret = cv ? 0 : -ENOENT;
-			proto.kind = N_VER;
+			proto.kind = FSD_N_VER;
 			proto.ver = (char *)name;
 			if (cv)
 				memcpy(proto.vhash, cv->hash, VERIFY_HASH_LEN);
 		}
 		break;
-	case N_VER:
-	case N_ENTRY:
-		if (parent->kind == N_VER) {
+	case FSD_N_VER:
+	case FSD_N_ENTRY:
+		if (parent->kind == FSD_N_VER) {
 			ret = ver_tree(d, parent, &vt);
 			if (ret < 0)
 				goto out;
 			epath = strdup(name);
 		} else {
-			vt = vtree_ref(parent->vt);
+			vt = fsd_vtree_ref(parent->vt);
 			if (vt->m->entries[parent->idx].type != VERIFY_DIR) {
 				ret = -ENOTDIR;
 				goto out;
@@ -182,12 +182,12 @@ static int lookup_child(struct fsd *d, const struct inode *parent, const char *n
 			ret = -ENOMEM;
 			goto out;
 		}
-		proto.kind = N_ENTRY;
+		proto.kind = FSD_N_ENTRY;
 		proto.pkg = parent->pkg;
 		proto.ver = parent->ver;
 		proto.vt = vt;
 		memcpy(proto.vhash, vt->hash, VERIFY_HASH_LEN);
-		proto.idx = vtree_find(vt, epath);
+		proto.idx = fsd_vtree_find(vt, epath);
 		ret = proto.idx >= 0 && proto.idx < (long)vt->m->n ? 0 : -ENOENT;
 		break;
 	default:
@@ -200,21 +200,21 @@ static int lookup_child(struct fsd *d, const struct inode *parent, const char *n
 		ret = -ENOMEM;
 		goto out;
 	}
-	ret = inodes_get(&d->inodes, path, &proto, true, &n);
+	ret = fsd_inodes_get(&d->inodes, path, &proto, true, &n);
 	if (ret < 0)
 		goto out;
 	memset(ret_e, 0, sizeof(*ret_e));
 	ret = fsd_stat(d, n, &ret_e->attr);
 	if (ret < 0) {
-		inodes_forget(&d->inodes, n->ino, 1);
+		fsd_inodes_forget(&d->inodes, n->ino, 1);
 		goto out;
 	}
 	ret_e->ino = n->ino;
 	ret_e->attr_timeout = ret_e->entry_timeout = fsd_timeout(d, n);
 out:
-	inodes_put(&d->inodes, n);
-	vtree_unref(vt);
-	catalog_unref(cat);
+	fsd_inodes_put(&d->inodes, n);
+	fsd_vtree_unref(vt);
+	fsd_catalog_unref(cat);
 	free(epath);
 	free(path);
 	return ret;
@@ -223,12 +223,12 @@ out:
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct fsd *d = fsd_of(req);
-	struct inode *p = inodes_ref(&d->inodes, parent);
+	struct fsd_inode *p = fsd_inodes_ref(&d->inodes, parent);
 	struct fuse_entry_param e;
 	int ret;
 
 	ret = p ? lookup_child(d, p, name, &e) : -ESTALE;
-	inodes_put(&d->inodes, p);
+	fsd_inodes_put(&d->inodes, p);
 	if (ret < 0)
 		fuse_reply_err(req, fsd_errno(ret));
 	else
@@ -237,7 +237,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
-	inodes_forget(&fsd_of(req)->inodes, ino, nlookup);
+	fsd_inodes_forget(&fsd_of(req)->inodes, ino, nlookup);
 	fuse_reply_none(req);
 }
 
@@ -246,14 +246,14 @@ static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
 	struct fsd *d = fsd_of(req);
 
 	for (size_t i = 0; i < count; i++)
-		inodes_forget(&d->inodes, forgets[i].ino, forgets[i].nlookup);
+		fsd_inodes_forget(&d->inodes, forgets[i].ino, forgets[i].nlookup);
 	fuse_reply_none(req);
 }
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fsd *d = fsd_of(req);
-	struct inode *n = inodes_ref(&d->inodes, ino);
+	struct fsd_inode *n = fsd_inodes_ref(&d->inodes, ino);
 	struct stat st;
 	int ret;
 
@@ -262,33 +262,34 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		fuse_reply_err(req, fsd_errno(ret));
 	else
 		fuse_reply_attr(req, &st, fsd_timeout(d, n));
-	inodes_put(&d->inodes, n);
+	fsd_inodes_put(&d->inodes, n);
 }
 
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 {
 	struct fsd *d = fsd_of(req);
-	struct inode *n = inodes_ref(&d->inodes, ino);
-	struct catalog *cat = NULL;
-	const struct cat_pkg *p;
+	struct fsd_inode *n = fsd_inodes_ref(&d->inodes, ino);
+	struct fsd_catalog *cat = NULL;
+	const struct fsd_cat_pkg *p;
 	const struct verify_entry *e;
 
 	if (!n) {
 		fuse_reply_err(req, ESTALE);
-	} else if (n->kind == N_LATEST) {
+	} else if (n->kind == FSD_N_LATEST) {
 		cat = fsd_catalog(d);
-		p = catalog_pkg(cat, n->pkg);
+		p = fsd_catalog_pkg(cat, n->pkg);
 		if (p && p->n)
 			fuse_reply_readlink(req, p->vers[p->n - 1].version);
 		else
 			fuse_reply_err(req, ENOENT);
-	} else if (n->kind == N_ENTRY && (e = &n->vt->m->entries[n->idx])->type == VERIFY_SYMLINK) {
+	} else if (n->kind == FSD_N_ENTRY &&
+		   (e = &n->vt->m->entries[n->idx])->type == VERIFY_SYMLINK) {
 		fuse_reply_readlink(req, e->target);
 	} else {
 		fuse_reply_err(req, EINVAL);
 	}
-	catalog_unref(cat);
-	inodes_put(&d->inodes, n);
+	fsd_catalog_unref(cat);
+	fsd_inodes_put(&d->inodes, n);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -316,7 +317,7 @@ static int obj_job_run(struct fsd *d, void *arg, void **ret_result)
 	return fs_repo_object(d->repo, &j->e, j->what, NULL, NULL);
 }
 
-static const struct job_ops obj_job_ops = {
+static const struct fsd_job_ops obj_job_ops = {
     .run = obj_job_run,
     .arg_free = obj_job_free,
 };
@@ -387,7 +388,7 @@ static void note_failure(struct fsd *d, const char *what, int err)
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fsd *d = fsd_of(req);
-	struct inode *n = inodes_ref(&d->inodes, ino);
+	struct fsd_inode *n = fsd_inodes_ref(&d->inodes, ino);
 	const struct verify_entry *e;
 	char what[1024];
 	int fd = -1, ret;
@@ -396,7 +397,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		ret = -ESTALE;
 		goto out;
 	}
-	if (n->kind != N_ENTRY) {
+	if (n->kind != FSD_N_ENTRY) {
 		ret = -EISDIR;
 		goto out;
 	}
@@ -442,7 +443,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fi->keep_cache = 1; /* the content behind this inode never changes */
 	fi->noflush = 1;
 out:
-	inodes_put(&d->inodes, n);
+	fsd_inodes_put(&d->inodes, n);
 	if (ret < 0) {
 		fuse_reply_err(req, fsd_errno(ret));
 	} else if (fuse_reply_open(req, fi) != 0) {
@@ -473,23 +474,23 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 /* Directories */
 
 struct dirh {
-	struct catalog *cat; /* N_ROOT, N_PKG: what was listed at opendir */
-	struct vtree *vt;    /* N_VER, N_ENTRY */
-	long dir;	     /* the directory's index in vt */
+	struct fsd_catalog *cat; /* FSD_N_ROOT, FSD_N_PKG: what was listed at opendir */
+	struct fsd_vtree *vt;	 /* FSD_N_VER, FSD_N_ENTRY */
+	long dir;		 /* the directory's index in vt */
 };
 
 static void dirh_free(struct dirh *h)
 {
 	if (!h)
 		return;
-	catalog_unref(h->cat);
-	vtree_unref(h->vt);
+	fsd_catalog_unref(h->cat);
+	fsd_vtree_unref(h->vt);
 	free(h);
 }
 
 /* What a directory lists, taken now. @return 0; -errno; STORK_E* (a version that cannot be
  * loaded, logged). */
-static int dirh_make(struct fsd *d, const struct inode *n, struct dirh **ret_h)
+static int dirh_make(struct fsd *d, const struct fsd_inode *n, struct dirh **ret_h)
 {
 	struct dirh *h;
 	int ret = fsd_serving(d);
@@ -500,16 +501,16 @@ static int dirh_make(struct fsd *d, const struct inode *n, struct dirh **ret_h)
 	if (!h)
 		return -ENOMEM;
 	switch (n->kind) {
-	case N_ROOT:
-	case N_PKG:
+	case FSD_N_ROOT:
+	case FSD_N_PKG:
 		h->cat = fsd_catalog(d);
 		break;
-	case N_VER:
+	case FSD_N_VER:
 		ret = ver_tree(d, n, &h->vt);
 		if (ret == 0)
 			h->dir = (long)h->vt->m->n;
 		break;
-	case N_ENTRY:
+	case FSD_N_ENTRY:
 		if (n->vt->m->entries[n->idx].type != VERIFY_DIR) {
 			ret = -ENOTDIR;
 			break;
@@ -518,7 +519,7 @@ static int dirh_make(struct fsd *d, const struct inode *n, struct dirh **ret_h)
 			ret = -ENOENT; /* a directory of a replaced version */
 			break;
 		}
-		h->vt = vtree_ref(n->vt);
+		h->vt = fsd_vtree_ref(n->vt);
 		h->dir = n->idx;
 		break;
 	default:
@@ -535,7 +536,7 @@ static int dirh_make(struct fsd *d, const struct inode *n, struct dirh **ret_h)
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fsd *d = fsd_of(req);
-	struct inode *n;
+	struct fsd_inode *n;
 	struct dirh *h = NULL;
 	int ret;
 
@@ -545,9 +546,9 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		fuse_reply_err(req, ENOSYS);
 		return;
 	}
-	n = inodes_ref(&d->inodes, ino);
+	n = fsd_inodes_ref(&d->inodes, ino);
 	ret = n ? dirh_make(d, n, &h) : -ESTALE;
-	inodes_put(&d->inodes, n);
+	fsd_inodes_put(&d->inodes, n);
 	if (ret < 0) {
 		fuse_reply_err(req, fsd_errno(ret));
 		return;
@@ -563,9 +564,9 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 }
 
 /* The name of the k-th entry (after "." and ".."), NULL past the end. */
-static const char *dirh_name(const struct dirh *h, const struct inode *n, size_t k)
+static const char *dirh_name(const struct dirh *h, const struct fsd_inode *n, size_t k)
 {
-	const struct cat_pkg *p;
+	const struct fsd_cat_pkg *p;
 	const char *path, *slash;
 
 	if (h->vt) {
@@ -577,9 +578,9 @@ static const char *dirh_name(const struct dirh *h, const struct inode *n, size_t
 		slash = strrchr(path, '/');
 		return slash ? slash + 1 : path;
 	}
-	if (n->kind == N_ROOT)
+	if (n->kind == FSD_N_ROOT)
 		return k < h->cat->n ? h->cat->pkgs[k].name : NULL;
-	p = catalog_pkg(h->cat, n->pkg);
+	p = fsd_catalog_pkg(h->cat, n->pkg);
 	if (!p)
 		return NULL;
 	if (k < p->n)
@@ -588,14 +589,14 @@ static const char *dirh_name(const struct dirh *h, const struct inode *n, size_t
 }
 
 /* The number of n's parent, for "..": readdir() skips entries numbered 0. */
-static fuse_ino_t parent_number(struct fsd *d, const struct inode *n)
+static fuse_ino_t parent_number(struct fsd *d, const struct fsd_inode *n)
 {
 	const char *slash = strrchr(n->path, '/');
 	fuse_ino_t ino = FUSE_ROOT_ID;
 	char *dir;
 
 	if (slash && (dir = strndup(n->path, (size_t)(slash - n->path)))) {
-		ino = inodes_number(&d->inodes, dir);
+		ino = fsd_inodes_number(&d->inodes, dir);
 		free(dir);
 	}
 	return ino ? ino : FUSE_ROOT_ID;
@@ -606,7 +607,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
 	struct fsd *d = fsd_of(req);
 	struct dirh *h = (struct dirh *)(uintptr_t)fi->fh, *own = NULL;
-	struct inode *n = inodes_ref(&d->inodes, ino);
+	struct fsd_inode *n = fsd_inodes_ref(&d->inodes, ino);
 	char *buf = NULL;
 	size_t used = 0;
 	int ret = 0;
@@ -659,13 +660,13 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			need =
 			    fuse_add_direntry(req, buf + used, size - used, name, &e.attr, k + 1);
 		if (e.ino && (!plus || need > size - used))
-			inodes_forget(&d->inodes, e.ino, 1);
+			fsd_inodes_forget(&d->inodes, e.ino, 1);
 		if (need > size - used)
 			break;
 		used += need;
 	}
 out:
-	inodes_put(&d->inodes, n);
+	fsd_inodes_put(&d->inodes, n);
 	/* An error after some entries: return those; the next call meets the error again. */
 	if (ret < 0 && used == 0)
 		fuse_reply_err(req, fsd_errno(ret));
@@ -697,14 +698,14 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 /* Extended attributes: where an entry comes from and who signed it. */
 
 /* The value of attribute `name` of n into buf (size cap). @return its length; -ENODATA. */
-static int xattr_value(struct fsd *d, const struct inode *n, const char *name, char *buf,
+static int xattr_value(struct fsd *d, const struct fsd_inode *n, const char *name, char *buf,
 		       size_t cap)
 {
-	const struct verify_entry *e = n->kind == N_ENTRY ? &n->vt->m->entries[n->idx] : NULL;
+	const struct verify_entry *e = n->kind == FSD_N_ENTRY ? &n->vt->m->entries[n->idx] : NULL;
 	struct store_objinfo info;
 	int len = -ENODATA;
 
-	if (n->kind == N_ROOT && strcmp(name, XA_STATUS) == 0) {
+	if (n->kind == FSD_N_ROOT && strcmp(name, XA_STATUS) == 0) {
 		char *json = fsd_status_json(d);
 
 		if (!json)
@@ -713,7 +714,7 @@ static int xattr_value(struct fsd *d, const struct inode *n, const char *name, c
 		free(json);
 		if ((size_t)len >= cap)
 			len = -E2BIG;
-	} else if (n->kind == N_ROOT && strcmp(name, XA_METADATA) == 0) {
+	} else if (n->kind == FSD_N_ROOT && strcmp(name, XA_METADATA) == 0) {
 		struct fsd_role roles[FSD_NROLES];
 		size_t used = 0;
 
@@ -738,9 +739,9 @@ static int xattr_value(struct fsd *d, const struct inode *n, const char *name, c
 	} else if (e && e->type == VERIFY_FILE && strcmp(name, XA_SOURCE) == 0) {
 		fsd_source(d, e->hash, buf, cap);
 		len = (int)strlen(buf);
-	} else if (n->kind == N_ROOT && strcmp(name, XA_REPOSITORY) == 0) {
+	} else if (n->kind == FSD_N_ROOT && strcmp(name, XA_REPOSITORY) == 0) {
 		len = snprintf(buf, cap, "%s", d->repo_id);
-	} else if (n->kind == N_ROOT && strcmp(name, XA_MIRRORS) == 0) {
+	} else if (n->kind == FSD_N_ROOT && strcmp(name, XA_MIRRORS) == 0) {
 		size_t used = 0;
 
 		buf[0] = '\0';
@@ -764,9 +765,9 @@ static int xattr_value(struct fsd *d, const struct inode *n, const char *name, c
 	return len;
 }
 
-static size_t xattr_names(const struct inode *n, char *buf)
+static size_t xattr_names(const struct fsd_inode *n, char *buf)
 {
-	const struct verify_entry *e = n->kind == N_ENTRY ? &n->vt->m->entries[n->idx] : NULL;
+	const struct verify_entry *e = n->kind == FSD_N_ENTRY ? &n->vt->m->entries[n->idx] : NULL;
 	size_t len = 0;
 
 #define ADD(s)                                                                                     \
@@ -774,7 +775,7 @@ static size_t xattr_names(const struct inode *n, char *buf)
 		memcpy(buf + len, s, sizeof(s));                                                   \
 		len += sizeof(s);                                                                  \
 	} while (0)
-	if (n->kind == N_ROOT) {
+	if (n->kind == FSD_N_ROOT) {
 		ADD(XA_REPOSITORY);
 		ADD(XA_MIRRORS);
 		ADD(XA_METADATA);
@@ -794,12 +795,12 @@ static size_t xattr_names(const struct inode *n, char *buf)
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
 	struct fsd *d = fsd_of(req);
-	struct inode *n = inodes_ref(&d->inodes, ino);
+	struct fsd_inode *n = fsd_inodes_ref(&d->inodes, ino);
 	char buf[16384];
 	int len;
 
 	len = n ? xattr_value(d, n, name, buf, sizeof(buf)) : -ESTALE;
-	inodes_put(&d->inodes, n);
+	fsd_inodes_put(&d->inodes, n);
 	if (len < 0)
 		fuse_reply_err(req, -len);
 	else if (size == 0)
@@ -813,13 +814,13 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
 	struct fsd *d = fsd_of(req);
-	struct inode *n = inodes_ref(&d->inodes, ino);
+	struct fsd_inode *n = fsd_inodes_ref(&d->inodes, ino);
 	char buf[512];
 	size_t len = 0;
 
 	if (n)
 		len = xattr_names(n, buf);
-	inodes_put(&d->inodes, n);
+	fsd_inodes_put(&d->inodes, n);
 	if (!n)
 		fuse_reply_err(req, ESTALE);
 	else if (size == 0)

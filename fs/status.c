@@ -23,7 +23,7 @@ const char *fsd_source(struct fsd *d, const uint8_t id[VERIFY_HASH_LEN], char *b
 
 	verify_hex(id, VERIFY_HASH_LEN, hex);
 	pthread_mutex_lock(&d->status_lock);
-	k = strmap_get(&d->sources, hex);
+	k = fsd_strmap_get(&d->sources, hex);
 	pthread_mutex_unlock(&d->status_lock);
 	if (k && k <= d->nmirrors)
 		who = d->mirrors[k - 1];

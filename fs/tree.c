@@ -59,7 +59,7 @@ static int cmp_target(const void *a, const void *b)
 	return c ? c : fs_version_cmp(x->version, y->version);
 }
 
-static void catalog_free(struct catalog *c)
+static void catalog_free(struct fsd_catalog *c)
 {
 	if (!c)
 		return;
@@ -97,10 +97,10 @@ static bool is_verdict(int err)
 	}
 }
 
-int catalog_build(struct fs_repo *r, struct catalog **ret_c)
+int fsd_catalog_build(struct fs_repo *r, struct fsd_catalog **ret_c)
 {
 	struct listing l = {0};
-	struct catalog *c = NULL;
+	struct fsd_catalog *c = NULL;
 	size_t i, j;
 	int ret, listed;
 
@@ -122,7 +122,7 @@ int catalog_build(struct fs_repo *r, struct catalog **ret_c)
 	c->refs = 1;
 	c->built = time(NULL);
 	for (i = 0; i < l.n; i = j) {
-		struct cat_pkg *p = &c->pkgs[c->n];
+		struct fsd_cat_pkg *p = &c->pkgs[c->n];
 
 		for (j = i; j < l.n && strcmp(l.t[j].name, l.t[i].name) == 0; j++)
 			;
@@ -133,7 +133,7 @@ int catalog_build(struct fs_repo *r, struct catalog **ret_c)
 		p->name = l.t[i].name;
 		l.t[i].name = NULL;
 		for (size_t k = i; k < j; k++) {
-			struct cat_ver *v = &p->vers[p->n++];
+			struct fsd_cat_ver *v = &p->vers[p->n++];
 
 			v->version = l.t[k].version;
 			v->role = l.t[k].role;
@@ -154,19 +154,19 @@ out:
 	return ret;
 }
 
-struct catalog *catalog_ref(struct catalog *c)
+struct fsd_catalog *fsd_catalog_ref(struct fsd_catalog *c)
 {
 	__atomic_add_fetch(&c->refs, 1, __ATOMIC_RELAXED);
 	return c;
 }
 
-void catalog_unref(struct catalog *c)
+void fsd_catalog_unref(struct fsd_catalog *c)
 {
 	if (c && __atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) == 0)
 		catalog_free(c);
 }
 
-const struct cat_pkg *catalog_pkg(const struct catalog *c, const char *name)
+const struct fsd_cat_pkg *fsd_catalog_pkg(const struct fsd_catalog *c, const char *name)
 {
 	size_t lo = 0, hi = c->n;
 
@@ -184,7 +184,7 @@ const struct cat_pkg *catalog_pkg(const struct catalog *c, const char *name)
 	return NULL;
 }
 
-const struct cat_ver *catalog_ver(const struct cat_pkg *p, const char *version)
+const struct fsd_cat_ver *fsd_catalog_ver(const struct fsd_cat_pkg *p, const char *version)
 {
 	/* Exact names, not the ordering: "1.0" and "1.00" compare equal but are two versions. */
 	for (size_t i = 0; p && i < p->n; i++)
@@ -193,39 +193,39 @@ const struct cat_ver *catalog_ver(const struct cat_pkg *p, const char *version)
 	return NULL;
 }
 
-bool catalog_signs(const struct catalog *c, const char *pkg, const char *ver,
-		   const uint8_t hash[VERIFY_HASH_LEN])
+bool fsd_catalog_signs(const struct fsd_catalog *c, const char *pkg, const char *ver,
+		       const uint8_t hash[VERIFY_HASH_LEN])
 {
-	const struct cat_ver *cv = catalog_ver(catalog_pkg(c, pkg), ver);
+	const struct fsd_cat_ver *cv = fsd_catalog_ver(fsd_catalog_pkg(c, pkg), ver);
 
 	return cv && memcmp(cv->hash, hash, VERIFY_HASH_LEN) == 0;
 }
 
-struct catalog *fsd_catalog(struct fsd *d)
+struct fsd_catalog *fsd_catalog(struct fsd *d)
 {
-	struct catalog *c;
+	struct fsd_catalog *c;
 
 	pthread_mutex_lock(&d->cat_lock);
-	c = catalog_ref(d->cat);
+	c = fsd_catalog_ref(d->cat);
 	pthread_mutex_unlock(&d->cat_lock);
 	return c;
 }
 
-void fsd_set_catalog(struct fsd *d, struct catalog *c)
+void fsd_set_catalog(struct fsd *d, struct fsd_catalog *c)
 {
-	struct catalog *old;
+	struct fsd_catalog *old;
 
 	pthread_mutex_lock(&d->cat_lock);
 	old = d->cat;
 	d->cat = c;
 	pthread_mutex_unlock(&d->cat_lock);
-	catalog_unref(old);
+	fsd_catalog_unref(old);
 }
 
 /* ------------------------------------------------------------------------------------------ */
 /* Version trees */
 
-static void vtree_free(struct vtree *t)
+static void vtree_free(struct fsd_vtree *t)
 {
 	if (!t)
 		return;
@@ -238,19 +238,19 @@ static void vtree_free(struct vtree *t)
 	free(t);
 }
 
-struct vtree *vtree_ref(struct vtree *t)
+struct fsd_vtree *fsd_vtree_ref(struct fsd_vtree *t)
 {
 	__atomic_add_fetch(&t->refs, 1, __ATOMIC_RELAXED);
 	return t;
 }
 
-void vtree_unref(struct vtree *t)
+void fsd_vtree_unref(struct fsd_vtree *t)
 {
 	if (t && __atomic_sub_fetch(&t->refs, 1, __ATOMIC_ACQ_REL) == 0)
 		vtree_free(t);
 }
 
-long vtree_find(const struct vtree *t, const char *path)
+long fsd_vtree_find(const struct fsd_vtree *t, const char *path)
 {
 	const struct verify_entry *e;
 
@@ -261,7 +261,7 @@ long vtree_find(const struct vtree *t, const char *path)
 }
 
 /* The parent's index of entry i: the version directory (n) for top-level entries. */
-static long parent_of(const struct vtree *t, size_t i)
+static long parent_of(const struct fsd_vtree *t, size_t i)
 {
 	const char *p = t->m->entries[i].path, *slash = strrchr(p, '/');
 	char *dir;
@@ -272,13 +272,13 @@ static long parent_of(const struct vtree *t, size_t i)
 	dir = strndup(p, (size_t)(slash - p));
 	if (!dir)
 		return -ENOMEM;
-	k = vtree_find(t, dir);
+	k = fsd_vtree_find(t, dir);
 	free(dir);
 	return k < 0 ? -EINVAL : k; /* finish() added every parent: a gap is a bug */
 }
 
 /* The child index in compressed-row form: a count per parent, a prefix sum, a fill. */
-static int vtree_index(struct vtree *t)
+static int vtree_index(struct fsd_vtree *t)
 {
 	size_t n = t->m->n, i;
 	long *parent = NULL;
@@ -319,9 +319,9 @@ out:
 
 /* The tree of target t: exactly the manifest the catalog signed (its hash and length), even
  * when a refresh has replaced it since: the caller compares. */
-static int vtree_build(struct fsd *d, const struct verify_target *t, struct vtree **ret_t)
+static int vtree_build(struct fsd *d, const struct verify_target *t, struct fsd_vtree **ret_t)
 {
-	struct vtree *vt = NULL;
+	struct fsd_vtree *vt = NULL;
 	size_t len = strlen(t->role) + strlen(t->keyid) + 2;
 	int ret = -ENOMEM;
 
@@ -358,8 +358,8 @@ out:
 static void vtree_evict_locked(struct fsd *d)
 {
 	size_t target = d->conf.max_trees - d->conf.max_trees / 4, n = d->vtrees.n, nvict = 0;
-	struct strmap keep = {0};
-	struct vtree **victims;
+	struct fsd_strmap keep = {0};
+	struct fsd_vtree **victims;
 
 	if (n <= d->conf.max_trees)
 		return;
@@ -368,10 +368,10 @@ static void vtree_evict_locked(struct fsd *d)
 		return; /* try again at the next load */
 	/* Choose: repeatedly the oldest unused tree not chosen yet (n is small). */
 	while (n - nvict > target) {
-		struct vtree *old = NULL;
+		struct fsd_vtree *old = NULL;
 
 		for (size_t i = 0; i < d->vtrees.cap; i++) {
-			struct vtree *t = (struct vtree *)(uintptr_t)d->vtrees.slots[i].val;
+			struct fsd_vtree *t = (struct fsd_vtree *)(uintptr_t)d->vtrees.slots[i].val;
 			bool chosen = false;
 
 			if (!d->vtrees.slots[i].key ||
@@ -388,39 +388,39 @@ static void vtree_evict_locked(struct fsd *d)
 	}
 	/* The map cannot delete in place: rebuild it from what stays. */
 	for (size_t i = 0; i < d->vtrees.cap; i++) {
-		struct strmap_slot *sl = &d->vtrees.slots[i];
+		struct fsd_strmap_slot *sl = &d->vtrees.slots[i];
 		bool chosen = false;
 
 		if (!sl->key)
 			continue;
 		for (size_t k = 0; k < nvict && !chosen; k++)
-			chosen = victims[k] == (struct vtree *)(uintptr_t)sl->val;
-		if (!chosen && strmap_put(&keep, sl->key, sl->val) < 0) {
-			strmap_fini(&keep); /* out of memory: evict nothing now */
+			chosen = victims[k] == (struct fsd_vtree *)(uintptr_t)sl->val;
+		if (!chosen && fsd_strmap_put(&keep, sl->key, sl->val) < 0) {
+			fsd_strmap_fini(&keep); /* out of memory: evict nothing now */
 			free(victims);
 			return;
 		}
 	}
-	strmap_fini(&d->vtrees);
+	fsd_strmap_fini(&d->vtrees);
 	d->vtrees = keep;
 	for (size_t k = 0; k < nvict; k++)
-		vtree_unref(victims[k]);
+		fsd_vtree_unref(victims[k]);
 	FSD_COUNT(d, trees_evicted, nvict);
 	free(victims);
 }
 
 /* The cached tree of key when it is the manifest hash: referenced, else NULL. */
-static struct vtree *vtree_cached(struct fsd *d, const char *key,
-				  const uint8_t hash[VERIFY_HASH_LEN])
+static struct fsd_vtree *vtree_cached(struct fsd *d, const char *key,
+				      const uint8_t hash[VERIFY_HASH_LEN])
 {
-	struct vtree *t;
+	struct fsd_vtree *t;
 
 	pthread_mutex_lock(&d->vt_lock);
-	t = (struct vtree *)(uintptr_t)strmap_get(&d->vtrees, key);
+	t = (struct fsd_vtree *)(uintptr_t)fsd_strmap_get(&d->vtrees, key);
 	if (t && memcmp(t->hash, hash, VERIFY_HASH_LEN) != 0)
 		t = NULL; /* replaced since: fsd_retire_trees drops it */
 	if (t) {
-		vtree_ref(t);
+		fsd_vtree_ref(t);
 		__atomic_store_n(&t->last_use, fsd_now(), __ATOMIC_RELAXED);
 	}
 	pthread_mutex_unlock(&d->vt_lock);
@@ -446,7 +446,7 @@ static void tree_job_free(void *arg)
 static int tree_job_run(struct fsd *d, void *arg, void **ret_result)
 {
 	struct tree_job *j = arg;
-	struct vtree *t = NULL, *have;
+	struct fsd_vtree *t = NULL, *have;
 	bool current;
 	int ret;
 
@@ -457,21 +457,22 @@ static int tree_job_run(struct fsd *d, void *arg, void **ret_result)
 	t->last_use = fsd_now();
 	current = fsd_current(d, t->name, t->version, t->hash); /* not under vt_lock */
 	pthread_mutex_lock(&d->vt_lock);
-	have = (struct vtree *)(uintptr_t)strmap_get(&d->vtrees, j->key);
+	have = (struct fsd_vtree *)(uintptr_t)fsd_strmap_get(&d->vtrees, j->key);
 	if (have && memcmp(have->hash, t->hash, VERIFY_HASH_LEN) == 0) {
-		vtree_ref(have);
-		vtree_unref(t);
+		fsd_vtree_ref(have);
+		fsd_vtree_unref(t);
 		t = have;
 	} else if (have) {
 		/* Another manifest of this version. The one the catalog signs now takes its place
 		 * (the old tree stays with whoever holds it); one a refresh replaced while it
 		 * loaded goes to its callers only. */
 		if (current) {
-			strmap_replace(&d->vtrees, j->key, (uint64_t)(uintptr_t)vtree_ref(t));
-			vtree_unref(have);
+			fsd_strmap_replace(&d->vtrees, j->key,
+					   (uint64_t)(uintptr_t)fsd_vtree_ref(t));
+			fsd_vtree_unref(have);
 		}
-	} else if (strmap_put(&d->vtrees, j->key, (uint64_t)(uintptr_t)t) == 0) {
-		vtree_ref(t); /* the cache's */
+	} else if (fsd_strmap_put(&d->vtrees, j->key, (uint64_t)(uintptr_t)t) == 0) {
+		fsd_vtree_ref(t); /* the cache's */
 		vtree_evict_locked(d);
 	}
 	pthread_mutex_unlock(&d->vt_lock);
@@ -481,26 +482,26 @@ static int tree_job_run(struct fsd *d, void *arg, void **ret_result)
 
 static void *tree_ref_void(void *t)
 {
-	return vtree_ref(t);
+	return fsd_vtree_ref(t);
 }
 
 static void tree_unref_void(void *t)
 {
-	vtree_unref(t);
+	fsd_vtree_unref(t);
 }
 
-static const struct job_ops tree_job_ops = {
+static const struct fsd_job_ops tree_job_ops = {
     .run = tree_job_run,
     .arg_free = tree_job_free,
     .result_ref = tree_ref_void,
     .result_unref = tree_unref_void,
 };
 
-int fsd_vtree(struct fsd *d, const char *pkg, const char *ver, struct vtree **ret_t)
+int fsd_vtree(struct fsd *d, const char *pkg, const char *ver, struct fsd_vtree **ret_t)
 {
 	char key[2 * 130 + 2], jkey[sizeof(key) + VERIFY_HASH_HEX + 8], hex[VERIFY_HASH_HEX];
-	struct catalog *cat = NULL;
-	const struct cat_ver *cv;
+	struct fsd_catalog *cat = NULL;
+	const struct fsd_cat_ver *cv;
 	struct tree_job *j = NULL;
 	void *res = NULL;
 	int ret;
@@ -508,7 +509,7 @@ int fsd_vtree(struct fsd *d, const char *pkg, const char *ver, struct vtree **re
 	if ((size_t)snprintf(key, sizeof(key), "%s/%s", pkg, ver) >= sizeof(key))
 		return -ENAMETOOLONG;
 	cat = fsd_catalog(d);
-	cv = catalog_ver(catalog_pkg(cat, pkg), ver);
+	cv = fsd_catalog_ver(fsd_catalog_pkg(cat, pkg), ver);
 	if (!cv) {
 		stork_errorf("%s %s: no longer signed (replaced or refused by a refresh)", pkg,
 			     ver);
@@ -536,7 +537,7 @@ int fsd_vtree(struct fsd *d, const char *pkg, const char *ver, struct vtree **re
 	/* One job per manifest: a load of the replaced one is never joined for the new one. */
 	verify_hex(cv->hash, VERIFY_HASH_LEN, hex);
 	snprintf(jkey, sizeof(jkey), "tree:%s/%s", key, hex);
-	catalog_unref(cat);
+	fsd_catalog_unref(cat);
 	cat = NULL;
 	ret = fsd_job(d, jkey, "the manifest", &tree_job_ops, j, &res);
 	j = NULL; /* consumed */
@@ -550,24 +551,24 @@ int fsd_vtree(struct fsd *d, const char *pkg, const char *ver, struct vtree **re
 out:
 	if (j)
 		tree_job_free(j);
-	catalog_unref(cat);
+	fsd_catalog_unref(cat);
 	return ret;
 }
 
 bool fsd_current(struct fsd *d, const char *pkg, const char *ver,
 		 const uint8_t hash[VERIFY_HASH_LEN])
 {
-	struct catalog *cat = fsd_catalog(d);
-	bool ret = catalog_signs(cat, pkg, ver, hash);
+	struct fsd_catalog *cat = fsd_catalog(d);
+	bool ret = fsd_catalog_signs(cat, pkg, ver, hash);
 
-	catalog_unref(cat);
+	fsd_catalog_unref(cat);
 	return ret;
 }
 
-int fsd_signer(struct fsd *d, const struct vtree *t, char *buf, size_t cap)
+int fsd_signer(struct fsd *d, const struct fsd_vtree *t, char *buf, size_t cap)
 {
-	struct catalog *cat = fsd_catalog(d);
-	const struct cat_ver *cv = catalog_ver(catalog_pkg(cat, t->name), t->version);
+	struct fsd_catalog *cat = fsd_catalog(d);
+	const struct fsd_cat_ver *cv = fsd_catalog_ver(fsd_catalog_pkg(cat, t->name), t->version);
 	int len;
 
 	/* A publisher's key rotation re-signs the same manifests with the new key. */
@@ -575,14 +576,14 @@ int fsd_signer(struct fsd *d, const struct vtree *t, char *buf, size_t cap)
 		len = snprintf(buf, cap, "%s %s", cv->role, cv->keyid);
 	else
 		len = snprintf(buf, cap, "%s", t->signer);
-	catalog_unref(cat);
+	fsd_catalog_unref(cat);
 	return len;
 }
 
-void fsd_retire_trees(struct fsd *d, const struct catalog *c)
+void fsd_retire_trees(struct fsd *d, const struct fsd_catalog *c)
 {
-	struct strmap keep = {0};
-	struct vtree **gone;
+	struct fsd_strmap keep = {0};
+	struct fsd_vtree **gone;
 	size_t n = 0;
 
 	pthread_mutex_lock(&d->vt_lock);
@@ -590,24 +591,24 @@ void fsd_retire_trees(struct fsd *d, const struct catalog *c)
 	if (!gone)
 		goto out; /* stale trees stay cached, unused: the cache bound evicts them */
 	for (size_t i = 0; i < d->vtrees.cap; i++) {
-		struct strmap_slot *sl = &d->vtrees.slots[i];
-		struct vtree *t = (struct vtree *)(uintptr_t)sl->val;
+		struct fsd_strmap_slot *sl = &d->vtrees.slots[i];
+		struct fsd_vtree *t = (struct fsd_vtree *)(uintptr_t)sl->val;
 
 		if (!sl->key)
 			continue;
-		if (!catalog_signs(c, t->name, t->version, t->hash))
+		if (!fsd_catalog_signs(c, t->name, t->version, t->hash))
 			gone[n++] = t;
-		else if (strmap_put(&keep, sl->key, sl->val) < 0)
+		else if (fsd_strmap_put(&keep, sl->key, sl->val) < 0)
 			goto out;
 	}
-	strmap_fini(&d->vtrees);
+	fsd_strmap_fini(&d->vtrees);
 	d->vtrees = keep;
 	memset(&keep, 0, sizeof(keep));
 	for (size_t k = 0; k < n; k++)
-		vtree_unref(gone[k]); /* the cache's: freed unless someone holds it */
+		fsd_vtree_unref(gone[k]); /* the cache's: freed unless someone holds it */
 out:
 	pthread_mutex_unlock(&d->vt_lock);
-	strmap_fini(&keep);
+	fsd_strmap_fini(&keep);
 	free(gone);
 }
 
@@ -621,10 +622,10 @@ static void stat_dir(struct stat *st, time_t when)
 	st->st_mtim.tv_sec = st->st_ctim.tv_sec = st->st_atim.tv_sec = when;
 }
 
-int fsd_stat(struct fsd *d, const struct inode *n, struct stat *st)
+int fsd_stat(struct fsd *d, const struct fsd_inode *n, struct stat *st)
 {
-	struct catalog *cat = NULL;
-	const struct cat_pkg *p;
+	struct fsd_catalog *cat = NULL;
+	const struct fsd_cat_pkg *p;
 	const struct verify_entry *e;
 	uint32_t keep;
 	int ret = 0;
@@ -635,15 +636,15 @@ int fsd_stat(struct fsd *d, const struct inode *n, struct stat *st)
 	st->st_gid = 0;
 	st->st_blksize = 65536;
 	switch (n->kind) {
-	case N_ROOT:
-	case N_PKG:
-	case N_VER:
+	case FSD_N_ROOT:
+	case FSD_N_PKG:
+	case FSD_N_VER:
 		cat = fsd_catalog(d);
 		stat_dir(st, cat->built);
 		break;
-	case N_LATEST:
+	case FSD_N_LATEST:
 		cat = fsd_catalog(d);
-		p = catalog_pkg(cat, n->pkg);
+		p = fsd_catalog_pkg(cat, n->pkg);
 		if (!p || !p->n) {
 			ret = -ENOENT;
 			break;
@@ -653,7 +654,7 @@ int fsd_stat(struct fsd *d, const struct inode *n, struct stat *st)
 		st->st_size = (off_t)strlen(p->vers[p->n - 1].version);
 		st->st_mtim.tv_sec = st->st_ctim.tv_sec = st->st_atim.tv_sec = cat->built;
 		break;
-	case N_ENTRY:
+	case FSD_N_ENTRY:
 		e = &n->vt->m->entries[n->idx];
 		/* Never writable; set-id bits only when the mount allows them. */
 		keep = d->conf.allow_setuid ? 07555 : 01555;
@@ -676,15 +677,15 @@ int fsd_stat(struct fsd *d, const struct inode *n, struct stat *st)
 		}
 		break;
 	}
-	catalog_unref(cat);
+	fsd_catalog_unref(cat);
 	return ret;
 }
 
-double fsd_timeout(const struct fsd *d, const struct inode *n)
+double fsd_timeout(const struct fsd *d, const struct fsd_inode *n)
 {
 	switch (n->kind) {
-	case N_VER:
-	case N_ENTRY:
+	case FSD_N_VER:
+	case FSD_N_ENTRY:
 		return FSD_IMMUTABLE_TIMEOUT;
 	default:
 		/* What a refresh may change is revalidated at least once per interval. */

@@ -98,14 +98,18 @@ const char *cli_bytes(uint64_t n, char buf[32]);
 	"repeatable)\n"                                                                            \
 	"  --at UNIXTIME            check metadata expiry as of that time\n"
 
-#define CLI_NODE_MAX_EXEC 8
+#define CLI_NODE_MAX_EXEC      8
+#define CLI_NODE_MAX_PEERS     64
+#define CLI_NODE_MAX_PEER_TEXT 4096
 
 struct cli_node {
 	const char *rootfile;	/* --root */
 	const char *storedir;	/* --store */
-	struct fs_repo_opts ro; /* the rest; ro.fetch.exec points into exec */
+	struct fs_repo_opts ro; /* the rest; ro.fetch.exec points into exec, .peers into peers */
 	const char *exec[CLI_NODE_MAX_EXEC + 1];
 	size_t nexec;
+	const char *peers[CLI_NODE_MAX_PEERS]; /* --peer URL[,URL...], split: into peer_text */
+	char peer_text[CLI_NODE_MAX_PEER_TEXT];
 };
 
 /** A cli_node with the commands' defaults (one operation: a failed mirror stays skipped). */

@@ -252,6 +252,39 @@ static int parse_secs(const char *cmd, const char *opt, const char *arg, long *r
 	return 0;
 }
 
+/* --peer URL[,URL...]: the URLs into n->peers (fetch_opts.peers, each checked by fetch_new),
+ * split at the commas of n's copy of arg. A later --peer replaces an earlier one.
+ * @return 0; -1 (the usage error is printed). */
+static int split_peers(const char *cmd, const char *arg, struct cli_node *n)
+{
+	struct fetch_opts *f = &n->ro.fetch;
+	size_t len = strlen(arg), k = 0;
+	char *p = n->peer_text;
+
+	if (len >= sizeof(n->peer_text)) {
+		cli_usage_error(cmd, "--peer: longer than %zu characters",
+				sizeof(n->peer_text) - 1);
+		return -1;
+	}
+	memcpy(n->peer_text, arg, len + 1);
+	while (len) {
+		char *comma = strchr(p, ',');
+
+		if (k == CLI_NODE_MAX_PEERS) {
+			cli_usage_error(cmd, "--peer: at most %d peers", CLI_NODE_MAX_PEERS);
+			return -1;
+		}
+		n->peers[k++] = p;
+		if (!comma)
+			break;
+		*comma = '\0';
+		p = comma + 1;
+	}
+	f->peers = k ? n->peers : NULL;
+	f->npeers = k;
+	return 0;
+}
+
 int cli_node_option(const char *cmd, int c, const char *arg, struct cli_node *n)
 {
 	struct fetch_opts *f = &n->ro.fetch;
@@ -284,8 +317,7 @@ int cli_node_option(const char *cmd, int c, const char *arg, struct cli_node *n)
 	case 'R':
 		return parse_secs(cmd, "--proxy-retry", arg, &f->proxy_retry) < 0 ? -1 : 1;
 	case 'p':
-		f->peers = arg;
-		return 1;
+		return split_peers(cmd, arg, n) < 0 ? -1 : 1;
 	case 'Q':
 		return parse_secs(cmd, "--peer-retry", arg, &f->peer_retry) < 0 ? -1 : 1;
 	case 'x':

@@ -1261,7 +1261,8 @@ END_TEST
 
 START_TEST(metadata_through_proxies_and_never_from_peers)
 {
-	struct fetch_opts o = {.proxies = "http://p1:3128", .peers = "fake://p1/"};
+	static const char *const peers[] = {"fake://p1/"};
+	struct fetch_opts o = {.proxies = "http://p1:3128", .peers = peers, .npeers = 1};
 	struct verify_source src;
 	struct fetch *f;
 	uint8_t *buf;
@@ -1291,7 +1292,8 @@ END_TEST
 
 START_TEST(peer_serves_raw_objects_first_and_a_missing_one_is_no_failure)
 {
-	struct fetch_opts o = {.peers = "fake://p1/, fake://p2/"};
+	static const char *const peers[] = {"fake://p1/", " fake://p2/"};
+	struct fetch_opts o = {.peers = peers, .npeers = 2};
 	struct fetch_mirror_stats *st;
 	struct object a, b;
 	struct fetch *f;
@@ -1330,7 +1332,8 @@ END_TEST
 
 START_TEST(lying_peer_is_skipped_named_and_the_mirror_serves)
 {
-	struct fetch_opts o = {.peers = "fake://p1/"};
+	static const char *const peers[] = {"fake://p1/"};
+	struct fetch_opts o = {.peers = peers, .npeers = 1};
 	struct fetch_mirror_stats *st;
 	struct object a, b;
 	struct fetch *f;
@@ -1425,7 +1428,8 @@ END_TEST
 
 START_TEST(peers_only_fetch_of_what_no_peer_has_is_enoent_and_blames_none)
 {
-	struct fetch_opts o = {.peers = "fake://p1/, fake://p2/"};
+	static const char *const peers[] = {"fake://p1/", " fake://p2/"};
+	struct fetch_opts o = {.peers = peers, .npeers = 2};
 	struct fetch_mirror_stats *st;
 	struct object a, b;
 	struct fetch *f;
@@ -1462,7 +1466,8 @@ END_TEST
 
 START_TEST(peers_only_fetch_skips_a_lying_peer_and_the_next_serves)
 {
-	struct fetch_opts o = {.peers = "fake://p1/, fake://p2/"};
+	static const char *const peers[] = {"fake://p1/", " fake://p2/"};
+	struct fetch_opts o = {.peers = peers, .npeers = 2};
 	struct fetch_mirror_stats *st;
 	struct object a, b;
 	struct fetch *f;
@@ -1517,6 +1522,7 @@ END_TEST
 
 START_TEST(chain_options_are_checked)
 {
+	static const char *const bad_peers[] = {"http://a/", ""};
 	struct fetch_opts o = {.proxies = "http://p1:3128||DIRECT"};
 	struct fetch *f = NULL;
 
@@ -1525,9 +1531,12 @@ START_TEST(chain_options_are_checked)
 	o.proxies = "p1:3128";
 	ck_assert_int_eq(fetch_new(&o, &f), -EINVAL);
 	o.proxies = "DIRECT";
-	o.peers = "http://a/,";
+	o.peers = bad_peers;
+	o.npeers = 2;
 	ck_assert_int_eq(fetch_new(&o, &f), -EINVAL);
-	o.peers = "http://a/";
+	ck_assert_msg(strstr(stork_error_detail(), "peer \"\" is not a URL"), "%s",
+		      stork_error_detail());
+	o.npeers = 1;
 	ck_assert_int_eq(fetch_new(&o, &f), 0);
 	fetch_free(f);
 }

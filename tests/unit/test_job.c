@@ -79,7 +79,7 @@ static void res_unref(void *res)
 	pthread_mutex_unlock(&g.lock);
 }
 
-static const struct job_ops ops = {
+static const struct fsd_job_ops ops = {
     .run = gated_run,
     .arg_free = arg_free,
     .result_ref = res_ref,
@@ -92,14 +92,14 @@ static void setup(void)
 {
 	memset(&d, 0, sizeof(d));
 	d.conf.timeout = 10;
-	ck_assert_int_eq(jobs_init(&d.jobs), 0);
+	ck_assert_int_eq(fsd_jobs_init(&d.jobs), 0);
 }
 
 static void teardown(void)
 {
 	gate_open();
-	ck_assert_int_eq(jobs_drain(&d.jobs, 10), 0);
-	jobs_fini(&d.jobs);
+	ck_assert_int_eq(fsd_jobs_drain(&d.jobs, 10), 0);
+	fsd_jobs_fini(&d.jobs);
 }
 
 struct caller {
@@ -142,7 +142,7 @@ START_TEST(job_callers_of_one_key_share_one_run)
 		ck_assert_ptr_eq(c[i].res, &g);
 		res_unref(c[i].res);
 	}
-	ck_assert_int_eq(jobs_drain(&d.jobs, 10), 0);
+	ck_assert_int_eq(fsd_jobs_drain(&d.jobs, 10), 0);
 	ck_assert_int_eq(g.runs, 1);
 	ck_assert_int_eq(g.result_refs, 0); /* the job's own reference was dropped */
 }
@@ -161,9 +161,9 @@ START_TEST(job_caller_gives_up_at_the_timeout_and_the_job_finishes)
 	ck_assert_double_lt(now_s() - t0, 3.0);
 	ck_assert_msg(strstr(c.detail, "objects/ab/cd") && strstr(c.detail, "1 s"), "detail: %s",
 		      c.detail);
-	ck_assert_int_eq(jobs_drain(&d.jobs, 0), -ETIMEDOUT); /* still running */
+	ck_assert_int_eq(fsd_jobs_drain(&d.jobs, 0), -ETIMEDOUT); /* still running */
 	gate_open();
-	ck_assert_int_eq(jobs_drain(&d.jobs, 10), 0);
+	ck_assert_int_eq(fsd_jobs_drain(&d.jobs, 10), 0);
 	ck_assert_int_eq(g.result_refs, 0);
 	/* The job is gone: the next caller runs it again. */
 	call(&c);
@@ -189,7 +189,7 @@ START_TEST(job_failure_reaches_every_waiter_with_its_detail)
 		ck_assert_msg(strstr(c[i].detail, "http://m1: hash mismatch"), "detail: %s",
 			      c[i].detail);
 	}
-	ck_assert_int_eq(jobs_drain(&d.jobs, 10), 0);
+	ck_assert_int_eq(fsd_jobs_drain(&d.jobs, 10), 0);
 	ck_assert_int_eq(g.result_refs, 0); /* a failed run's result is dropped */
 }
 END_TEST
