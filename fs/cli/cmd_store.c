@@ -28,9 +28,9 @@ static const char extract_help[] =
     "the file system has no immutable attribute, and for files everyone may write, copies.\n"
     "When no mirror answers, the metadata verified earlier is used (offline).\n"
     "\n"
-    "stork extract --remove --store STOREDIR DESTDIR removes an extracted tree (its linked\n"
-    "files are immutable, so rm alone cannot) and the store's record of it.\n"
-    "\n" CLI_NODE_HELP;
+    "  --remove                 with --store STOREDIR DESTDIR only: remove an extracted\n"
+    "                           tree (its linked files are immutable, so rm alone cannot)\n"
+    "                           and the store's record of it\n" CLI_NODE_HELP;
 
 static const char fsck_help[] =
     "usage: stork fsck [--repair] STOREDIR\n"
