@@ -157,7 +157,8 @@ void node_variant_relpath(const uint8_t id[VERIFY_HASH_LEN], uint32_t mode,
  * unless it is "0". @return true and *ret_mode; false for anything else. */
 bool node_variant_parse(const char *suffix, uint32_t *ret_mode);
 /** The object's index record. @return 0; -ENOENT; -errno. */
-int node_object_get(struct store *s, const uint8_t id[VERIFY_HASH_LEN], struct node_objrec *ret_rec);
+int node_object_get(struct store *s, const uint8_t id[VERIFY_HASH_LEN],
+		    struct node_objrec *ret_rec);
 /** Check an indexed object's file (fd, or objects/rel when fd < 0). @param[out] ret_st its
  * stat (may be NULL). @return 0; -ENOENT (entry dropped, detail set); -errno. */
 int node_check_file(struct store *s, const uint8_t id[VERIFY_HASH_LEN],

@@ -288,15 +288,15 @@ void store_stats_fini(struct store_stats *st);
 struct store_fsck_report {
 	uint64_t objects; /* indexed objects checked */
 	uint64_t good;
-	uint64_t bad;	    /* content does not match its id, or wrong size; or a mode variant
-			     * of it does, or has a mode other than its name's */
-	uint64_t missing;   /* indexed, file gone */
-	uint64_t unindexed; /* files in objects/ the index does not list (variants too) and
-			     * that are not whole objects */
-	uint64_t adopted;   /* whole, good objects an interrupted insert left unindexed: fsck
-			     * indexes them (finishing the insert), repair or not */
-	uint64_t stale_tmp; /* leftovers in tmp/ */
-	uint64_t repaired;  /* entries dropped / files removed with repair */
+	uint64_t bad;		/* content does not match its id, or wrong size; or a mode variant
+				 * of it does, or has a mode other than its name's */
+	uint64_t missing;	/* indexed, file gone */
+	uint64_t unindexed;	/* files in objects/ the index does not list (variants too) and
+				 * that are not whole objects */
+	uint64_t adopted;	/* whole, good objects an interrupted insert left unindexed: fsck
+				 * indexes them (finishing the insert), repair or not */
+	uint64_t stale_tmp;	/* leftovers in tmp/ */
+	uint64_t repaired;	/* entries dropped / files removed with repair */
 	uint64_t changed_links; /* files of extracted trees still linked to a variant whose
 				 * content changed (links/ records; each listed) */
 	uint64_t stale_links;	/* records of trees that are gone (removed with repair; not a
