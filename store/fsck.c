@@ -130,7 +130,8 @@ static int judge(struct fsck *f, const char *rel, const uint8_t id[VERIFY_HASH_L
 
 	fd = openat(f->s->objfd, rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0) {
-		if (errno == ENOENT) {
+		/* ENOTDIR: objects/ab is not a directory (pass 3 reports it), so no file. */
+		if (errno == ENOENT || errno == ENOTDIR) {
 			*ret = MISSING;
 			return 0;
 		}
@@ -326,8 +327,8 @@ static int list_variants(struct fsck *f, const char *sub)
 	variants_fini(f);
 	memcpy(f->vsub, sub, sizeof(f->vsub));
 	fd = openat(f->s->objfd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0 && errno == ENOENT)
-		return 0;
+	if (fd < 0 && (errno == ENOENT || errno == ENOTDIR || errno == ELOOP))
+		return 0; /* no directory, no variants (pass 3 reports a file there) */
 	if (fd < 0 || !(d = fdopendir(fd))) {
 		r = -errno;
 		if (fd >= 0)
@@ -663,7 +664,13 @@ static int check_objects_dir(struct fsck *f)
 			report(f, NODE_OBJDIR, de->d_name, "not an object directory (left alone)");
 			continue;
 		}
-		report(f, NODE_OBJDIR, de->d_name, "not an object name");
+		if (strlen(de->d_name) == 2 && is_hex(de->d_name, 2))
+			report(f, NODE_OBJDIR, de->d_name,
+			       "not a directory: a %s where the directory of the objects %s... "
+			       "belongs",
+			       S_ISLNK(st.st_mode) ? "symlink" : "file", de->d_name);
+		else
+			report(f, NODE_OBJDIR, de->d_name, "not an object name");
 		if (f->repair)
 			r = remove_unlisted(f, de->d_name, &st);
 	}

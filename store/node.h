@@ -153,7 +153,13 @@ int node_tmp_sweep(struct store *s, bool remove, void (*found)(void *ctx, const 
  * ignored: the entry is dropped next time. */
 void node_drop_entry(struct store *s, const uint8_t id[VERIFY_HASH_LEN], const struct stat *st);
 
-/** mkdir objects/ab (0755) and open it. @return 0; -errno. */
+/** Clear objects/<sub> when it is not a directory (a file or a symlink: nothing the store
+ * makes), so that the directory can be made: unlinked, never replacing a directory made
+ * meanwhile. @return 0 (cleared, or a directory or nothing there); -errno. */
+int node_subdir_clear(struct store *s, const char *sub);
+
+/** mkdir objects/ab (0755) and open it; a file or symlink found there instead is cleared
+ * first (node_subdir_clear). @return 0; -errno. */
 int node_subdir_open(struct store *s, const uint8_t id[VERIFY_HASH_LEN], int *ret_fd);
 
 /** Hash an open file from the start: its SHA-256 and length. @return 0; -errno. */
