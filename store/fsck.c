@@ -1,7 +1,8 @@
 /* store/fsck.c: checking the node store against its index, and repairing it.
  *
- * Three passes: tmp/ (leftovers of dead writers), the index (every indexed object re-hashed,
- * its mode variants too), and objects/ (files the index does not list). Indexed objects are
+ * Four passes: tmp/ (leftovers of dead writers), the index (every indexed object re-hashed,
+ * its mode variants too), objects/ (files the index does not list), and trusted/ (metadata
+ * the index lost and its copy holds). Indexed objects are
  * read in batches of short read transactions, so a long check neither holds back LMDB's page
  * reuse nor blocks writers. The index is in key order, so the objects of one objects/ab/ come
  * together and its variants are listed once for all of them. Every repair runs in a write
@@ -682,6 +683,32 @@ static int check_objects_dir(struct fsck *f)
 	return r;
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* Pass 4: the copy of the trusted metadata. */
+
+static int check_trusted_repo(void *ctx, const char *repo)
+{
+	struct fsck *f = ctx;
+	enum store_trust trust = STORE_TRUST_NONE;
+	size_t files = 0;
+	int r;
+
+	r = node_trusted_recover(f->s, repo, false, &trust, &files);
+	if (r < 0 || trust != STORE_TRUST_PENDING)
+		return r;
+	f->rep.lost_meta++;
+	report(f, NODE_TRUSTDIR, repo,
+	       "the index holds none of this repository's trusted metadata (the index was "
+	       "lost?); this copy (%zu files) keeps its rollback floor%s",
+	       files, f->repair ? ": restored into the index" : ": --repair restores it");
+	if (!f->repair)
+		return 0;
+	r = node_trusted_recover(f->s, repo, true, &trust, &files);
+	if (r == 0 && trust == STORE_TRUST_RESTORED)
+		f->rep.repaired++;
+	return r;
+}
+
 int store_fsck(struct store *s, bool repair,
 	       void (*problem)(void *ctx, const char *path, const char *what), void *ctx,
 	       struct store_fsck_report *ret_report)
@@ -695,6 +722,8 @@ int store_fsck(struct store *s, bool repair,
 	variants_fini(&f);
 	if (r == 0)
 		r = check_objects_dir(&f);
+	if (r == 0)
+		r = node_trusted_each(s, check_trusted_repo, &f);
 	if (r < 0)
 		return r;
 	*ret_report = f.rep;

@@ -30,8 +30,8 @@
 
 #define OBJREC_VERSION	1
 #define OBJREC_LEN	24
-#define REPOREC_VERSION 1
-#define REPOREC_HEAD	16
+#define REPOREC_VERSION NODE_REPOREC_VERSION
+#define REPOREC_HEAD	NODE_REPOREC_HEAD
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct node_env *registry; /* under registry_lock */
@@ -608,15 +608,23 @@ int store_meta_put(struct store *s, const char *repo, const char *name, const vo
 {
 	struct put_ctx c = {&s->env->meta, {0, NULL}, {len, (void *)buf}};
 	char *key = NULL;
-	int r;
+	int fd = -1, r;
 
 	r = meta_key(s, repo, name, &key, &c.k.mv_size);
 	if (r < 0)
 		return r;
 	c.k.mv_data = key;
-	r = node_txn(s->env, true, put_fn, &c);
+	/* The copy first, under its lock, then the index: the copy is never behind the index
+	 * (store/README.md, "Trusted metadata"). */
+	r = node_trusted_open(s, repo, true, &fd);
+	if (r == 0)
+		r = node_trusted_write(s, fd, repo, name, buf, len);
+	if (r == 0)
+		r = node_txn(s->env, true, put_fn, &c);
 	if (r == 0)
 		r = node_sync(s->env);
+	if (fd >= 0)
+		close(fd);
 	if (r < 0)
 		stork_error_prefix("metadata %s of %s", name, repo);
 	free(key);
@@ -648,6 +656,24 @@ int store_meta_get(struct store *s, const char *repo, const char *name, uint8_t 
 /* ------------------------------------------------------------------------------------------ */
 /* Repositories: key repo, value: version u8, 7 reserved bytes, last_refresh i64, url. */
 
+/* put_fn for a repos record, keeping the trust byte of the record it replaces. */
+static int repo_put_fn(struct node_env *e, MDB_txn *txn, void *ctx)
+{
+	struct put_ctx *c = ctx;
+	MDB_val old;
+	int rc;
+
+	rc = mdb_get(txn, *c->dbi, &c->k, &old);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return rc;
+	((uint8_t *)c->v.mv_data)[NODE_REPOREC_TRUST] =
+	    rc == 0 && old.mv_size >= REPOREC_HEAD &&
+		    ((const uint8_t *)old.mv_data)[0] == REPOREC_VERSION
+		? ((const uint8_t *)old.mv_data)[NODE_REPOREC_TRUST]
+		: 0;
+	return put_fn(e, txn, ctx);
+}
+
 int store_repo_note_refresh(struct store *s, const char *repo, const char *url, int64_t when)
 {
 	struct put_ctx c = {&s->env->repos, {0, NULL}, {0, NULL}};
@@ -674,7 +700,7 @@ int store_repo_note_refresh(struct store *s, const char *repo, const char *url, 
 	c.k.mv_data = (void *)repo;
 	c.v.mv_size = REPOREC_HEAD + ulen;
 	c.v.mv_data = rec;
-	r = node_txn(s->env, true, put_fn, &c);
+	r = node_txn(s->env, true, repo_put_fn, &c);
 	if (r == 0)
 		r = node_sync(s->env);
 	free(rec);
@@ -830,6 +856,7 @@ static int stats_fn(struct node_env *e, MDB_txn *txn, void *ctx)
 			break;
 		}
 		rs->last_refresh = (int64_t)get_le(p + 8, 8);
+		rs->trust = p[NODE_REPOREC_TRUST] <= STORE_TRUST_LOST ? p[NODE_REPOREC_TRUST] : 0;
 	}
 	mdb_cursor_close(cur);
 	if (rc != MDB_NOTFOUND)
@@ -862,12 +889,36 @@ static int repo_cmp(const void *a, const void *b)
 		      ((const struct store_repo_status *)b)->repo);
 }
 
+/* A repository with a copy in trusted/: PENDING when the index lacks its metadata. */
+static int pending_fn(void *ctx, const char *repo)
+{
+	struct store_stats *st = ((void **)ctx)[0];
+	struct store *s = ((void **)ctx)[1];
+	struct store_repo_status *rs;
+	enum store_trust trust = STORE_TRUST_NONE;
+	size_t cap = st->nrepos, files = 0;
+	int r;
+
+	r = node_trusted_recover(s, repo, false, &trust, &files);
+	if (r < 0 || trust != STORE_TRUST_PENDING)
+		return r;
+	rs = repo_find(st, repo, strlen(repo), &cap);
+	if (!rs)
+		return -ENOMEM;
+	rs->trust = STORE_TRUST_PENDING;
+	rs->ncopy = files;
+	return 0;
+}
+
 int store_stats(struct store *s, struct store_stats *ret_stats)
 {
 	struct store_stats st = {0};
+	void *pctx[2] = {&st, s};
 	int r;
 
 	r = node_txn(s->env, false, stats_fn, &st);
+	if (r == 0)
+		r = node_trusted_each(s, pending_fn, pctx);
 	if (r < 0) {
 		store_stats_fini(&st);
 		return r;

@@ -21,6 +21,7 @@
 #define NODE_OBJDIR	"objects"
 #define NODE_TMPDIR	"tmp"
 #define NODE_INDEXDIR	"index"
+#define NODE_TRUSTDIR	"trusted"
 #define NODE_TMP_PREFIX ".part-"
 /* A mode variant is "<64 hex>.<mode in octal, no leading zero>": ".0" to ".7777". */
 #define NODE_VARIANT_MAX ".7777"
@@ -109,6 +110,30 @@ struct node_index_item {
 };
 /** node_index_object for n objects in one write transaction (a batch's commit). */
 int node_index_objects(struct store *s, const struct node_index_item *items, size_t n);
+
+/* A `repos` record (store/README.md): version, the trust byte (enum store_trust: what
+ * store_meta_recover last found), reserved bytes, the last refresh (i64), then the URL. */
+#define NODE_REPOREC_VERSION 1
+#define NODE_REPOREC_TRUST   1 /* offset of the trust byte */
+#define NODE_REPOREC_HEAD    16
+
+/* ---- trusted.c: the copy of the trusted metadata, STOREDIR/trusted/<repo>/<name> ---- */
+
+/** Open trusted/<repo>/ (made, 0755, when create) and take its flock() (held until the
+ * descriptor is closed): writers of the copy and of the index's metadata hold it.
+ * @return 0; -ENOENT (not there, and not create); -errno (detail set). */
+int node_trusted_open(struct store *s, const char *repo, bool create, int *ret_fd);
+/** Write the copy of one file atomically (temporary file, fsync, rename, fsync of the
+ * directory) into the locked trusted/<repo>/ fd. @return 0; -errno (detail names the file). */
+int node_trusted_write(struct store *s, int fd, const char *repo, const char *name, const void *buf,
+		       size_t len);
+/** store_meta_recover, or with apply false only what it would find: STORE_TRUST_PENDING
+ * instead of RESTORED, and nothing written. */
+int node_trusted_recover(struct store *s, const char *repo, bool apply, enum store_trust *ret_trust,
+			 size_t *ret_files);
+/** Call fn for each repository that has a directory in trusted/. @return 0; fn's error;
+ * -errno. */
+int node_trusted_each(struct store *s, int (*fn)(void *ctx, const char *repo), void *ctx);
 
 /* ---- node.c ---- */
 
