@@ -614,15 +614,15 @@ int store_meta_put(struct store *s, const char *repo, const char *name, const vo
 	if (r < 0)
 		return r;
 	c.k.mv_data = key;
-	/* The copy first, under its lock, then the index: the copy is never behind the index
-	 * (store/README.md, "Trusted metadata"). */
+	/* The index, then its copy, both under the copy's lock (store/README.md, "Trusted
+	 * metadata"). */
 	r = node_trusted_open(s, repo, true, &fd);
-	if (r == 0)
-		r = node_trusted_write(s, fd, repo, name, buf, len);
 	if (r == 0)
 		r = node_txn(s->env, true, put_fn, &c);
 	if (r == 0)
 		r = node_sync(s->env);
+	if (r == 0)
+		r = node_trusted_write(s, fd, repo, name, buf, len);
 	if (fd >= 0)
 		close(fd);
 	if (r < 0)

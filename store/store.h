@@ -296,8 +296,8 @@ int store_meta_put(struct store *s, const char *repo, const char *name, const vo
 int store_meta_get(struct store *s, const char *repo, const char *name, uint8_t **ret_buf,
 		   size_t *ret_len);
 /* The copy of the trusted metadata (store/README.md, "Trusted metadata"): store_meta_put
- * writes each file first as STOREDIR/trusted/<repo>/<name> (atomically), then into the
- * index, so that losing the index does not silently reset the client's rollback floor. */
+ * writes each file into the index, then as STOREDIR/trusted/<repo>/<name> (atomically), so
+ * that losing the index does not silently reset the client's rollback floor. */
 enum store_trust {
 	STORE_TRUST_NONE = 0,	  /* the index holds the repository's metadata, or it is new */
 	STORE_TRUST_RESTORED = 1, /* the index had lost it: put back from the copy */
@@ -310,10 +310,11 @@ enum store_trust {
 /** Before a repository's client starts: when the index holds none of repo's metadata but the
  * copy does (the index was deleted, truncated or moved aside), put the copy back into the
  * index (the client verifies it from its pinned root as everything it loads); when neither
- * holds any but the store has been used (the copy's directory is there, or objects/ holds
- * files while the index knows no repository), say so. What is found is recorded in the
- * repository's record (store_repo_status.trust). A store whose index holds metadata but that
- * has no copy yet (made by an older version) gets one (best effort). Callers say RESTORED and
+ * holds any but the store has been used (objects/ holds files while the index knows no
+ * repository), say so. What is found is recorded in the repository's record
+ * (store_repo_status.trust). When the index holds the metadata, the copy is brought up to it
+ * (best effort): made for a store of an older version, caught up after a crash between the
+ * index's commit and the copy's write. Callers say RESTORED and
  * LOST loudly. @param[out] ret_trust NONE, RESTORED or LOST; ret_files (may be NULL) the files
  * restored. @return 0; -EINVAL; -errno (detail names the file). Thread-safe; processes
  * serialise on the copy's lock. */

@@ -1,8 +1,10 @@
 /* store/trusted.c: the copy of each repository's trusted metadata outside the index.
  *
  * store_meta_put writes every file it puts into the index also as STOREDIR/trusted/<repo>/<name>
- * (temporary file, fsync, rename, fsync of the directory), first the copy, then the index,
- * both under an flock() of trusted/<repo>/, so the copy is never behind the index. When the
+ * (temporary file, fsync, rename, fsync of the directory), first the index, then the copy,
+ * both under an flock() of trusted/<repo>/: the copy never holds what the index did not (a
+ * crash between them leaves the copy one file behind, which the next start brings up to the
+ * index). When the
  * index is lost (deleted, truncated, moved aside after corruption), the copy keeps the
  * client's rollback floor: store_meta_recover (before a client starts) and fsck --repair put
  * it back into the index, where the client verifies it from its pinned root as it verifies
@@ -432,18 +434,45 @@ static int look_fn(struct node_env *e, MDB_txn *txn, void *ctx)
 	return 0;
 }
 
-/* Every metadata file the index holds for repo. */
-struct list_ctx {
+/* Does the copy's file `enc` (in the copy fd) hold exactly len bytes of buf? Files of up to
+ * SAME_READ bytes (timestamp, root, snapshot of small repositories) are compared byte for
+ * byte, larger ones by size: enough to catch a copy a crash left one step behind, without
+ * reading megabytes at every start. */
+#define SAME_READ (64 * 1024)
+
+static bool copy_same(int fd, const char *enc, const void *buf, size_t len)
+{
+	uint8_t *got = NULL;
+	struct stat st;
+	size_t n = 0;
+	bool same;
+
+	if (fstatat(fd, enc, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode) ||
+	    (uint64_t)st.st_size != len)
+		return false;
+	if (len > SAME_READ)
+		return true;
+	if (read_one(fd, enc, &got, &n) < 0)
+		return false;
+	same = n == len && memcmp(got, buf, len) == 0;
+	free(got);
+	return same;
+}
+
+/* The metadata files of repo that the copy (fd) lacks or holds otherwise than the index. */
+struct diff_ctx {
 	const char *repo;
+	int fd;
 	struct copy c;
 };
 
-static int list_fn(struct node_env *e, MDB_txn *txn, void *ctx)
+static int diff_fn(struct node_env *e, MDB_txn *txn, void *ctx)
 {
-	struct list_ctx *l = ctx;
+	struct diff_ctx *l = ctx;
 	size_t rlen = strlen(l->repo), cap = 0;
 	struct copy_file *grown, *f;
 	MDB_cursor *cur = NULL;
+	char enc[NAME_MAX + 1];
 	MDB_val k, v;
 	int rc;
 
@@ -470,6 +499,8 @@ static int list_fn(struct node_env *e, MDB_txn *txn, void *ctx)
 		f = &l->c.files[l->c.n];
 		memcpy(f->name, (const char *)k.mv_data + rlen + 1, k.mv_size - rlen - 1);
 		f->name[k.mv_size - rlen - 1] = '\0';
+		if (encode(f->name, enc) < 0 || copy_same(l->fd, enc, v.mv_data, v.mv_size))
+			continue;
 		f->buf = malloc(v.mv_size + 1);
 		if (!f->buf) {
 			rc = -ENOMEM;
@@ -483,26 +514,27 @@ static int list_fn(struct node_env *e, MDB_txn *txn, void *ctx)
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-/* A store made before the copy existed: write the index's files into a new copy. Best
- * effort (a read-only store cannot): the index still holds them. */
-static void seed(struct store *s, const char *repo)
+/* The index holds repo's metadata: bring the copy up to it. A store made before the copy
+ * existed gets one; a copy that a crash left behind (between the index's commit and the
+ * copy's rename) catches up. Best effort (a read-only store cannot): the index holds it. */
+static void sync_copy(struct store *s, const char *repo)
 {
-	struct list_ctx l = {repo, {NULL, 0}};
-	int fd = -1;
+	struct diff_ctx l = {repo, -1, {NULL, 0}};
 
-	if (node_trusted_open(s, repo, true, &fd) < 0)
+	if (node_trusted_open(s, repo, true, &l.fd) < 0)
 		goto out;
-	/* Listed under the lock: a concurrent put writes the copy first, then the index. */
-	if (node_txn(s->env, false, list_fn, &l) < 0)
+	sweep(l.fd);
+	/* Compared under the lock, which every writer of repo's metadata holds. */
+	if (node_txn(s->env, false, diff_fn, &l) < 0)
 		goto out;
 	for (size_t i = 0; i < l.c.n; i++)
-		if (node_trusted_write(s, fd, repo, l.c.files[i].name, l.c.files[i].buf,
+		if (node_trusted_write(s, l.fd, repo, l.c.files[i].name, l.c.files[i].buf,
 				       l.c.files[i].len) < 0)
 			break;
 out:
 	copy_fini(&l.c);
-	if (fd >= 0)
-		close(fd);
+	if (l.fd >= 0)
+		close(l.fd);
 	stork_error_clear();
 }
 
@@ -541,8 +573,12 @@ int node_trusted_recover(struct store *s, const char *repo, bool apply, enum sto
 	if (r < 0)
 		goto out;
 	if (l.has_meta) {
-		if (fd < 0 && apply)
-			seed(s, repo);
+		if (apply) {
+			if (fd >= 0)
+				close(fd);
+			fd = -1;
+			sync_copy(s, repo);
+		}
 		goto done;
 	}
 	if (fd >= 0) {
@@ -558,9 +594,10 @@ int node_trusted_recover(struct store *s, const char *repo, bool apply, enum sto
 			goto done;
 		l.put = &c;
 		l.trust = STORE_TRUST_RESTORED;
-	} else if (fd >= 0 || (!l.any_repo && objects_used(s))) {
-		/* The copy is there but empty, or the store has objects but its index knows no
-		 * repository: it was lost, and with it the floor. */
+	} else if (!l.any_repo && objects_used(s)) {
+		/* The store has objects but its index knows no repository: it was lost, and with
+		 * it the floor. (An empty copy alone says nothing: a first refresh that died
+		 * before its first commit leaves one.) */
 		trust = STORE_TRUST_LOST;
 		if (!apply)
 			goto done;
