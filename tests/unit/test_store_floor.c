@@ -390,6 +390,34 @@ START_TEST(floor_reads_and_inserts_clear_a_file_where_objects_ab_belongs)
 }
 END_TEST
 
+START_TEST(floor_publisher_names_a_file_where_objects_ab_belongs)
+{
+	struct store_objwriter *w = NULL;
+	uint8_t id[VERIFY_HASH_LEN], got[VERIFY_HASH_LEN];
+	char hex[VERIFY_HASH_HEX], p[600];
+	uint64_t size, zsize;
+	bool fresh;
+	int repofd, fd;
+
+	ck_assert_int_eq(verify_sha256("published", 9, id), 0);
+	verify_hex(id, VERIFY_HASH_LEN, hex);
+	snprintf(p, sizeof(p), "%s/objects", tmpdir);
+	ck_assert_int_eq(mkdir(p, 0755), 0);
+	snprintf(p, sizeof(p), "%s/objects/%.2s", tmpdir, hex);
+	fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	repofd = open(tmpdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	ck_assert_int_ge(repofd, 0);
+	ck_assert_int_eq(store_objwriter_new(repofd, &w), 0);
+	ck_assert_int_eq(store_objwriter_write(w, "published", 9), 0);
+	ck_assert_int_eq(store_objwriter_commit(w, got, &size, &zsize, &fresh), -ENOTDIR);
+	ck_assert_msg(strstr(stork_error_detail(), ": not a directory, where the directory"), "%s",
+		      stork_error_detail());
+	close(repofd);
+}
+END_TEST
+
 TCase *tcase_store_floor(void)
 {
 	TCase *tc = tcase_create("floor");
@@ -401,5 +429,6 @@ TCase *tcase_store_floor(void)
 	tcase_add_test(tc, floor_the_copy_catches_up_with_the_index);
 	tcase_add_test(tc, floor_fsck_repairs_a_file_where_objects_ab_belongs);
 	tcase_add_test(tc, floor_reads_and_inserts_clear_a_file_where_objects_ab_belongs);
+	tcase_add_test(tc, floor_publisher_names_a_file_where_objects_ab_belongs);
 	return tc;
 }
