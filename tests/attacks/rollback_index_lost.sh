@@ -85,8 +85,17 @@ pass "mount: the log says the floor was restored, the rollback is refused, pkg/l
 unmount_storkfs "$MNT"
 assert_unchanged "mount: trusted state as before the loss" "$STORE"
 
-# --- no attack: the index lost, fsck reports it, --repair restores the floor --------------
+# --- no attack: the index lost, the next extract restores the floor and says so ---------
 serve_state new "$WWW"
+rm -rf "$STORE/index"
+extract_same "index deleted, genuine mirror: pkg 2.0" "$T/v2" --store "$STORE" "$NGINX_URL" \
+	pkg 2.0 "$T/x4b"
+err_has "a loud line says the floor was restored from the copy" "WARNING: $STORE/index had lost" \
+	"timestamp $new_ts"
+status_has "status: restored from the copy" "$STORE" "INDEX LOST    trusted metadata: restored from the copy"
+assert_unchanged "index deleted, genuine mirror: trusted state as before the loss" "$STORE"
+
+# --- no attack: the index lost, fsck reports it, --repair restores the floor --------------
 rm -rf "$STORE/index"
 status_has "status: the index holds none, the copy restores it" "$STORE" \
 	"INDEX LOST    trusted metadata: the index holds none; the copy in $STORE/trusted/"
