@@ -28,34 +28,13 @@
 #define FORMAT_KEY   "format"
 #define FORMAT_VALUE "1"
 
-#define OBJREC_VERSION	1
-#define OBJREC_LEN	24
+#define OBJREC_VERSION	NODE_OBJREC_VERSION
+#define OBJREC_LEN	NODE_OBJREC_LEN
 #define REPOREC_VERSION NODE_REPOREC_VERSION
 #define REPOREC_HEAD	NODE_REPOREC_HEAD
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct node_env *registry; /* under registry_lock */
-
-/* ------------------------------------------------------------------------------------------ */
-/* Little-endian fields. */
-
-static void put_le(uint8_t *p, uint64_t v, unsigned n)
-{
-	unsigned i;
-
-	for (i = 0; i < n; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_le(const uint8_t *p, unsigned n)
-{
-	uint64_t v = 0;
-	unsigned i;
-
-	for (i = 0; i < n; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
 
 /* ------------------------------------------------------------------------------------------ */
 /* Errors. */
@@ -435,9 +414,9 @@ static void objrec_encode(const struct node_objrec *rec, uint8_t out[OBJREC_LEN]
 	out[1] = rec->flags;
 	out[2] = 0;
 	out[3] = 0;
-	put_le(out + 4, rec->pins, 4);
-	put_le(out + 8, rec->size, 8);
-	put_le(out + 16, (uint64_t)rec->last_use, 8);
+	node_put_le(out + 4, rec->pins, 4);
+	node_put_le(out + 8, rec->size, 8);
+	node_put_le(out + 16, (uint64_t)rec->last_use, 8);
 }
 
 int node_objrec_get(struct node_env *e, MDB_txn *txn, const uint8_t id[VERIFY_HASH_LEN],
@@ -460,9 +439,9 @@ int node_objrec_get(struct node_env *e, MDB_txn *txn, const uint8_t id[VERIFY_HA
 		return STORK_EFORMAT;
 	}
 	ret_rec->flags = p[1];
-	ret_rec->pins = (uint32_t)get_le(p + 4, 4);
-	ret_rec->size = get_le(p + 8, 8);
-	ret_rec->last_use = (int64_t)get_le(p + 16, 8);
+	ret_rec->pins = (uint32_t)node_get_le(p + 4, 4);
+	ret_rec->size = node_get_le(p + 8, 8);
+	ret_rec->last_use = (int64_t)node_get_le(p + 16, 8);
 	return 0;
 }
 
@@ -694,7 +673,7 @@ int store_repo_note_refresh(struct store *s, const char *repo, const char *url, 
 	if (!rec)
 		return -ENOMEM;
 	rec[0] = REPOREC_VERSION;
-	put_le(rec + 8, (uint64_t)when, 8);
+	node_put_le(rec + 8, (uint64_t)when, 8);
 	memcpy(rec + REPOREC_HEAD, url, ulen);
 	c.k.mv_size = strlen(repo);
 	c.k.mv_data = (void *)repo;
@@ -748,183 +727,5 @@ int store_manifest_get(struct store *s, const uint8_t id[VERIFY_HASH_LEN], uint8
 	}
 	*ret_buf = c.buf;
 	*ret_len = c.len;
-	return 0;
-}
-
-/* ------------------------------------------------------------------------------------------ */
-/* Statistics. */
-
-void store_stats_fini(struct store_stats *st)
-{
-	size_t i;
-
-	if (!st)
-		return;
-	for (i = 0; i < st->nrepos; i++) {
-		free(st->repos[i].repo);
-		free(st->repos[i].url);
-	}
-	free(st->repos);
-	memset(st, 0, sizeof(*st));
-}
-
-/* The repository named by len bytes at name, added (never refreshed) when new. */
-static struct store_repo_status *repo_find(struct store_stats *st, const char *name, size_t len,
-					   size_t *cap)
-{
-	struct store_repo_status *rs, *grown;
-	size_t i;
-
-	for (i = st->nrepos; i > 0; i--) {
-		rs = &st->repos[i - 1];
-		if (strlen(rs->repo) == len && memcmp(rs->repo, name, len) == 0)
-			return rs;
-	}
-	if (st->nrepos == *cap) {
-		*cap = *cap ? 2 * *cap : 8;
-		grown = realloc(st->repos, *cap * sizeof(*grown));
-		if (!grown)
-			return NULL;
-		st->repos = grown;
-	}
-	rs = &st->repos[st->nrepos];
-	memset(rs, 0, sizeof(*rs));
-	rs->repo = strndup(name, len);
-	rs->url = strdup("");
-	if (!rs->repo || !rs->url) {
-		free(rs->repo);
-		free(rs->url);
-		return NULL;
-	}
-	st->nrepos++;
-	return rs;
-}
-
-static int stats_fn(struct node_env *e, MDB_txn *txn, void *ctx)
-{
-	struct store_stats *st = ctx;
-	struct store_repo_status *rs;
-	MDB_cursor *cur = NULL;
-	MDB_val k, v;
-	MDB_stat ms;
-	const uint8_t *p;
-	const char *nul;
-	size_t cap = 0;
-	int rc;
-
-	store_stats_fini(st);
-
-	rc = mdb_cursor_open(txn, e->objects, &cur);
-	if (rc != 0)
-		return rc;
-	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		p = v.mv_data;
-		if (v.mv_size != OBJREC_LEN || p[0] != OBJREC_VERSION)
-			continue; /* fsck reports it */
-		st->objects++;
-		st->bytes += get_le(p + 8, 8);
-		if (get_le(p + 4, 4) > 0)
-			st->pinned++;
-	}
-	mdb_cursor_close(cur);
-	if (rc != MDB_NOTFOUND)
-		return rc;
-
-	rc = mdb_stat(txn, e->manifests, &ms);
-	if (rc != 0)
-		return rc;
-	st->manifests = ms.ms_entries;
-
-	rc = mdb_cursor_open(txn, e->repos, &cur);
-	if (rc != 0)
-		return rc;
-	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		p = v.mv_data;
-		if (v.mv_size < REPOREC_HEAD || p[0] != REPOREC_VERSION)
-			continue;
-		rs = repo_find(st, k.mv_data, k.mv_size, &cap);
-		if (!rs) {
-			rc = -ENOMEM;
-			break;
-		}
-		free(rs->url);
-		rs->url = strndup((const char *)p + REPOREC_HEAD, v.mv_size - REPOREC_HEAD);
-		if (!rs->url) {
-			rc = -ENOMEM;
-			break;
-		}
-		rs->last_refresh = (int64_t)get_le(p + 8, 8);
-		rs->trust = p[NODE_REPOREC_TRUST] <= STORE_TRUST_LOST ? p[NODE_REPOREC_TRUST] : 0;
-	}
-	mdb_cursor_close(cur);
-	if (rc != MDB_NOTFOUND)
-		return rc;
-
-	rc = mdb_cursor_open(txn, e->meta, &cur);
-	if (rc != 0)
-		return rc;
-	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		nul = memchr(k.mv_data, '\0', k.mv_size);
-		if (!nul)
-			continue;
-		rs = repo_find(st, k.mv_data, (size_t)(nul - (const char *)k.mv_data), &cap);
-		if (!rs) {
-			rc = -ENOMEM;
-			break;
-		}
-		rs->nmeta++;
-	}
-	mdb_cursor_close(cur);
-	if (rc != MDB_NOTFOUND)
-		return rc;
-	return 0;
-}
-
-static int repo_cmp(const void *a, const void *b)
-{
-	return strcmp(((const struct store_repo_status *)a)->repo,
-		      ((const struct store_repo_status *)b)->repo);
-}
-
-/* A repository with a copy in trusted/: PENDING when the index lacks its metadata. */
-static int pending_fn(void *ctx, const char *repo)
-{
-	struct store_stats *st = ((void **)ctx)[0];
-	struct store *s = ((void **)ctx)[1];
-	struct store_repo_status *rs;
-	enum store_trust trust = STORE_TRUST_NONE;
-	size_t cap = st->nrepos, files = 0;
-	int r;
-
-	r = node_trusted_recover(s, repo, false, &trust, &files);
-	if (r < 0 || trust != STORE_TRUST_PENDING)
-		return r;
-	rs = repo_find(st, repo, strlen(repo), &cap);
-	if (!rs)
-		return -ENOMEM;
-	rs->trust = STORE_TRUST_PENDING;
-	rs->ncopy = files;
-	return 0;
-}
-
-int store_stats(struct store *s, struct store_stats *ret_stats)
-{
-	struct store_stats st = {0};
-	void *pctx[2] = {&st, s};
-	int r;
-
-	r = node_txn(s->env, false, stats_fn, &st);
-	if (r == 0)
-		r = node_trusted_each(s, pending_fn, pctx);
-	if (r < 0) {
-		store_stats_fini(&st);
-		return r;
-	}
-	if (st.nrepos > 1)
-		qsort(st.repos, st.nrepos, sizeof(*st.repos), repo_cmp);
-	*ret_stats = st;
 	return 0;
 }

@@ -1,4 +1,5 @@
-/* store/node.h: private to the node store (store/node.c, insert.c, index.c, fsck.c).
+/* store/node.h: private to the node store (store/node.c, insert.c, index.c, stats.c,
+ * trusted.c, fsck.c).
  *
  * struct store is one handle on STOREDIR. Its LMDB environment lives in a struct node_env that
  * every handle of this process on the same index shares: LMDB forbids opening one environment
@@ -110,6 +111,26 @@ struct node_index_item {
 };
 /** node_index_object for n objects in one write transaction (a batch's commit). */
 int node_index_objects(struct store *s, const struct node_index_item *items, size_t n);
+
+/* An `objects` record (store/README.md): version, flags, reserved, pins, size, last use. */
+#define NODE_OBJREC_VERSION 1
+#define NODE_OBJREC_LEN	    24
+
+/* Little-endian fields of the records. */
+static inline void node_put_le(uint8_t *p, uint64_t v, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline uint64_t node_get_le(const uint8_t *p, unsigned n)
+{
+	uint64_t v = 0;
+
+	for (unsigned i = 0; i < n; i++)
+		v |= (uint64_t)p[i] << (8 * i);
+	return v;
+}
 
 /* A `repos` record (store/README.md): version, the trust byte (enum store_trust: what
  * store_meta_recover last found), reserved bytes, the last refresh (i64), then the URL. */
