@@ -78,11 +78,60 @@ static void raise_fd_limit(void)
 	}
 }
 
+static void log_line(struct fs_repo *r, const char *line)
+{
+	if (r->opts.fetch.log)
+		r->opts.fetch.log(r->opts.fetch.log_ctx, line);
+	else
+		fprintf(stderr, "storkfs: %s\n", line);
+}
+
+/* The index had lost the trusted metadata (store_meta_recover): loudly, with the floor the
+ * client now holds. */
+static void say_trust(struct fs_repo *r, enum store_trust trust, size_t nrestored)
+{
+	static const char *const roles[] = {"root", "timestamp", "snapshot", "targets"};
+	const char *dir = store_dir(r->store);
+	char line[2048], floor[256] = "";
+	size_t len = 0;
+
+	if (trust == STORE_TRUST_LOST) {
+		snprintf(
+		    line, sizeof(line),
+		    "WARNING: %s/index holds none of the trusted metadata of repository %.16s, "
+		    "and %s/trusted/%s holds no copy of it: the index was lost, and the "
+		    "rollback floor with it; trusted metadata restarts from the pinned root, so "
+		    "versions older than those trusted before are not refused this time",
+		    dir, r->id, dir, r->id);
+		log_line(r, line);
+		return;
+	}
+	for (size_t i = 0; i < sizeof(roles) / sizeof(roles[0]) && len < sizeof(floor); i++) {
+		uint64_t version;
+		time_t expires;
+
+		if (verify_client_role_info(r->client, roles[i], &version, &expires) == 0)
+			len += (size_t)snprintf(floor + len, sizeof(floor) - len, "%s%s %" PRIu64,
+						len ? ", " : "", roles[i], version);
+	}
+	snprintf(line, sizeof(line),
+		 "WARNING: %s/index had lost the trusted metadata of repository %.16s: the "
+		 "rollback floor is restored from its copy in %s/trusted/%s (%zu files), verified "
+		 "again from the pinned root: %s",
+		 dir, r->id, dir, r->id, nrestored,
+		 floor[0] ? floor
+			  : "none of it verified, so trusted metadata restarts from the "
+			    "pinned root");
+	log_line(r, line);
+}
+
 int fs_repo_open(struct store *s, const uint8_t *root, size_t rootlen, const char *const *mirrors,
 		 size_t nmirrors, const struct fs_repo_opts *o, struct fs_repo **ret_r)
 {
-	struct fs_repo *r;
+	enum store_trust trust = STORE_TRUST_NONE;
 	uint8_t digest[VERIFY_HASH_LEN];
+	size_t nrestored = 0;
+	struct fs_repo *r;
 	int ret;
 
 	raise_fd_limit();
@@ -120,9 +169,14 @@ int fs_repo_open(struct store *s, const uint8_t *root, size_t rootlen, const cha
 			goto fail;
 	}
 	fetch_as_source(r->fetch, &r->src);
+	ret = store_meta_recover(s, r->id, &trust, &nrestored);
+	if (ret < 0)
+		goto fail;
 	ret = client_make(r, now_of(r), &r->client);
 	if (ret < 0)
 		goto fail;
+	if (trust == STORE_TRUST_RESTORED || trust == STORE_TRUST_LOST)
+		say_trust(r, trust, nrestored);
 	*ret_r = r;
 	return 0;
 fail:
@@ -518,10 +572,7 @@ static void list_problem(void *ctx, const char *file, int err, const char *detai
 
 	snprintf(line, sizeof(line), "%s: skipped: %s", file,
 		 stork_error_text(detail ? detail : "", err, text, sizeof(text)));
-	if (r->opts.fetch.log)
-		r->opts.fetch.log(r->opts.fetch.log_ctx, line);
-	else
-		fprintf(stderr, "storkfs: %s\n", line);
+	log_line(r, line);
 }
 
 int fs_repo_list(struct fs_repo *r, int (*fn)(void *ctx, const struct verify_target *t), void *ctx)

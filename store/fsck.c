@@ -1,7 +1,8 @@
 /* store/fsck.c: checking the node store against its index, and repairing it.
  *
- * Three passes: tmp/ (leftovers of dead writers), the index (every indexed object re-hashed,
- * its mode variants too), and objects/ (files the index does not list). Indexed objects are
+ * Four passes: tmp/ (leftovers of dead writers), the index (every indexed object re-hashed,
+ * its mode variants too), objects/ (files the index does not list), and trusted/ (metadata
+ * the index lost and its copy holds). Indexed objects are
  * read in batches of short read transactions, so a long check neither holds back LMDB's page
  * reuse nor blocks writers. The index is in key order, so the objects of one objects/ab/ come
  * together and its variants are listed once for all of them. Every repair runs in a write
@@ -129,7 +130,8 @@ static int judge(struct fsck *f, const char *rel, const uint8_t id[VERIFY_HASH_L
 
 	fd = openat(f->s->objfd, rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0) {
-		if (errno == ENOENT) {
+		/* ENOTDIR: objects/ab is not a directory (pass 3 reports it), so no file. */
+		if (errno == ENOENT || errno == ENOTDIR) {
 			*ret = MISSING;
 			return 0;
 		}
@@ -325,8 +327,8 @@ static int list_variants(struct fsck *f, const char *sub)
 	variants_fini(f);
 	memcpy(f->vsub, sub, sizeof(f->vsub));
 	fd = openat(f->s->objfd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0 && errno == ENOENT)
-		return 0;
+	if (fd < 0 && (errno == ENOENT || errno == ENOTDIR || errno == ELOOP))
+		return 0; /* no directory, no variants (pass 3 reports a file there) */
 	if (fd < 0 || !(d = fdopendir(fd))) {
 		r = -errno;
 		if (fd >= 0)
@@ -669,7 +671,13 @@ static int check_objects_dir(struct fsck *f)
 			report(f, NODE_OBJDIR, de->d_name, "not an object directory (left alone)");
 			continue;
 		}
-		report(f, NODE_OBJDIR, de->d_name, "not an object name");
+		if (strlen(de->d_name) == 2 && is_hex(de->d_name, 2))
+			report(f, NODE_OBJDIR, de->d_name,
+			       "not a directory: a %s where the directory of the objects %s... "
+			       "belongs",
+			       S_ISLNK(st.st_mode) ? "symlink" : "file", de->d_name);
+		else
+			report(f, NODE_OBJDIR, de->d_name, "not an object name");
 		if (f->repair)
 			r = remove_unlisted(f, de->d_name, &st);
 	}
@@ -678,6 +686,32 @@ static int check_objects_dir(struct fsck *f)
 		stork_errorf("%s/" NODE_OBJDIR ": %s", f->s->dir, strerror(-r));
 	}
 	closedir(d);
+	return r;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Pass 4: the copy of the trusted metadata. */
+
+static int check_trusted_repo(void *ctx, const char *repo)
+{
+	struct fsck *f = ctx;
+	enum store_trust trust = STORE_TRUST_NONE;
+	size_t files = 0;
+	int r;
+
+	r = node_trusted_recover(f->s, repo, false, &trust, &files);
+	if (r < 0 || trust != STORE_TRUST_PENDING)
+		return r;
+	f->rep.lost_meta++;
+	report(f, NODE_TRUSTDIR, repo,
+	       "the index holds none of this repository's trusted metadata (the index was "
+	       "lost?); this copy (%zu files) keeps its rollback floor%s",
+	       files, f->repair ? ": restored into the index" : ": --repair restores it");
+	if (!f->repair)
+		return 0;
+	r = node_trusted_recover(f->s, repo, true, &trust, &files);
+	if (r == 0 && trust == STORE_TRUST_RESTORED)
+		f->rep.repaired++;
 	return r;
 }
 
@@ -701,6 +735,8 @@ int store_fsck(struct store *s, bool repair,
 	if (r == 0)
 		r = node_links_check(s, repair, problem, ctx, &f.rep.changed_links,
 				     &f.rep.stale_links);
+	if (r == 0)
+		r = node_trusted_each(s, check_trusted_repo, &f);
 	if (r < 0)
 		return r;
 	*ret_report = f.rep;

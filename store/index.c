@@ -22,31 +22,10 @@
 
 #define RETRIES 16
 
-#define OBJREC_VERSION	1
-#define OBJREC_LEN	24
-#define REPOREC_VERSION 1
-#define REPOREC_HEAD	16
-
-/* ------------------------------------------------------------------------------------------ */
-/* Little-endian fields. */
-
-static void put_le(uint8_t *p, uint64_t v, unsigned n)
-{
-	unsigned i;
-
-	for (i = 0; i < n; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_le(const uint8_t *p, unsigned n)
-{
-	uint64_t v = 0;
-	unsigned i;
-
-	for (i = 0; i < n; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
+#define OBJREC_VERSION	NODE_OBJREC_VERSION
+#define OBJREC_LEN	NODE_OBJREC_LEN
+#define REPOREC_VERSION NODE_REPOREC_VERSION
+#define REPOREC_HEAD	NODE_REPOREC_HEAD
 
 /* ------------------------------------------------------------------------------------------ */
 /* Errors. */
@@ -222,9 +201,9 @@ static void objrec_encode(const struct node_objrec *rec, uint8_t out[OBJREC_LEN]
 	out[1] = rec->flags;
 	out[2] = 0;
 	out[3] = 0;
-	put_le(out + 4, rec->pins, 4);
-	put_le(out + 8, rec->size, 8);
-	put_le(out + 16, (uint64_t)rec->last_use, 8);
+	node_put_le(out + 4, rec->pins, 4);
+	node_put_le(out + 8, rec->size, 8);
+	node_put_le(out + 16, (uint64_t)rec->last_use, 8);
 }
 
 int node_objrec_get(struct node_env *e, MDB_txn *txn, const uint8_t id[VERIFY_HASH_LEN],
@@ -247,9 +226,9 @@ int node_objrec_get(struct node_env *e, MDB_txn *txn, const uint8_t id[VERIFY_HA
 		return STORK_EFORMAT;
 	}
 	ret_rec->flags = p[1];
-	ret_rec->pins = (uint32_t)get_le(p + 4, 4);
-	ret_rec->size = get_le(p + 8, 8);
-	ret_rec->last_use = (int64_t)get_le(p + 16, 8);
+	ret_rec->pins = (uint32_t)node_get_le(p + 4, 4);
+	ret_rec->size = node_get_le(p + 8, 8);
+	ret_rec->last_use = (int64_t)node_get_le(p + 16, 8);
 	return 0;
 }
 
@@ -395,15 +374,23 @@ int store_meta_put(struct store *s, const char *repo, const char *name, const vo
 {
 	struct put_ctx c = {&s->env->meta, {0, NULL}, {len, (void *)buf}};
 	char *key = NULL;
-	int r;
+	int fd = -1, r;
 
 	r = meta_key(s, repo, name, &key, &c.k.mv_size);
 	if (r < 0)
 		return r;
 	c.k.mv_data = key;
-	r = node_txn(s->env, true, put_fn, &c);
+	/* The index, then its copy, both under the copy's lock (store/README.md, "Trusted
+	 * metadata"). */
+	r = node_trusted_open(s, repo, true, &fd);
+	if (r == 0)
+		r = node_txn(s->env, true, put_fn, &c);
 	if (r == 0)
 		r = node_sync(s->env);
+	if (r == 0)
+		r = node_trusted_write(s, fd, repo, name, buf, len);
+	if (fd >= 0)
+		close(fd);
 	if (r < 0)
 		stork_error_prefix("metadata %s of %s", name, repo);
 	free(key);
@@ -435,6 +422,24 @@ int store_meta_get(struct store *s, const char *repo, const char *name, uint8_t 
 /* ------------------------------------------------------------------------------------------ */
 /* Repositories: key repo, value: version u8, 7 reserved bytes, last_refresh i64, url. */
 
+/* put_fn for a repos record, keeping the trust byte of the record it replaces. */
+static int repo_put_fn(struct node_env *e, MDB_txn *txn, void *ctx)
+{
+	struct put_ctx *c = ctx;
+	MDB_val old;
+	int rc;
+
+	rc = mdb_get(txn, *c->dbi, &c->k, &old);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return rc;
+	((uint8_t *)c->v.mv_data)[NODE_REPOREC_TRUST] =
+	    rc == 0 && old.mv_size >= REPOREC_HEAD &&
+		    ((const uint8_t *)old.mv_data)[0] == REPOREC_VERSION
+		? ((const uint8_t *)old.mv_data)[NODE_REPOREC_TRUST]
+		: 0;
+	return put_fn(e, txn, ctx);
+}
+
 int store_repo_note_refresh(struct store *s, const char *repo, const char *url, int64_t when)
 {
 	struct put_ctx c = {&s->env->repos, {0, NULL}, {0, NULL}};
@@ -455,13 +460,13 @@ int store_repo_note_refresh(struct store *s, const char *repo, const char *url, 
 	if (!rec)
 		return -ENOMEM;
 	rec[0] = REPOREC_VERSION;
-	put_le(rec + 8, (uint64_t)when, 8);
+	node_put_le(rec + 8, (uint64_t)when, 8);
 	memcpy(rec + REPOREC_HEAD, url, ulen);
 	c.k.mv_size = strlen(repo);
 	c.k.mv_data = (void *)repo;
 	c.v.mv_size = REPOREC_HEAD + ulen;
 	c.v.mv_data = rec;
-	r = node_txn(s->env, true, put_fn, &c);
+	r = node_txn(s->env, true, repo_put_fn, &c);
 	if (r == 0)
 		r = node_sync(s->env);
 	free(rec);
@@ -509,158 +514,5 @@ int store_manifest_get(struct store *s, const uint8_t id[VERIFY_HASH_LEN], uint8
 	}
 	*ret_buf = c.buf;
 	*ret_len = c.len;
-	return 0;
-}
-
-/* ------------------------------------------------------------------------------------------ */
-/* Statistics. */
-
-void store_stats_fini(struct store_stats *st)
-{
-	size_t i;
-
-	if (!st)
-		return;
-	for (i = 0; i < st->nrepos; i++) {
-		free(st->repos[i].repo);
-		free(st->repos[i].url);
-	}
-	free(st->repos);
-	memset(st, 0, sizeof(*st));
-}
-
-/* The repository named by len bytes at name, added (never refreshed) when new. */
-static struct store_repo_status *repo_find(struct store_stats *st, const char *name, size_t len,
-					   size_t *cap)
-{
-	struct store_repo_status *rs, *grown;
-	size_t i;
-
-	for (i = st->nrepos; i > 0; i--) {
-		rs = &st->repos[i - 1];
-		if (strlen(rs->repo) == len && memcmp(rs->repo, name, len) == 0)
-			return rs;
-	}
-	if (st->nrepos == *cap) {
-		*cap = *cap ? 2 * *cap : 8;
-		grown = realloc(st->repos, *cap * sizeof(*grown));
-		if (!grown)
-			return NULL;
-		st->repos = grown;
-	}
-	rs = &st->repos[st->nrepos];
-	memset(rs, 0, sizeof(*rs));
-	rs->repo = strndup(name, len);
-	rs->url = strdup("");
-	if (!rs->repo || !rs->url) {
-		free(rs->repo);
-		free(rs->url);
-		return NULL;
-	}
-	st->nrepos++;
-	return rs;
-}
-
-static int stats_fn(struct node_env *e, MDB_txn *txn, void *ctx)
-{
-	struct store_stats *st = ctx;
-	struct store_repo_status *rs;
-	MDB_cursor *cur = NULL;
-	MDB_val k, v;
-	MDB_stat ms;
-	const uint8_t *p;
-	const char *nul;
-	size_t cap = 0;
-	int rc;
-
-	store_stats_fini(st);
-
-	rc = mdb_cursor_open(txn, e->objects, &cur);
-	if (rc != 0)
-		return rc;
-	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		p = v.mv_data;
-		if (v.mv_size != OBJREC_LEN || p[0] != OBJREC_VERSION)
-			continue; /* fsck reports it */
-		st->objects++;
-		st->bytes += get_le(p + 8, 8);
-		if (get_le(p + 4, 4) > 0)
-			st->pinned++;
-	}
-	mdb_cursor_close(cur);
-	if (rc != MDB_NOTFOUND)
-		return rc;
-
-	rc = mdb_stat(txn, e->manifests, &ms);
-	if (rc != 0)
-		return rc;
-	st->manifests = ms.ms_entries;
-
-	rc = mdb_cursor_open(txn, e->repos, &cur);
-	if (rc != 0)
-		return rc;
-	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		p = v.mv_data;
-		if (v.mv_size < REPOREC_HEAD || p[0] != REPOREC_VERSION)
-			continue;
-		rs = repo_find(st, k.mv_data, k.mv_size, &cap);
-		if (!rs) {
-			rc = -ENOMEM;
-			break;
-		}
-		free(rs->url);
-		rs->url = strndup((const char *)p + REPOREC_HEAD, v.mv_size - REPOREC_HEAD);
-		if (!rs->url) {
-			rc = -ENOMEM;
-			break;
-		}
-		rs->last_refresh = (int64_t)get_le(p + 8, 8);
-	}
-	mdb_cursor_close(cur);
-	if (rc != MDB_NOTFOUND)
-		return rc;
-
-	rc = mdb_cursor_open(txn, e->meta, &cur);
-	if (rc != 0)
-		return rc;
-	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		nul = memchr(k.mv_data, '\0', k.mv_size);
-		if (!nul)
-			continue;
-		rs = repo_find(st, k.mv_data, (size_t)(nul - (const char *)k.mv_data), &cap);
-		if (!rs) {
-			rc = -ENOMEM;
-			break;
-		}
-		rs->nmeta++;
-	}
-	mdb_cursor_close(cur);
-	if (rc != MDB_NOTFOUND)
-		return rc;
-	return 0;
-}
-
-static int repo_cmp(const void *a, const void *b)
-{
-	return strcmp(((const struct store_repo_status *)a)->repo,
-		      ((const struct store_repo_status *)b)->repo);
-}
-
-int store_stats(struct store *s, struct store_stats *ret_stats)
-{
-	struct store_stats st = {0};
-	int r;
-
-	r = node_txn(s->env, false, stats_fn, &st);
-	if (r < 0) {
-		store_stats_fini(&st);
-		return r;
-	}
-	if (st.nrepos > 1)
-		qsort(st.repos, st.nrepos, sizeof(*st.repos), repo_cmp);
-	*ret_stats = st;
 	return 0;
 }

@@ -455,16 +455,22 @@ static int batch_subdir(struct store *s, const uint8_t id[VERIFY_HASH_LEN], bool
 	if (made[id[0]])
 		return 0;
 	snprintf(sub, sizeof(sub), "%02x", id[0]);
+	/* A file or symlink where the directory belongs is cleared first. */
+	r = node_subdir_clear(s, sub);
+	if (r < 0)
+		goto fail;
 	if (mkdirat(s->objfd, sub, 0755) == 0) {
-		if (fchmodat(s->objfd, sub, 0755, 0) < 0)
+		if (fchmodat(s->objfd, sub, 0755, 0) < 0) {
+			r = -errno;
 			goto fail;
+		}
 	} else if (errno != EEXIST) {
+		r = -errno;
 		goto fail;
 	}
 	made[id[0]] = true;
 	return 0;
 fail:
-	r = -errno;
 	stork_errorf("%s/" NODE_OBJDIR "/%s: %s", s->dir, sub, strerror(-r));
 	return r;
 }

@@ -115,23 +115,46 @@ out:
 	return r;
 }
 
+int node_subdir_clear(struct store *s, const char *sub)
+{
+	struct stat st;
+
+	if (fstatat(s->objfd, sub, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (S_ISDIR(st.st_mode))
+		return 0;
+	/* unlinkat without AT_REMOVEDIR never removes a directory: one that a concurrent
+	 * clearer has just made gives EISDIR and stays. */
+	if (unlinkat(s->objfd, sub, 0) < 0 && errno != ENOENT && errno != EISDIR)
+		return -errno;
+	return 0;
+}
+
 int node_subdir_open(struct store *s, const uint8_t id[VERIFY_HASH_LEN], int *ret_fd)
 {
 	char hex[VERIFY_HASH_HEX], sub[3];
 	bool created = false;
-	int fd, r;
+	int fd, r, tries;
 
 	verify_hex(id, VERIFY_HASH_LEN, hex);
 	memcpy(sub, hex, 2);
 	sub[2] = '\0';
-	r = node_mkdir_mode(s->objfd, sub, 0755);
-	if (r < 0)
-		goto fail;
-	created = r > 0;
-	fd = openat(s->objfd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0) {
+	for (tries = 0;; tries++) {
+		r = node_mkdir_mode(s->objfd, sub, 0755);
+		if (r < 0)
+			goto fail;
+		created = r > 0;
+		fd = openat(s->objfd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd >= 0)
+			break;
 		r = -errno;
-		goto fail;
+		/* A file or a symlink where the directory belongs (store/README.md, "Layout"):
+		 * cleared, then the directory made again. */
+		if ((r != -ENOTDIR && r != -ELOOP) || tries == 2)
+			goto fail;
+		r = node_subdir_clear(s, sub);
+		if (r < 0)
+			goto fail;
 	}
 	/* A new directory is durable only once its parent is synced. */
 	if (created && fsync(s->objfd) < 0) {
@@ -457,7 +480,8 @@ int node_check_file(struct store *s, const uint8_t id[VERIFY_HASH_LEN],
 
 	if (fd >= 0 ? fstat(fd, &st) < 0 : fstatat(s->objfd, rel, &st, AT_SYMLINK_NOFOLLOW) < 0) {
 		r = -errno;
-		if (r != -ENOENT) {
+		/* ENOTDIR: objects/ab is a file, so the object is missing too. */
+		if (r != -ENOENT && r != -ENOTDIR) {
 			stork_errorf("%s/" NODE_OBJDIR "/%s: %s", s->dir, rel, strerror(-r));
 			return r;
 		}
@@ -490,7 +514,7 @@ int store_object_open(struct store *s, const uint8_t id[VERIFY_HASH_LEN], int *r
 		return r;
 	node_relpath(id, rel);
 	fd = openat(s->objfd, rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0 && errno != ENOENT) {
+	if (fd < 0 && errno != ENOENT && errno != ENOTDIR) {
 		r = -errno;
 		stork_errorf("%s/" NODE_OBJDIR "/%s: %s", s->dir, rel, strerror(-r));
 		return r;
@@ -526,7 +550,7 @@ static int remove_fn(struct node_env *e, MDB_txn *txn, void *ctx)
 	if (rc < 0)
 		return rc;
 	node_relpath(c->id, rel);
-	if (unlinkat(c->s->objfd, rel, 0) < 0 && errno != ENOENT) {
+	if (unlinkat(c->s->objfd, rel, 0) < 0 && errno != ENOENT && errno != ENOTDIR) {
 		rc = -errno;
 		stork_errorf("%s/" NODE_OBJDIR "/%s: cannot remove: %s", c->s->dir, rel,
 			     strerror(-rc));

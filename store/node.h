@@ -1,4 +1,5 @@
-/* store/node.h: private to the node store (store/node.c, insert.c, index.c, fsck.c).
+/* store/node.h: private to the node store (store/node.c, insert.c, index.c, stats.c,
+ * trusted.c, fsck.c).
  *
  * struct store is one handle on STOREDIR. Its LMDB environment lives in a struct node_env that
  * every handle of this process on the same index shares: LMDB forbids opening one environment
@@ -21,6 +22,7 @@
 #define NODE_OBJDIR	"objects"
 #define NODE_TMPDIR	"tmp"
 #define NODE_INDEXDIR	"index"
+#define NODE_TRUSTDIR	"trusted"
 #define NODE_TMP_PREFIX ".part-"
 /* A mode variant is "<64 hex>.<mode in octal, no leading zero>": ".0" to ".7777". */
 #define NODE_VARIANT_MAX ".7777"
@@ -142,6 +144,50 @@ void node_checked_free(struct node_checked *c);
  * (when the handle has a table: it has once store_object_open_checked was called). */
 void node_checked_note(struct store *s, const uint8_t id[VERIFY_HASH_LEN], int fd);
 
+/* An `objects` record (store/README.md): version, flags, reserved, pins, size, last use. */
+#define NODE_OBJREC_VERSION 1
+#define NODE_OBJREC_LEN	    24
+
+/* Little-endian fields of the records. */
+static inline void node_put_le(uint8_t *p, uint64_t v, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline uint64_t node_get_le(const uint8_t *p, unsigned n)
+{
+	uint64_t v = 0;
+
+	for (unsigned i = 0; i < n; i++)
+		v |= (uint64_t)p[i] << (8 * i);
+	return v;
+}
+
+/* A `repos` record (store/README.md): version, the trust byte (enum store_trust: what
+ * store_meta_recover last found), reserved bytes, the last refresh (i64), then the URL. */
+#define NODE_REPOREC_VERSION 1
+#define NODE_REPOREC_TRUST   1 /* offset of the trust byte */
+#define NODE_REPOREC_HEAD    16
+
+/* ---- trusted.c: the copy of the trusted metadata, STOREDIR/trusted/<repo>/<name> ---- */
+
+/** Open trusted/<repo>/ (made, 0755, when create) and take its flock() (held until the
+ * descriptor is closed): writers of the copy and of the index's metadata hold it.
+ * @return 0; -ENOENT (not there, and not create); -errno (detail set). */
+int node_trusted_open(struct store *s, const char *repo, bool create, int *ret_fd);
+/** Write the copy of one file atomically (temporary file, fsync, rename, fsync of the
+ * directory) into the locked trusted/<repo>/ fd. @return 0; -errno (detail names the file). */
+int node_trusted_write(struct store *s, int fd, const char *repo, const char *name, const void *buf,
+		       size_t len);
+/** store_meta_recover, or with apply false only what it would find: STORE_TRUST_PENDING
+ * instead of RESTORED, and nothing written. */
+int node_trusted_recover(struct store *s, const char *repo, bool apply, enum store_trust *ret_trust,
+			 size_t *ret_files);
+/** Call fn for each repository that has a directory in trusted/. @return 0; fn's error;
+ * -errno. */
+int node_trusted_each(struct store *s, int (*fn)(void *ctx, const char *repo), void *ctx);
+
 /* ---- node.c ---- */
 
 /** mkdir with this mode whatever the umask; an existing directory is fine and keeps its mode.
@@ -218,7 +264,13 @@ int node_tmp_sweep(struct store *s, bool remove, void (*found)(void *ctx, const 
  * ignored: the entry is dropped next time. */
 void node_drop_entry(struct store *s, const uint8_t id[VERIFY_HASH_LEN], const struct stat *st);
 
-/** mkdir objects/ab (0755) and open it. @return 0; -errno. */
+/** Clear objects/<sub> when it is not a directory (a file or a symlink: nothing the store
+ * makes), so that the directory can be made: unlinked, never replacing a directory made
+ * meanwhile. @return 0 (cleared, or a directory or nothing there); -errno. */
+int node_subdir_clear(struct store *s, const char *sub);
+
+/** mkdir objects/ab (0755) and open it; a file or symlink found there instead is cleared
+ * first (node_subdir_clear). @return 0; -errno. */
 int node_subdir_open(struct store *s, const uint8_t id[VERIFY_HASH_LEN], int *ret_fd);
 
 /** Hash an open file from the start: its SHA-256 and length. @return 0; -errno. */

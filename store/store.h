@@ -257,6 +257,31 @@ int store_meta_put(struct store *s, const char *repo, const char *name, const vo
 /** @param[out] ret_buf malloc'd, caller frees. @return 0; -ENOENT; -errno. */
 int store_meta_get(struct store *s, const char *repo, const char *name, uint8_t **ret_buf,
 		   size_t *ret_len);
+/* The copy of the trusted metadata (store/README.md, "Trusted metadata"): store_meta_put
+ * writes each file into the index, then as STOREDIR/trusted/<repo>/<name> (atomically), so
+ * that losing the index does not silently reset the client's rollback floor. */
+enum store_trust {
+	STORE_TRUST_NONE = 0,	  /* the index holds the repository's metadata, or it is new */
+	STORE_TRUST_RESTORED = 1, /* the index had lost it: put back from the copy */
+	STORE_TRUST_LOST = 2,	  /* the index had lost it, and no copy was left: the client
+				   * restarts from the pinned root */
+	STORE_TRUST_PENDING = 3,  /* (store_stats only) the index lacks it, the copy holds it:
+				   * the next store_meta_recover or fsck --repair restores it */
+};
+
+/** Before a repository's client starts: when the index holds none of repo's metadata but the
+ * copy does (the index was deleted, truncated or moved aside), put the copy back into the
+ * index (the client verifies it from its pinned root as everything it loads); when neither
+ * holds any but the store has been used (objects/ holds files while the index knows no
+ * repository), say so. What is found is recorded in the repository's record
+ * (store_repo_status.trust). When the index holds the metadata, the copy is brought up to it
+ * (best effort): made for a store of an older version, caught up after a crash between the
+ * index's commit and the copy's write. Callers say RESTORED and
+ * LOST loudly. @param[out] ret_trust NONE, RESTORED or LOST; ret_files (may be NULL) the files
+ * restored. @return 0; -EINVAL; -errno (detail names the file). Thread-safe; processes
+ * serialise on the copy's lock. */
+int store_meta_recover(struct store *s, const char *repo, enum store_trust *ret_trust,
+		       size_t *ret_files);
 /** Record the time of the repository's last successful refresh and the URL it came from. */
 int store_repo_note_refresh(struct store *s, const char *repo, const char *url, int64_t when);
 /** Manifests by their SHA-256 (checked on put: -EINVAL when buf does not hash to id). */
@@ -270,6 +295,10 @@ struct store_repo_status {
 	char *url;	      /* last URL refreshed from, "" if never */
 	int64_t last_refresh; /* 0 if never */
 	size_t nmeta;	      /* metadata files held */
+	/* What store_meta_recover last found (enum store_trust); PENDING: see there, with the
+	 * files in the copy in ncopy. */
+	int trust;
+	size_t ncopy;
 };
 
 struct store_stats {
@@ -301,6 +330,9 @@ struct store_fsck_report {
 				 * content changed (links/ records; each listed) */
 	uint64_t stale_links;	/* records of trees that are gone (removed with repair; not a
 				 * problem) */
+	/* Repositories whose metadata the index lost and whose copy in trusted/ holds it
+	 * (repair puts it back into the index). */
+	uint64_t lost_meta;
 };
 
 /* Records of where an extract linked (links/, store/README.md "Extracted trees"): add each
@@ -320,7 +352,9 @@ void store_links_free(struct store_links *l);
 /** Remove dest's record, if any (its tree was not made after all). */
 void store_links_forget(struct store *s, const char *dest);
 
-/** Re-hash every indexed object and its mode variants and compare the index with objects/.
+/** Re-hash every indexed object and its mode variants and compare the index with objects/,
+ * and the index's metadata with its copy in trusted/ (a repository whose metadata only the
+ * copy holds is restored with repair, as store_meta_recover does).
  * With repair, drop index entries of bad or missing objects (and unlink their variants), unlink
  * bad files, bad variants (the object stays when it is good) and unindexed files (they may be
  * a crash's leftovers). Good unindexed objects are always indexed (counted as adopted). problem is

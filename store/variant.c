@@ -250,7 +250,7 @@ static int make_variant(struct store *s, const uint8_t id[VERIFY_HASH_LEN],
 	node_relpath(id, rel);
 	name[0] = '\0';
 	src = openat(s->objfd, rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (src < 0 && errno != ENOENT) {
+	if (src < 0 && errno != ENOENT && errno != ENOTDIR) {
 		r = -errno;
 		stork_errorf("%s/" NODE_OBJDIR "/%s: %s", s->dir, rel, strerror(-r));
 		goto out;
@@ -478,8 +478,8 @@ int node_variants_remove(struct store *s, const uint8_t id[VERIFY_HASH_LEN], uin
 	sub[2] = '\0';
 	snprintf(prefix, sizeof(prefix), "%s.", hex);
 	fd = openat(s->objfd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0 && errno == ENOENT)
-		goto done;
+	if (fd < 0 && (errno == ENOENT || errno == ENOTDIR || errno == ELOOP))
+		goto done; /* no objects/ab directory: no variants */
 	if (fd < 0 || !(d = fdopendir(fd))) {
 		r = -errno;
 		if (fd >= 0)

@@ -37,11 +37,12 @@ static const char fsck_help[] =
     "\n"
     "Re-hash every object of the node store STOREDIR and compare the index with the disk.\n"
     "Reports bad (bit rot, truncation), missing and unindexed objects and temporary files of\n"
-    "dead writers. --repair drops what is wrong (it is fetched again when needed) and\n"
-    "finishes inserts a crash interrupted. It also lists the files of extracted trees still\n"
-    "linked to a store file whose content changed (repair cannot mend those: remove the tree\n"
-    "with stork extract --remove and extract it again). Exit 0 when the store is clean (after\n"
-    "repair), 1 when problems remain.\n";
+    "dead writers, and trusted metadata the index lost but its copy in trusted/ keeps.\n"
+    "--repair drops what is wrong (it is fetched again when needed), restores that trusted\n"
+    "metadata and finishes inserts a crash interrupted. It also lists the files of extracted\n"
+    "trees still linked to a store file whose content changed (repair cannot mend those:\n"
+    "remove the tree with stork extract --remove and extract it again). Exit 0 when the\n"
+    "store is clean (after repair), 1 when problems remain.\n";
 
 int cmd_extract(int argc, char **argv)
 {
@@ -176,13 +177,18 @@ int cmd_fsck(int argc, char **argv)
 	}
 	/* Trees linked to a changed variant are listed; repair cannot mend them (remove the tree
 	 * with stork extract --remove and extract it again), so they count only without it. */
-	problems = rep.bad + rep.missing + rep.unindexed + rep.stale_tmp +
+	problems = rep.bad + rep.missing + rep.unindexed + rep.stale_tmp + rep.lost_meta +
 		   (repair ? 0 : rep.changed_links);
 	printf("%s: %" PRIu64 " objects checked: %" PRIu64 " good, %" PRIu64 " bad, %" PRIu64
 	       " missing, %" PRIu64 " unindexed, %" PRIu64 " stale temporary files; %" PRIu64
 	       " repaired, %" PRIu64 " interrupted inserts finished\n",
 	       argv[optind], rep.objects, rep.good, rep.bad, rep.missing, rep.unindexed,
 	       rep.stale_tmp, rep.repaired, rep.adopted);
+	if (rep.lost_meta)
+		printf("%s: %" PRIu64
+		       " repositories' trusted metadata lost by the index and kept in "
+		       "trusted/%s\n",
+		       argv[optind], rep.lost_meta, repair ? ": restored" : "");
 	if (problems == 0 || (repair && rep.repaired >= problems)) {
 		printf("%s: clean\n", argv[optind]);
 		return CLI_OK;
@@ -279,6 +285,30 @@ static void print_trusted_state(struct store *s, const char *repo)
 	json_decref(docs);
 }
 
+/* What store_meta_recover found about the repository's trusted metadata, when the index
+ * had lost it (store/README.md, "Trusted metadata"). */
+static void print_index_lost(const char *dir, const struct store_repo_status *rs)
+{
+	switch (rs->trust) {
+	case STORE_TRUST_RESTORED:
+		printf("  INDEX LOST    trusted metadata: restored from the copy in %s/trusted/%s "
+		       "after the index lost it (the rollback floor was kept)\n",
+		       dir, rs->repo);
+		break;
+	case STORE_TRUST_LOST:
+		printf("  INDEX LOST    trusted metadata: the index lost it and no copy was left: "
+		       "restarted from the pinned root (versions older than those trusted before "
+		       "were not refused)\n");
+		break;
+	case STORE_TRUST_PENDING:
+		printf("  INDEX LOST    trusted metadata: the index holds none; the copy in "
+		       "%s/trusted/%s (%zu files) restores the rollback floor at the next start "
+		       "or with `stork fsck --repair`\n",
+		       dir, rs->repo, rs->ncopy);
+		break;
+	}
+}
+
 int cli_store_status(const char *dir)
 {
 	struct store_stats st = {0};
@@ -288,7 +318,8 @@ int cli_store_status(const char *dir)
 
 	/* Status only looks: it must not make a store where there is none. */
 	snprintf(idx, sizeof(idx), "%s/index", dir);
-	if (access(idx, F_OK) < 0) {
+	if (access(idx, F_OK) < 0 &&
+	    (snprintf(idx, sizeof(idx), "%s/trusted", dir) < 0 || access(idx, F_OK) < 0)) {
 		fprintf(stderr,
 			"stork status: %s: neither a storkfs mount nor a node store (no index/)\n",
 			dir);
@@ -330,6 +361,7 @@ int cli_store_status(const char *dir)
 						   : "-");
 		printf("  refreshed     %s\n", when);
 		printf("  metadata      %zu files\n", rs->nmeta);
+		print_index_lost(dir, rs);
 		print_trusted_state(s, rs->repo);
 	}
 	store_stats_fini(&st);

@@ -283,7 +283,13 @@ int store_objwriter_commit(struct store_objwriter *w, uint8_t ret_hash[VERIFY_HA
 	subfd = openat(w->dirfd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (subfd < 0) {
 		r = -errno;
-		stork_errorf(OBJDIR "/%s: cannot open: %s", sub, strerror(-r));
+		if (r == -ENOTDIR)
+			stork_errorf(OBJDIR
+				     "/%s: not a directory, where the directory of the objects "
+				     "%s... belongs: move it away and publish again",
+				     sub, sub);
+		else
+			stork_errorf(OBJDIR "/%s: cannot open: %s", sub, strerror(-r));
 		goto out;
 	}
 	zsize = w->zsize;

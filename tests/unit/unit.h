@@ -23,6 +23,9 @@ TCase *tcase_store_node_concurrency(void);
 /* tests/unit/test_store_open.c: opening the node store (trust, damaged index, read-only). */
 TCase *tcase_store_open(void);
 
+/* tests/unit/test_store_floor.c: the copy of the trusted metadata; objects/ab not a directory. */
+TCase *tcase_store_floor(void);
+
 /* tests/unit/unit_files.c: helpers of the verify tests. */
 
 /** "DIR/REL", malloc'd. */
