@@ -11,6 +11,7 @@
 
 #include <check.h>
 
+#include "store/import/import.h"
 #include "store/store.h"
 #include "tests/unit/unit.h"
 
