@@ -9,7 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "verify/cjson.h"
 #include "verify/client.h"
+#include "verify/error.h"
+#include "verify/hash.h"
+#include "verify/manifest.h"
+#include "verify/tuf.h"
 
 void verify_target_fini(struct verify_target *t)
 {

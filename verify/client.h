@@ -8,6 +8,7 @@
 #define STORKFS_VERIFY_CLIENT_H
 
 #include "verify/meta.h"
+#include "verify/tuf.h"
 
 /* The client's trusted state (client.c, delegation.c, cache.c). Everything it holds comes with
  * its raw bytes (struct meta.raw), which is what the cache stores.

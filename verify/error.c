@@ -6,13 +6,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 
-#include "verify/verify.h"
+#include "verify/atomic.h"
+#include "verify/error.h"
 
 #define DETAIL_MAX 1024
 

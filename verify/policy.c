@@ -19,8 +19,13 @@
 #include <unistd.h>
 #include <sys/stat.h>
 
+#include "verify/error.h"
+#include "verify/hash.h"
 #include "verify/internal.h"
-#include "verify/verify.h"
+#include "verify/key.h"
+#include "verify/name.h"
+#include "verify/policy.h"
+#include "verify/text.h"
 
 #define POLICY_LINE_MAX	 4096	       /* bytes per line, without its line end */
 #define POLICY_RULES_MAX 10000	       /* trust, refuse and pin lines */

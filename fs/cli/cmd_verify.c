@@ -15,7 +15,11 @@
 #include "fs/cli/cli.h"
 #include "fs/fs.h"
 #include "store/store.h"
-#include "verify/verify.h"
+#include "verify/error.h"
+#include "verify/hash.h"
+#include "verify/manifest.h"
+#include "verify/policy.h"
+#include "verify/tuf.h"
 
 static const char verify_help[] =
     "usage: stork verify --root ROOTFILE [--at UNIXTIME] [--cacert FILE] REPO\n"
