@@ -1,8 +1,8 @@
-/* verify/client.h: private to the TUF client's files (client.c, delegation.c, cache.c,
- * decide.c, trusted.c).
+/* verify/client.h: private to the TUF client's files (client.c, target.c, history.c,
+ * delegation.c, cache.c, decide.c, trusted.c).
  *
  * The client's trusted state as a struct, and the helpers those files share. Nothing else looks
- * inside struct verify_client: other modules go through verify/verify.h, the repository writer
+ * inside struct verify_client: other modules go through verify/tuf.h, the repository writer
  * (verify/writer/) through verify/trusted.h. */
 #ifndef STORKFS_VERIFY_CLIENT_H
 #define STORKFS_VERIFY_CLIENT_H
