@@ -6,6 +6,7 @@
  * which replaces the userinfo by "***". A netrc file (curl's format) keeps passwords off the
  * command line; it is refused when other users could read it. fetch/README.md, "Credentials".
  */
+#include <stdio.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>

@@ -239,4 +239,37 @@ int fs_prefetch(struct fs_repo *r, struct verify_manifest *const *ms, size_t n,
  * so); as fs_repo_list. */
 int fs_repo_versions(struct fs_repo *r, const char *name, char ***ret_versions, size_t *ret_n);
 
+/* ------------------------------------------------------------------------------------------ */
+/* Auditing a whole repository (`stork verify`, fs/audit.c). */
+
+/** What fs_audit found. */
+struct fs_audit_result {
+	unsigned failures; /* problems told: 0 when everything verifies */
+	size_t packages;   /* distinct package names signed */
+	uint64_t versions; /* package versions whose manifest verified */
+	size_t objects;	   /* distinct objects those manifests list (each checked once) */
+	uint64_t bytes;	   /* the versions' total file bytes */
+};
+
+/** Check a repository as a client would: every target c's delegations sign (hash and version
+ * of every role against the snapshot, thresholds, expiry, patterns), each target's manifest
+ * (length, hash, strict parse), its version pack when the repository has one (every object in
+ * it through the checking unpacker), and every object the manifests list (its zstd frame, size
+ * and SHA-256; objects listed twice must agree on their sizes). With dir (the repository is
+ * the local directory dir), also what the TUF walk does not read: every older version of every
+ * metadata file (verify_client_audit_file, from the pinned root up), root.json against the
+ * newest root, and every manifest and object no verified metadata refers to (they must still
+ * be what their names say).
+ *
+ * c must have refreshed (verify_client_refresh) over src; root and rootlen are the bytes of
+ * the pinned root it started from. Each problem and each note (a file name that is ignored,
+ * the count of unreferenced files) is given to tell, one line without a line end, as it is
+ * found; the walk goes on after each. The lines are valid only during the call. Not
+ * thread-safe for one client (the client's state changes as roles load).
+ * @param[out] ret written on success. @return 0 (whether or not problems were found:
+ * ret->failures says); -ENOMEM. */
+int fs_audit(struct verify_client *c, const struct verify_source *src, const uint8_t *root,
+	     size_t rootlen, const char *dir, void (*tell)(void *ctx, const char *line), void *ctx,
+	     struct fs_audit_result *ret);
+
 #endif

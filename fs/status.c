@@ -3,14 +3,15 @@
  * status MOUNTPOINT` reads: no socket to secure or find, and it works through bind mounts
  * into containers. The format is documented in fs/README.md.
  */
+#include <stdio.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include <jansson.h>
-
 #include "fs/daemon.h"
+#include "verify/hash.h"
+#include "verify/json.h"
 
 const char *const fsd_roles[FSD_NROLES] = {"root", "timestamp", "snapshot", "targets"};
 
@@ -56,127 +57,109 @@ static uint64_t counter(const uint64_t *c)
 	return __atomic_load_n(c, __ATOMIC_RELAXED);
 }
 
-/* json_object_set_new that remembers a failure instead of returning it. */
-static void put(json_t *o, const char *key, json_t *v, bool *bad)
-{
-	if (!v || json_object_set_new(o, key, v) < 0)
-		*bad = true;
-}
-
-/* A JSON string of s, which may come from a server (an error page's words) or be cut in the
- * middle of a character: bytes that do not make valid UTF-8 become '?'. NULL on -ENOMEM. */
-static json_t *text(const char *s)
-{
-	json_t *v = json_string(s);
-	char *copy;
-
-	if (v)
-		return v;
-	copy = strdup(s);
-	if (!copy)
-		return NULL;
-	for (char *p = copy; *p; p++)
-		if ((unsigned char)*p >= 0x80)
-			*p = '?';
-	v = json_string(copy);
-	free(copy);
-	return v;
-}
-
 char *fsd_status_json(struct fsd *d)
 {
 	const struct fsd_counters *c = &d->counters;
 	struct fetch_mirror_stats *ms = NULL;
 	struct fsd_refresh rf;
 	struct fs_staleness st;
-	json_t *o = json_object(), *meta = json_object(), *mirrors = json_array(), *cnt;
+	struct verify_json *o = verify_json_object(), *meta = verify_json_object();
+	struct verify_json *mirrors = verify_json_array(), *cnt = NULL;
 	char when[32];
 	size_t nms = 0;
 	bool bad = !o || !meta || !mirrors;
 	char *out = NULL;
+	int r = 0;
 
 	pthread_mutex_lock(&d->status_lock);
 	rf = d->refresh;
 	pthread_mutex_unlock(&d->status_lock);
 	if (bad)
 		goto out;
-	put(o, "mountpoint", json_string(d->mountpoint ? d->mountpoint : ""), &bad);
-	put(o, "repository", json_string(d->repo_id), &bad);
-	put(o, "pid", json_integer((json_int_t)getpid()), &bad);
-	put(o, "started", json_string(iso_time(d->started, when, sizeof(when))), &bad);
-	put(o, "state",
-	    json_string(rf.result == 0	 ? "fresh"
-			: rf.result == 1 ? "offline"
-					 : "refresh failed"),
-	    &bad);
-	put(o, "detail", json_string(rf.detail), &bad);
-	put(o, "last_refresh", json_string(iso_time(rf.last_ok, when, sizeof(when))), &bad);
-	put(o, "last_refresh_try", json_string(iso_time(rf.last_try, when, sizeof(when))), &bad);
+	/* Each call ORs its failure into r: one check at the end instead of one per line. */
+	r |= verify_json_set_str(o, "mountpoint", d->mountpoint ? d->mountpoint : "");
+	r |= verify_json_set_str(o, "repository", d->repo_id);
+	r |= verify_json_set_int(o, "pid", (int64_t)getpid());
+	r |= verify_json_set_str(o, "started", iso_time(d->started, when, sizeof(when)));
+	r |= verify_json_set_str(o, "state",
+				 rf.result == 0	  ? "fresh"
+				 : rf.result == 1 ? "offline"
+						  : "refresh failed");
+	r |= verify_json_set_str(o, "detail", rf.detail);
+	r |= verify_json_set_str(o, "last_refresh", iso_time(rf.last_ok, when, sizeof(when)));
+	r |= verify_json_set_str(o, "last_refresh_try", iso_time(rf.last_try, when, sizeof(when)));
 	/* Stale metadata (fs/README.md): null where a time does not apply. */
 	fs_staleness(rf.expires, d->conf.max_stale, time(NULL), &st);
-	put(o, "max_stale", st.forever ? json_null() : json_integer((json_int_t)d->conf.max_stale),
-	    &bad);
-	put(o, "expires",
-	    st.expires ? json_string(iso_time(st.expires, when, sizeof(when))) : json_null(), &bad);
-	put(o, "stale", json_boolean(st.stale), &bad);
-	put(o, "stale_since",
-	    st.stale ? json_string(iso_time(st.expires, when, sizeof(when))) : json_null(), &bad);
-	put(o, "stale_for", json_integer((json_int_t)st.stale_for), &bad);
-	put(o, "serving", json_boolean(st.serving), &bad);
-	put(o, "serving_until",
-	    st.forever || !st.expires ? json_null()
-				      : json_string(iso_time(st.serving_until, when, sizeof(when))),
-	    &bad);
+	r |= st.forever ? verify_json_set_null(o, "max_stale")
+			: verify_json_set_int(o, "max_stale", (int64_t)d->conf.max_stale);
+	r |= st.expires
+		 ? verify_json_set_str(o, "expires", iso_time(st.expires, when, sizeof(when)))
+		 : verify_json_set_null(o, "expires");
+	r |= verify_json_set_bool(o, "stale", st.stale);
+	r |= st.stale
+		 ? verify_json_set_str(o, "stale_since", iso_time(st.expires, when, sizeof(when)))
+		 : verify_json_set_null(o, "stale_since");
+	r |= verify_json_set_int(o, "stale_for", (int64_t)st.stale_for);
+	r |= verify_json_set_bool(o, "serving", st.serving);
+	r |= st.forever || !st.expires
+		 ? verify_json_set_null(o, "serving_until")
+		 : verify_json_set_str(o, "serving_until",
+				       iso_time(st.serving_until, when, sizeof(when)));
 	for (size_t i = 0; i < FSD_NROLES; i++) {
-		json_t *r;
+		struct verify_json *role;
 
 		if (!rf.roles[i].known)
 			continue;
-		r = json_object();
-		if (!r) {
+		role = verify_json_object();
+		if (!role) {
 			bad = true;
 			break;
 		}
-		put(r, "version", json_integer((json_int_t)rf.roles[i].version), &bad);
-		put(r, "expires", json_string(iso_time(rf.roles[i].expires, when, sizeof(when))),
-		    &bad);
-		put(meta, fsd_roles[i], r, &bad);
+		r |= verify_json_set_int(role, "version", (int64_t)rf.roles[i].version);
+		r |= verify_json_set_str(role, "expires",
+					 iso_time(rf.roles[i].expires, when, sizeof(when)));
+		r |= verify_json_set(meta, fsd_roles[i], role);
 	}
-	put(o, "metadata", meta, &bad);
+	r |= verify_json_set(o, "metadata", meta);
 	meta = NULL;
-	cnt = json_pack(
-	    "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "opens",
-	    (json_int_t)counter(&c->opens), "hits", (json_int_t)counter(&c->hits), "misses",
-	    (json_int_t)counter(&c->misses), "objects_fetched", (json_int_t)counter(&c->fetched),
-	    "bytes_fetched", (json_int_t)counter(&c->fetched_bytes), "errors",
-	    (json_int_t)counter(&c->errors), "timeouts", (json_int_t)counter(&c->timeouts),
-	    "trees_loaded", (json_int_t)counter(&c->trees_loaded), "trees_evicted",
-	    (json_int_t)counter(&c->trees_evicted), "refused", (json_int_t)counter(&c->refused),
-	    "rotten", (json_int_t)counter(&c->rotten));
-	put(o, "counters", cnt, &bad);
+	cnt = verify_json_object();
+	r |= verify_json_set_int(cnt, "opens", (int64_t)counter(&c->opens));
+	r |= verify_json_set_int(cnt, "hits", (int64_t)counter(&c->hits));
+	r |= verify_json_set_int(cnt, "misses", (int64_t)counter(&c->misses));
+	r |= verify_json_set_int(cnt, "objects_fetched", (int64_t)counter(&c->fetched));
+	r |= verify_json_set_int(cnt, "bytes_fetched", (int64_t)counter(&c->fetched_bytes));
+	r |= verify_json_set_int(cnt, "errors", (int64_t)counter(&c->errors));
+	r |= verify_json_set_int(cnt, "timeouts", (int64_t)counter(&c->timeouts));
+	r |= verify_json_set_int(cnt, "trees_loaded", (int64_t)counter(&c->trees_loaded));
+	r |= verify_json_set_int(cnt, "trees_evicted", (int64_t)counter(&c->trees_evicted));
+	r |= verify_json_set_int(cnt, "refused", (int64_t)counter(&c->refused));
+	r |= verify_json_set_int(cnt, "rotten", (int64_t)counter(&c->rotten));
+	r |= verify_json_set(o, "counters", cnt);
 	if (fetch_stats(fs_repo_fetcher(d->repo), &ms, &nms) < 0) {
 		bad = true;
 		goto out;
 	}
 	for (size_t i = 0; i < nms; i++) {
-		json_t *m = json_pack(
-		    "{s:o, s:I, s:I, s:I, s:b, s:s, s:I, s:o}", "url", text(ms[i].url), "requests",
-		    (json_int_t)ms[i].requests, "bytes", (json_int_t)ms[i].bytes, "failures",
-		    (json_int_t)ms[i].failures, "skipped", ms[i].skipped, "kind",
-		    ms[i].kind ? ms[i].kind : "mirror", "latency_ms", (json_int_t)ms[i].latency_ms,
-		    "last_error", text(ms[i].last_error));
+		struct verify_json *m = verify_json_object();
 
-		if (!m || json_array_append_new(mirrors, m) < 0)
-			bad = true;
+		r |= verify_json_set_text(m, "url", ms[i].url);
+		r |= verify_json_set_int(m, "requests", (int64_t)ms[i].requests);
+		r |= verify_json_set_int(m, "bytes", (int64_t)ms[i].bytes);
+		r |= verify_json_set_int(m, "failures", (int64_t)ms[i].failures);
+		r |= verify_json_set_bool(m, "skipped", ms[i].skipped);
+		r |= verify_json_set_str(m, "kind", ms[i].kind ? ms[i].kind : "mirror");
+		r |= verify_json_set_int(m, "latency_ms", (int64_t)ms[i].latency_ms);
+		r |= verify_json_set_text(m, "last_error", ms[i].last_error);
+		r |= verify_json_append(mirrors, m);
 	}
-	put(o, "mirrors", mirrors, &bad);
+	r |= verify_json_set(o, "mirrors", mirrors);
 	mirrors = NULL;
-	if (!bad)
-		out = json_dumps(o, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
+	if (!bad && r == 0 && verify_json_dump(o, &out) < 0)
+		out = NULL;
 out:
 	free(ms);
-	json_decref(meta);
-	json_decref(mirrors);
-	json_decref(o);
+	verify_json_free(meta);
+	verify_json_free(mirrors);
+	verify_json_free(o);
 	return out;
 }

@@ -8,7 +8,12 @@
  * store/import/import.h, which the node never links.
  *
  * Conventions as in verify/verify.h: 0 or negative errno / STORK_E* codes, ret_* outputs
- * written only on success, error detail through stork_errorf().
+ * written only on success, error detail through stork_errorf() (the detail is the calling
+ * thread's own).
+ *
+ * Threads: each function says whether it is thread-safe, as LMDB's mdb_get does. In short,
+ * every function on a struct store may be called from any number of threads at once, except
+ * store_close; an unpacker, a pack cut and an insert belong to one thread at a time.
  */
 #ifndef STORKFS_STORE_H
 #define STORKFS_STORE_H
@@ -24,6 +29,7 @@
 
 /** The relative path of an object: "objects/ab/abcdef..." (NUL-terminated, 8 + 64 + 3 bytes). */
 #define STORE_OBJPATH_LEN (sizeof("objects/") - 1 + 3 + 2 * VERIFY_HASH_LEN + 1)
+/** This function is thread-safe: it keeps no state. */
 void store_object_path(const uint8_t hash[VERIFY_HASH_LEN], char out[STORE_OBJPATH_LEN]);
 
 /* ------------------------------------------------------------------------------------------ */
@@ -34,13 +40,17 @@ void store_object_path(const uint8_t hash[VERIFY_HASH_LEN], char out[STORE_OBJPA
 struct store_unpack;
 
 /** @param out called with each chunk of uncompressed bytes (may be NULL to only check);
- * returns 0 or -errno to stop. @return 0; -ENOMEM. */
+ * returns 0 or -errno to stop. This function is thread-safe: each unpacker is its own, and
+ * any number of them may run at once on different threads. @return 0; -ENOMEM. */
 int store_unpack_new(const uint8_t hash[VERIFY_HASH_LEN], uint64_t size, uint64_t zsize,
 		     int (*out)(void *ctx, const void *buf, size_t len), void *ctx,
 		     struct store_unpack **ret_u);
 /** Feed compressed bytes. @return 0; STORK_EBADLEN when more than zsize compressed or more
  * than size uncompressed bytes arrive (a bomb or a lying server); STORK_EFORMAT for a
- * corrupt zstd stream; the out callback's error. */
+ * corrupt zstd stream; the out callback's error. This function is thread-safe as long as no
+ * other thread uses u at the same time (an unpacker may move between threads, as a transfer
+ * does between its callbacks, but is used by one at a time); the same holds for
+ * store_unpack_finish and store_unpack_free. */
 int store_unpack_write(struct store_unpack *u, const void *buf, size_t len);
 /** Check the end: exactly zsize compressed and size uncompressed bytes, a complete zstd
  * frame, and the SHA-256. @return 0; STORK_EBADLEN; STORK_EFORMAT; STORK_EBADHASH. */
@@ -49,7 +59,7 @@ void store_unpack_free(struct store_unpack *u);
 /** The same checks for an object sent UNCOMPRESSED (a peer's node store serves objects as
  * they lie on its disk): write takes raw bytes, refusing more than `size` (STORK_EBADLEN);
  * finish checks exactly `size` bytes and the SHA-256. Free with store_unpack_free.
- * @return 0; -ENOMEM. */
+ * Thread-safe as store_unpack_new. @return 0; -ENOMEM. */
 int store_unpack_new_raw(const uint8_t hash[VERIFY_HASH_LEN], uint64_t size,
 			 int (*out)(void *ctx, const void *buf, size_t len), void *ctx,
 			 struct store_unpack **ret_u);
@@ -72,6 +82,7 @@ struct store_pack_entry {
  * bytes, in the order of their first entry in m, back to back. A manifest with fewer than
  * STORE_PACK_MIN_OBJECTS of them has no pack: ret_n = 0.
  * @param[out] ret_entries malloc'd, NULL when ret_n = 0; ret_len the pack's length in bytes.
+ * This function is thread-safe as long as m does not change meanwhile (it only reads m).
  * @return 0; -ENOMEM. */
 int store_pack_layout(const struct verify_manifest *m, struct store_pack_entry **ret_entries,
 		      size_t *ret_n, uint64_t *ret_len);
@@ -91,8 +102,10 @@ struct store_pack_cut {
 	bool begun;   /* begin() was called for cur */
 };
 
-/** Feed the next bytes of the pack. Bytes past the last entry are refused.
- * @return 0; STORK_EBADLEN (more bytes than the layout); a callback's error. */
+/** Feed the next bytes of the pack. Bytes past the last entry are refused. This function is
+ * thread-safe as long as no other thread feeds the same c at the same time (the callbacks run
+ * on the calling thread). @return 0; STORK_EBADLEN (more bytes than the layout); a callback's
+ * error. */
 int store_pack_cut(struct store_pack_cut *c, const void *buf, size_t len);
 
 /* ------------------------------------------------------------------------------------------ */
@@ -108,7 +121,10 @@ int store_pack_cut(struct store_pack_cut *c, const void *buf, size_t len);
  *
  * Nothing unverified is ever indexed or visible: an object is written to tmp/, hashed while
  * written, checked against its id and size, fsync()ed, renamed into objects/, and only then
- * indexed. Thread-safe: one struct store may be used by many threads. */
+ * indexed. Thread-safe: one struct store may be used by many threads (each function below
+ * says so, store_close excepted); LMDB serialises the index's write transactions, read
+ * transactions never block, and the handles of one process on one store share one LMDB
+ * environment (store/README.md, "Concurrency"). */
 
 struct store;
 
@@ -134,18 +150,28 @@ enum { STORE_OPEN_READONLY = 1 };
  * (an insert, a link that must make a variant, metadata) fails with -EROFS and a detail.
  * @return as store_open; -EINVAL for unknown flags. */
 int store_open_flags(const char *dir, unsigned flags, struct store **ret_s);
-/** Whether s was opened read-only (asked for, or its file system is mounted read-only). */
+/** Whether s was opened read-only (asked for, or its file system is mounted read-only).
+ * Thread-safe: fixed by store_open. */
 bool store_readonly(const struct store *s);
+/** Close s. Not thread-safe: no other call on s may run at the same time or follow. Other
+ * handles of the process on the same store stay open (the shared LMDB environment is
+ * reference-counted under a process-wide lock). Accepts NULL. */
 void store_close(struct store *s);
-/** The store's directory (as given to store_open). */
+/** The store's directory (as given to store_open). Thread-safe: fixed by store_open; valid
+ * until store_close. */
 const char *store_dir(const struct store *s);
 
-/** @return 0; -ENOENT if the object is not indexed. */
+/** The index record of an object. This function is thread-safe: one read transaction, which
+ * never blocks and is never blocked. @return 0; -ENOENT if the object is not indexed. */
 int store_object_info(struct store *s, const uint8_t id[VERIFY_HASH_LEN],
 		      struct store_objinfo *ret_info);
 /** Open an indexed object read-only (O_CLOEXEC) and note its use. If the index lists it but
  * the file is gone or has the wrong size, the entry is dropped and -ENOENT returned (it will be
- * fetched again). @param[out] ret_fd the caller closes it. @return 0; -ENOENT; -errno. */
+ * fetched again). This function is thread-safe: the lookup is a read transaction; dropping an entry
+ * is a write transaction that first checks the file is still the one judged (a file a concurrent
+ * insert has just put in place keeps its entry). A descriptor it returns keeps its bytes even if
+ * the object is removed or replaced meanwhile (files are only unlinked or renamed over, never
+ * rewritten). @param[out] ret_fd the caller closes it. @return 0; -ENOENT; -errno. */
 int store_object_open(struct store *s, const uint8_t id[VERIFY_HASH_LEN], int *ret_fd);
 /** store_object_open, and the content checked against the id before the descriptor is
  * returned (what a mount serves): the file is hashed (SHA-256) unless this handle hashed
@@ -166,7 +192,10 @@ int store_object_open_checked(struct store *s, const uint8_t id[VERIFY_HASH_LEN]
  * tree linked to it can change it for the others; its flag is off only for the moment of the
  * link, under its flock, and a write in that moment is caught (the link is undone and a new
  * variant made). A variant made here is not synced: sync the file system (syncfs) before
- * relying on the links. Not for modes everyone may write (S_IWOTH).
+ * relying on the links. Not for modes everyone may write (S_IWOTH). This function is
+ * thread-safe, also against other processes: a variant is made under a temporary name and
+ * renamed without replacing (RENAME_NOREPLACE), so of two concurrent makers one wins and the
+ * other links the winner's file.
  * @return 0; -ENOENT; -EXDEV: copy instead (detail says why): dirfd is on another file system,
  * the variant cannot be made immutable there (no such attribute, or no CAP_LINUX_IMMUTABLE),
  * or the mode lets everyone write; -errno. */
@@ -182,16 +211,24 @@ int store_unlink(int dirfd, const char *name);
  * shorter than size; -ENOMEM; -errno. */
 int store_copy_file(int src, int dst, uint64_t size);
 /** Drop an object from the index and unlink its files (the object and all its mode variants).
- * @return 0; -ENOENT; -errno. */
+ * This function is thread-safe; a descriptor of the object that another thread holds stays
+ * readable (the file is unlinked, not truncated). @return 0; -ENOENT; -errno. */
 int store_object_remove(struct store *s, const uint8_t id[VERIFY_HASH_LEN]);
-/** Pin or unpin (pins count; a pinned object is never garbage-collected).
- * @return 0; -ENOENT; -EINVAL when unpinning an object with no pins. */
+/** Pin or unpin (pins count; a pinned object is never garbage-collected). This function is
+ * thread-safe: the count is read and written in one write transaction, so concurrent pins
+ * and unpins (of any thread or process) all count. @return 0; -ENOENT; -EINVAL when unpinning an
+ * object with no pins. */
 int store_object_pin(struct store *s, const uint8_t id[VERIFY_HASH_LEN], bool pin);
 
 /* Writing an object: the sink that fetch/ streams verified-in-stream bytes into. */
 struct store_insert;
 
-/** Start writing the object `id` of `size` bytes into tmp/. @return 0; -errno. */
+/** Start writing the object `id` of `size` bytes into tmp/. This function is thread-safe:
+ * each insert has its own temporary file, and any number of inserts (of the same object too)
+ * may be written at once by different threads and processes. An insert itself is used by one
+ * thread at a time: store_insert_write, store_insert_reset, store_insert_commit and
+ * store_insert_abort are thread-safe as long as no other thread uses the same ins at the
+ * same time. @return 0; -errno. */
 int store_insert_new(struct store *s, const uint8_t id[VERIFY_HASH_LEN], uint64_t size,
 		     struct store_insert **ret_ins);
 /** Append bytes. @return 0; STORK_EBADLEN past size; -errno (e.g. -ENOSPC). */
@@ -200,6 +237,8 @@ int store_insert_write(struct store_insert *ins, const void *buf, size_t len);
 int store_insert_reset(struct store_insert *ins);
 /** Check the hash and size, fsync, rename into objects/, index. Frees ins either way.
  * Another writer may have committed the same object meanwhile: that is success.
+ * Thread-safe against other commits, of the same object too, in this process or another
+ * (the name is given with a link that never replaces a file; see store_insert_new for ins).
  * @return 0; STORK_EBADLEN; STORK_EBADHASH (nothing is kept); -errno. */
 int store_insert_commit(struct store_insert *ins);
 /** Drop the temporary file and free. Accepts NULL. */
@@ -217,7 +256,9 @@ struct store_batch;
  * for the running commit or commits itself. */
 #define STORE_BATCH_MAX_QUEUED 256
 
-/** A batch of inserts into s (borrowed; it must outlive the batch). @return 0; -ENOMEM. */
+/** A batch of inserts into s (borrowed; it must outlive the batch). Thread-safe; the batch
+ * it makes may be shared by many threads (a mutex inside guards its queue).
+ * @return 0; -ENOMEM. */
 int store_batch_new(struct store *s, struct store_batch **ret_b);
 /** Drop every object added and not committed (their temporary files are unlinked, nothing
  * is indexed) and free. Must not race with other calls on b. Accepts NULL. */
@@ -250,6 +291,9 @@ int store_insert_commit_batched(struct store_insert *ins, struct store_batch *b)
  * repository (the caller's choice, e.g. the hex SHA-256 of its pinned root); `name` a file
  * ("root.json", "timestamp.json", "alice.json"...). The store does not verify them: callers
  * put only what they verified, and verify again what they get. */
+
+/* Each of these functions is thread-safe: one LMDB transaction each (puts are write
+ * transactions, serialised by LMDB; gets are read transactions, which never block). */
 
 /** @return 0; -errno; -ENOSPC when the index is full (detail says how to grow it). */
 int store_meta_put(struct store *s, const char *repo, const char *name, const void *buf,
@@ -310,7 +354,9 @@ struct store_stats {
 	size_t nrepos;
 };
 
-/** @return 0; -errno. */
+/** Counts and repositories, from one read transaction: a consistent view of the index even
+ * while other threads write. This function is thread-safe; store_stats_fini is not, on the
+ * same st. @return 0; -errno. */
 int store_stats(struct store *s, struct store_stats *ret_stats);
 void store_stats_fini(struct store_stats *st);
 
@@ -360,7 +406,12 @@ void store_links_forget(struct store *s, const char *dest);
  * a crash's leftovers). Good unindexed objects are always indexed (counted as adopted). problem is
  * called for each finding with the object's path and what is wrong. On a read-only store
  * (store_readonly) nothing is written: good unindexed objects count as unindexed, and repair
- * is -EROFS. @return 0 (see the report); -EROFS; -errno. */
+ * is -EROFS. Safe while other threads and processes use the store: indexed objects are read
+ * in short read transactions, and every repair runs in a write transaction that first checks
+ * that the file is still the one judged, so a concurrent insert's fresh object is never
+ * removed. problem is called on the calling thread. Two fscks of one store at once are not
+ * meant to run (both would report and repair the same findings).
+ * @return 0 (see the report); -EROFS; -errno. */
 int store_fsck(struct store *s, bool repair,
 	       void (*problem)(void *ctx, const char *path, const char *what), void *ctx,
 	       struct store_fsck_report *ret_report);

@@ -13,6 +13,8 @@
 #include <string.h>
 
 #include "verify/client.h"
+#include "verify/error.h"
+#include "verify/tuf.h"
 
 /* Content problems (a damaged or foreign file) as opposed to the cache failing. */
 static bool damaged(int r)

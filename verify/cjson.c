@@ -11,7 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "verify/verify.h"
+#include "verify/cjson.h"
+#include "verify/error.h"
+#include "verify/text.h"
 
 /* Nesting deeper than this is refused rather than risking the stack. */
 #define CJSON_MAX_DEPTH 512

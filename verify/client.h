@@ -1,13 +1,14 @@
-/* verify/client.h: private to the TUF client's files (client.c, delegation.c, cache.c,
- * decide.c, trusted.c).
+/* verify/client.h: private to the TUF client's files (client.c, target.c, history.c,
+ * delegation.c, cache.c, decide.c, trusted.c).
  *
  * The client's trusted state as a struct, and the helpers those files share. Nothing else looks
- * inside struct verify_client: other modules go through verify/verify.h, the repository writer
+ * inside struct verify_client: other modules go through verify/tuf.h, the repository writer
  * (verify/writer/) through verify/trusted.h. */
 #ifndef STORKFS_VERIFY_CLIENT_H
 #define STORKFS_VERIFY_CLIENT_H
 
 #include "verify/meta.h"
+#include "verify/tuf.h"
 
 /* The client's trusted state (client.c, delegation.c, cache.c). Everything it holds comes with
  * its raw bytes (struct meta.raw), which is what the cache stores.

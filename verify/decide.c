@@ -11,6 +11,12 @@
 #include <string.h>
 
 #include "verify/client.h"
+#include "verify/error.h"
+#include "verify/hash.h"
+#include "verify/key.h"
+#include "verify/name.h"
+#include "verify/policy.h"
+#include "verify/tuf.h"
 
 void verify_decision_fini(struct verify_decision *d)
 {

@@ -8,6 +8,10 @@
 #include <string.h>
 
 #include "verify/client.h"
+#include "verify/error.h"
+#include "verify/hash.h"
+#include "verify/name.h"
+#include "verify/tuf.h"
 
 /* Delegated roles */
 

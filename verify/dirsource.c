@@ -7,7 +7,8 @@
 #include <unistd.h>
 #include <sys/stat.h>
 
-#include "verify/verify.h"
+#include "verify/error.h"
+#include "verify/tuf.h"
 
 #define CHUNK (64 * 1024)
 

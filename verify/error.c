@@ -6,13 +6,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 
-#include "verify/verify.h"
+#include "verify/atomic.h"
+#include "verify/error.h"
 
 /* Room for two paths of PATH_MAX (a package path and where it goes) and what went wrong, so that
  * a message about a long path is never cut before it says what happened. */

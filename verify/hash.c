@@ -5,7 +5,8 @@
 
 #include <openssl/evp.h>
 
-#include "verify/verify.h"
+#include "verify/error.h"
+#include "verify/hash.h"
 
 struct verify_hash {
 	EVP_MD_CTX *ctx;

@@ -1,3 +1,5 @@
+
+#include "verify/manifest.h"
 /* verify/internal.h: private to verify/: helpers its files share.
  *
  * Not part of the module's contract (that is verify/verify.h); nothing outside verify/
@@ -5,8 +7,6 @@
  */
 #ifndef STORKFS_VERIFY_INTERNAL_H
 #define STORKFS_VERIFY_INTERNAL_H
-
-#include "verify/verify.h"
 
 /* ------------------------------------------------------------------------------------------ */
 /* Text for messages (verify/text.c). */

@@ -17,7 +17,10 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
-#include "verify/verify.h"
+#include "verify/cjson.h"
+#include "verify/error.h"
+#include "verify/hash.h"
+#include "verify/key.h"
 
 /* Key files are a few hundred bytes; anything much larger is not a key. */
 #define KEY_FILE_MAX (64 * 1024)

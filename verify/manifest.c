@@ -11,8 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "verify/cjson.h"
+#include "verify/error.h"
+#include "verify/hash.h"
 #include "verify/internal.h"
-#include "verify/verify.h"
+#include "verify/manifest.h"
+#include "verify/text.h"
 
 #define COMPONENT_MAX_LEN 255
 #define DEP_FIELD_MAX_LEN 256

@@ -7,7 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "verify/cjson.h"
+#include "verify/error.h"
+#include "verify/hash.h"
+#include "verify/key.h"
 #include "verify/meta.h"
+#include "verify/name.h"
 
 const char *const meta_role_names[META_NROLES] = {"root", "targets", "snapshot", "timestamp"};
 

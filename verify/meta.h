@@ -1,3 +1,8 @@
+
+#include "verify/cjson.h"
+#include "verify/hash.h"
+#include "verify/key.h"
+#include "verify/tuf.h"
 /* verify/meta.h: private to verify/ (its metadata code, the client, verify/trusted.c and the
  * repository writer in verify/writer/) and its unit tests.
  *
@@ -7,8 +12,6 @@
  * details ("metadata/3.snapshot.json: ..."). */
 #ifndef STORKFS_VERIFY_META_H
 #define STORKFS_VERIFY_META_H
-
-#include "verify/verify.h"
 
 #define META_SPEC_VERSION "1.0.31"
 

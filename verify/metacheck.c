@@ -7,7 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "verify/cjson.h"
+#include "verify/error.h"
+#include "verify/hash.h"
+#include "verify/key.h"
 #include "verify/meta.h"
+#include "verify/tuf.h"
 
 /* ------------------------------------------------------------------------------------------ */
 /* Checks */

@@ -10,8 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "verify/error.h"
 #include "verify/internal.h"
-#include "verify/verify.h"
+#include "verify/name.h"
+#include "verify/text.h"
 
 struct name_kind {
 	const char *what;    /* "package name" */

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "verify/internal.h"
-#include "verify/verify.h"
+#include "verify/text.h"
 
 bool verify_utf8_valid(const char *str, size_t len)
 {

@@ -6,6 +6,7 @@
 
 #include "verify/client.h"
 #include "verify/trusted.h"
+#include "verify/tuf.h"
 
 void trusted_ignore_expiry(struct verify_client *c)
 {

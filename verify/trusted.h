@@ -14,6 +14,7 @@
 #define STORKFS_VERIFY_TRUSTED_H
 
 #include "verify/meta.h"
+#include "verify/tuf.h"
 
 /** From now on, refreshes of c accept metadata past its expiry (signatures, thresholds,
  * versions, lengths and hashes are still checked): the writer re-signs expired roles, so it

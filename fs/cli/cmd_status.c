@@ -8,10 +8,10 @@
 #include <string.h>
 #include <sys/xattr.h>
 
-#include <jansson.h>
-
 #include "fs/cli/cli.h"
 #include "fs/fs.h"
+#include "verify/error.h"
+#include "verify/json.h"
 
 static const char status_help[] =
     "usage: stork status [--json] [MOUNTPOINT|STOREDIR]...\n"
@@ -51,38 +51,39 @@ static int read_status(const char *mnt, char **ret_json)
 	return 0;
 }
 
-static const char *str(json_t *o, const char *key)
+static const char *str(struct verify_json *o, const char *key)
 {
-	const char *s = json_string_value(json_object_get(o, key));
+	const char *s = verify_json_str(verify_json_get(o, key));
 
 	return s ? s : "?";
 }
 
-static uint64_t num(json_t *o, const char *key)
+static uint64_t num(struct verify_json *o, const char *key)
 {
-	json_int_t v = json_integer_value(json_object_get(o, key));
+	int64_t v = 0;
 
+	verify_json_int(verify_json_get(o, key), &v);
 	return v > 0 ? (uint64_t)v : 0;
 }
 
 /* The line that stands out when the metadata in use has expired: still served within
  * max_stale, or no longer. */
-static void print_stale(json_t *st)
+static void print_stale(struct verify_json *st)
 {
-	json_t *max = json_object_get(st, "max_stale");
+	struct verify_json *max = verify_json_get(st, "max_stale");
 	char ago[32], grace[32];
 
-	if (!json_is_true(json_object_get(st, "stale")))
+	if (!verify_json_is_true(verify_json_get(st, "stale")))
 		return;
 	fs_format_duration((int64_t)num(st, "stale_for"), ago);
-	if (json_is_null(max) || !max) {
+	if (verify_json_is_null(max) || !max) {
 		printf("  STALE       metadata expired at %s (stale for %s); max_stale=inf: served "
 		       "for ever, no bound on a freeze attack\n",
 		       str(st, "stale_since"), ago);
 		return;
 	}
 	fs_format_duration((int64_t)num(st, "max_stale"), grace);
-	if (json_is_true(json_object_get(st, "serving"))) {
+	if (verify_json_is_true(verify_json_get(st, "serving"))) {
 		printf("  STALE       metadata expired at %s (stale for %s); still served until %s "
 		       "(max_stale=%s) unless a refresh succeeds\n",
 		       str(st, "stale_since"), ago, str(st, "serving_until"), grace);
@@ -99,11 +100,12 @@ static void print_stale(json_t *st)
 	       str(st, "stale_since"), ago, grace, str(st, "serving_until"), num(st, "pid"));
 }
 
-static void print_mount(const char *mnt, json_t *st)
+static void print_mount(const char *mnt, struct verify_json *st)
 {
 	static const char *const roles[] = {"root", "timestamp", "snapshot", "targets"};
-	json_t *c = json_object_get(st, "counters"), *meta = json_object_get(st, "metadata");
-	json_t *mirrors = json_object_get(st, "mirrors"), *m;
+	struct verify_json *c = verify_json_get(st, "counters"),
+			   *meta = verify_json_get(st, "metadata");
+	struct verify_json *mirrors = verify_json_get(st, "mirrors"), *m;
 	const char *detail = str(st, "detail");
 	size_t i;
 	char b[32];
@@ -114,7 +116,7 @@ static void print_mount(const char *mnt, json_t *st)
 	printf("  metadata    %s, last refreshed %s%s%s\n", str(st, "state"),
 	       str(st, "last_refresh"), detail[0] ? ": " : "", detail);
 	for (i = 0; i < sizeof(roles) / sizeof(roles[0]); i++) {
-		json_t *r = json_object_get(meta, roles[i]);
+		struct verify_json *r = verify_json_get(meta, roles[i]);
 
 		if (r)
 			printf("    %-10s version %" PRIu64 ", expires %s\n", roles[i],
@@ -135,10 +137,9 @@ static void print_mount(const char *mnt, json_t *st)
 	putchar('\n');
 	printf("  trees       %" PRIu64 " loaded, %" PRIu64 " evicted\n", num(c, "trees_loaded"),
 	       num(c, "trees_evicted"));
-	json_array_foreach(mirrors, i, m)
-	{
-		const char *kind = json_string_value(json_object_get(m, "kind"));
-		const char *err = json_string_value(json_object_get(m, "last_error"));
+	for (i = 0; (m = verify_json_at(mirrors, i)) != NULL; i++) {
+		const char *kind = verify_json_str(verify_json_get(m, "kind"));
+		const char *err = verify_json_str(verify_json_get(m, "last_error"));
 
 		/* an older daemon says nothing of kinds: it had mirrors only */
 		printf("  %-11s %s: %" PRIu64 " requests, %s, %" PRIu64 " failures",
@@ -146,7 +147,7 @@ static void print_mount(const char *mnt, json_t *st)
 		       cli_bytes(num(m, "bytes"), b), num(m, "failures"));
 		if (num(m, "latency_ms"))
 			printf(", %" PRIu64 " ms", num(m, "latency_ms"));
-		if (json_is_true(json_object_get(m, "skipped")))
+		if (verify_json_is_true(verify_json_get(m, "skipped")))
 			printf(" (skipped for now)");
 		if (err && err[0])
 			printf("; last error: %s", err);
@@ -157,9 +158,8 @@ static void print_mount(const char *mnt, json_t *st)
 /* One mount's status. @return an exit code; -ENODATA when path is not a storkfs mount. */
 static int mount_status(const char *path, bool json)
 {
-	json_error_t jerr;
+	struct verify_json *st = NULL;
 	char *text = NULL;
-	json_t *st;
 	int r;
 
 	r = read_status(path, &text);
@@ -170,16 +170,16 @@ static int mount_status(const char *path, bool json)
 		free(text);
 		return CLI_OK;
 	}
-	st = json_loads(text, 0, &jerr);
+	r = verify_json_load(text, strlen(text), "malformed status", &st);
 	free(text);
-	if (!st || !json_is_object(st)) {
-		fprintf(stderr, "stork status: %s: %s: malformed status (%s)\n", path, STATUS_XATTR,
-			jerr.text);
-		json_decref(st);
+	if (r < 0 || !verify_json_is_object(st)) {
+		fprintf(stderr, "stork status: %s: %s: %s\n", path, STATUS_XATTR,
+			r < 0 ? stork_error_detail() : "malformed status (not an object)");
+		verify_json_free(st);
 		return CLI_SYSTEM;
 	}
 	print_mount(path, st);
-	json_decref(st);
+	verify_json_free(st);
 	return CLI_OK;
 }
 

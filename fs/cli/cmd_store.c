@@ -2,7 +2,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +12,8 @@
 #include "fs/cli/cli.h"
 #include "fs/fs.h"
 #include "store/store.h"
-#include "verify/verify.h"
+#include "verify/json.h"
+#include "verify/manifest.h"
 
 static const char extract_help[] =
     "usage: stork extract --root ROOTFILE --store STOREDIR [OPTIONS] URL... NAME VERSION "
@@ -199,17 +199,21 @@ int cmd_fsck(int argc, char **argv)
 /* One cached metadata file's signed version and expiry, as the cache holds it (the client
  * verifies it again whenever it starts). @return the parsed file (caller decrefs); NULL when
  * the cache has no such entry, an empty one (forgotten), or one that does not parse. */
-static json_t *cached_signed(struct store *s, const char *repo, const char *file)
+static struct verify_json *cached_signed(struct store *s, const char *repo, const char *file)
 {
 	uint8_t *buf = NULL;
-	json_t *doc = NULL;
+	struct verify_json *doc = NULL;
 	size_t len = 0;
+	int64_t v;
 
 	if (store_meta_get(s, repo, file, &buf, &len) < 0 || len == 0)
 		goto out;
-	doc = json_loadb((const char *)buf, len, 0, NULL);
-	if (!json_is_integer(json_object_get(json_object_get(doc, "signed"), "version"))) {
-		json_decref(doc);
+	if (verify_json_load(buf, len, file, &doc) < 0) {
+		doc = NULL;
+		goto out;
+	}
+	if (!verify_json_int(verify_json_get(verify_json_get(doc, "signed"), "version"), &v)) {
+		verify_json_free(doc);
 		doc = NULL;
 	}
 out:
@@ -217,13 +221,14 @@ out:
 	return doc;
 }
 
-static void print_trusted(const char *what, const json_t *doc)
+static void print_trusted(const char *what, const struct verify_json *doc)
 {
-	const json_t *sig = json_object_get(doc, "signed");
-	const char *exp = json_string_value(json_object_get(sig, "expires"));
+	const struct verify_json *sig = verify_json_get(doc, "signed");
+	const char *exp = verify_json_str(verify_json_get(sig, "expires"));
+	int64_t version = 0;
 
-	printf("  trusted %-10s version %" JSON_INTEGER_FORMAT ", expires %s\n", what,
-	       json_integer_value(json_object_get(sig, "version")), exp ? exp : "?");
+	verify_json_int(verify_json_get(sig, "version"), &version);
+	printf("  trusted %-10s version %" PRId64 ", expires %s\n", what, version, exp ? exp : "?");
 }
 
 /* The cached delegated roles reachable from the top-level targets, depth first in search
@@ -231,27 +236,28 @@ static void print_trusted(const char *what, const json_t *doc)
  * so far (and keeps it alive). */
 #define TRUSTED_ROLES_MAX 32
 
-static void print_trusted_roles(struct store *s, const char *repo, json_t *docs, const json_t *from)
+static void print_trusted_roles(struct store *s, const char *repo, struct verify_json *docs,
+				const struct verify_json *from)
 {
-	const json_t *roles = json_object_get(
-	    json_object_get(json_object_get(from, "signed"), "delegations"), "roles");
-	const json_t *d;
+	const struct verify_json *roles = verify_json_get(
+	    verify_json_get(verify_json_get(from, "signed"), "delegations"), "roles");
+	const struct verify_json *d;
 	size_t i;
 
-	json_array_foreach(roles, i, d)
-	{
-		const char *name = json_string_value(json_object_get(d, "name"));
+	for (i = 0; (d = verify_json_at(roles, i)) != NULL; i++) {
+		const char *name = verify_json_str(verify_json_get(d, "name"));
 		char file[300];
-		json_t *role;
+		struct verify_json *role;
 
-		if (!name || strlen(name) > 255 || json_object_get(docs, name) ||
-		    json_object_size(docs) >= TRUSTED_ROLES_MAX)
+		if (!name || strlen(name) > 255 || verify_json_get(docs, name) ||
+		    verify_json_size(docs) >= TRUSTED_ROLES_MAX)
 			continue;
 		snprintf(file, sizeof(file), "%s.json", name);
 		role = cached_signed(s, repo, file);
 		if (!role)
 			continue;
-		json_object_set_new(docs, name, role);
+		if (verify_json_set(docs, name, role) < 0)
+			continue;
 		snprintf(file, sizeof(file), "role %s", name);
 		print_trusted(file, role);
 		print_trusted_roles(s, repo, docs, role);
@@ -263,11 +269,11 @@ static void print_trusted_roles(struct store *s, const char *repo, json_t *docs,
 static void print_trusted_state(struct store *s, const char *repo)
 {
 	static const char *const top[] = {"root", "timestamp", "snapshot", "targets"};
-	json_t *targets = NULL, *docs = json_object();
+	struct verify_json *targets = NULL, *docs = verify_json_object();
 
 	for (size_t i = 0; i < sizeof(top) / sizeof(top[0]); i++) {
 		char file[32];
-		json_t *doc;
+		struct verify_json *doc;
 
 		snprintf(file, sizeof(file), "%s.json", top[i]);
 		doc = cached_signed(s, repo, file);
@@ -277,12 +283,12 @@ static void print_trusted_state(struct store *s, const char *repo)
 		if (i == 3)
 			targets = doc;
 		else
-			json_decref(doc);
+			verify_json_free(doc);
 	}
 	if (targets && docs)
 		print_trusted_roles(s, repo, docs, targets);
-	json_decref(targets);
-	json_decref(docs);
+	verify_json_free(targets);
+	verify_json_free(docs);
 }
 
 /* What store_meta_recover found about the repository's trusted metadata, when the index

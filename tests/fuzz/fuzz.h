@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "verify/cjson.h"
 #include "verify/verify.h"
 
 /* libFuzzer's entry points: no header declares them for C. */

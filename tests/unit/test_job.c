@@ -1,6 +1,7 @@
 /* tests/unit/test_job.c: the daemon's bounded waits (fs/job.c): callers of one key share one
  * run, a caller never waits past the timeout while the job finishes in the background,
  * failures reach every waiter with their detail, and results are referenced per waiter. */
+#include <stdio.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>

@@ -11,6 +11,7 @@
 #include <check.h>
 
 #include "tests/unit/unit.h"
+#include "verify/cjson.h"
 #include "verify/verify.h"
 
 /* Until test_verify_meta.c defines them, these keep the executable linking. */

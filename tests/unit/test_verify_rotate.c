@@ -14,6 +14,7 @@
 
 #include "unit.h"
 #include "verify/trusted.h"
+#include "verify/verify.h"
 #include "verify/writer/writer.h"
 
 #define T0   ((time_t)1795168800) /* 2026-11-20T10:00:00Z */

@@ -4,6 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "verify/cjson.h"
+#include "verify/error.h"
+#include "verify/key.h"
+#include "verify/name.h"
 #include "verify/writer/internal.h"
 
 json_t *repo_find_role_json(json_t *roles, const char *name)

@@ -11,6 +11,11 @@
 #include <unistd.h>
 #include <sys/stat.h>
 
+#include "verify/atomic.h"
+#include "verify/cjson.h"
+#include "verify/error.h"
+#include "verify/hash.h"
+#include "verify/key.h"
 #include "verify/writer/internal.h"
 
 /* The canonical absolute path of p, which may not exist yet (its parent must). */

@@ -12,7 +12,10 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "verify/cjson.h"
+#include "verify/key.h"
 #include "verify/trusted.h"
+#include "verify/tuf.h"
 #include "verify/writer/writer.h"
 
 #define DAY	    (24 * 60 * 60)

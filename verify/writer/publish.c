@@ -8,6 +8,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "verify/atomic.h"
+#include "verify/cjson.h"
+#include "verify/error.h"
+#include "verify/hash.h"
+#include "verify/key.h"
+#include "verify/manifest.h"
+#include "verify/name.h"
+#include "verify/tuf.h"
 #include "verify/writer/internal.h"
 
 /* The delegated role del as a writer builds on it: ret_cur its current trusted metadata, or

@@ -14,6 +14,12 @@
 #include <unistd.h>
 #include <sys/file.h>
 
+#include "verify/atomic.h"
+#include "verify/cjson.h"
+#include "verify/error.h"
+#include "verify/hash.h"
+#include "verify/key.h"
+#include "verify/tuf.h"
 #include "verify/writer/internal.h"
 
 /* The expiry durations an operator chose at `repo init` (or later with --expires) are kept in

@@ -6,6 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "verify/cjson.h"
+#include "verify/error.h"
+#include "verify/key.h"
+#include "verify/name.h"
 #include "verify/writer/internal.h"
 
 /* The role is not delegated: name the roles that are. @return -ENOENT. */

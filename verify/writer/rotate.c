@@ -7,6 +7,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "verify/atomic.h"
+#include "verify/cjson.h"
+#include "verify/error.h"
+#include "verify/key.h"
+#include "verify/name.h"
 #include "verify/writer/internal.h"
 
 int repo_top_role_index(const char *name)

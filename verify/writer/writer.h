@@ -15,7 +15,9 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "verify/verify.h"
+#include "verify/key.h"
+#include "verify/manifest.h"
+
 
 /* The repository writer (the publisher's side). Keys of the top-level roles live in KEYDIR as
  * root.key, targets.key, snapshot.key, timestamp.key; the served tree never holds a private

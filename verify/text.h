@@ -1,0 +1,20 @@
+/* verify/text.h: checks on untrusted text: UTF-8 and bidirectional controls (verify/text.c). */
+#ifndef STORKFS_VERIFY_TEXT_H
+#define STORKFS_VERIFY_TEXT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* ------------------------------------------------------------------------------------------ */
+/* Text. */
+
+/** Whether s[0..len) is well-formed UTF-8: no overlong forms, no surrogates, nothing above
+ * U+10FFFF (a NUL byte counts as a character). For a C string pass strlen(s). Thread-safe. */
+bool verify_utf8_valid(const char *s, size_t len);
+/** The first bidirectional embedding, override or isolate control in the C string s (U+202A to
+ * U+202E, U+2066 to U+2069: they make a name display as another, "Trojan Source"): its code
+ * point and Unicode name ("U+202E RIGHT-TO-LEFT OVERRIDE", static) with its byte offset in
+ * *ret_pos; NULL when there is none. Thread-safe. */
+const char *verify_bidi_control(const char *s, size_t *ret_pos);
+
+#endif
