@@ -331,7 +331,11 @@ int cli_store_status(const char *dir)
 			dir);
 		return CLI_USAGE;
 	}
-	r = store_open_flags(dir, STORE_OPEN_READONLY, &s);
+	/* Read-only, unless the index is gone while trusted/ keeps its copy: then opening makes
+	 * an empty index (as the next mount or extract would), so that what the copy holds and
+	 * restores can be shown (store/README.md "Trusted metadata"). */
+	snprintf(idx, sizeof(idx), "%s/index", dir);
+	r = store_open_flags(dir, access(idx, F_OK) < 0 ? 0 : STORE_OPEN_READONLY, &s);
 	if (r < 0) {
 		cli_fail("status", r, "%s", dir);
 		return cli_exit_input(r);

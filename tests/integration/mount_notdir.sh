@@ -29,7 +29,7 @@ extract_ok "stork extract stores pkg 1.0" --store "$STORE" "$NGINX_URL" pkg 1.0 
 
 # put_file: a regular file at objects/ab instead of the directory
 put_file() {
-	rm -rf "$STORE/objects/$ab"
+	rm_rf "$STORE/objects/$ab"
 	echo "not a directory" >"$STORE/objects/$ab"
 }
 
