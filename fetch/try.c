@@ -261,29 +261,6 @@ static const struct fetch_transport *peer_transport(struct fetch *f, const char 
 	return NULL;
 }
 
-/* Paths come from metadata: refuse anything that could leave the repository (libcurl would
- * fold "..", and file:// would then read outside the mirror's directory). */
-static int check_path(const char *path)
-{
-	const char *p = path;
-
-	if (*p == '\0' || *p == '/') {
-		stork_errorf("%s: not a path relative to the repository", path);
-		return -EINVAL;
-	}
-	while (*p) {
-		const char *e = strchrnul(p, '/');
-
-		if ((e - p == 2 && p[0] == '.' && p[1] == '.') || (e - p == 1 && p[0] == '.') ||
-		    e == p) {
-			stork_errorf("%s: an empty, \".\" or \"..\" component", path);
-			return -EINVAL;
-		}
-		p = *e ? e + 1 : e;
-	}
-	return 0;
-}
-
 int fetch_try_sources(struct fetch *f, struct fetch_try *j)
 {
 	struct runstate st = {.all_enoent = true};
@@ -293,7 +270,8 @@ int fetch_try_sources(struct fetch *f, struct fetch_try *j)
 	enum step s;
 	int r;
 
-	r = check_path(j->path);
+	/* libcurl would fold "..", and file:// would then read outside the mirror's directory. */
+	r = verify_check_relpath(j->path);
 	if (r < 0)
 		return r;
 	/* The file for people: "objects/ab/<hex> (hello 2.10-3: usr/bin/hello)". */
