@@ -574,6 +574,9 @@ int verify_client_each_accepted(struct verify_client *c, const struct verify_sou
 int verify_dir_source_init(struct verify_source *src, const char *repodir);
 void verify_dir_source_fini(struct verify_source *src);
 
+/** Write all len bytes of buf to fd, again after a short write or EINTR. @return 0; -errno
+ * (write's). Thread-safe. */
+int verify_write_all(int fd, const void *buf, size_t len);
 /* Shared with store/ and fs/: write a whole file atomically (tmp in the same directory, fsync,
  * rename, fsync the directory). @return 0; -errno. */
 int verify_write_atomic(int dirfd, const char *name, const void *buf, size_t len, mode_t mode);

@@ -252,6 +252,37 @@ START_TEST(write_atomic_writes_whole_file_with_exact_mode)
 }
 END_TEST
 
+/* The one write loop of verify/, store/ and their writers (keys, repository objects). */
+START_TEST(write_all_writes_everything_or_says_why)
+{
+	static const char *const names[] = {"f", NULL};
+	char *dir = tmpdir_new(), *p = path_in(dir, "f");
+	size_t len = 3 * 1024 * 1024 + 7;
+	char *buf = malloc(len), *back = malloc(len);
+	int fd;
+
+	ck_assert_ptr_nonnull(buf);
+	ck_assert_ptr_nonnull(back);
+	for (size_t i = 0; i < len; i++)
+		buf[i] = (char)(i * 7 + i / 4096);
+	fd = open(p, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(verify_write_all(fd, buf, len), 0);
+	ck_assert_int_eq(verify_write_all(fd, buf, 0), 0);
+	close(fd);
+	fd = open(p, O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(read(fd, back, len), (ssize_t)len);
+	ck_assert_int_eq(memcmp(buf, back, len), 0);
+	ck_assert_int_eq(verify_write_all(fd, buf, 1), -EBADF); /* opened for reading */
+	close(fd);
+	free(buf);
+	free(back);
+	free(p);
+	tmpdir_free(dir, names);
+}
+END_TEST
+
 /* ------------------------------------------------------------------------------------------ */
 /* Hashes. */
 
@@ -1650,6 +1681,7 @@ static Suite *verify_suite(void)
 	tcase_add_test(tc, bidi_controls_are_found_and_named);
 	tcase_add_test(tc, publish_refuses_versions_dpkg_refuses);
 	tcase_add_test(tc, write_atomic_writes_whole_file_with_exact_mode);
+	tcase_add_test(tc, write_all_writes_everything_or_says_why);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("hash");
