@@ -9,9 +9,9 @@
  *
  * Locking: f->lock protects every source's health and counters (the fields marked so in
  * struct source), f->rng and the in-flight list (f->inflight, and each entry's refs, done,
- * result and detail). Everything else in struct fetch is set by fetch_new and
- * fetch_add_mirror before the fetcher is shared, and read without the lock. A struct
- * fetch_try belongs to the thread running it.
+ * result and detail). Everything else in struct fetch is set by fetch_new,
+ * fetch_add_transport and fetch_add_mirror before the fetcher is shared, and read without the
+ * lock. A struct fetch_try belongs to the thread running it.
  */
 #ifndef STORKFS_FETCH_INTERNAL_H
 #define STORKFS_FETCH_INTERNAL_H
