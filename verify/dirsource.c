@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "verify/error.h"
+#include "verify/name.h"
 #include "verify/tuf.h"
 
 #define CHUNK (64 * 1024)
@@ -17,33 +18,12 @@ struct dirsrc {
 	int fd;
 };
 
-/* Paths come from metadata: refuse anything that could leave the repository. */
-static int check_path(const char *path)
-{
-	const char *p = path;
-
-	if (*p == '\0' || *p == '/') {
-		stork_errorf("%s: not a path relative to the repository", path);
-		return -EINVAL;
-	}
-	while (*p) {
-		const char *e = strchrnul(p, '/');
-
-		if (e - p == 2 && p[0] == '.' && p[1] == '.') {
-			stork_errorf("%s: a \"..\" component would leave the repository", path);
-			return -EINVAL;
-		}
-		p = *e ? e + 1 : e;
-	}
-	return 0;
-}
-
 static int open_file(struct dirsrc *d, const char *path, int *ret_fd)
 {
 	struct stat st;
 	int fd, r;
 
-	r = check_path(path);
+	r = verify_check_relpath(path);
 	if (r < 0)
 		return r;
 	fd = openat(d->fd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);

@@ -159,7 +159,7 @@ const char *stork_error_text(const char *d, int err, char *buf, size_t len)
 
 /* ------------------------------------------------------------------------------------------ */
 
-static int write_all(int fd, const void *buf, size_t len)
+int verify_write_all(int fd, const void *buf, size_t len)
 {
 	const char *p = buf;
 
@@ -215,7 +215,7 @@ static int fill_bytes(void *ctx, int fd)
 {
 	const struct membytes *b = ctx;
 
-	return write_all(fd, b->buf, b->len);
+	return verify_write_all(fd, b->buf, b->len);
 }
 
 int verify_write_atomic(int dirfd, const char *name, const void *buf, size_t len, mode_t mode)

@@ -19,6 +19,7 @@
 
 #include "verify/cjson.h"
 #include "verify/error.h"
+#include "verify/atomic.h"
 #include "verify/hash.h"
 #include "verify/key.h"
 
@@ -335,22 +336,6 @@ out:
 	return r;
 }
 
-static int write_all(int fd, const char *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t w = write(fd, p, len);
-
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += w;
-		len -= (size_t)w;
-	}
-	return 0;
-}
-
 /* Create path with O_EXCL and write the PEM in bio to it. */
 static int write_new_file(const char *path, BIO *bio, mode_t mode)
 {
@@ -371,7 +356,7 @@ static int write_new_file(const char *path, BIO *bio, mode_t mode)
 		r = -errno;
 		goto fail;
 	}
-	r = write_all(fd, data, dlen > 0 ? (size_t)dlen : 0);
+	r = verify_write_all(fd, data, dlen > 0 ? (size_t)dlen : 0);
 	if (r < 0)
 		goto fail;
 	if (fsync(fd) < 0) {

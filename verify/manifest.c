@@ -1,4 +1,5 @@
-/* verify/manifest.c: package manifests, built by the publisher; the checks parsing shares.
+/* verify/manifest.c: package manifests, built by the publisher; the checks parsing shares,
+ * and verify_check_relpath, the same path rules for the paths every source is asked for.
  *
  * The manifest format is in verify/README.md: canonical JSON, files sorted by path bytewise,
  * every parent directory present, nothing below a symlink or a file. Building is lenient about
@@ -16,6 +17,7 @@
 #include "verify/hash.h"
 #include "verify/internal.h"
 #include "verify/manifest.h"
+#include "verify/name.h"
 #include "verify/text.h"
 
 #define COMPONENT_MAX_LEN 255
@@ -42,6 +44,9 @@ static bool has_control(const char *s)
 	return false;
 }
 
+/* The ".." problem, told apart by its address by verify_check_relpath. */
+static const char leaves_root[] = "path leaves the package root";
+
 /* Whether path is a clean relative path; else its problem as a static string. */
 const char *manifest_path_problem(const char *path)
 {
@@ -60,7 +65,7 @@ const char *manifest_path_problem(const char *path)
 		slash = strchr(p, '/');
 		len = slash ? (size_t)(slash - p) : strlen(p);
 		if (len == 2 && p[0] == '.' && p[1] == '.')
-			return "path leaves the package root";
+			return leaves_root;
 		if (len == 0)
 			return "empty path component";
 		if (len == 1 && p[0] == '.')
@@ -74,6 +79,23 @@ const char *manifest_path_problem(const char *path)
 	if (!verify_utf8_valid(path, strlen(path)))
 		return "path is not valid UTF-8";
 	return NULL;
+}
+
+int verify_check_relpath(const char *path)
+{
+	char q[TEXT_QUOTE_LEN];
+	const char *problem = manifest_path_problem(path);
+
+	/* Not a separator here, but one to some servers a mirror may run on (after they decode
+	 * %5C); no repository path has one. */
+	if (!problem && strchr(path, '\\'))
+		problem = "backslash in the path";
+	if (!problem)
+		return 0;
+	if (problem == leaves_root)
+		problem = "path leaves the repository";
+	stork_errorf("\"%s\": %s", text_quote(path, q, sizeof(q)), problem);
+	return -EINVAL;
 }
 
 const char *manifest_target_problem(const char *target)

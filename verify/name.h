@@ -39,5 +39,13 @@ char *verify_target_path(const char *name, const char *version);
 /** Split a target path back. @return 0; STORK_EFORMAT if it is not name/version.json with
  * valid name and version. ret_* are malloc'd. */
 int verify_target_split(const char *path, char **ret_name, char **ret_version);
+/** Whether path, named by metadata, may be opened or requested below a repository's root
+ * (verify/README.md, "Repository paths"): the rules of a manifest's paths (relative,
+ * components never empty, "." or "..", no control character, at most 4096 bytes, components
+ * at most 255, valid UTF-8) and no backslash. Paths are used as they are, never percent-decoded
+ * ("%2e%2e" is a name). The one check of every source: verify's directory source and fetch/'s
+ * fetcher.
+ * @return 0; -EINVAL with a detail naming the (quoted) path and its problem. Thread-safe. */
+int verify_check_relpath(const char *path);
 
 #endif

@@ -67,24 +67,6 @@ static int sync_dir(int dirfd)
 	return r;
 }
 
-static int write_all(int fd, const void *buf, size_t len)
-{
-	const uint8_t *p = buf;
-
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 static int open_tmp(struct store_objwriter *w)
 {
 	static const char chars[] =
@@ -187,7 +169,7 @@ static int compress(struct store_objwriter *w, const void *buf, size_t len, ZSTD
 			return -EIO;
 		}
 		if (out.pos > 0) {
-			r = write_all(w->fd, w->zbuf, out.pos);
+			r = verify_write_all(w->fd, w->zbuf, out.pos);
 			if (r < 0) {
 				stork_errorf(OBJDIR "/%s: write: %s", w->tmpname, strerror(-r));
 				return r;

@@ -932,6 +932,13 @@ START_TEST(source_get_fails_over_and_enforces_maxlen)
 	fake.total = 0;
 	ck_assert_int_eq(src.get(src.ctx, "metadata/../../etc/passwd", 100, &buf, &len), -EINVAL);
 	ck_assert_int_eq(src.get(src.ctx, "/etc/passwd", 100, &buf, &len), -EINVAL);
+	/* The same check as verify's directory source (verify_check_relpath). */
+	ck_assert_int_eq(src.get(src.ctx, "metadata/./timestamp.json", 100, &buf, &len), -EINVAL);
+	ck_assert_int_eq(src.get(src.ctx, "metadata\\..\\x.json", 100, &buf, &len), -EINVAL);
+	ck_assert_str_eq(stork_error_detail(),
+			 "\"metadata\\\\..\\\\x.json\": backslash in the path");
+	ck_assert_int_eq(src.get(src.ctx, "metadata/\x1b[2Jx.json", 100, &buf, &len), -EINVAL);
+	ck_assert_str_eq(stork_error_detail(), "\"metadata/\\x1b[2Jx.json\": control character");
 	ck_assert_uint_eq(fake.total, 0);
 	fetch_free(f);
 }

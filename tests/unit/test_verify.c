@@ -274,6 +274,37 @@ START_TEST(write_atomic_writes_whole_file_with_exact_mode)
 }
 END_TEST
 
+/* The one write loop of verify/, store/ and their writers (keys, repository objects). */
+START_TEST(write_all_writes_everything_or_says_why)
+{
+	static const char *const names[] = {"f", NULL};
+	char *dir = tmpdir_new(), *p = path_in(dir, "f");
+	size_t len = 3 * 1024 * 1024 + 7;
+	char *buf = malloc(len), *back = malloc(len);
+	int fd;
+
+	ck_assert_ptr_nonnull(buf);
+	ck_assert_ptr_nonnull(back);
+	for (size_t i = 0; i < len; i++)
+		buf[i] = (char)(i * 7 + i / 4096);
+	fd = open(p, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(verify_write_all(fd, buf, len), 0);
+	ck_assert_int_eq(verify_write_all(fd, buf, 0), 0);
+	close(fd);
+	fd = open(p, O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(read(fd, back, len), (ssize_t)len);
+	ck_assert_int_eq(memcmp(buf, back, len), 0);
+	ck_assert_int_eq(verify_write_all(fd, buf, 1), -EBADF); /* opened for reading */
+	close(fd);
+	free(buf);
+	free(back);
+	free(p);
+	tmpdir_free(dir, names);
+}
+END_TEST
+
 /* ------------------------------------------------------------------------------------------ */
 /* Hashes. */
 
@@ -955,6 +986,110 @@ START_TEST(target_paths_split_back_into_name_and_version)
 }
 END_TEST
 
+/* The one check of paths that metadata names before a source opens or requests them: the
+ * directory source (verify/dirsource.c) and the fetcher (fetch/try.c) both use it. */
+START_TEST(relpath_check_refuses_hostile_paths)
+{
+	static const struct {
+		const char *path, *detail;
+	} bad[] = {
+	    {"", "\"\": empty path"},
+	    {"..", "\"..\": path leaves the repository"},
+	    {"../x", "\"../x\": path leaves the repository"},
+	    {"a/../b", "\"a/../b\": path leaves the repository"},
+	    {"a/..", "\"a/..\": path leaves the repository"},
+	    {"/etc/passwd", "\"/etc/passwd\": absolute path"},
+	    {"//x", "\"//x\": absolute path"},
+	    {"a//b", "\"a//b\": empty path component"},
+	    {"a/", "\"a/\": empty path component"},
+	    {".", "\".\": \".\" path component"},
+	    {"./a", "\"./a\": \".\" path component"},
+	    {"a/./b", "\"a/./b\": \".\" path component"},
+	    {"a\\b", "\"a\\\\b\": backslash in the path"},
+	    {"..\\..\\x", "\"..\\\\..\\\\x\": backslash in the path"},
+	    {"a\x01"
+	     "b",
+	     "\"a\\x01b\": control character"},
+	    {"a\nb", "\"a\\x0ab\": control character"},
+	    {"a\x7f", "\"a\\x7f\": control character"},
+	};
+	static const char *const good[] = {
+	    "objects/ab/cdef",
+	    "metadata/1.root.json",
+	    "targets/hello/x.2.10-3.json",
+	    "...",
+	    "a..b/..c",
+	    "%2e%2e/x", /* never decoded: a name */
+	};
+	char longpath[5000], longcomp[300];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		stork_error_clear();
+		ck_assert_msg(verify_check_relpath(bad[i].path) == -EINVAL, "accepted \"%s\"",
+			      bad[i].path);
+		ck_assert_str_eq(stork_error_detail(), bad[i].detail);
+	}
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		ck_assert_msg(verify_check_relpath(good[i]) == 0, "refused \"%s\"", good[i]);
+
+	ck_assert_int_eq(verify_check_relpath("a/\xff"), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(stork_error_detail(), ": path is not valid UTF-8"));
+	memset(longpath, 'a', sizeof(longpath) - 1);
+	longpath[sizeof(longpath) - 1] = '\0';
+	for (size_t i = 200; i < sizeof(longpath) - 1; i += 201)
+		longpath[i] = '/';
+	ck_assert_int_eq(verify_check_relpath(longpath), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(stork_error_detail(), ": path longer than 4096 bytes"));
+	ck_assert_uint_lt(strlen(stork_error_detail()), 400); /* the path is cut when quoted */
+	memset(longcomp, 'b', sizeof(longcomp) - 1);
+	longcomp[sizeof(longcomp) - 1] = '\0';
+	ck_assert_int_eq(verify_check_relpath(longcomp), -EINVAL);
+	ck_assert_ptr_nonnull(
+	    strstr(stork_error_detail(), ": path component longer than 255 bytes"));
+}
+END_TEST
+
+/* The directory source refuses what the check refuses, before opening anything: a file that
+ * exists under the hostile spelling is not read. */
+START_TEST(dir_source_refuses_hostile_paths)
+{
+	static const char *const names[] = {"repo/metadata/x.json", "repo/metadata", "repo",
+					    "secret", NULL};
+	static const char *const hostile[] = {"../secret",	   "metadata/../../secret",
+					      "metadata/./x.json", "metadata//x.json",
+					      "./metadata/x.json", "metadata\\x.json"};
+	char *dir = tmpdir_new(), *repo = path_in(dir, "repo"), *p;
+	struct verify_source src;
+	uint8_t *buf;
+	size_t len;
+
+	ck_assert_int_eq(mkdir(repo, 0755), 0);
+	p = path_in(dir, "repo/metadata");
+	ck_assert_int_eq(mkdir(p, 0755), 0);
+	free(p);
+	p = path_in(dir, "repo/metadata/x.json");
+	write_file(p, "{}", 0644);
+	free(p);
+	p = path_in(dir, "secret");
+	write_file(p, "secret", 0644);
+	free(p);
+
+	ck_assert_int_eq(verify_dir_source_init(&src, repo), 0);
+	ck_assert_int_eq(src.get(src.ctx, "metadata/x.json", 100, &buf, &len), 0);
+	ck_assert_uint_eq(len, 2);
+	free(buf);
+	for (size_t i = 0; i < sizeof(hostile) / sizeof(hostile[0]); i++) {
+		buf = NULL;
+		ck_assert_msg(src.get(src.ctx, hostile[i], 100, &buf, &len) == -EINVAL,
+			      "read \"%s\"", hostile[i]);
+		ck_assert_ptr_null(buf);
+	}
+	verify_dir_source_fini(&src);
+	free(repo);
+	tmpdir_free(dir, names);
+}
+END_TEST
+
 /* ------------------------------------------------------------------------------------------ */
 /* Manifests. */
 
@@ -1569,6 +1704,7 @@ static Suite *verify_suite(void)
 	tcase_add_test(tc, bidi_controls_are_found_and_named);
 	tcase_add_test(tc, publish_refuses_versions_dpkg_refuses);
 	tcase_add_test(tc, write_atomic_writes_whole_file_with_exact_mode);
+	tcase_add_test(tc, write_all_writes_everything_or_says_why);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("hash");
@@ -1605,6 +1741,8 @@ static Suite *verify_suite(void)
 	tcase_add_test(tc, role_names_are_lowercase_and_not_top_level);
 	tcase_add_test(tc, name_patterns_allow_wildcards_only_in_place);
 	tcase_add_test(tc, target_paths_split_back_into_name_and_version);
+	tcase_add_test(tc, relpath_check_refuses_hostile_paths);
+	tcase_add_test(tc, dir_source_refuses_hostile_paths);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("manifest");
