@@ -389,7 +389,7 @@ START_TEST(readdir_of_a_version_lists_its_tree_and_counts_lookups)
 	kernel_list_dir(pkg, true, sizeof(struct fake_dirent) + 128 + 16, &l);
 	ck_assert_uint_eq(l.n, NVERS + 3);
 	for (size_t i = 2; i < l.n; i++)
-		ck_assert_uint_eq(node_of(l.inos[i])->nlookup, l.inos[i] == ver ? 2 : 1);
+		ck_assert_uint_eq(node_of(l.inos[i])->nlookup, (l.inos[i] == ver ? 2 : 1));
 
 	/* a file is no directory */
 	{
