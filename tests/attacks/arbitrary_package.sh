@@ -82,7 +82,7 @@ tail -n 1 "$T/err" | grep -F "$p_a" | matches -i 'hash' || {
 pass "p 1.0: the error names the substituted object and the hash"
 [ ! -e "$T/p1" ] || [ -z "$(find "$T/p1" -type f -print -quit)" ] || fail "p 1.0: files were extracted"
 no_evil "p 1.0 from the hostile mirror" "$T/store"
-same_trust "p 1.0 from the hostile mirror: trusted state unchanged" "$T/store" "$BEFORE"
+assert_unchanged "p 1.0 from the hostile mirror: trusted state unchanged" "$T/store" "$BEFORE"
 
 expect_rc 1 "q 1.0 from the hostile mirror: refused" timeout 60 "$STORK" extract --root "$ROOT" \
 	--store "$T/store" "$EVIL" q 1.0 "$T/q1"
@@ -96,7 +96,7 @@ pass "q 1.0: the error names the substituted manifest and the hash"
 	fail "q 1.0: the client fetched the object the substitute manifest names"
 pass "q 1.0: the attacker's object was never even requested"
 no_evil "q 1.0 from the hostile mirror" "$T/store"
-same_trust "q 1.0 from the hostile mirror: trusted state unchanged" "$T/store" "$BEFORE"
+assert_unchanged "q 1.0 from the hostile mirror: trusted state unchanged" "$T/store" "$BEFORE"
 
 # --- [hostile, good]: the genuine bytes, the hostile mirror named in the log
 extract_ok "p 1.0 from [hostile, good] succeeds" --store "$T/store" "$EVIL" "$GOOD" p 1.0 "$T/p-2"
@@ -120,7 +120,7 @@ grep -F "$EVIL" "$T/err" | grep -F "$q_mpath" | matches -i hash || {
 }
 pass "q 1.0: the log names the hostile mirror, the manifest and the hash"
 no_evil "after [hostile, good]" "$T/store"
-same_trust "after [hostile, good]: trusted state unchanged" "$T/store" "$BEFORE"
+assert_unchanged "after [hostile, good]: trusted state unchanged" "$T/store" "$BEFORE"
 
 # --- a storkfs mount over the hostile mirror alone
 MNT=$T/mnt
@@ -158,5 +158,5 @@ grep -F "$q_mpath" "$SFS_LOG" | matches -i hash || {
 pass "mount: the log names the substituted manifest and the hash"
 unmount_storkfs "$MNT"
 no_evil "after the mount" "$T/store-mount"
-same_trust "after the mount: trusted state unchanged" "$T/store-mount" "$BEFORE"
+assert_unchanged "after the mount: trusted state unchanged" "$T/store-mount" "$BEFORE"
 done_ok

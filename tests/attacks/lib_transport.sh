@@ -1,40 +1,10 @@
 # shellcheck shell=bash disable=SC2034
 # tests/attacks/lib_transport.sh: shared setup of the transport attacks (arbitrary_package,
 # mix_and_match, endless_data, slow_retrieval, withholding_mirror); sourced, never run.
-# It sources the attack suite's lib.sh when there is one (itself built on
-# tests/integration/lib.sh), else tests/integration/lib.sh, and adds what these scripts share.
+# It sources the attack suite's lib.sh (itself built on tests/integration/lib.sh, which has
+# read_errno) and adds what these scripts share.
 
-_AT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-if [ -f "$_AT_DIR/lib.sh" ]; then
-	. "$_AT_DIR/lib.sh"
-else
-	. "$_AT_DIR/../integration/lib.sh"
-fi
-
-# trusted_state STOREDIR: the client's trusted metadata as `stork status` prints it, one line
-# per role ("  trusted snapshot   version 5, expires ..."); nothing for a store that trusts
-# nothing yet. (tests/attacks/lib.sh may define it first.)
-if ! declare -F trusted_state >/dev/null; then
-	trusted_state() {
-		local out
-		out=$("$STORK" status "$1") || fail "stork status $1 failed"
-		printf '%s\n' "$out" | grep '^  trusted ' || true
-	}
-fi
-
-# same_trust DESC STOREDIR BEFORE: the store's trusted state is still the text BEFORE.
-same_trust() {
-	local now
-	now=$(trusted_state "$2")
-	if [ "$now" != "$3" ]; then
-		echo "--- trusted before:" >&2
-		printf '%s\n' "$3" >&2
-		echo "--- trusted now:" >&2
-		printf '%s\n' "$now" >&2
-		fail "$1: the trusted state of $2 moved"
-	fi
-	pass "$1"
-}
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # trusted_line STATE ROLE: ROLE's line ("root", "timestamp", "snapshot", "targets",
 # "role alice") of the trusted state text STATE, or nothing.
@@ -52,21 +22,6 @@ timed_extract() {
 	t0=$(date +%s%N)
 	run timeout -k 5 "$secs" bash -c 'ulimit -f "$1" && shift && exec "$@"' sh "$kb" \
 		"$STORK" extract --root "$ROOT" "$@"
-	ELAPSED=$((($(date +%s%N) - t0) / 1000000000))
-}
-
-# read_errno FILE [SECS]: open and read FILE to the end within SECS seconds (default 60);
-# sets GOT to "ok SHA256", "errno N" or "hang" (it did not finish) and ELAPSED (whole
-# seconds). Call it in the test's own shell, not in $(...).
-read_errno() {
-	local t0
-	t0=$(date +%s%N)
-	GOT=$(timeout -k 2 "${2:-60}" python3 -c 'import hashlib, sys
-try:
-    with open(sys.argv[1], "rb") as f:
-        print("ok", hashlib.sha256(f.read()).hexdigest())
-except OSError as e:
-    print("errno", e.errno)' "$1") || GOT=hang
 	ELAPSED=$((($(date +%s%N) - t0) / 1000000000))
 }
 

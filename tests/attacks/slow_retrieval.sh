@@ -70,7 +70,7 @@ slow() {
 	}
 	pass "$c alone: stderr names $path and the stall"
 	[ "$(fault_requests "^GET /$path ")" -ge 1 ] || fail "$c alone: the slow mirror never saw $path"
-	same_trust "$c alone: trusted state unchanged" "$s" "$BEFORE"
+	assert_unchanged "$c alone: trusted state unchanged" "$s" "$BEFORE"
 	fsck_clean "$c alone: stork fsck finds the store clean" "$s"
 
 	s=$T/store-$c-good
@@ -88,7 +88,7 @@ slow() {
 		fail "$c, good: no log line names the slow mirror, $path and the stall"
 	}
 	pass "$c, good: the log names the slow mirror, $path and the stall"
-	same_trust "$c, good: trusted state unchanged" "$s" "$BEFORE"
+	assert_unchanged "$c, good: trusted state unchanged" "$s" "$BEFORE"
 	fsck_clean "$c, good: stork fsck finds the store clean" "$s"
 	check "$c, good: every stored object holds what its name hashes" store_hashes_ok "$s"
 }
@@ -121,7 +121,7 @@ mount_done() {
 	unmount_storkfs "$T/mnt-$1"
 	fsck_clean "mount $1: stork fsck finds the store clean" "$T/store-m-$1"
 	check "mount $1: every stored object holds what its name hashes" store_hashes_ok "$T/store-m-$1"
-	same_trust "mount $1: trusted state unchanged" "$T/store-m-$1" "$BEFORE"
+	assert_unchanged "mount $1: trusted state unchanged" "$T/store-m-$1" "$BEFORE"
 }
 trickle="{\"match\": \"^/$p_big\$\", \"fault\": \"trickle\", \"rate\": 5}"
 # (a stall after the headers behaves as the trickle does: the extract cases above show both)

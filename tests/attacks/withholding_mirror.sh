@@ -81,7 +81,7 @@ for v in 1.0 2.0; do
 	extract --store "$T/store-a" "$STALE" p "$v" "$T/a-$v"
 	cp "$T/err" "$T/err-a-$v"
 	no_wrong_bytes "A: p $v from [stale]" "$src" "$T/a-$v"
-	same_trust "A: p $v from [stale]: trusted state unchanged" "$T/store-a" "$S2"
+	assert_unchanged "A: p $v from [stale]: trusted state unchanged" "$T/store-a" "$S2"
 done
 expect "A: the stale timestamp is refused as a rollback (older than the trusted one)" \
 	grep -qiE 'older than the trusted|rollback' "$T/err-a-2.0"
@@ -91,7 +91,7 @@ expect "A: the error names the stale mirror $STALE" grep -qF "$STALE" "$T/err-a-
 extract --store "$T/store-b" "$STALE" "$GOOD" p 2.0 "$T/b"
 cp "$T/err" "$T/err-b"
 no_wrong_bytes "B: p 2.0 from [stale, good]" "$T/src2" "$T/b"
-same_trust "B: trusted state unchanged (the good mirror's is the trusted one)" "$T/store-b" "$S2"
+assert_unchanged "B: trusted state unchanged (the good mirror's is the trusted one)" "$T/store-b" "$S2"
 expect "B: p 2.0 extracts from [stale, good] (the client goes past the withholding mirror)" \
 	test "$RC" -eq 0
 expect "B: stderr names the stale mirror and the rollback" err_names "$STALE" 'older|rollback'
@@ -125,7 +125,7 @@ expect "C: the log names the stale mirror" grep -qF "$STALE" "$SFS_LOG"
 expect "C: the mount refreshed from the good mirror (state fresh, not 'refresh failed')" \
 	grep -q '"state": "fresh"' "$T/xattr-c"
 unmount_storkfs "$MNT"
-same_trust "C: trusted state unchanged after the mount" "$T/store-c" "$S2"
+assert_unchanged "C: trusted state unchanged after the mount" "$T/store-c" "$S2"
 fsck_clean "C: stork fsck finds the store clean" "$T/store-c"
 
 # --- D. a fresh node over [stale, good]

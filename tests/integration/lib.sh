@@ -828,6 +828,51 @@ xattr() {
 	python3 -c 'import os, sys; sys.stdout.write(os.getxattr(sys.argv[1], sys.argv[2]).decode())' "$1" "$2"
 }
 
+# read_hash SECS FILE [DELAY_MS [READY]]: open FILE and read it to its end, 64 kB at a time,
+# within SECS seconds; prints "ok SHA256" (of the bytes read) or "errno N" (the open or a read
+# failed with errno N) and returns 0, or returns timeout's 124 or 137 when it did not finish.
+# With DELAY_MS, a slow reader: it sleeps that long after each read; with READY, it creates
+# the file READY just before the open.
+read_hash() {
+	local secs=$1
+	shift
+	timeout -k 5 "$secs" python3 -c 'import hashlib, os, sys, time
+path = sys.argv[1]
+delay = int(sys.argv[2]) / 1000 if len(sys.argv) > 2 else 0
+if len(sys.argv) > 3:
+    open(sys.argv[3], "w").close()
+h = hashlib.sha256()
+try:
+    fd = os.open(path, os.O_RDONLY)
+    while True:
+        b = os.read(fd, 65536)
+        if not b:
+            break
+        h.update(b)
+        if delay:
+            time.sleep(delay)
+    os.close(fd)
+except OSError as e:
+    print("errno", e.errno)
+    sys.exit(0)
+print("ok", h.hexdigest())' "$@"
+}
+
+# read_errno FILE [SECS]: read_hash bounded by SECS seconds (default 60); sets GOT to what it
+# printed ("ok SHA256" or "errno N"), or "hang" when it did not finish, and ELAPSED (whole
+# seconds). Call it in the test's own shell, not in $(...).
+read_errno() {
+	local t0 rc=0
+	t0=$(date +%s%N)
+	GOT=$(read_hash "${2:-60}" "$1") || rc=$?
+	case $rc in
+	0) ;;
+	124 | 137) GOT=hang ;;
+	*) GOT="reader exit $rc: $GOT" ;;
+	esac
+	ELAPSED=$((($(date +%s%N) - t0) / 1000000000))
+}
+
 # ---------------------------------------------------------------------------------------------
 # The transport chain: caching proxies (Debian's squid) and peers (another node's store behind
 # nginx with contrib/nginx-peer.conf).

@@ -21,20 +21,6 @@ need_fuse
 
 sha() { sha256sum <"$1" | cut -d' ' -f1; }
 
-# open_read FILE [SECS]: open and read FILE within SECS seconds (default 60); sets GOT to
-# "ok SHA256", "errno N" or "hang", and ELAPSED (whole seconds). In the test's own shell.
-open_read() {
-	local t0
-	t0=$(date +%s%N)
-	GOT=$(timeout -k 2 "${2:-60}" python3 -c 'import hashlib, sys
-try:
-    with open(sys.argv[1], "rb") as f:
-        print("ok", hashlib.sha256(f.read()).hexdigest())
-except OSError as e:
-    print("errno", e.errno)' "$1") || GOT=hang
-	ELAPSED=$((($(date +%s%N) - t0) / 1000000000))
-}
-
 # read_all MNT DESC [LAST]: every file of p 1.0 reads its genuine bytes through MNT, LAST (a
 # file name) after all the others
 read_all() {
@@ -234,7 +220,7 @@ start_faultserver "$REPO"
 fault_set "[{\"match\": \"^/$p_big\$\", \"fault\": \"trickle\", \"rate\": 5}]"
 SLOW=$FAULT_URL
 mount_storkfs "$T/mnt-slow" "store=$T/store-slow,timeout=5" "$SLOW" "$GOOD"
-open_read "$T/mnt-slow/p/1.0/big" 40
+read_errno "$T/mnt-slow/p/1.0/big" 40
 [ "$GOT" = "ok $o_big" ] || {
 	cat "$SFS_LOG" >&2
 	fail "timeout=5, [trickle, good]: the first open of p/1.0/big gives '$GOT' after ${ELAPSED}s, want its genuine bytes"
