@@ -18,7 +18,6 @@
 #include "verify/key.h"
 #include "verify/manifest.h"
 
-
 /* The repository writer (the publisher's side). Keys of the top-level roles live in KEYDIR as
  * root.key, targets.key, snapshot.key, timestamp.key; the served tree never holds a private
  * key. All writes are temporary file + fsync + rename; timestamp.json is renamed last, so a
