@@ -236,7 +236,7 @@ void kernel_unwalk(const char *path)
 
 	ck_assert_ptr_nonnull(p);
 	while (*p) {
-		kernel_forget(inodes_number(&fake_fsd->inodes, p), 1);
+		kernel_forget(fsd_inodes_number(&fake_fsd->inodes, p), 1);
 		slash = strrchr(p, '/');
 		if (!slash)
 			break;

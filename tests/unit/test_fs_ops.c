@@ -62,14 +62,14 @@ void fsd_log(struct fsd *d, const char *fmt, ...)
 	nlogs++;
 }
 
-static struct inode *node_of(fuse_ino_t ino)
+static struct fsd_inode *node_of(fuse_ino_t ino)
 {
 	return ino < D.inodes.nslots ? D.inodes.slots[ino].node : NULL;
 }
 
-static struct vtree *cached_tree(const char *key)
+static struct fsd_vtree *cached_tree(const char *key)
 {
-	return (struct vtree *)(uintptr_t)strmap_get(&D.vtrees, key);
+	return (struct fsd_vtree *)(uintptr_t)fsd_strmap_get(&D.vtrees, key);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -112,27 +112,27 @@ static void setup(void)
 	ck_assert_msg(r == 0, "fs_repo_open: %d %s", r, stork_error_detail());
 	r = fs_repo_refresh(D.repo);
 	ck_assert_msg(r == 0, "fs_repo_refresh: %d %s", r, stork_error_detail());
-	ck_assert_int_eq(inodes_init(&D.inodes), 0);
+	ck_assert_int_eq(fsd_inodes_init(&D.inodes), 0);
 	pthread_mutex_init(&D.cat_lock, NULL);
 	pthread_mutex_init(&D.vt_lock, NULL);
 	pthread_mutex_init(&D.status_lock, NULL);
-	ck_assert_int_eq(jobs_init(&D.jobs), 0);
-	r = catalog_build(D.repo, &D.cat);
-	ck_assert_msg(r == 0, "catalog_build: %d %s", r, stork_error_detail());
+	ck_assert_int_eq(fsd_jobs_init(&D.jobs), 0);
+	r = fsd_catalog_build(D.repo, &D.cat);
+	ck_assert_msg(r == 0, "fsd_catalog_build: %d %s", r, stork_error_detail());
 	D.started = time(NULL);
 }
 
 static void teardown(void)
 {
-	ck_assert_int_eq(jobs_drain(&D.jobs, 30), 0);
-	jobs_fini(&D.jobs);
-	strmap_fini(&D.sources);
+	ck_assert_int_eq(fsd_jobs_drain(&D.jobs, 30), 0);
+	fsd_jobs_fini(&D.jobs);
+	fsd_strmap_fini(&D.sources);
 	for (size_t i = 0; i < D.vtrees.cap; i++)
 		if (D.vtrees.slots[i].key)
-			vtree_unref((struct vtree *)(uintptr_t)D.vtrees.slots[i].val);
-	strmap_fini(&D.vtrees);
-	inodes_fini(&D.inodes);
-	catalog_unref(D.cat);
+			fsd_vtree_unref((struct fsd_vtree *)(uintptr_t)D.vtrees.slots[i].val);
+	fsd_strmap_fini(&D.vtrees);
+	fsd_inodes_fini(&D.inodes);
+	fsd_catalog_unref(D.cat);
 	fs_repo_close(D.repo);
 	store_close(D.store);
 	nftw(node_dir, unit_rm_one, 16, FTW_DEPTH | FTW_PHYS);
@@ -233,8 +233,8 @@ START_TEST(lookup_of_what_does_not_exist_replies_one_error)
 	ck_assert_int_eq(kernel_lookup_err(file, "x"), ENOTDIR);
 	ck_assert_int_eq(kernel_lookup_err(12345, "x"), ESTALE); /* a number never given */
 	/* nothing numbered for the misses */
-	ck_assert_uint_eq(inodes_number(&D.inodes, "nope"), 0);
-	ck_assert_uint_eq(inodes_number(&D.inodes, "hello/1.0/nope"), 0);
+	ck_assert_uint_eq(fsd_inodes_number(&D.inodes, "nope"), 0);
+	ck_assert_uint_eq(fsd_inodes_number(&D.inodes, "hello/1.0/nope"), 0);
 	/* a miss is no failure: nothing logged */
 	ck_assert_int_eq(nlogs, 0);
 
@@ -253,7 +253,7 @@ END_TEST
 START_TEST(inode_numbers_are_stable_and_forget_frees_at_zero)
 {
 	fuse_ino_t pkg, again, file, bin;
-	struct vtree *t;
+	struct fsd_vtree *t;
 	int refs;
 
 	pkg = kernel_walk("hello", NULL);
@@ -275,7 +275,7 @@ START_TEST(inode_numbers_are_stable_and_forget_frees_at_zero)
 
 	/* an entry's node holds its version's tree until it is freed */
 	file = kernel_walk("hello/1.9/bin/hello", NULL);
-	bin = inodes_number(&D.inodes, "hello/1.9/bin");
+	bin = fsd_inodes_number(&D.inodes, "hello/1.9/bin");
 	t = cached_tree("hello/1.9");
 	ck_assert_ptr_nonnull(t);
 	refs = __atomic_load_n(&t->refs, __ATOMIC_ACQUIRE);
@@ -300,8 +300,8 @@ START_TEST(inode_numbers_are_stable_and_forget_frees_at_zero)
 
 	/* more forgets than lookups: clamped, never below zero; the root is never freed */
 	kernel_walk("hello/1.9", NULL);
-	kernel_forget(inodes_number(&D.inodes, "hello/1.9"), 5);
-	ck_assert_ptr_null(node_of(inodes_number(&D.inodes, "hello/1.9")));
+	kernel_forget(fsd_inodes_number(&D.inodes, "hello/1.9"), 5);
+	ck_assert_ptr_null(node_of(fsd_inodes_number(&D.inodes, "hello/1.9")));
 	kernel_forget(FUSE_ROOT_ID, 10);
 	ck_assert_ptr_nonnull(node_of(FUSE_ROOT_ID));
 	ck_assert_int_eq(kernel_getattr(FUSE_ROOT_ID)->kind, R_ATTR);
@@ -340,7 +340,7 @@ START_TEST(readdir_lists_versions_in_dpkg_order_then_latest)
 	ck_assert_uint_eq(l.modes[NVERS + 2] & S_IFMT, S_IFLNK); /* latest */
 	ck_assert_uint_eq(l.modes[2] & S_IFMT, S_IFDIR);
 	/* the number listed is the number a lookup gives */
-	ck_assert_uint_eq(l.inos[4], inodes_number(&D.inodes, "hello/1.9"));
+	ck_assert_uint_eq(l.inos[4], fsd_inodes_number(&D.inodes, "hello/1.9"));
 	ck_assert_uint_eq(l.inos[4], kernel_walk("hello/1.9", NULL));
 
 	/* a buffer that holds two entries: the same listing over several calls */
@@ -366,9 +366,9 @@ START_TEST(readdir_of_a_version_lists_its_tree_and_counts_lookups)
 
 	kernel_list_dir(ver, false, 4096, &l);
 	assert_names(&l, top, 4);
-	ck_assert_uint_eq(l.inos[1], inodes_number(&D.inodes, "hello"));
+	ck_assert_uint_eq(l.inos[1], fsd_inodes_number(&D.inodes, "hello"));
 	/* plain readdir leaves no lookup on what it listed */
-	binino = inodes_number(&D.inodes, "hello/1.0/bin");
+	binino = fsd_inodes_number(&D.inodes, "hello/1.0/bin");
 	ck_assert_uint_eq(l.inos[3], binino);
 	ck_assert_ptr_null(node_of(binino));
 
@@ -430,8 +430,8 @@ START_TEST(getxattr_answers_the_size_then_the_value)
 		   dir = kernel_walk("hello/1.0/bin", NULL);
 	uint8_t h[VERIFY_HASH_LEN];
 	char hex[VERIFY_HASH_HEX], want[256];
-	struct catalog *cat = D.cat;
-	const struct cat_ver *cv;
+	struct fsd_catalog *cat = D.cat;
+	const struct fsd_cat_ver *cv;
 	struct fuse_req *r;
 
 	verify_sha256(hello_sh, strlen(hello_sh), h);
@@ -446,7 +446,7 @@ START_TEST(getxattr_answers_the_size_then_the_value)
 	ck_assert_mem_eq(r->buf, hex, 64);
 	ck_assert_int_eq(kernel_getxattr(file, "user.storkfs.hash", 63)->err, ERANGE);
 
-	cv = catalog_ver(catalog_pkg(cat, "hello"), "1.0");
+	cv = fsd_catalog_ver(fsd_catalog_pkg(cat, "hello"), "1.0");
 	ck_assert_ptr_nonnull(cv);
 	snprintf(want, sizeof(want), "%s %s", cv->role, cv->keyid);
 	ck_assert_str_eq(cv->role, "alice");
@@ -569,7 +569,7 @@ START_TEST(open_that_no_mirror_serves_is_one_eio_and_one_log_line)
 
 	/* the object is gone from the (only) mirror */
 	{
-		struct vtree *t = cached_tree("other/2.0");
+		struct fsd_vtree *t = cached_tree("other/2.0");
 		char rel[STORE_OBJPATH_LEN], path[512];
 
 		ck_assert_ptr_nonnull(t);
@@ -609,7 +609,7 @@ START_TEST(tree_cache_evicts_the_least_recently_used_unheld_trees)
 {
 	char path[128];
 	fuse_ino_t held;
-	struct vtree *a;
+	struct fsd_vtree *a;
 
 	D.conf.max_trees = 4; /* above 4: evict down to 3 */
 	/* A = 1.0~rc1 stays held by a file's inode; B, C, D are only cached */
@@ -628,7 +628,7 @@ START_TEST(tree_cache_evicts_the_least_recently_used_unheld_trees)
 		ck_assert_ptr_nonnull(cached_tree(path));
 		cached_tree(path)->last_use = i + 1;
 	}
-	a = vtree_ref(cached_tree("hello/1.0~rc1"));
+	a = fsd_vtree_ref(cached_tree("hello/1.0~rc1"));
 
 	/* a fifth tree: B and C go, A (held, though oldest) and D stay */
 	kernel_walk("hello/1:0.1/VERSION", NULL);
@@ -640,7 +640,7 @@ START_TEST(tree_cache_evicts_the_least_recently_used_unheld_trees)
 	ck_assert_ptr_null(cached_tree("hello/1.9"));
 	ck_assert_ptr_nonnull(cached_tree("hello/1.10"));
 	ck_assert_ptr_nonnull(cached_tree("hello/1:0.1"));
-	vtree_unref(a);
+	fsd_vtree_unref(a);
 
 	/* what is held still works; an evicted version loads again */
 	ck_assert_int_eq(kernel_getattr(held)->kind, R_ATTR);
@@ -656,18 +656,18 @@ END_TEST
 
 START_TEST(catalog_lists_what_the_metadata_signs)
 {
-	const struct cat_pkg *p = catalog_pkg(D.cat, "hello");
+	const struct fsd_cat_pkg *p = fsd_catalog_pkg(D.cat, "hello");
 
 	ck_assert_uint_eq(D.cat->n, 2);
 	ck_assert_ptr_nonnull(p);
 	ck_assert_uint_eq(p->n, NVERS);
 	for (size_t i = 0; i < NVERS; i++)
 		ck_assert_str_eq(p->vers[i].version, hello_vers[i]);
-	ck_assert_ptr_null(catalog_pkg(D.cat, "nope"));
-	ck_assert_ptr_null(catalog_ver(p, "1.00"));
-	ck_assert(catalog_signs(D.cat, "hello", "1.0", catalog_ver(p, "1.0")->hash));
-	ck_assert(!catalog_signs(D.cat, "hello", "1.0", catalog_ver(p, "1.9")->hash));
-	ck_assert(!catalog_signs(D.cat, "other", "1.0", catalog_ver(p, "1.0")->hash));
+	ck_assert_ptr_null(fsd_catalog_pkg(D.cat, "nope"));
+	ck_assert_ptr_null(fsd_catalog_ver(p, "1.00"));
+	ck_assert(fsd_catalog_signs(D.cat, "hello", "1.0", fsd_catalog_ver(p, "1.0")->hash));
+	ck_assert(!fsd_catalog_signs(D.cat, "hello", "1.0", fsd_catalog_ver(p, "1.9")->hash));
+	ck_assert(!fsd_catalog_signs(D.cat, "other", "1.0", fsd_catalog_ver(p, "1.0")->hash));
 }
 END_TEST
 
