@@ -20,7 +20,8 @@ publish synth 1.0 "$T/src"
 chmod -R a+rX "$T/repo" "$T/keys" "$T/pub"
 chmod 644 "$ROOT"
 extract_ok "a store to deny" --store "$T/store" "$REPO" synth 1.0 "$T/dest"
-chmod -R a+rX "$T/store"
+# directories only: the store's linked variants are immutable (and readable already)
+find "$T/store" -type d -exec chmod a+rx {} +
 
 # as_nobody CMD...: run CMD as uid/gid 65534 (who may read only what others may).
 as_nobody() {
