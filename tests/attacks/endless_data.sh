@@ -70,7 +70,7 @@ S2=$(trusted_state "$T/store-ref")
 endless() {
 	local c=$1 p=$2 cap=$3 first=$4 len=$5 s
 	s=$T/store-$c
-	rm -rf "$s"
+	rm_rf "$s"
 	cp -a "$T/store" "$s"
 	fault_set "[{\"match\": \"^/$p\$\", \"fault\": \"endless\", \"fill\": \"space\", \"length\": \"$len\"}]"
 	: >"$FAULT_DIR/access.log"

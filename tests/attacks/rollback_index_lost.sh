@@ -43,7 +43,7 @@ status_has() {
 }
 
 # --- index deleted, the mirror rolls everything back ---------------------------------------
-rm -rf "$STORE/index"
+rm_rf "$STORE/index"
 serve_state old "$WWW"
 refused "index deleted, rolled-back mirror: pkg 1.0 is refused" --store "$STORE" "$NGINX_URL" \
 	pkg 1.0 "$T/x2"
@@ -68,7 +68,7 @@ err_has "a loud line says the floor was restored" "WARNING: $STORE/index had los
 assert_unchanged "data.mdb truncated: trusted state as before the loss" "$STORE"
 
 # --- a mount after the index is lost: the daemon's log says so, it refuses the rollback ----
-rm -rf "$STORE/index"
+rm_rf "$STORE/index"
 MNT=$T/mnt
 mount_storkfs "$MNT" "store=$STORE,timeout=30,refresh=3600" "$NGINX_URL"
 grep -q "WARNING: $STORE/index had lost" "$SFS_LOG" || {
@@ -87,7 +87,7 @@ assert_unchanged "mount: trusted state as before the loss" "$STORE"
 
 # --- no attack: the index lost, the next extract restores the floor and says so ---------
 serve_state new "$WWW"
-rm -rf "$STORE/index"
+rm_rf "$STORE/index"
 extract_same "index deleted, genuine mirror: pkg 2.0" "$T/v2" --store "$STORE" "$NGINX_URL" \
 	pkg 2.0 "$T/x4b"
 err_has "a loud line says the floor was restored from the copy" "WARNING: $STORE/index had lost" \
@@ -96,7 +96,7 @@ status_has "status: restored from the copy" "$STORE" "INDEX LOST    trusted meta
 assert_unchanged "index deleted, genuine mirror: trusted state as before the loss" "$STORE"
 
 # --- no attack: the index lost, fsck reports it, --repair restores the floor --------------
-rm -rf "$STORE/index"
+rm_rf "$STORE/index"
 status_has "status: the index holds none, the copy restores it" "$STORE" \
 	"INDEX LOST    trusted metadata: the index holds none; the copy in $STORE/trusted/"
 run "$STORK" fsck "$STORE"
@@ -119,7 +119,7 @@ extract_same "genuine, after fsck --repair: pkg 1.0" "$T/v1" --store "$STORE" "$
 assert_unchanged "genuine: trusted state as before" "$STORE"
 
 # --- no attack: the index and the copy both lost --------------------------------------------
-rm -rf "$STORE/index" "$STORE/trusted"
+rm_rf "$STORE/index" "$STORE/trusted"
 extract_same "index and copy lost, genuine mirror: pkg 2.0" "$T/v2" --store "$STORE" \
 	"$NGINX_URL" pkg 2.0 "$T/x6"
 err_has "a loud line says the floor restarted from the pinned root" \

@@ -40,7 +40,7 @@ for want_pkg in hello tzdata; do
 	[ -n "$deb" ] || fail "no .deb for $want_pkg"
 	version=$(deb_field "$deb" Version)
 	publish "$want_pkg" "$version" "$deb" --quiet
-	rm -rf "$T/ref"
+	rm_rf "$T/ref"
 	deb_extract "$deb" "$T/ref"
 	before=$(nginx_requests '"GET /objects/')
 	extract_ok "$want_pkg $version extracts over http" --store "$STORE" "$NGINX_URL" \

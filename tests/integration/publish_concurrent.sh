@@ -70,7 +70,7 @@ for deb in "${SMALL[@]}" "${DEBS[6]}"; do
 	name=$(deb_field "$deb" Package)
 	version=$(deb_field "$deb" Version)
 	[ $n -lt 16 ] || name=same version=1.0
-	rm -rf "$T/ref"
+	rm_rf "$T/ref"
 	deb_extract "$deb" "$T/ref"
 	export_version "$name" "$version" "$T/exp"
 	compare_tree "$T/ref" "$T/exp" || fail "$name $version does not rebuild"

@@ -27,7 +27,7 @@ t0=$(ms)
 publish "$bigname" 0 "$big" --quiet
 dur=$(($(ms) - t0))
 echo "# one publish takes ${dur} ms"
-rm -rf "$T/measure"
+rm_rf "$T/measure"
 
 make_repo
 publish seed 1.0 "${DEBS[6]}" --quiet

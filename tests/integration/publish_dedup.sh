@@ -113,7 +113,7 @@ pass "a refused republish leaves metadata and targets as they were"
 # --- a .deb under two names
 hello=${DEBS[6]}
 [ "$(deb_field "$hello" Package)" = hello ] || fail "DEBS[6] is not hello"
-rm -rf "$T/hello"
+rm_rf "$T/hello"
 deb_extract "$hello" "$T/hello"
 read -r hfiles hbytes < <(files_and_bytes "$T/hello")
 read -r hobjs hobjbytes < <(unique_objects "$T/hello")

@@ -104,7 +104,7 @@ mkdir -p "$T/bomb"
 truncate -s 1G "$T/bomb/zeros19"
 (cd "$T/bomb" && tar -cf - zeros19) | zstd -q -3 -o "$H/bomb.tar.zst"
 (cd "$T/bomb" && tar -cf - zeros19) | gzip -1 >"$H/bomb.tar.gz"
-rm -rf "$T/bomb"
+rm_rf "$T/bomb"
 echo "# bombs: $(stat -c %s "$H/bomb.tar.zst") bytes of zstd, $(stat -c %s "$H/bomb.tar.gz") bytes of gzip for 1 GiB"
 
 # directory sources holding a fifo and a socket

@@ -143,7 +143,7 @@ export KEYS
 # export_refused REPO NAME VERSION: repo-export does not rebuild the forged version (a
 # verification failure, or "no role signs it"), and writes none of its files.
 export_refused() {
-	rm -rf "$T/forged-exp"
+	rm_rf "$T/forged-exp"
 	run "$REPO_EXPORT" --root "$ROOT" "$1" "$2" "$3" "$T/forged-exp"
 	if [ "$RC" -eq 0 ] || [ "$RC" -ge 126 ]; then
 		_show_run
@@ -154,7 +154,7 @@ export_refused() {
 }
 
 # control: the forging tool makes metadata that verifies when it stays inside the patterns
-rm -rf "$T/control"
+rm_rf "$T/control"
 cp -a "$REPO" "$T/control"
 forge "$T/control" alice "$PUBKEY" hello 9.9 >/dev/null
 run "$STORK" verify --root "$ROOT" "$T/control"
@@ -164,7 +164,7 @@ grep -qP '^9\.9\talice\t' "$T/out" || { _show_run; fail "control: stork ls does 
 pass "control: metadata written by the test's forging tool verifies (in-pattern target)"
 
 # a target outside the role's patterns, signed with the right key
-rm -rf "$T/forged"
+rm_rf "$T/forged"
 cp -a "$REPO" "$T/forged"
 rolefile=$(forge "$T/forged" alice "$PUBKEY" sed 6.6)
 expect_rc 1 "verify rejects alice's role listing sed outside her patterns" \
@@ -178,7 +178,7 @@ pass "stork ls does not list the out-of-pattern target"
 export_refused "$T/forged" sed 6.6
 
 # bob's role claiming hello (bob's patterns: sed)
-rm -rf "$T/forged2"
+rm_rf "$T/forged2"
 cp -a "$REPO" "$T/forged2"
 rolefile=$(forge "$T/forged2" bob "$T/pub/bob.key" hello 7.7)
 expect_rc 1 "verify rejects bob's role listing hello" "$STORK" verify --root "$ROOT" "$T/forged2"
@@ -186,7 +186,7 @@ err_has "the error names bob's role file and the target" "$rolefile" "hello/7.7"
 export_refused "$T/forged2" hello 7.7
 
 # alice's role re-signed by mallory's key (not the delegated one), with mallory's key id
-rm -rf "$T/forged3"
+rm_rf "$T/forged3"
 cp -a "$REPO" "$T/forged3"
 rolefile=$(forge "$T/forged3" alice "$T/pub/mallory.key" hello 8.8)
 expect_rc 1 "verify rejects alice's role signed by another key" "$STORK" verify --root "$ROOT" "$T/forged3"
@@ -194,7 +194,7 @@ err_has "the error names the role file" "$rolefile"
 export_refused "$T/forged3" hello 8.8
 
 # ... and signed by mallory while claiming alice's key id
-rm -rf "$T/forged4"
+rm_rf "$T/forged4"
 cp -a "$REPO" "$T/forged4"
 rolefile=$(forge "$T/forged4" alice "$T/pub/mallory.key" hello 8.8 "$PUBKEYID")
 expect_rc 1 "verify rejects a signature by another key under alice's key id" \

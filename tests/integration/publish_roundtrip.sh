@@ -127,7 +127,7 @@ pass "verify counts $((n + 4)) packages"
 for deb in "${DEBS[@]}"; do
 	name=$(deb_field "$deb" Package)
 	version=${DEB_VERSION[$name]}
-	rm -rf "$T/ref" "$T/exp"
+	rm_rf "$T/ref" "$T/exp"
 	deb_extract "$deb" "$T/ref"
 	export_version "$name" "$version" "$T/exp"
 	compare_tree "$T/ref" "$T/exp" || fail "$name $version: exported tree differs from dpkg-deb -x"

@@ -49,14 +49,14 @@ no_room() {
 
 # all_refuse WHAT FILE
 all_refuse() {
-	rm -rf "$S"
+	rm_rf "$S"
 	run timeout 60 "$STORK" fsck "$S"
 	no_room "$1: stork fsck" "$2"
-	rm -rf "$S"
+	rm_rf "$S"
 	extract --store "$S" "$NGINX_URL" pkg 1.0 "$T/x"
 	no_room "$1: stork extract" "$2"
 	[ ! -e "$T/x" ] || fail "$1: stork extract made $T/x"
-	rm -rf "$S"
+	rm_rf "$S"
 	run timeout 60 "$STORKFS" -o "root=$ROOT,store=$S,timeout=5" "$NGINX_URL" "$MNT"
 	if is_mounted "$MNT"; then
 		fusermount3 -u "$MNT"
@@ -76,7 +76,7 @@ dd if=/dev/zero of="$FS/fill" bs=4k count=16 2>/dev/null
 all_refuse "room for the lock file only" data.mdb
 
 rm -f "$FS/fill"
-rm -rf "$S"
+rm_rf "$S"
 fsck_clean "with room, a store is made there" "$S"
 
 done_ok

@@ -43,7 +43,7 @@ told() {
 n=0
 for cut in $((size / 2 / 4096 * 4096)) $((size - 4096)) 8192 4096 0; do
 	n=$((n + 1))
-	rm -rf "$S"
+	rm_rf "$S"
 	cp -a "$T/whole" "$S"
 	truncate -s "$cut" "$S/index/data.mdb"
 	what="data.mdb cut to $cut of $size bytes"
