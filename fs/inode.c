@@ -17,10 +17,14 @@
  * ref.
  */
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "fs/daemon.h"
+
+#define FSD_CONTENT_KEY 112 /* "\001" HEX " " MODE " " MTIME */
 
 /* FNV-1a: short keys, no adversary who can pick many paths of one package version. */
 static uint64_t hash_str(const char *s)
@@ -183,9 +187,10 @@ static int gen_of(struct fsd_inodes *t, const struct fsd_inode *proto, uint32_t 
 /* A number for path in manifest gen: the one it has, or the next (also when its number
  * belongs to another manifest of its version: then path moves to the new number). Called
  * with the lock held. */
-static int number_of(struct fsd_inodes *t, const char *path, uint32_t gen, fuse_ino_t *ret_ino)
+static int number_of(struct fsd_inodes *t, const char *key, const char *path, uint32_t gen,
+		     fuse_ino_t *ret_ino)
 {
-	fuse_ino_t ino = fsd_strmap_get(&t->bypath, path);
+	fuse_ino_t ino = fsd_strmap_get(&t->bypath, key);
 	char *p;
 	int ret;
 
@@ -207,9 +212,9 @@ static int number_of(struct fsd_inodes *t, const char *path, uint32_t gen, fuse_
 	if (!p)
 		return -ENOMEM;
 	if (ino) {
-		fsd_strmap_replace(&t->bypath, path, t->nslots);
+		fsd_strmap_replace(&t->bypath, key, t->nslots);
 	} else {
-		ret = fsd_strmap_put(&t->bypath, path, t->nslots);
+		ret = fsd_strmap_put(&t->bypath, key, t->nslots);
 		if (ret < 0) {
 			free(p);
 			return ret;
@@ -219,6 +224,17 @@ static int number_of(struct fsd_inodes *t, const char *path, uint32_t gen, fuse_
 	t->slots[t->nslots].gen = gen;
 	*ret_ino = t->nslots++;
 	return 0;
+}
+
+/* Free a node nobody holds (its slot may hold a newer node of the same number by now).
+ * Called with the lock held; the root is never freed. */
+static void maybe_free(struct fsd_inodes *t, struct fsd_inode *n)
+{
+	if (n->nlookup || n->refs || n->ino == FUSE_ROOT_ID)
+		return;
+	if (t->slots[n->ino].node == n)
+		t->slots[n->ino].node = NULL;
+	node_free(n);
 }
 
 static struct fsd_inode *node_make(const struct fsd_inode *proto, fuse_ino_t ino, const char *path)
@@ -242,28 +258,57 @@ static struct fsd_inode *node_make(const struct fsd_inode *proto, fuse_ino_t ino
 	return n;
 }
 
+/* The key of a regular file entry: its content and attributes (the owner is always root),
+ * whatever path, package or version reaches it. \001 keeps it apart from every path. */
+static bool content_key(const struct fsd_inode *proto, char key[FSD_CONTENT_KEY])
+{
+	const struct verify_entry *e;
+	char hex[VERIFY_HASH_HEX];
+
+	if (proto->kind != FSD_N_ENTRY || !proto->vt || proto->idx < 0)
+		return false;
+	e = &proto->vt->m->entries[proto->idx];
+	if (e->type != VERIFY_FILE)
+		return false;
+	verify_hex(e->hash, VERIFY_HASH_LEN, hex);
+	snprintf(key, FSD_CONTENT_KEY, "\001%s %o %" PRId64, hex, (unsigned)e->mode, e->mtime);
+	return true;
+}
+
 int fsd_inodes_get(struct fsd_inodes *t, const char *path, const struct fsd_inode *proto,
 		   bool lookup, struct fsd_inode **ret_n)
 {
+	char ckey[FSD_CONTENT_KEY];
 	struct fsd_inode *n;
 	fuse_ino_t ino;
-	uint32_t gen;
+	uint32_t gen = 0;
 	int ret;
 
+	const char *key = content_key(proto, ckey) ? ckey : path;
+
 	pthread_mutex_lock(&t->lock);
-	ret = gen_of(t, proto, &gen);
+	ret = key == ckey ? 0 : gen_of(t, proto, &gen);
 	if (ret == 0)
-		ret = number_of(t, path, gen, &ino);
+		ret = number_of(t, key, path, key == ckey ? 0 : gen, &ino);
 	if (ret < 0)
 		goto out;
 	n = t->slots[ino].node;
-	if (!n) {
+	if (!n || (key == ckey && n->vt != proto->vt)) {
+		/* A file reached through another tree than its node's: the node moves to the
+		 * tree of this lookup (one the catalog signs now); holders of the old keep it. */
+		struct fsd_inode *old = n;
+
 		n = node_make(proto, ino, t->slots[ino].path);
 		if (!n) {
 			ret = -ENOMEM;
 			goto out;
 		}
 		t->slots[ino].node = n;
+		if (old) {
+			n->nlookup = old->nlookup;
+			old->nlookup = 0;
+			maybe_free(t, old);
+		}
 	}
 	n->refs++;
 	if (lookup)
@@ -285,15 +330,6 @@ struct fsd_inode *fsd_inodes_ref(struct fsd_inodes *t, fuse_ino_t ino)
 	}
 	pthread_mutex_unlock(&t->lock);
 	return n;
-}
-
-/* Free a node nobody holds. Called with the lock held; the root is never freed. */
-static void maybe_free(struct fsd_inodes *t, struct fsd_inode *n)
-{
-	if (n->nlookup || n->refs || n->ino == FUSE_ROOT_ID)
-		return;
-	t->slots[n->ino].node = NULL;
-	node_free(n);
 }
 
 void fsd_inodes_put(struct fsd_inodes *t, struct fsd_inode *n)
