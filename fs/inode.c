@@ -1,16 +1,22 @@
 /* fs/inode.c: inode numbers and the kernel's lookup counts.
  *
- * A path gets a number on its first lookup and keeps it for the life of the mount: the
- * path -> number map only grows, so a path forgotten by the kernel and looked up again comes
- * back with the same number (tools such as find and tar compare them). What a number stands
- * for (struct fsd_inode) lives while the kernel holds lookups on it or a callback uses it; then
- * it is freed, dropping its reference to its version's tree.
+ * A key gets a number on its first lookup: a directory's or symlink's key is its path, a
+ * regular file's its content and attributes (object hash, mode, mtime), so identical files of
+ * any path, package or version are one inode (fs/README.md "Memory"). A number stands for its
+ * key while the kernel holds it, and after the kernel forgot it as long as it is among the
+ * last idle_max forgotten numbers (tools such as find and tar compare them); beyond that one
+ * is dropped and given again. What a number stands for (struct fsd_inode) lives while the
+ * kernel holds lookups on it or a callback uses it; then it is freed, dropping its reference
+ * to its version's tree. A file's node follows the tree of its last lookup (one the catalog
+ * signs now); a callback holding the previous node keeps it.
  *
- * A path inside a version (FSD_N_VER, FSD_N_ENTRY) is numbered within that version's manifest: when
- * a refresh replaces the manifest signed for the version, the path gets a new number at its
- * next lookup. The old number keeps standing for the old content (a file a reader holds open,
- * a directory someone sits in) until the kernel forgets it; the kernel never sees one number
- * change content, so it never mixes pages of the old file with the new.
+ * A path inside a version (FSD_N_VER, FSD_N_ENTRY but regular files) is numbered within that
+ * version's manifest: when a refresh replaces the manifest signed for the version, the path
+ * gets a new number at its next lookup (a file's key holds its hash: new content, new
+ * number). The old number keeps standing for the old content (a file a reader holds open, a
+ * directory someone sits in) until the kernel forgets it; a number given again was forgotten
+ * by the kernel, pages and all. The kernel never sees one number change content, so it never
+ * mixes pages of the old file with the new.
  *
  * Locking: inodes.lock protects the map, the slots, and every node's nlookup and refs. The
  * rest of a node is immutable after creation and read without the lock by whoever holds a
