@@ -467,7 +467,9 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	buf.buf[0].pos = off;
 	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 	/* The reply is written (the kernel copied the spliced pages into the FUSE file's page
-	 * cache, the pipe is drained): the store object's pages are a second copy, drop them. */
+	 * cache, the pipe is drained): the store object's pages are a second copy, drop them.
+	 * (A release racing with this may have closed fh already: then this fails, or drops the
+	 * clean pages of whatever reused the number, which only costs a read from disk.) */
 	posix_fadvise((int)fi->fh, off, (off_t)size, POSIX_FADV_DONTNEED);
 }
 
