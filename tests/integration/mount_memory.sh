@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# One copy in memory (issue 13, item 3). p 1.0 and p 2.0 share big (MB megabytes, the same
+# One copy in memory (issue 13, item 3). p 1.0 and p 2.0 share big (STORK_MEMORY_MB megabytes,
+# default 32; the same
 # bytes, mode and mtime) and differ in f; same is the same bytes in both versions with
 # another mode in 2.0. A first mount (the daemon without -f, as users run it) fetches big into
 # the store; its pages are then dropped (dd iflag=nocache) and a second mount reads p/1.0/big:
@@ -57,16 +58,21 @@ dd if="$OBJ" iflag=nocache count=0 status=none
 pass "mount A fetched big into the store ($(resident "$OBJ") bytes of it resident after dd iflag=nocache)"
 
 mount_bg "$T/b"
-cat "$T/b/p/1.0/big" >/dev/null
 DATA=$(stat -c %s "$T/b/p/1.0/big")
-# the release that drops the readahead beyond the last read reaches the daemon after close
-store_res=$(resident "$OBJ")
-for _ in $(seq 50); do
-	[ "$store_res" -le $((DATA / 100)) ] && break
-	sleep 0.1
+# Another test on the machine may drop the page caches (echo 3 >/proc/sys/vm/drop_caches)
+# while this one measures: up to three rounds, the last one counts.
+for round in 1 2 3; do
+	cat "$T/b/p/1.0/big" >/dev/null
+	# the release that drops the readahead beyond the last read reaches the daemon after close
 	store_res=$(resident "$OBJ")
+	for _ in $(seq 50); do
+		[ "$store_res" -le $((DATA / 100)) ] && break
+		sleep 0.1
+		store_res=$(resident "$OBJ")
+	done
+	mnt_res=$(resident "$T/b/p/1.0/big")
+	[ "$mnt_res" -lt $((DATA * 9 / 10)) ] || break
 done
-mnt_res=$(resident "$T/b/p/1.0/big")
 echo "# data $DATA, store object resident $store_res, mount file resident $mnt_res"
 [ "$store_res" -le $((DATA / 100)) ] ||
 	fail "after reading big through the mount, $store_res of its $DATA bytes are cached for the store object $OBJ too (double caching)"
@@ -77,7 +83,11 @@ pass "reading big through the mount caches it once (store object $store_res byte
 i1=$(stat -c %i "$T/b/p/1.0/big")
 i2=$(stat -c %i "$T/b/p/2.0/big")
 [ "$i1" = "$i2" ] || fail "p/1.0/big is inode $i1, p/2.0/big (same bytes, mode, mtime) inode $i2"
-res2=$(resident "$T/b/p/2.0/big")
+for round in 1 2 3; do
+	res2=$(resident "$T/b/p/2.0/big")
+	[ "$res2" -lt $((DATA * 9 / 10)) ] || break
+	cat "$T/b/p/1.0/big" >/dev/null # dropped by someone else: read through the other name
+done
 [ "$res2" -ge $((DATA * 9 / 10)) ] || fail "p/2.0/big is inode $i2 but only $res2 of its bytes are resident"
 cmp "$T/b/p/2.0/big" "$T/src/2/big" || fail "p/2.0/big reads other bytes"
 pass "p/2.0/big is p/1.0/big's inode ($i1), resident without a read of its own, same bytes"
