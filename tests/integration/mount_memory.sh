@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # One copy in memory (issue 13, item 3). p 1.0 and p 2.0 share big (STORK_MEMORY_MB megabytes,
 # default 32; the same bytes, mode and mtime) and differ in f; same is the same bytes in both
-# versions with another mode in 2.0. A first mount (the daemon without -f, as users run it) fetches big into
-# the store; its pages are then dropped (dd iflag=nocache) and a second mount reads p/1.0/big:
+# versions with another mode in 2.0. A first mount (the daemon without -f, as users run it)
+# fetches big into the store; its pages are then dropped (dd iflag=nocache) and a second mount
+# reads p/1.0/big:
 #   - fincore of the store object shows (almost) nothing resident: the daemon drops the store
 #     object's pages it hashed at open and spliced into the reply (fs/README.md "Memory"); the
 #     mount's file is resident once; (store + mount) / data <= 1.1;
