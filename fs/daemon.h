@@ -114,13 +114,16 @@ void fsd_vtree_unref(struct fsd_vtree *t);
 long fsd_vtree_find(const struct fsd_vtree *t, const char *path);
 
 /* ------------------------------------------------------------------------------------------ */
-/* Inodes. The number of a path is assigned on its first lookup and never changes or gets
- * reused while mounted (the path -> number map only grows), as long as the path's version is
- * signed with the same manifest: a path inside a version whose manifest a refresh replaced
- * gets a new number at its next lookup (the old number stays with the old content, for whoever
- * still holds it, so the kernel never mixes the pages of the two). A node holds what callbacks
- * need and lives while the kernel holds lookups on it (nlookup, from entry replies, minus
- * forgets) or a callback uses it (refs). */
+/* Inodes. A directory or symlink is numbered by its path, a regular file by its content and
+ * attributes (object hash, mode, mtime: one inode, one page cache for every path that reaches
+ * them), on the first lookup. A number keeps standing for its key while the kernel holds it
+ * and, once forgotten, among the last FSD_INODES_IDLE forgotten ones (then the key may get
+ * another number and the number another key: fs/README.md "Memory"); a path inside a version
+ * whose manifest a refresh replaced gets a new number at its next lookup (the old number
+ * stays with the old content, for whoever still holds it, so the kernel never mixes the pages
+ * of the two). A node holds what callbacks need and lives while the kernel holds lookups on it
+ * (nlookup, from entry replies, minus forgets) or a callback uses it (refs). */
+#define FSD_INODES_IDLE 65536
 
 enum fsd_node_kind {
 	FSD_N_ROOT,
@@ -147,13 +150,18 @@ struct fsd_inode {
 
 struct fsd_inodes {
 	pthread_mutex_t lock;
-	struct fsd_strmap bypath; /* path -> number */
+	struct fsd_strmap bypath; /* key (path, or a file's content key) -> number */
 	struct fsd_inode_slot {
-		char *path;		/* owned */
+		char *path;		/* owned; NULL: a free number */
+		char *key;		/* owned; NULL: the key is path */
 		struct fsd_inode *node; /* NULL while the kernel holds no lookup */
 		uint32_t gen;		/* the manifest it was numbered in (gens), 0 = none */
 	} * slots;			/* indexed by number; 0 unused, 1 the root */
 	size_t nslots, cap;
+	size_t nidle, idle_max; /* numbers with a path and no node; at most idle_max are kept */
+	size_t hand;		/* where the search for an idle number to drop goes on */
+	fuse_ino_t *freed;	/* dropped numbers, given again first */
+	size_t nfreed, freedcap;
 	struct fsd_strmap gens; /* manifest hash (hex) -> its number, 1.. */
 };
 

@@ -439,6 +439,10 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		goto out;
 	}
 	FSD_COUNT(d, opens, 1);
+	/* The kernel caches what it reads through this inode: the store object's own pages
+	 * (from the hash at its first open, or a fetch) would be a second copy (fs/README.md
+	 * "Memory"). */
+	posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
 	fi->fh = (uint64_t)fd;
 	fi->keep_cache = 1; /* the content behind this inode never changes */
 	fi->noflush = 1;
@@ -462,10 +466,17 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	buf.buf[0].fd = (int)fi->fh;
 	buf.buf[0].pos = off;
 	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+	/* The reply is written (the kernel copied the spliced pages into the FUSE file's page
+	 * cache, the pipe is drained): the store object's pages are a second copy, drop them.
+	 * (A release racing with this may have closed fh already: then this fails, or drops the
+	 * clean pages of whatever reused the number, which only costs a read from disk.) */
+	posix_fadvise((int)fi->fh, off, (off_t)size, POSIX_FADV_DONTNEED);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	/* And what readahead brought in beyond the last read. */
+	posix_fadvise((int)fi->fh, 0, 0, POSIX_FADV_DONTNEED);
 	close((int)fi->fh);
 	fuse_reply_err(req, 0);
 }

@@ -311,6 +311,48 @@ START_TEST(inode_numbers_are_stable_and_forget_frees_at_zero)
 }
 END_TEST
 
+/* Regular files are numbered by content, mode and mtime (hard-link semantics); the numbers
+ * the kernel forgot are kept up to idle_max, then dropped and given again. */
+START_TEST(identical_files_are_one_inode_and_forgotten_numbers_are_bounded)
+{
+	fuse_ino_t a, b, held;
+	size_t nslots;
+	char path[128];
+
+	a = kernel_walk("hello/1.0/bin/hello", NULL);
+	b = kernel_walk("hello/1.9/bin/hello", NULL);
+	ck_assert_uint_eq(a, b);
+	ck_assert_uint_eq(node_of(a)->nlookup, 2);
+	ck_assert_ptr_eq(node_of(a)->vt, cached_tree("hello/1.9")); /* the last lookup's tree */
+	ck_assert_uint_ne(kernel_walk("hello/1.9/bin/setuid", NULL), a);
+	ck_assert_uint_ne(kernel_walk("hello/1.0/etc/hello.conf", NULL),
+			  kernel_walk("hello/1.9/etc/hello.conf", NULL));
+	ck_assert_uint_ne(fsd_inodes_number(&D.inodes, "hello/1.0/bin"),
+			  fsd_inodes_number(&D.inodes, "hello/1.9/bin")); /* directories by path */
+
+	D.inodes.idle_max = 3;
+	held = kernel_walk("hello/1.0/VERSION", NULL);
+	nslots = 0;
+	for (int round = 0; round < 4; round++) {
+		for (size_t i = 0; i < NVERS; i++) {
+			snprintf(path, sizeof(path), "hello/%s/lib/link", hello_vers[i]);
+			kernel_walk(path, NULL);
+			kernel_unwalk(path);
+			ck_assert_uint_le(D.inodes.nidle, 3);
+			ck_assert_uint_le(D.inodes.bypath.n, D.inodes.nslots - D.inodes.nfreed);
+		}
+		if (round == 1)
+			nslots = D.inodes.nslots;
+	}
+	ck_assert_uint_eq(D.inodes.nslots, nslots); /* numbers given again, the table stays */
+	/* what the kernel holds keeps its number and works */
+	ck_assert_uint_eq(kernel_walk("hello/1.0/VERSION", NULL), held);
+	ck_assert_int_eq(kernel_getattr(held)->kind, R_ATTR);
+	ck_assert_int_eq(kernel_getattr(a)->kind, R_ATTR);
+	ck_assert_int_eq(nlogs, 0);
+}
+END_TEST
+
 /* ------------------------------------------------------------------------------------------ */
 /* Directories */
 
@@ -787,6 +829,7 @@ static Suite *ops_suite(void)
 	tcase_add_test(tc, setuid_bits_only_when_the_mount_allows_them);
 	tcase_add_test(tc, lookup_of_what_does_not_exist_replies_one_error);
 	tcase_add_test(tc, inode_numbers_are_stable_and_forget_frees_at_zero);
+	tcase_add_test(tc, identical_files_are_one_inode_and_forgotten_numbers_are_bounded);
 	tcase_add_test(tc, readdir_lists_versions_in_dpkg_order_then_latest);
 	tcase_add_test(tc, readdir_of_a_version_lists_its_tree_and_counts_lookups);
 	tcase_add_test(tc, readlink_of_latest_and_of_a_symlink);
