@@ -115,6 +115,7 @@ static void node_free(struct fsd_inode *n)
 	fsd_vtree_unref(n->vt);
 	free(n->pkg);
 	free(n->ver);
+	free(n->slice);
 	free(n);
 }
 
@@ -234,7 +235,8 @@ static struct fsd_inode *node_make(const struct fsd_inode *proto, fuse_ino_t ino
 	memcpy(n->vhash, proto->vhash, VERIFY_HASH_LEN);
 	n->pkg = proto->pkg ? strdup(proto->pkg) : NULL;
 	n->ver = proto->ver ? strdup(proto->ver) : NULL;
-	if ((proto->pkg && !n->pkg) || (proto->ver && !n->ver)) {
+	n->slice = proto->slice ? strdup(proto->slice) : NULL;
+	if ((proto->pkg && !n->pkg) || (proto->ver && !n->ver) || (proto->slice && !n->slice)) {
 		node_free(n);
 		return NULL;
 	}

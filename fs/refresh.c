@@ -174,6 +174,7 @@ int fsd_refresh_now(struct fsd *d, bool startup)
 		fsd_catalog_unref(cat);
 		fsd_catalog_unref(old);
 	}
+	fsd_slices_reload(d, startup); /* -o slices=: each slice's file again, the new state */
 	return failed;
 }
 
