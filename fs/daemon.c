@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "fs/daemon.h"
@@ -203,13 +204,15 @@ int main(int argc, char **argv)
 		fprintf(stderr, "storkfs: %s: %s\n", p.nonopts[p.n - 1], strerror(errno));
 		goto out;
 	}
-	if (p.conf.slices && p.conf.slices[0] != '/') {
+	if (p.conf.slices) {
 		/* Read again at each refresh, after the daemon left its working directory. */
 		char *abs = realpath(p.conf.slices, NULL);
+		struct stat st;
 
-		if (!abs) {
+		if (!abs || stat(abs, &st) < 0 || !S_ISDIR(st.st_mode)) {
 			fprintf(stderr, "storkfs: -o slices=%s: %s\n", p.conf.slices,
-				strerror(errno));
+				abs ? "not a directory" : strerror(errno));
+			free(abs);
 			goto out;
 		}
 		free(p.conf.slices);

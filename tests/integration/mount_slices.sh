@@ -10,8 +10,9 @@
 # nothing of the others'; the slice root has no other attribute. Editing one slice file and
 # sending SIGHUP changes that slice only; a slice file with a typo keeps the slice's previous
 # view and the log names the file, the line and the problem; adding and removing a file adds
-# and removes its slice. The refresh test's core check (a version published after mounting
-# shows after SIGHUP) runs through a slice too.
+# and removes its slice; a slices= directory that is not there stops storkfs. The refresh
+# test's core check (a version published after mounting shows after SIGHUP) runs through a
+# slice too.
 if [ -z "${STORK_SLICES_NS:-}" ]; then
 	if ! command -v unshare >/dev/null; then
 		[ "${CI:-}" != true ] || {
@@ -126,6 +127,10 @@ echo "not a slice" >"$T/slices/README"
 MNT=$T/mnt
 STORE=$T/store
 mkdir -p "$MNT"
+expect_rc 1 "storkfs refuses a slices= directory that is not there" \
+	timeout 60 "$STORKFS" -o "root=$ROOT,store=$STORE,slices=$T/no-slices" "$NGINX_URL" "$MNT"
+err_has "the error names the option and the problem" "slices=$T/no-slices" "No such file or directory"
+! is_mounted "$MNT" || fail "storkfs mounted with a missing slices= directory"
 _MOUNTS+=("$MNT")
 timeout 60 "$STORKFS" -o "root=$ROOT,store=$STORE,timeout=30,slices=$T/slices" "$NGINX_URL" "$MNT" \
 	2>"$T/mount.err" || {
