@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "fs/daemon.h"
@@ -174,6 +175,7 @@ static void fsd_stop(struct fsd *d)
 			fsd_vtree_unref((struct fsd_vtree *)(uintptr_t)d->vtrees.slots[i].val);
 	fsd_strmap_fini(&d->vtrees);
 	fsd_inodes_fini(&d->inodes);
+	fsd_slices_fini(d);
 	fsd_catalog_unref(d->cat);
 	fs_repo_close(d->repo);
 	store_close(d->store);
@@ -201,6 +203,20 @@ int main(int argc, char **argv)
 	if (!mountpoint) {
 		fprintf(stderr, "storkfs: %s: %s\n", p.nonopts[p.n - 1], strerror(errno));
 		goto out;
+	}
+	if (p.conf.slices) {
+		/* Read again at each refresh, after the daemon left its working directory. */
+		char *abs = realpath(p.conf.slices, NULL);
+		struct stat st;
+
+		if (!abs || stat(abs, &st) < 0 || !S_ISDIR(st.st_mode)) {
+			fprintf(stderr, "storkfs: -o slices=%s: %s\n", p.conf.slices,
+				abs ? "not a directory" : strerror(errno));
+			free(abs);
+			goto out;
+		}
+		free(p.conf.slices);
+		p.conf.slices = abs;
 	}
 	d.conf = p.conf;
 	pthread_mutex_init(&d.pf_lock, NULL);
@@ -235,6 +251,7 @@ int main(int argc, char **argv)
 	}
 	pthread_mutex_init(&d.cat_lock, NULL);
 	pthread_mutex_init(&d.vt_lock, NULL);
+	pthread_mutex_init(&d.slice_lock, NULL);
 	pthread_mutex_init(&d.status_lock, NULL);
 	if (fsd_inodes_init(&d.inodes) < 0 || fsd_jobs_init(&d.jobs) < 0)
 		goto out;

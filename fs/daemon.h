@@ -10,11 +10,14 @@
  *   /<pkg>/                  versions as directories, `latest` -> highest version
  *   /<pkg>/<ver>/...         the version's signed manifest (fetched on first lookup or readdir
  *                            inside the version directory; objects only on open)
+ *   /.slices/                with -o slices=DIR: one directory per slice (fs/slices.c)
+ *   /.slices/<slice>/...     the same tree as /, as the slice's own policy accepts it
  *
  * Locks (never two at once, never held across network or a FUSE reply):
  *   inodes.lock   the inode table: number <-> path, each node's nlookup and refs
  *   fsd.cat_lock  fsd.cat (the pointer; a catalog is immutable once built)
  *   fsd.vt_lock   fsd.vtrees (the map; a vtree is immutable once built)
+ *   fsd.slice_lock  fsd.slices (the table, each slice's catalog pointer)
  * Refcounts of catalogs and vtrees are atomic.
  */
 #ifndef STORKFS_FS_DAEMON_H
@@ -81,6 +84,9 @@ struct fsd_catalog {
 /** Build a catalog of what r's current verified metadata signs. @return 0; -errno;
  * STORK_E* from fs_repo_list (then nothing is built). */
 int fsd_catalog_build(struct fs_repo *r, struct fsd_catalog **ret_c);
+/** The same with policy pol instead of r's own (a slice's; NULL: r's own). */
+int fsd_catalog_build_for(struct fs_repo *r, const struct verify_policy *pol,
+			  struct fsd_catalog **ret_c);
 struct fsd_catalog *fsd_catalog_ref(struct fsd_catalog *c);
 void fsd_catalog_unref(struct fsd_catalog *c);
 const struct fsd_cat_pkg *fsd_catalog_pkg(const struct fsd_catalog *c, const char *name);
@@ -131,6 +137,8 @@ enum fsd_node_kind {
 	FSD_N_VER,
 	FSD_N_LATEST,
 	FSD_N_ENTRY,
+	FSD_N_SLICES, /* /.slices */
+	FSD_N_SLICE,  /* /.slices/<slice>: the slice's root, as FSD_N_ROOT for its catalog */
 };
 
 struct fsd_inode {
@@ -140,6 +148,7 @@ struct fsd_inode {
 	const char *path; /* "", "hello", "hello/2.10-3", "hello/latest", "hello/2.10-3/usr/bin" */
 	char *pkg, *ver;  /* FSD_N_PKG: pkg; FSD_N_VER, FSD_N_LATEST, FSD_N_ENTRY: pkg (and ver
 			     except LATEST) */
+	char *slice; /* FSD_N_SLICE and everything below it: the slice's name; NULL elsewhere */
 	struct fsd_vtree *vt;		/* FSD_N_ENTRY: a reference */
 	long idx;			/* FSD_N_ENTRY: index into vt->m->entries */
 	uint8_t vhash[VERIFY_HASH_LEN]; /* FSD_N_VER, FSD_N_ENTRY: the version's manifest hash */
@@ -261,6 +270,7 @@ struct fsd_conf {
 	char *rootfile;
 	char *storedir;
 	char *policy;	       /* -o policy=FILE; re-read on SIGHUP and each refresh */
+	char *slices;	       /* -o slices=DIR: one NAME.policy per slice (fs/slices.c) */
 	unsigned timeout;      /* seconds a callback may wait on the network */
 	unsigned refresh;      /* seconds between metadata refreshes */
 	unsigned mirror_retry; /* seconds a failed mirror goes to the back of the order */
@@ -329,7 +339,49 @@ struct fsd {
 	 * lookup, open and listing (fsd_serving), written after each refresh. */
 	int64_t stop_at;
 	bool stopped; /* the refresh thread's view: past stop_at at its last look */
+	/* -o slices=: the slices loaded from conf.slices, by name (fs/slices.c). */
+	pthread_mutex_t slice_lock;
+	struct fsd_slice **slices; /* slice_lock; each slice's cat too */
+	size_t nslices;
 };
+
+/* ------------------------------------------------------------------------------------------ */
+/* Slices (fs/slices.c, fs/slices_load.c; fs/README.md "Slices"): named views of the one verified
+ * state, each with its own trust policy, under /.slices/<name>/. The refresh thread alone loads
+ * them and alone touches a slice's policy; the rest reaches a slice by its name under slice_lock.
+ */
+
+struct verify_json;
+
+struct fsd_slice {
+	char *name;
+	char *file;		   /* DIR/NAME.policy */
+	struct verify_policy *pol; /* the refresh thread's */
+	struct fsd_catalog *cat;   /* slice_lock */
+	/* Its counters (atomic): */
+	uint64_t opens, bytes_read, fetched, refused;
+};
+
+enum fsd_slice_counter { FSD_SC_OPENS, FSD_SC_BYTES, FSD_SC_FETCHED, FSD_SC_REFUSED };
+
+/** Load the slices from conf.slices again (and build their catalogs from the state in use):
+ * new files add slices, gone files remove them, a file that does not parse keeps its slice as
+ * it was (logged with the file, line and problem). Later than start-up, the kernel forgets
+ * what changed. Refresh thread (or start-up) only. */
+void fsd_slices_reload(struct fsd *d, bool startup);
+/** Free a slice (NULL too). */
+void fsd_slice_free(struct fsd_slice *s);
+/** Free every slice (at exit). */
+void fsd_slices_fini(struct fsd *d);
+/** Whether slice `name` exists now. */
+bool fsd_slice_exists(struct fsd *d, const char *name);
+/** The names of the slices now, sorted (each and the array malloc'd). @return 0; -ENOMEM. */
+int fsd_slice_names(struct fsd *d, char ***ret_names, size_t *ret_n);
+/** Add n to a slice's counter (nothing when the slice is gone). */
+void fsd_slice_count(struct fsd *d, const char *name, enum fsd_slice_counter which, uint64_t n);
+/** A slice's status (user.storkfs.status on its root; one element of "slices" in the node's
+ * status) as a JSON object. @return NULL when gone or out of memory. */
+struct verify_json *fsd_slice_json(struct fsd *d, const char *name);
 
 /** Note an event in a counter. */
 #define FSD_COUNT(d, field, n) __atomic_add_fetch(&(d)->counters.field, (n), __ATOMIC_RELAXED)
@@ -373,15 +425,24 @@ int64_t fsd_now(void);
 
 /** The current catalog, referenced (fsd_catalog_unref). Never NULL after startup. */
 struct fsd_catalog *fsd_catalog(struct fsd *d);
+/** The current catalog of a slice (NULL: the node's own, as fsd_catalog), referenced; NULL
+ * when that slice is gone. */
+struct fsd_catalog *fsd_catalog_of(struct fsd *d, const char *slice);
 /** Replace the current catalog (takes c's reference). */
 void fsd_set_catalog(struct fsd *d, struct fsd_catalog *c);
 /** The tree of pkg ver as the current catalog signs it (referenced): from the cache, else its
  * manifest is loaded and verified (fs_repo_target_manifest: network when the store lacks it).
  * @return 0; -ESTALE (the catalog no longer signs pkg ver); STORK_E*; -errno. */
 int fsd_vtree(struct fsd *d, const char *pkg, const char *ver, struct fsd_vtree **ret_t);
+/** fsd_vtree as slice's catalog signs it (NULL: the node's); -ESTALE also when it is gone. */
+int fsd_vtree_in(struct fsd *d, const char *slice, const char *pkg, const char *ver,
+		 struct fsd_vtree **ret_t);
 /** Whether the current catalog still signs pkg ver with the manifest hash. */
 bool fsd_current(struct fsd *d, const char *pkg, const char *ver,
 		 const uint8_t hash[VERIFY_HASH_LEN]);
+/** The same for a slice's catalog (NULL: the node's); false when the slice is gone. */
+bool fsd_current_in(struct fsd *d, const char *slice, const char *pkg, const char *ver,
+		    const uint8_t hash[VERIFY_HASH_LEN]);
 /** user.storkfs.signer of t's entries into buf: "ROLE KEYID" as the current catalog signs t's
  * manifest (after a key rotation: the new key), else as t was signed. @return snprintf's. */
 int fsd_signer(struct fsd *d, const struct fsd_vtree *t, char *buf, size_t cap);

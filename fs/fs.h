@@ -95,6 +95,12 @@ int fs_repo_object(struct fs_repo *r, const struct verify_entry *e, const char *
  * returned. */
 int fs_repo_list(struct fs_repo *r, int (*fn)(void *ctx, const struct verify_target *t), void *ctx);
 
+/** fs_repo_list with another policy than the repository's own (a slice's: fs/README.md
+ * "Slices"): what p accepts of the same verified state (NULL: the repository's delegations).
+ * p is the caller's and must outlive the call. @return as fs_repo_list. */
+int fs_repo_list_policy(struct fs_repo *r, const struct verify_policy *p,
+			int (*fn)(void *ctx, const struct verify_target *t), void *ctx);
+
 /** Use a slice's trust policy from now on (verify/README.md "Trust policy"): fs_repo_list
  * then walks only what it accepts and fs_repo_manifest refuses what it does not (-ENOENT, the
  * detail says which rule). Takes ownership of p (freed with the repository or the next call);

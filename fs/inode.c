@@ -153,6 +153,7 @@ static void node_free(struct fsd_inode *n)
 	free((char *)n->path);
 	free(n->pkg);
 	free(n->ver);
+	free(n->slice);
 	free(n);
 }
 
@@ -341,7 +342,9 @@ static struct fsd_inode *node_make(const struct fsd_inode *proto, fuse_ino_t ino
 	memcpy(n->vhash, proto->vhash, VERIFY_HASH_LEN);
 	n->pkg = proto->pkg ? strdup(proto->pkg) : NULL;
 	n->ver = proto->ver ? strdup(proto->ver) : NULL;
-	if (!n->path || (proto->pkg && !n->pkg) || (proto->ver && !n->ver)) {
+	n->slice = proto->slice ? strdup(proto->slice) : NULL;
+	if (!n->path || (proto->pkg && !n->pkg) || (proto->ver && !n->ver) ||
+	    (proto->slice && !n->slice)) {
 		node_free(n);
 		return NULL;
 	}
@@ -366,6 +369,12 @@ static bool content_key(const struct fsd_inode *proto, char key[FSD_CONTENT_KEY]
 	return true;
 }
 
+/* Whether two nodes belong to one view: both the top level (NULL), or one slice. */
+static bool same_view(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
 int fsd_inodes_get(struct fsd_inodes *t, const char *path, const struct fsd_inode *proto,
 		   bool lookup, struct fsd_inode **ret_n)
 {
@@ -384,9 +393,10 @@ int fsd_inodes_get(struct fsd_inodes *t, const char *path, const struct fsd_inod
 	if (ret < 0)
 		goto out;
 	n = t->slots[ino].node;
-	if (!n || (key == ckey && n->vt != proto->vt)) {
-		/* A file reached through another tree than its node's: the node moves to the
-		 * tree of this lookup (one the catalog signs now); holders of the old keep it. */
+	if (!n || (key == ckey && (n->vt != proto->vt || !same_view(n->slice, proto->slice)))) {
+		/* A file reached through another tree than its node's, or through another view (the
+		 * top level, a slice): the node moves to the tree and view of this lookup (one
+		 * whose catalog signs it now); holders of the old keep it. */
 		struct fsd_inode *old = n;
 
 		n = node_make(proto, ino, t->slots[ino].path);

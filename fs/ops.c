@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "fs/daemon.h"
+#include "verify/json.h"
 
 #define XA_HASH	      "user.storkfs.hash"
 #define XA_SIGNER     "user.storkfs.signer"
@@ -101,7 +102,7 @@ static int note_tree_failure(struct fsd *d, const struct fsd_inode *n, int err)
  * nothing new is looked up, listed or opened in a replaced version (fs/README.md). */
 static int ver_tree(struct fsd *d, const struct fsd_inode *n, struct fsd_vtree **ret_t)
 {
-	int ret = fsd_vtree(d, n->pkg, n->ver, ret_t);
+	int ret = fsd_vtree_in(d, n->slice, n->pkg, n->ver, ret_t);
 
 	if (ret < 0)
 		return note_tree_failure(d, n, ret);
@@ -116,7 +117,19 @@ static int ver_tree(struct fsd *d, const struct fsd_inode *n, struct fsd_vtree *
 /* Whether entry n's tree is the one the catalog signs now. */
 static bool entry_current(struct fsd *d, const struct fsd_inode *n)
 {
-	return fsd_current(d, n->pkg, n->ver, n->vt->hash);
+	return fsd_current_in(d, n->slice, n->pkg, n->ver, n->vt->hash);
+}
+
+/* In a slice: a package (ver NULL) or version that the node's catalog shows but the slice's
+ * policy does not accept is a refusal of that slice's. */
+static void note_refusal(struct fsd *d, const char *slice, const char *pkg, const char *ver)
+{
+	struct fsd_catalog *node = fsd_catalog(d);
+	const struct fsd_cat_pkg *p = fsd_catalog_pkg(node, pkg);
+
+	if (p && (!ver || fsd_catalog_ver(p, ver)))
+		fsd_slice_count(d, slice, FSD_SC_REFUSED, 1);
+	fsd_catalog_unref(node);
 }
 
 /* The child `name` of parent: its node (with a kernel lookup counted) and entry reply. */
@@ -135,15 +148,33 @@ static int lookup_child(struct fsd *d, const struct fsd_inode *parent, const cha
 	ret = fsd_serving(d);
 	if (ret < 0)
 		return ret;
+	proto.slice = parent->slice;
 	switch (parent->kind) {
 	case FSD_N_ROOT:
-		cat = fsd_catalog(d);
-		ret = fsd_catalog_pkg(cat, name) ? 0 : -ENOENT;
+		if (d->conf.slices && strcmp(name, ".slices") == 0) {
+			proto.kind = FSD_N_SLICES;
+			break;
+		}
+		/* fall through */
+	case FSD_N_SLICE:
+		cat = fsd_catalog_of(d, parent->slice);
+		ret = cat && fsd_catalog_pkg(cat, name) ? 0 : -ENOENT;
+		if (ret < 0 && cat && parent->slice)
+			note_refusal(d, parent->slice, name, NULL);
 		proto.kind = FSD_N_PKG;
 		proto.pkg = (char *)name;
 		break;
+	case FSD_N_SLICES:
+		ret = fsd_slice_exists(d, name) ? 0 : -ENOENT;
+		proto.kind = FSD_N_SLICE;
+		proto.slice = (char *)name;
+		break;
 	case FSD_N_PKG:
-		cat = fsd_catalog(d);
+		cat = fsd_catalog_of(d, parent->slice);
+		if (!cat) {
+			ret = -ENOENT;
+			break;
+		}
 		p = fsd_catalog_pkg(cat, parent->pkg);
 		proto.pkg = parent->pkg;
 		if (strcmp(name, "latest") == 0) {
@@ -153,6 +184,8 @@ static int lookup_child(struct fsd *d, const struct fsd_inode *parent, const cha
 			const struct fsd_cat_ver *cv = fsd_catalog_ver(p, name);
 
 			ret = cv ? 0 : -ENOENT;
+			if (!cv && p && parent->slice)
+				note_refusal(d, parent->slice, parent->pkg, name);
 			proto.kind = FSD_N_VER;
 			proto.ver = (char *)name;
 			if (cv)
@@ -276,8 +309,8 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 	if (!n) {
 		fuse_reply_err(req, ESTALE);
 	} else if (n->kind == FSD_N_LATEST) {
-		cat = fsd_catalog(d);
-		p = fsd_catalog_pkg(cat, n->pkg);
+		cat = fsd_catalog_of(d, n->slice);
+		p = cat ? fsd_catalog_pkg(cat, n->pkg) : NULL;
 		if (p && p->n)
 			fuse_reply_readlink(req, p->vers[p->n - 1].version);
 		else
@@ -332,7 +365,8 @@ static int stored_open(struct fsd *d, const uint8_t id[VERIFY_HASH_LEN], int *re
 }
 
 /* The store's object for e, fetched (within the timeout) when the store lacks it. */
-static int object_open(struct fsd *d, const struct verify_entry *e, const char *what, int *ret_fd)
+static int object_open(struct fsd *d, const struct verify_entry *e, const char *what, int *ret_fd,
+		       bool *ret_fetched)
 {
 	char key[4 + VERIFY_HASH_HEX], opath[STORE_OBJPATH_LEN];
 	struct obj_job *j;
@@ -371,6 +405,7 @@ static int object_open(struct fsd *d, const struct verify_entry *e, const char *
 	ret = fsd_job(d, key, opath, &obj_job_ops, j, NULL);
 	if (ret < 0)
 		return ret;
+	*ret_fetched = true;
 	return stored_open(d, e->hash, ret_fd);
 }
 
@@ -390,6 +425,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct fsd *d = fsd_of(req);
 	struct fsd_inode *n = fsd_inodes_ref(&d->inodes, ino);
 	const struct verify_entry *e;
+	bool fetched = false;
 	char what[1024];
 	int fd = -1, ret;
 
@@ -427,7 +463,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		goto out;
 	}
 	snprintf(what, sizeof(what), "%s %s: %s", n->pkg, n->ver, e->path);
-	ret = object_open(d, e, what, &fd);
+	ret = object_open(d, e, what, &fd, &fetched);
 	if (ret < 0) {
 		char line[1100];
 
@@ -443,6 +479,11 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	 * (from the hash at its first open, or a fetch) would be a second copy (fs/README.md
 	 * "Memory"). */
 	posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+	if (n->slice) {
+		fsd_slice_count(d, n->slice, FSD_SC_OPENS, 1);
+		if (fetched)
+			fsd_slice_count(d, n->slice, FSD_SC_FETCHED, 1);
+	}
 	fi->fh = (uint64_t)fd;
 	fi->keep_cache = 1; /* the content behind this inode never changes */
 	fi->noflush = 1;
@@ -456,11 +497,29 @@ out:
 	}
 }
 
+/* -o slices=: the bytes a read of a slice's file returns, on the slice's counter. */
+static void count_read(struct fsd *d, fuse_ino_t ino, size_t size, off_t off)
+{
+	struct fsd_inode *n = fsd_inodes_ref(&d->inodes, ino);
+
+	if (n && n->slice && n->kind == FSD_N_ENTRY) {
+		uint64_t len = n->vt->m->entries[n->idx].size;
+
+		if ((uint64_t)off < len)
+			fsd_slice_count(d, n->slice, FSD_SC_BYTES,
+					len - (uint64_t)off < size ? len - (uint64_t)off : size);
+	}
+	fsd_inodes_put(&d->inodes, n);
+}
+
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+	struct fsd *d = fsd_of(req);
 
+	if (d->conf.slices)
+		count_read(d, ino, size, off);
 	/* Spliced or copied straight from the store object: no buffer of ours in between. */
 	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	buf.buf[0].fd = (int)fi->fh;
@@ -485,6 +544,8 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 /* Directories */
 
 struct dirh {
+	char **slices; /* FSD_N_SLICES: the slices' names at opendir */
+	size_t nslices;
 	struct fsd_catalog *cat; /* FSD_N_ROOT, FSD_N_PKG: what was listed at opendir */
 	struct fsd_vtree *vt;	 /* FSD_N_VER, FSD_N_ENTRY */
 	long dir;		 /* the directory's index in vt */
@@ -494,6 +555,9 @@ static void dirh_free(struct dirh *h)
 {
 	if (!h)
 		return;
+	for (size_t i = 0; i < h->nslices; i++)
+		free(h->slices[i]);
+	free(h->slices);
 	fsd_catalog_unref(h->cat);
 	fsd_vtree_unref(h->vt);
 	free(h);
@@ -514,7 +578,13 @@ static int dirh_make(struct fsd *d, const struct fsd_inode *n, struct dirh **ret
 	switch (n->kind) {
 	case FSD_N_ROOT:
 	case FSD_N_PKG:
-		h->cat = fsd_catalog(d);
+	case FSD_N_SLICE:
+		h->cat = fsd_catalog_of(d, n->slice);
+		if (!h->cat)
+			ret = -ENOENT; /* a slice removed since */
+		break;
+	case FSD_N_SLICES:
+		ret = fsd_slice_names(d, &h->slices, &h->nslices);
 		break;
 	case FSD_N_VER:
 		ret = ver_tree(d, n, &h->vt);
@@ -589,7 +659,9 @@ static const char *dirh_name(const struct dirh *h, const struct fsd_inode *n, si
 		slash = strrchr(path, '/');
 		return slash ? slash + 1 : path;
 	}
-	if (n->kind == FSD_N_ROOT)
+	if (n->kind == FSD_N_SLICES)
+		return k < h->nslices ? h->slices[k] : NULL;
+	if (n->kind == FSD_N_ROOT || n->kind == FSD_N_SLICE)
 		return k < h->cat->n ? h->cat->pkgs[k].name : NULL;
 	p = fsd_catalog_pkg(h->cat, n->pkg);
 	if (!p)
@@ -708,6 +780,36 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 /* ------------------------------------------------------------------------------------------ */
 /* Extended attributes: where an entry comes from and who signed it. */
 
+/* xattr_value in a slice's subtree: its root's status is the slice's own; its files' hash and
+ * signer. Nothing about the node's other slices, mirrors or store. */
+static int slice_xattr(struct fsd *d, const struct fsd_inode *n, const char *name, char *buf,
+		       size_t cap)
+{
+	const struct verify_entry *e = n->kind == FSD_N_ENTRY ? &n->vt->m->entries[n->idx] : NULL;
+	struct verify_json *o;
+	char *json = NULL;
+	int len;
+
+	if (n->kind == FSD_N_SLICE && strcmp(name, XA_STATUS) == 0) {
+		o = fsd_slice_json(d, n->slice);
+		if (!o || verify_json_dump(o, &json) < 0) {
+			verify_json_free(o);
+			return o ? -ENOMEM : -ENOENT;
+		}
+		verify_json_free(o);
+		len = snprintf(buf, cap, "%s\n", json);
+		free(json);
+		return (size_t)len >= cap ? -E2BIG : len;
+	}
+	if (e && e->type == VERIFY_FILE && strcmp(name, XA_HASH) == 0) {
+		verify_hex(e->hash, VERIFY_HASH_LEN, buf);
+		return 2 * VERIFY_HASH_LEN;
+	}
+	if (e && strcmp(name, XA_SIGNER) == 0)
+		return fsd_signer(d, n->vt, buf, cap);
+	return -ENODATA;
+}
+
 /* The value of attribute `name` of n into buf (size cap). @return its length; -ENODATA. */
 static int xattr_value(struct fsd *d, const struct fsd_inode *n, const char *name, char *buf,
 		       size_t cap)
@@ -716,6 +818,11 @@ static int xattr_value(struct fsd *d, const struct fsd_inode *n, const char *nam
 	struct store_objinfo info;
 	int len = -ENODATA;
 
+	/* A slice's subtree tells only about the slice (fs/README.md "Slices"). A file is one
+	 * inode for every view that reaches it (its pages are cached once), so with slices= every
+	 * file answers as a slice's does, whichever view looked it up last. */
+	if (n->slice || (d->conf.slices && n->kind == FSD_N_ENTRY))
+		return slice_xattr(d, n, name, buf, cap);
 	if (n->kind == FSD_N_ROOT && strcmp(name, XA_STATUS) == 0) {
 		char *json = fsd_status_json(d);
 
@@ -776,7 +883,7 @@ static int xattr_value(struct fsd *d, const struct fsd_inode *n, const char *nam
 	return len;
 }
 
-static size_t xattr_names(const struct fsd_inode *n, char *buf)
+static size_t xattr_names(struct fsd *d, const struct fsd_inode *n, char *buf)
 {
 	const struct verify_entry *e = n->kind == FSD_N_ENTRY ? &n->vt->m->entries[n->idx] : NULL;
 	size_t len = 0;
@@ -786,6 +893,15 @@ static size_t xattr_names(const struct fsd_inode *n, char *buf)
 		memcpy(buf + len, s, sizeof(s));                                                   \
 		len += sizeof(s);                                                                  \
 	} while (0)
+	if (n->slice || (d->conf.slices && n->kind == FSD_N_ENTRY)) { /* as slice_xattr */
+		if (n->kind == FSD_N_SLICE)
+			ADD(XA_STATUS);
+		if (e && e->type == VERIFY_FILE)
+			ADD(XA_HASH);
+		if (e)
+			ADD(XA_SIGNER);
+		return len;
+	}
 	if (n->kind == FSD_N_ROOT) {
 		ADD(XA_REPOSITORY);
 		ADD(XA_MIRRORS);
@@ -830,7 +946,7 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	size_t len = 0;
 
 	if (n)
-		len = xattr_names(n, buf);
+		len = xattr_names(d, n, buf);
 	fsd_inodes_put(&d->inodes, n);
 	if (!n)
 		fuse_reply_err(req, ESTALE);

@@ -42,6 +42,8 @@ static const char usage[] =
     "    -o noallow_other     mounted by root: only root may read the mount (default: every\n"
     "                         user may, the kernel checking the published modes)\n"
     "    -o policy=FILE       this slice's trust policy (verify/README.md); re-read on SIGHUP\n"
+    "    -o slices=DIR        more slices: each DIR/NAME.policy shows under /.slices/NAME/\n"
+    "                         (fs/README.md \"Slices\"); re-read on SIGHUP and each refresh\n"
     "    -o max_stale=DURATION  when refreshes fail, keep serving metadata this long after it\n"
     "                         expired (default 7d; units s, m, h, d; 0 = stop at expiry;\n"
     "                         inf = never stop: no bound on a freeze attack)\n"
@@ -96,6 +98,7 @@ static const struct fuse_opt opt_spec[] = {
     OPT("root=%s", rootfile),
     OPT("store=%s", storedir),
     OPT("policy=%s", policy),
+    OPT("slices=%s", slices),
     OPT("timeout=%u", timeout),
     OPT("refresh=%u", refresh),
     OPT("mirror_retry=%u", mirror_retry),
@@ -484,6 +487,7 @@ void fsd_args_fini(struct fsd_args *p)
 	free(p->conf.rootfile);
 	free(p->conf.storedir);
 	free(p->conf.policy);
+	free(p->conf.slices);
 	free(p->conf.max_stale_arg);
 	free(p->conf.proxies);
 	free(p->conf.netrc);

@@ -111,7 +111,9 @@ static void invalidate_replaced(struct fsd *d, const struct fsd_catalog *cat)
 	for (size_t i = 1; inos && i < d->inodes.nslots; i++) {
 		const struct fsd_inode *node = d->inodes.slots[i].node;
 
-		if (node && (node->kind == FSD_N_VER || node->kind == FSD_N_ENTRY) &&
+		/* A slice's nodes follow its own catalog (fs/slices_load.c). */
+		if (node && !node->slice &&
+		    (node->kind == FSD_N_VER || node->kind == FSD_N_ENTRY) &&
 		    !fsd_catalog_signs(cat, node->pkg, node->ver, node->vhash))
 			inos[n++] = (fuse_ino_t)i;
 	}
@@ -174,6 +176,7 @@ int fsd_refresh_now(struct fsd *d, bool startup)
 		fsd_catalog_unref(cat);
 		fsd_catalog_unref(old);
 	}
+	fsd_slices_reload(d, startup); /* -o slices=: each slice's file again, the new state */
 	return failed;
 }
 

@@ -575,23 +575,38 @@ static void list_problem(void *ctx, const char *file, int err, const char *detai
 	log_line(r, line);
 }
 
-int fs_repo_list(struct fs_repo *r, int (*fn)(void *ctx, const struct verify_target *t), void *ctx)
+/* The walk of fs_repo_list with policy p (NULL: the repository's delegations), or the
+ * repository's own policy when own. */
+static int list_with(struct fs_repo *r, const struct verify_policy *p, bool own,
+		     int (*fn)(void *ctx, const struct verify_target *t), void *ctx)
 {
 	int ret;
 
 	pthread_mutex_lock(&r->lock);
+	if (own)
+		p = r->policy;
 	if (!verify_client_usable(r->client)) {
 		stork_errorf("%s: no verified metadata yet: refresh from a mirror first",
 			     r->first_mirror);
 		ret = -ENOENT;
 	} else {
-		ret = r->policy
-			  ? verify_client_each_accepted(r->client, &r->src, r->policy,
-							fs_version_cmp, fn, ctx, list_problem, r)
-			  : verify_client_each_target(r->client, &r->src, fn, ctx, list_problem, r);
+		ret = p ? verify_client_each_accepted(r->client, &r->src, p, fs_version_cmp, fn,
+						      ctx, list_problem, r)
+			: verify_client_each_target(r->client, &r->src, fn, ctx, list_problem, r);
 	}
 	pthread_mutex_unlock(&r->lock);
 	return ret;
+}
+
+int fs_repo_list(struct fs_repo *r, int (*fn)(void *ctx, const struct verify_target *t), void *ctx)
+{
+	return list_with(r, NULL, true, fn, ctx);
+}
+
+int fs_repo_list_policy(struct fs_repo *r, const struct verify_policy *p,
+			int (*fn)(void *ctx, const struct verify_target *t), void *ctx)
+{
+	return list_with(r, p, false, fn, ctx);
 }
 
 /* The node store's insert as fetch's sink. */

@@ -135,6 +135,26 @@ char *fsd_status_json(struct fsd *d)
 	r |= verify_json_set_int(cnt, "refused", (int64_t)counter(&c->refused));
 	r |= verify_json_set_int(cnt, "rotten", (int64_t)counter(&c->rotten));
 	r |= verify_json_set(o, "counters", cnt);
+	if (d->conf.slices) {
+		struct verify_json *sl = verify_json_array();
+		char **names = NULL;
+		size_t n = 0;
+
+		if (!sl || fsd_slice_names(d, &names, &n) < 0) {
+			verify_json_free(sl);
+			bad = true;
+			goto out;
+		}
+		for (size_t i = 0; i < n; i++) {
+			struct verify_json *one = fsd_slice_json(d, names[i]);
+
+			if (one) /* NULL: removed since */
+				r |= verify_json_append(sl, one);
+			free(names[i]);
+		}
+		free(names);
+		r |= verify_json_set(o, "slices", sl);
+	}
 	if (fetch_stats(fs_repo_fetcher(d->repo), &ms, &nms) < 0) {
 		bad = true;
 		goto out;

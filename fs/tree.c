@@ -99,12 +99,18 @@ static bool is_verdict(int err)
 
 int fsd_catalog_build(struct fs_repo *r, struct fsd_catalog **ret_c)
 {
+	return fsd_catalog_build_for(r, NULL, ret_c);
+}
+
+int fsd_catalog_build_for(struct fs_repo *r, const struct verify_policy *pol,
+			  struct fsd_catalog **ret_c)
+{
 	struct listing l = {0};
 	struct fsd_catalog *c = NULL;
 	size_t i, j;
 	int ret, listed;
 
-	listed = fs_repo_list(r, list_one, &l);
+	listed = pol ? fs_repo_list_policy(r, pol, list_one, &l) : fs_repo_list(r, list_one, &l);
 	/* A role that fails verification is skipped (and logged); what verified is shown. When
 	 * nothing could be listed because a mirror failed, the caller keeps the catalog it has;
 	 * when the signed state refuses everything (a pinned publisher re-signed by another key),
@@ -208,6 +214,20 @@ struct fsd_catalog *fsd_catalog(struct fsd *d)
 	pthread_mutex_lock(&d->cat_lock);
 	c = fsd_catalog_ref(d->cat);
 	pthread_mutex_unlock(&d->cat_lock);
+	return c;
+}
+
+struct fsd_catalog *fsd_catalog_of(struct fsd *d, const char *slice)
+{
+	struct fsd_catalog *c = NULL;
+
+	if (!slice)
+		return fsd_catalog(d);
+	pthread_mutex_lock(&d->slice_lock);
+	for (size_t i = 0; i < d->nslices && !c; i++)
+		if (strcmp(d->slices[i]->name, slice) == 0)
+			c = fsd_catalog_ref(d->slices[i]->cat);
+	pthread_mutex_unlock(&d->slice_lock);
 	return c;
 }
 
@@ -499,6 +519,15 @@ static const struct fsd_job_ops tree_job_ops = {
 
 int fsd_vtree(struct fsd *d, const char *pkg, const char *ver, struct fsd_vtree **ret_t)
 {
+	return fsd_vtree_in(d, NULL, pkg, ver, ret_t);
+}
+
+/* A slice's trees share the cache with the node's (one tree per signed manifest): a slice
+ * whose pinned role signs another manifest of a version than the node does gets its own tree,
+ * cached only while the node signs nothing else for that version. */
+int fsd_vtree_in(struct fsd *d, const char *slice, const char *pkg, const char *ver,
+		 struct fsd_vtree **ret_t)
+{
 	char key[2 * 130 + 2], jkey[sizeof(key) + VERIFY_HASH_HEX + 8], hex[VERIFY_HASH_HEX];
 	struct fsd_catalog *cat = NULL;
 	const struct fsd_cat_ver *cv;
@@ -508,8 +537,8 @@ int fsd_vtree(struct fsd *d, const char *pkg, const char *ver, struct fsd_vtree 
 
 	if ((size_t)snprintf(key, sizeof(key), "%s/%s", pkg, ver) >= sizeof(key))
 		return -ENAMETOOLONG;
-	cat = fsd_catalog(d);
-	cv = fsd_catalog_ver(fsd_catalog_pkg(cat, pkg), ver);
+	cat = fsd_catalog_of(d, slice);
+	cv = cat ? fsd_catalog_ver(fsd_catalog_pkg(cat, pkg), ver) : NULL;
 	if (!cv) {
 		stork_errorf("%s %s: no longer signed (replaced or refused by a refresh)", pkg,
 			     ver);
@@ -558,8 +587,14 @@ out:
 bool fsd_current(struct fsd *d, const char *pkg, const char *ver,
 		 const uint8_t hash[VERIFY_HASH_LEN])
 {
-	struct fsd_catalog *cat = fsd_catalog(d);
-	bool ret = fsd_catalog_signs(cat, pkg, ver, hash);
+	return fsd_current_in(d, NULL, pkg, ver, hash);
+}
+
+bool fsd_current_in(struct fsd *d, const char *slice, const char *pkg, const char *ver,
+		    const uint8_t hash[VERIFY_HASH_LEN])
+{
+	struct fsd_catalog *cat = fsd_catalog_of(d, slice);
+	bool ret = cat && fsd_catalog_signs(cat, pkg, ver, hash);
 
 	fsd_catalog_unref(cat);
 	return ret;
@@ -639,12 +674,19 @@ int fsd_stat(struct fsd *d, const struct fsd_inode *n, struct stat *st)
 	case FSD_N_ROOT:
 	case FSD_N_PKG:
 	case FSD_N_VER:
-		cat = fsd_catalog(d);
+	case FSD_N_SLICES:
+	case FSD_N_SLICE:
+		/* /.slices itself: the node's catalog; below it, the slice's (gone: ENOENT). */
+		cat = fsd_catalog_of(d, n->slice);
+		if (!cat) {
+			ret = -ENOENT;
+			break;
+		}
 		stat_dir(st, cat->built);
 		break;
 	case FSD_N_LATEST:
-		cat = fsd_catalog(d);
-		p = fsd_catalog_pkg(cat, n->pkg);
+		cat = fsd_catalog_of(d, n->slice);
+		p = cat ? fsd_catalog_pkg(cat, n->pkg) : NULL;
 		if (!p || !p->n) {
 			ret = -ENOENT;
 			break;

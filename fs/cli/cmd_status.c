@@ -100,6 +100,17 @@ static void print_stale(struct verify_json *st)
 	       str(st, "stale_since"), ago, grace, str(st, "serving_until"), num(st, "pid"));
 }
 
+/* One slice's line (fs/README.md "Slices"): its own status or an element of the node's. */
+static void print_slice(struct verify_json *s)
+{
+	char b[32];
+
+	printf("  slice %s: %" PRIu64 " packages (%" PRIu64 " versions), %" PRIu64
+	       " opens, %s read, %" PRIu64 " objects fetched, %" PRIu64 " refused by its policy\n",
+	       str(s, "slice"), num(s, "packages"), num(s, "versions"), num(s, "opens"),
+	       cli_bytes(num(s, "bytes_read"), b), num(s, "objects_fetched"), num(s, "refused"));
+}
+
 static void print_mount(const char *mnt, struct verify_json *st)
 {
 	static const char *const roles[] = {"root", "timestamp", "snapshot", "targets"};
@@ -137,6 +148,8 @@ static void print_mount(const char *mnt, struct verify_json *st)
 	putchar('\n');
 	printf("  trees       %" PRIu64 " loaded, %" PRIu64 " evicted\n", num(c, "trees_loaded"),
 	       num(c, "trees_evicted"));
+	for (i = 0; (m = verify_json_at(verify_json_get(st, "slices"), i)) != NULL; i++)
+		print_slice(m);
 	for (i = 0; (m = verify_json_at(mirrors, i)) != NULL; i++) {
 		const char *kind = verify_json_str(verify_json_get(m, "kind"));
 		const char *err = verify_json_str(verify_json_get(m, "last_error"));
@@ -178,7 +191,12 @@ static int mount_status(const char *path, bool json)
 		verify_json_free(st);
 		return CLI_SYSTEM;
 	}
-	print_mount(path, st);
+	if (verify_json_get(st, "slice")) { /* a slice's root: that slice alone */
+		printf("slice root %s\n", path);
+		print_slice(st);
+	} else {
+		print_mount(path, st);
+	}
 	verify_json_free(st);
 	return CLI_OK;
 }

@@ -8,7 +8,8 @@
 # (stork fsck clean, every stored object re-hashed, user.storkfs.cached 0). Then a good
 # mirror appears on mirror 2's port (a fault server with no faults, bound to that port) and
 # a later read of the file, within a bounded wait (-o mirror_retry=2: a failed mirror is
-# tried again soon), gives the source's bytes, fetched from the good mirror.
+# tried again soon), gives the source's bytes, fetched from the good mirror. The mount also
+# serves a slice (-o slices=): the corrupted file is EIO through the slice as well.
 . "$(dirname "$0")/lib.sh"
 
 need python3
@@ -38,7 +39,8 @@ echo "# mirrors: $LIAR_URL (corrupts $p_bad), $GOOD_URL (refuses at first)"
 
 MNT=$T/mnt
 STORE=$T/store
-mount_storkfs "$MNT" "store=$STORE,timeout=20,mirror_retry=2" "$LIAR_URL" "$GOOD_URL"
+mkdir -p "$T/slices" && echo 'trust * delegated' >"$T/slices/s.policy"
+mount_storkfs "$MNT" "store=$STORE,timeout=20,mirror_retry=2,slices=$T/slices" "$LIAR_URL" "$GOOD_URL"
 V=$MNT/bad/1.0
 
 # --- the corrupted object --------------------------------------------------------------
@@ -56,6 +58,14 @@ for f in d/fine d/sub/other d/tiny; do
 	[ "$GOT" = "ok $want" ] || fail "$f (not corrupted): '$GOT', want 'ok $want'"
 done
 pass "every other file of the package reads its source's bytes"
+
+# the same through a slice (fs/README.md "Slices"): EIO for the corrupted file, the others intact
+read_errno "$MNT/.slices/s/bad/1.0/d/victim"
+[ "$GOT" = "errno 5" ] || fail "reading d/victim through slice s: '$GOT', want errno 5 (EIO)"
+want=$(sha256sum <"$T/src/d/fine" | cut -d' ' -f1)
+read_errno "$MNT/.slices/s/bad/1.0/d/fine"
+[ "$GOT" = "ok $want" ] || fail "d/fine through slice s: '$GOT', want 'ok $want'"
+pass "through a slice too, the corrupted file fails with EIO and the others read their bytes"
 
 # the line about the failed open: it names every mirror (one line, all the facts)
 line=$(awk -v h="$o_bad" -v liar="127.0.0.1:$LIAR_PORT" -v good="127.0.0.1:$GOOD_PORT" '

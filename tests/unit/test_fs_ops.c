@@ -713,6 +713,73 @@ START_TEST(catalog_lists_what_the_metadata_signs)
 }
 END_TEST
 
+/* A slice (fs/README.md "Slices"), put in the table as fs/slices_load.c would: its subtree
+ * shows what its policy accepts, its numbers are its own, and it tells only about itself. */
+START_TEST(a_slice_shows_its_policy_and_tells_only_about_itself)
+{
+	static const char text[] = "pin hello < 1.9\ntrust hello delegated\n";
+	static char dir[] = "/etc/storkfs/slices";
+	const char *pkgs[] = {"hello"}, *vers[] = {"1.0~rc1", "1.0", "latest"},
+		   *top_names[] = {"hello", "other"};
+	struct fsd_slice *s = calloc(1, sizeof(*s));
+	fuse_ino_t top, root, file;
+	struct fake_listing l;
+	struct fuse_req *r;
+	char *json;
+
+	ck_assert_int_eq(kernel_lookup_err(FUSE_ROOT_ID, ".slices"), ENOENT); /* no slices= */
+	ck_assert_ptr_nonnull(s);
+	ck_assert_ptr_nonnull(s->name = strdup("a"));
+	ck_assert_int_eq(verify_policy_parse("a.policy", text, strlen(text), NULL, &s->pol), 0);
+	ck_assert_int_eq(fsd_catalog_build_for(D.repo, s->pol, &s->cat), 0);
+	pthread_mutex_init(&D.slice_lock, NULL);
+	ck_assert_ptr_nonnull(D.slices = calloc(1, sizeof(*D.slices)));
+	D.slices[0] = s;
+	D.nslices = 1;
+	D.conf.slices = dir;
+
+	top = kernel_lookup_ok(FUSE_ROOT_ID, ".slices", NULL);
+	root = kernel_lookup_ok(top, "a", NULL);
+	ck_assert_int_eq(kernel_lookup_err(top, "b"), ENOENT);
+	kernel_list_dir(FUSE_ROOT_ID, false, 4096, &l);
+	assert_names(&l, top_names, 2); /* the top level is the node's, without .slices */
+	kernel_list_dir(root, false, 4096, &l);
+	assert_names(&l, pkgs, 1);
+	kernel_list_dir(kernel_walk(".slices/a/hello", NULL), false, 4096, &l);
+	assert_names(&l, vers, 3);
+	ck_assert_int_eq(kernel_lookup_err(root, "other"), ENOENT);
+	ck_assert_int_eq(kernel_lookup_err(kernel_walk(".slices/a/hello", NULL), "1.9"), ENOENT);
+	ck_assert_uint_eq(s->refused, 2); /* the node shows both */
+	r = kernel_readlink(kernel_walk(".slices/a/hello/latest", NULL));
+	ck_assert_str_eq(r->link, "1.0");
+
+	/* One inode for the file through the top level and the slice (its pages are cached
+	 * once); the node belongs to the view of its latest lookup. */
+	ck_assert_uint_eq(kernel_walk(".slices/a/hello/1.0/bin/hello", NULL),
+			  kernel_walk("hello/1.0/bin/hello", NULL));
+	file = kernel_walk(".slices/a/hello/1.0/bin/hello", NULL);
+	ck_assert_uint_eq(kernel_getxattr(file, "user.storkfs.hash", 100)->len, 64);
+	ck_assert_int_eq(kernel_getxattr(file, "user.storkfs.cached", 100)->err, ENODATA);
+	ck_assert_int_eq(kernel_getxattr(file, "user.storkfs.source", 100)->err, ENODATA);
+	ck_assert_int_eq(kernel_getxattr(root, "user.storkfs.mirrors", 100)->err, ENODATA);
+	ck_assert_int_eq(kernel_getxattr(root, "user.storkfs.repository", 100)->err, ENODATA);
+	r = kernel_listxattr(root, 512);
+	ck_assert_uint_eq(r->len, sizeof("user.storkfs.status"));
+	ck_assert_mem_eq(r->buf, "user.storkfs.status", sizeof("user.storkfs.status"));
+	r = kernel_getxattr(root, "user.storkfs.status", 4096);
+	ck_assert_int_eq(r->kind, R_BUF);
+	ck_assert_ptr_nonnull(json = strndup(r->buf, r->len));
+	ck_assert_ptr_nonnull(strstr(json, "\"slice\""));
+	ck_assert_ptr_nonnull(strstr(json, "\"refused\""));
+	ck_assert_ptr_null(strstr(json, "mirror"));
+	ck_assert_ptr_null(strstr(json, "counters"));
+	free(json);
+	fsd_slices_fini(&D);
+	D.conf.slices = NULL;
+	ck_assert_int_eq(kernel_lookup_err(top, "a"), ENOENT); /* removed */
+}
+END_TEST
+
 /* ------------------------------------------------------------------------------------------ */
 /* The fixture repository */
 
@@ -840,6 +907,7 @@ static Suite *ops_suite(void)
 	tcase_add_test(tc, statfs_has_nothing_free);
 	tcase_add_test(tc, tree_cache_evicts_the_least_recently_used_unheld_trees);
 	tcase_add_test(tc, catalog_lists_what_the_metadata_signs);
+	tcase_add_test(tc, a_slice_shows_its_policy_and_tells_only_about_itself);
 	suite_add_tcase(s, tc);
 	return s;
 }

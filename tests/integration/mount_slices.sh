@@ -1,0 +1,276 @@
+#!/usr/bin/env bash
+# Slices in one mount (fs/README.md "Slices"): storkfs run as users run it (without -f: it
+# daemonizes and logs to syslog, received on this test's own /dev/log in a private mount
+# namespace) with -o slices=DIR holding three slice files with different policies. Each
+# /.slices/<slice>/ lists exactly the packages and versions `stork ls --policy` lists for its
+# policy, and the top level what the node signs. A program of a slice (Debian's busybox-static)
+# runs inside bwrap with only that slice's subtree bound into the container, which sees
+# nothing of the other slices. Each slice's status (user.storkfs.status on its root, and stork
+# status) counts its own opens, bytes read, objects fetched on its behalf and refusals, and
+# nothing of the others'; the slice root has no other attribute. Editing one slice file and
+# sending SIGHUP changes that slice only; a slice file with a typo keeps the slice's previous
+# view and the log names the file, the line and the problem; adding and removing a file adds
+# and removes its slice; a slices= directory that is not there stops storkfs. The refresh
+# test's core check (a version published after mounting shows after SIGHUP) runs through a
+# slice too.
+if [ -z "${STORK_SLICES_NS:-}" ]; then
+	if ! command -v unshare >/dev/null; then
+		[ "${CI:-}" != true ] || {
+			echo "FAIL: mount_slices: unshare (util-linux) is required under CI" >&2
+			exit 1
+		}
+		echo "# SKIP mount_slices: unshare is missing" >&2
+		exit 77
+	fi
+	exec unshare --mount --propagation private env STORK_SLICES_NS=1 bash "$0" "$@"
+fi
+. "$(dirname "$0")/lib.sh"
+
+need python3 nginx mount dpkg-deb bwrap
+need_fuse
+
+# --- syslog: our own /dev/log (an overlay on /dev, in this mount namespace only) ---------------
+mkdir -p "$T/dev.up" "$T/dev.work"
+mount -t overlay overlay -o "lowerdir=/dev,upperdir=$T/dev.up,workdir=$T/dev.work" /dev ||
+	fail "cannot put an overlay on /dev in this mount namespace (for a private /dev/log)"
+rm -f /dev/log
+SYSLOG=$T/syslog
+python3 -c 'import os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind("/dev/log")
+open(sys.argv[1] + ".ready", "w").close()
+with open(sys.argv[1], "ab", buffering=0) as f:
+    while True:
+        f.write(s.recv(65536).rstrip(b"\n") + b"\n")' "$SYSLOG" &
+for _ in $(seq 50); do
+	[ -e "$SYSLOG.ready" ] && break
+	sleep 0.1
+done
+[ -e "$SYSLOG.ready" ] || fail "the syslog receiver did not start"
+
+# slice_status SLICE KEY: a field of the slice's own status (user.storkfs.status on its root).
+slice_status() {
+	xattr "$MNT/.slices/$1" user.storkfs.status | python3 -c 'import json, sys
+print(json.load(sys.stdin)[sys.argv[1]])' "$2"
+}
+
+# words CMD...: the command's output lines joined by spaces.
+words() {
+	"$@" | tr '\n' ' '
+}
+
+# same_as_policy SLICE: the slice's subtree lists what stork ls --policy lists for its file:
+# the packages, and for each its versions (and latest -> the highest).
+same_as_policy() {
+	local s=$1 p want got last
+	want=$(words "$STORK" ls --root "$ROOT" --policy "$T/slices/$s.policy" "$NGINX_URL")
+	got=$(words ls "$MNT/.slices/$s")
+	[ "$got" = "$want" ] || fail "slice $s lists '$got', stork ls --policy lists '$want'"
+	for p in $want; do
+		want=$("$STORK" ls --root "$ROOT" --policy "$T/slices/$s.policy" "$NGINX_URL" "$p" |
+			awk -F'\t' '$2 != "-" { print $1 }' | tr '\n' ' ')
+		got=$(ls "$MNT/.slices/$s/$p" | grep -vx latest | sort -V | tr '\n' ' ')
+		[ "$got" = "$want" ] || fail "slice $s lists $p versions '$got', stork ls --policy lists '$want'"
+		last=$(printf '%s\n' $want | tail -n 1)
+		[ "$(readlink "$MNT/.slices/$s/$p/latest")" = "$last" ] ||
+			fail "slice $s: $p/latest -> $(readlink "$MNT/.slices/$s/$p/latest"), want $last"
+	done
+}
+
+# wait_for CMD...: retry CMD (up to 10 s) until it succeeds.
+wait_for() {
+	for _ in $(seq 100); do
+		"$@" && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# --- a repository: busybox-static (Debian) and db 1.0, 2.0 signed by bob, web-shop by alice ------
+fetch_debs
+BUSYBOX=
+for deb in "${DEBS[@]}"; do
+	[ "$(deb_field "$deb" Package)" = busybox-static ] && BUSYBOX=$deb
+done
+[ -n "$BUSYBOX" ] || fail "no busybox-static .deb"
+BBVER=$(deb_field "$BUSYBOX" Version)
+make_repo 'web-*'
+keygen "$T/bob.key"
+"$STORK" repo delegate "$REPO" --keys "$KEYS" "$T/bob.key.pub" '*' >/dev/null
+mkdir -p "$T/src/w" "$T/src/d1" "$T/src/d2"
+echo web >"$T/src/w/index.html"
+echo db1 >"$T/src/d1/db.conf"
+echo db2 >"$T/src/d2/db.conf"
+"$STORK" publish "$REPO" --keys "$KEYS" --key "$PUBKEY" web-shop 1.0 "$T/src/w" --quiet
+"$STORK" publish "$REPO" --keys "$KEYS" --key "$T/bob.key" db 1.0 "$T/src/d1" --quiet
+"$STORK" publish "$REPO" --keys "$KEYS" --key "$T/bob.key" db 2.0 "$T/src/d2" --quiet
+"$STORK" publish "$REPO" --keys "$KEYS" --key "$T/bob.key" busybox-static "$BBVER" "$BUSYBOX" --quiet
+start_nginx "$REPO"
+
+mkdir -p "$T/slices"
+cat >"$T/slices/a.policy" <<POL
+# slice a: busybox and the web packages, as the repository delegates them
+trust busybox-static delegated
+trust web-* delegated
+POL
+cat >"$T/slices/b.policy" <<POL
+# slice b: bob's packages, db below 2
+key bob file $T/bob.key.pub
+pin db < 2
+trust * role bob keys bob
+POL
+cat >"$T/slices/c.policy" <<POL
+trust * delegated
+POL
+echo "not a slice" >"$T/slices/README"
+
+MNT=$T/mnt
+STORE=$T/store
+mkdir -p "$MNT"
+expect_rc 1 "storkfs refuses a slices= directory that is not there" \
+	timeout 60 "$STORKFS" -o "root=$ROOT,store=$STORE,slices=$T/no-slices" "$NGINX_URL" "$MNT"
+err_has "the error names the option and the problem" "slices=$T/no-slices" "No such file or directory"
+! is_mounted "$MNT" || fail "storkfs mounted with a missing slices= directory"
+_MOUNTS+=("$MNT")
+timeout 60 "$STORKFS" -o "root=$ROOT,store=$STORE,timeout=30,slices=$T/slices" "$NGINX_URL" "$MNT" \
+	2>"$T/mount.err" || {
+	cat "$T/mount.err" >&2
+	fail "storkfs did not mount $MNT"
+}
+SFS_PID=$(xattr "$MNT" user.storkfs.status | python3 -c 'import json, sys; print(json.load(sys.stdin)["pid"])')
+pass "storkfs -o slices= mounts (without -f)"
+
+# --- each slice shows what its policy accepts ----------------------------------------------
+[ "$(words ls "$MNT/.slices")" = "a b c " ] || fail "/.slices lists '$(words ls "$MNT/.slices")', want a b c"
+[ "$(words ls "$MNT")" = "$(words "$STORK" ls --root "$ROOT" "$NGINX_URL")" ] ||
+	fail "the top level lists '$(words ls "$MNT")', not what the node signs"
+for s in a b c; do
+	same_as_policy "$s"
+done
+[ "$(words ls "$MNT/.slices/a")" = "busybox-static web-shop " ] || fail "slice a lists '$(words ls "$MNT/.slices/a")'"
+[ "$(words ls "$MNT/.slices/b/db")" = "1.0 latest " ] || fail "slice b lists db '$(words ls "$MNT/.slices/b/db")'"
+[ ! -e "$MNT/.slices/b/db/2.0" ] || fail "slice b can look up db 2.0 by name"
+[ ! -e "$MNT/.slices/a/db" ] || fail "slice a can look up db by name"
+pass "each of three slices lists exactly what stork ls --policy lists for its file; the top level is the node's"
+
+# --- reading through a slice; per-slice counters --------------------------------------------
+cmp "$T/src/d1/db.conf" "$MNT/.slices/b/db/1.0/db.conf" || fail "slice b reads wrong bytes"
+cmp "$T/src/w/index.html" "$MNT/.slices/c/web-shop/1.0/index.html" || fail "slice c reads wrong bytes"
+[ "$(slice_status b opens)" -eq 1 ] || fail "slice b counts $(slice_status b opens) opens, want 1"
+[ "$(slice_status b bytes_read)" -eq 4 ] || fail "slice b counts $(slice_status b bytes_read) bytes read, want 4"
+[ "$(slice_status b objects_fetched)" -eq 1 ] || fail "slice b counts $(slice_status b objects_fetched) objects fetched, want 1"
+[ "$(slice_status a opens)" -eq 0 ] || fail "slice a counts $(slice_status a opens) opens, want 0"
+[ "$(slice_status a refused)" -ge 1 ] || fail "slice a counts no refusal after a lookup of db"
+[ "$(slice_status b refused)" -ge 1 ] || fail "slice b counts no refusal after a lookup of db 2.0"
+[ "$(slice_status c refused)" -eq 0 ] || fail "slice c counts $(slice_status c refused) refusals, want 0"
+pass "each slice counts its own opens, bytes read, objects fetched and refusals"
+
+# --- into a container: bwrap with only slice a's subtree ------------------------------------
+BB=/stork/busybox-static/latest/bin/busybox
+in_a() {
+	timeout 60 bwrap --tmpfs / --ro-bind "$MNT/.slices/a" /stork --dev /dev --proc /proc \
+		--unshare-all --die-with-parent "$BB" "$@"
+}
+expect_rc 0 "busybox of slice a runs in a container that holds only slice a" in_a echo ok
+[ "$OUT" = ok ] || fail "busybox echo ok printed '$OUT'"
+expect_rc 0 "the container lists its slice" in_a ls /stork
+[ "$(printf '%s\n' "$OUT" | tr '\n' ' ')" = "busybox-static web-shop " ] || fail "the container lists '$OUT'"
+expect_rc 0 "the container lists its root" in_a ls -a / /stork/..
+out_has "the container's root holds only what bwrap made" "stork"
+for probe in /stork/.slices /stork/../.slices /stork/db /stork/../b /stork/../c "/stork/../.slices/b"; do
+	expect_rc 1 "the container cannot reach $probe" in_a ls "$probe"
+done
+expect_rc 0 "the container reads a file of its slice" in_a cat /stork/web-shop/1.0/index.html
+[ "$OUT" = web ] || fail "the container read '$OUT'"
+expect_rc 0 "the container looks at its mount table" in_a cat /proc/self/mountinfo
+! printf '%s' "$OUT" | grep -q '\.slices/[bc]' || fail "the container's mount table names another slice: $OUT"
+pass "in bwrap, busybox from slice a runs and sees slice a only, nothing of slices b and c"
+expect_rc 0 "bwrap with a package directory of the slice as the whole root" \
+	timeout 60 bwrap --ro-bind "$MNT/.slices/a/busybox-static/latest" / --unshare-all /bin/busybox ls /
+out_has "the root is the package's tree" "bin"
+[ "$(slice_status a opens)" -ge 1 ] || fail "slice a counts no opens after running busybox"
+[ "$(slice_status a bytes_read)" -gt 100000 ] || fail "slice a counts $(slice_status a bytes_read) bytes read after running busybox"
+[ "$(slice_status a objects_fetched)" -ge 1 ] || fail "slice a counts no object fetched for busybox"
+pass "slice a counts busybox's opens, bytes and its fetched object"
+
+# slice c runs the same busybox: the object is in the node store already, fetched for a
+before=$(nginx_requests '"GET /objects/')
+c_fetched=$(slice_status c objects_fetched)
+expect_rc 0 "busybox of slice c runs" timeout 60 "$MNT/.slices/c/busybox-static/latest/bin/busybox" echo ok
+[ "$(nginx_requests '"GET /objects/')" -eq "$before" ] || fail "slice c fetched busybox again"
+[ "$(slice_status c objects_fetched)" -eq "$c_fetched" ] ||
+	fail "slice c counts $(slice_status c objects_fetched) objects fetched, want $c_fetched still (one node store)"
+[ "$(slice_status c opens)" -ge 1 ] || fail "slice c counts no open"
+pass "slices share the node store: slice c runs busybox without a transfer, and counts no fetch"
+
+# --- isolation of the attributes -----------------------------------------------------------
+names=$(python3 -c 'import os, sys; print(" ".join(sorted(os.listxattr(sys.argv[1]))))' "$MNT/.slices/a")
+[ "$names" = user.storkfs.status ] || fail "slice a's root has the attributes '$names'"
+keys=$(xattr "$MNT/.slices/a" user.storkfs.status | python3 -c 'import json, sys; print(" ".join(sorted(json.load(sys.stdin))))')
+[ "$keys" = "bytes_read objects_fetched opens packages refused slice versions" ] || fail "slice a's status has '$keys'"
+! xattr "$MNT/.slices/a" user.storkfs.status | grep -qE '"(b|c)"|policy|mirror' || fail "slice a's status names something else"
+for x in user.storkfs.mirrors user.storkfs.repository user.storkfs.metadata; do
+	! xattr "$MNT/.slices/a" "$x" >/dev/null 2>&1 || fail "slice a's root answers $x"
+done
+f=$MNT/.slices/a/web-shop/1.0/index.html
+names=$(python3 -c 'import os, sys; print(" ".join(sorted(os.listxattr(sys.argv[1]))))' "$f")
+[ "$names" = "user.storkfs.hash user.storkfs.signer" ] || fail "a file of slice a has the attributes '$names'"
+! xattr "$f" user.storkfs.cached >/dev/null 2>&1 || fail "a file of slice a tells whether the node store holds it"
+pass "a slice's root tells its own status only; its files their hash and signer; nothing of the node's other slices"
+
+expect_rc 0 "stork status shows each slice" "$STORK" status "$MNT"
+out_has "stork status has one line per slice" "slice a: 2 packages" "slice b: 2 packages" "slice c: 3 packages" \
+	"refused by its policy"
+expect_rc 0 "stork status on a slice's root" "$STORK" status "$MNT/.slices/b"
+out_has "stork status on a slice's root shows that slice" "slice b: 2 packages (2 versions), 1 opens, 4 B read"
+! printf '%s' "$OUT" | grep -qE 'slice (a|c)|repository|mirror' || fail "stork status on slice b's root shows more: $OUT"
+pass "stork status shows each slice's counters; on a slice's root, that slice's alone"
+
+# --- SIGHUP: one slice edited, a typo, added and removed slices ------------------------------
+before_a=$(words ls "$MNT/.slices/a")
+before_c=$(words ls -R "$MNT/.slices/c")
+sed -i 's/pin db < 2/pin db < 3/' "$T/slices/b.policy"
+kill -HUP "$SFS_PID"
+wait_for test -d "$MNT/.slices/b/db/2.0" || fail "slice b does not show db 2.0 after its policy accepts it and SIGHUP"
+same_as_policy b
+[ "$(words ls "$MNT/.slices/a")" = "$before_a" ] || fail "slice a changed when b's file did"
+[ "$(words ls -R "$MNT/.slices/c")" = "$before_c" ] || fail "slice c changed when b's file did"
+[ "$(slice_status b opens)" -eq 1 ] || fail "slice b's counters were reset by the edit"
+pass "editing b's file and SIGHUP changes slice b only (db 2.0 appears), its counters stay"
+
+printf 'key bob file %s.pub\ntrsut * role bob keys bob\n' "$T/bob.key" >"$T/slices/b.policy"
+kill -HUP "$SFS_PID"
+wait_for grep -q "b.policy:2" "$SYSLOG" || fail "no log line names b.policy:2: $(tail -5 "$SYSLOG")"
+line=$(grep "b.policy:2" "$SYSLOG" | tail -n 1)
+for want in "slice b:" "$T/slices/b.policy:2" "expected" "keeping the slice's previous view"; do
+	grep -qF -- "$want" <<<"$line" || fail "the log line does not say '$want': $line"
+done
+[ "$(grep -c "b.policy:2" <<<"$line")" -eq 1 ] || fail "the log line repeats itself: $line"
+[ "$(words ls "$MNT/.slices/b/db")" = "1.0 2.0 latest " ] || fail "slice b shows db '$(words ls "$MNT/.slices/b/db")' after a broken edit"
+pass "a typo in b's file keeps slice b's previous view; the log names the file, line and problem"
+
+cp "$T/slices/a.policy" "$T/slices/new-1.policy"
+rm "$T/slices/c.policy"
+kill -HUP "$SFS_PID"
+wait_for test ! -e "$MNT/.slices/c" || fail "slice c is still there after its file was removed"
+wait_for test -d "$MNT/.slices/new-1/web-shop" || fail "slice new-1 did not appear"
+[ "$(words ls "$MNT/.slices")" = "a b new-1 " ] || fail "/.slices lists '$(words ls "$MNT/.slices")' want a b new-1"
+same_as_policy new-1
+[ "$(slice_status new-1 opens)" -eq 0 ] || fail "the new slice starts with opens"
+grep -q "slice c: removed" "$SYSLOG" || fail "the log does not say slice c was removed"
+pass "adding a slice file adds its subtree, removing one removes it (after SIGHUP)"
+
+# --- the refresh test's core check through a slice -------------------------------------------
+echo web2 >"$T/src/w/index.html"
+"$STORK" publish "$REPO" --keys "$KEYS" --key "$PUBKEY" web-shop 2.0 "$T/src/w" --quiet
+kill -HUP "$SFS_PID"
+wait_for test -d "$MNT/.slices/a/web-shop/2.0" || fail "slice a does not show web-shop 2.0 after a refresh"
+[ "$(readlink "$MNT/.slices/a/web-shop/latest")" = 2.0 ] || fail "slice a: web-shop/latest -> $(readlink "$MNT/.slices/a/web-shop/latest")"
+[ "$(cat "$MNT/.slices/a/web-shop/latest/index.html")" = web2 ] || fail "slice a reads the old web-shop through latest"
+[ "$(cat "$MNT/web-shop/latest/index.html")" = web2 ] || fail "the top level reads the old web-shop through latest"
+[ ! -e "$MNT/.slices/b/web-shop" ] || fail "slice b shows web-shop (alice's) that its policy refuses"
+pass "a version published after mounting shows in slice a after SIGHUP (mount_refresh's check, through a slice)"
+
+unmount_storkfs "$MNT" "$SFS_PID"
+fsck_clean "the store is clean" "$STORE"
+done_ok
