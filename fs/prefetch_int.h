@@ -36,7 +36,7 @@ struct pf {
 	struct verify_manifest *const *ms;  /* the versions */
 	size_t nms;
 	unsigned jobs;
-	char driver_detail[1024]; /* under lock: the driver's own failure */
+	char driver_detail[STORK_DETAIL_MAX]; /* under lock: the driver's own failure */
 	pthread_mutex_t lock;
 	pthread_cond_t cond; /* a worker left */
 	unsigned running;    /* under lock */
