@@ -23,7 +23,7 @@
 
 #include "fetch/fetch.h"
 
-#define SUMMARY_LEN 1024 /* the final error detail (stork_errorf's own limit) */
+#define SUMMARY_LEN STORK_DETAIL_MAX /* the sources' failures, joined: the final error detail */
 #define LINE_LEN    1024
 #define ERROR_LEN   160 /* struct fetch_mirror_stats' last_error */
 
@@ -61,7 +61,7 @@ struct fetch_flight {
 	unsigned refs; /* the owner and each waiter */
 	bool done;
 	int result;
-	char detail[SUMMARY_LEN];
+	char *detail; /* the owner's error detail when result < 0 (malloc'd; NULL: none) */
 	pthread_cond_t cond;
 };
 

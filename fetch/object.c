@@ -139,9 +139,10 @@ int fetch_object(struct fetch *f, const uint8_t id[VERIFY_HASH_LEN], uint64_t si
 			pthread_cond_wait(&e->cond, &f->lock);
 		r = e->result;
 		if (r < 0)
-			stork_errorf("%s", e->detail);
+			stork_errorf("%s", e->detail ? e->detail : storkfs_strerror(r));
 		if (--e->refs == 0) {
 			pthread_cond_destroy(&e->cond);
+			free(e->detail);
 			free(e);
 		}
 		pthread_mutex_unlock(&f->lock);
@@ -171,10 +172,11 @@ int fetch_object(struct fetch *f, const uint8_t id[VERIFY_HASH_LEN], uint64_t si
 	e->done = true;
 	e->result = r;
 	if (r < 0)
-		snprintf(e->detail, sizeof(e->detail), "%s", stork_error_detail());
+		e->detail = strdup(stork_error_detail()); /* as long as the detail: never cut */
 	pthread_cond_broadcast(&e->cond);
 	if (--e->refs == 0) {
 		pthread_cond_destroy(&e->cond);
+		free(e->detail);
 		free(e);
 	}
 	pthread_mutex_unlock(&f->lock);

@@ -133,6 +133,16 @@ static int check_content(struct store *s, const uint8_t id[VERIFY_HASH_LEN], int
 	return 0;
 }
 
+/* The slot's object is the file st describes, which hashed right. Under the slot's lock. */
+static void slot_remember(struct checked_slot *e, const struct stat *st)
+{
+	e->dev = st->st_dev;
+	e->ino = st->st_ino;
+	e->size = st->st_size;
+	e->ctime = st->st_ctim;
+	e->valid = true;
+}
+
 /* Hash fd unless the table says this file hashed right before; remember a good result. */
 static int check_once(struct store *s, const uint8_t id[VERIFY_HASH_LEN], int fd)
 {
@@ -174,13 +184,8 @@ static int check_once(struct store *s, const uint8_t id[VERIFY_HASH_LEN], int fd
 	if (mine) {
 		pthread_mutex_lock(lock);
 		e->busy = false;
-		if (r == 0) {
-			e->dev = st.st_dev;
-			e->ino = st.st_ino;
-			e->size = st.st_size;
-			e->ctime = st.st_ctim;
-			e->valid = true;
-		}
+		if (r == 0)
+			slot_remember(e, &st);
 		pthread_cond_broadcast(done);
 		pthread_mutex_unlock(lock);
 	}
@@ -204,11 +209,7 @@ void node_checked_note(struct store *s, const uint8_t id[VERIFY_HASH_LEN], int f
 	pthread_mutex_lock(lock);
 	if (!e->busy) {
 		memcpy(e->id, id, VERIFY_HASH_LEN);
-		e->dev = st.st_dev;
-		e->ino = st.st_ino;
-		e->size = st.st_size;
-		e->ctime = st.st_ctim;
-		e->valid = true;
+		slot_remember(e, &st);
 	}
 	pthread_mutex_unlock(lock);
 }

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "store/node.h"
+#include "verify/atomic.h"
 
 #define LINKS_DIR   "links"
 #define LINKS_MAGIC "stork-links 1"
@@ -114,11 +115,13 @@ int store_links_commit(struct store_links *l, const char *dest)
 		r = -ENOMEM;
 		goto fail;
 	}
-	if (write(fd, head, n) != (ssize_t)n || write(fd, l->buf, l->len) != (ssize_t)l->len ||
-	    fsync(fd) < 0) {
-		r = errno ? -errno : -EIO;
+	r = verify_write_all(fd, head, n);
+	if (r == 0)
+		r = verify_write_all(fd, l->buf, l->len);
+	if (r == 0 && fsync(fd) < 0)
+		r = -errno;
+	if (r < 0)
 		goto fail;
-	}
 	if (renameat(dfd, tmp, dfd, name) < 0) {
 		r = -errno;
 		goto fail;

@@ -103,20 +103,32 @@ static void pool_put(struct store_unpack *u)
 	u->buf = NULL;
 }
 
-int store_unpack_new(const uint8_t hash[VERIFY_HASH_LEN], uint64_t size, uint64_t zsize,
-		     int (*out)(void *ctx, const void *buf, size_t len), void *ctx,
-		     struct store_unpack **ret_u)
+/* What both kinds of unpacker start with. @return NULL: no memory. */
+static struct store_unpack *unpack_alloc(const uint8_t hash[VERIFY_HASH_LEN], uint64_t size,
+					 uint64_t zsize,
+					 int (*out)(void *ctx, const void *buf, size_t len),
+					 void *ctx)
 {
-	struct store_unpack *u;
+	struct store_unpack *u = calloc(1, sizeof(*u));
 
-	u = calloc(1, sizeof(*u));
 	if (!u)
-		return -ENOMEM;
+		return NULL;
 	memcpy(u->hash, hash, VERIFY_HASH_LEN);
 	u->size = size;
 	u->zsize = zsize;
 	u->out = out;
 	u->ctx = ctx;
+	return u;
+}
+
+int store_unpack_new(const uint8_t hash[VERIFY_HASH_LEN], uint64_t size, uint64_t zsize,
+		     int (*out)(void *ctx, const void *buf, size_t len), void *ctx,
+		     struct store_unpack **ret_u)
+{
+	struct store_unpack *u = unpack_alloc(hash, size, zsize, out, ctx);
+
+	if (!u)
+		return -ENOMEM;
 	u->last = 1; /* no frame seen yet */
 	pool_get(u);
 	if (!u->dctx || !u->buf || verify_hash_new(&u->h) < 0)
@@ -134,15 +146,10 @@ int store_unpack_new_raw(const uint8_t hash[VERIFY_HASH_LEN], uint64_t size,
 			 int (*out)(void *ctx, const void *buf, size_t len), void *ctx,
 			 struct store_unpack **ret_u)
 {
-	struct store_unpack *u;
+	struct store_unpack *u = unpack_alloc(hash, size, size, out, ctx);
 
-	u = calloc(1, sizeof(*u));
 	if (!u)
 		return -ENOMEM;
-	memcpy(u->hash, hash, VERIFY_HASH_LEN);
-	u->size = u->zsize = size;
-	u->out = out;
-	u->ctx = ctx;
 	u->raw = true;
 	if (verify_hash_new(&u->h) < 0) {
 		store_unpack_free(u);

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "store/node.h"
+#include "verify/atomic.h"
 
 #define TMP_PREFIX ".tmp-"
 #define FILE_MAX   (64 * 1024 * 1024) /* larger than any metadata file the client accepts */
@@ -174,10 +175,7 @@ int node_trusted_write(struct store *s, int fd, const char *repo, const char *na
 		       size_t len)
 {
 	char enc[NAME_MAX + 1], renc[NAME_MAX + 1], tmp[sizeof(TMP_PREFIX) + 16];
-	const uint8_t *p = buf;
 	int out = -1, r;
-	size_t done = 0;
-	ssize_t n;
 
 	r = encode(name, enc);
 	if (r == 0)
@@ -197,16 +195,9 @@ int node_trusted_write(struct store *s, int fd, const char *repo, const char *na
 		r = -errno;
 		goto out;
 	}
-	while (done < len) {
-		n = write(out, p + done, len - done);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			r = -errno;
-			goto out;
-		}
-		done += (size_t)n;
-	}
+	r = verify_write_all(out, buf, len);
+	if (r < 0)
+		goto out;
 	if (fchmod(out, 0644) < 0 || fsync(out) < 0) {
 		r = -errno;
 		goto out;

@@ -429,12 +429,60 @@ out:
 	return r;
 }
 
+/* Top-level role `role` (snapshot or targets, of `type`) in the version `by` names in
+ * `expect`: its length and hash against `expect` before anything else looks at the bytes, then
+ * its root-held keys, that version, and never older than the trusted one. *ret_file (the
+ * file's name, for messages) is set either way; the caller frees it. @return 0 (*ret_m the
+ * metadata, *ret_keyid when asked: the key that signed it, borrowed from m); -ENOMEM;
+ * meta_load_want's, meta_check_sigs' and meta_check_version's; STORK_EROLLBACK. */
+static int load_role(struct verify_client *c, const struct verify_source *src,
+		     enum meta_toprole role, enum meta_type type, size_t maxlen,
+		     const struct meta_file *expect, const char *by, const struct meta *trusted,
+		     const char **ret_keyid, char **ret_file, struct meta **ret_m)
+{
+	const char *name = meta_role_names[role];
+	struct meta_want w = {
+	    .expect = expect,
+	    .by = by,
+	    .role = name,
+	    .keys = &c->root->keys,
+	    .del = &c->root->roles[role],
+	};
+	struct meta *m = NULL;
+	char *file;
+	int r;
+
+	file = client_file_name(c->root, expect->version, name);
+	*ret_file = file;
+	if (!file)
+		return -ENOMEM;
+	r = meta_load_want(src, file, maxlen, type, &w, &m);
+	if (r < 0)
+		goto out;
+	r = meta_check_sigs(m, name, &c->root->keys, &c->root->roles[role], ret_keyid);
+	if (r < 0)
+		goto out;
+	r = meta_check_version(m, expect->version, by);
+	if (r < 0)
+		goto out;
+	if (trusted && m->version < trusted->version) {
+		stork_errorf("%s: version %" PRIu64 " is older than the trusted version %" PRIu64,
+			     file, m->version, trusted->version);
+		r = STORK_EROLLBACK;
+		goto out;
+	}
+	*ret_m = m;
+	m = NULL;
+out:
+	meta_free(m);
+	return r;
+}
+
 /* 5.5 */
 static int update_snapshot(struct verify_client *c, const struct verify_source *src,
 			   struct stage *st)
 {
 	const struct meta_file *sf = meta_find_file(staged_timestamp(c, st), "snapshot.json");
-	struct meta_want w;
 	struct meta *m = NULL;
 	char *file = NULL;
 	size_t i;
@@ -443,33 +491,10 @@ static int update_snapshot(struct verify_client *c, const struct verify_source *
 	/* The trusted snapshot is the one the timestamp names: nothing to fetch. */
 	if (c->snapshot && client_meta_check(c->snapshot, sf, "metadata/timestamp.json") == 0)
 		goto expiry;
-	file = client_file_name(c->root, sf->version, "snapshot");
-	if (!file)
-		return -ENOMEM;
-	/* length and hash against the timestamp before anything else looks at the bytes */
-	w = (struct meta_want){
-	    .expect = sf,
-	    .by = "metadata/timestamp.json",
-	    .role = "snapshot",
-	    .keys = &c->root->keys,
-	    .del = &c->root->roles[META_ROLE_SNAPSHOT],
-	};
-	r = meta_load_want(src, file, VERIFY_MAX_SNAPSHOT_LEN, META_SNAPSHOT, &w, &m);
+	r = load_role(c, src, META_ROLE_SNAPSHOT, META_SNAPSHOT, VERIFY_MAX_SNAPSHOT_LEN, sf,
+		      "metadata/timestamp.json", c->snapshot, NULL, &file, &m);
 	if (r < 0)
 		goto out;
-	r = meta_check_sigs(m, "snapshot", &c->root->keys, &c->root->roles[META_ROLE_SNAPSHOT],
-			    NULL);
-	if (r < 0)
-		goto out;
-	r = meta_check_version(m, sf->version, "metadata/timestamp.json");
-	if (r < 0)
-		goto out;
-	if (c->snapshot && m->version < c->snapshot->version) {
-		stork_errorf("%s: version %" PRIu64 " is older than the trusted version %" PRIu64,
-			     file, m->version, c->snapshot->version);
-		r = STORK_EROLLBACK;
-		goto out;
-	}
 	for (i = 0; c->snapshot && i < c->snapshot->nfiles; i++) {
 		const struct meta_file *old = &c->snapshot->files[i];
 		const struct meta_file *now = meta_find_file(m, old->name);
@@ -505,7 +530,6 @@ static int update_targets(struct verify_client *c, const struct verify_source *s
 	const struct meta *snap = staged_snapshot(c, st);
 	const struct meta_file *tf = meta_find_file(snap, "targets.json");
 	const char *keyid = NULL;
-	struct meta_want w;
 	struct meta *m = NULL;
 	char *file = NULL;
 	int r;
@@ -513,34 +537,13 @@ static int update_targets(struct verify_client *c, const struct verify_source *s
 	/* The trusted targets is the one the snapshot names: nothing to fetch. */
 	if (c->targets && client_meta_check(c->targets, tf, snap->file) == 0)
 		goto expiry;
-	file = client_file_name(c->root, tf->version, "targets");
-	if (!file)
-		return -ENOMEM;
-	w = (struct meta_want){
-	    .expect = tf,
-	    .by = snap->file,
-	    .role = "targets",
-	    .keys = &c->root->keys,
-	    .del = &c->root->roles[META_ROLE_TARGETS],
-	};
-	r = meta_load_want(src, file, VERIFY_MAX_TARGETS_LEN, META_TARGETS, &w, &m);
+	/* The snapshot's versions already never decrease; the rollback check against the
+	 * trusted targets holds when no snapshot was trusted (the cache lost it) but a targets
+	 * file was. */
+	r = load_role(c, src, META_ROLE_TARGETS, META_TARGETS, VERIFY_MAX_TARGETS_LEN, tf,
+		      snap->file, c->targets, &keyid, &file, &m);
 	if (r < 0)
 		goto out;
-	r = meta_check_sigs(m, "targets", &c->root->keys, &c->root->roles[META_ROLE_TARGETS],
-			    &keyid);
-	if (r < 0)
-		goto out;
-	r = meta_check_version(m, tf->version, snap->file);
-	if (r < 0)
-		goto out;
-	/* The snapshot's versions already never decrease; this holds when no snapshot was
-	 * trusted (the cache lost it) but a targets file was. */
-	if (c->targets && m->version < c->targets->version) {
-		stork_errorf("%s: version %" PRIu64 " is older than the trusted version %" PRIu64,
-			     file, m->version, c->targets->version);
-		r = STORK_EROLLBACK;
-		goto out;
-	}
 	st->targets_keyid = strdup(keyid);
 	if (!st->targets_keyid) {
 		r = -ENOMEM;

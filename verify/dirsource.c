@@ -52,14 +52,21 @@ static int too_big(const char *path, uint64_t maxlen)
 	return STORK_ETOOBIG;
 }
 
-static ssize_t read_some(int fd, void *buf, size_t len)
+/* read(2) again after EINTR, a failure told (path in d). @return bytes read, 0 at the end;
+ * -errno. */
+static ssize_t read_some(const struct dirsrc *d, const char *path, int fd, void *buf, size_t len)
 {
 	ssize_t n;
+	int r;
 
 	do
 		n = read(fd, buf, len);
 	while (n < 0 && errno == EINTR);
-	return n < 0 ? -errno : n;
+	if (n >= 0)
+		return n;
+	r = -errno;
+	stork_errorf("%s: read error in %s: %s", path, d->dir, storkfs_strerror(r));
+	return r;
 }
 
 static int dir_get(void *ctx, const char *path, size_t maxlen, uint8_t **ret_buf, size_t *ret_len)
@@ -107,10 +114,9 @@ static int dir_get(void *ctx, const char *path, size_t maxlen, uint8_t **ret_buf
 			}
 			buf = grown;
 		}
-		n = read_some(fd, buf + len, cap - len);
+		n = read_some(d, path, fd, buf + len, cap - len);
 		if (n < 0) {
 			r = (int)n;
-			stork_errorf("%s: read error in %s: %s", path, d->dir, storkfs_strerror(r));
 			goto out;
 		}
 		if (n == 0)
@@ -148,11 +154,10 @@ static int dir_stream(void *ctx, const char *path, uint64_t maxlen,
 		goto out;
 	}
 	for (;;) {
-		ssize_t n = read_some(fd, buf, CHUNK);
+		ssize_t n = read_some(d, path, fd, buf, CHUNK);
 
 		if (n < 0) {
 			r = (int)n;
-			stork_errorf("%s: read error in %s: %s", path, d->dir, storkfs_strerror(r));
 			goto out;
 		}
 		if (n == 0)

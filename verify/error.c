@@ -16,11 +16,7 @@
 #include "verify/atomic.h"
 #include "verify/error.h"
 
-/* Room for two paths of PATH_MAX (a package path and where it goes) and what went wrong, so that
- * a message about a long path is never cut before it says what happened. */
-#define DETAIL_MAX 16384
-
-static __thread char detail[DETAIL_MAX];
+static __thread char detail[STORK_DETAIL_MAX];
 static __thread char errbuf[128];
 
 const char *storkfs_strerror(int err)
@@ -70,7 +66,7 @@ static void trim_partial_utf8(char *s)
 	size_t len = strlen(s), i = len, need;
 	unsigned char c;
 
-	if (len < DETAIL_MAX - 1)
+	if (len < STORK_DETAIL_MAX - 1)
 		return;
 	while (i > 0 && i > len - 4 && ((unsigned char)s[i - 1] & 0xc0) == 0x80)
 		i--;
@@ -87,7 +83,7 @@ static void trim_partial_utf8(char *s)
 void stork_errorf(const char *fmt, ...)
 {
 	/* Format into a scratch buffer first: the arguments may point into detail. */
-	char tmp[DETAIL_MAX];
+	char tmp[STORK_DETAIL_MAX];
 	va_list ap;
 
 	va_start(ap, fmt);
@@ -97,13 +93,13 @@ void stork_errorf(const char *fmt, ...)
 	trim_partial_utf8(detail);
 }
 
-/* Append s to out (size DETAIL_MAX) at *pos, truncating. */
+/* Append s to out (size STORK_DETAIL_MAX) at *pos, truncating. */
 static void append(char *out, size_t *pos, const char *s)
 {
 	size_t n = strlen(s);
 
-	if (n > DETAIL_MAX - 1 - *pos)
-		n = DETAIL_MAX - 1 - *pos;
+	if (n > STORK_DETAIL_MAX - 1 - *pos)
+		n = STORK_DETAIL_MAX - 1 - *pos;
 	memcpy(out + *pos, s, n);
 	*pos += n;
 	out[*pos] = '\0';
@@ -111,7 +107,7 @@ static void append(char *out, size_t *pos, const char *s)
 
 void stork_error_prefix(const char *fmt, ...)
 {
-	char pre[DETAIL_MAX], tmp[DETAIL_MAX];
+	char pre[STORK_DETAIL_MAX], tmp[STORK_DETAIL_MAX];
 	size_t plen, pos = 0;
 	va_list ap;
 

@@ -28,8 +28,13 @@ enum {
 /** Describe an error code: a -errno or a STORK_E* code. Never NULL; thread-safe. */
 const char *storkfs_strerror(int err);
 
+/* The error detail's size, its final NUL included: room for two paths of PATH_MAX (a package
+ * path and where it goes) and what went wrong. A copy of a detail this long is never cut. */
+#define STORK_DETAIL_MAX 16384
+
 /** Set the calling thread's error detail (printf-style); replaces any previous detail.
- * Returns nothing; never fails (truncates at 1 KiB). */
+ * Returns nothing; never fails (truncates at STORK_DETAIL_MAX - 1 bytes, never inside a
+ * UTF-8 character). */
 void stork_errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /** Prefix the calling thread's error detail with more context, e.g. the file name.

@@ -78,6 +78,20 @@ int verify_sha256(const void *buf, size_t len, uint8_t ret_digest[VERIFY_HASH_LE
 	return 0;
 }
 
+int verify_sha256_hex(const void *buf, size_t len, uint8_t ret_digest[VERIFY_HASH_LEN],
+		      char ret_hex[VERIFY_HASH_HEX])
+{
+	uint8_t digest[VERIFY_HASH_LEN];
+	int r = verify_sha256(buf, len, digest);
+
+	if (r < 0)
+		return r;
+	if (ret_digest)
+		memcpy(ret_digest, digest, VERIFY_HASH_LEN);
+	verify_hex(digest, VERIFY_HASH_LEN, ret_hex);
+	return 0;
+}
+
 void verify_hex(const uint8_t *in, size_t len, char *out)
 {
 	static const char digits[] = "0123456789abcdef";

@@ -28,6 +28,9 @@ void verify_hash_free(struct verify_hash *h);
 
 /** One-shot SHA-256 of a buffer. @return 0; -EIO. */
 int verify_sha256(const void *buf, size_t len, uint8_t ret_digest[VERIFY_HASH_LEN]);
+/** The same, also as lower-case hex; ret_digest may be NULL. @return 0; -EIO. */
+int verify_sha256_hex(const void *buf, size_t len, uint8_t ret_digest[VERIFY_HASH_LEN],
+		      char ret_hex[VERIFY_HASH_HEX]);
 
 /** Lower-case hex of len bytes into out (2*len+1 bytes, NUL-terminated). */
 void verify_hex(const uint8_t *in, size_t len, char *out);

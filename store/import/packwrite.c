@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "store/import/import.h"
+#include "verify/atomic.h"
 
 #define COPY_BUF (256 * 1024)
 
@@ -50,7 +51,6 @@ static int copy_object(const struct packw *w, const struct store_pack_entry *pe,
 	while (left > 0) {
 		size_t want = left < COPY_BUF ? (size_t)left : COPY_BUF;
 		ssize_t got = read(in, buf, want);
-		size_t done = 0;
 
 		if (got < 0 && errno == EINTR)
 			continue;
@@ -60,17 +60,10 @@ static int copy_object(const struct packw *w, const struct store_pack_entry *pe,
 				     got < 0 ? storkfs_strerror(r) : "shorter than it was");
 			goto out;
 		}
-		while (done < (size_t)got) {
-			ssize_t put = write(fd, buf + done, (size_t)got - done);
-
-			if (put < 0 && errno == EINTR)
-				continue;
-			if (put < 0) {
-				r = -errno;
-				stork_errorf("%s: cannot write: %s", w->path, storkfs_strerror(r));
-				goto out;
-			}
-			done += (size_t)put;
+		r = verify_write_all(fd, buf, (size_t)got);
+		if (r < 0) {
+			stork_errorf("%s: cannot write: %s", w->path, storkfs_strerror(r));
+			goto out;
 		}
 		left -= (uint64_t)got;
 	}

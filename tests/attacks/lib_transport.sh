@@ -2,7 +2,7 @@
 # tests/attacks/lib_transport.sh: shared setup of the transport attacks (arbitrary_package,
 # mix_and_match, endless_data, slow_retrieval, withholding_mirror); sourced, never run.
 # It sources the attack suite's lib.sh (itself built on tests/integration/lib.sh, which has
-# read_errno) and adds what these scripts share.
+# read_errno and sha) and adds what these scripts share.
 
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -23,11 +23,6 @@ timed_extract() {
 	run timeout -k 5 "$secs" bash -c 'ulimit -f "$1" && shift && exec "$@"' sh "$kb" \
 		"$STORK" extract --root "$ROOT" "$@"
 	ELAPSED=$((($(date +%s%N) - t0) / 1000000000))
-}
-
-# sha FILE: the SHA-256 of FILE, hex.
-sha() {
-	sha256sum <"$1" | cut -d' ' -f1
 }
 
 # TRUST_ROLES: the roles of the trusted state in the order the client workflow checks them.

@@ -405,6 +405,11 @@ deb_extract() {
 	dpkg-deb -x "$1" "$2"
 }
 
+# sha FILE: the SHA-256 of FILE, hex.
+sha() {
+	sha256sum <"$1" | cut -d' ' -f1
+}
+
 # tree_sums DIR: a listing of everything below DIR (dot files too) with sha256 of every file.
 tree_sums() {
 	(cd "$1" && find . -mindepth 1 -printf '%P %y %m %l\n' | LC_ALL=C sort &&

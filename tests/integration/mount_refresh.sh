@@ -41,10 +41,6 @@ A_LOG=$SFS_LOG
 mount_storkfs "$B" "store=$STORE,timeout=30,refresh=2" "$NGINX_URL"
 B_PID=$SFS_PID
 
-sha() {
-	sha256sum <"$1" | cut -d' ' -f1
-}
-
 # versions MNT: "VERSIONS... -> LATEST" of pkg in mount MNT (bounded).
 versions() {
 	echo "$(timeout 30 ls "$1/pkg" | tr '\n' ' ')-> $(timeout 30 readlink "$1/pkg/latest")"

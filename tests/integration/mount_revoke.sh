@@ -69,10 +69,6 @@ PID_A=$PID
 mount_bg "$T/b" "policy=$T/b.policy"
 PID_B=$PID
 
-sha() {
-	sha256sum <"$1" | cut -d' ' -f1
-}
-
 drop_caches() {
 	sync
 	echo 3 >/proc/sys/vm/drop_caches

@@ -19,8 +19,6 @@
 need python3 nginx squid curl
 need_fuse
 
-sha() { sha256sum <"$1" | cut -d' ' -f1; }
-
 # read_all MNT DESC [LAST]: every file of p 1.0 reads its genuine bytes through MNT, LAST (a
 # file name) after all the others
 read_all() {

@@ -333,7 +333,8 @@ struct tsink {
 	uint64_t most;	  /* the most ever held at once */
 	unsigned resets, commits;
 	const struct object *o;
-	int fail_write; /* returned by write when set */
+	int fail_write;		 /* returned by write when set */
+	const char *fail_detail; /* its detail, when set */
 };
 
 static int tsink_write(void *ctx, const void *buf, size_t len)
@@ -341,7 +342,7 @@ static int tsink_write(void *ctx, const void *buf, size_t len)
 	struct tsink *s = ctx;
 
 	if (s->fail_write) {
-		stork_errorf("test sink: no space left");
+		stork_errorf("%s", s->fail_detail ? s->fail_detail : "test sink: no space left");
 		return s->fail_write;
 	}
 	if (s->written + len > s->cap) {
@@ -789,8 +790,9 @@ struct racer {
 	struct fetch *f;
 	const struct object *o;
 	struct tsink s;
+	const char *fail_detail; /* when set: the owner's sink fails with this detail */
 	int result;
-	char detail[256];
+	char detail[8192];
 };
 
 static void *race(void *arg)
@@ -799,6 +801,10 @@ static void *race(void *arg)
 	struct fetch_sink sink;
 
 	tsink_init(&c->s, &sink, c->o);
+	if (c->fail_detail) {
+		c->s.fail_write = -ENOSPC;
+		c->s.fail_detail = c->fail_detail;
+	}
 	pthread_mutex_lock(&fake.lock);
 	fake.arrived++;
 	pthread_cond_broadcast(&fake.cond);
@@ -808,13 +814,14 @@ static void *race(void *arg)
 	return NULL;
 }
 
-static void run_racers(struct fetch *f, const struct object *o, struct racer *c)
+static void run_racers(struct fetch *f, const struct object *o, const char *fail_detail,
+		       struct racer *c)
 {
 	pthread_t th[NTHREADS];
 
 	fake.expect = NTHREADS;
 	for (int i = 0; i < NTHREADS; i++) {
-		c[i] = (struct racer){.f = f, .o = o};
+		c[i] = (struct racer){.f = f, .o = o, .fail_detail = fail_detail};
 		ck_assert_int_eq(pthread_create(&th[i], NULL, race, &c[i]), 0);
 	}
 	for (int i = 0; i < NTHREADS; i++)
@@ -831,7 +838,7 @@ START_TEST(concurrent_fetches_of_one_object_share_one_transfer)
 	make_object(&a, 50000, 12);
 	fake_put(a.path, a.z, a.zsize);
 	f = fake_fetcher(1, 0);
-	run_racers(f, &a, c);
+	run_racers(f, &a, NULL, c);
 	for (int i = 0; i < NTHREADS; i++) {
 		zeros += c[i].result == 0;
 		ones += c[i].result == 1;
@@ -859,11 +866,42 @@ START_TEST(concurrent_waiters_get_the_transfers_error)
 	fake_put(a.path, a.z, a.zsize);
 	fake.mode[0] = CORRUPT;
 	f = fake_fetcher(1, 0);
-	run_racers(f, &a, c);
+	run_racers(f, &a, NULL, c);
 	for (int i = 0; i < NTHREADS; i++) {
 		ck_assert_int_eq(c[i].result, STORK_EBADHASH);
 		ck_assert_msg(strstr(c[i].detail, "fake://m1/: hash mismatch"), "%s", c[i].detail);
 		ck_assert_uint_eq(c[i].s.commits, 0);
+		tsink_fini(&c[i].s);
+	}
+	ck_assert_uint_eq(fake.total, 1);
+	fetch_free(f);
+	free_object(&a);
+}
+END_TEST
+
+/* A detail longer than 1 KiB (a long path, many mirrors' failures) reaches the waiters whole,
+ * as it reaches the caller whose transfer failed. */
+START_TEST(concurrent_waiters_get_the_whole_detail)
+{
+	struct racer c[NTHREADS];
+	struct object a;
+	struct fetch *f;
+	char detail[4096];
+
+	memset(detail, 'x', sizeof(detail) - 1);
+	detail[sizeof(detail) - 1] = '\0';
+	memcpy(detail + sizeof(detail) - 12, ": the end", 10);
+	make_object(&a, 5000, 14);
+	fake_put(a.path, a.z, a.zsize);
+	f = fake_fetcher(1, 0);
+	run_racers(f, &a, detail, c);
+	for (int i = 0; i < NTHREADS; i++) {
+		size_t len = strlen(c[i].detail);
+
+		ck_assert_int_eq(c[i].result, -ENOSPC);
+		ck_assert_msg(len > sizeof(detail) && !strcmp(c[i].detail + len - 9, ": the end"),
+			      "racer %d: %zu bytes of detail, ending \"%s\"", i, len,
+			      c[i].detail + (len > 20 ? len - 20 : 0));
 		tsink_fini(&c[i].s);
 	}
 	ck_assert_uint_eq(fake.total, 1);
@@ -2343,6 +2381,7 @@ static Suite *fetch_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, concurrent_fetches_of_one_object_share_one_transfer);
 	tcase_add_test(tc, concurrent_waiters_get_the_transfers_error);
+	tcase_add_test(tc, concurrent_waiters_get_the_whole_detail);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("source");

@@ -108,13 +108,24 @@ json_t *repo_role_keys(const char *keyid)
 	return json_pack("{s:[s], s:i}", "keyids", keyid, "threshold", 1);
 }
 
+/* doc as version 1 of the top-level role, signed with key and written as metadata/<file>;
+ * ret_buf (optional) receives the bytes. */
+static int sign_first(const struct repo *r, json_t *doc, enum meta_toprole role, const char *file,
+		      struct verify_key *key, char **ret_buf, size_t *ret_len)
+{
+	int ret = repo_set_common(doc, meta_role_names[role], 1, r->now + r->expiry[role]);
+
+	if (ret < 0)
+		return ret;
+	return repo_write_signed(r->mdfd, file, doc, key, ret_buf, ret_len);
+}
+
 int verify_repo_init(const char *repodir, const char *keydir, const struct verify_repo_opts *o,
 		     char **ret_root_path)
 {
 	struct verify_key *keys[META_NROLES] = {NULL};
 	json_t *root = NULL, *targets = NULL, *snap = NULL, *ts = NULL, *jkeys, *jroles;
 	char *path = NULL, *rootbuf = NULL, *snapbuf = NULL;
-	uint8_t digest[VERIFY_HASH_LEN];
 	char hex[VERIFY_HASH_HEX];
 	size_t rootlen = 0, snaplen = 0;
 	struct repo r = {.dir = repodir, .dirfd = -1, .mdfd = -1};
@@ -206,11 +217,8 @@ int verify_repo_init(const char *repodir, const char *keydir, const struct verif
 		    json_object_set_new(jroles, meta_role_names[i], repo_role_keys(id)) < 0)
 			goto out;
 	}
-	ret = repo_set_common(root, "root", 1, r.now + r.expiry[META_ROLE_ROOT]);
-	if (ret < 0)
-		goto out;
-	ret = repo_write_signed(r.mdfd, "1.root.json", root, keys[META_ROLE_ROOT], &rootbuf,
-				&rootlen);
+	ret = sign_first(&r, root, META_ROLE_ROOT, "1.root.json", keys[META_ROLE_ROOT], &rootbuf,
+			 &rootlen);
 	if (ret < 0)
 		goto out;
 	ret = verify_write_atomic(r.mdfd, "root.json", rootbuf, rootlen, 0644);
@@ -221,11 +229,8 @@ int verify_repo_init(const char *repodir, const char *keydir, const struct verif
 	targets = json_pack("{s:{}, s:{s:{}, s:[]}}", "targets", "delegations", "keys", "roles");
 	if (!targets)
 		goto out;
-	ret = repo_set_common(targets, "targets", 1, r.now + r.expiry[META_ROLE_TARGETS]);
-	if (ret < 0)
-		goto out;
-	ret = repo_write_signed(r.mdfd, "1.targets.json", targets, keys[META_ROLE_TARGETS], NULL,
-				NULL);
+	ret = sign_first(&r, targets, META_ROLE_TARGETS, "1.targets.json", keys[META_ROLE_TARGETS],
+			 NULL, NULL);
 	if (ret < 0)
 		goto out;
 
@@ -233,28 +238,21 @@ int verify_repo_init(const char *repodir, const char *keydir, const struct verif
 	snap = json_pack("{s:{s:{s:i}}}", "meta", "targets.json", "version", 1);
 	if (!snap)
 		goto out;
-	ret = repo_set_common(snap, "snapshot", 1, r.now + r.expiry[META_ROLE_SNAPSHOT]);
+	ret = sign_first(&r, snap, META_ROLE_SNAPSHOT, "1.snapshot.json", keys[META_ROLE_SNAPSHOT],
+			 &snapbuf, &snaplen);
 	if (ret < 0)
 		goto out;
-	ret = repo_write_signed(r.mdfd, "1.snapshot.json", snap, keys[META_ROLE_SNAPSHOT], &snapbuf,
-				&snaplen);
+	ret = verify_sha256_hex(snapbuf, snaplen, NULL, hex);
 	if (ret < 0)
 		goto out;
-	ret = verify_sha256(snapbuf, snaplen, digest);
-	if (ret < 0)
-		goto out;
-	verify_hex(digest, VERIFY_HASH_LEN, hex);
 
 	ret = -ENOMEM;
 	ts = json_pack("{s:{s:{s:i, s:I, s:{s:s}}}}", "meta", "snapshot.json", "version", 1,
 		       "length", (json_int_t)snaplen, "hashes", "sha256", hex);
 	if (!ts)
 		goto out;
-	ret = repo_set_common(ts, "timestamp", 1, r.now + r.expiry[META_ROLE_TIMESTAMP]);
-	if (ret < 0)
-		goto out;
-	ret =
-	    repo_write_signed(r.mdfd, "timestamp.json", ts, keys[META_ROLE_TIMESTAMP], NULL, NULL);
+	ret = sign_first(&r, ts, META_ROLE_TIMESTAMP, "timestamp.json", keys[META_ROLE_TIMESTAMP],
+			 NULL, NULL);
 	if (ret < 0)
 		goto out;
 

@@ -186,10 +186,9 @@ int verify_repo_publish(const char *repodir, const char *keydir, const struct ve
 	ret = verify_manifest_parse(buf, len, target, &check);
 	if (ret < 0)
 		goto out;
-	ret = verify_sha256(buf, len, digest);
+	ret = verify_sha256_hex(buf, len, digest, hex);
 	if (ret < 0)
 		goto out;
-	verify_hex(digest, VERIFY_HASH_LEN, hex);
 
 	ret = repo_open(&r, repodir, keydir, o);
 	if (ret < 0)

@@ -9,22 +9,31 @@
 
 #include "verify/writer/internal.h"
 
+/* The directory path below at, not through a symlink. @return NULL: none (errno). */
+static DIR *open_dir(int at, const char *path)
+{
+	int fd = openat(at, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	DIR *d;
+
+	if (fd < 0)
+		return NULL;
+	d = fdopendir(fd);
+	if (!d)
+		close(fd);
+	return d;
+}
+
 /* Remove ".tmp-*" files older than TMP_MAX_AGE in one directory (a killed writer's). */
-static void clean_tmp_in(int dirfd, const char *path, time_t now)
+static void clean_tmp_in(int at, const char *path, time_t now)
 {
 	struct dirent *de;
 	struct stat st;
-	DIR *d;
+	DIR *d = open_dir(at, path);
 	int fd;
 
-	fd = openat(dirfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
+	if (!d)
 		return;
-	d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return;
-	}
+	fd = dirfd(d);
 	while ((de = readdir(d))) {
 		if (strncmp(de->d_name, ".tmp-", 5) != 0)
 			continue;
@@ -37,24 +46,18 @@ static void clean_tmp_in(int dirfd, const char *path, time_t now)
 }
 
 /* ...in every directory below `top` (targets/<name>/, objects/<xx>/). */
-static void clean_tmp_below(int dirfd, const char *top, time_t now)
+static void clean_tmp_below(int at, const char *top, time_t now)
 {
 	struct dirent *de;
 	DIR *d;
-	int fd;
 
-	clean_tmp_in(dirfd, top, now);
-	fd = openat(dirfd, top, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
+	clean_tmp_in(at, top, now);
+	d = open_dir(at, top);
+	if (!d)
 		return;
-	d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return;
-	}
 	while ((de = readdir(d)))
 		if (de->d_name[0] != '.')
-			clean_tmp_in(fd, de->d_name, now);
+			clean_tmp_in(dirfd(d), de->d_name, now);
 	closedir(d);
 }
 

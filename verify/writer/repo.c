@@ -414,7 +414,6 @@ int repo_commit_n(struct repo *r, const char *const *names, const uint64_t *vers
 	const struct meta *cur_snap = trusted_meta(r->c, META_SNAPSHOT);
 	uint64_t sv = cur_snap->version + 1, tv = trusted_meta(r->c, META_TIMESTAMP)->version + 1;
 	json_t *snap = NULL, *meta = NULL, *ts = NULL;
-	uint8_t digest[VERIFY_HASH_LEN];
 	char hex[VERIFY_HASH_HEX], name[64], *buf = NULL;
 	size_t len = 0, i;
 	int ret = -ENOMEM;
@@ -438,10 +437,9 @@ int repo_commit_n(struct repo *r, const char *const *names, const uint64_t *vers
 	ret = repo_write_signed_n(r->mdfd, name, snap, snapkeys, nsnap, &buf, &len);
 	if (ret < 0)
 		goto out;
-	ret = verify_sha256(buf, len, digest);
+	ret = verify_sha256_hex(buf, len, NULL, hex);
 	if (ret < 0)
 		goto out;
-	verify_hex(digest, VERIFY_HASH_LEN, hex);
 	ret = repo_set_common(ts, "timestamp", tv, r->now + r->expiry[META_ROLE_TIMESTAMP]);
 	if (ret < 0)
 		goto out;
