@@ -110,7 +110,8 @@ static bool storkfs_mounted(const char *path)
 			continue;
 		for (const char *c = tok; *c && k + 1 < sizeof(mnt); k++) {
 			if (c[0] == '\\' && c[1] && c[2] && c[3]) {
-				mnt[k] = (char)((c[1] - '0') * 64 + (c[2] - '0') * 8 + (c[3] - '0'));
+				mnt[k] =
+				    (char)((c[1] - '0') * 64 + (c[2] - '0') * 8 + (c[3] - '0'));
 				c += 4;
 			} else {
 				mnt[k] = *c++;

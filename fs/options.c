@@ -147,16 +147,50 @@ static bool fstab_only(const char *opt)
  * of ours only when it is none of these ("ro" is not a misspelt "root"). */
 static bool fuse_known(const char *key)
 {
-	static const char *const names[] = {
-	    "allow_other", "allow_root",  "auto_unmount", "blkdev",	 "blksize",
-	    "fsname",	   "subtype",	  "max_read",	  "default_permissions", "debug",
-	    "ro",	   "suid",	  "nosuid",	  "dev",	 "nodev",
-	    "exec",	   "noexec",	  "async",	  "sync",	 "dirsync",
-	    "atime",	   "noatime",	  "relatime",	  "norelatime",	 "strictatime",
-	    "nostrictatime", "lazytime",  "nolazytime",	  "context",	 "fscontext",
-	    "defcontext",  "rootcontext", "clone_fd",	  "max_idle_threads", "max_threads",
-	    "uid",	   "gid",	  "umask",	  "max_write",	 "max_readahead",
-	    "max_background", "congestion_threshold", "time_gran", "nonempty"};
+	static const char *const names[] = {"allow_other",
+					    "allow_root",
+					    "auto_unmount",
+					    "blkdev",
+					    "blksize",
+					    "fsname",
+					    "subtype",
+					    "max_read",
+					    "default_permissions",
+					    "debug",
+					    "ro",
+					    "suid",
+					    "nosuid",
+					    "dev",
+					    "nodev",
+					    "exec",
+					    "noexec",
+					    "async",
+					    "sync",
+					    "dirsync",
+					    "atime",
+					    "noatime",
+					    "relatime",
+					    "norelatime",
+					    "strictatime",
+					    "nostrictatime",
+					    "lazytime",
+					    "nolazytime",
+					    "context",
+					    "fscontext",
+					    "defcontext",
+					    "rootcontext",
+					    "clone_fd",
+					    "max_idle_threads",
+					    "max_threads",
+					    "uid",
+					    "gid",
+					    "umask",
+					    "max_write",
+					    "max_readahead",
+					    "max_background",
+					    "congestion_threshold",
+					    "time_gran",
+					    "nonempty"};
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (strcmp(key, names[i]) == 0)
@@ -273,7 +307,8 @@ static int parse_secs(const char *arg, const char *value, int64_t least, int64_t
 		return -1;
 	}
 	if (v < least) {
-		fprintf(stderr, "storkfs: -o %s: at least %s\n", arg, fs_format_duration(least, shown));
+		fprintf(stderr, "storkfs: -o %s: at least %s\n", arg,
+			fs_format_duration(least, shown));
 		return -1;
 	}
 	*ret = (unsigned)v;
