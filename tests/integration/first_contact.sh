@@ -125,4 +125,12 @@ err_has ".pub as --key: says it is a public key" "$PUBKEY.pub: this is a public 
 ! grep -qF "readable by group" "$T/err" || { _show_run; fail ".pub as --key: blames the mode"; }
 pass ".pub as --key: does not blame the file's mode"
 
+# 9. stork verify: a mirror that answers 404 and one that refuses the connection fail alike.
+expect_rc 1 "stork verify of a mirror that answers 404" "$STORK" verify --root "$ROOT" "$MIRROR/nonexistent"
+err_has "... says so" "not found"
+free_port
+expect_rc 1 "stork verify of a mirror that refuses the connection: the same exit code" \
+	"$STORK" verify --root "$ROOT" "http://127.0.0.1:$FREE_PORT"
+err_has "... says so" "connection refused"
+
 done_ok
