@@ -147,50 +147,17 @@ static bool fstab_only(const char *opt)
  * of ours only when it is none of these ("ro" is not a misspelt "root"). */
 static bool fuse_known(const char *key)
 {
-	static const char *const names[] = {"allow_other",
-					    "allow_root",
-					    "auto_unmount",
-					    "blkdev",
-					    "blksize",
-					    "fsname",
-					    "subtype",
-					    "max_read",
-					    "default_permissions",
-					    "debug",
-					    "ro",
-					    "suid",
-					    "nosuid",
-					    "dev",
-					    "nodev",
-					    "exec",
-					    "noexec",
-					    "async",
-					    "sync",
-					    "dirsync",
-					    "atime",
-					    "noatime",
-					    "relatime",
-					    "norelatime",
-					    "strictatime",
-					    "nostrictatime",
-					    "lazytime",
-					    "nolazytime",
-					    "context",
-					    "fscontext",
-					    "defcontext",
-					    "rootcontext",
-					    "clone_fd",
-					    "max_idle_threads",
-					    "max_threads",
-					    "uid",
-					    "gid",
-					    "umask",
-					    "max_write",
-					    "max_readahead",
-					    "max_background",
-					    "congestion_threshold",
-					    "time_gran",
-					    "nonempty"};
+	/* clang-format off */
+	static const char *const names[] = {
+	    "allow_other", "allow_root", "auto_unmount", "blkdev", "blksize", "fsname", "subtype",
+	    "max_read", "default_permissions", "debug", "ro", "suid", "nosuid", "dev", "nodev",
+	    "exec", "noexec", "async", "sync", "dirsync", "atime", "noatime", "relatime",
+	    "norelatime", "strictatime", "nostrictatime", "lazytime", "nolazytime", "context",
+	    "fscontext", "defcontext", "rootcontext", "clone_fd", "max_idle_threads",
+	    "max_threads", "uid", "gid", "umask", "max_write", "max_readahead", "max_background",
+	    "congestion_threshold", "time_gran", "nonempty", "user", "owner", "setuid",
+	    "drop_privileges", "fd", "rootmode", "kernel_cache", "auto_cache", "direct_io"};
+	/* clang-format on */
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (strcmp(key, names[i]) == 0)
