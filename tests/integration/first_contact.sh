@@ -125,7 +125,16 @@ err_has ".pub as --key: says it is a public key" "$PUBKEY.pub: this is a public 
 ! grep -qF "readable by group" "$T/err" || { _show_run; fail ".pub as --key: blames the mode"; }
 pass ".pub as --key: does not blame the file's mode"
 
-# 9. stork verify: a mirror that answers 404 and one that refuses the connection fail alike.
+# 9. After a publisher key rotation, the old key's refusal does not advise re-delegating it.
+keygen "$T/pub/alice2.key"
+expect_rc 0 "rotate alice to a new key" "$STORK" repo rotate "$REPO" --keys "$KEYS" --key "$T/pub/alice2.key" alice
+expect_rc 2 "the old key can no longer publish" \
+	"$STORK" publish "$REPO" --keys "$KEYS" --key "$PUBKEY" synth 3.0 "$T/src"
+err_has "the refusal says the old key was rotated out or revoked" "${PUBKEYID:0:16}" "rotated out or revoked"
+! grep -qF "repo delegate" "$T/err" || { _show_run; fail "the old key's refusal advises re-delegating it"; }
+pass "the old key's refusal does not advise re-delegating it"
+
+# 10. stork verify: a mirror that answers 404 and one that refuses the connection fail alike.
 expect_rc 1 "stork verify of a mirror that answers 404" "$STORK" verify --root "$ROOT" "$MIRROR/nonexistent"
 err_has "... says so" "not found"
 free_port
