@@ -9,6 +9,7 @@
  * Errors go to stderr: options are parsed before the daemon detaches.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -274,8 +275,10 @@ static int parse_secs(const char *arg, const char *value, int64_t least, int64_t
 		return -1;
 	}
 	if (v < least) {
-		fprintf(stderr, "storkfs: -o %s: at least %s\n", arg,
-			fs_format_duration(least, shown));
+		fprintf(stderr,
+			"storkfs: -o %s: expected a duration from %" PRId64 " to %" PRId64
+			" seconds (%s; units s, m, h, d)\n",
+			arg, least, most, fs_format_duration(most, shown));
 		return -1;
 	}
 	*ret = (unsigned)v;
