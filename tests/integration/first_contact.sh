@@ -31,6 +31,15 @@ storkfs_bg() {
 	run "$STORKFS" -o "$opts" "$url" "$mnt"
 }
 
+# once DESC TEXT: TEXT is on one line of the last run's stderr, not on two (errors never print
+# their text twice).
+once() {
+	local n
+	n=$(grep -cF -- "$2" "$T/err" || true)
+	[ "$n" -eq 1 ] || { _show_run; fail "$1: '$2' is on $n lines of stderr, not 1"; }
+	pass "$1: said once"
+}
+
 # no_stays_in_use: a failed first start does not claim earlier metadata.
 no_stays_in_use() {
 	if grep -qF "stays in use" "$T/err"; then
@@ -46,6 +55,7 @@ storkfs_bg "root=$OTHER_ROOT,store=$T/s1" "$MIRROR" "$T/m1"
 err_has "wrong root: named as such" "the timestamp is not signed by this root's keys" \
 	"is the root file from this repository?"
 no_stays_in_use "wrong root"
+once "wrong root" "required signatures from role timestamp"
 
 # 2. An unreachable mirror (a port nobody listens on).
 free_port
@@ -53,6 +63,7 @@ storkfs_bg "root=$ROOT,store=$T/s2" "http://127.0.0.1:$FREE_PORT" "$T/m2"
 [ "$RC" -eq 1 ] || { _show_run; fail "unreachable mirror: expected exit 1, got $RC"; }
 err_has "unreachable mirror: the reason is on the terminal" "127.0.0.1:$FREE_PORT" "connection refused"
 no_stays_in_use "unreachable mirror"
+once "unreachable mirror" "connection refused"
 
 # 3. A mirror that answers 403.
 fault_set '[{"match": ".", "fault": "status", "status": 403}]'
@@ -60,6 +71,7 @@ storkfs_bg "root=$ROOT,store=$T/s3" "$MIRROR" "$T/m3"
 [ "$RC" -eq 1 ] || { _show_run; fail "403: expected exit 1, got $RC"; }
 err_has "403: the reason is on the terminal" "$MIRROR" "403"
 no_stays_in_use "403"
+once "403" "403"
 fault_set '[]'
 
 # 4. Durations: refresh=1x is refused naming the option; refresh=1h is an hour (no refresh
