@@ -728,7 +728,7 @@ int fs_parse_max_stale(const char *s, int64_t *ret_secs)
 	}
 	if (fs_parse_duration("max_stale", s, most, ret_secs) == 0)
 		return 0;
-	if (s && *s >= '0' && *s <= '9' && strspn(s, "0123456789smhd") == strlen(s))
+	if (strstr(stork_error_detail(), ": longer than "))
 		stork_errorf("max_stale=%s: longer than 100 years: write inf to never stop serving",
 			     s);
 	else
