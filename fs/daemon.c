@@ -90,6 +90,41 @@ out:
 	return ret;
 }
 
+/* Whether path (a realpath) is already a storkfs mount point: /proc/self/mountinfo's fifth
+ * field (spaces and the like as \ooo) and the type after " - ". */
+static bool storkfs_mounted(const char *path)
+{
+	char line[4096], *tok, *save, mnt[PATH_MAX];
+	bool found = false;
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f)) {
+		const char *type = strstr(line, " - ");
+		size_t k = 0;
+
+		tok = strtok_r(line, " ", &save);
+		for (int i = 1; tok && i < 5; i++)
+			tok = strtok_r(NULL, " ", &save);
+		if (!tok || !type || strncmp(type + 3, "fuse.storkfs ", 13) != 0)
+			continue;
+		for (const char *c = tok; *c && k + 1 < sizeof(mnt); k++) {
+			if (c[0] == '\\' && c[1] && c[2] && c[3]) {
+				mnt[k] =
+				    (char)((c[1] - '0') * 64 + (c[2] - '0') * 8 + (c[3] - '0'));
+				c += 4;
+			} else {
+				mnt[k] = *c++;
+			}
+		}
+		mnt[k] = '\0';
+		found = strcmp(mnt, path) == 0;
+	}
+	fclose(f);
+	return found;
+}
+
 /* Open the store and the repository and get verified metadata. */
 static int fsd_start(struct fsd *d)
 {
@@ -217,6 +252,13 @@ int main(int argc, char **argv)
 		}
 		free(p.conf.slices);
 		p.conf.slices = abs;
+	}
+	if (!p.conf.stack && storkfs_mounted(mountpoint)) {
+		fprintf(stderr,
+			"storkfs: %s: already a storkfs mount: a second one would hide it (unmount "
+			"it with fusermount3 -u, or add -o stack to mount over it)\n",
+			mountpoint);
+		goto out;
 	}
 	d.conf = p.conf;
 	pthread_mutex_init(&d.pf_lock, NULL);

@@ -280,6 +280,7 @@ struct fsd_conf {
 	int allow_setuid;
 	int suid;	    /* -o suid (for libfuse): the kernel honours setuid bits */
 	int no_allow_other; /* -o noallow_other: a root mount for root only */
+	int stack;	    /* -o stack: mount on a storkfs mount too */
 	int show_help, show_version;
 	char *netrc; /* -o netrc=FILE: credentials of http(s) sources (fetch_opts.netrc) */
 	/* The transport chain (fetch/fetch.h struct fetch_opts; fs/README.md). 0 or NULL = the

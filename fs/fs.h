@@ -123,6 +123,12 @@ int fs_repo_expires(struct fs_repo *r, time_t *ret_expires);
 /** max_stale without a limit ("inf"): stale metadata is served for ever (no freeze bound). */
 #define FS_STALE_FOREVER INT64_MAX
 
+/** Parse a duration option "name=s": a decimal count of seconds with an optional unit s, m, h
+ * or d ("90", "90s", "5m", "1h", "7d"), at most `most` seconds. Every duration option of storkfs
+ * and stork goes through it (max_stale adds "inf"). Thread-safe.
+ * @return 0; -EINVAL, with a detail "name=s: ..." saying what was expected. */
+int fs_parse_duration(const char *name, const char *s, int64_t most, int64_t *ret_secs);
+
 /** Parse a max_stale value: "0", a decimal count with an optional unit s, m, h or d ("90",
  * "90s", "12h", "7d"; seconds without a unit; at most 100 years), or "inf" / "never" for no
  * limit (FS_STALE_FOREVER). Thread-safe.

@@ -39,7 +39,18 @@ void fsd_log(struct fsd *d, const char *fmt, ...)
 
 void fsd_fetch_log(void *ctx, const char *line)
 {
-	fsd_log(ctx, "%s", line);
+	struct fsd *d = ctx;
+	char shown[2048];
+
+	/* While a detached daemon starts, the terminal gets its verdict, which names each
+	 * mirror's failure ("every mirror failed: ..."): a source's own line would say it
+	 * twice there. It goes to syslog as ever. */
+	if (d->starting && !d->foreground) {
+		fetch_url_shown(line, shown, sizeof(shown));
+		syslog(LOG_ERR, "%s", shown);
+		return;
+	}
+	fsd_log(d, "%s", line);
 }
 
 /* Tell systemd (Type=notify) that the mount is ready, or that it stops: one datagram to

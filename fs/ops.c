@@ -85,7 +85,8 @@ static char *path_join(const char *a, const char *b)
 static void note_failure(struct fsd *d, const char *what, int err);
 
 /* A version directory that could not be loaded (its manifest). A version that a refresh
- * replaced or dropped is no failure: it is not there. @return err; -ENOENT for that. */
+ * replaced or dropped is no failure: it is not there. @return err (-EIO for a manifest no
+ * mirror has); -ENOENT for a replaced version. */
 static int note_tree_failure(struct fsd *d, const struct fsd_inode *n, int err)
 {
 	char what[600];
@@ -94,7 +95,9 @@ static int note_tree_failure(struct fsd *d, const struct fsd_inode *n, int err)
 		return -ENOENT;
 	snprintf(what, sizeof(what), "%s %s", n->pkg, n->ver);
 	note_failure(d, what, err);
-	return err;
+	/* A signed manifest no mirror has is a failure of this version, not an empty directory
+	 * (glibc's readdir takes ENOENT for the end of the listing): EIO. */
+	return err == -ENOENT ? -EIO : err;
 }
 
 /* The tree of version directory n, as the catalog signs it now; -ENOENT when n stands for a

@@ -9,6 +9,7 @@
  * Errors go to stderr: options are parsed before the daemon detaches.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,11 +35,14 @@ static const char usage[] =
     "    -o store=DIR         node store directory (required; created if missing)\n"
     "    -o timeout=SECS      longest network wait of one file operation (default 60)\n"
     "    -o refresh=SECS      metadata refresh interval (default 300); SIGHUP refreshes now\n"
+    "                         (every SECS takes a unit too: 30s, 5m, 1h, 7d)\n"
     "    -o mirror_retry=SECS a failed mirror goes to the back of the order for SECS\n"
     "                         (default 1800; it is still tried when the others fail)\n"
     "    -o max_trees=N       version trees kept in memory when unused (default 64)\n"
     "    -o allow_setuid      keep setuid/setgid bits (dropped by default); the kernel honours\n"
     "                         them only on a mount with -o suid too (root only)\n"
+    "    -o stack             mount even on a directory that is already a storkfs mount\n"
+    "                         (refused by default: the new mount hides the old one)\n"
     "    -o noallow_other     mounted by root: only root may read the mount (default: every\n"
     "                         user may, the kernel checking the published modes)\n"
     "    -o policy=FILE       this slice's trust policy (verify/README.md); re-read on SIGHUP\n"
@@ -77,7 +81,10 @@ static const char usage[] =
 /* Options fuse_opt cannot check as they need (repeatable ones, numbers with a range and a
  * helpful error): opt_proc parses them. */
 enum {
-	KEY_PROXY = 1,
+	KEY_TIMEOUT = 1,
+	KEY_REFRESH,
+	KEY_MIRROR_RETRY,
+	KEY_PROXY,
 	KEY_PROXY_RETRY,
 	KEY_PEER,
 	KEY_PEER_RETRY,
@@ -99,13 +106,14 @@ static const struct fuse_opt opt_spec[] = {
     OPT("store=%s", storedir),
     OPT("policy=%s", policy),
     OPT("slices=%s", slices),
-    OPT("timeout=%u", timeout),
-    OPT("refresh=%u", refresh),
-    OPT("mirror_retry=%u", mirror_retry),
+    FUSE_OPT_KEY("timeout=", KEY_TIMEOUT),
+    FUSE_OPT_KEY("refresh=", KEY_REFRESH),
+    FUSE_OPT_KEY("mirror_retry=", KEY_MIRROR_RETRY),
     OPT("max_trees=%u", max_trees),
     OPT("max_stale=%s", max_stale_arg),
     OPT("allow_setuid", allow_setuid),
     OPT("noallow_other", no_allow_other),
+    OPT("stack", stack),
     OPT("netrc=%s", netrc),
     FUSE_OPT_KEY("proxy=", KEY_PROXY),
     FUSE_OPT_KEY("proxy_retry=", KEY_PROXY_RETRY),
@@ -139,6 +147,89 @@ static bool fstab_only(const char *opt)
 	return false;
 }
 
+/* Options of libfuse and mount(8) that libfuse takes: an unknown key near one of ours is a typo
+ * of ours only when it is none of these ("ro" is not a misspelt "root"). */
+static bool fuse_known(const char *key)
+{
+	/* clang-format off */
+	static const char *const names[] = {
+	    "allow_other", "allow_root", "auto_unmount", "blkdev", "blksize", "fsname", "subtype",
+	    "max_read", "default_permissions", "debug", "ro", "suid", "nosuid", "dev", "nodev",
+	    "exec", "noexec", "async", "sync", "dirsync", "atime", "noatime", "relatime",
+	    "norelatime", "strictatime", "nostrictatime", "lazytime", "nolazytime", "context",
+	    "fscontext", "defcontext", "rootcontext", "clone_fd", "max_idle_threads",
+	    "max_threads", "uid", "gid", "umask", "max_write", "max_readahead", "max_background",
+	    "congestion_threshold", "time_gran", "nonempty", "user", "owner", "setuid",
+	    "drop_privileges", "fd", "rootmode", "kernel_cache", "auto_cache", "direct_io"};
+	/* clang-format on */
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(key, names[i]) == 0)
+			return true;
+	return false;
+}
+
+/* Levenshtein distance of two short words (at most 31 characters each; longer: far). */
+static unsigned distance(const char *a, size_t la, const char *b, size_t lb)
+{
+	unsigned row[32], prev, next;
+
+	if (la > 31 || lb > 31)
+		return 99;
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = (unsigned)j;
+	for (size_t i = 1; i <= la; i++) {
+		prev = row[0];
+		row[0] = (unsigned)i;
+		for (size_t j = 1; j <= lb; j++) {
+			next = row[j];
+			row[j] = prev + (a[i - 1] != b[j - 1]);
+			if (row[j - 1] + 1 < row[j])
+				row[j] = row[j - 1] + 1;
+			if (next + 1 < row[j])
+				row[j] = next + 1;
+			prev = next;
+		}
+	}
+	return row[lb];
+}
+
+/* An -o option neither storkfs nor libfuse knows, within two edits of one of storkfs's
+ * (stor=, roots=, refesh=): libfuse would refuse it only after the start's network work, with
+ * no hint. Say which was meant. @return true when refused (said so on stderr). */
+static bool misspelt(const char *opt)
+{
+	size_t len = strcspn(opt, "="), best_len = 0;
+	const char *best = NULL;
+	unsigned best_d = 3;
+	char key[32];
+
+	if (len >= sizeof(key))
+		return false;
+	memcpy(key, opt, len);
+	key[len] = '\0';
+	if (fuse_known(key))
+		return false;
+	for (const struct fuse_opt *o = opt_spec; o->templ; o++) {
+		size_t n = strcspn(o->templ, "=%");
+		unsigned d;
+
+		if (o->templ[0] == '-')
+			continue;
+		d = distance(key, len, o->templ, n);
+		if (d < best_d) {
+			best_d = d;
+			best = o->templ;
+			best_len = n;
+		}
+	}
+	if (!best)
+		return false;
+	fprintf(stderr, "storkfs: -o %s: unknown option; did you mean %.*s%s?\n", opt,
+		(int)best_len, best, best[best_len] ? "=" : "");
+	return true;
+}
+
 static int add_nonopt(struct fsd_args *p, const char *arg, size_t len)
 {
 	char **v = realloc(p->nonopts, (p->n + 1) * sizeof(*v));
@@ -166,6 +257,31 @@ static int parse_count(const char *arg, const char *value, unsigned long max, co
 	if (value[0] < '0' || value[0] > '9' || *end || errno || v < 1 || v > max) {
 		fprintf(stderr, "storkfs: -o %s: expected a whole number of %s, 1 to %lu\n", arg,
 			what, max);
+		return -1;
+	}
+	*ret = (unsigned)v;
+	return 0;
+}
+
+/* "-o name=DURATION" (fs_parse_duration: 90, 30s, 5m, 1h, 7d), from least to most seconds, into
+ * *ret. @return 0; -1 (said so on stderr). */
+static int parse_secs(const char *arg, const char *value, int64_t least, int64_t most,
+		      unsigned *ret)
+{
+	char name[32], shown[32];
+	size_t len = (size_t)(value - 1 - arg);
+	int64_t v;
+
+	snprintf(name, sizeof(name), "%.*s", (int)len, arg);
+	if (fs_parse_duration(name, value, most, &v) < 0) {
+		fprintf(stderr, "storkfs: -o %s\n", stork_error_detail());
+		return -1;
+	}
+	if (v < least) {
+		fprintf(stderr,
+			"storkfs: -o %s: expected a duration from %" PRId64 " to %" PRId64
+			" seconds (%s; units s, m, h, d)\n",
+			arg, least, most, fs_format_duration(most, shown));
 		return -1;
 	}
 	*ret = (unsigned)v;
@@ -255,6 +371,12 @@ static int keyed_opt(struct fsd_args *p, const char *arg, int key)
 	struct fsd_conf *c = &p->conf;
 
 	switch (key) {
+	case KEY_TIMEOUT:
+		return parse_secs(arg, value, 1, 86400, &c->timeout);
+	case KEY_REFRESH:
+		return parse_secs(arg, value, 1, 86400 * 365, &c->refresh);
+	case KEY_MIRROR_RETRY:
+		return parse_secs(arg, value, 0, 86400 * 365, &c->mirror_retry);
 	case KEY_PROXY:
 		if (c->proxies) {
 			fprintf(stderr,
@@ -266,21 +388,21 @@ static int keyed_opt(struct fsd_args *p, const char *arg, int key)
 		c->proxies = strdup(value);
 		return c->proxies ? 0 : -1;
 	case KEY_PROXY_RETRY:
-		return parse_count(arg, value, 86400 * 365, "seconds", &c->proxy_retry);
+		return parse_secs(arg, value, 1, 86400 * 365, &c->proxy_retry);
 	case KEY_PEER:
 		return add_peer(p, arg, value);
 	case KEY_PEER_RETRY:
-		return parse_count(arg, value, 86400 * 365, "seconds", &c->peer_retry);
+		return parse_secs(arg, value, 1, 86400 * 365, &c->peer_retry);
 	case KEY_EXEC:
 		return add_exec(p, arg, value);
 	case KEY_PREFETCH:
 		return add_prefetch(p, arg, value);
 	case KEY_CONNECT_TIMEOUT:
-		return parse_count(arg, value, 3600, "seconds", &c->connect_timeout);
+		return parse_secs(arg, value, 1, 3600, &c->connect_timeout);
 	case KEY_LOW_SPEED_LIMIT:
 		return parse_count(arg, value, 1UL << 30, "bytes per second", &c->low_speed_limit);
 	case KEY_LOW_SPEED_TIME:
-		return parse_count(arg, value, 3600, "seconds", &c->low_speed_time);
+		return parse_secs(arg, value, 1, 3600, &c->low_speed_time);
 	}
 	return -1;
 }
@@ -299,6 +421,10 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	}
 	if (key == FUSE_OPT_KEY_OPT && fstab_only(arg))
 		return 0; /* dropped */
+	if (key == FUSE_OPT_KEY_OPT && misspelt(arg)) {
+		p->bad = 1;
+		return -1;
+	}
 	if (key == FUSE_OPT_KEY_OPT && (!strcmp(arg, "suid") || !strcmp(arg, "nosuid")))
 		p->conf.suid = arg[0] == 's'; /* noted, and kept for libfuse */
 	if (key == FUSE_OPT_KEY_OPT && !strcmp(arg, "allow_other"))
@@ -448,16 +574,8 @@ int fsd_args_parse(int argc, char **argv, struct fuse_args *args, struct fuse_cm
 			usage);
 		return -1;
 	}
-	if (p->conf.refresh == 0 || p->conf.timeout == 0 || p->conf.max_trees == 0) {
-		fprintf(stderr, "storkfs: -o %s=0: must be at least 1\n",
-			!p->conf.refresh   ? "refresh"
-			: !p->conf.timeout ? "timeout"
-					   : "max_trees");
-		return -1;
-	}
-	if (p->conf.timeout > 24 * 3600) {
-		fprintf(stderr, "storkfs: -o timeout=%u: at most a day (86400 seconds)\n",
-			p->conf.timeout);
+	if (p->conf.max_trees == 0) {
+		fprintf(stderr, "storkfs: -o max_trees=0: must be at least 1\n");
 		return -1;
 	}
 	p->conf.max_stale = DEFAULT_MAX_STALE;

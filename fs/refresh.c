@@ -146,8 +146,14 @@ int fsd_refresh_now(struct fsd *d, bool startup)
 	if (ret == 1) {
 		fsd_log(d, "warning: %s", stork_error_detail());
 	} else if (ret < 0) {
-		fsd_log(d, "refresh failed, the metadata verified earlier stays in use: %s",
+		time_t exp;
+		bool earlier = fs_repo_expires(d->repo, &exp) == 0;
+
+		fsd_log(d, "refresh failed%s: %s",
+			earlier ? ", the metadata verified earlier stays in use" : "",
 			stork_error_text(NULL, ret, text, sizeof(text)));
+		if (!earlier && startup)
+			return ret; /* nothing to list: the failure said it all */
 		/* At startup: an unusable state (-errno) is fatal; the cached state may still
 		 * list packages. Later: the state in use may have been re-read with its clock
 		 * held at its expiry (fs_repo_opts.delegations_at_expiry), so list it again. */

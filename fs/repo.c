@@ -313,6 +313,18 @@ int fs_repo_refresh(struct fs_repo *r)
 	 * state has expired and its clock must stop: then a client over the same stored state
 	 * takes its place. Offline, the new client (same state) takes it anyway. */
 	if (ret < 0 && !(verify_client_usable(c) && hold_clock(r, &c)) && !offline) {
+		/* No state yet and not one signature of the pinned root's timestamp keys
+		 * (verify/metacheck.c's words): most likely a root from another repository. */
+		if (ret == STORK_EBADSIG && !verify_client_usable(c) &&
+		    strstr(stork_error_detail(), ": 0 of ") &&
+		    strstr(stork_error_detail(), "signatures from role timestamp ")) {
+			char detail[1024];
+
+			snprintf(detail, sizeof(detail), "%s", stork_error_detail());
+			stork_errorf("the timestamp is not signed by this root's keys: is the root "
+				     "file from this repository? (%s)",
+				     detail);
+		}
 		verify_client_free(c);
 		return ret;
 	}
@@ -687,18 +699,14 @@ out:
 /* ------------------------------------------------------------------------------------------ */
 /* Stale metadata */
 
-int fs_parse_max_stale(const char *s, int64_t *ret_secs)
+int fs_parse_duration(const char *name, const char *s, int64_t most, int64_t *ret_secs)
 {
 	static const char units[] = "smhd";
 	static const int64_t scale[] = {1, 60, 3600, 86400};
-	const int64_t most = (int64_t)100 * 365 * 86400;
 	int64_t v = 0, mult = 1;
 	const char *p = s, *u;
+	char shown[32];
 
-	if (s && (strcmp(s, "inf") == 0 || strcmp(s, "never") == 0)) {
-		*ret_secs = FS_STALE_FOREVER;
-		return 0;
-	}
 	if (!s || *p < '0' || *p > '9')
 		goto bad;
 	for (; *p >= '0' && *p <= '9'; p++) {
@@ -716,12 +724,33 @@ int fs_parse_max_stale(const char *s, int64_t *ret_secs)
 	*ret_secs = v * mult;
 	return 0;
 big:
-	stork_errorf("max_stale=%s: longer than 100 years: write inf to never stop serving", s);
+	stork_errorf("%s=%s: longer than %s", name, s, fs_format_duration(most, shown));
 	return -EINVAL;
 bad:
-	stork_errorf("max_stale=%s: expected a duration (a number with an optional unit s, m, "
-		     "h or d: 0, 90s, 30m, 12h, 7d) or inf (never stop serving stale metadata)",
-		     s ? s : "");
+	stork_errorf("%s=%s: expected a duration: a number of seconds with an optional unit s, m, "
+		     "h or d (90, 30s, 5m, 1h, 7d)",
+		     name, s ? s : "");
+	return -EINVAL;
+}
+
+int fs_parse_max_stale(const char *s, int64_t *ret_secs)
+{
+	const int64_t most = (int64_t)100 * 365 * 86400;
+
+	if (s && (strcmp(s, "inf") == 0 || strcmp(s, "never") == 0)) {
+		*ret_secs = FS_STALE_FOREVER;
+		return 0;
+	}
+	if (fs_parse_duration("max_stale", s, most, ret_secs) == 0)
+		return 0;
+	if (strstr(stork_error_detail(), ": longer than "))
+		stork_errorf("max_stale=%s: longer than 100 years: write inf to never stop serving",
+			     s);
+	else
+		stork_errorf("max_stale=%s: expected a duration (a number with an optional unit s, "
+			     "m, h or d: 0, 90s, 30m, 12h, 7d) or inf (never stop serving stale "
+			     "metadata)",
+			     s ? s : "");
 	return -EINVAL;
 }
 

@@ -173,13 +173,6 @@ static int read_key_file(const char *path, bool private, char **ret_buf, size_t 
 		stork_errorf("%s: not a regular file", path);
 		goto out;
 	}
-	if (private && (st.st_mode & 077)) {
-		r = -EPERM;
-		stork_errorf("%s: private key is readable by group or others (mode %04o); "
-			     "run chmod 600 %s",
-			     path, (unsigned)(st.st_mode & 07777), path);
-		goto out;
-	}
 	if (st.st_size > KEY_FILE_MAX) {
 		r = STORK_EFORMAT;
 		stork_errorf("%s: too large for a key file (%lld bytes)", path,
@@ -211,6 +204,22 @@ static int read_key_file(const char *path, bool private, char **ret_buf, size_t 
 		}
 	}
 	buf[len] = '\0';
+	/* A .pub file where the private key was asked for: say so, not that its mode is
+	 * wrong (a public key is meant to be readable). */
+	if (private && strstr(buf, "-----BEGIN PUBLIC KEY-----")) {
+		r = STORK_EFORMAT;
+		stork_errorf("%s: this is a public key; signing needs the private key (the file "
+			     "without .pub that stork keygen wrote next to it)",
+			     path);
+		goto out;
+	}
+	if (private && (st.st_mode & 077)) {
+		r = -EPERM;
+		stork_errorf("%s: private key is readable by group or others (mode %04o); "
+			     "run chmod 600 %s",
+			     path, (unsigned)(st.st_mode & 07777), path);
+		goto out;
+	}
 	*ret_buf = buf;
 	*ret_len = len;
 	buf = NULL;

@@ -167,6 +167,11 @@ static int open_client(const char *cmd, const struct client_args *a, struct veri
 	r = verify_client_refresh(c, src);
 	if (r < 0) {
 		cli_fail(cmd, r, "%s", a->shown);
+		/* A mirror that answers 404 (-ENOENT: 1) and one that does not answer at all
+		 * failed alike: the repository could not be verified. */
+		if (r == -ECONNREFUSED || r == -ETIMEDOUT || r == -EHOSTUNREACH ||
+		    r == -ENETUNREACH || r == -ECONNRESET)
+			r = -ENOENT;
 		goto fail;
 	}
 	*ret_c = c;

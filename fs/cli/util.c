@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "fetch/fetch.h"
+#include "fs/fs.h"
 #include "fs/cli/cli.h"
 #include "verify/verify.h"
 
@@ -240,12 +241,27 @@ void cli_node_init(struct cli_node *n)
 	n->ro.fetch.mirror_retry = -1;
 }
 
-static int parse_secs(const char *cmd, const char *opt, const char *arg, long *ret)
+/* --low-speed-limit BYTES: a size (cli_parse_size). @return 0; -1 (the usage error is printed). */
+static int parse_rate(const char *cmd, const char *opt, const char *arg, long *ret)
 {
 	uint64_t v;
 
 	if (cli_parse_size(arg, &v) < 0 || v > 86400 * 365) {
 		cli_usage_error(cmd, "%s %s: expected a number", opt, arg);
+		return -1;
+	}
+	*ret = (long)v;
+	return 0;
+}
+
+/* --timeout SECS and the like: a duration as storkfs's -o options take them (fs_parse_duration:
+ * 90, 30s, 5m, 1h, 7d), at most a year. @return 0; -1 (the usage error is printed). */
+static int parse_secs(const char *cmd, const char *opt, const char *arg, long *ret)
+{
+	int64_t v;
+
+	if (fs_parse_duration(opt, arg, 86400 * 365, &v) < 0) {
+		cli_usage_error(cmd, "%s", stork_error_detail());
 		return -1;
 	}
 	*ret = (long)v;
@@ -306,7 +322,7 @@ int cli_node_option(const char *cmd, int c, const char *arg, struct cli_node *n)
 	case 'C':
 		return parse_secs(cmd, "--connect-timeout", arg, &f->connect_timeout) < 0 ? -1 : 1;
 	case 'L':
-		return parse_secs(cmd, "--low-speed-limit", arg, &f->low_speed_limit) < 0 ? -1 : 1;
+		return parse_rate(cmd, "--low-speed-limit", arg, &f->low_speed_limit) < 0 ? -1 : 1;
 	case 'T':
 		return parse_secs(cmd, "--low-speed-time", arg, &f->low_speed_time) < 0 ? -1 : 1;
 	case 't':

@@ -83,6 +83,25 @@ START_TEST(max_stale_parses_units_zero_and_inf)
 }
 END_TEST
 
+START_TEST(duration_takes_units_and_names_the_option)
+{
+	int64_t v = 42;
+
+	ck_assert_int_eq(fs_parse_duration("refresh", "1h", 86400, &v), 0);
+	ck_assert_int_eq(v, 3600);
+	ck_assert_int_eq(fs_parse_duration("refresh", "300", 86400, &v), 0);
+	ck_assert_int_eq(v, 300);
+	ck_assert_int_eq(fs_parse_duration("timeout", "5m", 86400, &v), 0);
+	ck_assert_int_eq(v, 300);
+	ck_assert_int_eq(fs_parse_duration("refresh", "1x", 86400, &v), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(stork_error_detail(), "refresh=1x: expected a duration"));
+	ck_assert_int_eq(fs_parse_duration("timeout", "2d", 86400, &v), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(stork_error_detail(), "timeout=2d: longer than 1d"));
+	ck_assert_int_eq(fs_parse_duration("timeout", "inf", 86400, &v), -EINVAL);
+	ck_assert_int_eq(v, 300); /* untouched on failure */
+}
+END_TEST
+
 START_TEST(max_stale_refuses_garbage_with_a_detail)
 {
 	static const char *const bad[] = {"",
@@ -177,6 +196,7 @@ int main(void)
 	tc = tcase_create("stale");
 	tcase_add_test(tc, max_stale_parses_units_zero_and_inf);
 	tcase_add_test(tc, max_stale_refuses_garbage_with_a_detail);
+	tcase_add_test(tc, duration_takes_units_and_names_the_option);
 	tcase_add_test(tc, staleness_serves_until_expiry_plus_grace);
 	tcase_add_test(tc, staleness_zero_grace_stops_at_expiry_and_inf_never);
 	tcase_add_test(tc, duration_formats_for_people);

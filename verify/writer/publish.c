@@ -59,6 +59,38 @@ int repo_role_for_write(struct repo *r, const struct meta_delegation *del,
 	return 0;
 }
 
+/* Whether an earlier top-level targets version (metadata/N.targets.json, newest first, down to
+ * 1000 versions back) names key id: a key rotated out or revoked, which re-delegating would
+ * bring back. The key id (64 hex) appears in a targets file only as a delegated key.
+ * @return the version that names it last; 0 when none does (or none can be read). */
+static uint64_t named_before(const struct repo *r, const char *id, uint64_t current)
+{
+	for (uint64_t v = current; v-- > 1 && current - v <= 1000;) {
+		char name[48], *buf;
+		ssize_t n;
+		size_t len = 0, cap = 1 << 20;
+		int fd;
+		bool hit;
+
+		snprintf(name, sizeof(name), "%" PRIu64 ".targets.json", v);
+		fd = openat(r->mdfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd < 0)
+			continue;
+		buf = malloc(cap + 1);
+		while (buf && len < cap && (n = read(fd, buf + len, cap - len)) > 0)
+			len += (size_t)n;
+		close(fd);
+		if (!buf)
+			return 0;
+		buf[len] = '\0';
+		hit = strstr(buf, id) != NULL;
+		free(buf);
+		if (hit)
+			return v;
+	}
+	return 0;
+}
+
 /* Publishing outside the key's patterns: say what the key may publish, or how to delegate. */
 static int pattern_error(const struct repo *r, const struct verify_key *publisher, const char *what,
 			 const char *target)
@@ -67,6 +99,7 @@ static int pattern_error(const struct repo *r, const struct verify_key *publishe
 	const struct meta_delegation *d;
 	const char *id = verify_key_id(publisher);
 	char list[1024] = "";
+	uint64_t before;
 	size_t i, j, len;
 
 	for (i = 0; (d = trusted_delegation(r->c, i)); i++) {
@@ -84,6 +117,11 @@ static int pattern_error(const struct repo *r, const struct verify_key *publishe
 		stork_errorf("%s: key %.16s may only publish packages matching %s; %s is not "
 			     "among them",
 			     what, id, list, target);
+	else if ((before = named_before(r, id, t->version)))
+		stork_errorf("%s: key %.16s is not delegated any package names in %s: it was in "
+			     "version %" PRIu64 " and has since been rotated out or revoked; "
+			     "publish with the role's current key",
+			     what, id, t->file, before);
 	else
 		stork_errorf("%s: key %.16s is not delegated any package names in %s; "
 			     "delegate some with `stork repo delegate %s --keys KEYDIR KEYFILE.pub "
