@@ -389,6 +389,16 @@ struct verify_json *fsd_slice_json(struct fsd *d, const char *name);
 
 /** The status as JSON (user.storkfs.status). @return a malloc'd string; NULL on -ENOMEM. */
 char *fsd_status_json(struct fsd *d);
+
+/* ---- xattr.c: the extended attributes (fs/README.md "Extended attributes") ---- */
+
+/** The value of attribute name of n into buf (cap bytes: 16 KiB holds every value).
+ * @return its length; -ENODATA (n has no such attribute); -E2BIG; -ENOMEM. Thread-safe. */
+int fsd_xattr_value(struct fsd *d, const struct fsd_inode *n, const char *name, char *buf,
+		    size_t cap);
+/** The names of n's attributes, each NUL-terminated, into buf (512 bytes hold them all).
+ * @return their total length. Thread-safe. */
+size_t fsd_xattr_names(struct fsd *d, const struct fsd_inode *n, char *buf);
 /** Where an object came from: a mirror or peer URL (without its password: fetch_url_shown),
  * "store" (in the node store before this mount needed it) or "none" (not in the store),
  * written into buf (len bytes, cut if needed). @return buf. */
