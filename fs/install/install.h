@@ -32,9 +32,10 @@ struct fs_install_request {
  * version holds, each package name at most once. Dependencies are the manifests' depends
  * (.deb Depends and Pre-Depends, .rpm Requires): alternatives "a | b", versions compared by
  * Debian's rules (dpkg --compare-versions). Among alternatives and versions the solver keeps
- * the set small and prefers the newest versions. Manifests record no Provides, Conflicts or
- * Breaks yet (fs/README.md "Dependency resolution"): a package satisfies only a dependency on
- * its own name, and nothing conflicts.
+ * the set small and prefers the newest versions. A version satisfies a dependency on its own
+ * name and on what it provides; Conflicts and Breaks (nothing is installed yet: the same) keep
+ * two versions apart. Manifests published before spec_version 2 record no Provides,
+ * Conflicts or Breaks (fs/README.md "Dependency resolution").
  * @param pkgs the versions the slice accepts (borrowed during the call)
  * @param refused the versions it refused, for the explanation (may be NULL when n is 0)
  * @param ret_chosen malloc'd indexes into pkgs, sorted by package name; the caller frees it

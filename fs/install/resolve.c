@@ -100,6 +100,15 @@ static void add_solvable(struct resolve *rs, const struct verify_manifest *m)
 	s->arch = ARCH_ALL; /* manifests record no architecture: the repository's is the node's */
 	s->provides =
 	    repo_addid_dep(rs->repo, s->provides, pool_rel2id(pool, s->name, s->evr, REL_EQ, 1), 0);
+	for (size_t i = 0; i < m->nprovides; i++)
+		s->provides =
+		    repo_addid_dep(rs->repo, s->provides, group_id(pool, &m->provides[i]), 0);
+	for (size_t i = 0; i < m->nconflicts; i++)
+		s->conflicts =
+		    repo_addid_dep(rs->repo, s->conflicts, group_id(pool, &m->conflicts[i]), 0);
+	for (size_t i = 0; i < m->nbreaks; i++) /* nothing is installed: breaks is conflicts */
+		s->conflicts =
+		    repo_addid_dep(rs->repo, s->conflicts, group_id(pool, &m->breaks[i]), 0);
 	for (size_t i = 0; i < m->ndepends; i++)
 	s->requires = repo_addid_dep(rs->repo, s->requires, group_id(pool, &m->depends[i]), 0);
 }

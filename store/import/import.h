@@ -89,7 +89,8 @@ int store_import(const char *source, const char *name, const char *version,
 /* ------------------------------------------------------------------------------------------ */
 /* Package metadata (used by store_import, exposed for tests). */
 
-/** Parse a Debian control file's Depends and Pre-Depends into m's dependency groups.
+/** Parse a Debian control file's Depends and Pre-Depends into m's dependency groups, and its
+ * Provides, Conflicts and Breaks into m's other relations.
  * @return 0; STORK_EFORMAT. */
 int store_deb_control_deps(const char *control, size_t len, struct verify_manifest *m);
 /** Parse an RPM file's header (lead, signature header, main header) from fd, positioned at

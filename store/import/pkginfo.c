@@ -1,9 +1,9 @@
 /* store/import/pkginfo.c: dependencies declared by .deb and .rpm packages.
  *
- * Debian: the control file's Depends and Pre-Depends (deb-control(5), deb-src-control(5) for
- * the restriction syntax). RPM: the Requires of the main header (the lead, then the signature
- * header, then the main header; all counts and offsets are big-endian and come from the file,
- * so every one is bounded before use).
+ * Debian: the control file's Depends and Pre-Depends, and (manifest spec_version 2) Provides,
+ * Conflicts and Breaks (deb-control(5), deb-src-control(5) for the restriction syntax). RPM: the
+ * Requires of the main header (the lead, then the signature header, then the main header; all
+ * counts and offsets are big-endian and come from the file, so every one is bounded before use).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -154,8 +154,8 @@ static int deb_alt(const char *field, const char *p, const char *end, struct ver
 
 /* Parse a relationship field's value in [p, end): groups separated by ',', alternatives by
  * '|'. Empty groups (a trailing comma) are skipped. */
-static int deb_relations(const char *field, const char *p, const char *end,
-			 struct verify_manifest *m)
+static int deb_relations(const char *field, enum verify_relation kind, const char *p,
+			 const char *end, struct verify_manifest *m)
 {
 	while (p < end) {
 		const char *gend = memchr(p, ',', (size_t)(end - p));
@@ -188,7 +188,7 @@ static int deb_relations(const char *field, const char *p, const char *end,
 			p = aend + 1;
 		}
 		if (r == 0)
-			r = verify_manifest_add_depgroup(m, alts, n);
+			r = verify_manifest_add_relation(m, kind, alts, n);
 		if (r == -EINVAL) /* a name or version the manifest cannot hold */
 			r = STORK_EFORMAT;
 		free_alts(alts, n);
@@ -201,9 +201,13 @@ static int deb_relations(const char *field, const char *p, const char *end,
 
 int store_deb_control_deps(const char *control, size_t len, struct verify_manifest *m)
 {
-	static const char *const fields[] = {"Pre-Depends", "Depends"};
-	const char *val[2] = {NULL, NULL};
-	char *text[2] = {NULL, NULL};
+	static const char *const fields[] = {"Pre-Depends", "Depends", "Provides", "Conflicts",
+					     "Breaks"};
+	static const enum verify_relation kinds[] = {
+	    VERIFY_DEPENDS, VERIFY_DEPENDS, VERIFY_PROVIDES, VERIFY_CONFLICTS, VERIFY_BREAKS};
+	enum { NFIELDS = sizeof(fields) / sizeof(fields[0]) };
+	const char *val[NFIELDS] = {NULL};
+	char *text[NFIELDS] = {NULL};
 	const char *p = control, *end = control + len;
 	bool in_para = false, cur_wanted = false;
 	size_t cur = 0, lineno = 0, i;
@@ -269,7 +273,7 @@ int store_deb_control_deps(const char *control, size_t len, struct verify_manife
 			goto out;
 		}
 		cur_wanted = false;
-		for (i = 0; i < 2; i++) {
+		for (i = 0; i < NFIELDS; i++) {
 			if (strlen(fields[i]) != (size_t)(colon - line) ||
 			    strncasecmp(fields[i], line, (size_t)(colon - line)) != 0)
 				continue;
@@ -289,16 +293,16 @@ int store_deb_control_deps(const char *control, size_t len, struct verify_manife
 			cur_wanted = true;
 		}
 	}
-	for (i = 0; i < 2; i++) {
+	for (i = 0; i < NFIELDS; i++) {
 		if (!text[i])
 			continue;
-		r = deb_relations(fields[i], text[i], text[i] + strlen(text[i]), m);
+		r = deb_relations(fields[i], kinds[i], text[i], text[i] + strlen(text[i]), m);
 		if (r < 0)
 			goto out;
 	}
 out:
-	free(text[0]);
-	free(text[1]);
+	for (i = 0; i < NFIELDS; i++)
+		free(text[i]);
 	return r;
 }
 
