@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <solv/bitmap.h>
 #include <solv/policy.h>
 #include <solv/pool.h>
 #include <solv/poolarch.h>
@@ -113,6 +114,40 @@ static void add_solvable(struct resolve *rs, const struct verify_manifest *m)
 	s->requires = repo_addid_dep(rs->repo, s->requires, group_id(pool, &m->depends[i]), 0);
 }
 
+/* A dependency as a control file writes it: "a (>= 1) | b". */
+static void say_dep(struct resolve *rs, Id dep)
+{
+	static const struct {
+		int flags;
+		const char *op;
+	} ops[] = {{REL_LT, "<<"},
+		   {REL_LT | REL_EQ, "<="},
+		   {REL_EQ, "="},
+		   {REL_GT | REL_EQ, ">="},
+		   {REL_GT, ">>"}};
+	Reldep *rd;
+
+	if (!ISRELDEP(dep)) {
+		say(rs, "%s", pool_id2str(rs->pool, dep));
+		return;
+	}
+	rd = GETRELDEP(rs->pool, dep);
+	if (rd->flags == REL_OR) {
+		say_dep(rs, rd->name);
+		say(rs, " | ");
+		say_dep(rs, rd->evr);
+		return;
+	}
+	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+		if (ops[i].flags == rd->flags) {
+			say(rs, "%s (%s %s)", pool_id2str(rs->pool, rd->name), ops[i].op,
+			    pool_id2str(rs->pool, rd->evr));
+			return;
+		}
+	}
+	say(rs, "%s", pool_dep2str(rs->pool, dep));
+}
+
 static void say_solvable(struct resolve *rs, Id p)
 {
 	Solvable *s = pool_id2solvable(rs->pool, p);
@@ -153,18 +188,22 @@ static void say_rule(struct resolve *rs, Solver *solv, Id rid)
 	switch (type) {
 	case SOLVER_RULE_PKG_NOTHING_PROVIDES_DEP:
 		say_solvable(rs, source);
-		say(rs, " depends on %s, which no accepted version satisfies",
-		    pool_dep2str(rs->pool, dep));
+		say(rs, " depends on ");
+		say_dep(rs, dep);
+		say(rs, ", which no accepted version satisfies");
 		say_refusals(rs, dep);
 		break;
 	case SOLVER_RULE_PKG_REQUIRES:
 		say_solvable(rs, source);
-		say(rs, " depends on %s, and every version that satisfies it is ruled out",
-		    pool_dep2str(rs->pool, dep));
+		say(rs, " depends on ");
+		say_dep(rs, dep);
+		say(rs, ", and every version that satisfies it is ruled out");
 		break;
 	case SOLVER_RULE_PKG_CONFLICTS:
 		say_solvable(rs, source);
-		say(rs, " conflicts with %s (", pool_dep2str(rs->pool, dep));
+		say(rs, " conflicts with ");
+		say_dep(rs, dep);
+		say(rs, " (");
 		say_solvable(rs, target);
 		say(rs, ")");
 		break;
@@ -197,6 +236,70 @@ static void say_unknown(struct resolve *rs, const struct fs_install_request *w)
 	}
 	if (!refused)
 		say(rs, "no such package version is signed in this repository");
+}
+
+/* apt takes the first alternative of "a | b" that can be installed; libsolv, left alone,
+ * takes the one first in its own order. A favor job for each group's first alternative makes
+ * it choose as apt does. Only the groups of versions the requests can reach count, so that
+ * packages the request cannot need do not favor another order; where two reachable groups
+ * order the same alternatives differently, libsolv's order decides between them. */
+static void favor_first_alternatives(struct resolve *rs, const struct verify_manifest *const *pkgs,
+				     Queue *job)
+{
+	int nrequests = job->count; /* the requests' jobs, pairs of (how, what) */
+	Pool *pool = rs->pool;
+	Queue todo;
+	Map seen;
+
+	queue_init(&todo);
+	map_init(&seen, pool->nsolvables);
+	for (int i = 0; i < nrequests; i += 2) {
+		Id how = job->elements[i] & SOLVER_SELECTMASK, what = job->elements[i + 1];
+		Id p, pp;
+
+		if (how == SOLVER_SOLVABLE) {
+			MAPSET(&seen, what);
+			queue_push(&todo, what);
+			continue;
+		}
+		FOR_PROVIDES(p, pp, what)
+		{
+			if (pool->solvables[p].name == what && !MAPTST(&seen, p)) {
+				MAPSET(&seen, p);
+				queue_push(&todo, p);
+			}
+		}
+	}
+	while (todo.count) {
+		Solvable *s = pool_id2solvable(pool, queue_pop(&todo));
+		Id *reqp, req, p, pp;
+
+		if (!s->requires)
+			continue;
+		for (reqp = s->repo->idarraydata + s->requires; (req = *reqp) != 0; reqp++) {
+			FOR_PROVIDES(p, pp, req)
+			{
+				if (!MAPTST(&seen, p)) {
+					MAPSET(&seen, p);
+					queue_push(&todo, p);
+				}
+			}
+		}
+	}
+	for (size_t i = 0; i < rs->npkgs; i++) {
+		if (!MAPTST(&seen, rs->first + (Id)i))
+			continue;
+		for (size_t k = 0; k < pkgs[i]->ndepends; k++) {
+			const struct verify_depgroup *g = &pkgs[i]->depends[k];
+			struct verify_depgroup first = {.alts = g->alts, .n = 1};
+
+			if (g->n > 1)
+				queue_push2(job, SOLVER_FAVOR | SOLVER_SOLVABLE_PROVIDES,
+					    group_id(pool, &first));
+		}
+	}
+	map_free(&seen);
+	queue_free(&todo);
 }
 
 /* The job for one request, or 0 when no accepted version matches it. */
@@ -307,6 +410,7 @@ int fs_install_resolve(const struct verify_manifest *const *pkgs, size_t npkgs,
 		r = STORK_EMISSING;
 		goto out;
 	}
+	favor_first_alternatives(&rs, pkgs, &job);
 
 	solv = solver_create(rs.pool);
 	solver_set_flag(solv, SOLVER_FLAG_IGNORE_RECOMMENDED, 1);

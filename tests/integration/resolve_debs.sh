@@ -84,6 +84,11 @@ mkdeb wants-greeter 1.0 'Depends: greeter, mawk | original-awk'
 mkdeb wants-awk 1.0 'Depends: awk'
 mkdeb needs-nowhere 1.0 'Depends: libc6, libnowhere1 (>= 2)'
 mkdeb needs-old-dpkg 1.0 'Depends: dpkg (<< 1.0)'
+# apt takes the first alternative that can be installed, whatever the names' order
+mkdeb zz-lib 1.0
+mkdeb aa-lib 1.0
+mkdeb alt-zz-first 1.0 'Depends: zz-lib | aa-lib'
+mkdeb alt-aa-first 1.0 'Depends: aa-lib | zz-lib'
 
 # 1. python3: apt's set.
 expect_rc 0 "stork resolve python3" "$STORK" resolve --root "$ROOT" "$REPO" python3
@@ -119,6 +124,13 @@ expect_rc 0 "awk, a virtual package of two real ones" "$STORK" resolve --root "$
 [ "$(grep -cE '^(mawk|original-awk) ' "$T/out")" -eq 1 ] || fail "wants-awk: $OUT"
 pass "awk: one provider ($(grep -E '^(mawk|original-awk) ' "$T/out"))"
 expect_rc 0 "netcat-traditional" "$STORK" resolve --root "$ROOT" "$REPO" netcat-traditional
+expect_rc 0 "zz-lib | aa-lib" "$STORK" resolve --root "$ROOT" "$REPO" alt-zz-first
+[ "$(cut -d' ' -f1 "$T/out" | tr '\n' ' ')" = "alt-zz-first zz-lib " ] ||
+	fail "alt-zz-first: not the first alternative alone: $OUT"
+expect_rc 0 "aa-lib | zz-lib" "$STORK" resolve --root "$ROOT" "$REPO" alt-aa-first
+[ "$(cut -d' ' -f1 "$T/out" | tr '\n' ' ')" = "aa-lib alt-aa-first " ] ||
+	fail "alt-aa-first: not the first alternative alone: $OUT"
+pass "the first alternative is taken, as apt does, in either order of names"
 
 # 3. Recommends are not followed (as apt --no-install-recommends; stork install's choice).
 expect_rc 0 "greeter-a" "$STORK" resolve --root "$ROOT" "$REPO" greeter-a
