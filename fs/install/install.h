@@ -31,8 +31,8 @@ struct fs_install_request {
 /** Choose the versions to install so that every request and every dependency of every chosen
  * version holds, each package name at most once. Dependencies are the manifests' depends
  * (.deb Depends and Pre-Depends, .rpm Requires): alternatives "a | b", versions compared by
- * Debian's rules (dpkg --compare-versions). Among alternatives and versions the solver keeps
- * the set small and prefers the newest versions. A version satisfies a dependency on its own
+ * Debian's rules (dpkg --compare-versions). Of alternatives it takes the first that can be
+ * installed, as apt does; of versions, the newest. A version satisfies a dependency on its own
  * name and on what it provides; Conflicts and Breaks (nothing is installed yet: the same) keep
  * two versions apart. Manifests published before spec_version 2 record no Provides,
  * Conflicts or Breaks (fs/README.md "Dependency resolution").
