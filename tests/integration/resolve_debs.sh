@@ -165,5 +165,11 @@ expect_rc 0 "wants-awk under the pin takes the other provider" "$STORK" resolve 
 grep -q '^original-awk ' "$T/out" || fail "wants-awk under the pin: $OUT"
 pass "the pin leaves original-awk to provide awk"
 
+printf 'key alice file %s\nrefuse key alice\ntrust * delegated\n' "$PUBKEY.pub" >"$T/key.policy"
+expect_rc 2 "the only candidate signed by a refused key" "$STORK" resolve --root "$ROOT" \
+	--policy "$T/key.policy" "$REPO" python3
+err_has "the message names the package, the signer and the rule" "python3" "role alice" \
+	"key.policy:2" "refuse key alice"
+
 expect_rc 2 "NAME= without a version" "$STORK" resolve --root "$ROOT" "$REPO" python3=
 done_ok
