@@ -94,7 +94,8 @@ int store_import(const char *source, const char *name, const char *version,
  * @return 0; STORK_EFORMAT. */
 int store_deb_control_deps(const char *control, size_t len, struct verify_manifest *m);
 /** Parse an RPM file's header (lead, signature header, main header) from fd, positioned at
- * the start, and add its Requires (skipping rpmlib(...) and file paths) to m. Leaves the fd
+ * the start, and add its Requires (skipping rpmlib(...) and file paths) to m, and its Provides
+ * and Conflicts to m's other relations. Leaves the fd
  * position unspecified. @return 0; STORK_EFORMAT; -errno. */
 int store_rpm_deps(int fd, struct verify_manifest *m);
 

@@ -87,6 +87,8 @@ Requires: bar
 Requires: baz = 2:3.4-5
 Requires: qux < 3
 Requires: /bin/sh
+Provides: stork-virtual = 4.0
+Conflicts: oldstork < 1.0
 
 %description
 A tiny package for the storkfs tests.
@@ -223,7 +225,12 @@ want = norm([[{'name': 'foo', 'op': '>=', 'version': '1.0'}], [{'name': 'bar'}],
              [{'name': 'baz', 'op': '=', 'version': '2:3.4-5'}],
              [{'name': 'qux', 'op': '<<', 'version': '3'}]])
 assert norm(r['depends']) == want, f'rpm depends: {r["depends"]}'
-print('ok: rpm Requires recorded (rpmlib() and file paths dropped)')
+provides = norm(r['provides'])
+assert norm([[{'name': 'stork-virtual', 'op': '=', 'version': '4.0'}]])[0] in provides, provides
+assert norm([[{'name': 'storktest', 'op': '=', 'version': '1.2-3'}]])[0] in provides, provides
+assert norm(r['conflicts']) == norm([[{'name': 'oldstork', 'op': '<<', 'version': '1.0'}]]), r['conflicts']
+assert r['spec_version'] == 2 and 'breaks' not in r, r
+print('ok: rpm Requires recorded (rpmlib() and file paths dropped), Provides and Conflicts too')
 
 for name, fmt in (('treezst', 'tar'), ('treegz', 'tar'), ('treedir', 'dir')):
     d = os.listdir(os.path.join(repo, 'targets', name))
