@@ -285,14 +285,45 @@ static void depgroup_fini(struct verify_depgroup *g)
 	free(g->alts);
 }
 
+/* The array and count of a relation. */
+static struct verify_depgroup **relation(struct verify_manifest *m, enum verify_relation kind,
+					 size_t **ret_n)
+{
+	switch (kind) {
+	case VERIFY_PROVIDES:
+		*ret_n = &m->nprovides;
+		return &m->provides;
+	case VERIFY_CONFLICTS:
+		*ret_n = &m->nconflicts;
+		return &m->conflicts;
+	case VERIFY_BREAKS:
+		*ret_n = &m->nbreaks;
+		return &m->breaks;
+	default:
+		*ret_n = &m->ndepends;
+		return &m->depends;
+	}
+}
+
 int verify_manifest_add_depgroup(struct verify_manifest *m, const struct verify_dep *alts, size_t n)
 {
-	struct verify_depgroup g = {0}, *groups;
-	size_t i;
+	return verify_manifest_add_relation(m, VERIFY_DEPENDS, alts, n);
+}
+
+int verify_manifest_add_relation(struct verify_manifest *m, enum verify_relation kind,
+				 const struct verify_dep *alts, size_t n)
+{
+	struct verify_depgroup g = {0}, *groups, **arr;
+	size_t i, *count;
 	int r;
 
 	if (n == 0) {
 		stork_errorf("dependency: empty group of alternatives");
+		return -EINVAL;
+	}
+	if (kind != VERIFY_DEPENDS && n != 1) {
+		stork_errorf("relation \"%s\": alternatives (\"|\") are only for dependencies",
+			     alts[0].name ? alts[0].name : "");
 		return -EINVAL;
 	}
 	for (i = 0; i < n; i++) {
@@ -321,13 +352,14 @@ int verify_manifest_add_depgroup(struct verify_manifest *m, const struct verify_
 			goto fail;
 		}
 	}
-	groups = realloc(m->depends, (m->ndepends + 1) * sizeof(*groups));
+	arr = relation(m, kind, &count);
+	groups = realloc(*arr, (*count + 1) * sizeof(*groups));
 	if (!groups) {
 		r = -ENOMEM;
 		goto fail;
 	}
-	m->depends = groups;
-	m->depends[m->ndepends++] = g;
+	*arr = groups;
+	groups[(*count)++] = g;
 	return 0;
 fail:
 	depgroup_fini(&g);
@@ -527,19 +559,19 @@ static json_t *entry_json(const struct verify_entry *e)
 	return o;
 }
 
-static json_t *depends_json(const struct verify_manifest *m)
+static json_t *depends_json(const struct verify_depgroup *g, size_t n)
 {
 	json_t *groups = json_array(), *alts = NULL, *d = NULL;
 	size_t i, k;
 
 	if (!groups)
 		return NULL;
-	for (i = 0; i < m->ndepends; i++) {
+	for (i = 0; i < n; i++) {
 		alts = json_array();
 		if (!alts)
 			goto fail;
-		for (k = 0; k < m->depends[i].n; k++) {
-			const struct verify_dep *dep = &m->depends[i].alts[k];
+		for (k = 0; k < g[i].n; k++) {
+			const struct verify_dep *dep = &g[i].alts[k];
 
 			d = json_object();
 			if (!d || set(d, "name", str(dep->name)) < 0)
@@ -590,8 +622,9 @@ int verify_manifest_dump(const struct verify_manifest *m, char **ret_buf, size_t
 		}
 	}
 	r = set(root, "_type", json_string("storkfs-manifest"));
-	if (r == 0)
-		r = set(root, "spec_version", json_integer(1));
+	if (r == 0) /* 2 only when it says what 1 cannot, so older manifests stay as they were */
+		r = set(root, "spec_version",
+			json_integer(m->nprovides || m->nconflicts || m->nbreaks ? 2 : 1));
 	if (r == 0)
 		r = set(root, "name", str(m->name));
 	if (r == 0)
@@ -599,7 +632,13 @@ int verify_manifest_dump(const struct verify_manifest *m, char **ret_buf, size_t
 	if (r == 0)
 		r = set(root, "format", str(m->format));
 	if (r == 0)
-		r = set(root, "depends", depends_json(m));
+		r = set(root, "depends", depends_json(m->depends, m->ndepends));
+	if (r == 0 && m->nprovides)
+		r = set(root, "provides", depends_json(m->provides, m->nprovides));
+	if (r == 0 && m->nconflicts)
+		r = set(root, "conflicts", depends_json(m->conflicts, m->nconflicts));
+	if (r == 0 && m->nbreaks)
+		r = set(root, "breaks", depends_json(m->breaks, m->nbreaks));
 	if (r < 0)
 		goto out;
 	r = verify_cjson_dump(root, ret_buf, ret_len);
@@ -652,6 +691,15 @@ void verify_manifest_free(struct verify_manifest *m)
 	for (i = 0; i < m->ndepends; i++)
 		depgroup_fini(&m->depends[i]);
 	free(m->depends);
+	for (i = 0; i < m->nprovides; i++)
+		depgroup_fini(&m->provides[i]);
+	free(m->provides);
+	for (i = 0; i < m->nconflicts; i++)
+		depgroup_fini(&m->conflicts[i]);
+	free(m->conflicts);
+	for (i = 0; i < m->nbreaks; i++)
+		depgroup_fini(&m->breaks[i]);
+	free(m->breaks);
 	free(m->name);
 	free(m->version);
 	free(m->format);

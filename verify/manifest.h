@@ -54,6 +54,10 @@ struct verify_manifest {
 	struct verify_depgroup *depends; /* declared dependencies (.deb Depends+Pre-Depends,
 					  * .rpm Requires without rpmlib()/file deps) */
 	size_t ndepends;
+	/* Other relations, one alternative a group (spec_version 2; empty in older manifests):
+	 * .deb Provides, Conflicts and Breaks. */
+	struct verify_depgroup *provides, *conflicts, *breaks;
+	size_t nprovides, nconflicts, nbreaks;
 	uint64_t total_size; /* sum of file sizes */
 	/* The SHA-256 of the bytes verify_manifest_parse read it from (the manifest file's
 	 * name in the repository); has_file_hash is false for a manifest built in memory. */
@@ -71,6 +75,18 @@ int verify_manifest_add(struct verify_manifest *m, const struct verify_entry *e)
 /** Add a dependency group (alts copied). @return 0; -ENOMEM. */
 int verify_manifest_add_depgroup(struct verify_manifest *m, const struct verify_dep *alts,
 				 size_t n);
+
+enum verify_relation {
+	VERIFY_DEPENDS,
+	VERIFY_PROVIDES,
+	VERIFY_CONFLICTS,
+	VERIFY_BREAKS,
+};
+
+/** Add a group of a relation (alts copied): VERIFY_DEPENDS as verify_manifest_add_depgroup;
+ * the others take exactly one alternative. @return 0; -EINVAL (detail says why); -ENOMEM. */
+int verify_manifest_add_relation(struct verify_manifest *m, enum verify_relation kind,
+				 const struct verify_dep *alts, size_t n);
 /** Sort, add missing parent directories (mode 0755, mtime of the child), check for duplicate
  * paths and for paths below a symlink or a file, compute total_size.
  * @return 0; STORK_EHOSTILE (detail names the path and the problem). */

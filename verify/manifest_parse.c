@@ -60,32 +60,37 @@ struct parse {
 	struct verify_manifest *m;
 };
 
-static int parse_depends(struct parse *p, const json_t *deps)
+/* A relation: "depends" (groups of alternatives) or, with single, "provides", "conflicts" or
+ * "breaks" (one alternative a group). */
+static int parse_depends(struct parse *p, const char *key, const json_t *deps, bool single,
+			 struct verify_depgroup **ret_groups, size_t *ret_n)
 {
 	static const char *const dep_keys[] = {"name", "op", "version", NULL};
 	size_t i, k;
 
 	if (!json_is_array(deps)) {
-		stork_errorf("%s: \"depends\" is not an array", p->what);
+		stork_errorf("%s: \"%s\" is not an array", p->what, key);
 		return STORK_EFORMAT;
 	}
-	p->m->depends =
-	    calloc(json_array_size(deps) ? json_array_size(deps) : 1, sizeof(*p->m->depends));
-	if (!p->m->depends)
+	*ret_groups =
+	    calloc(json_array_size(deps) ? json_array_size(deps) : 1, sizeof(**ret_groups));
+	if (!*ret_groups)
 		return -ENOMEM;
 	for (i = 0; i < json_array_size(deps); i++) {
 		const json_t *g = json_array_get(deps, i);
-		struct verify_depgroup *group = &p->m->depends[i];
+		struct verify_depgroup *group = &(*ret_groups)[i];
 
-		if (!json_is_array(g) || json_array_size(g) == 0) {
-			stork_errorf("%s: depends[%zu]: not a non-empty array of alternatives",
-				     p->what, i);
+		if (!json_is_array(g) || json_array_size(g) == 0 ||
+		    (single && json_array_size(g) != 1)) {
+			stork_errorf("%s: %s[%zu]: not %s", p->what, key, i,
+				     single ? "an array of one relation"
+					    : "a non-empty array of alternatives");
 			return STORK_EFORMAT;
 		}
 		group->alts = calloc(json_array_size(g), sizeof(*group->alts));
 		if (!group->alts)
 			return -ENOMEM;
-		p->m->ndepends++;
+		(*ret_n)++;
 		for (k = 0; k < json_array_size(g); k++) {
 			const json_t *d = json_array_get(g, k);
 			const json_t *name, *op, *version;
@@ -93,13 +98,13 @@ static int parse_depends(struct parse *p, const json_t *deps)
 			const char *bad, *problem = NULL;
 
 			if (!json_is_object(d)) {
-				stork_errorf("%s: depends[%zu][%zu]: not an object", p->what, i, k);
+				stork_errorf("%s: %s[%zu][%zu]: not an object", p->what, key, i, k);
 				return STORK_EFORMAT;
 			}
 			bad = unknown_key(d, dep_keys);
 			if (bad) {
-				stork_errorf("%s: depends[%zu][%zu]: unknown key \"%.64s\"",
-					     p->what, i, k, bad);
+				stork_errorf("%s: %s[%zu][%zu]: unknown key \"%.64s\"", p->what,
+					     key, i, k, bad);
 				return STORK_EFORMAT;
 			}
 			name = json_object_get(d, "name");
@@ -120,7 +125,7 @@ static int parse_depends(struct parse *p, const json_t *deps)
 				  manifest_dep_field_problem(json_string_value(version))))
 				problem = "\"version\" is not a dependency version";
 			if (problem) {
-				stork_errorf("%s: depends[%zu][%zu]: %s", p->what, i, k, problem);
+				stork_errorf("%s: %s[%zu][%zu]: %s", p->what, key, i, k, problem);
 				return STORK_EFORMAT;
 			}
 			group->n++;
@@ -334,6 +339,12 @@ static int parse_top(struct parse *p, const json_t *j)
 {
 	static const char *const top_keys[] = {"_type",	 "spec_version", "name",  "version",
 					       "format", "depends",	 "files", NULL};
+	/* spec_version 2: optional relations (verify/README.md) */
+	static const char *const all_keys[] = {"_type",	    "spec_version", "name",  "version",
+					       "format",    "depends",	    "files", "provides",
+					       "conflicts", "breaks",	    NULL};
+	static const char *const spec2_keys[] = {"provides", "conflicts", "breaks", NULL};
+	int64_t spec;
 	const json_t *v;
 	const char *s, *bad;
 	size_t i;
@@ -343,7 +354,7 @@ static int parse_top(struct parse *p, const json_t *j)
 		stork_errorf("%s: not a JSON object", p->what);
 		return STORK_EFORMAT;
 	}
-	bad = unknown_key(j, top_keys);
+	bad = unknown_key(j, all_keys);
 	if (bad) {
 		char q[TEXT_QUOTE_LEN];
 
@@ -366,11 +377,18 @@ static int parse_top(struct parse *p, const json_t *j)
 		stork_errorf("%s: \"spec_version\" is not an integer", p->what);
 		return STORK_EFORMAT;
 	}
-	if (json_integer_value(v) != 1) {
+	spec = json_integer_value(v);
+	if (spec != 1 && spec != 2) {
 		stork_errorf("%s: spec_version %" JSON_INTEGER_FORMAT
-			     " is not supported (this storkfs reads 1)",
+			     " is not supported (this storkfs reads 1 and 2)",
 			     p->what, json_integer_value(v));
 		return STORK_EFORMAT;
+	}
+	for (i = 0; spec2_keys[i]; i++) {
+		if (spec == 1 && json_object_get(j, spec2_keys[i])) {
+			stork_errorf("%s: \"%s\" needs spec_version 2", p->what, spec2_keys[i]);
+			return STORK_EFORMAT;
+		}
 	}
 	for (i = 0; i < 3; i++) {
 		static const char *const keys[] = {"name", "version", "format"};
@@ -403,7 +421,17 @@ static int parse_top(struct parse *p, const json_t *j)
 				json_string_value(json_object_get(j, "version")), s, &p->m);
 	if (r < 0)
 		return r;
-	r = parse_depends(p, json_object_get(j, "depends"));
+	r = parse_depends(p, "depends", json_object_get(j, "depends"), false, &p->m->depends,
+			  &p->m->ndepends);
+	if (r == 0 && json_object_get(j, "provides"))
+		r = parse_depends(p, "provides", json_object_get(j, "provides"), true,
+				  &p->m->provides, &p->m->nprovides);
+	if (r == 0 && json_object_get(j, "conflicts"))
+		r = parse_depends(p, "conflicts", json_object_get(j, "conflicts"), true,
+				  &p->m->conflicts, &p->m->nconflicts);
+	if (r == 0 && json_object_get(j, "breaks"))
+		r = parse_depends(p, "breaks", json_object_get(j, "breaks"), true, &p->m->breaks,
+				  &p->m->nbreaks);
 	if (r < 0)
 		return r;
 	return parse_files(p, json_object_get(j, "files"));

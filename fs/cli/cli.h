@@ -23,6 +23,7 @@ int cmd_publish(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_ls(int argc, char **argv);
 int cmd_why(int argc, char **argv);
+int cmd_resolve(int argc, char **argv);
 int cmd_extract(int argc, char **argv);
 int cmd_prefetch(int argc, char **argv);
 int cmd_fsck(int argc, char **argv);

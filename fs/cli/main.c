@@ -24,6 +24,8 @@ static const char usage[] =
     "                                         list packages, or one package's versions\n"
     "  why --root ROOTFILE [--policy FILE] REPO NAME [VERSION]\n"
     "                                         which policy rule and signature decide\n"
+    "  resolve --root ROOTFILE [--policy FILE] REPO NAME[=VERSION]...\n"
+    "                                         the versions installing NAME needs\n"
     "Nodes:\n"
     "  extract --root ROOTFILE --store STOREDIR URL... NAME VERSION DESTDIR\n"
     "                                         materialise a version from the node store\n"
@@ -49,6 +51,7 @@ int main(int argc, char **argv)
 	    {"verify", cmd_verify},
 	    {"ls", cmd_ls},
 	    {"why", cmd_why},
+	    {"resolve", cmd_resolve},
 	    {"extract", cmd_extract},
 	    {"fsck", cmd_fsck},
 	    {"status", cmd_status},

@@ -89,11 +89,13 @@ int store_import(const char *source, const char *name, const char *version,
 /* ------------------------------------------------------------------------------------------ */
 /* Package metadata (used by store_import, exposed for tests). */
 
-/** Parse a Debian control file's Depends and Pre-Depends into m's dependency groups.
+/** Parse a Debian control file's Depends and Pre-Depends into m's dependency groups, and its
+ * Provides, Conflicts and Breaks into m's other relations.
  * @return 0; STORK_EFORMAT. */
 int store_deb_control_deps(const char *control, size_t len, struct verify_manifest *m);
 /** Parse an RPM file's header (lead, signature header, main header) from fd, positioned at
- * the start, and add its Requires (skipping rpmlib(...) and file paths) to m. Leaves the fd
+ * the start, and add its Requires (skipping rpmlib(...) and file paths) to m, and its Provides
+ * and Conflicts to m's other relations. Leaves the fd
  * position unspecified. @return 0; STORK_EFORMAT; -errno. */
 int store_rpm_deps(int fd, struct verify_manifest *m);
 

@@ -1,9 +1,10 @@
 /* store/import/pkginfo.c: dependencies declared by .deb and .rpm packages.
  *
- * Debian: the control file's Depends and Pre-Depends (deb-control(5), deb-src-control(5) for
- * the restriction syntax). RPM: the Requires of the main header (the lead, then the signature
- * header, then the main header; all counts and offsets are big-endian and come from the file,
- * so every one is bounded before use).
+ * Debian: the control file's Depends and Pre-Depends, and (manifest spec_version 2) Provides,
+ * Conflicts and Breaks (deb-control(5), deb-src-control(5) for the restriction syntax). RPM: the
+ * Requires, and (spec_version 2) Provides and Conflicts, of the main header (the lead, then the
+ * signature header, then the main header; all counts and offsets are big-endian and come from the
+ * file, so every one is bounded before use).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -154,8 +155,8 @@ static int deb_alt(const char *field, const char *p, const char *end, struct ver
 
 /* Parse a relationship field's value in [p, end): groups separated by ',', alternatives by
  * '|'. Empty groups (a trailing comma) are skipped. */
-static int deb_relations(const char *field, const char *p, const char *end,
-			 struct verify_manifest *m)
+static int deb_relations(const char *field, enum verify_relation kind, const char *p,
+			 const char *end, struct verify_manifest *m)
 {
 	while (p < end) {
 		const char *gend = memchr(p, ',', (size_t)(end - p));
@@ -188,7 +189,7 @@ static int deb_relations(const char *field, const char *p, const char *end,
 			p = aend + 1;
 		}
 		if (r == 0)
-			r = verify_manifest_add_depgroup(m, alts, n);
+			r = verify_manifest_add_relation(m, kind, alts, n);
 		if (r == -EINVAL) /* a name or version the manifest cannot hold */
 			r = STORK_EFORMAT;
 		free_alts(alts, n);
@@ -201,9 +202,13 @@ static int deb_relations(const char *field, const char *p, const char *end,
 
 int store_deb_control_deps(const char *control, size_t len, struct verify_manifest *m)
 {
-	static const char *const fields[] = {"Pre-Depends", "Depends"};
-	const char *val[2] = {NULL, NULL};
-	char *text[2] = {NULL, NULL};
+	static const char *const fields[] = {"Pre-Depends", "Depends", "Provides", "Conflicts",
+					     "Breaks"};
+	static const enum verify_relation kinds[] = {
+	    VERIFY_DEPENDS, VERIFY_DEPENDS, VERIFY_PROVIDES, VERIFY_CONFLICTS, VERIFY_BREAKS};
+	enum { NFIELDS = sizeof(fields) / sizeof(fields[0]) };
+	const char *val[NFIELDS] = {NULL};
+	char *text[NFIELDS] = {NULL};
 	const char *p = control, *end = control + len;
 	bool in_para = false, cur_wanted = false;
 	size_t cur = 0, lineno = 0, i;
@@ -269,7 +274,7 @@ int store_deb_control_deps(const char *control, size_t len, struct verify_manife
 			goto out;
 		}
 		cur_wanted = false;
-		for (i = 0; i < 2; i++) {
+		for (i = 0; i < NFIELDS; i++) {
 			if (strlen(fields[i]) != (size_t)(colon - line) ||
 			    strncasecmp(fields[i], line, (size_t)(colon - line)) != 0)
 				continue;
@@ -289,16 +294,16 @@ int store_deb_control_deps(const char *control, size_t len, struct verify_manife
 			cur_wanted = true;
 		}
 	}
-	for (i = 0; i < 2; i++) {
+	for (i = 0; i < NFIELDS; i++) {
 		if (!text[i])
 			continue;
-		r = deb_relations(fields[i], text[i], text[i] + strlen(text[i]), m);
+		r = deb_relations(fields[i], kinds[i], text[i], text[i] + strlen(text[i]), m);
 		if (r < 0)
 			goto out;
 	}
 out:
-	free(text[0]);
-	free(text[1]);
+	for (i = 0; i < NFIELDS; i++)
+		free(text[i]);
 	return r;
 }
 
@@ -314,9 +319,15 @@ out:
 #define RPM_INT32_TYPE	      4
 #define RPM_STRING_ARRAY_TYPE 8
 
-#define RPMTAG_REQUIREFLAGS   1048
-#define RPMTAG_REQUIRENAME    1049
-#define RPMTAG_REQUIREVERSION 1050
+#define RPMTAG_REQUIREFLAGS    1048
+#define RPMTAG_REQUIRENAME     1049
+#define RPMTAG_REQUIREVERSION  1050
+#define RPMTAG_PROVIDENAME     1047
+#define RPMTAG_PROVIDEFLAGS    1112
+#define RPMTAG_PROVIDEVERSION  1113
+#define RPMTAG_CONFLICTFLAGS   1053
+#define RPMTAG_CONFLICTNAME    1054
+#define RPMTAG_CONFLICTVERSION 1055
 
 #define RPMSENSE_LESS	 0x02
 #define RPMSENSE_GREATER 0x04
@@ -454,14 +465,119 @@ static const char *rpm_op(uint32_t flags)
 	}
 }
 
+/* The relations an RPM header records (rpm's tag numbers), and their kind in a manifest. */
+struct rpm_rel {
+	enum verify_relation kind;
+	uint32_t name_tag, flags_tag, version_tag;
+	const char *name, *flags, *version; /* the tags' names, for messages */
+};
+
+static const struct rpm_rel rpm_rels[] = {
+    {VERIFY_DEPENDS, RPMTAG_REQUIRENAME, RPMTAG_REQUIREFLAGS, RPMTAG_REQUIREVERSION, "REQUIRENAME",
+     "REQUIREFLAGS", "REQUIREVERSION"},
+    {VERIFY_PROVIDES, RPMTAG_PROVIDENAME, RPMTAG_PROVIDEFLAGS, RPMTAG_PROVIDEVERSION, "PROVIDENAME",
+     "PROVIDEFLAGS", "PROVIDEVERSION"},
+    {VERIFY_CONFLICTS, RPMTAG_CONFLICTNAME, RPMTAG_CONFLICTFLAGS, RPMTAG_CONFLICTVERSION,
+     "CONFLICTNAME", "CONFLICTFLAGS", "CONFLICTVERSION"},
+};
+
+/* One relation's names, flags and versions from the main header's index and data. */
+static int rpm_relation(const uint8_t *index, uint32_t nindex, const uint8_t *data, uint32_t hsize,
+			const struct rpm_rel *rel, struct verify_manifest *m)
+{
+	struct rpm_tag flags = {0}, names = {0}, versions = {0};
+	const char **namev = NULL, **verv = NULL;
+	uint32_t i;
+	int r = 0;
+
+	for (i = 0; i < nindex; i++) {
+		const uint8_t *e = index + (size_t)i * RPM_INDEX_LEN;
+		struct rpm_tag *t;
+
+		if (be32(e) == rel->flags_tag)
+			t = &flags;
+		else if (be32(e) == rel->name_tag)
+			t = &names;
+		else if (be32(e) == rel->version_tag)
+			t = &versions;
+		else
+			continue;
+		if (t->found) {
+			stork_errorf("RPM: main header: tag %u appears twice", be32(e));
+			r = STORK_EFORMAT;
+			goto out;
+		}
+		t->found = true;
+		t->type = be32(e + 4);
+		t->offset = be32(e + 8);
+		t->count = be32(e + 12);
+	}
+	if (!names.found)
+		goto out; /* none of this relation */
+
+	r = rpm_strings(data, hsize, &names, rel->name, &namev);
+	if (r < 0)
+		goto out;
+	if (versions.found) {
+		r = rpm_strings(data, hsize, &versions, rel->version, &verv);
+		if (r < 0)
+			goto out;
+	}
+	if (flags.found) {
+		if (flags.type != RPM_INT32_TYPE) {
+			stork_errorf("RPM: main header: %s has type %u, not int32", rel->flags,
+				     flags.type);
+			r = STORK_EFORMAT;
+			goto out;
+		}
+		if ((uint64_t)flags.offset + (uint64_t)flags.count * 4 > hsize) {
+			stork_errorf("RPM: main header: %s: %u values at offset %u do not fit in "
+				     "%u bytes",
+				     rel->flags, flags.count, flags.offset, hsize);
+			r = STORK_EFORMAT;
+			goto out;
+		}
+	}
+	if ((versions.found && versions.count != names.count) ||
+	    (flags.found && flags.count != names.count)) {
+		stork_errorf("RPM: main header: %u %s but %u %s and %u %s", names.count, rel->name,
+			     versions.found ? versions.count : names.count, rel->version,
+			     flags.found ? flags.count : names.count, rel->flags);
+		r = STORK_EFORMAT;
+		goto out;
+	}
+
+	for (i = 0; i < names.count; i++) {
+		uint32_t fl = flags.found ? be32(data + flags.offset + (size_t)i * 4) : 0;
+		struct verify_dep d = {(char *)namev[i], NULL, NULL};
+
+		/* rpmlib() features, file paths and rich (boolean) dependencies name no
+		 * package (a provided file path is the same for Provides). */
+		if (namev[i][0] == '\0' || namev[i][0] == '/' || namev[i][0] == '(' ||
+		    strncmp(namev[i], "rpmlib(", 7) == 0 || (fl & RPMSENSE_RPMLIB))
+			continue;
+		if (verv && verv[i][0] != '\0' && rpm_op(fl)) {
+			d.op = (char *)rpm_op(fl);
+			d.version = (char *)verv[i];
+		}
+		r = verify_manifest_add_relation(m, rel->kind, &d, 1);
+		if (r == -EINVAL) /* a name or version the manifest cannot hold */
+			r = STORK_EFORMAT;
+		if (r < 0)
+			goto out;
+	}
+out:
+	free(namev);
+	free(verv);
+	return r;
+}
+
 int store_rpm_deps(int fd, struct verify_manifest *m)
 {
 	static const uint8_t lead_magic[4] = {0xed, 0xab, 0xee, 0xdb};
 	uint8_t lead[RPM_LEAD_LEN];
 	uint8_t *index = NULL, *data = NULL;
-	struct rpm_tag flags = {0}, names = {0}, versions = {0};
-	const char **namev = NULL, **verv = NULL;
-	uint32_t nindex, hsize, i;
+	uint32_t nindex, hsize;
 	uint64_t sigsize;
 	int r;
 
@@ -499,91 +615,12 @@ int store_rpm_deps(int fd, struct verify_manifest *m)
 	if (r < 0)
 		goto out;
 
-	for (i = 0; i < nindex; i++) {
-		const uint8_t *e = index + (size_t)i * RPM_INDEX_LEN;
-		struct rpm_tag *t;
-
-		switch (be32(e)) {
-		case RPMTAG_REQUIREFLAGS:
-			t = &flags;
-			break;
-		case RPMTAG_REQUIRENAME:
-			t = &names;
-			break;
-		case RPMTAG_REQUIREVERSION:
-			t = &versions;
-			break;
-		default:
-			continue;
-		}
-		if (t->found) {
-			stork_errorf("RPM: main header: tag %u appears twice", be32(e));
-			r = STORK_EFORMAT;
-			goto out;
-		}
-		t->found = true;
-		t->type = be32(e + 4);
-		t->offset = be32(e + 8);
-		t->count = be32(e + 12);
-	}
-	if (!names.found)
-		goto out; /* no Requires at all */
-
-	r = rpm_strings(data, hsize, &names, "REQUIRENAME", &namev);
-	if (r < 0)
-		goto out;
-	if (versions.found) {
-		r = rpm_strings(data, hsize, &versions, "REQUIREVERSION", &verv);
-		if (r < 0)
-			goto out;
-	}
-	if (flags.found) {
-		if (flags.type != RPM_INT32_TYPE) {
-			stork_errorf("RPM: main header: REQUIREFLAGS has type %u, not int32",
-				     flags.type);
-			r = STORK_EFORMAT;
-			goto out;
-		}
-		if ((uint64_t)flags.offset + (uint64_t)flags.count * 4 > hsize) {
-			stork_errorf("RPM: main header: REQUIREFLAGS: %u values at offset %u do "
-				     "not fit in %u bytes",
-				     flags.count, flags.offset, hsize);
-			r = STORK_EFORMAT;
-			goto out;
-		}
-	}
-	if ((versions.found && versions.count != names.count) ||
-	    (flags.found && flags.count != names.count)) {
-		stork_errorf("RPM: main header: %u REQUIRENAME but %u REQUIREVERSION and %u "
-			     "REQUIREFLAGS",
-			     names.count, versions.found ? versions.count : names.count,
-			     flags.found ? flags.count : names.count);
-		r = STORK_EFORMAT;
-		goto out;
-	}
-
-	for (i = 0; i < names.count; i++) {
-		uint32_t fl = flags.found ? be32(data + flags.offset + (size_t)i * 4) : 0;
-		struct verify_dep d = {(char *)namev[i], NULL, NULL};
-
-		/* rpmlib() features, file paths and rich (boolean) dependencies name no
-		 * package. */
-		if (namev[i][0] == '\0' || namev[i][0] == '/' || namev[i][0] == '(' ||
-		    strncmp(namev[i], "rpmlib(", 7) == 0 || (fl & RPMSENSE_RPMLIB))
-			continue;
-		if (verv && verv[i][0] != '\0' && rpm_op(fl)) {
-			d.op = (char *)rpm_op(fl);
-			d.version = (char *)verv[i];
-		}
-		r = verify_manifest_add_depgroup(m, &d, 1);
-		if (r == -EINVAL) /* a name or version the manifest cannot hold */
-			r = STORK_EFORMAT;
+	for (size_t k = 0; k < sizeof(rpm_rels) / sizeof(rpm_rels[0]); k++) {
+		r = rpm_relation(index, nindex, data, hsize, &rpm_rels[k], m);
 		if (r < 0)
 			goto out;
 	}
 out:
-	free(namev);
-	free(verv);
 	free(index);
 	free(data);
 	return r;

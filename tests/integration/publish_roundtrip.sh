@@ -87,6 +87,8 @@ Requires: bar
 Requires: baz = 2:3.4-5
 Requires: qux < 3
 Requires: /bin/sh
+Provides: stork-virtual = 4.0
+Conflicts: oldstork < 1.0
 
 %description
 A tiny package for the storkfs tests.
@@ -170,7 +172,9 @@ def manifest(name, version):
     m = json.loads(raw)
     canon = json.dumps(m, sort_keys=True, separators=(',', ':'), ensure_ascii=False).encode()
     assert raw == canon, f'{hits[0]}: not canonical JSON'
-    assert m['_type'] == 'storkfs-manifest' and m['spec_version'] == 1, hits[0]
+    # spec_version 2 exactly when the manifest records provides, conflicts or breaks
+    spec = 2 if any(k in m for k in ('provides', 'conflicts', 'breaks')) else 1
+    assert m['_type'] == 'storkfs-manifest' and m['spec_version'] == spec, hits[0]
     assert m['name'] == name and m['version'] == version, hits[0]
     paths = [e['path'] for e in m['files']]
     assert paths == sorted(paths, key=lambda p: p.encode()), f'{hits[0]}: files not sorted'
@@ -179,9 +183,9 @@ def manifest(name, version):
 def norm(groups):
     return sorted(sorted(tuple(sorted(d.items())) for d in g) for g in groups)
 
-def deb_deps(deb):
+def deb_deps(deb, fields=('Depends', 'Pre-Depends')):
     groups = []
-    for field in ('Depends', 'Pre-Depends'):
+    for field in fields:
         val = subprocess.run(['dpkg-deb', '-f', deb, field], capture_output=True, text=True,
                              check=True).stdout.strip()
         if not val:
@@ -207,8 +211,11 @@ for deb in sorted(glob.glob(os.path.join(debdir, '*.deb'))):
     assert m['format'] == 'deb', (name, m['format'])
     want, got = norm(deb_deps(deb)), norm(m['depends'])
     assert want == got, f'{name}: depends {m["depends"]} != control {deb_deps(deb)}'
+    for key, field in (('provides', 'Provides'), ('conflicts', 'Conflicts'), ('breaks', 'Breaks')):
+        want, got = norm(deb_deps(deb, (field,))), norm(m.get(key, []))
+        assert want == got, f'{name}: {key} {m.get(key)} != control {deb_deps(deb, (field,))}'
     checked += 1
-print(f'ok: depends of {checked} .debs match their control files')
+print(f'ok: depends, provides, conflicts and breaks of {checked} .debs match their control files')
 g = manifest('grep', [v for v in os.listdir(os.path.join(repo, 'targets', 'grep'))][0].split('.', 1)[1][:-5])
 assert any(len(grp) == 2 for grp in g['depends']), 'grep: the "dpkg | install-info" alternative is missing'
 
@@ -218,7 +225,12 @@ want = norm([[{'name': 'foo', 'op': '>=', 'version': '1.0'}], [{'name': 'bar'}],
              [{'name': 'baz', 'op': '=', 'version': '2:3.4-5'}],
              [{'name': 'qux', 'op': '<<', 'version': '3'}]])
 assert norm(r['depends']) == want, f'rpm depends: {r["depends"]}'
-print('ok: rpm Requires recorded (rpmlib() and file paths dropped)')
+provides = norm(r['provides'])
+assert norm([[{'name': 'stork-virtual', 'op': '=', 'version': '4.0'}]])[0] in provides, provides
+assert norm([[{'name': 'storktest', 'op': '=', 'version': '1.2-3'}]])[0] in provides, provides
+assert norm(r['conflicts']) == norm([[{'name': 'oldstork', 'op': '<<', 'version': '1.0'}]]), r['conflicts']
+assert r['spec_version'] == 2 and 'breaks' not in r, r
+print('ok: rpm Requires recorded (rpmlib() and file paths dropped), Provides and Conflicts too')
 
 for name, fmt in (('treezst', 'tar'), ('treegz', 'tar'), ('treedir', 'dir')):
     d = os.listdir(os.path.join(repo, 'targets', name))

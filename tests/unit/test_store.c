@@ -445,6 +445,9 @@ static const char hello_control[] =
     "Pre-Depends: dpkg (>= 1.19.0)\n"
     "Depends: libc6 (>= 2.34), default-mta | mail-transport-agent,\n"
     " zlib1g:amd64 (<< 1:2)\n"
+    "Provides: greeter (= 2.10)\n"
+    "Conflicts: hello-old\n"
+    "Breaks: hello-debhelper (<< 2.9)\n"
     "Description: greet\n"
     " the world\n";
 
@@ -1412,6 +1415,13 @@ START_TEST(import_deb_reads_data_and_depends)
 	check_dep(&m->depends[2], 0, "default-mta", NULL, NULL);
 	check_dep(&m->depends[2], 1, "mail-transport-agent", NULL, NULL);
 	check_dep(&m->depends[3], 0, "zlib1g", "<<", "1:2");
+	/* the other relations the resolver needs (manifest spec_version 2) */
+	ck_assert_uint_eq(m->nprovides, 1);
+	check_dep(&m->provides[0], 0, "greeter", "=", "2.10");
+	ck_assert_uint_eq(m->nconflicts, 1);
+	check_dep(&m->conflicts[0], 0, "hello-old", NULL, NULL);
+	ck_assert_uint_eq(m->nbreaks, 1);
+	check_dep(&m->breaks[0], 0, "hello-debhelper", "<<", "2.9");
 	verify_manifest_free(m);
 	free(hello);
 }

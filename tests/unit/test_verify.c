@@ -1468,11 +1468,29 @@ START_TEST(manifest_parse_refuses_bad_documents)
 				    "\"files\":[]}"),
 			 STORK_EFORMAT);
 	ck_assert_int_eq(
-	    parse_code("{\"_type\":\"storkfs-manifest\",\"spec_version\":2,\"name\":"
+	    parse_code("{\"_type\":\"storkfs-manifest\",\"spec_version\":3,\"name\":"
 		       "\"hello\",\"version\":\"1.0\",\"format\":\"tar\",\"depends\":[],"
 		       "\"files\":[]}"),
 	    STORK_EFORMAT);
-	ck_assert_ptr_nonnull(strstr(stork_error_detail(), "spec_version 2"));
+	ck_assert_ptr_nonnull(strstr(stork_error_detail(), "spec_version 3"));
+	/* Relations other than depends need spec_version 2, and hold one alternative a group. */
+	ck_assert_int_eq(
+	    parse_code("{\"_type\":\"storkfs-manifest\",\"spec_version\":1,\"name\":"
+		       "\"hello\",\"version\":\"1.0\",\"format\":\"deb\",\"depends\":[],"
+		       "\"provides\":[[{\"name\":\"greeter\"}]],\"files\":[]}"),
+	    STORK_EFORMAT);
+	ck_assert_ptr_nonnull(strstr(stork_error_detail(), "\"provides\" needs spec_version 2"));
+	ck_assert_int_eq(
+	    parse_code("{\"_type\":\"storkfs-manifest\",\"spec_version\":2,\"name\":"
+		       "\"hello\",\"version\":\"1.0\",\"format\":\"deb\",\"depends\":[],"
+		       "\"provides\":[[{\"name\":\"greeter\"}]],\"files\":[]}"),
+	    0);
+	ck_assert_int_eq(
+	    parse_code("{\"_type\":\"storkfs-manifest\",\"spec_version\":2,\"name\":"
+		       "\"hello\",\"version\":\"1.0\",\"format\":\"deb\",\"depends\":[],"
+		       "\"conflicts\":[[{\"name\":\"a\"},{\"name\":\"b\"}]],\"files\":[]}"),
+	    STORK_EFORMAT);
+	ck_assert_ptr_nonnull(strstr(stork_error_detail(), "conflicts[0]"));
 	ck_assert_int_eq(parse_code("{\"_type\":\"storkfs-manifest\",\"spec_version\":\"1\","
 				    "\"name\":\"hello\",\"version\":\"1.0\",\"format\":\"tar\","
 				    "\"depends\":[],\"files\":[]}"),
