@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "fs/fs.h"
 
@@ -125,6 +126,26 @@ int cli_node_option(const char *cmd, int c, const char *arg, struct cli_node *n)
  * both); else the exit code, nothing left open. */
 int cli_node_open(const char *cmd, const struct cli_node *n, const char *const *mirrors,
 		  size_t nmirrors, struct store **ret_s, struct fs_repo **ret_repo);
+
+/* The options of the commands that read a repository as a client (`stork verify`, `ls`,
+ * `why`, `resolve`): --root, --at, --cacert, --netrc, --policy, then REPO and more. */
+struct cli_client_args {
+	const char *root;
+	const char *repo;
+	char shown[1024];    /* repo for messages: no password (fetch_url_shown) */
+	const char *name;    /* the positional after REPO, if any */
+	const char *version; /* the one after that, if any */
+	const char *policy;
+	time_t at;
+	struct fetch_opts fo;
+};
+
+/** Parse argv into *a: the options above and min_pos..max_pos positionals (REPO first;
+ * positionals names those after it in the usage error). --policy is a usage error unless
+ * policy_allowed. *ret_exit with *ret_code when the command ends here (help, usage error). */
+void cli_client_args_parse(const char *cmd, const char *help, int argc, char **argv, int min_pos,
+			   int max_pos, const char *positionals, bool policy_allowed,
+			   struct cli_client_args *a, bool *ret_exit, int *ret_code);
 
 /* A progress bar on stderr, drawn only when stderr is a terminal and the work is large. */
 struct cli_progress {

@@ -2,6 +2,7 @@
  * (fs/install/install.h). */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,10 +35,7 @@ static const char resolve_help[] =
 
 /* What the command holds while it runs. */
 struct resolve_cmd {
-	const char *root, *repo, *policy_file;
-	char shown[1024];
-	time_t at;
-	struct fetch_opts fo;
+	struct cli_client_args a; /* the options, REPO */
 	struct verify_source src;
 	bool src_live;
 	struct verify_client *c;
@@ -173,69 +171,6 @@ static void resolve_cmd_fini(struct resolve_cmd *rc)
 		fetch_source_fini(&rc->src);
 }
 
-/* Options; *ret_done with *ret_code when the command ends here (help, usage error). */
-static int parse_args(struct resolve_cmd *rc, int argc, char **argv, int *ret_code)
-{
-	static const struct option opts[] = {
-	    {"help", no_argument, NULL, 'h'},
-	    {"root", required_argument, NULL, 'r'},
-	    {"at", required_argument, NULL, 'a'},
-	    {"cacert", required_argument, NULL, 'c'},
-	    {"policy", required_argument, NULL, 'p'},
-	    {"netrc", required_argument, NULL, 'n'},
-	    {0},
-	};
-	uint64_t at;
-	int c;
-
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "hr:a:c:p:n:", opts, NULL)) != -1) {
-		switch (c) {
-		case 'h':
-			fputs(resolve_help, stdout);
-			*ret_code = CLI_OK;
-			return 1;
-		case 'r':
-			rc->root = optarg;
-			break;
-		case 'a':
-			if (cli_parse_size(optarg, &at) < 0 || at > INT64_MAX) {
-				*ret_code = cli_usage_error("resolve",
-							    "--at %s: expected seconds since the "
-							    "epoch",
-							    optarg);
-				return 1;
-			}
-			rc->at = (time_t)at;
-			break;
-		case 'c':
-			rc->fo.cainfo = optarg;
-			break;
-		case 'n':
-			rc->fo.netrc = optarg;
-			break;
-		case 'p':
-			rc->policy_file = optarg;
-			break;
-		default:
-			*ret_code = cli_usage_error("resolve", "unknown option");
-			return 1;
-		}
-	}
-	if (!rc->root) {
-		*ret_code =
-		    cli_usage_error("resolve", "needs --root ROOTFILE (the pinned root metadata)");
-		return 1;
-	}
-	if (argc - optind < 2) {
-		*ret_code = cli_usage_error("resolve", "expected REPO NAME[=VERSION]...");
-		return 1;
-	}
-	rc->repo = argv[optind];
-	fetch_url_shown(rc->repo, rc->shown, sizeof(rc->shown));
-	return 0;
-}
-
 /* The pinned root, the repository, a refreshed client, the policy. @return an exit code. */
 static int open_repo(struct resolve_cmd *rc)
 {
@@ -243,35 +178,35 @@ static int open_repo(struct resolve_cmd *rc)
 	size_t rootlen = 0;
 	int r;
 
-	r = cli_read_file(rc->root, VERIFY_MAX_ROOT_LEN, &root, &rootlen);
+	r = cli_read_file(rc->a.root, VERIFY_MAX_ROOT_LEN, &root, &rootlen);
 	if (r < 0) {
-		cli_fail("resolve", r, "%s", rc->root);
+		cli_fail("resolve", r, "%s", rc->a.root);
 		return cli_exit_input(r);
 	}
-	r = rc->policy_file ? verify_policy_load(rc->policy_file, &rc->policy)
-			    : verify_policy_default(&rc->policy);
+	r = rc->a.policy ? verify_policy_load(rc->a.policy, &rc->policy)
+			 : verify_policy_default(&rc->policy);
 	if (r < 0) {
-		cli_fail("resolve", r, "%s", rc->policy_file ? rc->policy_file : "default policy");
+		cli_fail("resolve", r, "%s", rc->a.policy ? rc->a.policy : "default policy");
 		free(root);
 		return cli_exit_input(r);
 	}
-	r = fetch_source_init(&rc->src, rc->repo, &rc->fo);
+	r = fetch_source_init(&rc->src, rc->a.repo, &rc->a.fo);
 	if (r < 0) {
-		cli_fail("resolve", r, "%s", rc->shown);
+		cli_fail("resolve", r, "%s", rc->a.shown);
 		free(root);
 		return cli_exit_input(r);
 	}
 	rc->src_live = true;
-	r = verify_client_new(root, rootlen, rc->at ? rc->at : time(NULL), &rc->c);
+	r = verify_client_new(root, rootlen, rc->a.at ? rc->a.at : time(NULL), &rc->c);
 	free(root);
 	if (r < 0) {
-		stork_error_prefix("pinned root %s: ", rc->root);
-		cli_fail("resolve", r, "%s", rc->root);
+		stork_error_prefix("pinned root %s: ", rc->a.root);
+		cli_fail("resolve", r, "%s", rc->a.root);
 		return cli_exit_verify(r);
 	}
 	r = verify_client_refresh(rc->c, &rc->src);
 	if (r < 0) {
-		cli_fail("resolve", r, "%s", rc->shown);
+		cli_fail("resolve", r, "%s", rc->a.shown);
 		return cli_exit_verify(r);
 	}
 	return CLI_OK;
@@ -302,8 +237,11 @@ int cmd_resolve(int argc, char **argv)
 	struct fs_install_request *want = NULL;
 	size_t *chosen = NULL, nchosen = 0;
 	int code = CLI_OK, nwant, r;
+	bool done;
 
-	if (parse_args(&rc, argc, argv, &code))
+	cli_client_args_parse("resolve", resolve_help, argc, argv, 2, INT_MAX, " NAME[=VERSION]...",
+			      true, &rc.a, &done, &code);
+	if (done)
 		return code;
 	nwant = argc - optind - 1;
 	want = calloc((size_t)nwant, sizeof(*want));
@@ -322,7 +260,7 @@ int cmd_resolve(int argc, char **argv)
 	if (r == 0)
 		r = collect_refusals(&rc);
 	if (r < 0) {
-		cli_fail("resolve", r, "%s", rc.shown);
+		cli_fail("resolve", r, "%s", rc.a.shown);
 		code = r == -ENOMEM ? CLI_SYSTEM : cli_exit_verify(r);
 		goto out;
 	}

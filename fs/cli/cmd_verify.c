@@ -1,6 +1,5 @@
 /* fs/cli/cmd_verify.c: `stork verify` and `stork ls`, the client's view of a repository. */
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,96 +49,8 @@ static const char why_help[] =
     "rule) and which role and key signed it, or why nothing matched. Without --policy: the\n"
     "default policy (trust * delegated). Exit 0 when a version is accepted, 1 when none is.\n";
 
-struct client_args {
-	const char *root;
-	const char *repo;
-	char shown[1024];    /* repo for messages: no password (fetch_url_shown) */
-	const char *name;    /* ls, why */
-	const char *version; /* why */
-	const char *policy;
-	time_t at;
-	struct fetch_opts fo;
-};
-
-static int parse_client_args(const char *cmd, const char *help, int argc, char **argv, int max_pos,
-			     struct client_args *a, bool *ret_exit, int *ret_code)
-{
-	static const struct option opts[] = {
-	    {"help", no_argument, NULL, 'h'},
-	    {"root", required_argument, NULL, 'r'},
-	    {"at", required_argument, NULL, 'a'},
-	    {"cacert", required_argument, NULL, 'c'},
-	    {"policy", required_argument, NULL, 'p'},
-	    {"netrc", required_argument, NULL, 'n'},
-	    {0},
-	};
-	uint64_t at;
-	int c;
-
-	*ret_exit = true;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "hr:a:c:p:n:", opts, NULL)) != -1) {
-		switch (c) {
-		case 'h':
-			fputs(help, stdout);
-			*ret_code = CLI_OK;
-			return 0;
-		case 'r':
-			a->root = optarg;
-			break;
-		case 'a':
-			if (cli_parse_size(optarg, &at) < 0 || at > INT64_MAX) {
-				*ret_code = cli_usage_error(cmd,
-							    "--at %s: expected seconds since "
-							    "the epoch",
-							    optarg);
-				return 0;
-			}
-			a->at = (time_t)at;
-			break;
-		case 'c':
-			a->fo.cainfo = optarg;
-			break;
-		case 'n':
-			a->fo.netrc = optarg;
-			break;
-		case 'p':
-			if (max_pos < 2) {
-				*ret_code = cli_usage_error(cmd, "--policy is for ls, why and "
-								 "extract");
-				return 0;
-			}
-			a->policy = optarg;
-			break;
-		default:
-			*ret_code = cli_usage_error(cmd, "unknown option");
-			return 0;
-		}
-	}
-	if (!a->root) {
-		*ret_code =
-		    cli_usage_error(cmd, "needs --root ROOTFILE (the pinned root metadata)");
-		return 0;
-	}
-	if (argc - optind < (max_pos > 2 ? 2 : 1) || argc - optind > max_pos) {
-		*ret_code = cli_usage_error(cmd, "expected REPO%s",
-					    max_pos > 2	  ? " NAME [VERSION]"
-					    : max_pos > 1 ? " [NAME]"
-							  : "");
-		return 0;
-	}
-	a->repo = argv[optind];
-	fetch_url_shown(a->repo, a->shown, sizeof(a->shown));
-	if (argc - optind > 1)
-		a->name = argv[optind + 1];
-	if (argc - optind > 2)
-		a->version = argv[optind + 2];
-	*ret_exit = false;
-	return 0;
-}
-
 /* Open the repository, start a client from the pinned root and run the TUF workflow. */
-static int open_client(const char *cmd, const struct client_args *a, struct verify_source *src,
+static int open_client(const char *cmd, const struct cli_client_args *a, struct verify_source *src,
 		       struct verify_client **ret_c, uint8_t **ret_root, size_t *ret_rootlen)
 {
 	struct verify_client *c = NULL;
@@ -201,7 +112,7 @@ static bool is_local(const char *repo)
 
 int cmd_verify(int argc, char **argv)
 {
-	struct client_args ca = {0};
+	struct cli_client_args ca = {0};
 	struct verify_source src = {0};
 	struct verify_client *c = NULL;
 	struct fs_audit_result res;
@@ -211,7 +122,8 @@ int cmd_verify(int argc, char **argv)
 	bool done;
 	int code = 0, r;
 
-	parse_client_args("verify", verify_help, argc, argv, 1, &ca, &done, &code);
+	cli_client_args_parse("verify", verify_help, argc, argv, 1, 1, "", false, &ca, &done,
+			      &code);
 	if (done)
 		return code;
 	code = open_client("verify", &ca, &src, &c, &root, &rootlen);
@@ -307,7 +219,7 @@ static int load_policy(const char *cmd, const char *path, struct verify_policy *
 
 /* What `stork ls` and `stork why` hold while they run. */
 struct session {
-	struct client_args a;
+	struct cli_client_args a;
 	struct verify_source src;
 	struct verify_client *c;
 	struct verify_policy *policy;
@@ -335,7 +247,7 @@ int cmd_ls(int argc, char **argv)
 	bool done;
 	int code = 0, r;
 
-	parse_client_args("ls", ls_help, argc, argv, 2, &s.a, &done, &code);
+	cli_client_args_parse("ls", ls_help, argc, argv, 1, 2, " [NAME]", true, &s.a, &done, &code);
 	if (done)
 		return code;
 	code = open_client("ls", &s.a, &s.src, &s.c, &s.root, &s.rootlen);
@@ -387,7 +299,8 @@ int cmd_why(int argc, char **argv)
 	bool done, accepted = false;
 	int code = 0, r;
 
-	parse_client_args("why", why_help, argc, argv, 3, &s.a, &done, &code);
+	cli_client_args_parse("why", why_help, argc, argv, 2, 3, " NAME [VERSION]", true, &s.a,
+			      &done, &code);
 	if (done)
 		return code;
 	code = load_policy("why", s.a.policy, &s.policy);

@@ -1,6 +1,7 @@
 /* fs/cli/util.c: argument parsing, error printing and progress output for `stork`. */
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -399,4 +400,78 @@ fail:
 	store_close(s);
 	free(root);
 	return code;
+}
+
+void cli_client_args_parse(const char *cmd, const char *help, int argc, char **argv, int min_pos,
+			   int max_pos, const char *positionals, bool policy_allowed,
+			   struct cli_client_args *a, bool *ret_exit, int *ret_code)
+{
+	static const struct option opts[] = {
+	    {"help", no_argument, NULL, 'h'},
+	    {"root", required_argument, NULL, 'r'},
+	    {"at", required_argument, NULL, 'a'},
+	    {"cacert", required_argument, NULL, 'c'},
+	    {"policy", required_argument, NULL, 'p'},
+	    {"netrc", required_argument, NULL, 'n'},
+	    {0},
+	};
+	uint64_t at;
+	int c;
+
+	*ret_exit = true;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "hr:a:c:p:n:", opts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			fputs(help, stdout);
+			*ret_code = CLI_OK;
+			return;
+		case 'r':
+			a->root = optarg;
+			break;
+		case 'a':
+			if (cli_parse_size(optarg, &at) < 0 || at > INT64_MAX) {
+				*ret_code = cli_usage_error(cmd,
+							    "--at %s: expected seconds since "
+							    "the epoch",
+							    optarg);
+				return;
+			}
+			a->at = (time_t)at;
+			break;
+		case 'c':
+			a->fo.cainfo = optarg;
+			break;
+		case 'n':
+			a->fo.netrc = optarg;
+			break;
+		case 'p':
+			if (!policy_allowed) {
+				*ret_code = cli_usage_error(cmd, "--policy is for ls, why and "
+								 "extract");
+				return;
+			}
+			a->policy = optarg;
+			break;
+		default:
+			*ret_code = cli_usage_error(cmd, "unknown option");
+			return;
+		}
+	}
+	if (!a->root) {
+		*ret_code =
+		    cli_usage_error(cmd, "needs --root ROOTFILE (the pinned root metadata)");
+		return;
+	}
+	if (argc - optind < min_pos || argc - optind > max_pos) {
+		*ret_code = cli_usage_error(cmd, "expected REPO%s", positionals);
+		return;
+	}
+	a->repo = argv[optind];
+	fetch_url_shown(a->repo, a->shown, sizeof(a->shown));
+	if (argc - optind > 1)
+		a->name = argv[optind + 1];
+	if (argc - optind > 2)
+		a->version = argv[optind + 2];
+	*ret_exit = false;
 }
