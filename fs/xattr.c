@@ -62,10 +62,10 @@ int fsd_xattr_value(struct fsd *d, const struct fsd_inode *n, const char *name, 
 	struct store_objinfo info;
 	int len = -ENODATA;
 
-	/* A slice's subtree tells only about the slice (fs/README.md "Slices"). A file is one
-	 * inode for every view that reaches it (its pages are cached once), so with slices= every
-	 * file answers as a slice's does, whichever view looked it up last. */
-	if (n->slice || (d->conf.slices && n->kind == FSD_N_ENTRY))
+	/* A slice's root and directories tell only about the slice (fs/README.md "Slices"). A
+	 * file is one inode for every view that reaches it (its pages are cached once), so it
+	 * answers the same in every view, whichever looked it up last. */
+	if (n->slice && n->kind != FSD_N_ENTRY)
 		return slice_xattr(d, n, name, buf, cap);
 	if (n->kind == FSD_N_ROOT && strcmp(name, XA_STATUS) == 0) {
 		char *json = fsd_status_json(d);
@@ -137,7 +137,7 @@ size_t fsd_xattr_names(struct fsd *d, const struct fsd_inode *n, char *buf)
 		memcpy(buf + len, s, sizeof(s));                                                   \
 		len += sizeof(s);                                                                  \
 	} while (0)
-	if (n->slice || (d->conf.slices && n->kind == FSD_N_ENTRY)) { /* as slice_xattr */
+	if (n->slice && n->kind != FSD_N_ENTRY) { /* as slice_xattr */
 		if (n->kind == FSD_N_SLICE)
 			ADD(XA_STATUS);
 		if (e && e->type == VERIFY_FILE)
