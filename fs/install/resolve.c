@@ -248,10 +248,10 @@ static void favor_first_alternatives(struct resolve *rs, const struct verify_man
 {
 	int nrequests = job->count; /* the requests' jobs, pairs of (how, what) */
 	Pool *pool = rs->pool;
-	Queue todo;
+	Queue pending;
 	Map seen;
 
-	queue_init(&todo);
+	queue_init(&pending);
 	map_init(&seen, pool->nsolvables);
 	for (int i = 0; i < nrequests; i += 2) {
 		Id how = job->elements[i] & SOLVER_SELECTMASK, what = job->elements[i + 1];
@@ -259,19 +259,19 @@ static void favor_first_alternatives(struct resolve *rs, const struct verify_man
 
 		if (how == SOLVER_SOLVABLE) {
 			MAPSET(&seen, what);
-			queue_push(&todo, what);
+			queue_push(&pending, what);
 			continue;
 		}
 		FOR_PROVIDES(p, pp, what)
 		{
 			if (pool->solvables[p].name == what && !MAPTST(&seen, p)) {
 				MAPSET(&seen, p);
-				queue_push(&todo, p);
+				queue_push(&pending, p);
 			}
 		}
 	}
-	while (todo.count) {
-		Solvable *s = pool_id2solvable(pool, queue_pop(&todo));
+	while (pending.count) {
+		Solvable *s = pool_id2solvable(pool, queue_pop(&pending));
 		Id *reqp, req, p, pp;
 
 		if (!s->requires)
@@ -281,7 +281,7 @@ static void favor_first_alternatives(struct resolve *rs, const struct verify_man
 			{
 				if (!MAPTST(&seen, p)) {
 					MAPSET(&seen, p);
-					queue_push(&todo, p);
+					queue_push(&pending, p);
 				}
 			}
 		}
@@ -299,7 +299,7 @@ static void favor_first_alternatives(struct resolve *rs, const struct verify_man
 		}
 	}
 	map_free(&seen);
-	queue_free(&todo);
+	queue_free(&pending);
 }
 
 /* The job for one request, or 0 when no accepted version matches it. */

@@ -8,11 +8,7 @@
 
 need setpriv nginx
 need_fuse
-[ "$(id -u)" -eq 0 ] || {
-	[ "${CI:-}" != true ] || fail "this test needs root (another user's view, a tmpfs)"
-	echo "# SKIP $TEST_NAME: needs root" >&2
-	exit 77
-}
+need_root "takes another user's view and mounts a tmpfs"
 chmod 755 "$T"
 make_repo
 synth_tree "$T/src"

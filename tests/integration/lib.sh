@@ -957,6 +957,37 @@ squid_objects() {
 	grep -c ' GET http://[^ ]*/objects/' "$T/squid$1/access.log" || true
 }
 
+# private_syslog: receive what daemons send to syslog in $SYSLOG ($T/syslog): an overlay on
+# /dev holding our own /dev/log. Only in a private mount namespace (the test re-executes itself
+# under `unshare --mount --propagation private` before sourcing lib.sh): it hides /dev/log.
+private_syslog() {
+	mkdir -p "$T/dev.up" "$T/dev.work"
+	mount -t overlay overlay -o "lowerdir=/dev,upperdir=$T/dev.up,workdir=$T/dev.work" /dev ||
+		fail "cannot put an overlay on /dev in this mount namespace (for a private /dev/log)"
+	rm -f /dev/log
+	SYSLOG=$T/syslog
+	python3 -c 'import os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind("/dev/log")
+open(sys.argv[1] + ".ready", "w").close()
+with open(sys.argv[1], "ab", buffering=0) as f:
+    while True:
+        f.write(s.recv(65536).rstrip(b"\n") + b"\n")' "$SYSLOG" &
+	for _ in $(seq 50); do
+		[ -e "$SYSLOG.ready" ] && break
+		sleep 0.1
+	done
+	[ -e "$SYSLOG.ready" ] || fail "the syslog receiver did not start"
+}
+
+# need_root WHY: the test needs root (WHY says for what); under CI it fails without it.
+need_root() {
+	[ "$(id -u)" -eq 0 ] && return 0
+	[ "${CI:-}" != true ] || fail "this test $1: it must run as root"
+	echo "# SKIP $TEST_NAME: not root" >&2
+	exit 77
+}
+
 # start_peer STOREDIR: nginx with contrib/nginx-peer.conf rooted at STOREDIR on a free port
 # (another node exposing its store). Sets PEER_URL (http://127.0.0.1:PORT/) and PEER_DIR
 # (access.log).

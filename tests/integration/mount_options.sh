@@ -6,11 +6,7 @@
 
 need nginx setpriv
 need_fuse
-[ "$(id -u)" -eq 0 ] || {
-	[ "${CI:-}" != true ] || fail "this test mounts as root (allow_other, suid)"
-	echo "# SKIP $TEST_NAME: needs root" >&2
-	exit 77
-}
+need_root "mounts as root (allow_other, suid)"
 chmod 755 "$T" # other users reach the mount points
 make_repo
 synth_tree "$T/src"

@@ -26,24 +26,8 @@ fi
 need python3 mount
 need_fuse
 
-# --- syslog: our own /dev/log (an overlay on /dev, in this mount namespace only) ----------------
-mkdir -p "$T/dev.up" "$T/dev.work"
-mount -t overlay overlay -o "lowerdir=/dev,upperdir=$T/dev.up,workdir=$T/dev.work" /dev ||
-	fail "cannot put an overlay on /dev in this mount namespace (for a private /dev/log)"
-rm -f /dev/log
-SYSLOG=$T/syslog
-python3 -c 'import os, socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind("/dev/log")
-open(sys.argv[1] + ".ready", "w").close()
-with open(sys.argv[1], "ab", buffering=0) as f:
-    while True:
-        f.write(s.recv(65536).rstrip(b"\n") + b"\n")' "$SYSLOG" &
-for _ in $(seq 50); do
-	[ -e "$SYSLOG.ready" ] && break
-	sleep 0.1
-done
-[ -e "$SYSLOG.ready" ] || fail "the syslog receiver did not start"
+# the daemon's syslog lines: our own /dev/log in this mount namespace (sets SYSLOG)
+private_syslog
 
 # mount_daemon MNT OPTIONS URL...: storkfs without -f; returns once mounted. Sets SFS_PID.
 mount_daemon() {

@@ -8,11 +8,7 @@
 
 need python3 nginx mount umount
 need_fuse
-[ "$(id -u)" = 0 ] || {
-	[ "${CI:-}" != true ] || fail "this test mounts a tmpfs: it must run as root"
-	echo "# SKIP $TEST_NAME: not root" >&2
-	exit 77
-}
+need_root "mounts a tmpfs"
 
 FS=$T/small
 mkdir -p "$FS"

@@ -9,11 +9,7 @@
 
 need python3 nginx mount umount
 need_fuse
-[ "$(id -u)" = 0 ] || {
-	[ "${CI:-}" != true ] || fail "this test makes a bind mount: it must run as root"
-	echo "# SKIP $TEST_NAME: not root" >&2
-	exit 77
-}
+need_root "makes a bind mount"
 
 make_repo
 synth_tree "$T/a" 1

@@ -10,11 +10,7 @@
 
 need python3 nginx
 need_fuse
-[ "$(id -u)" = 0 ] || {
-	[ "${CI:-}" != true ] || fail "this test gives files to uid 65534: it must run as root"
-	echo "# SKIP $TEST_NAME: not root" >&2
-	exit 77
-}
+need_root "gives files to uid 65534"
 
 make_repo
 synth_tree "$T/src" 1
