@@ -371,6 +371,12 @@ static const struct meta *staged_targets(const struct verify_client *c, const st
 	return st->targets ? st->targets : c->targets;
 }
 
+/* The role's expiry when the client checks expiry: 0 or meta_check_expiry's error. */
+static int staged_expiry(const struct verify_client *c, const struct meta *m, const char *role)
+{
+	return c->check_expiry ? meta_check_expiry(m, role, c->now) : 0;
+}
+
 /* 5.4 */
 static int update_timestamp(struct verify_client *c, const struct verify_source *src,
 			    struct stage *st)
@@ -410,7 +416,8 @@ static int update_timestamp(struct verify_client *c, const struct verify_source 
 			/* nothing new: keep what is trusted */
 			meta_free(m);
 			m = NULL;
-			goto expiry;
+			r = 0;
+			goto out;
 		}
 		if (newsnap < oldsnap) {
 			stork_errorf("%s: snapshot version %" PRIu64
@@ -422,8 +429,6 @@ static int update_timestamp(struct verify_client *c, const struct verify_source 
 	}
 	st->timestamp = m;
 	m = NULL;
-expiry:
-	r = c->check_expiry ? meta_check_expiry(staged_timestamp(c, st), "timestamp", c->now) : 0;
 out:
 	meta_free(m);
 	return r;
@@ -490,7 +495,7 @@ static int update_snapshot(struct verify_client *c, const struct verify_source *
 
 	/* The trusted snapshot is the one the timestamp names: nothing to fetch. */
 	if (c->snapshot && client_meta_check(c->snapshot, sf, "metadata/timestamp.json") == 0)
-		goto expiry;
+		return 0;
 	r = load_role(c, src, META_ROLE_SNAPSHOT, META_SNAPSHOT, VERIFY_MAX_SNAPSHOT_LEN, sf,
 		      "metadata/timestamp.json", c->snapshot, NULL, &file, &m);
 	if (r < 0)
@@ -515,8 +520,6 @@ static int update_snapshot(struct verify_client *c, const struct verify_source *
 	}
 	st->snapshot = m;
 	m = NULL;
-expiry:
-	r = c->check_expiry ? meta_check_expiry(staged_snapshot(c, st), "snapshot", c->now) : 0;
 out:
 	meta_free(m);
 	free(file);
@@ -536,7 +539,7 @@ static int update_targets(struct verify_client *c, const struct verify_source *s
 
 	/* The trusted targets is the one the snapshot names: nothing to fetch. */
 	if (c->targets && client_meta_check(c->targets, tf, snap->file) == 0)
-		goto expiry;
+		return 0;
 	/* The snapshot's versions already never decrease; the rollback check against the
 	 * trusted targets holds when no snapshot was trusted (the cache lost it) but a targets
 	 * file was. */
@@ -551,8 +554,6 @@ static int update_targets(struct verify_client *c, const struct verify_source *s
 	}
 	st->targets = m;
 	m = NULL;
-expiry:
-	r = c->check_expiry ? meta_check_expiry(staged_targets(c, st), "targets", c->now) : 0;
 out:
 	meta_free(m);
 	free(file);
@@ -607,17 +608,20 @@ int verify_client_refresh(struct verify_client *c, const struct verify_source *s
 	r = update_root(c, src);
 	if (r < 0)
 		return r;
+	/* Each role's expiry is checked before the next is fetched (5.4.4, 5.5.6, 5.6.5). */
 	r = update_timestamp(c, src, &st);
-	if (r < 0)
-		goto out;
-	r = update_snapshot(c, src, &st);
-	if (r < 0)
-		goto out;
-	r = update_targets(c, src, &st);
-	if (r < 0)
-		goto out;
-	r = commit(c, &st);
-out:
+	if (r == 0)
+		r = staged_expiry(c, staged_timestamp(c, &st), "timestamp");
+	if (r == 0)
+		r = update_snapshot(c, src, &st);
+	if (r == 0)
+		r = staged_expiry(c, staged_snapshot(c, &st), "snapshot");
+	if (r == 0)
+		r = update_targets(c, src, &st);
+	if (r == 0)
+		r = staged_expiry(c, staged_targets(c, &st), "targets");
+	if (r == 0)
+		r = commit(c, &st);
 	stage_fini(&st);
 	return r;
 }

@@ -127,6 +127,24 @@ int cli_node_option(const char *cmd, int c, const char *arg, struct cli_node *n)
 int cli_node_open(const char *cmd, const struct cli_node *n, const char *const *mirrors,
 		  size_t nmirrors, struct store **ret_s, struct fs_repo **ret_repo);
 
+/* The signing options of the publisher's commands (`stork publish`, `stork repo`): put
+ * CLI_SIGNER_LONGOPTS in the getopt_long table and CLI_SIGNER_SHORTOPTS in the short string,
+ * and hand every option the command does not know itself to cli_signer_option. */
+#define CLI_SIGNER_SHORTOPTS "k:K:"
+#define CLI_SIGNER_LONGOPTS                                                                        \
+	{"keys", required_argument, NULL, 'k'},                                                    \
+	{                                                                                          \
+		"key", required_argument, NULL, 'K'                                                \
+	}
+
+struct cli_signer {
+	const char *keydir;  /* --keys: the repository's key directory */
+	const char *keyfile; /* --key: a publisher's private key */
+};
+
+/** Take getopt's option c (argument arg) if it is a signing option. @return 1 taken; 0 not. */
+int cli_signer_option(int c, const char *arg, struct cli_signer *k);
+
 /* The options of the commands that read a repository as a client (`stork verify`, `ls`,
  * `why`, `resolve`): --root, --at, --cacert, --netrc, --policy, then REPO and more. */
 struct cli_client_args {

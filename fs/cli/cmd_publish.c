@@ -33,15 +33,12 @@ static const char help[] =
 int cmd_publish(int argc, char **argv)
 {
 	static const struct option opts[] = {
-	    {"help", no_argument, NULL, 'h'},
-	    {"keys", required_argument, NULL, 'k'},
-	    {"key", required_argument, NULL, 'K'},
-	    {"max-size", required_argument, NULL, 'm'},
-	    {"quiet", no_argument, NULL, 'q'},
-	    {"no-pack", no_argument, NULL, 'P'},
-	    {0},
+	    {"help", no_argument, NULL, 'h'},		CLI_SIGNER_LONGOPTS,
+	    {"max-size", required_argument, NULL, 'm'}, {"quiet", no_argument, NULL, 'q'},
+	    {"no-pack", no_argument, NULL, 'P'},	{0},
 	};
-	const char *keydir = NULL, *keyfile = NULL, *repodir, *name, *version, *source;
+	const char *repodir, *name, *version, *source;
+	struct cli_signer sig = {0};
 	struct store_import_opts io = {.repofd = -1};
 	struct store_import_stats st = {0};
 	struct verify_manifest *m = NULL;
@@ -53,17 +50,11 @@ int cmd_publish(int argc, char **argv)
 	int c, r, ret;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "hk:K:m:qP", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "h" CLI_SIGNER_SHORTOPTS "m:qP", opts, NULL)) != -1) {
 		switch (c) {
 		case 'h':
 			fputs(help, stdout);
 			return CLI_OK;
-		case 'k':
-			keydir = optarg;
-			break;
-		case 'K':
-			keyfile = optarg;
-			break;
 		case 'm':
 			if (cli_parse_size(optarg, &io.max_size) < 0 || !io.max_size)
 				return cli_usage_error("publish",
@@ -78,12 +69,13 @@ int cmd_publish(int argc, char **argv)
 			pack = false;
 			break;
 		default:
-			return cli_usage_error("publish", "unknown option");
+			if (!cli_signer_option(c, optarg, &sig))
+				return cli_usage_error("publish", "unknown option");
 		}
 	}
 	if (argc - optind != 4)
 		return cli_usage_error("publish", "expected REPODIR NAME VERSION SOURCE");
-	if (!keydir || !keyfile)
+	if (!sig.keydir || !sig.keyfile)
 		return cli_usage_error("publish", "needs --keys KEYDIR and --key KEYFILE");
 	repodir = argv[optind];
 	name = argv[optind + 1];
@@ -95,9 +87,9 @@ int cmd_publish(int argc, char **argv)
 		cli_fail("publish", r, "%s %s", name, version);
 		return CLI_USAGE;
 	}
-	r = verify_key_load_private(keyfile, &key);
+	r = verify_key_load_private(sig.keyfile, &key);
 	if (r < 0) {
-		cli_fail("publish", r, "%s", keyfile);
+		cli_fail("publish", r, "%s", sig.keyfile);
 		ret = cli_exit_input(r);
 		goto out;
 	}
@@ -135,7 +127,7 @@ int cmd_publish(int argc, char **argv)
 		ret = cli_exit_input(r);
 		goto out;
 	}
-	r = verify_repo_publish(repodir, keydir, key, m, &ro);
+	r = verify_repo_publish(repodir, sig.keydir, key, m, &ro);
 	if (r < 0 && pack_written)
 		unlinkat(io.repofd, packpath, 0); /* of a manifest that is not published */
 	if (r < 0) {

@@ -351,29 +351,26 @@ out:
 int cmd_repo(int argc, char **argv)
 {
 	static const struct option opts[] = {
-	    {"help", no_argument, NULL, 'h'},	    {"keys", required_argument, NULL, 'k'},
-	    {"name", required_argument, NULL, 'n'}, {"expires", required_argument, NULL, 'e'},
-	    {"key", required_argument, NULL, 'K'},  {0},
+	    {"help", no_argument, NULL, 'h'},
+	    {"name", required_argument, NULL, 'n'},
+	    {"expires", required_argument, NULL, 'e'},
+	    CLI_SIGNER_LONGOPTS,
+	    {0},
 	};
 	struct verify_repo_opts o = {0};
-	const char *keydir = NULL, *role = NULL, *keyfile = NULL, *sub, *repodir;
+	const char *role = NULL, *sub, *repodir;
+	struct cli_signer sig = {0};
 	char *root_path = NULL;
 	int c, r;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "hk:n:e:K:", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "hn:e:" CLI_SIGNER_SHORTOPTS, opts, NULL)) != -1) {
 		switch (c) {
 		case 'h':
 			fputs(help, stdout);
 			return CLI_OK;
-		case 'k':
-			keydir = optarg;
-			break;
 		case 'n':
 			role = optarg;
-			break;
-		case 'K':
-			keyfile = optarg;
 			break;
 		case 'e':
 			if (parse_expires(optarg, &o) < 0)
@@ -384,7 +381,8 @@ int cmd_repo(int argc, char **argv)
 				    optarg);
 			break;
 		default:
-			return cli_usage_error("repo", "unknown option");
+			if (!cli_signer_option(c, optarg, &sig))
+				return cli_usage_error("repo", "unknown option");
 		}
 	}
 	if (argc - optind < 2)
@@ -394,18 +392,18 @@ int cmd_repo(int argc, char **argv)
 	repodir = argv[optind + 1];
 	if (!strcmp(sub, "pack"))
 		return do_pack(repodir, argv + optind + 2, argc - optind - 2);
-	if (!keydir)
+	if (!sig.keydir)
 		return cli_usage_error("repo", "%s needs --keys KEYDIR", sub);
 	if (role && strcmp(sub, "delegate"))
 		return cli_usage_error("repo", "--name only applies to delegate");
-	if (keyfile && strcmp(sub, "rotate"))
+	if (sig.keyfile && strcmp(sub, "rotate"))
 		return cli_usage_error("repo",
 				       "--key only applies to rotate (of a delegated role)");
 
 	if (!strcmp(sub, "init")) {
 		if (argc - optind != 2)
 			return cli_usage_error("repo", "init takes only REPODIR");
-		r = verify_repo_init(repodir, keydir, &o, &root_path);
+		r = verify_repo_init(repodir, sig.keydir, &o, &root_path);
 		if (r < 0) {
 			cli_fail("repo", r, "init %s", repodir);
 			return cli_exit_input(r);
@@ -415,11 +413,12 @@ int cmd_repo(int argc, char **argv)
 		return CLI_OK;
 	}
 	if (!strcmp(sub, "delegate"))
-		return do_delegate(repodir, keydir, role, argv + optind + 2, argc - optind - 2, &o);
+		return do_delegate(repodir, sig.keydir, role, argv + optind + 2, argc - optind - 2,
+				   &o);
 	if (!strcmp(sub, "refresh")) {
 		if (argc - optind != 2)
 			return cli_usage_error("repo", "refresh takes only REPODIR");
-		r = verify_repo_refresh(repodir, keydir, &o);
+		r = verify_repo_refresh(repodir, sig.keydir, &o);
 		if (r < 0) {
 			cli_fail("repo", r, "refresh %s", repodir);
 			return cli_exit_input(r);
@@ -427,12 +426,12 @@ int cmd_repo(int argc, char **argv)
 		return CLI_OK;
 	}
 	if (!strcmp(sub, "rotate"))
-		return do_rotate(repodir, keydir, keyfile, argv + optind + 2, argc - optind - 2,
-				 &o);
+		return do_rotate(repodir, sig.keydir, sig.keyfile, argv + optind + 2,
+				 argc - optind - 2, &o);
 	if (!strcmp(sub, "revoke")) {
 		if (argc - optind != 3)
 			return cli_usage_error("repo", "revoke takes REPODIR and one ROLE");
-		r = verify_repo_revoke(repodir, keydir, argv[optind + 2], &o);
+		r = verify_repo_revoke(repodir, sig.keydir, argv[optind + 2], &o);
 		if (r < 0) {
 			cli_fail("repo", r, "revoke %s", argv[optind + 2]);
 			return cli_exit_input(r);

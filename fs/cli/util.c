@@ -302,6 +302,17 @@ static int split_peers(const char *cmd, const char *arg, struct cli_node *n)
 	return 0;
 }
 
+int cli_signer_option(int c, const char *arg, struct cli_signer *k)
+{
+	if (c == 'k')
+		k->keydir = arg;
+	else if (c == 'K')
+		k->keyfile = arg;
+	else
+		return 0;
+	return 1;
+}
+
 int cli_node_option(const char *cmd, int c, const char *arg, struct cli_node *n)
 {
 	struct fetch_opts *f = &n->ro.fetch;
