@@ -100,9 +100,10 @@ int cmd_publish(int argc, char **argv)
 		ret = cli_exit_input(r);
 		goto out;
 	}
-	io.repofd = open(repodir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (io.repofd < 0) {
-		r = -errno;
+	/* Shared with other publishes, exclusive of `stork repo gc`: this publish's objects are
+	 * named by no metadata until its commit. */
+	r = verify_repo_lock_tree(repodir, false, &io.repofd);
+	if (r < 0) {
 		cli_fail("publish", r, "%s", repodir);
 		ret = cli_exit_input(r);
 		goto out;

@@ -1,8 +1,9 @@
-/* fs/cli/cmd_repo.c: `stork repo init|delegate|refresh|rotate|revoke|pack`. */
+/* fs/cli/cmd_repo.c: `stork repo init|delegate|refresh|rotate|revoke|remove|gc|pack`. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,8 @@ static const char help[] =
     "       stork repo rotate REPODIR --keys KEYDIR TOPROLE...\n"
     "       stork repo rotate REPODIR --keys KEYDIR --key NEWKEYFILE ROLE\n"
     "       stork repo revoke REPODIR --keys KEYDIR ROLE\n"
+    "       stork repo remove REPODIR --keys KEYDIR --key KEYFILE NAME VERSION\n"
+    "       stork repo gc REPODIR [--keep-metadata N] [--dry-run]\n"
     "       stork repo pack REPODIR [NAME]...\n"
     "\n"
     "init      creates the keys of the four top-level roles in KEYDIR (mode 0700; it must be\n"
@@ -44,6 +47,16 @@ static const char help[] =
     "revoke    removes the delegation to ROLE: its packages disappear for clients at their\n"
     "          next refresh. `stork repo delegate` may later give the name to a key again;\n"
     "          the role then starts empty.\n"
+    "remove    withdraws version VERSION of package NAME: the role that signs it (KEYFILE\n"
+    "          must be its key) is signed again without it; mounts stop showing it at their\n"
+    "          next refresh (a reader with a file open finishes it). Its files stay in\n"
+    "          REPODIR until `stork repo gc`.\n"
+    "gc        deletes what no client can still need: metadata versions, manifests, packs\n"
+    "          and objects that nothing reachable from the N newest snapshots names\n"
+    "          (--keep-metadata, default 10; root versions and timestamp.json always stay;\n"
+    "          verify/README.md \"Retention\"). Keep N above the number of changes your\n"
+    "          caches and mirrors can lag behind. Waits for publishes under way; needs no\n"
+    "          key (it signs nothing). --dry-run only counts.\n"
     "pack      writes the version pack of every manifest in REPODIR/targets (of the NAMEs)\n"
     "          that lacks one or whose pack is damaged: versions published before packs or\n"
     "          with --no-pack (and manifests an interrupted publish left). Needs no key\n"
@@ -348,12 +361,71 @@ out:
 	return ret;
 }
 
+static int do_remove(const char *repodir, const struct cli_signer *sig, const char *name,
+		     const char *version, const struct verify_repo_opts *o)
+{
+	struct verify_key *k = NULL;
+	int r;
+
+	r = verify_key_load_private(sig->keyfile, &k);
+	if (r < 0) {
+		cli_fail("repo", r, "%s", sig->keyfile);
+		return cli_exit_input(r);
+	}
+	r = verify_repo_remove(repodir, sig->keydir, k, name, version, o);
+	verify_key_free(k);
+	if (r < 0) {
+		cli_fail("repo", r, "remove %s %s", name, version);
+		return cli_exit_input(r);
+	}
+	printf("removed %s %s: mounts stop showing it at their next refresh; `stork repo gc %s` "
+	       "deletes its files once no kept snapshot names them\n",
+	       name, version, repodir);
+	return CLI_OK;
+}
+
+static int do_gc(const char *repodir, unsigned keep, bool dry_run, const struct verify_repo_opts *o)
+{
+	struct verify_repo_gc_stats st;
+	uint8_t(*objs)[VERIFY_HASH_LEN] = NULL;
+	uint64_t ofiles = 0, obytes = 0;
+	char a[32], b[32], c[32], d[32];
+	size_t nobjs = 0;
+	int lockfd = -1, r;
+
+	/* Exclusive from before the metadata is read to after the sweep: a publish under way
+	 * (shared lock) has objects that no metadata names yet. */
+	r = verify_repo_lock_tree(repodir, true, &lockfd);
+	if (r == 0)
+		r = verify_repo_gc(repodir, keep, dry_run, o, &st, &objs, &nobjs);
+	if (r == 0)
+		r = store_import_sweep(lockfd, (const uint8_t(*)[VERIFY_HASH_LEN])objs, nobjs,
+				       dry_run, &ofiles, &obytes);
+	free(objs);
+	if (lockfd >= 0)
+		close(lockfd);
+	if (r < 0) {
+		cli_fail("repo", r, "gc %s", repodir);
+		return cli_exit_input(r);
+	}
+	printf("%s %s: kept %" PRIu64 " snapshot versions, %" PRIu64 " manifests, %zu objects; "
+	       "%s %" PRIu64 " metadata files (%s), %" PRIu64 " manifests (%s), %" PRIu64
+	       " packs (%s), %" PRIu64 " objects (%s)\n",
+	       dry_run ? "gc --dry-run" : "gc", repodir, st.snapshots_kept, st.manifests_kept,
+	       nobjs, dry_run ? "would delete" : "deleted", st.metadata_files,
+	       cli_bytes(st.metadata_bytes, a), st.manifests, cli_bytes(st.manifest_bytes, b),
+	       st.packs, cli_bytes(st.pack_bytes, c), ofiles, cli_bytes(obytes, d));
+	return CLI_OK;
+}
+
 int cmd_repo(int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    {"help", no_argument, NULL, 'h'},
 	    {"name", required_argument, NULL, 'n'},
 	    {"expires", required_argument, NULL, 'e'},
+	    {"keep-metadata", required_argument, NULL, 'M'},
+	    {"dry-run", no_argument, NULL, 'D'},
 	    CLI_SIGNER_LONGOPTS,
 	    {0},
 	};
@@ -361,10 +433,13 @@ int cmd_repo(int argc, char **argv)
 	const char *role = NULL, *sub, *repodir;
 	struct cli_signer sig = {0};
 	char *root_path = NULL;
+	unsigned long keep = 10;
+	bool dry_run = false;
+	char *end;
 	int c, r;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "hn:e:" CLI_SIGNER_SHORTOPTS, opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "hn:e:M:D" CLI_SIGNER_SHORTOPTS, opts, NULL)) != -1) {
 		switch (c) {
 		case 'h':
 			fputs(help, stdout);
@@ -380,6 +455,19 @@ int cmd_repo(int argc, char **argv)
 				    "one of root, targets, snapshot, timestamp",
 				    optarg);
 			break;
+		case 'M':
+			errno = 0;
+			keep = strtoul(optarg, &end, 10);
+			if (errno || *end || !*optarg || *optarg == '-' || keep < 1 ||
+			    keep > 1000000)
+				return cli_usage_error("repo",
+						       "--keep-metadata %s: expected a number of "
+						       "snapshot versions from 1 up",
+						       optarg);
+			break;
+		case 'D':
+			dry_run = true;
+			break;
 		default:
 			if (!cli_signer_option(c, optarg, &sig))
 				return cli_usage_error("repo", "unknown option");
@@ -387,18 +475,32 @@ int cmd_repo(int argc, char **argv)
 	}
 	if (argc - optind < 2)
 		return cli_usage_error("repo", "expected a subcommand (init, delegate, refresh, "
-					       "rotate, revoke, pack) and REPODIR");
+					       "rotate, revoke, remove, gc, pack) and REPODIR");
 	sub = argv[optind];
 	repodir = argv[optind + 1];
 	if (!strcmp(sub, "pack"))
 		return do_pack(repodir, argv + optind + 2, argc - optind - 2);
+	if (!strcmp(sub, "gc")) {
+		if (argc - optind != 2)
+			return cli_usage_error("repo", "gc takes only REPODIR");
+		return do_gc(repodir, (unsigned)keep, dry_run, &o);
+	}
+	if ((keep != 10 || dry_run))
+		return cli_usage_error("repo", "--keep-metadata and --dry-run only apply to gc");
 	if (!sig.keydir)
 		return cli_usage_error("repo", "%s needs --keys KEYDIR", sub);
 	if (role && strcmp(sub, "delegate"))
 		return cli_usage_error("repo", "--name only applies to delegate");
-	if (sig.keyfile && strcmp(sub, "rotate"))
-		return cli_usage_error("repo",
-				       "--key only applies to rotate (of a delegated role)");
+	if (sig.keyfile && strcmp(sub, "rotate") && strcmp(sub, "remove"))
+		return cli_usage_error("repo", "--key only applies to rotate (of a delegated "
+					       "role) and remove");
+	if (!strcmp(sub, "remove")) {
+		if (argc - optind != 4 || !sig.keyfile)
+			return cli_usage_error("repo", "remove takes REPODIR NAME VERSION and "
+						       "--key KEYFILE (the key of the role that "
+						       "signs it)");
+		return do_remove(repodir, &sig, argv[optind + 2], argv[optind + 3], &o);
+	}
 
 	if (!strcmp(sub, "init")) {
 		if (argc - optind != 2)

@@ -50,6 +50,18 @@ int store_pack_write(int repofd, const struct verify_manifest *m, const char *pa
 		     bool *ret_written);
 
 /* ------------------------------------------------------------------------------------------ */
+/* Collecting objects (`stork repo gc`, after verify_repo_gc). */
+
+/** Delete every object file objects/ab/<64 hex> below the repository root repofd whose hash is
+ * not in keep (sorted, distinct: verify_repo_gc's list); with dry_run only count them.
+ * Temporary files and anything not named like an object are left alone (refresh removes stale
+ * temporary files). The caller holds the repository's tree lock exclusively.
+ * @param[out] ret_files, ret_bytes what was (or would be) deleted. @return 0; -errno (the
+ * detail names the file; what was deleted before stays deleted). */
+int store_import_sweep(int repofd, const uint8_t (*keep)[VERIFY_HASH_LEN], size_t nkeep,
+		       bool dry_run, uint64_t *ret_files, uint64_t *ret_bytes);
+
+/* ------------------------------------------------------------------------------------------ */
 /* Importing package sources. */
 
 struct store_import_stats {

@@ -1,8 +1,8 @@
 /* verify/writer/internal.h: private to verify/writer/: what the repository writer's files share.
  *
  * The writer is the publisher's side (verify/writer/writer.h); one file per operation (init.c,
- * delegate.c, publish.c, refresh.c, rotate.c, revoke.c) over the common part in repo.c. It
- * reads the repository's trusted state only through verify/trusted.h, never through the
+ * delegate.c, publish.c, remove.c, gc.c, refresh.c, rotate.c, revoke.c) over the common part in
+ * repo.c. It reads the repository's trusted state only through verify/trusted.h, never through the
  * client's structs. Functions return 0 or a negative code and leave a detail, as everywhere.
  */
 #ifndef STORKFS_VERIFY_WRITER_INTERNAL_H
@@ -117,6 +117,16 @@ bool repo_strv_json_has(const json_t *arr, const char *s);
  * @return 0; trusted_load_role's errors. */
 int repo_role_for_write(struct repo *r, const struct meta_delegation *del,
 			const struct meta **ret_cur, uint64_t *ret_next);
+/** Sign s (the "signed" object of delegated role del, its targets already changed) as version v
+ * with the publisher key, then commit it with k's snapshot and timestamp keys. (publish.c)
+ * @return 0; -errno. */
+int repo_commit_delegated(struct repo *r, const struct meta_delegation *del, json_t *s, uint64_t v,
+			  const struct verify_key *publisher, const struct online_keys *k);
+/** The publisher key may not sign target (what names it in the message): say which names the
+ * key may publish, or that it was rotated out, or how to delegate it. (publish.c)
+ * @return STORK_EPATTERN. */
+int repo_pattern_error(const struct repo *r, const struct verify_key *publisher, const char *what,
+		       const char *target);
 /** The index of a top-level role name in meta_role_names; -1 if it is not one. (rotate.c) */
 int repo_top_role_index(const char *name);
 /** Drop from keys every key that no role in roles lists (root's "roles" object or a targets'

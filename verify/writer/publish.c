@@ -91,9 +91,8 @@ static uint64_t named_before(const struct repo *r, const char *id, uint64_t curr
 	return 0;
 }
 
-/* Publishing outside the key's patterns: say what the key may publish, or how to delegate. */
-static int pattern_error(const struct repo *r, const struct verify_key *publisher, const char *what,
-			 const char *target)
+int repo_pattern_error(const struct repo *r, const struct verify_key *publisher, const char *what,
+		       const char *target)
 {
 	const struct meta *t = trusted_meta(r->c, META_TARGETS);
 	const struct meta_delegation *d;
@@ -193,6 +192,27 @@ static int shadowed(struct repo *r, const struct meta_delegation *del,
 	return ret;
 }
 
+int repo_commit_delegated(struct repo *r, const struct meta_delegation *del, json_t *s, uint64_t v,
+			  const struct verify_key *publisher, const struct online_keys *k)
+{
+	char file[128], *rolejson;
+	int ret;
+
+	ret = repo_set_common(s, "targets", v, r->now + r->expiry[META_ROLE_TARGETS]);
+	if (ret < 0)
+		return ret;
+	snprintf(file, sizeof(file), "%" PRIu64 ".%s.json", v, del->name);
+	ret = repo_write_signed(r->mdfd, file, s, (struct verify_key *)publisher, NULL, NULL);
+	if (ret < 0)
+		return ret;
+	rolejson = meta_asprintf("%s.json", del->name);
+	if (!rolejson)
+		return -ENOMEM;
+	ret = repo_commit(r, (const char *const *)&rolejson, &v, 1, k->snapshot, k->timestamp);
+	free(rolejson);
+	return ret;
+}
+
 int verify_repo_publish(const char *repodir, const char *keydir, const struct verify_key *publisher,
 			const struct verify_manifest *m, const struct verify_repo_opts *o)
 {
@@ -202,7 +222,7 @@ int verify_repo_publish(const char *repodir, const char *keydir, const struct ve
 	const struct meta *cur = NULL;
 	const struct meta_target *old;
 	json_t *s = NULL, *targets;
-	char *target = NULL, *buf = NULL, *rolejson = NULL, hex[VERIFY_HASH_HEX], file[128];
+	char *target = NULL, *buf = NULL, hex[VERIFY_HASH_HEX];
 	uint8_t digest[VERIFY_HASH_LEN];
 	const char *id = verify_key_id(publisher);
 	struct repo r = {.dirfd = -1, .mdfd = -1};
@@ -238,7 +258,7 @@ int verify_repo_publish(const char *repodir, const char *keydir, const struct ve
 		char what[300];
 
 		snprintf(what, sizeof(what), "%s %s", m->name, m->version);
-		ret = pattern_error(&r, publisher, what, target);
+		ret = repo_pattern_error(&r, publisher, what, target);
 		goto out;
 	}
 	ret = o && o->allow_shadowed ? 0 : shadowed(&r, del, m, target);
@@ -283,24 +303,12 @@ int verify_repo_publish(const char *repodir, const char *keydir, const struct ve
 					  "storkfs", "size", (json_int_t)m->total_size, "files",
 					  (json_int_t)m->n)) < 0)
 		goto out;
-	ret = repo_set_common(s, "targets", v, r.now + r.expiry[META_ROLE_TARGETS]);
-	if (ret < 0)
-		goto out;
-	snprintf(file, sizeof(file), "%" PRIu64 ".%s.json", v, del->name);
-	ret = repo_write_signed(r.mdfd, file, s, (struct verify_key *)publisher, NULL, NULL);
-	if (ret < 0)
-		goto out;
-	ret = -ENOMEM;
-	rolejson = meta_asprintf("%s.json", del->name);
-	if (!rolejson)
-		goto out;
-	ret = repo_commit(&r, (const char *const *)&rolejson, &v, 1, k.snapshot, k.timestamp);
+	ret = repo_commit_delegated(&r, del, s, v, publisher, &k);
 out:
 	json_decref(s);
 	verify_manifest_free(check);
 	repo_online_free(&k);
 	repo_close(&r);
-	free(rolejson);
 	free(target);
 	free(buf);
 	return ret;
@@ -337,7 +345,7 @@ int verify_repo_may_publish(const char *repodir, const struct verify_key *publis
 			goto out;
 		}
 	}
-	ret = pattern_error(&r, publisher, name, name);
+	ret = repo_pattern_error(&r, publisher, name, name);
 out:
 	repo_close(&r);
 	free(target);

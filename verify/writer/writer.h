@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "verify/hash.h"
 #include "verify/key.h"
 #include "verify/manifest.h"
 
@@ -105,5 +106,39 @@ int verify_repo_rekey(const char *repodir, const char *keydir, const char *role,
  * -EINVAL for a top-level role name; STORK_ENAME; -errno. */
 int verify_repo_revoke(const char *repodir, const char *keydir, const char *role,
 		       const struct verify_repo_opts *o);
+
+/** Withdraw a published version: the next version of the delegated role that signs name
+ * version (for clients: the role their search finds it in), without it, signed by publisher
+ * (private; must be that role's key), then snapshot and timestamp. Mounts stop showing the
+ * version at their next refresh. Its manifest, pack and objects stay until verify_repo_gc and
+ * the object sweep find nothing references them.
+ * @return 0; -ENOENT (not published); STORK_EPATTERN (another role's key signs it: the detail
+ * names the role); -EINVAL (a public key); STORK_ENAME; -errno. */
+int verify_repo_remove(const char *repodir, const char *keydir, const struct verify_key *publisher,
+		       const char *name, const char *version, const struct verify_repo_opts *o);
+
+struct verify_repo_gc_stats {
+	uint64_t snapshots_kept, manifests_kept;
+	uint64_t metadata_files, metadata_bytes; /* deleted (or, dry run, that would be) */
+	uint64_t manifests, manifest_bytes;
+	uint64_t packs, pack_bytes;
+};
+
+/** Delete the metadata versions, manifests and packs that nothing reachable from the `keep`
+ * newest snapshot versions names (never a root version or timestamp.json; verify/README.md
+ * "Retention"), under the metadata lock; with dry_run only count them. Nothing is deleted when
+ * a kept file cannot be read or parsed. The caller then sweeps the objects (store/import's
+ * store_import_sweep) with ret_objs, and must hold verify_repo_lock_tree exclusively from
+ * before this call to the end of the sweep, so that no publish adds objects meanwhile.
+ * @param[out] ret_objs sorted, distinct hashes of every object a kept manifest names
+ * (malloc'd; free it). @return 0; -EINVAL (keep 0); repo_open's errors; STORK_EFORMAT;
+ * -errno. */
+int verify_repo_gc(const char *repodir, unsigned keep, bool dry_run,
+		   const struct verify_repo_opts *o, struct verify_repo_gc_stats *ret_st,
+		   uint8_t (**ret_objs)[VERIFY_HASH_LEN], size_t *ret_nobjs);
+
+/** flock() REPODIR itself: shared by each publish from its first object to its commit,
+ * exclusive by gc. *ret_fd holds the lock until closed. @return 0; -errno. */
+int verify_repo_lock_tree(const char *repodir, bool exclusive, int *ret_fd);
 
 #endif
