@@ -138,7 +138,7 @@ out:
 
 static int do_show(int argc, char **argv)
 {
-	struct cli_client_args a;
+	struct cli_client_args a = {0};
 	struct verify_source src;
 	struct verify_client *c = NULL;
 	struct verify_policy *pol = NULL;
