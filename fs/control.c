@@ -71,9 +71,9 @@ static void converge(struct fsd *d, const struct fsd_slice *s,
 
 	if (!changed)
 		return;
-	fsd_log(d, "slice %s: wants %zu packages of group %s (list version %llu): %s", s->name,
-		want->n, want->group, (unsigned long long)want->version,
-		wanted_text(want, text, sizeof(text)));
+	fsd_log(d, "slice %s: wants %zu %s of group %s (list version %llu): %s", s->name,
+		want->n, want->n == 1 ? "package" : "packages", want->group,
+		(unsigned long long)want->version, wanted_text(want, text, sizeof(text)));
 }
 
 /* The log line of an attempt that failed, once per distinct failure. */
@@ -87,9 +87,9 @@ static void tell_failure(struct fsd *d, const struct fsd_slice *s, const struct 
 	else
 		snprintf(keep, sizeof(keep), "no wanted list yet");
 	if (c->err == STORK_EBADSIG)
-		fsd_log(d, "slice %s: %s (%s)", s->name, c->detail, keep);
+		fsd_log(d, "slice %s: %s; %s", s->name, c->detail, keep);
 	else
-		fsd_log(d, "slice %s: control list of group %s not updated: %s (%s)", s->name,
+		fsd_log(d, "slice %s: control list of group %s not updated: %s; %s", s->name,
 			c->group, c->detail, keep);
 }
 
@@ -99,7 +99,6 @@ void fsd_slice_control(struct fsd *d, struct fsd_slice *s)
 	struct fsd_control *prev = s->control, *c = NULL;
 	struct verify_control_list *l = NULL;
 	struct verify_target t = {0};
-	char text[1200];
 	bool changed;
 	int r;
 
@@ -127,7 +126,7 @@ void fsd_slice_control(struct fsd *d, struct fsd_slice *s)
 	} else {
 		c->err = r;
 		snprintf(c->detail, sizeof(c->detail), "%s",
-			 stork_error_text(NULL, r, text, sizeof(text)));
+			 stork_error_detail()[0] ? stork_error_detail() : storkfs_strerror(r));
 	}
 	verify_target_fini(&t);
 swap:

@@ -123,12 +123,12 @@ static int do_publish(const char *repodir, const char *keydir, const char *keyfi
 		goto out;
 	}
 	if (r == 1)
-		printf("group %s: list version %llu already has these %zu packages: nothing to "
+		printf("group %s: list version %llu already has these %zu %s: nothing to "
 		       "publish\n",
-		       group, (unsigned long long)version, l->n);
+		       group, (unsigned long long)version, l->n, l->n == 1 ? "package" : "packages");
 	else
-		printf("group %s: published list version %llu (%zu packages)\n", group,
-		       (unsigned long long)version, l->n);
+		printf("group %s: published list version %llu (%zu %s)\n", group,
+		       (unsigned long long)version, l->n, l->n == 1 ? "package" : "packages");
 	ret = CLI_OK;
 out:
 	verify_control_list_free(l);
@@ -191,8 +191,9 @@ static int do_show(int argc, char **argv)
 		code = cli_exit_verify(r);
 		goto out;
 	}
-	printf("group %s: list version %llu, signed in role %s by key %.16s, %zu packages\n",
-	       l->group, (unsigned long long)l->version, t.role, t.keyid, l->n);
+	printf("group %s: list version %llu, signed in role %s by key %.16s, %zu %s\n", l->group,
+	       (unsigned long long)l->version, t.role, t.keyid, l->n,
+	       l->n == 1 ? "package" : "packages");
 	for (size_t i = 0; i < l->n; i++)
 		printf("  %s%s%s\n", l->pkgs[i].name, l->pkgs[i].version ? "=" : "",
 		       l->pkgs[i].version ? l->pkgs[i].version : "");
