@@ -71,8 +71,8 @@ static void converge(struct fsd *d, const struct fsd_slice *s,
 
 	if (!changed)
 		return;
-	fsd_log(d, "slice %s: wants %zu %s of group %s (list version %llu): %s", s->name,
-		want->n, want->n == 1 ? "package" : "packages", want->group,
+	fsd_log(d, "slice %s: wants %zu %s of group %s (list version %llu): %s", s->name, want->n,
+		want->n == 1 ? "package" : "packages", want->group,
 		(unsigned long long)want->version, wanted_text(want, text, sizeof(text)));
 }
 

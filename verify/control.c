@@ -143,8 +143,9 @@ int verify_control_dump(const struct verify_control_list *l, char **ret_buf, siz
 	for (size_t i = 0; i < l->n; i++) {
 		json_t *p = json_pack("{s:s}", "name", l->pkgs[i].name);
 
-		if (!p || (l->pkgs[i].version &&
-			   json_object_set_new(p, "version", json_string(l->pkgs[i].version)) < 0) ||
+		if (!p ||
+		    (l->pkgs[i].version &&
+		     json_object_set_new(p, "version", json_string(l->pkgs[i].version)) < 0) ||
 		    json_array_append_new(pkgs, p) < 0)
 			goto out;
 	}
@@ -189,9 +190,10 @@ static int parse_pkgs(const json_t *arr, const char *file, struct verify_control
 		const json_t *n = json_object_get(e, "name"), *v = json_object_get(e, "version");
 
 		if (!json_is_object(e) || !json_is_string(n) || (v && !json_is_string(v))) {
-			stork_errorf("%s: packages[%zu]: expected {\"name\": NAME} with an optional "
-				     "\"version\" string",
-				     file, i);
+			stork_errorf(
+			    "%s: packages[%zu]: expected {\"name\": NAME} with an optional "
+			    "\"version\" string",
+			    file, i);
 			return STORK_EFORMAT;
 		}
 		if ((bad = unknown_key(e, pkg_keys))) {

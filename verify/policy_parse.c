@@ -736,8 +736,8 @@ static int parse_line(struct parser *ps, const char *s, size_t len)
 	if (strcmp(ps->w[0], "control") == 0)
 		return parse_control(ps);
 	text_quote(ps->w[0], q, sizeof(q));
-	return policy_fail(ps, 0, "\"%s\": expected a rule: key, trust, refuse, pin or control%s", q,
-			   policy_suggest(ps->w[0], rules, sug, sizeof(sug)));
+	return policy_fail(ps, 0, "\"%s\": expected a rule: key, trust, refuse, pin or control%s",
+			   q, policy_suggest(ps->w[0], rules, sug, sizeof(sug)));
 }
 
 int verify_policy_parse(const char *file, const char *text, size_t len, const char *basedir,

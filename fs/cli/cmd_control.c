@@ -49,7 +49,8 @@ static int do_delegate(const char *repodir, const char *keydir, const char *role
 		role = strdup(basename(copy));
 		/* ops.key.pub -> ops */
 		for (int i = 0; role && i < 2; i++)
-			if ((dot = strrchr(role, '.')) && (!strcmp(dot, ".pub") || !strcmp(dot, ".key")))
+			if ((dot = strrchr(role, '.')) &&
+			    (!strcmp(dot, ".pub") || !strcmp(dot, ".key")))
 				*dot = '\0';
 	}
 	if (!role) {
@@ -125,7 +126,8 @@ static int do_publish(const char *repodir, const char *keydir, const char *keyfi
 	if (r == 1)
 		printf("group %s: list version %llu already has these %zu %s: nothing to "
 		       "publish\n",
-		       group, (unsigned long long)version, l->n, l->n == 1 ? "package" : "packages");
+		       group, (unsigned long long)version, l->n,
+		       l->n == 1 ? "package" : "packages");
 	else
 		printf("group %s: published list version %llu (%zu %s)\n", group,
 		       (unsigned long long)version, l->n, l->n == 1 ? "package" : "packages");
@@ -170,8 +172,8 @@ static int do_show(int argc, char **argv)
 		goto out;
 	}
 	if (!verify_policy_control(pol)) {
-		code = cli_usage_error("control", "%s: no control line: the policy follows no group",
-				       a.policy);
+		code = cli_usage_error(
+		    "control", "%s: no control line: the policy follows no group", a.policy);
 		goto out;
 	}
 	group = verify_policy_control(pol)->pattern;

@@ -319,15 +319,14 @@ START_TEST(control_lists_publish_follow_and_refuse)
 	fixture_init(&f);
 	snprintf(opsid, sizeof(opsid), "%.16s", verify_key_id(f.opskey));
 	snprintf(pinned, sizeof(pinned), "key ops file %s\ncontrol web role ops keys ops\n", f.ops);
-	snprintf(untrusted, sizeof(untrusted),
-		 "key bob file %s\ncontrol web role ops keys bob\n", f.bob);
+	snprintf(untrusted, sizeof(untrusted), "key bob file %s\ncontrol web role ops keys bob\n",
+		 f.bob);
 	/* nothing delegated: refused, and the detail says how to delegate */
 	publish(&f, f.opskey, "web", v1, 2, STORK_EPATTERN);
 	ck_assert_msg(strstr(stork_error_detail(), "stork control delegate") != NULL, "%s",
 		      stork_error_detail());
-	ck_assert_int_eq(verify_repo_delegate_control(f.repo, f.keys, f.opskey, "ops", groups, 1,
-						      &f.o),
-			 0);
+	ck_assert_int_eq(
+	    verify_repo_delegate_control(f.repo, f.keys, f.opskey, "ops", groups, 1, &f.o), 0);
 	/* the role is delegated but has signed nothing: no list */
 	ck_assert_int_eq(follow(&f, pinned, &l, NULL), -ENOENT);
 	ck_assert_uint_eq(publish(&f, f.opskey, "web", v1, 2, 0), 1);
@@ -357,7 +356,8 @@ START_TEST(control_lists_publish_follow_and_refuse)
 	ck_assert_int_eq(follow(&f, untrusted, &l, NULL), STORK_EBADSIG);
 	ck_assert_ptr_null(l);
 	snprintf(detail, sizeof(detail), "%s", stork_error_detail());
-	ck_assert_msg(strstr(detail, "control list of group web: refused: ") == detail, "%s", detail);
+	ck_assert_msg(strstr(detail, "control list of group web: refused: ") == detail, "%s",
+		      detail);
 	ck_assert_msg(strstr(detail, "s.policy:2: pinned role ops: metadata/2.ops.json: 0 of 1 "
 				     "required signatures from role ops") != NULL,
 		      "%s", detail);
@@ -367,8 +367,8 @@ START_TEST(control_lists_publish_follow_and_refuse)
 	snprintf(untrusted, sizeof(untrusted),
 		 "key ops file %s\nrefuse key ops\ncontrol web delegated\n", f.ops);
 	ck_assert_int_eq(follow(&f, untrusted, &l, NULL), STORK_EBADSIG);
-	ck_assert_msg(strstr(stork_error_detail(), "without the key that s.policy:2") != NULL,
-		      "%s", stork_error_detail());
+	ck_assert_msg(strstr(stork_error_detail(), "without the key that s.policy:2") != NULL, "%s",
+		      stork_error_detail());
 	fixture_fini(&f);
 }
 END_TEST
