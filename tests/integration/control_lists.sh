@@ -126,6 +126,7 @@ done
 [ "$(control d list_version)" = 1 ] || fail "slice d has db list version $(control d list_version), want 1"
 [ "$(control d wanted)" = libfoo ] || fail "slice d wants '$(control d wanted)', want libfoo"
 [ "$(control n group)" = - ] || fail "slice n, which follows no group, has a control status"
+[ "$(ls "$MNT/.slices/w1" | tr '\n' ' ')" = "hello libfoo " ] || fail "slice w1 lists '$(ls "$MNT/.slices/w1")'"
 pass "before web has a list, w1 and w2 want nothing; d has db's list version 1; n follows nothing"
 
 # --- 2. web's list is published: w1 and w2 see it at the next refresh --------------------------
@@ -136,6 +137,12 @@ expect_rc 0 "stork control show verifies web's list from the pinned root" \
 	"$STORK" control show --root "$ROOT" "$NGINX_URL" web
 out_has "show prints the version, the signer and the packages" \
 	"group web: list version 1, signed in role ops by key $OPSID" "  hello" "  libfoo=1.2-1"
+expect_rc 0 "stork ls lists the packages" "$STORK" ls --root "$ROOT" "$NGINX_URL"
+[ "$(printf '%s\n' "$OUT" | tr '\n' ' ')" = "hello libfoo " ] || fail "stork ls lists '$OUT' (control lists are not packages)"
+[ -z "$ERR" ] || fail "stork ls warns about the control lists: $ERR"
+expect_rc 0 "stork verify checks the repository" "$STORK" verify --root "$ROOT" "$REPO"
+[ -z "$ERR" ] || fail "stork verify reports the control lists: $ERR"
+pass "control lists are neither packages for stork ls nor stray files for stork verify"
 d_checked=$(control d checked_at)
 kill -HUP "$SFS_PID"
 wait_for is w1 list_version 1 || fail "slice w1 shows no web list 30 s after SIGHUP: $(control w1 error)"
