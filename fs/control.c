@@ -23,6 +23,7 @@ struct fsd_control {
 	char *group;
 	struct verify_control_list *list; /* the last list that verified; NULL: none yet */
 	char *role, *keyid;		  /* who signed it */
+	uint8_t hash[VERIFY_HASH_LEN];	  /* its SHA-256, as signed */
 	time_t verified;		  /* when it last verified */
 	time_t checked;			  /* the last attempt */
 	int err;			  /* 0, or the last attempt's failure */
@@ -99,7 +100,7 @@ void fsd_slice_control(struct fsd *d, struct fsd_slice *s)
 	struct fsd_control *prev = s->control, *c = NULL;
 	struct verify_control_list *l = NULL;
 	struct verify_target t = {0};
-	bool changed;
+	bool changed, same = false;
 	int r;
 
 	if (!rule) {
@@ -116,12 +117,14 @@ void fsd_slice_control(struct fsd *d, struct fsd_slice *s)
 		return; /* the previous state stays */
 	}
 	c->checked = time(NULL);
-	r = fs_repo_control(d->repo, s->pol, &l, &t);
-	if (r == 0) {
-		c->list = l;
+	same = prev && prev->list && strcmp(prev->group, c->group) == 0;
+	r = fs_repo_control(d->repo, s->pol, same ? prev->hash : NULL, &l, &t);
+	if (r >= 0) {
+		c->list = l; /* NULL when r == 1: the list held (below) is still the one signed */
 		c->role = t.role;
 		c->keyid = t.keyid;
 		t.role = t.keyid = NULL;
+		memcpy(c->hash, t.hash, VERIFY_HASH_LEN);
 		c->verified = c->checked;
 	} else {
 		c->err = r;
@@ -131,22 +134,26 @@ void fsd_slice_control(struct fsd *d, struct fsd_slice *s)
 	verify_target_fini(&t);
 swap:
 	pthread_mutex_lock(&d->slice_lock);
-	if (c && c->err && prev && strcmp(prev->group, c->group) == 0) {
-		/* A failure keeps the list that verified before. */
+	if (c && !c->list && same) {
+		/* Still signed (r == 1): the same list. A failure keeps the one verified before. */
 		c->list = prev->list;
-		c->role = prev->role;
-		c->keyid = prev->keyid;
-		c->verified = prev->verified;
 		prev->list = NULL;
-		prev->role = prev->keyid = NULL;
+		if (c->err) {
+			free(c->role);
+			free(c->keyid);
+			c->role = prev->role;
+			c->keyid = prev->keyid;
+			prev->role = prev->keyid = NULL;
+			memcpy(c->hash, prev->hash, VERIFY_HASH_LEN);
+			c->verified = prev->verified;
+		}
 	}
 	s->control = c;
 	pthread_mutex_unlock(&d->slice_lock);
 	if (c && c->err && (!prev || prev->err != c->err || strcmp(prev->detail, c->detail) != 0))
 		tell_failure(d, s, c);
 	if (c && !c->err) {
-		changed = !prev || !prev->list || strcmp(prev->group, c->group) != 0 ||
-			  prev->list->version != c->list->version;
+		changed = !same || memcmp(prev->hash, c->hash, VERIFY_HASH_LEN) != 0;
 		if (changed)
 			fsd_log(d,
 				"slice %s: control list of group %s: version %llu verified (role "

@@ -622,7 +622,8 @@ int fs_repo_list_policy(struct fs_repo *r, const struct verify_policy *p,
 }
 
 int fs_repo_control(struct fs_repo *r, const struct verify_policy *p,
-		    struct verify_control_list **ret_l, struct verify_target *ret_t)
+		    const uint8_t known[VERIFY_HASH_LEN], struct verify_control_list **ret_l,
+		    struct verify_target *ret_t)
 {
 	const struct verify_policy_rule *rule = verify_policy_control(p);
 	struct verify_target t = {0};
@@ -642,9 +643,11 @@ int fs_repo_control(struct fs_repo *r, const struct verify_policy *p,
 		ret = verify_client_control(r->client, &r->src, p, &t);
 	}
 	pthread_mutex_unlock(&r->lock);
-	if (ret == 0)
+	if (ret == 0 && known && memcmp(known, t.hash, VERIFY_HASH_LEN) == 0)
+		ret = 1; /* the list the caller holds: nothing to fetch */
+	else if (ret == 0)
 		ret = verify_fetch_control(&r->src, &t, rule->pattern, ret_l);
-	if (ret == 0 && ret_t) {
+	if (ret >= 0 && ret_t) {
 		*ret_t = t;
 		memset(&t, 0, sizeof(t));
 	}

@@ -11,8 +11,10 @@
 #   3. x refuses web's list: its status and the log name the policy line, the role's metadata
 #      file, the role and the key that signed it.
 #   4. The mirror (nginx) stops; web's list changes twice; a SIGHUP refresh fails and the slices
-#      keep list version 1 (the status says why); nginx comes back on the same port; after
-#      SIGHUP w1 and w2 show the latest list (version 3), never version 2.
+#      keep list version 1; nginx comes back on the same port; after SIGHUP w1 and w2 show the
+#      latest list (version 3), never version 2.
+#   5. The mirror serves forged bytes for version 4 of the list: w1 refuses it (status and log
+#      name the file and the hash mismatch) and keeps version 3; with the real file back, 4.
 if [ -z "${STORK_CONTROL_NS:-}" ]; then
 	if ! command -v unshare >/dev/null; then
 		[ "${CI:-}" != true ] || {
@@ -188,17 +190,17 @@ out_has "it is version 2" "published list version 2"
 expect_rc 0 "web's list version 3" \
 	"$STORK" control publish "$REPO" --keys "$KEYS" --key "$T/ops.key" --group web newpkg libfoo=1.2-1
 out_has "it is version 3" "published list version 3"
+w1_checked=$(control w1 checked_at)
+sleep 1 # checked_at counts seconds
 kill -HUP "$SFS_PID"
-wait_for test "$(control w1 error)" != - || fail "slice w1 shows no failure 30 s after a SIGHUP with its mirror down"
+wait_for log_has "refresh failed" || wait_for log_has "offline: using the metadata verified earlier" ||
+	fail "the log does not tell the failed refresh with the mirror down"
 for s in w1 w2; do
-	wait_for test "$(control $s error)" != - || fail "slice $s shows no failure with its mirror down"
+	wait_for test "$(control $s checked_at)" != "$w1_checked" || fail "slice $s was not checked at the refresh with its mirror down"
 	[ "$(control $s list_version)" = 1 ] && [ "$(control $s wanted)" = "hello libfoo=1.2-1" ] ||
 		fail "slice $s lost its list with the mirror down: version $(control $s list_version), wants '$(control $s wanted)'"
 done
-wait_for log_has "slice w1: control list of group web not updated: " || fail "the log does not tell w1's failed update"
-grep -F "slice w1: control list of group web not updated" "$SYSLOG" | tail -n 1 | grep -qF "keeping list version 1" ||
-	fail "the log does not say w1 keeps list version 1"
-pass "mirror down: the refresh fails, w1 and w2 keep list version 1 and say why"
+pass "mirror down: the refresh fails; w1 and w2 keep list version 1, which the state in use still signs"
 
 nginx -p "$NGINX_DIR" -c "$NGINX_DIR/nginx.conf" -e "$NGINX_DIR/error.log" ||
 	fail "nginx did not start again on port $NGINX_PORT"
@@ -214,6 +216,32 @@ for s in w1 w2; do
 done
 [ "$(control d list_version)" = 1 ] || fail "slice d changed to version $(control d list_version)"
 pass "the mirror is back: after SIGHUP w1 and w2 want the latest list (version 3: libfoo=1.2-1 newpkg), never version 2"
+
+# --- 5. the mirror serves other bytes for version 4 of the list: refused, version 3 kept -------
+expect_rc 0 "web's list version 4" \
+	"$STORK" control publish "$REPO" --keys "$KEYS" --key "$T/ops.key" --group web hello
+v4=$(ls -t "$REPO/targets/control/web" | head -n 1)
+mv "$REPO/targets/control/web/$v4" "$T/v4.json"
+printf '{"_type":"storkfs-control","group":"web","packages":[{"name":"evil"}],"spec_version":1,"version":4}' \
+	>"$REPO/targets/control/web/$v4"
+kill -HUP "$SFS_PID"
+wait_for test "$(control w1 error)" != - || fail "slice w1 shows no error 30 s after its mirror served a forged list"
+for w in "targets/control/web/$v4" "every mirror failed" "signed"; do
+	case $(control w1 error) in *"$w"*) ;; *) fail "w1's error does not name '$w': $(control w1 error)" ;; esac
+done
+[ "$(control w1 list_version)" = 3 ] && [ "$(control w1 wanted)" = "libfoo=1.2-1 newpkg" ] ||
+	fail "slice w1 took a forged list: version $(control w1 list_version), wants '$(control w1 wanted)'"
+wait_for log_has "slice w1: control list of group web not updated: targets/control/web/$v4" ||
+	fail "the log does not tell w1's refused list"
+grep -F "slice w1: control list of group web not updated" "$SYSLOG" | tail -n 1 | grep -qF "keeping list version 3" ||
+	fail "the log does not say w1 keeps list version 3"
+pass "a forged list (bytes that do not match the signed hash) is refused, named in the log, and w1 keeps version 3"
+mv "$T/v4.json" "$REPO/targets/control/web/$v4"
+kill -HUP "$SFS_PID"
+wait_for is w1 list_version 4 || fail "slice w1 has list version $(control w1 list_version) after the real list is back: $(control w1 error)"
+[ "$(control w1 wanted)" = hello ] && [ "$(control w1 error)" = - ] ||
+	fail "slice w1 wants '$(control w1 wanted)', error '$(control w1 error)'"
+pass "the real list back: w1 wants version 4 (hello)"
 
 fusermount3 -u "$MNT" || fail "fusermount3 -u failed"
 for _ in $(seq 100); do
