@@ -124,6 +124,8 @@ int verify_control_add(struct verify_control_list *l, const char *spec)
 	r = verify_check_package_name(name);
 	if (r == 0 && eq)
 		r = verify_check_version(eq + 1);
+	if (r == STORK_ENAME)
+		stork_error_prefix("%s: ", spec);
 	if (r == 0)
 		r = add_pkg(l, name, eq ? eq + 1 : NULL);
 	free(name);

@@ -188,6 +188,8 @@ static int do_show(int argc, char **argv)
 	r = verify_client_control(c, &src, pol, &t);
 	if (r == 0)
 		r = verify_fetch_control(&src, &t, group, &l);
+	if (r == -ENOENT && !a.policy)
+		stork_errorf("group %s: no role of %s signs a control list for it", group, a.shown);
 	if (r < 0) {
 		cli_fail("control", r, "group %s", group);
 		code = cli_exit_verify(r);

@@ -55,12 +55,22 @@ wait_for() {
 	return 1
 }
 
+# is SLICE FIELD VALUE / isnt SLICE FIELD VALUE: the field's value now is (is not) VALUE (for
+# wait_for: the status is read again at each try).
 is() {
 	[ "$(control "$1" "$2")" = "$3" ]
 }
 
+isnt() {
+	[ "$(control "$1" "$2")" != "$3" ]
+}
+
 log_has() {
 	grep -qF -- "$1" "$SYSLOG"
+}
+
+log_has_re() {
+	grep -qE -- "$1" "$SYSLOG"
 }
 
 # --- a repository: packages by alice, control lists of web and db by ops --------------------
@@ -79,6 +89,21 @@ out_has "it says what it delegated" "web db to ops"
 expect_rc 2 "alice may not publish web's list" \
 	"$STORK" control publish "$REPO" --keys "$KEYS" --key "$PUBKEY" --group web hello
 err_has "the refusal names the group and the command to delegate" "group web" "stork control delegate"
+expect_rc 2 "a bad group name is refused" \
+	"$STORK" control publish "$REPO" --keys "$KEYS" --key "$T/ops.key" --group 'we/b' hello
+err_has "the refusal names the group and the character" 'control group: package name "we/b"' "'/'"
+expect_rc 2 "a package listed twice is refused" \
+	"$STORK" control publish "$REPO" --keys "$KEYS" --key "$T/ops.key" --group web hello hello=1.0
+err_has "the refusal names the package" "package hello is listed twice"
+expect_rc 2 "a bad pin is refused" \
+	"$STORK" control publish "$REPO" --keys "$KEYS" --key "$T/ops.key" --group web hello=latest
+err_has "the refusal names the argument and the rule" 'hello=latest: version "latest": reserved'
+expect_rc 1 "stork control show of a group whose role has published nothing" \
+	"$STORK" control show --root "$ROOT" "$REPO" web
+err_has "it says the delegated role signs nothing yet" "control/web/list.json" "role ops" "nothing published by it yet"
+expect_rc 1 "stork control show of a group nobody is delegated" \
+	"$STORK" control show --root "$ROOT" "$REPO" nosuch
+err_has "it says no role signs one" "group nosuch: no role of $REPO signs a control list for it"
 expect_rc 0 "ops publishes db's list" \
 	"$STORK" control publish "$REPO" --keys "$KEYS" --key "$T/ops.key" --group db libfoo
 out_has "db's list is version 1" "group db: published list version 1"
@@ -146,6 +171,7 @@ expect_rc 0 "stork verify checks the repository" "$STORK" verify --root "$ROOT" 
 [ -z "$ERR" ] || fail "stork verify reports the control lists: $ERR"
 pass "control lists are neither packages for stork ls nor stray files for stork verify"
 d_checked=$(control d checked_at)
+sleep 1 # checked_at counts seconds
 kill -HUP "$SFS_PID"
 wait_for is w1 list_version 1 || fail "slice w1 shows no web list 30 s after SIGHUP: $(control w1 error)"
 wait_for is w2 list_version 1 || fail "slice w2 shows no web list 30 s after SIGHUP: $(control w2 error)"
@@ -157,7 +183,7 @@ for s in w1 w2; do
 		fail "the log does not tell slice $s's wanted list: $(grep -F "slice $s" "$SYSLOG")"
 done
 pass "after SIGHUP, w1 (ops's key pinned) and w2 (delegated) want hello and libfoo=1.2-1 (list version 1 by ops)"
-wait_for test "$(control d checked_at)" != "$d_checked" || fail "slice d was not checked again at the refresh"
+wait_for isnt d checked_at "$d_checked" || fail "slice d was not checked again at the refresh"
 [ "$(control d list_version)" = 1 ] && [ "$(control d wanted)" = libfoo ] ||
 	fail "slice d (group db) changed: version $(control d list_version), wants '$(control d wanted)'"
 [ "$(control n group)" = - ] || fail "slice n has a control status after the refresh"
@@ -190,13 +216,13 @@ out_has "it is version 2" "published list version 2"
 expect_rc 0 "web's list version 3" \
 	"$STORK" control publish "$REPO" --keys "$KEYS" --key "$T/ops.key" --group web newpkg libfoo=1.2-1
 out_has "it is version 3" "published list version 3"
-w1_checked=$(control w1 checked_at)
+declare -A checked=([w1]=$(control w1 checked_at) [w2]=$(control w2 checked_at))
 sleep 1 # checked_at counts seconds
 kill -HUP "$SFS_PID"
-wait_for log_has "refresh failed" || wait_for log_has "offline: using the metadata verified earlier" ||
+wait_for log_has_re "refresh failed|offline: using the metadata verified earlier" ||
 	fail "the log does not tell the failed refresh with the mirror down"
 for s in w1 w2; do
-	wait_for test "$(control $s checked_at)" != "$w1_checked" || fail "slice $s was not checked at the refresh with its mirror down"
+	wait_for isnt $s checked_at "${checked[$s]}" || fail "slice $s was not checked at the refresh with its mirror down"
 	[ "$(control $s list_version)" = 1 ] && [ "$(control $s wanted)" = "hello libfoo=1.2-1" ] ||
 		fail "slice $s lost its list with the mirror down: version $(control $s list_version), wants '$(control $s wanted)'"
 done
@@ -225,7 +251,7 @@ mv "$REPO/targets/control/web/$v4" "$T/v4.json"
 printf '{"_type":"storkfs-control","group":"web","packages":[{"name":"evil"}],"spec_version":1,"version":4}' \
 	>"$REPO/targets/control/web/$v4"
 kill -HUP "$SFS_PID"
-wait_for test "$(control w1 error)" != - || fail "slice w1 shows no error 30 s after its mirror served a forged list"
+wait_for isnt w1 error - || fail "slice w1 shows no error 30 s after its mirror served a forged list: $(xattr "$MNT/.slices/w1" user.storkfs.status)"
 for w in "targets/control/web/$v4" "every mirror failed" "signed"; do
 	case $(control w1 error) in *"$w"*) ;; *) fail "w1's error does not name '$w': $(control w1 error)" ;; esac
 done
