@@ -244,9 +244,11 @@ done
 pass "the mirror is back: after SIGHUP w1 and w2 want the latest list (version 3: libfoo=1.2-1 newpkg), never version 2"
 
 # --- 5. the mirror serves other bytes for version 4 of the list: refused, version 3 kept -------
+ls "$REPO/targets/control/web" | sort >"$T/lists.before"
 expect_rc 0 "web's list version 4" \
 	"$STORK" control publish "$REPO" --keys "$KEYS" --key "$T/ops.key" --group web hello
-v4=$(ls -t "$REPO/targets/control/web" | head -n 1)
+v4=$(ls "$REPO/targets/control/web" | sort | comm -13 "$T/lists.before" -)
+[ -n "$v4" ] && [ "$(printf '%s\n' "$v4" | wc -l)" -eq 1 ] || fail "publishing version 4 wrote '$v4'"
 mv "$REPO/targets/control/web/$v4" "$T/v4.json"
 printf '{"_type":"storkfs-control","group":"web","packages":[{"name":"evil"}],"spec_version":1,"version":4}' \
 	>"$REPO/targets/control/web/$v4"
