@@ -560,7 +560,8 @@ static void audit_orphans(struct audit *a, const char *repo)
 				size_t len;
 				int r;
 
-				if (fe->d_name[0] == '.')
+				/* targets/control/<group>/ holds control lists, not manifests */
+				if (fe->d_name[0] == '.' || fe->d_type == DT_DIR)
 					continue;
 				snprintf(file, sizeof(file), "targets/%s/%s", de->d_name,
 					 fe->d_name);

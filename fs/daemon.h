@@ -361,7 +361,19 @@ struct fsd_slice {
 	struct fsd_catalog *cat;   /* slice_lock */
 	/* Its counters (atomic): */
 	uint64_t opens, bytes_read, fetched, refused;
+	struct fsd_control *control; /* slice_lock: its group's control list (fs/control.c) */
 };
+
+/* Central package control (fs/control.c): the control list a slice's policy follows. */
+struct fsd_control;
+/** After a refresh, on the refresh thread: fetch and verify the list of the group s's policy
+ * follows (nothing when it follows none), make it s's wanted list (a failure keeps the one
+ * verified before, and is logged with its file, role and key), and move s to it. */
+void fsd_slice_control(struct fsd *d, struct fsd_slice *s);
+void fsd_control_free(struct fsd_control *c);
+/** The "control" member of a slice's status: group, list_version, role, key, wanted, ...;
+ * NULL when c is NULL (no group followed) or on -ENOMEM. Under slice_lock. */
+struct verify_json *fsd_control_json(const struct fsd_control *c);
 
 enum fsd_slice_counter { FSD_SC_OPENS, FSD_SC_BYTES, FSD_SC_FETCHED, FSD_SC_REFUSED };
 

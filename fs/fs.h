@@ -101,6 +101,20 @@ int fs_repo_list(struct fs_repo *r, int (*fn)(void *ctx, const struct verify_tar
 int fs_repo_list_policy(struct fs_repo *r, const struct verify_policy *p,
 			int (*fn)(void *ctx, const struct verify_target *t), void *ctx);
 
+/** The control list a slice with policy p follows (its `control` line; verify/control.h) as
+ * the state in use signs it: found under the repository's lock, then fetched from the mirrors
+ * and checked against its signed length and hash without it.
+ * @param known (optional) the SHA-256 of the list the caller holds: when the state in use signs
+ * that same list, nothing is fetched and 1 is returned (ret_l untouched).
+ * @param[out] ret_l caller frees; ret_t (optional) the target: role and keyid of the signer.
+ * @return 0; 1 (known is the list signed now); -ENODATA (p follows no group); -ENOENT (no verified
+ * metadata yet, or no list is signed for the group: detail); STORK_EBADSIG (signed by keys p does
+ * not trust for the group: the detail names the policy line, the file, the role and the key);
+ * STORK_E* / -errno (fetching or checking the list: detail). */
+int fs_repo_control(struct fs_repo *r, const struct verify_policy *p,
+		    const uint8_t known[VERIFY_HASH_LEN], struct verify_control_list **ret_l,
+		    struct verify_target *ret_t);
+
 /** Use a slice's trust policy from now on (verify/README.md "Trust policy"): fs_repo_list
  * then walks only what it accepts and fs_repo_manifest refuses what it does not (-ENOENT, the
  * detail says which rule). Takes ownership of p (freed with the repository or the next call);

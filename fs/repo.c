@@ -621,6 +621,40 @@ int fs_repo_list_policy(struct fs_repo *r, const struct verify_policy *p,
 	return list_with(r, p, false, fn, ctx);
 }
 
+int fs_repo_control(struct fs_repo *r, const struct verify_policy *p,
+		    const uint8_t known[VERIFY_HASH_LEN], struct verify_control_list **ret_l,
+		    struct verify_target *ret_t)
+{
+	const struct verify_policy_rule *rule = verify_policy_control(p);
+	struct verify_target t = {0};
+	int ret;
+
+	if (!rule) {
+		stork_errorf("the policy has no control line: it follows no group");
+		return -ENODATA;
+	}
+	/* Found under the lock (it may load the role); the list transfers without it. */
+	pthread_mutex_lock(&r->lock);
+	if (!verify_client_usable(r->client)) {
+		stork_errorf("%s: no verified metadata yet: refresh from a mirror first",
+			     r->first_mirror);
+		ret = -ENOENT;
+	} else {
+		ret = verify_client_control(r->client, &r->src, p, &t);
+	}
+	pthread_mutex_unlock(&r->lock);
+	if (ret == 0 && known && memcmp(known, t.hash, VERIFY_HASH_LEN) == 0)
+		ret = 1; /* the list the caller holds: nothing to fetch */
+	else if (ret == 0)
+		ret = verify_fetch_control(&r->src, &t, rule->pattern, ret_l);
+	if (ret >= 0 && ret_t) {
+		*ret_t = t;
+		memset(&t, 0, sizeof(t));
+	}
+	verify_target_fini(&t);
+	return ret;
+}
+
 /* The node store's insert as fetch's sink. */
 struct insert_sink {
 	struct store_insert *ins;

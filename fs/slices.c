@@ -26,6 +26,7 @@ void fsd_slice_free(struct fsd_slice *s)
 	free(s->file);
 	verify_policy_free(s->pol);
 	fsd_catalog_unref(s->cat);
+	fsd_control_free(s->control);
 	free(s);
 }
 
@@ -100,7 +101,7 @@ void fsd_slice_count(struct fsd *d, const char *name, enum fsd_slice_counter whi
 
 struct verify_json *fsd_slice_json(struct fsd *d, const char *name)
 {
-	struct verify_json *o = verify_json_object();
+	struct verify_json *o = verify_json_object(), *control = NULL;
 	uint64_t opens = 0, bytes = 0, fetched = 0, refused = 0;
 	size_t npkgs = 0, nvers = 0;
 	struct fsd_slice *s;
@@ -118,6 +119,7 @@ struct verify_json *fsd_slice_json(struct fsd *d, const char *name)
 		bytes = __atomic_load_n(&s->bytes_read, __ATOMIC_RELAXED);
 		fetched = __atomic_load_n(&s->fetched, __ATOMIC_RELAXED);
 		refused = __atomic_load_n(&s->refused, __ATOMIC_RELAXED);
+		control = fsd_control_json(s->control);
 	}
 	pthread_mutex_unlock(&d->slice_lock);
 	if (!s) {
@@ -131,6 +133,8 @@ struct verify_json *fsd_slice_json(struct fsd *d, const char *name)
 	r |= verify_json_set_int(o, "bytes_read", (int64_t)bytes);
 	r |= verify_json_set_int(o, "objects_fetched", (int64_t)fetched);
 	r |= verify_json_set_int(o, "refused", (int64_t)refused);
+	if (control)
+		r |= verify_json_set(o, "control", control);
 	if (r) {
 		verify_json_free(o);
 		return NULL;

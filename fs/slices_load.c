@@ -243,6 +243,8 @@ void fsd_slices_reload(struct fsd *d, bool startup)
 	pthread_mutex_unlock(&d->slice_lock);
 	next = NULL;
 	free(was);
+	for (size_t i = 0; i < nnext; i++)
+		fsd_slice_control(d, d->slices[i]); /* its group's wanted list (fs/control.c) */
 	if (!startup) {
 		fuse_ino_t top = fsd_inodes_number(&d->inodes, ".slices");
 

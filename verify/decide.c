@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "verify/client.h"
+#include "verify/control.h"
 #include "verify/error.h"
 #include "verify/hash.h"
 #include "verify/key.h"
@@ -67,6 +68,20 @@ static int refused_keys_matter(const struct verify_policy *p, const struct meta 
 		return 1;
 	}
 	return r == -ENOMEM ? r : 0;
+}
+
+/* After a failed signature check of m: the detail also names the keys that did sign it. */
+static void name_signers(const struct meta *m)
+{
+	char was[STORK_DETAIL_MAX], ids[200] = "";
+	size_t len = 0;
+
+	snprintf(was, sizeof(was), "%s", stork_error_detail());
+	for (size_t i = 0; i < m->nsigs && len + 20 < sizeof(ids); i++)
+		len += (size_t)snprintf(ids + len, sizeof(ids) - len, "%s%.16s", i ? ", " : "",
+					m->sigs[i].keyid);
+	stork_errorf("%s; it is signed by %s %s", was, m->nsigs == 1 ? "key" : "keys",
+		     m->nsigs ? ids : "no key");
 }
 
 /* The pinned role of rule: listed in the trusted snapshot, that version, signed by a
@@ -127,6 +142,8 @@ static int load_pinned(struct verify_client *c, const struct verify_source *src,
 	del.nkeyids = rule->nkeys;
 	del.threshold = rule->threshold;
 	r = meta_check_sigs(m, rule->role, &kr, &del, &keyid);
+	if (r == STORK_EBADSIG)
+		name_signers(m);
 	if (r == 0)
 		r = meta_check_version(m, mf->version, c->snapshot->file);
 	if (r == 0 && c->check_expiry)
@@ -402,4 +419,82 @@ int verify_client_each_accepted(struct verify_client *c, const struct verify_sou
 			first = r;
 	}
 	return first;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Control lists (verify/control.h) */
+
+int verify_client_control(struct verify_client *c, const struct verify_source *src,
+			  const struct verify_policy *p, struct verify_target *ret_t)
+{
+	const struct verify_policy_rule *rule = verify_policy_control(p), *refused = NULL;
+	const struct meta_keyring *kr;
+	const struct meta_delegation *del;
+	const struct meta_target *mt;
+	const struct meta *rm;
+	struct verify_target t = {0};
+	struct meta *pm = NULL;
+	const char *keyid = NULL;
+	char *path = NULL, where[600];
+	int r;
+
+	if (!rule) {
+		stork_errorf("the policy has no control line: it follows no group");
+		return -ENODATA;
+	}
+	if (!verify_client_usable(c)) {
+		stork_errorf("the client has no complete trusted metadata: refresh first");
+		return -EINVAL;
+	}
+	path = verify_control_target_path(rule->pattern);
+	if (!path)
+		return -ENOMEM;
+	if (rule->kind == VERIFY_POLICY_CONTROL_PINNED) {
+		r = load_pinned(c, src, p, rule, &pm, &keyid, &refused);
+		if (r < 0)
+			goto out;
+		mt = meta_find_target(pm, path);
+		if (!mt) {
+			stork_errorf("%s: role %s signs no control list for group %s (%s)",
+				     rule_where(rule, where, sizeof(where)), rule->role,
+				     rule->pattern, path);
+			r = -ENOENT;
+			goto out;
+		}
+		t.path = strdup(path);
+		t.role = strdup(rule->role);
+		t.keyid = strdup(keyid ? keyid : "");
+		r = !t.path || !t.role || !t.keyid ? -ENOMEM : 0;
+		t.length = mt->length;
+		memcpy(t.hash, mt->hash, VERIFY_HASH_LEN);
+	} else {
+		r = verify_client_find_target(c, src, path, &t);
+		if (r == -ENOENT)
+			stork_errorf("%s: no role of the repository signs a control list for group "
+				     "%s (%s)",
+				     rule_where(rule, where, sizeof(where)), rule->pattern, path);
+		if (r < 0)
+			goto out;
+		r = role_of(c, t.role, &rm, &kr, &del);
+		if (r == 0)
+			r = refused_keys_matter(p, rm, t.role, kr, del, &refused);
+	}
+	if (r < 0)
+		goto out;
+	if (refused) {
+		stork_errorf("control list of group %s: role %s does not reach its threshold "
+			     "without the key that %s refuses",
+			     rule->pattern, t.role, rule_where(refused, where, sizeof(where)));
+		r = STORK_EBADSIG;
+		goto out;
+	}
+	*ret_t = t;
+	memset(&t, 0, sizeof(t));
+out:
+	if (r == STORK_EBADSIG && !refused)
+		stork_error_prefix("control list of group %s: refused: ", rule->pattern);
+	verify_target_fini(&t);
+	meta_free(pm);
+	free(path);
+	return r;
 }

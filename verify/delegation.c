@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "verify/client.h"
+#include "verify/control.h"
 #include "verify/error.h"
 #include "verify/hash.h"
 #include "verify/name.h"
@@ -333,7 +334,8 @@ static int fill_target(const struct found *f, const char *path, struct verify_ta
 	struct verify_target t = {0};
 	int r;
 
-	r = verify_target_split(path, &t.name, &t.version);
+	/* A control list has no package name or version (verify/control.h). */
+	r = verify_control_path(path) ? 0 : verify_target_split(path, &t.name, &t.version);
 	if (r < 0) {
 		if (r == -ENOMEM)
 			return r;
@@ -489,6 +491,8 @@ static int walk_role(struct walk *w, const struct meta *m, const struct chain *c
 				return r;
 			continue;
 		}
+		if (verify_control_path(path))
+			continue; /* a control list, not a package version */
 		r = verify_target_split(path, &name, &version);
 		free(name);
 		free(version);

@@ -126,6 +126,15 @@ const struct verify_policy_rule *verify_policy_refused_key(const struct verify_p
 	return NULL;
 }
 
+const struct verify_policy_rule *verify_policy_control(const struct verify_policy *p)
+{
+	for (size_t i = 0; i < p->nrules; i++)
+		if (p->rules[i].pub.kind == VERIFY_POLICY_CONTROL_DELEGATED ||
+		    p->rules[i].pub.kind == VERIFY_POLICY_CONTROL_PINNED)
+			return &p->rules[i].pub;
+	return NULL;
+}
+
 static bool cmp_holds(const struct verify_policy_cmp *c, int d)
 {
 	switch (c->op) {

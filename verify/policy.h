@@ -30,6 +30,9 @@
  *   refuse key mallory                      no version signed by this key counts, anywhere
  *   pin openssl >= 3.0 < 4                  only versions in this range (dpkg order); several
  *                                           comparisons are ANDed; operators < <= = >= >
+ *   control web role ops keys ops           follow group web's control list, signed in role
+ *                                           ops by key ops (or: control web delegated); at
+ *                                           most one control line (verify/control.h)
  *
  * For a package, the first `trust` or `refuse PATTERN` line whose pattern matches decides;
  * `refuse key` and `pin` lines apply on top of it, wherever they are. No line matching means
@@ -45,6 +48,8 @@ enum verify_policy_kind {
 	VERIFY_POLICY_REFUSE_KEY, /* refuse key K */
 	VERIFY_POLICY_PIN,	  /* pin PATTERN OP VERSION [OP VERSION...] */
 	VERIFY_POLICY_NOMATCH,	  /* not a line: what rule_for returns when nothing matches */
+	VERIFY_POLICY_CONTROL_DELEGATED, /* control GROUP delegated (pattern: the group) */
+	VERIFY_POLICY_CONTROL_PINNED,	 /* control GROUP role ROLE keys K[,K...] [threshold N] */
 };
 
 struct verify_policy_cmp {
@@ -95,6 +100,10 @@ const struct verify_policy_rule *verify_policy_refused_key(const struct verify_p
 const struct verify_policy_rule *
 verify_policy_pin_excludes(const struct verify_policy *p, const char *name, const char *version,
 			   int (*cmp)(const char *a, const char *b));
+
+/** The policy's control line (CONTROL_DELEGATED or CONTROL_PINNED; its pattern is the
+ * group), or NULL when the slice follows no group. */
+const struct verify_policy_rule *verify_policy_control(const struct verify_policy *p);
 
 /** The rules in file order (for walks over every pinned role). */
 size_t verify_policy_nrules(const struct verify_policy *p);

@@ -21,6 +21,7 @@
 #include <unistd.h>
 #include <sys/stat.h>
 
+#include "verify/control.h"
 #include "verify/error.h"
 #include "verify/hash.h"
 #include "verify/key.h"
@@ -501,6 +502,57 @@ static int parse_refuse(struct parser *ps)
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* control GROUP delegated | control GROUP role ROLE keys K[,K...] [threshold N] */
+
+static int parse_control(struct parser *ps)
+{
+	static const char *const modes[] = {"delegated", "role", NULL};
+	const struct verify_policy_rule *was = verify_policy_control(ps->p);
+	struct policy_rule *r = NULL;
+	char *group = NULL, sug[64];
+	int ret;
+
+	if (ps->nw < 2)
+		return policy_fail(ps, 1, "expected a group name after \"control\"");
+	if (verify_check_group_name(ps->w[1]) < 0)
+		return policy_fail(ps, 2, "expected a group name (%s)", stork_error_detail());
+	if (was)
+		return policy_fail(ps, 2,
+				   "expected one control line (line %u follows group %s already: "
+				   "a slice follows one group)",
+				   was->line, was->pattern);
+	group = strdup(ps->w[1]);
+	if (!group)
+		return -ENOMEM;
+	if (ps->nw < 3) {
+		ret = policy_fail(
+		    ps, 2,
+		    "expected \"delegated\" or \"role ROLE keys NAME[,NAME...]\" after the group");
+	} else if (strcmp(ps->w[2], "delegated") == 0) {
+		ret = end_of_line(ps, 3);
+		if (ret == 0)
+			ret = add_rule(ps, VERIFY_POLICY_CONTROL_DELEGATED, &r);
+	} else if (strcmp(ps->w[2], "role") == 0) {
+		ret = add_rule(ps, VERIFY_POLICY_CONTROL_PINNED, &r);
+		if (ret == 0)
+			ret = parse_pinned(ps, r);
+	} else {
+		ret = policy_fail(
+		    ps, 3,
+		    "expected \"delegated\" or \"role ROLE keys NAME[,NAME...]\" after the "
+		    "group%s",
+		    policy_suggest(ps->w[2], modes, sug, sizeof(sug)));
+	}
+	if (r) {
+		r->pattern = group;
+		r->pub.pattern = group;
+	} else {
+		free(group);
+	}
+	return ret;
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* pin PATTERN OP VERSION [OP VERSION...] */
 
 /* The operator at the start of s: its length in *ret_len, or -1 when s does not start with one
@@ -623,7 +675,7 @@ static bool is_blank(char c)
 
 static int parse_line(struct parser *ps, const char *s, size_t len)
 {
-	static const char *const rules[] = {"key", "trust", "refuse", "pin", NULL};
+	static const char *const rules[] = {"key", "trust", "refuse", "pin", "control", NULL};
 	char q[TEXT_QUOTE_LEN], sug[64];
 	size_t i, start, end, bad;
 	char *w;
@@ -681,9 +733,11 @@ static int parse_line(struct parser *ps, const char *s, size_t len)
 		return parse_refuse(ps);
 	if (strcmp(ps->w[0], "pin") == 0)
 		return parse_pin(ps);
+	if (strcmp(ps->w[0], "control") == 0)
+		return parse_control(ps);
 	text_quote(ps->w[0], q, sizeof(q));
-	return policy_fail(ps, 0, "\"%s\": expected a rule: key, trust, refuse or pin%s", q,
-			   policy_suggest(ps->w[0], rules, sug, sizeof(sug)));
+	return policy_fail(ps, 0, "\"%s\": expected a rule: key, trust, refuse, pin or control%s",
+			   q, policy_suggest(ps->w[0], rules, sug, sizeof(sug)));
 }
 
 int verify_policy_parse(const char *file, const char *text, size_t len, const char *basedir,

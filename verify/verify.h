@@ -10,6 +10,7 @@
  *   verify/manifest.h  package manifests
  *   verify/tuf.h       the TUF client: sources, trusted state, cache, targets
  *   verify/policy.h    a slice's trust policy and its decisions
+ *   verify/control.h   central package control lists (per group, the wanted packages)
  *   verify/json.h      JSON documents without jansson (status, cached metadata)
  *
  * The repository writer, the publisher's side, is a library of its own:
@@ -27,6 +28,7 @@
 #define STORKFS_VERIFY_H
 
 #include "verify/atomic.h"
+#include "verify/control.h"
 #include "verify/error.h"
 #include "verify/hash.h"
 #include "verify/json.h"

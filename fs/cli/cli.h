@@ -29,6 +29,7 @@ int cmd_extract(int argc, char **argv);
 int cmd_prefetch(int argc, char **argv);
 int cmd_fsck(int argc, char **argv);
 int cmd_status(int argc, char **argv);
+int cmd_control(int argc, char **argv);
 /** `stork status STOREDIR`: what the node store holds. @return an exit code. */
 int cli_store_status(const char *dir);
 
@@ -164,6 +165,12 @@ struct cli_client_args {
 void cli_client_args_parse(const char *cmd, const char *help, int argc, char **argv, int min_pos,
 			   int max_pos, const char *positionals, bool policy_allowed,
 			   struct cli_client_args *a, bool *ret_exit, int *ret_code);
+
+/** Read the pinned root a->root, open a->repo as a source and run the TUF workflow (failures
+ * told as `stork CMD: ...`). @return CLI_OK with the client, the source (fetch_source_fini)
+ * and the root's bytes (free); else the exit code, nothing left open. */
+int cli_client_open(const char *cmd, const struct cli_client_args *a, struct verify_source *src,
+		    struct verify_client **ret_c, uint8_t **ret_root, size_t *ret_rootlen);
 
 /* A progress bar on stderr, drawn only when stderr is a terminal and the work is large. */
 struct cli_progress {

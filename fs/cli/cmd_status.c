@@ -100,6 +100,29 @@ static void print_stale(struct verify_json *st)
 	       str(st, "stale_since"), ago, grace, str(st, "serving_until"), num(st, "pid"));
 }
 
+/* The group a slice follows and its wanted list (fs/README.md "Control lists"). */
+static void print_control(struct verify_json *c)
+{
+	struct verify_json *w = verify_json_get(c, "wanted"), *p;
+
+	if (!c)
+		return;
+	if (verify_json_is_null(verify_json_get(c, "list_version")))
+		printf("    follows group %s: no list verified yet", str(c, "group"));
+	else
+		printf("    follows group %s: list version %" PRIu64 " (role %s, key %.16s), wants",
+		       str(c, "group"), num(c, "list_version"), str(c, "role"), str(c, "key"));
+	for (size_t i = 0; (p = verify_json_at(w, i)) != NULL; i++)
+		printf("%s %s%s%s", i ? "," : "", str(p, "name"),
+		       verify_json_get(p, "version") ? "=" : "",
+		       verify_json_get(p, "version") ? str(p, "version") : "");
+	if (!verify_json_is_null(verify_json_get(c, "list_version")) && !verify_json_size(w))
+		printf(" nothing");
+	printf("\n");
+	if (verify_json_get(c, "error"))
+		printf("    last check failed: %s\n", str(c, "error"));
+}
+
 /* One slice's line (fs/README.md "Slices"): its own status or an element of the node's. */
 static void print_slice(struct verify_json *s)
 {
@@ -109,6 +132,7 @@ static void print_slice(struct verify_json *s)
 	       " opens, %s read, %" PRIu64 " objects fetched, %" PRIu64 " refused by its policy\n",
 	       str(s, "slice"), num(s, "packages"), num(s, "versions"), num(s, "opens"),
 	       cli_bytes(num(s, "bytes_read"), b), num(s, "objects_fetched"), num(s, "refused"));
+	print_control(verify_json_get(s, "control"));
 }
 
 static void print_mount(const char *mnt, struct verify_json *st)

@@ -96,6 +96,12 @@ fail:
 	return cli_exit_verify(r);
 }
 
+int cli_client_open(const char *cmd, const struct cli_client_args *a, struct verify_source *src,
+		    struct verify_client **ret_c, uint8_t **ret_root, size_t *ret_rootlen)
+{
+	return open_client(cmd, a, src, ret_c, ret_root, ret_rootlen);
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* verify: the audit is fs_audit() (fs/audit.c); here it is printed. */
 

@@ -18,6 +18,7 @@ static const char usage[] =
     "  repo revoke REPODIR --keys KEYDIR ROLE remove a publisher's delegation\n"
     "  publish REPODIR --keys KEYDIR --key KEYFILE NAME VERSION SOURCE\n"
     "                                         publish a directory, tar, .deb or .rpm\n"
+    "  control delegate|publish|show ...      groups' signed lists of wanted packages\n"
     "Clients:\n"
     "  verify --root ROOTFILE REPO            check a whole repository from its pinned root\n"
     "  ls --root ROOTFILE [--policy FILE] REPO [NAME]\n"
@@ -48,6 +49,7 @@ int main(int argc, char **argv)
 	    {"keygen", cmd_keygen},
 	    {"repo", cmd_repo},
 	    {"publish", cmd_publish},
+	    {"control", cmd_control},
 	    {"verify", cmd_verify},
 	    {"ls", cmd_ls},
 	    {"why", cmd_why},

@@ -11,7 +11,8 @@
  * whose LINE is a line of the input; an accepted policy's rules are what the header says
  * (patterns, roles and versions in their charsets, thresholds within their keys, distinct keys,
  * lines in order), each lookup returns a rule that matches the name, and the first DELEGATED,
- * PINNED or REFUSE rule in file order is the one that decides. */
+ * PINNED or REFUSE rule in file order is the one that decides; a control line is the policy's
+ * only one, its group in a package name's charset. */
 #include <errno.h>
 #include <ftw.h>
 #include <stdio.h>
@@ -172,6 +173,14 @@ static void check_rule(const struct verify_policy_rule *r, unsigned prev_line)
 	case VERIFY_POLICY_DELEGATED:
 	case VERIFY_POLICY_REFUSE:
 		break;
+	case VERIFY_POLICY_CONTROL_DELEGATED:
+		if (verify_check_group_name(r->pattern) < 0)
+			fuzz_bug("line %u: group outside the charset", r->line);
+		break;
+	case VERIFY_POLICY_CONTROL_PINNED:
+		if (verify_check_group_name(r->pattern) < 0)
+			fuzz_bug("line %u: group outside the charset", r->line);
+		/* fall through: its role and keys as a pinned trust line's */
 	case VERIFY_POLICY_PINNED:
 		if (!r->role || verify_check_role_name(r->role) < 0)
 			fuzz_bug("line %u: role outside the charset", r->line);
@@ -300,7 +309,14 @@ static void check_accepted(const struct verify_policy *p, const uint8_t *data, s
 
 		check_rule(r, prev);
 		prev = r->line;
-		if (r->kind == VERIFY_POLICY_REFUSE_KEY || r->kind == VERIFY_POLICY_PINNED) {
+		if ((r->kind == VERIFY_POLICY_CONTROL_DELEGATED ||
+		     r->kind == VERIFY_POLICY_CONTROL_PINNED) &&
+		    verify_policy_control(p) != r)
+			fuzz_bug("line %u: a second control line, or one verify_policy_control "
+				 "does not return",
+				 r->line);
+		if (r->kind == VERIFY_POLICY_REFUSE_KEY || r->kind == VERIFY_POLICY_PINNED ||
+		    r->kind == VERIFY_POLICY_CONTROL_PINNED) {
 			size_t k;
 
 			for (k = 0; k < r->nkeys; k++) {

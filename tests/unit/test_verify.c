@@ -1784,6 +1784,7 @@ static Suite *verify_suite(void)
 	suite_add_tcase(s, tcase_verify_repo());
 	suite_add_tcase(s, tcase_verify_cache());
 	suite_add_tcase(s, tcase_verify_policy());
+	suite_add_tcase(s, tcase_verify_control());
 	return s;
 }
 

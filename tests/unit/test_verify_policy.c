@@ -524,12 +524,15 @@ static const struct {
 } errors[] = {
     /* unknown words, with a suggestion for a typo */
     {"trust * delegated\n\n# c\ntrsut web-* delegated\n",
-     "web.policy:4: \"trsut\": expected a rule: key, trust, refuse or pin (did you mean "
+     "web.policy:4: \"trsut\": expected a rule: key, trust, refuse, pin or control (did you mean "
      "\"trust\"?)"},
-    {"Trust * delegated\n", "web.policy:1: \"Trust\": expected a rule: key, trust, refuse or pin "
-			    "(did you mean \"trust\"?)"},
-    {"frobnicate x\n", "web.policy:1: \"frobnicate\": expected a rule: key, trust, refuse or pin"},
-    {"allow \"x\"\n", "web.policy:1: \"allow\": expected a rule: key, trust, refuse or pin"},
+    {"Trust * delegated\n",
+     "web.policy:1: \"Trust\": expected a rule: key, trust, refuse, pin or control "
+     "(did you mean \"trust\"?)"},
+    {"frobnicate x\n",
+     "web.policy:1: \"frobnicate\": expected a rule: key, trust, refuse, pin or control"},
+    {"allow \"x\"\n",
+     "web.policy:1: \"allow\": expected a rule: key, trust, refuse, pin or control"},
     /* trust */
     {"trust\n", "web.policy:1: trust: expected a name pattern after \"trust\""},
     {"trust web/* delegated\n",

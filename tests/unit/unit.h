@@ -16,6 +16,9 @@ TCase *tcase_verify_cache(void);
 /* tests/unit/test_verify_policy.c: the trust policy file. */
 TCase *tcase_verify_policy(void);
 
+/* tests/unit/test_verify_control.c: control lists, the policy's control line, publish/follow. */
+TCase *tcase_verify_control(void);
+
 /* tests/unit/test_store_node.c: the node store (index, inserts, fsck, concurrency). */
 TCase *tcase_store_node(void);
 TCase *tcase_store_node_concurrency(void);

@@ -1,6 +1,8 @@
 /* verify/writer/delegate.c: `stork repo delegate`: name patterns for a publisher key, as a
- * delegated role of the top-level targets. */
+ * delegated role of the top-level targets; `stork control delegate`: groups' control lists
+ * (control/<group>/STAR) the same way. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,9 +39,96 @@ bool repo_strv_json_has(const json_t *arr, const char *s)
 	return false;
 }
 
+/* Each pattern as the TUF path pattern "<prefix><pattern>/STAR", in a new array (each and it
+ * malloc'd; NULL on -ENOMEM). */
+static char **format_paths(const char *prefix, const char *const *patterns, size_t n)
+{
+	char **paths = calloc(n ? n : 1, sizeof(*paths));
+
+	for (size_t i = 0; paths && i < n; i++) {
+		if (asprintf(&paths[i], "%s%s/*", prefix, patterns[i]) < 0) {
+			paths[i] = NULL;
+			for (size_t j = 0; j < i; j++)
+				free(paths[j]);
+			free(paths);
+			return NULL;
+		}
+	}
+	return paths;
+}
+
+static void free_paths(char **paths, size_t n)
+{
+	for (size_t i = 0; paths && i < n; i++)
+		free(paths[i]);
+	free(paths);
+}
+
+/* Delegate the TUF path patterns paths to pub as role. */
+static int delegate_paths(const char *repodir, const char *keydir, const struct verify_key *pub,
+			  const char *role, char *const *paths_in, size_t npatterns,
+			  const struct verify_repo_opts *o);
+
 int verify_repo_delegate(const char *repodir, const char *keydir, const struct verify_key *pub,
 			 const char *role, const char *const *patterns, size_t npatterns,
 			 const struct verify_repo_opts *o)
+{
+	char **paths;
+	int ret;
+
+	ret = verify_check_role_name(role);
+	if (ret < 0)
+		return ret;
+	if (npatterns == 0) {
+		stork_errorf("role %s: no package name patterns to delegate", role);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < npatterns; i++) {
+		ret = verify_check_name_pattern(patterns[i]);
+		if (ret < 0)
+			return ret;
+	}
+	paths = format_paths("", patterns, npatterns);
+	if (!paths)
+		return -ENOMEM;
+	ret = delegate_paths(repodir, keydir, pub, role, paths, npatterns, o);
+	free_paths(paths, npatterns);
+	return ret;
+}
+
+int verify_repo_delegate_control(const char *repodir, const char *keydir,
+				 const struct verify_key *pub, const char *role,
+				 const char *const *groups, size_t ngroups,
+				 const struct verify_repo_opts *o)
+{
+	char **paths;
+	int ret;
+
+	ret = verify_check_role_name(role);
+	if (ret < 0)
+		return ret;
+	if (ngroups == 0) {
+		stork_errorf("role %s: no group patterns to delegate", role);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < ngroups; i++) {
+		ret = verify_check_name_pattern(groups[i]);
+		if (ret < 0) {
+			stork_error_prefix("control group pattern: ");
+			return ret;
+		}
+	}
+	paths = format_paths("control/", groups, ngroups);
+	if (!paths)
+		return -ENOMEM;
+	ret = delegate_paths(repodir, keydir, pub, role, paths, ngroups, o);
+	free_paths(paths, ngroups);
+	return ret;
+}
+
+static int delegate_paths(const char *repodir, const char *keydir, const struct verify_key *pub,
+			  const char *role, char *const *paths_in, size_t npatterns,
+			  const struct verify_repo_opts *o)
 {
 	struct online_keys k = {0};
 	const struct meta *t;
@@ -50,18 +139,6 @@ int verify_repo_delegate(const char *repodir, const char *keydir, const struct v
 	struct repo r = {.dirfd = -1, .mdfd = -1};
 	int ret;
 
-	ret = verify_check_role_name(role);
-	if (ret < 0)
-		return ret;
-	if (npatterns == 0) {
-		stork_errorf("role %s: no package name patterns to delegate", role);
-		return -EINVAL;
-	}
-	for (i = 0; i < npatterns; i++) {
-		ret = verify_check_name_pattern(patterns[i]);
-		if (ret < 0)
-			return ret;
-	}
 	ret = repo_open(&r, repodir, keydir, o);
 	if (ret < 0)
 		return ret;
@@ -118,18 +195,11 @@ int verify_repo_delegate(const char *repodir, const char *keydir, const struct v
 		changed = true;
 	}
 	for (i = 0; i < npatterns; i++) {
-		char *p = meta_asprintf("%s/*", patterns[i]);
-
-		if (!p)
-			goto out;
-		if (!repo_strv_json_has(paths, p)) {
-			if (json_array_append_new(paths, json_string(p)) < 0) {
-				free(p);
+		if (!repo_strv_json_has(paths, paths_in[i])) {
+			if (json_array_append_new(paths, json_string(paths_in[i])) < 0)
 				goto out;
-			}
 			changed = true;
 		}
-		free(p);
 	}
 	ret = 0;
 	if (!changed)

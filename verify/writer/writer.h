@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "verify/hash.h"
+#include "verify/control.h"
 #include "verify/key.h"
 #include "verify/manifest.h"
 
@@ -49,6 +50,26 @@ int verify_repo_init(const char *repodir, const char *keydir, const struct verif
 int verify_repo_delegate(const char *repodir, const char *keydir, const struct verify_key *pub,
 			 const char *role, const char *const *patterns, size_t npatterns,
 			 const struct verify_repo_opts *o);
+
+/** Delegate the control lists of groups matching the group patterns (verify/control.h: the
+ * TUF paths "control/<pattern>/STAR") to pub as role `role`, as verify_repo_delegate does for
+ * package names. @return as verify_repo_delegate. */
+int verify_repo_delegate_control(const char *repodir, const char *keydir,
+				 const struct verify_key *pub, const char *role,
+				 const char *const *groups, size_t ngroups,
+				 const struct verify_repo_opts *o);
+
+/** Publish l (its group and packages; its version is ignored) as the group's control list,
+ * signed by publisher (private) in the first delegated role whose key it is and whose paths
+ * match "control/<group>/list.json": the list's version is one more than the list clients see
+ * now (1 when none), then role, snapshot, timestamp as for a package.
+ * @param[out] ret_version (optional) the version published (or the current one).
+ * @return 0 (published); 1 (the current list has exactly these packages: nothing written);
+ * STORK_EPATTERN (the key may not sign the group's list: detail); -errno. */
+int verify_repo_publish_control(const char *repodir, const char *keydir,
+				const struct verify_key *publisher,
+				const struct verify_control_list *l,
+				const struct verify_repo_opts *o, uint64_t *ret_version);
 
 /** Publish a manifest signed by publisher (private). Finds the delegated role whose key it
  * is and whose patterns match the name, writes the manifest as a target, signs a new version
