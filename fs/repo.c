@@ -657,11 +657,26 @@ static int sink_commit(void *ctx)
 	return ret;
 }
 
+/* Fetch e's object into the store (one try). @return as fetch_object. */
+static int object_fetch(struct fs_repo *r, const struct verify_entry *e, const char *what,
+			struct insert_sink *is)
+{
+	struct fetch_sink sink = {sink_write, sink_reset, sink_commit, is, sink_source};
+	int ret;
+
+	ret = store_insert_new(r->store, e->hash, e->size, &is->ins);
+	if (ret < 0)
+		return ret;
+	ret = fetch_object(r->fetch, e->hash, e->size, e->zsize, what, &sink);
+	store_insert_abort(is->ins);
+	is->ins = NULL;
+	return ret;
+}
+
 int fs_repo_object(struct fs_repo *r, const struct verify_entry *e, const char *what, int *ret_fd,
 		   bool *ret_fetched)
 {
 	struct insert_sink is = {NULL, NULL};
-	struct fetch_sink sink = {sink_write, sink_reset, sink_commit, &is, sink_source};
 	bool fetched = false;
 	int fd = -1, ret;
 
@@ -669,11 +684,17 @@ int fs_repo_object(struct fs_repo *r, const struct verify_entry *e, const char *
 		return -EINVAL;
 	ret = store_object_open(r->store, e->hash, &fd);
 	if (ret == -ENOENT) {
-		ret = store_insert_new(r->store, e->hash, e->size, &is.ins);
-		if (ret < 0)
-			goto out;
-		ret = fetch_object(r->fetch, e->hash, e->size, e->zsize, what, &sink);
-		store_insert_abort(is.ins);
+		ret = object_fetch(r, e, what, &is);
+		/* A full file system: evict (with a quota) and try once more; else the detail
+		 * says the store, its size, its quota and what is pinned (store/README.md "A
+		 * full file system"). */
+		if (ret == -ENOSPC || ret == -EDQUOT) {
+			ret = store_make_room(r->store, e->size, what);
+			if (ret == 0)
+				ret = object_fetch(r, e, what, &is);
+			if (ret == -ENOSPC || ret == -EDQUOT)
+				store_say_full(r->store, e->size, what);
+		}
 		if (ret < 0)
 			goto out;
 		fetched = ret == 0;

@@ -318,6 +318,7 @@ static void print_index_lost(const char *dir, const struct store_repo_status *rs
 int cli_store_status(const char *dir)
 {
 	struct store_stats st = {0};
+	struct store_usage u = {0};
 	struct store *s = NULL;
 	char b[32], idx[4096];
 	int r;
@@ -349,7 +350,21 @@ int cli_store_status(const char *dir)
 	printf("store %s\n", dir);
 	printf("  objects    %" PRIu64 " (%s, %" PRIu64 " bytes)\n", st.objects,
 	       cli_bytes(st.bytes, b), st.bytes);
-	printf("  pinned     %" PRIu64 "\n", st.pinned);
+	if (store_usage(s, &u) == 0) {
+		if (u.quota)
+			printf("  quota      %s (%" PRIu64 " bytes; above it the least recently "
+			       "used unpinned objects are evicted down to %d%%)\n",
+			       cli_bytes(u.quota, b), u.quota, STORE_QUOTA_LOW_PERCENT);
+		else
+			printf("  quota      none\n");
+		printf("  pinned     %" PRIu64 " objects (%s, %" PRIu64 " bytes; %" PRIu64
+		       " pin sets)\n",
+		       u.pinned_objects, cli_bytes(u.pinned_bytes, b), u.pinned_bytes, u.owners);
+		printf("  evictions  %" PRIu64 " (%s, %" PRIu64 " bytes)\n", u.evictions,
+		       cli_bytes(u.evicted_bytes, b), u.evicted_bytes);
+	} else {
+		printf("  pinned     %" PRIu64 "\n", st.pinned);
+	}
 	printf("  manifests  %" PRIu64 "\n", st.manifests);
 	for (size_t i = 0; i < st.nrepos; i++) {
 		const struct store_repo_status *rs = &st.repos[i];
