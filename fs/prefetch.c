@@ -118,10 +118,39 @@ static void fetch_one(struct pf *pf, const struct pf_obj *ob)
 	int r;
 
 	snprintf(what, sizeof(what), "%s %s: %s", ob->m->name, ob->m->version, e->path);
-	r = store_insert_new(pf->s, e->hash, e->size, &ps.ins);
-	if (r == 0) {
-		r = fetch_object(pf->f, e->hash, e->size, e->zsize, what, &sink);
-		store_insert_abort(ps.ins);
+	if (atomic_load(&pf->full)) {
+		atomic_fetch_add(&pf->failed, 1); /* said once, by the first that met it */
+		atomic_fetch_add(&pf->objects_done, 1);
+		return;
+	}
+	for (int tries = 0;; tries++) {
+		ps.ins = NULL;
+		r = store_insert_new(pf->s, e->hash, e->size, &ps.ins);
+		if (r == 0) {
+			r = fetch_object(pf->f, e->hash, e->size, e->zsize, what, &sink);
+			store_insert_abort(ps.ins);
+		}
+		if (r != -ENOSPC && r != -EDQUOT)
+			break;
+		if (atomic_load(&pf->full)) {
+			uncount(&ps); /* another worker said it */
+			atomic_fetch_add(&pf->failed, 1);
+			atomic_fetch_add(&pf->objects_done, 1);
+			return;
+		}
+		/* A full store: evict (with a quota) and try once more, else stop here with
+		 * one line naming the store, its size, quota and pins. */
+		uncount(&ps);
+		if (tries == 0 && store_make_room(pf->s, e->size, what) == 0)
+			continue;
+		if (tries > 0)
+			store_say_full(pf->s, e->size, what);
+		if (atomic_exchange(&pf->full, 1)) {
+			atomic_fetch_add(&pf->failed, 1);
+			atomic_fetch_add(&pf->objects_done, 1);
+			return;
+		}
+		break;
 	}
 	if (r < 0) {
 		uncount(&ps);
