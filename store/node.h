@@ -235,6 +235,12 @@ struct node_pinset {
  * that cannot be read (detail names it: nothing is evicted or collected then). */
 int node_pins_load(struct store *s, struct node_pinset *ret);
 void node_pins_fini(struct node_pinset *p);
+/** Replace dname/name (a directory of STOREDIR: "pins", "repos") with the set ids (ids NULL:
+ * remove it): temporary file, fsync, rename. @return 0; -EINVAL (a bad name); -errno. */
+int node_idset_write(struct store *s, const char *dname, const char *name,
+		     const uint8_t (*ids)[VERIFY_HASH_LEN], size_t n);
+/** The union of every set in STOREDIR/dname (none: empty). @return as node_pins_load. */
+int node_idset_load(struct store *s, const char *dname, struct node_pinset *ret);
 /** Whether p (may be NULL) holds id. */
 bool node_pins_has(const struct node_pinset *p, const uint8_t id[VERIFY_HASH_LEN]);
 

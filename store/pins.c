@@ -1,8 +1,9 @@
-/* store/pins.c: pin sets by owner (store/README.md, "Pins"). Each owner (a mount's prefetch=
- * versions, a slice's installed set) replaces its whole set at once with store_pin_set: one
- * file STOREDIR/pins/<owner>, written to a temporary name, fsynced and renamed, so a reader
- * (an eviction, stork gc) sees the old set or the new one. Eviction and gc read them all
- * (node_pins_load). Thread-safe: files are only renamed into place.
+/* store/pins.c: sets of object ids in files: the pin sets by owner (store/README.md, "Pins"),
+ * STOREDIR/pins/<owner>, and the repositories' current versions (gc.c), STOREDIR/repos/<repo>. Each
+ * owner (a mount's prefetch= versions, a slice's installed set) replaces its whole set at once with
+ * store_pin_set: one file STOREDIR/pins/<owner>, written to a temporary name, fsynced and renamed,
+ * so a reader (an eviction, stork gc) sees the old set or the new one. Eviction and gc read them
+ * all (node_pins_load). Thread-safe: files are only renamed into place.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -16,7 +17,7 @@
 #include "store/node.h"
 
 #define PINDIR	   "pins"
-#define PIN_MAGIC  "stork-pins 1\n"
+#define PIN_MAGIC  "stork-ids 1\n"
 #define PIN_MAXLEN ((size_t)1 << 30)
 
 static bool owner_ok(const char *owner)
@@ -50,15 +51,15 @@ static int write_all(int fd, const char *buf, size_t len)
 	return 0;
 }
 
-int store_pin_set(struct store *s, const char *owner, const uint8_t (*ids)[VERIFY_HASH_LEN],
-		  size_t n)
+int node_idset_write(struct store *s, const char *dname, const char *owner,
+		     const uint8_t (*ids)[VERIFY_HASH_LEN], size_t n)
 {
 	char tmp[STORE_PIN_OWNER_MAX + 32], *text = NULL;
 	int dirfd = -1, fd = -1, r;
 	size_t len;
 
 	if (!owner_ok(owner)) {
-		stork_errorf("%s: pin owner \"%.*s\": expected 1 to %d letters, digits, '.', '_' "
+		stork_errorf("%s: set name \"%.*s\": expected 1 to %d letters, digits, '.', '_' "
 			     "or '-', not starting with '.'",
 			     s->dir, STORE_PIN_OWNER_MAX, owner ? owner : "", STORE_PIN_OWNER_MAX);
 		return -EINVAL;
@@ -67,28 +68,28 @@ int store_pin_set(struct store *s, const char *owner, const uint8_t (*ids)[VERIF
 		stork_errorf("%s: read-only store: cannot store anything in it", s->dir);
 		return -EROFS;
 	}
-	r = node_mkdir_mode(s->dirfd, PINDIR, 0755);
+	r = node_mkdir_mode(s->dirfd, dname, 0755);
 	if (r < 0) {
-		stork_errorf("%s/" PINDIR ": cannot create: %s", s->dir, strerror(-r));
+		stork_errorf("%s/%s: cannot create: %s", s->dir, dname, strerror(-r));
 		return r;
 	}
-	dirfd = openat(s->dirfd, PINDIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	dirfd = openat(s->dirfd, dname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (dirfd < 0) {
 		r = -errno;
-		stork_errorf("%s/" PINDIR ": %s", s->dir, strerror(-r));
+		stork_errorf("%s/%s: %s", s->dir, dname, strerror(-r));
 		return r;
 	}
-	if (n == 0) {
+	if (!ids) {
 		r = unlinkat(dirfd, owner, 0) < 0 && errno != ENOENT ? -errno : 0;
 		if (r == 0)
 			r = node_sync_dir(dirfd);
 		if (r < 0)
-			stork_errorf("%s/" PINDIR "/%s: cannot remove: %s", s->dir, owner,
+			stork_errorf("%s/%s/%s: cannot remove: %s", s->dir, dname, owner,
 				     strerror(-r));
 		goto out;
 	}
 	len = sizeof(PIN_MAGIC) - 1 + n * (2 * VERIFY_HASH_LEN + 1);
-	text = malloc(len + 1);
+	text = malloc(len + 2 * VERIFY_HASH_LEN + 1);
 	if (!text) {
 		r = -ENOMEM;
 		goto out;
@@ -116,7 +117,7 @@ int store_pin_set(struct store *s, const char *owner, const uint8_t (*ids)[VERIF
 	if (r == 0)
 		goto out;
 fail:
-	stork_errorf("%s/" PINDIR "/%s: cannot write the pin set: %s", s->dir, owner, strerror(-r));
+	stork_errorf("%s/%s/%s: cannot write: %s", s->dir, dname, owner, strerror(-r));
 	unlinkat(dirfd, tmp, 0);
 out:
 	if (fd >= 0)
@@ -145,7 +146,8 @@ bool node_pins_has(const struct node_pinset *p, const uint8_t id[VERIFY_HASH_LEN
 }
 
 /* Append the ids of one pin file (fd) to *p. */
-static int load_one(struct store *s, int fd, const char *name, struct node_pinset *p, size_t *cap)
+static int load_one(struct store *s, const char *dname, int fd, const char *name,
+		    struct node_pinset *p, size_t *cap)
 {
 	struct stat st;
 	char *text = NULL, *line;
@@ -156,9 +158,9 @@ static int load_one(struct store *s, int fd, const char *name, struct node_pinse
 	if (fstat(fd, &st) < 0)
 		return -errno;
 	if (!S_ISREG(st.st_mode) || (size_t)st.st_size > PIN_MAXLEN) {
-		stork_errorf("%s/" PINDIR "/%s: not a pin set (a regular file of at most %zu "
+		stork_errorf("%s/%s/%s: not a set of object ids (a regular file of at most %zu "
 			     "bytes)",
-			     s->dir, name, PIN_MAXLEN);
+			     s->dir, dname, name, PIN_MAXLEN);
 		return STORK_EFORMAT;
 	}
 	len = (size_t)st.st_size;
@@ -178,9 +180,9 @@ static int load_one(struct store *s, int fd, const char *name, struct node_pinse
 	text[len] = '\0';
 	if (len < sizeof(PIN_MAGIC) - 1 || memcmp(text, PIN_MAGIC, sizeof(PIN_MAGIC) - 1) != 0 ||
 	    (len - (sizeof(PIN_MAGIC) - 1)) % (2 * VERIFY_HASH_LEN + 1) != 0) {
-		stork_errorf("%s/" PINDIR "/%s: not a pin set (\"stork-pins 1\", then one object "
-			     "id a line)",
-			     s->dir, name);
+		stork_errorf("%s/%s/%s: not a set of object ids (\"stork-ids 1\", then one "
+			     "object id a line)",
+			     s->dir, dname, name);
 		r = STORK_EFORMAT;
 		goto out;
 	}
@@ -199,8 +201,8 @@ static int load_one(struct store *s, int fd, const char *name, struct node_pinse
 		}
 		line[2 * VERIFY_HASH_LEN] = '\0';
 		if (verify_unhex(line, p->ids[p->n], VERIFY_HASH_LEN) < 0) {
-			stork_errorf("%s/" PINDIR "/%s: \"%.64s\" is not an object id", s->dir,
-				     name, line);
+			stork_errorf("%s/%s/%s: \"%.64s\" is not an object id", s->dir, dname, name,
+				     line);
 			r = STORK_EFORMAT;
 			goto out;
 		}
@@ -211,7 +213,7 @@ out:
 	return r;
 }
 
-int node_pins_load(struct store *s, struct node_pinset *ret)
+int node_idset_load(struct store *s, const char *dname, struct node_pinset *ret)
 {
 	struct node_pinset p = {0};
 	struct dirent *de;
@@ -219,14 +221,14 @@ int node_pins_load(struct store *s, struct node_pinset *ret)
 	DIR *dir = NULL;
 	int dirfd, fd, r = 0;
 
-	dirfd = openat(s->dirfd, PINDIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	dirfd = openat(s->dirfd, dname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (dirfd < 0) {
 		if (errno == ENOENT) {
 			*ret = p;
 			return 0;
 		}
 		r = -errno;
-		stork_errorf("%s/" PINDIR ": %s", s->dir, strerror(-r));
+		stork_errorf("%s/%s: %s", s->dir, dname, strerror(-r));
 		return r;
 	}
 	dir = fdopendir(dirfd);
@@ -243,10 +245,10 @@ int node_pins_load(struct store *s, struct node_pinset *ret)
 			if (errno == ENOENT)
 				continue; /* unpinned meanwhile */
 			r = -errno;
-			stork_errorf("%s/" PINDIR "/%s: %s", s->dir, de->d_name, strerror(-r));
+			stork_errorf("%s/%s/%s: %s", s->dir, dname, de->d_name, strerror(-r));
 			break;
 		}
-		r = load_one(s, fd, de->d_name, &p, &cap);
+		r = load_one(s, dname, fd, de->d_name, &p, &cap);
 		close(fd);
 		if (r < 0)
 			break;
@@ -267,4 +269,15 @@ int node_pins_load(struct store *s, struct node_pinset *ret)
 	}
 	*ret = p;
 	return 0;
+}
+
+int store_pin_set(struct store *s, const char *owner, const uint8_t (*ids)[VERIFY_HASH_LEN],
+		  size_t n)
+{
+	return node_idset_write(s, PINDIR, owner, n ? ids : NULL, n);
+}
+
+int node_pins_load(struct store *s, struct node_pinset *ret)
+{
+	return node_idset_load(s, PINDIR, ret);
 }

@@ -273,6 +273,39 @@ int store_uses_flush(struct store *s);
 int store_pin_set(struct store *s, const char *owner, const uint8_t (*ids)[VERIFY_HASH_LEN],
 		  size_t n);
 
+/* What the trusted metadata references (store/README.md, "Garbage collection" and "Bounded
+ * metadata"). */
+struct store_prune_report {
+	uint64_t manifests; /* manifests dropped from the index: no repository lists them */
+	uint64_t roles;	    /* cached files of delegated roles that sign nothing listed */
+};
+/** After a refresh of repo that verified: ids are the manifests (signed SHA-256) of every
+ * version its metadata signs now, roles the delegated roles that signed them. Kept as the
+ * repository's list (STOREDIR/repos/<repo>, what store_gc keeps); manifests no repository
+ * lists any more are dropped from the index (once every repository of the store has a list),
+ * and so are the repository's cached files of delegated roles not in roles (a role's file
+ * comes back with the next walk that needs it). Thread-safe; processes too.
+ * @param[out] ret (may be NULL) what was dropped. @return 0; -EINVAL; -errno. */
+int store_repo_current(struct store *s, const char *repo, const uint8_t (*ids)[VERIFY_HASH_LEN],
+		       size_t n, const char *const *roles, size_t nroles,
+		       struct store_prune_report *ret);
+
+struct store_gc_report {
+	uint64_t objects;	    /* indexed objects looked at */
+	uint64_t removed, bytes;    /* objects removed (with their variants), their bytes */
+	uint64_t pinned;	    /* unreferenced objects kept for their pins */
+	uint64_t manifests;	    /* manifests dropped from the index */
+	uint64_t unknown_manifests; /* listed manifests the store does not hold */
+};
+/** Remove every object no manifest of the repositories' lists (store_repo_current)
+ * references, that nothing pins and that nobody used or inserted since the collection
+ * started; drop manifests no list names. Safe while mounts, extracts and prefetches use the
+ * store (store/README.md "Garbage collection": an object used meanwhile stays; a reader's
+ * descriptor keeps reading). One collection at a time (flock on STOREDIR/gc.lock).
+ * @return 0; -EBUSY (another collection runs); -EAGAIN (a repository has no list yet: refresh
+ * it once; detail says which); -EROFS; -errno. */
+int store_gc(struct store *s, struct store_gc_report *ret);
+
 /* Writing an object: the sink that fetch/ streams verified-in-stream bytes into. */
 struct store_insert;
 

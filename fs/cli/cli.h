@@ -28,6 +28,7 @@ int cmd_resolve(int argc, char **argv);
 int cmd_extract(int argc, char **argv);
 int cmd_prefetch(int argc, char **argv);
 int cmd_fsck(int argc, char **argv);
+int cmd_gc(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 /** `stork status STOREDIR`: what the node store holds. @return an exit code. */
 int cli_store_status(const char *dir);
