@@ -118,7 +118,8 @@ static void prefetch_run(struct fsd *d)
 		}
 	}
 	fsd_catalog_unref(cat);
-	prefetch_pin(d, ms, n);
+	if (ms)
+		prefetch_pin(d, ms, n);
 	if (n) {
 		r = fs_prefetch(d->repo, ms, n, &po, &st);
 		if (r != -ECANCELED)
