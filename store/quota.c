@@ -240,9 +240,17 @@ void node_quota_free(struct store *s)
 
 	if (!q)
 		return;
-	if (s->env && !s->readonly)
+	if (s->env && !s->readonly && q->nuses) {
+		/* The caller may still print the detail of what failed before the close. */
+		char saved[STORK_DETAIL_MAX];
+
+		snprintf(saved, sizeof(saved), "%s", stork_error_detail());
 		clock_flush(s);
-	stork_error_clear();
+		if (saved[0])
+			stork_errorf("%s", saved);
+		else
+			stork_error_clear();
+	}
 	free(q->uses);
 	pthread_mutex_destroy(&q->lock);
 	pthread_mutex_destroy(&q->evicting);
