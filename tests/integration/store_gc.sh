@@ -2,7 +2,7 @@
 # stork gc after a publisher is revoked. Alice publishes a 1.0; mallory publishes m 1.0 and
 # m 2.0, which share one file with each other and one with alice's a 1.0. A mount reads all of
 # it, then the repository revokes mallory and the mount refreshes (SIGHUP): m is gone from it
-# and the store's index drops m's two manifests. While a reader reads a's files over and over
+# and the store drops m's two manifests and mallory's role file (index and trusted/ copy). While a reader reads a's files over and over
 # through the mount, stork gc removes exactly the objects only mallory's versions used: her 3
 # own files and the 2 manifests (kept as objects for peers), counted; the file shared with a
 # 1.0 stays, and so does one of hers that a pin set holds. The reader read every byte right, stork fsck is clean,
@@ -51,6 +51,9 @@ done
 for m in $MAN; do stored "$m" || fail "mallory's manifest $m is not an object of the store"; done
 before=$(nobjects)
 pass "the mount read a 1.0, m 1.0 and m 2.0: $before objects stored"
+[ -n "$(find "$S/trusted" -name mallory.json)" ] || fail "the store holds no copy of mallory's role metadata"
+run "$STORK" status "$S"
+nmeta=$(sed -n 's/^  metadata *\([0-9]*\) files/\1/p' "$T/out")
 
 expect_rc 0 "the repository revokes mallory" "$STORK" repo revoke "$REPO" --keys "$KEYS" mallory
 kill -HUP "$SFS_PID"
@@ -61,7 +64,9 @@ done
 [ ! -e "$M/m" ] || fail "20 s after SIGHUP the mount still shows m"
 run "$STORK" status "$S"
 out_has "the index dropped mallory's two manifests (a's is left)" "  manifests  1"
-pass "after the refresh m is gone from the mount and its manifests from the index"
+out_has "the index dropped mallory's role file" "  metadata      $((nmeta - 1)) files"
+[ -z "$(find "$S/trusted" -name mallory.json)" ] || fail "trusted/ still holds mallory's role metadata"
+pass "after the refresh m is gone from the mount, its manifests and mallory's role file from the store"
 
 # a pin set holds nothing of mallory's yet; pin one of her files through a store pin set
 PINNED=$(hex "$T/src/m2/own3")
