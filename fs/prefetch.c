@@ -9,7 +9,8 @@
  * share the next one, so a prefetch pays one sync per group instead of three per object. The
  * calling thread only reports progress. Before the workers start, the driver thread runs the
  * version-pack phase (fs/prefetch_pack.c), which stores whole versions in one transfer each.
- * This file also lists a package's versions (fs_repo_versions).
+ * This file also lists a package's versions (fs_repo_versions) and pins versions in the store
+ * (fs_pin_versions).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -376,6 +377,26 @@ out:
 
 /* ------------------------------------------------------------------------------------------ */
 /* Versions of one package. */
+
+int fs_pin_versions(struct store *s, const char *owner, struct verify_manifest *const *ms, size_t n)
+{
+	uint8_t(*ids)[VERIFY_HASH_LEN] = NULL;
+	size_t k = 0, total = 0;
+	int r;
+
+	for (size_t i = 0; i < n; i++)
+		total += ms[i]->n;
+	ids = malloc((total ? total : 1) * VERIFY_HASH_LEN);
+	if (!ids)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; j < ms[i]->n; j++)
+			if (ms[i]->entries[j].type == VERIFY_FILE)
+				memcpy(ids[k++], ms[i]->entries[j].hash, VERIFY_HASH_LEN);
+	r = store_pin_set(s, owner, (const uint8_t(*)[VERIFY_HASH_LEN])ids, k);
+	free(ids);
+	return r;
+}
 
 struct versions_ctx {
 	const char *name;

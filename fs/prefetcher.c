@@ -53,28 +53,17 @@ static int prefetch_add(struct fsd *d, const char *name, const char *version,
  * longer names (an older latest) is unpinned. */
 static void prefetch_pin(struct fsd *d, struct verify_manifest *const *ms, size_t n)
 {
-	uint8_t(*ids)[VERIFY_HASH_LEN] = NULL, digest[VERIFY_HASH_LEN];
+	uint8_t digest[VERIFY_HASH_LEN];
 	char owner[64], hex[VERIFY_HASH_HEX], text[1200];
-	size_t k = 0, total = 0;
 	int r;
 
-	for (size_t i = 0; i < n; i++)
-		total += ms[i]->n;
-	ids = malloc((total ? total : 1) * VERIFY_HASH_LEN);
-	if (!ids)
-		return;
-	for (size_t i = 0; i < n; i++)
-		for (size_t j = 0; j < ms[i]->n; j++)
-			if (ms[i]->entries[j].type == VERIFY_FILE)
-				memcpy(ids[k++], ms[i]->entries[j].hash, VERIFY_HASH_LEN);
 	verify_sha256(d->mountpoint, strlen(d->mountpoint), digest);
 	verify_hex(digest, VERIFY_HASH_LEN, hex);
 	snprintf(owner, sizeof(owner), "mount-%.16s", hex);
-	r = store_pin_set(d->store, owner, (const uint8_t(*)[VERIFY_HASH_LEN])ids, k);
+	r = fs_pin_versions(d->store, owner, ms, n);
 	if (r < 0)
-		fsd_log(d, "prefetch: pinning %zu objects: %s", k,
+		fsd_log(d, "prefetch: pinning %zu versions: %s", n,
 			stork_error_text(NULL, r, text, sizeof(text)));
-	free(ids);
 }
 
 /* Every object of the versions -o prefetch= names, among what this mount's tree shows (its
