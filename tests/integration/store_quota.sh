@@ -4,7 +4,8 @@
 # the objects that went are always the least recently used ones (a file read again moves to
 # the back of the order: checked after every read); the objects of the version prefetch= names
 # (4 MB) stay all along. stork status shows the quota, the pins and the evictions; the quota is
-# kept in the store (a second mount without store_max= evicts too), and fsck is clean.
+# kept in the store (a second mount without store_max= evicts too; stork prefetch --store-max
+# sets it), and fsck is clean.
 . "$(dirname "$0")/lib.sh"
 
 need python3 nginx
@@ -121,6 +122,17 @@ ORDER=()
 for i in $(seq -w 11 29); do read_file "f$i"; done
 unmount_storkfs "$M"
 pass "a second mount without store_max= keeps the store's quota (at most $MAX bytes)"
+
+# --store-max on a command sets it too
+run "$STORK" prefetch --root "$ROOT" --store "$S" --store-max 30M "$NGINX_URL" keep
+[ "$RC" -eq 0 ] || {
+	_show_run
+	fail "stork prefetch --store-max 30M"
+}
+run "$STORK" status "$S"
+out_has "stork prefetch --store-max 30M set the store's quota" "quota      30.0 MiB (31457280 bytes"
+expect_rc 2 "a bad --store-max is a usage error" "$STORK" prefetch --root "$ROOT" --store "$S" --store-max 20X "$NGINX_URL" keep
+err_has "...naming the option" "--store-max 20X: expected a size in bytes"
 
 fsck_clean "stork fsck is clean after the evictions" "$S"
 done_ok
