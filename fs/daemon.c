@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -148,6 +149,14 @@ static int fsd_start(struct fsd *d)
 		else
 			fsd_log(d, "%s: %s", d->conf.storedir, storkfs_strerror(ret));
 		goto out;
+	}
+	if (d->conf.store_max_set && !store_readonly(d->store)) {
+		ret = store_quota_set(d->store, d->conf.store_max);
+		if (ret < 0) {
+			fsd_log(d, "store_max=%" PRIu64 ": %s", d->conf.store_max,
+				stork_error_text(NULL, ret, text, sizeof(text)));
+			goto out;
+		}
 	}
 	if (store_readonly(d->store))
 		fsd_log(d,

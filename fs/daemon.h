@@ -298,6 +298,8 @@ struct fsd_conf {
 	unsigned low_speed_limit; /* bytes/s below which a transfer counts as stalled */
 	unsigned low_speed_time;  /* seconds below low_speed_limit before it is dropped;
 				   * 0 = min(10, max(1, timeout / 3)) (fsd_low_speed_time) */
+	uint64_t store_max;	  /* -o store_max=SIZE: the store's quota, set at start */
+	int store_max_set;
 };
 
 struct fsd {

@@ -259,6 +259,14 @@ struct fs_prefetch_opts {
 int fs_prefetch(struct fs_repo *r, struct verify_manifest *const *ms, size_t n,
 		const struct fs_prefetch_opts *opts, struct fs_prefetch_progress *ret_p);
 
+/** Pin every file object of the versions ms as owner's pin set in the store (store_pin_set:
+ * the quota's eviction and stork gc never remove them), replacing what owner pinned before;
+ * n = 0 unpins. Owners: "mount-<hex>" for a mount's prefetch=, a slice's installed set under a
+ * name of its own (1 to 128 of [A-Za-z0-9._-]). Thread-safe. @return 0; -EINVAL (a bad
+ * owner); -ENOMEM; -errno. */
+int fs_pin_versions(struct store *s, const char *owner, struct verify_manifest *const *ms,
+		    size_t n);
+
 /** The versions of package `name` the current verified metadata signs, sorted by
  * fs_version_cmp (oldest first). @param[out] ret_versions malloc'd array of malloc'd strings
  * (caller frees each and the array). @return 0; -ENOENT (no version is signed: detail says

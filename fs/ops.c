@@ -463,8 +463,9 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 		snprintf(line, sizeof(line), "open %s", what);
 		note_failure(d, line, ret);
-		/* No mirror delivered it: not "no such file" to the reader. */
-		if (ret == -ENOENT)
+		/* No mirror delivered it: not "no such file" to the reader; nor is a full
+		 * store "no space" to a read-only open (the log says ENOSPC and the store). */
+		if (ret == -ENOENT || ret == -ENOSPC || ret == -EDQUOT)
 			ret = -EIO;
 		goto out;
 	}

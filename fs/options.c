@@ -48,6 +48,9 @@ static const char usage[] =
     "    -o policy=FILE       this slice's trust policy (verify/README.md); re-read on SIGHUP\n"
     "    -o slices=DIR        more slices: each DIR/NAME.policy shows under /.slices/NAME/\n"
     "                         (fs/README.md \"Slices\"); re-read on SIGHUP and each refresh\n"
+    "    -o store_max=SIZE    the store's quota (K, M, G, T: powers of 1024; 0: none), kept\n"
+    "                         in the store for every user of it: above it the least recently\n"
+    "                         used objects nothing pins are evicted down to 75%\n"
     "    -o max_stale=DURATION  when refreshes fail, keep serving metadata this long after it\n"
     "                         expired (default 7d; units s, m, h, d; 0 = stop at expiry;\n"
     "                         inf = never stop: no bound on a freeze attack)\n"
@@ -93,6 +96,7 @@ enum {
 	KEY_CONNECT_TIMEOUT,
 	KEY_LOW_SPEED_LIMIT,
 	KEY_LOW_SPEED_TIME,
+	KEY_STORE_MAX,
 };
 
 #define OPT(t, p)                                                                                  \
@@ -124,6 +128,7 @@ static const struct fuse_opt opt_spec[] = {
     FUSE_OPT_KEY("connect_timeout=", KEY_CONNECT_TIMEOUT),
     FUSE_OPT_KEY("low_speed_limit=", KEY_LOW_SPEED_LIMIT),
     FUSE_OPT_KEY("low_speed_time=", KEY_LOW_SPEED_TIME),
+    FUSE_OPT_KEY("store_max=", KEY_STORE_MAX),
     OPT("-h", show_help),
     OPT("--help", show_help),
     OPT("-V", show_version),
@@ -260,6 +265,33 @@ static int parse_count(const char *arg, const char *value, unsigned long max, co
 		return -1;
 	}
 	*ret = (unsigned)v;
+	return 0;
+}
+
+/* "-o store_max=SIZE": bytes, with an optional K, M, G or T (powers of 1024). @return 0; -1
+ * (said so on stderr). */
+static int parse_store_max(const char *arg, const char *value, struct fsd_conf *c)
+{
+	static const char units[] = "KMGT";
+	unsigned long long v;
+	const char *u;
+	char *end;
+	unsigned shift = 0;
+
+	errno = 0;
+	v = strtoull(value, &end, 10);
+	if (*end && end[1] == '\0' && (u = strchr(units, *end)))
+		shift = 10 * (unsigned)(u - units + 1);
+	if (value[0] < '0' || value[0] > '9' || errno || (*end && !shift) ||
+	    (shift && v > (UINT64_MAX >> shift))) {
+		fprintf(stderr,
+			"storkfs: -o %s: expected a size in bytes, with an optional K, M, G or T "
+			"(e.g. store_max=20G; 0: no quota)\n",
+			arg);
+		return -1;
+	}
+	c->store_max = (uint64_t)v << shift;
+	c->store_max_set = 1;
 	return 0;
 }
 
@@ -403,6 +435,8 @@ static int keyed_opt(struct fsd_args *p, const char *arg, int key)
 		return parse_count(arg, value, 1UL << 30, "bytes per second", &c->low_speed_limit);
 	case KEY_LOW_SPEED_TIME:
 		return parse_secs(arg, value, 1, 3600, &c->low_speed_time);
+	case KEY_STORE_MAX:
+		return parse_store_max(arg, value, c);
 	}
 	return -1;
 }

@@ -9,7 +9,8 @@
  * share the next one, so a prefetch pays one sync per group instead of three per object. The
  * calling thread only reports progress. Before the workers start, the driver thread runs the
  * version-pack phase (fs/prefetch_pack.c), which stores whole versions in one transfer each.
- * This file also lists a package's versions (fs_repo_versions).
+ * This file also lists a package's versions (fs_repo_versions) and pins versions in the store
+ * (fs_pin_versions).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -118,10 +119,39 @@ static void fetch_one(struct pf *pf, const struct pf_obj *ob)
 	int r;
 
 	snprintf(what, sizeof(what), "%s %s: %s", ob->m->name, ob->m->version, e->path);
-	r = store_insert_new(pf->s, e->hash, e->size, &ps.ins);
-	if (r == 0) {
-		r = fetch_object(pf->f, e->hash, e->size, e->zsize, what, &sink);
-		store_insert_abort(ps.ins);
+	if (atomic_load(&pf->full)) {
+		atomic_fetch_add(&pf->failed, 1); /* said once, by the first that met it */
+		atomic_fetch_add(&pf->objects_done, 1);
+		return;
+	}
+	for (int tries = 0;; tries++) {
+		ps.ins = NULL;
+		r = store_insert_new(pf->s, e->hash, e->size, &ps.ins);
+		if (r == 0) {
+			r = fetch_object(pf->f, e->hash, e->size, e->zsize, what, &sink);
+			store_insert_abort(ps.ins);
+		}
+		if (r != -ENOSPC && r != -EDQUOT)
+			break;
+		if (atomic_load(&pf->full)) {
+			uncount(&ps); /* another worker said it */
+			atomic_fetch_add(&pf->failed, 1);
+			atomic_fetch_add(&pf->objects_done, 1);
+			return;
+		}
+		/* A full store: evict (with a quota) and try once more, else stop here with
+		 * one line naming the store, its size, quota and pins. */
+		uncount(&ps);
+		if (tries == 0 && store_make_room(pf->s, e->size, what) == 0)
+			continue;
+		if (tries > 0)
+			store_say_full(pf->s, e->size, what);
+		if (atomic_exchange(&pf->full, 1)) {
+			atomic_fetch_add(&pf->failed, 1);
+			atomic_fetch_add(&pf->objects_done, 1);
+			return;
+		}
+		break;
 	}
 	if (r < 0) {
 		uncount(&ps);
@@ -347,6 +377,26 @@ out:
 
 /* ------------------------------------------------------------------------------------------ */
 /* Versions of one package. */
+
+int fs_pin_versions(struct store *s, const char *owner, struct verify_manifest *const *ms, size_t n)
+{
+	uint8_t(*ids)[VERIFY_HASH_LEN] = NULL;
+	size_t k = 0, total = 0;
+	int r;
+
+	for (size_t i = 0; i < n; i++)
+		total += ms[i]->n;
+	ids = malloc((total ? total : 1) * VERIFY_HASH_LEN);
+	if (!ids)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; j < ms[i]->n; j++)
+			if (ms[i]->entries[j].type == VERIFY_FILE)
+				memcpy(ids[k++], ms[i]->entries[j].hash, VERIFY_HASH_LEN);
+	r = store_pin_set(s, owner, (const uint8_t(*)[VERIFY_HASH_LEN])ids, k);
+	free(ids);
+	return r;
+}
 
 struct versions_ctx {
 	const char *name;

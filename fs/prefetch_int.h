@@ -41,6 +41,7 @@ struct pf {
 	pthread_cond_t cond; /* a worker left */
 	unsigned running;    /* under lock */
 	int err;	     /* under lock: the most telling failure so far */
+	atomic_int full;     /* the store's file system is full: the rest is not tried */
 	struct timespec start;
 	uint64_t objects, bytes, bytes_present; /* fixed once the workers start */
 	uint64_t present0;			/* objects already stored at the start */

@@ -47,6 +47,25 @@ static int prefetch_add(struct fsd *d, const char *name, const char *version,
 	return r;
 }
 
+/* Pin the objects of the versions prefetch= names, as this mount's pin set ("mount-" and the
+ * first 16 hex digits of the SHA-256 of the mountpoint): the store's quota never evicts them
+ * (store/README.md "Quota and eviction"). Replaced at each run, so a version prefetch= no
+ * longer names (an older latest) is unpinned. */
+static void prefetch_pin(struct fsd *d, struct verify_manifest *const *ms, size_t n)
+{
+	uint8_t digest[VERIFY_HASH_LEN];
+	char owner[64], hex[VERIFY_HASH_HEX], text[1200];
+	int r;
+
+	verify_sha256(d->mountpoint, strlen(d->mountpoint), digest);
+	verify_hex(digest, VERIFY_HASH_LEN, hex);
+	snprintf(owner, sizeof(owner), "mount-%.16s", hex);
+	r = fs_pin_versions(d->store, owner, ms, n);
+	if (r < 0)
+		fsd_log(d, "prefetch: pinning %zu versions: %s", n,
+			stork_error_text(NULL, r, text, sizeof(text)));
+}
+
 /* Every object of the versions -o prefetch= names, among what this mount's tree shows (its
  * policy applies), into the store; one summary line in the log. */
 static void prefetch_run(struct fsd *d)
@@ -88,6 +107,8 @@ static void prefetch_run(struct fsd *d)
 		}
 	}
 	fsd_catalog_unref(cat);
+	if (ms)
+		prefetch_pin(d, ms, n);
 	if (n) {
 		r = fs_prefetch(d->repo, ms, n, &po, &st);
 		if (r != -ECANCELED)

@@ -296,6 +296,76 @@ static bool hold_clock(struct fs_repo *r, struct verify_client **c)
 	return done;
 }
 
+static int list_with(struct fs_repo *r, const struct verify_policy *p, bool own,
+		     int (*fn)(void *ctx, const struct verify_target *t), void *ctx);
+
+/* The versions the metadata signs now, for the store (store_repo_current). */
+struct current {
+	uint8_t (*ids)[VERIFY_HASH_LEN];
+	size_t n, cap;
+	char **roles;
+	size_t nroles;
+};
+
+static int current_fn(void *ctx, const struct verify_target *t)
+{
+	struct current *c = ctx;
+	size_t i;
+
+	if (c->n == c->cap) {
+		size_t cap = c->cap ? 2 * c->cap : 64;
+		void *grown = realloc(c->ids, cap * VERIFY_HASH_LEN);
+
+		if (!grown)
+			return -ENOMEM;
+		c->ids = grown;
+		c->cap = cap;
+	}
+	memcpy(c->ids[c->n++], t->hash, VERIFY_HASH_LEN);
+	for (i = 0; t->role && i < c->nroles; i++)
+		if (!strcmp(c->roles[i], t->role))
+			break;
+	if (t->role && i == c->nroles) {
+		char **grown = realloc(c->roles, (c->nroles + 1) * sizeof(*grown));
+
+		if (!grown)
+			return -ENOMEM;
+		c->roles = grown;
+		c->roles[c->nroles] = strdup(t->role);
+		if (!c->roles[c->nroles])
+			return -ENOMEM;
+		c->nroles++;
+	}
+	return 0;
+}
+
+/* After a refresh that verified: tell the store which manifests the repository signs now, so
+ * that it drops the manifests and role files of versions that are gone and stork gc knows
+ * what to keep (store/README.md "Bounded metadata"). Every version the repository's own
+ * delegations sign, whatever a slice's policy shows. Best effort: a failure is logged and
+ * costs only space. */
+static void keep_current(struct fs_repo *r)
+{
+	struct current c = {0};
+	struct store_prune_report rep = {0};
+	char line[1400], text[1200];
+	int ret;
+
+	ret = list_with(r, NULL, false, current_fn, &c);
+	if (ret == 0 && !store_readonly(r->store))
+		ret = store_repo_current(r->store, r->id, (const uint8_t(*)[VERIFY_HASH_LEN])c.ids,
+					 c.n, (const char *const *)c.roles, c.nroles, &rep);
+	if (ret < 0) {
+		snprintf(line, sizeof(line), "keeping the current versions' manifests: %s",
+			 stork_error_text(NULL, ret, text, sizeof(text)));
+		log_line(r, line);
+	}
+	for (size_t i = 0; i < c.nroles; i++)
+		free(c.roles[i]);
+	free(c.roles);
+	free(c.ids);
+}
+
 int fs_repo_refresh(struct fs_repo *r)
 {
 	struct verify_client *c = NULL;
@@ -340,6 +410,7 @@ int fs_repo_refresh(struct fs_repo *r)
 		return 1;
 	}
 	store_repo_note_refresh(r->store, r->id, r->first_mirror, (int64_t)time(NULL));
+	keep_current(r);
 	return 0;
 }
 
@@ -691,11 +762,26 @@ static int sink_commit(void *ctx)
 	return ret;
 }
 
+/* Fetch e's object into the store (one try). @return as fetch_object. */
+static int object_fetch(struct fs_repo *r, const struct verify_entry *e, const char *what,
+			struct insert_sink *is)
+{
+	struct fetch_sink sink = {sink_write, sink_reset, sink_commit, is, sink_source};
+	int ret;
+
+	ret = store_insert_new(r->store, e->hash, e->size, &is->ins);
+	if (ret < 0)
+		return ret;
+	ret = fetch_object(r->fetch, e->hash, e->size, e->zsize, what, &sink);
+	store_insert_abort(is->ins);
+	is->ins = NULL;
+	return ret;
+}
+
 int fs_repo_object(struct fs_repo *r, const struct verify_entry *e, const char *what, int *ret_fd,
 		   bool *ret_fetched)
 {
 	struct insert_sink is = {NULL, NULL};
-	struct fetch_sink sink = {sink_write, sink_reset, sink_commit, &is, sink_source};
 	bool fetched = false;
 	int fd = -1, ret;
 
@@ -703,11 +789,17 @@ int fs_repo_object(struct fs_repo *r, const struct verify_entry *e, const char *
 		return -EINVAL;
 	ret = store_object_open(r->store, e->hash, &fd);
 	if (ret == -ENOENT) {
-		ret = store_insert_new(r->store, e->hash, e->size, &is.ins);
-		if (ret < 0)
-			goto out;
-		ret = fetch_object(r->fetch, e->hash, e->size, e->zsize, what, &sink);
-		store_insert_abort(is.ins);
+		ret = object_fetch(r, e, what, &is);
+		/* A full file system: evict (with a quota) and try once more; else the detail
+		 * says the store, its size, its quota and what is pinned (store/README.md "A
+		 * full file system"). */
+		if (ret == -ENOSPC || ret == -EDQUOT) {
+			ret = store_make_room(r->store, e->size, what);
+			if (ret == 0)
+				ret = object_fetch(r, e, what, &is);
+			if (ret == -ENOSPC || ret == -EDQUOT)
+				store_say_full(r->store, e->size, what);
+		}
 		if (ret < 0)
 			goto out;
 		fetched = ret == 0;

@@ -199,8 +199,7 @@ static void objrec_encode(const struct node_objrec *rec, uint8_t out[OBJREC_LEN]
 {
 	out[0] = OBJREC_VERSION;
 	out[1] = rec->flags;
-	out[2] = 0;
-	out[3] = 0;
+	node_put_le(out + 2, rec->last_ms, 2);
 	node_put_le(out + 4, rec->pins, 4);
 	node_put_le(out + 8, rec->size, 8);
 	node_put_le(out + 16, (uint64_t)rec->last_use, 8);
@@ -229,6 +228,9 @@ int node_objrec_get(struct node_env *e, MDB_txn *txn, const uint8_t id[VERIFY_HA
 	ret_rec->pins = (uint32_t)node_get_le(p + 4, 4);
 	ret_rec->size = node_get_le(p + 8, 8);
 	ret_rec->last_use = (int64_t)node_get_le(p + 16, 8);
+	ret_rec->last_ms = (uint16_t)node_get_le(p + 2, 2);
+	if (ret_rec->last_ms > 999)
+		ret_rec->last_ms = 999;
 	return 0;
 }
 
@@ -251,16 +253,21 @@ static int index_fn(struct node_env *e, MDB_txn *txn, void *ctx)
 {
 	struct index_ctx *c = ctx;
 	struct node_objrec rec;
+	struct timespec now;
 	int rc;
 
 	rc = node_objrec_get(e, txn, c->id, &rec);
 	if (rc == MDB_NOTFOUND || rc == STORK_EFORMAT) {
 		/* A malformed record is replaced: the object itself was just verified. */
 		memset(&rec, 0, sizeof(rec));
-		rec.last_use = time(NULL);
 	} else if (rc != 0) {
 		return rc;
 	}
+	/* An insert is a use: the newest in the LRU order (and an eviction that chose the old
+	 * record sees it changed). */
+	clock_gettime(CLOCK_REALTIME, &now);
+	rec.last_use = now.tv_sec;
+	rec.last_ms = (uint16_t)(now.tv_nsec / 1000000);
 	rec.size = c->size;
 	return node_objrec_put(e, txn, c->id, &rec);
 }

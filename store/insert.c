@@ -328,10 +328,16 @@ int store_insert_commit(struct store_insert *ins)
 	/* A crash before this leaves a good unindexed object: the next insert of it or
 	 * fsck --repair indexes it. */
 	r = node_index_object(s, ins->id, ins->size);
-	if (r < 0)
+	if (r < 0) {
 		stork_error_prefix("object %s", ins->hex);
-	else if (!ins->anon && !ins->name[0])
-		node_checked_note(s, ins->id, ins->fd); /* ours is in place, not another's */
+	} else {
+		struct node_index_item it = {.size = ins->size};
+
+		if (!ins->anon && !ins->name[0])
+			node_checked_note(s, ins->id, ins->fd); /* ours is in place */
+		memcpy(it.id, ins->id, VERIFY_HASH_LEN);
+		node_quota_inserted(s, &it, 1);
+	}
 out:
 	if (subfd >= 0)
 		close(subfd);
@@ -537,6 +543,8 @@ static int commit_list(struct store *s, struct store_insert *list, size_t *ret_i
 	/* 4. One transaction for every record. */
 	if (r == 0 && k)
 		r = node_index_objects(s, items, k);
+	if (r == 0 && k)
+		node_quota_inserted(s, items, k);
 	if (r < 0) {
 		for (ins = list; ins; ins = ins->next)
 			if (ins->result == 0)

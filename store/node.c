@@ -422,30 +422,6 @@ int store_object_info(struct store *s, const uint8_t id[VERIFY_HASH_LEN],
 	return 0;
 }
 
-static int touch_fn(struct node_env *e, MDB_txn *txn, void *ctx)
-{
-	struct obj_ctx *c = ctx;
-	int rc;
-
-	rc = node_objrec_get(e, txn, c->id, &c->rec);
-	if (rc != 0)
-		return rc;
-	if (c->now - c->rec.last_use < NODE_LAST_USE_SLACK)
-		return MDB_NOTFOUND; /* someone else did it: nothing to commit */
-	c->rec.last_use = c->now;
-	return node_objrec_put(e, txn, c->id, &c->rec);
-}
-
-void node_touch(struct store *s, const uint8_t id[VERIFY_HASH_LEN], int64_t last_use)
-{
-	struct obj_ctx c = {.id = id, .now = time(NULL)};
-
-	if (c.now - last_use < NODE_LAST_USE_SLACK)
-		return;
-	node_txn(s->env, true, touch_fn, &c);
-	stork_error_clear();
-}
-
 static int drop_fn(struct node_env *e, MDB_txn *txn, void *ctx)
 {
 	MDB_val k = {VERIFY_HASH_LEN, (void *)((struct obj_ctx *)ctx)->id};

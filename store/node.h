@@ -37,12 +37,11 @@
 /* LMDB's reader slots: with its 64-byte slots and 192-byte header the lock file is then
  * exactly 64 KiB (open.c allocates it before LMDB maps it). */
 #define NODE_MAXREADERS 1022
-/* last_use is rewritten only when it is older than this (seconds): no write txn per open. */
-#define NODE_LAST_USE_SLACK 3600
 
 struct node_env {
 	MDB_env *env;
 	MDB_dbi objects, meta, manifests, repos;
+	MDB_dbi info; /* "storkfs": the format, the quota and the eviction counters (quota.c) */
 	/* Held for reading around every transaction of this process, for writing while the map
 	 * is resized: mdb_env_set_mapsize() needs no live transaction in the process. */
 	pthread_rwlock_t maplock;
@@ -77,6 +76,8 @@ struct store {
 	/* Whether linked variants can be made immutable here (variant.c): 0 not known yet, 1
 	 * yes, -1 no (store_object_link says -EXDEV at once: copy). Atomic. */
 	int immutable;
+	/* The access clock, the usage estimate and eviction (quota.c); made by store_open. */
+	struct node_quota *quota;
 };
 
 enum { NODE_LINK_EMPTY_PATH = 1, NODE_LINK_PROC = 2 };
@@ -85,6 +86,7 @@ enum { NODE_LINK_EMPTY_PATH = 1, NODE_LINK_PROC = 2 };
 struct node_objrec {
 	uint64_t size;
 	int64_t last_use;
+	uint16_t last_ms; /* milliseconds within last_use's second (the LRU order) */
 	uint32_t pins;
 	uint8_t flags;
 };
@@ -209,8 +211,44 @@ int node_object_get(struct store *s, const uint8_t id[VERIFY_HASH_LEN],
  * stat (may be NULL). @return 0; -ENOENT (entry dropped, detail set); -errno. */
 int node_check_file(struct store *s, const uint8_t id[VERIFY_HASH_LEN],
 		    const struct node_objrec *rec, int fd, const char *rel, struct stat *ret_st);
-/** Note a use; failures only cost accuracy of the last-use time, so they are ignored. */
+/** Note a use on the access clock (quota.c: kept in memory, written in batches);
+ * failures only cost accuracy of the last-use time, so they are ignored. */
 void node_touch(struct store *s, const uint8_t id[VERIFY_HASH_LEN], int64_t last_use);
+
+/* ---- quota.c ---- */
+
+/** Make s->quota. @return 0; -ENOMEM. */
+int node_quota_new(struct store *s);
+/** Write the access clock's uses and free s->quota (NULL is fine). */
+void node_quota_free(struct store *s);
+/** After n objects were indexed by an insert: count them and, above the quota, evict down to
+ * the low mark, never one of these. Failures are left in the detail and ignored. */
+void node_quota_inserted(struct store *s, const struct node_index_item *items, size_t n);
+/* ---- pins.c: the owners' pin sets, STOREDIR/pins/<owner> ---- */
+
+struct node_pinset {
+	uint8_t (*ids)[VERIFY_HASH_LEN]; /* sorted, each once */
+	size_t n;
+	uint64_t owners;
+};
+/** Read every owner's pin set. @return 0; -ENOMEM; STORK_EFORMAT or -errno for a pin file
+ * that cannot be read (detail names it: nothing is evicted or collected then). */
+int node_pins_load(struct store *s, struct node_pinset *ret);
+void node_pins_fini(struct node_pinset *p);
+/** Replace dname/name (a directory of STOREDIR: "pins", "repos") with the set ids (ids NULL:
+ * remove it): temporary file, fsync, rename. @return 0; -EINVAL (a bad name); -errno. */
+int node_idset_write(struct store *s, const char *dname, const char *name,
+		     const uint8_t (*ids)[VERIFY_HASH_LEN], size_t n);
+/** The union of every set in STOREDIR/dname (none: empty). @return as node_pins_load. */
+int node_idset_load(struct store *s, const char *dname, struct node_pinset *ret);
+/** Whether p (may be NULL) holds id. */
+bool node_pins_has(const struct node_pinset *p, const uint8_t id[VERIFY_HASH_LEN]);
+
+/** An object's place in the LRU order: milliseconds since the epoch. */
+static inline int64_t node_objrec_ms(const struct node_objrec *rec)
+{
+	return rec->last_use * 1000 + rec->last_ms;
+}
 
 /* ---- links.c ---- */
 

@@ -137,6 +137,7 @@ static int open_dbis(struct node_env *e, MDB_txn *txn, void *ctx)
 			return STORK_EFORMAT;
 		}
 	}
+	e->info = info;
 	rc = mdb_dbi_open(txn, "objects", create, &e->objects);
 	if (rc == 0)
 		rc = mdb_dbi_open(txn, "meta", create, &e->meta);
@@ -510,6 +511,9 @@ int store_open_flags(const char *dir, unsigned flags, struct store **ret_s)
 		if (!getenv("STORK_STORE_NAMED_TMP"))
 			node_probe_anon(s);
 	}
+	r = node_quota_new(s);
+	if (r < 0)
+		goto fail;
 	*ret_s = s;
 	return 0;
 fail:
@@ -531,6 +535,7 @@ void store_close(struct store *s)
 {
 	if (!s)
 		return;
+	node_quota_free(s); /* writes the access clock: before the environment goes */
 	node_env_close(s->env);
 	if (s->tmpfd >= 0)
 		close(s->tmpfd);

@@ -220,6 +220,92 @@ int store_object_remove(struct store *s, const uint8_t id[VERIFY_HASH_LEN]);
  * object with no pins. */
 int store_object_pin(struct store *s, const uint8_t id[VERIFY_HASH_LEN], bool pin);
 
+/* Quota and eviction (store/README.md, "Quota and eviction"). The quota is a setting of the
+ * store itself (in its index), so every mount, extract and prefetch on it agrees. When an
+ * insert takes the objects' bytes above it, the least recently used objects nothing pins are
+ * removed until the bytes are at most STORE_QUOTA_LOW_PERCENT of it. Pinned: objects with
+ * record pins (store_object_pin) and those of every owner's pin set (store_pin_set). Uses
+ * are noted in memory and written in batches (no write per read). */
+#define STORE_QUOTA_LOW_PERCENT 75
+
+/** Set the store's quota in bytes of objects (0: none, the store only grows). Takes effect
+ * at the next insert of every process (they read it at most a second old). Thread-safe.
+ * @return 0; -EROFS; -errno. */
+int store_quota_set(struct store *s, uint64_t bytes);
+/** The store's quota (0: none). Thread-safe. @return 0; -errno. */
+int store_quota_get(struct store *s, uint64_t *ret_bytes);
+
+struct store_usage {
+	uint64_t objects, bytes; /* indexed objects and their bytes */
+	uint64_t quota;		 /* 0: none */
+	uint64_t pinned_objects, pinned_bytes;
+	uint64_t owners;		   /* pin sets (store_pin_set) */
+	uint64_t evictions, evicted_bytes; /* since the store was made */
+};
+/** Count the store: one read transaction over every record, and the pin sets. Thread-safe.
+ * @return 0; -errno; STORK_EFORMAT (a pin set that cannot be read: detail names it). */
+int store_usage(struct store *s, struct store_usage *ret_u);
+/** Evict least recently used unpinned objects until the objects' bytes are at most target
+ * (pins may keep them above it). A descriptor a reader holds keeps reading (files are
+ * unlinked). Thread-safe. @param[out] ret_freed (may be NULL) bytes removed.
+ * @return 0; -errno. */
+int store_evict(struct store *s, uint64_t target, uint64_t *ret_freed);
+/** After a write into the store failed with ENOSPC: with a quota, evict least recently used
+ * unpinned objects (what the write needs and a quarter of the rest, at least down to the low
+ * mark); without one, nothing. @param need the bytes the write needed; what names it for the
+ * detail. Thread-safe. @return 0 when something was freed (retry once); -ENOSPC with the
+ * detail "STOREDIR: No space left on device (ENOSPC) storing WHAT (N bytes): the store holds
+ * ..., quota ..., pinned ..."; -EROFS; -errno. */
+int store_make_room(struct store *s, uint64_t need, const char *what);
+/** Set the detail store_make_room sets when it cannot free anything, without evicting (a
+ * retry after store_make_room failed again). Thread-safe. */
+void store_say_full(struct store *s, uint64_t need, const char *what);
+/** Write the uses this handle noted (store_object_open) into the index now (store_close
+ * does too). Thread-safe. @return 0; -errno. */
+int store_uses_flush(struct store *s);
+
+#define STORE_PIN_OWNER_MAX 128
+/** Replace owner's pin set with the n objects ids (n = 0: no pins). owner: 1 to
+ * STORE_PIN_OWNER_MAX of [A-Za-z0-9._-], not starting with '.' (e.g. "mount-<hex>",
+ * "slice-web"). Ids need not be stored yet: an object pinned before it arrives is kept once
+ * it does. Eviction and stork gc never remove a pinned object. Thread-safe; processes too
+ * (the set is renamed into place). @return 0; -EINVAL (bad owner); -EROFS; -errno. */
+int store_pin_set(struct store *s, const char *owner, const uint8_t (*ids)[VERIFY_HASH_LEN],
+		  size_t n);
+
+/* What the trusted metadata references (store/README.md, "Garbage collection" and "Bounded
+ * metadata"). */
+struct store_prune_report {
+	uint64_t manifests; /* manifests dropped from the index: no repository lists them */
+	uint64_t roles;	    /* cached files of delegated roles that sign nothing listed */
+};
+/** After a refresh of repo that verified: ids are the manifests (signed SHA-256) of every
+ * version its metadata signs now, roles the delegated roles that signed them. Kept as the
+ * repository's list (STOREDIR/repos/<repo>, what store_gc keeps); manifests no repository
+ * lists any more are dropped from the index (once every repository of the store has a list),
+ * and so are the repository's cached files of delegated roles not in roles (a role's file
+ * comes back with the next walk that needs it). Thread-safe; processes too.
+ * @param[out] ret (may be NULL) what was dropped. @return 0; -EINVAL; -errno. */
+int store_repo_current(struct store *s, const char *repo, const uint8_t (*ids)[VERIFY_HASH_LEN],
+		       size_t n, const char *const *roles, size_t nroles,
+		       struct store_prune_report *ret);
+
+struct store_gc_report {
+	uint64_t objects;	    /* indexed objects looked at */
+	uint64_t removed, bytes;    /* objects removed (with their variants), their bytes */
+	uint64_t pinned;	    /* unreferenced objects kept for their pins */
+	uint64_t manifests;	    /* manifests dropped from the index */
+	uint64_t unknown_manifests; /* listed manifests the store does not hold */
+};
+/** Remove every object no manifest of the repositories' lists (store_repo_current)
+ * references, that nothing pins and that nobody used or inserted since the collection
+ * started; drop manifests no list names. Safe while mounts, extracts and prefetches use the
+ * store (store/README.md "Garbage collection": an object used meanwhile stays; a reader's
+ * descriptor keeps reading). One collection at a time (flock on STOREDIR/gc.lock).
+ * @return 0; -EBUSY (another collection runs); -EAGAIN (a repository has no list yet: refresh
+ * it once; detail says which); -EROFS; -errno. */
+int store_gc(struct store *s, struct store_gc_report *ret);
+
 /* Writing an object: the sink that fetch/ streams verified-in-stream bytes into. */
 struct store_insert;
 

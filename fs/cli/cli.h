@@ -28,6 +28,7 @@ int cmd_resolve(int argc, char **argv);
 int cmd_extract(int argc, char **argv);
 int cmd_prefetch(int argc, char **argv);
 int cmd_fsck(int argc, char **argv);
+int cmd_gc(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_control(int argc, char **argv);
 /** `stork status STOREDIR`: what the node store holds. @return an exit code. */
@@ -67,7 +68,7 @@ const char *cli_bytes(uint64_t n, char buf[32]);
  * prefetch`): put CLI_NODE_LONGOPTS in the getopt_long table and CLI_NODE_SHORTOPTS in the
  * short string, CLI_NODE_HELP in the help text, and hand every option the command does not
  * know itself to cli_node_option. */
-#define CLI_NODE_SHORTOPTS "r:s:c:C:L:T:t:a:P:R:p:Q:x:N:"
+#define CLI_NODE_SHORTOPTS "r:s:c:C:L:T:t:a:P:R:p:Q:x:N:M:"
 #define CLI_NODE_LONGOPTS                                                                          \
 	{"root", required_argument, NULL, 'r'}, {"store", required_argument, NULL, 's'},           \
 	    {"cacert", required_argument, NULL, 'c'},                                              \
@@ -78,6 +79,7 @@ const char *cli_bytes(uint64_t n, char buf[32]);
 	    {"proxy", required_argument, NULL, 'P'},                                               \
 	    {"proxy-retry", required_argument, NULL, 'R'}, {"peer", required_argument, NULL, 'p'}, \
 	    {"peer-retry", required_argument, NULL, 'Q'}, {"netrc", required_argument, NULL, 'N'}, \
+	    {"store-max", required_argument, NULL, 'M'},                                           \
 	{                                                                                          \
 		"exec", required_argument, NULL, 'x'                                               \
 	}
@@ -99,15 +101,19 @@ const char *cli_bytes(uint64_t n, char buf[32]);
 	"                           in ps\n"                                                       \
 	"  --exec SCHEME=COMMAND    fetch SCHEME: URLs with COMMAND (fetch/README.md; "            \
 	"repeatable)\n"                                                                            \
-	"  --at UNIXTIME            check metadata expiry as of that time\n"
+	"  --at UNIXTIME            check metadata expiry as of that time\n"                       \
+	"  --store-max SIZE         set the store's quota (K, M, G, T; 0: none), kept in the\n"    \
+	"                           store for every user of it (store/README.md)\n"
 
 #define CLI_NODE_MAX_EXEC      8
 #define CLI_NODE_MAX_PEERS     64
 #define CLI_NODE_MAX_PEER_TEXT 4096
 
 struct cli_node {
-	const char *rootfile;	/* --root */
-	const char *storedir;	/* --store */
+	const char *rootfile; /* --root */
+	const char *storedir; /* --store */
+	uint64_t store_max;   /* --store-max, when store_max_set */
+	bool store_max_set;
 	struct fs_repo_opts ro; /* the rest; ro.fetch.exec points into exec, .peers into peers */
 	const char *exec[CLI_NODE_MAX_EXEC + 1];
 	size_t nexec;

@@ -33,6 +33,7 @@ static const char usage[] =
     "  prefetch --root ROOTFILE --store STOREDIR URL... NAME[=VERSION|=all]...\n"
     "                                         fetch whole versions into the node store\n"
     "  fsck [--repair] STOREDIR               check (and repair) the node store\n"
+    "  gc STOREDIR                            remove objects no trusted version references\n"
     "  status [MOUNTPOINT|STOREDIR]...        a running mount's counters; what a store holds\n"
     "\n"
     "'stork COMMAND --help' describes a command. Exit codes: 0 ok, 1 verification failed,\n"
@@ -56,6 +57,7 @@ int main(int argc, char **argv)
 	    {"resolve", cmd_resolve},
 	    {"extract", cmd_extract},
 	    {"fsck", cmd_fsck},
+	    {"gc", cmd_gc},
 	    {"status", cmd_status},
 	    {"prefetch", cmd_prefetch},
 	};

@@ -356,6 +356,16 @@ int cli_node_option(const char *cmd, int c, const char *arg, struct cli_node *n)
 		n->exec[n->nexec++] = arg;
 		f->exec = n->exec;
 		return 1;
+	case 'M':
+		if (cli_parse_size(arg, &n->store_max) < 0) {
+			cli_usage_error(cmd,
+					"--store-max %s: expected a size in bytes, with an "
+					"optional K, M, G or T (0: no quota)",
+					arg);
+			return -1;
+		}
+		n->store_max_set = true;
+		return 1;
 	case 'a':
 		if (cli_parse_size(arg, &at) < 0 || at > INT64_MAX) {
 			cli_usage_error(cmd, "--at %s: expected seconds since the epoch", arg);
@@ -387,6 +397,14 @@ int cli_node_open(const char *cmd, const struct cli_node *n, const char *const *
 		cli_fail(cmd, r, "%s", n->storedir);
 		code = cli_exit_input(r);
 		goto fail;
+	}
+	if (n->store_max_set) {
+		r = store_quota_set(s, n->store_max);
+		if (r < 0) {
+			cli_fail(cmd, r, "%s: --store-max", n->storedir);
+			code = cli_exit_system(r);
+			goto fail;
+		}
 	}
 	r = fs_repo_open(s, root, rootlen, mirrors, nmirrors, &n->ro, &repo);
 	if (r < 0) {

@@ -193,11 +193,11 @@ comp_is "$T/cmds" stork ""
 pass "stork <TAB> completes every command of stork --help and nothing else"
 printf 'extract\n' >"$T/w"
 comp_is "$T/w" stork ext
-printf -- '--store\n' >"$T/w"
+printf -- '--store\n--store-max\n' >"$T/w"
 comp_is "$T/w" stork extract --st
 printf -- '--help\n--version\n' >"$T/w"
 comp_is "$T/w" stork --
-pass "stork ext<TAB> -> extract, stork extract --st<TAB> -> --store, stork --<TAB> -> --help --version"
+pass "stork ext<TAB> -> extract, stork extract --st<TAB> -> --store --store-max, stork --<TAB> -> --help --version"
 comp_is "$T/repo_cmds" stork repo ""
 comp_is "$T/repo_cmds" stork repo --keys "$T/keys" ""
 comp_is "$T/repo_cmds" stork repo --keys = "$T/keys" ""

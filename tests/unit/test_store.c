@@ -2293,6 +2293,7 @@ static Suite *store_suite(void)
 	suite_add_tcase(s, tcase_store_open());
 	suite_add_tcase(s, tcase_store_batch());
 	suite_add_tcase(s, tcase_store_floor());
+	suite_add_tcase(s, tcase_store_quota());
 	return s;
 }
 

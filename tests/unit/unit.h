@@ -29,6 +29,9 @@ TCase *tcase_store_open(void);
 /* tests/unit/test_store_floor.c: the copy of the trusted metadata; objects/ab not a directory. */
 TCase *tcase_store_floor(void);
 
+/* tests/unit/test_store_quota.c: the quota, LRU eviction, pin sets, a full store's message. */
+TCase *tcase_store_quota(void);
+
 /* tests/unit/unit_files.c: helpers of the verify tests. */
 
 /** "DIR/REL", malloc'd. */
