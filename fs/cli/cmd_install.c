@@ -287,7 +287,7 @@ static int run(enum which w, int argc, char **argv)
 	struct store *s = NULL;
 	uint8_t *root = NULL;
 	size_t rootlen = 0, nwanted = 0;
-	char **wanted = NULL;
+	char **wanted = NULL, repo_id[VERIFY_HASH_HEX];
 	unsigned flags;
 	int code, r;
 
@@ -295,11 +295,17 @@ static int run(enum which w, int argc, char **argv)
 	if (code != CLI_OK)
 		return code < 0 ? CLI_OK : code;
 	if (w == W_LIST || w == W_ROLLBACK) { /* the store alone: no network */
+		uint8_t digest[VERIFY_HASH_LEN];
+
 		r = cli_read_file(ic.n.rootfile, VERIFY_MAX_ROOT_LEN, &root, &rootlen);
-		if (r == 0)
-			r = store_open(ic.n.storedir, &s);
-		if (r == 0)
-			r = fs_repo_open(s, root, rootlen, NULL, 0, &ic.n.ro, &repo);
+		if (r < 0) {
+			cli_fail(ic.name, r, "%s", ic.n.rootfile);
+			code = cli_exit_input(r);
+			goto out;
+		}
+		verify_sha256(root, rootlen, digest);
+		verify_hex(digest, VERIFY_HASH_LEN, repo_id);
+		r = store_open(ic.n.storedir, &s);
 		if (r < 0) {
 			cli_fail(ic.name, r, "%s", ic.n.storedir);
 			code = cli_exit_input(r);
@@ -310,9 +316,10 @@ static int run(enum which w, int argc, char **argv)
 				     (size_t)ic.nmirrors, &s, &repo);
 		if (code != CLI_OK)
 			goto out;
+		snprintf(repo_id, sizeof(repo_id), "%s", fs_repo_id(repo));
 	}
-	sl = (struct fs_install_slice){s, repo, ic.dir, ic.slice};
-	r = store_gen_get(s, fs_repo_id(repo), ic.slice, w == W_LIST ? ic.generation : 0, &old);
+	sl = (struct fs_install_slice){s, repo, repo_id, ic.dir, ic.slice};
+	r = store_gen_get(s, repo_id, ic.slice, w == W_LIST ? ic.generation : 0, &old);
 	if (r < 0 && r != -ENOENT) {
 		cli_fail(ic.name, r, "slice %s", ic.slice);
 		code = cli_exit_system(r);

@@ -294,9 +294,9 @@ int fs_install_apply_some(const struct fs_install_slice *sl, const char *const *
 	uint64_t expect = 0;
 	int r;
 
-	r = store_gen_current(sl->store, fs_repo_id(sl->repo), sl->name, &expect);
+	r = store_gen_current(sl->store, sl->repo_id, sl->name, &expect);
 	if (r == 0 && expect)
-		r = store_gen_get(sl->store, fs_repo_id(sl->repo), sl->name, expect, &a.cur);
+		r = store_gen_get(sl->store, sl->repo_id, sl->name, expect, &a.cur);
 	if (r < 0)
 		goto out;
 	a.want = calloc(nwanted ? nwanted : 1, sizeof(*a.want));
@@ -354,8 +354,7 @@ int fs_install_apply_some(const struct fs_install_slice *sl, const char *const *
 	}
 	r = write_wanted(sl, g->wanted, g->nwanted);
 	if (r == 0)
-		r = store_gen_commit(sl->store, fs_repo_id(sl->repo), sl->name, expect, g,
-				     &g->number);
+		r = store_gen_commit(sl->store, sl->repo_id, sl->name, expect, g, &g->number);
 out:
 	if (r == 0 && ret_g) {
 		*ret_g = g;
@@ -429,7 +428,7 @@ int fs_install_wanted(const char *dir, const char *name, char ***ret_wanted, siz
 
 int fs_install_rollback(const struct fs_install_slice *sl, struct store_gen **ret_g)
 {
-	const char *repo = fs_repo_id(sl->repo);
+	const char *repo = sl->repo_id;
 	struct store_gen *g = NULL;
 	uint64_t cur = 0, prev = 0;
 	int r;

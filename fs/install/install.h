@@ -67,7 +67,8 @@ int fs_install_resolve_keep(const struct verify_manifest *const *pkgs, size_t np
 /* The slice to change. */
 struct fs_install_slice {
 	struct store *store;
-	struct fs_repo *repo; /* refreshed; opened on store */
+	struct fs_repo *repo; /* refreshed; opened on store (fs_install_rollback: unused) */
+	const char *repo_id;  /* the repository's identity in the store (fs_repo_id) */
 	const char *dir;      /* the slices directory (storkfs -o slices=DIR) */
 	const char *name;     /* the slice: DIR/NAME.policy is its policy, DIR/NAME.install its
 			       * wanted list */
