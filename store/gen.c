@@ -7,6 +7,7 @@
  * A record is text, one item a line:
  *   storkfs-generation 1
  *   made UNIXSECONDS
+ *   prev N                     the generation that was current when it was made (rollback)
  *   want NAME[=VERSION]        one per request, in order
  *   pkg NAME VERSION MANIFESTHEX WHY...
  * store_gen_commit writes the record, "current" and "last" in one write transaction: another
@@ -101,7 +102,7 @@ static bool bad_word(const char *s)
 }
 
 /* The record of g. @return 0; -EINVAL; -ENOMEM. */
-static int encode(const struct store_gen *g, char **ret_buf, size_t *ret_len)
+static int encode(const struct store_gen *g, uint64_t prev, char **ret_buf, size_t *ret_len)
 {
 	char *buf = NULL, hex[VERIFY_HASH_HEX];
 	size_t len = 0;
@@ -109,7 +110,7 @@ static int encode(const struct store_gen *g, char **ret_buf, size_t *ret_len)
 
 	if (!f)
 		return -ENOMEM;
-	fprintf(f, GEN_MAGIC "made %" PRId64 "\n", (int64_t)time(NULL));
+	fprintf(f, GEN_MAGIC "made %" PRId64 "\nprev %" PRIu64 "\n", (int64_t)time(NULL), prev);
 	for (size_t i = 0; i < g->nwanted; i++) {
 		if (bad_word(g->wanted[i]))
 			goto bad;
@@ -160,6 +161,10 @@ static int decode_line(struct store_gen *g, char *line, size_t *capw, size_t *ca
 
 	if (strncmp(line, "made ", 5) == 0) {
 		g->made = strtoll(line + 5, NULL, 10);
+		return 0;
+	}
+	if (strncmp(line, "prev ", 5) == 0) {
+		g->prev = strtoull(line + 5, NULL, 10);
 		return 0;
 	}
 	if (strncmp(line, "want ", 5) == 0) {
@@ -372,7 +377,7 @@ int store_gen_commit(struct store *s, const char *repo, const char *slice, uint6
 	int r = no_gens(s);
 
 	if (r == 0)
-		r = encode(g, &buf, &c.len);
+		r = encode(g, expect, &buf, &c.len);
 	c.buf = (uint8_t *)buf;
 	if (r == 0)
 		r = node_txn(s->env, true, commit_fn, &c);
@@ -415,39 +420,6 @@ int store_gen_switch(struct store *s, const char *repo, const char *slice, uint6
 		r = node_txn(s->env, true, switch_fn, &c);
 	if (r == 0)
 		r = node_sync(s->env);
-	return r;
-}
-
-static int before_fn(struct node_env *e, MDB_txn *txn, void *ctx)
-{
-	struct gen_ctx *c = ctx;
-	char kb[512];
-	MDB_val k, v;
-	uint64_t n = c->expect;
-	int rc;
-
-	c->number = 0;
-	while (n-- > 1) {
-		gen_key(c, n, kb, sizeof(kb), &k);
-		rc = mdb_get(txn, e->gens, &k, &v);
-		if (rc == 0) {
-			c->number = n;
-			return 0;
-		}
-		if (rc != MDB_NOTFOUND)
-			return rc;
-	}
-	return 0;
-}
-
-int store_gen_before(struct store *s, const char *repo, const char *slice, uint64_t below,
-		     uint64_t *ret_number)
-{
-	struct gen_ctx c = {.repo = repo, .slice = slice, .expect = below};
-	int r = s->env->has_gens ? node_txn(s->env, false, before_fn, &c) : 0;
-
-	if (r == 0)
-		*ret_number = c.number;
 	return r;
 }
 

@@ -348,6 +348,7 @@ struct store_gen_pkg {
 
 struct store_gen {
 	uint64_t number; /* 1, 2, ...; set by store_gen_commit */
+	uint64_t prev;	 /* the generation current when it was made (0: none); set likewise */
 	int64_t made;	 /* unix seconds */
 	char **wanted;	 /* the requests it was resolved from: "NAME" or "NAME=VERSION" */
 	size_t nwanted;
@@ -364,7 +365,7 @@ int store_gen_current(struct store *s, const char *repo, const char *slice, uint
  * storkfs cannot read); -errno. */
 int store_gen_get(struct store *s, const char *repo, const char *slice, uint64_t number,
 		  struct store_gen **ret_g);
-/** Record g (its number and made are ignored: the next number after every generation the
+/** Record g (its number, prev and made are ignored: the next number after every generation the
  * slice had, now) and make it current, in one write transaction, synced, but only when the
  * current generation is still `expect` (0: none). @param[out] ret_number its number.
  * @return 0; -EAGAIN (another process changed the slice meanwhile: detail says so); -EINVAL (a
@@ -375,9 +376,6 @@ int store_gen_commit(struct store *s, const char *repo, const char *slice, uint6
  * (rollback). @return 0; -ENOENT; -EAGAIN; -errno. */
 int store_gen_switch(struct store *s, const char *repo, const char *slice, uint64_t expect,
 		     uint64_t number);
-/** The highest generation number below `below` that slice has (0: none). @return 0; -errno. */
-int store_gen_before(struct store *s, const char *repo, const char *slice, uint64_t below,
-		     uint64_t *ret_number);
 /** Call fn for the current generation of every slice of every repository (for pins and
  * eviction: the objects of installed versions). A negative return of fn stops the walk.
  * @return 0; fn's negative return; -errno. */

@@ -429,32 +429,27 @@ int fs_install_wanted(const char *dir, const char *name, char ***ret_wanted, siz
 int fs_install_rollback(const struct fs_install_slice *sl, struct store_gen **ret_g)
 {
 	const char *repo = sl->repo_id;
-	struct store_gen *g = NULL;
-	uint64_t cur = 0, prev = 0;
+	struct store_gen *g = NULL, *cur = NULL;
 	int r;
 
-	r = store_gen_current(sl->store, repo, sl->name, &cur);
-	if (r == 0)
-		r = store_gen_before(sl->store, repo, sl->name, cur, &prev);
-	if (r == 0 && !prev) {
-		if (cur)
-			stork_errorf("slice %s: generation %llu is its first: nothing to return to",
-				     sl->name, (unsigned long long)cur);
-		else
-			stork_errorf("slice %s has nothing installed", sl->name);
+	r = store_gen_get(sl->store, repo, sl->name, 0, &cur);
+	if (r == 0 && !cur->prev) {
+		stork_errorf("slice %s: generation %llu was made first: nothing to return to",
+			     sl->name, (unsigned long long)cur->number);
 		r = -ENOENT;
 	}
 	if (r == 0)
-		r = store_gen_get(sl->store, repo, sl->name, prev, &g);
+		r = store_gen_get(sl->store, repo, sl->name, cur->prev, &g);
 	if (r == 0)
 		r = write_wanted(sl, g->wanted, g->nwanted);
 	if (r == 0)
-		r = store_gen_switch(sl->store, repo, sl->name, cur, prev);
+		r = store_gen_switch(sl->store, repo, sl->name, cur->number, g->number);
 	if (r == 0 && ret_g) {
 		*ret_g = g;
 		g = NULL;
 	}
 	store_gen_free(g);
+	store_gen_free(cur);
 	return r;
 }
 

@@ -110,7 +110,8 @@ int fs_install_apply_some(const struct fs_install_slice *sl, const char *const *
 int fs_install_wanted(const char *dir, const char *name, char ***ret_wanted, size_t *ret_n);
 void fs_install_wanted_free(char **wanted, size_t n);
 
-/** Return the slice to the generation before its current one (the wanted list too).
+/** Return the slice to the generation that was current when its current one was made (the
+ * wanted list too); a second rollback goes one further back.
  * @param[out] ret_g (may be NULL) the generation now current. @return 0; -ENOENT (no earlier
  * generation: the detail says so); -EAGAIN; -errno. */
 int fs_install_rollback(const struct fs_install_slice *sl, struct store_gen **ret_g);

@@ -51,8 +51,8 @@ timeout 60 "$STORKFS" -o "root=$ROOT,store=$STORE,timeout=30,slices=$T/slices" "
 	fail "storkfs did not mount $MNT"
 }
 SFS_PID=$(xattr "$MNT" user.storkfs.status | python3 -c 'import json, sys; print(json.load(sys.stdin)["pid"])')
-R=$MNT/.slices/s/root
-[ ! -e "$R" ] || fail "$R exists before anything is installed"
+SR=$MNT/.slices/s/root
+[ ! -e "$SR" ] || fail "$R exists before anything is installed"
 pass "storkfs mounts; nothing installed: no root"
 
 I=("$STORK" install --slices "$T/slices" --slice s --root "$ROOT" --store "$STORE" "$NGINX_URL")
@@ -63,10 +63,10 @@ out_has "generation 1" "slice s: generation 1"
 [ "$(nginx_requests 'GET /objects/')" -eq "$objects_before" ] ||
 	fail "stork install fetched objects: $(grep 'GET /objects/' "$NGINX_DIR/access.log" | head -3)"
 pass "installing fetched no object (access log: $(nginx_requests 'GET /targets/') manifest requests, 0 objects)"
-[ "$(cat "$R/usr/share/conf/shared.conf")" = "alpha's" ] || fail "root: shared.conf is not alpha's"
-[ -f "$R/usr/share/doc/tool/README" ] && [ -f "$R/usr/share/doc/lib-x/README" ] ||
-	fail "root lacks tool's or lib-x's files: $(find "$R" | head -20)"
-[ ! -e "$R/usr/share/doc/extra-docs" ] || fail "lib-x's Recommends (extra-docs) was installed"
+[ "$(cat "$SR/usr/share/conf/shared.conf")" = "alpha's" ] || fail "root: shared.conf is not alpha's"
+[ -f "$SR/usr/share/doc/tool/README" ] && [ -f "$SR/usr/share/doc/lib-x/README" ] ||
+	fail "root lacks tool's or lib-x's files: $(find "$SR" | head -20)"
+[ ! -e "$SR/usr/share/doc/extra-docs" ] || fail "lib-x's Recommends (extra-docs) was installed"
 pass "the root is the union of alpha, tool and lib-x (lib-x's Recommends is not followed)"
 expect_rc 0 "stork list" "${L[@]}"
 out_has "list: why" "alpha 1.0 requested" "tool 1.0 requested" "lib-x 1.0 needed by tool"
@@ -83,21 +83,21 @@ expect_rc 0 "stork list after the refusal" "${L[@]}"
 out_has "still generation 1" "generation 1: 3 packages"
 ! grep -q '^beta ' "$T/out" || fail "beta is listed after its refusal"
 cmp -s "$T/slices/s.install" "$T/install.1" || fail "the refused install changed s.install"
-[ "$(cat "$R/usr/share/conf/shared.conf")" = "alpha's" ] || fail "after the refusal the root changed"
-[ ! -e "$R/usr/share/doc/beta" ] || fail "beta's files are in the root after its refusal"
+[ "$(cat "$SR/usr/share/conf/shared.conf")" = "alpha's" ] || fail "after the refusal the root changed"
+[ ! -e "$SR/usr/share/doc/beta" ] || fail "beta's files are in the root after its refusal"
 pass "a conflict is refused with exit 2 naming alpha 1.0, beta 1.0 and the path; generation 1 stays"
 
 # 2. Identical content merges.
 expect_rc 0 "installing same-as-alpha (an identical shared.conf)" "${I[@]}" same-as-alpha
 out_has "generation 2" "generation 2"
-[ "$(cat "$R/usr/share/conf/shared.conf")" = "alpha's" ] && [ -f "$R/usr/share/doc/same-as-alpha/README" ] ||
+[ "$(cat "$SR/usr/share/conf/shared.conf")" = "alpha's" ] && [ -f "$SR/usr/share/doc/same-as-alpha/README" ] ||
 	fail "same-as-alpha did not merge into the root"
 pass "identical files merge (generation 2)"
 
 # 3. Replaces: the replacing package's file wins.
 expect_rc 0 "installing successor (Replaces: alpha (<< 2))" "${I[@]}" successor
-[ "$(cat "$R/usr/share/conf/shared.conf")" = "successor's" ] ||
-	fail "successor replaces alpha, but shared.conf is '$(cat "$R/usr/share/conf/shared.conf")'"
+[ "$(cat "$SR/usr/share/conf/shared.conf")" = "successor's" ] ||
+	fail "successor replaces alpha, but shared.conf is '$(cat "$SR/usr/share/conf/shared.conf")'"
 pass "Replaces: successor's file wins over alpha's"
 
 # 4. remove: the package and what only it needed; a dependency cannot be removed alone.
@@ -107,7 +107,7 @@ err_has "the message says who needs it" "lib-x" "needed by tool"
 expect_rc 0 "removing tool" "$STORK" remove --slices "$T/slices" --slice s --root "$ROOT" \
 	--store "$STORE" "$NGINX_URL" tool
 out_has "tool and lib-x go" "remove tool 1.0" "remove lib-x 1.0"
-[ ! -e "$R/usr/share/doc/tool" ] && [ ! -e "$R/usr/share/doc/lib-x" ] ||
+[ ! -e "$SR/usr/share/doc/tool" ] && [ ! -e "$SR/usr/share/doc/lib-x" ] ||
 	fail "tool's or lib-x's files are still in the root"
 pass "remove takes tool and lib-x (which only tool needed); lib-x alone is refused"
 
