@@ -4,7 +4,8 @@
 # path are refused at install time with exit 2, naming both packages and the path, and the
 # slice's previous generation stays current and served; identical files and shared directories
 # merge; a package whose Replaces names the other wins the path. stork list says what is
-# installed and why (requested, or needed by whom); remove takes a package and what only it
+# installed and why (requested, or needed by whom); install keeps installed versions where they
+# fit and upgrade NAME takes the newest; remove takes a package and what only it
 # needed; Recommends are not followed; installing fetches no object.
 . "$(dirname "$0")/lib.sh"
 
@@ -100,13 +101,23 @@ expect_rc 0 "installing successor (Replaces: alpha (<< 2))" "${I[@]}" successor
 	fail "successor replaces alpha, but shared.conf is '$(cat "$SR/usr/share/conf/shared.conf")'"
 pass "Replaces: successor's file wins over alpha's"
 
-# 4. remove: the package and what only it needed; a dependency cannot be removed alone.
+# 4. A newer lib-x: install keeps the installed version; upgrade of lib-x alone takes it.
+mkdeb lib-x 2.0 - 'Recommends: extra-docs'
+expect_rc 0 "installing extra-docs after lib-x 2.0 is published" "${I[@]}" extra-docs
+expect_rc 0 "stork list" "${L[@]}"
+out_has "lib-x stays at 1.0" "lib-x 1.0 needed by tool" "extra-docs 1.0 requested"
+expect_rc 0 "stork upgrade lib-x" "$STORK" upgrade --slices "$T/slices" --slice s --root "$ROOT" \
+	--store "$STORE" "$NGINX_URL" lib-x
+out_has "lib-x goes to 2.0" "upgrade lib-x 1.0 -> 2.0"
+pass "install keeps installed versions (lib-x 1.0 with 2.0 published); upgrade lib-x takes 2.0"
+
+# 5. remove: the package and what only it needed; a dependency cannot be removed alone.
 expect_rc 2 "removing lib-x, which tool needs" "$STORK" remove --slices "$T/slices" --slice s \
 	--root "$ROOT" --store "$STORE" "$NGINX_URL" lib-x
 err_has "the message says who needs it" "lib-x" "needed by tool"
 expect_rc 0 "removing tool" "$STORK" remove --slices "$T/slices" --slice s --root "$ROOT" \
 	--store "$STORE" "$NGINX_URL" tool
-out_has "tool and lib-x go" "remove tool 1.0" "remove lib-x 1.0"
+out_has "tool and lib-x go" "remove tool 1.0" "remove lib-x 2.0"
 [ ! -e "$SR/usr/share/doc/tool" ] && [ ! -e "$SR/usr/share/doc/lib-x" ] ||
 	fail "tool's or lib-x's files are still in the root"
 pass "remove takes tool and lib-x (which only tool needed); lib-x alone is refused"
