@@ -155,7 +155,9 @@ static int lookup_child(struct fsd *d, const struct fsd_inode *parent, const cha
 		/* fall through */
 	case FSD_N_SLICE:
 		if (parent->kind == FSD_N_SLICE && strcmp(name, "root") == 0) {
-			ret = fsd_installed(d, parent->slice, &vt);
+			ret = fsd_slice_exists(d, parent->slice)
+				  ? fsd_installed(d, parent->slice, &vt)
+				  : -ENOENT;
 			if (ret < 0 && ret != -ENOENT)
 				note_failure(d, "the installed root", ret);
 			if (ret < 0)
