@@ -6,7 +6,8 @@
 # merge; a package whose Replaces names the other wins the path. stork list says what is
 # installed and why (requested, or needed by whom); install keeps installed versions where they
 # fit and upgrade NAME takes the newest; remove takes a package and what only it
-# needed; Recommends are not followed; installing fetches no object.
+# needed; Recommends are not followed; installing fetches no object; prefetch --slice stores
+# the installed set.
 . "$(dirname "$0")/lib.sh"
 
 need python3 nginx dpkg-deb
@@ -121,6 +122,17 @@ out_has "tool and lib-x go" "remove tool 1.0" "remove lib-x 2.0"
 [ ! -e "$SR/usr/share/doc/tool" ] && [ ! -e "$SR/usr/share/doc/lib-x" ] ||
 	fail "tool's or lib-x's files are still in the root"
 pass "remove takes tool and lib-x (which only tool needed); lib-x alone is refused"
+
+# 6. prefetch --slice: every object of the installed versions, then reading the root fetches
+# nothing.
+expect_rc 0 "stork prefetch --slice s" "$STORK" prefetch --root "$ROOT" --store "$STORE" \
+	--slice s "$NGINX_URL"
+out_has "prefetch names the installed versions" "prefetched"
+before=$(nginx_requests 'GET /objects/')
+find "$SR" -type f -exec cat {} + >/dev/null
+[ "$(nginx_requests 'GET /objects/')" -eq "$before" ] ||
+	fail "reading the root after prefetch --slice fetched $(($(nginx_requests 'GET /objects/') - before)) objects"
+pass "prefetch --slice s stores the installed set: reading the whole root fetches nothing"
 
 unmount_storkfs "$MNT" "$SFS_PID"
 fsck_clean "the store is clean" "$STORE"
