@@ -289,7 +289,7 @@ static int run(enum which w, int argc, char **argv)
 	size_t rootlen = 0, nwanted = 0;
 	char **wanted = NULL, repo_id[VERIFY_HASH_HEX];
 	unsigned flags;
-	int code, r;
+	int code, r, lockfd = -1;
 
 	code = parse(&ic, argc, argv);
 	if (code != CLI_OK)
@@ -319,6 +319,14 @@ static int run(enum which w, int argc, char **argv)
 		snprintf(repo_id, sizeof(repo_id), "%s", fs_repo_id(repo));
 	}
 	sl = (struct fs_install_slice){s, repo, repo_id, ic.dir, ic.slice};
+	if (w != W_LIST && !ic.dry_run) {
+		r = fs_install_lock(&sl, &lockfd);
+		if (r < 0) {
+			cli_fail(ic.name, r, "slice %s", ic.slice);
+			code = exit_for(r);
+			goto out;
+		}
+	}
 	r = store_gen_get(s, repo_id, ic.slice, w == W_LIST ? ic.generation : 0, &old);
 	if (r < 0 && r != -ENOENT) {
 		cli_fail(ic.name, r, "slice %s", ic.slice);
@@ -370,6 +378,7 @@ static int run(enum which w, int argc, char **argv)
 	}
 	print_changes(&ic, old, g);
 out:
+	fs_install_unlock(lockfd);
 	fs_install_wanted_free(wanted, nwanted);
 	store_gen_free(old);
 	store_gen_free(g);

@@ -5,13 +5,15 @@
  * written atomically; the resolved state, a numbered generation of exact versions, lives in the
  * node store (store_gen_commit). The list is written first: after a crash between the two the
  * declaration is ahead of the state, and the next `stork upgrade` (or convergence) catches up;
- * the generation itself is always whole.
+ * the generation itself is always whole. Processes changing one slice take turns on a flock of
+ * DIR/NAME.policy (fs_install_lock).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include "fs/install/install.h"
@@ -369,6 +371,38 @@ out:
 	free(copies);
 	apply_fini(&a);
 	return r;
+}
+
+int fs_install_lock(const struct fs_install_slice *sl, int *ret_fd)
+{
+	char path[4200];
+	int fd, r;
+
+	snprintf(path, sizeof(path), "%s/%s.policy", sl->dir, sl->name);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		r = -errno;
+		stork_errorf("%s: %s", path,
+			     r == -ENOENT ? "no such slice (its policy file is missing)"
+					  : strerror(-r));
+		return r;
+	}
+	while (flock(fd, LOCK_EX) < 0) {
+		if (errno == EINTR)
+			continue;
+		r = -errno;
+		stork_errorf("%s: cannot lock: %s", path, strerror(-r));
+		close(fd);
+		return r;
+	}
+	*ret_fd = fd;
+	return 0;
+}
+
+void fs_install_unlock(int fd)
+{
+	if (fd >= 0)
+		close(fd); /* drops the flock */
 }
 
 void fs_install_wanted_free(char **wanted, size_t n)

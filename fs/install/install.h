@@ -103,6 +103,13 @@ int fs_install_apply_some(const struct fs_install_slice *sl, const char *const *
 			  size_t nwanted, const char *const *upgrade, size_t nupgrade,
 			  unsigned flags, struct store_gen **ret_g);
 
+/** Serialise changes of one slice between processes: an exclusive flock(2) on DIR/NAME.policy,
+ * waited for. Hold it from reading the wanted list to fs_install_apply's return, so that two
+ * `stork install`s at once each add their package. @param[out] ret_fd release with
+ * fs_install_unlock. @return 0; -ENOENT (no such slice: detail); -errno. */
+int fs_install_lock(const struct fs_install_slice *sl, int *ret_fd);
+void fs_install_unlock(int fd);
+
 /** A slice's wanted list, DIR/NAME.install (empty when the file does not exist).
  * @param[out] ret_wanted malloc'd array of malloc'd strings (fs_install_wanted_free).
  * @return 0; STORK_EFORMAT (a line that is not NAME or NAME=VERSION: the detail names the file

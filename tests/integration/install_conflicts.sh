@@ -112,7 +112,22 @@ expect_rc 0 "stork upgrade lib-x" "$STORK" upgrade --slices "$T/slices" --slice 
 out_has "lib-x goes to 2.0" "upgrade lib-x 1.0 -> 2.0"
 pass "install keeps installed versions (lib-x 1.0 with 2.0 published); upgrade lib-x takes 2.0"
 
-# 5. remove: the package and what only it needed; a dependency cannot be removed alone.
+# 5. Two installs at once: both requests end up in the wanted list and the generation.
+mkdeb one 1.0 -
+mkdeb two 1.0 -
+"${I[@]}" one >"$T/one.out" 2>&1 &
+p1=$!
+"${I[@]}" two >"$T/two.out" 2>&1 &
+p2=$!
+wait "$p1" || fail "the first of two concurrent installs failed: $(cat "$T/one.out")"
+wait "$p2" || fail "the second of two concurrent installs failed: $(cat "$T/two.out")"
+expect_rc 0 "stork list" "${L[@]}"
+out_has "both installed" "one 1.0 requested" "two 1.0 requested"
+grep -qx one "$T/slices/s.install" && grep -qx two "$T/slices/s.install" ||
+	fail "s.install lost a request: $(cat "$T/slices/s.install")"
+pass "two stork installs at once take turns (flock of s.policy): both packages installed and asked for"
+
+# 6. remove: the package and what only it needed; a dependency cannot be removed alone.
 expect_rc 2 "removing lib-x, which tool needs" "$STORK" remove --slices "$T/slices" --slice s \
 	--root "$ROOT" --store "$STORE" "$NGINX_URL" lib-x
 err_has "the message says who needs it" "lib-x" "needed by tool"
@@ -123,7 +138,7 @@ out_has "tool and lib-x go" "remove tool 1.0" "remove lib-x 2.0"
 	fail "tool's or lib-x's files are still in the root"
 pass "remove takes tool and lib-x (which only tool needed); lib-x alone is refused"
 
-# 6. prefetch --slice: every object of the installed versions, then reading the root fetches
+# 7. prefetch --slice: every object of the installed versions, then reading the root fetches
 # nothing.
 expect_rc 0 "stork prefetch --slice s" "$STORK" prefetch --root "$ROOT" --store "$STORE" \
 	--slice s "$NGINX_URL"
