@@ -44,7 +44,7 @@ make_repo
 debs_bytes=0
 while read -r p v; do
 	f=$(debfile "$p" "$v")
-	publish "$p" "$v" "$f" --quiet
+	publish "$p" "$v" "$f" --quiet --no-pack # python3 opens files one by one: no pack needed
 	debs_bytes=$((debs_bytes + $(stat -c %s "$f")))
 done <"$T/apt-python3"
 NPKG=$(wc -l <"$T/apt-python3")
