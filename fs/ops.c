@@ -278,6 +278,13 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	int ret;
 
 	ret = p ? lookup_child(d, p, name, &e) : -ESTALE;
+	if (ret == -ENOENT && (p->kind == FSD_N_IROOT || (p->kind == FSD_N_ENTRY && p->vt->gen))) {
+		/* A generation's tree never changes under its numbers: the kernel may remember
+		 * what is not there (a program's search paths miss a lot). */
+		memset(&e, 0, sizeof(e));
+		e.entry_timeout = FSD_IMMUTABLE_TIMEOUT;
+		ret = 0;
+	}
 	fsd_inodes_put(&d->inodes, p);
 	if (ret < 0)
 		fuse_reply_err(req, fsd_errno(ret));
