@@ -218,6 +218,7 @@ static void fsd_stop(struct fsd *d)
 		if (d->vtrees.slots[i].key)
 			fsd_vtree_unref((struct fsd_vtree *)(uintptr_t)d->vtrees.slots[i].val);
 	fsd_strmap_fini(&d->vtrees);
+	fsd_installed_fini(d);
 	fsd_inodes_fini(&d->inodes);
 	fsd_slices_fini(d);
 	fsd_catalog_unref(d->cat);
@@ -303,6 +304,7 @@ int main(int argc, char **argv)
 	pthread_mutex_init(&d.cat_lock, NULL);
 	pthread_mutex_init(&d.vt_lock, NULL);
 	pthread_mutex_init(&d.slice_lock, NULL);
+	pthread_mutex_init(&d.root_lock, NULL);
 	pthread_mutex_init(&d.status_lock, NULL);
 	if (fsd_inodes_init(&d.inodes) < 0 || fsd_jobs_init(&d.jobs) < 0)
 		goto out;

@@ -112,12 +112,20 @@ struct fsd_vtree {
 	/* Children of entry i are kids[first[i] .. first[i + 1]); i == m->n is the version
 	 * directory itself. */
 	uint32_t *first, *kids;
+	/* A slice's installed root (fs/installed.c): the generation it shows (0: a version's tree)
+	 * and when that generation was made. Such a tree never goes stale: a new generation is a
+	 * new tree under a new number of /.slices/NAME/root. */
+	uint64_t gen;
+	int64_t made;
 };
 
 struct fsd_vtree *fsd_vtree_ref(struct fsd_vtree *t);
 void fsd_vtree_unref(struct fsd_vtree *t);
 /** The entry index of path in t, -1 when absent; "" is the version directory (m->n). */
 long fsd_vtree_find(const struct fsd_vtree *t, const char *path);
+/** Index t->m's directories (t->first, t->kids). @return 0; STORK_EHOSTILE (an entry below a
+ * non-directory); -ENOMEM; -EFBIG. */
+int fsd_vtree_index(struct fsd_vtree *t);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Inodes. A directory or symlink is numbered by its path, a regular file by its content and
@@ -139,6 +147,8 @@ enum fsd_node_kind {
 	FSD_N_ENTRY,
 	FSD_N_SLICES, /* /.slices */
 	FSD_N_SLICE,  /* /.slices/<slice>: the slice's root, as FSD_N_ROOT for its catalog */
+	FSD_N_IROOT,  /* /.slices/<slice>/root: its installed root (vt: the generation's tree;
+		       * below it FSD_N_ENTRY nodes of that tree) */
 };
 
 struct fsd_inode {
@@ -149,7 +159,7 @@ struct fsd_inode {
 	char *pkg, *ver;  /* FSD_N_PKG: pkg; FSD_N_VER, FSD_N_LATEST, FSD_N_ENTRY: pkg (and ver
 			     except LATEST) */
 	char *slice; /* FSD_N_SLICE and everything below it: the slice's name; NULL elsewhere */
-	struct fsd_vtree *vt;		/* FSD_N_ENTRY: a reference */
+	struct fsd_vtree *vt;		/* FSD_N_ENTRY, FSD_N_IROOT: a reference */
 	long idx;			/* FSD_N_ENTRY: index into vt->m->entries */
 	uint8_t vhash[VERIFY_HASH_LEN]; /* FSD_N_VER, FSD_N_ENTRY: the version's manifest hash */
 	/* Protected by inodes.lock: */
@@ -346,6 +356,10 @@ struct fsd {
 	pthread_mutex_t slice_lock;
 	struct fsd_slice **slices; /* slice_lock; each slice's cat too */
 	size_t nslices;
+	/* The slices' installed roots (fs/installed.c): slice name -> struct fsd_vtree * of its
+	 * current generation (one reference each). Under root_lock. */
+	pthread_mutex_t root_lock;
+	struct fsd_strmap roots;
 };
 
 /* ------------------------------------------------------------------------------------------ */
@@ -397,6 +411,15 @@ void fsd_slice_count(struct fsd *d, const char *name, enum fsd_slice_counter whi
 /** A slice's status (user.storkfs.status on its root; one element of "slices" in the node's
  * status) as a JSON object. @return NULL when gone or out of memory. */
 struct verify_json *fsd_slice_json(struct fsd *d, const char *name);
+
+/** The tree of slice's current generation (fs/installed.c, fs/README.md "Installing"),
+ * referenced: read from the node store's generation counter at each call (one read
+ * transaction), built from the generation's manifests when it changed. @return 0; -ENOENT
+ * (nothing installed); -EEXIST / STORK_E* (the generation's trees do not merge, a manifest
+ * missing: detail); -errno. Thread-safe. */
+int fsd_installed(struct fsd *d, const char *slice, struct fsd_vtree **ret_t);
+/** Drop the cached installed roots (at exit). */
+void fsd_installed_fini(struct fsd *d);
 
 /** Note an event in a counter. */
 #define FSD_COUNT(d, field, n) __atomic_add_fetch(&(d)->counters.field, (n), __ATOMIC_RELAXED)

@@ -52,6 +52,9 @@ struct fs_repo_opts {
 int fs_repo_open(struct store *s, const uint8_t *root, size_t rootlen, const char *const *mirrors,
 		 size_t nmirrors, const struct fs_repo_opts *o, struct fs_repo **ret_r);
 void fs_repo_close(struct fs_repo *r);
+/** The repository's identity in the store: the hex SHA-256 of its pinned root (valid while r
+ * is open). */
+const char *fs_repo_id(const struct fs_repo *r);
 
 /** Refresh the signed metadata from the mirrors (TUF workflow), keeping what verifies in the
  * store. When the mirrors cannot be reached, the last verified state from the store stays in
@@ -129,6 +132,21 @@ int fs_repo_role_info(struct fs_repo *r, const char *role, uint64_t *ret_version
 /** The earliest expiry among the trusted top-level roles (root, timestamp, snapshot, targets)
  * of the state in use: from then on that state is stale. @return 0; -ENOENT (no state). */
 int fs_repo_expires(struct fs_repo *r, time_t *ret_expires);
+
+/* ------------------------------------------------------------------------------------------ */
+/* A slice's installed root (fs/README.md "Installing"): the union of its installed packages'
+ * trees, as `stork install` checks it and storkfs shows it at /.slices/NAME/root/. */
+
+/** Merge the trees of ms[0..n) (the packages of one generation) into one manifest: directories
+ * merge, identical entries (same type; a file's content and mode, a symlink's target) merge,
+ * and where two packages put different entries at one path, the one whose Replaces names the
+ * other (and its version) wins. @param[out] ret_m a finished manifest (name "root"), caller
+ * frees. @return 0; -EEXIST (two packages put different content at one path and neither
+ * replaces the other: the detail names the path and both packages with their versions);
+ * STORK_EHOSTILE (an entry would lie below another package's file or symlink: named);
+ * -ENOMEM. Thread-safe. */
+int fs_root_merge(const struct verify_manifest *const *ms, size_t n,
+		  struct verify_manifest **ret_m);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Stale metadata (fs/README.md "Stale metadata"): when refreshes fail, the last verified state

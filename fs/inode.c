@@ -208,7 +208,7 @@ static int gen_of(struct fsd_inodes *t, const struct fsd_inode *proto, uint32_t 
 	int ret;
 
 	*ret_gen = 0;
-	if (proto->kind != FSD_N_VER && proto->kind != FSD_N_ENTRY)
+	if (proto->kind != FSD_N_VER && proto->kind != FSD_N_ENTRY && proto->kind != FSD_N_IROOT)
 		return 0;
 	verify_hex(proto->vhash, VERIFY_HASH_LEN, hex);
 	gen = fsd_strmap_get(&t->gens, hex);

@@ -108,9 +108,12 @@ static int ver_tree(struct fsd *d, const struct fsd_inode *n, struct fsd_vtree *
 	return 0;
 }
 
-/* Whether entry n's tree is the one the catalog signs now. */
+/* Whether entry n's tree is the one the catalog signs now. An installed root's tree is a
+ * generation, whole for whoever reached it (fs/installed.c): always current. */
 static bool entry_current(struct fsd *d, const struct fsd_inode *n)
 {
+	if (n->vt->gen)
+		return true;
 	return fsd_current_in(d, n->slice, n->pkg, n->ver, n->vt->hash);
 }
 
@@ -151,6 +154,22 @@ static int lookup_child(struct fsd *d, const struct fsd_inode *parent, const cha
 		}
 		/* fall through */
 	case FSD_N_SLICE:
+		if (parent->kind == FSD_N_SLICE && strcmp(name, "root") == 0) {
+			ret = fsd_slice_exists(d, parent->slice)
+				  ? fsd_installed(d, parent->slice, &vt)
+				  : -ENOENT;
+			if (ret < 0 && ret != -ENOENT)
+				note_failure(d, "the installed root", ret);
+			if (ret < 0)
+				goto out;
+			proto.kind = FSD_N_IROOT;
+			proto.vt = vt;
+			proto.idx = (long)vt->m->n;
+			proto.pkg = vt->name;
+			proto.ver = vt->version;
+			memcpy(proto.vhash, vt->hash, VERIFY_HASH_LEN);
+			break;
+		}
 		cat = fsd_catalog_of(d, parent->slice);
 		ret = cat && fsd_catalog_pkg(cat, name) ? 0 : -ENOENT;
 		if (ret < 0 && cat && parent->slice)
@@ -186,9 +205,13 @@ static int lookup_child(struct fsd *d, const struct fsd_inode *parent, const cha
 				memcpy(proto.vhash, cv->hash, VERIFY_HASH_LEN);
 		}
 		break;
+	case FSD_N_IROOT:
 	case FSD_N_VER:
 	case FSD_N_ENTRY:
-		if (parent->kind == FSD_N_VER) {
+		if (parent->kind == FSD_N_IROOT) {
+			vt = fsd_vtree_ref(parent->vt);
+			epath = strdup(name);
+		} else if (parent->kind == FSD_N_VER) {
 			ret = ver_tree(d, parent, &vt);
 			if (ret < 0)
 				goto out;
@@ -255,6 +278,13 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	int ret;
 
 	ret = p ? lookup_child(d, p, name, &e) : -ESTALE;
+	if (ret == -ENOENT && (p->kind == FSD_N_IROOT || (p->kind == FSD_N_ENTRY && p->vt->gen))) {
+		/* A generation's tree never changes under its numbers: the kernel may remember
+		 * what is not there (a program's search paths miss a lot). */
+		memset(&e, 0, sizeof(e));
+		e.entry_timeout = FSD_IMMUTABLE_TIMEOUT;
+		ret = 0;
+	}
 	fsd_inodes_put(&d->inodes, p);
 	if (ret < 0)
 		fuse_reply_err(req, fsd_errno(ret));
@@ -585,6 +615,10 @@ static int dirh_make(struct fsd *d, const struct fsd_inode *n, struct dirh **ret
 		ret = ver_tree(d, n, &h->vt);
 		if (ret == 0)
 			h->dir = (long)h->vt->m->n;
+		break;
+	case FSD_N_IROOT:
+		h->vt = fsd_vtree_ref(n->vt);
+		h->dir = (long)n->vt->m->n;
 		break;
 	case FSD_N_ENTRY:
 		if (n->vt->m->entries[n->idx].type != VERIFY_DIR) {

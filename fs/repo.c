@@ -184,6 +184,11 @@ fail:
 	return ret;
 }
 
+const char *fs_repo_id(const struct fs_repo *r)
+{
+	return r->id;
+}
+
 void fs_repo_close(struct fs_repo *r)
 {
 	if (!r)

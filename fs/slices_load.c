@@ -122,7 +122,8 @@ static void forget_slice(struct fsd *d, const char *name, const struct fsd_catal
 	for (size_t i = 1; inos && i < d->inodes.nslots; i++) {
 		const struct fsd_inode *node = d->inodes.slots[i].node;
 
-		if (!node || !node->slice || strcmp(node->slice, name) != 0)
+		if (!node || !node->slice || strcmp(node->slice, name) != 0 ||
+		    (node->vt && node->vt->gen)) /* its installed root: not the catalog's */
 			continue;
 		if ((node->kind != FSD_N_VER && node->kind != FSD_N_ENTRY) ||
 		    !fsd_catalog_signs(cat, node->pkg, node->ver, node->vhash))

@@ -298,7 +298,7 @@ static long parent_of(const struct fsd_vtree *t, size_t i)
 }
 
 /* The child index in compressed-row form: a count per parent, a prefix sum, a fill. */
-static int vtree_index(struct fsd_vtree *t)
+int fsd_vtree_index(struct fsd_vtree *t)
 {
 	size_t n = t->m->n, i;
 	long *parent = NULL;
@@ -359,7 +359,7 @@ static int vtree_build(struct fsd *d, const struct verify_target *t, struct fsd_
 	ret = fs_repo_target_manifest(d->repo, t, &vt->m);
 	if (ret < 0)
 		goto out;
-	ret = vtree_index(vt);
+	ret = fsd_vtree_index(vt);
 	if (ret < 0) {
 		stork_errorf("%s %s: manifest has an entry below a non-directory", t->name,
 			     t->version);
@@ -684,6 +684,9 @@ int fsd_stat(struct fsd *d, const struct fsd_inode *n, struct stat *st)
 		}
 		stat_dir(st, cat->built);
 		break;
+	case FSD_N_IROOT:
+		stat_dir(st, (time_t)n->vt->made);
+		break;
 	case FSD_N_LATEST:
 		cat = fsd_catalog_of(d, n->slice);
 		p = cat ? fsd_catalog_pkg(cat, n->pkg) : NULL;
@@ -729,6 +732,10 @@ double fsd_timeout(const struct fsd *d, const struct fsd_inode *n)
 	case FSD_N_VER:
 	case FSD_N_ENTRY:
 		return FSD_IMMUTABLE_TIMEOUT;
+	case FSD_N_IROOT:
+		/* Looked up at every path walk through it: the next walk after `stork install`
+		 * finds the new generation (fs/installed.c). */
+		return 0;
 	default:
 		/* What a refresh may change is revalidated at least once per interval. */
 		return d->conf.refresh;

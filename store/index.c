@@ -1,9 +1,9 @@
 /* store/index.c: the node store's LMDB index: objects, metadata, manifests, repositories.
  *
- * One environment in STOREDIR/index/ with five named databases (store/README.md has the byte
- * layouts): "storkfs" (the format marker), "objects", "meta", "manifests", "repos". Several
- * processes share it through LMDB's lock file; within a process every struct store on the
- * same index shares one environment (node.h says why). MDB_NOTLS lets FUSE and fetch threads
+ * One environment in STOREDIR/index/ with six named databases (store/README.md has the byte
+ * layouts): "storkfs" (the format marker), "objects", "meta", "manifests", "repos", "generations"
+ * (gen.c). Several processes share it through LMDB's lock file; within a process every struct store
+ * on the same index shares one environment (node.h says why). MDB_NOTLS lets FUSE and fetch threads
  * start read transactions on any thread. The map starts at 1 GiB and doubles on MDB_MAP_FULL up
  * to 64 GiB; LMDB's codes are turned into -errno / STORK_E* here (node_mdb_err) and nowhere
  * else. Opening the environment is in open.c.

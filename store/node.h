@@ -42,6 +42,8 @@ struct node_env {
 	MDB_env *env;
 	MDB_dbi objects, meta, manifests, repos;
 	MDB_dbi info; /* "storkfs": the format, the quota and the eviction counters (quota.c) */
+	MDB_dbi gens;  /* slices' generations (store/gen.c) */
+	bool has_gens; /* false: a read-only store made before generations existed */
 	/* Held for reading around every transaction of this process, for writing while the map
 	 * is resized: mdb_env_set_mapsize() needs no live transaction in the process. */
 	pthread_rwlock_t maplock;

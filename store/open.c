@@ -145,6 +145,13 @@ static int open_dbis(struct node_env *e, MDB_txn *txn, void *ctx)
 		rc = mdb_dbi_open(txn, "manifests", create, &e->manifests);
 	if (rc == 0)
 		rc = mdb_dbi_open(txn, "repos", create, &e->repos);
+	if (rc == 0) {
+		/* Added later (store/gen.c): a read-only store made before has none. */
+		rc = mdb_dbi_open(txn, "generations", create, &e->gens);
+		e->has_gens = rc == 0;
+		if (rc == MDB_NOTFOUND && e->readonly)
+			rc = 0;
+	}
 	return rc;
 }
 

@@ -420,6 +420,56 @@ int store_manifest_put(struct store *s, const uint8_t id[VERIFY_HASH_LEN], const
 int store_manifest_get(struct store *s, const uint8_t id[VERIFY_HASH_LEN], uint8_t **ret_buf,
 		       size_t *ret_len);
 
+/* Generations of a slice's installed set (store/README.md "Generations"; fs/README.md
+ * "Installing"): numbered records of the exact versions installed into one slice of one
+ * repository, and which of them is current. One write transaction makes a new generation
+ * current, so a generation appears whole or not at all, and survives restarts. Each function
+ * is thread-safe and safe between processes (one LMDB transaction each). */
+
+struct store_gen_pkg {
+	char *name, *version;
+	uint8_t manifest[VERIFY_HASH_LEN]; /* the SHA-256 of its signed manifest */
+	char *why;			   /* "requested", or "needed by a, b" */
+};
+
+struct store_gen {
+	uint64_t number; /* 1, 2, ...; set by store_gen_commit */
+	uint64_t prev;	 /* the generation current when it was made (0: none); set likewise */
+	int64_t made;	 /* unix seconds */
+	char **wanted;	 /* the requests it was resolved from: "NAME" or "NAME=VERSION" */
+	size_t nwanted;
+	struct store_gen_pkg *pkgs; /* sorted by name */
+	size_t npkgs;
+};
+
+void store_gen_free(struct store_gen *g);
+/** The number of slice's current generation in repo (0: none), from one read transaction: cheap
+ * enough for every lookup. @return 0; -errno. */
+int store_gen_current(struct store *s, const char *repo, const char *slice, uint64_t *ret_number);
+/** Generation number of slice (0: the current one). @param[out] ret_g caller frees.
+ * @return 0; -ENOENT (no such generation; detail says so); STORK_EFORMAT (a record this
+ * storkfs cannot read); -errno. */
+int store_gen_get(struct store *s, const char *repo, const char *slice, uint64_t number,
+		  struct store_gen **ret_g);
+/** Record g (its number, prev and made are ignored: the next number after every generation the
+ * slice had, now) and make it current, in one write transaction, synced, but only when the
+ * current generation is still `expect` (0: none). @param[out] ret_number its number.
+ * @return 0; -EAGAIN (another process changed the slice meanwhile: detail says so); -EINVAL (a
+ * name, version or request with a space or newline); -ENOSPC; -EROFS; -errno. */
+int store_gen_commit(struct store *s, const char *repo, const char *slice, uint64_t expect,
+		     const struct store_gen *g, uint64_t *ret_number);
+/** Make the existing generation `number` current, when the current one is still `expect`
+ * (rollback). @return 0; -ENOENT; -EAGAIN; -errno. */
+int store_gen_switch(struct store *s, const char *repo, const char *slice, uint64_t expect,
+		     uint64_t number);
+/** Call fn for the current generation of every slice of every repository (for pins and
+ * eviction: the objects of installed versions). A negative return of fn stops the walk.
+ * @return 0; fn's negative return; -errno. */
+int store_gen_each(struct store *s,
+		   int (*fn)(void *ctx, const char *repo, const char *slice,
+			     const struct store_gen *g),
+		   void *ctx);
+
 struct store_repo_status {
 	char *repo;
 	char *url;	      /* last URL refreshed from, "" if never */

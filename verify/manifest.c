@@ -299,6 +299,9 @@ static struct verify_depgroup **relation(struct verify_manifest *m, enum verify_
 	case VERIFY_BREAKS:
 		*ret_n = &m->nbreaks;
 		return &m->breaks;
+	case VERIFY_REPLACES:
+		*ret_n = &m->nreplaces;
+		return &m->replaces;
 	default:
 		*ret_n = &m->ndepends;
 		return &m->depends;
@@ -624,7 +627,8 @@ int verify_manifest_dump(const struct verify_manifest *m, char **ret_buf, size_t
 	r = set(root, "_type", json_string("storkfs-manifest"));
 	if (r == 0) /* 2 only when it says what 1 cannot, so older manifests stay as they were */
 		r = set(root, "spec_version",
-			json_integer(m->nprovides || m->nconflicts || m->nbreaks ? 2 : 1));
+			json_integer(
+			    m->nprovides || m->nconflicts || m->nbreaks || m->nreplaces ? 2 : 1));
 	if (r == 0)
 		r = set(root, "name", str(m->name));
 	if (r == 0)
@@ -639,6 +643,8 @@ int verify_manifest_dump(const struct verify_manifest *m, char **ret_buf, size_t
 		r = set(root, "conflicts", depends_json(m->conflicts, m->nconflicts));
 	if (r == 0 && m->nbreaks)
 		r = set(root, "breaks", depends_json(m->breaks, m->nbreaks));
+	if (r == 0 && m->nreplaces)
+		r = set(root, "replaces", depends_json(m->replaces, m->nreplaces));
 	if (r < 0)
 		goto out;
 	r = verify_cjson_dump(root, ret_buf, ret_len);
@@ -700,6 +706,9 @@ void verify_manifest_free(struct verify_manifest *m)
 	for (i = 0; i < m->nbreaks; i++)
 		depgroup_fini(&m->breaks[i]);
 	free(m->breaks);
+	for (i = 0; i < m->nreplaces; i++)
+		depgroup_fini(&m->replaces[i]);
+	free(m->replaces);
 	free(m->name);
 	free(m->version);
 	free(m->format);

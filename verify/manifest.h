@@ -55,9 +55,9 @@ struct verify_manifest {
 					  * .rpm Requires without rpmlib()/file deps) */
 	size_t ndepends;
 	/* Other relations, one alternative a group (spec_version 2; empty in older manifests):
-	 * .deb Provides, Conflicts and Breaks. */
-	struct verify_depgroup *provides, *conflicts, *breaks;
-	size_t nprovides, nconflicts, nbreaks;
+	 * .deb Provides, Conflicts, Breaks and Replaces. */
+	struct verify_depgroup *provides, *conflicts, *breaks, *replaces;
+	size_t nprovides, nconflicts, nbreaks, nreplaces;
 	uint64_t total_size; /* sum of file sizes */
 	/* The SHA-256 of the bytes verify_manifest_parse read it from (the manifest file's
 	 * name in the repository); has_file_hash is false for a manifest built in memory. */
@@ -81,6 +81,7 @@ enum verify_relation {
 	VERIFY_PROVIDES,
 	VERIFY_CONFLICTS,
 	VERIFY_BREAKS,
+	VERIFY_REPLACES,
 };
 
 /** Add a group of a relation (alts copied): VERIFY_DEPENDS as verify_manifest_add_depgroup;

@@ -61,7 +61,7 @@ struct parse {
 };
 
 /* A relation: "depends" (groups of alternatives) or, with single, "provides", "conflicts" or
- * "breaks" (one alternative a group). */
+ * "breaks" or "replaces" (one alternative a group). */
 static int parse_depends(struct parse *p, const char *key, const json_t *deps, bool single,
 			 struct verify_depgroup **ret_groups, size_t *ret_n)
 {
@@ -340,10 +340,11 @@ static int parse_top(struct parse *p, const json_t *j)
 	static const char *const top_keys[] = {"_type",	 "spec_version", "name",  "version",
 					       "format", "depends",	 "files", NULL};
 	/* spec_version 2: optional relations (verify/README.md) */
-	static const char *const all_keys[] = {"_type",	    "spec_version", "name",  "version",
-					       "format",    "depends",	    "files", "provides",
-					       "conflicts", "breaks",	    NULL};
-	static const char *const spec2_keys[] = {"provides", "conflicts", "breaks", NULL};
+	static const char *const all_keys[] = {"_type",	    "spec_version", "name",	"version",
+					       "format",    "depends",	    "files",	"provides",
+					       "conflicts", "breaks",	    "replaces", NULL};
+	static const char *const spec2_keys[] = {"provides", "conflicts", "breaks", "replaces",
+						 NULL};
 	int64_t spec;
 	const json_t *v;
 	const char *s, *bad;
@@ -432,6 +433,9 @@ static int parse_top(struct parse *p, const json_t *j)
 	if (r == 0 && json_object_get(j, "breaks"))
 		r = parse_depends(p, "breaks", json_object_get(j, "breaks"), true, &p->m->breaks,
 				  &p->m->nbreaks);
+	if (r == 0 && json_object_get(j, "replaces"))
+		r = parse_depends(p, "replaces", json_object_get(j, "replaces"), true,
+				  &p->m->replaces, &p->m->nreplaces);
 	if (r < 0)
 		return r;
 	return parse_files(p, json_object_get(j, "files"));

@@ -17,7 +17,8 @@
 #include "verify/verify.h"
 
 static const char prefetch_help[] =
-    "usage: stork prefetch --root ROOTFILE --store STOREDIR [OPTIONS] URL... PACKAGE...\n"
+    "usage: stork prefetch --root ROOTFILE --store STOREDIR [--slice NAME] [OPTIONS] URL...\n"
+    "                      PACKAGE...\n"
     "\n"
     "Fetch every object of some package versions into the node store STOREDIR ahead of use,\n"
     "many transfers at once, each verified before it is stored (as `stork extract` does), so\n"
@@ -34,7 +35,10 @@ static const char prefetch_help[] =
     "the others go on. Exit 0 when everything is stored, 1 when content or metadata failed\n"
     "verification or an object is on no mirror, 2 for usage errors, 3 for system errors.\n"
     "\n"
-    "  --jobs N                 objects in transfer at once (default 32)\n" CLI_NODE_HELP;
+    "  --jobs N                 objects in transfer at once (default 32)\n"
+    "  --slice NAME             also every version slice NAME has installed (its current\n"
+    "                           generation: stork install); then PACKAGE... may be "
+    "omitted\n" CLI_NODE_HELP;
 
 #define MAX_JOBS 1024
 
@@ -212,6 +216,7 @@ int cmd_prefetch(int argc, char **argv)
 	static const struct option opts[] = {
 	    {"help", no_argument, NULL, 'h'},
 	    {"jobs", required_argument, NULL, 'j'},
+	    {"slice", required_argument, NULL, 'l'},
 	    CLI_NODE_LONGOPTS,
 	    {0},
 	};
@@ -223,14 +228,15 @@ int cmd_prefetch(int argc, char **argv)
 	struct bar bar = {.lock = PTHREAD_MUTEX_INITIALIZER};
 	struct fs_repo *repo = NULL;
 	struct store *s = NULL;
-	const char *rootfile, *storedir;
+	const char *rootfile, *storedir, *slice = NULL;
+	struct store_gen *g = NULL;
 	char what[512], a[32], fails[48], packs[96];
 	uint64_t v;
 	int c, r, code = CLI_OK, first_pkg, nmirrors;
 
 	cli_node_init(&n);
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "hj:" CLI_NODE_SHORTOPTS, opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "hj:l:" CLI_NODE_SHORTOPTS, opts, NULL)) != -1) {
 		switch (c) {
 		case 'h':
 			fputs(prefetch_help, stdout);
@@ -241,6 +247,12 @@ int cmd_prefetch(int argc, char **argv)
 						       "--jobs %s: expected a number from 1 to %d",
 						       optarg, MAX_JOBS);
 			po.jobs = (unsigned)v;
+			break;
+		case 'l':
+			if (verify_check_package_name(optarg) < 0)
+				return cli_usage_error("prefetch", "--slice %s: not a slice name",
+						       optarg);
+			slice = optarg;
 			break;
 		default:
 			r = cli_node_option("prefetch", c, optarg, &n);
@@ -258,7 +270,7 @@ int cmd_prefetch(int argc, char **argv)
 	for (first_pkg = optind; first_pkg < argc && strchr(argv[first_pkg], '/'); first_pkg++)
 		;
 	nmirrors = first_pkg - optind;
-	if (nmirrors < 1 || first_pkg == argc)
+	if (nmirrors < 1 || (first_pkg == argc && !slice))
 		return cli_usage_error("prefetch", "expected URL... NAME[=VERSION|=all]... (a "
 						   "mirror has a '/'; write a directory as ./DIR)");
 	for (int i = first_pkg; i < argc; i++)
@@ -272,6 +284,20 @@ int cmd_prefetch(int argc, char **argv)
 			     &s, &repo);
 	if (code != CLI_OK)
 		goto out;
+	if (slice) { /* the slice's installed versions (fs/README.md "Installing") */
+		r = store_gen_get(s, fs_repo_id(repo), slice, 0, &g);
+		if (r < 0) {
+			cli_fail("prefetch", r, "slice %s", slice);
+			code = r == -ENOENT ? CLI_USAGE : cli_exit_system(r);
+			goto out;
+		}
+		for (size_t i = 0; i < g->npkgs && code == CLI_OK; i++) {
+			char arg[600];
+
+			snprintf(arg, sizeof(arg), "%s=%s", g->pkgs[i].name, g->pkgs[i].version);
+			code = resolve(repo, arg, &ms, &nms, &capms);
+		}
+	}
 	for (int i = first_pkg; i < argc && code == CLI_OK; i++)
 		code = resolve(repo, argv[i], &ms, &nms, &capms);
 	if (code != CLI_OK)
@@ -304,6 +330,7 @@ int cmd_prefetch(int argc, char **argv)
 		code = r == -ENOMEM ? CLI_SYSTEM : cli_exit_verify(r);
 	}
 out:
+	store_gen_free(g);
 	for (size_t i = 0; i < nms; i++)
 		verify_manifest_free(ms[i]);
 	free(ms);

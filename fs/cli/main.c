@@ -32,6 +32,16 @@ static const char usage[] =
     "                                         materialise a version from the node store\n"
     "  prefetch --root ROOTFILE --store STOREDIR URL... NAME[=VERSION|=all]...\n"
     "                                         fetch whole versions into the node store\n"
+    "  install --slices DIR --slice NAME --root ROOTFILE --store STOREDIR URL... "
+    "NAME[=VERSION]...\n"
+    "                                         install packages and their dependencies into a "
+    "slice\n"
+    "  remove  (the same) URL... NAME...      remove packages from a slice\n"
+    "  upgrade (the same) URL... [NAME...]    newest accepted versions into a slice\n"
+    "  list --slice NAME --root ROOTFILE --store STOREDIR\n"
+    "                                         what a slice has installed, and why\n"
+    "  rollback --slices DIR --slice NAME --root ROOTFILE --store STOREDIR\n"
+    "                                         return a slice to its previous generation\n"
     "  fsck [--repair] STOREDIR               check (and repair) the node store\n"
     "  gc STOREDIR                            remove objects no trusted version references\n"
     "  status [MOUNTPOINT|STOREDIR]...        a running mount's counters; what a store holds\n"
@@ -55,6 +65,11 @@ int main(int argc, char **argv)
 	    {"ls", cmd_ls},
 	    {"why", cmd_why},
 	    {"resolve", cmd_resolve},
+	    {"install", cmd_install},
+	    {"remove", cmd_remove},
+	    {"upgrade", cmd_upgrade},
+	    {"list", cmd_list},
+	    {"rollback", cmd_rollback},
 	    {"extract", cmd_extract},
 	    {"fsck", cmd_fsck},
 	    {"gc", cmd_gc},

@@ -370,6 +370,16 @@ int fs_install_resolve(const struct verify_manifest *const *pkgs, size_t npkgs,
 		       const struct fs_install_request *want, size_t nwant, size_t **ret_chosen,
 		       size_t *ret_n)
 {
+	return fs_install_resolve_keep(pkgs, npkgs, refused, nrefused, want, nwant, NULL, 0,
+				       ret_chosen, ret_n);
+}
+
+int fs_install_resolve_keep(const struct verify_manifest *const *pkgs, size_t npkgs,
+			    const struct fs_install_refusal *refused, size_t nrefused,
+			    const struct fs_install_request *want, size_t nwant,
+			    const struct fs_install_request *keep, size_t nkeep,
+			    size_t **ret_chosen, size_t *ret_n)
+{
 	struct resolve rs = {.npkgs = npkgs, .refused = refused, .nrefused = nrefused};
 	Solver *solv = NULL;
 	Queue job;
@@ -411,6 +421,12 @@ int fs_install_resolve(const struct verify_manifest *const *pkgs, size_t npkgs,
 		goto out;
 	}
 	favor_first_alternatives(&rs, pkgs, &job);
+	for (size_t i = 0; i < nkeep; i++) { /* the installed versions, where they still fit */
+		Id what = 0, how = request_job(&rs, &keep[i], &what);
+
+		if (how)
+			queue_push2(&job, SOLVER_FAVOR | (how & SOLVER_SELECTMASK), what);
+	}
 
 	solv = solver_create(rs.pool);
 	solver_set_flag(solv, SOLVER_FLAG_IGNORE_RECOMMENDED, 1);

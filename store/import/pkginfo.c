@@ -202,10 +202,11 @@ static int deb_relations(const char *field, enum verify_relation kind, const cha
 
 int store_deb_control_deps(const char *control, size_t len, struct verify_manifest *m)
 {
-	static const char *const fields[] = {"Pre-Depends", "Depends", "Provides", "Conflicts",
-					     "Breaks"};
-	static const enum verify_relation kinds[] = {
-	    VERIFY_DEPENDS, VERIFY_DEPENDS, VERIFY_PROVIDES, VERIFY_CONFLICTS, VERIFY_BREAKS};
+	static const char *const fields[] = {"Pre-Depends", "Depends", "Provides",
+					     "Conflicts",   "Breaks",  "Replaces"};
+	static const enum verify_relation kinds[] = {VERIFY_DEPENDS,  VERIFY_DEPENDS,
+						     VERIFY_PROVIDES, VERIFY_CONFLICTS,
+						     VERIFY_BREAKS,   VERIFY_REPLACES};
 	enum { NFIELDS = sizeof(fields) / sizeof(fields[0]) };
 	const char *val[NFIELDS] = {NULL};
 	char *text[NFIELDS] = {NULL};

@@ -172,8 +172,8 @@ def manifest(name, version):
     m = json.loads(raw)
     canon = json.dumps(m, sort_keys=True, separators=(',', ':'), ensure_ascii=False).encode()
     assert raw == canon, f'{hits[0]}: not canonical JSON'
-    # spec_version 2 exactly when the manifest records provides, conflicts or breaks
-    spec = 2 if any(k in m for k in ('provides', 'conflicts', 'breaks')) else 1
+    # spec_version 2 exactly when the manifest records provides, conflicts, breaks or replaces
+    spec = 2 if any(k in m for k in ('provides', 'conflicts', 'breaks', 'replaces')) else 1
     assert m['_type'] == 'storkfs-manifest' and m['spec_version'] == spec, hits[0]
     assert m['name'] == name and m['version'] == version, hits[0]
     paths = [e['path'] for e in m['files']]
@@ -211,11 +211,12 @@ for deb in sorted(glob.glob(os.path.join(debdir, '*.deb'))):
     assert m['format'] == 'deb', (name, m['format'])
     want, got = norm(deb_deps(deb)), norm(m['depends'])
     assert want == got, f'{name}: depends {m["depends"]} != control {deb_deps(deb)}'
-    for key, field in (('provides', 'Provides'), ('conflicts', 'Conflicts'), ('breaks', 'Breaks')):
+    for key, field in (('provides', 'Provides'), ('conflicts', 'Conflicts'), ('breaks', 'Breaks'),
+                       ('replaces', 'Replaces')):
         want, got = norm(deb_deps(deb, (field,))), norm(m.get(key, []))
         assert want == got, f'{name}: {key} {m.get(key)} != control {deb_deps(deb, (field,))}'
     checked += 1
-print(f'ok: depends, provides, conflicts and breaks of {checked} .debs match their control files')
+print(f'ok: depends, provides, conflicts, breaks and replaces of {checked} .debs match their control files')
 g = manifest('grep', [v for v in os.listdir(os.path.join(repo, 'targets', 'grep'))][0].split('.', 1)[1][:-5])
 assert any(len(grp) == 2 for grp in g['depends']), 'grep: the "dpkg | install-info" alternative is missing'
 

@@ -1,6 +1,8 @@
 /* tests/unit/test_install.c: dependency resolution (fs/install/resolve.c) over manifests built
  * in memory: versions, alternatives in apt's order, virtual packages, conflicts, and the
- * explanation when nothing fits. */
+ * explanation when nothing fits; keeping installed versions; merging installed trees
+ * (fs/rootmerge.c). */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +19,8 @@ struct world {
 	struct verify_manifest *m[MAXPKGS];
 	size_t n;
 	char got[1024]; /* the chosen set, "name version;" each */
+	struct fs_install_request keep[4];
+	size_t nkeep;
 };
 
 /* Parse "a (>= 1) | b" (one group) into alts; fields are split in place. */
@@ -51,13 +55,14 @@ static void add(struct world *w, const char *name, const char *version, const ch
 		} keys[] = {{"Depends:", VERIFY_DEPENDS},
 			    {"Provides:", VERIFY_PROVIDES},
 			    {"Conflicts:", VERIFY_CONFLICTS},
-			    {"Breaks:", VERIFY_BREAKS}};
+			    {"Breaks:", VERIFY_BREAKS},
+			    {"Replaces:", VERIFY_REPLACES}};
 		char *p = field + strspn(field, " "), *save2 = NULL;
 		size_t k;
 
-		for (k = 0; k < 4 && strncmp(p, keys[k].key, strlen(keys[k].key)); k++)
+		for (k = 0; k < 5 && strncmp(p, keys[k].key, strlen(keys[k].key)); k++)
 			;
-		ck_assert_uint_lt(k, 4);
+		ck_assert_uint_lt(k, 5);
 		p += strlen(keys[k].key);
 		for (char *g = strtok_r(p, ",", &save2); g; g = strtok_r(NULL, ",", &save2)) {
 			struct verify_dep alts[8];
@@ -98,8 +103,8 @@ static int resolve(struct world *w, const struct fs_install_refusal *refused, si
 			*eq = '\0';
 		want[nwant++] = (struct fs_install_request){t, eq ? eq + 1 : NULL};
 	}
-	r = fs_install_resolve((const struct verify_manifest *const *)w->m, w->n, refused, nrefused,
-			       want, nwant, &chosen, &n);
+	r = fs_install_resolve_keep((const struct verify_manifest *const *)w->m, w->n, refused,
+				    nrefused, want, nwant, w->keep, w->nkeep, &chosen, &n);
 	w->got[0] = '\0';
 	for (size_t i = 0; r == 0 && i < n; i++) {
 		size_t len = strlen(w->got);
@@ -198,6 +203,80 @@ START_TEST(unsatisfiable_requests_say_why)
 }
 END_TEST
 
+START_TEST(installed_versions_are_kept_where_they_fit)
+{
+	struct world w = {0};
+
+	add(&w, "lib", "1", "Depends: base");
+	add(&w, "lib", "2", "Depends: base");
+	add(&w, "base", "1", "Depends: base");
+	add(&w, "app", "1", "Depends: lib");
+	add(&w, "app2", "1", "Depends: lib (>= 2)");
+	ck_assert_int_eq(resolve(&w, NULL, 0, "app"), 0);
+	ck_assert_str_eq(w.got, "app 1;base 1;lib 2;");
+	w.keep[w.nkeep++] = (struct fs_install_request){"lib", "1"};
+	ck_assert_int_eq(resolve(&w, NULL, 0, "app"), 0);
+	ck_assert_str_eq(w.got, "app 1;base 1;lib 1;");
+	/* a request that needs the newer one takes it */
+	ck_assert_int_eq(resolve(&w, NULL, 0, "app app2"), 0);
+	ck_assert_str_eq(w.got, "app 1;app2 1;base 1;lib 2;");
+	world_free(&w);
+}
+END_TEST
+
+/* fs_root_merge of w's manifests, each given one file entry (path, content byte). */
+static void file_entry(struct verify_manifest *m, const char *path, uint8_t byte)
+{
+	struct verify_entry e = {
+	    .path = (char *)path, .type = VERIFY_FILE, .mode = 0644, .size = 1, .zsize = 10};
+
+	memset(e.hash, byte, sizeof(e.hash));
+	ck_assert_int_eq(verify_manifest_add(m, &e), 0);
+	ck_assert_int_eq(verify_manifest_finish(m), 0);
+}
+
+START_TEST(trees_merge_unless_two_packages_clash)
+{
+	struct world w = {0};
+	struct verify_manifest *root = NULL;
+	const struct verify_entry *e;
+
+	add(&w, "alpha", "1.0", "Depends: x");
+	add(&w, "beta", "1.0", "Depends: x");
+	add(&w, "same", "1.0", "Depends: x");
+	add(&w, "succ", "1.0", "Replaces: alpha (<< 2)");
+	file_entry(w.m[0], "etc/conf", 1);
+	file_entry(w.m[1], "etc/conf", 2);
+	file_entry(w.m[2], "etc/conf", 1);
+	file_entry(w.m[3], "etc/conf", 3);
+
+	/* alpha and same: identical, one entry; the directory merged */
+	ck_assert_int_eq(
+	    fs_root_merge((const struct verify_manifest *const[]){w.m[0], w.m[2]}, 2, &root), 0);
+	ck_assert_uint_eq(root->n, 2); /* etc, etc/conf */
+	verify_manifest_free(root);
+	/* alpha and beta: refused, naming the path and both */
+	stork_error_clear();
+	ck_assert_int_eq(
+	    fs_root_merge((const struct verify_manifest *const[]){w.m[0], w.m[1]}, 2, &root),
+	    -EEXIST);
+	ck_assert_str_eq(stork_error_detail(),
+			 "etc/conf: alpha 1.0 and beta 1.0 both install it, with different "
+			 "content, and neither declares Replaces on the other");
+	/* succ replaces alpha: its entry wins, in either order */
+	for (int order = 0; order < 2; order++) {
+		const struct verify_manifest *ms[2] = {w.m[order ? 3 : 0], w.m[order ? 0 : 3]};
+
+		ck_assert_int_eq(fs_root_merge(ms, 2, &root), 0);
+		e = verify_manifest_find(root, "etc/conf");
+		ck_assert_ptr_nonnull(e);
+		ck_assert_uint_eq(e->hash[0], 3);
+		verify_manifest_free(root);
+	}
+	world_free(&w);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("install");
@@ -209,6 +288,8 @@ int main(void)
 	tcase_add_test(tc, first_alternative_in_either_order);
 	tcase_add_test(tc, virtual_packages_and_conflicts);
 	tcase_add_test(tc, unsatisfiable_requests_say_why);
+	tcase_add_test(tc, installed_versions_are_kept_where_they_fit);
+	tcase_add_test(tc, trees_merge_unless_two_packages_clash);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -448,6 +448,7 @@ static const char hello_control[] =
     "Provides: greeter (= 2.10)\n"
     "Conflicts: hello-old\n"
     "Breaks: hello-debhelper (<< 2.9)\n"
+    "Replaces: hello-debhelper (<< 2.9)\n"
     "Description: greet\n"
     " the world\n";
 
@@ -1422,6 +1423,8 @@ START_TEST(import_deb_reads_data_and_depends)
 	check_dep(&m->conflicts[0], 0, "hello-old", NULL, NULL);
 	ck_assert_uint_eq(m->nbreaks, 1);
 	check_dep(&m->breaks[0], 0, "hello-debhelper", "<<", "2.9");
+	ck_assert_uint_eq(m->nreplaces, 1);
+	check_dep(&m->replaces[0], 0, "hello-debhelper", "<<", "2.9");
 	verify_manifest_free(m);
 	free(hello);
 }

@@ -1,5 +1,6 @@
 /* tests/unit/test_store_open.c: opening the node store: who may own it, an index cut short,
- * the lock file allocated before LMDB maps it, and read-only stores. */
+ * the lock file allocated before LMDB maps it, and read-only stores; slices' generations
+ * (store/gen.c). */
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -258,6 +259,77 @@ START_TEST(open_read_only_serves_and_refuses_every_write)
 }
 END_TEST
 
+static int count_gen(void *ctx, const char *repo, const char *slice, const struct store_gen *g)
+{
+	int *n = ctx;
+
+	ck_assert_str_eq(repo, "r1");
+	ck_assert(strcmp(slice, "web") == 0 || strcmp(slice, "db") == 0);
+	ck_assert_uint_ge(g->npkgs, 1);
+	(*n)++;
+	return 0;
+}
+
+START_TEST(generations_commit_whole_check_the_current_and_switch)
+{
+	struct store_gen_pkg pkgs[2] = {{"libc6", "2.36", {1}, "needed by python3"},
+					{"python3", "3.11", {2}, "requested"}};
+	char *wanted[] = {"python3"};
+	struct store_gen in = {.wanted = wanted, .nwanted = 1, .pkgs = pkgs, .npkgs = 2};
+	struct store_gen *g = NULL;
+	struct store *s = open_ok(0);
+	uint64_t num = 9;
+	int n = 0;
+
+	ck_assert_int_eq(store_gen_current(s, "r1", "web", &num), 0);
+	ck_assert_uint_eq(num, 0);
+	ck_assert_int_eq(store_gen_get(s, "r1", "web", 0, &g), -ENOENT);
+	ck_assert_str_eq(stork_error_detail(), "slice web has nothing installed");
+	ck_assert_int_eq(store_gen_commit(s, "r1", "web", 0, &in, &num), 0);
+	ck_assert_uint_eq(num, 1);
+	/* a writer that read an older current is refused */
+	ck_assert_int_eq(store_gen_commit(s, "r1", "web", 0, &in, &num), -EAGAIN);
+	in.npkgs = 1;
+	ck_assert_int_eq(store_gen_commit(s, "r1", "web", 1, &in, &num), 0);
+	ck_assert_uint_eq(num, 2);
+	ck_assert_int_eq(store_gen_commit(s, "r1", "db", 0, &in, &num), 0);
+	ck_assert_uint_eq(num, 1);
+	ck_assert_int_eq(store_gen_get(s, "r1", "web", 0, &g), 0);
+	ck_assert_uint_eq(g->number, 2);
+	ck_assert_uint_eq(g->prev, 1);
+	ck_assert_uint_eq(g->npkgs, 1);
+	store_gen_free(g);
+	ck_assert_int_eq(store_gen_get(s, "r1", "web", 1, &g), 0);
+	ck_assert_uint_eq(g->npkgs, 2);
+	ck_assert_str_eq(g->pkgs[0].why, "needed by python3");
+	ck_assert_uint_eq(g->pkgs[1].manifest[0], 2);
+	ck_assert_uint_eq(g->nwanted, 1);
+	ck_assert_str_eq(g->wanted[0], "python3");
+	store_gen_free(g);
+	/* rollback: switch to 1, only from the current one */
+	ck_assert_int_eq(store_gen_switch(s, "r1", "web", 1, 1), -EAGAIN);
+	ck_assert_int_eq(store_gen_switch(s, "r1", "web", 2, 7), -ENOENT);
+	ck_assert_int_eq(store_gen_switch(s, "r1", "web", 2, 1), 0);
+	ck_assert_int_eq(store_gen_current(s, "r1", "web", &num), 0);
+	ck_assert_uint_eq(num, 1);
+	/* the next one is numbered after every one the slice had */
+	ck_assert_int_eq(store_gen_commit(s, "r1", "web", 1, &in, &num), 0);
+	ck_assert_uint_eq(num, 3);
+	ck_assert_int_eq(store_gen_each(s, count_gen, &n), 0);
+	ck_assert_int_eq(n, 2);
+	/* nothing with a space or line break goes into a record */
+	pkgs[0].version = "2 36";
+	in.npkgs = 2;
+	ck_assert_int_eq(store_gen_commit(s, "r1", "web", 3, &in, &num), -EINVAL);
+	store_close(s);
+	/* they survive a reopen, read-only too */
+	s = open_ok(STORE_OPEN_READONLY);
+	ck_assert_int_eq(store_gen_current(s, "r1", "web", &num), 0);
+	ck_assert_uint_eq(num, 3);
+	store_close(s);
+}
+END_TEST
+
 TCase *tcase_store_open(void)
 {
 	TCase *tc = tcase_create("open");
@@ -268,5 +340,6 @@ TCase *tcase_store_open(void)
 	tcase_add_test(tc, open_refuses_an_index_cut_short_without_a_fault);
 	tcase_add_test(tc, open_allocates_the_lock_file_before_lmdb_maps_it);
 	tcase_add_test(tc, open_read_only_serves_and_refuses_every_write);
+	tcase_add_test(tc, generations_commit_whole_check_the_current_and_switch);
 	return tc;
 }

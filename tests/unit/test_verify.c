@@ -1491,6 +1491,18 @@ START_TEST(manifest_parse_refuses_bad_documents)
 		       "\"conflicts\":[[{\"name\":\"a\"},{\"name\":\"b\"}]],\"files\":[]}"),
 	    STORK_EFORMAT);
 	ck_assert_ptr_nonnull(strstr(stork_error_detail(), "conflicts[0]"));
+	ck_assert_int_eq(
+	    parse_code("{\"_type\":\"storkfs-manifest\",\"spec_version\":1,\"name\":"
+		       "\"hello\",\"version\":\"1.0\",\"format\":\"deb\",\"depends\":[],"
+		       "\"replaces\":[[{\"name\":\"old\"}]],\"files\":[]}"),
+	    STORK_EFORMAT);
+	ck_assert_ptr_nonnull(strstr(stork_error_detail(), "\"replaces\" needs spec_version 2"));
+	ck_assert_int_eq(
+	    parse_code("{\"_type\":\"storkfs-manifest\",\"spec_version\":2,\"name\":"
+		       "\"hello\",\"version\":\"1.0\",\"format\":\"deb\",\"depends\":[],"
+		       "\"replaces\":[[{\"name\":\"old\",\"op\":\"<<\",\"version\":\"2\"}]],"
+		       "\"files\":[]}"),
+	    0);
 	ck_assert_int_eq(parse_code("{\"_type\":\"storkfs-manifest\",\"spec_version\":\"1\","
 				    "\"name\":\"hello\",\"version\":\"1.0\",\"format\":\"tar\","
 				    "\"depends\":[],\"files\":[]}"),
