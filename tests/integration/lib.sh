@@ -806,6 +806,11 @@ mount_storkfs() {
 	}
 }
 
+# _held_elsewhere MNT: some process's mount namespace still has MNT mounted.
+_held_elsewhere() {
+	grep -qsF " $1 " /proc/[0-9]*/mountinfo 2>/dev/null
+}
+
 # unmount_storkfs MNT [PID]: fusermount3 -u MNT; the daemon (PID, default SFS_PID) must exit
 # within 10 s.
 unmount_storkfs() {
@@ -815,7 +820,21 @@ unmount_storkfs() {
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.1
 	done
-	! kill -0 "$pid" 2>/dev/null || fail "storkfs ($pid) still runs 10 s after unmounting $mnt"
+	# A mount namespace made while the mount was there (a container another test runs in
+	# parallel: bwrap, nspawn, unshare) holds a copy of it, and the kernel ends the FUSE
+	# session (so the daemon exits) only when that copy goes too: wait for it (bounded), then
+	# the daemon has 10 s again.
+	if kill -0 "$pid" 2>/dev/null && _held_elsewhere "$mnt"; then
+		for _ in $(seq 600); do
+			_held_elsewhere "$mnt" || break
+			sleep 0.2
+		done
+		for _ in $(seq 100); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+	fi
+	! kill -0 "$pid" 2>/dev/null || fail "storkfs ($pid) still runs 10 s after unmounting $mnt (no other mount namespace holds it)"
 	local rc=0
 	{ wait "$pid"; } 2>/dev/null || rc=$?
 	! is_mounted "$mnt" || fail "$mnt is still mounted"
