@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "fs/daemon.h"
+#include "fs/install/install.h"
 #include "verify/json.h"
 
 struct fsd_control {
@@ -65,16 +66,76 @@ static const char *wanted_text(const struct verify_control_list *l, char *buf, s
  * verified one (changed: it differs from the list verified before). Installing a list into a
  * slice is fs/install/'s (fs/install/install.h); until the slice side can take a wanted list,
  * the verified list is what the slice's status shows and the log tells when it changes. */
-static void converge(struct fsd *d, const struct fsd_slice *s,
-		     const struct verify_control_list *want, bool changed)
+/* Move s to its group's list (fs_install_apply: resolve against s's policy, the newest
+ * versions it accepts unless the list pins one, check that the trees merge, commit a
+ * generation; nothing is written when the result is the current generation). Runs after every
+ * refresh whose list verified, so that a new version of an unpinned package is installed too,
+ * and a failed attempt is tried again at the next refresh. A failure keeps the slice's current
+ * generation and is logged once per distinct detail. */
+static void converge(struct fsd *d, struct fsd_slice *s, const struct verify_control_list *want,
+		     bool changed)
 {
-	char text[2048];
+	struct fs_install_slice sl = {
+	    .store = d->store,
+	    .repo = d->repo,
+	    .repo_id = fs_repo_id(d->repo),
+	    .dir = d->conf.slices,
+	    .name = s->name,
+	};
+	struct store_gen *g = NULL;
+	char text[2048], **wanted;
+	uint64_t before = 0;
+	size_t n = 0;
+	int r = -ENOMEM, lockfd = -1;
 
-	if (!changed)
-		return;
-	fsd_log(d, "slice %s: wants %zu %s of group %s (list version %llu): %s", s->name, want->n,
-		want->n == 1 ? "package" : "packages", want->group,
-		(unsigned long long)want->version, wanted_text(want, text, sizeof(text)));
+	if (changed)
+		fsd_log(d, "slice %s: wants %zu %s of group %s (list version %llu): %s", s->name,
+			want->n, want->n == 1 ? "package" : "packages", want->group,
+			(unsigned long long)want->version, wanted_text(want, text, sizeof(text)));
+	wanted = calloc(want->n ? want->n : 1, sizeof(*wanted));
+	for (; wanted && n < want->n; n++) {
+		const struct verify_control_pkg *p = &want->pkgs[n];
+
+		size_t len = strlen(p->name) + (p->version ? strlen(p->version) + 1 : 0) + 1;
+
+		if (!(wanted[n] = malloc(len)))
+			goto out;
+		snprintf(wanted[n], len, p->version ? "%s=%s" : "%s", p->name, p->version);
+	}
+	if (!wanted)
+		goto out;
+	(void)store_gen_current(d->store, sl.repo_id, s->name, &before);
+	/* Take turns with `stork install` on this slice (fs_install_lock). */
+	r = fs_install_lock(&sl, &lockfd);
+	if (r == 0)
+		r = fs_install_apply(&sl, (const char *const *)wanted, n, FS_INSTALL_UPGRADE, &g);
+	if (lockfd >= 0)
+		fs_install_unlock(lockfd);
+out:
+	if (r == 0) {
+		s->converge_err[0] = '\0';
+		if (g->number != before)
+			fsd_log(d,
+				"slice %s: now at generation %llu (%zu %s) following group %s list "
+				"version %llu",
+				s->name, (unsigned long long)g->number, g->npkgs,
+				g->npkgs == 1 ? "package" : "packages", want->group,
+				(unsigned long long)want->version);
+	} else {
+		snprintf(text, sizeof(text), "%s",
+			 stork_error_detail()[0] ? stork_error_detail() : storkfs_strerror(r));
+		if (strcmp(text, s->converge_err) != 0)
+			fsd_log(d,
+				"slice %s: cannot install group %s's list version %llu: %s; the "
+				"slice stays at generation %llu",
+				s->name, want->group, (unsigned long long)want->version, text,
+				(unsigned long long)before);
+		snprintf(s->converge_err, sizeof(s->converge_err), "%s", text);
+	}
+	store_gen_free(g);
+	for (size_t i = 0; wanted && i < n; i++)
+		free(wanted[i]);
+	free(wanted);
 }
 
 /* The log line of an attempt that failed, once per distinct failure. */

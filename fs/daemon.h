@@ -378,6 +378,7 @@ struct fsd_slice {
 	/* Its counters (atomic): */
 	uint64_t opens, bytes_read, fetched, refused;
 	struct fsd_control *control; /* slice_lock: its group's control list (fs/control.c) */
+	char converge_err[512];	     /* the refresh thread's: the last failure to install it */
 };
 
 /* Central package control (fs/control.c): the control list a slice's policy follows. */

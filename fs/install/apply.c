@@ -270,6 +270,20 @@ static int write_wanted(const struct fs_install_slice *sl, char *const *wanted, 
 	return r;
 }
 
+/* Pin the installed versions' objects as the slice's pin set "slice-NAME" (store_pin_set): the
+ * quota's eviction and `stork gc` keep them. A failure to pin changes nothing installed (an
+ * evicted object is fetched again when opened), so it does not fail the install. */
+static void pin_installed(const struct fs_install_slice *sl, struct verify_manifest *const *ms,
+			  size_t n)
+{
+	char owner[STORE_PIN_OWNER_MAX + 1];
+
+	if (snprintf(owner, sizeof(owner), "slice-%s", sl->name) >= (int)sizeof(owner))
+		return;
+	(void)fs_pin_versions(sl->store, owner, ms, n);
+	stork_error_clear();
+}
+
 int fs_install_apply(const struct fs_install_slice *sl, const char *const *wanted, size_t nwanted,
 		     unsigned flags, struct store_gen **ret_g)
 {
@@ -348,15 +362,18 @@ int fs_install_apply_some(const struct fs_install_slice *sl, const char *const *
 		r = make_gen(&a, wanted, chosen, n, &g);
 	if (r < 0 || (flags & FS_INSTALL_DRY_RUN))
 		goto out;
-	if (same_gen(a.cur, g)) { /* nothing changes */
+	if (same_gen(a.cur, g)) { /* nothing changes (but the pins are made again) */
 		store_gen_free(g);
 		g = a.cur;
 		a.cur = NULL;
-		goto out;
+		goto pin;
 	}
 	r = write_wanted(sl, g->wanted, g->nwanted);
 	if (r == 0)
 		r = store_gen_commit(sl->store, sl->repo_id, sl->name, expect, g, &g->number);
+pin:
+	if (r == 0)
+		pin_installed(sl, ms, n);
 out:
 	if (r == 0 && ret_g) {
 		*ret_g = g;

@@ -188,6 +188,17 @@ wait_for isnt d checked_at "$d_checked" || fail "slice d was not checked again a
 	fail "slice d (group db) changed: version $(control d list_version), wants '$(control d wanted)'"
 [ "$(control n group)" = - ] || fail "slice n has a control status after the refresh"
 pass "slice d, following db, still has db's list version 1; n still follows nothing"
+# Convergence: each following slice installs its list by itself (no command on the node).
+for s in w1 w2; do
+	wait_for log_has "slice $s: now at generation 1 (2 packages) following group web list version 1" ||
+		fail "slice $s did not install web's list: $(grep -F "slice $s" "$SYSLOG" | tail -n 3)"
+	[ "$(cat "$MNT/.slices/$s/root/hello" 2>&1)" = hi ] || fail "slice $s's root has no hello: $(ls "$MNT/.slices/$s/root" 2>&1)"
+done
+wait_for log_has "slice d: now at generation 1 (1 package) following group db list version 1" ||
+	fail "slice d did not install db's list: $(grep -F "slice d" "$SYSLOG" | tail -n 3)"
+[ ! -e "$MNT/.slices/x/root/hello" ] || fail "slice x, which refused web's list, has hello in its root"
+[ ! -e "$MNT/.slices/n/root/hello" ] || fail "slice n, which follows nothing, has hello in its root"
+pass "w1, w2 and d installed their group's list at the refresh (generation 1, hello in the roots); x and n did not"
 expect_rc 0 "stork status of the mount" "$STORK" status "$MNT"
 out_has "stork status shows each slice's group, list version, signer and wanted packages" \
 	"follows group web: list version 1 (role ops, key $OPSID), wants hello, libfoo=1.2-1" \
@@ -242,6 +253,15 @@ for s in w1 w2; do
 done
 [ "$(control d list_version)" = 1 ] || fail "slice d changed to version $(control d list_version)"
 pass "the mirror is back: after SIGHUP w1 and w2 want the latest list (version 3: libfoo=1.2-1 newpkg), never version 2"
+# newpkg is not published: the list cannot be installed, the slice stays where it was.
+wait_for log_has "slice w1: cannot install group web's list version 3: " ||
+	fail "the log does not tell that w1 cannot install list version 3: $(grep -F "slice w1" "$SYSLOG" | tail -n 3)"
+grep -F "slice w1: cannot install group web's list version 3: " "$SYSLOG" | tail -n 1 | grep -qF "newpkg" ||
+	fail "the log line does not name the missing package newpkg: $(grep -F "cannot install" "$SYSLOG" | tail -n 1)"
+grep -F "slice w1: cannot install group web's list version 3: " "$SYSLOG" | tail -n 1 | grep -qF "stays at generation 1" ||
+	fail "the log line does not say w1 stays at generation 1"
+[ "$(cat "$MNT/.slices/w1/root/hello" 2>&1)" = hi ] || fail "w1's root changed after a list it cannot install"
+pass "list version 3 names a package that is not published: w1 stays at generation 1, the log names newpkg"
 
 # --- 5. the mirror serves other bytes for version 4 of the list: refused, version 3 kept -------
 ls "$REPO/targets/control/web" | sort >"$T/lists.before"
@@ -270,6 +290,10 @@ wait_for is w1 list_version 4 || fail "slice w1 has list version $(control w1 li
 [ "$(control w1 wanted)" = hello ] && [ "$(control w1 error)" = - ] ||
 	fail "slice w1 wants '$(control w1 wanted)', error '$(control w1 error)'"
 pass "the real list back: w1 wants version 4 (hello)"
+wait_for log_has "slice w1: now at generation 2 (1 package) following group web list version 4" ||
+	fail "slice w1 did not install list version 4: $(grep -F "slice w1" "$SYSLOG" | tail -n 3)"
+[ "$(cat "$MNT/.slices/w1/root/hello" 2>&1)" = hi ] || fail "w1's root lost hello at generation 2"
+pass "w1 installed list version 4 (generation 2: hello only)"
 
 fusermount3 -u "$MNT" || fail "fusermount3 -u failed"
 for _ in $(seq 100); do
