@@ -1468,11 +1468,11 @@ START_TEST(manifest_parse_refuses_bad_documents)
 				    "\"files\":[]}"),
 			 STORK_EFORMAT);
 	ck_assert_int_eq(
-	    parse_code("{\"_type\":\"storkfs-manifest\",\"spec_version\":3,\"name\":"
+	    parse_code("{\"_type\":\"storkfs-manifest\",\"spec_version\":4,\"name\":"
 		       "\"hello\",\"version\":\"1.0\",\"format\":\"tar\",\"depends\":[],"
 		       "\"files\":[]}"),
 	    STORK_EFORMAT);
-	ck_assert_ptr_nonnull(strstr(stork_error_detail(), "spec_version 3"));
+	ck_assert_ptr_nonnull(strstr(stork_error_detail(), "spec_version 4"));
 	/* Relations other than depends need spec_version 2, and hold one alternative a group. */
 	ck_assert_int_eq(
 	    parse_code("{\"_type\":\"storkfs-manifest\",\"spec_version\":1,\"name\":"
