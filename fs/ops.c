@@ -14,6 +14,10 @@
 #include "fs/daemon.h"
 #include "verify/json.h"
 
+/* A file handle is the store object's descriptor, or (this bit set) a chunked file's struct
+ * fsd_chunked (fs/chunk.c): a pointer never has the top bit, a descriptor never either. */
+#define FH_CHUNKED (1ULL << 63)
+
 static struct fsd *fsd_of(fuse_req_t req)
 {
 	return fuse_req_userdata(req);
@@ -359,8 +363,8 @@ static int stored_open(struct fsd *d, const uint8_t id[VERIFY_HASH_LEN], int *re
 }
 
 /* The store's object for e, fetched (within the timeout) when the store lacks it. */
-static int object_open(struct fsd *d, const struct verify_entry *e, const char *what, int *ret_fd,
-		       bool *ret_fetched)
+int fsd_object_open(struct fsd *d, const struct verify_entry *e, const char *what, int *ret_fd,
+		    bool *ret_fetched)
 {
 	char key[4 + VERIFY_HASH_HEX], opath[STORE_OBJPATH_LEN];
 	struct obj_job *j;
@@ -419,6 +423,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct fsd *d = fsd_of(req);
 	struct fsd_inode *n = fsd_inodes_ref(&d->inodes, ino);
 	const struct verify_entry *e;
+	struct fsd_chunked *ch = NULL;
 	bool fetched = false;
 	char what[1024];
 	int fd = -1, ret;
@@ -457,7 +462,20 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		goto out;
 	}
 	snprintf(what, sizeof(what), "%s %s: %s", n->pkg, n->ver, e->path);
-	ret = object_open(d, e, what, &fd, &fetched);
+	if (e->nchunks) {
+		/* Stored by the piece: each read fetches the chunks it touches (fs/chunk.c). */
+		ret = fsd_chunked_open(e, what, &ch);
+		if (ret < 0)
+			goto out;
+		FSD_COUNT(d, opens, 1);
+		if (n->slice)
+			fsd_slice_count(d, n->slice, FSD_SC_OPENS, 1);
+		fi->fh = (uint64_t)(uintptr_t)ch | FH_CHUNKED;
+		fi->keep_cache = 1;
+		fi->noflush = 1;
+		goto out;
+	}
+	ret = fsd_object_open(d, e, what, &fd, &fetched);
 	if (ret < 0) {
 		char line[1100];
 
@@ -487,8 +505,30 @@ out:
 		fuse_reply_err(req, fsd_errno(ret));
 	} else if (fuse_reply_open(req, fi) != 0) {
 		/* The open was interrupted: nobody will release this fd. */
-		close(fd);
+		if (ch)
+			fsd_chunked_free(ch);
+		else
+			close(fd);
 	}
+}
+
+static void chunked_read(fuse_req_t req, struct fsd *d, struct fuse_file_info *fi, size_t size,
+			 off_t off)
+{
+	struct fsd_chunked *h = (struct fsd_chunked *)(uintptr_t)(fi->fh & ~FH_CHUNKED);
+	size_t len = 0;
+	void *buf = malloc(size ? size : 1);
+	int ret = buf ? 0 : -ENOMEM;
+
+	if (ret == 0)
+		ret = fsd_chunked_read(d, h, buf, size, (uint64_t)off, &len);
+	if (ret < 0) {
+		note_failure(d, "read", ret);
+		fuse_reply_err(req, fsd_errno(ret));
+	} else {
+		fuse_reply_buf(req, buf, len);
+	}
+	free(buf);
 }
 
 /* -o slices=: the bytes a read of a slice's file returns, on the slice's counter. */
@@ -514,6 +554,10 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 	if (d->conf.slices)
 		count_read(d, ino, size, off);
+	if (fi->fh & FH_CHUNKED) {
+		chunked_read(req, d, fi, size, off);
+		return;
+	}
 	/* Spliced or copied straight from the store object: no buffer of ours in between. */
 	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	buf.buf[0].fd = (int)fi->fh;
@@ -528,6 +572,11 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	if (fi->fh & FH_CHUNKED) {
+		fsd_chunked_free((struct fsd_chunked *)(uintptr_t)(fi->fh & ~FH_CHUNKED));
+		fuse_reply_err(req, 0);
+		return;
+	}
 	/* And what readahead brought in beyond the last read. */
 	posix_fadvise((int)fi->fh, 0, 0, POSIX_FADV_DONTNEED);
 	close((int)fi->fh);
