@@ -143,9 +143,8 @@ int fsd_chunked_read(struct fsd *d, struct fsd_chunked *h, void *buf, size_t siz
 	}
 	if (size > h->size - off)
 		size = (size_t)(h->size - off);
-	for (size_t i = verify_entry_chunk_at(&(struct verify_entry){.chunks = h->chunks,
-								      .nchunks = h->nchunks},
-					      off);
+	for (size_t i = verify_entry_chunk_at(
+		 &(struct verify_entry){.chunks = h->chunks, .nchunks = h->nchunks}, off);
 	     done < size && i < h->nchunks; i++) {
 		const struct verify_entry *c = &h->chunks[i];
 		uint64_t in = off + done - c->offset;

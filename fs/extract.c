@@ -72,8 +72,8 @@ static int extract_chunked(struct fs_repo *repo, int dirfd, const struct verify_
 			if (n <= 0) {
 				r = n < 0 ? -errno : STORK_EBADLEN;
 				if (n == 0)
-					stork_errorf("chunk %zu at byte %llu: shorter than signed", i,
-						     (unsigned long long)c->offset);
+					stork_errorf("chunk %zu at byte %llu: shorter than signed",
+						     i, (unsigned long long)c->offset);
 				break;
 			}
 			r = verify_hash_update(h, buf, (size_t)n);

@@ -123,9 +123,9 @@ int fsd_xattr_value(struct fsd *d, const struct fsd_inode *n, const char *name, 
 
 		/* A chunked file: all of its chunks (store/README.md "Chunks"). */
 		for (size_t c = 0; cached && c < (e->nchunks ? e->nchunks : 1); c++)
-			cached = store_object_info(d->store,
-						   e->nchunks ? e->chunks[c].hash : e->hash,
-						   &info) == 0;
+			cached =
+			    store_object_info(d->store, e->nchunks ? e->chunks[c].hash : e->hash,
+					      &info) == 0;
 		len = snprintf(buf, cap, "%d", cached);
 	} else if (e && strcmp(name, XA_SIGNER) == 0) {
 		len = fsd_signer(d, n->vt, buf, cap);
