@@ -14,7 +14,7 @@
 
 static const char help[] =
     "usage: stork publish REPODIR --keys KEYDIR --key KEYFILE [--max-size BYTES] [--no-pack]\n"
-    "                     [--quiet] NAME VERSION SOURCE\n"
+    "                     [--no-chunks] [--quiet] NAME VERSION SOURCE\n"
     "\n"
     "Publish SOURCE as version VERSION of package NAME, signed with the publisher key\n"
     "KEYFILE (which 'stork repo delegate' must have allowed for NAME). SOURCE is a directory,\n"
@@ -28,6 +28,10 @@ static const char help[] =
     "--no-pack         no version pack (by default the small files of a version are also\n"
     "                  stored together in one file, fetched with one request by\n"
     "                  `stork prefetch`: a second copy of files up to 64 KiB compressed)\n"
+    "--no-chunks       store files above 4 MiB whole, as one object each (by default they\n"
+    "                  are stored as content-defined chunks of about 1 MiB, which clients\n"
+    "                  fetch as reads need them; clients older than manifest spec_version 3\n"
+    "                  refuse such a version)\n"
     "--quiet           print nothing on success\n";
 
 int cmd_publish(int argc, char **argv)
@@ -39,6 +43,7 @@ int cmd_publish(int argc, char **argv)
 	    {"max-size", required_argument, NULL, 'm'},
 	    {"quiet", no_argument, NULL, 'q'},
 	    {"no-pack", no_argument, NULL, 'P'},
+	    {"no-chunks", no_argument, NULL, 'C'},
 	    {0},
 	};
 	const char *keydir = NULL, *keyfile = NULL, *repodir, *name, *version, *source;
@@ -53,7 +58,7 @@ int cmd_publish(int argc, char **argv)
 	int c, r, ret;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "hk:K:m:qP", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "hk:K:m:qPC", opts, NULL)) != -1) {
 		switch (c) {
 		case 'h':
 			fputs(help, stdout);
@@ -76,6 +81,9 @@ int cmd_publish(int argc, char **argv)
 			break;
 		case 'P':
 			pack = false;
+			break;
+		case 'C':
+			io.whole = true;
 			break;
 		default:
 			return cli_usage_error("publish", "unknown option");

@@ -202,4 +202,15 @@ extract --store "$T/store3" "$NGINX_URL" mid 1 "$T/x1"
 printf '%s\n' "$ERR" | matches "$BAD2" || fail "stork extract mid 1 failed without naming the chunk: $ERR"
 [ ! -e "$T/x1" ] || fail "a failed extract left $T/x1"
 pass "stork extract refuses a corrupted chunk and leaves nothing"
+
+# --- stork publish --no-chunks: the file whole, a manifest older clients read ---------------
+before=$(count_objects)
+publish mid 2 "$T/v3" --no-chunks
+python3 -c 'import json, sys
+m = json.load(open(sys.argv[1]))
+f = [e for e in m["files"] if e["path"] == "mid"][0]
+assert m["spec_version"] == 1 and "chunks" not in f, m["spec_version"]' "$(manifest_file mid 2)" ||
+	fail "publish --no-chunks: the manifest has chunks or spec_version 3"
+[ "$(count_objects)" -eq $((before + 1)) ] || fail "publish --no-chunks added $(($(count_objects) - before)) objects, want the 1 whole file"
+pass "publish --no-chunks stores the big file whole in a spec_version 1 manifest"
 done_ok
