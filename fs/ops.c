@@ -363,8 +363,8 @@ static int stored_open(struct fsd *d, const uint8_t id[VERIFY_HASH_LEN], int *re
 }
 
 /* The store's object for e, fetched (within the timeout) when the store lacks it. */
-int fsd_object_open(struct fsd *d, const struct verify_entry *e, const char *what, int *ret_fd,
-		    bool *ret_fetched)
+static int object_open(struct fsd *d, const struct verify_entry *e, const char *what, int *ret_fd,
+		       bool *ret_fetched)
 {
 	char key[4 + VERIFY_HASH_HEX], opath[STORE_OBJPATH_LEN];
 	struct obj_job *j;
@@ -405,6 +405,12 @@ int fsd_object_open(struct fsd *d, const struct verify_entry *e, const char *wha
 		return ret;
 	*ret_fetched = true;
 	return stored_open(d, e->hash, ret_fd);
+}
+
+int fsd_object_open(struct fsd *d, const struct verify_entry *e, const char *what, int *ret_fd,
+		    bool *ret_fetched)
+{
+	return object_open(d, e, what, ret_fd, ret_fetched);
 }
 
 /* A failure to load or fetch something a reader asked for: counted and logged once. */
@@ -475,7 +481,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fi->noflush = 1;
 		goto out;
 	}
-	ret = fsd_object_open(d, e, what, &fd, &fetched);
+	ret = object_open(d, e, what, &fd, &fetched);
 	if (ret < 0) {
 		char line[1100];
 
