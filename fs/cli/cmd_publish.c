@@ -36,6 +36,7 @@ static const char help[] =
 
 int cmd_publish(int argc, char **argv)
 {
+	/* clang-format off */
 	static const struct option opts[] = {
 	    {"help", no_argument, NULL, 'h'},
 	    {"keys", required_argument, NULL, 'k'},
@@ -46,6 +47,7 @@ int cmd_publish(int argc, char **argv)
 	    {"no-chunks", no_argument, NULL, 'C'},
 	    {0},
 	};
+	/* clang-format on */
 	const char *keydir = NULL, *keyfile = NULL, *repodir, *name, *version, *source;
 	struct store_import_opts io = {.repofd = -1};
 	struct store_import_stats st = {0};
