@@ -41,8 +41,9 @@ static int extract_copy(int objfd, int dirfd, const struct verify_entry *e)
 }
 
 /* A file stored by the piece (store/README.md "Chunks"): its chunks, each checked against its
- * own hash as it enters the store, copied one after the other and the whole checked against
- * the file's hash. No object holds the whole file, so it is a copy, never a link. */
+ * own hash as it enters the store, copied one after the other (blocks of zeros left as holes)
+ * and the whole checked against the file's hash. No object holds the whole file, so it is a
+ * copy, never a link. */
 static int extract_chunked(struct fs_repo *repo, int dirfd, const struct verify_entry *e,
 			   const char *what, bool *ret_fetched)
 {
@@ -77,7 +78,11 @@ static int extract_chunked(struct fs_repo *repo, int dirfd, const struct verify_
 				break;
 			}
 			r = verify_hash_update(h, buf, (size_t)n);
-			if (r == 0) {
+			if (r == 0 && buf[0] == 0 && memcmp(buf, buf + 1, (size_t)n - 1) == 0) {
+				/* zeros: a hole (the file's length is set at the end) */
+				if (lseek(fd, n, SEEK_CUR) < 0)
+					r = -errno;
+			} else if (r == 0) {
 				ssize_t w = write(fd, buf, (size_t)n);
 
 				if (w != n)
@@ -93,6 +98,8 @@ static int extract_chunked(struct fs_repo *repo, int dirfd, const struct verify_
 		stork_errorf("its chunks put together do not hash to the file's signed SHA-256");
 		r = STORK_EBADHASH;
 	}
+	if (r == 0 && ftruncate(fd, (off_t)e->size) < 0)
+		r = -errno;
 	if (r == 0 && fchmod(fd, e->mode) < 0)
 		r = -errno;
 	if (r == 0 && futimens(fd, ts) < 0)
