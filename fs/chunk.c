@@ -4,8 +4,9 @@
  * with its own hash. An open file keeps a copy of that list (so it outlives the version tree),
  * and a read maps [off, off + size) to the chunks it touches, opens each through the store
  * (fetched within the timeout when missing, checked against its hash like any object:
- * fsd_object_open) and copies the bytes it wants. A chunk nobody can deliver fails the reads
- * that touch it (EIO, logged once per read); other ranges still read.
+ * fsd_object_open) and splices the bytes it wants from them into the reply. A chunk nobody
+ * can deliver fails the reads that touch it (EIO, logged once per read); other ranges still
+ * read.
  *
  * Threads: FUSE may call reads of one open file at once. The few chunk descriptors an open
  * file keeps (a small cache, the chunks read last) are under its lock; a read holds the lock
@@ -131,47 +132,60 @@ static int chunk_fd(struct fsd *d, struct fsd_chunked *h, size_t i, int *ret_fd)
 	return 0;
 }
 
-int fsd_chunked_read(struct fsd *d, struct fsd_chunked *h, void *buf, size_t size, uint64_t off,
-		     size_t *ret_len)
+int fsd_chunked_reply(fuse_req_t req, struct fsd *d, struct fsd_chunked *h, size_t size,
+		      uint64_t off)
 {
-	uint8_t *out = buf;
-	size_t done = 0;
+	/* A read of at most SPANS chunks is spliced from them; FUSE reads are at most 1 MiB and
+	 * chunks at least 512 KiB, so a read touches 3 at most. */
+	enum { SPANS = 4 };
+	/* libfuse's vector holds one buffer; more follow it (as libfuse's examples do) */
+	struct fuse_bufvec *bv = NULL;
+	struct fuse_buf *b;
+	int fds[SPANS], nfd = 0, r = 0;
+	uint64_t end;
 
 	if (off >= h->size || size == 0) {
-		*ret_len = 0;
+		fuse_reply_buf(req, NULL, 0);
 		return 0;
 	}
-	if (size > h->size - off)
-		size = (size_t)(h->size - off);
+	bv = calloc(1, sizeof(*bv) + (SPANS - 1) * sizeof(struct fuse_buf));
+	if (!bv)
+		return -ENOMEM;
+	b = bv->buf;
+	end = size > h->size - off ? h->size : off + size;
 	for (size_t i = verify_entry_chunk_at(
 		 &(struct verify_entry){.chunks = h->chunks, .nchunks = h->nchunks}, off);
-	     done < size && i < h->nchunks; i++) {
+	     off < end && i < h->nchunks; i++) {
 		const struct verify_entry *c = &h->chunks[i];
-		uint64_t in = off + done - c->offset;
-		size_t want = c->size - in < size - done ? (size_t)(c->size - in) : size - done;
-		int fd, r;
+		uint64_t in = off - c->offset,
+			 len = c->size - in < end - off ? c->size - in : end - off;
 
-		r = chunk_fd(d, h, i, &fd);
-		if (r < 0)
-			return r;
-		while (want) {
-			ssize_t n = pread(fd, out + done, want, (off_t)in);
-
-			if (n <= 0) {
-				r = n < 0 ? -errno : -EIO;
-				stork_errorf("%s: chunk %zu: %s", h->what, i,
-					     n < 0 ? strerror(errno) : "shorter than signed");
-				close(fd);
-				return r;
-			}
-			/* The kernel caches the file's pages: the chunk's are a second copy. */
-			posix_fadvise(fd, (off_t)in, n, POSIX_FADV_DONTNEED);
-			done += (size_t)n;
-			in += (uint64_t)n;
-			want -= (size_t)n;
+		if (nfd == SPANS) {
+			stork_errorf("%s: a read of %zu bytes touches more than %d chunks", h->what,
+				     size, SPANS);
+			r = -EINVAL;
+			break;
 		}
-		close(fd);
+		r = chunk_fd(d, h, i, &fds[nfd]);
+		if (r < 0)
+			break;
+		b[nfd] = (struct fuse_buf){.size = (size_t)len,
+					   .flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK,
+					   .fd = fds[nfd],
+					   .pos = (off_t)in};
+		nfd++;
+		off += len;
 	}
-	*ret_len = done;
-	return 0;
+	if (r == 0) {
+		bv->count = (size_t)nfd;
+		/* Spliced or copied straight from the chunks: no buffer of ours in between. */
+		fuse_reply_data(req, bv, FUSE_BUF_SPLICE_MOVE);
+	}
+	for (int k = 0; k < nfd; k++) {
+		/* The kernel caches the file's pages: the chunk's are a second copy. */
+		posix_fadvise(fds[k], b[k].pos, (off_t)b[k].size, POSIX_FADV_DONTNEED);
+		close(fds[k]);
+	}
+	free(bv);
+	return r;
 }

@@ -478,12 +478,12 @@ struct fsd_chunked; /* an open chunked file (fs/chunk.c) */
 /** Open the chunked file e (e->nchunks > 0): a copy of its chunk list; nothing is fetched.
  * what ("pkg ver: path") names it in the log. @return 0; -ENOMEM. */
 int fsd_chunked_open(const struct verify_entry *e, const char *what, struct fsd_chunked **ret_h);
-/** Read up to size bytes at off: the chunks the range touches are opened (fetched when
- * missing, each checked against its own hash) and copied from. Thread-safe for one h.
- * @param[out] ret_len bytes read (less than size only at the end of the file).
+/** Answer a read of up to size bytes at off: the chunks the range touches are opened (fetched
+ * when missing, each checked against its own hash) and spliced into the reply. Replies only on
+ * success (0); on failure the caller replies. Thread-safe for one h.
  * @return 0; the error of the first chunk that could not be had (detail set); -errno. */
-int fsd_chunked_read(struct fsd *d, struct fsd_chunked *h, void *buf, size_t size, uint64_t off,
-		     size_t *ret_len);
+int fsd_chunked_reply(fuse_req_t req, struct fsd *d, struct fsd_chunked *h, size_t size,
+		      uint64_t off);
 /** Close the chunk descriptors and free h. Accepts NULL. */
 void fsd_chunked_free(struct fsd_chunked *h);
 

@@ -518,25 +518,6 @@ out:
 	}
 }
 
-static void chunked_read(fuse_req_t req, struct fsd *d, struct fuse_file_info *fi, size_t size,
-			 off_t off)
-{
-	struct fsd_chunked *h = (struct fsd_chunked *)(uintptr_t)(fi->fh & ~FH_CHUNKED);
-	size_t len = 0;
-	void *buf = malloc(size ? size : 1);
-	int ret = buf ? 0 : -ENOMEM;
-
-	if (ret == 0)
-		ret = fsd_chunked_read(d, h, buf, size, (uint64_t)off, &len);
-	if (ret < 0) {
-		note_failure(d, "read", ret);
-		fuse_reply_err(req, fsd_errno(ret));
-	} else {
-		fuse_reply_buf(req, buf, len);
-	}
-	free(buf);
-}
-
 /* -o slices=: the bytes a read of a slice's file returns, on the slice's counter. */
 static void count_read(struct fsd *d, fuse_ino_t ino, size_t size, off_t off)
 {
@@ -560,8 +541,15 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 	if (d->conf.slices)
 		count_read(d, ino, size, off);
-	if (fi->fh & FH_CHUNKED) {
-		chunked_read(req, d, fi, size, off);
+	if (fi->fh & FH_CHUNKED) { /* fs/chunk.c; it replies when it succeeds */
+		int ret = fsd_chunked_reply(req, d,
+					    (struct fsd_chunked *)(uintptr_t)(fi->fh & ~FH_CHUNKED),
+					    size, (uint64_t)off);
+
+		if (ret < 0) {
+			note_failure(d, "read", ret);
+			fuse_reply_err(req, fsd_errno(ret));
+		}
 		return;
 	}
 	/* Spliced or copied straight from the store object: no buffer of ours in between. */

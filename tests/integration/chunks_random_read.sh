@@ -140,6 +140,12 @@ read_range "$MNT/big/2/big" "$START" "$MIB" >"$T/got" || fail "reading big 2 acr
 cmp -s "$T/got" <(dd if="$T/v2/big" bs="$MIB" count=1 skip="$START" iflag=skip_bytes,fullblock status=none) ||
 	fail "big 2 across the insertion: not the source's bytes"
 pass "big 2 reads right across the insertion"
+# through the page cache (kernel readahead, reads of any size), 3 MiB across chunk boundaries
+dd if="$MNT/big/2/big" bs="$MIB" count=3 skip="$((MID + 5 * MIB))" iflag=skip_bytes,fullblock status=none >"$T/got" ||
+	fail "a buffered read of big 2"
+cmp -s "$T/got" <(dd if="$T/v2/big" bs="$MIB" count=3 skip="$((MID + 5 * MIB))" iflag=skip_bytes,fullblock status=none) ||
+	fail "big 2, a buffered read of 3 MiB: not the source's bytes"
+pass "a buffered read of 3 MiB across chunks reads right"
 
 # --- a chunk corrupted on the server -------------------------------------------------------
 # a chunk of version 1 that no read fetched yet, and a range far from it, also not fetched
@@ -176,6 +182,7 @@ grep -q "$BAD" "$SFS_LOG" || {
 }
 pass "the log names the corrupted chunk"
 unmount_storkfs "$MNT"
+fsck_clean "the node store (chunks fetched by reads) is clean" "$STORE"
 
 # --- stork extract reassembles (and checks) a chunked file -------------------------------
 # (a 24 MiB file of its own: extracting the big one would only copy more bytes)
