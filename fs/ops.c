@@ -364,7 +364,7 @@ static int stored_open(struct fsd *d, const uint8_t id[VERIFY_HASH_LEN], int *re
 
 /* The store's object for e, fetched (within the timeout) when the store lacks it. */
 static int object_open(struct fsd *d, const struct verify_entry *e, const char *what, int *ret_fd,
-		       bool *ret_fetched)
+		       bool *ret_fetched, bool count)
 {
 	char key[4 + VERIFY_HASH_HEX], opath[STORE_OBJPATH_LEN];
 	struct obj_job *j;
@@ -379,11 +379,12 @@ static int object_open(struct fsd *d, const struct verify_entry *e, const char *
 		ret = -ENOENT;
 	}
 	if (ret != -ENOENT) {
-		if (ret == 0)
+		if (ret == 0 && count)
 			FSD_COUNT(d, hits, 1);
 		return ret;
 	}
-	FSD_COUNT(d, misses, 1);
+	if (count)
+		FSD_COUNT(d, misses, 1);
 	j = calloc(1, sizeof(*j));
 	if (!j)
 		return -ENOMEM;
@@ -410,7 +411,7 @@ static int object_open(struct fsd *d, const struct verify_entry *e, const char *
 int fsd_object_open(struct fsd *d, const struct verify_entry *e, const char *what, int *ret_fd,
 		    bool *ret_fetched)
 {
-	return object_open(d, e, what, ret_fd, ret_fetched);
+	return object_open(d, e, what, ret_fd, ret_fetched, false); /* a chunk: not an open */
 }
 
 /* A failure to load or fetch something a reader asked for: counted and logged once. */
@@ -474,6 +475,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		if (ret < 0)
 			goto out;
 		FSD_COUNT(d, opens, 1);
+		FSD_COUNT(d, hits, 1); /* nothing to fetch to open it */
 		if (n->slice)
 			fsd_slice_count(d, n->slice, FSD_SC_OPENS, 1);
 		fi->fh = (uint64_t)(uintptr_t)ch | FH_CHUNKED;
@@ -481,7 +483,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fi->noflush = 1;
 		goto out;
 	}
-	ret = object_open(d, e, what, &fd, &fetched);
+	ret = object_open(d, e, what, &fd, &fetched, true);
 	if (ret < 0) {
 		char line[1100];
 

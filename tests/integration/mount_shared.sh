@@ -121,7 +121,7 @@ for pv in "${PVS[@]}"; do
 	publish "${pv%%:*}" "${pv#*:}" "$T/src/${pv%%:*}-${pv#*:}" --quiet
 done
 WANT=$(for pv in "${PVS[@]}"; do
-	manifest_hashes "${pv%%:*}" "${pv#*:}"
+	manifest_objects "${pv%%:*}" "${pv#*:}"
 done | cut -d' ' -f1 | sort -u | wc -l)
 NFILES=$(for pv in "${PVS[@]}"; do
 	manifest_hashes "${pv%%:*}" "${pv#*:}"
