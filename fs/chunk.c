@@ -135,56 +135,49 @@ static int chunk_fd(struct fsd *d, struct fsd_chunked *h, size_t i, int *ret_fd)
 int fsd_chunked_reply(fuse_req_t req, struct fsd *d, struct fsd_chunked *h, size_t size,
 		      uint64_t off)
 {
-	/* A read of at most SPANS chunks is spliced from them; FUSE reads are at most 1 MiB and
-	 * chunks at least 512 KiB, so a read touches 3 at most. */
-	enum { SPANS = 4 };
+	const struct verify_entry list = {.chunks = h->chunks, .nchunks = h->nchunks};
 	/* libfuse's vector holds one buffer; more follow it (as libfuse's examples do) */
 	struct fuse_bufvec *bv = NULL;
 	struct fuse_buf *b;
-	int fds[SPANS], nfd = 0, r = 0;
+	size_t first, n, k = 0;
 	uint64_t end;
+	int r = 0;
 
 	if (off >= h->size || size == 0) {
 		fuse_reply_buf(req, NULL, 0);
 		return 0;
 	}
-	bv = calloc(1, sizeof(*bv) + (SPANS - 1) * sizeof(struct fuse_buf));
+	end = size > h->size - off ? h->size : off + size;
+	/* A read touches 2 or 3 chunks (FUSE reads are at most 1 MiB by default, chunks at least
+	 * 512 KiB but the last), more only with a larger max_read. */
+	first = verify_entry_chunk_at(&list, off);
+	n = verify_entry_chunk_at(&list, end - 1) - first + 1;
+	bv = calloc(1, sizeof(*bv) + (n - 1) * sizeof(struct fuse_buf));
 	if (!bv)
 		return -ENOMEM;
 	b = bv->buf;
-	end = size > h->size - off ? h->size : off + size;
-	for (size_t i = verify_entry_chunk_at(
-		 &(struct verify_entry){.chunks = h->chunks, .nchunks = h->nchunks}, off);
-	     off < end && i < h->nchunks; i++) {
-		const struct verify_entry *c = &h->chunks[i];
+	for (; k < n; k++) {
+		const struct verify_entry *c = &h->chunks[first + k];
 		uint64_t in = off - c->offset,
 			 len = c->size - in < end - off ? c->size - in : end - off;
 
-		if (nfd == SPANS) {
-			stork_errorf("%s: a read of %zu bytes touches more than %d chunks", h->what,
-				     size, SPANS);
-			r = -EINVAL;
-			break;
-		}
-		r = chunk_fd(d, h, i, &fds[nfd]);
+		r = chunk_fd(d, h, first + k, &b[k].fd);
 		if (r < 0)
 			break;
-		b[nfd] = (struct fuse_buf){.size = (size_t)len,
-					   .flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK,
-					   .fd = fds[nfd],
-					   .pos = (off_t)in};
-		nfd++;
+		b[k].size = (size_t)len;
+		b[k].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+		b[k].pos = (off_t)in;
 		off += len;
 	}
 	if (r == 0) {
-		bv->count = (size_t)nfd;
+		bv->count = n;
 		/* Spliced or copied straight from the chunks: no buffer of ours in between. */
 		fuse_reply_data(req, bv, FUSE_BUF_SPLICE_MOVE);
 	}
-	for (int k = 0; k < nfd; k++) {
+	while (k-- > 0) {
 		/* The kernel caches the file's pages: the chunk's are a second copy. */
-		posix_fadvise(fds[k], b[k].pos, (off_t)b[k].size, POSIX_FADV_DONTNEED);
-		close(fds[k]);
+		posix_fadvise(b[k].fd, b[k].pos, (off_t)b[k].size, POSIX_FADV_DONTNEED);
+		close(b[k].fd);
 	}
 	free(bv);
 	return r;
