@@ -1193,6 +1193,80 @@ static void check_good_tar(const char *file, int filter)
 	free(hello);
 }
 
+/* A chunked file's chunks: each an object of its repository, together its content. */
+static void check_chunked(const struct verify_manifest *m, const char *path, const uint8_t *data,
+			  size_t len)
+{
+	const struct verify_entry *e = verify_manifest_find(m, path);
+	uint8_t want[32];
+	uint64_t zsum = 0;
+
+	ck_assert_msg(e != NULL, "no entry %s", path);
+	ck_assert_uint_eq(e->size, len);
+	ck_assert_int_eq(verify_sha256(data, len, want), 0);
+	ck_assert_mem_eq(e->hash, want, 32);
+	ck_assert_uint_ge(e->nchunks, 2);
+	for (size_t i = 0; i < e->nchunks; i++) {
+		const struct verify_entry *c = &e->chunks[i];
+		struct collect col = {0};
+		char obj[600];
+		size_t zlen;
+		uint8_t *z;
+
+		object_file(c->hash, obj, sizeof(obj));
+		z = read_file(obj, &zlen);
+		ck_assert_uint_eq(zlen, c->zsize);
+		ck_assert_msg(unpack_all(c->hash, c->size, c->zsize, z, zlen, &col) == 0,
+			      "%s chunk %zu: %s", path, i, stork_error_detail());
+		ck_assert_uint_eq(col.len, c->size);
+		ck_assert_mem_eq(col.buf, data + c->offset, c->size);
+		zsum += c->zsize;
+		free(col.buf);
+		free(z);
+	}
+	ck_assert_uint_eq(zsum, e->zsize);
+}
+
+/* A file above STORE_CHUNK_FILE_MIN is stored as chunks, and a hard link to it lists the same
+ * chunks; with whole set, as one object. */
+START_TEST(import_chunks_big_files_and_their_hard_links)
+{
+	static const struct tent ents[] = {
+	    {"big", T_FILE, NULL, (9 << 20) + 7, 0644},
+	    {"edge", T_FILE, NULL, 4 << 20, 0644},
+	    {"hl", T_HARDLINK, "big", 0, 0644},
+	};
+	struct store_import_opts o = {0};
+	struct verify_manifest *m = NULL;
+	uint8_t *data = pattern((9 << 20) + 7, 7), *edge = pattern(4 << 20, 7);
+	const struct verify_entry *a, *b;
+	char f[400];
+
+	tpath(f, sizeof(f), "big.tar");
+	make_tar(f, ARCHIVE_FILTER_NONE, ents, 3);
+	ck_assert_msg(import(f, 0, &m, NULL) == 0, "%s", stork_error_detail());
+	check_chunked(m, "big", data, (9 << 20) + 7);
+	check_chunked(m, "hl", data, (9 << 20) + 7);
+	a = verify_manifest_find(m, "big");
+	b = verify_manifest_find(m, "hl");
+	ck_assert_uint_eq(a->nchunks, b->nchunks);
+	ck_assert_mem_eq(a->chunks, b->chunks, a->nchunks * sizeof(*a->chunks));
+	/* exactly the threshold: whole */
+	check_file(m, "edge", edge, 4 << 20, 0644);
+	ck_assert_uint_eq(verify_manifest_find(m, "edge")->nchunks, 0);
+	verify_manifest_free(m);
+	m = NULL;
+	o.repofd = repofd;
+	o.whole = true;
+	ck_assert_msg(store_import(f, "pkg", "2", &o, &m, NULL) == 0, "%s", stork_error_detail());
+	check_file(m, "big", data, (9 << 20) + 7, 0644);
+	ck_assert_uint_eq(verify_manifest_find(m, "big")->nchunks, 0);
+	verify_manifest_free(m);
+	free(data);
+	free(edge);
+}
+END_TEST
+
 START_TEST(import_tar_plain_gz_zst)
 {
 	char f[400];
@@ -2368,6 +2442,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, import_directory_refuses_fifos_devices_and_too_much);
 	tcase_add_test(tc, import_refuses_control_characters_in_directory_names);
 	tcase_add_test(tc, import_tar_plain_gz_zst);
+	tcase_add_test(tc, import_chunks_big_files_and_their_hard_links);
 	tcase_add_test(tc, import_detects_the_format_by_content);
 	tcase_add_test(tc, import_refuses_hostile_tar_members);
 	tcase_add_test(tc, import_refuses_names_that_are_not_utf8);
