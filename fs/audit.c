@@ -230,15 +230,20 @@ static int on_target(void *ctx, const struct verify_target *t)
 	audit_pack(a, m);
 	for (size_t i = 0; i < m->n; i++) {
 		const struct verify_entry *e = &m->entries[i];
-		struct objref o = {.size = e->size, .zsize = e->zsize};
 
 		if (e->type != VERIFY_FILE)
 			continue;
-		memcpy(o.hash, e->hash, sizeof(o.hash));
-		o.manifest = file;
-		r = push((void ***)&a->objs, &a->nobjs, &a->capobjs, sizeof(o), &o);
-		if (r < 0)
-			goto out;
+		/* A chunked file's objects are its chunks (store/README.md "Chunks"). */
+		for (size_t c = 0; c < (e->nchunks ? e->nchunks : 1); c++) {
+			const struct verify_entry *oe = e->nchunks ? &e->chunks[c] : e;
+			struct objref o = {.size = oe->size, .zsize = oe->zsize};
+
+			memcpy(o.hash, oe->hash, sizeof(o.hash));
+			o.manifest = file;
+			r = push((void ***)&a->objs, &a->nobjs, &a->capobjs, sizeof(o), &o);
+			if (r < 0)
+				goto out;
+		}
 	}
 	r = push((void ***)&a->manifests, &a->nmanifests, &a->capmanifests, sizeof(file), &file);
 	if (r < 0)

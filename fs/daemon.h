@@ -503,6 +503,28 @@ int fsd_stat(struct fsd *d, const struct fsd_inode *n, struct stat *st);
 /** The entry timeout for a node. */
 double fsd_timeout(const struct fsd *d, const struct fsd_inode *n);
 
+/* fs/ops.c, fs/chunk.c: the objects behind files */
+
+/** The store's object for e (hash, size, zsize: a file or a chunk), fetched within the timeout
+ * when the store lacks it (a job keyed by its hash). ret_fetched set when it was fetched.
+ * @return 0; -ENOENT / -ETIMEDOUT / STORK_E* (nobody delivered it); -errno. */
+int fsd_object_open(struct fsd *d, const struct verify_entry *e, const char *what, int *ret_fd,
+		    bool *ret_fetched);
+
+struct fsd_chunked; /* an open chunked file (fs/chunk.c) */
+
+/** Open the chunked file e (e->nchunks > 0): a copy of its chunk list; nothing is fetched.
+ * what ("pkg ver: path") names it in the log. @return 0; -ENOMEM. */
+int fsd_chunked_open(const struct verify_entry *e, const char *what, struct fsd_chunked **ret_h);
+/** Answer a read of up to size bytes at off: the chunks the range touches are opened (fetched
+ * when missing, each checked against its own hash) and spliced into the reply. Replies only on
+ * success (0); on failure the caller replies. Thread-safe for one h.
+ * @return 0; the error of the first chunk that could not be had (detail set); -errno. */
+int fsd_chunked_reply(fuse_req_t req, struct fsd *d, struct fsd_chunked *h, size_t size,
+		      uint64_t off);
+/** Close the chunk descriptors and free h. Accepts NULL. */
+void fsd_chunked_free(struct fsd_chunked *h);
+
 /* fs/log.c */
 
 /** Log a line (stderr in the foreground, syslog once daemonized, both while a daemon starts). */

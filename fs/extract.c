@@ -40,6 +40,76 @@ static int extract_copy(int objfd, int dirfd, const struct verify_entry *e)
 	return r;
 }
 
+/* A file stored by the piece (store/README.md "Chunks"): its chunks, each checked against its
+ * own hash as it enters the store, copied one after the other (blocks of zeros left as holes)
+ * and the whole checked against the file's hash. No object holds the whole file, so it is a
+ * copy, never a link. */
+static int extract_chunked(struct fs_repo *repo, int dirfd, const struct verify_entry *e,
+			   const char *what, bool *ret_fetched)
+{
+	struct timespec ts[2] = {{e->mtime, 0}, {e->mtime, 0}};
+	struct verify_hash *h = NULL;
+	uint8_t got[VERIFY_HASH_LEN], buf[64 * 1024];
+	bool any = false;
+	int fd, r;
+
+	fd = openat(dirfd, e->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return -errno;
+	r = verify_hash_new(&h);
+	for (size_t i = 0; r == 0 && i < e->nchunks; i++) {
+		const struct verify_entry *c = &e->chunks[i];
+		uint64_t left = c->size;
+		bool fetched = false;
+		int objfd = -1;
+
+		r = fs_repo_object(repo, c, what, &objfd, &fetched);
+		if (r < 0)
+			break;
+		any |= fetched;
+		while (r == 0 && left) {
+			ssize_t n = read(objfd, buf, left < sizeof(buf) ? left : sizeof(buf));
+
+			if (n <= 0) {
+				r = n < 0 ? -errno : STORK_EBADLEN;
+				if (n == 0)
+					stork_errorf("chunk %zu at byte %llu: shorter than signed",
+						     i, (unsigned long long)c->offset);
+				break;
+			}
+			r = verify_hash_update(h, buf, (size_t)n);
+			if (r == 0 && buf[0] == 0 && memcmp(buf, buf + 1, (size_t)n - 1) == 0) {
+				/* zeros: a hole (the file's length is set at the end) */
+				if (lseek(fd, n, SEEK_CUR) < 0)
+					r = -errno;
+			} else if (r == 0) {
+				ssize_t w = write(fd, buf, (size_t)n);
+
+				if (w != n)
+					r = w < 0 ? -errno : -EIO;
+			}
+			left -= (uint64_t)n;
+		}
+		close(objfd);
+	}
+	if (r == 0)
+		r = verify_hash_final(h, got);
+	if (r == 0 && memcmp(got, e->hash, VERIFY_HASH_LEN) != 0) {
+		stork_errorf("its chunks put together do not hash to the file's signed SHA-256");
+		r = STORK_EBADHASH;
+	}
+	if (r == 0 && ftruncate(fd, (off_t)e->size) < 0)
+		r = -errno;
+	if (r == 0 && fchmod(fd, e->mode) < 0)
+		r = -errno;
+	if (r == 0 && futimens(fd, ts) < 0)
+		r = -errno;
+	verify_hash_free(h);
+	close(fd);
+	*ret_fetched = any;
+	return r;
+}
+
 /* Remove a tree we built (a failed extract's, or one fs_extract_remove is asked to remove),
  * without following symlinks. */
 static void remove_tree(int parentfd, const char *name)
@@ -195,6 +265,14 @@ static int extract_entries(struct fs_repo *r, struct store *s, const struct veri
 			if (asprintf(&what, "%s %s: %s", m->name, m->version, e->path) < 0) {
 				what = NULL;
 				ret = -ENOMEM;
+				break;
+			}
+			if (e->nchunks) {
+				ret = extract_chunked(r, dirfd, e, what, &fetched);
+				st->fetched += fetched;
+				st->files++;
+				st->bytes += e->size;
+				st->copied += ret == 0;
 				break;
 			}
 			ret = fs_repo_object(r, e, what, &objfd, &fetched);

@@ -14,6 +14,10 @@
 #include "fs/daemon.h"
 #include "verify/json.h"
 
+/* A file handle is the store object's descriptor, or (this bit set) a chunked file's struct
+ * fsd_chunked (fs/chunk.c): a pointer never has the top bit, a descriptor never either. */
+#define FH_CHUNKED (1ULL << 63)
+
 static struct fsd *fsd_of(fuse_req_t req)
 {
 	return fuse_req_userdata(req);
@@ -390,7 +394,7 @@ static int stored_open(struct fsd *d, const uint8_t id[VERIFY_HASH_LEN], int *re
 
 /* The store's object for e, fetched (within the timeout) when the store lacks it. */
 static int object_open(struct fsd *d, const struct verify_entry *e, const char *what, int *ret_fd,
-		       bool *ret_fetched)
+		       bool *ret_fetched, bool count)
 {
 	char key[4 + VERIFY_HASH_HEX], opath[STORE_OBJPATH_LEN];
 	struct obj_job *j;
@@ -405,11 +409,12 @@ static int object_open(struct fsd *d, const struct verify_entry *e, const char *
 		ret = -ENOENT;
 	}
 	if (ret != -ENOENT) {
-		if (ret == 0)
+		if (ret == 0 && count)
 			FSD_COUNT(d, hits, 1);
 		return ret;
 	}
-	FSD_COUNT(d, misses, 1);
+	if (count)
+		FSD_COUNT(d, misses, 1);
 	j = calloc(1, sizeof(*j));
 	if (!j)
 		return -ENOMEM;
@@ -433,6 +438,12 @@ static int object_open(struct fsd *d, const struct verify_entry *e, const char *
 	return stored_open(d, e->hash, ret_fd);
 }
 
+int fsd_object_open(struct fsd *d, const struct verify_entry *e, const char *what, int *ret_fd,
+		    bool *ret_fetched)
+{
+	return object_open(d, e, what, ret_fd, ret_fetched, false); /* a chunk: not an open */
+}
+
 /* A failure to load or fetch something a reader asked for: counted and logged once. */
 static void note_failure(struct fsd *d, const char *what, int err)
 {
@@ -449,6 +460,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct fsd *d = fsd_of(req);
 	struct fsd_inode *n = fsd_inodes_ref(&d->inodes, ino);
 	const struct verify_entry *e;
+	struct fsd_chunked *ch = NULL;
 	bool fetched = false;
 	char what[1024];
 	int fd = -1, ret;
@@ -487,7 +499,21 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		goto out;
 	}
 	snprintf(what, sizeof(what), "%s %s: %s", n->pkg, n->ver, e->path);
-	ret = object_open(d, e, what, &fd, &fetched);
+	if (e->nchunks) {
+		/* Stored by the piece: each read fetches the chunks it touches (fs/chunk.c). */
+		ret = fsd_chunked_open(e, what, &ch);
+		if (ret < 0)
+			goto out;
+		FSD_COUNT(d, opens, 1);
+		FSD_COUNT(d, hits, 1); /* nothing to fetch to open it */
+		if (n->slice)
+			fsd_slice_count(d, n->slice, FSD_SC_OPENS, 1);
+		fi->fh = (uint64_t)(uintptr_t)ch | FH_CHUNKED;
+		fi->keep_cache = 1;
+		fi->noflush = 1;
+		goto out;
+	}
+	ret = object_open(d, e, what, &fd, &fetched, true);
 	if (ret < 0) {
 		char line[1100];
 
@@ -518,7 +544,10 @@ out:
 		fuse_reply_err(req, fsd_errno(ret));
 	} else if (fuse_reply_open(req, fi) != 0) {
 		/* The open was interrupted: nobody will release this fd. */
-		close(fd);
+		if (ch)
+			fsd_chunked_free(ch);
+		else
+			close(fd);
 	}
 }
 
@@ -545,6 +574,17 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 	if (d->conf.slices)
 		count_read(d, ino, size, off);
+	if (fi->fh & FH_CHUNKED) { /* fs/chunk.c; it replies when it succeeds */
+		int ret = fsd_chunked_reply(req, d,
+					    (struct fsd_chunked *)(uintptr_t)(fi->fh & ~FH_CHUNKED),
+					    size, (uint64_t)off);
+
+		if (ret < 0) {
+			note_failure(d, "read", ret);
+			fuse_reply_err(req, fsd_errno(ret));
+		}
+		return;
+	}
 	/* Spliced or copied straight from the store object: no buffer of ours in between. */
 	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	buf.buf[0].fd = (int)fi->fh;
@@ -559,6 +599,11 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	if (fi->fh & FH_CHUNKED) {
+		fsd_chunked_free((struct fsd_chunked *)(uintptr_t)(fi->fh & ~FH_CHUNKED));
+		fuse_reply_err(req, 0);
+		return;
+	}
 	/* And what readahead brought in beyond the last read. */
 	posix_fadvise((int)fi->fh, 0, 0, POSIX_FADV_DONTNEED);
 	close((int)fi->fh);

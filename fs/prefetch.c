@@ -118,7 +118,11 @@ static void fetch_one(struct pf *pf, const struct pf_obj *ob)
 	char what[8192]; /* a name, a version and a path of at most 4096 bytes: never cut */
 	int r;
 
-	snprintf(what, sizeof(what), "%s %s: %s", ob->m->name, ob->m->version, e->path);
+	if (e->path)
+		snprintf(what, sizeof(what), "%s %s: %s", ob->m->name, ob->m->version, e->path);
+	else /* a chunk of a big file */
+		snprintf(what, sizeof(what), "%s %s: the chunk at byte %llu of a big file",
+			 ob->m->name, ob->m->version, (unsigned long long)e->offset);
 	if (atomic_load(&pf->full)) {
 		atomic_fetch_add(&pf->failed, 1); /* said once, by the first that met it */
 		atomic_fetch_add(&pf->objects_done, 1);
@@ -220,16 +224,26 @@ static int list_objects(struct pf *pf, struct verify_manifest *const *ms, size_t
 	struct pf_obj *all;
 	size_t total = 0, k = 0, u = 0;
 
-	for (size_t i = 0; i < n; i++)
-		for (size_t j = 0; j < ms[i]->n; j++)
-			total += ms[i]->entries[j].type == VERIFY_FILE;
-	all = calloc(total ? total : 1, sizeof(*all));
-	if (!all)
-		return -ENOMEM;
+	/* A chunked file's objects are its chunks (store/README.md "Chunks"). */
 	for (size_t i = 0; i < n; i++)
 		for (size_t j = 0; j < ms[i]->n; j++)
 			if (ms[i]->entries[j].type == VERIFY_FILE)
-				all[k++] = (struct pf_obj){&ms[i]->entries[j], ms[i]};
+				total += ms[i]->entries[j].nchunks ? ms[i]->entries[j].nchunks : 1;
+	all = calloc(total ? total : 1, sizeof(*all));
+	if (!all)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		for (size_t j = 0; j < ms[i]->n; j++) {
+			const struct verify_entry *e = &ms[i]->entries[j];
+
+			if (e->type != VERIFY_FILE)
+				continue;
+			if (!e->nchunks)
+				all[k++] = (struct pf_obj){e, ms[i]};
+			for (size_t c = 0; c < e->nchunks; c++)
+				all[k++] = (struct pf_obj){&e->chunks[c], ms[i]};
+		}
+	}
 	qsort(all, k, sizeof(*all), by_id);
 	for (size_t i = 0; i < k; i++) {
 		struct store_objinfo info;
@@ -385,14 +399,12 @@ int fs_pin_versions(struct store *s, const char *owner, struct verify_manifest *
 	int r;
 
 	for (size_t i = 0; i < n; i++)
-		total += ms[i]->n;
+		total += verify_manifest_objects(ms[i], NULL);
 	ids = malloc((total ? total : 1) * VERIFY_HASH_LEN);
 	if (!ids)
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++)
-		for (size_t j = 0; j < ms[i]->n; j++)
-			if (ms[i]->entries[j].type == VERIFY_FILE)
-				memcpy(ids[k++], ms[i]->entries[j].hash, VERIFY_HASH_LEN);
+		k += verify_manifest_objects(ms[i], ids + k);
 	r = store_pin_set(s, owner, (const uint8_t(*)[VERIFY_HASH_LEN])ids, k);
 	free(ids);
 	return r;

@@ -119,8 +119,14 @@ int fsd_xattr_value(struct fsd *d, const struct fsd_inode *n, const char *name, 
 		verify_hex(e->hash, VERIFY_HASH_LEN, buf);
 		len = 2 * VERIFY_HASH_LEN;
 	} else if (e && e->type == VERIFY_FILE && strcmp(name, XA_CACHED) == 0) {
-		len = snprintf(buf, cap, "%d",
-			       store_object_info(d->store, e->hash, &info) == 0 ? 1 : 0);
+		int cached = 1;
+
+		/* A chunked file: all of its chunks (store/README.md "Chunks"). */
+		for (size_t c = 0; cached && c < (e->nchunks ? e->nchunks : 1); c++)
+			cached =
+			    store_object_info(d->store, e->nchunks ? e->chunks[c].hash : e->hash,
+					      &info) == 0;
+		len = snprintf(buf, cap, "%d", cached);
 	} else if (e && strcmp(name, XA_SIGNER) == 0) {
 		len = fsd_signer(d, n->vt, buf, cap);
 	}

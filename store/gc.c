@@ -333,9 +333,15 @@ static int referenced(struct store *s, const struct node_pinset *lists, struct r
 			r = 0;
 			continue;
 		}
-		for (size_t j = 0; j < m->n && r == 0; j++)
-			if (m->entries[j].type == VERIFY_FILE)
-				r = refs_add(refs, m->entries[j].hash);
+		for (size_t j = 0; j < m->n && r == 0; j++) {
+			const struct verify_entry *e = &m->entries[j];
+
+			/* a file's object, or each of its chunks (store/README.md "Chunks") */
+			for (size_t c = 0;
+			     e->type == VERIFY_FILE && r == 0 && c < (e->nchunks ? e->nchunks : 1);
+			     c++)
+				r = refs_add(refs, e->nchunks ? e->chunks[c].hash : e->hash);
+		}
 		verify_manifest_free(m);
 		m = NULL;
 	}

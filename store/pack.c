@@ -51,7 +51,7 @@ int store_pack_layout(const struct verify_manifest *m, struct store_pack_entry *
 	if (!c)
 		return -ENOMEM;
 	for (size_t i = 0; i < m->n; i++)
-		if (m->entries[i].type == VERIFY_FILE &&
+		if (m->entries[i].type == VERIFY_FILE && !m->entries[i].nchunks &&
 		    m->entries[i].zsize <= STORE_PACK_MAX_ZSIZE)
 			c[n++] = (struct cand){&m->entries[i], i, false};
 	qsort(c, n, sizeof(*c), by_id_then_pos);

@@ -40,4 +40,16 @@ const struct verify_entry *manifest_find(const struct verify_entry *entries, siz
 /* Make room for more entries in m (one of verify_manifest_new's). @return 0; -ENOMEM. */
 int manifest_grow(struct verify_manifest *m, size_t more);
 
+struct json_t;
+/* A big file's chunks (verify/chunks.c, verify/README.md "Chunks"). What is wrong with the
+ * list c[0..n) for a file of size and zsize, NULL if nothing; ret_bad the chunk (n: the list). */
+const char *manifest_chunks_problem(uint64_t size, uint64_t zsize, const struct verify_entry *c,
+				    size_t n, size_t *ret_bad);
+/* Parse an entry's "chunks" into e->chunks (e's size and zsize set). @return 0; -ENOMEM;
+ * STORK_EFORMAT with problem (cap bytes) saying why. */
+int manifest_chunks_parse(const struct json_t *a, struct verify_entry *e, char *problem,
+			  size_t cap);
+/* An entry's "chunks" as JSON (a new reference), NULL when out of memory. */
+struct json_t *manifest_chunks_json(const struct verify_entry *e);
+
 #endif

@@ -257,6 +257,11 @@ int verify_manifest_add(struct verify_manifest *m, const struct verify_entry *e)
 		n->size = e->size;
 		n->zsize = e->zsize;
 		memcpy(n->hash, e->hash, sizeof(n->hash));
+		r = verify_entry_set_chunks(n, e->chunks, e->nchunks);
+		if (r < 0) {
+			free(n->path);
+			return r;
+		}
 	} else if (e->type == VERIFY_SYMLINK) {
 		n->target = strdup(e->target);
 		if (!n->target) {
@@ -552,6 +557,8 @@ static json_t *entry_json(const struct verify_entry *e)
 			r = set(o, "zsize", json_integer((json_int_t)e->zsize));
 		if (r == 0)
 			r = set(o, "sha256", json_string(hex));
+		if (r == 0 && e->nchunks)
+			r = set(o, "chunks", manifest_chunks_json(e));
 	}
 	if (r == 0 && e->type == VERIFY_SYMLINK)
 		r = set(o, "target", str(e->target ? e->target : ""));
@@ -607,7 +614,7 @@ int verify_manifest_dump(const struct verify_manifest *m, char **ret_buf, size_t
 {
 	json_t *root = json_object(), *files = json_array(), *e;
 	size_t i;
-	int r;
+	int r, spec;
 
 	if (!root || !files) {
 		json_decref(files);
@@ -625,10 +632,13 @@ int verify_manifest_dump(const struct verify_manifest *m, char **ret_buf, size_t
 		}
 	}
 	r = set(root, "_type", json_string("storkfs-manifest"));
-	if (r == 0) /* 2 only when it says what 1 cannot, so older manifests stay as they were */
-		r = set(root, "spec_version",
-			json_integer(
-			    m->nprovides || m->nconflicts || m->nbreaks || m->nreplaces ? 2 : 1));
+	/* 2 or 3 only when it says what 1 cannot, so older manifests stay as they were */
+	spec = m->nprovides || m->nconflicts || m->nbreaks || m->nreplaces ? 2 : 1;
+	for (i = 0; i < m->n; i++)
+		if (m->entries[i].nchunks)
+			spec = 3;
+	if (r == 0)
+		r = set(root, "spec_version", json_integer(spec));
 	if (r == 0)
 		r = set(root, "name", str(m->name));
 	if (r == 0)
@@ -692,6 +702,7 @@ void verify_manifest_free(struct verify_manifest *m)
 	for (i = 0; i < m->n; i++) {
 		free(m->entries[i].path);
 		free(m->entries[i].target);
+		free(m->entries[i].chunks);
 	}
 	free(m->entries);
 	for (i = 0; i < m->ndepends; i++)

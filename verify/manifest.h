@@ -32,6 +32,14 @@ struct verify_entry {
 	uint64_t zsize;		       /* file: bytes of the zstd object in the repository */
 	uint8_t hash[VERIFY_HASH_LEN]; /* file: SHA-256 of the uncompressed bytes */
 	char *target;		       /* symlink only */
+	/* A big file stored by the piece (spec_version 3, verify/README.md "Chunks"): its
+	 * content-defined chunks in order, each an object of its own (type VERIFY_FILE, path
+	 * NULL, hash/size/zsize of the chunk, offset where it starts in the file). The file's
+	 * hash is still that of its whole content, and its zsize the sum of the chunks'; no
+	 * object holds the whole file. NULL, 0 for a file stored whole. */
+	struct verify_entry *chunks;
+	size_t nchunks;
+	uint64_t offset; /* a chunk: where it starts in its file; 0 otherwise */
 };
 
 struct verify_dep { /* one alternative of a dependency */
@@ -68,7 +76,9 @@ struct verify_manifest {
 /** An empty manifest. @return 0; -ENOMEM. */
 int verify_manifest_new(const char *name, const char *version, const char *format,
 			struct verify_manifest **ret_m);
-/** Add an entry (copied). Entries may come in any order; verify_manifest_finish sorts.
+/** Add an entry (copied, its chunks too). Entries may come in any order; verify_manifest_finish
+ * sorts. A file's chunks must cover it back to back (offsets from 0, sizes above 0 summing to
+ * size, zsizes to zsize); they are checked here (-EINVAL, detail names the path and the chunk).
  * @return 0; -ENOMEM; STORK_EHOSTILE if the path is not a clean relative path or has a
  * control character (detail names the path). */
 int verify_manifest_add(struct verify_manifest *m, const struct verify_entry *e);
@@ -92,6 +102,17 @@ int verify_manifest_add_relation(struct verify_manifest *m, enum verify_relation
  * paths and for paths below a symlink or a file, compute total_size.
  * @return 0; STORK_EHOSTILE (detail names the path and the problem). */
 int verify_manifest_finish(struct verify_manifest *m);
+/** Replace e's chunks by a copy of chunks[0..n) (n = 0: none), e being an entry of a manifest
+ * (its own chunks are freed). Checked as in verify_manifest_add. @return 0; -EINVAL; -ENOMEM
+ * (e unchanged on failure). */
+int verify_entry_set_chunks(struct verify_entry *e, const struct verify_entry *chunks, size_t n);
+/** The index of the chunk of the chunked file e that holds byte off (off < e->size; binary
+ * search). Thread-safe (reads e). */
+size_t verify_entry_chunk_at(const struct verify_entry *e, uint64_t off);
+/** The repository objects m's files are stored as: each file's object, or the objects of its
+ * chunks. With ids, their hashes are written there (room for the count this returns; a hash
+ * may repeat). @return how many. Thread-safe (reads m). */
+size_t verify_manifest_objects(const struct verify_manifest *m, uint8_t (*ids)[VERIFY_HASH_LEN]);
 /** Find an entry by path, NULL if absent (binary search; after finish). */
 const struct verify_entry *verify_manifest_find(const struct verify_manifest *m, const char *path);
 /** Canonical JSON of a finished manifest. ret_buf malloc'd. @return 0; -ENOMEM. */

@@ -58,6 +58,7 @@ static const char *get_int(const json_t *obj, const char *key, json_int_t min, j
 struct parse {
 	const char *what;
 	struct verify_manifest *m;
+	int64_t spec;
 };
 
 /* A relation: "depends" (groups of alternatives) or, with single, "provides", "conflicts" or
@@ -164,9 +165,9 @@ static int entry_error(struct parse *p, size_t i, const char *path, int code, co
 
 static int parse_entry(struct parse *p, size_t i, const json_t *f, struct verify_entry *e)
 {
-	static const char *const entry_keys[] = {"path",  "type",   "mode",   "mtime", "size",
-						 "zsize", "sha256", "target", NULL};
-	static const char *const file_only[] = {"size", "zsize", "sha256"};
+	static const char *const entry_keys[] = {"path",  "type",   "mode",   "mtime",	"size",
+						 "zsize", "sha256", "target", "chunks", NULL};
+	static const char *const file_only[] = {"size", "zsize", "sha256", "chunks"};
 	const json_t *jpath, *jtype, *jsha, *jtarget;
 	const char *path, *type, *bad, *problem;
 	json_int_t v;
@@ -245,6 +246,20 @@ static int parse_entry(struct parse *p, size_t i, const json_t *f, struct verify
 		    verify_unhex(problem, e->hash, VERIFY_HASH_LEN) < 0)
 			return entry_error(p, i, path, STORK_EFORMAT,
 					   "\"sha256\" is not 64 lower-case hex digits");
+		if (json_object_get(f, "chunks")) {
+			char why[160];
+			int r;
+
+			if (p->spec < 3)
+				return entry_error(p, i, path, STORK_EFORMAT,
+						   "\"chunks\" needs spec_version 3");
+			r = manifest_chunks_parse(json_object_get(f, "chunks"), e, why,
+						  sizeof(why));
+			if (r == -ENOMEM)
+				return r;
+			if (r < 0)
+				return entry_error(p, i, path, r, "%s", why);
+		}
 	}
 	if (e->type == VERIFY_SYMLINK) {
 		jtarget = json_object_get(f, "target");
@@ -288,6 +303,7 @@ static int parse_files(struct parse *p, const json_t *files)
 		if (r < 0) {
 			free(e->path);
 			free(e->target);
+			free(e->chunks);
 			return r;
 		}
 		m->n++;
@@ -379,12 +395,13 @@ static int parse_top(struct parse *p, const json_t *j)
 		return STORK_EFORMAT;
 	}
 	spec = json_integer_value(v);
-	if (spec != 1 && spec != 2) {
+	if (spec < 1 || spec > 3) {
 		stork_errorf("%s: spec_version %" JSON_INTEGER_FORMAT
-			     " is not supported (this storkfs reads 1 and 2)",
+			     " is not supported (this storkfs reads 1 to 3)",
 			     p->what, json_integer_value(v));
 		return STORK_EFORMAT;
 	}
+	p->spec = spec;
 	for (i = 0; spec2_keys[i]; i++) {
 		if (spec == 1 && json_object_get(j, spec2_keys[i])) {
 			stork_errorf("%s: \"%s\" needs spec_version 2", p->what, spec2_keys[i]);

@@ -14,7 +14,7 @@
 
 static const char help[] =
     "usage: stork publish REPODIR --keys KEYDIR --key KEYFILE [--max-size BYTES] [--no-pack]\n"
-    "                     [--quiet] NAME VERSION SOURCE\n"
+    "                     [--no-chunks] [--quiet] NAME VERSION SOURCE\n"
     "\n"
     "Publish SOURCE as version VERSION of package NAME, signed with the publisher key\n"
     "KEYFILE (which 'stork repo delegate' must have allowed for NAME). SOURCE is a directory,\n"
@@ -28,15 +28,25 @@ static const char help[] =
     "--no-pack         no version pack (by default the small files of a version are also\n"
     "                  stored together in one file, fetched with one request by\n"
     "                  `stork prefetch`: a second copy of files up to 64 KiB compressed)\n"
+    "--no-chunks       store files above 4 MiB whole, as one object each (by default they\n"
+    "                  are stored as content-defined chunks of about 1 MiB, which clients\n"
+    "                  fetch as reads need them; clients older than manifest spec_version 3\n"
+    "                  refuse such a version)\n"
     "--quiet           print nothing on success\n";
 
 int cmd_publish(int argc, char **argv)
 {
+	/* clang-format off */
 	static const struct option opts[] = {
-	    {"help", no_argument, NULL, 'h'},		CLI_SIGNER_LONGOPTS,
-	    {"max-size", required_argument, NULL, 'm'}, {"quiet", no_argument, NULL, 'q'},
-	    {"no-pack", no_argument, NULL, 'P'},	{0},
+	    {"help", no_argument, NULL, 'h'},
+	    CLI_SIGNER_LONGOPTS,
+	    {"max-size", required_argument, NULL, 'm'},
+	    {"quiet", no_argument, NULL, 'q'},
+	    {"no-pack", no_argument, NULL, 'P'},
+	    {"no-chunks", no_argument, NULL, 'C'},
+	    {0},
 	};
+	/* clang-format on */
 	const char *repodir, *name, *version, *source;
 	struct cli_signer sig = {0};
 	struct store_import_opts io = {.repofd = -1};
@@ -50,7 +60,7 @@ int cmd_publish(int argc, char **argv)
 	int c, r, ret;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "h" CLI_SIGNER_SHORTOPTS "m:qP", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "h" CLI_SIGNER_SHORTOPTS "m:qPC", opts, NULL)) != -1) {
 		switch (c) {
 		case 'h':
 			fputs(help, stdout);
@@ -67,6 +77,9 @@ int cmd_publish(int argc, char **argv)
 			break;
 		case 'P':
 			pack = false;
+			break;
+		case 'C':
+			io.whole = true;
 			break;
 		default:
 			if (!cli_signer_option(c, optarg, &sig))

@@ -79,6 +79,9 @@ static int relink_group(struct imp *im, size_t first, const struct obj *o)
 		memcpy(ve->hash, o->hash, VERIFY_HASH_LEN);
 		ve->size = o->size;
 		ve->zsize = o->zsize;
+		r = verify_entry_set_chunks(ve, o->chunks, o->nchunks);
+		if (r < 0)
+			return import_prefixed(im, r);
 	} while (i != first);
 	return 0;
 }
@@ -89,7 +92,7 @@ static int archive_hardlink(struct imp *im, struct archive *a, struct archive_en
 	const char *raw = archive_entry_hardlink(ae);
 	char target[PATH_MAX_LEN + 1];
 	struct seen *t = NULL;
-	struct obj o;
+	struct obj o = {0};
 	bool root;
 	size_t tidx, idx;
 	int r;
@@ -125,20 +128,32 @@ static int archive_hardlink(struct imp *im, struct archive *a, struct archive_en
 		return r;
 	if (archive_entry_size_is_set(ae) && archive_entry_size(ae) > 0) {
 		r = member_data(im, a, ae, path, &o);
-		if (r < 0)
+		if (r == 0)
+			r = relink_group(im, tidx, &o);
+		if (r < 0) {
+			import_obj_fini(&o);
 			return r;
-		r = relink_group(im, tidx, &o);
-		if (r < 0)
-			return r;
+		}
 	} else {
 		const struct verify_entry *te = &im->m->entries[tidx];
 
 		memcpy(o.hash, te->hash, VERIFY_HASH_LEN);
 		o.size = te->size;
 		o.zsize = te->zsize;
+		/* A copy: adding the entry may move te. */
+		o.chunks = NULL;
+		o.nchunks = 0;
+		if (te->nchunks) {
+			o.chunks = malloc(te->nchunks * sizeof(*o.chunks));
+			if (!o.chunks)
+				return -ENOMEM;
+			memcpy(o.chunks, te->chunks, te->nchunks * sizeof(*o.chunks));
+			o.nchunks = te->nchunks;
+		}
 	}
 	/* Use the target's mode and mtime: a hard link is the same inode. */
 	r = import_add_file(im, path, im->m->entries[tidx].mode, im->m->entries[tidx].mtime, &o);
+	import_obj_fini(&o);
 	if (r < 0)
 		return r;
 	idx = im->m->n - 1;
@@ -154,7 +169,7 @@ static int archive_member(struct imp *im, struct archive *a, struct archive_entr
 	uint32_t mode = (uint32_t)archive_entry_mode(ae) & 07777;
 	int64_t mtime = archive_entry_mtime_is_set(ae) ? (int64_t)archive_entry_mtime(ae) : 0;
 	bool root;
-	struct obj o;
+	struct obj o = {0};
 	int r;
 
 	if (!raw)
@@ -182,12 +197,15 @@ static int archive_member(struct imp *im, struct archive *a, struct archive_entr
 		if (r < 0)
 			return r;
 		if (archive_entry_size_is_set(ae) && o.size != (uint64_t)archive_entry_size(ae))
-			return import_fail(
-			    im, STORK_EFORMAT, path,
-			    "truncated or corrupt archive: %llu bytes of data where the "
-			    "header says %lld",
-			    (unsigned long long)o.size, (long long)archive_entry_size(ae));
-		return import_add_file(im, path, mode, mtime, &o);
+			r = import_fail(im, STORK_EFORMAT, path,
+					"truncated or corrupt archive: %llu bytes of data where "
+					"the header says %lld",
+					(unsigned long long)o.size,
+					(long long)archive_entry_size(ae));
+		else
+			r = import_add_file(im, path, mode, mtime, &o);
+		import_obj_fini(&o);
+		return r;
 	case AE_IFDIR:
 		r = import_claim_path(im, path, SEEN_DIR);
 		if (r < 0)

@@ -39,7 +39,7 @@ static int dir_file(struct imp *im, int dfd, const char *name, const char *path,
 {
 	struct fd_reader fr;
 	struct stat st2;
-	struct obj o;
+	struct obj o = {0};
 	int r;
 
 	r = import_check_size(im, path, (uint64_t)st->st_size);
@@ -68,6 +68,7 @@ static int dir_file(struct imp *im, int dfd, const char *name, const char *path,
 	}
 	r = import_add_file(im, path, st->st_mode, st->st_mtim.tv_sec, &o);
 out:
+	import_obj_fini(&o);
 	close(fr.fd);
 	return r;
 }

@@ -334,14 +334,160 @@ int import_check_size(struct imp *im, const char *path, uint64_t more)
 	return 0;
 }
 
-/* Stream one member into an object. */
+void import_obj_fini(struct obj *o)
+{
+	free(o->chunks);
+	o->chunks = NULL;
+	o->nchunks = 0;
+}
+
+/* Read up to len bytes of the member into buf, fewer only at its end; ret_eof when it ended. */
+static ssize_t read_full(struct imp *im, const char *path, read_fn rd, void *ctx, uint8_t *buf,
+			 size_t len, uint64_t *got, bool *ret_eof)
+{
+	size_t have = 0;
+
+	while (have < len) {
+		ssize_t n = rd(im, ctx, path, buf + have, len - have);
+		int r;
+
+		if (n < 0)
+			return n;
+		if (n == 0) {
+			*ret_eof = true;
+			break;
+		}
+		have += (size_t)n;
+		*got += (uint64_t)n;
+		r = import_check_size(im, path, *got);
+		if (r < 0)
+			return r;
+		import_report(im, false);
+	}
+	return (ssize_t)have;
+}
+
+/* Write buf[0..len) as one object. */
+static int write_object(struct imp *im, const uint8_t *buf, size_t len, struct obj *ret)
+{
+	struct store_objwriter *w = NULL;
+	bool is_new;
+	int r;
+
+	r = store_objwriter_new(im->repofd, &w);
+	if (r == 0)
+		r = store_objwriter_write(w, buf, len);
+	if (r < 0) {
+		store_objwriter_abort(w);
+		return import_prefixed(im, r);
+	}
+	r = store_objwriter_commit(w, ret->hash, &ret->size, &ret->zsize, &is_new);
+	if (r < 0)
+		return import_prefixed(im, r);
+	if (is_new) {
+		im->new_objects++;
+		im->new_bytes += ret->size;
+	}
+	return 0;
+}
+
+/* The rest of a big member, whose first len bytes are in im->cbuf: cut into chunks, each
+ * written as an object; ret gets the whole content's hash and size, the chunks' zsizes summed,
+ * and the chunk list. */
+static int store_chunked(struct imp *im, const char *path, read_fn rd, void *ctx, size_t len,
+			 uint64_t got, struct obj *ret)
+{
+	struct verify_hash *h = NULL;
+	struct verify_entry *c = NULL;
+	size_t n = 0, cap = 0;
+	uint64_t off = 0, zsize = 0;
+	bool eof = false;
+	int r;
+
+	r = verify_hash_new(&h);
+	if (r < 0)
+		return r;
+	for (;;) {
+		struct obj o = {0};
+		size_t cut;
+
+		if (!eof && len < STORE_CHUNK_MAX) {
+			ssize_t k = read_full(im, path, rd, ctx, im->cbuf + len,
+					      STORE_CHUNK_MAX - len, &got, &eof);
+
+			if (k < 0) {
+				r = (int)k;
+				goto out;
+			}
+			len += (size_t)k;
+		}
+		cut = store_chunk_cut(im->cbuf, len, eof);
+		if (cut == 0)
+			break;
+		if (n == cap) {
+			size_t ncap = cap ? 2 * cap : 64;
+			struct verify_entry *nc = realloc(c, ncap * sizeof(*nc));
+
+			if (!nc) {
+				r = -ENOMEM;
+				goto out;
+			}
+			c = nc;
+			cap = ncap;
+		}
+		r = write_object(im, im->cbuf, cut, &o);
+		if (r == 0)
+			r = verify_hash_update(h, im->cbuf, cut);
+		if (r < 0)
+			goto out;
+		c[n] = (struct verify_entry){
+		    .type = VERIFY_FILE, .offset = off, .size = o.size, .zsize = o.zsize};
+		memcpy(c[n].hash, o.hash, VERIFY_HASH_LEN);
+		n++;
+		off += o.size;
+		zsize += o.zsize;
+		memmove(im->cbuf, im->cbuf + cut, len - cut);
+		len -= cut;
+	}
+	r = verify_hash_final(h, ret->hash);
+	if (r < 0)
+		goto out;
+	ret->size = off;
+	ret->zsize = zsize;
+	ret->chunks = c;
+	ret->nchunks = n;
+	c = NULL;
+out:
+	verify_hash_free(h);
+	free(c);
+	return r;
+}
+
+/* Stream one member into an object, or into chunks when it is big. */
 int import_store_data(struct imp *im, const char *path, read_fn rd, void *ctx, struct obj *ret)
 {
 	struct store_objwriter *w = NULL;
 	uint64_t got = 0;
-	bool is_new;
+	bool is_new, eof = false;
+	ssize_t k;
 	int r;
 
+	ret->chunks = NULL;
+	ret->nchunks = 0;
+	if (!im->whole) {
+		/* The first STORE_CHUNK_FILE_MIN + 1 bytes say whether it is big. */
+		if (!im->cbuf) {
+			im->cbuf = malloc(STORE_CHUNK_MAX + IOBUF_LEN);
+			if (!im->cbuf)
+				return -ENOMEM;
+		}
+		k = read_full(im, path, rd, ctx, im->cbuf, STORE_CHUNK_FILE_MIN + 1, &got, &eof);
+		if (k < 0)
+			return (int)k;
+		if (!eof)
+			return store_chunked(im, path, rd, ctx, (size_t)k, got, ret);
+		return write_object(im, im->cbuf, (size_t)k, ret);
+	}
 	r = store_objwriter_new(im->repofd, &w);
 	if (r < 0)
 		return import_prefixed(im, r);
@@ -396,6 +542,8 @@ int import_add_file(struct imp *im, const char *path, uint32_t mode, int64_t mti
 	ve.size = o->size;
 	ve.zsize = o->zsize;
 	memcpy(ve.hash, o->hash, VERIFY_HASH_LEN);
+	ve.chunks = o->chunks;
+	ve.nchunks = o->nchunks;
 	return add_entry(im, &ve, SEEN_FILE);
 }
 
@@ -453,6 +601,7 @@ int store_import(const char *source, const char *name, const char *version,
 	im.max_size = o->max_size ? o->max_size : DEFAULT_MAX_SIZE;
 	im.progress = o->progress;
 	im.pctx = o->progress_ctx;
+	im.whole = o->whole;
 	stork_error_clear();
 
 	im.buf = malloc(IOBUF_LEN);
@@ -511,5 +660,6 @@ out:
 	pathset_fini(&im.seen);
 	free(im.link_next);
 	free(im.buf);
+	free(im.cbuf);
 	return r;
 }

@@ -37,6 +37,21 @@ int store_objwriter_commit(struct store_objwriter *w, uint8_t ret_hash[VERIFY_HA
 void store_objwriter_abort(struct store_objwriter *w);
 
 /* ------------------------------------------------------------------------------------------ */
+/* Chunking big files (store/import/chunker.c; store/README.md, "Chunks"): a file of more than
+ * STORE_CHUNK_FILE_MIN bytes is stored as content-defined chunks (FastCDC), each an object. */
+
+#define STORE_CHUNK_FILE_MIN (4u << 20) /* files of more bytes are chunked */
+#define STORE_CHUNK_MIN	     (512u << 10)
+#define STORE_CHUNK_AVG	     (1u << 20) /* where the mask loosens (normalized chunking) */
+#define STORE_CHUNK_MAX	     (4u << 20)
+
+/** The length of the chunk that starts at buf[0], of the len bytes there: between
+ * STORE_CHUNK_MIN and STORE_CHUNK_MAX, less only at the end (eof: buf holds the rest of the
+ * file). 0 when more bytes are needed to decide (len < STORE_CHUNK_MAX and not eof) or len is 0.
+ * A pure function of the bytes: thread-safe. */
+size_t store_chunk_cut(const uint8_t *buf, size_t len, bool eof);
+
+/* ------------------------------------------------------------------------------------------ */
 /* Writing version packs (their layout is store_pack_layout, store/store.h). */
 
 /** Write m's pack as `path` (verify_manifest_file(m, ".pack")) below the repository root
@@ -80,6 +95,7 @@ struct store_import_opts {
 	 * when unknown); may be NULL. */
 	void (*progress)(void *ctx, uint64_t done, uint64_t total);
 	void *progress_ctx;
+	bool whole; /* store every file as one object, never chunks (for older clients) */
 };
 
 /** Import a package source: a directory, a .tar (optionally .gz, .xz, .bz2, .zst), a Debian

@@ -54,7 +54,12 @@ struct seen *import_pathset_find(struct pathset *s, const char *path, size_t len
 struct obj {
 	uint8_t hash[VERIFY_HASH_LEN];
 	uint64_t size, zsize;
+	struct verify_entry *chunks; /* a chunked file's (malloc'd: obj_fini), else NULL */
+	size_t nchunks;
 };
+
+/* Free o's chunks. */
+void import_obj_fini(struct obj *o);
 
 struct imp {
 	const char *src; /* the source as given: every detail starts with it */
@@ -72,6 +77,8 @@ struct imp {
 	struct archive *prog_a; /* source consumed = its raw bytes; NULL: dir_done */
 	uint64_t dir_done, total, next_report;
 	uint8_t *buf;
+	bool whole;    /* store_import_opts.whole */
+	uint8_t *cbuf; /* STORE_CHUNK_MAX + IOBUF_LEN bytes, for chunking; NULL until needed */
 };
 
 /* A reader of one member's bytes: n > 0 bytes, 0 at the end, or a negative code with the

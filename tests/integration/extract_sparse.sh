@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Issue 11, item 13: a sparse file (64 MiB, a few KiB of data at its start, middle and end)
 # stays sparse: its node store object, the extracted file (a link to a variant, and a copy on
-# another file system) each take a few blocks on disk, not 64 MiB; the content is intact.
+# another file system) each take a few blocks on disk, not 64 MiB; the content is intact. The
+# same file published in chunks (store/README.md "Chunks") extracts sparse as well.
 . "$(dirname "$0")/lib.sh"
 
 need nginx python3 truncate du
@@ -15,7 +16,9 @@ python3 - "$T/src/holes" <<-'PY'
 PY
 echo small >"$T/src/small"
 make_repo
-publish sparse 1.0 "$T/src"
+# whole (--no-chunks): this is about one store object and its links and copies; a file
+# above 4 MiB would otherwise be stored by the piece (store/README.md "Chunks")
+publish sparse 1.0 "$T/src" --no-chunks
 start_nginx "$REPO"
 
 # kib FILE: the KiB it takes on disk
@@ -39,5 +42,13 @@ extract_ok "sparse 1.0 extracts as copies" --store "$T/store" "$NGINX_URL" spars
 cmp "$T/src/holes" "$T/shm/dest/holes" || fail "the copied file differs from its source"
 [ "$(kib "$T/shm/dest/holes")" -lt 1024 ] || fail "the copied file takes $(kib "$T/shm/dest/holes") KiB"
 pass "the copied file stays sparse ($(kib "$T/shm/dest/holes") KiB)"
+
+# Published by the piece (the default for a file above 4 MiB): the chunks of zeros are holes in
+# the extracted copy too.
+publish sparse 2.0 "$T/src"
+extract_ok "sparse 2.0 (chunked) extracts" --store "$T/store" "$NGINX_URL" sparse 2.0 "$T/dest2"
+cmp "$T/src/holes" "$T/dest2/holes" || fail "the extracted chunked file differs from its source"
+[ "$(kib "$T/dest2/holes")" -lt 1024 ] || fail "the extracted chunked file takes $(kib "$T/dest2/holes") KiB"
+pass "a file extracted from its chunks stays sparse ($(kib "$T/dest2/holes") KiB)"
 fsck_clean "the store is clean" "$T/store"
 done_ok

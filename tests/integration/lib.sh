@@ -648,6 +648,16 @@ for e in json.load(open(sys.argv[1]))["files"]:
         print(e["sha256"], e["size"], e["path"])' "$(manifest_file "$1" "$2")"
 }
 
+# manifest_objects NAME VERSION: "HASH SIZE PATH" for every object of the manifest's regular
+# files: a file's own, or each chunk of a file stored by the piece (store/README.md "Chunks").
+manifest_objects() {
+	python3 -c 'import json, sys
+for e in json.load(open(sys.argv[1]))["files"]:
+    if e["type"] == "file":
+        for o in e.get("chunks", [e]):
+            print(o["sha256"], o["size"], e["path"])' "$(manifest_file "$1" "$2")"
+}
+
 # EXTRACT_TIMEOUT: the outer bound on one stork extract, so that a hang fails the test.
 EXTRACT_TIMEOUT=${EXTRACT_TIMEOUT:-300}
 

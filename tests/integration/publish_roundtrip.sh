@@ -172,8 +172,13 @@ def manifest(name, version):
     m = json.loads(raw)
     canon = json.dumps(m, sort_keys=True, separators=(',', ':'), ensure_ascii=False).encode()
     assert raw == canon, f'{hits[0]}: not canonical JSON'
-    # spec_version 2 exactly when the manifest records provides, conflicts, breaks or replaces
+    # spec_version 2 exactly when the manifest records provides, conflicts, breaks or replaces,
+    # 3 when a file is stored by the piece (above 4 MiB: store/README.md "Chunks")
     spec = 2 if any(k in m for k in ('provides', 'conflicts', 'breaks', 'replaces')) else 1
+    if any('chunks' in e for e in m['files']):
+        spec = 3
+    for e in m['files']:
+        assert ('chunks' in e) == (e['type'] == 'file' and e['size'] > 4 << 20), (hits[0], e['path'])
     assert m['_type'] == 'storkfs-manifest' and m['spec_version'] == spec, hits[0]
     assert m['name'] == name and m['version'] == version, hits[0]
     paths = [e['path'] for e in m['files']]

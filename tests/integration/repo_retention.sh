@@ -19,10 +19,11 @@ need python3 nginx node npm
 need_root "mounts a small tmpfs for the full-disk publish"
 need_fuse
 
-# tree DIR SEED: shared.bin (1 MB, the same in every version) and own.bin (2 MB from SEED).
+# tree DIR SEED: shared.bin (6 MB, the same in every version: above 4 MiB, so stored as
+# chunks) and own.bin (2 MB from SEED).
 tree() {
 	mkdir -p "$1/doc"
-	rnd 7 1000000 >"$1/doc/shared.bin"
+	rnd 7 6000000 >"$1/doc/shared.bin"
 	rnd "$2" 2000000 >"$1/own.bin"
 }
 
@@ -37,7 +38,8 @@ publish pkg 2.0 "$T/src/2.0"
 publish other 1.0 "$T/src/o"
 sha1=$(sha "$T/src/1.0/own.bin")
 own1=$(sha "$T/src/1.0/own.bin")
-shared=$(sha "$T/src/1.0/doc/shared.bin")
+manifest_objects pkg 1.0 | grep ' doc/shared.bin$' | cut -d' ' -f1 >"$T/shared-chunks"
+[ "$(wc -l <"$T/shared-chunks")" -gt 1 ] || fail "doc/shared.bin (6 MB) is not stored as chunks"
 [ -f "$REPO/$(object_path "$own1")" ] || fail "pkg 1.0's own object is not in the repository"
 
 start_nginx "$REPO"
@@ -127,8 +129,10 @@ if old_state_verifies; then
 fi
 pass "gc --keep-metadata 1 deleted the previous state"
 [ ! -e "$REPO/$(object_path "$own1")" ] || fail "gc kept the object only the removed pkg 1.0 used"
-[ -f "$REPO/$(object_path "$shared")" ] || fail "gc deleted the object pkg 1.0 shared with pkg 2.0"
-pass "gc deleted the removed version's own object and kept the one it shared"
+while read -r c; do
+	[ -f "$REPO/$(object_path "$c")" ] || fail "gc deleted chunk $c of doc/shared.bin, which pkg 2.0 shares"
+done <"$T/shared-chunks"
+pass "gc deleted the removed version's own object and kept the chunks of the file it shared"
 [ ! -e "$REPO/metadata/2.snapshot.json" ] || fail "gc kept metadata/2.snapshot.json"
 for v in $(seq 1 "$(ls "$REPO"/metadata/*.root.json | wc -l)"); do
 	[ -f "$REPO/metadata/$v.root.json" ] || fail "gc deleted metadata/$v.root.json"

@@ -1194,6 +1194,80 @@ static void check_good_tar(const char *file, int filter)
 	free(hello);
 }
 
+/* A chunked file's chunks: each an object of its repository, together its content. */
+static void check_chunked(const struct verify_manifest *m, const char *path, const uint8_t *data,
+			  size_t len)
+{
+	const struct verify_entry *e = verify_manifest_find(m, path);
+	uint8_t want[32];
+	uint64_t zsum = 0;
+
+	ck_assert_msg(e != NULL, "no entry %s", path);
+	ck_assert_uint_eq(e->size, len);
+	ck_assert_int_eq(verify_sha256(data, len, want), 0);
+	ck_assert_mem_eq(e->hash, want, 32);
+	ck_assert_uint_ge(e->nchunks, 2);
+	for (size_t i = 0; i < e->nchunks; i++) {
+		const struct verify_entry *c = &e->chunks[i];
+		struct collect col = {0};
+		char obj[600];
+		size_t zlen;
+		uint8_t *z;
+
+		object_file(c->hash, obj, sizeof(obj));
+		z = read_file(obj, &zlen);
+		ck_assert_uint_eq(zlen, c->zsize);
+		ck_assert_msg(unpack_all(c->hash, c->size, c->zsize, z, zlen, &col) == 0,
+			      "%s chunk %zu: %s", path, i, stork_error_detail());
+		ck_assert_uint_eq(col.len, c->size);
+		ck_assert_mem_eq(col.buf, data + c->offset, c->size);
+		zsum += c->zsize;
+		free(col.buf);
+		free(z);
+	}
+	ck_assert_uint_eq(zsum, e->zsize);
+}
+
+/* A file above STORE_CHUNK_FILE_MIN is stored as chunks, and a hard link to it lists the same
+ * chunks; with whole set, as one object. */
+START_TEST(import_chunks_big_files_and_their_hard_links)
+{
+	static const struct tent ents[] = {
+	    {"big", T_FILE, NULL, (9 << 20) + 7, 0644},
+	    {"edge", T_FILE, NULL, 4 << 20, 0644},
+	    {"hl", T_HARDLINK, "big", 0, 0644},
+	};
+	struct store_import_opts o = {0};
+	struct verify_manifest *m = NULL;
+	uint8_t *data = pattern((9 << 20) + 7, 7), *edge = pattern(4 << 20, 7);
+	const struct verify_entry *a, *b;
+	char f[400];
+
+	tpath(f, sizeof(f), "big.tar");
+	make_tar(f, ARCHIVE_FILTER_NONE, ents, 3);
+	ck_assert_msg(import(f, 0, &m, NULL) == 0, "%s", stork_error_detail());
+	check_chunked(m, "big", data, (9 << 20) + 7);
+	check_chunked(m, "hl", data, (9 << 20) + 7);
+	a = verify_manifest_find(m, "big");
+	b = verify_manifest_find(m, "hl");
+	ck_assert_uint_eq(a->nchunks, b->nchunks);
+	ck_assert_mem_eq(a->chunks, b->chunks, a->nchunks * sizeof(*a->chunks));
+	/* exactly the threshold: whole */
+	check_file(m, "edge", edge, 4 << 20, 0644);
+	ck_assert_uint_eq(verify_manifest_find(m, "edge")->nchunks, 0);
+	verify_manifest_free(m);
+	m = NULL;
+	o.repofd = repofd;
+	o.whole = true;
+	ck_assert_msg(store_import(f, "pkg", "2", &o, &m, NULL) == 0, "%s", stork_error_detail());
+	check_file(m, "big", data, (9 << 20) + 7, 0644);
+	ck_assert_uint_eq(verify_manifest_find(m, "big")->nchunks, 0);
+	verify_manifest_free(m);
+	free(data);
+	free(edge);
+}
+END_TEST
+
 START_TEST(import_tar_plain_gz_zst)
 {
 	char f[400];
@@ -2239,6 +2313,102 @@ static TCase *tcase_store_batch(void)
 	return tc;
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* Content-defined chunking (store/import/chunker.c). */
+
+static uint8_t *chunk_data(size_t len, uint64_t seed)
+{
+	uint8_t *b = malloc(len);
+
+	ck_assert_ptr_nonnull(b);
+	for (size_t i = 0; i < len; i++) {
+		seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+		b[i] = (uint8_t)(seed >> 56);
+	}
+	return b;
+}
+
+/* The end offsets of buf's chunks, into ends (at most cap). */
+static size_t chunk_ends(const uint8_t *buf, size_t len, uint64_t *ends, size_t cap)
+{
+	size_t at = 0, n = 0;
+
+	while (at < len) {
+		size_t cut = store_chunk_cut(buf + at, len - at, true);
+
+		ck_assert_uint_gt(cut, 0);
+		ck_assert_uint_le(cut, STORE_CHUNK_MAX);
+		if (at + cut < len)
+			ck_assert_uint_ge(cut, STORE_CHUNK_MIN);
+		at += cut;
+		ck_assert_uint_lt(n, cap);
+		ends[n++] = at;
+	}
+	return n;
+}
+
+START_TEST(chunker_cuts_within_bounds_and_waits_for_enough_bytes)
+{
+	size_t len = 24u << 20;
+	uint8_t *b = chunk_data(len, 1);
+	uint64_t ends[256];
+	size_t n = chunk_ends(b, len, ends, 256);
+
+	/* about the average (1 MiB plus the minimum's share), never one giant piece */
+	ck_assert_uint_ge(n, 12);
+	ck_assert_uint_le(n, 30);
+	/* not at the end of the file: undecided until the maximum is there */
+	ck_assert_uint_eq(store_chunk_cut(b, STORE_CHUNK_MAX - 1, false), 0);
+	ck_assert_uint_eq(store_chunk_cut(b, STORE_CHUNK_MAX, false), ends[0]);
+	ck_assert_uint_eq(store_chunk_cut(b, 100, true), 100);
+	ck_assert_uint_eq(store_chunk_cut(b, 0, true), 0);
+	/* all zeros: no content boundary, cut at the maximum */
+	memset(b, 0, STORE_CHUNK_MAX + 1);
+	ck_assert_uint_eq(store_chunk_cut(b, STORE_CHUNK_MAX + 1, false), STORE_CHUNK_MAX);
+	free(b);
+}
+END_TEST
+
+START_TEST(chunker_boundaries_survive_an_insertion)
+{
+	size_t len = 32u << 20, ins = 4096, mid = len / 2 + 777;
+	uint8_t *a = chunk_data(len, 7), *b = malloc(len + ins), *x = chunk_data(ins, 99);
+	uint64_t ea[256], eb[256];
+	size_t na, nb, same = 0, i = 0, j = 0;
+
+	ck_assert_ptr_nonnull(b);
+	memcpy(b, a, mid);
+	memcpy(b + mid, x, ins);
+	memcpy(b + mid + ins, a + mid, len - mid);
+	na = chunk_ends(a, len, ea, 256);
+	nb = chunk_ends(b, len + ins, eb, 256);
+	/* Chunks of b that are chunks of a (the same start and end, shifted after the insertion).
+	 */
+	while (i < na && j < nb) {
+		uint64_t sa = i ? ea[i - 1] : 0, sb = j ? eb[j - 1] : 0;
+		uint64_t ta = sa >= mid ? sa + ins : sa, tb = ea[i] > mid ? ea[i] + ins : ea[i];
+
+		if (ta == sb && tb == eb[j]) {
+			same++;
+			i++;
+			j++;
+		} else if (tb < eb[j]) {
+			i++;
+		} else {
+			j++;
+		}
+	}
+	/* all but at most 3 chunks of b are chunks of a */
+	ck_assert_uint_ge(same + 3, nb);
+	/* and the boundaries before the insertion are untouched */
+	for (i = 0; i < na && ea[i] < mid; i++)
+		ck_assert_uint_eq(ea[i], eb[i]);
+	free(a);
+	free(b);
+	free(x);
+}
+END_TEST
+
 static Suite *store_suite(void)
 {
 	Suite *s = suite_create("store");
@@ -2254,6 +2424,8 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, objwriter_same_content_twice_keeps_one_object);
 	tcase_add_test(tc, objwriter_concurrent_writers_of_one_object_never_clobber);
 	tcase_add_test(tc, objwriter_abort_leaves_no_temporary_file);
+	tcase_add_test(tc, chunker_cuts_within_bounds_and_waits_for_enough_bytes);
+	tcase_add_test(tc, chunker_boundaries_survive_an_insertion);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("unpack");
@@ -2273,6 +2445,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, import_directory_refuses_fifos_devices_and_too_much);
 	tcase_add_test(tc, import_refuses_control_characters_in_directory_names);
 	tcase_add_test(tc, import_tar_plain_gz_zst);
+	tcase_add_test(tc, import_chunks_big_files_and_their_hard_links);
 	tcase_add_test(tc, import_detects_the_format_by_content);
 	tcase_add_test(tc, import_refuses_hostile_tar_members);
 	tcase_add_test(tc, import_refuses_names_that_are_not_utf8);

@@ -1417,6 +1417,82 @@ START_TEST(manifest_add_depgroup_checks_alternatives)
 }
 END_TEST
 
+/* A big file's chunk list (spec_version 3): kept through dump and parse, checked when added and
+ * when parsed, and refused by a manifest that says an older spec_version. */
+START_TEST(manifest_chunks_round_trip_and_are_checked)
+{
+	struct verify_manifest *m = manifest_new(), *p = NULL;
+	struct verify_entry big = file_entry("opt/big", 3000, 1), c[3] = {{0}};
+	char *one = NULL, *two = NULL, *at;
+	size_t len1 = 0, len2 = 0;
+
+	for (int i = 0; i < 3; i++) {
+		c[i].type = VERIFY_FILE;
+		c[i].offset = 1000 * (uint64_t)i;
+		c[i].size = 1000;
+		c[i].zsize = 500 + (uint64_t)i;
+		memset(c[i].hash, 0x11 * (i + 1), VERIFY_HASH_LEN);
+	}
+	big.zsize = 1503;
+	big.chunks = c;
+	big.nchunks = 3;
+	/* chunks that leave a gap, overlap, or do not add up are refused when added */
+	c[1].offset = 999;
+	ck_assert_int_eq(add_code(big), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(stork_error_detail(), "chunk 1"));
+	c[1].offset = 1000;
+	big.zsize = 1502;
+	ck_assert_int_eq(add_code(big), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(stork_error_detail(), "zsizes"));
+	big.zsize = 1503;
+	big.size = 3001;
+	ck_assert_int_eq(add_code(big), -EINVAL);
+	big.size = 3000;
+	add_ok(m, big);
+	add_ok(m, file_entry("opt/small", 10, 1));
+	ck_assert_int_eq(verify_manifest_finish(m), 0);
+	ck_assert_int_eq(verify_manifest_dump(m, &one, &len1), 0);
+	ck_assert_ptr_nonnull(strstr(one, "\"spec_version\":3"));
+	ck_assert_int_eq(verify_manifest_parse(one, len1, "rt.json", &p), 0);
+	ck_assert_int_eq(verify_manifest_dump(p, &two, &len2), 0);
+	ck_assert_str_eq(one, two);
+	{
+		const struct verify_entry *e = verify_manifest_find(p, "opt/big");
+
+		ck_assert_uint_eq(e->nchunks, 3);
+		for (size_t i = 0; i < 3; i++) {
+			ck_assert_uint_eq(e->chunks[i].offset, c[i].offset);
+			ck_assert_uint_eq(e->chunks[i].size, c[i].size);
+			ck_assert_uint_eq(e->chunks[i].zsize, c[i].zsize);
+			ck_assert_mem_eq(e->chunks[i].hash, c[i].hash, VERIFY_HASH_LEN);
+		}
+		ck_assert_uint_eq(verify_entry_chunk_at(e, 0), 0);
+		ck_assert_uint_eq(verify_entry_chunk_at(e, 999), 0);
+		ck_assert_uint_eq(verify_entry_chunk_at(e, 1000), 1);
+		ck_assert_uint_eq(verify_entry_chunk_at(e, 2999), 2);
+		ck_assert_uint_eq(verify_manifest_find(p, "opt/small")->nchunks, 0);
+	}
+	verify_manifest_free(p);
+	p = NULL;
+	/* the same document saying spec_version 2: refused, naming the rule */
+	at = strstr(one, "\"spec_version\":3");
+	at[strlen("\"spec_version\":")] = '2';
+	ck_assert_int_eq(verify_manifest_parse(one, len1, "old.json", &p), STORK_EFORMAT);
+	ck_assert_ptr_nonnull(strstr(stork_error_detail(), "needs spec_version 3"));
+	/* spec_version 3 with chunks that do not cover the file: refused, naming the entry */
+	at[strlen("\"spec_version\":")] = '3';
+	at = strstr(one, "\"offset\":2000");
+	ck_assert_ptr_nonnull(at);
+	at[strlen("\"offset\":")] = '1';
+	ck_assert_int_eq(verify_manifest_parse(one, len1, "bad.json", &p), STORK_EFORMAT);
+	ck_assert_ptr_nonnull(strstr(stork_error_detail(), "opt/big"));
+	ck_assert_ptr_nonnull(strstr(stork_error_detail(), "chunk 2"));
+	free(one);
+	free(two);
+	verify_manifest_free(m);
+}
+END_TEST
+
 /* A manifest document with the given files array (and optional extra top-level members). */
 #define MANIFEST_DOC(files)                                                                        \
 	"{\"_type\":\"storkfs-manifest\",\"spec_version\":1,\"name\":\"hello\",\"version\":"       \
@@ -1468,11 +1544,11 @@ START_TEST(manifest_parse_refuses_bad_documents)
 				    "\"files\":[]}"),
 			 STORK_EFORMAT);
 	ck_assert_int_eq(
-	    parse_code("{\"_type\":\"storkfs-manifest\",\"spec_version\":3,\"name\":"
+	    parse_code("{\"_type\":\"storkfs-manifest\",\"spec_version\":4,\"name\":"
 		       "\"hello\",\"version\":\"1.0\",\"format\":\"tar\",\"depends\":[],"
 		       "\"files\":[]}"),
 	    STORK_EFORMAT);
-	ck_assert_ptr_nonnull(strstr(stork_error_detail(), "spec_version 3"));
+	ck_assert_ptr_nonnull(strstr(stork_error_detail(), "spec_version 4"));
 	/* Relations other than depends need spec_version 2, and hold one alternative a group. */
 	ck_assert_int_eq(
 	    parse_code("{\"_type\":\"storkfs-manifest\",\"spec_version\":1,\"name\":"
@@ -1781,6 +1857,7 @@ static Suite *verify_suite(void)
 	tcase_add_test(tc, manifest_finish_sorts_and_adds_missing_parents);
 	tcase_add_test(tc, manifest_dump_is_the_documented_canonical_json);
 	tcase_add_test(tc, manifest_round_trips_through_dump_and_parse);
+	tcase_add_test(tc, manifest_chunks_round_trip_and_are_checked);
 	tcase_add_test(tc, manifest_add_refuses_hostile_paths);
 	tcase_add_test(tc, manifest_finish_refuses_duplicates);
 	tcase_add_test(tc, manifest_finish_refuses_paths_below_symlink_or_file);

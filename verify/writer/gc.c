@@ -121,7 +121,8 @@ out:
 	return ret;
 }
 
-static int add_object(struct gc *g, const uint8_t hash[VERIFY_HASH_LEN])
+/* Room for one more object hash, filled from hash unless it is NULL. */
+static int add_object(struct gc *g, const uint8_t *hash)
 {
 	if (g->nobjs == g->capobjs) {
 		size_t cap = g->capobjs ? 2 * g->capobjs : 1024;
@@ -132,7 +133,9 @@ static int add_object(struct gc *g, const uint8_t hash[VERIFY_HASH_LEN])
 		g->objs = v;
 		g->capobjs = cap;
 	}
-	memcpy(g->objs[g->nobjs++], hash, VERIFY_HASH_LEN);
+	if (hash)
+		memcpy(g->objs[g->nobjs], hash, VERIFY_HASH_LEN);
+	g->nobjs++;
 	return 0;
 }
 
@@ -143,7 +146,7 @@ static int keep_manifest(struct gc *g, const char *path, const char *hex)
 	const char *slash = strrchr(path, '/'), *dot = strrchr(path, '.');
 	struct verify_manifest *m = NULL;
 	uint8_t *buf = NULL;
-	size_t len = 0;
+	size_t len = 0, n;
 	char *stem, *file = NULL;
 	int ret;
 
@@ -177,9 +180,12 @@ static int keep_manifest(struct gc *g, const char *path, const char *hex)
 	ret = verify_manifest_parse(buf, len, file, &m);
 	if (ret < 0)
 		goto out;
-	for (size_t i = 0; i < m->n && ret == 0; i++)
-		if (m->entries[i].type == VERIFY_FILE)
-			ret = add_object(g, m->entries[i].hash);
+	/* each file's object, or its chunks' */
+	n = verify_manifest_objects(m, NULL);
+	for (size_t i = 0; i < n && ret == 0; i++)
+		ret = add_object(g, NULL);
+	if (ret == 0)
+		verify_manifest_objects(m, g->objs + g->nobjs - n);
 out:
 	verify_manifest_free(m);
 	free(buf);
