@@ -173,6 +173,7 @@ static int target_of(const char *path, const struct meta_target *mt, const char 
 	t.size = mt->size;
 	t.files = mt->files;
 	t.described = mt->described;
+	t.counted = mt->counted;
 	*ret_t = t;
 	return 0;
 }

@@ -352,6 +352,7 @@ static int fill_target(const struct found *f, const char *path, struct verify_ta
 	t.size = f->t->size;
 	t.files = f->t->files;
 	t.described = f->t->described;
+	t.counted = f->t->counted;
 	*ret_t = t;
 	return 0;
 }

@@ -82,8 +82,10 @@ struct verify_target { /* one signed target: a package version */
 	char *role;		       /* the delegated role that signed it */
 	char *keyid;		       /* one key id whose signature counted */
 	uint64_t size;		       /* custom.size: total file bytes (informational) */
-	uint64_t files;		       /* custom.files: entry count (informational) */
+	uint64_t files;		       /* custom.files: regular files (informational) */
 	bool described;		       /* size and files were signed (custom.storkfs) */
+	bool counted; /* custom.storkfs.entries is there too: files counts regular files (older
+		       * writers put the entry count in files) */
 };
 
 void verify_target_fini(struct verify_target *t);
