@@ -135,6 +135,7 @@ int cmd_publish(int argc, char **argv)
 		ret = cli_exit_input(r);
 		goto out;
 	}
+	ro.summary = st.summary;
 	r = verify_repo_publish(repodir, keydir, key, m, &ro);
 	if (r < 0 && pack_written)
 		unlinkat(io.repofd, packpath, 0); /* of a manifest that is not published */
@@ -153,6 +154,8 @@ int cmd_publish(int argc, char **argv)
 		       (unsigned long long)st.new_bytes, (unsigned long long)st.new_objects,
 		       (unsigned long long)st.reused_bytes, role);
 	}
+	if (r == 0)
+		cli_site_update("publish", repodir, keydir, true);
 	ret = CLI_OK;
 out:
 	if (io.repofd >= 0)

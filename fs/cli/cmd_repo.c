@@ -23,6 +23,7 @@ static const char help[] =
     "       stork repo rotate REPODIR --keys KEYDIR --key NEWKEYFILE ROLE\n"
     "       stork repo revoke REPODIR --keys KEYDIR ROLE\n"
     "       stork repo pack REPODIR [NAME]...\n"
+    "       stork repo site REPODIR [--keys KEYDIR]\n"
     "\n"
     "init      creates the keys of the four top-level roles in KEYDIR (mode 0700; it must be\n"
     "          outside REPODIR) and the signed metadata in REPODIR, and prints the path of\n"
@@ -48,9 +49,40 @@ static const char help[] =
     "          that lacks one or whose pack is damaged: versions published before packs or\n"
     "          with --no-pack (and manifests an interrupted publish left). Needs no key\n"
     "          (packs are not signed; the manifests fix their layout).\n"
+    "site      writes the browse site, static HTML under REPODIR/site/ (index.html): the\n"
+    "          packages, their versions, signers, dependencies and changes, the metadata's\n"
+    "          expiry and how a node pins the root. Unsigned: clients never read it.\n"
+    "          publish, refresh, rotate and revoke rewrite it too. With --keys, a role is\n"
+    "          flagged as close to expiring against KEYDIR's saved expiry durations.\n"
     "\n"
     "--expires ROLE=DURATION  expiry of root, targets (and delegated roles), snapshot or\n"
     "          timestamp, e.g. timestamp=6h, snapshot=7d (units s, m, h, d).\n";
+
+static void site_line(const char *repodir, const struct verify_site_stats *st)
+{
+	printf("site: %zu packages, %zu versions in %s/site/index.html", st->packages, st->versions,
+	       repodir);
+	if (st->unreadable)
+		printf(" (%zu versions whose manifest could not be read)", st->unreadable);
+	printf("\n");
+}
+
+int cli_site_update(const char *cmd, const char *repodir, const char *keydir, bool quiet)
+{
+	struct verify_site_stats st;
+	int r = verify_repo_site(repodir, keydir, fs_version_cmp, NULL, &st);
+
+	if (r < 0) {
+		stork_error_prefix("warning: the browse site was not updated (run `stork repo site "
+				   "%s`): ",
+				   repodir);
+		cli_fail(cmd, r, "%s/site", repodir);
+		return r;
+	}
+	if (!quiet)
+		site_line(repodir, &st);
+	return 0;
+}
 
 static int parse_expires(const char *arg, struct verify_repo_opts *o)
 {
@@ -389,11 +421,24 @@ int cmd_repo(int argc, char **argv)
 	}
 	if (argc - optind < 2)
 		return cli_usage_error("repo", "expected a subcommand (init, delegate, refresh, "
-					       "rotate, revoke, pack) and REPODIR");
+					       "rotate, revoke, pack, site) and REPODIR");
 	sub = argv[optind];
 	repodir = argv[optind + 1];
 	if (!strcmp(sub, "pack"))
 		return do_pack(repodir, argv + optind + 2, argc - optind - 2);
+	if (!strcmp(sub, "site")) {
+		struct verify_site_stats st;
+
+		if (argc - optind != 2)
+			return cli_usage_error("repo", "site takes only REPODIR");
+		r = verify_repo_site(repodir, keydir, fs_version_cmp, NULL, &st);
+		if (r < 0) {
+			cli_fail("repo", r, "site %s", repodir);
+			return cli_exit_input(r);
+		}
+		site_line(repodir, &st);
+		return CLI_OK;
+	}
 	if (!keydir)
 		return cli_usage_error("repo", "%s needs --keys KEYDIR", sub);
 	if (role && strcmp(sub, "delegate"))
@@ -424,11 +469,15 @@ int cmd_repo(int argc, char **argv)
 			cli_fail("repo", r, "refresh %s", repodir);
 			return cli_exit_input(r);
 		}
+		cli_site_update("repo", repodir, keydir, true);
 		return CLI_OK;
 	}
-	if (!strcmp(sub, "rotate"))
-		return do_rotate(repodir, keydir, keyfile, argv + optind + 2, argc - optind - 2,
-				 &o);
+	if (!strcmp(sub, "rotate")) {
+		r = do_rotate(repodir, keydir, keyfile, argv + optind + 2, argc - optind - 2, &o);
+		if (r == CLI_OK)
+			cli_site_update("repo", repodir, keydir, true);
+		return r;
+	}
 	if (!strcmp(sub, "revoke")) {
 		if (argc - optind != 3)
 			return cli_usage_error("repo", "revoke takes REPODIR and one ROLE");
@@ -439,6 +488,7 @@ int cmd_repo(int argc, char **argv)
 		}
 		printf("revoked %s: its packages disappear for clients at their next refresh\n",
 		       argv[optind + 2]);
+		cli_site_update("repo", repodir, keydir, true);
 		return CLI_OK;
 	}
 	return cli_usage_error("repo", "unknown subcommand \"%s\"", sub);

@@ -15,6 +15,7 @@
 #include "verify/key.h"
 #include "verify/manifest.h"
 #include "verify/name.h"
+#include "verify/text.h"
 #include "verify/tuf.h"
 #include "verify/writer/internal.h"
 
@@ -293,6 +294,12 @@ int verify_repo_publish(const char *repodir, const char *keydir, const struct ve
 					  "storkfs", "size", (json_int_t)m->total_size, "files",
 					  (json_int_t)regular_files(m), "entries",
 					  (json_int_t)m->n)) < 0)
+		goto out;
+	if (o && o->summary && o->summary[0] && verify_utf8_valid(o->summary, strlen(o->summary)) &&
+	    json_object_set_new(
+		json_object_get(json_object_get(json_object_get(targets, target), "custom"),
+				"storkfs"),
+		"summary", json_string(o->summary)) < 0)
 		goto out;
 	ret = repo_set_common(s, "targets", v, r.now + r.expiry[META_ROLE_TARGETS]);
 	if (ret < 0)
