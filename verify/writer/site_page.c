@@ -485,7 +485,7 @@ static void version_section(struct site_buf *b, const struct site_ver *v,
 	char size[32];
 
 	puts_(b, "<section class=\"version\" id=\"v-");
-	url_part(b, v->t.version);
+	html_text(b, v->t.version); /* the fragment that links here is url_part() of it */
 	puts_(b, "\">\n<h2>");
 	html_text(b, v->t.name);
 	puts_(b, " ");
