@@ -178,7 +178,7 @@ for deb in "${DEBS[@]}"; do
 	LATEST+="$(deb_field "$deb" Package)=$(deb_field "$deb" Version)"$'\n'
 done
 LATEST+="hostile=1.10"$'\n'"bob-tool=1.0"$'\n'
-HELLO_DESC=$(deb_field "$(printf '%s\n' "${DEBS[@]}" | grep /hello_)" Description | head -n 1)
+HELLO_DESC=$(deb_field "$(printf '%s\n' "${DEBS[@]}" | grep /hello_)" Description | sed -n 1p)
 export ROLE KEY16 BOBKEY16 LATEST HELLO_DESC HOSTILE_DESC HNAME HNAME2
 export ORDER="1.0 1.9 1.10~rc1 1.10"
 
