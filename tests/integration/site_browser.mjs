@@ -2,8 +2,9 @@
 // (Debian's, driven by playwright-core) and write what the DOM holds as JSON (run by
 // site_chromium.sh, which judges it).
 //
-// node site_browser.mjs NODE_DIR CHROMIUM INDEX_URL OUTDIR [SHOT_PACKAGE]
-//      visits INDEX_URL, then every package page it links to, then asks for every other link
+// node site_browser.mjs NODE_DIR CHROMIUM INDEX_URL OUTDIR [SHOT_PACKAGE [ONLY]]
+//      visits INDEX_URL, then every package page it links to (ONLY: just the packages of that
+//      comma-separated list), then asks for every other link
 //      of those pages (same origin) without rendering it; screenshots OUTDIR/index.png and,
 //      with SHOT_PACKAGE, OUTDIR/package-SHOT_PACKAGE.png. Prints one JSON object:
 //      { index: [{name, href, latest, role, keyid, summary}], counts,
@@ -17,7 +18,8 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const [nodeDir, chromiumPath, indexUrl, outDir, shot] = process.argv.slice(2);
+const [nodeDir, chromiumPath, indexUrl, outDir, shot, only] = process.argv.slice(2);
+const onlySet = only ? new Set(only.split(',')) : null;
 if (!nodeDir || !chromiumPath || !indexUrl || !outDir) {
 	console.error('usage: site_browser.mjs NODE_DIR CHROMIUM INDEX_URL OUTDIR [SHOT_PACKAGE]');
 	process.exit(64);
@@ -61,6 +63,8 @@ try {
 	await page.screenshot({ path: path.join(outDir, 'index.png'), fullPage: true });
 
 	for (const p of facts.index) {
+		if (onlySet && !onlySet.has(p.name))
+			continue;
 		await visit(p.href);
 		facts.pages[p.name] = {
 			title: await page.$eval('h1', (e) => e.textContent),
