@@ -10,6 +10,7 @@
 //      { index: [{name, href, latest, role, keyid, summary}], counts,
 //        pages: {NAME: {title, summary, versions: [{version, files, role, keyid, changes}],
 //                       ids: [...], deps: [{text, href}], listed: [...]}},
+//        metadata: [{role, version, expires, status, warn}],
 //        links: {URL: status}, anchors: [{page, url}], dialogs, markup, pageErrors }
 //      "markup" counts img, script, iframe, object and embed elements on all pages (the site
 //      has none of its own); "dialogs" counts alert/confirm/prompt dialogs that opened.
@@ -59,6 +60,11 @@ try {
 		role: r.querySelector('.role').textContent,
 		keyid: r.querySelector('.keyid').textContent,
 		summary: r.querySelector('td.summary').textContent,
+	})));
+	facts.metadata = await page.$$eval('#metadata tr.role', (rows) => rows.map((r) => ({
+		role: r.cells[0].textContent, version: r.cells[1].textContent,
+		expires: r.cells[2].textContent, status: r.cells[3].textContent,
+		warn: r.cells[3].classList.contains('warn'),
 	})));
 	await page.screenshot({ path: path.join(outDir, 'index.png'), fullPage: true });
 

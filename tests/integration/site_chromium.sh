@@ -14,7 +14,9 @@
 #     the name itself;
 #   - the pages read the same from file:// (no server);
 #   - a version published later appears; a revoked publisher's package disappears, with its
-#     page, after `stork repo revoke` and `stork repo refresh`.
+#     page, after `stork repo revoke` and `stork repo refresh`;
+#   - the metadata table flags an expired role and one close to expiry (against the default
+#     durations, or those KEYDIR saved with `stork repo site --keys`).
 # Screenshots of the index and of the hostile package's page are kept in
 # $STORK_BUILD_ROOT/meson-logs/site_chromium/ (next to meson's test log).
 . "$(dirname "$0")/lib.sh"
@@ -172,6 +174,24 @@ judge() {
 		    want = env["HOSTILE_DESC"].replace("\x01", "?")
 		    if idx["hostile"]["summary"] != want or f["pages"]["hostile"]["summary"] != want:
 		        bad(f"hostile's description shows as {idx['hostile']['summary']!r}, want {want!r}")
+		elif check == "expiry":
+		    roles = {m["role"]: m for m in f["metadata"]}
+		    want = set(env["EXPIRY_ROLES"].split())
+		    if not want <= set(roles):
+		        bad(f"the metadata table lists {sorted(roles)}, want {sorted(want)} at least")
+		    ts, snap = roles["timestamp"], roles["snapshot"]
+		    if not ts["warn"] or "expired" not in ts["status"]:
+		        bad(f"timestamp, expired: {ts}")
+		    if env["SNAP_CLOSE"] == "1" and (not snap["warn"] or "re-sign it soon" not in snap["status"]):
+		        bad(f"snapshot, close to expiry: {snap}")
+		    if env["SNAP_CLOSE"] == "0" and snap["warn"]:
+		        bad(f"snapshot, a whole validity period left, is flagged: {snap}")
+		    for r in ("root", "targets", "alice"):
+		        if roles[r]["warn"]:
+		            bad(f"{r} is flagged although far from expiry: {roles[r]}")
+		    for r in want:
+		        if not roles[r]["version"].isdigit() or "UTC" not in roles[r]["expires"]:
+		            bad(f"{r}: version {roles[r]['version']!r}, expires {roles[r]['expires']!r}")
 		else:
 		    bad("unknown check")
 	EOF
@@ -237,4 +257,22 @@ check "every link still resolves" judge links
 
 # the site is not signed metadata: verify and a client ignore it
 verify_ok "stork verify passes with the site in the repository"
+
+# --- expiry: a timestamp that has expired; a snapshot signed for 1 day, which is less than a
+# quarter of the default 7 days, and all of the 1 day KEYDIR saved ------------------------------
+run "$STORK" repo refresh "$REPO" --keys "$KEYS" --expires timestamp=2s --expires snapshot=1d
+[ "$RC" -eq 0 ] || { _show_run; fail "stork repo refresh --expires"; }
+sleep 2.5
+export EXPIRY_ROLES="root targets snapshot timestamp alice"
+run "$STORK" repo site "$REPO"
+[ "$RC" -eq 0 ] || { _show_run; fail "stork repo site"; }
+out_has "stork repo site says what it wrote" "site: " "packages" "$REPO/site/index.html"
+browse "$NGINX_URL/site/index.html" "" "$ONLY"
+export SNAP_CLOSE=1
+check "the index shows each role's version and expiry, flags the expired timestamp and the snapshot with 1 of 7 days left" judge expiry
+run "$STORK" repo site "$REPO" --keys "$KEYS"
+[ "$RC" -eq 0 ] || { _show_run; fail "stork repo site --keys"; }
+browse "$NGINX_URL/site/index.html" "" "$ONLY"
+export SNAP_CLOSE=0
+check "with --keys, the snapshot is judged against the 1 day KEYDIR saved: not flagged" judge expiry
 done_ok
