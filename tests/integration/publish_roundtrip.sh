@@ -119,6 +119,9 @@ rpm=$(find "$top/RPMS" -name 'storktest-*.rpm' | head -n 1)
 [ -f "$rpm" ] || fail "rpmbuild made no package"
 publish storktest 1.2-3 "$rpm" --quiet
 pass "published an .rpm"
+grep -q '<p class="summary">storkfs test package</p>' "$REPO/site/p/storktest.html" ||
+	fail "the browse site does not show the .rpm's Summary: $(grep -i summary "$REPO/site/p/storktest.html" | head -3)"
+pass "the .rpm's Summary is signed with it and shown on its page of the browse site"
 
 verify_ok "stork verify passes for the whole repository"
 grep -qE "^verified .*: $((n + 4)) packages, $((n + 4)) versions" "$T/out" ||
