@@ -157,7 +157,7 @@ int cmd_publish(int argc, char **argv)
 		       (unsigned long long)st.reused_bytes, role);
 	}
 	if (r == 0)
-		cli_site_update("publish", repodir, keydir, true);
+		cli_site_update("publish", repodir, keydir, name, true);
 	ret = CLI_OK;
 out:
 	if (io.repofd >= 0)

@@ -67,10 +67,12 @@ static void site_line(const char *repodir, const struct verify_site_stats *st)
 	printf("\n");
 }
 
-int cli_site_update(const char *cmd, const char *repodir, const char *keydir, bool quiet)
+int cli_site_update(const char *cmd, const char *repodir, const char *keydir, const char *only,
+		    bool quiet)
 {
+	struct verify_repo_opts o = {.site_only = only};
 	struct verify_site_stats st;
-	int r = verify_repo_site(repodir, keydir, fs_version_cmp, NULL, &st);
+	int r = verify_repo_site(repodir, keydir, fs_version_cmp, &o, &st);
 
 	if (r < 0) {
 		stork_error_prefix("warning: the browse site was not updated (run `stork repo site "
@@ -469,13 +471,13 @@ int cmd_repo(int argc, char **argv)
 			cli_fail("repo", r, "refresh %s", repodir);
 			return cli_exit_input(r);
 		}
-		cli_site_update("repo", repodir, keydir, true);
+		cli_site_update("repo", repodir, keydir, NULL, true);
 		return CLI_OK;
 	}
 	if (!strcmp(sub, "rotate")) {
 		r = do_rotate(repodir, keydir, keyfile, argv + optind + 2, argc - optind - 2, &o);
 		if (r == CLI_OK)
-			cli_site_update("repo", repodir, keydir, true);
+			cli_site_update("repo", repodir, keydir, NULL, true);
 		return r;
 	}
 	if (!strcmp(sub, "revoke")) {
@@ -488,7 +490,7 @@ int cmd_repo(int argc, char **argv)
 		}
 		printf("revoked %s: its packages disappear for clients at their next refresh\n",
 		       argv[optind + 2]);
-		cli_site_update("repo", repodir, keydir, true);
+		cli_site_update("repo", repodir, keydir, NULL, true);
 		return CLI_OK;
 	}
 	return cli_usage_error("repo", "unknown subcommand \"%s\"", sub);

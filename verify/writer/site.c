@@ -33,6 +33,7 @@
 
 struct site {
 	struct repo r;
+	const char *only; /* write only this package's page (and missing ones); NULL: all */
 	int (*cmp)(const char *a, const char *b);
 	struct site_ver *v; /* by name, then version in cmp's order */
 	size_t n, cap;
@@ -110,6 +111,18 @@ static char *signed_summary(struct site *s, const struct site_ver *v)
 	return json_is_string(j) ? strdup(json_string_value(j)) : NULL;
 }
 
+/* Whether the page of v's package is to be written: every page, or the one asked for and
+ * those missing. */
+static bool page_wanted(const struct site *s, const struct site_ver *v)
+{
+	char page[200];
+
+	if (!s->only || !strcmp(v->t.name, s->only))
+		return true;
+	snprintf(page, sizeof(page), "site/p/%s.html", v->t.name);
+	return faccessat(s->r.dirfd, page, F_OK, AT_SYMLINK_NOFOLLOW) != 0;
+}
+
 static int load(struct site *s)
 {
 	uint8_t *buf = NULL;
@@ -125,6 +138,11 @@ static int load(struct site *s)
 	for (size_t i = 0; i < s->n; i++) {
 		struct site_ver *v = &s->v[i];
 
+		v->summary = signed_summary(s, v);
+		v->wanted = i > 0 && !strcmp(v->t.name, s->v[i - 1].t.name) ? s->v[i - 1].wanted
+									    : page_wanted(s, v);
+		if (!v->wanted)
+			continue;
 		r = verify_fetch_manifest(&s->r.src, &v->t, &v->m);
 		if (r == -ENOMEM)
 			return r;
@@ -136,7 +154,6 @@ static int load(struct site *s)
 		}
 		for (size_t k = 0; k < v->m->n; k++)
 			v->files += v->m->entries[k].type == VERIFY_FILE;
-		v->summary = signed_summary(s, v);
 	}
 	r = s->r.src.get(s->r.src.ctx, "metadata/1.root.json", VERIFY_MAX_ROOT_LEN, &buf, &len);
 	if (r == 0)
@@ -257,14 +274,19 @@ static int write_all(struct site *s, struct verify_site_stats *st)
 
 		while (j < s->n && !strcmp(s->v[j].t.name, s->v[i].t.name))
 			j++;
+		st->packages++;
+		st->versions += j - i;
+		if (!s->v[i].wanted) {
+			i = j;
+			continue;
+		}
 		b.n = 0;
 		site_package_page(&b, s->v + i, j - i, s->v, s->n);
 		snprintf(file, sizeof(file), "%s.html", s->v[i].t.name);
 		r = write_page(pfd, "site/p", file, &b);
 		if (r < 0)
 			goto out;
-		st->packages++;
-		st->versions += j - i;
+		st->pages++;
 		for (size_t k = i; k < j; k++)
 			st->unreadable += s->v[k].m == NULL;
 		i = j;
@@ -290,7 +312,8 @@ int verify_repo_site(const char *repodir, const char *keydir,
 		     struct verify_site_stats *ret_st)
 {
 	struct verify_site_stats st = {0};
-	struct site s = {.r = {.dirfd = -1, .mdfd = -1}, .cmp = cmp};
+	struct site s = {
+	    .r = {.dirfd = -1, .mdfd = -1}, .cmp = cmp, .only = o ? o->site_only : NULL};
 	int r;
 
 	r = repo_open(&s.r, repodir, NULL, o);

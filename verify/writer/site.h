@@ -24,6 +24,7 @@ struct site_ver {
 	struct verify_manifest *m; /* NULL: its manifest could not be read (problem says why) */
 	char *problem;
 	char *summary;	/* the signed one-line description; NULL: none */
+	bool wanted;	/* its package's page is written (m is read only then) */
 	uint64_t files; /* regular files in m */
 };
 

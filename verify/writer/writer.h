@@ -36,6 +36,9 @@ struct verify_repo_opts {
 	/* verify_repo_publish: the package's one-line description (valid UTF-8, else left out),
 	 * signed with the target as custom.storkfs.summary for the browse site; NULL: none. */
 	const char *summary;
+	/* verify_repo_site: rewrite the page of this package only (and the index, and any page
+	 * that is missing): what a publish changed, without reading every manifest. NULL: all. */
+	const char *site_only;
 };
 
 /** Create KEYDIR (0700, must not be inside repodir) with four new keys, and the signed version
@@ -112,6 +115,7 @@ int verify_repo_revoke(const char *repodir, const char *keydir, const char *role
 /* What verify_repo_site wrote. */
 struct verify_site_stats {
 	size_t packages, versions;
+	size_t pages; /* package pages written (all, or those verify_repo_opts.site_only asked) */
 	size_t unreadable; /* versions whose manifest could not be read (shown as such) */
 };
 
@@ -123,7 +127,10 @@ struct verify_site_stats {
  * the packages they name, and the files added, removed and changed since the version before).
  * Pages of packages no longer signed are removed. Reads the trusted state as a client would
  * (expiry not enforced), under the repository's lock; each page is written atomically, the
- * index last. The pages are unsigned and say so; clients never read them.
+ * index last. The pages are unsigned and say so; clients never read them. With o->site_only,
+ * only that package's manifests are read and its page written, besides the index and pages
+ * that are missing (another package's page may then link to fewer dependencies than a full
+ * rewrite would: the next full one, `stork repo refresh` or `stork repo site`, catches up).
  * @param keydir (may be NULL) where the operator's expiry durations are saved.
  * @param cmp orders versions (dpkg's order: fs_version_cmp; verify/ has none of its own).
  * @return 0; repo_open's errors; -errno (the detail names the page). */
