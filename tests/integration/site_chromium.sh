@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The browse site in a real browser: Debian's headless Chromium, driven by playwright-core
 # (site_browser.mjs), reads the pages `stork publish` writes into a repository of the Debian
-# corpus (24 real .debs) and a synthetic package "hostile" whose versions are published out of
+# corpus (23 real .debs) and a synthetic package "hostile" whose versions are published out of
 # order and whose files and description carry markup (<img src=x onerror=alert(1)>, quotes,
 # ampersands, a control character). Served by nginx:
 #   - the index lists every package with its latest version, signer (role, key id) and the
