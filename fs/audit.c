@@ -91,7 +91,10 @@ static char *manifest_file(const struct verify_target *t)
 	if (!s)
 		return NULL;
 	verify_hex(t->hash, VERIFY_HASH_LEN, hex);
-	snprintf(s, len, "targets/%s/%s.%s.json", t->name, hex, t->version);
+	if (t->plain) /* no consistent snapshots: its plain target path (TUF 5.7.3) */
+		snprintf(s, len, "targets/%s/%s.json", t->name, t->version);
+	else
+		snprintf(s, len, "targets/%s/%s.%s.json", t->name, hex, t->version);
 	return s;
 }
 

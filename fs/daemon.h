@@ -66,6 +66,7 @@ struct fsd_cat_ver {
 	char *keyid;
 	uint8_t hash[VERIFY_HASH_LEN]; /* manifest */
 	uint64_t length;	       /* manifest bytes */
+	bool plain; /* at its plain target path (no consistent snapshots: verify_target.plain) */
 };
 
 struct fsd_cat_pkg {

@@ -45,6 +45,7 @@ static int list_one(void *ctx, const struct verify_target *t)
 	c->keyid = strdup(t->keyid ? t->keyid : "");
 	memcpy(c->hash, t->hash, VERIFY_HASH_LEN);
 	c->length = t->length;
+	c->plain = t->plain;
 	l->n++;
 	if (!c->name || !c->version || !c->role || !c->keyid)
 		return -ENOMEM;
@@ -147,6 +148,7 @@ int fsd_catalog_build_for(struct fs_repo *r, const struct verify_policy *pol,
 			l.t[k].version = l.t[k].role = l.t[k].keyid = NULL;
 			memcpy(v->hash, l.t[k].hash, VERIFY_HASH_LEN);
 			v->length = l.t[k].length;
+			v->plain = l.t[k].plain;
 		}
 	}
 	*ret_c = c;
@@ -562,6 +564,7 @@ int fsd_vtree_in(struct fsd *d, const char *slice, const char *pkg, const char *
 	if (!j->t.name || !j->t.version || !j->t.role || !j->t.keyid || !j->key)
 		goto out;
 	j->t.length = cv->length;
+	j->t.plain = cv->plain;
 	memcpy(j->t.hash, cv->hash, VERIFY_HASH_LEN);
 	/* One job per manifest: a load of the replaced one is never joined for the new one. */
 	verify_hex(cv->hash, VERIFY_HASH_LEN, hex);

@@ -169,8 +169,8 @@ out:
 	return r;
 }
 
-static int target_of(const char *path, const struct meta_target *mt, const char *role,
-		     const char *keyid, struct verify_target *ret_t)
+static int target_of(const struct verify_client *c, const char *path, const struct meta_target *mt,
+		     const char *role, const char *keyid, struct verify_target *ret_t)
 {
 	struct verify_target t = {0};
 	int r;
@@ -190,6 +190,8 @@ static int target_of(const char *path, const struct meta_target *mt, const char 
 	t.size = mt->size;
 	t.files = mt->files;
 	t.described = mt->described;
+	t.counted = mt->counted;
+	t.plain = !c->root->consistent_snapshot;
 	*ret_t = t;
 	return 0;
 }
@@ -276,7 +278,7 @@ int verify_client_decide(struct verify_client *c, const struct verify_source *sr
 			r = -ENOENT;
 			goto out;
 		}
-		r = target_of(path, mt, rule->role, keyid, &d.t);
+		r = target_of(c, path, mt, rule->role, keyid, &d.t);
 	} else {
 		r = verify_client_find_target(c, src, path, &d.t);
 		if (r == -ENOENT)
@@ -371,7 +373,7 @@ static int walk_pinned(struct accept_walk *w, const struct verify_source *src,
 		const struct meta_target *mt = &pm->targets[i];
 		struct verify_target t;
 
-		r = target_of(mt->path, mt, rule->role, keyid, &t);
+		r = target_of(w->c, mt->path, mt, rule->role, keyid, &t);
 		if (r == -ENOMEM)
 			break;
 		if (r < 0) {

@@ -329,7 +329,8 @@ out:
 	return r;
 }
 
-static int fill_target(const struct found *f, const char *path, struct verify_target *ret_t)
+static int fill_target(const struct verify_client *c, const struct found *f, const char *path,
+		       struct verify_target *ret_t)
 {
 	struct verify_target t = {0};
 	int r;
@@ -354,6 +355,8 @@ static int fill_target(const struct found *f, const char *path, struct verify_ta
 	t.size = f->t->size;
 	t.files = f->t->files;
 	t.described = f->t->described;
+	t.counted = f->t->counted;
+	t.plain = !c->root->consistent_snapshot;
 	*ret_t = t;
 	return 0;
 }
@@ -384,7 +387,7 @@ int verify_client_find_target(struct verify_client *c, const struct verify_sourc
 		stork_errorf("target %s: no role signs it", target_path);
 	if (r < 0)
 		return r;
-	return fill_target(&f, target_path, ret_t);
+	return fill_target(c, &f, target_path, ret_t);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -599,7 +602,7 @@ int verify_client_each_target(struct verify_client *c, const struct verify_sourc
 		if (r == -ENOENT)
 			continue;
 		if (r == 0)
-			r = fill_target(&f, w.cands[i].path, &t);
+			r = fill_target(c, &f, w.cands[i].path, &t);
 		if (r == -ENOMEM)
 			goto out;
 		if (r < 0) {

@@ -486,6 +486,15 @@ static int parse_targets(const char *file, struct meta *m)
 		r = get_uint(file, sk, "files", ff, 0, false, &t->files);
 		if (r < 0)
 			return r;
+		if (json_object_get(sk, "entries")) {
+			uint64_t entries;
+
+			fmt_into(ff, sizeof(ff), "%s.custom.storkfs.entries", f);
+			r = get_uint(file, sk, "entries", ff, 0, false, &entries);
+			if (r < 0)
+				return r;
+			t->counted = true;
+		}
 	}
 	if (m->ntargets > 1)
 		qsort(m->targets, m->ntargets, sizeof(*m->targets), cmp_target);

@@ -73,6 +73,7 @@ struct meta_target {
 	uint64_t size;	/* custom.storkfs.size, 0 when absent */
 	uint64_t files; /* custom.storkfs.files, 0 when absent */
 	bool described; /* custom.storkfs is there (a foreign writer may leave it out) */
+	bool counted;	/* custom.storkfs.entries is there: files counts regular files */
 };
 
 struct meta_sig {

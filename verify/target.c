@@ -21,11 +21,14 @@ int verify_client_fetch_manifest(struct verify_client *c, const struct verify_so
 	return verify_fetch_manifest(src, t, ret_m);
 }
 
-/* The repository file of t's manifest (malloc'd; NULL on -ENOMEM). */
+/* The repository file of t's manifest (malloc'd; NULL on -ENOMEM): its consistent-snapshot
+ * name, or its plain target path when the repository has no consistent snapshots. */
 static char *target_file(const struct verify_target *t)
 {
 	char hex[VERIFY_HASH_HEX];
 
+	if (t->plain)
+		return meta_asprintf("targets/%s/%s.json", t->name, t->version);
 	verify_hex(t->hash, VERIFY_HASH_LEN, hex);
 	/* name and version passed the charset check, so this is a plain relative path */
 	return meta_asprintf("targets/%s/%s.%s.json", t->name, hex, t->version);

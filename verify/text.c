@@ -48,6 +48,21 @@ bool verify_utf8_valid(const char *str, size_t len)
 	return true;
 }
 
+size_t verify_utf8_char(const char *s, size_t len, uint32_t *ret_cp)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n = p[0] >= 0xf0 ? 4 : p[0] >= 0xe0 ? 3 : p[0] >= 0xc0 ? 2 : 1;
+
+	if (n == 1 && p[0] >= 0x80)
+		return 0;
+	if (n > len || !verify_utf8_valid(s, n))
+		return 0;
+	*ret_cp = n == 1 ? p[0] : p[0] & (0x7f >> n);
+	for (size_t i = 1; i < n; i++)
+		*ret_cp = *ret_cp << 6 | (p[i] & 0x3f);
+	return n;
+}
+
 const char *text_quote(const char *s, char *out, size_t size)
 {
 	static const char hex[] = "0123456789abcdef";

@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* ------------------------------------------------------------------------------------------ */
 /* Text. */
@@ -11,6 +12,10 @@
 /** Whether s[0..len) is well-formed UTF-8: no overlong forms, no surrogates, nothing above
  * U+10FFFF (a NUL byte counts as a character). For a C string pass strlen(s). Thread-safe. */
 bool verify_utf8_valid(const char *s, size_t len);
+/** The well-formed UTF-8 character at the start of s (len > 0 bytes left): its length in bytes,
+ * and its code point in *ret_cp; 0 when the bytes there are not one (as verify_utf8_valid
+ * judges). Thread-safe. */
+size_t verify_utf8_char(const char *s, size_t len, uint32_t *ret_cp);
 /** The first bidirectional embedding, override or isolate control in the C string s (U+202A to
  * U+202E, U+2066 to U+2069: they make a name display as another, "Trojan Source"): its code
  * point and Unicode name ("U+202E RIGHT-TO-LEFT OVERRIDE", static) with its byte offset in

@@ -82,8 +82,12 @@ struct verify_target { /* one signed target: a package version */
 	char *role;		       /* the delegated role that signed it */
 	char *keyid;		       /* one key id whose signature counted */
 	uint64_t size;		       /* custom.size: total file bytes (informational) */
-	uint64_t files;		       /* custom.files: entry count (informational) */
+	uint64_t files;		       /* custom.files: regular files (informational) */
 	bool described;		       /* size and files were signed (custom.storkfs) */
+	bool plain;   /* the root says consistent_snapshot false: the manifest is at its plain
+		       * target path, targets/<name>/<version>.json (TUF 5.7.3) */
+	bool counted; /* custom.storkfs.entries is there too: files counts regular files (older
+		       * writers put the entry count in files) */
 };
 
 void verify_target_fini(struct verify_target *t);

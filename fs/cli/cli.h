@@ -36,6 +36,13 @@ int cmd_fsck(int argc, char **argv);
 int cmd_gc(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_control(int argc, char **argv);
+/** Write REPODIR's browse site (verify_repo_site) after a publisher command changed the
+ * repository; keydir may be NULL; only (may be NULL: all) the one package whose page changed. A
+ * failure is a warning naming cmd (the change itself is committed): "stork CMD: warning: the browse
+ * site was not updated: ...". Prints a line on success unless quiet. @return 0; the error (already
+ * told). */
+int cli_site_update(const char *cmd, const char *repodir, const char *keydir, const char *only,
+		    bool quiet);
 /** `stork status STOREDIR`: what the node store holds. @return an exit code. */
 int cli_store_status(const char *dir);
 

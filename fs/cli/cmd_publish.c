@@ -20,7 +20,9 @@ static const char help[] =
     "KEYFILE (which 'stork repo delegate' must have allowed for NAME). SOURCE is a directory,\n"
     "a .tar (plain, .gz, .xz, .bz2, .zst), a Debian .deb (its data archive; its Depends and\n"
     "Pre-Depends are recorded) or an .rpm (its payload; its Requires are recorded).\n"
-    "KEYDIR holds the repository's online keys (snapshot, timestamp).\n"
+    "KEYDIR holds the repository's online keys (snapshot, timestamp). The package's one-line\n"
+    "description (.deb Description, .rpm Summary) is signed with the version, and the browse\n"
+    "site (REPODIR/site/, see `stork repo --help`) is rewritten.\n"
     "\n"
     "NAME: letters, digits and + . _ - (first a letter or digit), at most 128 bytes.\n"
     "VERSION: the same plus ~ and :, and not \"latest\".\n"
@@ -141,6 +143,7 @@ int cmd_publish(int argc, char **argv)
 		ret = cli_exit_input(r);
 		goto out;
 	}
+	ro.summary = st.summary;
 	r = verify_repo_publish(repodir, sig.keydir, key, m, &ro);
 	if (r < 0 && pack_written)
 		unlinkat(io.repofd, packpath, 0); /* of a manifest that is not published */
@@ -159,6 +162,8 @@ int cmd_publish(int argc, char **argv)
 		       (unsigned long long)st.new_bytes, (unsigned long long)st.new_objects,
 		       (unsigned long long)st.reused_bytes, role);
 	}
+	if (r == 0)
+		cli_site_update("publish", repodir, sig.keydir, name, true);
 	ret = CLI_OK;
 out:
 	if (io.repofd >= 0)

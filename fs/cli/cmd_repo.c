@@ -26,6 +26,7 @@ static const char help[] =
     "       stork repo remove REPODIR --keys KEYDIR --key KEYFILE NAME VERSION\n"
     "       stork repo gc REPODIR [--keep-metadata N] [--dry-run]\n"
     "       stork repo pack REPODIR [NAME]...\n"
+    "       stork repo site REPODIR [--keys KEYDIR]\n"
     "\n"
     "init      creates the keys of the four top-level roles in KEYDIR (mode 0700; it must be\n"
     "          outside REPODIR) and the signed metadata in REPODIR, and prints the path of\n"
@@ -61,9 +62,42 @@ static const char help[] =
     "          that lacks one or whose pack is damaged: versions published before packs or\n"
     "          with --no-pack (and manifests an interrupted publish left). Needs no key\n"
     "          (packs are not signed; the manifests fix their layout).\n"
+    "site      writes the browse site, static HTML under REPODIR/site/ (index.html): the\n"
+    "          packages, their versions, signers, dependencies and changes, the metadata's\n"
+    "          expiry and how a node pins the root. Unsigned: clients never read it.\n"
+    "          publish, refresh, rotate and revoke rewrite it too. With --keys, a role is\n"
+    "          flagged as close to expiring against KEYDIR's saved expiry durations.\n"
     "\n"
     "--expires ROLE=DURATION  expiry of root, targets (and delegated roles), snapshot or\n"
     "          timestamp, e.g. timestamp=6h, snapshot=7d (units s, m, h, d).\n";
+
+static void site_line(const char *repodir, const struct verify_site_stats *st)
+{
+	printf("site: %zu packages, %zu versions in %s/site/index.html", st->packages, st->versions,
+	       repodir);
+	if (st->unreadable)
+		printf(" (%zu versions whose manifest could not be read)", st->unreadable);
+	printf("\n");
+}
+
+int cli_site_update(const char *cmd, const char *repodir, const char *keydir, const char *only,
+		    bool quiet)
+{
+	struct verify_repo_opts o = {.site_only = only};
+	struct verify_site_stats st;
+	int r = verify_repo_site(repodir, keydir, fs_version_cmp, &o, &st);
+
+	if (r < 0) {
+		stork_error_prefix("warning: the browse site was not updated (run `stork repo site "
+				   "%s`): ",
+				   repodir);
+		cli_fail(cmd, r, "%s/site", repodir);
+		return r;
+	}
+	if (!quiet)
+		site_line(repodir, &st);
+	return 0;
+}
 
 static int parse_expires(const char *arg, struct verify_repo_opts *o)
 {
@@ -381,6 +415,7 @@ static int do_remove(const char *repodir, const struct cli_signer *sig, const ch
 	printf("removed %s %s: mounts stop showing it at their next refresh; `stork repo gc %s` "
 	       "deletes its files once no kept snapshot names them\n",
 	       name, version, repodir);
+	cli_site_update("repo", repodir, sig->keydir, name, true);
 	return CLI_OK;
 }
 
@@ -474,8 +509,9 @@ int cmd_repo(int argc, char **argv)
 		}
 	}
 	if (argc - optind < 2)
-		return cli_usage_error("repo", "expected a subcommand (init, delegate, refresh, "
-					       "rotate, revoke, remove, gc, pack) and REPODIR");
+		return cli_usage_error("repo",
+				       "expected a subcommand (init, delegate, refresh, "
+				       "rotate, revoke, remove, gc, pack, site) and REPODIR");
 	sub = argv[optind];
 	repodir = argv[optind + 1];
 	if (!strcmp(sub, "pack"))
@@ -487,6 +523,19 @@ int cmd_repo(int argc, char **argv)
 	}
 	if ((keep != 10 || dry_run))
 		return cli_usage_error("repo", "--keep-metadata and --dry-run only apply to gc");
+	if (!strcmp(sub, "site")) {
+		struct verify_site_stats st;
+
+		if (argc - optind != 2)
+			return cli_usage_error("repo", "site takes only REPODIR");
+		r = verify_repo_site(repodir, sig.keydir, fs_version_cmp, NULL, &st);
+		if (r < 0) {
+			cli_fail("repo", r, "site %s", repodir);
+			return cli_exit_input(r);
+		}
+		site_line(repodir, &st);
+		return CLI_OK;
+	}
 	if (!sig.keydir)
 		return cli_usage_error("repo", "%s needs --keys KEYDIR", sub);
 	if (role && strcmp(sub, "delegate"))
@@ -525,11 +574,16 @@ int cmd_repo(int argc, char **argv)
 			cli_fail("repo", r, "refresh %s", repodir);
 			return cli_exit_input(r);
 		}
+		cli_site_update("repo", repodir, sig.keydir, NULL, true);
 		return CLI_OK;
 	}
-	if (!strcmp(sub, "rotate"))
-		return do_rotate(repodir, sig.keydir, sig.keyfile, argv + optind + 2,
-				 argc - optind - 2, &o);
+	if (!strcmp(sub, "rotate")) {
+		r = do_rotate(repodir, sig.keydir, sig.keyfile, argv + optind + 2,
+			      argc - optind - 2, &o);
+		if (r == CLI_OK)
+			cli_site_update("repo", repodir, sig.keydir, NULL, true);
+		return r;
+	}
 	if (!strcmp(sub, "revoke")) {
 		if (argc - optind != 3)
 			return cli_usage_error("repo", "revoke takes REPODIR and one ROLE");
@@ -540,6 +594,7 @@ int cmd_repo(int argc, char **argv)
 		}
 		printf("revoked %s: its packages disappear for clients at their next refresh\n",
 		       argv[optind + 2]);
+		cli_site_update("repo", repodir, sig.keydir, NULL, true);
 		return CLI_OK;
 	}
 	return cli_usage_error("repo", "unknown subcommand \"%s\"", sub);

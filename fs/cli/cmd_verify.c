@@ -35,9 +35,10 @@ static const char ls_help[] =
     "[NAME]\n"
     "\n"
     "Without NAME: the packages the repository signs, one per line. With NAME: its versions\n"
-    "in dpkg order, one per line: VERSION, signing role, key id (16 hex), total bytes, files\n"
-    "(tab-separated; \"-\" when the repository does not sign them). Only verified metadata is\n"
-    "read; no package content is downloaded.\n"
+    "in dpkg order, one per line: VERSION, signing role, key id (16 hex), total bytes, regular\n"
+    "files, as `stork publish` counts them (tab-separated; \"-\" when the repository does not\n"
+    "sign them). The first line is a header. Only verified metadata is read; no package\n"
+    "content is downloaded.\n"
     "--policy FILE  only what this trust policy accepts (verify/README.md \"Trust policy\")\n";
 
 static const char why_help[] =
@@ -190,6 +191,7 @@ static int collect(void *ctx, const struct verify_target *t)
 	d->size = t->size;
 	d->files = t->files;
 	d->described = t->described;
+	d->counted = t->counted;
 	l->n++;
 	if (!d->name || !d->version || !d->role || !d->keyid)
 		return -ENOMEM;
@@ -221,6 +223,34 @@ static int load_policy(const char *cmd, const char *path, struct verify_policy *
 		return cli_exit_input(r);
 	}
 	return CLI_OK;
+}
+
+/* A header, then a package a line or (@versions) one package's versions a line. The files
+ * column counts regular files as `stork publish` does; "-" where the repository does not
+ * sign it (another writer, or one that signed the entry count). */
+static void print_listing(const struct listing *l, bool versions)
+{
+	const struct verify_target *t;
+	char size[24], files[24];
+
+	if (!versions) {
+		printf("PACKAGE\n");
+		for (size_t i = 0; i < l->n; i++)
+			if (i == 0 || strcmp(l->t[i].name, l->t[i - 1].name))
+				printf("%s\n", l->t[i].name);
+		return;
+	}
+	printf("VERSION\tROLE\tKEY ID\tBYTES\tFILES\n");
+	for (size_t i = 0; i < l->n; i++) {
+		t = &l->t[i];
+		snprintf(size, sizeof(size), "-");
+		snprintf(files, sizeof(files), "-");
+		if (t->described)
+			snprintf(size, sizeof(size), "%" PRIu64, t->size);
+		if (t->described && t->counted)
+			snprintf(files, sizeof(files), "%" PRIu64, t->files);
+		printf("%s\t%s\t%.16s\t%s\t%s\n", t->version, t->role, t->keyid, size, files);
+	}
 }
 
 /* What `stork ls` and `stork why` hold while they run. */
@@ -282,16 +312,7 @@ int cmd_ls(int argc, char **argv)
 		code = CLI_USAGE;
 		goto out;
 	}
-	for (size_t i = 0; i < l->n; i++) {
-		if (s.a.name && l->t[i].described)
-			printf("%s\t%s\t%.16s\t%" PRIu64 "\t%" PRIu64 "\n", l->t[i].version,
-			       l->t[i].role, l->t[i].keyid, l->t[i].size, l->t[i].files);
-		else if (s.a.name) /* a writer that does not sign them (another tool) */
-			printf("%s\t%s\t%.16s\t-\t-\n", l->t[i].version, l->t[i].role,
-			       l->t[i].keyid);
-		else if (i == 0 || strcmp(l->t[i].name, l->t[i - 1].name))
-			printf("%s\n", l->t[i].name);
-	}
+	print_listing(l, s.a.name != NULL);
 	code = CLI_OK;
 out:
 	session_fini(&s);

@@ -16,6 +16,7 @@ static const char usage[] =
     "  repo rotate REPODIR --keys KEYDIR [--key NEWKEYFILE] ROLE...\n"
     "                                         give roles new keys; clients follow\n"
     "  repo revoke REPODIR --keys KEYDIR ROLE remove a publisher's delegation\n"
+    "  repo site REPODIR                      write the browse site (REPODIR/site/, HTML)\n"
     "  publish REPODIR --keys KEYDIR --key KEYFILE NAME VERSION SOURCE\n"
     "                                         publish a directory, tar, .deb or .rpm\n"
     "  control delegate|publish|show ...      groups' signed lists of wanted packages\n"

@@ -417,6 +417,8 @@ static int deb_control(struct imp *im, struct archive *outer, const char *member
 	r = store_deb_control_deps(text, len, im->m);
 	if (r < 0)
 		r = import_prefixed(im, r);
+	else
+		store_deb_control_summary(text, len, im->summary, sizeof(im->summary));
 out:
 	free(text);
 	archive_read_free(a);
@@ -525,7 +527,7 @@ static int rpm_deps(struct imp *im, int fd)
 		r = import_fail(im, -EAGAIN, NULL, "replaced while being read");
 		goto out;
 	}
-	r = store_rpm_deps(fd2, im->m);
+	r = store_rpm_info(fd2, im->m, im->summary, sizeof(im->summary));
 	if (r < 0)
 		r = import_prefixed(im, r);
 out:

@@ -648,6 +648,7 @@ int store_import(const char *source, const char *name, const char *version,
 		st.bytes += im.m->entries[i].size;
 	}
 	st.entries = im.m->n;
+	memcpy(st.summary, im.summary, sizeof(st.summary));
 	st.new_objects = im.new_objects;
 	st.new_bytes = im.new_bytes;
 	st.reused_bytes = st.bytes > im.new_bytes ? st.bytes - im.new_bytes : 0;

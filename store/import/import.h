@@ -79,6 +79,9 @@ int store_import_sweep(int repofd, const uint8_t (*keep)[VERIFY_HASH_LEN], size_
 /* ------------------------------------------------------------------------------------------ */
 /* Importing package sources. */
 
+/* The longest one-line description kept from a package's metadata, with its NUL. */
+#define STORE_SUMMARY_MAX 256
+
 struct store_import_stats {
 	uint64_t files;	  /* regular files in the manifest */
 	uint64_t entries; /* all entries */
@@ -86,6 +89,10 @@ struct store_import_stats {
 	uint64_t new_objects;
 	uint64_t new_bytes;    /* uncompressed bytes of objects that were not in the repo */
 	uint64_t reused_bytes; /* uncompressed bytes of files whose object was already there */
+	/* The package's one-line description: a .deb's Description (its first line), an .rpm's
+	 * Summary; valid UTF-8, control characters and invalid bytes replaced by '?', cut at
+	 * STORE_SUMMARY_MAX - 1 bytes; "" for other sources or none. */
+	char summary[STORE_SUMMARY_MAX];
 };
 
 struct store_import_opts {
@@ -126,5 +133,11 @@ int store_deb_control_deps(const char *control, size_t len, struct verify_manife
  * and Conflicts to m's other relations. Leaves the fd
  * position unspecified. @return 0; STORK_EFORMAT; -errno. */
 int store_rpm_deps(int fd, struct verify_manifest *m);
+/** store_rpm_deps, and the header's Summary into summary (as store_import_stats.summary; ""
+ * when there is none). @return as store_rpm_deps. */
+int store_rpm_info(int fd, struct verify_manifest *m, char *summary, size_t len);
+/** A Debian control file's Description, its first line, into summary (as
+ * store_import_stats.summary; "" when there is none). Never fails. */
+void store_deb_control_summary(const char *control, size_t len, char *summary, size_t slen);
 
 #endif

@@ -71,6 +71,7 @@ struct imp {
 	size_t link_cap;
 	uint64_t sum; /* file bytes so far, for max_size */
 	uint64_t new_objects, new_bytes;
+	char summary[STORE_SUMMARY_MAX]; /* store_import_stats.summary */
 	/* progress */
 	void (*progress)(void *ctx, uint64_t done, uint64_t total);
 	void *pctx;

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "store/import/import.h"
+#include "verify/text.h"
 
 /* ------------------------------------------------------------------------------------------ */
 /* Debian control files. */
@@ -309,6 +310,63 @@ out:
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* One-line descriptions: untrusted text made into valid UTF-8 without controls. */
+
+/* Copy s[0..n) into out (outlen bytes, NUL-terminated): invalid bytes, C0 and C1 controls and
+ * bidirectional controls become '?', surrounding blanks are dropped, and a cut never splits
+ * a character. */
+static void summary_copy(const char *s, size_t n, char *out, size_t outlen)
+{
+	const unsigned char *p = (const unsigned char *)s, *end = p + n;
+	size_t o = 0, len;
+	uint32_t cp;
+
+	if (!outlen)
+		return;
+	while (p < end && (*p == ' ' || *p == '\t'))
+		p++;
+	while (p < end) {
+		len = verify_utf8_char((const char *)p, (size_t)(end - p), &cp);
+		if (!len || cp < 0x20 || (cp >= 0x7f && cp < 0xa0) ||
+		    (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069)) {
+			if (o + 1 >= outlen)
+				break;
+			out[o++] = '?';
+			p += len ? len : 1;
+			continue;
+		}
+		if (o + len >= outlen)
+			break;
+		memcpy(out + o, p, len);
+		o += len;
+		p += len;
+	}
+	while (o > 0 && out[o - 1] == ' ')
+		o--;
+	out[o] = '\0';
+}
+
+void store_deb_control_summary(const char *control, size_t len, char *summary, size_t slen)
+{
+	const char *p = control, *end = control + len, *eol;
+
+	if (slen)
+		summary[0] = '\0';
+	while (p < end) {
+		eol = memchr(p, '\n', (size_t)(end - p));
+		if (!eol)
+			eol = end;
+		if ((size_t)(eol - p) >= 12 && !strncasecmp(p, "Description:", 12)) {
+			summary_copy(p + 12, (size_t)(eol - p - 12), summary, slen);
+			return;
+		}
+		if (eol == p) /* the end of the first paragraph */
+			return;
+		p = eol + 1;
+	}
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* RPM headers (the RPM file format, "Package File Format" of rpm.org's documentation). */
 
 #define RPM_LEAD_LEN	  96
@@ -318,7 +376,11 @@ out:
 #define RPM_MAX_DATA	  (64u * 1024 * 1024)
 
 #define RPM_INT32_TYPE	      4
+#define RPM_STRING_TYPE	      6
 #define RPM_STRING_ARRAY_TYPE 8
+#define RPM_I18NSTRING_TYPE   9
+
+#define RPMTAG_SUMMARY 1004
 
 #define RPMTAG_REQUIREFLAGS    1048
 #define RPMTAG_REQUIRENAME     1049
@@ -573,7 +635,33 @@ out:
 	return r;
 }
 
+/* The Summary tag's first string into summary; "" when absent or malformed. */
+static void rpm_summary(const uint8_t *index, uint32_t nindex, const uint8_t *data, uint32_t hsize,
+			char *summary, size_t len)
+{
+	for (uint32_t i = 0; i < nindex; i++) {
+		const uint8_t *e = index + (size_t)i * RPM_INDEX_LEN;
+		uint32_t type = be32(e + 4), off = be32(e + 8);
+		const uint8_t *nul;
+
+		if (be32(e) != RPMTAG_SUMMARY)
+			continue;
+		if ((type != RPM_STRING_TYPE && type != RPM_I18NSTRING_TYPE) || off >= hsize)
+			return;
+		nul = memchr(data + off, '\0', hsize - off);
+		if (nul)
+			summary_copy((const char *)data + off, (size_t)(nul - data - off), summary,
+				     len);
+		return;
+	}
+}
+
 int store_rpm_deps(int fd, struct verify_manifest *m)
+{
+	return store_rpm_info(fd, m, NULL, 0);
+}
+
+int store_rpm_info(int fd, struct verify_manifest *m, char *summary, size_t slen)
 {
 	static const uint8_t lead_magic[4] = {0xed, 0xab, 0xee, 0xdb};
 	uint8_t lead[RPM_LEAD_LEN];
@@ -620,6 +708,10 @@ int store_rpm_deps(int fd, struct verify_manifest *m)
 		r = rpm_relation(index, nindex, data, hsize, &rpm_rels[k], m);
 		if (r < 0)
 			goto out;
+	}
+	if (slen) {
+		summary[0] = '\0';
+		rpm_summary(index, nindex, data, hsize, summary, slen);
 	}
 out:
 	free(index);

@@ -163,22 +163,30 @@ publish other 0.1 "$T/src" --quiet
 publish aardvark 2:1.0-1 "$T/src" --quiet
 
 expect_rc 0 "stork ls" "$STORK" ls --root "$ROOT" "$REPO"
-[ "$OUT" = "$(printf 'aardvark\nother\npkg')" ] || fail "stork ls lists '$OUT', want aardvark other pkg"
-pass "stork ls lists the package names sorted"
+[ "$OUT" = "$(printf 'PACKAGE\naardvark\nother\npkg')" ] ||
+	fail "stork ls lists '$OUT', want a header and aardvark other pkg"
+pass "stork ls prints a header and the package names sorted"
 expect_rc 0 "stork ls pkg" "$STORK" ls --root "$ROOT" "$REPO" pkg
-want=$(printf '1.9~rc1\talice\t%s\t2\t1\n1.9\talice\t%s\t2\t1\n1.10\talice\t%s\t5\t2' \
+# files as publish counts them: pkg 1.10 holds x, y -> x and a directory: 2 entries, 1 file
+want=$(printf 'VERSION\tROLE\tKEY ID\tBYTES\tFILES\n1.9~rc1\talice\t%s\t2\t1\n1.9\talice\t%s\t2\t1\n1.10\talice\t%s\t5\t1' \
 	"${id:0:16}" "${id:0:16}" "${id:0:16}")
 [ "$OUT" = "$want" ] || fail "stork ls pkg printed
 $OUT
 want (version, role, key id, size, files)
 $want"
-pass "stork ls NAME: versions in dpkg order with role, key id, size and entry count"
+pass "stork ls NAME: a header, then versions in dpkg order with role, key id, size and files"
+publish_files=$("$STORK" publish "$REPO" --keys "$KEYS" --key "$PUBKEY" pkg 1.11 "$T/src" |
+	sed -n 's/^published pkg 1.11: \([0-9]*\) files,.*/\1/p')
+ls_files=$("$STORK" ls --root "$ROOT" "$REPO" pkg | awk -F'\t' '$1 == "1.11" { print $5 }')
+[ -n "$publish_files" ] && [ "$publish_files" = "$ls_files" ] ||
+	fail "stork publish counted '$publish_files' files, stork ls '$ls_files'"
+pass "stork ls counts the files stork publish counted ($ls_files)"
 expect_rc 0 "stork ls with a file:// URL" "$STORK" ls --root "$ROOT" "file://$REPO" aardvark
-[ "$(cut -f1 "$T/out")" = "2:1.0-1" ] || fail "stork ls aardvark: $OUT"
+[ "$(sed 1d "$T/out" | cut -f1)" = "2:1.0-1" ] || fail "stork ls aardvark: $OUT"
 expect_rc 0 "verify prints one line" "$STORK" verify --root "$ROOT" "$REPO"
 [ "$(printf '%s\n' "$OUT" | wc -l)" -eq 1 ] || fail "verify printed more than one line"
-grep -qE '^verified .+: 3 packages, 5 versions, [0-9]+ objects, [0-9]+ bytes$' "$T/out" || fail "verify output: $OUT"
-pass "verify prints 'verified REPO: 3 packages, 5 versions, O objects, B bytes'"
+grep -qE '^verified .+: 3 packages, 6 versions, [0-9]+ objects, [0-9]+ bytes$' "$T/out" || fail "verify output: $OUT"
+pass "verify prints 'verified REPO: 3 packages, 6 versions, O objects, B bytes'"
 
 # --- errors name things
 expect_rc 2 "publish of a missing source" "$STORK" publish "$REPO" --keys "$KEYS" --key "$PUBKEY" q 1 "$T/nope.tar"

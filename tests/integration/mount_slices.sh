@@ -43,15 +43,20 @@ words() {
 	"$@" | tr '\n' ' '
 }
 
+# stork_ls ARGS...: stork ls without its header line
+stork_ls() {
+	"$STORK" ls "$@" | sed 1d
+}
+
 # same_as_policy SLICE: the slice's subtree lists what stork ls --policy lists for its file:
 # the packages, and for each its versions (and latest -> the highest).
 same_as_policy() {
 	local s=$1 p want got last
-	want=$(words "$STORK" ls --root "$ROOT" --policy "$T/slices/$s.policy" "$NGINX_URL")
+	want=$(words stork_ls --root "$ROOT" --policy "$T/slices/$s.policy" "$NGINX_URL")
 	got=$(words ls "$MNT/.slices/$s")
 	[ "$got" = "$want" ] || fail "slice $s lists '$got', stork ls --policy lists '$want'"
 	for p in $want; do
-		want=$("$STORK" ls --root "$ROOT" --policy "$T/slices/$s.policy" "$NGINX_URL" "$p" |
+		want=$(stork_ls --root "$ROOT" --policy "$T/slices/$s.policy" "$NGINX_URL" "$p" |
 			awk -F'\t' '$2 != "-" { print $1 }' | tr '\n' ' ')
 		got=$(ls "$MNT/.slices/$s/$p" | grep -vx latest | sort -V | tr '\n' ' ')
 		[ "$got" = "$want" ] || fail "slice $s lists $p versions '$got', stork ls --policy lists '$want'"
@@ -126,7 +131,7 @@ pass "storkfs -o slices= mounts (without -f)"
 
 # --- each slice shows what its policy accepts ----------------------------------------------
 [ "$(words ls "$MNT/.slices")" = "a b c " ] || fail "/.slices lists '$(words ls "$MNT/.slices")', want a b c"
-[ "$(words ls "$MNT")" = "$(words "$STORK" ls --root "$ROOT" "$NGINX_URL")" ] ||
+[ "$(words ls "$MNT")" = "$(words stork_ls --root "$ROOT" "$NGINX_URL")" ] ||
 	fail "the top level lists '$(words ls "$MNT")', not what the node signs"
 for s in a b c; do
 	same_as_policy "$s"

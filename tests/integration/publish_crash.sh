@@ -83,7 +83,7 @@ pass "after each of $KILLS kills the repository verifies, and each version is co
 [ "$absent" -ge 1 ] || fail "no kill landed before the commit point: the test did not test anything"
 
 # leftovers of killed writers are temporary files only
-if find "$REPO" -type f ! -name '.*' | grep -vE "^$REPO/(metadata/([0-9]+\.[a-z0-9_-]+\.json|root\.json|timestamp\.json)|targets/[^/]+/[0-9a-f]{64}\.[^/]+\.(json|pack)|objects/[0-9a-f]{2}/[0-9a-f]{64})$"; then
+if find "$REPO" -type f ! -name '.*' | grep -vE "^$REPO/(metadata/([0-9]+\.[a-z0-9_-]+\.json|root\.json|timestamp\.json)|targets/[^/]+/[0-9a-f]{64}\.[^/]+\.(json|pack)|objects/[0-9a-f]{2}/[0-9a-f]{64}|site/(index|p/[^/]+)\.html)$"; then
 	fail "killed publishes left files that are not repository files or .tmp-*"
 fi
 check_objects || fail "a killed publish left a broken object under its final name"

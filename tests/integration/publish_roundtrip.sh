@@ -119,6 +119,9 @@ rpm=$(find "$top/RPMS" -name 'storktest-*.rpm' | head -n 1)
 [ -f "$rpm" ] || fail "rpmbuild made no package"
 publish storktest 1.2-3 "$rpm" --quiet
 pass "published an .rpm"
+grep -q '<p class="summary">storkfs test package</p>' "$REPO/site/p/storktest.html" ||
+	fail "the browse site does not show the .rpm's Summary: $(grep -i summary "$REPO/site/p/storktest.html" | head -3)"
+pass "the .rpm's Summary is signed with it and shown on its page of the browse site"
 
 verify_ok "stork verify passes for the whole repository"
 grep -qE "^verified .*: $((n + 4)) packages, $((n + 4)) versions" "$T/out" ||
@@ -252,7 +255,7 @@ pass "manifests are canonical, sorted, and record .deb and .rpm dependencies"
 # --- stork ls agrees
 run "$STORK" ls --root "$ROOT" "$REPO"
 [ "$RC" -eq 0 ] || fail "stork ls"
-[ "$(printf '%s\n' "$OUT" | wc -l)" -eq $((n + 4)) ] || fail "stork ls lists $(printf '%s\n' "$OUT" | wc -l) packages, want $((n + 4))"
+[ "$(printf '%s\n' "$OUT" | sed 1d | wc -l)" -eq $((n + 4)) ] || fail "stork ls lists $(printf '%s\n' "$OUT" | sed 1d | wc -l) packages, want $((n + 4))"
 pass "stork ls lists every package"
 
 done_ok

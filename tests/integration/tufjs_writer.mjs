@@ -3,9 +3,12 @@
 // Nothing here comes from storkfs: the layout, the manifest and the key ids follow
 // verify/README.md and store/README.md, the metadata objects are @tufjs/models' own.
 //
-// node tufjs_writer.mjs NODE_DIR init REPODIR KEYDIR ROLE PATTERN...
+// node tufjs_writer.mjs NODE_DIR init REPODIR KEYDIR ROLE PATTERN... [--no-consistent-snapshot]
 //      four top-level keys and a publisher key KEYDIR/ROLE.pem, 1.root.json, 1.targets.json
 //      delegating the package-name patterns PATTERN... to ROLE, 1.snapshot.json, timestamp.json
+//      (--no-consistent-snapshot: the root says consistent_snapshot false, and every file but
+//      the root is written under its plain name, TUF 5.7.3: targets.json, snapshot.json,
+//      ROLE.json, targets/NAME/VERSION.json)
 // node tufjs_writer.mjs NODE_DIR publish REPODIR KEYDIR ROLE NAME VERSION SRCDIR [--plain]
 //      the objects and the manifest of SRCDIR, ROLE's next version listing NAME/VERSION.json
 //      (--plain: no "custom" in the target, as a generic TUF writer leaves it), snapshot,
@@ -100,8 +103,23 @@ function serialize(md) {
 	return Buffer.from(JSON.stringify(md.toJSON(), null, 1));
 }
 
+// whether the newest root asks for consistent snapshots (written by init)
+function consistent() {
+	const f = path.join(meta, 'root.json');
+	return !fs.existsSync(f) || JSON.parse(fs.readFileSync(f, 'utf8')).signed.consistent_snapshot;
+}
+
+// the metadata file of ROLE's version V: N.ROLE.json, or ROLE.json without consistent snapshots
+function roleFile(role, v) {
+	return role === 'root' || consistent() ? `${v}.${role}.json` : `${role}.json`;
+}
+
 function latestVersion(role) {
 	let best = 0;
+	if (role !== 'root' && !consistent()) {
+		const f = path.join(meta, `${role}.json`);
+		return fs.existsSync(f) ? JSON.parse(fs.readFileSync(f, 'utf8')).signed.version : 0;
+	}
 	for (const f of fs.readdirSync(meta)) {
 		const m = f.match(/^(\d+)\.(.+)\.json$/);
 		if (m && m[2] === role)
@@ -121,7 +139,7 @@ function writeRole(role, md, keys, { withHashes }) {
 	for (const k of keys)
 		md.sign(signer(k));
 	const bytes = serialize(md);
-	const name = role === 'timestamp' ? 'timestamp.json' : `${md.signed.version}.${role}.json`;
+	const name = role === 'timestamp' ? 'timestamp.json' : roleFile(role, md.signed.version);
 	writeAtomic(path.join(meta, name), bytes);
 	if (role === 'root')
 		writeAtomic(path.join(meta, 'root.json'), bytes);
@@ -137,7 +155,7 @@ function commit(changed) {
 	let snap;
 	const sv = latestVersion('snapshot');
 	if (sv) {
-		snap = load(MetadataKind.Snapshot, `${sv}.snapshot.json`);
+		snap = load(MetadataKind.Snapshot, roleFile('snapshot', sv));
 		snap.signed.version += 1;
 		snap.signed.expires = expires(7 * DAY);
 	} else {
@@ -216,7 +234,9 @@ function manifest(name, version, src) {
 
 // --- commands --------------------------------------------------------------------------------
 
-function init([role, ...patterns]) {
+function init([role, ...rest]) {
+	const patterns = rest.filter((p) => p !== '--no-consistent-snapshot');
+	const cs = patterns.length === rest.length;
 	if (!role || !patterns.length)
 		throw new Error('init: ROLE and at least one PATTERN');
 	fs.mkdirSync(meta, { recursive: true });
@@ -224,7 +244,7 @@ function init([role, ...patterns]) {
 	for (const r of ['root', 'targets', 'snapshot', 'timestamp', role])
 		k[r] = makeKey(r);
 	const root = new Metadata(new Root({ version: 1, specVersion: '1.0.31',
-		expires: expires(365 * DAY), consistentSnapshot: true }));
+		expires: expires(365 * DAY), consistentSnapshot: cs }));
 	for (const r of ['root', 'targets', 'snapshot', 'timestamp'])
 		root.signed.addKey(k[r].key, r);
 	writeRole('root', root, [k.root], { withHashes: false });
@@ -245,11 +265,12 @@ function publish([role, name, version, src, ...opts]) {
 	const plain = opts.includes('--plain');
 	const m = manifest(name, version, src);
 	const mhash = sha256(m.bytes);
-	writeAtomic(path.join(repo, 'targets', name, `${mhash}.${version}.json`), m.bytes);
+	writeAtomic(path.join(repo, 'targets', name,
+		consistent() ? `${mhash}.${version}.json` : `${version}.json`), m.bytes);
 	const v = latestVersion(role);
 	let md;
 	if (v) {
-		md = load(MetadataKind.Targets, `${v}.${role}.json`);
+		md = load(MetadataKind.Targets, roleFile(role, v));
 		md.signed.version += 1;
 		md.signed.expires = expires(365 * DAY);
 	} else {
@@ -284,7 +305,8 @@ function rotateRoot() {
 				: id === newTs.key.keyID ? newTs.key : prev.signed.keys[id];
 	}
 	const root = new Metadata(new Root({ version: v + 1, specVersion: '1.0.31',
-		expires: expires(365 * DAY), consistentSnapshot: true, keys, roles }));
+		expires: expires(365 * DAY), consistentSnapshot: prev.signed.consistentSnapshot, keys,
+		roles }));
 	// TUF 5.3.4/5.3.5: a threshold of the old root's keys and of the new root's keys
 	writeRole('root', root, [oldRoot, newRoot], { withHashes: false });
 	for (const r of ['root', 'timestamp']) {
@@ -292,7 +314,7 @@ function rotateRoot() {
 		fs.renameSync(path.join(keyDir, `${r}.pem.new`), path.join(keyDir, `${r}.pem`));
 	}
 	const sv = latestVersion('snapshot');
-	const bytes = fs.readFileSync(path.join(meta, `${sv}.snapshot.json`));
+	const bytes = fs.readFileSync(path.join(meta, roleFile('snapshot', sv)));
 	timestamp(new MetaFile({ version: sv, length: bytes.length,
 		hashes: { sha256: sha256(bytes), sha512: sha512(bytes) } }), newTs);
 }

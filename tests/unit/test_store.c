@@ -1571,6 +1571,29 @@ START_TEST(deb_control_parses_alternatives_versions_and_qualifiers)
 }
 END_TEST
 
+/* The summary the browse site shows: the Description's first line, made into UTF-8 text
+ * without controls (invalid bytes, C0/C1 and bidirectional controls become '?'), cut at a
+ * character boundary. */
+START_TEST(deb_control_summary_is_clean_text)
+{
+	static const char ctl[] =
+	    "Package: x\n"
+	    "Depends: a\n"
+	    "description:  <b>bold</b> & \x01\xff caf\xc3\xa9 \xe2\x80\xae rtl \n"
+	    " long text\n";
+	char s[STORE_SUMMARY_MAX], small[8];
+
+	store_deb_control_summary(ctl, strlen(ctl), s, sizeof(s));
+	ck_assert_str_eq(s, "<b>bold</b> & ?? caf\xc3\xa9 ? rtl");
+	store_deb_control_summary("Package: x\n\nDescription: later\n", 31, s, sizeof(s));
+	ck_assert_str_eq(s, "");
+	store_deb_control_summary("Description: ab\xc3\xa9\xc3\xa9\n", 20, small, sizeof(small));
+	ck_assert_str_eq(small, "ab\xc3\xa9\xc3\xa9"); /* 6 bytes fit in 8 */
+	store_deb_control_summary("Description: abcd\xc3\xa9\xc3\xa9\n", 22, small, sizeof(small));
+	ck_assert_str_eq(small, "abcd\xc3\xa9"); /* the second \xc3\xa9 would not fit whole */
+}
+END_TEST
+
 START_TEST(deb_control_rejects_malformed_relations)
 {
 	control("Depends: a (>= )\n", STORK_EFORMAT);
@@ -2461,6 +2484,7 @@ static Suite *store_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, deb_control_parses_alternatives_versions_and_qualifiers);
 	tcase_add_test(tc, deb_control_rejects_malformed_relations);
+	tcase_add_test(tc, deb_control_summary_is_clean_text);
 	tcase_add_test(tc, rpm_header_requires_become_dependencies);
 	tcase_add_test(tc, rpm_header_rejects_hostile_bounds);
 	suite_add_tcase(s, tc);

@@ -15,6 +15,7 @@
 #include "verify/key.h"
 #include "verify/manifest.h"
 #include "verify/name.h"
+#include "verify/text.h"
 #include "verify/tuf.h"
 #include "verify/writer/internal.h"
 
@@ -160,6 +161,16 @@ out:
  * matching it is terminating (the search stops there), nor when a role they search first
  * already signs it (the first role that signs a path wins). @return 0; STORK_EPATTERN (the
  * detail names the role that hides it); -ENOMEM. */
+/* What `stork publish` counts as files: regular files, not directories or symlinks. */
+static uint64_t regular_files(const struct verify_manifest *m)
+{
+	uint64_t n = 0;
+
+	for (size_t i = 0; i < m->n; i++)
+		n += m->entries[i].type == VERIFY_FILE;
+	return n;
+}
+
 static int shadowed(struct repo *r, const struct meta_delegation *del,
 		    const struct verify_manifest *m, const char *target)
 {
@@ -298,10 +309,17 @@ int verify_repo_publish(const char *repodir, const char *keydir, const struct ve
 		goto out;
 	targets = json_object_get(s, "targets");
 	if (json_object_set_new(targets, target,
-				json_pack("{s:I, s:{s:s}, s:{s:{s:I, s:I}}}", "length",
+				json_pack("{s:I, s:{s:s}, s:{s:{s:I, s:I, s:I}}}", "length",
 					  (json_int_t)len, "hashes", "sha256", hex, "custom",
 					  "storkfs", "size", (json_int_t)m->total_size, "files",
+					  (json_int_t)regular_files(m), "entries",
 					  (json_int_t)m->n)) < 0)
+		goto out;
+	if (o && o->summary && o->summary[0] && verify_utf8_valid(o->summary, strlen(o->summary)) &&
+	    json_object_set_new(
+		json_object_get(json_object_get(json_object_get(targets, target), "custom"),
+				"storkfs"),
+		"summary", json_string(o->summary)) < 0)
 		goto out;
 	ret = repo_commit_delegated(&r, del, s, v, publisher, &k);
 out:

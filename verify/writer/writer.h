@@ -35,6 +35,12 @@ struct verify_repo_opts {
 	/* Tests only: publish a version that clients will not see (another role signs it in
 	 * search order); the CLI never sets it. */
 	bool allow_shadowed;
+	/* verify_repo_publish: the package's one-line description (valid UTF-8, else left out),
+	 * signed with the target as custom.storkfs.summary for the browse site; NULL: none. */
+	const char *summary;
+	/* verify_repo_site: rewrite the page of this package only (and the index, and any page
+	 * that is missing): what a publish changed, without reading every manifest. NULL: all. */
+	const char *site_only;
 };
 
 /** Create KEYDIR (0700, must not be inside repodir) with four new keys, and the signed version
@@ -161,5 +167,30 @@ int verify_repo_gc(const char *repodir, unsigned keep, bool dry_run,
 /** flock() REPODIR itself: shared by each publish from its first object to its commit,
  * exclusive by gc. *ret_fd holds the lock until closed. @return 0; -errno. */
 int verify_repo_lock_tree(const char *repodir, bool exclusive, int *ret_fd);
+/* What verify_repo_site wrote. */
+struct verify_site_stats {
+	size_t packages, versions;
+	size_t pages; /* package pages written (all, or those verify_repo_opts.site_only asked) */
+	size_t unreadable; /* versions whose manifest could not be read (shown as such) */
+};
+
+/** Write the browse site (verify/README.md "Browse site"): REPODIR/site/index.html (the
+ * packages with their latest version, signer and signed description; the metadata's versions
+ * and expiry, with a warning when a role has less than a quarter of its validity left; the
+ * top-level roles' key ids; how a node pins the root and mounts) and REPODIR/site/p/NAME.html
+ * per package (every version in cmp's order with size, files, signer, dependencies linked to
+ * the packages they name, and the files added, removed and changed since the version before).
+ * Pages of packages no longer signed are removed. Reads the trusted state as a client would
+ * (expiry not enforced), under the repository's lock; each page is written atomically, the
+ * index last. The pages are unsigned and say so; clients never read them. With o->site_only,
+ * only that package's manifests are read and its page written, besides the index and pages
+ * that are missing (another package's page may then link to fewer dependencies than a full
+ * rewrite would: the next full one, `stork repo refresh` or `stork repo site`, catches up).
+ * @param keydir (may be NULL) where the operator's expiry durations are saved.
+ * @param cmp orders versions (dpkg's order: fs_version_cmp; verify/ has none of its own).
+ * @return 0; repo_open's errors; -errno (the detail names the page). */
+int verify_repo_site(const char *repodir, const char *keydir,
+		     int (*cmp)(const char *a, const char *b), const struct verify_repo_opts *o,
+		     struct verify_site_stats *ret_st);
 
 #endif
