@@ -9,6 +9,7 @@
  * "Replaced versions").
  */
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -447,6 +448,10 @@ static struct fsd_vtree *vtree_cached(struct fsd *d, const char *key,
 	return t;
 }
 
+/* A tree of at least this many entries returns the memory its parse took at once. */
+#define FSD_TRIM_ENTRIES 4096
+static int building; /* trees being built now, in any mount of this process */
+
 struct tree_job {
 	struct verify_target t; /* name, version, length, hash, role, keyid */
 	char *key;
@@ -470,7 +475,14 @@ static int tree_job_run(struct fsd *d, void *arg, void **ret_result)
 	bool current;
 	int ret;
 
+	__atomic_add_fetch(&building, 1, __ATOMIC_RELAXED);
 	ret = vtree_build(d, &j->t, &t);
+	/* Parsing a manifest takes several times what its tree keeps (the JSON document), freed
+	 * in small pieces between the tree's: the last of the builds running at once gives those
+	 * pages back (fs/README.md "Memory"). */
+	if (__atomic_sub_fetch(&building, 1, __ATOMIC_ACQ_REL) == 0 && ret == 0 &&
+	    t->m->n >= FSD_TRIM_ENTRIES)
+		malloc_trim(0);
 	if (ret < 0)
 		return ret;
 	FSD_COUNT(d, trees_loaded, 1);
