@@ -112,6 +112,7 @@ struct fsd_vtree {
 	/* Children of entry i are kids[first[i] .. first[i + 1]); i == m->n is the version
 	 * directory itself. */
 	uint32_t *first, *kids;
+	char *paths; /* every entry's path, back to back (m's entries point into it), or NULL */
 };
 
 struct fsd_vtree *fsd_vtree_ref(struct fsd_vtree *t);

@@ -250,7 +250,11 @@ static void vtree_free(struct fsd_vtree *t)
 {
 	if (!t)
 		return;
+	if (t->paths)
+		for (size_t i = 0; i < t->m->n; i++)
+			t->m->entries[i].path = NULL; /* in t->paths */
 	verify_manifest_free(t->m);
+	free(t->paths);
 	free(t->first);
 	free(t->kids);
 	free(t->name);
@@ -338,6 +342,37 @@ out:
 	return ret;
 }
 
+/* A tree lives as long as the mount uses its version, and a package of 50,000 files is 50,000
+ * entries: give back the slack of the entry array the parse grew, and keep the paths in one
+ * block instead of one allocation each (at least 32 bytes for a 10-byte path). Without memory
+ * for the block the tree stays as parsed. */
+static void vtree_compact(struct fsd_vtree *t)
+{
+	struct verify_manifest *m = t->m;
+	struct verify_entry *e;
+	size_t len = 0, i;
+	char *p;
+
+	if (m->n == 0)
+		return;
+	e = realloc(m->entries, m->n * sizeof(*e));
+	if (e)
+		m->entries = e;
+	for (i = 0; i < m->n; i++)
+		len += strlen(m->entries[i].path) + 1;
+	t->paths = p = malloc(len);
+	if (!p)
+		return;
+	for (i = 0; i < m->n; i++) {
+		size_t k = strlen(m->entries[i].path) + 1;
+
+		memcpy(p, m->entries[i].path, k);
+		free(m->entries[i].path);
+		m->entries[i].path = p;
+		p += k;
+	}
+}
+
 /* The tree of target t: exactly the manifest the catalog signed (its hash and length), even
  * when a refresh has replaced it since: the caller compares. */
 static int vtree_build(struct fsd *d, const struct verify_target *t, struct fsd_vtree **ret_t)
@@ -360,6 +395,7 @@ static int vtree_build(struct fsd *d, const struct verify_target *t, struct fsd_
 	ret = fs_repo_target_manifest(d->repo, t, &vt->m);
 	if (ret < 0)
 		goto out;
+	vtree_compact(vt);
 	ret = vtree_index(vt);
 	if (ret < 0) {
 		stork_errorf("%s %s: manifest has an entry below a non-directory", t->name,
