@@ -13,7 +13,8 @@
 #     every path's inode number; after 5 of them and the same finds (the allocator's arenas of
 #     the threads a refresh wakes are warm then: about 1 MB each, once), 10 more and the same
 #     finds leave VmRSS where it was (at most 2 MB or 5% of slack; 10 refreshes that each kept
-#     a copy of the 4 trees would add 30 MB).
+#     a copy of the 4 trees would add 30 MB). Under AddressSanitizer (CI's second run) the
+#     freed memory waits in its quarantine: the RSS is printed, not checked.
 # The figures for 1,000,000 entries, against squashfuse_ll: tests/bench/slices.
 export TMPDIR=/dev/shm
 . "$(dirname "$0")/lib.sh"
@@ -116,9 +117,13 @@ refreshes 10
 same_walk "$T/walk3"
 r3=$(kb VmRSS)
 echo "# VmRSS after 5 refreshes and the finds: $r2 kB; after 10 more and the finds: $r3 kB"
-slack=$((r2 / 20 > 2048 ? r2 / 20 : 2048))
-[ "$r3" -le $((r2 + slack)) ] || fail "VmRSS grew from $r2 kB to $r3 kB over 10 refreshes with nothing changed"
-pass "10 refreshes with nothing changed: VmRSS $r2 -> $r3 kB (not grown beyond $slack kB of slack), same paths and inode numbers"
+if ldd "$STORKFS" | matches -F libasan; then
+	pass "10 refreshes with nothing changed keep every path and inode number (VmRSS $r2 -> $r3 kB not checked under AddressSanitizer)"
+else
+	slack=$((r2 / 20 > 2048 ? r2 / 20 : 2048))
+	[ "$r3" -le $((r2 + slack)) ] || fail "VmRSS grew from $r2 kB to $r3 kB over 10 refreshes with nothing changed"
+	pass "10 refreshes with nothing changed: VmRSS $r2 -> $r3 kB (not grown beyond $slack kB of slack), same paths and inode numbers"
+fi
 
 fusermount3 -u "$MNT"
 done_ok
