@@ -118,6 +118,7 @@ struct fsd_vtree {
 	 * new tree under a new number of /.slices/NAME/root. */
 	uint64_t gen;
 	int64_t made;
+	char *paths; /* every entry's path, back to back (m's entries point into it), or NULL */
 };
 
 struct fsd_vtree *fsd_vtree_ref(struct fsd_vtree *t);

@@ -9,6 +9,7 @@
  * "Replaced versions").
  */
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -251,7 +252,11 @@ static void vtree_free(struct fsd_vtree *t)
 {
 	if (!t)
 		return;
+	if (t->paths)
+		for (size_t i = 0; i < t->m->n; i++)
+			t->m->entries[i].path = NULL; /* in t->paths */
 	verify_manifest_free(t->m);
+	free(t->paths);
 	free(t->first);
 	free(t->kids);
 	free(t->name);
@@ -339,6 +344,37 @@ out:
 	return ret;
 }
 
+/* A tree lives as long as the mount uses its version, and a package of 50,000 files is 50,000
+ * entries: give back the slack of the entry array the parse grew, and keep the paths in one
+ * block instead of one allocation each (at least 32 bytes for a 10-byte path). Without memory
+ * for the block the tree stays as parsed. */
+static void vtree_compact(struct fsd_vtree *t)
+{
+	struct verify_manifest *m = t->m;
+	struct verify_entry *e;
+	size_t len = 0, i;
+	char *p;
+
+	if (m->n == 0)
+		return;
+	e = realloc(m->entries, m->n * sizeof(*e));
+	if (e)
+		m->entries = e;
+	for (i = 0; i < m->n; i++)
+		len += strlen(m->entries[i].path) + 1;
+	t->paths = p = malloc(len);
+	if (!p)
+		return;
+	for (i = 0; i < m->n; i++) {
+		size_t k = strlen(m->entries[i].path) + 1;
+
+		memcpy(p, m->entries[i].path, k);
+		free(m->entries[i].path);
+		m->entries[i].path = p;
+		p += k;
+	}
+}
+
 /* The tree of target t: exactly the manifest the catalog signed (its hash and length), even
  * when a refresh has replaced it since: the caller compares. */
 static int vtree_build(struct fsd *d, const struct verify_target *t, struct fsd_vtree **ret_t)
@@ -361,6 +397,7 @@ static int vtree_build(struct fsd *d, const struct verify_target *t, struct fsd_
 	ret = fs_repo_target_manifest(d->repo, t, &vt->m);
 	if (ret < 0)
 		goto out;
+	vtree_compact(vt);
 	ret = fsd_vtree_index(vt);
 	if (ret < 0) {
 		stork_errorf("%s %s: manifest has an entry below a non-directory", t->name,
@@ -449,6 +486,10 @@ static struct fsd_vtree *vtree_cached(struct fsd *d, const char *key,
 	return t;
 }
 
+/* A tree of at least this many entries returns the memory its parse took at once. */
+#define FSD_TRIM_ENTRIES 4096
+static int building; /* trees being built now, in any mount of this process */
+
 struct tree_job {
 	struct verify_target t; /* name, version, length, hash, role, keyid */
 	char *key;
@@ -472,7 +513,14 @@ static int tree_job_run(struct fsd *d, void *arg, void **ret_result)
 	bool current;
 	int ret;
 
+	__atomic_add_fetch(&building, 1, __ATOMIC_RELAXED);
 	ret = vtree_build(d, &j->t, &t);
+	/* Parsing a manifest takes several times what its tree keeps (the JSON document), freed
+	 * in small pieces between the tree's: the last of the builds running at once gives those
+	 * pages back (fs/README.md "Memory"). */
+	if (__atomic_sub_fetch(&building, 1, __ATOMIC_ACQ_REL) == 0 && ret == 0 &&
+	    t->m->n >= FSD_TRIM_ENTRIES)
+		malloc_trim(0);
 	if (ret < 0)
 		return ret;
 	FSD_COUNT(d, trees_loaded, 1);

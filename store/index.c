@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -357,6 +358,21 @@ struct get_ctx {
 	size_t len;
 };
 
+/* A big value (a manifest: megabytes for a package of 50,000 files) was copied out: take
+ * its pages out of this process's map of the index, which would otherwise count them in the
+ * daemon's RSS for as long as it runs (a manifest a version). The map is shared and read-only
+ * (no MDB_WRITEMAP), so this only unmaps them: they stay in the page cache, and a reader of
+ * the same pages faults them in again. */
+static void drop_mapped(const void *data, size_t len)
+{
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t lo = ((uintptr_t)data + page - 1) & ~(page - 1);
+	uintptr_t hi = ((uintptr_t)data + len) & ~(page - 1);
+
+	if (len >= 65536 && hi > lo)
+		madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
 static int get_fn(struct node_env *e, MDB_txn *txn, void *ctx)
 {
 	struct get_ctx *c = ctx;
@@ -374,6 +390,7 @@ static int get_fn(struct node_env *e, MDB_txn *txn, void *ctx)
 		return -ENOMEM;
 	memcpy(c->buf, v.mv_data, v.mv_size);
 	c->len = v.mv_size;
+	drop_mapped(v.mv_data, v.mv_size);
 	return 0;
 }
 

@@ -10,7 +10,9 @@
 # least one with an error (the kill landed mid-stream); the dead mount answers ENOTCONN;
 # `fusermount3 -u -z` clears it; `stork fsck` finds the store clean and every stored object
 # holds what its name hashes; a remount with the same store reads every file of the round
-# with the right bytes. At the end a last mount reads every file of the package.
+# with the right bytes. At the end a last mount reads every file of the package. Every mount
+# also serves a slice (-o slices=, fs/README.md "Slices") whose policy accepts everything: in
+# the even rounds the 8 readers read through /.slices/s/ (and so does the remount after).
 . "$(dirname "$0")/lib.sh"
 
 need python3
@@ -32,6 +34,9 @@ start_faultserver "$REPO"
 TRICKLE='[{"match": "^/objects/", "fault": "trickle", "rate": 1000000}]'
 MNT=$T/mnt
 STORE=$T/store
+mkdir -p "$T/slices"
+echo 'trust * delegated' >"$T/slices/s.policy"
+VIEW=
 
 want_sum() {
 	awk -v f="data/$1" '$2 == f { print $1 }' "$T/want.sums"
@@ -42,9 +47,9 @@ want_sum() {
 read_all() {
 	local desc=$1 f
 	shift
-	printf '%s\n' "$@" | timeout -k 5 120 xargs -P 8 -I{} sha256sum "$MNT/big/1.0/data/{}" \
+	printf '%s\n' "$@" | timeout -k 5 120 xargs -P 8 -I{} sha256sum "$MNT$VIEW/big/1.0/data/{}" \
 		>"$T/got.raw" || fail "$desc: reading the files failed or took over 120 s"
-	sed "s|  $MNT/big/1.0/| |" "$T/got.raw" | sort -k2 >"$T/got.sums"
+	sed "s|  $MNT$VIEW/big/1.0/| |" "$T/got.raw" | sort -k2 >"$T/got.sums"
 	for f in "$@"; do
 		echo "$(want_sum "$f") data/$f"
 	done | sort -k2 >"$T/exp.sums"
@@ -55,7 +60,7 @@ read_all() {
 }
 
 # warm-up: the first 4 files are in the store before round 1
-mount_storkfs "$MNT" "store=$STORE,timeout=60" "$FAULT_URL"
+mount_storkfs "$MNT" "store=$STORE,timeout=60,slices=$T/slices" "$FAULT_URL"
 stored=(f00 f01 f02 f03)
 read_all "warm-up" "${stored[@]}"
 unmount_storkfs "$MNT"
@@ -79,16 +84,18 @@ for round in $(seq "$ROUNDS"); do
 	files+=("${new[@]}")
 	rand 2000
 	delay=$((300 + R))
-	what="round $round (cached ${files[*]:0:4}; uncached ${new[*]}; kill after $delay ms)"
+	VIEW=
+	[ $((round % 2)) -eq 1 ] || VIEW=/.slices/s
+	what="round $round${VIEW:+ through slice s} (cached ${files[*]:0:4}; uncached ${new[*]}; kill after $delay ms)"
 	echo "# $what"
 
 	fault_set "$TRICKLE"
-	mount_storkfs "$MNT" "store=$STORE,timeout=60" "$FAULT_URL"
+	mount_storkfs "$MNT" "store=$STORE,timeout=60,slices=$T/slices" "$FAULT_URL"
 	pids=()
 	rm -f "$T"/ready.*
 	for i in "${!files[@]}"; do
 		# a slow reader (64 kB every 100 ms), READY made just before its open
-		read_hash 30 "$MNT/big/1.0/data/${files[$i]}" 100 "$T/ready.$i" >"$T/reader.$i" 2>&1 &
+		read_hash 30 "$MNT$VIEW/big/1.0/data/${files[$i]}" 100 "$T/ready.$i" >"$T/reader.$i" 2>&1 &
 		pids+=($!)
 	done
 	# the kill moment counts from when all 8 readers are about to open their files
@@ -141,15 +148,16 @@ for round in $(seq "$ROUNDS"); do
 	store_hashes_ok "$STORE" || fail "$what: a stored object does not hold what its name hashes"
 
 	fault_set '[]'
-	mount_storkfs "$MNT" "store=$STORE,timeout=60" "$FAULT_URL"
+	mount_storkfs "$MNT" "store=$STORE,timeout=60,slices=$T/slices" "$FAULT_URL"
 	read_all "$what: after a remount" "${files[@]}"
 	unmount_storkfs "$MNT"
 	stored+=("${new[@]}")
 	pass "$what: no reader hung or got wrong bytes ($errs errors), the dead mount cleared, fsck clean, every file reads after a remount"
 done
+VIEW=
 pass "$ROUNDS kills mid-stream: $errors_seen reads ended in an error, none hung, none read wrong bytes"
 
-mount_storkfs "$MNT" "store=$STORE,timeout=60" "$FAULT_URL"
+mount_storkfs "$MNT" "store=$STORE,timeout=60,slices=$T/slices" "$FAULT_URL"
 all=()
 for i in $(seq 0 $((NFILES - 1))); do
 	all+=("$(printf 'f%02d' "$i")")

@@ -12,6 +12,8 @@
 # version whose manifest was never fetched; listing and stat of what was seen still work;
 # a SIGHUP refresh that cannot reach a mirror leaves everything working; fusermount3 -u
 # unmounts and the daemon exits. Timings are bounds that mean "did not hang", never speed.
+# The mounts of cases 1 and 4 also serve a slice (-o slices=, fs/README.md "Slices") whose
+# policy accepts everything: every check runs again through /.slices/s/.
 . "$(dirname "$0")/lib.sh"
 
 need python3 nginx
@@ -19,6 +21,8 @@ need_fuse
 
 TIMEOUT=3
 SLACK=5
+mkdir -p "$T/slices"
+echo 'trust * delegated' >"$T/slices/s.policy"
 
 
 make_repo
@@ -156,7 +160,7 @@ unmount_checks() {
 # --- 1. nginx stopped ---------------------------------------------------------------------
 start_nginx "$REPO"
 MNT=$T/mnt-refused
-mount_storkfs "$MNT" "store=$STORE,timeout=$TIMEOUT" "$NGINX_URL"
+mount_storkfs "$MNT" "store=$STORE,timeout=$TIMEOUT,slices=$T/slices" "$NGINX_URL"
 timeout 60 cat "$MNT/off/1.0/d/cached" >"$T/cached" || fail "reading d/cached with nginx up failed"
 cmp -s "$T/cached" "$T/src/d/cached" || fail "d/cached read with nginx up differs from the source"
 [ "$(xattr "$MNT/off/1.0/d/cached" user.storkfs.cached)" = 1 ] || fail "d/cached is not cached after reading it"
@@ -164,7 +168,9 @@ timeout 30 ls -lR "$MNT/off" "$MNT/other/1.0" >/dev/null || fail "ls -lR with ng
 pass "with nginx up, d/cached is read into the store and the tree listed"
 stop_nginx
 offline_checks "nginx stopped" "$MNT"
+offline_checks "nginx stopped, through slice s" "$MNT/.slices/s"
 sighup_checks "nginx stopped" "$MNT"
+sighup_checks "nginx stopped, through slice s" "$MNT/.slices/s"
 unmount_checks "nginx stopped" "$MNT"
 
 # --- 2. a mirror that accepts and stalls forever ------------------------------------------
@@ -205,9 +211,10 @@ done
 # --- 4. a fresh mount with no reachable mirror ---------------------------------------------
 free_port
 MNT=$T/mnt-cold-start
-mount_storkfs "$MNT" "store=$STORE,timeout=$TIMEOUT" "http://127.0.0.1:$FREE_PORT"
+mount_storkfs "$MNT" "store=$STORE,timeout=$TIMEOUT,slices=$T/slices" "http://127.0.0.1:$FREE_PORT"
 pass "a fresh mount of the store starts with its only mirror refusing connections"
 offline_checks "mounted offline" "$MNT"
+offline_checks "mounted offline, through slice s" "$MNT/.slices/s"
 unmount_checks "mounted offline" "$MNT"
 
 fsck_clean "the store is clean at the end" "$STORE"

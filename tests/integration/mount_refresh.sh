@@ -10,7 +10,10 @@
 # opening a file relative to its cwd still work. New opens give 1.0's, 2.0's and latest's
 # right bytes. Then pkg 3.0 is published and, with no signal, mount B shows it and its
 # `latest` follows within a bounded wait (its refresh= timer), while A (refresh=3600) does
-# not. Waits are bounds that mean "did not hang", never speed.
+# not. Waits are bounds that mean "did not hang", never speed. Both mounts also serve a slice
+# (-o slices=, fs/README.md "Slices") whose policy accepts everything: a second reader does
+# all the first one does through A's /.slices/s/, and every listing and read is checked
+# through the slice as well as at the top level.
 . "$(dirname "$0")/lib.sh"
 
 need python3 nginx
@@ -35,10 +38,12 @@ start_nginx "$REPO"
 STORE=$T/store
 A=$T/mnt-a
 B=$T/mnt-b
-mount_storkfs "$A" "store=$STORE,timeout=30,refresh=3600" "$NGINX_URL"
+mkdir -p "$T/slices"
+echo 'trust * delegated' >"$T/slices/s.policy"
+mount_storkfs "$A" "store=$STORE,timeout=30,refresh=3600,slices=$T/slices" "$NGINX_URL"
 A_PID=$SFS_PID
 A_LOG=$SFS_LOG
-mount_storkfs "$B" "store=$STORE,timeout=30,refresh=2" "$NGINX_URL"
+mount_storkfs "$B" "store=$STORE,timeout=30,refresh=2,slices=$T/slices" "$NGINX_URL"
 B_PID=$SFS_PID
 
 # versions MNT: "VERSIONS... -> LATEST" of pkg in mount MNT (bounded).
@@ -65,7 +70,9 @@ drop_caches() {
 
 [ "$(versions "$A")" = "1.0 latest -> 1.0" ] || fail "mount A shows '$(versions "$A")', want '1.0 latest -> 1.0'"
 [ "$(versions "$B")" = "1.0 latest -> 1.0" ] || fail "mount B shows '$(versions "$B")', want '1.0 latest -> 1.0'"
-pass "both mounts show pkg 1.0, latest -> 1.0"
+[ "$(versions "$A/.slices/s")" = "1.0 latest -> 1.0" ] || fail "slice s of mount A shows '$(versions "$A/.slices/s")'"
+[ "$(versions "$B/.slices/s")" = "1.0 latest -> 1.0" ] || fail "slice s of mount B shows '$(versions "$B/.slices/s")'"
+pass "both mounts show pkg 1.0, latest -> 1.0, at the top level and through slice s"
 
 # refresh_reader.py DIR FILE HALF GO: chdir to DIR, hold a descriptor of it, read half of
 # FILE, create HALF, wait (up to 120 s) for GO to exist, read the rest. Prints "sha SHA256"
@@ -106,75 +113,95 @@ with open("doc/readme", "rb") as g:
 EOF
 
 # --- a reader holds 1.0 open; 2.0 is published; SIGHUP ------------------------------------
-timeout -k 5 180 python3 "$T/refresh_reader.py" "$A/pkg/1.0/share" "$A/pkg/1.0/bigfile" \
-	"$T/half" "$T/go" >"$T/reader.out" 2>"$T/reader.err" &
-reader=$!
-for _ in $(seq 600); do
-	[ -e "$T/half" ] && break
-	kill -0 "$reader" 2>/dev/null || break
-	sleep 0.1
+# reader 0 at the top level of A, reader 1 through A's slice s (VIEWS[i])
+VIEWS=("$A" "$A/.slices/s")
+readers=()
+for i in 0 1; do
+	v=${VIEWS[$i]}
+	timeout -k 5 180 python3 "$T/refresh_reader.py" "$v/pkg/1.0/share" "$v/pkg/1.0/bigfile" \
+		"$T/half.$i" "$T/go" >"$T/reader.$i.out" 2>"$T/reader.$i.err" &
+	readers+=($!)
+	for _ in $(seq 600); do
+		[ -e "$T/half.$i" ] && break
+		kill -0 "${readers[$i]}" 2>/dev/null || break
+		sleep 0.1
+	done
+	[ -e "$T/half.$i" ] || {
+		cat "$T/reader.$i.err" >&2
+		fail "the reader did not read half of $v/pkg/1.0/bigfile within 60 s"
+	}
 done
-[ -e "$T/half" ] || {
-	cat "$T/reader.err" >&2
-	fail "the reader did not read half of pkg/1.0/bigfile within 60 s"
-}
-pass "a reader sits in pkg/1.0/share and has read half of pkg/1.0/bigfile"
+pass "a reader sits in pkg/1.0/share and has read half of pkg/1.0/bigfile, another one through slice s"
 
 publish pkg 2.0 "$T/src/2.0"
 sleep 1
 [ ! -e "$A/pkg/2.0" ] || fail "mount A (refresh=3600) shows pkg 2.0 before SIGHUP"
 [ "$(versions "$A")" = "1.0 latest -> 1.0" ] || fail "mount A (refresh=3600) shows '$(versions "$A")' before SIGHUP"
+[ "$(versions "$A/.slices/s")" = "1.0 latest -> 1.0" ] || fail "slice s of mount A shows '$(versions "$A/.slices/s")' before SIGHUP"
 pass "before SIGHUP, mount A (refresh=3600) does not show the new version"
 kill -HUP "$A_PID"
 wait_versions "$A" "1.0 2.0 latest -> 2.0" 30 || {
 	tail -20 "$A_LOG" >&2
 	fail "after SIGHUP, pkg 2.0 did not appear in mount A (or latest did not follow) within 30 s"
 }
-pass "after SIGHUP, pkg 2.0 appears and latest -> 2.0"
+wait_versions "$A/.slices/s" "1.0 2.0 latest -> 2.0" 30 ||
+	fail "after SIGHUP, pkg 2.0 did not appear in slice s of mount A (or latest did not follow) within 30 s"
+pass "after SIGHUP, pkg 2.0 appears and latest -> 2.0, at the top level and through slice s"
 kill -0 "$A_PID" 2>/dev/null || fail "the daemon of mount A exited on SIGHUP"
 
 drop_caches
 touch "$T/go"
-set +e
-wait "$reader"
-rc=$?
-set -e
-[ "$rc" -eq 0 ] || {
-	cat "$T/reader.out" "$T/reader.err" >&2
-	[ "$rc" -ne 124 ] || fail "the reader of pkg/1.0/bigfile hung after the refresh (killed after 180 s)"
-	fail "the reader of pkg/1.0/bigfile failed after the refresh (exit $rc)"
-}
-[ "$(sed -n 's/^sha //p' "$T/reader.out")" = "$(sha "$T/src/1.0/bigfile")" ] ||
-	fail "the reader's whole read of pkg/1.0/bigfile (half before, half after the refresh) is not 1.0's bytes"
-pass "the reader read the rest of the old file: the whole read is 1.0's bytes"
-want_dir=data,doc,link
-[ "$(sed -n 's/^cwd //p' "$T/reader.out")" = "$want_dir" ] ||
-	fail "listing the reader's cwd (pkg/1.0/share) after the refresh: '$(sed -n 's/^cwd //p' "$T/reader.out")', want $want_dir"
-[ "$(sed -n 's/^dirfd //p' "$T/reader.out")" = "$want_dir" ] ||
-	fail "listing the reader's directory descriptor after the refresh: '$(sed -n 's/^dirfd //p' "$T/reader.out")', want $want_dir"
-[ "$(sed -n 's/^rel //p' "$T/reader.out")" = "$(sha "$T/src/1.0/share/doc/readme")" ] ||
-	fail "doc/readme opened relative to the reader's cwd after the refresh is not 1.0's"
-pass "the reader's cwd and directory descriptor in pkg/1.0 keep working after the refresh"
-
-for f in 1.0/bigfile 2.0/bigfile 2.0/share/doc/readme 1.0/share/link; do
-	timeout 60 cat "$A/pkg/$f" >"$T/cat" || fail "cat pkg/$f failed"
-	cmp -s "$T/cat" "$T/src/$f" || fail "pkg/$f does not read its source's bytes"
+for i in 0 1; do
+	v=${VIEWS[$i]}
+	out=$T/reader.$i.out
+	set +e
+	wait "${readers[$i]}"
+	rc=$?
+	set -e
+	[ "$rc" -eq 0 ] || {
+		cat "$out" "$T/reader.$i.err" >&2
+		[ "$rc" -ne 124 ] || fail "the reader of $v/pkg/1.0/bigfile hung after the refresh (killed after 180 s)"
+		fail "the reader of $v/pkg/1.0/bigfile failed after the refresh (exit $rc)"
+	}
+	[ "$(sed -n 's/^sha //p' "$out")" = "$(sha "$T/src/1.0/bigfile")" ] ||
+		fail "the reader's whole read of $v/pkg/1.0/bigfile (half before, half after the refresh) is not 1.0's bytes"
+	want_dir=data,doc,link
+	[ "$(sed -n 's/^cwd //p' "$out")" = "$want_dir" ] ||
+		fail "listing the reader's cwd ($v/pkg/1.0/share) after the refresh: '$(sed -n 's/^cwd //p' "$out")', want $want_dir"
+	[ "$(sed -n 's/^dirfd //p' "$out")" = "$want_dir" ] ||
+		fail "listing the reader's directory descriptor ($v) after the refresh: '$(sed -n 's/^dirfd //p' "$out")', want $want_dir"
+	[ "$(sed -n 's/^rel //p' "$out")" = "$(sha "$T/src/1.0/share/doc/readme")" ] ||
+		fail "doc/readme opened relative to the reader's cwd ($v) after the refresh is not 1.0's"
 done
-timeout 60 cat "$A/pkg/latest/bigfile" >"$T/cat" || fail "cat pkg/latest/bigfile failed"
-cmp -s "$T/cat" "$T/src/2.0/bigfile" || fail "pkg/latest/bigfile is not 2.0's"
-pass "new opens read 1.0's, 2.0's and latest's (2.0) right bytes"
+pass "the readers read the rest of the old file (the whole read is 1.0's bytes); their cwd and directory descriptor in pkg/1.0 keep working after the refresh, at the top level and through slice s"
+
+for v in "${VIEWS[@]}"; do
+	for f in 1.0/bigfile 2.0/bigfile 2.0/share/doc/readme 1.0/share/link; do
+		timeout 60 cat "$v/pkg/$f" >"$T/cat" || fail "cat $v/pkg/$f failed"
+		cmp -s "$T/cat" "$T/src/$f" || fail "$v/pkg/$f does not read its source's bytes"
+	done
+	timeout 60 cat "$v/pkg/latest/bigfile" >"$T/cat" || fail "cat $v/pkg/latest/bigfile failed"
+	cmp -s "$T/cat" "$T/src/2.0/bigfile" || fail "$v/pkg/latest/bigfile is not 2.0's"
+done
+pass "new opens read 1.0's, 2.0's and latest's (2.0) right bytes, at the top level and through slice s"
 
 # --- no signal: the refresh= timer ----------------------------------------------------------
 wait_versions "$B" "1.0 2.0 latest -> 2.0" 30 || fail "mount B (refresh=2) did not show pkg 2.0 within 30 s"
 publish pkg 3.0 "$T/src/3.0"
 wait_versions "$B" "1.0 2.0 3.0 latest -> 3.0" 30 ||
 	fail "with no SIGHUP, mount B (refresh=2) did not show pkg 3.0 (latest -> 3.0) within 30 s"
-pass "with no SIGHUP, mount B (refresh=2) shows pkg 3.0 and latest -> 3.0"
+wait_versions "$B/.slices/s" "1.0 2.0 3.0 latest -> 3.0" 30 ||
+	fail "with no SIGHUP, slice s of mount B (refresh=2) did not show pkg 3.0 (latest -> 3.0) within 30 s"
+timeout 60 cat "$B/.slices/s/pkg/latest/bigfile" >"$T/cat" || fail "cat pkg/latest/bigfile through slice s of mount B failed"
+cmp -s "$T/cat" "$T/src/3.0/bigfile" || fail "pkg/latest/bigfile through slice s of mount B is not 3.0's"
+pass "with no SIGHUP, mount B (refresh=2) shows pkg 3.0 and latest -> 3.0, through slice s too"
 timeout 60 cat "$B/pkg/latest/bigfile" >"$T/cat" || fail "cat pkg/latest/bigfile in mount B failed"
 cmp -s "$T/cat" "$T/src/3.0/bigfile" || fail "pkg/latest/bigfile in mount B is not 3.0's"
 pass "mount B reads pkg/latest/bigfile as 3.0's bytes"
 [ "$(versions "$A")" = "1.0 2.0 latest -> 2.0" ] ||
 	fail "mount A (refresh=3600, no new SIGHUP) shows '$(versions "$A")', want '1.0 2.0 latest -> 2.0'"
+[ "$(versions "$A/.slices/s")" = "1.0 2.0 latest -> 2.0" ] ||
+	fail "slice s of mount A (refresh=3600, no new SIGHUP) shows '$(versions "$A/.slices/s")', want '1.0 2.0 latest -> 2.0'"
 pass "mount A (refresh=3600) without a new SIGHUP still shows 1.0 2.0"
 
 unmount_storkfs "$A" "$A_PID"

@@ -4,8 +4,9 @@
 # namespace) with -o slices=DIR holding three slice files with different policies. Each
 # /.slices/<slice>/ lists exactly the packages and versions `stork ls --policy` lists for its
 # policy, and the top level what the node signs. A program of a slice (Debian's busybox-static)
-# runs inside bwrap with only that slice's subtree bound into the container, which sees
-# nothing of the other slices. Each slice's status (user.storkfs.status on its root, and stork
+# runs inside bwrap, inside systemd-nspawn and in a chroot in its own mount namespace (unshare,
+# a plain read-only bind mount) with only that slice's subtree bound into the container, which
+# sees nothing of the other slices. Each slice's status (user.storkfs.status on its root, and stork
 # status) counts its own opens, bytes read, objects fetched on its behalf and refusals, and
 # nothing of the others'; the slice root has no other attribute. Editing one slice file and
 # sending SIGHUP changes that slice only; a slice file with a typo keeps the slice's previous
@@ -26,7 +27,7 @@ if [ -z "${STORK_SLICES_NS:-}" ]; then
 fi
 . "$(dirname "$0")/lib.sh"
 
-need python3 nginx mount dpkg-deb bwrap
+need python3 nginx mount dpkg-deb bwrap systemd-nspawn chroot
 need_fuse
 
 # the daemon's syslog lines: our own /dev/log in this mount namespace (sets SYSLOG)
@@ -181,6 +182,40 @@ out_has "the root is the package's tree" "bin"
 [ "$(slice_status a bytes_read)" -gt 100000 ] || fail "slice a counts $(slice_status a bytes_read) bytes read after running busybox"
 [ "$(slice_status a objects_fetched)" -ge 1 ] || fail "slice a counts no object fetched for busybox"
 pass "slice a counts busybox's opens, bytes and its fetched object"
+
+# the same in systemd-nspawn (an OS tree of its own, no machined or systemd on the host:
+# --register=no --keep-unit; --console=pipe: the program's own stdout, not a pty's), and in a chroot with a plain read-only bind mount (README.md)
+mkdir -p "$T/nsroot/usr" "$T/nsroot/etc" "$T/nsroot/stork"
+: >"$T/nsroot/etc/os-release"
+in_nspawn() {
+	timeout 60 systemd-nspawn --quiet --register=no --keep-unit --console=pipe \
+		--machine="storkfs-test-$$" -D "$T/nsroot" \
+		--bind-ro="$MNT/.slices/a:/stork" "$BB" "$@"
+}
+in_chroot() {
+	timeout 60 unshare --mount --propagation private sh -c \
+		'mount --bind -o ro "$1" "$2/stork" && shift 2 && exec chroot "$@"' \
+		sh "$MNT/.slices/a" "$T/nsroot" "$T/nsroot" "$BB" "$@"
+}
+for tool in in_nspawn in_chroot; do
+	expect_rc 0 "$tool: busybox of slice a runs with slice a at /stork" "$tool" echo ok
+	[ "$OUT" = ok ] || fail "$tool: busybox echo ok printed '$OUT'"
+	expect_rc 0 "$tool: the container lists its slice" "$tool" ls /stork
+	[ "$(printf '%s\n' "$OUT" | tr '\n' ' ')" = "busybox-static web-shop " ] || fail "$tool: the container lists '$OUT'"
+	expect_rc 0 "$tool: the container reads a file of its slice" "$tool" cat /stork/web-shop/1.0/index.html
+	[ "$OUT" = web ] || fail "$tool: the container read '$OUT'"
+	for probe in /stork/.slices /stork/../.slices /stork/db /stork/../b "/stork/../.slices/b"; do
+		expect_rc 1 "$tool: the container cannot reach $probe" "$tool" ls "$probe"
+	done
+	expect_rc 1 "$tool: the container cannot write into its slice" "$tool" touch /stork/web-shop/x
+done
+# (the chroot has no /proc: its mount namespace still holds the whole mount, README.md)
+expect_rc 0 "in_nspawn: the container looks at its mount table" in_nspawn cat /proc/self/mountinfo
+! printf '%s' "$OUT" | grep -q '\.slices/[bc]' || fail "in_nspawn: the container's mount table names another slice: $OUT"
+# (where /run is no tmpfs, nspawn leaves its propagation directory behind)
+rmdir "/run/systemd/nspawn/propagate/storkfs-test-$$" 2>/dev/null || true
+! grep -qF " $T/nsroot/stork " /proc/mounts || fail "the chroot's bind mount leaked out of its mount namespace"
+pass "in systemd-nspawn and in a chroot with a read-only bind mount, busybox from slice a runs and sees slice a only"
 
 # slice c runs the same busybox: the object is in the node store already, fetched for a
 before=$(nginx_requests '"GET /objects/')
