@@ -165,6 +165,7 @@ static int fsd_start(struct fsd *d)
 	ro.fetched = on_fetched;
 	ro.fetched_ctx = d;
 	ro.delegations_at_expiry = true; /* the grace covers delegated roles too */
+	ro.unsynced = true;		 /* no sync per object read: group syncs */
 	ret = fs_repo_open(d->store, root, rootlen, (const char *const *)d->mirrors, d->nmirrors,
 			   &ro, &d->repo);
 	if (ret == -EINVAL) { /* a mirror or a transport option: the detail names it */
