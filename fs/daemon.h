@@ -112,6 +112,8 @@ struct fsd_vtree {
 	/* Children of entry i are kids[first[i] .. first[i + 1]); i == m->n is the version
 	 * directory itself. */
 	uint32_t *first, *kids;
+	/* Fetch-ahead over the version's pack (fs/ahead.c), made at the first miss (atomic). */
+	struct fsd_ahead *ahead;
 };
 
 struct fsd_vtree *fsd_vtree_ref(struct fsd_vtree *t);
@@ -225,6 +227,23 @@ void fsd_jobs_fini(struct fsd_jobs *j);
  * @return run's result; -ETIMEDOUT when the deadline passed first (detail says so); -errno. */
 int fsd_job(struct fsd *d, const char *key, const char *what, const struct fsd_job_ops *ops,
 	    void *arg, void **ret_result);
+/** Start the job `key` (or leave the one running) without waiting for it. arg is consumed.
+ * @return 0; -EBUSY (every job slot is taken: nothing started); -errno. */
+int fsd_job_start(struct fsd *d, const char *key, const struct fsd_job_ops *ops, void *arg);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Fetch-ahead over version packs (fs/ahead.c; fs/README.md "Cold reads"). */
+
+struct fsd_ahead;
+void fsd_ahead_free(struct fsd_ahead *a);
+/** An open of entry idx of vt missed the store: when the version's misses come in pack order,
+ * fetch the object with the ones after it (a window of the pack) and wait for it, within the
+ * timeout. @return 0 (done: the object is stored unless the pack lied about it); -ENOENT
+ * (not for fetch-ahead: fetch it on its own); the window's failure. */
+int fsd_ahead_miss(struct fsd *d, struct fsd_vtree *vt, long idx, const char *what);
+/** An open of entry idx of vt found it stored: past the middle of the last window, the next
+ * one starts in the background. */
+void fsd_ahead_hit(struct fsd *d, struct fsd_vtree *vt, long idx);
 
 /* ------------------------------------------------------------------------------------------ */
 /* The daemon. */

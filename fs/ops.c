@@ -358,10 +358,12 @@ static int stored_open(struct fsd *d, const uint8_t id[VERIFY_HASH_LEN], int *re
 	return store_object_open_checked(d->store, id, ret_fd);
 }
 
-/* The store's object for e, fetched (within the timeout) when the store lacks it. */
-static int object_open(struct fsd *d, const struct verify_entry *e, const char *what, int *ret_fd,
+/* The store's object for entry idx of vt, fetched (within the timeout) when the store lacks
+ * it: with the objects after it when the version is being read in order (fs/ahead.c). */
+static int object_open(struct fsd *d, struct fsd_vtree *vt, long idx, const char *what, int *ret_fd,
 		       bool *ret_fetched)
 {
+	const struct verify_entry *e = &vt->m->entries[idx];
 	char key[4 + VERIFY_HASH_HEX], opath[STORE_OBJPATH_LEN];
 	struct obj_job *j;
 	int ret;
@@ -375,11 +377,18 @@ static int object_open(struct fsd *d, const struct verify_entry *e, const char *
 		ret = -ENOENT;
 	}
 	if (ret != -ENOENT) {
-		if (ret == 0)
+		if (ret == 0) {
 			FSD_COUNT(d, hits, 1);
+			fsd_ahead_hit(d, vt, idx);
+		}
 		return ret;
 	}
 	FSD_COUNT(d, misses, 1);
+	if (fsd_ahead_miss(d, vt, idx, what) == 0 && stored_open(d, e->hash, ret_fd) == 0) {
+		*ret_fetched = true;
+		return 0;
+	}
+	/* Not for fetch-ahead, or its window did not bring this one: on its own. */
 	j = calloc(1, sizeof(*j));
 	if (!j)
 		return -ENOMEM;
@@ -457,7 +466,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		goto out;
 	}
 	snprintf(what, sizeof(what), "%s %s: %s", n->pkg, n->ver, e->path);
-	ret = object_open(d, e, what, &fd, &fetched);
+	ret = object_open(d, n->vt, n->idx, what, &fd, &fetched);
 	if (ret < 0) {
 		char line[1100];
 

@@ -249,6 +249,7 @@ static void vtree_free(struct fsd_vtree *t)
 {
 	if (!t)
 		return;
+	fsd_ahead_free(t->ahead);
 	verify_manifest_free(t->m);
 	free(t->first);
 	free(t->kids);
