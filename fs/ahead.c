@@ -7,9 +7,10 @@
  * pack order (each the object right after the one before): then the objects from the miss on
  * are fetched as one HTTP range request over the pack (a window), AHEAD_FIRST objects first,
  * each next window twice the last, up to AHEAD_MAX_OBJS objects or AHEAD_MAX_BYTES bytes. While
- * the reader goes through a window, an open past its middle starts the next one in the
- * background, so the next objects are on their way before they are asked for. A miss anywhere
- * else starts over (lazy again): reading a few files here and there costs what it did.
+ * the reader opens most of a window's objects (dense()), an open past its middle starts the next
+ * one in the background, so the next objects are on their way before they are asked for. A
+ * miss anywhere else starts over (lazy again), and a reader that skips through a window stops
+ * the windows: reading a few files here and there costs what it did.
  *
  * Every object of a window is checked (zsize, size, SHA-256) as a single object is, before it
  * is stored; one that does not verify is not stored, and its reader fetches it on its own. A
@@ -17,27 +18,34 @@
  * version (the transfer is all it cost).
  *
  * Locking: a->lock protects every field of struct fsd_ahead below it. A window is a job
- * (fs/job.c) keyed by the version and its first position, so a reader of an object in flight
- * waits for that window's job; its run checks the store first, so running it again costs
- * nothing. The state hangs off the version tree (fsd_vtree.ahead, made at the first miss,
- * freed with the tree); a window's job holds a reference on the tree.
+ * (fs/job.c) keyed by the version and its first position; it clears each object's flight mark
+ * as soon as that object is stored (or refused) and signals a->cond, so a reader waits for its
+ * own object only (within the timeout), not for the rest of the window; its run checks the
+ * store first, so running it again costs nothing. The state hangs off the version tree
+ * (fsd_vtree.ahead, made at the first miss, freed with the tree); a window's job holds a reference
+ * on the tree.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "fs/daemon.h"
 
-#define AHEAD_STREAK	3	  /* misses in pack order before fetch-ahead starts */
-#define AHEAD_FIRST	16	  /* objects in the first window */
+#define AHEAD_STREAK	4	  /* misses in pack order before fetch-ahead starts */
+#define AHEAD_FIRST	8	  /* objects in the first window */
 #define AHEAD_MAX_OBJS	4096	  /* ... and at most in one */
 #define AHEAD_MAX_BYTES (8 << 20) /* stored bytes of one window at most */
 #define AHEAD_SLACK	8	  /* a miss this far past the last window still is in order */
 #define NONE		UINT32_MAX
 
+/* What a window did with a position (fsd_ahead.flight); 0: nothing. */
+enum { FLIGHT = 1, LANDED = 2, USED = 3 };
+
 struct fsd_ahead {
 	pthread_mutex_t lock;
+	pthread_cond_t cond;	       /* CLOCK_MONOTONIC; a flight mark was cleared */
 	bool ready;		       /* the layout below is made */
 	bool off;		       /* no pack, no ranges, or not worth it: object by object */
 	struct store_pack_entry *ents; /* the pack's layout */
@@ -45,10 +53,13 @@ struct fsd_ahead {
 	char *path;	  /* targets/<name>/<hex>.<version>.pack */
 	uint32_t *pos_of; /* manifest entry -> pack position, NONE when not in the pack */
 	uint32_t *win;	  /* pack position -> first position of the window bringing it */
-	uint8_t *flight;  /* pack position: a window is bringing it */
+	uint8_t *flight;  /* pack position: FLIGHT, LANDED, USED or 0 */
 	uint32_t last;	  /* the position after the last miss */
 	uint32_t end;	  /* the end of the last window started, NONE when not in order */
 	uint32_t trigger; /* an open at or past this position starts the next window */
+	uint32_t wstart;  /* the last window started: its first position, */
+	uint32_t wcount;  /* its objects, */
+	uint32_t used;	  /* and how many of them were opened since */
 	uint32_t next_w;  /* objects in the next window */
 	unsigned streak;  /* misses in order */
 	uint64_t windows; /* counters, for the log at the end */
@@ -60,6 +71,7 @@ void fsd_ahead_free(struct fsd_ahead *a)
 {
 	if (!a)
 		return;
+	pthread_cond_destroy(&a->cond);
 	pthread_mutex_destroy(&a->lock);
 	free(a->ents);
 	free(a->path);
@@ -104,10 +116,16 @@ static struct fsd_ahead *ahead_of(struct fsd_vtree *vt)
 
 	if (a)
 		return a;
+	pthread_condattr_t attr;
+
 	a = calloc(1, sizeof(*a));
 	if (!a)
 		return NULL;
 	pthread_mutex_init(&a->lock, NULL);
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&a->cond, &attr);
+	pthread_condattr_destroy(&attr);
 	if (!__atomic_compare_exchange_n(&vt->ahead, &none, a, false, __ATOMIC_ACQ_REL,
 					 __ATOMIC_ACQUIRE)) {
 		fsd_ahead_free(a);
@@ -188,6 +206,36 @@ static bool stored(struct fsd *d, const struct verify_entry *e)
 	return store_object_info(d->store, e->hash, &info) == 0;
 }
 
+/* The window that starts at start is done with position p (stored it, when ok): its reader
+ * may go on. */
+static void landed(struct fsd_ahead *a, uint32_t start, uint32_t p, bool ok)
+{
+	pthread_mutex_lock(&a->lock);
+	if (a->win[p] == start && a->flight[p] == FLIGHT) {
+		a->flight[p] = ok ? LANDED : 0;
+		pthread_cond_broadcast(&a->cond);
+	}
+	pthread_mutex_unlock(&a->lock);
+}
+
+/* Position p was opened (a->lock held): counts for the density of the last window. */
+static void opened(struct fsd_ahead *a, uint32_t p)
+{
+	if (a->flight[p] != LANDED)
+		return;
+	a->flight[p] = USED;
+	if (p >= a->wstart && p < a->wstart + a->wcount)
+		a->used++;
+}
+
+/* Whether the reader opened at least 3/4 of the last window's objects up to position p. */
+static bool dense(const struct fsd_ahead *a, uint32_t p)
+{
+	uint32_t upto = p >= a->wstart + a->wcount ? a->wcount : p - a->wstart + 1;
+
+	return p >= a->wstart && (uint64_t)a->used * 4 >= (uint64_t)upto * 3;
+}
+
 static int window_run(struct fsd *d, void *arg, void **ret_result)
 {
 	struct window *w = arg;
@@ -230,6 +278,7 @@ static int window_run(struct fsd *d, void *arg, void **ret_result)
 	FSD_COUNT(d, fetched_bytes, w->len);
 	for (uint32_t p = s; p < e; p++) {
 		r = store_one(d, &ents[p], w->buf + (ents[p].offset - off));
+		landed(a, w->start, p, r == 0);
 		if (r == 0) {
 			done++;
 			continue;
@@ -248,8 +297,9 @@ static int window_run(struct fsd *d, void *arg, void **ret_result)
 out:
 	pthread_mutex_lock(&a->lock);
 	for (uint32_t p = w->start; p < w->start + w->count; p++)
-		if (a->win[p] == w->start)
-			a->flight[p] = 0;
+		if (a->win[p] == w->start && a->flight[p] == FLIGHT)
+			a->flight[p] = stored(d, ents[p].e) ? LANDED : 0;
+	pthread_cond_broadcast(&a->cond);
 	a->windows++;
 	a->objects += done;
 	a->refused += bad;
@@ -269,17 +319,20 @@ static uint32_t window_mark(struct fsd_ahead *a, uint32_t p)
 	uint64_t bytes = 0;
 	uint32_t k = 0;
 
-	while (p + k < a->n && k < a->next_w && !a->flight[p + k]) {
+	while (p + k < a->n && k < a->next_w && a->flight[p + k] != FLIGHT) {
 		bytes += a->ents[p + k].e->zsize;
 		if (k > 0 && bytes > AHEAD_MAX_BYTES)
 			break;
-		a->flight[p + k] = 1;
+		a->flight[p + k] = FLIGHT;
 		a->win[p + k] = p;
 		k++;
 	}
 	if (k) {
 		a->end = p + k;
 		a->trigger = p + k / 2;
+		a->wstart = p;
+		a->wcount = k;
+		a->used = 0;
 		a->next_w = a->next_w * 2 > AHEAD_MAX_OBJS ? AHEAD_MAX_OBJS : a->next_w * 2;
 	}
 	return k;
@@ -312,17 +365,37 @@ static void window_start(struct fsd *d, struct fsd_vtree *vt, uint32_t start, ui
 		return;
 	pthread_mutex_lock(&a->lock);
 	for (uint32_t p = start; p < start + count; p++)
-		if (a->win[p] == start)
+		if (a->win[p] == start && a->flight[p] == FLIGHT)
 			a->flight[p] = 0;
+	pthread_cond_broadcast(&a->cond);
 	pthread_mutex_unlock(&a->lock);
+}
+
+/* Wait (a->lock held) until no window brings position p any more, within the timeout. */
+static int wait_landed(struct fsd *d, struct fsd_ahead *a, uint32_t p, const char *what)
+{
+	struct timespec deadline;
+	int w = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += d->conf.timeout;
+	while (a->flight[p] == FLIGHT && w != ETIMEDOUT)
+		w = pthread_cond_timedwait(&a->cond, &a->lock, &deadline);
+	if (a->flight[p] != FLIGHT) {
+		opened(a, p);
+		return 0;
+	}
+	stork_errorf("%s: no answer within %u s (the timeout= option); the transfer goes on in "
+		     "the background",
+		     what, d->conf.timeout);
+	return -ETIMEDOUT;
 }
 
 int fsd_ahead_miss(struct fsd *d, struct fsd_vtree *vt, long idx, const char *what)
 {
 	struct fsd_ahead *a = ahead_of(vt);
-	uint32_t p, start, count = 0;
-	struct window *w;
-	char key[128];
+	uint32_t p, count = 0;
+	int r;
 
 	if (!a || idx < 0 || (size_t)idx >= vt->m->n)
 		return -ENOENT;
@@ -333,15 +406,15 @@ int fsd_ahead_miss(struct fsd *d, struct fsd_vtree *vt, long idx, const char *wh
 		pthread_mutex_unlock(&a->lock);
 		return -ENOENT;
 	}
-	if (a->flight[p]) {
-		/* A window is bringing it: wait for that one. */
-		start = a->win[p];
-		count = 1;
-		goto join;
+	if (a->flight[p] == FLIGHT) {
+		/* A window is bringing it: wait for that. */
+		r = wait_landed(d, a, p, what);
+		pthread_mutex_unlock(&a->lock);
+		return r;
 	}
 	if (p == a->last)
 		a->streak++;
-	else if (a->end != NONE && p >= a->end && p < a->end + AHEAD_SLACK)
+	else if (a->end != NONE && p >= a->end && p < a->end + AHEAD_SLACK && dense(a, p))
 		a->streak = a->streak < AHEAD_STREAK ? AHEAD_STREAK : a->streak;
 	else
 		a->streak = 1, a->end = NONE, a->next_w = AHEAD_FIRST;
@@ -350,18 +423,15 @@ int fsd_ahead_miss(struct fsd *d, struct fsd_vtree *vt, long idx, const char *wh
 		pthread_mutex_unlock(&a->lock);
 		return -ENOENT; /* lazy: this object alone */
 	}
-	start = p;
 	count = window_mark(a, p);
-	if (!count) {
-		pthread_mutex_unlock(&a->lock);
-		return -ENOENT;
-	}
-join:
 	pthread_mutex_unlock(&a->lock);
-	w = window_new(vt, start, count, key, sizeof(key));
-	if (!w)
-		return -ENOMEM;
-	return fsd_job(d, key, what, &window_ops, w, NULL);
+	if (!count)
+		return -ENOENT;
+	window_start(d, vt, p, count);
+	pthread_mutex_lock(&a->lock);
+	r = wait_landed(d, a, p, what);
+	pthread_mutex_unlock(&a->lock);
+	return r;
 }
 
 void fsd_ahead_hit(struct fsd *d, struct fsd_vtree *vt, long idx)
@@ -372,8 +442,15 @@ void fsd_ahead_hit(struct fsd *d, struct fsd_vtree *vt, long idx)
 	if (!a || idx < 0 || (size_t)idx >= vt->m->n)
 		return;
 	pthread_mutex_lock(&a->lock);
-	if (a->ready && !a->off && a->end != NONE && a->streak >= AHEAD_STREAK &&
-	    (p = a->pos_of[idx]) != NONE && p >= a->trigger && p < a->end && a->end < a->n) {
+	if (!a->ready || a->off || (p = a->pos_of[idx]) == NONE) {
+		pthread_mutex_unlock(&a->lock);
+		return;
+	}
+	opened(a, p);
+	/* The reader goes through the last window (most of it, not a file here and there):
+	 * the next one starts now. */
+	if (a->end != NONE && a->streak >= AHEAD_STREAK && p >= a->trigger && p < a->end &&
+	    a->end < a->n && dense(a, p)) {
 		start = a->end;
 		count = window_mark(a, start);
 	}

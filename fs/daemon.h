@@ -237,9 +237,10 @@ int fsd_job_start(struct fsd *d, const char *key, const struct fsd_job_ops *ops,
 struct fsd_ahead;
 void fsd_ahead_free(struct fsd_ahead *a);
 /** An open of entry idx of vt missed the store: when the version's misses come in pack order,
- * fetch the object with the ones after it (a window of the pack) and wait for it, within the
- * timeout. @return 0 (done: the object is stored unless the pack lied about it); -ENOENT
- * (not for fetch-ahead: fetch it on its own); the window's failure. */
+ * fetch the object with the ones after it (a window of the pack) and wait for it (only it),
+ * within the timeout. @return 0 (done: the object is stored unless the pack lied about it or
+ * the window failed: then fetch it on its own); -ENOENT (not for fetch-ahead: fetch it on its
+ * own); -ETIMEDOUT (detail set). */
 int fsd_ahead_miss(struct fsd *d, struct fsd_vtree *vt, long idx, const char *what);
 /** An open of entry idx of vt found it stored: past the middle of the last window, the next
  * one starts in the background. */

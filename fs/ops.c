@@ -384,7 +384,10 @@ static int object_open(struct fsd *d, struct fsd_vtree *vt, long idx, const char
 		return ret;
 	}
 	FSD_COUNT(d, misses, 1);
-	if (fsd_ahead_miss(d, vt, idx, what) == 0 && stored_open(d, e->hash, ret_fd) == 0) {
+	ret = fsd_ahead_miss(d, vt, idx, what);
+	if (ret == -ETIMEDOUT)
+		return ret;
+	if (ret == 0 && stored_open(d, e->hash, ret_fd) == 0) {
 		*ret_fetched = true;
 		return 0;
 	}

@@ -6,11 +6,12 @@
  * it at once (the lookups in node.c ask here when the index says -ENOENT), other processes
  * find it once it is indexed. A group sync indexes everything recorded so far: one syncfs()
  * of the store's file system (the bytes and the names durable), then one write transaction
- * for all the records. It runs on a thread of its own, PENDING_MS after the first object of a
- * group, at once when PENDING_MAX objects wait, at store_sync, and when the environment's
- * last handle closes. So the index lists an object only when its bytes and name are durable,
- * as before; an object that a crash leaves named but unindexed (its bytes possibly lost) is
- * re-hashed before any use, as every unindexed file already was.
+ * for all the records, then an index sync. It runs on a thread of its own, PENDING_MS after
+ * the first object of a group, at once when PENDING_MAX / 2 objects wait (adders wait at
+ * PENDING_MAX), at store_sync, and when the environment's last handle closes. So the index
+ * lists an object only when its bytes and name are durable, as before; an object that a crash
+ * leaves named but unindexed (its bytes possibly lost) is re-hashed before any use, as every
+ * unindexed file already was.
  *
  * Locking: p->lock protects everything below it in struct node_pending. Two generations: adds
  * go to gen[cur]; a sync takes the whole generation (flushing), so lookups search both while

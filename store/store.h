@@ -244,7 +244,7 @@ int store_insert_commit(struct store_insert *ins);
 /** store_insert_commit without any sync (the read path: store/README.md, "Unsynced inserts"):
  * the size and hash checked, the file named objects/ab/<hex>; this process finds it at once
  * (store_object_open), the index lists it (and so other processes) after the next group sync:
- * within a second, at 4096 objects waiting, at store_sync or when the last handle of the
+ * within a second, at 2048 objects waiting, at store_sync or when the last handle of the
  * process on the store closes. A crash before that leaves it named but unindexed, and
  * unindexed files are re-hashed before any use. Frees ins either way. Thread-safe.
  * @return 0; STORK_EBADLEN; STORK_EBADHASH; -errno. */
