@@ -209,10 +209,13 @@ int fetch_file(struct fetch *f, const char *path, uint64_t len, const char *what
  * transport (fn must not block for long). A mirror whose transport cannot ask for ranges, or
  * that answers with the whole file, is -EOPNOTSUPP and the next is asked; as with fetch_file
  * no source is marked failed. Thread-safe.
+ * @param[out] ret_mirror (may be NULL) the mirror that delivered (its URL as added; valid as
+ * long as the fetcher), on success.
  * @return 0; -ENOENT (no mirror has the file); fn's or reset's error; the most telling
  * failure. */
 int fetch_file_range(struct fetch *f, const char *path, uint64_t offset, uint64_t len,
-		     const char *what, fetch_write_fn fn, int (*reset)(void *ctx), void *ctx);
+		     const char *what, fetch_write_fn fn, int (*reset)(void *ctx), void *ctx,
+		     const char **ret_mirror);
 /** Whether the fetcher has peers (o->peers). */
 bool fetch_has_peers(struct fetch *f);
 

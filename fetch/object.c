@@ -275,7 +275,8 @@ int fetch_file(struct fetch *f, const char *path, uint64_t len, const char *what
 }
 
 int fetch_file_range(struct fetch *f, const char *path, uint64_t offset, uint64_t len,
-		     const char *what, fetch_write_fn fn, int (*reset)(void *ctx), void *ctx)
+		     const char *what, fetch_write_fn fn, int (*reset)(void *ctx), void *ctx,
+		     const char **ret_mirror)
 {
 	struct filejob fj = {.f = f, .fn = fn, .reset = reset, .ctx = ctx, .offset = offset};
 	struct fetch_try j = {
@@ -288,9 +289,14 @@ int fetch_file_range(struct fetch *f, const char *path, uint64_t offset, uint64_
 	    .optional = true,
 	};
 
+	int r;
+
 	if (len == 0)
 		return 0;
 	fj.ranged = true;
 	fj.j = &j;
-	return fetch_try_sources(f, &j);
+	r = fetch_try_sources(f, &j);
+	if (r == 0 && ret_mirror)
+		*ret_mirror = j.winner;
+	return r;
 }

@@ -242,6 +242,7 @@ static int window_run(struct fsd *d, void *arg, void **ret_result)
 	struct fsd_ahead *a = w->vt->ahead;
 	const struct store_pack_entry *ents = a->ents; /* fixed once ready */
 	uint32_t s = w->start, e = w->start + w->count, done = 0, bad = 0;
+	const char *mirror = NULL;
 	char what[600];
 	uint64_t off;
 	int r = 0;
@@ -265,7 +266,7 @@ static int window_run(struct fsd *d, void *arg, void **ret_result)
 	snprintf(what, sizeof(what), "%s %s: version pack, objects %u to %u", w->vt->name,
 		 w->vt->version, s, e - 1);
 	r = fetch_file_range(fs_repo_fetcher(d->repo), a->path, off, w->len, what, buf_write,
-			     buf_reset, w);
+			     buf_reset, w, &mirror);
 	if (r < 0) {
 		/* No pack, no ranges, a proxy in the way: object by object from now on. */
 		fsd_log(d, "%s: %s; reading this version object by object", what,
@@ -275,11 +276,11 @@ static int window_run(struct fsd *d, void *arg, void **ret_result)
 		pthread_mutex_unlock(&a->lock);
 		goto out;
 	}
-	FSD_COUNT(d, fetched_bytes, w->len);
 	for (uint32_t p = s; p < e; p++) {
 		r = store_one(d, &ents[p], w->buf + (ents[p].offset - off));
 		landed(a, w->start, p, r == 0);
 		if (r == 0) {
+			fsd_fetched(d, ents[p].e->hash, ents[p].e->zsize, mirror ? mirror : "");
 			done++;
 			continue;
 		}
@@ -290,7 +291,6 @@ static int window_run(struct fsd *d, void *arg, void **ret_result)
 		break; /* the store's failure (a full disk): the readers fetch on their own */
 	}
 	r = 0;
-	FSD_COUNT(d, fetched, done);
 	if (bad)
 		fsd_log(d, "%s: %u objects did not verify; they are fetched on their own", what,
 			bad);

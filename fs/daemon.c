@@ -24,9 +24,7 @@
 
 #include "fs/daemon.h"
 
-/* The repository transferred an object: count it and remember who delivered it. */
-static void on_fetched(void *ctx, const uint8_t id[VERIFY_HASH_LEN], uint64_t size,
-		       const char *mirror)
+void fsd_fetched(void *ctx, const uint8_t id[VERIFY_HASH_LEN], uint64_t size, const char *mirror)
 {
 	struct fsd *d = ctx;
 	char hex[VERIFY_HASH_HEX];
@@ -162,7 +160,7 @@ static int fsd_start(struct fsd *d)
 	fsd_chain_opts(&d->conf, &ro.fetch);
 	ro.fetch.log = fsd_fetch_log;
 	ro.fetch.log_ctx = d;
-	ro.fetched = on_fetched;
+	ro.fetched = fsd_fetched;
 	ro.fetched_ctx = d;
 	ro.delegations_at_expiry = true; /* the grace covers delegated roles too */
 	ro.unsynced = true;		 /* no sync per object read: group syncs */

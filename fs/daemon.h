@@ -419,6 +419,10 @@ int fsd_xattr_value(struct fsd *d, const struct fsd_inode *n, const char *name, 
 /** The names of n's attributes, each NUL-terminated, into buf (512 bytes hold them all).
  * @return their total length. Thread-safe. */
 size_t fsd_xattr_names(struct fsd *d, const struct fsd_inode *n, char *buf);
+/** An object was transferred into the store for this mount (ctx: the struct fsd): counted
+ * (objects, size bytes on the wire) and who delivered it (a mirror or peer URL as given)
+ * remembered for fsd_source. Thread-safe. */
+void fsd_fetched(void *ctx, const uint8_t id[VERIFY_HASH_LEN], uint64_t size, const char *mirror);
 /** Where an object came from: a mirror or peer URL (without its password: fetch_url_shown),
  * "store" (in the node store before this mount needed it) or "none" (not in the store),
  * written into buf (len bytes, cut if needed). @return buf. */

@@ -376,6 +376,10 @@ static int object_open(struct fsd *d, struct fsd_vtree *vt, long idx, const char
 		fsd_log(d, "open %s: %s", what, stork_error_detail());
 		ret = -ENOENT;
 	}
+	/* Named but not indexed: another process's insert that waits for its group sync (a
+	 * mount sharing the store), or what a crash left. Used only if it hashes right. */
+	if (ret == -ENOENT && store_object_adopt(d->store, e->hash, e->size, false) == 0)
+		ret = stored_open(d, e->hash, ret_fd);
 	if (ret != -ENOENT) {
 		if (ret == 0) {
 			FSD_COUNT(d, hits, 1);

@@ -22,6 +22,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -331,4 +332,40 @@ int store_sync(struct store *s)
 	if (s->readonly)
 		return 0;
 	return node_pending_flush(s->env);
+}
+
+int store_object_adopt(struct store *s, const uint8_t id[VERIFY_HASH_LEN], uint64_t size, bool sync)
+{
+	char rel[NODE_RELPATH_LEN];
+	uint8_t got[VERIFY_HASH_LEN];
+	uint64_t len = 0;
+	struct stat st;
+	int fd, r = -ENOENT;
+
+	if (s->readonly)
+		return -ENOENT;
+	node_relpath(id, rel);
+	fd = openat(s->objfd, rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (fd < 0)
+		return -ENOENT;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != size)
+		goto out;
+	/* Never used as it is: its bytes may be what a crash left. */
+	if (node_hash_fd(fd, got, &len) < 0 || len != size || memcmp(got, id, VERIFY_HASH_LEN))
+		goto out;
+	if (sync) {
+		r = fsync(fd) < 0 ? -errno : node_index_object(s, id, size);
+		if (r < 0)
+			stork_errorf("%s/" NODE_OBJDIR "/%s: cannot make it durable: %s", s->dir,
+				     rel, storkfs_strerror(r));
+	} else {
+		r = node_pending_add(s, id, size);
+	}
+	if (r == 0)
+		node_checked_note(s, id, fd);
+out:
+	close(fd);
+	if (r == -ENOENT)
+		stork_error_clear();
+	return r;
 }
