@@ -6,8 +6,9 @@
  * it at once (the lookups in node.c ask here when the index says -ENOENT), other processes
  * find it once it is indexed. A group sync indexes everything recorded so far: one syncfs()
  * of the store's file system (the bytes and the names durable), then one write transaction
- * for all the records, then an index sync. It runs on a thread of its own, PENDING_MS after
- * the first object of a group, at once when PENDING_MAX / 2 objects wait (adders wait at
+ * for all the records, then an index sync (a group of at most PENDING_FEW objects syncs each
+ * file and its directory instead of the file system). It runs on a thread of its own, PENDING_MS
+ * after the first object of a group, at once when PENDING_MAX / 2 objects wait (adders wait at
  * PENDING_MAX), at store_sync, and when the environment's last handle closes. So the index
  * lists an object only when its bytes and name are durable, as before; an object that a crash
  * leaves named but unindexed (its bytes possibly lost) is re-hashed before any use, as every
@@ -20,6 +21,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -31,6 +33,7 @@
 #define PENDING_MAX   4096 /* objects waiting for one group sync */
 #define PENDING_SLOTS 8192 /* table slots per generation (twice PENDING_MAX) */
 #define PENDING_MS    1000 /* a group waits at most this long for its sync */
+#define PENDING_FEW   64   /* a group this small syncs its files one by one, not syncfs */
 
 struct pent {
 	uint8_t id[VERIFY_HASH_LEN];
@@ -104,7 +107,44 @@ static struct pent *find(struct gen *g, const uint8_t id[VERIFY_HASH_LEN])
 	return NULL;
 }
 
-/* Sync everything recorded so far: syncfs, then one transaction. Called without the lock. */
+/* The bytes and names of a small group durable without syncfs(), which also waits for every
+ * other process's dirty data on the file system (a busy disk would hold an unmount for
+ * seconds): each file fdatasync()ed, then each objects/ab directory holding one. */
+static int sync_each(struct node_pending *p, const struct node_index_item *items, size_t n)
+{
+	bool dirs[256] = {false};
+	char rel[NODE_RELPATH_LEN];
+	int fd, r = 0;
+
+	for (size_t i = 0; i < n && r == 0; i++) {
+		node_relpath(items[i].id, rel);
+		fd = openat(p->syncfd, rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd < 0 || fdatasync(fd) < 0)
+			r = -errno;
+		if (fd >= 0)
+			close(fd);
+		dirs[items[i].id[0]] = true;
+	}
+	for (unsigned d = 0; d < 256 && r == 0; d++) {
+		char sub[3];
+
+		if (!dirs[d])
+			continue;
+		snprintf(sub, sizeof(sub), "%02x", d);
+		fd = openat(p->syncfd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd < 0 || fsync(fd) < 0)
+			r = -errno;
+		if (fd >= 0)
+			close(fd);
+	}
+	if (r < 0)
+		stork_errorf("%s/" NODE_OBJDIR ": cannot sync %s: %s", p->e->dir, rel,
+			     strerror(-r));
+	return r;
+}
+
+/* Sync everything recorded so far: syncfs (or each file of a small group), then one
+ * transaction. Called without the lock. */
 static int flush(struct node_pending *p)
 {
 	struct node_index_item *items = NULL;
@@ -138,7 +178,11 @@ static int flush(struct node_pending *p)
 		n++;
 	}
 	/* 1. The bytes and the names of every object durable; 2. only then the records. */
-	if (syncfs(p->syncfd) < 0) {
+	if (n <= PENDING_FEW) {
+		r = sync_each(p, items, n);
+		if (r < 0)
+			goto out;
+	} else if (syncfs(p->syncfd) < 0) {
 		r = -errno;
 		stork_errorf("%s: cannot sync the file system: %s", p->e->dir, strerror(-r));
 		goto out;
