@@ -116,30 +116,32 @@ static int sync_each(struct node_pending *p, const struct node_index_item *items
 	char rel[NODE_RELPATH_LEN];
 	int fd, r = 0;
 
-	for (size_t i = 0; i < n && r == 0; i++) {
+	for (size_t i = 0; i < n; i++) {
 		node_relpath(items[i].id, rel);
 		fd = openat(p->syncfd, rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 		if (fd < 0 || fdatasync(fd) < 0)
 			r = -errno;
 		if (fd >= 0)
 			close(fd);
+		if (r < 0)
+			goto fail;
 		dirs[items[i].id[0]] = true;
 	}
-	for (unsigned d = 0; d < 256 && r == 0; d++) {
-		char sub[3];
-
+	for (unsigned d = 0; d < 256; d++) {
 		if (!dirs[d])
 			continue;
-		snprintf(sub, sizeof(sub), "%02x", d);
-		fd = openat(p->syncfd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+		snprintf(rel, sizeof(rel), "%02x", d & 0xffu);
+		fd = openat(p->syncfd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
 		if (fd < 0 || fsync(fd) < 0)
 			r = -errno;
 		if (fd >= 0)
 			close(fd);
+		if (r < 0)
+			goto fail;
 	}
-	if (r < 0)
-		stork_errorf("%s/" NODE_OBJDIR ": cannot sync %s: %s", p->e->dir, rel,
-			     strerror(-r));
+	return 0;
+fail:
+	stork_errorf("%s/" NODE_OBJDIR "/%s: cannot sync: %s", p->e->dir, rel, strerror(-r));
 	return r;
 }
 
