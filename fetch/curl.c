@@ -37,6 +37,7 @@ struct request {
 	const char *url;
 	const char *proxy; /* NULL = libcurl's default (direct unless http_proxy is set) */
 	uint64_t maxlen;
+	char range[48]; /* "FIRST-LAST" (CURLOPT_RANGE), "" = the whole file */
 	fetch_write_fn fn;
 	void *fnctx;
 	pthread_cond_t cond;
@@ -143,6 +144,17 @@ static size_t on_body(char *buf, size_t size, size_t nmemb, void *ctx)
 		q->drained += len;
 		return q->drained > ERROR_BODY_MAX ? 0 : len;
 	}
+	/* A range asked of an HTTP server must come back as one (206): a 200 is the whole
+	 * file from its start, which is not what the caller cuts. */
+	if (q->range[0] && !q->got && q->easy &&
+	    curl_easy_getinfo(q->easy, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK &&
+	    status != 0 && status != 206) {
+		q->err = -EOPNOTSUPP;
+		snprintf(q->fndetail, sizeof(q->fndetail),
+			 "%s: answered a range request with HTTP %ld and the whole file", q->url,
+			 status);
+		return 0;
+	}
 	/* We send no Accept-Encoding: an encoded body is not the file's bytes (a gzip_static
 	 * "always" or a misconfigured cache), and would only fail its checks later, unnamed. */
 	if (q->encoding[0] && strcasecmp(q->encoding, "identity")) {
@@ -204,6 +216,7 @@ static int setup_easy(struct curlt *t, struct request *q, CURL *e)
 	SET(CURLOPT_SHARE, t->share);
 	/* Both every time: a pooled handle keeps what the last request set. */
 	SET(CURLOPT_PROXY, q->proxy);
+	SET(CURLOPT_RANGE, q->range[0] ? q->range : NULL);
 	SET(CURLOPT_HTTPHEADER, fetch_url_is_volatile(q->url) ? t->fresh : NULL);
 	if (t->cainfo)
 		SET(CURLOPT_CAINFO, t->cainfo);
@@ -492,12 +505,17 @@ static int result_of(const struct curlt *t, const struct request *q)
 	}
 }
 
-static int curl_get_via(void *tctx, const char *url, const char *proxy, uint64_t maxlen,
-			fetch_write_fn fn, void *fnctx)
+/* get_via, or a range of the file when len > 0: bytes [offset, offset + len). */
+static int curl_request(void *tctx, const char *url, const char *proxy, uint64_t offset,
+			uint64_t len, uint64_t maxlen, fetch_write_fn fn, void *fnctx)
 {
 	struct curlt *t = tctx;
 	struct request q = {.url = url, .proxy = proxy, .maxlen = maxlen, .fn = fn, .fnctx = fnctx};
 	int r;
+
+	if (len)
+		snprintf(q.range, sizeof(q.range), "%" PRIu64 "-%" PRIu64, offset,
+			 offset + len - 1);
 
 	pthread_cond_init(&q.cond, NULL);
 	pthread_mutex_lock(&t->lock);
@@ -528,9 +546,23 @@ static int curl_get_via(void *tctx, const char *url, const char *proxy, uint64_t
 	return r;
 }
 
+static int curl_get_via(void *tctx, const char *url, const char *proxy, uint64_t maxlen,
+			fetch_write_fn fn, void *fnctx)
+{
+	return curl_request(tctx, url, proxy, 0, 0, maxlen, fn, fnctx);
+}
+
 static int curl_get(void *tctx, const char *url, uint64_t maxlen, fetch_write_fn fn, void *fnctx)
 {
 	return curl_get_via(tctx, url, NULL, maxlen, fn, fnctx);
+}
+
+static int curl_get_range(void *tctx, const char *url, const char *proxy, uint64_t offset,
+			  uint64_t len, fetch_write_fn fn, void *fnctx)
+{
+	if (len == 0)
+		return 0;
+	return curl_request(tctx, url, proxy, offset, len, len, fn, fnctx);
 }
 
 static bool curl_handles(void *tctx, const char *url)
@@ -649,6 +681,7 @@ int fetch_curl_transport_new(const struct fetch_opts *o, struct fetch_transport 
 	    .tctx = t,
 	    .cancel = curl_cancel,
 	    .get_via = curl_get_via,
+	    .get_range = curl_get_range,
 	};
 	return 0;
 fail:

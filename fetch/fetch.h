@@ -94,6 +94,13 @@ struct fetch_transport {
 	 * timeouts, truncation, other HTTP statuses) is the proxy's. */
 	int (*get_via)(void *tctx, const char *url, const char *proxy, uint64_t maxlen,
 		       fetch_write_fn fn, void *fnctx);
+	/** Optional: bytes [offset, offset + len) of url (an HTTP range request; len > 0),
+	 * through proxy unless NULL, streamed through fn as get() does with maxlen = len. A
+	 * server that answers with anything but that range (HTTP 200: the whole file) is
+	 * -EOPNOTSUPP before fn sees a byte. Returns what get_via() returns. NULL = this
+	 * transport cannot ask for ranges. */
+	int (*get_range)(void *tctx, const char *url, const char *proxy, uint64_t offset,
+			 uint64_t len, fetch_write_fn fn, void *fnctx);
 };
 
 /** Whether url names a repository file that changes in place or whose absence may change
@@ -197,6 +204,18 @@ int fetch_from_peers(struct fetch *f, const uint8_t id[VERIFY_HASH_LEN], uint64_
  * @return 0; -ENOENT (no mirror has it); fn's or reset's error; the most telling failure. */
 int fetch_file(struct fetch *f, const char *path, uint64_t len, const char *what, fetch_write_fn fn,
 	       int (*reset)(void *ctx), void *ctx);
+/** fetch_file for the bytes [offset, offset + len) of the file only (HTTP range requests),
+ * from each mirror in turn until one delivers exactly those bytes, on the fetcher's main
+ * transport (fn must not block for long). A mirror whose transport cannot ask for ranges, or
+ * that answers with the whole file, is -EOPNOTSUPP and the next is asked; as with fetch_file
+ * no source is marked failed. Thread-safe.
+ * @param[out] ret_mirror (may be NULL) the mirror that delivered (its URL as added; valid as
+ * long as the fetcher), on success.
+ * @return 0; -ENOENT (no mirror has the file); fn's or reset's error; the most telling
+ * failure. */
+int fetch_file_range(struct fetch *f, const char *path, uint64_t offset, uint64_t len,
+		     const char *what, fetch_write_fn fn, int (*reset)(void *ctx), void *ctx,
+		     const char **ret_mirror);
 /** Whether the fetcher has peers (o->peers). */
 bool fetch_has_peers(struct fetch *f);
 

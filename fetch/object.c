@@ -197,6 +197,8 @@ int fetch_from_peers(struct fetch *f, const uint8_t id[VERIFY_HASH_LEN], uint64_
 struct filejob {
 	struct fetch *f;
 	struct fetch_try *j;
+	uint64_t offset; /* a range of the file (fetch_file_range) when ranged */
+	bool ranged;
 	fetch_write_fn fn;
 	int (*reset)(void *ctx);
 	void *ctx;
@@ -219,15 +221,26 @@ static int file_attempt(struct fetch_try *j, const struct fetch_transport *t, co
 			const char *proxy, bool raw)
 {
 	struct filejob *fj = j->ctx;
+	char shown[LINE_LEN];
 	int r;
 
+	(void)raw;
+	if (fj->ranged) {
+		if (!t->get_range) {
+			stork_errorf("%s: the %s transport cannot ask for a range",
+				     fetch_url_shown(url, shown, sizeof(shown)), t->name);
+			return -EOPNOTSUPP;
+		}
+		r = t->get_range(t->tctx, url, proxy, fj->offset, j->maxlen, file_feed, j->ctx);
+		goto got;
+	}
 	if (t->tctx == fj->f->curl_tctx && fj->f->has_bulk_curl)
 		t = &fj->f->bulk_curl;
 	r = fetch_get(t, url, proxy, j->maxlen, file_feed, j->ctx);
+got:
 
 	if (r == 0 && j->got < j->maxlen) {
 		j->short_body = true;
-		char shown[LINE_LEN];
 
 		stork_errorf("%s: truncated: %" PRIu64 " of %" PRIu64 " bytes",
 			     fetch_url_shown(url, shown, sizeof(shown)), j->got, j->maxlen);
@@ -259,4 +272,31 @@ int fetch_file(struct fetch *f, const char *path, uint64_t len, const char *what
 
 	fj.j = &j;
 	return fetch_try_sources(f, &j);
+}
+
+int fetch_file_range(struct fetch *f, const char *path, uint64_t offset, uint64_t len,
+		     const char *what, fetch_write_fn fn, int (*reset)(void *ctx), void *ctx,
+		     const char **ret_mirror)
+{
+	struct filejob fj = {.f = f, .fn = fn, .reset = reset, .ctx = ctx, .offset = offset};
+	struct fetch_try j = {
+	    .path = path,
+	    .what = what,
+	    .maxlen = len,
+	    .attempt = file_attempt,
+	    .reset = file_reset,
+	    .ctx = &fj,
+	    .optional = true,
+	};
+
+	int r;
+
+	if (len == 0)
+		return 0;
+	fj.ranged = true;
+	fj.j = &j;
+	r = fetch_try_sources(f, &j);
+	if (r == 0 && ret_mirror)
+		*ret_mirror = j.winner;
+	return r;
 }

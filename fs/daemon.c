@@ -25,9 +25,7 @@
 
 #include "fs/daemon.h"
 
-/* The repository transferred an object: count it and remember who delivered it. */
-static void on_fetched(void *ctx, const uint8_t id[VERIFY_HASH_LEN], uint64_t size,
-		       const char *mirror)
+void fsd_fetched(void *ctx, const uint8_t id[VERIFY_HASH_LEN], uint64_t size, const char *mirror)
 {
 	struct fsd *d = ctx;
 	char hex[VERIFY_HASH_HEX];
@@ -171,9 +169,10 @@ static int fsd_start(struct fsd *d)
 	fsd_chain_opts(&d->conf, &ro.fetch);
 	ro.fetch.log = fsd_fetch_log;
 	ro.fetch.log_ctx = d;
-	ro.fetched = on_fetched;
+	ro.fetched = fsd_fetched;
 	ro.fetched_ctx = d;
 	ro.delegations_at_expiry = true; /* the grace covers delegated roles too */
+	ro.unsynced = true;		 /* no sync per object read: group syncs */
 	ret = fs_repo_open(d->store, root, rootlen, (const char *const *)d->mirrors, d->nmirrors,
 			   &ro, &d->repo);
 	if (ret == -EINVAL) { /* a mirror or a transport option: the detail names it */

@@ -119,6 +119,8 @@ struct fsd_vtree {
 	uint64_t gen;
 	int64_t made;
 	char *paths; /* every entry's path, back to back (m's entries point into it), or NULL */
+	/* Fetch-ahead over the version's pack (fs/ahead.c), made at the first miss (atomic). */
+	struct fsd_ahead *ahead;
 };
 
 struct fsd_vtree *fsd_vtree_ref(struct fsd_vtree *t);
@@ -237,6 +239,24 @@ void fsd_jobs_fini(struct fsd_jobs *j);
  * @return run's result; -ETIMEDOUT when the deadline passed first (detail says so); -errno. */
 int fsd_job(struct fsd *d, const char *key, const char *what, const struct fsd_job_ops *ops,
 	    void *arg, void **ret_result);
+/** Start the job `key` (or leave the one running) without waiting for it. arg is consumed.
+ * @return 0; -EBUSY (every job slot is taken: nothing started); -errno. */
+int fsd_job_start(struct fsd *d, const char *key, const struct fsd_job_ops *ops, void *arg);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Fetch-ahead over version packs (fs/ahead.c; fs/README.md "Cold reads"). */
+
+struct fsd_ahead;
+void fsd_ahead_free(struct fsd_ahead *a);
+/** An open of entry idx of vt missed the store: when the version's misses come in pack order,
+ * fetch the object with the ones after it (a window of the pack) and wait for it (only it),
+ * within the timeout. @return 0 (done: the object is stored unless the pack lied about it or
+ * the window failed: then fetch it on its own); -ENOENT (not for fetch-ahead: fetch it on its
+ * own); -ETIMEDOUT (detail set). */
+int fsd_ahead_miss(struct fsd *d, struct fsd_vtree *vt, long idx, const char *what);
+/** An open of entry idx of vt found it stored: past the middle of the last window, the next
+ * one starts in the background. */
+void fsd_ahead_hit(struct fsd *d, struct fsd_vtree *vt, long idx);
 
 /* ------------------------------------------------------------------------------------------ */
 /* The daemon. */
@@ -439,6 +459,10 @@ int fsd_xattr_value(struct fsd *d, const struct fsd_inode *n, const char *name, 
 /** The names of n's attributes, each NUL-terminated, into buf (512 bytes hold them all).
  * @return their total length. Thread-safe. */
 size_t fsd_xattr_names(struct fsd *d, const struct fsd_inode *n, char *buf);
+/** An object was transferred into the store for this mount (ctx: the struct fsd): counted
+ * (objects, size bytes on the wire) and who delivered it (a mirror or peer URL as given)
+ * remembered for fsd_source. Thread-safe. */
+void fsd_fetched(void *ctx, const uint8_t id[VERIFY_HASH_LEN], uint64_t size, const char *mirror);
 /** Where an object came from: a mirror or peer URL (without its password: fetch_url_shown),
  * "store" (in the node store before this mount needed it) or "none" (not in the store),
  * written into buf (len bytes, cut if needed). @return buf. */

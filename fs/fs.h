@@ -40,6 +40,10 @@ struct fs_repo_opts {
 	 * same grace as the rest of the state (fs/README.md "Stale metadata"; the daemon's
 	 * max_stale). false: delegated roles are checked against now (`stork extract`). */
 	bool delegations_at_expiry;
+	/* Objects fetched by fs_repo_object are stored without a sync each
+	 * (store_insert_commit_unsynced: the mount's read path), made durable and indexed by
+	 * the store's group syncs. false: each is synced as it is stored (store_insert_commit). */
+	bool unsynced;
 };
 
 /** Open a repository: the pinned root file's bytes, its mirrors (tried in order), and the node

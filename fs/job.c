@@ -240,3 +240,29 @@ int fsd_job(struct fsd *d, const char *key, const char *what, const struct fsd_j
 	pthread_mutex_unlock(&jobs->lock);
 	return ret;
 }
+
+int fsd_job_start(struct fsd *d, const char *key, const struct fsd_job_ops *ops, void *arg)
+{
+	struct fsd_jobs *jobs = &d->jobs;
+	struct fsd_job *job;
+	int ret = 0;
+
+	pthread_mutex_lock(&jobs->lock);
+	for (job = jobs->list; job; job = job->next)
+		if (strcmp(job->key, key) == 0)
+			break;
+	if (job) {
+		ops->arg_free(arg);
+	} else if (jobs->running >= MAX_JOBS) {
+		ops->arg_free(arg);
+		ret = -EBUSY;
+	} else {
+		ret = job_start(d, key, ops, arg, &job);
+		if (ret < 0)
+			ops->arg_free(arg);
+		else
+			job_put_locked(job); /* nobody waits: the thread's reference is enough */
+	}
+	pthread_mutex_unlock(&jobs->lock);
+	return ret;
+}

@@ -392,9 +392,12 @@ static int stored_open(struct fsd *d, const uint8_t id[VERIFY_HASH_LEN], int *re
 	return store_object_open_checked(d->store, id, ret_fd);
 }
 
-/* The store's object for e, fetched (within the timeout) when the store lacks it. */
-static int object_open(struct fsd *d, const struct verify_entry *e, const char *what, int *ret_fd,
-		       bool *ret_fetched, bool count)
+/* The store's object for e, fetched (within the timeout) when the store lacks it. With vt (e
+ * being its entry idx), with the objects after it when the version is being read in order
+ * (fs/ahead.c); vt is NULL for a chunk and for a slice's installed root, whose entries follow
+ * no pack. count: an open (hits and misses are counted), not a chunk's read. */
+static int object_open(struct fsd *d, struct fsd_vtree *vt, long idx, const struct verify_entry *e,
+		       const char *what, int *ret_fd, bool *ret_fetched, bool count)
 {
 	char key[4 + VERIFY_HASH_HEX], opath[STORE_OBJPATH_LEN];
 	struct obj_job *j;
@@ -408,13 +411,27 @@ static int object_open(struct fsd *d, const struct verify_entry *e, const char *
 		fsd_log(d, "open %s: %s", what, stork_error_detail());
 		ret = -ENOENT;
 	}
+	/* Named but not indexed: another process's insert that waits for its group sync (a
+	 * mount sharing the store), or what a crash left. Used only if it hashes right. */
+	if (ret == -ENOENT && store_object_adopt(d->store, e->hash, e->size, false) == 0)
+		ret = stored_open(d, e->hash, ret_fd);
 	if (ret != -ENOENT) {
 		if (ret == 0 && count)
 			FSD_COUNT(d, hits, 1);
+		if (ret == 0 && vt)
+			fsd_ahead_hit(d, vt, idx);
 		return ret;
 	}
 	if (count)
 		FSD_COUNT(d, misses, 1);
+	ret = vt ? fsd_ahead_miss(d, vt, idx, what) : -EOPNOTSUPP;
+	if (ret == -ETIMEDOUT)
+		return ret;
+	if (ret == 0 && stored_open(d, e->hash, ret_fd) == 0) {
+		*ret_fetched = true;
+		return 0;
+	}
+	/* Not for fetch-ahead, or its window did not bring this one: on its own. */
 	j = calloc(1, sizeof(*j));
 	if (!j)
 		return -ENOMEM;
@@ -441,7 +458,7 @@ static int object_open(struct fsd *d, const struct verify_entry *e, const char *
 int fsd_object_open(struct fsd *d, const struct verify_entry *e, const char *what, int *ret_fd,
 		    bool *ret_fetched)
 {
-	return object_open(d, e, what, ret_fd, ret_fetched, false); /* a chunk: not an open */
+	return object_open(d, NULL, 0, e, what, ret_fd, ret_fetched, false); /* a chunk */
 }
 
 /* A failure to load or fetch something a reader asked for: counted and logged once. */
@@ -513,7 +530,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fi->noflush = 1;
 		goto out;
 	}
-	ret = object_open(d, e, what, &fd, &fetched, true);
+	ret = object_open(d, n->vt->gen ? NULL : n->vt, n->idx, e, what, &fd, &fetched, true);
 	if (ret < 0) {
 		char line[1100];
 

@@ -735,6 +735,7 @@ int fs_repo_control(struct fs_repo *r, const struct verify_policy *p,
 struct insert_sink {
 	struct store_insert *ins;
 	const char *mirror; /* who delivered it */
+	bool unsynced;	    /* store_insert_commit_unsynced */
 };
 
 static int sink_write(void *ctx, const void *buf, size_t len)
@@ -761,7 +762,7 @@ static void sink_source(void *ctx, const char *mirror)
 static int sink_commit(void *ctx)
 {
 	struct insert_sink *s = ctx;
-	int ret = store_insert_commit(s->ins);
+	int ret = s->unsynced ? store_insert_commit_unsynced(s->ins) : store_insert_commit(s->ins);
 
 	s->ins = NULL; /* commit frees it either way */
 	return ret;
@@ -786,7 +787,7 @@ static int object_fetch(struct fs_repo *r, const struct verify_entry *e, const c
 int fs_repo_object(struct fs_repo *r, const struct verify_entry *e, const char *what, int *ret_fd,
 		   bool *ret_fetched)
 {
-	struct insert_sink is = {NULL, NULL};
+	struct insert_sink is = {NULL, NULL, r->opts.unsynced};
 	bool fetched = false;
 	int fd = -1, ret;
 

@@ -252,6 +252,7 @@ static void vtree_free(struct fsd_vtree *t)
 {
 	if (!t)
 		return;
+	fsd_ahead_free(t->ahead);
 	if (t->paths)
 		for (size_t i = 0; i < t->m->n; i++)
 			t->m->entries[i].path = NULL; /* in t->paths */

@@ -534,6 +534,21 @@ static int remove_unlisted(struct fsck *f, const char *rel, const struct stat *s
 	return fix(f, &x);
 }
 
+/* fsync objects/rel. @return 0; -errno (detail names the file). */
+static int sync_file(struct fsck *f, const char *rel)
+{
+	int fd, r = 0;
+
+	fd = openat(f->s->objfd, rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0 || fsync(fd) < 0) {
+		r = -errno;
+		stork_errorf("%s/" NODE_OBJDIR "/%s: cannot sync: %s", f->s->dir, rel,
+			     strerror(-r));
+	}
+	if (fd >= 0)
+		close(fd);
+	return r;
+}
 static int check_file(struct fsck *f, const char *sub, const char *name)
 {
 	size_t len = strlen(name), hexlen = 2 * VERIFY_HASH_LEN;
@@ -595,7 +610,11 @@ static int check_file(struct fsck *f, const char *sub, const char *name)
 		       "insert), which a read-only store cannot index");
 		return 0;
 	}
-	r = node_index_object(f->s, id, (uint64_t)st.st_size);
+	/* It may be an unsynced insert's (store/README.md, "Unsynced inserts"): durable before
+	 * the index lists it. */
+	r = sync_file(f, rel);
+	if (r == 0)
+		r = node_index_object(f->s, id, (uint64_t)st.st_size);
 	if (r == 0)
 		f->rep.adopted++;
 	return r;
@@ -726,7 +745,10 @@ int store_fsck(struct store *s, bool repair,
 		stork_errorf("%s: read-only store: it can be checked, not repaired", s->dir);
 		return -EROFS;
 	}
-	r = check_tmp(&f);
+	/* This process's unsynced objects indexed first, so they are not taken for leftovers. */
+	r = s->readonly ? 0 : node_pending_flush(s->env);
+	if (r == 0)
+		r = check_tmp(&f);
 	if (r == 0)
 		r = check_index(&f);
 	variants_fini(&f);

@@ -298,11 +298,16 @@ static int index_many_fn(struct node_env *e, MDB_txn *txn, void *ctx)
 	return rc;
 }
 
-int node_index_objects(struct store *s, const struct node_index_item *items, size_t n)
+int node_env_index_objects(struct node_env *e, const struct node_index_item *items, size_t n)
 {
 	struct index_many_ctx c = {items, n};
 
-	return node_txn(s->env, true, index_many_fn, &c);
+	return node_txn(e, true, index_many_fn, &c);
+}
+
+int node_index_objects(struct store *s, const struct node_index_item *items, size_t n)
+{
+	return node_env_index_objects(s->env, items, n);
 }
 
 /* ------------------------------------------------------------------------------------------ */

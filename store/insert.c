@@ -190,6 +190,10 @@ static int existing_check(struct store_insert *ins, int dirfd, const char *rel)
 		r = node_hash_fd(fd, got, &size);
 		if (r == 0)
 			r = size == ins->size && memcmp(got, ins->id, VERIFY_HASH_LEN) == 0;
+		/* Kept: it may be an unsynced insert's (another process's, or one a crash left
+		 * unindexed), so it is made durable before the index lists it. */
+		if (r == 1 && fsync(fd) < 0)
+			r = -errno;
 	}
 	close(fd);
 	return r;
@@ -338,6 +342,38 @@ int store_insert_commit(struct store_insert *ins)
 		memcpy(it.id, ins->id, VERIFY_HASH_LEN);
 		node_quota_inserted(s, &it, 1);
 	}
+out:
+	if (subfd >= 0)
+		close(subfd);
+	store_insert_abort(ins);
+	return r;
+}
+
+int store_insert_commit_unsynced(struct store_insert *ins)
+{
+	struct store *s = ins->s;
+	int subfd = -1, r;
+
+	r = insert_check(ins, false);
+	if (r < 0)
+		goto out;
+	/* Writeback starts now, without waiting for it: the group's sync (at the latest at
+	 * unmount) then finds the bytes on their way instead of starting them all at once. */
+	sync_file_range(ins->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+	r = node_subdir_open(s, ins->id, &subfd);
+	if (r < 0)
+		goto out;
+	r = place(ins, subfd, ins->hex);
+	if (r < 0) {
+		stork_errorf("%s/" NODE_OBJDIR "/%.2s/%s: cannot move the object into place: %s",
+			     s->dir, ins->hex, ins->hex, strerror(-r));
+		goto out;
+	}
+	/* Named, not durable: found by this process at once, indexed after the group's sync
+	 * (pending.c). A crash before that leaves it unindexed, re-hashed before any use. */
+	r = node_pending_add(s, ins->id, ins->size);
+	if (r == 0 && !ins->anon && !ins->name[0])
+		node_checked_note(s, ins->id, ins->fd);
 out:
 	if (subfd >= 0)
 		close(subfd);

@@ -396,12 +396,30 @@ static int get_fn(struct node_env *e, MDB_txn *txn, void *ctx)
 	return node_objrec_get(e, txn, c->id, &c->rec);
 }
 
+/* The index's record, or one for an object that waits for its group sync (pending.c): stored
+ * for this process, not yet indexed. */
+static int lookup(struct store *s, struct obj_ctx *c)
+{
+	uint64_t size;
+	int r;
+
+	r = node_txn(s->env, false, get_fn, c);
+	if (r == -ENOENT && node_pending_get(s->env, c->id, &size) == 0) {
+		memset(&c->rec, 0, sizeof(c->rec));
+		c->rec.size = size;
+		c->rec.last_use = time(NULL);
+		stork_error_clear();
+		r = 0;
+	}
+	return r;
+}
+
 int node_object_get(struct store *s, const uint8_t id[VERIFY_HASH_LEN], struct node_objrec *ret_rec)
 {
 	struct obj_ctx c = {.id = id};
 	int r;
 
-	r = node_txn(s->env, false, get_fn, &c);
+	r = lookup(s, &c);
 	if (r == 0)
 		*ret_rec = c.rec;
 	return r;
@@ -413,7 +431,7 @@ int store_object_info(struct store *s, const uint8_t id[VERIFY_HASH_LEN],
 	struct obj_ctx c = {.id = id};
 	int r;
 
-	r = node_txn(s->env, false, get_fn, &c);
+	r = lookup(s, &c);
 	if (r < 0)
 		return r;
 	ret_info->size = c.rec.size;
@@ -445,6 +463,7 @@ void node_drop_entry(struct store *s, const uint8_t id[VERIFY_HASH_LEN], const s
 		c.dev = st->st_dev;
 		c.ino = st->st_ino;
 	}
+	node_pending_forget(s->env, id);
 	node_txn(s->env, true, drop_fn, &c);
 }
 
@@ -485,7 +504,7 @@ int store_object_open(struct store *s, const uint8_t id[VERIFY_HASH_LEN], int *r
 	char rel[NODE_RELPATH_LEN];
 	int fd = -1, r;
 
-	r = node_txn(s->env, false, get_fn, &c);
+	r = lookup(s, &c);
 	if (r < 0)
 		return r;
 	node_relpath(id, rel);
@@ -539,6 +558,7 @@ int store_object_remove(struct store *s, const uint8_t id[VERIFY_HASH_LEN])
 {
 	struct obj_ctx c = {.id = id, .s = s};
 
+	node_pending_flush(s->env); /* the record, if it waits for its sync, goes too */
 	return node_txn(s->env, true, remove_fn, &c);
 }
 
@@ -573,6 +593,8 @@ int store_object_pin(struct store *s, const uint8_t id[VERIFY_HASH_LEN], bool pi
 	struct obj_ctx c = {.id = id, .pin = pin};
 	int r;
 
-	r = node_txn(s->env, true, pin_fn, &c);
+	r = node_pending_flush(s->env); /* a pin needs the record */
+	if (r == 0)
+		r = node_txn(s->env, true, pin_fn, &c);
 	return r < 0 ? r : node_sync(s->env);
 }

@@ -38,8 +38,12 @@
  * exactly 64 KiB (open.c allocates it before LMDB maps it). */
 #define NODE_MAXREADERS 1022
 
+struct node_pending;
+
 struct node_env {
 	MDB_env *env;
+	/* Objects put in place without a sync, not yet indexed (pending.c); NULL read-only. */
+	struct node_pending *pending;
 	MDB_dbi objects, meta, manifests, repos;
 	MDB_dbi info; /* "storkfs": the format, the quota and the eviction counters (quota.c) */
 	MDB_dbi gens;  /* slices' generations (store/gen.c) */
@@ -139,6 +143,24 @@ struct node_index_item {
 };
 /** node_index_object for n objects in one write transaction (a batch's commit). */
 int node_index_objects(struct store *s, const struct node_index_item *items, size_t n);
+/** The same on an environment. */
+int node_env_index_objects(struct node_env *e, const struct node_index_item *items, size_t n);
+
+/* ---- pending.c: unsynced objects (store/README.md, "Unsynced inserts") ---- */
+
+/** The table of e (no thread until the first add). @return 0; -ENOMEM. */
+int node_pending_new(struct node_env *e, struct node_pending **ret_p);
+/** Sync and index what is left, stop the syncing thread, free. Accepts NULL. */
+void node_pending_free(struct node_pending *p);
+/** Record an object just named in objects/ without a sync; indexed at the next group sync.
+ * @return 0; -errno (detail set: then the object stays unindexed). Thread-safe. */
+int node_pending_add(struct store *s, const uint8_t id[VERIFY_HASH_LEN], uint64_t size);
+/** Whether the object waits for its group sync, and its size. @return 0; -ENOENT. */
+int node_pending_get(struct node_env *e, const uint8_t id[VERIFY_HASH_LEN], uint64_t *ret_size);
+/** Drop the object from the table (its file was found wrong or missing). */
+void node_pending_forget(struct node_env *e, const uint8_t id[VERIFY_HASH_LEN]);
+/** Sync and index everything recorded so far, now. @return 0; -errno. Thread-safe. */
+int node_pending_flush(struct node_env *e);
 
 /* ---- checked.c ---- */
 

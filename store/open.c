@@ -276,6 +276,7 @@ static void env_free(struct node_env *e)
 {
 	if (!e)
 		return;
+	node_pending_free(e->pending); /* its last group sync needs the environment */
 	if (e->env)
 		mdb_env_close(e->env);
 	pthread_rwlock_destroy(&e->maplock);
@@ -356,6 +357,8 @@ static int env_new(const char *dir, int indexfd, bool readonly, struct node_env 
 		r = open_dbis_ro(e);
 	else
 		r = node_txn(e, true, open_dbis, NULL);
+	if (r == 0 && !readonly)
+		r = node_pending_new(e, &e->pending);
 	if (r < 0)
 		goto fail;
 	free(path);

@@ -327,6 +327,25 @@ int store_insert_reset(struct store_insert *ins);
  * (the name is given with a link that never replaces a file; see store_insert_new for ins).
  * @return 0; STORK_EBADLEN; STORK_EBADHASH (nothing is kept); -errno. */
 int store_insert_commit(struct store_insert *ins);
+/** store_insert_commit without any sync (the read path: store/README.md, "Unsynced inserts"):
+ * the size and hash checked, the file named objects/ab/<hex>; this process finds it at once
+ * (store_object_open), the index lists it (and so other processes) after the next group sync:
+ * within a second, at 2048 objects waiting, at store_sync or when the last handle of the
+ * process on the store closes. A crash before that leaves it named but unindexed, and
+ * unindexed files are re-hashed before any use. Frees ins either way. Thread-safe.
+ * @return 0; STORK_EBADLEN; STORK_EBADHASH; -errno. */
+int store_insert_commit_unsynced(struct store_insert *ins);
+/** Sync and index every object store_insert_commit_unsynced put in place so far (in this
+ * process). Thread-safe. @return 0; -errno (the objects stay unindexed). */
+int store_sync(struct store *s);
+/** Take in an object that is named in objects/ but not indexed (another process's unsynced
+ * insert, or one a crash left): it is hashed first, and only when it is whole and right is it
+ * indexed: at once after an fsync (sync), or at this process's next group sync (not sync, as
+ * store_insert_commit_unsynced). Thread-safe.
+ * @return 0 (stored: store_object_open finds it); -ENOENT (no such file, or not right: it is
+ * left for the insert that replaces it); -errno (detail set). */
+int store_object_adopt(struct store *s, const uint8_t id[VERIFY_HASH_LEN], uint64_t size,
+		       bool sync);
 /** Drop the temporary file and free. Accepts NULL. */
 void store_insert_abort(struct store_insert *ins);
 

@@ -75,9 +75,10 @@ mount_shared_read_all() {
 	done
 }
 
-# mount_shared_objects: object requests in the newest nginx's access log so far.
+# mount_shared_objects: requests for objects, and range requests over version packs (a mount's
+# fetch-ahead: fs/README.md "Cold reads"), in the newest nginx's access log so far.
 mount_shared_objects() {
-	nginx_requests '"GET /objects/'
+	nginx_requests '"GET /(objects/|targets/[^ ]*\.pack )'
 }
 
 # mount_shared_daemon_gone MNT: no process mentions MNT any more (waits up to 10 s).
@@ -148,12 +149,14 @@ pass "two storkfs mounts of one repository with the same store run at once"
 
 mount_shared_read_all "$T/mnt-a"
 n=$(mount_shared_objects)
-[ "$n" -eq "$WANT" ] || fail "reading everything through mount A sent $n object requests, want $WANT"
-pass "mount A reads every file correctly, fetching each of the $WANT distinct objects once"
+[ "$n" -ge 1 ] && [ "$n" -le "$WANT" ] ||
+	fail "reading everything through mount A sent $n object requests, want at most $WANT (one per object, fewer with range requests)"
+N_A=$n
+pass "mount A reads every file correctly, fetching each of the $WANT distinct objects once ($n requests)"
 mount_shared_read_all "$T/mnt-b"
 n=$(mount_shared_objects)
-[ "$n" -eq "$WANT" ] ||
-	fail "mount B sent $((n - WANT)) object requests for files mount A had already fetched into the shared store"
+[ "$n" -eq "$N_A" ] ||
+	fail "mount B sent $((n - N_A)) object requests for files mount A had already fetched into the shared store"
 pass "mount B reads the same bytes with zero object requests (the shared store)"
 mount_shared_status_ok "stork status --json: mount A fetched the $WANT objects" \
 	"$T/mnt-a" "c['objects_fetched'] == $WANT" "c['errors'] == 0"
@@ -168,7 +171,7 @@ mount_storkfs "$T/mnt-r" "store=$STORE,timeout=60" "$NGINX_URL"
 PID_R=$SFS_PID
 mount_shared_read_all "$T/mnt-r"
 n=$(mount_shared_objects)
-[ "$n" -eq "$WANT" ] || fail "a new mount of the same store sent $((n - WANT)) object requests"
+[ "$n" -eq "$N_A" ] || fail "a new mount of the same store sent $((n - N_A)) object requests"
 pass "a new mount of the same store reads everything with zero object requests"
 
 # --- another, empty store fetches ------------------------------------------------------------
@@ -176,9 +179,10 @@ mount_storkfs "$T/mnt-c" "store=$T/store-c,timeout=60" "$NGINX_URL"
 PID_C=$SFS_PID
 mount_shared_read_all "$T/mnt-c"
 n=$(mount_shared_objects)
-[ "$n" -eq $((2 * WANT)) ] ||
-	fail "a mount with an empty store sent $((n - WANT)) object requests, want $WANT (one per object)"
-pass "a mount with another, empty store fetches every object again ($WANT requests)"
+[ $((n - N_A)) -ge 1 ] && [ $((n - N_A)) -le "$WANT" ] ||
+	fail "a mount with an empty store sent $((n - N_A)) object requests, want 1 to $WANT (one per object, fewer with range requests)"
+mount_shared_status_ok "a mount with another, empty store fetches every object again ($((n - N_A)) requests)" \
+	"$T/mnt-c" "c['objects_fetched'] == $WANT"
 fsck_clean "the shared store is clean" "$STORE"
 
 # --- mount -t fuse.storkfs with two mirrors, the first one dead ---------------------------------
@@ -209,13 +213,13 @@ grep -qF " $MNT_T fuse.storkfs ro," /proc/mounts ||
 pass "mount -t makes a read-only fuse.storkfs mount (mount.fuse3's added rw,dev,suid do not make it writable)"
 mount_shared_read_all "$MNT_T"
 n=$(mount_shared_objects)
-[ $((n - before)) -eq "$WANT" ] ||
-	fail "the mount -t mount (empty store) sent $((n - before)) object requests to the live mirror, want $WANT"
+[ $((n - before)) -ge 1 ] && [ $((n - before)) -le "$WANT" ] ||
+	fail "the mount -t mount (empty store) sent $((n - before)) object requests to the live mirror, want 1 to $WANT"
 pass "files read correctly through mount -t, from the second mirror when the first refuses connections"
 mount_shared_status_ok "stork status --json: per mirror, the dead one failed and the live one delivered" \
 	"$MNT_T" "list(m) == ['$DEAD', '$NGINX_URL']" "m['$DEAD']['failures'] >= 1" \
 	"m['$DEAD']['bytes'] == 0" "m['$NGINX_URL']['failures'] == 0" \
-	"m['$NGINX_URL']['requests'] >= $WANT" "c['objects_fetched'] == $WANT" "c['errors'] == 0"
+	"m['$NGINX_URL']['requests'] >= 1" "c['objects_fetched'] == $WANT" "c['errors'] == 0"
 expect_rc 0 "umount unmounts the mount -t mount" timeout 30 umount "$MNT_T"
 ! is_mounted "$MNT_T" || fail "$MNT_T is still mounted after umount"
 check "the daemon exits after umount" mount_shared_daemon_gone "$MNT_T"
@@ -232,8 +236,8 @@ grep -qF " $MNT_F fuse.storkfs ro," /proc/mounts ||
 	fail "no read-only fuse.storkfs mount at $MNT_F: $(grep -F " $MNT_F " /proc/mounts)"
 mount_shared_read_all "$MNT_F"
 n=$(mount_shared_objects)
-[ $((n - before)) -eq "$WANT" ] ||
-	fail "the fstab mount (empty store) sent $((n - before)) object requests, want $WANT"
+[ $((n - before)) -ge 1 ] && [ $((n - before)) -le "$WANT" ] ||
+	fail "the fstab mount (empty store) sent $((n - before)) object requests, want 1 to $WANT"
 pass "files read correctly through the fstab mount"
 expect_rc 0 "fusermount3 -u unmounts the fstab mount" timeout 30 fusermount3 -u "$MNT_F"
 ! is_mounted "$MNT_F" || fail "$MNT_F is still mounted after fusermount3 -u"
@@ -262,10 +266,12 @@ grep -qE "mirror +$NGINX_URL: [0-9]+ requests" "$T/out" || {
 	fail "stork status $T/mnt-c shows no requests for the mirror $NGINX_URL"
 }
 pass "stork status MOUNTPOINT shows the objects fetched and the requests per mirror"
-mount_shared_status_ok "stork status --json: the empty-store mount opened $NFILES files, fetched each of the $WANT objects once ($WHOLE at an open: misses), the rest were hits" \
-	"$T/mnt-c" "c['opens'] == $NFILES" "c['objects_fetched'] == $WANT" "c['misses'] == $WHOLE" \
-	"c['hits'] == $NFILES - $WHOLE" "c['errors'] == 0" "c['bytes_fetched'] > 16 << 20" \
-	"m['$NGINX_URL']['failures'] == 0" "m['$NGINX_URL']['requests'] >= $WANT" \
+# (fewer misses than whole-file objects when fetch-ahead brought files before they were opened;
+# a chunked file's open is a hit: its chunks are fetched by its reads)
+mount_shared_status_ok "stork status --json: the empty-store mount opened $NFILES files, fetched each of the $WANT objects once (at most $WHOLE misses at an open), the rest were hits" \
+	"$T/mnt-c" "c['opens'] == $NFILES" "c['objects_fetched'] == $WANT" "c['misses'] <= $WHOLE" \
+	"c['hits'] + c['misses'] == $NFILES" "c['errors'] == 0" "c['bytes_fetched'] > 16 << 20" \
+	"m['$NGINX_URL']['failures'] == 0" "m['$NGINX_URL']['requests'] >= 1" \
 	"m['$NGINX_URL']['bytes'] >= c['bytes_fetched']"
 mount_shared_status_ok "stork status --json: the remount of the shared store served all $NFILES opens from the store" \
 	"$T/mnt-r" "c['opens'] == $NFILES" "c['hits'] == $NFILES" "c['misses'] == 0" \

@@ -2491,6 +2491,7 @@ static Suite *store_suite(void)
 	suite_add_tcase(s, tcase_store_node());
 	suite_add_tcase(s, tcase_store_node_concurrency());
 	suite_add_tcase(s, tcase_store_open());
+	suite_add_tcase(s, tcase_store_pending());
 	suite_add_tcase(s, tcase_store_batch());
 	suite_add_tcase(s, tcase_store_floor());
 	suite_add_tcase(s, tcase_store_quota());

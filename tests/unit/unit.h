@@ -26,6 +26,9 @@ TCase *tcase_store_node_concurrency(void);
 /* tests/unit/test_store_open.c: opening the node store (trust, damaged index, read-only). */
 TCase *tcase_store_open(void);
 
+/* tests/unit/test_store_pending.c: inserts without a sync, indexed at group syncs. */
+TCase *tcase_store_pending(void);
+
 /* tests/unit/test_store_floor.c: the copy of the trusted metadata; objects/ab not a directory. */
 TCase *tcase_store_floor(void);
 
