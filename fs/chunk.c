@@ -28,7 +28,8 @@ struct fsd_chunked {
 	struct verify_entry *chunks; /* copy of the entry's list */
 	size_t nchunks;
 	uint64_t size;
-	char *what; /* "pkg ver: path", for the log */
+	char *what;  /* "pkg ver: path", for the log */
+	char *slice; /* the slice it was opened through (its fetch counter), or NULL */
 	pthread_mutex_t lock;
 	struct slot {
 		size_t idx;
@@ -38,7 +39,8 @@ struct fsd_chunked {
 	uint64_t tick;	/* under lock */
 };
 
-int fsd_chunked_open(const struct verify_entry *e, const char *what, struct fsd_chunked **ret_h)
+int fsd_chunked_open(const struct verify_entry *e, const char *what, const char *slice,
+		     struct fsd_chunked **ret_h)
 {
 	struct fsd_chunked *h = calloc(1, sizeof(*h));
 
@@ -46,9 +48,11 @@ int fsd_chunked_open(const struct verify_entry *e, const char *what, struct fsd_
 		return -ENOMEM;
 	h->chunks = malloc(e->nchunks * sizeof(*h->chunks));
 	h->what = strdup(what);
-	if (!h->chunks || !h->what) {
+	h->slice = slice ? strdup(slice) : NULL;
+	if (!h->chunks || !h->what || (slice && !h->slice)) {
 		free(h->chunks);
 		free(h->what);
+		free(h->slice);
 		free(h);
 		return -ENOMEM;
 	}
@@ -80,6 +84,7 @@ void fsd_chunked_free(struct fsd_chunked *h)
 	pthread_mutex_destroy(&h->lock);
 	free(h->chunks);
 	free(h->what);
+	free(h->slice);
 	free(h);
 }
 
@@ -110,6 +115,8 @@ static int chunk_fd(struct fsd *d, struct fsd_chunked *h, size_t i, int *ret_fd)
 	r = fsd_object_open(d, c, what, &fd, &fetched);
 	if (r < 0)
 		return r;
+	if (fetched && h->slice) /* fetched on that slice's behalf */
+		fsd_slice_count(d, h->slice, FSD_SC_FETCHED, 1);
 
 	pthread_mutex_lock(&h->lock);
 	for (int k = 0; k < SLOTS; k++) { /* an empty slot, else the least recently used */

@@ -541,7 +541,8 @@ struct fsd_chunked; /* an open chunked file (fs/chunk.c) */
 
 /** Open the chunked file e (e->nchunks > 0): a copy of its chunk list; nothing is fetched.
  * what ("pkg ver: path") names it in the log. @return 0; -ENOMEM. */
-int fsd_chunked_open(const struct verify_entry *e, const char *what, struct fsd_chunked **ret_h);
+int fsd_chunked_open(const struct verify_entry *e, const char *what, const char *slice,
+		     struct fsd_chunked **ret_h);
 /** Answer a read of up to size bytes at off: the chunks the range touches are opened (fetched
  * when missing, each checked against its own hash) and spliced into the reply. Replies only on
  * success (0); on failure the caller replies. Thread-safe for one h.

@@ -518,7 +518,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	snprintf(what, sizeof(what), "%s %s: %s", n->pkg, n->ver, e->path);
 	if (e->nchunks) {
 		/* Stored by the piece: each read fetches the chunks it touches (fs/chunk.c). */
-		ret = fsd_chunked_open(e, what, &ch);
+		ret = fsd_chunked_open(e, what, n->slice, &ch);
 		if (ret < 0)
 			goto out;
 		FSD_COUNT(d, opens, 1);

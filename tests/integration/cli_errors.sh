@@ -70,7 +70,7 @@ chmod 644 "$obj"
 mkdir -p "$T/small"
 mount -t tmpfs -o size=512k tmpfs "$T/small"
 # not a fuse mount: lib.sh's cleanup would leave it; unmount it first whatever happens
-trap '_rc=$?; umount -l "$T/small" 2>/dev/null; (exit $_rc); _cleanup' EXIT
+on_exit 'umount -l "$T/small" 2>/dev/null'
 start_nginx "$REPO"
 mount_storkfs "$T/mnt" "store=$T/small/store,timeout=20" "$NGINX_URL"
 head -c 600000 /dev/zero >"$T/small/filler" 2>/dev/null || true

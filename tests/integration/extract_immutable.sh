@@ -7,7 +7,7 @@
 
 need nginx chattr
 UMOUNTS=()
-trap '_rc=$?; for m in "${UMOUNTS[@]}"; do umount -l "$m"; done; (exit $_rc); _cleanup' EXIT
+on_exit 'for m in "${UMOUNTS[@]}"; do umount -l "$m"; done'
 mkdir -p "$T/src/etc"
 echo "shared config" >"$T/src/etc/conf"
 echo "everyone writes" >"$T/src/etc/ww"

@@ -36,7 +36,7 @@ pass "the extracted (linked) file stays sparse ($(kib "$T/dest/holes") KiB)"
 # A copy: the destination on another file system (a tmpfs) than the store.
 mkdir -p "$T/shm"
 mount -t tmpfs -o size=256m none "$T/shm" || fail "cannot mount a tmpfs"
-trap '_rc=$?; umount -l "$T/shm"; (exit $_rc); _cleanup' EXIT
+on_exit 'umount -l "$T/shm"'
 extract_ok "sparse 1.0 extracts as copies" --store "$T/store" "$NGINX_URL" sparse 1.0 "$T/shm/dest"
 [ "$X_COPIED" -eq 2 ] || fail "want 2 files copied, got $X_COPIED"
 cmp "$T/src/holes" "$T/shm/dest/holes" || fail "the copied file differs from its source"

@@ -816,6 +816,14 @@ mount_storkfs() {
 	}
 }
 
+# on_exit 'COMMANDS': when the test exits, run COMMANDS (their failures ignored) before the
+# usual cleanup, keeping the test's exit status (a plain `(exit $rc)` in a trap would end the
+# trap under set -e before the cleanup ran, leaving mounts and daemons behind).
+on_exit() {
+	_ON_EXIT=$1
+	trap '_rc=$?; set +e; eval "$_ON_EXIT"; (exit $_rc); _cleanup' EXIT
+}
+
 # _held_elsewhere MNT: some process's mount namespace still has MNT mounted.
 _held_elsewhere() {
 	grep -qsF " $1 " /proc/[0-9]*/mountinfo 2>/dev/null

@@ -45,7 +45,7 @@ gen_tree() {
 B=$T/bulk
 if [ -d /dev/shm ] && [ -w /dev/shm ]; then
 	B=$(mktemp -d /dev/shm/stork-prefetch.XXXXXX)
-	trap '_rc=$?; rm_rf "$B"; (exit $_rc); _cleanup' EXIT
+	on_exit 'rm_rf "$B"'
 fi
 mkdir -p "$B"
 gen_tree "$B/src" "$NFILES" "$STORK_TEST_SEED"

@@ -196,11 +196,13 @@ pass "tuf-js refreshes from the collected repository and downloads its targets"
 # --- a publish on a full disk ---------------------------------------------------------------
 mkdir -p "$T/small"
 mount -t tmpfs -o size=3m tmpfs "$T/small"
-trap '_rc=$?; umount -l "$T/small" 2>/dev/null || true; (exit $_rc); _cleanup' EXIT
+on_exit 'umount -l "$T/small" 2>/dev/null'
 make_repo --in "$T/small" 'pkg'
-publish pkg 1.0 "$T/src/1.0/doc"
+mkdir -p "$T/src/tiny"
+rnd 9 100000 >"$T/src/tiny/f"
+publish pkg 1.0 "$T/src/tiny"
 before=$(meta_sums)
-expect_rc 3 "publishing 2 MB into a repository with 1 MB left" "$STORK" publish "$REPO" --keys "$KEYS" --key "$PUBKEY" pkg 2.0 "$T/src/2.0"
+expect_rc 3 "publishing 8 MB into a repository on a 3 MB file system" "$STORK" publish "$REPO" --keys "$KEYS" --key "$PUBKEY" pkg 2.0 "$T/src/2.0"
 err_has "...naming the full disk" "No space left on device"
 [ "$(meta_sums)" = "$before" ] || fail "the failed publish changed metadata or targets"
 [ -z "$(find "$REPO" -name '.tmp*' -o -name '*.tmp')" ] || fail "the failed publish left temporary files: $(find "$REPO" -name '.tmp*')"

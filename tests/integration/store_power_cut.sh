@@ -60,7 +60,7 @@ disk_cleanup() {
 	[ -z "$LOOP" ] || losetup -d "$LOOP" 2>/dev/null
 	grep -qF " $CD fuse" /proc/mounts && fusermount3 -u -z "$CD"
 }
-trap '_rc=$?; disk_cleanup; (exit $_rc); _cleanup' EXIT
+on_exit disk_cleanup
 
 truncate -s 96M "$T/disk.img"
 mkdir -p "$CD" "$DISK"
