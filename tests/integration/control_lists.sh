@@ -296,10 +296,10 @@ wait_for log_has "slice w1: now at generation 2 (1 package) following group web 
 pass "w1 installed list version 4 (generation 2: hello only)"
 
 fusermount3 -u "$MNT" || fail "fusermount3 -u failed"
-for _ in $(seq 100); do
-	kill -0 "$SFS_PID" 2>/dev/null || break
+for _ in $(seq 300); do
+	running "$SFS_PID" || break
 	sleep 0.1
 done
-! kill -0 "$SFS_PID" 2>/dev/null || fail "storkfs still runs after the unmount"
+! running "$SFS_PID" || fail "storkfs still runs after the unmount"
 pass "unmounted; the daemon exited"
 done_ok

@@ -824,35 +824,44 @@ on_exit() {
 	trap '_rc=$?; set +e; eval "$_ON_EXIT"; (exit $_rc); _cleanup' EXIT
 }
 
+# running PID: the process exists and has not exited. A daemon started without -f is the
+# child of PID 1 once it detaches, and an exited one stays a zombie (kill -0 still succeeds)
+# until PID 1 reaps it, which a container's or sandbox's init may do late.
+running() {
+	[ -r "/proc/$1/status" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null
+}
+
 # _held_elsewhere MNT: some process's mount namespace still has MNT mounted.
 _held_elsewhere() {
 	grep -qsF " $1 " /proc/[0-9]*/mountinfo 2>/dev/null
 }
 
 # unmount_storkfs MNT [PID]: fusermount3 -u MNT; the daemon (PID, default SFS_PID) must exit
-# within 10 s.
+# within 30 s.
 unmount_storkfs() {
 	local mnt=$1 pid=${2:-$SFS_PID}
 	fusermount3 -u "$mnt" || fail "fusermount3 -u $mnt failed"
-	for _ in $(seq 100); do
-		kill -0 "$pid" 2>/dev/null || break
+	# 30 s: a bound that means "did not hang" (its last group sync and the index's sync wait
+	# for the disk, which tests running in parallel keep busy), never a speed
+	for _ in $(seq 300); do
+		running "$pid" || break
 		sleep 0.1
 	done
 	# A mount namespace made while the mount was there (a container another test runs in
 	# parallel: bwrap, nspawn, unshare) holds a copy of it, and the kernel ends the FUSE
 	# session (so the daemon exits) only when that copy goes too: wait for it (bounded), then
-	# the daemon has 10 s again.
-	if kill -0 "$pid" 2>/dev/null && _held_elsewhere "$mnt"; then
+	# the daemon has 30 s again.
+	if running "$pid" && _held_elsewhere "$mnt"; then
 		for _ in $(seq 600); do
 			_held_elsewhere "$mnt" || break
 			sleep 0.2
 		done
-		for _ in $(seq 100); do
-			kill -0 "$pid" 2>/dev/null || break
+		for _ in $(seq 300); do
+			running "$pid" || break
 			sleep 0.1
 		done
 	fi
-	! kill -0 "$pid" 2>/dev/null || fail "storkfs ($pid) still runs 10 s after unmounting $mnt (no other mount namespace holds it)"
+	! running "$pid" || fail "storkfs ($pid) still runs 30 s after unmounting $mnt (no other mount namespace holds it)"
 	local rc=0
 	{ wait "$pid"; } 2>/dev/null || rc=$?
 	! is_mounted "$mnt" || fail "$mnt is still mounted"

@@ -136,10 +136,10 @@ mount_storkfs "$MNT" "store=$STORE,timeout=30" "$NGINX_URL"
 cat "$MNT/synth/latest/usr/bin/tool" >/dev/null
 kill -TERM "$SFS_PID"
 for _ in $(seq 100); do
-	kill -0 "$SFS_PID" 2>/dev/null || break
+	running "$SFS_PID" || break
 	sleep 0.1
 done
-! kill -0 "$SFS_PID" 2>/dev/null || fail "storkfs still runs 10 s after SIGTERM"
+! running "$SFS_PID" || fail "storkfs still runs 10 s after SIGTERM"
 wait "$SFS_PID" && rc=0 || rc=$?
 [ "$rc" -eq 0 ] || fail "storkfs exited $rc after SIGTERM, want 0"
 ! is_mounted "$MNT" || fail "$MNT is still mounted after SIGTERM"

@@ -252,11 +252,11 @@ for m in a b; do
 	pid=$PID_A
 	[ $m = a ] || pid=$PID_B
 	fusermount3 -u "$T/$m" || fail "fusermount3 -u $T/$m"
-	for _ in $(seq 100); do
-		kill -0 "$pid" 2>/dev/null || break
+	for _ in $(seq 300); do
+		running "$pid" || break
 		sleep 0.1
 	done
-	! kill -0 "$pid" 2>/dev/null || fail "storkfs ($pid) still runs 10 s after unmounting $T/$m"
+	! running "$pid" || fail "storkfs ($pid) still runs 30 s after unmounting $T/$m"
 done
 pass "both daemons exit at unmount"
 fsck_clean "the store is clean" "$STORE"
