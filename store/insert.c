@@ -354,6 +354,11 @@ int store_insert_commit_unsynced(struct store_insert *ins)
 	struct store *s = ins->s;
 	int subfd = -1, r;
 
+	/* A store with a quota counts and evicts indexed objects, and an unsynced one is indexed
+	 * only at its group's sync: there, every insert is synced and indexed at once (the quota
+	 * is kept to one object; the read path pays a sync per object). */
+	if (node_quota_limits(s))
+		return store_insert_commit(ins);
 	r = insert_check(ins, false);
 	if (r < 0)
 		goto out;

@@ -45,7 +45,7 @@ struct node_env {
 	/* Objects put in place without a sync, not yet indexed (pending.c); NULL read-only. */
 	struct node_pending *pending;
 	MDB_dbi objects, meta, manifests, repos;
-	MDB_dbi info; /* "storkfs": the format, the quota and the eviction counters (quota.c) */
+	MDB_dbi info;  /* "storkfs": the format, the quota and the eviction counters (quota.c) */
 	MDB_dbi gens;  /* slices' generations (store/gen.c) */
 	bool has_gens; /* false: a read-only store made before generations existed */
 	/* Held for reading around every transaction of this process, for writing while the map
@@ -248,6 +248,8 @@ void node_quota_free(struct store *s);
 /** After n objects were indexed by an insert: count them and, above the quota, evict down to
  * the low mark, never one of these. Failures are left in the detail and ignored. */
 void node_quota_inserted(struct store *s, const struct node_index_item *items, size_t n);
+/** Whether the store has a quota (read from the index at most once a USAGE_MS). Thread-safe. */
+bool node_quota_limits(struct store *s);
 /* ---- pins.c: the owners' pin sets, STOREDIR/pins/<owner> ---- */
 
 struct node_pinset {

@@ -502,6 +502,28 @@ static uint64_t low_mark(uint64_t quota)
 	return quota / 100 * STORE_QUOTA_LOW_PERCENT + quota % 100 * STORE_QUOTA_LOW_PERCENT / 100;
 }
 
+bool node_quota_limits(struct store *s)
+{
+	struct node_quota *q = s->quota;
+	int64_t now = now_ms();
+	uint64_t quota = 0;
+	bool stale;
+
+	if (s->readonly || !q)
+		return false;
+	pthread_mutex_lock(&q->lock);
+	stale = now - q->quota_ms >= USAGE_MS;
+	quota = q->quota;
+	pthread_mutex_unlock(&q->lock);
+	if (stale && store_quota_get(s, &quota) == 0) {
+		pthread_mutex_lock(&q->lock);
+		q->quota = quota;
+		q->quota_ms = now;
+		pthread_mutex_unlock(&q->lock);
+	}
+	return quota != 0;
+}
+
 void node_quota_inserted(struct store *s, const struct node_index_item *items, size_t n)
 {
 	struct node_quota *q = s->quota;

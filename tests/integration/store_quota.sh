@@ -3,7 +3,8 @@
 # file reads right; after each file the store's objects hold at most the quota plus one object;
 # the objects that went are always the least recently used ones (a file read again moves to
 # the back of the order: checked after every read); the objects of the version prefetch= names
-# (4 MB) stay all along. stork status shows the quota, the pins and the evictions; the quota is
+# (4 MB) and those of the version slice s has installed (`stork install`: its pin set) stay all
+# along. stork status shows the quota, the pins and the evictions; the quota is
 # kept in the store (a second mount without store_max= evicts too; stork prefetch --store-max
 # sets it), and fsck is clean.
 . "$(dirname "$0")/lib.sh"
@@ -12,9 +13,12 @@ need python3 nginx
 need_fuse
 
 make_repo
-mkdir -p "$T/src/big" "$T/src/keep"
+mkdir -p "$T/src/big" "$T/src/keep" "$T/src/inst"
 python3 - "$T/src" <<'EOF'
 import random, sys
+for i in range(4):
+    with open(f"{sys.argv[1]}/inst/i{i}", "wb") as f:
+        f.write(random.Random(3000 + i).randbytes(256 * 1024))
 for i in range(50):
     with open(f"{sys.argv[1]}/big/f{i:02d}", "wb") as f:
         f.write(random.Random(1000 + i).randbytes(2 * 1024 * 1024))
@@ -24,6 +28,7 @@ for i in range(4):
 EOF
 publish big 1.0 "$T/src/big" --quiet
 publish keep 1.0 "$T/src/keep" --quiet
+publish inst 1.0 "$T/src/inst" --quiet
 start_nginx "$REPO"
 S=$T/store
 M=$T/mnt
@@ -31,14 +36,19 @@ QUOTA=$((20 * 1024 * 1024))
 OBJ=$((2 * 1024 * 1024))
 
 declare -A HEX
-for f in "$T"/src/big/* "$T"/src/keep/*; do
+for f in "$T"/src/big/* "$T"/src/keep/* "$T"/src/inst/*; do
 	HEX[$(basename "$f")]=$(sha256sum "$f" | cut -d' ' -f1)
 done
 stored() { [ -e "$S/objects/${HEX[$1]:0:2}/${HEX[$1]}" ]; }
 # the bytes of every object file in the store (there are no mode variants here)
 store_bytes() { find "$S/objects" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }'; }
 
-mount_storkfs "$M" "store=$S,store_max=20M,prefetch=keep,timeout=30,refresh=3600" "$NGINX_URL"
+# slice s has inst 1.0 installed: its objects are the slice's pin set
+mkdir -p "$T/slices"
+echo 'trust * delegated' >"$T/slices/s.policy"
+expect_rc 0 "stork install --slice s inst" "$STORK" install --slices "$T/slices" --slice s --root "$ROOT" \
+	--store "$S" "$NGINX_URL" inst
+mount_storkfs "$M" "store=$S,store_max=20M,prefetch=keep,slices=$T/slices,timeout=30,refresh=3600" "$NGINX_URL"
 for _ in $(seq 300); do
 	grep -q '^storkfs: prefetch: 1 version' "$SFS_LOG" && break
 	sleep 0.1
@@ -49,6 +59,11 @@ grep -q '^storkfs: prefetch: 1 version' "$SFS_LOG" || {
 }
 for k in k0 k1 k2 k3; do stored "$k" || fail "prefetch=keep did not store $k"; done
 pass "prefetch=keep stored the 4 MB of keep 1.0"
+for i in i0 i1 i2 i3; do
+	cmp -s "$T/src/inst/$i" "$M/.slices/s/root/$i" || fail "slice s's root: $i reads wrong bytes"
+	stored "$i" || fail "reading $i through slice s's root did not store it"
+done
+pass "slice s's installed inst 1.0 read through its root (now stored)"
 
 # ORDER: the big files by their last read, least recent first.
 ORDER=()
@@ -73,6 +88,7 @@ check_store() {
 		fi
 	done
 	for k in k0 k1 k2 k3; do stored "$k" || fail "after $1: pinned $k (prefetch=keep) was evicted"; done
+	for k in i0 i1 i2 i3; do stored "$k" || fail "after $1: $k, installed in slice s (pinned), was evicted"; done
 }
 
 read_file() {
@@ -92,7 +108,7 @@ for i in $(seq -w 5 49); do
 		pass "f01 went before f00, which was read again"
 	fi
 done
-pass "50 files of 2 MB read right; the store held at most $MAX bytes (quota $QUOTA + one object of $OBJ); the least recently used went first every time; keep 1.0 (prefetch=) stayed"
+pass "50 files of 2 MB read right; the store held at most $MAX bytes (quota $QUOTA + one object of $OBJ); the least recently used went first every time; keep 1.0 (prefetch=) and inst 1.0 (installed in slice s) stayed"
 
 # every file once more, in another order: still right
 for i in 49 10 30 00; do read_file "f$i"; done
@@ -104,16 +120,16 @@ run "$STORK" status "$S"
 	fail "stork status $S"
 }
 out_has "stork status shows the quota" "quota      20.0 MiB ($QUOTA bytes"
-grep -E '^  pinned     4 objects \(4\.0 MiB, 4194304 bytes; 1 pin sets\)' "$T/out" >/dev/null || {
+grep -E '^  pinned     8 objects \(5\.0 MiB, 5242880 bytes; 2 pin sets\)' "$T/out" >/dev/null || {
 	_show_run
-	fail "stork status does not show keep's 4 objects pinned"
+	fail "stork status does not show keep's 4 and inst's 4 objects pinned in 2 pin sets"
 }
 ev=$(sed -n 's/^  evictions  \([0-9]*\) .*/\1/p' "$T/out")
 [ -n "$ev" ] && [ "$ev" -ge 30 ] || {
 	_show_run
 	fail "stork status shows $ev evictions, want at least 30"
 }
-pass "stork status: quota, 4 pinned objects, $ev evictions"
+pass "stork status: quota, 8 pinned objects in 2 pin sets, $ev evictions"
 unmount_storkfs "$M"
 
 # The quota is the store's: a mount without store_max= keeps to it too.
