@@ -277,6 +277,12 @@ static int window_run(struct fsd *d, void *arg, void **ret_result)
 		goto out;
 	}
 	for (uint32_t p = s; p < e; p++) {
+		if (stored(d, ents[p].e)) {
+			/* inside the range but stored meanwhile, or already (an object another
+			 * version's pack or a reader brought): its bytes came along, nothing new */
+			landed(a, w->start, p, true);
+			continue;
+		}
 		r = store_one(d, &ents[p], w->buf + (ents[p].offset - off));
 		landed(a, w->start, p, r == 0);
 		if (r == 0) {
