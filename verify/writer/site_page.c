@@ -205,7 +205,7 @@ static void signer(struct site_buf *b, const struct verify_target *t)
 /* ------------------------------------------------------------------------------------------ */
 /* The index. */
 
-static bool has_package(const struct site_ver *all, size_t n, const char *name)
+bool site_has_package(const struct site_ver *all, size_t n, const char *name)
 {
 	size_t lo = 0, hi = n;
 
@@ -372,7 +372,7 @@ static void relation(struct site_buf *b, const char *title, const struct verify_
 		puts_(b, i ? ", " : "");
 		for (size_t k = 0; k < g[i].n; k++) {
 			const struct verify_dep *d = &g[i].alts[k];
-			bool link = has_package(all, nall, d->name);
+			bool link = site_has_package(all, nall, d->name);
 
 			puts_(b, k ? " | " : "");
 			if (link) {
