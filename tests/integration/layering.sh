@@ -26,7 +26,7 @@ need nm awk grep sort comm
 
 # verify/'s public headers besides verify/verify.h; its private ones (verify/cjson.h,
 # verify/meta.h, verify/client.h, verify/trusted.h, verify/internal.h) are not listed.
-PUBLIC=(verify/error.h verify/atomic.h verify/hash.h verify/key.h verify/text.h verify/name.h
+PUBLIC=(verify/error.h verify/array.h verify/atomic.h verify/hash.h verify/key.h verify/text.h verify/name.h
 	verify/manifest.h verify/tuf.h verify/policy.h verify/json.h verify/control.h)
 WRITER_MAY_USE=(verify/trusted.h verify/meta.h verify/cjson.h)
 
