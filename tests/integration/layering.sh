@@ -95,7 +95,7 @@ unit() {
 }
 public() {
 	local u
-	printf '%s\n' "${PUBLIC[@]}" | grep -qxF "$1" && return 0
+	printf '%s\n' "${PUBLIC[@]}" | matches -xF "$1" && return 0
 	u=$(unit "$1")
 	[ "$1" = "$u/$(basename "$u").h" ]
 }
@@ -123,7 +123,7 @@ while IFS=: read -r file _ inc; do
 	public "$h" && continue
 	if [ "$uh" != "$mh" ]; then
 		problems+=("$file includes $h, a private header of the library $uh/")
-	elif [ "$uf" = verify/writer ] && printf '%s\n' "${WRITER_MAY_USE[@]}" | grep -qxF "$h"; then
+	elif [ "$uf" = verify/writer ] && printf '%s\n' "${WRITER_MAY_USE[@]}" | matches -xF "$h"; then
 		continue
 	else
 		problems+=("$file includes $h, a private header of $mh/ that the library $uf/ has no contract for")
