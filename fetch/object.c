@@ -256,10 +256,14 @@ static int file_reset(struct fetch_try *j)
 	return fj->reset ? fj->reset(fj->ctx) : 0;
 }
 
-int fetch_file(struct fetch *f, const char *path, uint64_t len, const char *what, fetch_write_fn fn,
-	       int (*reset)(void *ctx), void *ctx)
+/* fetch_file and fetch_file_range: ranged, the len bytes at offset; else the whole file, at
+ * most len bytes. */
+static int file_fetch(struct fetch *f, const char *path, bool ranged, uint64_t offset, uint64_t len,
+		      const char *what, fetch_write_fn fn, int (*reset)(void *ctx), void *ctx,
+		      const char **ret_mirror)
 {
-	struct filejob fj = {.f = f, .fn = fn, .reset = reset, .ctx = ctx};
+	struct filejob fj = {
+	    .f = f, .fn = fn, .reset = reset, .ctx = ctx, .offset = offset, .ranged = ranged};
 	struct fetch_try j = {
 	    .path = path,
 	    .what = what,
@@ -269,34 +273,26 @@ int fetch_file(struct fetch *f, const char *path, uint64_t len, const char *what
 	    .ctx = &fj,
 	    .optional = true,
 	};
+	int r;
 
 	fj.j = &j;
-	return fetch_try_sources(f, &j);
+	r = fetch_try_sources(f, &j);
+	if (r == 0 && ret_mirror)
+		*ret_mirror = j.winner;
+	return r;
+}
+
+int fetch_file(struct fetch *f, const char *path, uint64_t len, const char *what, fetch_write_fn fn,
+	       int (*reset)(void *ctx), void *ctx)
+{
+	return file_fetch(f, path, false, 0, len, what, fn, reset, ctx, NULL);
 }
 
 int fetch_file_range(struct fetch *f, const char *path, uint64_t offset, uint64_t len,
 		     const char *what, fetch_write_fn fn, int (*reset)(void *ctx), void *ctx,
 		     const char **ret_mirror)
 {
-	struct filejob fj = {.f = f, .fn = fn, .reset = reset, .ctx = ctx, .offset = offset};
-	struct fetch_try j = {
-	    .path = path,
-	    .what = what,
-	    .maxlen = len,
-	    .attempt = file_attempt,
-	    .reset = file_reset,
-	    .ctx = &fj,
-	    .optional = true,
-	};
-
-	int r;
-
 	if (len == 0)
 		return 0;
-	fj.ranged = true;
-	fj.j = &j;
-	r = fetch_try_sources(f, &j);
-	if (r == 0 && ret_mirror)
-		*ret_mirror = j.winner;
-	return r;
+	return file_fetch(f, path, true, offset, len, what, fn, reset, ctx, ret_mirror);
 }

@@ -364,49 +364,39 @@ static bool is_ref(const struct refs *r, const uint8_t *id)
 	return r->n && bsearch(id, r->ids, r->n, VERIFY_HASH_LEN, by_id);
 }
 
+static int gc_scan_obj(void *ctx, const uint8_t *id, const struct node_objrec *rec)
+{
+	struct gc_scan *c = ctx;
+
+	c->objects++;
+	if (is_ref(c->refs, id))
+		return 0;
+	if (rec->pins > 0 || node_pins_has(c->pins, id)) {
+		c->pinned++;
+		return 0;
+	}
+	if (node_objrec_ms(rec) >= c->start)
+		return 0; /* used or inserted since the collection started */
+	if (c->ncands == c->cap) {
+		size_t cap = c->cap ? 2 * c->cap : 256;
+		void *grown = realloc(c->cands, cap * VERIFY_HASH_LEN);
+
+		if (!grown)
+			return -ENOMEM;
+		c->cands = grown;
+		c->cap = cap;
+	}
+	memcpy(c->cands[c->ncands++], id, VERIFY_HASH_LEN);
+	return 0;
+}
+
 static int gc_scan_fn(struct node_env *e, MDB_txn *txn, void *ctx)
 {
 	struct gc_scan *c = ctx;
-	struct node_objrec rec;
-	MDB_cursor *cur = NULL;
-	MDB_val k, v;
-	int rc;
 
 	c->ncands = 0;
 	c->objects = c->pinned = 0;
-	rc = mdb_cursor_open(txn, e->objects, &cur);
-	if (rc != 0)
-		return rc;
-	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		if (k.mv_size != VERIFY_HASH_LEN || node_objrec_get(e, txn, k.mv_data, &rec) != 0) {
-			stork_error_clear();
-			continue;
-		}
-		c->objects++;
-		if (is_ref(c->refs, k.mv_data))
-			continue;
-		if (rec.pins > 0 || node_pins_has(c->pins, k.mv_data)) {
-			c->pinned++;
-			continue;
-		}
-		if (node_objrec_ms(&rec) >= c->start)
-			continue; /* used or inserted since the collection started */
-		if (c->ncands == c->cap) {
-			size_t cap = c->cap ? 2 * c->cap : 256;
-			void *grown = realloc(c->cands, cap * VERIFY_HASH_LEN);
-
-			if (!grown) {
-				rc = -ENOMEM;
-				break;
-			}
-			c->cands = grown;
-			c->cap = cap;
-		}
-		memcpy(c->cands[c->ncands++], k.mv_data, VERIFY_HASH_LEN);
-	}
-	mdb_cursor_close(cur);
-	return rc == MDB_NOTFOUND ? 0 : rc;
+	return node_objects_each(e, txn, gc_scan_obj, c);
 }
 
 struct gc_remove {

@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "store/node.h"
+#include "verify/array.h"
 
 #define GEN_MAGIC "storkfs-generation 1\n"
 
@@ -139,20 +140,6 @@ bad:
 	return -EINVAL;
 }
 
-static int grow(void **p, size_t *cap, size_t n, size_t size)
-{
-	void *q;
-
-	if (n < *cap)
-		return 0;
-	*cap = *cap ? 2 * *cap : 16;
-	q = realloc(*p, *cap * size);
-	if (!q)
-		return -ENOMEM;
-	*p = q;
-	return 0;
-}
-
 static int decode_line(struct store_gen *g, char *line, size_t *capw, size_t *capp)
 {
 	struct store_gen_pkg *p;
@@ -168,7 +155,7 @@ static int decode_line(struct store_gen *g, char *line, size_t *capw, size_t *ca
 		return 0;
 	}
 	if (strncmp(line, "want ", 5) == 0) {
-		r = grow((void **)&g->wanted, capw, g->nwanted, sizeof(*g->wanted));
+		r = verify_grow((void **)&g->wanted, capw, g->nwanted, sizeof(*g->wanted));
 		if (r < 0)
 			return r;
 		if (!(g->wanted[g->nwanted] = strdup(line + 5)))
@@ -191,7 +178,7 @@ static int decode_line(struct store_gen *g, char *line, size_t *capw, size_t *ca
 		return STORK_EFORMAT;
 	*sp = '\0';
 	why = sp + 1;
-	r = grow((void **)&g->pkgs, capp, g->npkgs, sizeof(*g->pkgs));
+	r = verify_grow((void **)&g->pkgs, capp, g->npkgs, sizeof(*g->pkgs));
 	if (r < 0)
 		return r;
 	p = &g->pkgs[g->npkgs];
@@ -455,7 +442,7 @@ static int each_fn(struct node_env *e, MDB_txn *txn, void *ctx)
 		    memcmp((char *)k.mv_data + k.mv_size - sl, suffix, sl) != 0 || v.mv_size == 0 ||
 		    v.mv_size >= sizeof(tmp))
 			continue;
-		rc = grow((void **)&c->items, &c->cap, c->n, sizeof(*c->items));
+		rc = verify_grow((void **)&c->items, &c->cap, c->n, sizeof(*c->items));
 		if (rc != 0)
 			break;
 		memcpy(tmp, v.mv_data, v.mv_size);

@@ -235,6 +235,32 @@ int node_objrec_get(struct node_env *e, MDB_txn *txn, const uint8_t id[VERIFY_HA
 	return 0;
 }
 
+int node_objects_each(struct node_env *e, MDB_txn *txn,
+		      int (*fn)(void *ctx, const uint8_t *id, const struct node_objrec *rec),
+		      void *ctx)
+{
+	struct node_objrec rec;
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	int rc;
+
+	rc = mdb_cursor_open(txn, e->objects, &cur);
+	if (rc != 0)
+		return rc;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		if (k.mv_size != VERIFY_HASH_LEN || node_objrec_get(e, txn, k.mv_data, &rec) != 0) {
+			stork_error_clear();
+			continue;
+		}
+		rc = fn(ctx, k.mv_data, &rec);
+		if (rc != 0)
+			break;
+	}
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
 int node_objrec_put(struct node_env *e, MDB_txn *txn, const uint8_t id[VERIFY_HASH_LEN],
 		    const struct node_objrec *rec)
 {

@@ -306,29 +306,49 @@ static int insert_check(struct store_insert *ins, bool sync)
 	return 0;
 }
 
-int store_insert_commit(struct store_insert *ins)
+/* Check the object (insert_check) and move it to its name in objects/: durably (the file and
+ * its directory synced) when sync, else with its writeback started and nothing waited for. */
+static int insert_place(struct store_insert *ins, bool sync)
 {
 	struct store *s = ins->s;
 	int subfd = -1, r;
 
-	r = insert_check(ins, true);
+	r = insert_check(ins, sync);
 	if (r < 0)
-		goto out;
+		return r;
+	/* Unsynced, writeback starts now, without waiting for it: the group's sync (at the
+	 * latest at unmount) then finds the bytes on their way instead of starting them all at
+	 * once. */
+	if (!sync)
+		sync_file_range(ins->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 	r = node_subdir_open(s, ins->id, &subfd);
 	if (r < 0)
-		goto out;
+		return r;
 	r = place(ins, subfd, ins->hex);
 	if (r < 0) {
 		stork_errorf("%s/" NODE_OBJDIR "/%.2s/%s: cannot move the object into place: %s",
 			     s->dir, ins->hex, ins->hex, strerror(-r));
 		goto out;
 	}
-	r = node_sync_dir(subfd);
-	if (r < 0) {
-		stork_errorf("%s/" NODE_OBJDIR "/%.2s: cannot sync: %s", s->dir, ins->hex,
-			     strerror(-r));
-		goto out;
+	if (sync) {
+		r = node_sync_dir(subfd);
+		if (r < 0)
+			stork_errorf("%s/" NODE_OBJDIR "/%.2s: cannot sync: %s", s->dir, ins->hex,
+				     strerror(-r));
 	}
+out:
+	close(subfd);
+	return r;
+}
+
+int store_insert_commit(struct store_insert *ins)
+{
+	struct store *s = ins->s;
+	int r;
+
+	r = insert_place(ins, true);
+	if (r < 0)
+		goto out;
 	/* A crash before this leaves a good unindexed object: the next insert of it or
 	 * fsck --repair indexes it. */
 	r = node_index_object(s, ins->id, ins->size);
@@ -343,8 +363,6 @@ int store_insert_commit(struct store_insert *ins)
 		node_quota_inserted(s, &it, 1);
 	}
 out:
-	if (subfd >= 0)
-		close(subfd);
 	store_insert_abort(ins);
 	return r;
 }
@@ -352,36 +370,22 @@ out:
 int store_insert_commit_unsynced(struct store_insert *ins)
 {
 	struct store *s = ins->s;
-	int subfd = -1, r;
+	int r;
 
 	/* A store with a quota counts and evicts indexed objects, and an unsynced one is indexed
 	 * only at its group's sync: there, every insert is synced and indexed at once (the quota
 	 * is kept to one object; the read path pays a sync per object). */
 	if (node_quota_limits(s))
 		return store_insert_commit(ins);
-	r = insert_check(ins, false);
+	r = insert_place(ins, false);
 	if (r < 0)
 		goto out;
-	/* Writeback starts now, without waiting for it: the group's sync (at the latest at
-	 * unmount) then finds the bytes on their way instead of starting them all at once. */
-	sync_file_range(ins->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
-	r = node_subdir_open(s, ins->id, &subfd);
-	if (r < 0)
-		goto out;
-	r = place(ins, subfd, ins->hex);
-	if (r < 0) {
-		stork_errorf("%s/" NODE_OBJDIR "/%.2s/%s: cannot move the object into place: %s",
-			     s->dir, ins->hex, ins->hex, strerror(-r));
-		goto out;
-	}
 	/* Named, not durable: found by this process at once, indexed after the group's sync
 	 * (pending.c). A crash before that leaves it unindexed, re-hashed before any use. */
 	r = node_pending_add(s, ins->id, ins->size);
 	if (r == 0 && !ins->anon && !ins->name[0])
 		node_checked_note(s, ins->id, ins->fd);
 out:
-	if (subfd >= 0)
-		close(subfd);
 	store_insert_abort(ins);
 	return r;
 }

@@ -130,6 +130,12 @@ int node_sync(struct node_env *e);
 /** The object's record in txn: 0; MDB_NOTFOUND; STORK_EFORMAT for a malformed one. */
 int node_objrec_get(struct node_env *e, MDB_txn *txn, const uint8_t id[VERIFY_HASH_LEN],
 		    struct node_objrec *ret_rec);
+/** Call fn(ctx, id, rec) for each object record in txn, in id order, passing over (and
+ * clearing the error detail of) a key that is no id or a record that does not decode: fsck
+ * reports those. Stops at fn's first non-zero return. @return 0, fn's return or an mdb code. */
+int node_objects_each(struct node_env *e, MDB_txn *txn,
+		      int (*fn)(void *ctx, const uint8_t *id, const struct node_objrec *rec),
+		      void *ctx);
 /** Write the object's record in txn. @return 0 or an mdb code. */
 int node_objrec_put(struct node_env *e, MDB_txn *txn, const uint8_t id[VERIFY_HASH_LEN],
 		    const struct node_objrec *rec);

@@ -286,13 +286,38 @@ static bool kept(const struct scan *sc, const uint8_t *id)
 	return false;
 }
 
+static int scan_obj(void *ctx, const uint8_t *id, const struct node_objrec *rec)
+{
+	struct scan *sc = ctx;
+
+	sc->u.objects++;
+	sc->u.bytes += rec->size;
+	if (rec->pins > 0 || node_pins_has(sc->pins, id)) {
+		sc->u.pinned_objects++;
+		sc->u.pinned_bytes += rec->size;
+		return 0;
+	}
+	if (!sc->want_cands || kept(sc, id))
+		return 0;
+	if (sc->ncands == sc->cap) {
+		size_t cap = sc->cap ? 2 * sc->cap : 256;
+		struct cand *grown = realloc(sc->cands, cap * sizeof(*grown));
+
+		if (!grown)
+			return -ENOMEM;
+		sc->cands = grown;
+		sc->cap = cap;
+	}
+	memcpy(sc->cands[sc->ncands].id, id, VERIFY_HASH_LEN);
+	sc->cands[sc->ncands].size = rec->size;
+	sc->cands[sc->ncands].ms = node_objrec_ms(rec);
+	sc->ncands++;
+	return 0;
+}
+
 static int scan_fn(struct node_env *e, MDB_txn *txn, void *ctx)
 {
 	struct scan *sc = ctx;
-	MDB_cursor *cur = NULL;
-	struct node_objrec rec;
-	struct cand *grown;
-	MDB_val k, v;
 	int rc;
 
 	memset(&sc->u, 0, sizeof(sc->u));
@@ -303,42 +328,8 @@ static int scan_fn(struct node_env *e, MDB_txn *txn, void *ctx)
 	if (rc == 0)
 		rc = info_get(e, txn, KEY_EVICTED_BYTES, &sc->u.evicted_bytes);
 	if (rc == 0)
-		rc = mdb_cursor_open(txn, e->objects, &cur);
-	if (rc != 0)
-		return rc;
-	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		if (k.mv_size != VERIFY_HASH_LEN || node_objrec_get(e, txn, k.mv_data, &rec) != 0) {
-			stork_error_clear();
-			continue; /* fsck reports it */
-		}
-		sc->u.objects++;
-		sc->u.bytes += rec.size;
-		if (rec.pins > 0 || node_pins_has(sc->pins, k.mv_data)) {
-			sc->u.pinned_objects++;
-			sc->u.pinned_bytes += rec.size;
-			continue;
-		}
-		if (!sc->want_cands || kept(sc, k.mv_data))
-			continue;
-		if (sc->ncands == sc->cap) {
-			size_t cap = sc->cap ? 2 * sc->cap : 256;
-
-			grown = realloc(sc->cands, cap * sizeof(*grown));
-			if (!grown) {
-				rc = -ENOMEM;
-				break;
-			}
-			sc->cands = grown;
-			sc->cap = cap;
-		}
-		memcpy(sc->cands[sc->ncands].id, k.mv_data, VERIFY_HASH_LEN);
-		sc->cands[sc->ncands].size = rec.size;
-		sc->cands[sc->ncands].ms = node_objrec_ms(&rec);
-		sc->ncands++;
-	}
-	mdb_cursor_close(cur);
-	return rc == MDB_NOTFOUND ? 0 : rc;
+		rc = node_objects_each(e, txn, scan_obj, sc);
+	return rc;
 }
 
 static int by_age(const void *a, const void *b)

@@ -288,26 +288,18 @@ out:
 int verify_fetch_control(const struct verify_source *src, const struct verify_target *t,
 			 const char *group, struct verify_control_list **ret_l)
 {
-	struct meta_file expect = {.has_length = true, .length = t->length, .has_hash = true};
 	struct verify_control_list *l = NULL;
 	char hex[VERIFY_HASH_HEX], *file;
 	uint8_t *buf = NULL;
 	size_t len = 0;
 	int r;
 
-	memcpy(expect.hash, t->hash, VERIFY_HASH_LEN);
 	verify_hex(t->hash, VERIFY_HASH_LEN, hex);
 	/* the consistent-snapshot name: the hash before the last component */
 	file = meta_asprintf("targets/" CONTROL_DIR "%s/%s.list.json", group, hex);
 	if (!file)
 		return -ENOMEM;
-	if (t->length > VERIFY_CONTROL_MAX_LEN) {
-		stork_errorf("%s: signed length %" PRIu64 " is over the %d-byte control list limit",
-			     file, t->length, VERIFY_CONTROL_MAX_LEN);
-		r = STORK_ETOOBIG;
-		goto out;
-	}
-	r = meta_fetch(src, file, VERIFY_CONTROL_MAX_LEN, &expect, &buf, &len);
+	r = meta_fetch_target(src, file, t, VERIFY_CONTROL_MAX_LEN, "control list", &buf, &len);
 	if (r == 0)
 		r = verify_control_parse(buf, len, file, &l);
 	if (r < 0)

@@ -141,6 +141,13 @@ int meta_check_version(const struct meta *m, uint64_t want, const char *why);
 int meta_fetch(const struct verify_source *src, const char *file, uint64_t maxlen,
 	       const struct meta_file *expect, uint8_t **ret_buf, size_t *ret_len);
 
+/** Read the target file signed as t: meta_fetch with t's length and hash, after refusing a
+ * signed length over maxlen (STORK_ETOOBIG, "FILE: signed length N is over the MAX-byte WHAT
+ * limit"; what: "manifest", "control list"). */
+int meta_fetch_target(const struct verify_source *src, const char *file,
+		      const struct verify_target *t, uint64_t maxlen, const char *what,
+		      uint8_t **ret_buf, size_t *ret_len);
+
 /** meta_fetch, then meta_parse. */
 int meta_load(const struct verify_source *src, const char *file, uint64_t maxlen,
 	      const struct meta_file *expect, enum meta_type type, struct meta **ret_m);

@@ -200,6 +200,21 @@ int meta_fetch(const struct verify_source *src, const char *file, uint64_t maxle
 	return fetch_want(src, &wc, maxlen, ret_buf, ret_len);
 }
 
+int meta_fetch_target(const struct verify_source *src, const char *file,
+		      const struct verify_target *t, uint64_t maxlen, const char *what,
+		      uint8_t **ret_buf, size_t *ret_len)
+{
+	struct meta_file expect = {.has_length = true, .length = t->length, .has_hash = true};
+
+	if (t->length > maxlen) {
+		stork_errorf("%s: signed length %" PRIu64 " is over the %" PRIu64 "-byte %s limit",
+			     file, t->length, maxlen, what);
+		return STORK_ETOOBIG;
+	}
+	memcpy(expect.hash, t->hash, VERIFY_HASH_LEN);
+	return meta_fetch(src, file, maxlen, &expect, ret_buf, ret_len);
+}
+
 int meta_load_want(const struct verify_source *src, const char *file, uint64_t maxlen,
 		   enum meta_type type, const struct meta_want *w, struct meta **ret_m)
 {

@@ -63,24 +63,16 @@ int verify_fetch_manifest(const struct verify_source *src, const struct verify_t
 int verify_fetch_manifest_raw(const struct verify_source *src, const struct verify_target *t,
 			      struct verify_manifest **ret_m, uint8_t **ret_buf, size_t *ret_len)
 {
-	struct meta_file expect = {.has_length = true, .length = t->length, .has_hash = true};
 	struct verify_manifest *m = NULL;
 	char *file = NULL;
 	uint8_t *buf = NULL;
 	size_t len = 0;
 	int r;
 
-	memcpy(expect.hash, t->hash, VERIFY_HASH_LEN);
 	file = target_file(t);
 	if (!file)
 		return -ENOMEM;
-	if (t->length > VERIFY_MAX_MANIFEST_LEN) {
-		stork_errorf("%s: signed length %" PRIu64 " is over the %d-byte manifest limit",
-			     file, t->length, VERIFY_MAX_MANIFEST_LEN);
-		r = STORK_ETOOBIG;
-		goto out;
-	}
-	r = meta_fetch(src, file, VERIFY_MAX_MANIFEST_LEN, &expect, &buf, &len);
+	r = meta_fetch_target(src, file, t, VERIFY_MAX_MANIFEST_LEN, "manifest", &buf, &len);
 	if (r < 0)
 		goto out;
 	r = parse_target(t, file, buf, len, &m);

@@ -3,6 +3,8 @@
  * Names and paths come from archives, manifests and metadata nobody vouched for yet; a message
  * that repeats one must neither carry its control characters to a terminal nor be unbounded.
  */
+#include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "verify/internal.h"
@@ -127,4 +129,20 @@ const char *verify_bidi_control(const char *str, size_t *ret_pos)
 		}
 	}
 	return NULL;
+}
+
+void verify_size_text(uint64_t n, const char *unit, char *out, size_t len)
+{
+	static const char *const units[] = {"", "KiB", "MiB", "GiB", "TiB"};
+	double v = (double)n;
+	int u = 0;
+
+	while (v >= 1024 && u < 4) {
+		v /= 1024;
+		u++;
+	}
+	if (u == 0)
+		snprintf(out, len, "%" PRIu64 " %s", n, unit);
+	else
+		snprintf(out, len, "%.1f %s", v, units[u]);
 }

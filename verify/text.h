@@ -1,4 +1,5 @@
-/* verify/text.h: checks on untrusted text: UTF-8 and bidirectional controls (verify/text.c). */
+/* verify/text.h: checks on untrusted text: UTF-8 and bidirectional controls; sizes for people to
+ * read (verify/text.c). */
 #ifndef STORKFS_VERIFY_TEXT_H
 #define STORKFS_VERIFY_TEXT_H
 
@@ -21,5 +22,9 @@ size_t verify_utf8_char(const char *s, size_t len, uint32_t *ret_cp);
  * point and Unicode name ("U+202E RIGHT-TO-LEFT OVERRIDE", static) with its byte offset in
  * *ret_pos; NULL when there is none. Thread-safe. */
 const char *verify_bidi_control(const char *s, size_t *ret_pos);
+
+/** n bytes for people to read, in out (len bytes, 32 are enough): "N UNIT" below 1 KiB (unit: "B",
+ * "bytes"), else with one decimal in KiB, MiB, GiB or TiB ("1.5 MiB"). Thread-safe. */
+void verify_size_text(uint64_t n, const char *unit, char *out, size_t len);
 
 #endif

@@ -2,6 +2,7 @@
  * them. A file that uses one concern includes that header instead:
  *
  *   verify/error.h     error codes, storkfs_strerror(), the calling thread's error detail
+ *   verify/array.h     growing a heap array
  *   verify/atomic.h    writing a whole file atomically
  *   verify/hash.h      SHA-256 and hex
  *   verify/key.h       ed25519 keys and signatures
@@ -27,6 +28,7 @@
 #ifndef STORKFS_VERIFY_H
 #define STORKFS_VERIFY_H
 
+#include "verify/array.h"
 #include "verify/atomic.h"
 #include "verify/control.h"
 #include "verify/error.h"

@@ -12,6 +12,7 @@
 #include "fs/cli/cli.h"
 #include "fs/fs.h"
 #include "fs/install/install.h"
+#include "verify/array.h"
 #include "verify/error.h"
 #include "verify/manifest.h"
 #include "verify/policy.h"
@@ -50,22 +51,6 @@ struct resolve_cmd {
 	int err; /* first fetch failure in a walk */
 };
 
-static int grow(void **p, size_t *cap, size_t n, size_t size)
-{
-	void *q;
-	size_t ncap;
-
-	if (n < *cap)
-		return 0;
-	ncap = *cap ? *cap * 2 : 64;
-	q = realloc(*p, ncap * size);
-	if (!q)
-		return -ENOMEM;
-	*p = q;
-	*cap = ncap;
-	return 0;
-}
-
 static int take_accepted(void *ctx, const struct verify_target *t)
 {
 	struct resolve_cmd *rc = ctx;
@@ -75,7 +60,7 @@ static int take_accepted(void *ctx, const struct verify_target *t)
 	for (size_t i = 0; i < rc->nm; i++) /* signed by a delegation and a pinned role alike */
 		if (!strcmp(rc->m[i]->name, t->name) && !strcmp(rc->m[i]->version, t->version))
 			return 0;
-	r = grow((void **)&rc->m, &rc->capm, rc->nm, sizeof(*rc->m));
+	r = verify_grow((void **)&rc->m, &rc->capm, rc->nm, sizeof(*rc->m));
 	if (r < 0)
 		return r;
 	r = verify_fetch_manifest(&rc->src, t, &m);
@@ -92,7 +77,7 @@ static int take_signed(void *ctx, const struct verify_target *t)
 {
 	struct resolve_cmd *rc = ctx;
 	struct verify_target *d;
-	int r = grow((void **)&rc->all, &rc->capall, rc->nall, sizeof(*rc->all));
+	int r = verify_grow((void **)&rc->all, &rc->capall, rc->nall, sizeof(*rc->all));
 
 	if (r < 0)
 		return r;

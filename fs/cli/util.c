@@ -185,18 +185,7 @@ out:
 
 const char *cli_bytes(uint64_t n, char buf[32])
 {
-	static const char *const unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-	double v = (double)n;
-	int u = 0;
-
-	while (v >= 1024 && u < 4) {
-		v /= 1024;
-		u++;
-	}
-	if (u == 0)
-		snprintf(buf, 32, "%llu B", (unsigned long long)n);
-	else
-		snprintf(buf, 32, "%.1f %s", v, unit[u]);
+	verify_size_text(n, "B", buf, 32);
 	return buf;
 }
 

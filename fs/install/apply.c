@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "fs/install/install.h"
+#include "verify/array.h"
 #include "verify/atomic.h"
 #include "verify/error.h"
 #include "verify/name.h"
@@ -34,20 +35,6 @@ struct apply {
 	struct store_gen *cur; /* the current generation, NULL: none */
 };
 
-static int grow(void **p, size_t *cap, size_t n, size_t size)
-{
-	void *q;
-
-	if (n < *cap)
-		return 0;
-	*cap = *cap ? 2 * *cap : 64;
-	q = realloc(*p, *cap * size);
-	if (!q)
-		return -ENOMEM;
-	*p = q;
-	return 0;
-}
-
 static int take_target(void *ctx, const struct verify_target *t)
 {
 	struct apply *a = ctx;
@@ -57,7 +44,7 @@ static int take_target(void *ctx, const struct verify_target *t)
 	for (size_t i = 0; i < a->nts; i++) /* signed by a delegation and a pinned role alike */
 		if (!strcmp(a->ts[i].name, t->name) && !strcmp(a->ts[i].version, t->version))
 			return 0;
-	r = grow((void **)&a->ts, &a->capts, a->nts, sizeof(*a->ts));
+	r = verify_grow((void **)&a->ts, &a->capts, a->nts, sizeof(*a->ts));
 	if (r < 0)
 		return r;
 	d = &a->ts[a->nts];
@@ -453,7 +440,7 @@ int fs_install_wanted(const char *dir, const char *name, char ***ret_wanted, siz
 		if (!*s || *s == '#')
 			continue;
 		copy = strdup(s);
-		if (!copy || grow((void **)&w, &cap, n, sizeof(*w)) < 0) {
+		if (!copy || verify_grow((void **)&w, &cap, n, sizeof(*w)) < 0) {
 			free(copy);
 			r = -ENOMEM;
 			break;

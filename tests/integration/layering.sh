@@ -26,7 +26,7 @@ need nm awk grep sort comm
 
 # verify/'s public headers besides verify/verify.h; its private ones (verify/cjson.h,
 # verify/meta.h, verify/client.h, verify/trusted.h, verify/internal.h) are not listed.
-PUBLIC=(verify/error.h verify/atomic.h verify/hash.h verify/key.h verify/text.h verify/name.h
+PUBLIC=(verify/error.h verify/array.h verify/atomic.h verify/hash.h verify/key.h verify/text.h verify/name.h
 	verify/manifest.h verify/tuf.h verify/policy.h verify/json.h verify/control.h)
 WRITER_MAY_USE=(verify/trusted.h verify/meta.h verify/cjson.h)
 
@@ -95,7 +95,7 @@ unit() {
 }
 public() {
 	local u
-	printf '%s\n' "${PUBLIC[@]}" | grep -qxF "$1" && return 0
+	printf '%s\n' "${PUBLIC[@]}" | matches -xF "$1" && return 0
 	u=$(unit "$1")
 	[ "$1" = "$u/$(basename "$u").h" ]
 }
@@ -123,7 +123,7 @@ while IFS=: read -r file _ inc; do
 	public "$h" && continue
 	if [ "$uh" != "$mh" ]; then
 		problems+=("$file includes $h, a private header of the library $uh/")
-	elif [ "$uf" = verify/writer ] && printf '%s\n' "${WRITER_MAY_USE[@]}" | grep -qxF "$h"; then
+	elif [ "$uf" = verify/writer ] && printf '%s\n' "${WRITER_MAY_USE[@]}" | matches -xF "$h"; then
 		continue
 	else
 		problems+=("$file includes $h, a private header of $mh/ that the library $uf/ has no contract for")

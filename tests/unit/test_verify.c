@@ -188,6 +188,23 @@ START_TEST(bidi_controls_are_found_and_named)
 }
 END_TEST
 
+START_TEST(sizes_read_as_text)
+{
+	char out[32];
+
+	verify_size_text(0, "B", out, sizeof(out));
+	ck_assert_str_eq(out, "0 B");
+	verify_size_text(1023, "bytes", out, sizeof(out));
+	ck_assert_str_eq(out, "1023 bytes");
+	verify_size_text(1536, "B", out, sizeof(out));
+	ck_assert_str_eq(out, "1.5 KiB");
+	verify_size_text(5ULL << 30, "B", out, sizeof(out));
+	ck_assert_str_eq(out, "5.0 GiB");
+	verify_size_text(UINT64_MAX, "B", out, sizeof(out)); /* TiB is the largest unit */
+	ck_assert_str_eq(out, "16777216.0 TiB");
+}
+END_TEST
+
 START_TEST(publish_refuses_versions_dpkg_refuses)
 {
 	static const char *const bad[] = {"a:b:c",	  "1:",	  ":1",	 "99999999999:1",
@@ -1810,6 +1827,7 @@ static Suite *verify_suite(void)
 	tcase_add_test(tc, error_detail_keeps_the_problem_after_two_long_paths);
 	tcase_add_test(tc, error_text_says_the_error_once);
 	tcase_add_test(tc, bidi_controls_are_found_and_named);
+	tcase_add_test(tc, sizes_read_as_text);
 	tcase_add_test(tc, publish_refuses_versions_dpkg_refuses);
 	tcase_add_test(tc, write_atomic_writes_whole_file_with_exact_mode);
 	tcase_add_test(tc, write_all_writes_everything_or_says_why);

@@ -69,9 +69,12 @@ static int delegate_paths(const char *repodir, const char *keydir, const struct 
 			  const char *role, char *const *paths_in, size_t npatterns,
 			  const struct verify_repo_opts *o);
 
-int verify_repo_delegate(const char *repodir, const char *keydir, const struct verify_key *pub,
-			 const char *role, const char *const *patterns, size_t npatterns,
-			 const struct verify_repo_opts *o)
+/* Check role and the n patterns (what: "package name" or "group"; a bad one's error detail
+ * gets the prefix errprefix, NULL: none), then delegate them as "<prefix><pattern>/STAR". */
+static int delegate_patterns(const char *repodir, const char *keydir, const struct verify_key *pub,
+			     const char *role, const char *what, const char *errprefix,
+			     const char *prefix, const char *const *patterns, size_t n,
+			     const struct verify_repo_opts *o)
 {
 	char **paths;
 	int ret;
@@ -79,21 +82,32 @@ int verify_repo_delegate(const char *repodir, const char *keydir, const struct v
 	ret = verify_check_role_name(role);
 	if (ret < 0)
 		return ret;
-	if (npatterns == 0) {
-		stork_errorf("role %s: no package name patterns to delegate", role);
+	if (n == 0) {
+		stork_errorf("role %s: no %s patterns to delegate", role, what);
 		return -EINVAL;
 	}
-	for (size_t i = 0; i < npatterns; i++) {
+	for (size_t i = 0; i < n; i++) {
 		ret = verify_check_name_pattern(patterns[i]);
-		if (ret < 0)
+		if (ret < 0) {
+			if (errprefix)
+				stork_error_prefix("%s", errprefix);
 			return ret;
+		}
 	}
-	paths = format_paths("", patterns, npatterns);
+	paths = format_paths(prefix, patterns, n);
 	if (!paths)
 		return -ENOMEM;
-	ret = delegate_paths(repodir, keydir, pub, role, paths, npatterns, o);
-	free_paths(paths, npatterns);
+	ret = delegate_paths(repodir, keydir, pub, role, paths, n, o);
+	free_paths(paths, n);
 	return ret;
+}
+
+int verify_repo_delegate(const char *repodir, const char *keydir, const struct verify_key *pub,
+			 const char *role, const char *const *patterns, size_t npatterns,
+			 const struct verify_repo_opts *o)
+{
+	return delegate_patterns(repodir, keydir, pub, role, "package name", NULL, "", patterns,
+				 npatterns, o);
 }
 
 int verify_repo_delegate_control(const char *repodir, const char *keydir,
@@ -101,29 +115,8 @@ int verify_repo_delegate_control(const char *repodir, const char *keydir,
 				 const char *const *groups, size_t ngroups,
 				 const struct verify_repo_opts *o)
 {
-	char **paths;
-	int ret;
-
-	ret = verify_check_role_name(role);
-	if (ret < 0)
-		return ret;
-	if (ngroups == 0) {
-		stork_errorf("role %s: no group patterns to delegate", role);
-		return -EINVAL;
-	}
-	for (size_t i = 0; i < ngroups; i++) {
-		ret = verify_check_name_pattern(groups[i]);
-		if (ret < 0) {
-			stork_error_prefix("control group pattern: ");
-			return ret;
-		}
-	}
-	paths = format_paths("control/", groups, ngroups);
-	if (!paths)
-		return -ENOMEM;
-	ret = delegate_paths(repodir, keydir, pub, role, paths, ngroups, o);
-	free_paths(paths, ngroups);
-	return ret;
+	return delegate_patterns(repodir, keydir, pub, role, "group",
+				 "control group pattern: ", "control/", groups, ngroups, o);
 }
 
 static int delegate_paths(const char *repodir, const char *keydir, const struct verify_key *pub,

@@ -188,24 +188,6 @@ static bool is_page_name(const char *name, char *ret_pkg, size_t len)
 	return verify_check_package_name(ret_pkg) == 0;
 }
 
-static bool has_package(const struct site *s, const char *name)
-{
-	size_t lo = 0, hi = s->n;
-
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		int c = strcmp(s->v[mid].t.name, name);
-
-		if (c == 0)
-			return true;
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return false;
-}
-
 /* Remove the pages of packages that are no longer signed (a revoked publisher's). */
 static int remove_stale(const struct site *s, int pfd)
 {
@@ -222,7 +204,8 @@ static int remove_stale(const struct site *s, int pfd)
 		return -errno;
 	}
 	while ((de = readdir(d))) {
-		if (!is_page_name(de->d_name, pkg, sizeof(pkg)) || has_package(s, pkg))
+		if (!is_page_name(de->d_name, pkg, sizeof(pkg)) ||
+		    site_has_package(s->v, s->n, pkg))
 			continue;
 		if (unlinkat(pfd, de->d_name, 0) < 0 && errno != ENOENT) {
 			int r = -errno;

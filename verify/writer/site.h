@@ -28,6 +28,9 @@ struct site_ver {
 	uint64_t files; /* regular files in m */
 };
 
+/* Whether a version of the package name is among all (n versions, sorted by name). */
+bool site_has_package(const struct site_ver *all, size_t n, const char *name);
+
 /* The page of one package: its n versions v (ascending in the order the site was given),
  * dependencies linked to the packages of all (nall versions, sorted by name) that they name. */
 void site_package_page(struct site_buf *b, const struct site_ver *v, size_t n,

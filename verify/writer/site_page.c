@@ -134,22 +134,6 @@ static void fmt_time(time_t t, char *out, size_t len)
 		snprintf(out, len, "%lld", (long long)t);
 }
 
-static void fmt_size(uint64_t n, char *out, size_t len)
-{
-	static const char *const unit[] = {"bytes", "KiB", "MiB", "GiB", "TiB"};
-	double v = (double)n;
-	int u = 0;
-
-	while (v >= 1024 && u < 4) {
-		v /= 1024;
-		u++;
-	}
-	if (u == 0)
-		snprintf(out, len, "%" PRIu64 " bytes", n);
-	else
-		snprintf(out, len, "%.1f %s", v, unit[u]);
-}
-
 static void head(struct site_buf *b, const char *title, const char *subtitle)
 {
 	puts_(b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
@@ -205,7 +189,7 @@ static void signer(struct site_buf *b, const struct verify_target *t)
 /* ------------------------------------------------------------------------------------------ */
 /* The index. */
 
-static bool has_package(const struct site_ver *all, size_t n, const char *name)
+bool site_has_package(const struct site_ver *all, size_t n, const char *name)
 {
 	size_t lo = 0, hi = n;
 
@@ -372,7 +356,7 @@ static void relation(struct site_buf *b, const char *title, const struct verify_
 		puts_(b, i ? ", " : "");
 		for (size_t k = 0; k < g[i].n; k++) {
 			const struct verify_dep *d = &g[i].alts[k];
-			bool link = has_package(all, nall, d->name);
+			bool link = site_has_package(all, nall, d->name);
 
 			puts_(b, k ? " | " : "");
 			if (link) {
@@ -499,7 +483,7 @@ static void version_section(struct site_buf *b, const struct site_ver *v,
 		puts_(b, "</dd>\n</dl>\n</section>\n");
 		return;
 	}
-	fmt_size(v->m->total_size, size, sizeof(size));
+	verify_size_text(v->m->total_size, "bytes", size, sizeof(size));
 	putf(b,
 	     "<dt>Size</dt><dd>%s (%" PRIu64 " bytes)</dd>\n<dt>Files</dt><dd>%" PRIu64
 	     " files, %zu entries</dd>\n<dt>Format</dt><dd>",
@@ -561,7 +545,7 @@ void site_package_page(struct site_buf *b, const struct site_ver *v, size_t n,
 		html_text(b, v[i].t.version);
 		puts_(b, "</a></td>");
 		if (v[i].m) {
-			fmt_size(v[i].m->total_size, size, sizeof(size));
+			verify_size_text(v[i].m->total_size, "bytes", size, sizeof(size));
 			putf(b, "<td>%s</td><td class=\"files\">%" PRIu64 "</td><td>", size,
 			     v[i].files);
 		} else {
