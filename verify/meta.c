@@ -620,9 +620,12 @@ static int parse_sigs(const char *file, struct meta *m)
 		r = get_str(file, e, "sig", f, &sig);
 		if (r < 0)
 			return r;
+		/* Lower case, as TUF writers write it: an upper-case digit would be the same
+		 * signature in another spelling, a change to the file that nothing would see. */
 		if (strlen(sig) != 2 * VERIFY_SIG_LEN ||
+		    strspn(sig, "0123456789abcdef") != 2 * VERIFY_SIG_LEN ||
 		    verify_unhex(sig, m->sigs[i].sig, VERIFY_SIG_LEN) < 0)
-			return bad(file, f, "must be %d hex digits", 2 * VERIFY_SIG_LEN);
+			return bad(file, f, "must be %d lower-case hex digits", 2 * VERIFY_SIG_LEN);
 		m->sigs[i].keyid = strdup(keyid);
 		if (!m->sigs[i].keyid)
 			return -ENOMEM;

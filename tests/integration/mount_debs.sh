@@ -147,9 +147,12 @@ extra=$(LC_ALL=C comm -13 "$T/want.objects" "$T/got.objects" | head -3)
 [ -z "$extra" ] || fail "requests for objects that are not the packages': $extra"
 fetched=$(python3 -c 'import json, sys; print(json.load(sys.stdin)["counters"]["objects_fetched"])' \
 	< <("$STORK" status --json "$MNT"))
-[ "$fetched" = "$(wc -l <"$T/want.objects")" ] ||
-	fail "the mount fetched $fetched objects; the packages have $(wc -l <"$T/want.objects") distinct ones"
-pass "each of the $(wc -l <"$T/want.objects") distinct objects was fetched once ($(wc -l <"$T/got.objects") on their own, $(nginx_requests '"GET /targets/.*\.pack') pack requests), and nothing else"
+# Once each, but for a race the design allows: a reader that fetches its file on its own while
+# a fetch-ahead window brings the same object (both store it; the second finds it there).
+want=$(wc -l <"$T/want.objects")
+[ "$fetched" -ge "$want" ] && [ "$fetched" -le $((want + want / 100)) ] ||
+	fail "the mount fetched $fetched objects; the packages have $want distinct ones (at most 1% twice)"
+pass "each of the $want distinct objects was fetched ($fetched fetches: $(wc -l <"$T/got.objects") on their own, $(nginx_requests '"GET /targets/.*\.pack') pack requests), and nothing else"
 
 # --- running --------------------------------------------------------------------------------
 expect_rc 0 "Debian's hello runs from the mount" timeout 30 "$MNT/hello/latest/usr/bin/hello"
