@@ -149,7 +149,7 @@ int store_unlink(int dirfd, const char *name)
 {
 	bool was = false;
 	struct stat st;
-	int fd, r;
+	int fd = -1, r;
 
 	if (unlinkat(dirfd, name, 0) == 0)
 		return 0;
