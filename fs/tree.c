@@ -306,9 +306,12 @@ static int vtree_index(struct fsd *d, const struct verify_target *t, struct stor
 		return 0;
 	}
 	if (ret != -ENOENT) {
+		/* STORK_EBADHASH's detail says what is wrong with the file: no code text. */
 		fsd_log(d, "%s %s: tree index: %s; built again from the manifest", t->name,
 			t->version,
-			stork_error_text(stork_error_detail(), ret, text, sizeof(text)));
+			ret == STORK_EBADHASH
+			    ? stork_error_detail()
+			    : stork_error_text(stork_error_detail(), ret, text, sizeof(text)));
 		store_tree_drop(d->store, t->hash);
 		FSD_COUNT(d, trees_reindexed, 1);
 	}

@@ -308,8 +308,9 @@ static int tree_check(struct store_tree *t, const uint8_t id[VERIFY_HASH_LEN], c
 	uint8_t sum[VERIFY_HASH_LEN];
 	const char *what = NULL;
 
-	if (t->len < TREE_HEAD + VERIFY_HASH_LEN || memcmp(h->magic, TREE_MAGIC, 8) != 0 ||
-	    h->bom != TREE_BOM)
+	if (t->len < TREE_HEAD + VERIFY_HASH_LEN)
+		what = "cut (shorter than its header)";
+	else if (memcmp(h->magic, TREE_MAGIC, 8) != 0 || h->bom != TREE_BOM)
 		what = "not a tree index of this format";
 	else if (h->len != t->len)
 		what = "cut or grown (its length is not the one its header gives)";
