@@ -170,7 +170,8 @@ void import_report(struct imp *im, bool last)
 
 	if (!im->progress)
 		return;
-	done = im->prog_a ? (uint64_t)archive_filter_bytes(im->prog_a, -1) : im->dir_done;
+	done = im->prog_a ? (uint64_t)archive_filter_bytes(im->prog_a, -1)
+			  : __atomic_load_n(&im->dir_done, __ATOMIC_RELAXED);
 	if (last)
 		done = im->total ? im->total : done;
 	else if (done < im->next_report)
@@ -338,6 +339,7 @@ int import_check_size(struct imp *im, const char *path, uint64_t more)
 int import_store_data(struct imp *im, const char *path, read_fn rd, void *ctx, struct obj *ret)
 {
 	struct store_objwriter *w = NULL;
+	struct store_objpending p;
 	uint64_t got = 0;
 	bool is_new;
 	int r;
@@ -365,13 +367,17 @@ int import_store_data(struct imp *im, const char *path, read_fn rd, void *ctx, s
 		}
 		import_report(im, false);
 	}
-	r = store_objwriter_commit(w, ret->hash, &ret->size, &ret->zsize, &is_new);
+	/* Synced and named with the source's other objects, by import_commit_pending. */
+	r = store_objwriter_finish(w, ret->hash, &ret->size, &ret->zsize, &p, &is_new);
 	w = NULL;
 	if (r < 0)
 		return import_prefixed(im, r);
 	if (is_new) {
-		im->new_objects++;
-		im->new_bytes += ret->size;
+		r = import_pending_add(im, &p, ret->size, &ret->zsize);
+		if (r < 0) {
+			store_objwriter_drop_pending(im->repofd, &p, 1);
+			return import_fail(im, r, path, "out of memory");
+		}
 	}
 	return 0;
 fail:
@@ -484,6 +490,9 @@ int store_import(const char *source, const char *name, const char *version,
 	}
 	if (r < 0)
 		goto out;
+	r = import_commit_pending(&im);
+	if (r < 0)
+		goto out;
 
 	r = verify_manifest_finish(im.m);
 	if (r < 0) {
@@ -507,6 +516,8 @@ int store_import(const char *source, const char *name, const char *version,
 	if (ret_stats)
 		*ret_stats = st;
 out:
+	import_drop_pending(&im); /* what a failure left unnamed */
+	store_objwriter_thread_done();
 	verify_manifest_free(im.m);
 	pathset_fini(&im.seen);
 	free(im.link_next);
