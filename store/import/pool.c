@@ -208,7 +208,8 @@ int import_pool_file(struct imp *im, int fd, const char *path, uint64_t size, si
 	while (p->len == QUEUE && !p->err)
 		pthread_cond_wait(&p->room, &p->lock);
 	if (p->err) {
-		r = p->err; /* import_pool_finish gives the worker's detail */
+		r = p->err; /* the walk stops with the worker's failure */
+		stork_errorf("%s", p->detail);
 	} else {
 		p->queue[(p->head + p->len) % QUEUE] = j;
 		p->len++;
