@@ -132,6 +132,19 @@ unmount_storkfs "$MNT" "$SFS_PID"
 cmp -s "$IDX" "$T/good.idx" || fail "the second mount changed a sound index"
 pass "the second mount loads the tree from its index (trees_indexed 1) and serves the same"
 
+# --- evicted (max_trees=1) and loaded again: from the index ------------------------------------
+mount_daemon "$MNT" "$OPTS,max_trees=1" "$NGINX_URL"
+ls "$V" >/dev/null
+echo 2 >/proc/sys/vm/drop_caches # the kernel forgets the entries: the cache alone holds 1.0
+ls "$MNT/tree/2.0" >/dev/null      # loads 2.0, evicts 1.0
+echo 2 >/proc/sys/vm/drop_caches
+served_ok "loaded again after eviction"
+ev=$(status_of "$MNT" trees_evicted) lo=$(status_of "$MNT" trees_loaded) ix=$(status_of "$MNT" trees_indexed)
+[ "$ev" -ge 1 ] && [ "$lo" -ge 3 ] || fail "with max_trees=1: $ev trees evicted, $lo loaded, want 1.0 evicted and loaded again"
+[ "$ix" = "$lo" ] || fail "with max_trees=1: $ix of $lo tree loads came from the index, want all"
+unmount_storkfs "$MNT" "$SFS_PID"
+pass "a tree evicted (max_trees=1) and loaded again comes from its index ($lo loads, $ix from the index, $ev evicted)"
+
 # --- damaged indexes ------------------------------------------------------------------------------
 declare -A WHY=([size]="do not hash to its checksum" [hash]="do not hash to its checksum"
 	[cut]="cut" [empty]="cut" [other]="made from another manifest"
