@@ -68,9 +68,9 @@ n = struct.unpack_from("<I", b, 12)[0]
 stroff = struct.unpack_from("<Q", b, 56)[0]
 def rec_of(name):
     for i in range(n):
-        off, ln = struct.unpack_from("<II", b, 96 + 80 * i)
+        off, ln = struct.unpack_from("<II", b, 96 + 88 * i)
         if bytes(b[stroff + off:stroff + off + ln]) == name:
-            return 96 + 80 * i
+            return 96 + 88 * i
     sys.exit("no entry " + name.decode())
 if case == "size":      # the size of usr/share/doc/pkg/small.txt, 6 -> 7
     b[rec_of(b"usr/share/doc/pkg/small.txt") + 32] ^= 1
@@ -85,6 +85,14 @@ elif case == "other":   # the index of tree 2.0 under 1.0's name
 elif case == "forged":  # a path offset past the file, the checksum right again
     struct.pack_into("<I", b, rec_of(b"usr/bin/tool"), 0x7ffffff0)
     b[-32:] = hashlib.sha256(b[:-32]).digest()
+elif case == "chunk":   # big.bin's second chunk starts 4 KiB later, the checksum right again
+    chunkoff, nchunks = struct.unpack_from("<QQ", b, 72)
+    first, count = struct.unpack_from("<II", b, rec_of(b"big.bin") + 80)
+    if count < 2:
+        sys.exit("big.bin has %d chunks in the index" % count)
+    at = chunkoff + 56 * (first + 1)
+    struct.pack_into("<Q", b, at, struct.unpack_from("<Q", b, at)[0] + 4096)
+    b[-32:] = hashlib.sha256(b[:-32]).digest()
 open(path, "wb").write(b)
 EOF
 }
@@ -96,6 +104,7 @@ for i in $(seq 1 40); do
 	mkdir -p "$SRC/many/d$((i % 7))"
 	echo "file $i" >"$SRC/many/d$((i % 7))/f$i"
 done
+rnd 15 $((9 << 20)) >"$SRC/big.bin" # above 4 MiB: stored as chunks, listed in the index
 publish tree 1.0 "$SRC"
 mkdir -p "$T/src/two"
 echo two >"$T/src/two/only"
@@ -124,7 +133,14 @@ cp "$IDX" "$T/good.idx"
 cp "$STORE/trees/$H2" "$T/other.idx"
 pass "the first mount lists and reads the tree, and keeps its index as trees/$H1"
 
+# big.bin's chunk list is in the index: the tree loaded from it opens the file by its chunks
+# (cached: every chunk the first mount stored; the file's own hash names no object).
+python3 -c 'import struct, sys
+b = open(sys.argv[1], "rb").read()
+sys.exit(0 if struct.unpack_from("<Q", b, 80)[0] >= 2 else 1)' "$IDX" ||
+	fail "the index lists no chunks for big.bin"
 mount_daemon "$MNT" "$OPTS" "$NGINX_URL"
+[ "$(xattr "$V/big.bin" user.storkfs.cached)" = 1 ] || fail "the second mount says big.bin is not cached (its chunk list was lost)"
 served_ok "second mount"
 [ "$(status_of "$MNT" trees_indexed)" = 1 ] || fail "the second mount counts $(status_of "$MNT" trees_indexed) trees loaded from their index, want 1"
 [ "$(status_of "$MNT" trees_reindexed)" = 0 ] || fail "the second mount rebuilt an index that was sound"
@@ -148,15 +164,15 @@ pass "a tree evicted (max_trees=1) and loaded again comes from its index ($lo lo
 # --- damaged indexes ------------------------------------------------------------------------------
 declare -A WHY=([size]="do not hash to its checksum" [hash]="do not hash to its checksum"
 	[cut]="cut" [empty]="cut" [other]="made from another manifest"
-	[forged]="an entry points outside the file")
-for c in size hash cut empty other forged; do
+	[forged]="an entry points outside the file" [chunk]="chunk list does not cover its size")
+for c in size hash cut empty other forged chunk; do
 	cp "$T/good.idx" "$IDX"
 	patch_index "$IDX" "$c"
 	cmp -s "$IDX" "$T/good.idx" && fail "$c: patching left the index as it was"
 	before=$(wc -l <"$SYSLOG")
 	mount_daemon "$MNT" "$OPTS" "$NGINX_URL"
 	served_ok "index damaged ($c)"
-	for f in usr/bin/tool usr/share/doc/pkg/small.txt; do
+	for f in usr/bin/tool usr/share/doc/pkg/small.txt big.bin; do
 		want=$(sha256sum <"$SRC/$f" | cut -d' ' -f1)
 		read_errno "$V/$f" 30
 		[ "$GOT" = "ok $want" ] || fail "$c: $f reads '$GOT', want 'ok $want'"
