@@ -45,7 +45,7 @@ struct node_env {
 	/* Objects put in place without a sync, not yet indexed (pending.c); NULL read-only. */
 	struct node_pending *pending;
 	MDB_dbi objects, meta, manifests, repos;
-	MDB_dbi info; /* "storkfs": the format, the quota and the eviction counters (quota.c) */
+	MDB_dbi info;  /* "storkfs": the format, the quota and the eviction counters (quota.c) */
 	MDB_dbi gens;  /* slices' generations (store/gen.c) */
 	bool has_gens; /* false: a read-only store made before generations existed */
 	/* Held for reading around every transaction of this process, for writing while the map
