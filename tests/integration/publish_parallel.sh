@@ -6,7 +6,8 @@
 # stork verify checks every object against its name and the manifest, the copies make one
 # object, no temporary file is left, and the version exports as the tree. On a terminal (a
 # pseudo-terminal through script(1)) the publish prints progress ("... read"); with stderr
-# not a terminal it prints none. A source that fails half-way (a fifo below many files)
+# not a terminal it prints none. A file above 4 MiB in a directory is still stored as chunks.
+# A source that fails half-way (a fifo below many files)
 # names no object and leaves no temporary file.
 . "$(dirname "$0")/lib.sh"
 
@@ -57,6 +58,20 @@ pass "no temporary file left"
 verify_ok "stork verify passes (every object hashed through the client's checking unpacker)"
 export_version tree 1.0 "$T/export"
 check "the version exports as the tree" compare_tree "$SRC" "$T/export"
+
+# --- a big file in a directory is still cut into chunks (store/README.md "Chunks") ---------------
+BIG=$T/big
+mkdir -p "$BIG/lib"
+rnd 15 $((9 << 20)) >"$BIG/lib/big.so"
+echo small >"$BIG/lib/small"
+publish big 1.0 "$BIG"
+nbig=$(manifest_objects big 1.0 | awk '$3 == "lib/big.so"' | wc -l)
+[ "$nbig" -ge 2 ] || fail "the 9 MiB file of a directory is $nbig object(s) in the manifest, want its chunks"
+[ "$(find "$REPO/objects" -name '.tmp-*' | wc -l)" -eq 0 ] || fail "the big publish left temporary files"
+verify_ok "stork verify passes over the chunks"
+export_version big 1.0 "$T/export-big"
+check "the version with the big file exports as its tree" compare_tree "$BIG" "$T/export-big"
+pass "a directory's 9 MiB file is published as $nbig chunks beside the workers' files"
 
 # --- progress on a terminal, none elsewhere -----------------------------------------------------
 echo more >"$SRC/more"
