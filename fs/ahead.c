@@ -93,6 +93,8 @@ static int ahead_manifest(struct fsd *d, const struct fsd_vtree *vt, struct veri
 	size_t len = 0;
 	int r;
 
+	/* Not fetched here when the store lost it (this runs in a reader's callback, under
+	 * a->lock): fetch-ahead is then off for the version, and its objects come one by one. */
 	r = store_manifest_get(d->store, vt->hash, &buf, &len);
 	if (r < 0)
 		return r;
