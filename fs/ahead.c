@@ -48,7 +48,8 @@ struct fsd_ahead {
 	pthread_cond_t cond;	       /* CLOCK_MONOTONIC; a flight mark was cleared */
 	bool ready;		       /* the layout below is made */
 	bool off;		       /* no pack, no ranges, or not worth it: object by object */
-	struct store_pack_entry *ents; /* the pack's layout */
+	struct verify_manifest *m;     /* the version's manifest, from the store */
+	struct store_pack_entry *ents; /* the pack's layout (its entries point into m) */
 	size_t n;
 	char *path;	  /* targets/<name>/<hex>.<version>.pack */
 	uint32_t *pos_of; /* manifest entry -> pack position, NONE when not in the pack */
@@ -74,6 +75,7 @@ void fsd_ahead_free(struct fsd_ahead *a)
 	pthread_cond_destroy(&a->cond);
 	pthread_mutex_destroy(&a->lock);
 	free(a->ents);
+	verify_manifest_free(a->m);
 	free(a->path);
 	free(a->pos_of);
 	free(a->win);
@@ -81,10 +83,36 @@ void fsd_ahead_free(struct fsd_ahead *a)
 	free(a);
 }
 
+/* The manifest of vt, from the node store (the tree loads from its index, so the manifest is
+ * parsed only here, once per version that fetch-ahead starts for). Its entries are in the
+ * tree's order: both are sorted by path. */
+static int ahead_manifest(struct fsd *d, const struct fsd_vtree *vt, struct verify_manifest **ret_m)
+{
+	char what[600];
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int r;
+
+	/* Not fetched here when the store lost it (this runs in a reader's callback, under
+	 * a->lock): fetch-ahead is then off for the version, and its objects come one by one. */
+	r = store_manifest_get(d->store, vt->hash, &buf, &len);
+	if (r < 0)
+		return r;
+	snprintf(what, sizeof(what), "%s %s", vt->name, vt->version);
+	r = verify_manifest_parse(buf, len, what, ret_m);
+	free(buf);
+	if (r == 0 && (*ret_m)->n != fsd_vtree_n(vt)) {
+		verify_manifest_free(*ret_m);
+		*ret_m = NULL;
+		r = -EINVAL;
+	}
+	return r;
+}
+
 /* The layout of vt's pack; a->lock held. Failures turn fetch-ahead off for the version. */
 static void prepare(struct fsd *d, struct fsd_vtree *vt, struct fsd_ahead *a)
 {
-	const struct verify_manifest *m = vt->m;
+	const struct verify_manifest *m;
 	uint64_t len;
 
 	a->ready = true;
@@ -93,6 +121,9 @@ static void prepare(struct fsd *d, struct fsd_vtree *vt, struct fsd_ahead *a)
 	if (fetch_has_peers(fs_repo_fetcher(d->repo)))
 		return; /* peers first, object by object: the pack would bring again what they hold
 			 */
+	if (ahead_manifest(d, vt, &a->m) < 0)
+		return;
+	m = a->m;
 	if (store_pack_layout(m, &a->ents, &a->n, &len) < 0 || a->n == 0)
 		return;
 	if (verify_manifest_file(m, ".pack", &a->path) < 0)
@@ -403,7 +434,7 @@ int fsd_ahead_miss(struct fsd *d, struct fsd_vtree *vt, long idx, const char *wh
 	uint32_t p, count = 0;
 	int r;
 
-	if (!a || idx < 0 || (size_t)idx >= vt->m->n)
+	if (!a || idx < 0 || (size_t)idx >= fsd_vtree_n(vt))
 		return -ENOENT;
 	pthread_mutex_lock(&a->lock);
 	if (!a->ready)
@@ -445,7 +476,7 @@ void fsd_ahead_hit(struct fsd *d, struct fsd_vtree *vt, long idx)
 	struct fsd_ahead *a = __atomic_load_n(&vt->ahead, __ATOMIC_ACQUIRE);
 	uint32_t p, start = 0, count = 0;
 
-	if (!a || idx < 0 || (size_t)idx >= vt->m->n)
+	if (!a || idx < 0 || (size_t)idx >= fsd_vtree_n(vt))
 		return;
 	pthread_mutex_lock(&a->lock);
 	if (!a->ready || a->off || (p = a->pos_of[idx]) == NONE) {

@@ -109,27 +109,30 @@ struct fsd_vtree {
 	char *name, *version;
 	char *signer;		       /* "ROLE KEYID" */
 	uint8_t hash[VERIFY_HASH_LEN]; /* the manifest's SHA-256 */
-	struct verify_manifest *m;
-	/* Children of entry i are kids[first[i] .. first[i + 1]); i == m->n is the version
-	 * directory itself. */
-	uint32_t *first, *kids;
+	/* The entries and their children, from the node store's tree index (store_tree_*: the
+	 * version directory itself is entry store_tree_n(ix)); a slice's installed root's is
+	 * built in memory from its merged manifest. */
+	struct store_tree *ix;
 	/* A slice's installed root (fs/installed.c): the generation it shows (0: a version's tree)
 	 * and when that generation was made. Such a tree never goes stale: a new generation is a
 	 * new tree under a new number of /.slices/NAME/root. */
 	uint64_t gen;
 	int64_t made;
-	char *paths; /* every entry's path, back to back (m's entries point into it), or NULL */
 	/* Fetch-ahead over the version's pack (fs/ahead.c), made at the first miss (atomic). */
 	struct fsd_ahead *ahead;
 };
 
 struct fsd_vtree *fsd_vtree_ref(struct fsd_vtree *t);
 void fsd_vtree_unref(struct fsd_vtree *t);
-/** The entry index of path in t, -1 when absent; "" is the version directory (m->n). */
+/** The entry index of path in t, -1 when absent; "" is the version directory (fsd_vtree_n). */
 long fsd_vtree_find(const struct fsd_vtree *t, const char *path);
-/** Index t->m's directories (t->first, t->kids). @return 0; STORK_EHOSTILE (an entry below a
- * non-directory); -ENOMEM; -EFBIG. */
-int fsd_vtree_index(struct fsd_vtree *t);
+/** The number of entries (the version directory's index). */
+size_t fsd_vtree_n(const struct fsd_vtree *t);
+/** Entry i < fsd_vtree_n(t); its strings point into t, valid while t is held. */
+void fsd_vtree_entry(const struct fsd_vtree *t, size_t i, struct verify_entry *ret_e);
+struct fsd_inode;
+/** n's entry, decoded into buf (returned), when n is an entry of a version; NULL otherwise. */
+const struct verify_entry *fsd_node_entry(const struct fsd_inode *n, struct verify_entry *buf);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Inodes. A directory or symlink is numbered by its path, a regular file by its content and
@@ -164,7 +167,7 @@ struct fsd_inode {
 			     except LATEST) */
 	char *slice; /* FSD_N_SLICE and everything below it: the slice's name; NULL elsewhere */
 	struct fsd_vtree *vt;		/* FSD_N_ENTRY, FSD_N_IROOT: a reference */
-	long idx;			/* FSD_N_ENTRY: index into vt->m->entries */
+	long idx;			/* FSD_N_ENTRY: an entry of vt (fsd_vtree_entry) */
 	uint8_t vhash[VERIFY_HASH_LEN]; /* FSD_N_VER, FSD_N_ENTRY: the version's manifest hash */
 	/* Protected by inodes.lock: */
 	uint64_t nlookup;
@@ -272,8 +275,10 @@ struct fsd_counters {
 	uint64_t timeouts;	/* ... of which by the timeout */
 	uint64_t trees_loaded;	/* version trees built */
 	uint64_t trees_evicted;
-	uint64_t refused; /* lookups, opens and listings refused: stale past max_stale */
-	uint64_t rotten;  /* opens that found the store's object not hashing to its name */
+	uint64_t trees_indexed;	  /* ... of which read from the store's tree index */
+	uint64_t trees_reindexed; /* damaged tree indexes built again */
+	uint64_t refused;	  /* lookups, opens and listings refused: stale past max_stale */
+	uint64_t rotten;	  /* opens that found the store's object not hashing to its name */
 };
 
 /* The top-level roles, in the order xattrs and status list them. */

@@ -356,13 +356,11 @@ static struct fsd_inode *node_make(const struct fsd_inode *proto, fuse_ino_t ino
  * whatever path, package or version reaches it. \001 keeps it apart from every path. */
 static bool content_key(const struct fsd_inode *proto, char key[FSD_CONTENT_KEY])
 {
-	const struct verify_entry *e;
+	struct verify_entry ebuf;
+	const struct verify_entry *e = fsd_node_entry(proto, &ebuf);
 	char hex[VERIFY_HASH_HEX];
 
-	if (proto->kind != FSD_N_ENTRY || !proto->vt || proto->idx < 0)
-		return false;
-	e = &proto->vt->m->entries[proto->idx];
-	if (e->type != VERIFY_FILE)
+	if (!e || e->type != VERIFY_FILE)
 		return false;
 	verify_hex(e->hash, VERIFY_HASH_LEN, hex);
 	snprintf(key, FSD_CONTENT_KEY, "\001%s %o %" PRId64, hex, (unsigned)e->mode, e->mtime);

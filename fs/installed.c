@@ -59,7 +59,7 @@ static int load_manifest(struct fsd *d, const struct store_gen_pkg *p,
 static int root_build(struct fsd *d, const char *slice, const struct store_gen *g,
 		      struct fsd_vtree **ret_t)
 {
-	struct verify_manifest **ms = calloc(g->npkgs ? g->npkgs : 1, sizeof(*ms));
+	struct verify_manifest **ms = calloc(g->npkgs ? g->npkgs : 1, sizeof(*ms)), *merged = NULL;
 	struct fsd_vtree *vt = calloc(1, sizeof(*vt));
 	uint8_t *id = NULL;
 	char ver[64];
@@ -82,9 +82,7 @@ static int root_build(struct fsd *d, const char *slice, const struct store_gen *
 		if (r < 0)
 			goto out;
 	}
-	r = fs_root_merge((const struct verify_manifest *const *)ms, nms, &vt->m);
-	if (r == 0)
-		r = fsd_vtree_index(vt);
+	r = fs_root_merge((const struct verify_manifest *const *)ms, nms, &merged);
 	if (r < 0)
 		goto out;
 	/* Its own hash: the slice, the generation and its manifests. */
@@ -102,12 +100,17 @@ static int root_build(struct fsd *d, const char *slice, const struct store_gen *
 	r = verify_sha256(id, idlen, vt->hash);
 	if (r < 0)
 		goto out;
+	/* Its tree index is built in memory only: nothing in the store is named by this hash. */
+	r = store_tree_build(merged, vt->hash, &vt->ix);
+	if (r < 0)
+		goto out;
 	*ret_t = vt;
 	vt = NULL;
 out:
 	if (r < 0)
 		stork_error_prefix("slice %s generation %" PRIu64 ": ", slice, g->number);
 	free(id);
+	verify_manifest_free(merged);
 	for (size_t i = 0; i < nms; i++)
 		verify_manifest_free(ms[i]);
 	free(ms);

@@ -168,7 +168,7 @@ static int lookup_child(struct fsd *d, const struct fsd_inode *parent, const cha
 				goto out;
 			proto.kind = FSD_N_IROOT;
 			proto.vt = vt;
-			proto.idx = (long)vt->m->n;
+			proto.idx = (long)fsd_vtree_n(vt);
 			proto.pkg = vt->name;
 			proto.ver = vt->version;
 			memcpy(proto.vhash, vt->hash, VERIFY_HASH_LEN);
@@ -222,7 +222,7 @@ static int lookup_child(struct fsd *d, const struct fsd_inode *parent, const cha
 			epath = strdup(name);
 		} else {
 			vt = fsd_vtree_ref(parent->vt);
-			if (vt->m->entries[parent->idx].type != VERIFY_DIR) {
+			if (store_tree_type(vt->ix, (size_t)parent->idx) != VERIFY_DIR) {
 				ret = -ENOTDIR;
 				goto out;
 			}
@@ -230,7 +230,7 @@ static int lookup_child(struct fsd *d, const struct fsd_inode *parent, const cha
 				ret = -ENOENT; /* a directory of a replaced version */
 				goto out;
 			}
-			epath = path_join(vt->m->entries[parent->idx].path, name);
+			epath = path_join(store_tree_path(vt->ix, (size_t)parent->idx), name);
 		}
 		if (!epath) {
 			ret = -ENOMEM;
@@ -242,7 +242,7 @@ static int lookup_child(struct fsd *d, const struct fsd_inode *parent, const cha
 		proto.vt = vt;
 		memcpy(proto.vhash, vt->hash, VERIFY_HASH_LEN);
 		proto.idx = fsd_vtree_find(vt, epath);
-		ret = proto.idx >= 0 && proto.idx < (long)vt->m->n ? 0 : -ENOENT;
+		ret = proto.idx >= 0 && proto.idx < (long)fsd_vtree_n(vt) ? 0 : -ENOENT;
 		break;
 	default:
 		ret = -ENOTDIR;
@@ -333,6 +333,7 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 	struct fsd_catalog *cat = NULL;
 	const struct fsd_cat_pkg *p;
 	const struct verify_entry *e;
+	struct verify_entry ebuf;
 
 	if (!n) {
 		fuse_reply_err(req, ESTALE);
@@ -343,8 +344,7 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 			fuse_reply_readlink(req, p->vers[p->n - 1].version);
 		else
 			fuse_reply_err(req, ENOENT);
-	} else if (n->kind == FSD_N_ENTRY &&
-		   (e = &n->vt->m->entries[n->idx])->type == VERIFY_SYMLINK) {
+	} else if ((e = fsd_node_entry(n, &ebuf)) && e->type == VERIFY_SYMLINK) {
 		fuse_reply_readlink(req, e->target);
 	} else {
 		fuse_reply_err(req, EINVAL);
@@ -478,6 +478,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct fsd_inode *n = fsd_inodes_ref(&d->inodes, ino);
 	const struct verify_entry *e;
 	struct fsd_chunked *ch = NULL;
+	struct verify_entry ebuf;
 	bool fetched = false;
 	char what[1024];
 	int fd = -1, ret;
@@ -490,8 +491,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		ret = -EISDIR;
 		goto out;
 	}
-	e = &n->vt->m->entries[n->idx];
-	if (e->type == VERIFY_DIR) {
+	e = fsd_node_entry(n, &ebuf);
+	if (!e || e->type == VERIFY_DIR) {
 		ret = -EISDIR;
 		goto out;
 	}
@@ -574,7 +575,9 @@ static void count_read(struct fsd *d, fuse_ino_t ino, size_t size, off_t off)
 	struct fsd_inode *n = fsd_inodes_ref(&d->inodes, ino);
 
 	if (n && n->slice && n->kind == FSD_N_ENTRY) {
-		uint64_t len = n->vt->m->entries[n->idx].size;
+		struct verify_entry ebuf;
+		const struct verify_entry *e = fsd_node_entry(n, &ebuf);
+		uint64_t len = e ? e->size : 0;
 
 		if ((uint64_t)off < len)
 			fsd_slice_count(d, n->slice, FSD_SC_BYTES,
@@ -676,14 +679,14 @@ static int dirh_make(struct fsd *d, const struct fsd_inode *n, struct dirh **ret
 	case FSD_N_VER:
 		ret = ver_tree(d, n, &h->vt);
 		if (ret == 0)
-			h->dir = (long)h->vt->m->n;
+			h->dir = (long)fsd_vtree_n(h->vt);
 		break;
 	case FSD_N_IROOT:
 		h->vt = fsd_vtree_ref(n->vt);
-		h->dir = (long)n->vt->m->n;
+		h->dir = (long)fsd_vtree_n(n->vt);
 		break;
 	case FSD_N_ENTRY:
-		if (n->vt->m->entries[n->idx].type != VERIFY_DIR) {
+		if (store_tree_type(n->vt->ix, (size_t)n->idx) != VERIFY_DIR) {
 			ret = -ENOTDIR;
 			break;
 		}
@@ -742,11 +745,13 @@ static const char *dirh_name(const struct dirh *h, const struct fsd_inode *n, si
 	const char *path, *slash;
 
 	if (h->vt) {
-		size_t lo = h->vt->first[h->dir], hi = h->vt->first[h->dir + 1];
+		const uint32_t *kids;
+		size_t nkids;
 
-		if (lo + k >= hi)
+		store_tree_kids(h->vt->ix, (size_t)h->dir, &kids, &nkids);
+		if (k >= nkids)
 			return NULL;
-		path = h->vt->m->entries[h->vt->kids[lo + k]].path;
+		path = store_tree_path(h->vt->ix, kids[k]);
 		slash = strrchr(path, '/');
 		return slash ? slash + 1 : path;
 	}

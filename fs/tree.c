@@ -253,13 +253,7 @@ static void vtree_free(struct fsd_vtree *t)
 	if (!t)
 		return;
 	fsd_ahead_free(t->ahead);
-	if (t->paths)
-		for (size_t i = 0; i < t->m->n; i++)
-			t->m->entries[i].path = NULL; /* in t->paths */
-	verify_manifest_free(t->m);
-	free(t->paths);
-	free(t->first);
-	free(t->kids);
+	store_tree_free(t->ix);
 	free(t->name);
 	free(t->version);
 	free(t->signer);
@@ -280,100 +274,60 @@ void fsd_vtree_unref(struct fsd_vtree *t)
 
 long fsd_vtree_find(const struct fsd_vtree *t, const char *path)
 {
-	const struct verify_entry *e;
-
-	if (!*path)
-		return (long)t->m->n;
-	e = verify_manifest_find(t->m, path);
-	return e ? e - t->m->entries : -1;
+	return store_tree_find(t->ix, path);
 }
 
-/* The parent's index of entry i: the version directory (n) for top-level entries. */
-static long parent_of(const struct fsd_vtree *t, size_t i)
+size_t fsd_vtree_n(const struct fsd_vtree *t)
 {
-	const char *p = t->m->entries[i].path, *slash = strrchr(p, '/');
-	char *dir;
-	long k;
-
-	if (!slash)
-		return (long)t->m->n;
-	dir = strndup(p, (size_t)(slash - p));
-	if (!dir)
-		return -ENOMEM;
-	k = fsd_vtree_find(t, dir);
-	free(dir);
-	return k < 0 ? -EINVAL : k; /* finish() added every parent: a gap is a bug */
+	return store_tree_n(t->ix);
 }
 
-/* The child index in compressed-row form: a count per parent, a prefix sum, a fill. */
-int fsd_vtree_index(struct fsd_vtree *t)
+void fsd_vtree_entry(const struct fsd_vtree *t, size_t i, struct verify_entry *ret_e)
 {
-	size_t n = t->m->n, i;
-	long *parent = NULL;
-	uint32_t *fill = NULL;
-	int ret = -ENOMEM;
+	store_tree_entry(t->ix, i, ret_e);
+}
 
-	if (n >= UINT32_MAX)
-		return -EFBIG;
-	parent = calloc(n ? n : 1, sizeof(*parent));
-	t->first = calloc(n + 2, sizeof(*t->first));
-	t->kids = calloc(n ? n : 1, sizeof(*t->kids));
-	fill = calloc(n + 1, sizeof(*fill));
-	if (!parent || !t->first || !t->kids || !fill)
-		goto out;
-	for (i = 0; i < n; i++) {
-		parent[i] = parent_of(t, i);
-		if (parent[i] < 0) {
-			ret = (int)parent[i];
-			goto out;
-		}
-		if (parent[i] != (long)n && t->m->entries[parent[i]].type != VERIFY_DIR) {
-			ret = STORK_EHOSTILE;
-			goto out;
-		}
-		t->first[parent[i] + 1]++;
+const struct verify_entry *fsd_node_entry(const struct fsd_inode *n, struct verify_entry *buf)
+{
+	if (n->kind != FSD_N_ENTRY || !n->vt || n->idx < 0)
+		return NULL;
+	store_tree_entry(n->vt->ix, (size_t)n->idx, buf);
+	return buf;
+}
+
+/* The tree index of target t from the node store: the one kept there when it checks, else
+ * built from the verified manifest (from the store, else fetched) and kept for the next load.
+ * A damaged index is said in the log and replaced. */
+static int vtree_index(struct fsd *d, const struct verify_target *t, struct store_tree **ret_ix)
+{
+	struct verify_manifest *m = NULL;
+	char text[1200];
+	int ret;
+
+	ret = store_tree_open(d->store, t->hash, ret_ix);
+	if (ret == 0) {
+		FSD_COUNT(d, trees_indexed, 1);
+		return 0;
 	}
-	for (i = 1; i <= n + 1; i++)
-		t->first[i] += t->first[i - 1];
-	/* Entries are sorted by path, so each directory's children come out sorted. */
-	for (i = 0; i < n; i++)
-		t->kids[t->first[parent[i]] + fill[parent[i]]++] = (uint32_t)i;
-	ret = 0;
-out:
-	free(parent);
-	free(fill);
-	return ret;
-}
-
-/* A tree lives as long as the mount uses its version, and a package of 50,000 files is 50,000
- * entries: give back the slack of the entry array the parse grew, and keep the paths in one
- * block instead of one allocation each (at least 32 bytes for a 10-byte path). Without memory
- * for the block the tree stays as parsed. */
-static void vtree_compact(struct fsd_vtree *t)
-{
-	struct verify_manifest *m = t->m;
-	struct verify_entry *e;
-	size_t len = 0, i;
-	char *p;
-
-	if (m->n == 0)
-		return;
-	e = realloc(m->entries, m->n * sizeof(*e));
-	if (e)
-		m->entries = e;
-	for (i = 0; i < m->n; i++)
-		len += strlen(m->entries[i].path) + 1;
-	t->paths = p = malloc(len);
-	if (!p)
-		return;
-	for (i = 0; i < m->n; i++) {
-		size_t k = strlen(m->entries[i].path) + 1;
-
-		memcpy(p, m->entries[i].path, k);
-		free(m->entries[i].path);
-		m->entries[i].path = p;
-		p += k;
+	if (ret != -ENOENT) {
+		/* STORK_EBADHASH's detail says what is wrong with the file: no code text. */
+		fsd_log(d, "%s %s: tree index: %s; built again from the manifest", t->name,
+			t->version,
+			ret == STORK_EBADHASH
+			    ? stork_error_detail()
+			    : stork_error_text(stork_error_detail(), ret, text, sizeof(text)));
+		store_tree_drop(d->store, t->hash);
+		FSD_COUNT(d, trees_reindexed, 1);
 	}
+	ret = fs_repo_target_manifest(d->repo, t, &m);
+	if (ret < 0)
+		return ret;
+	ret = store_tree_build(m, t->hash, ret_ix);
+	verify_manifest_free(m);
+	if (ret < 0)
+		return ret;
+	store_tree_save(d->store, *ret_ix); /* best effort: built again next time */
+	return 0;
 }
 
 /* The tree of target t: exactly the manifest the catalog signed (its hash and length), even
@@ -395,16 +349,9 @@ static int vtree_build(struct fsd *d, const struct verify_target *t, struct fsd_
 		goto out;
 	snprintf(vt->signer, len, "%s %s", t->role, t->keyid);
 	memcpy(vt->hash, t->hash, VERIFY_HASH_LEN);
-	ret = fs_repo_target_manifest(d->repo, t, &vt->m);
+	ret = vtree_index(d, t, &vt->ix);
 	if (ret < 0)
 		goto out;
-	vtree_compact(vt);
-	ret = fsd_vtree_index(vt);
-	if (ret < 0) {
-		stork_errorf("%s %s: manifest has an entry below a non-directory", t->name,
-			     t->version);
-		goto out;
-	}
 	*ret_t = vt;
 	vt = NULL;
 out:
@@ -520,7 +467,7 @@ static int tree_job_run(struct fsd *d, void *arg, void **ret_result)
 	 * in small pieces between the tree's: the last of the builds running at once gives those
 	 * pages back (fs/README.md "Memory"). */
 	if (__atomic_sub_fetch(&building, 1, __ATOMIC_ACQ_REL) == 0 && ret == 0 &&
-	    t->m->n >= FSD_TRIM_ENTRIES)
+	    store_tree_n(t->ix) >= FSD_TRIM_ENTRIES)
 		malloc_trim(0);
 	if (ret < 0)
 		return ret;
@@ -714,6 +661,7 @@ int fsd_stat(struct fsd *d, const struct fsd_inode *n, struct stat *st)
 	struct fsd_catalog *cat = NULL;
 	const struct fsd_cat_pkg *p;
 	const struct verify_entry *e;
+	struct verify_entry ebuf;
 	uint32_t keep;
 	int ret = 0;
 
@@ -752,7 +700,8 @@ int fsd_stat(struct fsd *d, const struct fsd_inode *n, struct stat *st)
 		st->st_mtim.tv_sec = st->st_ctim.tv_sec = st->st_atim.tv_sec = cat->built;
 		break;
 	case FSD_N_ENTRY:
-		e = &n->vt->m->entries[n->idx];
+		fsd_vtree_entry(n->vt, (size_t)n->idx, &ebuf);
+		e = &ebuf;
 		/* Never writable; set-id bits only when the mount allows them. */
 		keep = d->conf.allow_setuid ? 07555 : 01555;
 		st->st_nlink = 1;

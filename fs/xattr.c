@@ -29,7 +29,8 @@
 static int slice_xattr(struct fsd *d, const struct fsd_inode *n, const char *name, char *buf,
 		       size_t cap)
 {
-	const struct verify_entry *e = n->kind == FSD_N_ENTRY ? &n->vt->m->entries[n->idx] : NULL;
+	struct verify_entry ebuf;
+	const struct verify_entry *e = fsd_node_entry(n, &ebuf);
 	struct verify_json *o;
 	char *json = NULL;
 	int len;
@@ -58,7 +59,8 @@ static int slice_xattr(struct fsd *d, const struct fsd_inode *n, const char *nam
 int fsd_xattr_value(struct fsd *d, const struct fsd_inode *n, const char *name, char *buf,
 		    size_t cap)
 {
-	const struct verify_entry *e = n->kind == FSD_N_ENTRY ? &n->vt->m->entries[n->idx] : NULL;
+	struct verify_entry ebuf;
+	const struct verify_entry *e = fsd_node_entry(n, &ebuf);
 	struct store_objinfo info;
 	int len = -ENODATA;
 
@@ -135,7 +137,8 @@ int fsd_xattr_value(struct fsd *d, const struct fsd_inode *n, const char *name, 
 
 size_t fsd_xattr_names(struct fsd *d, const struct fsd_inode *n, char *buf)
 {
-	const struct verify_entry *e = n->kind == FSD_N_ENTRY ? &n->vt->m->entries[n->idx] : NULL;
+	struct verify_entry ebuf;
+	const struct verify_entry *e = fsd_node_entry(n, &ebuf);
 	size_t len = 0;
 
 #define ADD(s)                                                                                     \

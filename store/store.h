@@ -488,6 +488,42 @@ int store_gen_each(struct store *s,
 		   int (*fn)(void *ctx, const char *repo, const char *slice,
 			     const struct store_gen *g),
 		   void *ctx);
+/* A version's tree index (store/README.md, "Tree indexes"): a verified manifest's entries as
+ * fixed-size records with a child index, STOREDIR/trees/<manifest sha256>, so that a mount
+ * loads a version with one read and a hash instead of a JSON parse, and finds a path by binary
+ * search. Derived data: built only from a manifest the caller verified, named by its SHA-256,
+ * checked whole when read. A struct store_tree is immutable: any number of threads may read
+ * it at once; the strings it gives stay valid until store_tree_free. */
+struct store_tree;
+
+/** Build the index of m, whose SHA-256 (the signed one the caller verified) is id, in memory.
+ * @return 0; STORK_EHOSTILE (an entry below a non-directory: detail names it); -EFBIG;
+ * -ENOMEM. */
+int store_tree_build(const struct verify_manifest *m, const uint8_t id[VERIFY_HASH_LEN],
+		     struct store_tree **ret_t);
+/** Read trees/<hex id> and check it whole (checksum, header, every offset and child index).
+ * @return 0; -ENOENT when absent; STORK_EBADHASH when damaged, cut or made from another
+ * manifest (detail names the file and the problem: the caller drops it and builds it again
+ * from the verified manifest); -ENOMEM; -errno. Thread-safe. */
+int store_tree_open(struct store *s, const uint8_t id[VERIFY_HASH_LEN], struct store_tree **ret_t);
+/** Write t as trees/<hex id>, atomically (a temporary file renamed over any old one), not
+ * synced (a damaged file fails its check and is built again). @return 0; -EROFS on a
+ * read-only store; -errno. Thread-safe. */
+int store_tree_save(struct store *s, const struct store_tree *t);
+/** Remove trees/<hex id>. @return 0 (also when absent); -EROFS; -errno. */
+int store_tree_drop(struct store *s, const uint8_t id[VERIFY_HASH_LEN]);
+void store_tree_free(struct store_tree *t);
+/** Entries, in the manifest's order (sorted by path). */
+size_t store_tree_n(const struct store_tree *t);
+/** Entry i < n, its path and target pointing into t. */
+void store_tree_entry(const struct store_tree *t, size_t i, struct verify_entry *ret_e);
+const char *store_tree_path(const struct store_tree *t, size_t i);
+enum verify_ftype store_tree_type(const struct store_tree *t, size_t i);
+/** The index of path, -1 when absent; "" is the version directory (n). O(log n). */
+long store_tree_find(const struct store_tree *t, const char *path);
+/** The children of entry i (i == n: the version directory), sorted by name: *ret_n indexes. */
+void store_tree_kids(const struct store_tree *t, size_t i, const uint32_t **ret_kids,
+		     size_t *ret_n);
 
 struct store_repo_status {
 	char *repo;

@@ -199,9 +199,19 @@ void cli_progress_update(void *ctx, uint64_t done, uint64_t total)
 	int width = 30, fill;
 
 	if (!p->active) {
-		if (total < PROGRESS_MIN_TOTAL || !isatty(STDERR_FILENO))
+		if ((total ? total : done) < PROGRESS_MIN_TOTAL || !isatty(STDERR_FILENO))
 			return;
 		p->active = true;
+	}
+	if (!total) {
+		/* A directory: its size is known only once walked. A line per 1% of what was
+		 * read so far at most. */
+		if (done - p->last_drawn < p->last_drawn / 100)
+			return;
+		p->last_drawn = done;
+		fprintf(stderr, "\r%s: %s read", p->label, cli_bytes(done, a));
+		fflush(stderr);
+		return;
 	}
 	if (done > total)
 		done = total;

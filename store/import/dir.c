@@ -26,7 +26,7 @@ static ssize_t fd_rd(struct imp *im, void *ctx, const char *path, void *buf, siz
 		ssize_t n = read(fr->fd, buf, len);
 
 		if (n >= 0) {
-			im->dir_done += (uint64_t)n;
+			__atomic_add_fetch(&im->dir_done, (uint64_t)n, __ATOMIC_RELAXED);
 			return n;
 		}
 		if (errno != EINTR)
@@ -57,6 +57,19 @@ static int dir_file(struct imp *im, int dfd, const char *name, const char *path,
 		r = import_fail(im, -EAGAIN, path, "replaced while being read");
 		goto out;
 	}
+	if (im->pool && (im->whole || (uint64_t)st->st_size <= STORE_CHUNK_FILE_MIN)) {
+		/* A worker reads, hashes and compresses it; the entry's hash and compressed
+		 * size are filled in when the workers are done (import_pool_finish). A big file
+		 * is cut into chunks here, on the walk's thread, while the workers go on. */
+		memset(&o, 0, sizeof(o));
+		o.size = (uint64_t)st->st_size;
+		r = import_add_file(im, path, st->st_mode, st->st_mtim.tv_sec, &o);
+		if (r < 0)
+			goto out;
+		r = import_pool_file(im, fr.fd, path, o.size, im->m->n - 1);
+		fr.fd = -1; /* the worker's */
+		goto out;
+	}
 	r = import_store_data(im, path, fd_rd, &fr, &o);
 	if (r < 0)
 		goto out;
@@ -69,7 +82,8 @@ static int dir_file(struct imp *im, int dfd, const char *name, const char *path,
 	r = import_add_file(im, path, st->st_mode, st->st_mtim.tv_sec, &o);
 out:
 	import_obj_fini(&o);
-	close(fr.fd);
+	if (fr.fd >= 0)
+		close(fr.fd);
 	return r;
 }
 
@@ -226,10 +240,13 @@ static int walk(struct imp *im, int rootfd)
 
 int import_dir(struct imp *im, int fd, const char *name, const char *version)
 {
-	int r;
+	int r, k;
 
 	r = verify_manifest_new(name, version, "dir", &im->m);
 	if (r < 0)
 		return import_prefixed(im, r);
-	return walk(im, fd);
+	import_pool_start(im);
+	r = walk(im, fd);
+	k = import_pool_finish(im, r == 0);
+	return r < 0 ? r : k;
 }

@@ -170,7 +170,8 @@ void import_report(struct imp *im, bool last)
 
 	if (!im->progress)
 		return;
-	done = im->prog_a ? (uint64_t)archive_filter_bytes(im->prog_a, -1) : im->dir_done;
+	done = im->prog_a ? (uint64_t)archive_filter_bytes(im->prog_a, -1)
+			  : __atomic_load_n(&im->dir_done, __ATOMIC_RELAXED);
 	if (last)
 		done = im->total ? im->total : done;
 	else if (done < im->next_report)
@@ -367,10 +368,13 @@ static ssize_t read_full(struct imp *im, const char *path, read_fn rd, void *ctx
 	return (ssize_t)have;
 }
 
-/* Write buf[0..len) as one object. */
-static int write_object(struct imp *im, const uint8_t *buf, size_t len, struct obj *ret)
+/* Write buf[0..len) as one object, synced and named with the source's other objects by
+ * import_commit_pending. */
+static int write_object(struct imp *im, const char *path, const uint8_t *buf, size_t len,
+			struct obj *ret)
 {
 	struct store_objwriter *w = NULL;
+	struct store_objpending p;
 	bool is_new;
 	int r;
 
@@ -381,12 +385,15 @@ static int write_object(struct imp *im, const uint8_t *buf, size_t len, struct o
 		store_objwriter_abort(w);
 		return import_prefixed(im, r);
 	}
-	r = store_objwriter_commit(w, ret->hash, &ret->size, &ret->zsize, &is_new);
+	r = store_objwriter_finish(w, ret->hash, &ret->size, &ret->zsize, &p, &is_new);
 	if (r < 0)
 		return import_prefixed(im, r);
 	if (is_new) {
-		im->new_objects++;
-		im->new_bytes += ret->size;
+		r = import_pending_add(im, &p, ret->size, &ret->zsize);
+		if (r < 0) {
+			store_objwriter_drop_pending(im->repofd, &p, 1);
+			return import_fail(im, r, path, "out of memory");
+		}
 	}
 	return 0;
 }
@@ -435,7 +442,7 @@ static int store_chunked(struct imp *im, const char *path, read_fn rd, void *ctx
 			c = nc;
 			cap = ncap;
 		}
-		r = write_object(im, im->cbuf, cut, &o);
+		r = write_object(im, path, im->cbuf, cut, &o);
 		if (r == 0)
 			r = verify_hash_update(h, im->cbuf, cut);
 		if (r < 0)
@@ -467,6 +474,7 @@ out:
 int import_store_data(struct imp *im, const char *path, read_fn rd, void *ctx, struct obj *ret)
 {
 	struct store_objwriter *w = NULL;
+	struct store_objpending p;
 	uint64_t got = 0;
 	bool is_new, eof = false;
 	ssize_t k;
@@ -486,7 +494,7 @@ int import_store_data(struct imp *im, const char *path, read_fn rd, void *ctx, s
 			return (int)k;
 		if (!eof)
 			return store_chunked(im, path, rd, ctx, (size_t)k, got, ret);
-		return write_object(im, im->cbuf, (size_t)k, ret);
+		return write_object(im, path, im->cbuf, (size_t)k, ret);
 	}
 	r = store_objwriter_new(im->repofd, &w);
 	if (r < 0)
@@ -511,13 +519,17 @@ int import_store_data(struct imp *im, const char *path, read_fn rd, void *ctx, s
 		}
 		import_report(im, false);
 	}
-	r = store_objwriter_commit(w, ret->hash, &ret->size, &ret->zsize, &is_new);
+	/* Synced and named with the source's other objects, by import_commit_pending. */
+	r = store_objwriter_finish(w, ret->hash, &ret->size, &ret->zsize, &p, &is_new);
 	w = NULL;
 	if (r < 0)
 		return import_prefixed(im, r);
 	if (is_new) {
-		im->new_objects++;
-		im->new_bytes += ret->size;
+		r = import_pending_add(im, &p, ret->size, &ret->zsize);
+		if (r < 0) {
+			store_objwriter_drop_pending(im->repofd, &p, 1);
+			return import_fail(im, r, path, "out of memory");
+		}
 	}
 	return 0;
 fail:
@@ -633,6 +645,9 @@ int store_import(const char *source, const char *name, const char *version,
 	}
 	if (r < 0)
 		goto out;
+	r = import_commit_pending(&im);
+	if (r < 0)
+		goto out;
 
 	r = verify_manifest_finish(im.m);
 	if (r < 0) {
@@ -657,6 +672,8 @@ int store_import(const char *source, const char *name, const char *version,
 	if (ret_stats)
 		*ret_stats = st;
 out:
+	import_drop_pending(&im); /* what a failure left unnamed */
+	store_objwriter_thread_done();
 	verify_manifest_free(im.m);
 	pathset_fini(&im.seen);
 	free(im.link_next);

@@ -36,6 +36,36 @@ int store_objwriter_commit(struct store_objwriter *w, uint8_t ret_hash[VERIFY_HA
 /** Drop everything written and free w. Accepts NULL. */
 void store_objwriter_abort(struct store_objwriter *w);
 
+/* Batched commits: many objects written, then synced together and named (store/README.md,
+ * "Publishing in parallel"). */
+struct store_objpending {
+	char tmpname[16];	       /* objects/<tmpname>, not synced; "" once named */
+	uint8_t hash[VERIFY_HASH_LEN]; /* its name */
+	uint64_t zsize;
+};
+
+/** Finish w without syncing or naming it: when an object with its hash is already there, the
+ * temporary file is dropped (*ret_pending false, ret_zsize that object's size); otherwise
+ * ret_p describes the temporary file for store_objwriter_commit_pending (*ret_pending true).
+ * Frees w either way. Thread-safe for distinct w. @return 0; -errno; -EIO (zstd). */
+int store_objwriter_finish(struct store_objwriter *w, uint8_t ret_hash[VERIFY_HASH_LEN],
+			   uint64_t *ret_size, uint64_t *ret_zsize, struct store_objpending *ret_p,
+			   bool *ret_pending);
+/** Make the n pending objects durable and give them their names: one syncfs() of the file
+ * system (an fsync of each file where syncfs fails), then each renamed to objects/ab/<hash>
+ * without replacing anything, then one fsync of each directory that got a name. An object
+ * another writer stored meanwhile stays; when its size differs from p->zsize, fix(ctx, hash,
+ * size) is told. @return 0; -errno (detail names the file); what is not named yet stays for
+ * store_objwriter_drop_pending. */
+int store_objwriter_commit_pending(int repofd, struct store_objpending *p, size_t n,
+				   void (*fix)(void *ctx, const uint8_t hash[VERIFY_HASH_LEN],
+					       uint64_t zsize),
+				   void *ctx);
+/** Remove the temporary files of pending objects not named yet. */
+void store_objwriter_drop_pending(int repofd, struct store_objpending *p, size_t n);
+/** Free this thread's cached compressor (each thread that writes objects keeps one). */
+void store_objwriter_thread_done(void);
+
 /* ------------------------------------------------------------------------------------------ */
 /* Chunking big files (store/import/chunker.c; store/README.md, "Chunks"): a file of more than
  * STORE_CHUNK_FILE_MIN bytes is stored as content-defined chunks (FastCDC), each an object. */

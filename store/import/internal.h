@@ -75,11 +75,19 @@ struct imp {
 	/* progress */
 	void (*progress)(void *ctx, uint64_t done, uint64_t total);
 	void *pctx;
-	struct archive *prog_a; /* source consumed = its raw bytes; NULL: dir_done */
-	uint64_t dir_done, total, next_report;
+	struct archive *prog_a;		       /* source consumed = its raw bytes; NULL: dir_done */
+	uint64_t dir_done, total, next_report; /* dir_done: atomic (the pool's workers add) */
 	uint8_t *buf;
 	bool whole;    /* store_import_opts.whole */
 	uint8_t *cbuf; /* STORE_CHUNK_MAX + IOBUF_LEN bytes, for chunking; NULL until needed */
+	/* Objects written but neither synced nor named yet (store/import/pool.c): named
+	 * together by import_commit_pending once the whole source is read; a set of their
+	 * hashes (slots index pending + 1, 0 free) so that content met twice is written once. */
+	struct store_objpending *pending;
+	size_t npending, cap_pending;
+	uint32_t *pset;
+	size_t pset_cap;
+	struct import_pool *pool; /* a directory's workers, NULL when reading sequentially */
 };
 
 /* A reader of one member's bytes: n > 0 bytes, 0 at the end, or a negative code with the
@@ -119,6 +127,30 @@ int import_add_file(struct imp *im, const char *path, uint32_t mode, int64_t mti
 int import_add_dir(struct imp *im, const char *path, uint32_t mode, int64_t mtime);
 int import_add_symlink(struct imp *im, const char *path, uint32_t mode, int64_t mtime,
 		       const char *target);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Objects written in parallel, synced and named in one batch (store/import/pool.c). */
+
+/* Note an object written by store_objwriter_finish (pending true): kept for the batch, or,
+ * when the same content is already pending, its file removed and ret_zsize the first one's.
+ * Main thread only. @return 0; -ENOMEM. */
+int import_pending_add(struct imp *im, const struct store_objpending *p, uint64_t size,
+		       uint64_t *ret_zsize);
+/* Sync and name every pending object (store_objwriter_commit_pending), fixing the manifest's
+ * zsize where another writer's object won. @return 0; a negative code (detail set). */
+int import_commit_pending(struct imp *im);
+/* Remove the temporary files of the objects not named, free the list. */
+void import_drop_pending(struct imp *im);
+/* Start the workers of a directory import (none when threads cannot be made: the caller
+ * then stores each file itself). */
+void import_pool_start(struct imp *im);
+/* Hand the open regular file fd (taken over) of size bytes, manifest entry idx, to a worker.
+ * @return 0; a worker's failure (the walk stops; import_pool_finish gives its detail). */
+int import_pool_file(struct imp *im, int fd, const char *path, uint64_t size, size_t idx);
+/* Wait for the workers, fill in the entries' hashes and compressed sizes, add their objects to
+ * the pending ones, free the pool. When keep_detail is false (the walk failed on its own),
+ * the walk's detail stays. @return 0; the first worker's failure (its detail set). */
+int import_pool_finish(struct imp *im, bool keep_detail);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Sources: each starts im->m and adds every member. @return 0; a negative code. */

@@ -91,6 +91,14 @@ static int open_tmp(struct store_objwriter *w)
 	return -EEXIST;
 }
 
+static __thread ZSTD_CCtx *tl_cctx;
+
+void store_objwriter_thread_done(void)
+{
+	ZSTD_freeCCtx(tl_cctx);
+	tl_cctx = NULL;
+}
+
 int store_objwriter_new(int repofd, struct store_objwriter **ret_w)
 {
 	struct store_objwriter *w;
@@ -131,7 +139,12 @@ int store_objwriter_new(int repofd, struct store_objwriter **ret_w)
 	r = verify_hash_new(&w->h);
 	if (r < 0)
 		goto fail;
-	w->cctx = ZSTD_createCCtx();
+	/* A compressor per thread, reused: making one costs more than compressing a small
+	 * file. */
+	w->cctx = tl_cctx ? tl_cctx : ZSTD_createCCtx();
+	tl_cctx = NULL;
+	if (w->cctx)
+		ZSTD_CCtx_reset(w->cctx, ZSTD_reset_session_and_parameters);
 	w->zcap = ZSTD_CStreamOutSize();
 	w->zbuf = malloc(w->zcap);
 	if (!w->cctx || !w->zbuf) {
@@ -328,7 +341,176 @@ void store_objwriter_abort(struct store_objwriter *w)
 		close(w->dirfd);
 	}
 	verify_hash_free(w->h);
-	ZSTD_freeCCtx(w->cctx);
+	if (!tl_cctx)
+		tl_cctx = w->cctx;
+	else
+		ZSTD_freeCCtx(w->cctx);
 	free(w->zbuf);
 	free(w);
+}
+
+int store_objwriter_finish(struct store_objwriter *w, uint8_t ret_hash[VERIFY_HASH_LEN],
+			   uint64_t *ret_size, uint64_t *ret_zsize, struct store_objpending *ret_p,
+			   bool *ret_pending)
+{
+	uint8_t hash[VERIFY_HASH_LEN];
+	char hex[VERIFY_HASH_HEX], rel[3 + VERIFY_HASH_HEX];
+	struct stat st;
+	int r;
+
+	r = compress(w, NULL, 0, ZSTD_e_end);
+	if (r < 0)
+		goto out;
+	r = verify_hash_final(w->h, hash);
+	if (r < 0)
+		goto out;
+	verify_hex(hash, VERIFY_HASH_LEN, hex);
+	snprintf(rel, sizeof(rel), "%.2s/%s", hex, hex);
+	memcpy(ret_hash, hash, VERIFY_HASH_LEN);
+	*ret_size = w->size;
+	if (fstatat(w->dirfd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)) {
+		*ret_zsize = (uint64_t)st.st_size;
+		*ret_pending = false;
+		goto out; /* stored before: ours goes */
+	}
+	if (close(w->fd) < 0) {
+		r = -errno;
+		w->fd = -1;
+		stork_errorf(OBJDIR "/%s: cannot write: %s", w->tmpname, strerror(-r));
+		goto out;
+	}
+	w->fd = -1;
+	_Static_assert(sizeof(ret_p->tmpname) >= sizeof(w->tmpname), "pending names");
+	memcpy(ret_p->tmpname, w->tmpname, sizeof(w->tmpname));
+	memcpy(ret_p->hash, hash, VERIFY_HASH_LEN);
+	ret_p->zsize = w->zsize;
+	*ret_zsize = w->zsize;
+	*ret_pending = true;
+	w->tmpname[0] = '\0'; /* the caller's now */
+out:
+	store_objwriter_abort(w);
+	return r;
+}
+
+/* fsync each pending file: where syncfs() is not there or fails. */
+static int sync_each(int dirfd, const struct store_objpending *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		int fd = openat(dirfd, p[i].tmpname, O_RDONLY | O_CLOEXEC | O_NOFOLLOW), r = 0;
+
+		if (fd < 0 || fsync(fd) < 0)
+			r = -errno;
+		if (fd >= 0)
+			close(fd);
+		if (r < 0) {
+			stork_errorf(OBJDIR "/%s: cannot sync: %s", p[i].tmpname, strerror(-r));
+			return r;
+		}
+	}
+	return 0;
+}
+
+int store_objwriter_commit_pending(int repofd, struct store_objpending *p, size_t n,
+				   void (*fix)(void *ctx, const uint8_t hash[VERIFY_HASH_LEN],
+					       uint64_t zsize),
+				   void *ctx)
+{
+	struct store_objwriter w = {.fd = -1};
+	int subfd[256], r = 0;
+	bool dirty[256] = {false}, made = false;
+	char hex[VERIFY_HASH_HEX], sub[3];
+	struct stat st;
+
+	for (size_t k = 0; k < 256; k++)
+		subfd[k] = -1;
+	if (n == 0)
+		return 0;
+	w.dirfd = openat(repofd, OBJDIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (w.dirfd < 0) {
+		r = -errno;
+		stork_errorf(OBJDIR ": cannot open the object directory: %s", strerror(-r));
+		return r;
+	}
+	/* One sync for the batch: every byte on disk before any name points at it. */
+	if (syncfs(w.dirfd) < 0) {
+		r = sync_each(w.dirfd, p, n);
+		if (r < 0)
+			goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		int k = p[i].hash[0];
+		bool created = false;
+
+		verify_hex(p[i].hash, VERIFY_HASH_LEN, hex);
+		memcpy(sub, hex, 2);
+		sub[2] = '\0';
+		if (subfd[k] < 0) {
+			r = mkdir_ok(w.dirfd, sub, &created);
+			made |= created;
+			subfd[k] =
+			    r < 0 ? -1 : openat(w.dirfd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+			if (subfd[k] < 0) {
+				r = r < 0 ? r : -errno;
+				stork_errorf(OBJDIR "/%s: cannot open: %s%s", sub, strerror(-r),
+					     r == -ENOTDIR ? " (a file where the directory of the "
+							     "objects belongs: move it away and "
+							     "publish again)"
+							   : "");
+				goto out;
+			}
+		}
+		memcpy(w.tmpname, p[i].tmpname, sizeof(w.tmpname));
+		r = publish(&w, subfd[k], hex);
+		if (r == -EEXIST) {
+			/* Someone stored this content meanwhile: theirs stays, ours goes. */
+			if (fstatat(subfd[k], hex, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+			    !S_ISREG(st.st_mode)) {
+				r = -EEXIST;
+				stork_errorf(OBJDIR "/%s/%s: exists and is not a regular file", sub,
+					     hex);
+				goto out;
+			}
+			unlinkat(w.dirfd, p[i].tmpname, 0);
+			if ((uint64_t)st.st_size != p[i].zsize && fix)
+				fix(ctx, p[i].hash, (uint64_t)st.st_size);
+			r = 0;
+		} else if (r < 0) {
+			stork_errorf(OBJDIR
+				     "/%s/%s: cannot rename the temporary file into place: %s",
+				     sub, hex, strerror(-r));
+			goto out;
+		}
+		p[i].tmpname[0] = '\0';
+		dirty[k] = true;
+	}
+	for (size_t k = 0; k < 256; k++) {
+		if (dirty[k] && fsync(subfd[k]) < 0) {
+			r = -errno;
+			stork_errorf(OBJDIR "/%02zx: cannot sync the directory: %s", k,
+				     strerror(-r));
+			goto out;
+		}
+	}
+	if (made && fsync(w.dirfd) < 0) {
+		r = -errno;
+		stork_errorf(OBJDIR ": cannot sync the directory: %s", strerror(-r));
+	}
+out:
+	for (size_t k = 0; k < 256; k++)
+		if (subfd[k] >= 0)
+			close(subfd[k]);
+	close(w.dirfd);
+	return r;
+}
+
+void store_objwriter_drop_pending(int repofd, struct store_objpending *p, size_t n)
+{
+	int dirfd = openat(repofd, OBJDIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (dirfd < 0)
+		return;
+	for (size_t i = 0; i < n; i++)
+		if (p[i].tmpname[0])
+			unlinkat(dirfd, p[i].tmpname, 0);
+	close(dirfd);
 }

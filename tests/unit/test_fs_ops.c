@@ -623,9 +623,11 @@ START_TEST(open_that_no_mirror_serves_is_one_eio_and_one_log_line)
 	{
 		struct fsd_vtree *t = cached_tree("other/2.0");
 		char rel[STORE_OBJPATH_LEN], path[512];
+		struct verify_entry e0;
 
 		ck_assert_ptr_nonnull(t);
-		store_object_path(t->m->entries[0].hash, rel);
+		fsd_vtree_entry(t, 0, &e0);
+		store_object_path(e0.hash, rel);
 		snprintf(path, sizeof(path), "%s/%s", F.repo, rel);
 		ck_assert_int_eq(unlink(path), 0);
 	}

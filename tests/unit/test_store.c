@@ -1268,6 +1268,93 @@ START_TEST(import_chunks_big_files_and_their_hard_links)
 }
 END_TEST
 
+/* A directory is read on the pool's workers, but a file above STORE_CHUNK_FILE_MIN is still cut
+ * into chunks (on the walk's thread); the tree index keeps each chunked file's chunk list, and a
+ * tree read back from it gives the manifest's chunks; a forged chunk list is refused. */
+START_TEST(import_directory_chunks_and_tree_index_keeps_them)
+{
+	char src[400], p[600], sdir[400], idx[700], hex[VERIFY_HASH_HEX];
+	uint8_t *big = pattern((9 << 20) + 7, 9), id[VERIFY_HASH_LEN] = {7};
+	struct verify_manifest *m = NULL;
+	struct store_tree *t = NULL, *u = NULL;
+	struct store *s = NULL;
+	const struct verify_entry *want;
+	struct verify_entry got;
+	size_t len;
+	uint8_t *b;
+	long i;
+
+	tpath(src, sizeof(src), "bigdir");
+	ck_assert_int_eq(mkdir(src, 0755), 0);
+	snprintf(p, sizeof(p), "%s/big", src);
+	write_file(p, big, (9 << 20) + 7, 0644);
+	snprintf(p, sizeof(p), "%s/small", src);
+	write_file(p, "small", 5, 0644);
+	ck_assert_msg(import(src, 0, &m, NULL) == 0, "%s", stork_error_detail());
+	check_chunked(m, "big", big, (9 << 20) + 7);
+	check_file(m, "small", "small", 5, 0644);
+
+	ck_assert_int_eq(store_tree_build(m, id, &t), 0);
+	tpath(sdir, sizeof(sdir), "treestore");
+	ck_assert_int_eq(store_open(sdir, &s), 0);
+	ck_assert_int_eq(store_tree_save(s, t), 0);
+	ck_assert_msg(store_tree_open(s, id, &u) == 0, "%s", stork_error_detail());
+	want = verify_manifest_find(m, "big");
+	i = store_tree_find(u, "big");
+	ck_assert_int_ge(i, 0);
+	store_tree_entry(u, (size_t)i, &got);
+	ck_assert_uint_eq(got.size, want->size);
+	ck_assert_uint_eq(got.zsize, want->zsize);
+	ck_assert_uint_eq(got.nchunks, want->nchunks);
+	for (size_t k = 0; k < want->nchunks; k++) {
+		ck_assert_uint_eq(got.chunks[k].type, VERIFY_FILE);
+		ck_assert_uint_eq(got.chunks[k].offset, want->chunks[k].offset);
+		ck_assert_uint_eq(got.chunks[k].size, want->chunks[k].size);
+		ck_assert_uint_eq(got.chunks[k].zsize, want->chunks[k].zsize);
+		ck_assert_mem_eq(got.chunks[k].hash, want->chunks[k].hash, VERIFY_HASH_LEN);
+	}
+	ck_assert_uint_eq(verify_entry_chunk_at(&got, 5 << 20),
+			  verify_entry_chunk_at(want, 5 << 20));
+	store_tree_entry(u, (size_t)store_tree_find(u, "small"), &got);
+	ck_assert_uint_eq(got.nchunks, 0);
+	ck_assert_ptr_null(got.chunks);
+	store_tree_free(u);
+	u = NULL;
+
+	/* The second chunk moved by one byte, the checksum made right again: refused. */
+	verify_hex(id, VERIFY_HASH_LEN, hex);
+	snprintf(idx, sizeof(idx), "%s/trees/%s", sdir, hex);
+	b = read_file(idx, &len);
+	{
+		uint64_t chunkoff, off;
+
+		memcpy(&chunkoff, b + 72, 8);
+		memcpy(&off, b + chunkoff + 56, 8);
+		off++;
+		memcpy(b + chunkoff + 56, &off, 8);
+		ck_assert_int_eq(verify_sha256(b, len - VERIFY_HASH_LEN, b + len - VERIFY_HASH_LEN),
+				 0);
+	}
+	write_file(idx, b, len, 0644);
+	ck_assert_int_eq(store_tree_open(s, id, &u), STORK_EBADHASH);
+	ck_assert_msg(strstr(stork_error_detail(), "chunk list does not cover its size"), "%s",
+		      stork_error_detail());
+	ck_assert_ptr_null(u);
+	/* A version 1 index (no chunk lists) is not read as this format. */
+	memcpy(b, "storktr1", 8);
+	ck_assert_int_eq(verify_sha256(b, len - VERIFY_HASH_LEN, b + len - VERIFY_HASH_LEN), 0);
+	write_file(idx, b, len, 0644);
+	ck_assert_int_eq(store_tree_open(s, id, &u), STORK_EBADHASH);
+	ck_assert_msg(strstr(stork_error_detail(), "not a tree index of this format"), "%s",
+		      stork_error_detail());
+	free(b);
+	store_tree_free(t);
+	store_close(s);
+	verify_manifest_free(m);
+	free(big);
+}
+END_TEST
+
 START_TEST(import_tar_plain_gz_zst)
 {
 	char f[400];
@@ -2469,6 +2556,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, import_refuses_control_characters_in_directory_names);
 	tcase_add_test(tc, import_tar_plain_gz_zst);
 	tcase_add_test(tc, import_chunks_big_files_and_their_hard_links);
+	tcase_add_test(tc, import_directory_chunks_and_tree_index_keeps_them);
 	tcase_add_test(tc, import_detects_the_format_by_content);
 	tcase_add_test(tc, import_refuses_hostile_tar_members);
 	tcase_add_test(tc, import_refuses_names_that_are_not_utf8);
