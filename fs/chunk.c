@@ -112,7 +112,7 @@ static int chunk_fd(struct fsd *d, struct fsd_chunked *h, size_t i, int *ret_fd)
 
 	snprintf(what, sizeof(what), "%s (chunk %zu of %zu, at %llu)", h->what, i, h->nchunks,
 		 (unsigned long long)c->offset);
-	r = fsd_object_open(d, c, what, &fd, &fetched);
+	r = fsd_object_open(d, NULL, 0, c, what, &fd, &fetched, false); /* a chunk's read */
 	if (r < 0)
 		return r;
 	if (fetched && h->slice) /* fetched on that slice's behalf */

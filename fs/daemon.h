@@ -534,13 +534,16 @@ int fsd_stat(struct fsd *d, const struct fsd_inode *n, struct stat *st);
 /** The entry timeout for a node. */
 double fsd_timeout(const struct fsd *d, const struct fsd_inode *n);
 
-/* fs/ops.c, fs/chunk.c: the objects behind files */
+/* fs/object.c, fs/chunk.c: the objects behind files */
 
 /** The store's object for e (hash, size, zsize: a file or a chunk), fetched within the timeout
- * when the store lacks it (a job keyed by its hash). ret_fetched set when it was fetched.
+ * when the store lacks it (a job keyed by its hash). With vt (e being its entry idx), the
+ * objects after it come along when the version is read in pack order (fs/ahead.c); vt is NULL
+ * for a chunk and for a slice's installed root. count: an open (hits and misses counted), not
+ * a chunk's read. ret_fetched set when it was fetched.
  * @return 0; -ENOENT / -ETIMEDOUT / STORK_E* (nobody delivered it); -errno. */
-int fsd_object_open(struct fsd *d, const struct verify_entry *e, const char *what, int *ret_fd,
-		    bool *ret_fetched);
+int fsd_object_open(struct fsd *d, struct fsd_vtree *vt, long idx, const struct verify_entry *e,
+		    const char *what, int *ret_fd, bool *ret_fetched, bool count);
 
 struct fsd_chunked; /* an open chunked file (fs/chunk.c) */
 
