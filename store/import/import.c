@@ -368,23 +368,15 @@ static ssize_t read_full(struct imp *im, const char *path, read_fn rd, void *ctx
 	return (ssize_t)have;
 }
 
-/* Write buf[0..len) as one object, synced and named with the source's other objects by
- * import_commit_pending. */
-static int write_object(struct imp *im, const char *path, const uint8_t *buf, size_t len,
-			struct obj *ret)
+/* Finish w (freed either way) as ret's object; a new one waits, unsynced, in the source's
+ * batch (import_commit_pending syncs and names them all). */
+static int finish_object(struct imp *im, struct store_objwriter *w, const char *path,
+			 struct obj *ret)
 {
-	struct store_objwriter *w = NULL;
 	struct store_objpending p;
 	bool is_new;
 	int r;
 
-	r = store_objwriter_new(im->repofd, &w);
-	if (r == 0)
-		r = store_objwriter_write(w, buf, len);
-	if (r < 0) {
-		store_objwriter_abort(w);
-		return import_prefixed(im, r);
-	}
 	r = store_objwriter_finish(w, ret->hash, &ret->size, &ret->zsize, &p, &is_new);
 	if (r < 0)
 		return import_prefixed(im, r);
@@ -396,6 +388,24 @@ static int write_object(struct imp *im, const char *path, const uint8_t *buf, si
 		}
 	}
 	return 0;
+}
+
+/* Write buf[0..len) as one object, synced and named with the source's other objects by
+ * import_commit_pending. */
+static int write_object(struct imp *im, const char *path, const uint8_t *buf, size_t len,
+			struct obj *ret)
+{
+	struct store_objwriter *w = NULL;
+	int r;
+
+	r = store_objwriter_new(im->repofd, &w);
+	if (r == 0)
+		r = store_objwriter_write(w, buf, len);
+	if (r < 0) {
+		store_objwriter_abort(w);
+		return import_prefixed(im, r);
+	}
+	return finish_object(im, w, path, ret);
 }
 
 /* The rest of a big member, whose first len bytes are in im->cbuf: cut into chunks, each
@@ -474,9 +484,8 @@ out:
 int import_store_data(struct imp *im, const char *path, read_fn rd, void *ctx, struct obj *ret)
 {
 	struct store_objwriter *w = NULL;
-	struct store_objpending p;
 	uint64_t got = 0;
-	bool is_new, eof = false;
+	bool eof = false;
 	ssize_t k;
 	int r;
 
@@ -520,18 +529,7 @@ int import_store_data(struct imp *im, const char *path, read_fn rd, void *ctx, s
 		import_report(im, false);
 	}
 	/* Synced and named with the source's other objects, by import_commit_pending. */
-	r = store_objwriter_finish(w, ret->hash, &ret->size, &ret->zsize, &p, &is_new);
-	w = NULL;
-	if (r < 0)
-		return import_prefixed(im, r);
-	if (is_new) {
-		r = import_pending_add(im, &p, ret->size, &ret->zsize);
-		if (r < 0) {
-			store_objwriter_drop_pending(im->repofd, &p, 1);
-			return import_fail(im, r, path, "out of memory");
-		}
-	}
-	return 0;
+	return finish_object(im, w, path, ret);
 fail:
 	store_objwriter_abort(w);
 	return r;
