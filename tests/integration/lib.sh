@@ -831,6 +831,18 @@ running() {
 	[ -r "/proc/$1/status" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null
 }
 
+# small_tmpfs DIR SIZE: a tmpfs of SIZE (mount's units: 128k, 30m) on DIR, for a disk that is
+# full on demand; at exit, the FUSE mounts go first (their stores may live on it), then it.
+small_tmpfs() {
+	mkdir -p "$1"
+	mount -t tmpfs -o "size=$2,mode=0700" storkfs-test "$1" || fail "cannot mount a tmpfs on $1"
+	_SMALL_FS=$1
+	on_exit 'for d in "${_MOUNTS[@]}"; do
+		grep -qF " $d fuse" /proc/mounts && fusermount3 -u -z "$d"
+	done
+	umount "$_SMALL_FS" || umount -l "$_SMALL_FS"'
+}
+
 # _held_elsewhere MNT: some process's mount namespace still has MNT mounted.
 _held_elsewhere() {
 	grep -qsF " $1 " /proc/[0-9]*/mountinfo 2>/dev/null

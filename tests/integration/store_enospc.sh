@@ -14,19 +14,7 @@ need_fuse
 need_root "mounts a tmpfs"
 
 FS=$T/small
-mkdir -p "$FS"
-mount -t tmpfs -o size=30m,mode=0700 storkfs-test "$FS" || fail "cannot mount a tmpfs on $FS"
-enospc_cleanup() {
-	local rc=$?
-	set +e
-	for d in "${_MOUNTS[@]}"; do
-		grep -qF " $d fuse" /proc/mounts && fusermount3 -u -z "$d"
-	done
-	umount "$FS" || umount -l "$FS"
-	(exit "$rc")
-	_cleanup
-}
-trap enospc_cleanup EXIT
+small_tmpfs "$FS" 30m
 
 make_repo
 mkdir -p "$T/src"

@@ -11,19 +11,7 @@ need_fuse
 need_root "mounts a tmpfs"
 
 FS=$T/small
-mkdir -p "$FS"
-mount -t tmpfs -o size=128k,mode=0700 storkfs-test "$FS" || fail "cannot mount a tmpfs on $FS"
-full_fs_cleanup() {
-	local rc=$?
-	set +e
-	for d in "${_MOUNTS[@]}"; do
-		grep -qF " $d fuse" /proc/mounts && fusermount3 -u -z "$d"
-	done
-	umount "$FS" || umount -l "$FS"
-	(exit "$rc")
-	_cleanup
-}
-trap full_fs_cleanup EXIT
+small_tmpfs "$FS" 128k
 
 make_repo
 synth_tree "$T/src" 1
