@@ -293,6 +293,7 @@ int main(int argc, char **argv)
 			goto out;
 		}
 		openlog("storkfs", LOG_PID, LOG_DAEMON);
+		d.main_thread = pthread_self();
 		d.starting = true;
 	}
 	ret = fsd_refresh_pipe();

@@ -343,8 +343,12 @@ struct fsd {
 	struct fsd_conf conf;
 	bool foreground;
 	/* Detached but not yet mounted: stderr is still the caller's, so a reason not to
-	 * mount goes there as well as to syslog. Main thread only. */
+	 * mount goes there as well as to syslog. Written by the main thread only; lines of
+	 * other threads go to syslog alone while it is set (the main thread points stderr at
+	 * /dev/null when it reports, and a line in flight must not reach the caller's
+	 * terminal after storkfs has returned). */
 	bool starting;
+	pthread_t main_thread;
 	struct store *store;
 	struct fs_repo *repo;
 	char repo_id[VERIFY_HASH_HEX];

@@ -31,7 +31,7 @@ void fsd_log(struct fsd *d, const char *fmt, ...)
 	/* Every source is named without its password already (fetch_url_shown): this is the
 	 * net under it, for a URL quoted in some other detail. */
 	fetch_url_shown(line, shown, sizeof(shown));
-	if (d->foreground || d->starting)
+	if (d->foreground || (d->starting && pthread_equal(pthread_self(), d->main_thread)))
 		fprintf(stderr, "storkfs: %s\n", shown);
 	if (!d->foreground)
 		syslog(LOG_ERR, "%s", shown);

@@ -76,6 +76,44 @@ static bool replaces(const struct verify_manifest *a, const struct verify_manife
 	return false;
 }
 
+/* The directories a container mounts on (bwrap --proc /proc, nspawn's /dev...): the root gets
+ * each one no package installs, empty, so that the root serves as a container's / as it is. */
+static const struct {
+	const char *path;
+	uint32_t mode;
+} mount_points[] = {{"dev", 0755}, {"proc", 0755}, {"run", 0755}, {"sys", 0755}, {"tmp", 01777}};
+
+/* Add to m each mount point absent from the merged entries items[0..n) (sorted by path),
+ * dated like the newest entry so that every merge of one generation gives one tree. */
+static int add_mount_points(struct verify_manifest *m, const struct item *items, size_t n)
+{
+	int64_t mtime = 0;
+	int r = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (items[i].e->mtime > mtime)
+			mtime = items[i].e->mtime;
+	for (size_t k = 0; r == 0 && k < sizeof(mount_points) / sizeof(mount_points[0]); k++) {
+		struct verify_entry e = {.path = (char *)mount_points[k].path,
+					 .type = VERIFY_DIR,
+					 .mode = mount_points[k].mode,
+					 .mtime = mtime};
+		size_t lo = 0, hi = n;
+
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+
+			if (strcmp(items[mid].e->path, e.path) < 0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (lo == n || strcmp(items[lo].e->path, e.path) != 0)
+			r = verify_manifest_add(m, &e);
+	}
+	return r;
+}
+
 int fs_root_merge(const struct verify_manifest *const *ms, size_t n, struct verify_manifest **ret_m)
 {
 	struct verify_manifest *m = NULL;
@@ -118,6 +156,8 @@ int fs_root_merge(const struct verify_manifest *const *ms, size_t n, struct veri
 			r = verify_manifest_add(m, items[win].e);
 		i = j;
 	}
+	if (r == 0)
+		r = add_mount_points(m, items, total);
 	free(items);
 	if (r == 0) {
 		r = verify_manifest_finish(m);

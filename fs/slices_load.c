@@ -179,7 +179,7 @@ static int load_one(struct fsd *d, const char *name, struct fsd_slice **s,
 	if (ns) {
 		ns->pol = pol;
 		ns->cat = cat;
-		fsd_log(d, "slice %s: added (%zu packages)", name, cat->n);
+		fsd_log(d, "slice %s: added (%zu package%s)", name, cat->n, cat->n == 1 ? "" : "s");
 		*s = ns;
 		return 0;
 	}
