@@ -464,6 +464,33 @@ int fs_install_wanted(const char *dir, const char *name, char ***ret_wanted, siz
 	return 0;
 }
 
+/* Pin generation g's versions (pin_installed) from their manifests in the store, which `stork
+ * install` kept; one missing leaves the pins as they were (best effort, as pin_installed). */
+static void pin_generation(const struct fs_install_slice *sl, const struct store_gen *g)
+{
+	struct verify_manifest **ms = calloc(g->npkgs ? g->npkgs : 1, sizeof(*ms));
+	size_t n = 0;
+	int r = ms ? 0 : -ENOMEM;
+
+	for (; r == 0 && n < g->npkgs; n++) {
+		uint8_t *buf = NULL;
+		size_t len = 0;
+
+		r = store_manifest_get(sl->store, g->pkgs[n].manifest, &buf, &len);
+		if (r == 0)
+			r = verify_manifest_parse(buf, len, g->pkgs[n].name, &ms[n]);
+		free(buf);
+		if (r < 0)
+			break;
+	}
+	if (r == 0)
+		pin_installed(sl, ms, n);
+	stork_error_clear();
+	for (size_t i = 0; ms && i < n; i++)
+		verify_manifest_free(ms[i]);
+	free(ms);
+}
+
 int fs_install_rollback(const struct fs_install_slice *sl, struct store_gen **ret_g)
 {
 	const char *repo = sl->repo_id;
@@ -482,6 +509,8 @@ int fs_install_rollback(const struct fs_install_slice *sl, struct store_gen **re
 		r = write_wanted(sl, g->wanted, g->nwanted);
 	if (r == 0)
 		r = store_gen_switch(sl->store, repo, sl->name, cur->number, g->number);
+	if (r == 0)
+		pin_generation(sl, g);
 	if (r == 0 && ret_g) {
 		*ret_g = g;
 		g = NULL;

@@ -71,6 +71,17 @@ root_app() {
 expect_rc 0 "stork install app" "$STORK" install "${NODE[@]}" "$NGINX_URL" app
 [ "$(generation)" = 1 ] && [ "$(root_app)" = 1.0 ] || fail "after install: generation $(generation), root $(root_app)"
 pass "generation 1: app 1.0 in the root"
+# pinned: the store's pinned line (the slice's pin set holds its installed versions' objects;
+# the line counts those in the index, which an object joins at its group sync, within 1 s)
+pinned() {
+	local line
+	for _ in $(seq 100); do
+		line=$("$STORK" status "$STORE" | grep -E '^  pinned ' || echo "no pinned line")
+		case $line in *" 0 objects"*) sleep 0.1 ;; *) break ;; esac
+	done
+	echo "$line"
+}
+PIN1=$(pinned)
 
 # 1. A reader streams generation 1's data while the upgrade makes generation 2.
 mkapp 2.0
@@ -102,6 +113,8 @@ expect_rc 0 "stork upgrade while the reader holds generation 1's file" \
 out_has "upgrade says what changes" "upgrade app 1.0 -> 2.0" "generation 2"
 [ "$(root_app)" = 2.0 ] || fail "a new open after the upgrade reads $(root_app), not 2.0"
 pass "new opens see generation 2 at once (no signal to the daemon)"
+PIN2=$(pinned)
+[ "$PIN2" != "$PIN1" ] || fail "the upgrade left the pins as they were: $PIN1"
 touch "$T/go"
 wait "$READER" || fail "the reader failed: $(cat "$T/reader.out")"
 [ "$(cat "$T/reader.out")" = "$(cat "$T/sum-1.0")" ] ||
@@ -113,7 +126,8 @@ expect_rc 0 "stork rollback" "$STORK" rollback "${NODE[@]}"
 [ "$(generation)" = 1 ] && [ "$(listed_app)" = 1.0 ] && [ "$(root_app)" = 1.0 ] ||
 	fail "after rollback: generation $(generation), list $(listed_app), root $(root_app)"
 grep -qx app "$T/slices/s.install" || fail "rollback: s.install is $(cat "$T/slices/s.install")"
-pass "rollback returns to generation 1 (list, wanted list and root)"
+[ "$(pinned)" = "$PIN1" ] || fail "after rollback the pins are '$(pinned)', not generation 1's '$PIN1'"
+pass "rollback returns to generation 1 (list, wanted list, root and the slice's pins)"
 expect_rc 2 "a second rollback (generation 1 is the first)" "$STORK" rollback "${NODE[@]}"
 err_has "the message says there is nothing before" "nothing to return to"
 
