@@ -274,6 +274,7 @@ int node_objrec_put(struct node_env *e, MDB_txn *txn, const uint8_t id[VERIFY_HA
 struct index_ctx {
 	const uint8_t *id;
 	uint64_t size;
+	int64_t ms; /* 0: now */
 };
 
 static int index_fn(struct node_env *e, MDB_txn *txn, void *ctx)
@@ -292,16 +293,21 @@ static int index_fn(struct node_env *e, MDB_txn *txn, void *ctx)
 	}
 	/* An insert is a use: the newest in the LRU order (and an eviction that chose the old
 	 * record sees it changed). */
-	clock_gettime(CLOCK_REALTIME, &now);
-	rec.last_use = now.tv_sec;
-	rec.last_ms = (uint16_t)(now.tv_nsec / 1000000);
+	if (c->ms > 0) { /* written unsynced: its last use while it waited (pending.c) */
+		rec.last_use = c->ms / 1000;
+		rec.last_ms = (uint16_t)(c->ms % 1000);
+	} else {
+		clock_gettime(CLOCK_REALTIME, &now);
+		rec.last_use = now.tv_sec;
+		rec.last_ms = (uint16_t)(now.tv_nsec / 1000000);
+	}
 	rec.size = c->size;
 	return node_objrec_put(e, txn, c->id, &rec);
 }
 
 int node_index_object(struct store *s, const uint8_t id[VERIFY_HASH_LEN], uint64_t size)
 {
-	struct index_ctx c = {id, size};
+	struct index_ctx c = {id, size, 0};
 
 	return node_txn(s->env, true, index_fn, &c);
 }
@@ -317,7 +323,7 @@ static int index_many_fn(struct node_env *e, MDB_txn *txn, void *ctx)
 	int rc = 0;
 
 	for (size_t i = 0; i < c->n && rc == 0; i++) {
-		struct index_ctx one = {c->items[i].id, c->items[i].size};
+		struct index_ctx one = {c->items[i].id, c->items[i].size, c->items[i].ms};
 
 		rc = index_fn(e, txn, &one);
 	}

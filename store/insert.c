@@ -372,19 +372,22 @@ int store_insert_commit_unsynced(struct store_insert *ins)
 	struct store *s = ins->s;
 	int r;
 
-	/* A store with a quota counts and evicts indexed objects, and an unsynced one is indexed
-	 * only at its group's sync: there, every insert is synced and indexed at once (the quota
-	 * is kept to one object; the read path pays a sync per object). */
-	if (node_quota_limits(s))
-		return store_insert_commit(ins);
 	r = insert_place(ins, false);
 	if (r < 0)
 		goto out;
 	/* Named, not durable: found by this process at once, indexed after the group's sync
 	 * (pending.c). A crash before that leaves it unindexed, re-hashed before any use. */
 	r = node_pending_add(s, ins->id, ins->size);
-	if (r == 0 && !ins->anon && !ins->name[0])
-		node_checked_note(s, ins->id, ins->fd);
+	if (r == 0) {
+		/* The quota counts it at once (with the other unsynced ones: quota.c scan_run),
+		 * though only indexed objects can be evicted. */
+		struct node_index_item it = {.size = ins->size};
+
+		if (!ins->anon && !ins->name[0])
+			node_checked_note(s, ins->id, ins->fd);
+		memcpy(it.id, ins->id, VERIFY_HASH_LEN);
+		node_quota_inserted(s, &it, 1);
+	}
 out:
 	store_insert_abort(ins);
 	return r;

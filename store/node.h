@@ -146,6 +146,7 @@ int node_index_object(struct store *s, const uint8_t id[VERIFY_HASH_LEN], uint64
 struct node_index_item {
 	uint8_t id[VERIFY_HASH_LEN];
 	uint64_t size;
+	int64_t ms; /* its last use (ms since the epoch) for the LRU order; 0: now */
 };
 /** node_index_object for n objects in one write transaction (a batch's commit). */
 int node_index_objects(struct store *s, const struct node_index_item *items, size_t n);
@@ -167,6 +168,12 @@ int node_pending_get(struct node_env *e, const uint8_t id[VERIFY_HASH_LEN], uint
 void node_pending_forget(struct node_env *e, const uint8_t id[VERIFY_HASH_LEN]);
 /** Sync and index everything recorded so far, now. @return 0; -errno. Thread-safe. */
 int node_pending_flush(struct node_env *e);
+/** The objects waiting for their group sync and their bytes (the quota counts them with the
+ * indexed ones: quota.c). Thread-safe. */
+void node_pending_usage(struct node_env *e, uint64_t *ret_bytes, uint64_t *ret_objects);
+/** A use of the object at ms (since the epoch) when it waits for its group sync: its record
+ * gets the latest use when indexed (the LRU order of quota.c). Thread-safe. */
+void node_pending_touch(struct node_env *e, const uint8_t id[VERIFY_HASH_LEN], int64_t ms);
 
 /* ---- checked.c ---- */
 
@@ -251,11 +258,10 @@ void node_touch(struct store *s, const uint8_t id[VERIFY_HASH_LEN], int64_t last
 int node_quota_new(struct store *s);
 /** Write the access clock's uses and free s->quota (NULL is fine). */
 void node_quota_free(struct store *s);
-/** After n objects were indexed by an insert: count them and, above the quota, evict down to
- * the low mark, never one of these. Failures are left in the detail and ignored. */
+/** After n objects were inserted (indexed, or unsynced: pending.c): count them and, above the
+ * quota, evict down to the low mark, never one of these. Failures are left in the detail and
+ * ignored. */
 void node_quota_inserted(struct store *s, const struct node_index_item *items, size_t n);
-/** Whether the store has a quota (read from the index at most once a USAGE_MS). Thread-safe. */
-bool node_quota_limits(struct store *s);
 /* ---- pins.c: the owners' pin sets, STOREDIR/pins/<owner> ---- */
 
 struct node_pinset {

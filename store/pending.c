@@ -38,6 +38,7 @@
 struct pent {
 	uint8_t id[VERIFY_HASH_LEN];
 	uint64_t size;
+	int64_t ms; /* inserted or last used, ms since the epoch (the record's LRU time) */
 	bool used;
 	bool dead; /* forgotten: found wrong after it was recorded */
 };
@@ -45,6 +46,7 @@ struct pent {
 struct gen {
 	struct pent *slots; /* PENDING_SLOTS, allocated at the first add */
 	size_t n;
+	uint64_t bytes, live; /* of the entries not dead: the quota counts them (quota.c) */
 };
 
 struct node_pending {
@@ -87,6 +89,14 @@ int node_pending_new(struct node_env *e, struct node_pending **ret_p)
 	pthread_cond_init(&p->done, NULL);
 	*ret_p = p;
 	return 0;
+}
+
+static int64_t epoch_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_REALTIME, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
 static size_t slot_of(const uint8_t id[VERIFY_HASH_LEN])
@@ -177,6 +187,7 @@ static int flush(struct node_pending *p)
 			continue;
 		memcpy(items[n].id, g->slots[i].id, VERIFY_HASH_LEN);
 		items[n].size = g->slots[i].size;
+		items[n].ms = g->slots[i].ms;
 		n++;
 	}
 	/* 1. The bytes and the names of every object durable; 2. only then the records. */
@@ -205,6 +216,7 @@ out:
 		p->synced += n;
 	memset(g->slots, 0, PENDING_SLOTS * sizeof(*g->slots));
 	g->n = 0;
+	g->bytes = g->live = 0;
 	p->flushing = false;
 	pthread_cond_broadcast(&p->done);
 	pthread_mutex_unlock(&p->lock);
@@ -278,8 +290,15 @@ int node_pending_add(struct store *s, const uint8_t id[VERIFY_HASH_LEN], uint64_
 	g = &p->gen[p->cur];
 	x = find(g, id);
 	if (x) {
+		if (!x->dead) {
+			g->bytes -= x->size;
+			g->live--;
+		}
 		x->dead = false;
 		x->size = size;
+		x->ms = epoch_ms();
+		g->bytes += size;
+		g->live++;
 		goto out;
 	}
 	for (size_t i = slot_of(id);; i = (i + 1) % PENDING_SLOTS) {
@@ -291,6 +310,9 @@ int node_pending_add(struct store *s, const uint8_t id[VERIFY_HASH_LEN], uint64_
 	x->used = true;
 	memcpy(x->id, id, VERIFY_HASH_LEN);
 	x->size = size;
+	x->ms = epoch_ms();
+	g->bytes += size;
+	g->live++;
 	if (g->n++ == 0) {
 		clock_gettime(CLOCK_MONOTONIC, &p->first);
 		pthread_cond_signal(&p->wake);
@@ -334,8 +356,42 @@ void node_pending_forget(struct node_env *e, const uint8_t id[VERIFY_HASH_LEN])
 	pthread_mutex_lock(&p->lock);
 	for (int i = 0; i < 2; i++) {
 		x = find(&p->gen[i], id);
-		if (x)
+		if (x && !x->dead) {
 			x->dead = true;
+			p->gen[i].bytes -= x->size;
+			p->gen[i].live--;
+		}
+	}
+	pthread_mutex_unlock(&p->lock);
+}
+
+void node_pending_touch(struct node_env *e, const uint8_t id[VERIFY_HASH_LEN], int64_t ms)
+{
+	struct node_pending *p = e->pending;
+	struct pent *x;
+
+	if (!p)
+		return;
+	pthread_mutex_lock(&p->lock);
+	for (int i = 0; i < 2; i++) {
+		x = p->gen[i].slots ? find(&p->gen[i], id) : NULL;
+		if (x && !x->dead && ms > x->ms)
+			x->ms = ms;
+	}
+	pthread_mutex_unlock(&p->lock);
+}
+
+void node_pending_usage(struct node_env *e, uint64_t *ret_bytes, uint64_t *ret_objects)
+{
+	struct node_pending *p = e->pending;
+
+	*ret_bytes = *ret_objects = 0;
+	if (!p)
+		return;
+	pthread_mutex_lock(&p->lock);
+	for (int i = 0; i < 2; i++) {
+		*ret_bytes += p->gen[i].bytes;
+		*ret_objects += p->gen[i].live;
 	}
 	pthread_mutex_unlock(&p->lock);
 }

@@ -223,6 +223,7 @@ void node_touch(struct store *s, const uint8_t id[VERIFY_HASH_LEN], int64_t last
 	q->nuses++;
 	flush = q->nuses >= USES_MAX || now - q->flushed_ms >= FLUSH_MS;
 	pthread_mutex_unlock(&q->lock);
+	node_pending_touch(s->env, id, now); /* not indexed yet: its record will say so */
 	if (flush) {
 		clock_flush(s);
 		stork_error_clear();
@@ -355,6 +356,17 @@ static int scan_run(struct store *s, struct scan *sc)
 	sc->pins = NULL;
 	sc->u.owners = pins.owners;
 	node_pins_fini(&pins);
+	if (r == 0) {
+		/* What this process wrote without a sync is on disk too, not yet indexed: it counts
+		 * (never evicted before its group sync indexes it). A record indexed while its
+		 * group is still being cleared counts twice for that moment: evicting a little
+		 * early. */
+		uint64_t bytes, objects;
+
+		node_pending_usage(s->env, &bytes, &objects);
+		sc->u.bytes += bytes;
+		sc->u.objects += objects;
+	}
 	if (r == 0 && sc->ncands > 1)
 		qsort(sc->cands, sc->ncands, sizeof(*sc->cands), by_age);
 	return r;
@@ -493,28 +505,6 @@ static uint64_t low_mark(uint64_t quota)
 	return quota / 100 * STORE_QUOTA_LOW_PERCENT + quota % 100 * STORE_QUOTA_LOW_PERCENT / 100;
 }
 
-bool node_quota_limits(struct store *s)
-{
-	struct node_quota *q = s->quota;
-	int64_t now = now_ms();
-	uint64_t quota = 0;
-	bool stale;
-
-	if (s->readonly || !q)
-		return false;
-	pthread_mutex_lock(&q->lock);
-	stale = now - q->quota_ms >= USAGE_MS;
-	quota = q->quota;
-	pthread_mutex_unlock(&q->lock);
-	if (stale && store_quota_get(s, &quota) == 0) {
-		pthread_mutex_lock(&q->lock);
-		q->quota = quota;
-		q->quota_ms = now;
-		pthread_mutex_unlock(&q->lock);
-	}
-	return quota != 0;
-}
-
 void node_quota_inserted(struct store *s, const struct node_index_item *items, size_t n)
 {
 	struct node_quota *q = s->quota;
@@ -522,6 +512,7 @@ void node_quota_inserted(struct store *s, const struct node_index_item *items, s
 	uint64_t quota, add = 0, freed = 0;
 	int64_t now = now_ms();
 	bool count;
+	int r;
 
 	if (s->readonly || !q || !n)
 		return;
@@ -562,7 +553,17 @@ void node_quota_inserted(struct store *s, const struct node_index_item *items, s
 		goto out;
 	}
 	pthread_mutex_unlock(&q->lock);
-	if (evict(s, low_mark(quota), items, n, &u, &freed) == 0) {
+	r = evict(s, low_mark(quota), items, n, &u, &freed);
+	if (r == 0 && u.bytes - freed > quota) {
+		uint64_t pending, objects;
+
+		/* Still above: what could go waits for its group sync (a reader faster than the
+		 * sync): index it now and evict again. */
+		node_pending_usage(s->env, &pending, &objects);
+		if (pending && node_pending_flush(s->env) == 0)
+			r = evict(s, low_mark(quota), items, n, &u, &freed);
+	}
+	if (r == 0) {
 		pthread_mutex_lock(&q->lock);
 		q->used = u.bytes - freed;
 		q->used_ms = now_ms();
