@@ -157,10 +157,6 @@ out:
 	return ret;
 }
 
-/* Whether clients would ever see target signed in role del: not when an earlier delegation
- * matching it is terminating (the search stops there), nor when a role they search first
- * already signs it (the first role that signs a path wins). @return 0; STORK_EPATTERN (the
- * detail names the role that hides it); -ENOMEM. */
 /* What `stork publish` counts as files: regular files, not directories or symlinks. */
 static uint64_t regular_files(const struct verify_manifest *m)
 {
@@ -171,6 +167,10 @@ static uint64_t regular_files(const struct verify_manifest *m)
 	return n;
 }
 
+/* Whether clients would ever see target signed in role del: not when an earlier delegation
+ * matching it is terminating (the search stops there), nor when a role they search first
+ * already signs it (the first role that signs a path wins). @return 0; STORK_EPATTERN (the
+ * detail names the role that hides it); -ENOMEM. */
 static int shadowed(struct repo *r, const struct meta_delegation *del,
 		    const struct verify_manifest *m, const char *target)
 {
