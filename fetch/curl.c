@@ -613,6 +613,43 @@ static void curl_free_transport(void *tctx)
 	free(t);
 }
 
+/* The libcurl handles and the I/O thread that drives them. */
+static int curl_start(struct curlt *t)
+{
+	int r;
+
+	t->multi = curl_multi_init();
+	t->share = curl_share_init();
+	t->fresh = curl_slist_append(NULL, "Cache-Control: no-cache");
+	if (!t->multi || !t->share || !t->fresh)
+		return -ENOMEM;
+	if (curl_multi_setopt(t->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX) != CURLM_OK ||
+	    curl_multi_setopt(t->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)HOST_CONNECTIONS) !=
+		CURLM_OK ||
+	    curl_share_setopt(t->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) !=
+		CURLSHE_OK) {
+		stork_errorf("libcurl: cannot set up the multi handle");
+		return -EIO;
+	}
+	r = -pthread_create(&t->thread, NULL, io_main, t);
+	if (r < 0) {
+		stork_errorf("libcurl: cannot start the I/O thread: %s", storkfs_strerror(r));
+		return r == -EAGAIN ? -ENOMEM : -EIO;
+	}
+	t->thread_started = true;
+	return 0;
+}
+
+static const struct fetch_transport curl_transport = {
+    .name = "curl",
+    .handles = curl_handles,
+    .get = curl_get,
+    .free = curl_free_transport,
+    .cancel = curl_cancel,
+    .get_via = curl_get_via,
+    .get_range = curl_get_range,
+};
+
 int fetch_curl_transport_new(const struct fetch_opts *o, struct fetch_transport *ret_t)
 {
 	struct fetch_opts none = {0};
@@ -636,55 +673,17 @@ int fetch_curl_transport_new(const struct fetch_opts *o, struct fetch_transport 
 	t->low_speed_limit = o->low_speed_limit > 0 ? o->low_speed_limit : DEFAULT_LOW_SPEED;
 	t->low_speed_time = o->low_speed_time > 0 ? o->low_speed_time : DEFAULT_LOW_TIME;
 	t->timeout = o->timeout > 0 ? o->timeout : 0;
-	if (o->cainfo) {
-		t->cainfo = strdup(o->cainfo);
-		if (!t->cainfo) {
-			r = -ENOMEM;
-			goto fail;
-		}
-	}
-	if (o->netrc) {
-		t->netrc = strdup(o->netrc);
-		if (!t->netrc) {
-			r = -ENOMEM;
-			goto fail;
-		}
-	}
-	t->multi = curl_multi_init();
-	t->share = curl_share_init();
-	t->fresh = curl_slist_append(NULL, "Cache-Control: no-cache");
-	if (!t->multi || !t->share || !t->fresh) {
+	t->cainfo = o->cainfo ? strdup(o->cainfo) : NULL;
+	t->netrc = o->netrc ? strdup(o->netrc) : NULL;
+	if ((o->cainfo && !t->cainfo) || (o->netrc && !t->netrc))
 		r = -ENOMEM;
-		goto fail;
-	}
-	if (curl_multi_setopt(t->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX) != CURLM_OK ||
-	    curl_multi_setopt(t->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)HOST_CONNECTIONS) !=
-		CURLM_OK ||
-	    curl_share_setopt(t->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) !=
-		CURLSHE_OK) {
-		stork_errorf("libcurl: cannot set up the multi handle");
-		r = -EIO;
-		goto fail;
-	}
-	r = -pthread_create(&t->thread, NULL, io_main, t);
+	else
+		r = curl_start(t);
 	if (r < 0) {
-		stork_errorf("libcurl: cannot start the I/O thread: %s", storkfs_strerror(r));
-		r = r == -EAGAIN ? -ENOMEM : -EIO;
-		goto fail;
+		curl_free_transport(t);
+		return r;
 	}
-	t->thread_started = true;
-	*ret_t = (struct fetch_transport){
-	    .name = "curl",
-	    .handles = curl_handles,
-	    .get = curl_get,
-	    .free = curl_free_transport,
-	    .tctx = t,
-	    .cancel = curl_cancel,
-	    .get_via = curl_get_via,
-	    .get_range = curl_get_range,
-	};
+	*ret_t = curl_transport;
+	ret_t->tctx = t;
 	return 0;
-fail:
-	curl_free_transport(t);
-	return r;
 }

@@ -370,6 +370,14 @@ static void exec_free(void *tctx)
 	free(t);
 }
 
+static const struct fetch_transport exec_transport = {
+    .name = "exec",
+    .handles = exec_handles,
+    .get = exec_get,
+    .free = exec_free,
+    .cancel = exec_cancel,
+};
+
 int fetch_exec_transport_new(const char *scheme, const char *command, const struct fetch_opts *o,
 			     struct fetch_transport *ret_t)
 {
@@ -420,14 +428,8 @@ int fetch_exec_transport_new(const char *scheme, const char *command, const stru
 	t->low_speed_time = o && o->low_speed_time > 0 ? o->low_speed_time : DEFAULT_LOW_TIME;
 	t->low_speed_limit = o && o->low_speed_limit > 0 ? o->low_speed_limit : DEFAULT_LOW_LIMIT;
 	t->timeout = o && o->timeout > 0 ? o->timeout : 0;
-	*ret_t = (struct fetch_transport){
-	    .name = "exec",
-	    .handles = exec_handles,
-	    .get = exec_get,
-	    .free = exec_free,
-	    .tctx = t,
-	    .cancel = exec_cancel,
-	};
+	*ret_t = exec_transport;
+	ret_t->tctx = t;
 	return 0;
 fail:
 	exec_free(t);

@@ -340,7 +340,9 @@ out:
 	return r;
 }
 
-/* What a refresh has verified so far and not yet swapped in; NULL keeps the trusted file. */
+/* What a refresh has verified so far and not yet swapped in; NULL keeps the trusted file. A
+ * step stages what it loaded before its last checks: when one fails, the refresh drops the
+ * whole stage. */
 struct stage {
 	struct meta *timestamp;
 	struct meta *snapshot;
@@ -377,6 +379,29 @@ static int staged_expiry(const struct verify_client *c, const struct meta *m, co
 	return c->check_expiry ? meta_check_expiry(m, role, c->now) : 0;
 }
 
+/* The rollback checks of 5.4 of timestamp m (read from file) against the trusted one.
+ * @return 0 (newer); 1 (the same version: nothing new); STORK_EROLLBACK. */
+static int timestamp_newer(const struct meta *trusted, const struct meta *m, const char *file)
+{
+	uint64_t oldsnap = meta_find_file(trusted, "snapshot.json")->version;
+	uint64_t newsnap = meta_find_file(m, "snapshot.json")->version;
+
+	if (m->version < trusted->version) {
+		stork_errorf("%s: version %" PRIu64 " is older than the trusted version %" PRIu64,
+			     file, m->version, trusted->version);
+		return STORK_EROLLBACK;
+	}
+	if (m->version == trusted->version)
+		return 1;
+	if (newsnap < oldsnap) {
+		stork_errorf("%s: snapshot version %" PRIu64
+			     " is older than the trusted snapshot version %" PRIu64,
+			     file, newsnap, oldsnap);
+		return STORK_EROLLBACK;
+	}
+	return 0;
+}
+
 /* 5.4 */
 static int update_timestamp(struct verify_client *c, const struct verify_source *src,
 			    struct stage *st)
@@ -395,43 +420,17 @@ static int update_timestamp(struct verify_client *c, const struct verify_source 
 	};
 
 	r = meta_load_want(src, file, VERIFY_MAX_TIMESTAMP_LEN, META_TIMESTAMP, &w, &m);
-	if (r < 0)
-		goto out;
-	r = meta_check_sigs(m, "timestamp", &c->root->keys, &c->root->roles[META_ROLE_TIMESTAMP],
-			    NULL);
-	if (r < 0)
-		goto out;
-	if (c->timestamp) {
-		uint64_t oldsnap = meta_find_file(c->timestamp, "snapshot.json")->version;
-		uint64_t newsnap = meta_find_file(m, "snapshot.json")->version;
-
-		if (m->version < c->timestamp->version) {
-			stork_errorf("%s: version %" PRIu64
-				     " is older than the trusted version %" PRIu64,
-				     file, m->version, c->timestamp->version);
-			r = STORK_EROLLBACK;
-			goto out;
-		}
-		if (m->version == c->timestamp->version) {
-			/* nothing new: keep what is trusted */
-			meta_free(m);
-			m = NULL;
-			r = 0;
-			goto out;
-		}
-		if (newsnap < oldsnap) {
-			stork_errorf("%s: snapshot version %" PRIu64
-				     " is older than the trusted snapshot version %" PRIu64,
-				     file, newsnap, oldsnap);
-			r = STORK_EROLLBACK;
-			goto out;
-		}
+	if (r == 0)
+		r = meta_check_sigs(m, "timestamp", &c->root->keys,
+				    &c->root->roles[META_ROLE_TIMESTAMP], NULL);
+	if (r == 0 && c->timestamp)
+		r = timestamp_newer(c->timestamp, m, file);
+	if (r == 0) {
+		st->timestamp = m;
+		return 0;
 	}
-	st->timestamp = m;
-	m = NULL;
-out:
 	meta_free(m);
-	return r;
+	return r == 1 ? 0 : r; /* the same version: keep what is trusted */
 }
 
 /* Top-level role `role` (snapshot or targets, of `type`) in the version `by` names in
@@ -483,45 +482,44 @@ out:
 	return r;
 }
 
+/* The rollback check of 5.5: every file the trusted snapshot lists is still listed in the new
+ * one m (read from file), at no lower version. @return 0; STORK_EROLLBACK. */
+static int snapshot_keeps_files(const struct meta *trusted, const struct meta *m, const char *file)
+{
+	for (size_t i = 0; i < trusted->nfiles; i++) {
+		const struct meta_file *old = &trusted->files[i];
+		const struct meta_file *now = meta_find_file(m, old->name);
+
+		if (!now) {
+			stork_errorf("%s: %s is no longer listed (the trusted %s lists it)", file,
+				     old->name, trusted->file);
+			return STORK_EROLLBACK;
+		}
+		if (now->version < old->version) {
+			stork_errorf("%s: %s version %" PRIu64
+				     " is older than the trusted version %" PRIu64,
+				     file, old->name, now->version, old->version);
+			return STORK_EROLLBACK;
+		}
+	}
+	return 0;
+}
+
 /* 5.5 */
 static int update_snapshot(struct verify_client *c, const struct verify_source *src,
 			   struct stage *st)
 {
 	const struct meta_file *sf = meta_find_file(staged_timestamp(c, st), "snapshot.json");
-	struct meta *m = NULL;
 	char *file = NULL;
-	size_t i;
 	int r;
 
 	/* The trusted snapshot is the one the timestamp names: nothing to fetch. */
 	if (c->snapshot && client_meta_check(c->snapshot, sf, "metadata/timestamp.json") == 0)
 		return 0;
 	r = load_role(c, src, META_ROLE_SNAPSHOT, META_SNAPSHOT, VERIFY_MAX_SNAPSHOT_LEN, sf,
-		      "metadata/timestamp.json", c->snapshot, NULL, &file, &m);
-	if (r < 0)
-		goto out;
-	for (i = 0; c->snapshot && i < c->snapshot->nfiles; i++) {
-		const struct meta_file *old = &c->snapshot->files[i];
-		const struct meta_file *now = meta_find_file(m, old->name);
-
-		if (!now) {
-			stork_errorf("%s: %s is no longer listed (the trusted %s lists it)", file,
-				     old->name, c->snapshot->file);
-			r = STORK_EROLLBACK;
-			goto out;
-		}
-		if (now->version < old->version) {
-			stork_errorf("%s: %s version %" PRIu64
-				     " is older than the trusted version %" PRIu64,
-				     file, old->name, now->version, old->version);
-			r = STORK_EROLLBACK;
-			goto out;
-		}
-	}
-	st->snapshot = m;
-	m = NULL;
-out:
-	meta_free(m);
+		      "metadata/timestamp.json", c->snapshot, NULL, &file, &st->snapshot);
+	if (r == 0 && c->snapshot)
+		r = snapshot_keeps_files(c->snapshot, st->snapshot, file);
 	free(file);
 	return r;
 }
@@ -533,7 +531,6 @@ static int update_targets(struct verify_client *c, const struct verify_source *s
 	const struct meta *snap = staged_snapshot(c, st);
 	const struct meta_file *tf = meta_find_file(snap, "targets.json");
 	const char *keyid = NULL;
-	struct meta *m = NULL;
 	char *file = NULL;
 	int r;
 
@@ -544,20 +541,12 @@ static int update_targets(struct verify_client *c, const struct verify_source *s
 	 * trusted targets holds when no snapshot was trusted (the cache lost it) but a targets
 	 * file was. */
 	r = load_role(c, src, META_ROLE_TARGETS, META_TARGETS, VERIFY_MAX_TARGETS_LEN, tf,
-		      snap->file, c->targets, &keyid, &file, &m);
-	if (r < 0)
-		goto out;
-	st->targets_keyid = strdup(keyid);
-	if (!st->targets_keyid) {
-		r = -ENOMEM;
-		goto out;
-	}
-	st->targets = m;
-	m = NULL;
-out:
-	meta_free(m);
+		      snap->file, c->targets, &keyid, &file, &st->targets);
 	free(file);
-	return r;
+	if (r < 0)
+		return r;
+	st->targets_keyid = strdup(keyid);
+	return st->targets_keyid ? 0 : -ENOMEM;
 }
 
 /* Persist the staged files top-down, then swap them in. A crash part way leaves the newest

@@ -285,10 +285,29 @@ out:
 	return r;
 }
 
+/* Parse a list fetched as group's, and check that it is group's list. */
+static int parse_group_list(const uint8_t *buf, size_t len, const char *file, const char *group,
+			    struct verify_control_list **ret_l)
+{
+	struct verify_control_list *l = NULL;
+	int r;
+
+	r = verify_control_parse(buf, len, file, &l);
+	if (r < 0)
+		return r;
+	if (strcmp(l->group, group) != 0) {
+		stork_errorf("%s: the list is group %s's, but it is signed as group %s's", file,
+			     l->group, group);
+		verify_control_list_free(l);
+		return STORK_EFORMAT;
+	}
+	*ret_l = l;
+	return 0;
+}
+
 int verify_fetch_control(const struct verify_source *src, const struct verify_target *t,
 			 const char *group, struct verify_control_list **ret_l)
 {
-	struct verify_control_list *l = NULL;
 	char hex[VERIFY_HASH_HEX], *file;
 	uint8_t *buf = NULL;
 	size_t len = 0;
@@ -301,19 +320,7 @@ int verify_fetch_control(const struct verify_source *src, const struct verify_ta
 		return -ENOMEM;
 	r = meta_fetch_target(src, file, t, VERIFY_CONTROL_MAX_LEN, "control list", &buf, &len);
 	if (r == 0)
-		r = verify_control_parse(buf, len, file, &l);
-	if (r < 0)
-		goto out;
-	if (strcmp(l->group, group) != 0) {
-		stork_errorf("%s: the list is group %s's, but it is signed as group %s's", file,
-			     l->group, group);
-		r = STORK_EFORMAT;
-		goto out;
-	}
-	*ret_l = l;
-	l = NULL;
-out:
-	verify_control_list_free(l);
+		r = parse_group_list(buf, len, file, group, ret_l);
 	free(buf);
 	free(file);
 	return r;

@@ -63,32 +63,23 @@ int verify_fetch_manifest(const struct verify_source *src, const struct verify_t
 int verify_fetch_manifest_raw(const struct verify_source *src, const struct verify_target *t,
 			      struct verify_manifest **ret_m, uint8_t **ret_buf, size_t *ret_len)
 {
-	struct verify_manifest *m = NULL;
-	char *file = NULL;
+	char *file = target_file(t);
 	uint8_t *buf = NULL;
 	size_t len = 0;
 	int r;
 
-	file = target_file(t);
 	if (!file)
 		return -ENOMEM;
 	r = meta_fetch_target(src, file, t, VERIFY_MAX_MANIFEST_LEN, "manifest", &buf, &len);
-	if (r < 0)
-		goto out;
-	r = parse_target(t, file, buf, len, &m);
-	if (r < 0)
-		goto out;
-	*ret_m = m;
-	m = NULL;
-	if (ret_buf) {
+	if (r == 0)
+		r = parse_target(t, file, buf, len, ret_m);
+	free(file);
+	if (r == 0 && ret_buf) {
 		*ret_buf = buf;
 		*ret_len = len;
-		buf = NULL;
+		return 0;
 	}
-out:
-	verify_manifest_free(m);
 	free(buf);
-	free(file);
 	return r;
 }
 

@@ -145,6 +145,8 @@ int cli_node_option(const char *cmd, int c, const char *arg, struct cli_node *n)
  * both); else the exit code, nothing left open. */
 int cli_node_open(const char *cmd, const struct cli_node *n, const char *const *mirrors,
 		  size_t nmirrors, struct store **ret_s, struct fs_repo **ret_repo);
+/** Close what cli_node_open opened: the repository, then the store it reads. NULL is fine. */
+void cli_node_close(struct store *s, struct fs_repo *repo);
 
 /* The signing options of the publisher's commands (`stork publish`, `stork repo`): put
  * CLI_SIGNER_LONGOPTS in the getopt_long table and CLI_SIGNER_SHORTOPTS in the short string,

@@ -382,8 +382,7 @@ out:
 	fs_install_wanted_free(wanted, nwanted);
 	store_gen_free(old);
 	store_gen_free(g);
-	fs_repo_close(repo);
-	store_close(s);
+	cli_node_close(s, repo);
 	free(root);
 	return code;
 }

@@ -334,7 +334,6 @@ out:
 	for (size_t i = 0; i < nms; i++)
 		verify_manifest_free(ms[i]);
 	free(ms);
-	fs_repo_close(repo);
-	store_close(s);
+	cli_node_close(s, repo);
 	return code;
 }

@@ -170,8 +170,7 @@ int cmd_extract(int argc, char **argv)
 	code = CLI_OK;
 out:
 	verify_manifest_free(m);
-	fs_repo_close(repo);
-	store_close(s);
+	cli_node_close(s, repo);
 	return code;
 }
 

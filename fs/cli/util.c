@@ -424,10 +424,15 @@ int cli_node_open(const char *cmd, const struct cli_node *n, const char *const *
 	*ret_repo = repo;
 	return CLI_OK;
 fail:
-	fs_repo_close(repo);
-	store_close(s);
+	cli_node_close(s, repo);
 	free(root);
 	return code;
+}
+
+void cli_node_close(struct store *s, struct fs_repo *repo)
+{
+	fs_repo_close(repo);
+	store_close(s);
 }
 
 void cli_client_args_parse(const char *cmd, const char *help, int argc, char **argv, int min_pos,

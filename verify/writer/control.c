@@ -48,12 +48,18 @@ static int current_list(struct repo *r, const struct meta *role, const char *gro
 	return verify_fetch_control(&r->src, &t, group, ret_cur);
 }
 
-static int write_list(struct repo *r, const char *group, const char *hex, const char *buf,
-		      size_t len)
+/* Store the list's bytes under their hash (the name clients fetch it by), their SHA-256 as hex
+ * into hex. */
+static int write_list(struct repo *r, const char *group, const char *buf, size_t len,
+		      char hex[VERIFY_HASH_HEX])
 {
 	char *dir = NULL, *file = NULL;
-	int ret = -ENOMEM;
+	int ret;
 
+	ret = verify_sha256_hex(buf, len, NULL, hex);
+	if (ret < 0)
+		return ret;
+	ret = -ENOMEM;
 	dir = meta_asprintf("targets/control/%s", group);
 	file = meta_asprintf("targets/control/%s/%s.list.json", group, hex);
 	if (!dir || !file)
@@ -71,21 +77,49 @@ out:
 	return ret;
 }
 
+/* Store next and sign it as path into role del (its current metadata role, NULL: none) as
+ * version v. */
+static int sign_list(struct repo *r, const struct meta_delegation *del, const struct meta *role,
+		     uint64_t v, const struct verify_control_list *next, const char *path,
+		     const char *keydir, const struct verify_key *publisher)
+{
+	struct verify_control_list *check = NULL;
+	struct online_keys k = {0};
+	char *buf = NULL, hex[VERIFY_HASH_HEX];
+	size_t len = 0;
+	int ret;
+
+	ret = verify_control_dump(next, &buf, &len);
+	if (ret < 0)
+		return ret;
+	/* Never publish what a client would refuse. */
+	ret = verify_control_parse(buf, len, path, &check);
+	verify_control_list_free(check);
+	if (ret == 0)
+		ret = repo_load_online(r, keydir, false, &k);
+	if (ret == 0)
+		ret = write_list(r, next->group, buf, len, hex);
+	if (ret == 0)
+		ret = repo_commit_target(
+		    r, del, role, v, path,
+		    json_pack("{s:I, s:{s:s}}", "length", (json_int_t)len, "hashes", "sha256", hex),
+		    publisher, &k);
+	repo_online_free(&k);
+	free(buf);
+	return ret;
+}
+
 int verify_repo_publish_control(const char *repodir, const char *keydir,
 				const struct verify_key *publisher,
 				const struct verify_control_list *l,
 				const struct verify_repo_opts *o, uint64_t *ret_version)
 {
-	struct verify_control_list *cur = NULL, *check = NULL, next = *l;
-	struct online_keys k = {0};
-	const struct meta_delegation *del = NULL, *d;
+	struct verify_control_list *cur = NULL, next = *l;
+	const struct meta_delegation *del;
 	const struct meta *role = NULL;
 	struct repo r = {.dirfd = -1, .mdfd = -1};
 	const char *id = verify_key_id(publisher);
-	char *path = NULL, *buf = NULL, *rolejson = NULL, hex[VERIFY_HASH_HEX], file[128];
-	uint8_t digest[VERIFY_HASH_LEN];
-	json_t *s = NULL;
-	size_t len = 0;
+	char *path;
 	uint64_t v;
 	int ret;
 
@@ -102,9 +136,7 @@ int verify_repo_publish_control(const char *repodir, const char *keydir,
 	ret = repo_open(&r, repodir, keydir, o);
 	if (ret < 0)
 		goto out;
-	for (size_t i = 0; (d = trusted_delegation(r.c, i)) && !del; i++)
-		if (meta_delegation_has_key(d, id) && meta_delegation_matches(d, path))
-			del = d;
+	del = repo_signing_delegation(&r, id, path);
 	if (!del) {
 		stork_errorf("control list of group %s: key %.16s is not delegated the control "
 			     "lists of group %s; delegate them with `stork control delegate %s "
@@ -125,50 +157,12 @@ int verify_repo_publish_control(const char *repodir, const char *keydir,
 		goto out;
 	}
 	next.version = cur ? cur->version + 1 : 1;
-	ret = verify_control_dump(&next, &buf, &len);
-	if (ret < 0)
-		goto out;
-	/* Never publish what a client would refuse. */
-	ret = verify_control_parse(buf, len, path, &check);
-	if (ret < 0)
-		goto out;
-	ret = verify_sha256_hex(buf, len, digest, hex);
-	if (ret < 0)
-		goto out;
-	ret = repo_load_online(&r, keydir, false, &k);
-	if (ret < 0)
-		goto out;
-	ret = write_list(&r, l->group, hex, buf, len);
-	if (ret < 0)
-		goto out;
-	ret = -ENOMEM;
-	s = role ? json_deep_copy(role->signed_json) : json_pack("{s:{}}", "targets");
-	if (!s || json_object_set_new(json_object_get(s, "targets"), path,
-				      json_pack("{s:I, s:{s:s}}", "length", (json_int_t)len,
-						"hashes", "sha256", hex)) < 0)
-		goto out;
-	ret = repo_set_common(s, "targets", v, r.now + r.expiry[META_ROLE_TARGETS]);
-	if (ret < 0)
-		goto out;
-	snprintf(file, sizeof(file), "%" PRIu64 ".%s.json", v, del->name);
-	ret = repo_write_signed(r.mdfd, file, s, (struct verify_key *)publisher, NULL, NULL);
-	if (ret < 0)
-		goto out;
-	ret = -ENOMEM;
-	rolejson = meta_asprintf("%s.json", del->name);
-	if (!rolejson)
-		goto out;
-	ret = repo_commit(&r, (const char *const *)&rolejson, &v, 1, k.snapshot, k.timestamp);
+	ret = sign_list(&r, del, role, v, &next, path, keydir, publisher);
 	if (ret == 0 && ret_version)
 		*ret_version = next.version;
 out:
-	json_decref(s);
 	verify_control_list_free(cur);
-	verify_control_list_free(check);
-	repo_online_free(&k);
 	repo_close(&r);
-	free(rolejson);
 	free(path);
-	free(buf);
 	return ret;
 }

@@ -117,11 +117,21 @@ bool repo_strv_json_has(const json_t *arr, const char *s);
  * @return 0; trusted_load_role's errors. */
 int repo_role_for_write(struct repo *r, const struct meta_delegation *del,
 			const struct meta **ret_cur, uint64_t *ret_next);
+/** The first delegation (in the order clients search them) that lists key id and whose
+ * patterns match target; NULL if none. (publish.c) */
+const struct meta_delegation *repo_signing_delegation(const struct repo *r, const char *id,
+						      const char *target);
 /** Sign s (the "signed" object of delegated role del, its targets already changed) as version v
  * with the publisher key, then commit it with k's snapshot and timestamp keys. (publish.c)
  * @return 0; -errno. */
 int repo_commit_delegated(struct repo *r, const struct meta_delegation *del, json_t *s, uint64_t v,
 			  const struct verify_key *publisher, const struct online_keys *k);
+/** Set target path to desc (taken, also on failure; NULL: -ENOMEM) in the delegated role del,
+ * over its current metadata cur (NULL: an empty role), and commit it as version v with
+ * repo_commit_delegated. (publish.c) @return 0; -ENOMEM; -errno. */
+int repo_commit_target(struct repo *r, const struct meta_delegation *del, const struct meta *cur,
+		       uint64_t v, const char *path, json_t *desc,
+		       const struct verify_key *publisher, const struct online_keys *k);
 /** The publisher key may not sign target (what names it in the message): say which names the
  * key may publish, or that it was rotated out, or how to delegate it. (publish.c)
  * @return STORK_EPATTERN. */

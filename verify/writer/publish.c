@@ -157,10 +157,6 @@ out:
 	return ret;
 }
 
-/* Whether clients would ever see target signed in role del: not when an earlier delegation
- * matching it is terminating (the search stops there), nor when a role they search first
- * already signs it (the first role that signs a path wins). @return 0; STORK_EPATTERN (the
- * detail names the role that hides it); -ENOMEM. */
 /* What `stork publish` counts as files: regular files, not directories or symlinks. */
 static uint64_t regular_files(const struct verify_manifest *m)
 {
@@ -171,6 +167,10 @@ static uint64_t regular_files(const struct verify_manifest *m)
 	return n;
 }
 
+/* Whether clients would ever see target signed in role del: not when an earlier delegation
+ * matching it is terminating (the search stops there), nor when a role they search first
+ * already signs it (the first role that signs a path wins). @return 0; STORK_EPATTERN (the
+ * detail names the role that hides it); -ENOMEM. */
 static int shadowed(struct repo *r, const struct meta_delegation *del,
 		    const struct verify_manifest *m, const char *target)
 {
@@ -203,6 +203,37 @@ static int shadowed(struct repo *r, const struct meta_delegation *del,
 	return ret;
 }
 
+const struct meta_delegation *repo_signing_delegation(const struct repo *r, const char *id,
+						      const char *target)
+{
+	const struct meta_delegation *d;
+
+	for (size_t i = 0; (d = trusted_delegation(r->c, i)); i++)
+		if (meta_delegation_has_key(d, id) && meta_delegation_matches(d, target))
+			return d;
+	return NULL;
+}
+
+int repo_commit_target(struct repo *r, const struct meta_delegation *del, const struct meta *cur,
+		       uint64_t v, const char *path, json_t *desc,
+		       const struct verify_key *publisher, const struct online_keys *k)
+{
+	json_t *s;
+	int ret;
+
+	s = cur ? json_deep_copy(cur->signed_json) : json_pack("{s:{}}", "targets");
+	if (!s) {
+		json_decref(desc);
+		return -ENOMEM;
+	}
+	/* json_object_set_new takes desc, also when it fails (and fails when it is NULL) */
+	ret = json_object_set_new(json_object_get(s, "targets"), path, desc) < 0 ? -ENOMEM : 0;
+	if (ret == 0)
+		ret = repo_commit_delegated(r, del, s, v, publisher, k);
+	json_decref(s);
+	return ret;
+}
+
 int repo_commit_delegated(struct repo *r, const struct meta_delegation *del, json_t *s, uint64_t v,
 			  const struct verify_key *publisher, const struct online_keys *k)
 {
@@ -229,15 +260,15 @@ int verify_repo_publish(const char *repodir, const char *keydir, const struct ve
 {
 	struct online_keys k = {0};
 	struct verify_manifest *check = NULL;
-	const struct meta_delegation *del = NULL, *d;
+	const struct meta_delegation *del;
 	const struct meta *cur = NULL;
 	const struct meta_target *old;
-	json_t *s = NULL, *targets;
+	json_t *desc = NULL, *storkfs;
 	char *target = NULL, *buf = NULL, hex[VERIFY_HASH_HEX];
 	uint8_t digest[VERIFY_HASH_LEN];
 	const char *id = verify_key_id(publisher);
 	struct repo r = {.dirfd = -1, .mdfd = -1};
-	size_t len = 0, i;
+	size_t len = 0;
 	uint64_t v;
 	int ret;
 
@@ -262,9 +293,7 @@ int verify_repo_publish(const char *repodir, const char *keydir, const struct ve
 	ret = repo_open(&r, repodir, keydir, o);
 	if (ret < 0)
 		goto out;
-	for (i = 0; (d = trusted_delegation(r.c, i)) && !del; i++)
-		if (meta_delegation_has_key(d, id) && meta_delegation_matches(d, target))
-			del = d;
+	del = repo_signing_delegation(&r, id, target);
 	if (!del) {
 		char what[300];
 
@@ -304,26 +333,20 @@ int verify_repo_publish(const char *repodir, const char *keydir, const struct ve
 		goto out;
 
 	ret = -ENOMEM;
-	s = cur ? json_deep_copy(cur->signed_json) : json_pack("{s:{}}", "targets");
-	if (!s)
-		goto out;
-	targets = json_object_get(s, "targets");
-	if (json_object_set_new(targets, target,
-				json_pack("{s:I, s:{s:s}, s:{s:{s:I, s:I, s:I}}}", "length",
-					  (json_int_t)len, "hashes", "sha256", hex, "custom",
-					  "storkfs", "size", (json_int_t)m->total_size, "files",
-					  (json_int_t)regular_files(m), "entries",
-					  (json_int_t)m->n)) < 0)
+	desc =
+	    json_pack("{s:I, s:{s:s}, s:{s:{s:I, s:I, s:I}}}", "length", (json_int_t)len, "hashes",
+		      "sha256", hex, "custom", "storkfs", "size", (json_int_t)m->total_size,
+		      "files", (json_int_t)regular_files(m), "entries", (json_int_t)m->n);
+	storkfs = json_object_get(json_object_get(desc, "custom"), "storkfs");
+	if (!storkfs)
 		goto out;
 	if (o && o->summary && o->summary[0] && verify_utf8_valid(o->summary, strlen(o->summary)) &&
-	    json_object_set_new(
-		json_object_get(json_object_get(json_object_get(targets, target), "custom"),
-				"storkfs"),
-		"summary", json_string(o->summary)) < 0)
+	    json_object_set_new(storkfs, "summary", json_string(o->summary)) < 0)
 		goto out;
-	ret = repo_commit_delegated(&r, del, s, v, publisher, &k);
+	ret = repo_commit_target(&r, del, cur, v, target, desc, publisher, &k);
+	desc = NULL;
 out:
-	json_decref(s);
+	json_decref(desc);
 	verify_manifest_free(check);
 	repo_online_free(&k);
 	repo_close(&r);
@@ -351,19 +374,17 @@ int verify_repo_may_publish(const char *repodir, const struct verify_key *publis
 	ret = repo_open(&r, repodir, NULL, NULL);
 	if (ret < 0)
 		goto out;
-	for (size_t i = 0; (d = trusted_delegation(r.c, i)); i++) {
-		if (meta_delegation_has_key(d, id) && meta_delegation_matches(d, target)) {
-			role = strdup(d->name);
-			if (!role) {
-				ret = -ENOMEM;
-				goto out;
-			}
-			*ret_role = role;
-			ret = 0;
-			goto out;
-		}
+	d = repo_signing_delegation(&r, id, target);
+	if (!d) {
+		ret = repo_pattern_error(&r, publisher, name, name);
+		goto out;
 	}
-	ret = repo_pattern_error(&r, publisher, name, name);
+	role = strdup(d->name);
+	if (!role) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	*ret_role = role;
 out:
 	repo_close(&r);
 	free(target);

@@ -53,6 +53,19 @@ static void expiry_load(struct repo *r, const struct verify_repo_opts *o, const 
 	free(path);
 }
 
+/* KEYDIR as a directory descriptor (the caller closes it); a failure names it.
+ * @return the descriptor; -errno. */
+static int open_keydir(const char *keydir)
+{
+	int fd = open(keydir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0) {
+		fd = -errno;
+		stork_errorf("%s: %s", keydir, storkfs_strerror(fd));
+	}
+	return fd;
+}
+
 int repo_expiry_save(const struct repo *r, const char *keydir)
 {
 	char buf[256];
@@ -62,9 +75,9 @@ int repo_expiry_save(const struct repo *r, const char *keydir)
 	for (int i = 0; i < META_NROLES; i++)
 		len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s=%" PRId64 "\n",
 					meta_role_names[i], r->expiry[i]);
-	fd = open(keydir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	fd = open_keydir(keydir);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	ret = verify_write_atomic(fd, EXPIRY_FILE, buf, len, 0600);
 	close(fd);
 	if (ret < 0)
@@ -204,12 +217,9 @@ int repo_switch_key(const char *keydir, const char *role)
 	char *path = NULL;
 	int dfd, ret;
 
-	dfd = open(keydir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0) {
-		ret = -errno;
-		stork_errorf("%s: %s", keydir, storkfs_strerror(ret));
-		return ret;
-	}
+	dfd = open_keydir(keydir);
+	if (dfd < 0)
+		return dfd;
 	snprintf(cur, sizeof(cur), "%s.key", role);
 	snprintf(curpub, sizeof(curpub), "%s.key.pub", role);
 	snprintf(pend, sizeof(pend), "%s.key" PENDING_SUFFIX, role);

@@ -111,6 +111,14 @@ static void html_text(struct site_buf *b, const char *s)
 	}
 }
 
+/* Untrusted text s as HTML text, between the markup open and close. */
+static void html_in(struct site_buf *b, const char *open, const char *s, const char *close)
+{
+	puts_(b, open);
+	html_text(b, s);
+	puts_(b, close);
+}
+
 /* A string as one path segment or fragment of a relative URL: everything but unreserved
  * characters percent-encoded (the result needs no HTML escaping). */
 static void url_part(struct site_buf *b, const char *s)
@@ -177,11 +185,8 @@ static void tail(struct site_buf *b, time_t now)
 /* "role <code title=FULL>16 hex</code>" */
 static void signer(struct site_buf *b, const struct verify_target *t)
 {
-	puts_(b, "<span class=\"role\">");
-	html_text(b, t->role);
-	puts_(b, "</span> <code class=\"keyid\" title=\"");
-	html_text(b, t->keyid);
-	puts_(b, "\">");
+	html_in(b, "<span class=\"role\">", t->role, "</span> ");
+	html_in(b, "<code class=\"keyid\" title=\"", t->keyid, "\">");
 	putf(b, "%.16s", t->keyid); /* a key id is hex: checked when the metadata was parsed */
 	puts_(b, "</code>");
 }
@@ -213,9 +218,7 @@ static void role_row(struct site_buf *b, const char *name, const struct meta *m,
 	char when[40];
 	int64_t left;
 
-	puts_(b, "<tr class=\"role\"><td>");
-	html_text(b, name);
-	puts_(b, "</td>");
+	html_in(b, "<tr class=\"role\"><td>", name, "</td>");
 	if (!m) {
 		puts_(b, "<td>-</td><td>-</td><td>nothing signed yet</td></tr>\n");
 		return;
@@ -240,11 +243,8 @@ static void role_row(struct site_buf *b, const char *name, const struct meta *m,
 
 static void keyids(struct site_buf *b, const struct meta_delegation *d)
 {
-	for (size_t k = 0; k < d->nkeyids; k++) {
-		puts_(b, k ? "<br><code>" : "<code>");
-		html_text(b, d->keyids[k]);
-		puts_(b, "</code>");
-	}
+	for (size_t k = 0; k < d->nkeyids; k++)
+		html_in(b, k ? "<br><code>" : "<code>", d->keyids[k], "</code>");
 }
 
 void site_index_page(struct site_buf *b, struct verify_client *c, const struct verify_source *src,
@@ -271,15 +271,12 @@ void site_index_page(struct site_buf *b, struct verify_client *c, const struct v
 			continue; /* the last of a name is its latest */
 		puts_(b, "<tr class=\"package\"><td class=\"name\"><a href=\"p/");
 		url_part(b, v->t.name);
-		puts_(b, ".html\">");
-		html_text(b, v->t.name);
-		puts_(b, "</a></td><td class=\"latest\">");
-		html_text(b, v->t.version);
-		puts_(b, "</td><td>");
+		html_in(b, ".html\">", v->t.name, "</a></td>");
+		html_in(b, "<td class=\"latest\">", v->t.version, "</td>");
+		puts_(b, "<td>");
 		signer(b, &v->t);
-		puts_(b, "</td><td class=\"summary\">");
-		html_text(b, v->summary ? v->summary : "");
-		puts_(b, "</td></tr>\n");
+		html_in(b, "</td><td class=\"summary\">", v->summary ? v->summary : "",
+			"</td></tr>\n");
 	}
 	puts_(b, "</table>\n");
 
@@ -304,9 +301,7 @@ void site_index_page(struct site_buf *b, struct verify_client *c, const struct v
 		puts_(b, "</td></tr>\n");
 	}
 	for (size_t i = 0; (d = trusted_delegation(c, i)); i++) {
-		puts_(b, "<tr><td>");
-		html_text(b, d->name);
-		puts_(b, " (packages ");
+		html_in(b, "<tr><td>", d->name, " (packages ");
 		for (size_t k = 0; k < d->npaths; k++) {
 			const char *p = d->paths[k];
 			size_t len = strlen(p);
@@ -368,11 +363,8 @@ static void relation(struct site_buf *b, const char *title, const struct verify_
 			if (link)
 				puts_(b, "</a>");
 			if (d->op && d->version) {
-				puts_(b, " (");
-				html_text(b, d->op);
-				puts_(b, " ");
-				html_text(b, d->version);
-				puts_(b, ")");
+				html_in(b, " (", d->op, " ");
+				html_in(b, "", d->version, ")");
 			}
 		}
 	}
@@ -422,9 +414,7 @@ static size_t changes(const struct verify_manifest *old, const struct verify_man
 		if (!path)
 			continue;
 		if (out && count < CHANGES_SHOWN) {
-			puts_(out, "<li>");
-			html_text(out, path);
-			puts_(out, "</li>");
+			html_in(out, "<li>", path, "</li>");
 		}
 		count++;
 	}
@@ -468,19 +458,16 @@ static void version_section(struct site_buf *b, const struct site_ver *v,
 {
 	char size[32];
 
-	puts_(b, "<section class=\"version\" id=\"v-");
-	html_text(b, v->t.version); /* the fragment that links here is url_part() of it */
-	puts_(b, "\">\n<h2>");
-	html_text(b, v->t.name);
-	puts_(b, " ");
-	html_text(b, v->t.version);
-	puts_(b, "</h2>\n<dl>\n<dt>Signed by</dt><dd>");
+	/* the fragment that links here is url_part() of the version */
+	html_in(b, "<section class=\"version\" id=\"v-", v->t.version, "\">\n");
+	html_in(b, "<h2>", v->t.name, " ");
+	html_in(b, "", v->t.version, "</h2>\n");
+	puts_(b, "<dl>\n<dt>Signed by</dt><dd>");
 	signer(b, &v->t);
 	puts_(b, "</dd>\n");
 	if (!v->m) {
-		puts_(b, "<dt>Manifest</dt><dd class=\"warn\">could not be read: ");
-		html_text(b, v->problem ? v->problem : "unknown error");
-		puts_(b, "</dd>\n</dl>\n</section>\n");
+		html_in(b, "<dt>Manifest</dt><dd class=\"warn\">could not be read: ",
+			v->problem ? v->problem : "unknown error", "</dd>\n</dl>\n</section>\n");
 		return;
 	}
 	verify_size_text(v->m->total_size, "bytes", size, sizeof(size));
@@ -493,9 +480,7 @@ static void version_section(struct site_buf *b, const struct site_ver *v,
 	manifest_link(b, &v->t);
 	puts_(b, "</dd>\n");
 	if (v->summary) {
-		puts_(b, "<dt>Description</dt><dd class=\"summary\">");
-		html_text(b, v->summary);
-		puts_(b, "</dd>\n");
+		html_in(b, "<dt>Description</dt><dd class=\"summary\">", v->summary, "</dd>\n");
 	}
 	relation(b, "Depends", v->m->depends, v->m->ndepends, all, nall);
 	relation(b, "Provides", v->m->provides, v->m->nprovides, all, nall);
@@ -507,9 +492,7 @@ static void version_section(struct site_buf *b, const struct site_ver *v,
 	} else if (!prev->m) {
 		puts_(b, "<p>The version before could not be read.</p>\n");
 	} else {
-		puts_(b, "<p>Since ");
-		html_text(b, prev->t.version);
-		puts_(b, ":</p>\n");
+		html_in(b, "<p>Since ", prev->t.version, ":</p>\n");
 		change_list(b, prev, v, ADDED);
 		change_list(b, prev, v, REMOVED);
 		change_list(b, prev, v, CHANGED);
@@ -524,14 +507,10 @@ void site_package_page(struct site_buf *b, const struct site_ver *v, size_t n,
 	char size[32];
 
 	head(b, latest->t.name, "- package");
-	puts_(b, "<p><a href=\"../index.html\">All packages</a></p>\n<h1>");
-	html_text(b, latest->t.name);
-	puts_(b, "</h1>\n");
-	if (latest->summary) {
-		puts_(b, "<p class=\"summary\">");
-		html_text(b, latest->summary);
-		puts_(b, "</p>\n");
-	}
+	puts_(b, "<p><a href=\"../index.html\">All packages</a></p>\n");
+	html_in(b, "<h1>", latest->t.name, "</h1>\n");
+	if (latest->summary)
+		html_in(b, "<p class=\"summary\">", latest->summary, "</p>\n");
 	putf(b, "<p>%zu versions, oldest first (dpkg's order). The latest is ", n);
 	html_text(b, latest->t.version);
 	puts_(b, ".</p>\n<table id=\"versions\">\n<tr><th>Version</th><th>Size</th><th>Files</th>"
@@ -541,9 +520,7 @@ void site_package_page(struct site_buf *b, const struct site_ver *v, size_t n,
 
 		puts_(b, "<tr class=\"version\"><td class=\"version\"><a href=\"#v-");
 		url_part(b, v[i].t.version);
-		puts_(b, "\">");
-		html_text(b, v[i].t.version);
-		puts_(b, "</a></td>");
+		html_in(b, "\">", v[i].t.version, "</a></td>");
 		if (v[i].m) {
 			verify_size_text(v[i].m->total_size, "bytes", size, sizeof(size));
 			putf(b, "<td>%s</td><td class=\"files\">%" PRIu64 "</td><td>", size,
