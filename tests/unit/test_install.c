@@ -253,7 +253,14 @@ START_TEST(trees_merge_unless_two_packages_clash)
 	/* alpha and same: identical, one entry; the directory merged */
 	ck_assert_int_eq(
 	    fs_root_merge((const struct verify_manifest *const[]){w.m[0], w.m[2]}, 2, &root), 0);
-	ck_assert_uint_eq(root->n, 2); /* etc, etc/conf */
+	ck_assert_uint_eq(root->n, 7); /* etc, etc/conf, and the mount points: */
+	e = verify_manifest_find(root, "tmp");
+	ck_assert_ptr_nonnull(e);
+	ck_assert_int_eq(e->type, VERIFY_DIR);
+	ck_assert_uint_eq(e->mode, 01777);
+	for (size_t i = 0; i < 4; i++)
+		ck_assert_ptr_nonnull(
+		    verify_manifest_find(root, (const char *[]){"dev", "proc", "run", "sys"}[i]));
 	verify_manifest_free(root);
 	/* alpha and beta: refused, naming the path and both */
 	stork_error_clear();
