@@ -4,8 +4,9 @@
  * would walk the same verified state again; instead the catalog built from it is kept in the
  * node store under a key derived from that state (fs_repo_state_key: the repository, the
  * trusted root, targets and snapshot), valid until the first of its delegated roles expires,
- * and read back in one file. Only a walk without failures is kept; a mount with -o policy=
- * walks every time (its key would need the policy too).
+ * and read back in one file. A policy's catalog (-o policy=, a slice's) is kept under its
+ * digest too (verify_policy_digest: its rules, the keys they name). Only a walk without
+ * failures is kept.
  *
  * The body (store/README.md "Catalog indexes" keeps it whole and checked), little-endian:
  *
@@ -191,17 +192,30 @@ static int catalog_parse(const uint8_t *buf, size_t len, const char *file,
 
 int fsd_catalog_get(struct fsd *d, struct fsd_catalog **ret_c)
 {
+	return fsd_catalog_get_for(d, NULL, ret_c);
+}
+
+int fsd_catalog_get_for(struct fsd *d, const struct verify_policy *pol, struct fsd_catalog **ret_c)
+{
 	struct fsd_catalog *c = NULL;
 	struct out o = {0};
-	uint8_t key[VERIFY_HASH_LEN], *body = NULL;
-	char file[PATH_MAX], hex[VERIFY_HASH_HEX];
+	uint8_t key[VERIFY_HASH_LEN], dg[VERIFY_HASH_LEN], *body = NULL;
+	char file[PATH_MAX], hex[VERIFY_HASH_HEX], view[sizeof(VIEW) + VERIFY_HASH_HEX + 1];
 	time_t now = 0, expire;
 	int64_t until = 0;
 	size_t len = 0;
-	bool keyed;
+	bool keyed = true;
 	int ret;
 
-	keyed = !d->conf.policy && fs_repo_state_key(d->repo, VIEW, key, &now, NULL) == 0;
+	/* The view: which policy decided (none: the repository's delegations). */
+	snprintf(view, sizeof(view), "%s", VIEW);
+	if (pol || d->conf.policy) {
+		keyed =
+		    (pol ? verify_policy_digest(pol, dg) : fs_repo_policy_digest(d->repo, dg)) == 0;
+		verify_hex(dg, VERIFY_HASH_LEN, hex);
+		snprintf(view, sizeof(view), "%s %s", VIEW, hex);
+	}
+	keyed = keyed && fs_repo_state_key(d->repo, view, key, &now, NULL) == 0;
 	if (keyed) {
 		verify_hex(key, VERIFY_HASH_LEN, hex);
 		snprintf(file, sizeof(file), "%s/catalogs/%s", store_dir(d->store), hex);
@@ -222,11 +236,11 @@ int fsd_catalog_get(struct fsd *d, struct fsd_catalog **ret_c)
 				stork_error_detail());
 		}
 	}
-	ret = fsd_catalog_build(d->repo, &c);
+	ret = pol ? fsd_catalog_build_for(d->repo, pol, &c) : fsd_catalog_build(d->repo, &c);
 	if (ret < 0 || !keyed || c->partial || store_readonly(d->store))
 		goto out;
 	/* After the walk every delegated role is loaded: the first of them to expire ends it. */
-	if (fs_repo_state_key(d->repo, VIEW, key, NULL, &expire) == 0 && catalog_dump(c, &o) == 0 &&
+	if (fs_repo_state_key(d->repo, view, key, NULL, &expire) == 0 && catalog_dump(c, &o) == 0 &&
 	    store_catalog_save(d->store, key, o.buf, o.len, (int64_t)expire) < 0)
 		fsd_log(d, "catalog index: not kept: %s", stork_error_detail());
 out:

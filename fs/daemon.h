@@ -95,6 +95,8 @@ struct fsd;
  * (fsd_catalog_build) and indexed. A damaged index is logged, refused and made again.
  * @return as fsd_catalog_build. */
 int fsd_catalog_get(struct fsd *d, struct fsd_catalog **ret_c);
+/** The same for policy pol (a slice's: as fsd_catalog_build_for), indexed under its digest. */
+int fsd_catalog_get_for(struct fsd *d, const struct verify_policy *pol, struct fsd_catalog **ret_c);
 struct fsd_catalog *fsd_catalog_ref(struct fsd_catalog *c);
 void fsd_catalog_unref(struct fsd_catalog *c);
 const struct fsd_cat_pkg *fsd_catalog_pkg(const struct fsd_catalog *c, const char *name);

@@ -711,20 +711,31 @@ static int list_with(struct fs_repo *r, const struct verify_policy *p, bool own,
 int fs_repo_state_key(struct fs_repo *r, const char *view, uint8_t ret_key[VERIFY_HASH_LEN],
 		      time_t *ret_now, time_t *ret_expire)
 {
-	uint8_t buf[VERIFY_HASH_HEX + 64 + VERIFY_HASH_LEN];
+	uint8_t buf[VERIFY_HASH_HEX + 128 + VERIFY_HASH_LEN];
 	size_t vlen = strlen(view);
 	int ret;
 
-	if (vlen >= 64)
+	if (vlen >= 128)
 		return -EINVAL;
 	memset(buf, 0, sizeof(buf));
 	memcpy(buf, r->id, VERIFY_HASH_HEX);
 	memcpy(buf + VERIFY_HASH_HEX, view, vlen);
 	pthread_mutex_lock(&r->lock);
-	ret = verify_client_state_id(r->client, buf + VERIFY_HASH_HEX + 64, ret_now, ret_expire);
+	ret = verify_client_state_id(r->client, buf + VERIFY_HASH_HEX + 128, ret_now, ret_expire);
 	pthread_mutex_unlock(&r->lock);
 	if (ret == 0)
 		ret = verify_sha256(buf, sizeof(buf), ret_key);
+	return ret;
+}
+
+int fs_repo_policy_digest(struct fs_repo *r, uint8_t ret_digest[VERIFY_HASH_LEN])
+{
+	int ret = -ENOENT;
+
+	pthread_mutex_lock(&r->lock);
+	if (r->policy)
+		ret = verify_policy_digest(r->policy, ret_digest);
+	pthread_mutex_unlock(&r->lock);
 	return ret;
 }
 

@@ -28,11 +28,11 @@ need python3 mount
 need_fuse
 private_syslog
 
-# mount_daemon MNT: storkfs without -f; returns once mounted. Sets SFS_PID.
+# mount_daemon MNT [OPTIONS]: storkfs without -f; returns once mounted. Sets SFS_PID.
 mount_daemon() {
 	mkdir -p "$1"
 	_MOUNTS+=("$1")
-	timeout 60 "$STORKFS" -o "root=$ROOT,store=$STORE,timeout=20" "$NGINX_URL" "$1" 2>"$T/mount.err" || {
+	timeout 60 "$STORKFS" -o "root=$ROOT,store=$STORE,timeout=20${2:+,$2}" "$NGINX_URL" "$1" 2>"$T/mount.err" || {
 		cat "$T/mount.err" >&2
 		fail "storkfs did not mount $1"
 	}
@@ -169,4 +169,54 @@ for c in name hash cut empty other forged; do
 	cmp -s "$IDX" "$T/good.cat" || fail "$c: the catalog index was not built again as it was"
 	pass "catalog index damaged ($c): refused, said in the log, built again; the mount lists the repository"
 done
+
+# --- policies: each slice's catalog is indexed under its policy's digest ----------------------
+# slices_ok WHAT ALL NOBETA: what the two slices list (packages, one line each)
+slices_ok() {
+	local a b
+	a=$(ls "$MNT/.slices/all" | tr '\n' ' ')
+	b=$(ls "$MNT/.slices/nobeta" | tr '\n' ' ')
+	[ "$a" = "$2" ] || fail "$1: slice all lists '$a', want '$2'"
+	[ "$b" = "$3" ] || fail "$1: slice nobeta lists '$b', want '$3'"
+}
+mkdir -p "$T/slices"
+echo 'trust * delegated' >"$T/slices/all.policy"
+printf 'refuse beta\ntrust * delegated\n' >"$T/slices/nobeta.policy"
+mount_daemon "$MNT" "slices=$T/slices"
+slices_ok "first mount with slices" "alpha beta gamma " "alpha gamma "
+[ "$(status_of "$MNT" catalogs_indexed)" = 1 ] || fail "the first mount with slices counts $(status_of "$MNT" catalogs_indexed) catalogs from the index, want 1 (the top level)"
+unmount_storkfs "$MNT" "$SFS_PID"
+mount_daemon "$MNT" "slices=$T/slices"
+slices_ok "second mount with slices" "alpha beta gamma " "alpha gamma "
+[ "$(status_of "$MNT" catalogs_indexed)" = 3 ] || fail "the second mount with slices counts $(status_of "$MNT" catalogs_indexed) catalogs from the index, want 3 (the top level and two slices)"
+pass "each slice's catalog is indexed: the second mount reads all three"
+printf 'refuse gamma\ntrust * delegated\n' >"$T/slices/nobeta.policy"
+last=$(status_of "$MNT" last_refresh_try)
+sleep 1.1
+kill -HUP "$SFS_PID"
+for _ in $(seq 300); do
+	[ "$(status_of "$MNT" last_refresh_try)" != "$last" ] && [ "$(ls "$MNT/.slices/nobeta" | tr '\n' ' ')" = "alpha beta " ] && break
+	sleep 0.1
+done
+slices_ok "after an edit of the policy and SIGHUP" "alpha beta gamma " "alpha beta "
+unmount_storkfs "$MNT" "$SFS_PID"
+mount_daemon "$MNT" "slices=$T/slices"
+slices_ok "a mount after the edit" "alpha beta gamma " "alpha beta "
+unmount_storkfs "$MNT" "$SFS_PID"
+pass "an edited policy is another key: the slice lists what the new policy accepts, at once and after a remount"
+
+# the mount's own policy (-o policy=) the same way
+printf 'refuse alpha\ntrust * delegated\n' >"$T/own.policy"
+mount_daemon "$MNT" "policy=$T/own.policy"
+[ "$(ls "$MNT" | tr '\n' ' ')" = "beta gamma " ] || fail "with -o policy= refusing alpha the mount lists '$(ls "$MNT" | tr '\n' ' ')'"
+unmount_storkfs "$MNT" "$SFS_PID"
+mount_daemon "$MNT" "policy=$T/own.policy"
+[ "$(ls "$MNT" | tr '\n' ' ')" = "beta gamma " ] || fail "the second mount with -o policy= lists '$(ls "$MNT" | tr '\n' ' ')'"
+[ "$(status_of "$MNT" catalogs_indexed)" = 1 ] || fail "the second mount with -o policy= read no catalog from the index"
+unmount_storkfs "$MNT" "$SFS_PID"
+printf 'refuse gamma\ntrust * delegated\n' >"$T/own.policy"
+mount_daemon "$MNT" "policy=$T/own.policy"
+[ "$(ls "$MNT" | tr '\n' ' ')" = "alpha beta " ] || fail "after an edit of -o policy= the mount lists '$(ls "$MNT" | tr '\n' ' ')'"
+unmount_storkfs "$MNT" "$SFS_PID"
+pass "-o policy=: indexed under the policy's digest; an edited policy lists what it accepts"
 done_ok
