@@ -240,9 +240,13 @@ int fsd_catalog_get_for(struct fsd *d, const struct verify_policy *pol, struct f
 	if (ret < 0 || !keyed || c->partial || store_readonly(d->store))
 		goto out;
 	/* After the walk every delegated role is loaded: the first of them to expire ends it. */
-	if (fs_repo_state_key(d->repo, view, key, NULL, &expire) == 0 && catalog_dump(c, &o) == 0 &&
-	    store_catalog_save(d->store, key, o.buf, o.len, (int64_t)expire) < 0)
-		fsd_log(d, "catalog index: not kept: %s", stork_error_detail());
+	if (fs_repo_state_key(d->repo, view, key, NULL, &expire) == 0 && catalog_dump(c, &o) == 0) {
+		int r = store_catalog_save(d->store, key, o.buf, o.len, (int64_t)expire);
+
+		if (r < 0)
+			fsd_log(d, "catalog index: not kept in %s/catalogs: %s",
+				store_dir(d->store), storkfs_strerror(r));
+	}
 out:
 	free(o.buf);
 	if (ret == 0)
