@@ -78,6 +78,7 @@ struct fsd_cat_pkg {
 struct fsd_catalog {
 	int refs;
 	time_t built;
+	bool partial; /* some role failed to verify: what verified is shown, nothing is indexed */
 	struct fsd_cat_pkg *pkgs; /* by name (strcmp) */
 	size_t n;
 };
@@ -88,6 +89,14 @@ int fsd_catalog_build(struct fs_repo *r, struct fsd_catalog **ret_c);
 /** The same with policy pol instead of r's own (a slice's; NULL: r's own). */
 int fsd_catalog_build_for(struct fs_repo *r, const struct verify_policy *pol,
 			  struct fsd_catalog **ret_c);
+struct fsd;
+/** The catalog of what r's state in use signs under the mount's own policy: from the node
+ * store's catalog index when it holds one for this state (fs/catalog.c), else built
+ * (fsd_catalog_build) and indexed. A damaged index is logged, refused and made again.
+ * @return as fsd_catalog_build. */
+int fsd_catalog_get(struct fsd *d, struct fsd_catalog **ret_c);
+/** The same for policy pol (a slice's: as fsd_catalog_build_for), indexed under its digest. */
+int fsd_catalog_get_for(struct fsd *d, const struct verify_policy *pol, struct fsd_catalog **ret_c);
 struct fsd_catalog *fsd_catalog_ref(struct fsd_catalog *c);
 void fsd_catalog_unref(struct fsd_catalog *c);
 const struct fsd_cat_pkg *fsd_catalog_pkg(const struct fsd_catalog *c, const char *name);
@@ -275,10 +284,12 @@ struct fsd_counters {
 	uint64_t timeouts;	/* ... of which by the timeout */
 	uint64_t trees_loaded;	/* version trees built */
 	uint64_t trees_evicted;
-	uint64_t trees_indexed;	  /* ... of which read from the store's tree index */
-	uint64_t trees_reindexed; /* damaged tree indexes built again */
-	uint64_t refused;	  /* lookups, opens and listings refused: stale past max_stale */
-	uint64_t rotten;	  /* opens that found the store's object not hashing to its name */
+	uint64_t trees_indexed;	     /* ... of which read from the store's tree index */
+	uint64_t trees_reindexed;    /* damaged tree indexes built again */
+	uint64_t catalogs_indexed;   /* catalogs read from the store's catalog index */
+	uint64_t catalogs_reindexed; /* damaged catalog indexes built again */
+	uint64_t refused;	     /* lookups, opens and listings refused: stale past max_stale */
+	uint64_t rotten; /* opens that found the store's object not hashing to its name */
 };
 
 /* The top-level roles, in the order xattrs and status list them. */

@@ -102,6 +102,19 @@ int fs_repo_object(struct fs_repo *r, const struct verify_entry *e, const char *
  * returned. */
 int fs_repo_list(struct fs_repo *r, int (*fn)(void *ctx, const struct verify_target *t), void *ctx);
 
+/** A key for what is derived from the state in use (store_catalog_*): the SHA-256 of the
+ * repository, view (a name of the caller's: what is derived, under which policy; under 64
+ * bytes) and verify_client_state_id of the state. @param[out] ret_now (optional) the clock the
+ * state's expiry checks use; ret_expire (optional) the earliest expiry of the delegated roles
+ * loaded (after a complete fs_repo_list: all of them; VERIFY_NO_EXPIRY when none): what was
+ * derived holds while ret_now is before it. @return 0; -ENOENT (no state yet); -EINVAL (view
+ * of 128 bytes or more); -ENOMEM. */
+int fs_repo_state_key(struct fs_repo *r, const char *view, uint8_t ret_key[VERIFY_HASH_LEN],
+		      time_t *ret_now, time_t *ret_expire);
+/** verify_policy_digest of the repository's own policy (fs_repo_set_policy). @return 0;
+ * -ENOENT (none: the repository's delegations); -ENOMEM; -EIO. */
+int fs_repo_policy_digest(struct fs_repo *r, uint8_t ret_digest[VERIFY_HASH_LEN]);
+
 /** fs_repo_list with another policy than the repository's own (a slice's: fs/README.md
  * "Slices"): what p accepts of the same verified state (NULL: the repository's delegations).
  * p is the caller's and must outlive the call. @return as fs_repo_list. */

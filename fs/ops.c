@@ -833,6 +833,9 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	 * then costs one READDIRPLUS per directory, and nothing once the kernel caches it. */
 	d->no_opendir = (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT) != 0;
 	d->unchecked = getenv("STORKFS_BENCH_UNCHECKED") != NULL;
+	/* The content behind a number never changes (other content gets another number, "Replaced
+	 * versions"): no read needs the kernel to compare attributes and drop the pages it has. */
+	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
 	/* Reads come from store objects: let libfuse splice them. */
 	if (conn->capable & FUSE_CAP_SPLICE_MOVE)
 		conn->want |= FUSE_CAP_SPLICE_MOVE;

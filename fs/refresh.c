@@ -159,7 +159,7 @@ int fsd_refresh_now(struct fsd *d, bool startup)
 		 * held at its expiry (fs_repo_opts.delegations_at_expiry), so list it again. */
 	}
 	failed = startup || ret >= 0 ? 0 : ret;
-	ret = fsd_catalog_build(d->repo, &cat);
+	ret = fsd_catalog_get(d, &cat);
 	if (ret < 0) {
 		fsd_log(d, "listing packages: %s", stork_error_text(NULL, ret, text, sizeof(text)));
 		return failed ? failed : ret;

@@ -354,12 +354,34 @@ static void keep_current(struct fs_repo *r)
 	struct current c = {0};
 	struct store_prune_report rep = {0};
 	char line[1400], text[1200];
+	uint8_t key[VERIFY_HASH_LEN], *none = NULL;
+	int64_t until = 0;
+	time_t now = 0, expire;
+	size_t len;
+	bool keyed;
 	int ret;
 
+	/* The store already holds what this same verified state signs (a remount, a refresh
+	 * that brought nothing new): nothing to walk. The mark is written only after a walk
+	 * without failures, and holds until a delegated role of the state expires. */
+	keyed = !store_readonly(r->store) && fs_repo_state_key(r, "kept", key, &now, NULL) == 0;
+	if (keyed) {
+		ret = store_catalog_open(r->store, key, &none, &len, &until);
+		free(none);
+		if (ret == 0 && now < until)
+			return;
+		if (ret == STORK_EBADHASH) {
+			snprintf(line, sizeof(line), "%s: refused, listing the versions again",
+				 stork_error_detail());
+			log_line(r, line);
+		}
+	}
 	ret = list_with(r, NULL, false, current_fn, &c);
 	if (ret == 0 && !store_readonly(r->store))
 		ret = store_repo_current(r->store, r->id, (const uint8_t(*)[VERIFY_HASH_LEN])c.ids,
 					 c.n, (const char *const *)c.roles, c.nroles, &rep);
+	if (ret == 0 && keyed && fs_repo_state_key(r, "kept", key, NULL, &expire) == 0)
+		store_catalog_save(r->store, key, "", 0, (int64_t)expire);
 	if (ret < 0) {
 		snprintf(line, sizeof(line), "keeping the current versions' manifests: %s",
 			 stork_error_text(NULL, ret, text, sizeof(text)));
@@ -682,6 +704,37 @@ static int list_with(struct fs_repo *r, const struct verify_policy *p, bool own,
 						      ctx, list_problem, r)
 			: verify_client_each_target(r->client, &r->src, fn, ctx, list_problem, r);
 	}
+	pthread_mutex_unlock(&r->lock);
+	return ret;
+}
+
+int fs_repo_state_key(struct fs_repo *r, const char *view, uint8_t ret_key[VERIFY_HASH_LEN],
+		      time_t *ret_now, time_t *ret_expire)
+{
+	uint8_t buf[VERIFY_HASH_HEX + 128 + VERIFY_HASH_LEN];
+	size_t vlen = strlen(view);
+	int ret;
+
+	if (vlen >= 128)
+		return -EINVAL;
+	memset(buf, 0, sizeof(buf));
+	memcpy(buf, r->id, VERIFY_HASH_HEX);
+	memcpy(buf + VERIFY_HASH_HEX, view, vlen);
+	pthread_mutex_lock(&r->lock);
+	ret = verify_client_state_id(r->client, buf + VERIFY_HASH_HEX + 128, ret_now, ret_expire);
+	pthread_mutex_unlock(&r->lock);
+	if (ret == 0)
+		ret = verify_sha256(buf, sizeof(buf), ret_key);
+	return ret;
+}
+
+int fs_repo_policy_digest(struct fs_repo *r, uint8_t ret_digest[VERIFY_HASH_LEN])
+{
+	int ret = -ENOENT;
+
+	pthread_mutex_lock(&r->lock);
+	if (r->policy)
+		ret = verify_policy_digest(r->policy, ret_digest);
 	pthread_mutex_unlock(&r->lock);
 	return ret;
 }

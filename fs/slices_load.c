@@ -168,7 +168,7 @@ static int load_one(struct fsd *d, const char *name, struct fsd_slice **s,
 		}
 		/* The policy loaded before stays; the state may have changed: list it again. */
 	}
-	ret = fsd_catalog_build_for(d->repo, pol ? pol : (*s)->pol, &cat);
+	ret = fsd_catalog_get_for(d, pol ? pol : (*s)->pol, &cat);
 	if (ret < 0) {
 		fsd_log(d, "slice %s: listing packages: %s", name,
 			stork_error_text(NULL, ret, text, sizeof(text)));

@@ -134,6 +134,9 @@ char *fsd_status_json(struct fsd *d)
 	r |= verify_json_set_int(cnt, "trees_evicted", (int64_t)counter(&c->trees_evicted));
 	r |= verify_json_set_int(cnt, "trees_indexed", (int64_t)counter(&c->trees_indexed));
 	r |= verify_json_set_int(cnt, "trees_reindexed", (int64_t)counter(&c->trees_reindexed));
+	r |= verify_json_set_int(cnt, "catalogs_indexed", (int64_t)counter(&c->catalogs_indexed));
+	r |= verify_json_set_int(cnt, "catalogs_reindexed",
+				 (int64_t)counter(&c->catalogs_reindexed));
 	r |= verify_json_set_int(cnt, "refused", (int64_t)counter(&c->refused));
 	r |= verify_json_set_int(cnt, "rotten", (int64_t)counter(&c->rotten));
 	r |= verify_json_set(o, "counters", cnt);

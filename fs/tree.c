@@ -129,6 +129,7 @@ int fsd_catalog_build_for(struct fs_repo *r, const struct verify_policy *pol,
 		goto out;
 	c->refs = 1;
 	c->built = time(NULL);
+	c->partial = listed != 0;
 	for (i = 0; i < l.n; i = j) {
 		struct fsd_cat_pkg *p = &c->pkgs[c->n];
 

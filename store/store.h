@@ -488,6 +488,25 @@ int store_gen_each(struct store *s,
 		   int (*fn)(void *ctx, const char *repo, const char *slice,
 			     const struct store_gen *g),
 		   void *ctx);
+/* Catalog indexes (store/README.md, "Catalog indexes"): bytes a caller derived from verified
+ * metadata, kept as STOREDIR/catalogs/<hex key> under a key derived from that metadata, with
+ * the time they stop being valid; written whole without a sync and checked whole when read
+ * (header, key, SHA-256 trailer). At most 16 are kept: the least recently written go. */
+
+/** Read catalogs/<hex key>. @param[out] ret_body (caller frees) and ret_len: the bytes saved;
+ * ret_until (optional): the time given to store_catalog_save. @return 0; -ENOENT when absent;
+ * STORK_EBADHASH when damaged, cut, or written under another key (detail names the file and
+ * the problem: the caller builds it again); -ENOMEM; -errno. Thread-safe. */
+int store_catalog_open(struct store *s, const uint8_t key[VERIFY_HASH_LEN], uint8_t **ret_body,
+		       size_t *ret_len, int64_t *ret_until);
+/** Write body as catalogs/<hex key>, atomically (a temporary file renamed over any old one),
+ * not synced; then remove all but the 16 most recently written. @return 0; -EROFS on a
+ * read-only store; -EFBIG (over 256 MiB); -ENOMEM; -errno. Thread-safe. */
+int store_catalog_save(struct store *s, const uint8_t key[VERIFY_HASH_LEN], const void *body,
+		       size_t len, int64_t until);
+/** Remove catalogs/<hex key>. @return 0 (also when absent); -EROFS; -errno. */
+int store_catalog_drop(struct store *s, const uint8_t key[VERIFY_HASH_LEN]);
+
 /* A version's tree index (store/README.md, "Tree indexes"): a verified manifest's entries as
  * fixed-size records with a child index, STOREDIR/trees/<manifest sha256>, so that a mount
  * loads a version with one read and a hash instead of a JSON parse, and finds a path by binary

@@ -636,3 +636,33 @@ int verify_client_role_info(const struct verify_client *c, const char *role, uin
 		*ret_expires = m->expires;
 	return 0;
 }
+
+int verify_client_state_id(const struct verify_client *c, uint8_t ret_id[VERIFY_HASH_LEN],
+			   time_t *ret_now, time_t *ret_roles_expire)
+{
+	const struct meta *parts[3] = {c->root, c->targets, c->snapshot};
+	uint8_t buf[16 + 3 * VERIFY_HASH_LEN];
+	time_t least = VERIFY_NO_EXPIRY;
+
+	if (!verify_client_usable(c))
+		return -ENOENT;
+	memset(buf, 0, sizeof(buf));
+	memcpy(buf, "stork-state-1", 13);
+	buf[15] = c->check_expiry;
+	/* The snapshot names each delegated role's version (and hash, when it gives one), and
+	 * the cache keeps one file per role and version: these three decide every walk. */
+	for (size_t i = 0; i < 3; i++)
+		if (verify_sha256(parts[i]->raw, parts[i]->rawlen, buf + 16 + i * VERIFY_HASH_LEN) <
+		    0)
+			return -ENOMEM;
+	for (size_t i = 0; i < c->nroles; i++)
+		if (c->roles[i].m && c->roles[i].m->expires < least)
+			least = c->roles[i].m->expires;
+	if (verify_sha256(buf, sizeof(buf), ret_id) < 0)
+		return -ENOMEM;
+	if (ret_now)
+		*ret_now = c->now;
+	if (ret_roles_expire)
+		*ret_roles_expire = least;
+	return 0;
+}

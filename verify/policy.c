@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "verify/hash.h"
 #include "verify/key.h"
 #include "verify/name.h"
 #include "verify/policy_int.h"
@@ -168,4 +169,39 @@ verify_policy_pin_excludes(const struct verify_policy *p, const char *name, cons
 				return r;
 	}
 	return NULL;
+}
+
+/* One field into the digest, its length first so that fields cannot run into each other. */
+static int digest_str(struct verify_hash *h, const char *s)
+{
+	uint64_t n = s ? strlen(s) + 1 : 0;
+	int r = verify_hash_update(h, &n, sizeof(n));
+
+	return r < 0 || !n ? r : verify_hash_update(h, s, n);
+}
+
+int verify_policy_digest(const struct verify_policy *p, uint8_t ret_digest[VERIFY_HASH_LEN])
+{
+	struct verify_hash *h = NULL;
+	int r = verify_hash_new(&h);
+
+	if (r < 0)
+		return r;
+	r = digest_str(h, "stork-policy-1");
+	for (size_t i = 0; i < p->nrules && r == 0; i++) {
+		const struct verify_policy_rule *u = &p->rules[i].pub;
+		uint64_t head[3] = {u->kind, u->nkeys, u->threshold};
+
+		/* The line's words say the pattern, the role, the versions and the key names;
+		 * the key ids, what the named key files held. */
+		r = verify_hash_update(h, head, sizeof(head));
+		if (r == 0)
+			r = digest_str(h, u->text);
+		for (size_t k = 0; k < u->nkeys && r == 0; k++)
+			r = digest_str(h, verify_key_id(u->keys[k]));
+	}
+	if (r == 0)
+		r = verify_hash_final(h, ret_digest);
+	verify_hash_free(h);
+	return r;
 }

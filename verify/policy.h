@@ -84,6 +84,10 @@ int verify_policy_parse(const char *file, const char *text, size_t len, const ch
 			struct verify_policy **ret_p);
 /** Read and parse a policy file (at most 1 MiB). @return as verify_policy_parse; -errno. */
 int verify_policy_load(const char *path, struct verify_policy **ret_p);
+/** What decides p's verdicts, as one SHA-256: each rule in order (its kind, its line as written,
+ * the ids of its keys, its threshold), not the file's name or line numbers. Two policies with
+ * the same digest accept and refuse the same targets. @return 0; -ENOMEM; -EIO. */
+int verify_policy_digest(const struct verify_policy *p, uint8_t ret_digest[VERIFY_HASH_LEN]);
 /** The policy used when a slice names none: `trust * delegated` (line 0). */
 int verify_policy_default(struct verify_policy **ret_p);
 void verify_policy_free(struct verify_policy *p);

@@ -199,6 +199,18 @@ int verify_client_audit_file(struct verify_client *c, const char *file, const ui
 int verify_client_role_info(const struct verify_client *c, const char *role, uint64_t *ret_version,
 			    time_t *ret_expires);
 
+/** What every walk of c's trusted state depends on, as one SHA-256: the trusted root, targets
+ * and snapshot (which names each delegated role's version), and whether expiry is checked.
+ * Two clients of one node store with the same id walk the same roles and, at the same clock
+ * and until a role expires, list the same targets: derived data (a mount's catalog) can be
+ * kept under this id. @param[out] ret_now (optional) the clock every expiry check uses;
+ * ret_roles_expire (optional) the earliest expiry among the delegated roles loaded so far
+ * (after a complete walk: all of them), VERIFY_NO_EXPIRY when none is. @return 0; -ENOENT
+ * when c holds no usable state; -ENOMEM. */
+#define VERIFY_NO_EXPIRY ((time_t)INT64_MAX)
+int verify_client_state_id(const struct verify_client *c, uint8_t ret_id[VERIFY_HASH_LEN],
+			   time_t *ret_now, time_t *ret_roles_expire);
+
 /** A verify_source reading a local repository directory (no transport involved); used by the
  * writer to read its own state, and by tests. Caller frees with verify_dir_source_fini. */
 int verify_dir_source_init(struct verify_source *src, const char *repodir);

@@ -2583,6 +2583,7 @@ static Suite *store_suite(void)
 	suite_add_tcase(s, tcase_store_batch());
 	suite_add_tcase(s, tcase_store_floor());
 	suite_add_tcase(s, tcase_store_quota());
+	suite_add_tcase(s, tcase_store_catalog());
 	return s;
 }
 

@@ -34,6 +34,7 @@ TCase *tcase_store_floor(void);
 
 /* tests/unit/test_store_quota.c: the quota, LRU eviction, pin sets, a full store's message. */
 TCase *tcase_store_quota(void);
+TCase *tcase_store_catalog(void);
 
 /* tests/unit/unit_files.c: helpers of the verify tests. */
 
