@@ -318,6 +318,11 @@ int main(int argc, char **argv)
 	if (fsd_start(&d) < 0)
 		goto out;
 
+	/* The connection's options (max_readahead=...) are libfuse's, but the session does not
+	 * take them: they are parsed out here and applied in the init callback. */
+	d.conn_opts = fuse_parse_conn_info_opts(&args);
+	if (!d.conn_opts)
+		goto out;
 	d.se = fuse_session_new(&args, &fsd_ops, sizeof(fsd_ops), &d);
 	if (!d.se)
 		goto out;
@@ -385,6 +390,7 @@ out:
 	fsd_report_ready(ready, code);
 	fsd_stop(&d);
 	fuse_loop_cfg_destroy(loop);
+	free(d.conn_opts);
 	free(mountpoint);
 	fsd_args_fini(&p);
 	fuse_opt_free_args(&args);

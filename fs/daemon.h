@@ -360,6 +360,9 @@ struct fsd {
 	 * terminal after storkfs has returned). */
 	bool starting;
 	pthread_t main_thread;
+	/* libfuse's connection options given with -o (max_readahead=, max_write=, ...:
+	 * fuse_parse_conn_info_opts), applied in the init callback; NULL: none. */
+	struct fuse_conn_info_opts *conn_opts;
 	struct store *store;
 	struct fs_repo *repo;
 	char repo_id[VERIFY_HASH_HEX];

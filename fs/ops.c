@@ -841,6 +841,9 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_SPLICE_MOVE;
 	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
 		conn->want |= FUSE_CAP_SPLICE_WRITE;
+	/* -o max_readahead=, max_write=, ... as the user gave them (fs/daemon.c) */
+	if (d->conn_opts)
+		fuse_apply_conn_info_opts(d->conn_opts, conn);
 }
 
 const struct fuse_lowlevel_ops fsd_ops = {

@@ -51,6 +51,13 @@ fi
 grep -qF "Permission denied" "$T/err" || fail "another user's ls of a noallow_other mount: $(cat "$T/err")"
 pass "another user cannot read a noallow_other mount (Permission denied)"
 unmount_storkfs "$T/m4"
+# libfuse's connection options (-o max_readahead=...) reach the kernel: the mount's readahead
+mount_storkfs "$T/m6" "store=$T/store,max_readahead=65536" "$NGINX_URL"
+ra=$(cat "/sys/class/bdi/$(mountpoint -d "$T/m6")/read_ahead_kb")
+[ "$ra" = 64 ] || fail "-o max_readahead=65536: the mount's read_ahead_kb is $ra, not 64"
+check "a file reads right with max_readahead=65536" cmp -s "$T/src/usr/bin/tool" "$T/m6/synth/1.0/usr/bin/tool"
+pass "-o max_readahead=65536 sets the mount's readahead to 64 KiB"
+unmount_storkfs "$T/m6"
 mkdir -p "$T/m5"
 expect_rc 1 "allow_other and noallow_other together are refused" \
 	"$STORKFS" -f -o "root=$ROOT,store=$T/store,allow_other,noallow_other" "$NGINX_URL" "$T/m5"
