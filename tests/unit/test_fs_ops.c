@@ -324,6 +324,14 @@ START_TEST(inode_numbers_are_stable_and_forget_frees_at_zero)
 	ck_assert_ptr_null(node_of(file));
 	ck_assert_ptr_null(node_of(bin));
 	ck_assert_int_eq(__atomic_load_n(&t->refs, __ATOMIC_ACQUIRE), 1); /* the cache's */
+	/* forgotten, they keep their numbers without their tree (a file: a copy of its key) */
+	ck_assert_uint_eq(kernel_walk("hello/1.9/bin/hello", NULL), file);
+	ck_assert_uint_eq(entry_number("hello/1.9/bin"), bin);
+	ck_assert_int_eq(__atomic_load_n(&t->refs, __ATOMIC_ACQUIRE), 3);
+	kernel_unwalk("hello/1.9/bin/hello");
+	kernel_forget(bin, 1);
+	ck_assert_ptr_null(node_of(file));
+	ck_assert_int_eq(__atomic_load_n(&t->refs, __ATOMIC_ACQUIRE), 1);
 
 	/* more forgets than lookups: clamped, never below zero; the root is never freed */
 	kernel_walk("hello/1.9", NULL);
@@ -363,6 +371,11 @@ START_TEST(identical_files_are_one_inode_and_forgotten_numbers_are_bounded)
 	for (int round = 0; round < 4; round++) {
 		for (size_t i = 0; i < NVERS; i++) {
 			snprintf(path, sizeof(path), "hello/%s/lib/link", hello_vers[i]);
+			kernel_walk(path, NULL);
+			kernel_unwalk(path);
+			ck_assert_uint_le(D.inodes.nidle, 3);
+			/* files too: their kept keys are dropped with their numbers */
+			snprintf(path, sizeof(path), "hello/%s/VERSION", hello_vers[i]);
 			kernel_walk(path, NULL);
 			kernel_unwalk(path);
 			ck_assert_uint_le(D.inodes.nidle, 3);
