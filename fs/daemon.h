@@ -37,7 +37,7 @@
 #define FSD_IMMUTABLE_TIMEOUT (24.0 * 3600)
 
 /* ------------------------------------------------------------------------------------------ */
-/* A string -> uint64 map (open addressing). Not locked: its owner locks. */
+/* A string -> uint64 map (open addressing, fs/strmap.c). Not locked: its owner locks. */
 
 struct fsd_strmap {
 	struct fsd_strmap_slot {
@@ -53,6 +53,8 @@ uint64_t fsd_strmap_get(const struct fsd_strmap *m, const char *key);
 int fsd_strmap_put(struct fsd_strmap *m, const char *key, uint64_t val);
 /** Give a present key the value val (nonzero). @return the old value; 0 when absent. */
 uint64_t fsd_strmap_replace(struct fsd_strmap *m, const char *key, uint64_t val);
+/** Remove key when it maps to val (nothing otherwise). */
+void fsd_strmap_remove(struct fsd_strmap *m, const char *key, uint64_t val);
 /** Free the keys and slots. Values are the caller's. */
 void fsd_strmap_fini(struct fsd_strmap *m);
 
