@@ -14,7 +14,7 @@
  *   /.slices/<slice>/...     the same tree as /, as the slice's own policy accepts it
  *
  * Locks (never two at once, never held across network or a FUSE reply):
- *   inodes.lock   the inode table: number <-> path, each node's nlookup and refs
+ *   inodes.lock   the inode table: numbers, their keys and the kernel's lookups
  *   fsd.cat_lock  fsd.cat (the pointer; a catalog is immutable once built)
  *   fsd.vt_lock   fsd.vtrees (the map; a vtree is immutable once built)
  *   fsd.slice_lock  fsd.slices (the table, each slice's catalog pointer)
@@ -37,7 +37,7 @@
 #define FSD_IMMUTABLE_TIMEOUT (24.0 * 3600)
 
 /* ------------------------------------------------------------------------------------------ */
-/* A string -> uint64 map (open addressing). Not locked: its owner locks. */
+/* A string -> uint64 map (open addressing, fs/strmap.c). Not locked: its owner locks. */
 
 struct fsd_strmap {
 	struct fsd_strmap_slot {
@@ -53,6 +53,8 @@ uint64_t fsd_strmap_get(const struct fsd_strmap *m, const char *key);
 int fsd_strmap_put(struct fsd_strmap *m, const char *key, uint64_t val);
 /** Give a present key the value val (nonzero). @return the old value; 0 when absent. */
 uint64_t fsd_strmap_replace(struct fsd_strmap *m, const char *key, uint64_t val);
+/** Remove key when it maps to val (nothing otherwise). */
+void fsd_strmap_remove(struct fsd_strmap *m, const char *key, uint64_t val);
 /** Free the keys and slots. Values are the caller's. */
 void fsd_strmap_fini(struct fsd_strmap *m);
 
@@ -144,15 +146,18 @@ struct fsd_inode;
 const struct verify_entry *fsd_node_entry(const struct fsd_inode *n, struct verify_entry *buf);
 
 /* ------------------------------------------------------------------------------------------ */
-/* Inodes. A directory or symlink is numbered by its path, a regular file by its content and
- * attributes (object hash, mode, mtime: one inode, one page cache for every path that reaches
- * them), on the first lookup. A number keeps standing for its key while the kernel holds it
- * and, once forgotten, among the last FSD_INODES_IDLE forgotten ones (then the key may get
- * another number and the number another key: fs/README.md "Memory"); a path inside a version
- * whose manifest a refresh replaced gets a new number at its next lookup (the old number
- * stays with the old content, for whoever still holds it, so the kernel never mixes the pages
- * of the two). A node holds what callbacks need and lives while the kernel holds lookups on it
- * (nlookup, from entry replies, minus forgets) or a callback uses it (refs). */
+/* Inodes. A directory or symlink is numbered by where it is (a version's entry: its view, its
+ * manifest and its index in the manifest's tree; above the versions: its path), a regular file
+ * by its content and attributes (object hash, mode, mtime: one inode, one page cache for every
+ * path that reaches them), on the first lookup. A number keeps standing for its key while the
+ * kernel holds it and, once forgotten, among the last FSD_INODES_IDLE forgotten ones (then the
+ * key may get another number and the number another key: fs/README.md "Memory"); a path
+ * inside a version whose manifest a refresh replaced gets a new number at its next lookup (the
+ * old number stays with the old content, for whoever still holds it, so the kernel never
+ * mixes the pages of the two). The table keeps no path or string for a version's entries: a
+ * slot of a few bytes per number, and a table of numbers to find one by its key (fs/inode.c).
+ * A callback gets its own struct fsd_inode (fsd_inodes_ref, fsd_inodes_get), freed by
+ * fsd_inodes_put. */
 #define FSD_INODES_IDLE 65536
 
 enum fsd_node_kind {
@@ -167,53 +172,78 @@ enum fsd_node_kind {
 		       * below it FSD_N_ENTRY nodes of that tree) */
 };
 
+/* What a number stands for, as a callback sees it: immutable, the caller's own. */
 struct fsd_inode {
-	/* Immutable after creation: */
 	fuse_ino_t ino;
 	enum fsd_node_kind kind;
-	const char *path; /* "", "hello", "hello/2.10-3", "hello/latest", "hello/2.10-3/usr/bin" */
-	char *pkg, *ver;  /* FSD_N_PKG: pkg; FSD_N_VER, FSD_N_LATEST, FSD_N_ENTRY: pkg (and ver
-			     except LATEST) */
-	char *slice; /* FSD_N_SLICE and everything below it: the slice's name; NULL elsewhere */
+	const char *path; /* "", "hello", "hello/2.10-3", "hello/latest"; NULL for FSD_N_ENTRY */
+	const char *pkg, *ver; /* FSD_N_PKG: pkg; FSD_N_VER, FSD_N_LATEST, FSD_N_ENTRY: pkg (and
+				  ver except LATEST) */
+	const char
+	    *slice; /* FSD_N_SLICE and everything below it: the slice's name; NULL elsewhere */
 	struct fsd_vtree *vt;		/* FSD_N_ENTRY, FSD_N_IROOT: a reference */
 	long idx;			/* FSD_N_ENTRY: an entry of vt (fsd_vtree_entry) */
 	uint8_t vhash[VERIFY_HASH_LEN]; /* FSD_N_VER, FSD_N_ENTRY: the version's manifest hash */
-	/* Protected by inodes.lock: */
-	uint64_t nlookup;
-	uint64_t refs;
+};
+
+enum fsd_slot_state {
+	FSD_SLOT_FREE,	/* a number not given (or dropped, in freed) */
+	FSD_SLOT_NAMED, /* above the versions' entries: p is its struct fsd_inode (bypath) */
+	FSD_SLOT_DIR,	/* an entry but a regular file, keyed by (view, gen, idx): p its tree
+			 * (referenced) while the kernel holds it, NULL after */
+	FSD_SLOT_FILE,	/* a regular file, keyed by content: p its tree (referenced) while the
+			 * kernel holds it, then a copy of its key (hash, mode, mtime) */
 };
 
 struct fsd_inodes {
 	pthread_mutex_t lock;
-	struct fsd_strmap bypath; /* key (path, or a file's content key) -> number */
 	struct fsd_inode_slot {
-		char *path;		/* owned; NULL: a free number */
-		char *key;		/* owned; NULL: the key is path */
-		struct fsd_inode *node; /* NULL while the kernel holds no lookup */
-		uint32_t gen;		/* the manifest it was numbered in (gens), 0 = none */
-	} * slots;			/* indexed by number; 0 unused, 1 the root */
+		void *p;	  /* as state says */
+		uint64_t nlookup; /* the kernel's lookups */
+		uint32_t idx;	  /* FSD_SLOT_DIR, FSD_SLOT_FILE: its entry in the tree */
+		uint32_t gen;	  /* the manifest it was numbered in (gens), 0 = none */
+		uint16_t view;	  /* 0: the top level; v: the slice views[v - 1] */
+		uint8_t kind;	  /* enum fsd_node_kind */
+		uint8_t state;	  /* enum fsd_slot_state */
+	} * slots;		  /* indexed by number; 0 unused, 1 the root */
 	size_t nslots, cap;
-	size_t nidle, idle_max; /* numbers with a path and no node; at most idle_max are kept */
+	size_t nidle, idle_max; /* numbers the kernel does not hold; at most idle_max are kept */
 	size_t hand;		/* where the search for an idle number to drop goes on */
-	fuse_ino_t *freed;	/* dropped numbers, given again first */
+	uint32_t *freed;	/* dropped numbers, given again first */
 	size_t nfreed, freedcap;
-	struct fsd_strmap gens; /* manifest hash (hex) -> its number, 1.. */
+	struct fsd_strmap bypath; /* FSD_SLOT_NAMED: path -> number */
+	uint32_t *keys; /* FSD_SLOT_DIR, FSD_SLOT_FILE: numbers by key (open addressing) */
+	size_t keycap, nkeys;
+	struct fsd_strmap gens;	   /* manifest hash (hex) -> its number, 1.. */
+	struct fsd_strmap vbyname; /* slice name -> its view number, 1.. */
+	char **views;		   /* the slice names, never freed before the table */
+	size_t nviews;
 };
 
 int fsd_inodes_init(struct fsd_inodes *t);
 void fsd_inodes_fini(struct fsd_inodes *t);
-/** The node of proto->path, made from proto (its pkg/ver strings are copied and its vt
- * referenced) when it has none; takes a ref (fsd_inodes_put) and, when lookup, a kernel lookup.
- * @return 0; -ENOMEM. */
+/** The node of proto (path: its path, for the kinds above a version's entries; unused for
+ * FSD_N_ENTRY), numbered when it has no number; takes a kernel lookup when lookup. The node
+ * returned is the caller's (fsd_inodes_put). @return 0; -ENOMEM. */
 int fsd_inodes_get(struct fsd_inodes *t, const char *path, const struct fsd_inode *proto,
 		   bool lookup, struct fsd_inode **ret_n);
-/** The live node numbered ino, with a ref; NULL when unknown or forgotten. */
+/** The node numbered ino while the kernel holds it, the caller's; NULL when unknown or
+ * forgotten (or out of memory). */
 struct fsd_inode *fsd_inodes_ref(struct fsd_inodes *t, fuse_ino_t ino);
+/** Free a node of fsd_inodes_get or fsd_inodes_ref (NULL too). */
 void fsd_inodes_put(struct fsd_inodes *t, struct fsd_inode *n);
 /** The kernel drops nlookup lookups. */
 void fsd_inodes_forget(struct fsd_inodes *t, fuse_ino_t ino, uint64_t nlookup);
-/** The number of a path that has one, 0 otherwise. */
+/** The number of a path above the versions' entries (a package, a version, a slice) that has
+ * one, 0 otherwise (a version's entries keep no path). */
 fuse_ino_t fsd_inodes_number(struct fsd_inodes *t, const char *path);
+/** The number of n's parent directory when it has one; FUSE_ROOT_ID otherwise. */
+fuse_ino_t fsd_inodes_parent(struct fsd_inodes *t, const struct fsd_inode *n);
+/** The numbers the kernel holds whose node pick chooses (n: a view of the node, valid during
+ * the call; pick runs under the table's lock and must not call into it), into a malloc'd
+ * *ret_inos. @return how many; 0 with *ret_inos NULL on -ENOMEM. */
+size_t fsd_inodes_pick(struct fsd_inodes *t, bool (*pick)(const struct fsd_inode *n, void *ctx),
+		       void *ctx, fuse_ino_t **ret_inos);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Jobs: work that may wait on the network (a manifest, an object) runs on a job thread, and

@@ -249,8 +249,8 @@ static int lookup_child(struct fsd *d, const struct fsd_inode *parent, const cha
 	}
 	if (ret < 0)
 		goto out;
-	path = path_join(parent->path, name);
-	if (!path) {
+	/* Above the versions' entries a node is numbered by its path; an entry by its tree. */
+	if (proto.kind != FSD_N_ENTRY && !(path = path_join(parent->path, name))) {
 		ret = -ENOMEM;
 		goto out;
 	}
@@ -664,15 +664,7 @@ static const char *dirh_name(const struct dirh *h, const struct fsd_inode *n, si
 /* The number of n's parent, for "..": readdir() skips entries numbered 0. */
 static fuse_ino_t parent_number(struct fsd *d, const struct fsd_inode *n)
 {
-	const char *slash = strrchr(n->path, '/');
-	fuse_ino_t ino = FUSE_ROOT_ID;
-	char *dir;
-
-	if (slash && (dir = strndup(n->path, (size_t)(slash - n->path)))) {
-		ino = fsd_inodes_number(&d->inodes, dir);
-		free(dir);
-	}
-	return ino ? ino : FUSE_ROOT_ID;
+	return fsd_inodes_parent(&d->inodes, n);
 }
 
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,

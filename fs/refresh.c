@@ -101,23 +101,19 @@ static bool forget_gone(struct fsd *d, const struct fsd_catalog *old, const stru
 /* After a refresh that replaced or dropped versions: the kernel forgets the attributes, pages
  * and listings it cached of every node of them it still holds (a file a reader has open keeps
  * reading through its own descriptor: fs/README.md "Replaced versions"). */
+/* A node of the top level (a slice's follow its own catalog: fs/slices_load.c) in a version
+ * the catalog ctx no longer signs. */
+static bool replaced(const struct fsd_inode *node, void *ctx)
+{
+	return !node->slice && (node->kind == FSD_N_VER || node->kind == FSD_N_ENTRY) &&
+	       !fsd_catalog_signs(ctx, node->pkg, node->ver, node->vhash);
+}
+
 static void invalidate_replaced(struct fsd *d, const struct fsd_catalog *cat)
 {
 	fuse_ino_t *inos;
-	size_t n = 0;
+	size_t n = fsd_inodes_pick(&d->inodes, replaced, (void *)(uintptr_t)cat, &inos);
 
-	pthread_mutex_lock(&d->inodes.lock);
-	inos = calloc(d->inodes.nslots ? d->inodes.nslots : 1, sizeof(*inos));
-	for (size_t i = 1; inos && i < d->inodes.nslots; i++) {
-		const struct fsd_inode *node = d->inodes.slots[i].node;
-
-		/* A slice's nodes follow its own catalog (fs/slices_load.c). */
-		if (node && !node->slice &&
-		    (node->kind == FSD_N_VER || node->kind == FSD_N_ENTRY) &&
-		    !fsd_catalog_signs(cat, node->pkg, node->ver, node->vhash))
-			inos[n++] = (fuse_ino_t)i;
-	}
-	pthread_mutex_unlock(&d->inodes.lock);
 	for (size_t i = 0; i < n; i++)
 		fuse_lowlevel_notify_inval_inode(d->se, inos[i], 0, 0);
 	free(inos); /* -ENOMEM: the entries are forgotten all the same (forget_gone) */
@@ -188,17 +184,17 @@ int fsd_refresh_now(struct fsd *d, bool startup)
 
 /* Tell the kernel to forget what it cached of every node it knows (attributes, listings), so
  * that the next access asks the daemon: when the mount stops serving. */
+static bool any_node(const struct fsd_inode *node, void *ctx)
+{
+	(void)node, (void)ctx;
+	return true;
+}
+
 static void invalidate_all(struct fsd *d)
 {
 	fuse_ino_t *inos = NULL;
-	size_t n = 0;
+	size_t n = fsd_inodes_pick(&d->inodes, any_node, NULL, &inos);
 
-	pthread_mutex_lock(&d->inodes.lock);
-	inos = calloc(d->inodes.nslots ? d->inodes.nslots : 1, sizeof(*inos));
-	for (size_t i = 1; inos && i < d->inodes.nslots; i++)
-		if (d->inodes.slots[i].node)
-			inos[n++] = (fuse_ino_t)i;
-	pthread_mutex_unlock(&d->inodes.lock);
 	if (!inos) { /* -ENOMEM: the root at least */
 		fuse_lowlevel_notify_inval_inode(d->se, FUSE_ROOT_ID, 0, 0);
 		return;

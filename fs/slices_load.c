@@ -81,6 +81,23 @@ static int scan(const char *dir, char ***ret_names, size_t *ret_n)
 	return 0;
 }
 
+struct slice_pick {
+	const char *name;
+	const struct fsd_catalog *cat;
+};
+
+/* A node of slice ctx->name the kernel must forget after its catalog became ctx->cat. */
+static bool stale_in_slice(const struct fsd_inode *node, void *ctx)
+{
+	const struct slice_pick *sp = ctx;
+
+	if (!node->slice || strcmp(node->slice, sp->name) != 0 ||
+	    (node->vt && node->vt->gen)) /* its installed root: not the catalog's */
+		return false;
+	return (node->kind != FSD_N_VER && node->kind != FSD_N_ENTRY) ||
+	       !fsd_catalog_signs(sp->cat, node->pkg, node->ver, node->vhash);
+}
+
 /* The kernel forgets what it cached of slice name whose catalog went from old to cat (NULL:
  * the slice is gone): its listings and attributes, the names no longer there, the versions
  * replaced or dropped. */
@@ -117,19 +134,7 @@ static void forget_slice(struct fsd *d, const char *name, const struct fsd_catal
 	}
 	/* Every node of the slice the kernel holds: directories of the catalog (their
 	 * listings), and the versions the new catalog no longer signs. */
-	pthread_mutex_lock(&d->inodes.lock);
-	inos = calloc(d->inodes.nslots ? d->inodes.nslots : 1, sizeof(*inos));
-	for (size_t i = 1; inos && i < d->inodes.nslots; i++) {
-		const struct fsd_inode *node = d->inodes.slots[i].node;
-
-		if (!node || !node->slice || strcmp(node->slice, name) != 0 ||
-		    (node->vt && node->vt->gen)) /* its installed root: not the catalog's */
-			continue;
-		if ((node->kind != FSD_N_VER && node->kind != FSD_N_ENTRY) ||
-		    !fsd_catalog_signs(cat, node->pkg, node->ver, node->vhash))
-			inos[n++] = (fuse_ino_t)i;
-	}
-	pthread_mutex_unlock(&d->inodes.lock);
+	n = fsd_inodes_pick(&d->inodes, stale_in_slice, &(struct slice_pick){name, cat}, &inos);
 	for (size_t i = 0; i < n; i++)
 		fuse_lowlevel_notify_inval_inode(d->se, inos[i], 0, 0);
 	free(inos);

@@ -327,7 +327,16 @@ static int vtree_index(struct fsd *d, const struct verify_target *t, struct stor
 	verify_manifest_free(m);
 	if (ret < 0)
 		return ret;
-	store_tree_save(d->store, *ret_ix); /* best effort: built again next time */
+	/* Best effort: built again next time. Saved, the tree is read back mapped: its pages are
+	 * then the page cache's, not the daemon's (fs/README.md "Memory"). */
+	if (store_tree_save(d->store, *ret_ix) == 0) {
+		struct store_tree *mapped = NULL;
+
+		if (store_tree_open(d->store, t->hash, &mapped) == 0) {
+			store_tree_free(*ret_ix);
+			*ret_ix = mapped;
+		}
+	}
 	return 0;
 }
 

@@ -8,9 +8,13 @@
  * every offset, type, child index and chunk list), so a damaged file is refused (and rebuilt
  * by the caller), never followed. A big file stored by the piece keeps its chunk list in a
  * chunk table, which the struct store_tree decodes into verify_entry chunks when it is made or
- * read, so that an entry it gives back is one fs/chunk.c reads as a manifest's. It is read into
- * memory rather than mapped: a file cut after it was mapped would fault (SIGBUS) where a read
- * fails. A struct store_tree is immutable once made: any number of threads may read it at once.
+ * read, so that an entry it gives back is one fs/chunk.c reads as a manifest's. A file read
+ * back is mapped, not copied: its pages are the page cache's (shared, reclaimable), not the
+ * daemon's own memory. Its size is checked against its header before any record is touched,
+ * and the store never truncates an index in place (written once, renamed into place, in a
+ * directory only the store's owner may write: store/README.md "Tree indexes"), so a mapped
+ * index never faults. A struct store_tree is immutable once made: any number of threads may
+ * read it at once.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -67,8 +72,9 @@ _Static_assert(sizeof(struct tree_rec) == TREE_REC, "tree record layout");
 _Static_assert(sizeof(struct tree_chunk) == TREE_CHUNK, "tree chunk layout");
 
 struct store_tree {
-	uint8_t *buf;
+	uint8_t *buf; /* malloc'd (built), or mapped read-only (read back) */
 	size_t len;
+	bool mapped;
 	uint32_t n;
 	const struct tree_rec *recs;
 	const uint32_t *first; /* n + 2: children of i are kids[first[i] .. first[i + 1]) */
@@ -127,12 +133,29 @@ static int tree_cents(struct store_tree *t)
 	return 0;
 }
 
+/* The end of a load: t, checked (ret 0), gets its chunk entries and goes to *ret_t; else it
+ * is freed. @return ret; -ENOMEM. */
+static int tree_done(struct store_tree *t, int ret, struct store_tree **ret_t)
+{
+	if (ret == 0)
+		ret = tree_cents(t);
+	if (ret < 0) {
+		store_tree_free(t);
+		return ret;
+	}
+	*ret_t = t;
+	return 0;
+}
+
 void store_tree_free(struct store_tree *t)
 {
 	if (!t)
 		return;
 	free(t->cents);
-	free(t->buf);
+	if (t->mapped)
+		munmap(t->buf, t->len);
+	else
+		free(t->buf);
 	free(t);
 }
 
@@ -343,11 +366,7 @@ int store_tree_build(const struct verify_manifest *m, const uint8_t id[VERIFY_HA
 	if (ret < 0)
 		goto out;
 	ret = verify_sha256(t->buf, t->len - VERIFY_HASH_LEN, t->buf + t->len - VERIFY_HASH_LEN);
-	if (ret == 0)
-		ret = tree_cents(t);
-	if (ret < 0)
-		goto out;
-	*ret_t = t;
+	ret = tree_done(t, ret, ret_t);
 	t = NULL;
 out:
 	store_tree_free(t);
@@ -448,13 +467,14 @@ static void tree_name(const uint8_t id[VERIFY_HASH_LEN], char *buf, size_t cap)
 
 int store_tree_open(struct store *s, const uint8_t id[VERIFY_HASH_LEN], struct store_tree **ret_t)
 {
-	char name[sizeof(TREES_DIR) + VERIFY_HASH_HEX + 2];
+	char name[sizeof(TREES_DIR) + VERIFY_HASH_HEX + 2], file[PATH_MAX];
 	struct store_tree *t = NULL;
 	struct stat st;
-	size_t got = 0;
+	void *map;
 	int fd = -1, ret;
 
 	tree_name(id, name, sizeof(name));
+	snprintf(file, sizeof(file), "%s/%s", s->dir, name);
 	fd = openat(s->dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0) {
 		ret = -errno;
@@ -468,41 +488,20 @@ int store_tree_open(struct store *s, const uint8_t id[VERIFY_HASH_LEN], struct s
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		goto out;
-	if (!S_ISREG(st.st_mode) || st.st_size < TREE_HEAD + VERIFY_HASH_LEN ||
-	    (uint64_t)st.st_size > (uint64_t)SSIZE_MAX / 2) {
-		t->len = 0;
-	} else {
-		t->len = (size_t)st.st_size;
-		t->buf = malloc(t->len);
-		if (!t->buf)
-			goto out;
-	}
-	while (got < t->len) {
-		ssize_t k = pread(fd, t->buf + got, t->len - got, (off_t)got);
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0) {
+	/* Too short or no regular file: tree_check says so without touching a byte. */
+	if (S_ISREG(st.st_mode) && st.st_size >= TREE_HEAD + VERIFY_HASH_LEN &&
+	    (uint64_t)st.st_size <= (uint64_t)SSIZE_MAX / 2) {
+		map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+		if (map == MAP_FAILED) {
 			ret = -errno;
-			stork_errorf("%s/%s: %s", s->dir, name, strerror(errno));
+			stork_errorf("%s: %s", file, strerror(errno));
 			goto out;
 		}
-		if (k == 0)
-			break; /* cut since fstat: tree_check says so */
-		got += (size_t)k;
+		t->buf = map;
+		t->len = (size_t)st.st_size;
+		t->mapped = true;
 	}
-	t->len = got;
-	{
-		char file[PATH_MAX];
-
-		snprintf(file, sizeof(file), "%s/%s", s->dir, name);
-		ret = tree_check(t, id, file);
-	}
-	if (ret == 0)
-		ret = tree_cents(t);
-	if (ret < 0)
-		goto out;
-	*ret_t = t;
+	ret = tree_done(t, tree_check(t, id, file), ret_t);
 	t = NULL;
 out:
 	if (fd >= 0)

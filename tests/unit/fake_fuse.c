@@ -236,30 +236,19 @@ void kernel_forget(fuse_ino_t ino, uint64_t n)
 	ck_assert_int_eq(r->kind, R_NONE);
 }
 
-/* Forget every lookup of each component of path (walk counted one each). */
+/* Forget every lookup of each component of path (walk counted one each): the numbers from
+ * one more walk, each forgotten twice, the deepest first. */
 void kernel_unwalk(const char *path)
 {
-	char *p = strdup(path), *slash;
+	char *p = strdup(path), *save = NULL, *c;
+	fuse_ino_t ino = FUSE_ROOT_ID, inos[64];
+	size_t n = 0;
 
 	ck_assert_ptr_nonnull(p);
-	while (*p) {
-		fuse_ino_t ino = fsd_inodes_number(&fake_fsd->inodes, p);
-
-		slash = strrchr(p, '/');
-		if (!ino && slash) {
-			/* a regular file is numbered by its content, not its path (fs/inode.c):
-			 * its number from one more lookup, forgotten too */
-			*slash = '\0';
-			ino = kernel_lookup_ok(fsd_inodes_number(&fake_fsd->inodes, p), slash + 1,
-					       NULL);
-			*slash = '/';
-			kernel_forget(ino, 1);
-		}
-		kernel_forget(ino, 1);
-		if (!slash)
-			break;
-		*slash = '\0';
-	}
+	for (c = strtok_r(p, "/", &save); c && n < 64; c = strtok_r(NULL, "/", &save))
+		inos[n++] = ino = kernel_lookup_ok(ino, c, NULL);
+	while (n)
+		kernel_forget(inos[--n], 2);
 	free(p);
 }
 

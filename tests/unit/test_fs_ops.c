@@ -72,9 +72,26 @@ void fsd_fetched(void *ctx, const uint8_t id[VERIFY_HASH_LEN], uint64_t size, co
 	FSD_COUNT(d, fetched_bytes, size);
 }
 
-static struct fsd_inode *node_of(fuse_ino_t ino)
+/* The slot of a number the kernel holds; NULL when it holds none. */
+static const struct fsd_inode_slot *node_of(fuse_ino_t ino)
 {
-	return ino < D.inodes.nslots ? D.inodes.slots[ino].node : NULL;
+	const struct fsd_inode_slot *sl = ino < D.inodes.nslots ? &D.inodes.slots[ino] : NULL;
+
+	return sl && sl->state != FSD_SLOT_FREE && sl->nlookup ? sl : NULL;
+}
+
+/* The number of the entry at path (walked), the walk's lookups given back but this one. */
+static fuse_ino_t entry_number(const char *path)
+{
+	char dir[256];
+	const char *slash = strrchr(path, '/');
+	fuse_ino_t ino;
+
+	ck_assert_ptr_nonnull(slash);
+	snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+	ino = kernel_lookup_ok(kernel_walk(dir, NULL), slash + 1, NULL);
+	kernel_unwalk(dir);
+	return ino;
 }
 
 static struct fsd_vtree *cached_tree(const char *key)
@@ -271,7 +288,6 @@ START_TEST(inode_numbers_are_stable_and_forget_frees_at_zero)
 	ck_assert_uint_eq(pkg, again);
 	ck_assert_ptr_nonnull(node_of(pkg));
 	ck_assert_uint_eq(node_of(pkg)->nlookup, 2);
-	ck_assert_uint_eq(node_of(pkg)->refs, 0); /* no callback holds it now */
 
 	kernel_forget(pkg, 1);
 	ck_assert_ptr_nonnull(node_of(pkg));
@@ -285,7 +301,8 @@ START_TEST(inode_numbers_are_stable_and_forget_frees_at_zero)
 
 	/* an entry's node holds its version's tree until it is freed */
 	file = kernel_walk("hello/1.9/bin/hello", NULL);
-	bin = fsd_inodes_number(&D.inodes, "hello/1.9/bin");
+	bin = entry_number("hello/1.9/bin");
+	kernel_forget(bin, 1); /* walked twice: once here, once with bin/hello */
 	t = cached_tree("hello/1.9");
 	ck_assert_ptr_nonnull(t);
 	refs = __atomic_load_n(&t->refs, __ATOMIC_ACQUIRE);
@@ -307,6 +324,14 @@ START_TEST(inode_numbers_are_stable_and_forget_frees_at_zero)
 	ck_assert_ptr_null(node_of(file));
 	ck_assert_ptr_null(node_of(bin));
 	ck_assert_int_eq(__atomic_load_n(&t->refs, __ATOMIC_ACQUIRE), 1); /* the cache's */
+	/* forgotten, they keep their numbers without their tree (a file: a copy of its key) */
+	ck_assert_uint_eq(kernel_walk("hello/1.9/bin/hello", NULL), file);
+	ck_assert_uint_eq(entry_number("hello/1.9/bin"), bin);
+	ck_assert_int_eq(__atomic_load_n(&t->refs, __ATOMIC_ACQUIRE), 3);
+	kernel_unwalk("hello/1.9/bin/hello");
+	kernel_forget(bin, 1);
+	ck_assert_ptr_null(node_of(file));
+	ck_assert_int_eq(__atomic_load_n(&t->refs, __ATOMIC_ACQUIRE), 1);
 
 	/* more forgets than lookups: clamped, never below zero; the root is never freed */
 	kernel_walk("hello/1.9", NULL);
@@ -333,12 +358,12 @@ START_TEST(identical_files_are_one_inode_and_forgotten_numbers_are_bounded)
 	b = kernel_walk("hello/1.9/bin/hello", NULL);
 	ck_assert_uint_eq(a, b);
 	ck_assert_uint_eq(node_of(a)->nlookup, 2);
-	ck_assert_ptr_eq(node_of(a)->vt, cached_tree("hello/1.9")); /* the last lookup's tree */
+	ck_assert_ptr_eq(node_of(a)->p, cached_tree("hello/1.9")); /* the last lookup's tree */
 	ck_assert_uint_ne(kernel_walk("hello/1.9/bin/setuid", NULL), a);
 	ck_assert_uint_ne(kernel_walk("hello/1.0/etc/hello.conf", NULL),
 			  kernel_walk("hello/1.9/etc/hello.conf", NULL));
-	ck_assert_uint_ne(fsd_inodes_number(&D.inodes, "hello/1.0/bin"),
-			  fsd_inodes_number(&D.inodes, "hello/1.9/bin")); /* directories by path */
+	ck_assert_uint_ne(entry_number("hello/1.0/bin"),
+			  entry_number("hello/1.9/bin")); /* directories by where they are */
 
 	D.inodes.idle_max = 3;
 	held = kernel_walk("hello/1.0/VERSION", NULL);
@@ -349,7 +374,13 @@ START_TEST(identical_files_are_one_inode_and_forgotten_numbers_are_bounded)
 			kernel_walk(path, NULL);
 			kernel_unwalk(path);
 			ck_assert_uint_le(D.inodes.nidle, 3);
-			ck_assert_uint_le(D.inodes.bypath.n, D.inodes.nslots - D.inodes.nfreed);
+			/* files too: their kept keys are dropped with their numbers */
+			snprintf(path, sizeof(path), "hello/%s/VERSION", hello_vers[i]);
+			kernel_walk(path, NULL);
+			kernel_unwalk(path);
+			ck_assert_uint_le(D.inodes.nidle, 3);
+			ck_assert_uint_le(D.inodes.bypath.n + D.inodes.nkeys,
+					  D.inodes.nslots - D.inodes.nfreed);
 		}
 		if (round == 1)
 			nslots = D.inodes.nslots;
@@ -420,7 +451,8 @@ START_TEST(readdir_of_a_version_lists_its_tree_and_counts_lookups)
 	assert_names(&l, top, 4);
 	ck_assert_uint_eq(l.inos[1], fsd_inodes_number(&D.inodes, "hello"));
 	/* plain readdir leaves no lookup on what it listed */
-	binino = fsd_inodes_number(&D.inodes, "hello/1.0/bin");
+	binino = entry_number("hello/1.0/bin");
+	kernel_forget(binino, 1);
 	ck_assert_uint_eq(l.inos[3], binino);
 	ck_assert_ptr_null(node_of(binino));
 
