@@ -177,20 +177,16 @@ static void catalogs_prune(struct store *s)
 int store_catalog_save(struct store *s, const uint8_t key[VERIFY_HASH_LEN], const void *body,
 		       size_t len, int64_t until)
 {
-	char name[sizeof(CATALOGS_DIR) + VERIFY_HASH_HEX + 2], tmp[sizeof(name) + 32];
-	static unsigned seq;
+	char name[sizeof(CATALOGS_DIR) + VERIFY_HASH_HEX + 2];
 	struct catalog_head h;
 	uint8_t *buf = NULL;
-	size_t total, done = 0;
-	int fd = -1, ret;
+	size_t total;
+	int ret;
 
 	if (s->readonly)
 		return -EROFS;
 	if (len > ((size_t)CATALOG_MAX_MB << 20) - CATALOG_HEAD - VERIFY_HASH_LEN)
 		return -EFBIG;
-	ret = node_mkdir_mode(s->dirfd, CATALOGS_DIR, 0755);
-	if (ret < 0)
-		return ret;
 	total = CATALOG_HEAD + len + VERIFY_HASH_LEN;
 	buf = malloc(total);
 	if (!buf)
@@ -204,38 +200,11 @@ int store_catalog_save(struct store *s, const uint8_t key[VERIFY_HASH_LEN], cons
 	if (len)
 		memcpy(buf + CATALOG_HEAD, body, len);
 	ret = verify_sha256(buf, CATALOG_HEAD + len, buf + CATALOG_HEAD + len);
-	if (ret < 0)
-		goto out;
 	catalog_name(key, name, sizeof(name));
-	/* A name no other writer uses; it is renamed over a damaged file or removed. */
-	snprintf(tmp, sizeof(tmp), "%s.%ld.%u", name, (long)getpid(),
-		 __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED));
-	fd = openat(s->dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
-	if (fd < 0) {
-		ret = -errno;
-		goto out;
-	}
-	while (done < total) {
-		ssize_t k = write(fd, buf + done, total - done);
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0) {
-			ret = -errno;
-			goto out;
-		}
-		done += (size_t)k;
-	}
-	/* Not synced: a file a crash leaves damaged fails its checksum and is made again. */
-	ret = renameat(s->dirfd, tmp, s->dirfd, name) < 0 ? -errno : 0;
+	if (ret == 0)
+		ret = node_flat_save(s, CATALOGS_DIR, name, buf, total);
 	if (ret == 0)
 		catalogs_prune(s);
-out:
-	if (fd >= 0) {
-		close(fd);
-		if (ret < 0)
-			unlinkat(s->dirfd, tmp, 0);
-	}
 	free(buf);
 	return ret;
 }
@@ -244,8 +213,6 @@ int store_catalog_drop(struct store *s, const uint8_t key[VERIFY_HASH_LEN])
 {
 	char name[sizeof(CATALOGS_DIR) + VERIFY_HASH_HEX + 2];
 
-	if (s->readonly)
-		return -EROFS;
 	catalog_name(key, name, sizeof(name));
-	return unlinkat(s->dirfd, name, 0) < 0 && errno != ENOENT ? -errno : 0;
+	return node_flat_drop(s, name);
 }

@@ -262,6 +262,14 @@ void node_quota_free(struct store *s);
  * quota, evict down to the low mark, never one of these. Failures are left in the detail and
  * ignored. */
 void node_quota_inserted(struct store *s, const struct node_index_item *items, size_t n);
+/* ---- tree.c: flat index files (tree indexes, catalog indexes: catalog.c) ---- */
+
+/** Write buf as DIR/NAME (name includes dir; dir made if missing) under a temporary name
+ * renamed into place, not synced (a damaged file fails its checksum and is made again).
+ * @return 0; -EROFS; -errno (nothing left behind). */
+int node_flat_save(struct store *s, const char *dir, const char *name, const void *buf, size_t len);
+/** Remove the flat file name (absent: fine). @return 0; -EROFS; -errno. */
+int node_flat_drop(struct store *s, const char *name);
 /* ---- pins.c: the owners' pin sets, STOREDIR/pins/<owner> ---- */
 
 struct node_pinset {

@@ -346,39 +346,38 @@ int node_pending_get(struct node_env *e, const uint8_t id[VERIFY_HASH_LEN], uint
 	return r;
 }
 
-void node_pending_forget(struct node_env *e, const uint8_t id[VERIFY_HASH_LEN])
+/* Forget the object, or note a use of it at ms, in whichever generation holds it live. */
+static void update(struct node_env *e, const uint8_t id[VERIFY_HASH_LEN], bool forget, int64_t ms)
 {
 	struct node_pending *p = e->pending;
-	struct pent *x;
 
 	if (!p)
 		return;
 	pthread_mutex_lock(&p->lock);
 	for (int i = 0; i < 2; i++) {
-		x = find(&p->gen[i], id);
-		if (x && !x->dead) {
+		struct pent *x = find(&p->gen[i], id);
+
+		if (!x || x->dead)
+			continue;
+		if (forget) {
 			x->dead = true;
 			p->gen[i].bytes -= x->size;
 			p->gen[i].live--;
+		} else if (ms > x->ms) {
+			x->ms = ms;
 		}
 	}
 	pthread_mutex_unlock(&p->lock);
 }
 
+void node_pending_forget(struct node_env *e, const uint8_t id[VERIFY_HASH_LEN])
+{
+	update(e, id, true, 0);
+}
+
 void node_pending_touch(struct node_env *e, const uint8_t id[VERIFY_HASH_LEN], int64_t ms)
 {
-	struct node_pending *p = e->pending;
-	struct pent *x;
-
-	if (!p)
-		return;
-	pthread_mutex_lock(&p->lock);
-	for (int i = 0; i < 2; i++) {
-		x = p->gen[i].slots ? find(&p->gen[i], id) : NULL;
-		if (x && !x->dead && ms > x->ms)
-			x->ms = ms;
-	}
-	pthread_mutex_unlock(&p->lock);
+	update(e, id, false, ms);
 }
 
 void node_pending_usage(struct node_env *e, uint64_t *ret_bytes, uint64_t *ret_objects)

@@ -510,28 +510,27 @@ out:
 	return ret;
 }
 
-int store_tree_save(struct store *s, const struct store_tree *t)
+int node_flat_save(struct store *s, const char *dir, const char *name, const void *buf, size_t len)
 {
-	const struct tree_head *h = (const struct tree_head *)t->buf;
-	char name[sizeof(TREES_DIR) + VERIFY_HASH_HEX + 2], tmp[sizeof(name) + 32];
+	char tmp[PATH_MAX];
 	static unsigned seq;
 	size_t done = 0;
-	int fd = -1, ret;
+	int fd, ret;
 
 	if (s->readonly)
 		return -EROFS;
-	ret = node_mkdir_mode(s->dirfd, TREES_DIR, 0755);
+	ret = node_mkdir_mode(s->dirfd, dir, 0755);
 	if (ret < 0)
 		return ret;
-	tree_name(h->id, name, sizeof(name));
 	/* A name no other writer uses; it is renamed over a damaged file or removed. */
-	snprintf(tmp, sizeof(tmp), "%s.%ld.%u", name, (long)getpid(),
-		 __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED));
+	if (snprintf(tmp, sizeof(tmp), "%s.%ld.%u", name, (long)getpid(),
+		     __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED)) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
 	fd = openat(s->dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
 	if (fd < 0)
 		return -errno;
-	while (done < t->len) {
-		ssize_t k = write(fd, t->buf + done, t->len - done);
+	while (done < len) {
+		ssize_t k = write(fd, (const uint8_t *)buf + done, len - done);
 
 		if (k < 0 && errno == EINTR)
 			continue;
@@ -550,12 +549,26 @@ out:
 	return ret;
 }
 
+int node_flat_drop(struct store *s, const char *name)
+{
+	if (s->readonly)
+		return -EROFS;
+	return unlinkat(s->dirfd, name, 0) < 0 && errno != ENOENT ? -errno : 0;
+}
+
+int store_tree_save(struct store *s, const struct store_tree *t)
+{
+	const struct tree_head *h = (const struct tree_head *)t->buf;
+	char name[sizeof(TREES_DIR) + VERIFY_HASH_HEX + 2];
+
+	tree_name(h->id, name, sizeof(name));
+	return node_flat_save(s, TREES_DIR, name, t->buf, t->len);
+}
+
 int store_tree_drop(struct store *s, const uint8_t id[VERIFY_HASH_LEN])
 {
 	char name[sizeof(TREES_DIR) + VERIFY_HASH_HEX + 2];
 
-	if (s->readonly)
-		return -EROFS;
 	tree_name(id, name, sizeof(name));
-	return unlinkat(s->dirfd, name, 0) < 0 && errno != ENOENT ? -errno : 0;
+	return node_flat_drop(s, name);
 }
