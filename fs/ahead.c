@@ -458,6 +458,13 @@ int fsd_ahead_miss(struct fsd *d, struct fsd_vtree *vt, long idx, const char *wh
 		pthread_mutex_unlock(&a->lock);
 		return r;
 	}
+	if (a->end != NONE && p >= a->last && p < a->end) {
+		/* A window brought it (or failed to), yet the store did not have it: the store's
+		 * moment (a group sync between its two lookups) or its failure, not the reader's
+		 * order. On its own; the windows go on. */
+		pthread_mutex_unlock(&a->lock);
+		return -ENOENT;
+	}
 	if (p < a->last && a->last - p <= AHEAD_BACK) {
 		/* Just behind the last miss: a file the reader passed over and comes back to
 		 * (`find` visits a directory D before its sibling D.pm, which the pack, in path
