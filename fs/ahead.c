@@ -4,13 +4,16 @@
  * The pack (store/README.md, "Version packs") holds a version's small objects back to back in
  * path order, and the signed manifest says where each one starts. A miss (an open whose object
  * the store lacks) is fetched on its own, as always, until AHEAD_STREAK misses in a row came in
- * pack order (each the object right after the one before): then the objects from the miss on
- * are fetched as one HTTP range request over the pack (a window), AHEAD_FIRST objects first,
- * each next window twice the last, up to AHEAD_MAX_OBJS objects or AHEAD_MAX_BYTES bytes. While
- * the reader opens most of a window's objects (dense()), an open past its middle starts the next
- * one in the background, so the next objects are on their way before they are asked for. A
- * miss anywhere else starts over (lazy again), and a reader that skips through a window stops
- * the windows: reading a few files here and there costs what it did.
+ * pack order (each the object right after the one before) and that streak is at least twice
+ * the reader's jumps ahead (misses past the next object) since the last window (most of what
+ * was read, not a few neighbours a sparse reader happened to pick; a miss up to AHEAD_BACK
+ * behind the last one, a file passed over, is fetched on its own and changes nothing): then the
+ * objects from the miss on are fetched as one HTTP range request over the pack (a window),
+ * AHEAD_FIRST objects first, each next window twice the last, up to AHEAD_MAX_OBJS objects or
+ * AHEAD_MAX_BYTES bytes. While the reader opens most of a window's objects (dense()), an open past
+ * its middle starts the next one in the background, so the next objects are on their way before
+ * they are asked for. A miss anywhere else starts over (lazy again), and a reader that skips
+ * through a window stops the windows: reading a few files here and there costs what it did.
  *
  * Every object of a window is checked (zsize, size, SHA-256) as a single object is, before it
  * is stored; one that does not verify is not stored, and its reader fetches it on its own. A
@@ -33,11 +36,12 @@
 
 #include "fs/daemon.h"
 
-#define AHEAD_STREAK	4	  /* misses in pack order before fetch-ahead starts */
+#define AHEAD_STREAK	8	  /* misses in pack order before fetch-ahead starts */
 #define AHEAD_FIRST	8	  /* objects in the first window */
 #define AHEAD_MAX_OBJS	4096	  /* ... and at most in one */
 #define AHEAD_MAX_BYTES (8 << 20) /* stored bytes of one window at most */
 #define AHEAD_SLACK	8	  /* a miss this far past the last window still is in order */
+#define AHEAD_BACK	256	  /* a miss this far behind the last one: passed over, on its own */
 #define NONE		UINT32_MAX
 
 /* What a window did with a position (fsd_ahead.flight); 0: nothing. */
@@ -63,6 +67,7 @@ struct fsd_ahead {
 	uint32_t used;	  /* and how many of them were opened since */
 	uint32_t next_w;  /* objects in the next window */
 	unsigned streak;  /* misses in order */
+	unsigned jumps;	  /* misses ahead of the next one, since the first or the last window */
 	uint64_t windows; /* counters, for the log at the end */
 	uint64_t objects;
 	uint64_t refused;
@@ -249,10 +254,13 @@ static void landed(struct fsd_ahead *a, uint32_t start, uint32_t p, bool ok)
 	pthread_mutex_unlock(&a->lock);
 }
 
-/* Position p was opened (a->lock held): counts for the density of the last window. */
+/* Position p was opened (a->lock held): counts for the density of the last window. Its
+ * window may not have marked it landed yet (a reader that found it stored between
+ * store_one() and landed()): it counts all the same, else a loaded machine's reader would
+ * look sparse and the windows would stop. */
 static void opened(struct fsd_ahead *a, uint32_t p)
 {
-	if (a->flight[p] != LANDED)
+	if (a->flight[p] != LANDED && a->flight[p] != FLIGHT)
 		return;
 	a->flight[p] = USED;
 	if (p >= a->wstart && p < a->wstart + a->wcount)
@@ -370,6 +378,7 @@ static uint32_t window_mark(struct fsd_ahead *a, uint32_t p)
 		a->wstart = p;
 		a->wcount = k;
 		a->used = 0;
+		a->jumps = 0;
 		a->next_w = a->next_w * 2 > AHEAD_MAX_OBJS ? AHEAD_MAX_OBJS : a->next_w * 2;
 	}
 	return k;
@@ -449,14 +458,32 @@ int fsd_ahead_miss(struct fsd *d, struct fsd_vtree *vt, long idx, const char *wh
 		pthread_mutex_unlock(&a->lock);
 		return r;
 	}
+	if (a->end != NONE && p >= a->last && p < a->end) {
+		/* A window brought it (or failed to), yet the store did not have it: the store's
+		 * moment (a group sync between its two lookups) or its failure, not the reader's
+		 * order. On its own; the windows go on. */
+		pthread_mutex_unlock(&a->lock);
+		return -ENOENT;
+	}
+	if (p < a->last && a->last - p <= AHEAD_BACK) {
+		/* Just behind the last miss: a file the reader passed over and comes back to
+		 * (`find` visits a directory D before its sibling D.pm, which the pack, in path
+		 * order, has first). On its own; the streak goes on. */
+		pthread_mutex_unlock(&a->lock);
+		return -ENOENT;
+	}
 	if (p == a->last)
 		a->streak++;
 	else if (a->end != NONE && p >= a->end && p < a->end + AHEAD_SLACK && dense(a, p))
 		a->streak = a->streak < AHEAD_STREAK ? AHEAD_STREAK : a->streak;
 	else
-		a->streak = 1, a->end = NONE, a->next_w = AHEAD_FIRST;
+		a->streak = 1, a->end = NONE, a->next_w = AHEAD_FIRST, a->jumps++;
 	a->last = p + 1;
-	if (a->streak < AHEAD_STREAK) {
+	/* A sparse reader has a streak now and then (10% of the files, read in path order, has
+	 * four neighbours in a row once in 20 versions of 600 files): it must be long, and
+	 * twice as long as the reader's jumps ahead so far, to look like one going through it
+	 * all. */
+	if (a->streak < AHEAD_STREAK || (uint64_t)a->streak < 2 * (uint64_t)a->jumps) {
 		pthread_mutex_unlock(&a->lock);
 		return -ENOENT; /* lazy: this object alone */
 	}
