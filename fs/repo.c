@@ -354,7 +354,8 @@ static void keep_current(struct fs_repo *r)
 	struct current c = {0};
 	struct store_prune_report rep = {0};
 	char line[1400], text[1200];
-	uint8_t key[VERIFY_HASH_LEN], *none = NULL;
+	static const uint8_t empty[1];
+	uint8_t key[VERIFY_HASH_LEN], list[VERIFY_HASH_LEN], *kept = NULL;
 	int64_t until = 0;
 	time_t now = 0, expire;
 	size_t len;
@@ -363,13 +364,19 @@ static void keep_current(struct fs_repo *r)
 
 	/* The store already holds what this same verified state signs (a remount, a refresh
 	 * that brought nothing new): nothing to walk. The mark is written only after a walk
-	 * without failures, and holds until a delegated role of the state expires. */
+	 * without failures, holds until a delegated role of the state expires, and says what
+	 * list that walk gave the store: another process of the store (a walk of another state)
+	 * may have replaced the list since. */
 	keyed = !store_readonly(r->store) && fs_repo_state_key(r, "kept", key, &now, NULL) == 0;
 	if (keyed) {
-		ret = store_catalog_open(r->store, key, &none, &len, &until);
-		free(none);
-		if (ret == 0 && now < until)
+		ret = store_catalog_open(r->store, key, &kept, &len, &until);
+		if (ret == 0 && now < until && len == VERIFY_HASH_LEN &&
+		    store_repo_current_digest(r->store, r->id, list) == 0 &&
+		    memcmp(kept, list, VERIFY_HASH_LEN) == 0) {
+			free(kept);
 			return;
+		}
+		free(kept);
 		if (ret == STORK_EBADHASH) {
 			snprintf(line, sizeof(line), "%s: refused, listing the versions again",
 				 stork_error_detail());
@@ -380,8 +387,9 @@ static void keep_current(struct fs_repo *r)
 	if (ret == 0 && !store_readonly(r->store))
 		ret = store_repo_current(r->store, r->id, (const uint8_t(*)[VERIFY_HASH_LEN])c.ids,
 					 c.n, (const char *const *)c.roles, c.nroles, &rep);
-	if (ret == 0 && keyed && fs_repo_state_key(r, "kept", key, NULL, &expire) == 0)
-		store_catalog_save(r->store, key, "", 0, (int64_t)expire);
+	if (ret == 0 && keyed && fs_repo_state_key(r, "kept", key, NULL, &expire) == 0 &&
+	    verify_sha256(c.n ? (const void *)c.ids : empty, c.n * VERIFY_HASH_LEN, list) == 0)
+		store_catalog_save(r->store, key, list, sizeof(list), (int64_t)expire);
 	if (ret < 0) {
 		snprintf(line, sizeof(line), "keeping the current versions' manifests: %s",
 			 stork_error_text(NULL, ret, text, sizeof(text)));

@@ -13,15 +13,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "store/node.h"
 
-#define CATALOGS_DIR   "catalogs"
-#define CATALOG_MAGIC  "storkca1"
-#define CATALOG_HEAD   64
-#define CATALOG_MAX_MB 256
-#define CATALOGS_MAX   16
+#define CATALOGS_DIR	"catalogs"
+#define CATALOG_MAGIC	"storkca1"
+#define CATALOG_HEAD	64
+#define CATALOG_MAX_MB	256
+#define CATALOGS_MAX	16
+#define CATALOG_TMP_AGE 3600 /* seconds: a temporary file this old is a killed writer's */
 
 struct catalog_head {
 	char magic[8];
@@ -134,7 +136,9 @@ out:
 }
 
 /* Keep the CATALOGS_MAX most recently written catalogs (one a repository state and view: a
- * node rarely needs more than its mounts' current ones). */
+ * node rarely needs more than its mounts' current ones), and remove the temporary files of
+ * writers killed before their rename ("<64 hex>.<pid>.<n>") once they are an hour old (a
+ * younger one may be another writer's in flight). */
 static void catalogs_prune(struct store *s)
 {
 	struct old {
@@ -143,6 +147,7 @@ static void catalogs_prune(struct store *s)
 	} keep[CATALOGS_MAX + 1];
 	size_t n = 0;
 	struct dirent *de;
+	time_t now = time(NULL);
 	DIR *dir;
 	int fd;
 
@@ -156,11 +161,17 @@ static void catalogs_prune(struct store *s)
 	}
 	while ((de = readdir(dir))) {
 		struct stat st;
-		size_t i;
+		size_t i, nlen = strlen(de->d_name);
 
-		if (strlen(de->d_name) != VERIFY_HASH_HEX - 1 ||
+		if (nlen < VERIFY_HASH_HEX - 1 ||
 		    fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			continue;
+		if (nlen > VERIFY_HASH_HEX - 1) {
+			if (de->d_name[VERIFY_HASH_HEX - 1] == '.' && S_ISREG(st.st_mode) &&
+			    st.st_mtime < now - CATALOG_TMP_AGE)
+				unlinkat(fd, de->d_name, 0);
+			continue;
+		}
 		/* Insert by age, newest first; what falls off the end is removed. */
 		for (i = n; i > 0 && keep[i - 1].mtime < (int64_t)st.st_mtime; i--)
 			keep[i] = keep[i - 1];

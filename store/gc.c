@@ -278,6 +278,23 @@ int store_repo_current(struct store *s, const char *repo, const uint8_t (*ids)[V
 	return 0;
 }
 
+int store_repo_current_digest(struct store *s, const char *repo,
+			      uint8_t ret_digest[VERIFY_HASH_LEN])
+{
+	static const uint8_t none[1];
+	struct node_pinset p = {0};
+	int r;
+
+	if (!repo || !*repo || strlen(repo) > 255 || strchr(repo, '/'))
+		return -EINVAL;
+	r = node_idset_get(s, REPODIR, repo, &p);
+	if (r == 0)
+		r = verify_sha256(p.n ? (const void *)p.ids : none, p.n * VERIFY_HASH_LEN,
+				  ret_digest);
+	node_pins_fini(&p);
+	return r;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Collecting objects. */
 

@@ -287,6 +287,9 @@ int node_idset_write(struct store *s, const char *dname, const char *name,
 		     const uint8_t (*ids)[VERIFY_HASH_LEN], size_t n);
 /** The union of every set in STOREDIR/dname (none: empty). @return as node_pins_load. */
 int node_idset_load(struct store *s, const char *dname, struct node_pinset *ret);
+/** The set dname/name alone, its ids in the file's order (not sorted, as written). @return 0;
+ * -ENOENT; STORK_EFORMAT (detail); -ENOMEM; -errno. */
+int node_idset_get(struct store *s, const char *dname, const char *name, struct node_pinset *ret);
 /** Whether p (may be NULL) holds id. */
 bool node_pins_has(const struct node_pinset *p, const uint8_t id[VERIFY_HASH_LEN]);
 

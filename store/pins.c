@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -267,6 +268,28 @@ int node_idset_load(struct store *s, const char *dname, struct node_pinset *ret)
 				memmove(p.ids[k++], p.ids[i], VERIFY_HASH_LEN);
 		p.n = k;
 	}
+	*ret = p;
+	return 0;
+}
+
+int node_idset_get(struct store *s, const char *dname, const char *name, struct node_pinset *ret)
+{
+	struct node_pinset p = {0};
+	char path[PATH_MAX];
+	size_t cap = 0;
+	int fd, r;
+
+	snprintf(path, sizeof(path), "%s/%s", dname, name);
+	fd = openat(s->dirfd, path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	r = load_one(s, dname, fd, name, &p, &cap);
+	close(fd);
+	if (r < 0) {
+		node_pins_fini(&p);
+		return r;
+	}
+	p.owners = 1;
 	*ret = p;
 	return 0;
 }

@@ -500,6 +500,16 @@ int store_evict(struct store *s, uint64_t target, uint64_t *ret_freed)
 	return r;
 }
 
+/* Objects wait for their group sync (pending.c): index them now, so that they can be evicted.
+ * @return whether some were waiting and are indexed now. */
+static bool pending_flushed(struct store *s)
+{
+	uint64_t bytes, objects;
+
+	node_pending_usage(s->env, &bytes, &objects);
+	return objects && node_pending_flush(s->env) == 0;
+}
+
 static uint64_t low_mark(uint64_t quota)
 {
 	return quota / 100 * STORE_QUOTA_LOW_PERCENT + quota % 100 * STORE_QUOTA_LOW_PERCENT / 100;
@@ -555,12 +565,9 @@ void node_quota_inserted(struct store *s, const struct node_index_item *items, s
 	pthread_mutex_unlock(&q->lock);
 	r = evict(s, low_mark(quota), items, n, &u, &freed);
 	if (r == 0 && u.bytes - freed > quota) {
-		uint64_t pending, objects;
-
 		/* Still above: what could go waits for its group sync (a reader faster than the
 		 * sync): index it now and evict again. */
-		node_pending_usage(s->env, &pending, &objects);
-		if (pending && node_pending_flush(s->env) == 0)
+		if (pending_flushed(s))
 			r = evict(s, low_mark(quota), items, n, &u, &freed);
 	}
 	if (r == 0) {
@@ -622,6 +629,14 @@ int store_make_room(struct store *s, uint64_t need, const char *what)
 		if (target > low_mark(u.quota))
 			target = low_mark(u.quota);
 		r = evict(s, target, NULL, 0, &u, &freed);
+		/* Not enough could go: what this process stored waits for its group sync (a
+		 * reader faster than the sync): index it now and evict again. */
+		if (r == 0 && u.bytes - freed > target && pending_flushed(s)) {
+			uint64_t more = 0;
+
+			r = evict(s, target, NULL, 0, &u, &more);
+			freed += more;
+		}
 	}
 	pthread_mutex_unlock(&s->quota->evicting);
 	if (r < 0)

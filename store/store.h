@@ -289,6 +289,11 @@ struct store_prune_report {
 int store_repo_current(struct store *s, const char *repo, const uint8_t (*ids)[VERIFY_HASH_LEN],
 		       size_t n, const char *const *roles, size_t nroles,
 		       struct store_prune_report *ret);
+/** What repo's list (store_repo_current) holds now, as the SHA-256 of its ids in the order
+ * given (32 bytes each): a caller that wrote a list tells whether another writer replaced it
+ * since. @return 0; -ENOENT (no list); STORK_EFORMAT (detail); -ENOMEM; -errno. */
+int store_repo_current_digest(struct store *s, const char *repo,
+			      uint8_t ret_digest[VERIFY_HASH_LEN]);
 
 struct store_gc_report {
 	uint64_t objects;	    /* indexed objects looked at */

@@ -40,6 +40,7 @@ void client_roles_clear(struct verify_client *c)
 	free(c->roles);
 	c->roles = NULL;
 	c->nroles = 0;
+	c->pinned_expires = 0;
 }
 
 /* Forget the roles whose loading failed, so that they are tried again (the transport may be
@@ -658,6 +659,9 @@ int verify_client_state_id(const struct verify_client *c, uint8_t ret_id[VERIFY_
 	for (size_t i = 0; i < c->nroles; i++)
 		if (c->roles[i].m && c->roles[i].m->expires < least)
 			least = c->roles[i].m->expires;
+	/* A pinned role is not kept with the delegated ones, its expiry is. */
+	if (c->pinned_expires && c->pinned_expires < least)
+		least = c->pinned_expires;
 	if (verify_sha256(buf, sizeof(buf), ret_id) < 0)
 		return -ENOMEM;
 	if (ret_now)

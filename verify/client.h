@@ -40,6 +40,9 @@ struct verify_client {
 	char *targets_keyid; /* a key whose signature counted on targets */
 	struct client_role *roles;
 	size_t nroles;
+	/* The earliest expiry of the pinned roles (a policy's keys, verify/decide.c) loaded since
+	 * the roles were last cleared, 0 when none: verify_client_state_id's too. */
+	time_t pinned_expires;
 
 	/* Auditing old versions (verify_client_audit_file): the pinned root's bytes, and the
 	 * older roots and delegating roles audited so far, whose keys older files may carry. */

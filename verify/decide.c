@@ -158,6 +158,10 @@ static int load_pinned(struct verify_client *c, const struct verify_source *src,
 	if (r < 0)
 		goto out;
 	r = 0;
+	/* What is derived from this walk holds until this role expires too
+	 * (verify_client_state_id). */
+	if (!c->pinned_expires || m->expires < c->pinned_expires)
+		c->pinned_expires = m->expires;
 	*ret_keyid = keyid;
 	*ret_m = m;
 	m = NULL;

@@ -205,7 +205,8 @@ int verify_client_role_info(const struct verify_client *c, const char *role, uin
  * and until a role expires, list the same targets: derived data (a mount's catalog) can be
  * kept under this id. @param[out] ret_now (optional) the clock every expiry check uses;
  * ret_roles_expire (optional) the earliest expiry among the delegated roles loaded so far
- * (after a complete walk: all of them), VERIFY_NO_EXPIRY when none is. @return 0; -ENOENT
+ * (after a complete walk: all of them), pinned roles a policy loaded too (verify_client_decide,
+ * verify_client_each_accepted), VERIFY_NO_EXPIRY when none is. @return 0; -ENOENT
  * when c holds no usable state; -ENOMEM. */
 #define VERIFY_NO_EXPIRY ((time_t)INT64_MAX)
 int verify_client_state_id(const struct verify_client *c, uint8_t ret_id[VERIFY_HASH_LEN],

@@ -132,6 +132,38 @@ START_TEST(catalogs_keep_the_16_most_recently_written)
 }
 END_TEST
 
+/* A writer killed between its temporary file and the rename leaves "<key>.<pid>.<n>": the next
+ * save removes it once it is an hour old (a younger one may be another writer's in flight). */
+START_TEST(catalogs_a_killed_writers_file_goes)
+{
+	struct store *s = open_store();
+	struct timespec old[2] = {{1000000, 0}, {1000000, 0}};
+	uint8_t key[VERIFY_HASH_LEN];
+	char path[600], stale[700], young[700];
+	int fd;
+
+	memset(key, 7, sizeof(key));
+	ck_assert_int_eq(store_catalog_save(s, key, "x", 1, 0), 0);
+	file_of(key, path, sizeof(path));
+	snprintf(stale, sizeof(stale), "%s.4242.1", path);
+	snprintf(young, sizeof(young), "%s.4243.1", path);
+	fd = open(stale, O_WRONLY | O_CREAT | O_EXCL, 0644);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, "cut", 3), 3);
+	close(fd);
+	ck_assert_int_eq(utimensat(AT_FDCWD, stale, old, 0), 0);
+	fd = open(young, O_WRONLY | O_CREAT | O_EXCL, 0644);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	memset(key, 8, sizeof(key));
+	ck_assert_int_eq(store_catalog_save(s, key, "y", 1, 0), 0);
+	ck_assert_msg(access(stale, F_OK) < 0 && errno == ENOENT,
+		      "%s, left by a killed writer in 1970, is still there", stale);
+	ck_assert_msg(access(young, F_OK) == 0, "%s, a writer's in flight, was removed", young);
+	store_close(s);
+}
+END_TEST
+
 TCase *tcase_store_catalog(void)
 {
 	TCase *tc = tcase_create("store_catalog");
@@ -139,5 +171,6 @@ TCase *tcase_store_catalog(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, catalog_saved_reads_back_whole_and_damage_is_refused);
 	tcase_add_test(tc, catalogs_keep_the_16_most_recently_written);
+	tcase_add_test(tc, catalogs_a_killed_writers_file_goes);
 	return tc;
 }

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# The mark that the store holds a verified state's versions (the catalog view "kept", fs/README.md
+# "Catalog index") must not outlive the store's list of current versions (store/README.md
+# "Garbage collection", repos/<repo>): another process of the same store can rewrite that list
+# after the mark was written. Two mounts of one repository share a store; mount B's mirror is
+# slow to send alice's role, so B's walk of the state it verified (a 1.0) is still running when
+# alice publishes a 2.0 and mount A (a fast mirror) verifies the new state, walks it, lists,
+# reads a 2.0 and marks the new state kept. B's walk then ends and writes its older list (a 1.0
+# only). A's remount over the same new state must notice the list is not the one it marked and
+# walk again: after it the store's list names a 1.0 and a 2.0 (stork gc keeps what it lists).
+# Both daemons run without -f, as users run them.
+. "$(dirname "$0")/lib.sh"
+
+need python3 nginx
+need_fuse
+
+make_repo
+mkdir -p "$T/src1" "$T/src2"
+rnd 1 100000 >"$T/src1/f"
+rnd 2 100000 >"$T/src2/f"
+publish a 1.0 "$T/src1" --quiet
+start_nginx "$REPO"
+start_faultserver "$REPO"
+fault_set '[{"match": "^/metadata/[0-9]+\\.alice\\.json$", "fault": "delay", "seconds": 8}]'
+STORE=$T/store
+
+# mount_bg MNT URL: storkfs without -f (it returns once the mount is ready); sets PID.
+mount_bg() {
+	mkdir -p "$1"
+	_MOUNTS+=("$1")
+	timeout 60 "$STORKFS" -o "root=$ROOT,store=$STORE,timeout=30,refresh=3600" "$2" "$1" \
+		2>"$T/mount.err" || {
+		cat "$T/mount.err" >&2
+		fail "storkfs did not mount $1"
+	}
+	PID=$(xattr "$1" user.storkfs.status | python3 -c 'import json, sys; print(json.load(sys.stdin)["pid"])')
+	running "$PID" || fail "the daemon of $1 ($PID) is not running"
+}
+
+# B: verifies the state of a 1.0, then waits 8 s for alice (a fetch that sends nothing for 10 s fails)'s role in its walk.
+mount_bg "$T/b" "$FAULT_URL" &
+B_JOB=$!
+for _ in $(seq 100); do
+	[ "$(fault_requests '^GET /metadata/[0-9]+\.targets\.json ')" -ge 1 ] && break
+	sleep 0.1
+done
+[ "$(fault_requests '^GET /metadata/[0-9]+\.targets\.json ')" -ge 1 ] || fail "mount B did not verify the repository's targets"
+sleep 1
+
+publish a 2.0 "$T/src2" --quiet
+t0=$(date +%s)
+mount_bg "$T/a" "$NGINX_URL"
+PID_A=$PID
+[ "$(ls "$T/a/a" | tr '\n' ' ')" = "1.0 2.0 latest " ] || fail "mount A lists a: '$(ls "$T/a/a" | tr '\n' ' ')', want '1.0 2.0 latest '"
+cmp -s "$T/src1/f" "$T/a/a/1.0/f" || fail "a/1.0/f does not read as published"
+cmp -s "$T/src2/f" "$T/a/a/2.0/f" || fail "a/2.0/f does not read as published"
+[ $(($(date +%s) - t0)) -lt 7 ] || fail "mount A took too long: B's walk may have ended first (raise the delay)"
+wait "$B_JOB" || fail "mount B failed"
+PID_B=$(xattr "$T/b" user.storkfs.status | python3 -c 'import json, sys; print(json.load(sys.stdin)["pid"])')
+pass "B walked the state of a 1.0 while A verified, walked and read that of a 2.0"
+unmount_storkfs "$T/a" "$PID_A"
+unmount_storkfs "$T/b" "$PID_B"
+
+# list_has WHAT VERSION: the store's list of the repository's current versions names a VERSION.
+list_has() {
+	local id
+	id=$(sha256sum "$(manifest_file a "$2")" | cut -d' ' -f1)
+	grep -qx "$id" "$STORE"/repos/* || fail "$1: the store's list of current versions (repos/) does not name a $2's manifest $id"
+}
+list_has "after B's walk ended (the race this test makes)" 1.0
+if grep -qx "$(sha256sum "$(manifest_file a 2.0)" | cut -d' ' -f1)" "$STORE"/repos/*; then
+	fail "B's walk did not end after A's: the test did not make its race"
+fi
+pass "B's older walk replaced the list A wrote: it names a 1.0 only"
+
+mount_bg "$T/a" "$NGINX_URL"
+[ "$(ls "$T/a/a" | tr '\n' ' ')" = "1.0 2.0 latest " ] || fail "A's remount lists a: '$(ls "$T/a/a" | tr '\n' ' ')', want '1.0 2.0 latest '"
+unmount_storkfs "$T/a" "$PID"
+list_has "after A's remount over the state of a 2.0" 1.0
+list_has "after A's remount over the state of a 2.0 (its mark of that state must not hide B's older list)" 2.0
+pass "A's remount walked again: the store's list names a 1.0 and a 2.0"
+done_ok
