@@ -307,6 +307,7 @@ static int list_with(struct fs_repo *r, const struct verify_policy *p, bool own,
 /* The versions the metadata signs now, for the store (store_repo_current). */
 struct current {
 	uint8_t (*ids)[VERIFY_HASH_LEN];
+	uint64_t *lens; /* each manifest's signed length */
 	size_t n, cap;
 	char **roles;
 	size_t nroles;
@@ -324,8 +325,13 @@ static int current_fn(void *ctx, const struct verify_target *t)
 		if (!grown)
 			return -ENOMEM;
 		c->ids = grown;
+		grown = realloc(c->lens, cap * sizeof(*c->lens));
+		if (!grown)
+			return -ENOMEM;
+		c->lens = grown;
 		c->cap = cap;
 	}
+	c->lens[c->n] = t->length;
 	memcpy(c->ids[c->n++], t->hash, VERIFY_HASH_LEN);
 	for (i = 0; t->role && i < c->nroles; i++)
 		if (!strcmp(c->roles[i], t->role))
@@ -344,6 +350,30 @@ static int current_fn(void *ctx, const struct verify_target *t)
 	return 0;
 }
 
+static int object_read(struct fs_repo *r, const uint8_t id[VERIFY_HASH_LEN], uint64_t len,
+		       uint8_t **ret_buf);
+
+/* Every listed manifest the store holds as an object (kept for peers) is in its index too: an
+ * older state's walk, ended after the one that indexed it, may have dropped it (store/README.md
+ * "Garbage collection"). The index checks the bytes against the id. */
+static void index_current(struct fs_repo *r, const struct current *c)
+{
+	uint8_t *buf = NULL;
+	size_t len;
+
+	for (size_t i = 0; i < c->n; i++) {
+		if (store_manifest_get(r->store, c->ids[i], &buf, &len) == 0) {
+			free(buf);
+			continue;
+		}
+		if (object_read(r, c->ids[i], c->lens[i], &buf) == 0) {
+			store_manifest_put(r->store, c->ids[i], buf, (size_t)c->lens[i]);
+			free(buf);
+		}
+		stork_error_clear();
+	}
+}
+
 /* After a refresh that verified: tell the store which manifests the repository signs now, so
  * that it drops the manifests and role files of versions that are gone and stork gc knows
  * what to keep (store/README.md "Bounded metadata"). Every version the repository's own
@@ -352,6 +382,7 @@ static int current_fn(void *ctx, const struct verify_target *t)
 static void keep_current(struct fs_repo *r)
 {
 	struct current c = {0};
+	struct store_state state = {0};
 	struct store_prune_report rep = {0};
 	char line[1400], text[1200];
 	static const uint8_t empty[1];
@@ -383,10 +414,25 @@ static void keep_current(struct fs_repo *r)
 			log_line(r, line);
 		}
 	}
-	ret = list_with(r, NULL, false, current_fn, &c);
+	pthread_mutex_lock(&r->lock);
+	ret = verify_client_role_info(r->client, "root", &state.root, &expire);
+	if (ret == 0)
+		ret = verify_client_role_info(r->client, "snapshot", &state.snapshot, &expire);
+	pthread_mutex_unlock(&r->lock);
+	if (ret == 0)
+		ret = list_with(r, NULL, false, current_fn, &c);
 	if (ret == 0 && !store_readonly(r->store))
-		ret = store_repo_current(r->store, r->id, (const uint8_t(*)[VERIFY_HASH_LEN])c.ids,
-					 c.n, (const char *const *)c.roles, c.nroles, &rep);
+		ret = store_repo_current(r->store, r->id, &state,
+					 (const uint8_t(*)[VERIFY_HASH_LEN])c.ids, c.n,
+					 (const char *const *)c.roles, c.nroles, &rep);
+	if (ret == 1) {
+		/* A walk of a newer state (another process of the store) wrote the list. */
+		snprintf(line, sizeof(line), "%s", stork_error_detail());
+		log_line(r, line);
+		stork_error_clear();
+	}
+	if (ret == 0 && !store_readonly(r->store))
+		index_current(r, &c);
 	if (ret == 0 && keyed && fs_repo_state_key(r, "kept", key, NULL, &expire) == 0 &&
 	    verify_sha256(c.n ? (const void *)c.ids : empty, c.n * VERIFY_HASH_LEN, list) == 0)
 		store_catalog_save(r->store, key, list, sizeof(list), (int64_t)expire);
@@ -399,6 +445,7 @@ static void keep_current(struct fs_repo *r)
 		free(c.roles[i]);
 	free(c.roles);
 	free(c.ids);
+	free(c.lens);
 }
 
 int fs_repo_refresh(struct fs_repo *r)

@@ -22,15 +22,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "store/node.h"
 #include "verify/manifest.h"
 
-#define REPODIR "repos"
-#define GCLOCK	"gc.lock"
-#define BATCH	256
+#define REPODIR	     "repos"
+#define GCLOCK	     "gc.lock"
+#define BATCH	     256
+#define STATE_SUFFIX ".state"
 
 static int64_t now_ms(void)
 {
@@ -250,12 +252,120 @@ static int drop_roles(struct store *s, const char *repo, const char *const *role
 	return r;
 }
 
-int store_repo_current(struct store *s, const char *repo, const uint8_t (*ids)[VERIFY_HASH_LEN],
-		       size_t n, const char *const *roles, size_t nroles,
-		       struct store_prune_report *ret)
+/* ------------------------------------------------------------------------------------------ */
+/* The verified state a list was written from: repos/.<repo>.state, one line "root R snapshot
+ * S\n" (the versions of the trusted root and snapshot of the walk that wrote the list). */
+
+static bool state_older(const struct store_state *a, const struct store_state *b)
+{
+	return a->root < b->root || (a->root == b->root && a->snapshot < b->snapshot);
+}
+
+/* What wrote the list: 0; -ENOENT when none is recorded or the record is unreadable (then
+ * the next walk writes both again). */
+static int state_read(int dirfd, const char *repo, struct store_state *ret)
+{
+	char name[300], buf[128];
+	unsigned long long root, snap;
+	ssize_t len;
+	int fd;
+
+	snprintf(name, sizeof(name), ".%s" STATE_SUFFIX, repo);
+	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -ENOENT;
+	len = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (len <= 0)
+		return -ENOENT;
+	buf[len] = '\0';
+	if (sscanf(buf, "root %llu snapshot %llu\n", &root, &snap) != 2)
+		return -ENOENT;
+	ret->root = root;
+	ret->snapshot = snap;
+	return 0;
+}
+
+static int state_write(struct store *s, int dirfd, const char *repo, const struct store_state *st)
+{
+	char name[300], tmp[320], buf[128];
+	int fd = -1, r = 0, len;
+	ssize_t n;
+
+	snprintf(name, sizeof(name), ".%s" STATE_SUFFIX, repo);
+	snprintf(tmp, sizeof(tmp), "%s.%ld", name, (long)getpid());
+	len = snprintf(buf, sizeof(buf), "root %llu snapshot %llu\n", (unsigned long long)st->root,
+		       (unsigned long long)st->snapshot);
+	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd < 0)
+		r = -errno;
+	if (r == 0 && (n = write(fd, buf, (size_t)len)) != len)
+		r = n < 0 ? -errno : -EIO;
+	if (r == 0 && fsync(fd) < 0)
+		r = -errno;
+	if (fd >= 0)
+		close(fd);
+	if (r == 0 && renameat(dirfd, tmp, dirfd, name) < 0)
+		r = -errno;
+	if (r == 0)
+		r = node_sync_dir(dirfd);
+	if (r < 0) {
+		unlinkat(dirfd, tmp, 0);
+		stork_errorf("%s/" REPODIR "/%s: cannot write: %s", s->dir, name, strerror(-r));
+	}
+	return r;
+}
+
+/* Write repo's list unless the one in place was written from a newer verified state, under
+ * the repository's lock (repos/.<repo>.lock): @return 0 (written); 1 (a newer state's list
+ * stays, *ret_kept says which); -errno. */
+static int list_write(struct store *s, const char *repo, const struct store_state *st,
+		      const uint8_t (*ids)[VERIFY_HASH_LEN], size_t n, struct store_state *ret_kept)
 {
 	static const uint8_t none[1][VERIFY_HASH_LEN];
+	char name[300];
+	int dirfd = -1, lockfd = -1, r;
+
+	r = node_mkdir_mode(s->dirfd, REPODIR, 0755);
+	if (r < 0) {
+		stork_errorf("%s/" REPODIR ": cannot create: %s", s->dir, strerror(-r));
+		return r;
+	}
+	dirfd = openat(s->dirfd, REPODIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dirfd < 0) {
+		r = -errno;
+		stork_errorf("%s/" REPODIR ": %s", s->dir, strerror(-r));
+		return r;
+	}
+	snprintf(name, sizeof(name), ".%s.lock", repo);
+	lockfd = openat(dirfd, name, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (lockfd < 0 || flock(lockfd, LOCK_EX) < 0) {
+		r = -errno;
+		stork_errorf("%s/" REPODIR "/%s: cannot lock: %s", s->dir, name, strerror(-r));
+		goto out;
+	}
+	if (state_read(dirfd, repo, ret_kept) == 0 && state_older(st, ret_kept)) {
+		r = 1;
+		goto out;
+	}
+	/* The state first: a crash between the two leaves a list that a walk of that state (or
+	 * a newer one) writes again, never an older state's list that looks new. */
+	r = state_write(s, dirfd, repo, st);
+	if (r == 0)
+		r = node_idset_write(s, REPODIR, repo, n ? ids : none, n);
+out:
+	if (lockfd >= 0)
+		close(lockfd); /* the flock goes with it */
+	close(dirfd);
+	return r;
+}
+
+int store_repo_current(struct store *s, const char *repo, const struct store_state *state,
+		       const uint8_t (*ids)[VERIFY_HASH_LEN], size_t n, const char *const *roles,
+		       size_t nroles, struct store_prune_report *ret)
+{
 	struct store_prune_report rep = {0};
+	struct store_state kept = {0};
 	int r;
 
 	if (!repo || !*repo || strlen(repo) > 255 || strchr(repo, '/')) {
@@ -263,7 +373,19 @@ int store_repo_current(struct store *s, const char *repo, const uint8_t (*ids)[V
 			     s->dir);
 		return -EINVAL;
 	}
-	r = node_idset_write(s, REPODIR, repo, n ? ids : none, n);
+	r = list_write(s, repo, state, ids, n, &kept);
+	if (r == 1) {
+		/* An older state's walk, ended after a newer one's: it neither replaces the list
+		 * nor drops what the newer state keeps (its manifests, its roles' files). */
+		if (ret)
+			*ret = rep;
+		stork_errorf("%s/" REPODIR "/%s: kept, written from a newer verified state (root "
+			     "%llu, snapshot %llu) than this walk's (root %llu, snapshot %llu)",
+			     s->dir, repo, (unsigned long long)kept.root,
+			     (unsigned long long)kept.snapshot, (unsigned long long)state->root,
+			     (unsigned long long)state->snapshot);
+		return 1;
+	}
 	if (r == 0)
 		r = drop_manifests(s, &rep.manifests);
 	if (r == 0)
@@ -318,6 +440,55 @@ static int refs_add(struct refs *r, const uint8_t id[VERIFY_HASH_LEN])
 	return 0;
 }
 
+/* A listed manifest's bytes: the index's copy, else the object the node keeps of it (for its
+ * peers), checked against its name and indexed again. A manifest drops out of the index when
+ * no list names it, and a list can name it again later (a walk of a newer state): its object
+ * must not then be judged unreferenced. @return 0; -ENOENT (the store holds neither). */
+static int manifest_bytes(struct store *s, const uint8_t id[VERIFY_HASH_LEN], uint8_t **ret_buf,
+			  size_t *ret_len)
+{
+	uint8_t *buf = NULL, got[VERIFY_HASH_LEN];
+	struct stat st;
+	size_t len = 0;
+	ssize_t n;
+	int fd = -1, r;
+
+	r = store_manifest_get(s, id, ret_buf, ret_len);
+	if (r != -ENOENT)
+		return r;
+	stork_error_clear();
+	if (store_object_open(s, id, &fd) < 0) {
+		stork_error_clear();
+		return -ENOENT;
+	}
+	r = -ENOENT;
+	if (fstat(fd, &st) < 0 || st.st_size > VERIFY_MAX_MANIFEST_LEN)
+		goto out;
+	buf = malloc(st.st_size ? (size_t)st.st_size : 1);
+	if (!buf) {
+		r = -ENOMEM;
+		goto out;
+	}
+	while (len < (size_t)st.st_size) {
+		n = pread(fd, buf + len, (size_t)st.st_size - len, (off_t)len);
+		if (n <= 0)
+			goto out;
+		len += (size_t)n;
+	}
+	if (verify_sha256(buf, len, got) < 0 || memcmp(got, id, VERIFY_HASH_LEN) != 0)
+		goto out;
+	if (store_manifest_put(s, id, buf, len) < 0)
+		stork_error_clear(); /* read from the object again next time */
+	*ret_buf = buf;
+	*ret_len = len;
+	buf = NULL;
+	r = 0;
+out:
+	free(buf);
+	close(fd);
+	return r;
+}
+
 /* Every object the listed manifests reference, and the manifests' own objects. */
 static int referenced(struct store *s, const struct node_pinset *lists, struct refs *refs,
 		      uint64_t *ret_unknown)
@@ -332,7 +503,7 @@ static int referenced(struct store *s, const struct node_pinset *lists, struct r
 		r = refs_add(refs, lists->ids[i]);
 		if (r < 0)
 			break;
-		r = store_manifest_get(s, lists->ids[i], &buf, &len);
+		r = manifest_bytes(s, lists->ids[i], &buf, &len);
 		if (r == -ENOENT) {
 			(*ret_unknown)++; /* never read here: none of its objects either */
 			r = 0;
