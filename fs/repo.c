@@ -307,7 +307,6 @@ static int list_with(struct fs_repo *r, const struct verify_policy *p, bool own,
 /* The versions the metadata signs now, for the store (store_repo_current). */
 struct current {
 	uint8_t (*ids)[VERIFY_HASH_LEN];
-	uint64_t *lens; /* each manifest's signed length */
 	size_t n, cap;
 	char **roles;
 	size_t nroles;
@@ -325,13 +324,8 @@ static int current_fn(void *ctx, const struct verify_target *t)
 		if (!grown)
 			return -ENOMEM;
 		c->ids = grown;
-		grown = realloc(c->lens, cap * sizeof(*c->lens));
-		if (!grown)
-			return -ENOMEM;
-		c->lens = grown;
 		c->cap = cap;
 	}
-	c->lens[c->n] = t->length;
 	memcpy(c->ids[c->n++], t->hash, VERIFY_HASH_LEN);
 	for (i = 0; t->role && i < c->nroles; i++)
 		if (!strcmp(c->roles[i], t->role))
@@ -348,30 +342,6 @@ static int current_fn(void *ctx, const struct verify_target *t)
 		c->nroles++;
 	}
 	return 0;
-}
-
-static int object_read(struct fs_repo *r, const uint8_t id[VERIFY_HASH_LEN], uint64_t len,
-		       uint8_t **ret_buf);
-
-/* Every listed manifest the store holds as an object (kept for peers) is in its index too: an
- * older state's walk, ended after the one that indexed it, may have dropped it (store/README.md
- * "Garbage collection"). The index checks the bytes against the id. */
-static void index_current(struct fs_repo *r, const struct current *c)
-{
-	uint8_t *buf = NULL;
-	size_t len;
-
-	for (size_t i = 0; i < c->n; i++) {
-		if (store_manifest_get(r->store, c->ids[i], &buf, &len) == 0) {
-			free(buf);
-			continue;
-		}
-		if (object_read(r, c->ids[i], c->lens[i], &buf) == 0) {
-			store_manifest_put(r->store, c->ids[i], buf, (size_t)c->lens[i]);
-			free(buf);
-		}
-		stork_error_clear();
-	}
 }
 
 /* After a refresh that verified: tell the store which manifests the repository signs now, so
@@ -431,8 +401,6 @@ static void keep_current(struct fs_repo *r)
 		log_line(r, line);
 		stork_error_clear();
 	}
-	if (ret == 0 && !store_readonly(r->store))
-		index_current(r, &c);
 	if (ret == 0 && keyed && fs_repo_state_key(r, "kept", key, NULL, &expire) == 0 &&
 	    verify_sha256(c.n ? (const void *)c.ids : empty, c.n * VERIFY_HASH_LEN, list) == 0)
 		store_catalog_save(r->store, key, list, sizeof(list), (int64_t)expire);
@@ -445,7 +413,6 @@ static void keep_current(struct fs_repo *r)
 		free(c.roles[i]);
 	free(c.roles);
 	free(c.ids);
-	free(c.lens);
 }
 
 int fs_repo_refresh(struct fs_repo *r)

@@ -252,6 +252,95 @@ static int drop_roles(struct store *s, const char *repo, const char *const *role
 	return r;
 }
 
+/* A listed manifest's bytes: the index's copy, else the object the node keeps of it (for its
+ * peers), checked against its name and indexed again. A manifest drops out of the index when
+ * no list names it, and a list can name it again later (a walk of a newer state): its object
+ * must not then be judged unreferenced. @return 0; -ENOENT (the store holds neither). */
+static int manifest_bytes(struct store *s, const uint8_t id[VERIFY_HASH_LEN], uint8_t **ret_buf,
+			  size_t *ret_len)
+{
+	uint8_t *buf = NULL, got[VERIFY_HASH_LEN];
+	struct stat st;
+	size_t len = 0;
+	ssize_t n;
+	int fd = -1, r;
+
+	r = store_manifest_get(s, id, ret_buf, ret_len);
+	if (r != -ENOENT)
+		return r;
+	stork_error_clear();
+	if (store_object_open(s, id, &fd) < 0) {
+		stork_error_clear();
+		return -ENOENT;
+	}
+	r = -ENOENT;
+	if (fstat(fd, &st) < 0 || st.st_size > VERIFY_MAX_MANIFEST_LEN)
+		goto out;
+	buf = malloc(st.st_size ? (size_t)st.st_size : 1);
+	if (!buf) {
+		r = -ENOMEM;
+		goto out;
+	}
+	while (len < (size_t)st.st_size) {
+		n = pread(fd, buf + len, (size_t)st.st_size - len, (off_t)len);
+		if (n <= 0)
+			goto out;
+		len += (size_t)n;
+	}
+	if (verify_sha256(buf, len, got) < 0 || memcmp(got, id, VERIFY_HASH_LEN) != 0)
+		goto out;
+	if (store_manifest_put(s, id, buf, len) < 0)
+		stork_error_clear(); /* read from the object again next time */
+	*ret_buf = buf;
+	*ret_len = len;
+	buf = NULL;
+	r = 0;
+out:
+	free(buf);
+	close(fd);
+	return r;
+}
+
+struct unindexed_ctx {
+	const uint8_t (*ids)[VERIFY_HASH_LEN];
+	size_t n;
+	bool *missing;
+};
+
+static int unindexed_fn(struct node_env *e, MDB_txn *txn, void *ctx)
+{
+	struct unindexed_ctx *c = ctx;
+	MDB_val k, v;
+	int rc;
+
+	for (size_t i = 0; i < c->n; i++) {
+		k.mv_size = VERIFY_HASH_LEN;
+		k.mv_data = (void *)c->ids[i];
+		rc = mdb_get(txn, e->manifests, &k, &v);
+		if (rc != 0 && rc != MDB_NOTFOUND)
+			return rc;
+		c->missing[i] = rc == MDB_NOTFOUND;
+	}
+	return 0;
+}
+
+/* Index again every listed manifest the store holds as an object but not in its index (an
+ * older state's walk, or a drop that read the lists before this one was written, took it
+ * out). Best effort: gc reads the object anyway (manifest_bytes). */
+static void index_listed(struct store *s, const uint8_t (*ids)[VERIFY_HASH_LEN], size_t n)
+{
+	struct unindexed_ctx c = {ids, n, calloc(n ? n : 1, sizeof(bool))};
+	uint8_t *buf;
+	size_t len;
+
+	if (c.missing && node_txn(s->env, false, unindexed_fn, &c) == 0)
+		for (size_t i = 0; i < n; i++)
+			if (c.missing[i] && manifest_bytes(s, ids[i], &buf, &len) == 0)
+				free(buf);
+	stork_error_clear();
+	free(c.missing);
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* The verified state a list was written from: repos/.<repo>.state, one line "root R snapshot
  * S\n" (the versions of the trusted root and snapshot of the walk that wrote the list). */
@@ -389,6 +478,8 @@ int store_repo_current(struct store *s, const char *repo, const struct store_sta
 	if (r == 0)
 		r = drop_manifests(s, &rep.manifests);
 	if (r == 0)
+		index_listed(s, ids, n);
+	if (r == 0)
 		r = drop_roles(s, repo, roles, nroles, &rep.roles);
 	if (r < 0) {
 		stork_error_prefix("%s: repository %.16s: keeping what its metadata references",
@@ -438,55 +529,6 @@ static int refs_add(struct refs *r, const uint8_t id[VERIFY_HASH_LEN])
 	}
 	memcpy(r->ids[r->n++], id, VERIFY_HASH_LEN);
 	return 0;
-}
-
-/* A listed manifest's bytes: the index's copy, else the object the node keeps of it (for its
- * peers), checked against its name and indexed again. A manifest drops out of the index when
- * no list names it, and a list can name it again later (a walk of a newer state): its object
- * must not then be judged unreferenced. @return 0; -ENOENT (the store holds neither). */
-static int manifest_bytes(struct store *s, const uint8_t id[VERIFY_HASH_LEN], uint8_t **ret_buf,
-			  size_t *ret_len)
-{
-	uint8_t *buf = NULL, got[VERIFY_HASH_LEN];
-	struct stat st;
-	size_t len = 0;
-	ssize_t n;
-	int fd = -1, r;
-
-	r = store_manifest_get(s, id, ret_buf, ret_len);
-	if (r != -ENOENT)
-		return r;
-	stork_error_clear();
-	if (store_object_open(s, id, &fd) < 0) {
-		stork_error_clear();
-		return -ENOENT;
-	}
-	r = -ENOENT;
-	if (fstat(fd, &st) < 0 || st.st_size > VERIFY_MAX_MANIFEST_LEN)
-		goto out;
-	buf = malloc(st.st_size ? (size_t)st.st_size : 1);
-	if (!buf) {
-		r = -ENOMEM;
-		goto out;
-	}
-	while (len < (size_t)st.st_size) {
-		n = pread(fd, buf + len, (size_t)st.st_size - len, (off_t)len);
-		if (n <= 0)
-			goto out;
-		len += (size_t)n;
-	}
-	if (verify_sha256(buf, len, got) < 0 || memcmp(got, id, VERIFY_HASH_LEN) != 0)
-		goto out;
-	if (store_manifest_put(s, id, buf, len) < 0)
-		stork_error_clear(); /* read from the object again next time */
-	*ret_buf = buf;
-	*ret_len = len;
-	buf = NULL;
-	r = 0;
-out:
-	free(buf);
-	close(fd);
-	return r;
 }
 
 /* Every object the listed manifests reference, and the manifests' own objects. */
