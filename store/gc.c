@@ -415,6 +415,10 @@ static int list_write(struct store *s, const char *repo, const struct store_stat
 	char name[300];
 	int dirfd = -1, lockfd = -1, r;
 
+	if (s->readonly) {
+		stork_errorf("%s: read-only store: cannot store anything in it", s->dir);
+		return -EROFS;
+	}
 	r = node_mkdir_mode(s->dirfd, REPODIR, 0755);
 	if (r < 0) {
 		stork_errorf("%s/" REPODIR ": cannot create: %s", s->dir, strerror(-r));
