@@ -3,10 +3,12 @@
  *
  * After each refresh that verified, the node side tells the store the manifests of every
  * version the repository signs now (store_repo_current): the list is kept as
- * STOREDIR/repos/<repo> (a set of ids, pins.c), manifests no repository lists any more are
- * dropped from the index, and so are the cached files of delegated roles that no longer sign
- * anything. store_gc removes every object that no listed manifest references, that nothing
- * pins and that nobody used or inserted since the collection started.
+ * STOREDIR/repos/<repo> (a set of ids, pins.c) unless a walk of a newer verified state wrote
+ * it (repos/.<repo>.state), manifests no repository lists any more are dropped from the index,
+ * and so are the cached files of delegated roles that no longer sign anything. store_gc
+ * removes every object that no listed manifest references (read from the index, else from its
+ * object, else from the version's tree index), that nothing pins and that nobody used or
+ * inserted since the collection started.
  *
  * Locking: one collection at a time (flock on STOREDIR/gc.lock). Mounts, extracts and
  * prefetches run on: an object is removed in a write transaction that first checks its
@@ -535,6 +537,39 @@ static int refs_add(struct refs *r, const uint8_t id[VERIFY_HASH_LEN])
 	return 0;
 }
 
+/* A file's object, or each of its chunks (store/README.md "Chunks"). */
+static int entry_refs(struct refs *refs, const struct verify_entry *e)
+{
+	int r = 0;
+
+	for (size_t c = 0; e->type == VERIFY_FILE && r == 0 && c < (e->nchunks ? e->nchunks : 1);
+	     c++)
+		r = refs_add(refs, e->nchunks ? e->chunks[c].hash : e->hash);
+	return r;
+}
+
+/* The objects of a listed manifest the store holds in neither the index nor an object, from
+ * the version's tree index (built from the verified manifest: a mount serves the version from
+ * it). @return 0; -ENOENT (no good tree index either); -ENOMEM. */
+static int tree_refs(struct store *s, const uint8_t id[VERIFY_HASH_LEN], struct refs *refs)
+{
+	struct store_tree *t = NULL;
+	struct verify_entry e;
+	int r;
+
+	r = store_tree_open(s, id, &t);
+	if (r < 0) {
+		stork_error_clear();
+		return r == -ENOMEM ? r : -ENOENT;
+	}
+	for (size_t i = 0; i < store_tree_n(t) && r == 0; i++) {
+		store_tree_entry(t, i, &e);
+		r = entry_refs(refs, &e);
+	}
+	store_tree_free(t);
+	return r;
+}
+
 /* Every object the listed manifests reference, and the manifests' own objects. */
 static int referenced(struct store *s, const struct node_pinset *lists, struct refs *refs,
 		      uint64_t *ret_unknown)
@@ -550,32 +585,27 @@ static int referenced(struct store *s, const struct node_pinset *lists, struct r
 		if (r < 0)
 			break;
 		r = manifest_bytes(s, lists->ids[i], &buf, &len);
-		if (r == -ENOENT) {
-			(*ret_unknown)++; /* never read here: none of its objects either */
-			r = 0;
-			continue;
-		}
-		if (r < 0)
+		if (r < 0 && r != -ENOENT)
 			break;
-		r = verify_manifest_parse(buf, len, "manifest", &m);
-		free(buf);
-		buf = NULL;
+		if (r == 0) {
+			r = verify_manifest_parse(buf, len, "manifest", &m);
+			free(buf);
+			buf = NULL;
+			if (r == -ENOMEM)
+				break;
+			if (r < 0)
+				stork_error_clear(); /* damaged: fetched again when needed */
+		}
 		if (r < 0) {
-			/* The index's copy is damaged: it is fetched again when needed. */
-			stork_error_clear();
-			(*ret_unknown)++;
-			r = 0;
+			r = tree_refs(s, lists->ids[i], refs);
+			if (r == -ENOENT) {
+				(*ret_unknown)++; /* never read here: none of its objects either */
+				r = 0;
+			}
 			continue;
 		}
-		for (size_t j = 0; j < m->n && r == 0; j++) {
-			const struct verify_entry *e = &m->entries[j];
-
-			/* a file's object, or each of its chunks (store/README.md "Chunks") */
-			for (size_t c = 0;
-			     e->type == VERIFY_FILE && r == 0 && c < (e->nchunks ? e->nchunks : 1);
-			     c++)
-				r = refs_add(refs, e->nchunks ? e->chunks[c].hash : e->hash);
-		}
+		for (size_t j = 0; j < m->n && r == 0; j++)
+			r = entry_refs(refs, &m->entries[j]);
 		verify_manifest_free(m);
 		m = NULL;
 	}

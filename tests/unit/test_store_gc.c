@@ -1,7 +1,7 @@
 /* tests/unit/test_store_gc.c: the repositories' lists of current versions and stork gc
  * (store/README.md "Garbage collection"): a walk of an older verified state does not replace
  * a newer state's list nor drop its manifests; gc keeps the objects of a listed manifest the
- * index dropped but the store holds as an object. */
+ * index dropped but the store holds as an object, or of which it holds the tree index only. */
 #include <errno.h>
 #include <ftw.h>
 #include <stdio.h>
@@ -156,6 +156,43 @@ START_TEST(gc_keeps_the_objects_of_a_listed_manifest_the_index_dropped)
 }
 END_TEST
 
+START_TEST(gc_keeps_the_objects_a_listed_versions_tree_index_names)
+{
+	struct store *s = open_store();
+	struct store_gc_report rep = {0};
+	struct verify_manifest *m = NULL;
+	struct store_tree *t = NULL;
+	uint8_t fid[32], mid[32], gone[32];
+	struct store_objinfo info;
+	char data[1000], other[100];
+	char *buf;
+	size_t len;
+
+	memset(data, 'x', sizeof(data));
+	memset(other, 'y', sizeof(other));
+	put_object(s, data, sizeof(data), fid);
+	put_object(s, other, sizeof(other), gone);
+	/* the store holds the version's tree index only (its manifest neither indexed nor kept
+	 * as an object): a mount serves the version from it */
+	buf = manifest_of("2.0", fid, sizeof(data), &len);
+	ck_assert_int_eq(verify_sha256(buf, len, mid), 0);
+	ck_assert_int_eq(verify_manifest_parse(buf, len, "2.0.json", &m), 0);
+	ck_assert_int_eq(store_tree_build(m, mid, &t), 0);
+	ck_assert_int_eq(store_tree_save(s, t), 0);
+	ck_assert_int_eq(current(s, 1, 1, (const uint8_t(*)[32]) & mid, 1), 0);
+	nanosleep(&(struct timespec){0, 5000000}, NULL); /* inserted before gc starts */
+	ck_assert_int_eq(store_gc(s, &rep), 0);
+	ck_assert_int_eq(store_object_info(s, fid, &info), 0);
+	ck_assert_int_eq(store_object_info(s, gone, &info), -ENOENT);
+	ck_assert_uint_eq(rep.removed, 1);
+	ck_assert_uint_eq(rep.unknown_manifests, 0);
+	store_tree_free(t);
+	verify_manifest_free(m);
+	free(buf);
+	store_close(s);
+}
+END_TEST
+
 TCase *tcase_store_gc(void)
 {
 	TCase *tc = tcase_create("store_gc");
@@ -163,5 +200,6 @@ TCase *tcase_store_gc(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, an_older_states_walk_keeps_the_newer_list_and_its_manifests);
 	tcase_add_test(tc, gc_keeps_the_objects_of_a_listed_manifest_the_index_dropped);
+	tcase_add_test(tc, gc_keeps_the_objects_a_listed_versions_tree_index_names);
 	return tc;
 }
