@@ -344,14 +344,14 @@ static int current_fn(void *ctx, const struct verify_target *t)
 	return 0;
 }
 
-/* After a refresh that verified: tell the store which manifests the repository signs now, so
- * that it drops the manifests and role files of versions that are gone and stork gc knows
- * what to keep (store/README.md "Bounded metadata"). Every version the repository's own
- * delegations sign, whatever a slice's policy shows. Best effort: a failure is logged and
- * costs only space. */
+/* After a refresh that verified: tell the store the manifests of every version the repository's
+ * own delegations sign now (whatever a slice's policy shows), so that it drops what is gone and
+ * stork gc knows what to keep; it keeps a newer state's list (store/README.md "Bounded metadata",
+ * "Garbage collection"). Best effort: a failure is logged and costs only space. */
 static void keep_current(struct fs_repo *r)
 {
 	struct current c = {0};
+	struct store_state state = {0};
 	struct store_prune_report rep = {0};
 	char line[1400], text[1200];
 	static const uint8_t empty[1];
@@ -383,10 +383,20 @@ static void keep_current(struct fs_repo *r)
 			log_line(r, line);
 		}
 	}
-	ret = list_with(r, NULL, false, current_fn, &c);
+	pthread_mutex_lock(&r->lock);
+	ret = verify_client_role_info(r->client, "root", &state.root, &expire);
+	ret = ret ? ret : verify_client_role_info(r->client, "snapshot", &state.snapshot, &expire);
+	pthread_mutex_unlock(&r->lock);
+	if (ret == 0)
+		ret = list_with(r, NULL, false, current_fn, &c);
 	if (ret == 0 && !store_readonly(r->store))
-		ret = store_repo_current(r->store, r->id, (const uint8_t(*)[VERIFY_HASH_LEN])c.ids,
-					 c.n, (const char *const *)c.roles, c.nroles, &rep);
+		ret = store_repo_current(r->store, r->id, &state,
+					 (const uint8_t(*)[VERIFY_HASH_LEN])c.ids, c.n,
+					 (const char *const *)c.roles, c.nroles, &rep);
+	if (ret == 1) { /* a walk of a newer state (another process of the store) wrote it */
+		log_line(r, stork_error_detail());
+		stork_error_clear();
+	}
 	if (ret == 0 && keyed && fs_repo_state_key(r, "kept", key, NULL, &expire) == 0 &&
 	    verify_sha256(c.n ? (const void *)c.ids : empty, c.n * VERIFY_HASH_LEN, list) == 0)
 		store_catalog_save(r->store, key, list, sizeof(list), (int64_t)expire);

@@ -3,10 +3,12 @@
  *
  * After each refresh that verified, the node side tells the store the manifests of every
  * version the repository signs now (store_repo_current): the list is kept as
- * STOREDIR/repos/<repo> (a set of ids, pins.c), manifests no repository lists any more are
- * dropped from the index, and so are the cached files of delegated roles that no longer sign
- * anything. store_gc removes every object that no listed manifest references, that nothing
- * pins and that nobody used or inserted since the collection started.
+ * STOREDIR/repos/<repo> (a set of ids, pins.c) unless a walk of a newer verified state wrote
+ * it (repos/.<repo>.state), manifests no repository lists any more are dropped from the index,
+ * and so are the cached files of delegated roles that no longer sign anything. store_gc
+ * removes every object that no listed manifest references (read from the index, else from its
+ * object, else from the version's tree index), that nothing pins and that nobody used or
+ * inserted since the collection started.
  *
  * Locking: one collection at a time (flock on STOREDIR/gc.lock). Mounts, extracts and
  * prefetches run on: an object is removed in a write transaction that first checks its
@@ -22,15 +24,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "store/node.h"
 #include "verify/manifest.h"
 
-#define REPODIR "repos"
-#define GCLOCK	"gc.lock"
-#define BATCH	256
+#define REPODIR	     "repos"
+#define GCLOCK	     "gc.lock"
+#define BATCH	     256
+#define STATE_SUFFIX ".state"
 
 static int64_t now_ms(void)
 {
@@ -250,12 +254,213 @@ static int drop_roles(struct store *s, const char *repo, const char *const *role
 	return r;
 }
 
-int store_repo_current(struct store *s, const char *repo, const uint8_t (*ids)[VERIFY_HASH_LEN],
-		       size_t n, const char *const *roles, size_t nroles,
-		       struct store_prune_report *ret)
+/* A listed manifest's bytes: the index's copy, else the object the node keeps of it (for its
+ * peers), checked against its name and indexed again. A manifest drops out of the index when
+ * no list names it, and a list can name it again later (a walk of a newer state): its object
+ * must not then be judged unreferenced. @return 0; -ENOENT (the store holds neither). */
+static int manifest_bytes(struct store *s, const uint8_t id[VERIFY_HASH_LEN], uint8_t **ret_buf,
+			  size_t *ret_len)
+{
+	uint8_t *buf = NULL, got[VERIFY_HASH_LEN];
+	struct stat st;
+	size_t len = 0;
+	ssize_t n;
+	int fd = -1, r;
+
+	r = store_manifest_get(s, id, ret_buf, ret_len);
+	if (r != -ENOENT)
+		return r;
+	stork_error_clear();
+	if (store_object_open(s, id, &fd) < 0) {
+		stork_error_clear();
+		return -ENOENT;
+	}
+	r = -ENOENT;
+	if (fstat(fd, &st) < 0 || st.st_size > VERIFY_MAX_MANIFEST_LEN)
+		goto out;
+	buf = malloc(st.st_size ? (size_t)st.st_size : 1);
+	if (!buf) {
+		r = -ENOMEM;
+		goto out;
+	}
+	while (len < (size_t)st.st_size) {
+		n = pread(fd, buf + len, (size_t)st.st_size - len, (off_t)len);
+		if (n <= 0)
+			goto out;
+		len += (size_t)n;
+	}
+	if (verify_sha256(buf, len, got) < 0 || memcmp(got, id, VERIFY_HASH_LEN) != 0)
+		goto out;
+	if (store_manifest_put(s, id, buf, len) < 0)
+		stork_error_clear(); /* read from the object again next time */
+	*ret_buf = buf;
+	*ret_len = len;
+	buf = NULL;
+	r = 0;
+out:
+	free(buf);
+	close(fd);
+	return r;
+}
+
+struct unindexed_ctx {
+	const uint8_t (*ids)[VERIFY_HASH_LEN];
+	size_t n;
+	bool *missing;
+};
+
+static int unindexed_fn(struct node_env *e, MDB_txn *txn, void *ctx)
+{
+	struct unindexed_ctx *c = ctx;
+	MDB_val k, v;
+	int rc;
+
+	for (size_t i = 0; i < c->n; i++) {
+		k.mv_size = VERIFY_HASH_LEN;
+		k.mv_data = (void *)c->ids[i];
+		rc = mdb_get(txn, e->manifests, &k, &v);
+		if (rc != 0 && rc != MDB_NOTFOUND)
+			return rc;
+		c->missing[i] = rc == MDB_NOTFOUND;
+	}
+	return 0;
+}
+
+/* Index again every listed manifest the store holds as an object but not in its index (an
+ * older state's walk, or a drop that read the lists before this one was written, took it
+ * out). Best effort: gc reads the object anyway (manifest_bytes). */
+static void index_listed(struct store *s, const uint8_t (*ids)[VERIFY_HASH_LEN], size_t n)
+{
+	struct unindexed_ctx c = {ids, n, calloc(n ? n : 1, sizeof(bool))};
+	uint8_t *buf;
+	size_t len;
+
+	if (c.missing && node_txn(s->env, false, unindexed_fn, &c) == 0)
+		for (size_t i = 0; i < n; i++)
+			if (c.missing[i] && manifest_bytes(s, ids[i], &buf, &len) == 0)
+				free(buf);
+	stork_error_clear();
+	free(c.missing);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The verified state a list was written from: repos/.<repo>.state, one line "root R snapshot
+ * S\n" (the versions of the trusted root and snapshot of the walk that wrote the list). */
+
+static bool state_older(const struct store_state *a, const struct store_state *b)
+{
+	return a->root < b->root || (a->root == b->root && a->snapshot < b->snapshot);
+}
+
+/* What wrote the list: 0; -ENOENT when none is recorded or the record is unreadable (then
+ * the next walk writes both again). */
+static int state_read(int dirfd, const char *repo, struct store_state *ret)
+{
+	char name[300], buf[128];
+	unsigned long long root, snap;
+	ssize_t len;
+	int fd;
+
+	snprintf(name, sizeof(name), ".%s" STATE_SUFFIX, repo);
+	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -ENOENT;
+	len = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (len <= 0)
+		return -ENOENT;
+	buf[len] = '\0';
+	if (sscanf(buf, "root %llu snapshot %llu\n", &root, &snap) != 2)
+		return -ENOENT;
+	ret->root = root;
+	ret->snapshot = snap;
+	return 0;
+}
+
+static int state_write(struct store *s, int dirfd, const char *repo, const struct store_state *st)
+{
+	char name[300], tmp[320], buf[128];
+	int fd = -1, r = 0, len;
+	ssize_t n;
+
+	snprintf(name, sizeof(name), ".%s" STATE_SUFFIX, repo);
+	snprintf(tmp, sizeof(tmp), "%s.%ld", name, (long)getpid());
+	len = snprintf(buf, sizeof(buf), "root %llu snapshot %llu\n", (unsigned long long)st->root,
+		       (unsigned long long)st->snapshot);
+	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd < 0)
+		r = -errno;
+	if (r == 0 && (n = write(fd, buf, (size_t)len)) != len)
+		r = n < 0 ? -errno : -EIO;
+	if (r == 0 && fsync(fd) < 0)
+		r = -errno;
+	if (fd >= 0)
+		close(fd);
+	if (r == 0 && renameat(dirfd, tmp, dirfd, name) < 0)
+		r = -errno;
+	if (r == 0)
+		r = node_sync_dir(dirfd);
+	if (r < 0) {
+		unlinkat(dirfd, tmp, 0);
+		stork_errorf("%s/" REPODIR "/%s: cannot write: %s", s->dir, name, strerror(-r));
+	}
+	return r;
+}
+
+/* Write repo's list unless the one in place was written from a newer verified state, under
+ * the repository's lock (repos/.<repo>.lock): @return 0 (written); 1 (a newer state's list
+ * stays, *ret_kept says which); -errno. */
+static int list_write(struct store *s, const char *repo, const struct store_state *st,
+		      const uint8_t (*ids)[VERIFY_HASH_LEN], size_t n, struct store_state *ret_kept)
 {
 	static const uint8_t none[1][VERIFY_HASH_LEN];
+	char name[300];
+	int dirfd = -1, lockfd = -1, r;
+
+	if (s->readonly) {
+		stork_errorf("%s: read-only store: cannot store anything in it", s->dir);
+		return -EROFS;
+	}
+	r = node_mkdir_mode(s->dirfd, REPODIR, 0755);
+	if (r < 0) {
+		stork_errorf("%s/" REPODIR ": cannot create: %s", s->dir, strerror(-r));
+		return r;
+	}
+	dirfd = openat(s->dirfd, REPODIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dirfd < 0) {
+		r = -errno;
+		stork_errorf("%s/" REPODIR ": %s", s->dir, strerror(-r));
+		return r;
+	}
+	snprintf(name, sizeof(name), ".%s.lock", repo);
+	lockfd = openat(dirfd, name, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (lockfd < 0 || flock(lockfd, LOCK_EX) < 0) {
+		r = -errno;
+		stork_errorf("%s/" REPODIR "/%s: cannot lock: %s", s->dir, name, strerror(-r));
+		goto out;
+	}
+	if (state_read(dirfd, repo, ret_kept) == 0 && state_older(st, ret_kept)) {
+		r = 1;
+		goto out;
+	}
+	/* The state first: a crash between the two leaves a list that a walk of that state (or
+	 * a newer one) writes again, never an older state's list that looks new. */
+	r = state_write(s, dirfd, repo, st);
+	if (r == 0)
+		r = node_idset_write(s, REPODIR, repo, n ? ids : none, n);
+out:
+	if (lockfd >= 0)
+		close(lockfd); /* the flock goes with it */
+	close(dirfd);
+	return r;
+}
+
+int store_repo_current(struct store *s, const char *repo, const struct store_state *state,
+		       const uint8_t (*ids)[VERIFY_HASH_LEN], size_t n, const char *const *roles,
+		       size_t nroles, struct store_prune_report *ret)
+{
 	struct store_prune_report rep = {0};
+	struct store_state kept = {0};
 	int r;
 
 	if (!repo || !*repo || strlen(repo) > 255 || strchr(repo, '/')) {
@@ -263,9 +468,23 @@ int store_repo_current(struct store *s, const char *repo, const uint8_t (*ids)[V
 			     s->dir);
 		return -EINVAL;
 	}
-	r = node_idset_write(s, REPODIR, repo, n ? ids : none, n);
+	r = list_write(s, repo, state, ids, n, &kept);
+	if (r == 1) {
+		/* An older state's walk, ended after a newer one's: it neither replaces the list
+		 * nor drops what the newer state keeps (its manifests, its roles' files). */
+		if (ret)
+			*ret = rep;
+		stork_errorf("%s/" REPODIR "/%s: kept, written from a newer verified state (root "
+			     "%llu, snapshot %llu) than this walk's (root %llu, snapshot %llu)",
+			     s->dir, repo, (unsigned long long)kept.root,
+			     (unsigned long long)kept.snapshot, (unsigned long long)state->root,
+			     (unsigned long long)state->snapshot);
+		return 1;
+	}
 	if (r == 0)
 		r = drop_manifests(s, &rep.manifests);
+	if (r == 0)
+		index_listed(s, ids, n);
 	if (r == 0)
 		r = drop_roles(s, repo, roles, nroles, &rep.roles);
 	if (r < 0) {
@@ -318,6 +537,39 @@ static int refs_add(struct refs *r, const uint8_t id[VERIFY_HASH_LEN])
 	return 0;
 }
 
+/* A file's object, or each of its chunks (store/README.md "Chunks"). */
+static int entry_refs(struct refs *refs, const struct verify_entry *e)
+{
+	int r = 0;
+
+	for (size_t c = 0; e->type == VERIFY_FILE && r == 0 && c < (e->nchunks ? e->nchunks : 1);
+	     c++)
+		r = refs_add(refs, e->nchunks ? e->chunks[c].hash : e->hash);
+	return r;
+}
+
+/* The objects of a listed manifest the store holds in neither the index nor an object, from
+ * the version's tree index (built from the verified manifest: a mount serves the version from
+ * it). @return 0; -ENOENT (no good tree index either); -ENOMEM. */
+static int tree_refs(struct store *s, const uint8_t id[VERIFY_HASH_LEN], struct refs *refs)
+{
+	struct store_tree *t = NULL;
+	struct verify_entry e;
+	int r;
+
+	r = store_tree_open(s, id, &t);
+	if (r < 0) {
+		stork_error_clear();
+		return r == -ENOMEM ? r : -ENOENT;
+	}
+	for (size_t i = 0; i < store_tree_n(t) && r == 0; i++) {
+		store_tree_entry(t, i, &e);
+		r = entry_refs(refs, &e);
+	}
+	store_tree_free(t);
+	return r;
+}
+
 /* Every object the listed manifests reference, and the manifests' own objects. */
 static int referenced(struct store *s, const struct node_pinset *lists, struct refs *refs,
 		      uint64_t *ret_unknown)
@@ -332,33 +584,28 @@ static int referenced(struct store *s, const struct node_pinset *lists, struct r
 		r = refs_add(refs, lists->ids[i]);
 		if (r < 0)
 			break;
-		r = store_manifest_get(s, lists->ids[i], &buf, &len);
-		if (r == -ENOENT) {
-			(*ret_unknown)++; /* never read here: none of its objects either */
-			r = 0;
-			continue;
-		}
-		if (r < 0)
+		r = manifest_bytes(s, lists->ids[i], &buf, &len);
+		if (r < 0 && r != -ENOENT)
 			break;
-		r = verify_manifest_parse(buf, len, "manifest", &m);
-		free(buf);
-		buf = NULL;
+		if (r == 0) {
+			r = verify_manifest_parse(buf, len, "manifest", &m);
+			free(buf);
+			buf = NULL;
+			if (r == -ENOMEM)
+				break;
+			if (r < 0)
+				stork_error_clear(); /* damaged: fetched again when needed */
+		}
 		if (r < 0) {
-			/* The index's copy is damaged: it is fetched again when needed. */
-			stork_error_clear();
-			(*ret_unknown)++;
-			r = 0;
+			r = tree_refs(s, lists->ids[i], refs);
+			if (r == -ENOENT) {
+				(*ret_unknown)++; /* never read here: none of its objects either */
+				r = 0;
+			}
 			continue;
 		}
-		for (size_t j = 0; j < m->n && r == 0; j++) {
-			const struct verify_entry *e = &m->entries[j];
-
-			/* a file's object, or each of its chunks (store/README.md "Chunks") */
-			for (size_t c = 0;
-			     e->type == VERIFY_FILE && r == 0 && c < (e->nchunks ? e->nchunks : 1);
-			     c++)
-				r = refs_add(refs, e->nchunks ? e->chunks[c].hash : e->hash);
-		}
+		for (size_t j = 0; j < m->n && r == 0; j++)
+			r = entry_refs(refs, &m->entries[j]);
 		verify_manifest_free(m);
 		m = NULL;
 	}

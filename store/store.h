@@ -279,16 +279,23 @@ struct store_prune_report {
 	uint64_t manifests; /* manifests dropped from the index: no repository lists them */
 	uint64_t roles;	    /* cached files of delegated roles that sign nothing listed */
 };
+/* The verified state a walk listed: the versions of its trusted root and snapshot. */
+struct store_state {
+	uint64_t root, snapshot;
+};
 /** After a refresh of repo that verified: ids are the manifests (signed SHA-256) of every
- * version its metadata signs now, roles the delegated roles that signed them. Kept as the
- * repository's list (STOREDIR/repos/<repo>, what store_gc keeps); manifests no repository
- * lists any more are dropped from the index (once every repository of the store has a list),
- * and so are the repository's cached files of delegated roles not in roles (a role's file
- * comes back with the next walk that needs it). Thread-safe; processes too.
- * @param[out] ret (may be NULL) what was dropped. @return 0; -EINVAL; -errno. */
-int store_repo_current(struct store *s, const char *repo, const uint8_t (*ids)[VERIFY_HASH_LEN],
-		       size_t n, const char *const *roles, size_t nroles,
-		       struct store_prune_report *ret);
+ * version its metadata signs now (the state `state`), roles the delegated roles that signed
+ * them. Kept as the repository's list (STOREDIR/repos/<repo>, what store_gc keeps), unless the
+ * list in place was written from a newer state (a higher root version, or the same root and a
+ * higher snapshot version: another process's walk of a newer state ended first); manifests no
+ * repository lists any more are dropped from the index (once every repository of the store
+ * has a list), and so are the repository's cached files of delegated roles not in roles (a
+ * role's file comes back with the next walk that needs it). Thread-safe; processes too.
+ * @param[out] ret (may be NULL) what was dropped. @return 0; 1 (a newer state's list stays,
+ * nothing dropped; detail says which); -EINVAL; -errno. */
+int store_repo_current(struct store *s, const char *repo, const struct store_state *state,
+		       const uint8_t (*ids)[VERIFY_HASH_LEN], size_t n, const char *const *roles,
+		       size_t nroles, struct store_prune_report *ret);
 /** What repo's list (store_repo_current) holds now, as the SHA-256 of its ids in the order
  * given (32 bytes each): a caller that wrote a list tells whether another writer replaced it
  * since. @return 0; -ENOENT (no list); STORK_EFORMAT (detail); -ENOMEM; -errno. */

@@ -123,7 +123,8 @@ int main(int argc, char **argv)
 		if (r == 0)
 			r = store_repo_note_refresh(s, REPO, "http://origin/repo", (int64_t)i);
 		if (r == 0 && prune)
-			r = store_repo_current(s, REPO, (const uint8_t(*)[VERIFY_HASH_LEN])ring,
+			r = store_repo_current(s, REPO, &(struct store_state){1, i},
+					       (const uint8_t(*)[VERIFY_HASH_LEN])ring,
 					       i < keep ? i : keep, roles, 1, NULL);
 		if (r < 0) {
 			fprintf(stderr, "store-year: iteration %lu: %s\n", i, stork_error_detail());

@@ -2584,6 +2584,7 @@ static Suite *store_suite(void)
 	suite_add_tcase(s, tcase_store_floor());
 	suite_add_tcase(s, tcase_store_quota());
 	suite_add_tcase(s, tcase_store_catalog());
+	suite_add_tcase(s, tcase_store_gc());
 	return s;
 }
 

@@ -35,6 +35,8 @@ TCase *tcase_store_floor(void);
 /* tests/unit/test_store_quota.c: the quota, LRU eviction, pin sets, a full store's message. */
 TCase *tcase_store_quota(void);
 TCase *tcase_store_catalog(void);
+/* tests/unit/test_store_gc.c: lists of current versions from older and newer states, gc. */
+TCase *tcase_store_gc(void);
 
 /* tests/unit/unit_files.c: helpers of the verify tests. */
 
