@@ -13,9 +13,10 @@
  * Locking: struct node_quota's fields are under its `lock`, which is never held across a
  * transaction; `evicting` lets one thread of the handle evict at a time (others skip: the
  * running eviction brings the store down for them too). Processes do not coordinate their
- * evictions: each removes an object in a write transaction that first checks the record is
+ * evictions: each removes records in a write transaction that first checks each record is
  * still the one it chose (same last use, no pins), so an object used or inserted again since
- * stays, and two evictors at once only remove a little more than one would.
+ * stays, and two evictors at once only remove a little more than one would. The files go only
+ * after that commit is synced (a crash never leaves a record of a missing file).
  */
 #include <errno.h>
 #include <inttypes.h>
