@@ -163,8 +163,8 @@ END_TEST
 /* An eviction killed (SIGKILL) at any point leaves the index true: every object it lists is in
  * objects/ and hashes right. */
 
-#define KILL_OBJECTS 1000
-#define KILL_ROUNDS  8
+#define KILL_OBJECTS 600
+#define KILL_ROUNDS  6
 
 /* Object number i of the kill test: 64 bytes naming it. */
 static void kcontent(int i, uint8_t buf[64], uint8_t id[32])
