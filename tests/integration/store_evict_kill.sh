@@ -45,6 +45,7 @@ mount_storkfs "$MNT" "store=$STORE,store_max=0,timeout=60" "$NGINX_URL"
 read_all "warm-up"
 unmount_storkfs "$MNT"
 killed=0
+midway=0
 
 for round in $(seq "$ROUNDS"); do
 	n=$(count_objects "$STORE")
@@ -63,10 +64,13 @@ for round in $(seq "$ROUNDS"); do
 	rc=$?
 	wait "$reader"
 	set -e
-	[ "$rc" -eq 137 ] && killed=$((killed + 1))
+	[ "$rc" -eq 137 ] || fail "$what: the daemon exited $rc before the kill"
+	killed=$((killed + 1))
 	timeout 30 fusermount3 -u -z "$MNT" 2>/dev/null || true
 	left=$(count_objects "$STORE")
-	echo "#   daemon status $rc; $left objects left in the store"
+	echo "#   $left of $n files left in objects/"
+	# some gone, some still there: the kill came in the middle of the eviction
+	[ "$left" -le 2 ] || [ "$left" -ge "$NFILES" ] || midway=$((midway + 1))
 
 	run "$STORK" fsck "$STORE"
 	if [ "$RC" -ne 0 ] || ! grep -qxF "$STORE: clean" "$T/out" || [ -s "$T/err" ]; then
@@ -80,7 +84,6 @@ for round in $(seq "$ROUNDS"); do
 	unmount_storkfs "$MNT"
 	pass "$what: fsck clean, every object right, every file reads right after a remount"
 done
-[ "$killed" -ge 1 ] || fail "no daemon was killed (each ended before its kill)"
-pass "$killed of $ROUNDS daemons killed while evicting or about to; the store stayed whole"
+pass "$killed daemons killed, $midway of them in the middle of an eviction (not every kill lands there on a loaded machine); the store stayed whole"
 fsck_clean "stork fsck finds the store clean at the end" "$STORE"
 done_ok
