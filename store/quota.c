@@ -473,8 +473,10 @@ static int unlink_fn(struct node_env *e, MDB_txn *txn, void *ctx)
 		if (!c->gone[i])
 			continue;
 		rc = node_objrec_get(e, txn, c->cands[i].id, &rec);
-		if (rc == 0 || (rc != MDB_NOTFOUND && rc != STORK_EFORMAT))
+		if (rc != MDB_NOTFOUND) {
+			stork_error_clear();
 			continue; /* indexed again (or unreadable): leave the file */
+		}
 		rc = unlink_object(c->s, c->cands[i].id);
 		if (rc < 0 && r == 0)
 			r = rc; /* the first failure's detail; that file stays unindexed */
