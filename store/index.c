@@ -134,6 +134,36 @@ static int adopt_map(struct node_env *e)
 	return rc ? node_mdb_err(e, rc) : 0;
 }
 
+/* A commit may count a page it never wrote: a page freed in the transaction that allocated it
+ * (LMDB's loose pages) is not flushed, and when it is the last one data.mdb ends short of what
+ * the meta page says. store_open refuses such a file (cut short, open.c), as after a large
+ * eviction. So the file is given those pages (a hole: free pages no tree refers to) under the
+ * writer lock, which no other writer extends the file meanwhile; a failure leaves it to the
+ * next commit. */
+static void cover_pages(struct node_env *e)
+{
+	MDB_envinfo info;
+	MDB_stat st;
+	struct stat fst;
+	mdb_filehandle_t fd;
+	MDB_txn *txn;
+	off_t need;
+
+	if (mdb_env_get_fd(e->env, &fd) != 0 || mdb_env_stat(e->env, &st) != 0 ||
+	    mdb_env_info(e->env, &info) != 0 || fstat(fd, &fst) < 0)
+		return;
+	need = ((off_t)info.me_last_pgno + 1) * (off_t)st.ms_psize;
+	if (fst.st_size >= need || mdb_txn_begin(e->env, NULL, 0, &txn) != 0)
+		return;
+	/* Again under the lock: another writer may have committed since. */
+	if (mdb_env_info(e->env, &info) == 0 && fstat(fd, &fst) == 0) {
+		need = ((off_t)info.me_last_pgno + 1) * (off_t)st.ms_psize;
+		if (fst.st_size < need && ftruncate(fd, need) < 0)
+			need = 0; /* left to the next commit */
+	}
+	mdb_txn_abort(txn);
+}
+
 int node_txn(struct node_env *e, bool write, int (*fn)(struct node_env *e, MDB_txn *txn, void *ctx),
 	     void *ctx)
 {
@@ -152,10 +182,13 @@ int node_txn(struct node_env *e, bool write, int (*fn)(struct node_env *e, MDB_t
 		rc = mdb_txn_begin(e->env, NULL, write ? 0 : MDB_RDONLY, &txn);
 		if (rc == 0) {
 			rc = fn(e, txn, ctx);
-			if (rc == 0 && write)
+			if (rc == 0 && write) {
 				rc = mdb_txn_commit(txn);
-			else
+				if (rc == 0)
+					cover_pages(e);
+			} else {
 				mdb_txn_abort(txn);
+			}
 		}
 		pthread_rwlock_unlock(&e->maplock);
 

@@ -13,9 +13,10 @@
  * Locking: struct node_quota's fields are under its `lock`, which is never held across a
  * transaction; `evicting` lets one thread of the handle evict at a time (others skip: the
  * running eviction brings the store down for them too). Processes do not coordinate their
- * evictions: each removes an object in a write transaction that first checks the record is
+ * evictions: each removes records in a write transaction that first checks each record is
  * still the one it chose (same last use, no pins), so an object used or inserted again since
- * stays, and two evictors at once only remove a little more than one would.
+ * stays, and two evictors at once only remove a little more than one would. The files go only
+ * after that commit is synced (a crash never leaves a record of a missing file).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -392,6 +393,7 @@ struct evict_ctx {
 	const struct cand *cands;
 	size_t n;
 	uint64_t used, target;
+	bool *gone;	       /* per candidate: its record was deleted */
 	uint64_t freed, count; /* out */
 };
 
@@ -414,6 +416,8 @@ static int unlink_object(struct store *s, const uint8_t id[VERIFY_HASH_LEN])
 	return 0;
 }
 
+/* The index first: the records go in one transaction, and no file is touched in it (a crash or
+ * a failed commit before its end leaves every record with its file). */
 static int evict_fn(struct node_env *e, MDB_txn *txn, void *ctx)
 {
 	struct evict_ctx *c = ctx;
@@ -422,6 +426,7 @@ static int evict_fn(struct node_env *e, MDB_txn *txn, void *ctx)
 	int rc;
 
 	c->freed = c->count = 0;
+	memset(c->gone, 0, c->n * sizeof(*c->gone));
 	for (size_t i = 0; i < c->n && c->used - c->freed > c->target; i++) {
 		MDB_val k = {VERIFY_HASH_LEN, (void *)c->cands[i].id};
 
@@ -438,9 +443,7 @@ static int evict_fn(struct node_env *e, MDB_txn *txn, void *ctx)
 		rc = mdb_del(txn, e->objects, &k, NULL);
 		if (rc != 0)
 			return rc;
-		rc = unlink_object(c->s, c->cands[i].id);
-		if (rc < 0)
-			return rc;
+		c->gone[i] = true;
 		c->freed += rec.size;
 		c->count++;
 	}
@@ -454,6 +457,31 @@ static int evict_fn(struct node_env *e, MDB_txn *txn, void *ctx)
 	if (rc == 0)
 		rc = info_put(e, txn, KEY_EVICTED_BYTES, bytes + c->freed);
 	return rc;
+}
+
+/* Then the files, under the writer lock (no commit of another writer comes between the check
+ * and the unlink): an object indexed again since the records went keeps its file. A crash
+ * before the end leaves whole, unindexed objects, which a reader's open adopts after hashing
+ * them, an insert of them finds, and fsck indexes again. */
+static int unlink_fn(struct node_env *e, MDB_txn *txn, void *ctx)
+{
+	struct evict_ctx *c = ctx;
+	struct node_objrec rec;
+	int rc, r = 0;
+
+	for (size_t i = 0; i < c->n; i++) {
+		if (!c->gone[i])
+			continue;
+		rc = node_objrec_get(e, txn, c->cands[i].id, &rec);
+		if (rc != MDB_NOTFOUND) {
+			stork_error_clear();
+			continue; /* indexed again (or unreadable): leave the file */
+		}
+		rc = unlink_object(c->s, c->cands[i].id);
+		if (rc < 0 && r == 0)
+			r = rc; /* the first failure's detail; that file stays unindexed */
+	}
+	return r;
 }
 
 /* Evict, oldest first, until the objects' bytes are at most target; keep: never these.
@@ -474,8 +502,20 @@ static int evict(struct store *s, uint64_t target, const struct node_index_item 
 	c.n = sc.ncands;
 	c.used = sc.u.bytes;
 	c.target = target;
-	if (c.used > target && c.n)
+	if (c.used > target && c.n) {
+		c.gone = calloc(c.n, sizeof(*c.gone));
+		if (!c.gone) {
+			r = -ENOMEM;
+			goto out;
+		}
 		r = node_txn(s->env, true, evict_fn, &c);
+		/* Durable before any file goes: a power cut must not bring back a record whose
+		 * file is unlinked (MDB_NOMETASYNC may undo the last commits). */
+		if (r == 0 && c.count)
+			r = node_sync(s->env);
+		if (r == 0 && c.count)
+			r = node_txn(s->env, true, unlink_fn, &c);
+	}
 	if (r < 0)
 		goto out;
 	if (ret_u)
@@ -483,6 +523,7 @@ static int evict(struct store *s, uint64_t target, const struct node_index_item 
 	if (ret_freed)
 		*ret_freed = c.freed;
 out:
+	free(c.gone);
 	free(sc.cands);
 	return r;
 }

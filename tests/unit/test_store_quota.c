@@ -1,11 +1,14 @@
 /* tests/unit/test_store_quota.c: the node store's quota (least recently used objects go first,
  * down to the low mark, never the one just inserted), the LRU order kept across a reopen, pin
- * sets, and a full store's message. */
+ * sets, a full store's message, and an eviction killed at any point (kill -9). */
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -156,6 +159,155 @@ START_TEST(a_full_store_names_itself_its_size_quota_and_pins)
 }
 END_TEST
 
+/* ------------------------------------------------------------------------------------------ */
+/* An eviction killed (SIGKILL) at any point leaves the index true: every object it lists is in
+ * objects/ and hashes right. */
+
+#define KILL_OBJECTS 600
+#define KILL_ROUNDS  6
+
+/* Object number i of the kill test: 64 bytes naming it. */
+static void kcontent(int i, uint8_t buf[64], uint8_t id[32])
+{
+	memset(buf, 0, 64);
+	snprintf((char *)buf, 64, "evicted object %d", i);
+	ck_assert_int_eq(verify_sha256(buf, 64, id), 0);
+}
+
+/* Store every object of the kill test that the store lacks (one batch: two syncs). */
+static void kfill(void)
+{
+	struct store *s = open_store();
+	struct store_batch *b = NULL;
+	struct store_insert *ins;
+	struct store_objinfo info;
+	uint8_t buf[64], id[32];
+
+	ck_assert_int_eq(store_batch_new(s, &b), 0);
+	for (int i = 0; i < KILL_OBJECTS; i++) {
+		kcontent(i, buf, id);
+		if (store_object_info(s, id, &info) == 0)
+			continue;
+		ins = NULL;
+		ck_assert_int_eq(store_insert_new(s, id, 64, &ins), 0);
+		ck_assert_int_eq(store_insert_write(ins, buf, 64), 0);
+		ck_assert_int_eq(store_batch_add(b, ins), 0);
+	}
+	ck_assert_int_eq(store_batch_commit(b, NULL), 0);
+	store_batch_free(b);
+	store_close(s);
+}
+
+static void say(void *ctx, const char *path, const char *what)
+{
+	(void)ctx;
+	fprintf(stderr, "fsck: %s: %s\n", path, what);
+}
+
+/* A child evicts everything; it is killed delay_us after it starts (never, with -1).
+ * @return whether the kill interrupted it. */
+static bool evict_killed(long delay_us, long *ret_took_us)
+{
+	struct timespec t0, t1;
+	int p[2], status;
+	char c = 0;
+	pid_t pid;
+
+	ck_assert_int_eq(pipe(p), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		struct store *s = NULL;
+		uint64_t freed = 0;
+
+		close(p[0]);
+		if (store_open(storedir, &s) < 0)
+			_exit(2);
+		if (write(p[1], "x", 1) != 1)
+			_exit(2);
+		_exit(store_evict(s, 0, &freed) == 0 && freed > 0 ? 0 : 3);
+	}
+	close(p[1]);
+	ck_assert_int_eq(read(p[0], &c, 1), 1);
+	close(p[0]);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (delay_us >= 0) {
+		nanosleep(&(struct timespec){delay_us / 1000000, delay_us % 1000000 * 1000}, NULL);
+		kill(pid, SIGKILL);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	if (ret_took_us)
+		*ret_took_us = (t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000;
+	if (WIFSIGNALED(status))
+		return true;
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the evicting child failed");
+	return false;
+}
+
+/* The index is true: fsck finds nothing missing or bad (a whole object the eviction had not
+ * unlinked yet is adopted back, which is no problem), and every object it lists reads right. */
+static void index_true(int round, long delay_us, int *ret_stored)
+{
+	struct store_fsck_report rep = {0};
+	struct store *s = NULL;
+	uint8_t buf[64], id[32], got[65];
+	int fd, n = 0, r;
+
+	r = store_open(storedir, &s);
+	ck_assert_msg(r == 0, "round %d (kill after %ld us; -1: none): store_open: %s: %s", round,
+		      delay_us, storkfs_strerror(r), stork_error_detail());
+
+	ck_assert_int_eq(store_fsck(s, false, say, NULL, &rep), 0);
+	ck_assert_msg(
+	    rep.missing == 0 && rep.bad == 0 && rep.unindexed == 0,
+	    "round %d (kill after %ld us; -1: none): fsck: %llu missing, %llu bad, %llu unindexed",
+	    round, delay_us, (unsigned long long)rep.missing, (unsigned long long)rep.bad,
+	    (unsigned long long)rep.unindexed);
+	for (int i = 0; i < KILL_OBJECTS; i++) {
+		kcontent(i, buf, id);
+		fd = -1;
+		if (store_object_open(s, id, &fd) < 0)
+			continue;
+		ck_assert_int_eq(pread(fd, got, sizeof(got), 0), 64);
+		ck_assert_msg(!memcmp(got, buf, 64), "object %d: wrong bytes", i);
+		close(fd);
+		n++;
+	}
+	*ret_stored = n;
+	store_close(s);
+}
+
+START_TEST(an_eviction_killed_at_any_point_leaves_the_index_true)
+{
+	long took = 0, delay;
+	int stored, killed = 0, partly = 0;
+
+	/* Round 0 is not killed: it measures how long the eviction takes. */
+	kfill();
+	evict_killed(-1, &took);
+	index_true(0, -1, &stored);
+	ck_assert_int_eq(stored, 0);
+	srand((unsigned)getpid());
+	for (int round = 1; round <= KILL_ROUNDS; round++) {
+		kfill();
+		/* Spread over the first half of the eviction (a later one may run faster than the
+		 * first), each a little off the even step. */
+		delay = took / 2 * round / (KILL_ROUNDS + 1) +
+			rand() % (took / 2 / (KILL_ROUNDS + 1) + 1);
+		if (evict_killed(delay, NULL))
+			killed++;
+		index_true(round, delay, &stored);
+		if (stored > 0 && stored < KILL_OBJECTS)
+			partly++;
+	}
+	fprintf(stderr, "eviction of %d objects: %ld us; %d of %d rounds killed, %d left part\n",
+		KILL_OBJECTS, took, killed, KILL_ROUNDS, partly);
+	ck_assert_msg(killed >= KILL_ROUNDS / 4, "only %d of %d evictions were killed", killed,
+		      KILL_ROUNDS);
+}
+END_TEST
+
 TCase *tcase_store_quota(void)
 {
 	TCase *tc = tcase_create("store_quota");
@@ -164,5 +316,6 @@ TCase *tcase_store_quota(void)
 	tcase_add_test(tc, quota_evicts_least_recently_used_down_to_the_low_mark);
 	tcase_add_test(tc, pinned_objects_are_never_evicted);
 	tcase_add_test(tc, a_full_store_names_itself_its_size_quota_and_pins);
+	tcase_add_test(tc, an_eviction_killed_at_any_point_leaves_the_index_true);
 	return tc;
 }
