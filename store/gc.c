@@ -262,9 +262,7 @@ static int manifest_bytes(struct store *s, const uint8_t id[VERIFY_HASH_LEN], ui
 			  size_t *ret_len)
 {
 	uint8_t *buf = NULL, got[VERIFY_HASH_LEN];
-	struct stat st;
 	size_t len = 0;
-	ssize_t n;
 	int fd = -1, r;
 
 	r = store_manifest_get(s, id, ret_buf, ret_len);
@@ -275,32 +273,19 @@ static int manifest_bytes(struct store *s, const uint8_t id[VERIFY_HASH_LEN], ui
 		stork_error_clear();
 		return -ENOENT;
 	}
-	r = -ENOENT;
-	if (fstat(fd, &st) < 0 || st.st_size > VERIFY_MAX_MANIFEST_LEN)
-		goto out;
-	buf = malloc(st.st_size ? (size_t)st.st_size : 1);
-	if (!buf) {
-		r = -ENOMEM;
-		goto out;
+	r = node_read_fd(fd, VERIFY_MAX_MANIFEST_LEN, &buf, &len);
+	close(fd);
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0 || verify_sha256(buf, len, got) < 0 || memcmp(got, id, VERIFY_HASH_LEN) != 0) {
+		free(buf);
+		return -ENOENT;
 	}
-	while (len < (size_t)st.st_size) {
-		n = pread(fd, buf + len, (size_t)st.st_size - len, (off_t)len);
-		if (n <= 0)
-			goto out;
-		len += (size_t)n;
-	}
-	if (verify_sha256(buf, len, got) < 0 || memcmp(got, id, VERIFY_HASH_LEN) != 0)
-		goto out;
 	if (store_manifest_put(s, id, buf, len) < 0)
 		stork_error_clear(); /* read from the object again next time */
 	*ret_buf = buf;
 	*ret_len = len;
-	buf = NULL;
-	r = 0;
-out:
-	free(buf);
-	close(fd);
-	return r;
+	return 0;
 }
 
 struct unindexed_ctx {

@@ -77,6 +77,37 @@ int node_mkdir_mode(int dirfd, const char *name, mode_t mode)
 	return 1;
 }
 
+int node_read_fd(int fd, size_t max, uint8_t **ret_buf, size_t *ret_len)
+{
+	struct stat st;
+	uint8_t *buf;
+	size_t got = 0;
+	ssize_t n;
+
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > max)
+		return -EINVAL;
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf)
+		return -ENOMEM;
+	while (got < (size_t)st.st_size) {
+		n = pread(fd, buf + got, (size_t)st.st_size - got, (off_t)got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			int r = n < 0 ? -errno : -EIO;
+
+			free(buf);
+			return r;
+		}
+		got += (size_t)n;
+	}
+	*ret_buf = buf;
+	*ret_len = got;
+	return 0;
+}
+
 int node_hash_fd(int fd, uint8_t ret_hash[VERIFY_HASH_LEN], uint64_t *ret_size)
 {
 	struct verify_hash *h = NULL;

@@ -360,6 +360,10 @@ int node_subdir_clear(struct store *s, const char *sub);
  * first (node_subdir_clear). @return 0; -errno. */
 int node_subdir_open(struct store *s, const uint8_t id[VERIFY_HASH_LEN], int *ret_fd);
 
+/** The whole regular file fd (at most max bytes), read into a buffer of its size + 1 (caller
+ * frees). @return 0; -EINVAL (not a regular file, or larger than max); -EIO (it shrank while
+ * read); -ENOMEM; -errno. */
+int node_read_fd(int fd, size_t max, uint8_t **ret_buf, size_t *ret_len);
 /** Hash an open file from the start: its SHA-256 and length. @return 0; -errno. */
 int node_hash_fd(int fd, uint8_t ret_hash[VERIFY_HASH_LEN], uint64_t *ret_size);
 

@@ -244,43 +244,12 @@ static void copy_fini(struct copy *c)
 
 static int read_one(int dirfd, const char *name, uint8_t **ret_buf, size_t *ret_len)
 {
-	struct stat st;
-	uint8_t *buf = NULL;
-	size_t got = 0;
-	ssize_t n;
-	int fd, r = 0;
+	int fd, r;
 
 	fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0)
 		return -errno;
-	if (fstat(fd, &st) < 0) {
-		r = -errno;
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode) || st.st_size > FILE_MAX) {
-		r = -EINVAL;
-		goto out;
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf) {
-		r = -ENOMEM;
-		goto out;
-	}
-	while (got < (size_t)st.st_size) {
-		n = pread(fd, buf + got, (size_t)st.st_size - got, (off_t)got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			r = n < 0 ? -errno : -EIO;
-			goto out;
-		}
-		got += (size_t)n;
-	}
-	*ret_buf = buf;
-	*ret_len = got;
-	buf = NULL;
-out:
-	free(buf);
+	r = node_read_fd(fd, FILE_MAX, ret_buf, ret_len);
 	close(fd);
 	return r;
 }
