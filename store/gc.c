@@ -653,17 +653,20 @@ struct gc_remove {
 	const uint8_t (*ids)[VERIFY_HASH_LEN];
 	size_t n;
 	int64_t start;
+	bool *gone; /* per id: its record was deleted */
 	uint64_t removed, bytes;
 };
 
+/* The records only (a crash or a failed commit leaves every record with its file); the files go
+ * after the commit (node_unlink_unindexed), as eviction's do. */
 static int gc_remove_fn(struct node_env *e, MDB_txn *txn, void *ctx)
 {
 	struct gc_remove *c = ctx;
 	struct node_objrec rec;
-	char rel[NODE_RELPATH_LEN];
 	int rc;
 
 	c->removed = c->bytes = 0;
+	memset(c->gone, 0, c->n * sizeof(*c->gone));
 	for (size_t i = 0; i < c->n; i++) {
 		MDB_val k = {VERIFY_HASH_LEN, (void *)c->ids[i]};
 
@@ -679,16 +682,7 @@ static int gc_remove_fn(struct node_env *e, MDB_txn *txn, void *ctx)
 		rc = mdb_del(txn, e->objects, &k, NULL);
 		if (rc != 0)
 			return rc;
-		rc = node_variants_remove(c->s, c->ids[i], NULL);
-		if (rc < 0)
-			return rc;
-		node_relpath(c->ids[i], rel);
-		if (unlinkat(c->s->objfd, rel, 0) < 0 && errno != ENOENT && errno != ENOTDIR) {
-			rc = -errno;
-			stork_errorf("%s/" NODE_OBJDIR "/%s: cannot remove: %s", c->s->dir, rel,
-				     strerror(-rc));
-			return rc;
-		}
+		c->gone[i] = true;
 		c->removed++;
 		c->bytes += rec.size;
 	}
@@ -702,6 +696,7 @@ int store_gc(struct store *s, struct store_gc_report *ret)
 	struct node_pinset lists = {0}, pins = {0};
 	struct refs refs = {0};
 	struct gc_scan sc = {0};
+	bool *gone = NULL;
 	int lockfd = -1, r;
 
 	if (s->readonly) {
@@ -747,15 +742,23 @@ int store_gc(struct store *s, struct store_gc_report *ret)
 		goto out;
 	rep.objects = sc.objects;
 	rep.pinned = sc.pinned;
+	gone = calloc(BATCH, sizeof(*gone));
+	if (!gone) {
+		r = -ENOMEM;
+		goto out;
+	}
 	for (size_t i = 0; i < sc.ncands; i += BATCH) {
 		struct gc_remove gr = {s,
 				       (const uint8_t(*)[VERIFY_HASH_LEN])sc.cands + i,
 				       sc.ncands - i < BATCH ? sc.ncands - i : BATCH,
 				       sc.start,
+				       gone,
 				       0,
 				       0};
 
 		r = node_txn(s->env, true, gc_remove_fn, &gr);
+		if (r == 0 && gr.removed)
+			r = node_unlink_unindexed(s, gr.ids[0], sizeof(gr.ids[0]), gone, gr.n);
 		if (r < 0)
 			goto out;
 		rep.removed += gr.removed;
@@ -766,6 +769,7 @@ int store_gc(struct store *s, struct store_gc_report *ret)
 out:
 	if (lockfd >= 0)
 		close(lockfd); /* the flock goes with it */
+	free(gone);
 	free(sc.cands);
 	free(refs.ids);
 	node_pins_fini(&lists);

@@ -258,6 +258,12 @@ void node_touch(struct store *s, const uint8_t id[VERIFY_HASH_LEN], int64_t last
 int node_quota_new(struct store *s);
 /** Write the access clock's uses and free s->quota (NULL is fine). */
 void node_quota_free(struct store *s);
+/** Unlink the files of the objects whose records a committed transaction deleted (gone[i]
+ * for the id at ids + i * stride), after syncing the index, each only while no record names it
+ * again: records first, files after, so that a crash leaves whole unindexed files, never
+ * records of missing ones (quota.c's eviction, gc.c). @return 0; -errno (the first failure). */
+int node_unlink_unindexed(struct store *s, const uint8_t *ids, size_t stride, const bool *gone,
+			  size_t n);
 /** After n objects were inserted (indexed, or unsynced: pending.c): count them and, above the
  * quota, evict down to the low mark, never one of these. Failures are left in the detail and
  * ignored. */

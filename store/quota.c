@@ -463,25 +463,46 @@ static int evict_fn(struct node_env *e, MDB_txn *txn, void *ctx)
  * and the unlink): an object indexed again since the records went keeps its file. A crash
  * before the end leaves whole, unindexed objects, which a reader's open adopts after hashing
  * them, an insert of them finds, and fsck indexes again. */
+struct unlink_ctx {
+	struct store *s;
+	const uint8_t *ids; /* n ids, stride bytes apart */
+	size_t stride, n;
+	const bool *gone;
+};
+
 static int unlink_fn(struct node_env *e, MDB_txn *txn, void *ctx)
 {
-	struct evict_ctx *c = ctx;
+	struct unlink_ctx *c = ctx;
 	struct node_objrec rec;
 	int rc, r = 0;
 
 	for (size_t i = 0; i < c->n; i++) {
+		const uint8_t *id = c->ids + i * c->stride;
+
 		if (!c->gone[i])
 			continue;
-		rc = node_objrec_get(e, txn, c->cands[i].id, &rec);
+		rc = node_objrec_get(e, txn, id, &rec);
 		if (rc != MDB_NOTFOUND) {
 			stork_error_clear();
 			continue; /* indexed again (or unreadable): leave the file */
 		}
-		rc = unlink_object(c->s, c->cands[i].id);
+		rc = unlink_object(c->s, id);
 		if (rc < 0 && r == 0)
 			r = rc; /* the first failure's detail; that file stays unindexed */
 	}
 	return r;
+}
+
+int node_unlink_unindexed(struct store *s, const uint8_t *ids, size_t stride, const bool *gone,
+			  size_t n)
+{
+	struct unlink_ctx c = {s, ids, stride, n, gone};
+	int r;
+
+	/* Durable before any file goes: a power cut must not bring back a record whose file is
+	 * unlinked (MDB_NOMETASYNC may undo the last commits). */
+	r = node_sync(s->env);
+	return r < 0 ? r : node_txn(s->env, true, unlink_fn, &c);
 }
 
 /* Evict, oldest first, until the objects' bytes are at most target; keep: never these.
@@ -509,12 +530,9 @@ static int evict(struct store *s, uint64_t target, const struct node_index_item 
 			goto out;
 		}
 		r = node_txn(s->env, true, evict_fn, &c);
-		/* Durable before any file goes: a power cut must not bring back a record whose
-		 * file is unlinked (MDB_NOMETASYNC may undo the last commits). */
 		if (r == 0 && c.count)
-			r = node_sync(s->env);
-		if (r == 0 && c.count)
-			r = node_txn(s->env, true, unlink_fn, &c);
+			r = node_unlink_unindexed(s, c.cands[0].id, sizeof(c.cands[0]), c.gone,
+						  c.n);
 	}
 	if (r < 0)
 		goto out;

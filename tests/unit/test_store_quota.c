@@ -204,9 +204,10 @@ static void say(void *ctx, const char *path, const char *what)
 	fprintf(stderr, "fsck: %s: %s\n", path, what);
 }
 
-/* A child evicts everything; it is killed delay_us after it starts (never, with -1).
+/* A child evicts everything (gc: collects it with stork gc's store_gc, nothing being listed or
+ * pinned); it is killed delay_us after it starts (never, with -1).
  * @return whether the kill interrupted it. */
-static bool evict_killed(long delay_us, long *ret_took_us)
+static bool remove_killed(bool gc, long delay_us, long *ret_took_us)
 {
 	struct timespec t0, t1;
 	int p[2], status;
@@ -225,6 +226,11 @@ static bool evict_killed(long delay_us, long *ret_took_us)
 			_exit(2);
 		if (write(p[1], "x", 1) != 1)
 			_exit(2);
+		if (gc) {
+			struct store_gc_report rep = {0};
+
+			_exit(store_gc(s, &rep) == 0 && rep.removed > 0 ? 0 : 3);
+		}
 		_exit(store_evict(s, 0, &freed) == 0 && freed > 0 ? 0 : 3);
 	}
 	close(p[1]);
@@ -241,7 +247,8 @@ static bool evict_killed(long delay_us, long *ret_took_us)
 		*ret_took_us = (t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000;
 	if (WIFSIGNALED(status))
 		return true;
-	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the evicting child failed");
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the %s child failed",
+		      gc ? "collecting" : "evicting");
 	return false;
 }
 
@@ -278,33 +285,45 @@ static void index_true(int round, long delay_us, int *ret_stored)
 	store_close(s);
 }
 
-START_TEST(an_eviction_killed_at_any_point_leaves_the_index_true)
+/* Kill rounds of an eviction (gc: a collection) of every object of the kill test. */
+static void removal_killed_rounds(bool gc)
 {
 	long took = 0, delay;
 	int stored, killed = 0, partly = 0;
 
-	/* Round 0 is not killed: it measures how long the eviction takes. */
+	/* Round 0 is not killed: it measures how long the removal takes. */
 	kfill();
-	evict_killed(-1, &took);
+	remove_killed(gc, -1, &took);
 	index_true(0, -1, &stored);
 	ck_assert_int_eq(stored, 0);
 	srand((unsigned)getpid());
 	for (int round = 1; round <= KILL_ROUNDS; round++) {
 		kfill();
-		/* Spread over the first half of the eviction (a later one may run faster than the
+		/* Spread over the first half of the removal (a later one may run faster than the
 		 * first), each a little off the even step. */
 		delay = took / 2 * round / (KILL_ROUNDS + 1) +
 			rand() % (took / 2 / (KILL_ROUNDS + 1) + 1);
-		if (evict_killed(delay, NULL))
+		if (remove_killed(gc, delay, NULL))
 			killed++;
 		index_true(round, delay, &stored);
 		if (stored > 0 && stored < KILL_OBJECTS)
 			partly++;
 	}
-	fprintf(stderr, "eviction of %d objects: %ld us; %d of %d rounds killed, %d left part\n",
-		KILL_OBJECTS, took, killed, KILL_ROUNDS, partly);
-	ck_assert_msg(killed >= KILL_ROUNDS / 4, "only %d of %d evictions were killed", killed,
+	fprintf(stderr, "%s of %d objects: %ld us; %d of %d rounds killed, %d left part\n",
+		gc ? "gc" : "eviction", KILL_OBJECTS, took, killed, KILL_ROUNDS, partly);
+	ck_assert_msg(killed >= KILL_ROUNDS / 4, "only %d of %d removals were killed", killed,
 		      KILL_ROUNDS);
+}
+
+START_TEST(an_eviction_killed_at_any_point_leaves_the_index_true)
+{
+	removal_killed_rounds(false);
+}
+END_TEST
+
+START_TEST(a_gc_killed_at_any_point_leaves_the_index_true)
+{
+	removal_killed_rounds(true);
 }
 END_TEST
 
@@ -317,5 +336,6 @@ TCase *tcase_store_quota(void)
 	tcase_add_test(tc, pinned_objects_are_never_evicted);
 	tcase_add_test(tc, a_full_store_names_itself_its_size_quota_and_pins);
 	tcase_add_test(tc, an_eviction_killed_at_any_point_leaves_the_index_true);
+	tcase_add_test(tc, a_gc_killed_at_any_point_leaves_the_index_true);
 	return tc;
 }
