@@ -563,34 +563,21 @@ static int remove_fn(struct node_env *e, MDB_txn *txn, void *ctx)
 {
 	struct obj_ctx *c = ctx;
 	MDB_val k = {VERIFY_HASH_LEN, (void *)c->id};
-	char rel[NODE_RELPATH_LEN];
-	int rc;
 
-	rc = mdb_del(txn, e->objects, &k, NULL);
-	if (rc != 0)
-		return rc;
-	/* Inside the write transaction: other index writers see entry and files go together.
-	 * Variants first: a failure leaves the object whole and indexed, and variants are made
-	 * again on demand. */
-	rc = node_variants_remove(c->s, c->id, NULL);
-	if (rc < 0)
-		return rc;
-	node_relpath(c->id, rel);
-	if (unlinkat(c->s->objfd, rel, 0) < 0 && errno != ENOENT && errno != ENOTDIR) {
-		rc = -errno;
-		stork_errorf("%s/" NODE_OBJDIR "/%s: cannot remove: %s", c->s->dir, rel,
-			     strerror(-rc));
-		return rc;
-	}
-	return 0;
+	return mdb_del(txn, e->objects, &k, NULL);
 }
 
 int store_object_remove(struct store *s, const uint8_t id[VERIFY_HASH_LEN])
 {
 	struct obj_ctx c = {.id = id, .s = s};
+	const bool gone = true;
+	int r;
 
 	node_pending_flush(s->env); /* the record, if it waits for its sync, goes too */
-	return node_txn(s->env, true, remove_fn, &c);
+	/* The record first, then the files (variants first: a failure leaves the object whole,
+	 * unindexed): as eviction and gc (node_unlink_unindexed). */
+	r = node_txn(s->env, true, remove_fn, &c);
+	return r < 0 ? r : node_unlink_unindexed(s, id, VERIFY_HASH_LEN, &gone, 1);
 }
 
 static int pin_fn(struct node_env *e, MDB_txn *txn, void *ctx)
