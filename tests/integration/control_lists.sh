@@ -15,17 +15,7 @@
 #      latest list (version 3), never version 2.
 #   5. The mirror serves forged bytes for version 4 of the list: w1 refuses it (status and log
 #      name the file and the hash mismatch) and keeps version 3; with the real file back, 4.
-if [ -z "${STORK_CONTROL_NS:-}" ]; then
-	if ! command -v unshare >/dev/null; then
-		[ "${CI:-}" != true ] || {
-			echo "FAIL: control_lists: unshare (util-linux) is required under CI" >&2
-			exit 1
-		}
-		echo "# SKIP control_lists: unshare is missing" >&2
-		exit 77
-	fi
-	exec unshare --mount --propagation private env STORK_CONTROL_NS=1 bash "$0" "$@"
-fi
+. "$(dirname "$0")/private_ns.sh"
 . "$(dirname "$0")/lib.sh"
 
 need python3 nginx mount

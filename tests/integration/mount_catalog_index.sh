@@ -11,17 +11,7 @@
 # was damaged and how, counts catalogs_reindexed 1, and leaves the index built again byte for
 # byte. A new publish is a new state: the next mount lists it (built, not read from the old
 # index).
-if [ -z "${STORK_CATIX_NS:-}" ]; then
-	if ! command -v unshare >/dev/null; then
-		[ "${CI:-}" != true ] || {
-			echo "FAIL: mount_catalog_index: unshare (util-linux) is required under CI" >&2
-			exit 1
-		}
-		echo "# SKIP mount_catalog_index: unshare is missing" >&2
-		exit 77
-	fi
-	exec unshare --mount --propagation private env STORK_CATIX_NS=1 bash "$0" "$@"
-fi
+. "$(dirname "$0")/private_ns.sh"
 . "$(dirname "$0")/lib.sh"
 
 need python3 mount

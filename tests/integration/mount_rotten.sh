@@ -10,17 +10,7 @@
 # and what it hashes to; the status counts 3 rotten objects; the other files read their
 # source's bytes. Once the mirror serves them again, each reads its source's bytes (fetched
 # again: the bad file is replaced), and the store is clean (fsck, every file re-hashed).
-if [ -z "${STORK_ROTTEN_NS:-}" ]; then
-	if ! command -v unshare >/dev/null; then
-		[ "${CI:-}" != true ] || {
-			echo "FAIL: mount_rotten: unshare (util-linux) is required under CI" >&2
-			exit 1
-		}
-		echo "# SKIP mount_rotten: unshare is missing" >&2
-		exit 77
-	fi
-	exec unshare --mount --propagation private env STORK_ROTTEN_NS=1 bash "$0" "$@"
-fi
+. "$(dirname "$0")/private_ns.sh"
 . "$(dirname "$0")/lib.sh"
 
 need python3 mount

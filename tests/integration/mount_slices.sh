@@ -14,17 +14,7 @@
 # and removes its slice; a slices= directory that is not there stops storkfs. The refresh
 # test's core check (a version published after mounting shows after SIGHUP) runs through a
 # slice too.
-if [ -z "${STORK_SLICES_NS:-}" ]; then
-	if ! command -v unshare >/dev/null; then
-		[ "${CI:-}" != true ] || {
-			echo "FAIL: mount_slices: unshare (util-linux) is required under CI" >&2
-			exit 1
-		}
-		echo "# SKIP mount_slices: unshare is missing" >&2
-		exit 77
-	fi
-	exec unshare --mount --propagation private env STORK_SLICES_NS=1 bash "$0" "$@"
-fi
+. "$(dirname "$0")/private_ns.sh"
 . "$(dirname "$0")/lib.sh"
 
 need python3 nginx mount dpkg-deb bwrap systemd-nspawn chroot

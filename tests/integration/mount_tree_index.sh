@@ -10,17 +10,7 @@
 # mount lists the same names, types, modes, sizes and symlink targets as the source and reads
 # the same bytes, says in the log which file was damaged and how, counts trees_reindexed 1,
 # and leaves the index built again byte for byte.
-if [ -z "${STORK_TREEIX_NS:-}" ]; then
-	if ! command -v unshare >/dev/null; then
-		[ "${CI:-}" != true ] || {
-			echo "FAIL: mount_tree_index: unshare (util-linux) is required under CI" >&2
-			exit 1
-		}
-		echo "# SKIP mount_tree_index: unshare is missing" >&2
-		exit 77
-	fi
-	exec unshare --mount --propagation private env STORK_TREEIX_NS=1 bash "$0" "$@"
-fi
+. "$(dirname "$0")/private_ns.sh"
 . "$(dirname "$0")/lib.sh"
 
 need python3 mount

@@ -20,17 +20,12 @@ static char storedir[300];
 
 static void setup(void)
 {
-	const char *t = getenv("TMPDIR");
-
-	snprintf(tmpdir, sizeof(tmpdir), "%s/test_store_catalog.XXXXXX", t ? t : "/tmp");
-	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-	snprintf(storedir, sizeof(storedir), "%s/store", tmpdir);
-	stork_error_clear();
+	unit_tmpdir("test_store_catalog", tmpdir, sizeof(tmpdir), storedir, sizeof(storedir));
 }
 
 static void teardown(void)
 {
-	nftw(tmpdir, unit_rm_one, 64, FTW_DEPTH | FTW_PHYS);
+	unit_tmpdir_rm(tmpdir);
 }
 
 static struct store *open_store(void)

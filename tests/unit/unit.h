@@ -46,6 +46,11 @@ char *unit_path_of(const char *dir, const char *rel);
 void unit_read_all(const char *path, uint8_t **ret, size_t *ret_len);
 /** nftw callback removing each entry (FTW_DEPTH | FTW_PHYS). */
 int unit_rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw);
+/** A fresh directory $TMPDIR/NAME.XXXXXX in dir (cap bytes) and, when storedir, "DIR/store"
+ * there (a node store the test opens); clears the error detail. For a Check fixture's setup. */
+void unit_tmpdir(const char *name, char *dir, size_t cap, char *storedir, size_t storecap);
+/** Remove dir and everything under it (unit_rm_one). For a Check fixture's teardown. */
+void unit_tmpdir_rm(const char *dir);
 
 /* An in-memory struct verify_cache, standing in for the node store's LMDB: load/save are
  * unit_mc_load/unit_mc_save with ctx a struct unit_memcache. */

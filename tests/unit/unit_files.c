@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "unit.h"
+#include "verify/error.h"
 
 char *unit_path_of(const char *dir, const char *rel)
 {
@@ -124,4 +125,20 @@ void unit_mc_clear(struct unit_memcache *mc)
 	for (size_t i = 0; i < mc->n; i++)
 		free(mc->e[i].buf);
 	memset(mc, 0, sizeof(*mc));
+}
+
+void unit_tmpdir(const char *name, char *dir, size_t cap, char *storedir, size_t storecap)
+{
+	const char *t = getenv("TMPDIR");
+
+	snprintf(dir, cap, "%s/%s.XXXXXX", t ? t : "/tmp", name);
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	if (storedir)
+		snprintf(storedir, storecap, "%s/store", dir);
+	stork_error_clear();
+}
+
+void unit_tmpdir_rm(const char *dir)
+{
+	nftw(dir, unit_rm_one, 64, FTW_DEPTH | FTW_PHYS);
 }
