@@ -47,8 +47,11 @@ for i in $(seq 1 "$KILLS"); do
 	else
 		name=$bigname
 	fi
-	rand $((dur * 11 / 10 + 1))
-	delay=$R
+	# one kill in each of KILLS even slices of the measured publish (and a tenth more), at a
+	# random point of its slice: the first lands early whatever the draw (all of them drawn
+	# from the whole span could land after the commit point)
+	rand $((dur * 11 / 10 / KILLS + 1))
+	delay=$(((i - 1) * dur * 11 / 10 / KILLS + R))
 	"$STORK" publish "$REPO" --keys "$KEYS" --key "$PUBKEY" --quiet "$name" "$version" "$big" \
 		>"$T/pub.out" 2>"$T/pub.err" &
 	pid=$!
