@@ -334,6 +334,11 @@ int main(int argc, char **argv)
 	if (fuse_session_mount(d.se, mountpoint) != 0)
 		goto out;
 	mounted = true;
+	ret = fsd_pt_setup(&d);
+	if (ret < 0) {
+		fsd_log(&d, "passthrough: %s", strerror(-ret));
+		goto out;
+	}
 	if (pthread_create(&refresher, NULL, fsd_refresh_thread, &d) != 0)
 		goto out;
 	refreshing = true;
@@ -388,6 +393,7 @@ out:
 	if (d.se)
 		fuse_session_destroy(d.se);
 	fsd_report_ready(ready, code);
+	fsd_pt_fini(&d);
 	fsd_stop(&d);
 	fuse_loop_cfg_destroy(loop);
 	free(d.conn_opts);

@@ -359,6 +359,7 @@ struct fsd_conf {
 	int suid;	    /* -o suid (for libfuse): the kernel honours setuid bits */
 	int no_allow_other; /* -o noallow_other: a root mount for root only */
 	int stack;	    /* -o stack: mount on a storkfs mount too */
+	int no_passthrough; /* -o nopassthrough: every read through the daemon (fs/passthrough.c) */
 	int show_help, show_version;
 	char *netrc; /* -o netrc=FILE: credentials of http(s) sources (fetch_opts.netrc) */
 	/* The transport chain (fetch/fetch.h struct fetch_opts; fs/README.md). 0 or NULL = the
@@ -379,6 +380,9 @@ struct fsd_conf {
 	uint64_t store_max;	  /* -o store_max=SIZE: the store's quota, set at start */
 	int store_max_set;
 };
+
+#define FSD_PT_BUCKETS 256 /* fs/passthrough.c: open inodes, by number */
+struct pt_rec;
 
 struct fsd {
 	struct fsd_conf conf;
@@ -435,7 +439,34 @@ struct fsd {
 	 * current generation (one reference each). Under root_lock. */
 	pthread_mutex_t root_lock;
 	struct fsd_strmap roots;
+	/* FUSE passthrough (fs/passthrough.c): the INIT exchange (the first request, on one
+	 * thread, before any other), then the open files by inode under lock. */
+	struct {
+		bool wanted;	      /* not -o nopassthrough */
+		bool init_done;	      /* atomic */
+		bool offered;	      /* the kernel's INIT offered it */
+		uint64_t init_unique; /* the INIT request's */
+		bool on;	      /* atomic: negotiated, and not turned off since */
+		pthread_mutex_t lock;
+		struct pt_rec *recs[FSD_PT_BUCKETS]; /* lock */
+	} pt;
 };
+
+/* ------------------------------------------------------------------------------------------ */
+/* FUSE passthrough (fs/passthrough.c; fs/README.md "Passthrough"). */
+
+/** Before the session runs: its I/O through fs/passthrough.c, unless -o nopassthrough. */
+int fsd_pt_setup(struct fsd *d);
+/** An open of inode ino whose content is the store object fd (checked): the backing id the
+ * reply carries (> 0), or 0: served through the daemon (passthrough off, or the inode's other
+ * opens are). Each call is ended by one fsd_pt_close with passthrough = (returned id > 0). */
+int32_t fsd_pt_open(struct fsd *d, fuse_ino_t ino, int fd);
+void fsd_pt_close(struct fsd *d, fuse_ino_t ino, bool passthrough);
+/** fuse_reply_open with the backing id (0: none) fsd_pt_open gave. */
+int fsd_pt_reply_open(fuse_req_t req, struct fuse_file_info *fi, int32_t id);
+/** Whether the kernel took passthrough at INIT and no backing file was refused for good. */
+bool fsd_pt_on(struct fsd *d);
+void fsd_pt_fini(struct fsd *d);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Slices (fs/slices.c, fs/slices_load.c; fs/README.md "Slices"): named views of the one verified

@@ -17,6 +17,8 @@
 /* A file handle is the store object's descriptor, or (this bit set) a chunked file's struct
  * fsd_chunked (fs/chunk.c): a pointer never has the top bit, a descriptor never either. */
 #define FH_CHUNKED (1ULL << 63)
+/* An open the kernel serves from the store object itself (fs/passthrough.c): no descriptor. */
+#define FH_PASSTHROUGH (1ULL << 62)
 
 static struct fsd *fsd_of(fuse_req_t req)
 {
@@ -374,6 +376,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct fsd_chunked *ch = NULL;
 	struct verify_entry ebuf;
 	bool fetched = false;
+	int32_t backing = 0;
 	char what[1024];
 	int fd = -1, ret;
 
@@ -438,28 +441,42 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		goto out;
 	}
 	FSD_COUNT(d, opens, 1);
-	/* The kernel caches what it reads through this inode: the store object's own pages
-	 * (from the hash at its first open, or a fetch) would be a second copy (fs/README.md
-	 * "Memory"). */
-	posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
 	if (n->slice) {
 		fsd_slice_count(d, n->slice, FSD_SC_OPENS, 1);
 		if (fetched)
 			fsd_slice_count(d, n->slice, FSD_SC_FETCHED, 1);
 	}
+	fi->noflush = 1;
+	backing = fsd_pt_open(d, ino, fd);
+	if (backing > 0) {
+		/* The kernel reads the object itself: its pages are the file's only cache (the
+		 * kernel takes no page cache flag with passthrough), and the daemon sees no read
+		 * (a slice's bytes_read counts the file at its open). */
+		close(fd);
+		fd = -1;
+		fi->fh = FH_PASSTHROUGH;
+		if (n->slice)
+			fsd_slice_count(d, n->slice, FSD_SC_BYTES, e->size);
+		goto out;
+	}
+	/* The kernel caches what it reads through this inode: the store object's own pages
+	 * (from the hash at its first open, or a fetch) would be a second copy (fs/README.md
+	 * "Memory"). */
+	posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
 	fi->fh = (uint64_t)fd;
 	fi->keep_cache = 1; /* the content behind this inode never changes */
-	fi->noflush = 1;
 out:
 	fsd_inodes_put(&d->inodes, n);
 	if (ret < 0) {
 		fuse_reply_err(req, fsd_errno(ret));
-	} else if (fuse_reply_open(req, fi) != 0) {
-		/* The open was interrupted: nobody will release this fd. */
+	} else if (fsd_pt_reply_open(req, fi, backing) != 0) {
+		/* The open was interrupted: nobody will release it. */
 		if (ch)
 			fsd_chunked_free(ch);
-		else
+		else if (fd >= 0)
 			close(fd);
+		if (!ch)
+			fsd_pt_close(d, ino, backing > 0);
 	}
 }
 
@@ -486,6 +503,10 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
 	struct fsd *d = fsd_of(req);
 
+	if (fi->fh == FH_PASSTHROUGH) { /* the kernel reads these itself */
+		fuse_reply_err(req, EIO);
+		return;
+	}
 	if (d->conf.slices)
 		count_read(d, ino, size, off);
 	if (fi->fh & FH_CHUNKED) { /* fs/chunk.c; it replies when it succeeds */
@@ -518,9 +539,15 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		fuse_reply_err(req, 0);
 		return;
 	}
+	if (fi->fh == FH_PASSTHROUGH) {
+		fsd_pt_close(fsd_of(req), ino, true);
+		fuse_reply_err(req, 0);
+		return;
+	}
 	/* And what readahead brought in beyond the last read. */
 	posix_fadvise((int)fi->fh, 0, 0, POSIX_FADV_DONTNEED);
 	close((int)fi->fh);
+	fsd_pt_close(fsd_of(req), ino, false);
 	fuse_reply_err(req, 0);
 }
 

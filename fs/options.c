@@ -45,6 +45,8 @@ static const char usage[] =
     "                         (refused by default: the new mount hides the old one)\n"
     "    -o noallow_other     mounted by root: only root may read the mount (default: every\n"
     "                         user may, the kernel checking the published modes)\n"
+    "    -o nopassthrough     read every file through the daemon (default: the kernel reads\n"
+    "                         a stored file's object itself, FUSE passthrough, where it can)\n"
     "    -o policy=FILE       this slice's trust policy (verify/README.md); re-read on SIGHUP\n"
     "    -o slices=DIR        more slices: each DIR/NAME.policy shows under /.slices/NAME/\n"
     "                         (fs/README.md \"Slices\"); re-read on SIGHUP and each refresh\n"
@@ -118,6 +120,7 @@ static const struct fuse_opt opt_spec[] = {
     OPT("allow_setuid", allow_setuid),
     OPT("noallow_other", no_allow_other),
     OPT("stack", stack),
+    OPT("nopassthrough", no_passthrough),
     OPT("netrc=%s", netrc),
     FUSE_OPT_KEY("proxy=", KEY_PROXY),
     FUSE_OPT_KEY("proxy_retry=", KEY_PROXY_RETRY),

@@ -80,6 +80,8 @@ char *fsd_status_json(struct fsd *d)
 	r |= verify_json_set_str(o, "mountpoint", d->mountpoint ? d->mountpoint : "");
 	r |= verify_json_set_str(o, "repository", d->repo_id);
 	r |= verify_json_set_int(o, "pid", (int64_t)getpid());
+	/* FUSE passthrough (fs/passthrough.c): the kernel reads stored files itself */
+	r |= verify_json_set_bool(o, "passthrough", fsd_pt_on(d));
 	r |= verify_json_set_str(o, "started", iso_time(d->started, when, sizeof(when)));
 	r |= verify_json_set_str(o, "state",
 				 rf.result == 0	  ? "fresh"

@@ -891,6 +891,11 @@ xattr() {
 	python3 -c 'import os, sys; sys.stdout.write(os.getxattr(sys.argv[1], sys.argv[2]).decode())' "$1" "$2"
 }
 
+# status_field MNT KEY: one member of the mount's status (user.storkfs.status), as Python prints it.
+status_field() {
+	xattr "$1" user.storkfs.status | python3 -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$2"
+}
+
 # read_hash SECS FILE [DELAY_MS [READY]]: open FILE and read it to its end, 64 kB at a time,
 # within SECS seconds; prints "ok SHA256" (of the bytes read) or "errno N" (the open or a read
 # failed with errno N) and returns 0, or returns timeout's 124 or 137 when it did not finish.

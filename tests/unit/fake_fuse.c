@@ -58,6 +58,21 @@ int fuse_reply_readlink(fuse_req_t req, const char *link)
 	return 0;
 }
 
+/* The session: no kernel here, so no passthrough (fs/passthrough.c is never set up). */
+int fuse_session_fd(struct fuse_session *se)
+{
+	(void)se;
+	return -1;
+}
+
+int fuse_session_custom_io(struct fuse_session *se, const struct fuse_custom_io *io, int fd)
+{
+	(void)se;
+	(void)io;
+	(void)fd;
+	return -ENOSYS;
+}
+
 int fuse_reply_open(fuse_req_t req, const struct fuse_file_info *fi)
 {
 	replied(req, R_OPEN);
