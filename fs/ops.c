@@ -415,10 +415,25 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	snprintf(what, sizeof(what), "%s %s: %s", n->pkg, n->ver, e->path);
 	if (e->nchunks) {
+		/* The same bytes stored whole elsewhere share the inode; while the kernel reads
+		 * that object for it, this open must too (fs/passthrough.c). */
+		backing = fsd_pt_join(d, ino);
+		if (backing > 0) {
+			FSD_COUNT(d, opens, 1);
+			if (n->slice) {
+				fsd_slice_count(d, n->slice, FSD_SC_OPENS, 1);
+				fsd_slice_count(d, n->slice, FSD_SC_BYTES, e->size);
+			}
+			fi->fh = FH_PASSTHROUGH;
+			fi->noflush = 1;
+			goto out;
+		}
 		/* Stored by the piece: each read fetches the chunks it touches (fs/chunk.c). */
 		ret = fsd_chunked_open(e, what, n->slice, &ch);
-		if (ret < 0)
+		if (ret < 0) {
+			fsd_pt_close(d, ino, false);
 			goto out;
+		}
 		FSD_COUNT(d, opens, 1);
 		FSD_COUNT(d, hits, 1); /* nothing to fetch to open it */
 		if (n->slice)
@@ -475,8 +490,7 @@ out:
 			fsd_chunked_free(ch);
 		else if (fd >= 0)
 			close(fd);
-		if (!ch)
-			fsd_pt_close(d, ino, backing > 0);
+		fsd_pt_close(d, ino, backing > 0);
 	}
 }
 
@@ -536,6 +550,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 {
 	if (fi->fh & FH_CHUNKED) {
 		fsd_chunked_free((struct fsd_chunked *)(uintptr_t)(fi->fh & ~FH_CHUNKED));
+		fsd_pt_close(fsd_of(req), ino, false);
 		fuse_reply_err(req, 0);
 		return;
 	}

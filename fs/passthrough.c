@@ -195,6 +195,20 @@ static struct pt_rec **slot(struct fsd *d, fuse_ino_t ino)
 	return p;
 }
 
+/* Inode ino's record, made when it has none; NULL: no memory (the open is served through
+ * the daemon, unrecorded). Under pt.lock. */
+static struct pt_rec *rec(struct fsd *d, fuse_ino_t ino)
+{
+	struct pt_rec **p = slot(d, ino);
+
+	if (!*p) {
+		*p = calloc(1, sizeof(**p));
+		if (*p)
+			(*p)->ino = ino;
+	}
+	return *p;
+}
+
 /* A failure of the backing ioctl that every other file would meet as well. */
 static bool fails_all(int err)
 {
@@ -205,22 +219,16 @@ static bool fails_all(int err)
 int32_t fsd_pt_open(struct fsd *d, fuse_ino_t ino, int fd)
 {
 	struct pt_backing_map map = {.fd = fd};
-	struct pt_rec **p, *r;
+	struct pt_rec *r;
 	int32_t id = 0;
 	int err;
 
 	if (!__atomic_load_n(&d->pt.on, __ATOMIC_ACQUIRE))
 		return 0;
 	pthread_mutex_lock(&d->pt.lock);
-	p = slot(d, ino);
-	r = *p;
-	if (!r) {
-		r = calloc(1, sizeof(*r));
-		if (!r)
-			goto out;
-		r->ino = ino;
-		*p = r;
-	}
+	r = rec(d, ino);
+	if (!r)
+		goto out;
 	if (r->pt) {
 		id = r->id;
 		r->pt++;
@@ -245,6 +253,28 @@ int32_t fsd_pt_open(struct fsd *d, fuse_ino_t ino, int fd)
 	}
 	if (!id)
 		r->cached++;
+out:
+	pthread_mutex_unlock(&d->pt.lock);
+	return id;
+}
+
+int32_t fsd_pt_join(struct fsd *d, fuse_ino_t ino)
+{
+	struct pt_rec *r;
+	int32_t id = 0;
+
+	if (!__atomic_load_n(&d->pt.on, __ATOMIC_ACQUIRE))
+		return 0;
+	pthread_mutex_lock(&d->pt.lock);
+	r = rec(d, ino);
+	if (!r)
+		goto out;
+	if (r->pt) {
+		id = r->id;
+		r->pt++;
+	} else {
+		r->cached++;
+	}
 out:
 	pthread_mutex_unlock(&d->pt.lock);
 	return id;

@@ -50,6 +50,7 @@ struct store_unpack {
 	int err;       /* sticky: once failed, always failed */
 	void *buf;
 	size_t cap;
+	size_t fill; /* unpacked bytes in buf not yet handed to out */
 };
 
 /* Decoders and their output buffers kept for the next object: a prefetch unpacks thousands
@@ -187,6 +188,20 @@ static int unpack_raw(struct store_unpack *u, const void *buf, size_t len)
 	return 0;
 }
 
+/* Hand what buf gathered to out. */
+static int unpack_flush(struct store_unpack *u)
+{
+	int r;
+
+	if (u->out && u->fill) {
+		r = u->out(u->ctx, u->buf, u->fill);
+		if (r < 0)
+			return unpack_fail(u, r);
+	}
+	u->fill = 0;
+	return 0;
+}
+
 int store_unpack_write(struct store_unpack *u, const void *buf, size_t len)
 {
 	ZSTD_inBuffer in = {buf, len, 0};
@@ -204,10 +219,14 @@ int store_unpack_write(struct store_unpack *u, const void *buf, size_t len)
 	}
 	u->zin += len;
 
-	/* Keep going while input remains or the decoder may still hold output. */
+	/* Keep going while input remains or the decoder may still hold output. The output
+	 * gathers in buf across calls and goes to out when buf is full (and at the end): a
+	 * network chunk unpacks to a few KiB, and a file written in such pieces is cached in
+	 * pages of that size, where whole-buffer writes get the large folios a sequential read
+	 * of the store object then copies from fastest (FUSE passthrough reads it directly). */
 	while (in.pos < in.size || full) {
-		ZSTD_outBuffer out = {u->buf, u->cap, 0};
-		size_t inpos = in.pos;
+		ZSTD_outBuffer out = {u->buf, u->cap, u->fill};
+		size_t inpos = in.pos, got;
 		size_t rem = ZSTD_decompressStream(u->dctx, &out, &in);
 
 		if (ZSTD_isError(rem)) {
@@ -216,25 +235,25 @@ int store_unpack_write(struct store_unpack *u, const void *buf, size_t len)
 		}
 		/* A call that moved nothing (flushing after a frame ended) only hints at a
 		 * next frame: it does not reopen the finished one. */
-		if (in.pos != inpos || out.pos > 0)
+		got = out.pos - u->fill;
+		if (in.pos != inpos || got > 0)
 			u->last = rem;
 		full = out.pos == out.size;
-		if (out.pos == 0)
-			continue;
-		if (out.pos > u->size - u->uout) {
+		if (got > u->size - u->uout) {
 			stork_errorf("object: unpacks to more than the %llu bytes its manifest "
 				     "states",
 				     (unsigned long long)u->size);
 			return unpack_fail(u, STORK_EBADLEN);
 		}
-		u->uout += out.pos;
-		r = verify_hash_update(u->h, u->buf, out.pos);
+		u->uout += got;
+		r = verify_hash_update(u->h, (const uint8_t *)u->buf + u->fill, got);
 		if (r < 0)
 			return unpack_fail(u, r);
-		if (u->out) {
-			r = u->out(u->ctx, u->buf, out.pos);
+		u->fill = out.pos;
+		if (full) {
+			r = unpack_flush(u);
 			if (r < 0)
-				return unpack_fail(u, r);
+				return r;
 		}
 	}
 	return 0;
@@ -254,6 +273,9 @@ int store_unpack_finish(struct store_unpack *u)
 	}
 	if (u->raw)
 		goto hash;
+	r = unpack_flush(u);
+	if (r < 0)
+		return r;
 	if (u->zin != u->zsize) {
 		stork_errorf("object: %llu compressed bytes where its manifest states %llu",
 			     (unsigned long long)u->zin, (unsigned long long)u->zsize);
