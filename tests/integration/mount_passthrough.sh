@@ -2,7 +2,8 @@
 # FUSE passthrough (fs/README.md "Memory"): the kernel reads a file stored whole from its store
 # object, and the kernel's rules are kept (fs/passthrough.c).
 #   1. the daemon as users run it (without -f): the status says passthrough is on (root, Linux
-#      >= 6.9); files read their bytes, by read and through a mapping (mmap);
+#      >= 6.9), and `stork status` says how files are read; files read their bytes, by read and
+#      through a mapping (mmap);
 #   2. the same bytes published whole (p 1.0/same) and in chunks (c 1.0/same) are one inode; it
 #      is opened through both names at once, in both orders, and every reader gets the right
 #      bytes (the daemon makes such opens share the inode's mode: Linux 6.9's iomode rules fail
@@ -67,6 +68,8 @@ mount_bg "$M"
 [ "$(status_field "$M" passthrough)" = True ] ||
 	fail "passthrough is off (root on Linux >= 6.9 with CONFIG_FUSE_PASSTHROUGH should have it)"
 same_bytes "$M" "passthrough"
+run "$STORK" status "$M"
+out_has "stork status says the kernel reads the files" "reads       by the kernel from the store objects (FUSE passthrough)"
 mapped "$M/p/1.0/f3" "$T/src/p/f3" || fail "p/1.0/f3 mapped (mmap) reads other bytes"
 pass "passthrough is on; every file reads its bytes, by read and by mmap"
 
@@ -125,6 +128,8 @@ fusermount3 -u "$M"
 mount_bg "$M" nopassthrough
 [ "$(status_field "$M" passthrough)" = False ] || fail "-o nopassthrough: the status says passthrough is on"
 same_bytes "$M" "-o nopassthrough"
+run "$STORK" status "$M"
+out_has "-o nopassthrough: stork status says the daemon reads the files" "reads       through the daemon (no FUSE passthrough)"
 mapped "$M/p/1.0/f3" "$T/src/p/f3" || fail "-o nopassthrough: p/1.0/f3 mapped reads other bytes"
 pass "-o nopassthrough: off, every file reads its bytes"
 fusermount3 -u "$M"
