@@ -459,13 +459,10 @@ struct fsd {
 int fsd_pt_setup(struct fsd *d);
 /** An open of inode ino whose content is the store object fd (checked): the backing id the
  * reply carries (> 0), or 0: served through the daemon (passthrough off, or the inode's other
- * opens are). Each call is ended by one fsd_pt_close with passthrough = (returned id > 0). */
+ * opens are). fd -1: an open with no one object to hand over (a file stored in chunks, whose
+ * inode the same bytes stored whole share): it joins the inode's passthrough opens if there
+ * are any. Each call is ended by one fsd_pt_close with passthrough = (returned id > 0). */
 int32_t fsd_pt_open(struct fsd *d, fuse_ino_t ino, int fd);
-/** An open of inode ino that has no one store object to hand over (a file stored in chunks,
- * whose inode a file stored whole with the same content shares): the backing id of the
- * inode's passthrough opens (> 0: this open joins them), or 0: served through the daemon.
- * Ended by fsd_pt_close as fsd_pt_open's are. */
-int32_t fsd_pt_join(struct fsd *d, fuse_ino_t ino);
 void fsd_pt_close(struct fsd *d, fuse_ino_t ino, bool passthrough);
 /** fuse_reply_open with the backing id (0: none) fsd_pt_open gave. */
 int fsd_pt_reply_open(fuse_req_t req, struct fuse_file_info *fi, int32_t id);

@@ -417,7 +417,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (e->nchunks) {
 		/* The same bytes stored whole elsewhere share the inode; while the kernel reads
 		 * that object for it, this open must too (fs/passthrough.c). */
-		backing = fsd_pt_join(d, ino);
+		backing = fsd_pt_open(d, ino, -1);
 		if (backing > 0) {
 			FSD_COUNT(d, opens, 1);
 			if (n->slice) {

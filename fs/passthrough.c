@@ -232,7 +232,7 @@ int32_t fsd_pt_open(struct fsd *d, fuse_ino_t ino, int fd)
 	if (r->pt) {
 		id = r->id;
 		r->pt++;
-	} else if (!r->cached) {
+	} else if (!r->cached && fd >= 0) {
 		id = ioctl(fuse_session_fd(d->se), PT_IOC_BACKING_OPEN, &map);
 		if (id > 0) {
 			r->id = id;
@@ -253,28 +253,6 @@ int32_t fsd_pt_open(struct fsd *d, fuse_ino_t ino, int fd)
 	}
 	if (!id)
 		r->cached++;
-out:
-	pthread_mutex_unlock(&d->pt.lock);
-	return id;
-}
-
-int32_t fsd_pt_join(struct fsd *d, fuse_ino_t ino)
-{
-	struct pt_rec *r;
-	int32_t id = 0;
-
-	if (!__atomic_load_n(&d->pt.on, __ATOMIC_ACQUIRE))
-		return 0;
-	pthread_mutex_lock(&d->pt.lock);
-	r = rec(d, ino);
-	if (!r)
-		goto out;
-	if (r->pt) {
-		id = r->id;
-		r->pt++;
-	} else {
-		r->cached++;
-	}
 out:
 	pthread_mutex_unlock(&d->pt.lock);
 	return id;

@@ -816,6 +816,19 @@ mount_storkfs() {
 	}
 }
 
+# mount_bg MNT [OPTIONS]: storkfs as users run it, without -f (it returns once the mount is
+# ready), on $STORE with timeout=$MOUNT_TIMEOUT (default 30) and refresh=3600, plus OPTIONS.
+mount_bg() {
+	mkdir -p "$1"
+	_MOUNTS+=("$1")
+	run timeout 60 "$STORKFS" -o "root=$ROOT,store=$STORE,timeout=${MOUNT_TIMEOUT:-30},refresh=3600${2:+,$2}" \
+		"$NGINX_URL" "$1"
+	[ "$RC" -eq 0 ] || {
+		_show_run
+		fail "storkfs did not mount $1"
+	}
+}
+
 # on_exit 'COMMANDS': when the test exits, run COMMANDS (their failures ignored) before the
 # usual cleanup, keeping the test's exit status (a plain `(exit $rc)` in a trap would end the
 # trap under set -e before the cleanup ran, leaving mounts and daemons behind).

@@ -40,16 +40,6 @@ publish p 2.0 "$T/src/2" --quiet --no-chunks
 start_nginx "$REPO"
 STORE=$T/store
 
-# mount_bg MNT [OPTIONS]: storkfs without -f (it returns once the mount is ready).
-mount_bg() {
-	mkdir -p "$1"
-	_MOUNTS+=("$1")
-	run timeout 60 "$STORKFS" -o "root=$ROOT,store=$STORE,timeout=30,refresh=3600${2:+,$2}" "$NGINX_URL" "$1"
-	[ "$RC" -eq 0 ] || {
-		_show_run
-		fail "storkfs did not mount $1"
-	}
-}
 # resident FILE: bytes of FILE in the page cache.
 resident() {
 	fincore --bytes --noheadings --output RES "$1" | tr -d ' '

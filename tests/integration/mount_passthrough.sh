@@ -37,15 +37,6 @@ publish c 1.0 "$T/src/c" --quiet
 start_nginx "$REPO"
 STORE=$T/store
 
-mount_bg() { # mount_bg MNT [OPTIONS]: the daemon without -f
-	mkdir -p "$1"
-	_MOUNTS+=("$1")
-	run timeout 60 "$STORKFS" -o "root=$ROOT,store=$STORE,timeout=30,refresh=3600${2:+,$2}" "$NGINX_URL" "$1"
-	[ "$RC" -eq 0 ] || {
-		_show_run
-		fail "storkfs did not mount $1"
-	}
-}
 # same_bytes MNT WHAT: every file of p (and c's same) reads its published bytes
 same_bytes() {
 	local f

@@ -42,16 +42,7 @@ STORE=$T/store
 FILES="shared1 shared2 shared3 shared4 changed"
 BB=busybox-static/1.0/bin/busybox
 
-# mount_bg MNT [OPTIONS]: storkfs without -f (it returns once the mount is ready).
-mount_bg() {
-	mkdir -p "$1"
-	_MOUNTS+=("$1")
-	run timeout 60 "$STORKFS" -o "root=$ROOT,store=$STORE,timeout=60,refresh=3600${2:+,$2}" "$NGINX_URL" "$1"
-	[ "$RC" -eq 0 ] || {
-		_show_run
-		fail "storkfs did not mount $1"
-	}
-}
+MOUNT_TIMEOUT=60
 resident() {
 	fincore --bytes --noheadings --output RES "$1" | tr -d ' '
 }
