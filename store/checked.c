@@ -11,13 +11,16 @@
  * disk returning other bytes for the same file) after the hash is not caught here; fsck and
  * the variants' re-hash catch it.
  *
- * The memory is a direct-mapped table of CHECKED_SLOTS entries, indexed by the id's first
- * bytes (uniform: they are a SHA-256), allocated at the first call: bounded whatever the
- * number of objects, and an entry pushed out only costs one more hash. Slots are guarded by
- * CHECKED_LOCKS striped mutexes; a slot being hashed is marked busy, and other callers for
- * the same object wait for that one hash instead of reading the file again. An insert through
- * the handle notes the file it put in place (it was hashed as it was written), so the open
- * that follows a fetch does not read it again.
+ * The memory is a table of CHECKED_SETS sets of CHECKED_WAYS entries, the set chosen by the
+ * id's first bytes (uniform: they are a SHA-256), allocated at the first call: bounded whatever
+ * the number of objects, and an entry pushed out (the set's least recently noted) only costs
+ * one more hash. Ways rather than one slot per set: fetch-ahead stores up to a few thousand
+ * objects before their readers open them, and with one slot per set a third of them would
+ * have been pushed out by then and hashed again. Sets are guarded by CHECKED_LOCKS striped
+ * mutexes; an entry being hashed is marked busy, and other callers for the same object wait
+ * for that one hash instead of reading the file again. An insert through the handle notes the
+ * file it put in place (it was hashed as it was written), so the open that follows a fetch does
+ * not read it again.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,7 +31,8 @@
 
 #include "store/node.h"
 
-#define CHECKED_SLOTS 8192 /* 8192 x 72 bytes: 576 KiB */
+#define CHECKED_SETS  4096 /* x CHECKED_WAYS x 80 bytes: 1.25 MiB */
+#define CHECKED_WAYS  4
 #define CHECKED_LOCKS 64
 
 struct checked_slot {
@@ -37,14 +41,16 @@ struct checked_slot {
 	ino_t ino;
 	off_t size;
 	struct timespec ctime;
-	bool valid; /* the fields above describe a file that hashed right */
-	bool busy;  /* id is being hashed by some thread */
+	uint32_t stamp; /* when it was taken (the table's clock): the oldest goes first */
+	bool valid;	/* the fields above describe a file that hashed right */
+	bool busy;	/* id is being hashed by some thread */
 };
 
 struct node_checked {
-	pthread_mutex_t locks[CHECKED_LOCKS]; /* slot i is guarded by locks[i % CHECKED_LOCKS] */
-	pthread_cond_t done[CHECKED_LOCKS];   /* a busy slot of that stripe finished */
-	struct checked_slot slots[CHECKED_SLOTS];
+	pthread_mutex_t locks[CHECKED_LOCKS]; /* set i is guarded by locks[i % CHECKED_LOCKS] */
+	pthread_cond_t done[CHECKED_LOCKS];   /* a busy entry of that stripe finished */
+	uint32_t clock;			      /* atomic: stamps the entries taken */
+	struct checked_slot slots[CHECKED_SETS][CHECKED_WAYS];
 };
 
 static struct node_checked *checked_new(void)
@@ -133,7 +139,7 @@ static int check_content(struct store *s, const uint8_t id[VERIFY_HASH_LEN], int
 	return 0;
 }
 
-/* The slot's object is the file st describes, which hashed right. Under the slot's lock. */
+/* The entry's object is the file st describes, which hashed right. Under the set's lock. */
 static void slot_remember(struct checked_slot *e, const struct stat *st)
 {
 	e->dev = st->st_dev;
@@ -143,49 +149,91 @@ static void slot_remember(struct checked_slot *e, const struct stat *st)
 	e->valid = true;
 }
 
-/* Hash fd unless the table says this file hashed right before; remember a good result. */
-static int check_once(struct store *s, const uint8_t id[VERIFY_HASH_LEN], int fd)
+/* The set of id, and its lock and condition. */
+static struct checked_slot *set_of(struct node_checked *c, const uint8_t id[VERIFY_HASH_LEN],
+				   pthread_mutex_t **ret_lock, pthread_cond_t **ret_done)
+{
+	size_t i;
+
+	memcpy(&i, id, sizeof(i));
+	i %= CHECKED_SETS;
+	*ret_lock = &c->locks[i % CHECKED_LOCKS];
+	*ret_done = &c->done[i % CHECKED_LOCKS];
+	return c->slots[i];
+}
+
+/* The set's entry for id (valid or busy), or NULL. Under the set's lock. */
+static struct checked_slot *way_find(struct checked_slot *set, const uint8_t id[VERIFY_HASH_LEN])
+{
+	for (int w = 0; w < CHECKED_WAYS; w++)
+		if ((set[w].valid || set[w].busy) && memcmp(set[w].id, id, VERIFY_HASH_LEN) == 0)
+			return &set[w];
+	return NULL;
+}
+
+/* An entry of the set for id: a free one, else the oldest that is not busy (NULL: all are),
+ * taken for id (not valid yet) and stamped. Under the set's lock. */
+static struct checked_slot *way_take(struct node_checked *c, struct checked_slot *set,
+				     const uint8_t id[VERIFY_HASH_LEN])
+{
+	uint32_t now = __atomic_add_fetch(&c->clock, 1, __ATOMIC_RELAXED);
+	struct checked_slot *e = NULL;
+
+	for (int w = 0; w < CHECKED_WAYS; w++) {
+		if (set[w].busy)
+			continue;
+		if (!set[w].valid) {
+			e = &set[w];
+			break;
+		}
+		/* the oldest: the clock wraps, so by distance from now */
+		if (!e || now - set[w].stamp > now - e->stamp)
+			e = &set[w];
+	}
+	if (e) {
+		memcpy(e->id, id, VERIFY_HASH_LEN);
+		e->valid = false;
+		e->stamp = now;
+	}
+	return e;
+}
+
+/* Hash fd (whose stat is st) unless the table says this file hashed right before; remember a
+ * good result. */
+static int check_once(struct store *s, const uint8_t id[VERIFY_HASH_LEN], int fd,
+		      const struct stat *st)
 {
 	struct node_checked *c = checked_of(s);
-	struct checked_slot *e;
+	struct checked_slot *set, *e;
 	pthread_mutex_t *lock;
 	pthread_cond_t *done;
-	struct stat st;
-	size_t i;
-	bool mine = false;
 	int r;
 
-	if (fstat(fd, &st) < 0)
-		return -errno;
 	if (!c)
-		return check_content(s, id, fd, &st); /* no memory for the table: hash each time */
-	memcpy(&i, id, sizeof(i));
-	i %= CHECKED_SLOTS;
-	e = &c->slots[i];
-	lock = &c->locks[i % CHECKED_LOCKS];
-	done = &c->done[i % CHECKED_LOCKS];
+		return check_content(s, id, fd, st); /* no memory for the table: hash each time */
+	set = set_of(c, id, &lock, &done);
 	pthread_mutex_lock(lock);
-	while (e->busy && memcmp(e->id, id, VERIFY_HASH_LEN) == 0)
+	while ((e = way_find(set, id)) && e->busy)
 		pthread_cond_wait(done, lock); /* the same object: wait for that hash */
-	if (same_file(e, id, &st)) {
+	if (e && same_file(e, id, st)) {
 		pthread_mutex_unlock(lock);
 		return 0;
 	}
-	if (!e->busy) { /* take the slot; a slot busy with another object is left to it */
-		memcpy(e->id, id, VERIFY_HASH_LEN);
-		e->valid = false;
+	if (e)
+		e->valid = false; /* another file under the name: hashed again */
+	else
+		e = way_take(c, set, id); /* NULL: every entry is busy, this one goes unnoted */
+	if (e)
 		e->busy = true;
-		mine = true;
-	}
 	pthread_mutex_unlock(lock);
 
-	r = check_content(s, id, fd, &st);
+	r = check_content(s, id, fd, st);
 
-	if (mine) {
+	if (e) {
 		pthread_mutex_lock(lock);
 		e->busy = false;
 		if (r == 0)
-			slot_remember(e, &st);
+			slot_remember(e, st);
 		pthread_cond_broadcast(done);
 		pthread_mutex_unlock(lock);
 	}
@@ -195,22 +243,20 @@ static int check_once(struct store *s, const uint8_t id[VERIFY_HASH_LEN], int fd
 void node_checked_note(struct store *s, const uint8_t id[VERIFY_HASH_LEN], int fd)
 {
 	struct node_checked *c = __atomic_load_n(&s->checked, __ATOMIC_ACQUIRE);
-	struct checked_slot *e;
+	struct checked_slot *set, *e;
 	pthread_mutex_t *lock;
+	pthread_cond_t *done;
 	struct stat st;
-	size_t i;
 
 	if (!c || fstat(fd, &st) < 0)
 		return; /* nobody checks through this handle yet, or no stat: hashed at open */
-	memcpy(&i, id, sizeof(i));
-	i %= CHECKED_SLOTS;
-	e = &c->slots[i];
-	lock = &c->locks[i % CHECKED_LOCKS];
+	set = set_of(c, id, &lock, &done);
 	pthread_mutex_lock(lock);
-	if (!e->busy) {
-		memcpy(e->id, id, VERIFY_HASH_LEN);
+	e = way_find(set, id);
+	if (!e)
+		e = way_take(c, set, id);
+	if (e && !e->busy)
 		slot_remember(e, &st);
-	}
 	pthread_mutex_unlock(lock);
 }
 
@@ -218,10 +264,12 @@ int store_object_open_checked(struct store *s, const uint8_t id[VERIFY_HASH_LEN]
 {
 	int fd = -1, r;
 
-	r = store_object_open(s, id, &fd);
+	struct stat st;
+
+	r = node_object_open(s, id, &fd, &st);
 	if (r < 0)
 		return r;
-	r = check_once(s, id, fd);
+	r = check_once(s, id, fd, &st);
 	if (r < 0) {
 		close(fd);
 		return r;

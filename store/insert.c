@@ -289,9 +289,14 @@ static int insert_check(struct store_insert *ins, bool sync)
 		stork_errorf("object %s: content hashes to %s", ins->hex, ghex);
 		return STORK_EBADHASH;
 	}
-	/* Trailing zeros were not written (holes): the length comes from here. */
-	if (ftruncate(ins->fd, (off_t)ins->size) < 0 || fstat(ins->fd, &st) < 0 ||
-	    (sync && fsync(ins->fd) < 0) || fchmod(ins->fd, 0444) < 0) {
+	/* Trailing zeros were not written (holes): the length comes from here. The truncate and
+	 * the chmod each dirty the inode, so each is made only when the file needs it: most files
+	 * end in data, and an unnamed one is made 0444 (under the usual umask). */
+	if (fstat(ins->fd, &st) < 0 ||
+	    ((uint64_t)st.st_size != ins->size &&
+	     (ftruncate(ins->fd, (off_t)ins->size) < 0 || fstat(ins->fd, &st) < 0)) ||
+	    (sync && fsync(ins->fd) < 0) ||
+	    ((st.st_mode & 07777) != 0444 && fchmod(ins->fd, 0444) < 0)) {
 		r = -errno;
 		stork_errorf("%s/" NODE_TMPDIR "/%s: object %s: %s", s->dir, tmpname(ins), ins->hex,
 			     strerror(-r));
@@ -304,6 +309,16 @@ static int insert_check(struct store_insert *ins, bool sync)
 		return -EIO;
 	}
 	return 0;
+}
+
+/* Whether objects/<first two of hex> is a directory (not missing, not a file or a symlink
+ * that node_subdir_open must clear). */
+static bool subdir_is_dir(struct store *s, const char *hex)
+{
+	char sub[3] = {hex[0], hex[1], '\0'};
+	struct stat st;
+
+	return fstatat(s->objfd, sub, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
 }
 
 /* Check the object (insert_check) and move it to its name in objects/: durably (the file and
@@ -321,10 +336,22 @@ static int insert_place(struct store_insert *ins, bool sync)
 	 * once. */
 	if (!sync)
 		sync_file_range(ins->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+	if (!sync && subdir_is_dir(s, ins->hex)) {
+		/* objects/ab is a directory but for a store's first objects: named through
+		 * objects/ straight away, as a batch does (no mkdir, open and close of objects/ab
+		 * for each object). Gone meanwhile: made below, and named again. */
+		char rel[NODE_RELPATH_LEN];
+
+		snprintf(rel, sizeof(rel), "%.2s/%s", ins->hex, ins->hex);
+		r = place(ins, s->objfd, rel);
+		if (r != -ENOENT && r != -ENOTDIR)
+			goto placed;
+	}
 	r = node_subdir_open(s, ins->id, &subfd);
 	if (r < 0)
 		return r;
 	r = place(ins, subfd, ins->hex);
+placed:
 	if (r < 0) {
 		stork_errorf("%s/" NODE_OBJDIR "/%.2s/%s: cannot move the object into place: %s",
 			     s->dir, ins->hex, ins->hex, strerror(-r));
@@ -337,7 +364,8 @@ static int insert_place(struct store_insert *ins, bool sync)
 				     strerror(-r));
 	}
 out:
-	close(subfd);
+	if (subfd >= 0)
+		close(subfd);
 	return r;
 }
 

@@ -529,7 +529,24 @@ int node_check_file(struct store *s, const uint8_t id[VERIFY_HASH_LEN],
 	return 0;
 }
 
-int store_object_open(struct store *s, const uint8_t id[VERIFY_HASH_LEN], int *ret_fd)
+/* objects/rel for reading. Without its access time: a mount's first read of each object
+ * would dirty the inode (relatime), and the store keeps its own access clock (quota.c).
+ * O_NOATIME needs the file's owner (or CAP_FOWNER): refused once, it is not asked again. */
+static int open_object(struct store *s, const char *rel)
+{
+	int fd;
+
+	if (!__atomic_load_n(&s->atime_denied, __ATOMIC_RELAXED)) {
+		fd = openat(s->objfd, rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOATIME);
+		if (fd >= 0 || errno != EPERM)
+			return fd;
+		__atomic_store_n(&s->atime_denied, true, __ATOMIC_RELAXED);
+	}
+	return openat(s->objfd, rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+}
+
+int node_object_open(struct store *s, const uint8_t id[VERIFY_HASH_LEN], int *ret_fd,
+		     struct stat *ret_st)
 {
 	struct obj_ctx c = {.id = id};
 	char rel[NODE_RELPATH_LEN];
@@ -539,13 +556,13 @@ int store_object_open(struct store *s, const uint8_t id[VERIFY_HASH_LEN], int *r
 	if (r < 0)
 		return r;
 	node_relpath(id, rel);
-	fd = openat(s->objfd, rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	fd = open_object(s, rel);
 	if (fd < 0 && errno != ENOENT && errno != ENOTDIR) {
 		r = -errno;
 		stork_errorf("%s/" NODE_OBJDIR "/%s: %s", s->dir, rel, strerror(-r));
 		return r;
 	}
-	r = node_check_file(s, id, &c.rec, fd, rel, NULL);
+	r = node_check_file(s, id, &c.rec, fd, rel, ret_st);
 	if (r < 0) {
 		if (fd >= 0)
 			close(fd);
@@ -554,6 +571,11 @@ int store_object_open(struct store *s, const uint8_t id[VERIFY_HASH_LEN], int *r
 	node_touch(s, id, c.rec.last_use);
 	*ret_fd = fd;
 	return 0;
+}
+
+int store_object_open(struct store *s, const uint8_t id[VERIFY_HASH_LEN], int *ret_fd)
+{
+	return node_object_open(s, id, ret_fd, NULL);
 }
 
 /* ------------------------------------------------------------------------------------------ */

@@ -84,6 +84,8 @@ struct store {
 	int immutable;
 	/* The access clock, the usage estimate and eviction (quota.c); made by store_open. */
 	struct node_quota *quota;
+	/* Objects are opened without O_NOATIME: it was refused (not their owner). Atomic. */
+	bool atime_denied;
 };
 
 enum { NODE_LINK_EMPTY_PATH = 1, NODE_LINK_PROC = 2 };
@@ -248,6 +250,9 @@ int node_object_get(struct store *s, const uint8_t id[VERIFY_HASH_LEN],
  * stat (may be NULL). @return 0; -ENOENT (entry dropped, detail set); -errno. */
 int node_check_file(struct store *s, const uint8_t id[VERIFY_HASH_LEN],
 		    const struct node_objrec *rec, int fd, const char *rel, struct stat *ret_st);
+/** store_object_open, with the file's stat (taken once, for the size check). */
+int node_object_open(struct store *s, const uint8_t id[VERIFY_HASH_LEN], int *ret_fd,
+		     struct stat *ret_st);
 /** Note a use on the access clock (quota.c: kept in memory, written in batches);
  * failures only cost accuracy of the last-use time, so they are ignored. */
 void node_touch(struct store *s, const uint8_t id[VERIFY_HASH_LEN], int64_t last_use);
