@@ -461,7 +461,9 @@ int fsd_pt_setup(struct fsd *d);
  * reply carries (> 0), or 0: served through the daemon (passthrough off, or the inode's other
  * opens are). fd -1: an open with no one object to hand over (a file stored in chunks, whose
  * inode the same bytes stored whole share): it joins the inode's passthrough opens if there
- * are any. Each call is ended by one fsd_pt_close with passthrough = (returned id > 0). */
+ * are any. Each call that returns >= 0 is ended by one fsd_pt_close with passthrough =
+ * (returned id > 0). -EIO: the inode's backing object changed on disk since it was registered
+ * (logged); -ENOMEM. */
 int32_t fsd_pt_open(struct fsd *d, fuse_ino_t ino, int fd);
 void fsd_pt_close(struct fsd *d, fuse_ino_t ino, bool passthrough);
 /** fuse_reply_open with the backing id (0: none) fsd_pt_open gave. */

@@ -418,6 +418,11 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		/* The same bytes stored whole elsewhere share the inode; while the kernel reads
 		 * that object for it, this open must too (fs/passthrough.c). */
 		backing = fsd_pt_open(d, ino, -1);
+		if (backing < 0) {
+			ret = backing;
+			backing = 0;
+			goto out;
+		}
 		if (backing > 0) {
 			FSD_COUNT(d, opens, 1);
 			if (n->slice) {
@@ -463,6 +468,12 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	fi->noflush = 1;
 	backing = fsd_pt_open(d, ino, fd);
+	if (backing < 0) {
+		ret = backing;
+		backing = 0;
+		close(fd);
+		goto out;
+	}
 	if (backing > 0) {
 		/* The kernel reads the object itself: its pages are the file's only cache (the
 		 * kernel takes no page cache flag with passthrough), and the daemon sees no read

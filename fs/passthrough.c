@@ -24,8 +24,13 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <linux/capability.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "fs/daemon.h"
@@ -78,15 +83,40 @@ static ssize_t io_read(int fd, void *buf, size_t len, void *userdata)
 
 		if (flags & FUSE_INIT_EXT)
 			flags |= (uint64_t)in->flags2 << 32;
-		d->pt.init_unique = h->unique;
-		d->pt.offered = (flags & PT_INIT_PASSTHROUGH) != 0;
+		__atomic_store_n(&d->pt.offered, (flags & PT_INIT_PASSTHROUGH) != 0,
+				 __ATOMIC_RELAXED);
+		__atomic_store_n(&d->pt.init_unique, h->unique, __ATOMIC_RELEASE);
 	}
 	return n;
 }
 
+/* Whether the kernel will take the store's files as backing files: the daemon has
+ * CAP_SYS_ADMIN, and the store's file system is not a stacked one (overlayfs: its files would
+ * make the stack too deep). Asked before INIT's reply, since passthrough costs the mount a
+ * level of stacking (an overlay on storkfs works, an overlay on that one no more). */
+static bool pt_possible(struct fsd *d)
+{
+	struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3};
+	struct __user_cap_data_struct c[2];
+	struct statfs fs;
+
+	if (syscall(SYS_capget, &h, c) < 0 || !(c[0].effective & (1U << CAP_SYS_ADMIN))) {
+		fsd_log(d, "passthrough: off: the daemon lacks CAP_SYS_ADMIN (run it as root); "
+			   "files are read through the daemon");
+		return false;
+	}
+	if (statfs(store_dir(d->store), &fs) == 0 && fs.f_type == 0x794c7630 /* overlayfs */) {
+		fsd_log(d,
+			"passthrough: off: the store %s is on overlayfs, which the kernel "
+			"refuses under FUSE passthrough; files are read through the daemon",
+			store_dir(d->store));
+		return false;
+	}
+	return true;
+}
+
 /* libfuse's INIT reply with passthrough asked for (when the kernel offered it and the mount
- * wants it): depth 1, the store's file system being no stacked one, so that storkfs can
- * itself be a layer of an overlay. */
+ * wants it): depth 1, so that storkfs can itself be a layer of an overlay. */
 static ssize_t init_reply(struct fsd *d, int fd, struct iovec *iov, int count)
 {
 	struct pt_init_out out;
@@ -96,16 +126,18 @@ static ssize_t init_reply(struct fsd *d, int fd, struct iovec *iov, int count)
 	if (count != 2 || iov[1].iov_len != sizeof(out))
 		return writev(fd, iov, count);
 	memcpy(&out, iov[1].iov_base, sizeof(out));
-	if (!(out.flags & FUSE_INIT_EXT) || (out.flags & FUSE_WRITEBACK_CACHE))
+	if (!(out.flags & FUSE_INIT_EXT) || (out.flags & FUSE_WRITEBACK_CACHE) || !pt_possible(d))
 		return writev(fd, iov, count);
 	out.flags2 |= (uint32_t)(PT_INIT_PASSTHROUGH >> 32);
 	out.max_stack_depth = 1;
 	v[0] = iov[0];
 	v[1].iov_base = &out;
 	v[1].iov_len = sizeof(out);
+	/* On before the kernel can send an open (right after it reads this reply). */
+	__atomic_store_n(&d->pt.on, true, __ATOMIC_RELEASE);
 	n = writev(fd, v, 2);
-	if (n >= 0)
-		__atomic_store_n(&d->pt.on, true, __ATOMIC_RELEASE);
+	if (n < 0)
+		__atomic_store_n(&d->pt.on, false, __ATOMIC_RELEASE);
 	return n;
 }
 
@@ -133,10 +165,11 @@ static ssize_t io_writev(int fd, struct iovec *iov, int count, void *userdata)
 
 	if (reply_backing_id > 0 && h->error == 0)
 		return open_reply(fd, iov, count, reply_backing_id);
-	if (!__atomic_load_n(&d->pt.init_done, __ATOMIC_RELAXED) &&
-	    h->unique == d->pt.init_unique) {
+	if (!__atomic_load_n(&d->pt.init_done, __ATOMIC_RELAXED) && h->unique &&
+	    h->unique == __atomic_load_n(&d->pt.init_unique, __ATOMIC_ACQUIRE)) {
 		__atomic_store_n(&d->pt.init_done, true, __ATOMIC_RELAXED);
-		if (d->pt.offered && d->pt.wanted && h->error == 0)
+		if (__atomic_load_n(&d->pt.offered, __ATOMIC_RELAXED) && d->pt.wanted &&
+		    h->error == 0)
 			return init_reply(d, fd, iov, count);
 	}
 	return writev(fd, iov, count);
@@ -181,9 +214,11 @@ int fsd_pt_setup(struct fsd *d)
 struct pt_rec {
 	struct pt_rec *next;
 	fuse_ino_t ino;
-	int32_t id;	 /* the backing id of its passthrough opens */
-	uint32_t pt;	 /* passthrough opens */
-	uint32_t cached; /* opens served through the daemon */
+	int32_t id;	       /* the backing id of its passthrough opens */
+	int fd;		       /* the object registered as their backing file (a dup) */
+	struct timespec ctime; /* its ctime then */
+	uint32_t pt;	       /* passthrough opens */
+	uint32_t cached;       /* opens served through the daemon */
 };
 
 static struct pt_rec **slot(struct fsd *d, fuse_ino_t ino)
@@ -195,20 +230,6 @@ static struct pt_rec **slot(struct fsd *d, fuse_ino_t ino)
 	return p;
 }
 
-/* Inode ino's record, made when it has none; NULL: no memory (the open is served through
- * the daemon, unrecorded). Under pt.lock. */
-static struct pt_rec *rec(struct fsd *d, fuse_ino_t ino)
-{
-	struct pt_rec **p = slot(d, ino);
-
-	if (!*p) {
-		*p = calloc(1, sizeof(**p));
-		if (*p)
-			(*p)->ino = ino;
-	}
-	return *p;
-}
-
 /* A failure of the backing ioctl that every other file would meet as well. */
 static bool fails_all(int err)
 {
@@ -216,43 +237,114 @@ static bool fails_all(int err)
 	       err == EOPNOTSUPP;
 }
 
-int32_t fsd_pt_open(struct fsd *d, fuse_ino_t ino, int fd)
+/* Inode ino's record, made when it has none and make is set; NULL: none, or no memory.
+ * Under pt.lock. */
+static struct pt_rec *rec(struct fsd *d, fuse_ino_t ino, bool make)
+{
+	struct pt_rec **p = slot(d, ino);
+
+	if (!*p && make) {
+		*p = calloc(1, sizeof(**p));
+		if (*p) {
+			(*p)->ino = ino;
+			(*p)->fd = -1;
+		}
+	}
+	return *p;
+}
+
+/* Drop r from the table once no open uses it. Under pt.lock. */
+static void rec_drop(struct fsd *d, struct pt_rec *r)
+{
+	struct pt_rec **p = slot(d, r->ino);
+
+	if (r->pt || r->cached)
+		return;
+	*p = r->next;
+	if (r->fd >= 0)
+		close(r->fd);
+	free(r);
+}
+
+/* Whether the registered object is still what was checked when it was registered: an object
+ * rewritten in place since (rot, a swap on the store's disk) is the backing file of every open
+ * of the inode until the last closes, and the kernel cannot change it meanwhile. */
+static bool rec_intact(const struct pt_rec *r)
+{
+	struct stat st;
+
+	return fstat(r->fd, &st) == 0 && st.st_ctim.tv_sec == r->ctime.tv_sec &&
+	       st.st_ctim.tv_nsec == r->ctime.tv_nsec;
+}
+
+/* Register fd as the backing file of r's opens. @return its id; 0: not registered (a
+ * failure that every file would meet turns passthrough off for the mount). */
+static int32_t rec_register(struct fsd *d, struct pt_rec *r, int fd)
 {
 	struct pt_backing_map map = {.fd = fd};
-	struct pt_rec *r;
-	int32_t id = 0;
+	struct stat st;
+	int32_t id;
 	int err;
 
-	if (!__atomic_load_n(&d->pt.on, __ATOMIC_ACQUIRE))
+	if (fstat(fd, &st) < 0)
+		return 0;
+	r->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (r->fd < 0)
+		return 0;
+	id = ioctl(fuse_session_fd(d->se), PT_IOC_BACKING_OPEN, &map);
+	if (id > 0) {
+		r->id = id;
+		r->ctime = st.st_ctim;
+		return id;
+	}
+	err = errno;
+	close(r->fd);
+	r->fd = -1;
+	if (fails_all(err)) {
+		__atomic_store_n(&d->pt.on, false, __ATOMIC_RELEASE);
+		fsd_log(d,
+			"passthrough: off for this mount: the kernel refuses the store's files "
+			"as backing files (%s); files are read through the daemon",
+			strerror(err));
+	}
+	return 0;
+}
+
+int32_t fsd_pt_open(struct fsd *d, fuse_ino_t ino, int fd)
+{
+	bool on = __atomic_load_n(&d->pt.on, __ATOMIC_ACQUIRE);
+	struct pt_rec *r;
+	int32_t id = 0;
+
+	if (!d->pt.wanted)
 		return 0;
 	pthread_mutex_lock(&d->pt.lock);
-	r = rec(d, ino);
-	if (!r)
+	/* Every open is recorded while passthrough is on; once it is off, only those of an
+	 * inode that still has a record (the kernel's mode for it must be kept). */
+	r = rec(d, ino, on);
+	if (!r) {
+		id = on ? -ENOMEM : 0;
 		goto out;
+	}
 	if (r->pt) {
+		if (!rec_intact(r)) {
+			fsd_log(d,
+				"passthrough: the store object behind inode %lu changed on disk "
+				"while open; new opens fail (EIO) until its open files are closed",
+				(unsigned long)ino);
+			id = -EIO;
+			goto out;
+		}
 		id = r->id;
 		r->pt++;
-	} else if (!r->cached && fd >= 0) {
-		id = ioctl(fuse_session_fd(d->se), PT_IOC_BACKING_OPEN, &map);
-		if (id > 0) {
-			r->id = id;
+	} else if (!r->cached && fd >= 0 && on) {
+		id = rec_register(d, r, fd);
+		if (id > 0)
 			r->pt = 1;
-		} else {
-			err = errno;
-			id = 0;
-			if (fails_all(err)) {
-				__atomic_store_n(&d->pt.on, false, __ATOMIC_RELEASE);
-				fsd_log(
-				    d,
-				    "passthrough: off for this mount: the kernel refuses the "
-				    "store's files as backing files (%s); files are read through "
-				    "the daemon",
-				    strerror(err));
-			}
-		}
 	}
 	if (!id)
 		r->cached++;
+	rec_drop(d, r);
 out:
 	pthread_mutex_unlock(&d->pt.lock);
 	return id;
@@ -260,26 +352,27 @@ out:
 
 void fsd_pt_close(struct fsd *d, fuse_ino_t ino, bool passthrough)
 {
-	struct pt_rec **p, *r;
+	struct pt_rec *r;
 	uint32_t id = 0;
 
 	if (!d->pt.wanted) /* -o nopassthrough: no record was made */
 		return;
 	pthread_mutex_lock(&d->pt.lock);
-	p = slot(d, ino);
-	r = *p;
+	r = rec(d, ino, false);
 	if (r && passthrough && r->pt && --r->pt == 0)
 		id = (uint32_t)r->id;
 	else if (r && !passthrough && r->cached)
 		r->cached--;
-	if (r && !r->pt && !r->cached) {
-		*p = r->next;
-		free(r);
-	}
 	/* Under the lock: an open of the inode that comes next registers the file anew. */
 	if (id && ioctl(fuse_session_fd(d->se), PT_IOC_BACKING_CLOSE, &id) < 0)
 		fsd_log(d, "passthrough: backing file %u of inode %lu not released: %s", id,
 			(unsigned long)ino, strerror(errno));
+	if (id) {
+		close(r->fd);
+		r->fd = -1;
+	}
+	if (r)
+		rec_drop(d, r);
 	pthread_mutex_unlock(&d->pt.lock);
 }
 
@@ -305,6 +398,8 @@ void fsd_pt_fini(struct fsd *d)
 			struct pt_rec *r = d->pt.recs[i];
 
 			d->pt.recs[i] = r->next;
+			if (r->fd >= 0)
+				close(r->fd);
 			free(r);
 		}
 	}

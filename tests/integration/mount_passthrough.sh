@@ -15,7 +15,11 @@
 #   5. a store on overlayfs (a stacked file system: the kernel refuses its files as backing
 #      files): one log line says passthrough is off for the mount, the status says so, and every
 #      file still reads right through the daemon;
-#   6. kill -9 of the daemon: a file open through passthrough keeps reading its right bytes
+#   6. an object rewritten in place on the store's disk while a file of it is open through
+#      passthrough: a new open does not read the rotten bytes (the kernel keeps the inode's
+#      backing file while any open remains): it fails with EIO, logged; once the open file is
+#      closed, an open reads the right bytes (the object fetched again);
+#   7. kill -9 of the daemon: a file open through passthrough keeps reading its right bytes
 #      (the kernel holds its object); a new open fails.
 # In a mount namespace of its own (the overlay of part 5 goes with it).
 . "$(dirname "$0")/private_ns.sh"
@@ -131,7 +135,7 @@ mount -t overlay overlay -o "lowerdir=$T/ovl/lower,upperdir=$T/ovl/upper,workdir
 	fail "cannot mount an overlay for the store"
 mount_storkfs "$T/mo" "store=$T/ovl/store/s,timeout=30,refresh=3600" "$NGINX_URL"
 same_bytes "$T/mo" "store on overlayfs"
-grep -q "passthrough: off for this mount" "$SFS_LOG" || {
+grep -q "passthrough: off: the store .* is on overlayfs" "$SFS_LOG" || {
 	cat "$SFS_LOG" >&2
 	fail "store on overlayfs: no log line says passthrough is off"
 }
@@ -142,6 +146,32 @@ unmount_storkfs "$T/mo"
 umount "$T/ovl/store"
 
 # --- 6 ---
+mount_storkfs "$M" "store=$STORE,timeout=30,refresh=3600" "$NGINX_URL"
+cmp -s "$M/p/1.0/f2" "$T/src/p/f2" || fail "p/1.0/f2 reads other bytes"
+exec 7<"$M/p/1.0/f2"
+OBJ=$STORE/$(object_path "$(sha "$T/src/p/f2")")
+python3 -c 'import os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY)
+os.pwrite(fd, b"ROTTEN!!" * 1000, 0)
+os.close(fd)' "$OBJ" || fail "cannot rewrite $OBJ"
+if cat "$M/p/1.0/f2" >"$T/got" 2>"$T/err"; then
+	cmp -s "$T/got" "$T/src/p/f2" || fail "a new open read the rotten bytes of $OBJ through passthrough"
+	echo "# the new open read the right bytes"
+else
+	grep -q "Input/output error" "$T/err" || fail "a new open of the rotten file failed otherwise: $(cat "$T/err")"
+	grep -q "changed on disk while open" "$SFS_LOG" || {
+		cat "$SFS_LOG" >&2
+		fail "no log line names the changed object"
+	}
+fi
+exec 7<&-
+sleep 0.5 # the release reaches the daemon after close
+cmp -s "$M/p/1.0/f2" "$T/src/p/f2" || fail "after the open file closed, p/1.0/f2 still reads other bytes"
+pass "an object rewritten in place while open through passthrough: no new open read its bytes ($(head -c 60 "$T/err")); after the close it reads right"
+fusermount3 -u "$M"
+wait "$SFS_PID" 2>/dev/null || true
+
+# --- 7 ---
 mount_storkfs "$M" "store=$STORE,timeout=30,refresh=3600" "$NGINX_URL"
 [ "$(status_field "$M" passthrough)" = True ] || fail "passthrough off on the -f mount"
 python3 -c 'import hashlib, os, sys, time
