@@ -547,6 +547,9 @@ int fsd_xattr_value(struct fsd *d, const struct fsd_inode *n, const char *name, 
 /** The names of n's attributes, each NUL-terminated, into buf (512 bytes hold them all).
  * @return their total length. Thread-safe. */
 size_t fsd_xattr_names(struct fsd *d, const struct fsd_inode *n, char *buf);
+/** The getxattr and listxattr callbacks of the mount (in fs/ops.c's table). */
+void fsd_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
+void fsd_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
 /** An object was transferred into the store for this mount (ctx: the struct fsd): counted
  * (objects, size bytes on the wire) and who delivered it (a mirror or peer URL as given)
  * remembered for fsd_source. Thread-safe. */

@@ -812,48 +812,6 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 	fuse_reply_err(req, 0);
 }
 
-/* ------------------------------------------------------------------------------------------ */
-/* Extended attributes (fs/xattr.c has their values). */
-
-static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
-{
-	struct fsd *d = fsd_of(req);
-	struct fsd_inode *n = fsd_inodes_ref(&d->inodes, ino);
-	char buf[16384];
-	int len;
-
-	len = n ? fsd_xattr_value(d, n, name, buf, sizeof(buf)) : -ESTALE;
-	fsd_inodes_put(&d->inodes, n);
-	if (len < 0)
-		fuse_reply_err(req, -len);
-	else if (size == 0)
-		fuse_reply_xattr(req, (size_t)len);
-	else if ((size_t)len > size)
-		fuse_reply_err(req, ERANGE);
-	else
-		fuse_reply_buf(req, buf, (size_t)len);
-}
-
-static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
-{
-	struct fsd *d = fsd_of(req);
-	struct fsd_inode *n = fsd_inodes_ref(&d->inodes, ino);
-	char buf[512];
-	size_t len = 0;
-
-	if (n)
-		len = fsd_xattr_names(d, n, buf);
-	fsd_inodes_put(&d->inodes, n);
-	if (!n)
-		fuse_reply_err(req, ESTALE);
-	else if (size == 0)
-		fuse_reply_xattr(req, len);
-	else if (len > size)
-		fuse_reply_err(req, ERANGE);
-	else
-		fuse_reply_buf(req, buf, len);
-}
-
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
 	struct fsd *d = fsd_of(req);
@@ -905,7 +863,7 @@ const struct fuse_lowlevel_ops fsd_ops = {
     .readdir = op_readdir,
     .readdirplus = op_readdirplus,
     .releasedir = op_releasedir,
-    .getxattr = op_getxattr,
-    .listxattr = op_listxattr,
+    .getxattr = fsd_op_getxattr, /* fs/xattr.c */
+    .listxattr = fsd_op_listxattr,
     .statfs = op_statfs,
 };

@@ -1,6 +1,6 @@
 /* fs/xattr.c: the extended attributes of the tree (fs/README.md "Extended attributes"): where
  * an entry comes from and who signed it, the mount's status, and what a slice's subtree may
- * tell (only about the slice). The callbacks that answer them are in fs/ops.c.
+ * tell (only about the slice), and the FUSE callbacks that answer with them.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -170,4 +170,45 @@ size_t fsd_xattr_names(struct fsd *d, const struct fsd_inode *n, char *buf)
 		ADD(XA_SIGNER);
 #undef ADD
 	return len;
+}
+
+/* ---- The FUSE callbacks (in fs/ops.c's table) ---- */
+
+void fsd_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	struct fsd *d = fuse_req_userdata(req);
+	struct fsd_inode *n = fsd_inodes_ref(&d->inodes, ino);
+	char buf[16384];
+	int len;
+
+	len = n ? fsd_xattr_value(d, n, name, buf, sizeof(buf)) : -ESTALE;
+	fsd_inodes_put(&d->inodes, n);
+	if (len < 0)
+		fuse_reply_err(req, -len);
+	else if (size == 0)
+		fuse_reply_xattr(req, (size_t)len);
+	else if ((size_t)len > size)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, buf, (size_t)len);
+}
+
+void fsd_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct fsd *d = fuse_req_userdata(req);
+	struct fsd_inode *n = fsd_inodes_ref(&d->inodes, ino);
+	char buf[512];
+	size_t len = 0;
+
+	if (n)
+		len = fsd_xattr_names(d, n, buf);
+	fsd_inodes_put(&d->inodes, n);
+	if (!n)
+		fuse_reply_err(req, ESTALE);
+	else if (size == 0)
+		fuse_reply_xattr(req, len);
+	else if (len > size)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, buf, len);
 }
