@@ -102,7 +102,15 @@ read_pkg one
 unmount_storkfs "$MNT"
 # the second mount's group sync waits 60 s: every object it stores is unsynced at the cut
 STORK_STORE_SYNC_MS=60000 mount_storkfs "$MNT" "store=$STORE,timeout=30" "$NGINX_URL"
+written() { awk '{ print $7 }' "/sys/block/$(basename "$LOOP")/stat"; } # sectors the disk took
+w0=$(written)
 read_pkg two
+# Each insert starts its object's writeback without waiting for it; reads through passthrough
+# can end before any of it reached the disk. The cut must find some there (at most 10 s).
+for _ in $(seq 100); do
+	[ "$(written)" -gt "$w0" ] && break
+	sleep 0.1
+done
 echo crash >"$CD/ctl"
 kill -9 "$SFS_PID"
 { wait "$SFS_PID"; } 2>/dev/null || true
