@@ -131,7 +131,7 @@ timeout 60 "$STORKFS" -o "root=$ROOT,store=$T/store,timeout=10,slices=$T/slices"
 	cat "$T/mount.err" >&2
 	fail "storkfs did not mount $MNT"
 }
-SFS_PID=$(xattr "$MNT" user.storkfs.status | python3 -c 'import json, sys; print(json.load(sys.stdin)["pid"])')
+SFS_PID=$(status_field "$MNT" pid)
 pass "storkfs -o slices= mounts (without -f)"
 
 # --- 1. no list for web yet -------------------------------------------------------------------

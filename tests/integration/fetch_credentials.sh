@@ -80,7 +80,7 @@ expect_rc 0 "storkfs mounts with user:password in the mirror URL" \
 no_password "storkfs prints no password while mounting" "$T/out" "$T/err"
 cmp -s "$T/src/$FILE" "$MNT/synth/1.0/$FILE" || fail "$FILE does not read back through the mount"
 pass "files read through the mount from the password-protected mirror"
-DPID=$(xattr "$MNT" user.storkfs.status | python3 -c 'import json, sys; print(json.load(sys.stdin)["pid"])')
+DPID=$(status_field "$MNT" pid)
 ps -o args= -p "$DPID" >"$T/ps"
 grep -qF "$HOSTPORT" "$T/ps" || fail "ps -p $DPID does not show the daemon's mirror: $(cat "$T/ps")"
 no_password "ps shows the daemon's command line without the password" "$T/ps"

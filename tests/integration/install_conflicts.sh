@@ -52,7 +52,7 @@ timeout 60 "$STORKFS" -o "root=$ROOT,store=$STORE,timeout=30,slices=$T/slices" "
 	cat "$T/mount.err" >&2
 	fail "storkfs did not mount $MNT"
 }
-SFS_PID=$(xattr "$MNT" user.storkfs.status | python3 -c 'import json, sys; print(json.load(sys.stdin)["pid"])')
+SFS_PID=$(status_field "$MNT" pid)
 SR=$MNT/.slices/s/root
 [ ! -e "$SR" ] || fail "$R exists before anything is installed"
 pass "storkfs mounts; nothing installed: no root"

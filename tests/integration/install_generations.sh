@@ -40,15 +40,7 @@ MNT=$T/mnt
 STORE=$T/store
 mkdir -p "$MNT"
 _MOUNTS+=("$MNT")
-mount_bg() {
-	timeout 60 "$STORKFS" -o "root=$ROOT,store=$STORE,timeout=30,slices=$T/slices" \
-		"$NGINX_URL" "$MNT" 2>"$T/mount.err" || {
-		cat "$T/mount.err" >&2
-		fail "storkfs did not mount $MNT"
-	}
-	SFS_PID=$(xattr "$MNT" user.storkfs.status | python3 -c 'import json, sys; print(json.load(sys.stdin)["pid"])')
-}
-mount_bg
+mount_bg "$MNT" "slices=$T/slices"
 SR=$MNT/.slices/s/root
 NODE=(--slices "$T/slices" --slice s --root "$ROOT" --store "$STORE")
 
@@ -158,11 +150,11 @@ pass "8 kills of stork upgrade: $old left the old generation, $new the new one, 
 "$STORK" upgrade "${NODE[@]}" "$NGINX_URL" >"$T/up.out" 2>&1 &
 pid=$!
 sleep 0.05
-kill -9 "$SFS_PID"
+kill -9 "$MOUNT_PID"
 wait "$pid" || true
 fusermount3 -u -z "$MNT" 2>/dev/null || true
 fsck_clean "after kill -9 of the daemon" "$STORE"
-mount_bg
+mount_bg "$MNT" "slices=$T/slices"
 g=$(generation)
 v=$(listed_app)
 [ "$(root_app)" = "$v" ] || fail "after the daemon's restart: list says $v, root $(root_app)"
@@ -171,6 +163,6 @@ expect_rc 0 "stork upgrade after the restart" "$STORK" upgrade "${NODE[@]}" "$NG
 [ "$(listed_app)" = 3.0 ] && [ "$(root_app)" = 3.0 ] || fail "after the upgrade: $(listed_app), root $(root_app)"
 pass "the restarted daemon serves the newest generation (app 3.0)"
 
-unmount_storkfs "$MNT" "$SFS_PID"
+unmount_storkfs "$MNT" "$MOUNT_PID"
 fsck_clean "the store is clean" "$STORE"
 done_ok

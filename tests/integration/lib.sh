@@ -816,17 +816,21 @@ mount_storkfs() {
 	}
 }
 
-# mount_bg MNT [OPTIONS]: storkfs as users run it, without -f (it returns once the mount is
-# ready), on $STORE with timeout=$MOUNT_TIMEOUT (default 30) and refresh=3600, plus OPTIONS.
+# mount_bg MNT [OPTIONS [URL]]: storkfs as users run it, without -f (it returns once the mount
+# is ready), on $STORE with timeout=$MOUNT_TIMEOUT (default 30) and refresh=3600, plus OPTIONS
+# (a later refresh= or timeout= there wins), serving URL (default $NGINX_URL); sets MOUNT_PID
+# to the daemon's pid (from its status) and fails unless it runs.
 mount_bg() {
 	mkdir -p "$1"
 	_MOUNTS+=("$1")
 	run timeout 60 "$STORKFS" -o "root=$ROOT,store=$STORE,timeout=${MOUNT_TIMEOUT:-30},refresh=3600${2:+,$2}" \
-		"$NGINX_URL" "$1"
+		"${3:-$NGINX_URL}" "$1"
 	[ "$RC" -eq 0 ] || {
 		_show_run
 		fail "storkfs did not mount $1"
 	}
+	MOUNT_PID=$(status_field "$1" pid)
+	running "$MOUNT_PID" || fail "the daemon of $1 ($MOUNT_PID) is not running"
 }
 
 # on_exit 'COMMANDS': when the test exits, run COMMANDS (their failures ignored) before the

@@ -23,33 +23,20 @@ EXPIRES=$(($(date +%s) + EXP))
 start_nginx "$REPO"
 STORE=$T/store
 MNT=$T/mnt
+MOUNT_TIMEOUT=20
 printf 'key alice file %s.pub\ntrust a* role alice keys alice\n' "$PUBKEY" >"$T/a.policy"
-
-# mount_bg [OPTIONS]: storkfs without -f on $MNT (it returns once the mount is ready); sets PID.
-mount_bg() {
-	mkdir -p "$MNT"
-	_MOUNTS+=("$MNT")
-	run timeout 60 "$STORKFS" -o "root=$ROOT,store=$STORE,timeout=20,refresh=3600${1:+,$1}" \
-		"$NGINX_URL" "$MNT"
-	[ "$RC" -eq 0 ] || {
-		_show_run
-		fail "storkfs did not mount $MNT"
-	}
-	PID=$(xattr "$MNT" user.storkfs.status | python3 -c 'import json, sys; print(json.load(sys.stdin)["pid"])')
-	running "$PID" || fail "the daemon of $MNT ($PID) is not running"
-}
 
 listed() {
 	ls "$MNT" | tr '\n' ' '
 }
 
-mount_bg
+mount_bg "$MNT"
 [ "$(listed)" = "a " ] || fail "the mount without a policy lists '$(listed)', want 'a '"
-unmount_storkfs "$MNT" "$PID"
-mount_bg "policy=$T/a.policy"
+unmount_storkfs "$MNT" "$MOUNT_PID"
+mount_bg "$MNT" "policy=$T/a.policy"
 [ "$(listed)" = "a " ] || fail "the mount with alice's pinned role lists '$(listed)', want 'a '"
 cmp -s "$T/src/f" "$MNT/a/1.0/f" || fail "a/1.0/f does not read as published"
-unmount_storkfs "$MNT" "$PID"
+unmount_storkfs "$MNT" "$MOUNT_PID"
 [ "$(date +%s)" -lt "$EXPIRES" ] || fail "setup took too long: alice's role expired already (raise EXP)"
 [ -n "$(ls "$STORE/catalogs")" ] || fail "no catalog index was kept in $STORE/catalogs"
 pass "before alice's role expires: a 1.0 is listed with and without the policy; catalogs kept"
@@ -57,8 +44,8 @@ pass "before alice's role expires: a 1.0 is listed with and without the policy; 
 while [ "$(date +%s)" -le "$EXPIRES" ]; do
 	sleep 1
 done
-mount_bg "policy=$T/a.policy"
+mount_bg "$MNT" "policy=$T/a.policy"
 [ "$(listed)" = "" ] || fail "alice's role expired at $(date -u -d "@$EXPIRES" +%H:%M:%SZ), yet a mount with her pinned role lists '$(listed)' (from the catalog kept before), want nothing"
-unmount_storkfs "$MNT" "$PID"
+unmount_storkfs "$MNT" "$MOUNT_PID"
 pass "after alice's role expired: the mount with her pinned role lists nothing"
 done_ok

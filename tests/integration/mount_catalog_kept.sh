@@ -22,21 +22,9 @@ start_faultserver "$REPO"
 fault_set '[{"match": "^/metadata/[0-9]+\\.alice\\.json$", "fault": "delay", "seconds": 8}]'
 STORE=$T/store
 
-# mount_bg MNT URL: storkfs without -f (it returns once the mount is ready); sets PID.
-mount_bg() {
-	mkdir -p "$1"
-	_MOUNTS+=("$1")
-	timeout 60 "$STORKFS" -o "root=$ROOT,store=$STORE,timeout=30,refresh=3600" "$2" "$1" \
-		2>"$T/mount.err" || {
-		cat "$T/mount.err" >&2
-		fail "storkfs did not mount $1"
-	}
-	PID=$(xattr "$1" user.storkfs.status | python3 -c 'import json, sys; print(json.load(sys.stdin)["pid"])')
-	running "$PID" || fail "the daemon of $1 ($PID) is not running"
-}
 
 # B: verifies the state of a 1.0, then waits 8 s for alice (a fetch that sends nothing for 10 s fails)'s role in its walk.
-mount_bg "$T/b" "$FAULT_URL" &
+mount_bg "$T/b" "" "$FAULT_URL" &
 B_JOB=$!
 for _ in $(seq 100); do
 	[ "$(fault_requests '^GET /metadata/[0-9]+\.targets\.json ')" -ge 1 ] && break
@@ -47,15 +35,15 @@ sleep 1
 
 publish a 2.0 "$T/src2" --quiet
 t0=$(date +%s)
-mount_bg "$T/a" "$NGINX_URL"
-PID_A=$PID
+mount_bg "$T/a" "" "$NGINX_URL"
+PID_A=$MOUNT_PID
 [ "$(ls "$T/a/a" | tr '\n' ' ')" = "1.0 2.0 latest " ] || fail "mount A lists a: '$(ls "$T/a/a" | tr '\n' ' ')', want '1.0 2.0 latest '"
 cmp -s "$T/src1/f" "$T/a/a/1.0/f" || fail "a/1.0/f does not read as published"
 cmp -s "$T/src2/f" "$T/a/a/2.0/f" || fail "a/2.0/f does not read as published"
 [ $(($(date +%s) - t0)) -lt 7 ] || fail "mount A took too long: B's walk may have ended first (raise the delay)"
 kill -0 "$B_JOB" 2>/dev/null || fail "mount B was ready before A had read a 2.0: the test did not make its race"
 wait "$B_JOB" || fail "mount B failed"
-PID_B=$(xattr "$T/b" user.storkfs.status | python3 -c 'import json, sys; print(json.load(sys.stdin)["pid"])')
+PID_B=$(status_field "$T/b" pid)
 pass "B walked the state of a 1.0 while A verified, walked and read that of a 2.0"
 unmount_storkfs "$T/a" "$PID_A"
 unmount_storkfs "$T/b" "$PID_B"
@@ -70,9 +58,9 @@ list_has "after B's walk ended (the race this test makes)" 1.0
 list_has "after B's walk of the older state ended (it must not replace a newer state's list)" 2.0
 pass "B's walk of the older state ended last and left the list A wrote: it names a 1.0 and a 2.0"
 
-mount_bg "$T/a" "$NGINX_URL"
+mount_bg "$T/a" "" "$NGINX_URL"
 [ "$(ls "$T/a/a" | tr '\n' ' ')" = "1.0 2.0 latest " ] || fail "A's remount lists a: '$(ls "$T/a/a" | tr '\n' ' ')', want '1.0 2.0 latest '"
-unmount_storkfs "$T/a" "$PID"
+unmount_storkfs "$T/a" "$MOUNT_PID"
 list_has "after A's remount over the state of a 2.0" 1.0
 list_has "after A's remount over the state of a 2.0 (its mark of that state must not hide B's older list)" 2.0
 pass "A's remount walked again: the store's list names a 1.0 and a 2.0"
@@ -97,10 +85,10 @@ pass "stork gc kept every object of a 1.0 and a 2.0: $OUT"
 # A fresh mount with every mirror down reads both versions from the store alone.
 stop_nginx
 stop_faultserver
-mount_bg "$T/c" "$NGINX_URL"
+mount_bg "$T/c" "" "$NGINX_URL"
 [ "$(ls "$T/c/a" | tr '\n' ' ')" = "1.0 2.0 latest " ] || fail "the offline mount lists a: '$(ls "$T/c/a" | tr '\n' ' ')', want '1.0 2.0 latest '"
 cmp -s "$T/src1/f" "$T/c/a/1.0/f" || fail "offline, after stork gc: a/1.0/f does not read as published"
 cmp -s "$T/src2/f" "$T/c/a/2.0/f" || fail "offline, after stork gc: a/2.0/f does not read as published"
-unmount_storkfs "$T/c" "$PID"
+unmount_storkfs "$T/c" "$MOUNT_PID"
 pass "offline, after stork gc, a fresh mount reads a 1.0 and a 2.0 as published"
 done_ok

@@ -51,23 +51,10 @@ pin r >= 1.0
 trust * delegated
 POL
 
-# mount_bg MNT OPTIONS: storkfs without -f (it returns once the mount is ready); sets PID.
-mount_bg() {
-	mkdir -p "$1"
-	_MOUNTS+=("$1")
-	run timeout 60 "$STORKFS" -o "root=$ROOT,store=$STORE,timeout=30,refresh=3600,max_trees=1,$2" \
-		"$NGINX_URL" "$1"
-	[ "$RC" -eq 0 ] || {
-		_show_run
-		fail "storkfs did not mount $1"
-	}
-	PID=$(xattr "$1" user.storkfs.status | python3 -c 'import json, sys; print(json.load(sys.stdin)["pid"])')
-	kill -0 "$PID" || fail "the daemon of $1 ($PID) is not running"
-}
-mount_bg "$T/a" ""
-PID_A=$PID
-mount_bg "$T/b" "policy=$T/b.policy"
-PID_B=$PID
+mount_bg "$T/a" "max_trees=1"
+PID_A=$MOUNT_PID
+mount_bg "$T/b" "max_trees=1,policy=$T/b.policy"
+PID_B=$MOUNT_PID
 
 drop_caches() {
 	sync

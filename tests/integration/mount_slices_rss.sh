@@ -49,23 +49,11 @@ mkdir -p "$T/slices"
 echo 'trust * delegated' >"$T/slices/s.policy"
 STORE=$T/store
 MNT=$T/mnt
-mkdir -p "$MNT"
-_MOUNTS+=("$MNT")
-mount_bg() {
-	run timeout 60 "$STORKFS" -o "root=$ROOT,store=$STORE,timeout=30,refresh=3600,slices=$T/slices" "$NGINX_URL" "$MNT"
-	[ "$RC" -eq 0 ] || {
-		_show_run
-		fail "storkfs did not mount $MNT"
-	}
-}
-mount_bg
+mount_bg "$MNT" "slices=$T/slices"
 ls "$MNT"/p/*/ >/dev/null
 fusermount3 -u "$MNT"
-mount_bg
-status() {
-	xattr "$MNT" user.storkfs.status | python3 -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"
-}
-PID=$(status pid)
+mount_bg "$MNT" "slices=$T/slices"
+PID=$MOUNT_PID
 kb() {
 	awk -v k="$1:" '$1 == k { print $2 }' "/proc/$PID/status"
 }
@@ -103,16 +91,16 @@ pass "after find over $n entries the manifests' pages of the store index are not
 refreshes() {
 	local i last
 	for i in $(seq "$1"); do
-		last=$(status last_refresh_try)
+		last=$(status_field "$MNT" last_refresh_try)
 		sleep 1.1 # last_refresh_try has whole seconds
 		kill -HUP "$PID"
 		for _ in $(seq 300); do
-			[ "$(status last_refresh_try)" = "$last" ] || break
+			[ "$(status_field "$MNT" last_refresh_try)" = "$last" ] || break
 			sleep 0.1
 		done
-		[ "$(status last_refresh_try)" != "$last" ] || fail "a refresh did not happen within 30 s of SIGHUP"
+		[ "$(status_field "$MNT" last_refresh_try)" != "$last" ] || fail "a refresh did not happen within 30 s of SIGHUP"
 	done
-	[ "$(status state)" = fresh ] || fail "after the refreshes the state is $(status state)"
+	[ "$(status_field "$MNT" state)" = fresh ] || fail "after the refreshes the state is $(status_field "$MNT" state)"
 }
 # same_walk OUT: the finds again; the same paths and inode numbers as the first
 same_walk() {
