@@ -28,15 +28,6 @@ static void teardown(void)
 	unit_tmpdir_rm(tmpdir);
 }
 
-static struct store *open_store(void)
-{
-	struct store *s = NULL;
-	int r = store_open(storedir, &s);
-
-	ck_assert_msg(r == 0, "store_open: %s: %s", storkfs_strerror(r), stork_error_detail());
-	return s;
-}
-
 /* The path of key's file. */
 static void file_of(const uint8_t key[VERIFY_HASH_LEN], char *buf, size_t cap)
 {
@@ -48,7 +39,7 @@ static void file_of(const uint8_t key[VERIFY_HASH_LEN], char *buf, size_t cap)
 
 START_TEST(catalog_saved_reads_back_whole_and_damage_is_refused)
 {
-	struct store *s = open_store();
+	struct store *s = unit_store_open(storedir);
 	uint8_t key[VERIFY_HASH_LEN], other[VERIFY_HASH_LEN], *body = NULL, byte;
 	const char text[] = "alpha 1.0 beta 2.0";
 	char path[600], path2[600];
@@ -99,7 +90,7 @@ END_TEST
 
 START_TEST(catalogs_keep_the_16_most_recently_written)
 {
-	struct store *s = open_store();
+	struct store *s = unit_store_open(storedir);
 	uint8_t key[VERIFY_HASH_LEN], *body = NULL;
 	char path[600];
 	size_t len;
@@ -131,7 +122,7 @@ END_TEST
  * save removes it once it is an hour old (a younger one may be another writer's in flight). */
 START_TEST(catalogs_a_killed_writers_file_goes)
 {
-	struct store *s = open_store();
+	struct store *s = unit_store_open(storedir);
 	struct timespec old[2] = {{1000000, 0}, {1000000, 0}};
 	uint8_t key[VERIFY_HASH_LEN];
 	char path[600], stale[700], young[700];

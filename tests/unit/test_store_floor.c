@@ -28,15 +28,6 @@ static void teardown(void)
 	unit_tmpdir_rm(tmpdir);
 }
 
-static struct store *open_store(void)
-{
-	struct store *s = NULL;
-	int r = store_open(storedir, &s);
-
-	ck_assert_msg(r == 0, "store_open: %s: %s", storkfs_strerror(r), stork_error_detail());
-	return s;
-}
-
 /* STOREDIR/rel removed, whatever it is. */
 static void remove_path(const char *rel)
 {
@@ -133,7 +124,7 @@ static int insert(struct store *s, const void *buf, size_t len, uint8_t id[VERIF
 
 START_TEST(floor_meta_put_keeps_a_copy_outside_the_index)
 {
-	struct store *s = open_store();
+	struct store *s = unit_store_open(storedir);
 
 	ck_assert_int_eq(store_meta_put(s, "repoA", "timestamp.json", "{ts 1}", 6), 0);
 	ck_assert_int_eq(store_meta_put(s, "repoA", "timestamp.json", "{ts 2}", 6), 0);
@@ -156,7 +147,7 @@ START_TEST(floor_index_lost_restores_from_the_copy)
 	const struct store_repo_status *rs;
 	enum store_trust trust = STORE_TRUST_NONE;
 	struct store_stats st;
-	struct store *s = open_store();
+	struct store *s = unit_store_open(storedir);
 	size_t files = 0;
 
 	ck_assert_int_eq(store_meta_put(s, "repoA", "root.json", "{root}", 6), 0);
@@ -168,7 +159,7 @@ START_TEST(floor_index_lost_restores_from_the_copy)
 	store_close(s);
 
 	remove_path("index");
-	s = open_store();
+	s = unit_store_open(storedir);
 	ck_assert(!meta_is(s, "repoA", "timestamp.json", "{ts 7}"));
 	/* status sees it before anyone restores it */
 	ck_assert_int_eq(store_stats(s, &st), 0);
@@ -204,7 +195,7 @@ START_TEST(floor_index_lost_restores_from_the_copy)
 
 	/* fsck --repair restores it too */
 	remove_path("index");
-	s = open_store();
+	s = unit_store_open(storedir);
 	memset(&fi, 0, sizeof(fi));
 	ck_assert_int_eq(store_fsck(s, true, note_problem, &fi, &rep), 0);
 	ck_assert_uint_eq(rep.lost_meta, 1);
@@ -223,7 +214,7 @@ START_TEST(floor_index_and_copy_lost_is_told)
 	const struct store_repo_status *rs;
 	uint8_t id[VERIFY_HASH_LEN];
 	struct store_stats st;
-	struct store *s = open_store();
+	struct store *s = unit_store_open(storedir);
 
 	/* a new store, a new repository: nothing to say */
 	ck_assert_int_eq(store_meta_recover(s, "repoA", &trust, NULL), 0);
@@ -234,7 +225,7 @@ START_TEST(floor_index_and_copy_lost_is_told)
 
 	remove_path("index");
 	remove_path("trusted");
-	s = open_store();
+	s = unit_store_open(storedir);
 	ck_assert_int_eq(store_meta_recover(s, "repoA", &trust, NULL), 0);
 	ck_assert_int_eq(trust, STORE_TRUST_LOST);
 	ck_assert_int_eq(store_stats(s, &st), 0);
@@ -246,12 +237,12 @@ START_TEST(floor_index_and_copy_lost_is_told)
 
 	/* the copy's directory left, empty: lost as well */
 	remove_path("index");
-	s = open_store();
+	s = unit_store_open(storedir);
 	ck_assert_int_eq(store_meta_put(s, "repoB", "timestamp.json", "{b}", 3), 0);
 	store_close(s);
 	remove_path("index");
 	remove_path("trusted/repoB/timestamp.json");
-	s = open_store();
+	s = unit_store_open(storedir);
 	ck_assert_int_eq(store_meta_recover(s, "repoB", &trust, NULL), 0);
 	ck_assert_int_eq(trust, STORE_TRUST_LOST);
 	store_close(s);
@@ -261,7 +252,7 @@ END_TEST
 START_TEST(floor_the_copy_catches_up_with_the_index)
 {
 	enum store_trust trust = STORE_TRUST_NONE;
-	struct store *s = open_store();
+	struct store *s = unit_store_open(storedir);
 
 	ck_assert_int_eq(store_meta_put(s, "repoA", "timestamp.json", "{ts 7}", 6), 0);
 	ck_assert_int_eq(store_meta_put(s, "repoA", "root.json", "{root}", 6), 0);
@@ -310,7 +301,7 @@ START_TEST(floor_fsck_repairs_a_file_where_objects_ab_belongs)
 	struct findings fi = {{0}, 0};
 	struct store_objinfo info;
 	uint8_t a[32], b[32];
-	struct store *s = open_store();
+	struct store *s = unit_store_open(storedir);
 	int fd;
 
 	ck_assert_int_eq(insert(s, "object A", 8, a), 0);
@@ -350,7 +341,7 @@ START_TEST(floor_reads_and_inserts_clear_a_file_where_objects_ab_belongs)
 	uint8_t a[32], id[32];
 	char hex[VERIFY_HASH_HEX], p[600];
 	struct stat sb;
-	struct store *s = open_store();
+	struct store *s = unit_store_open(storedir);
 	int fd = -1, dirfd;
 
 	ck_assert_int_eq(insert(s, "object A", 8, a), 0);

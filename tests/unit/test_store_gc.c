@@ -29,15 +29,6 @@ static void teardown(void)
 	unit_tmpdir_rm(tmpdir);
 }
 
-static struct store *open_store(void)
-{
-	struct store *s = NULL;
-	int r = store_open(storedir, &s);
-
-	ck_assert_msg(r == 0, "store_open: %s: %s", storkfs_strerror(r), stork_error_detail());
-	return s;
-}
-
 /* Store len bytes as an object; its id in ret_id. */
 static void put_object(struct store *s, const void *buf, size_t len, uint8_t ret_id[32])
 {
@@ -79,7 +70,7 @@ static int current(struct store *s, uint64_t root, uint64_t snapshot, const uint
 
 START_TEST(an_older_states_walk_keeps_the_newer_list_and_its_manifests)
 {
-	struct store *s = open_store();
+	struct store *s = unit_store_open(storedir);
 	uint8_t ids[2][32], d1[32], d2[32], *buf = NULL;
 	char *m1, *m2;
 	size_t len1, len2, len;
@@ -117,7 +108,7 @@ END_TEST
 
 START_TEST(gc_keeps_the_objects_of_a_listed_manifest_the_index_dropped)
 {
-	struct store *s = open_store();
+	struct store *s = unit_store_open(storedir);
 	struct store_gc_report rep = {0};
 	uint8_t fid[32], mid[32], gone[32], *buf = NULL;
 	struct store_objinfo info;
@@ -153,7 +144,7 @@ END_TEST
 
 START_TEST(gc_keeps_the_objects_a_listed_versions_tree_index_names)
 {
-	struct store *s = open_store();
+	struct store *s = unit_store_open(storedir);
 	struct store_gc_report rep = {0};
 	struct verify_manifest *m = NULL;
 	struct store_tree *t = NULL;

@@ -41,24 +41,9 @@ static void setup(void)
 	stork_error_clear();
 }
 
-static int rm_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
-{
-	remove(path);
-	return 0;
-}
-
 static void teardown(void)
 {
-	nftw(tmpdir, rm_one, 64, FTW_DEPTH | FTW_PHYS);
-}
-
-static struct store *open_store(void)
-{
-	struct store *s = NULL;
-	int r = store_open(storedir, &s);
-
-	ck_assert_msg(r == 0, "store_open: %s: %s", storkfs_strerror(r), stork_error_detail());
-	return s;
+	unit_tmpdir_rm(tmpdir);
 }
 
 /* Deterministic content number i: 1..3000 bytes. */
@@ -265,7 +250,7 @@ static void truncate_file(const char *path, off_t len)
 START_TEST(node_insert_lookup_open_remove_round_trip)
 {
 	static const char hello[] = "hello\n";
-	struct store *s = open_store();
+	struct store *s = unit_store_open(storedir);
 	uint8_t id[VERIFY_HASH_LEN], eid[VERIFY_HASH_LEN];
 	struct store_objinfo info;
 	struct store_stats st;
@@ -316,7 +301,7 @@ START_TEST(node_insert_lookup_open_remove_round_trip)
 	store_close(s);
 
 	/* Reopening finds what was left. */
-	s = open_store();
+	s = unit_store_open(storedir);
 	ck_assert_int_eq(store_object_info(s, eid, &info), 0);
 	ck_assert_int_eq(store_object_info(s, id, &info), -ENOENT);
 	store_close(s);
@@ -333,7 +318,7 @@ START_TEST(node_commit_refuses_wrong_hash_and_wrong_size_leaving_nothing)
 
 	/* Named temporary files, so that what is left in tmp/ can be counted. */
 	setenv("STORK_STORE_NAMED_TMP", "1", 1);
-	s = open_store();
+	s = unit_store_open(storedir);
 
 	ck_assert_int_eq(verify_sha256("hello", 5, id), 0);
 	verify_hex(id, VERIFY_HASH_LEN, hex);
@@ -385,7 +370,7 @@ END_TEST
 
 START_TEST(node_reset_then_rewrite_commits)
 {
-	struct store *s = open_store();
+	struct store *s = unit_store_open(storedir);
 	struct store_insert *ins = NULL;
 	uint8_t id[VERIFY_HASH_LEN];
 	char path[400];
@@ -425,7 +410,7 @@ static void *insert_same(void *arg)
 
 START_TEST(node_same_object_inserted_twice_keeps_one_file)
 {
-	struct store *s = open_store();
+	struct store *s = unit_store_open(storedir);
 	struct store_insert *a = NULL, *b = NULL;
 	uint8_t id[VERIFY_HASH_LEN], *big;
 	struct same_ctx c[8];
@@ -493,7 +478,7 @@ START_TEST(node_open_removes_dead_writers_leftovers_keeps_live_ones)
 	pid_t pid;
 	char c;
 
-	s = open_store(); /* creates the layout */
+	s = unit_store_open(storedir); /* creates the layout */
 	store_close(s);
 	spath(dead, sizeof(dead), "tmp/.part-dead01");
 	spath(live_child, sizeof(live_child), "tmp/.part-live01");
@@ -522,7 +507,7 @@ START_TEST(node_open_removes_dead_writers_leftovers_keeps_live_ones)
 	ck_assert_int_ge(fd_here, 0);
 	ck_assert_int_eq(flock(fd_here, LOCK_EX), 0);
 
-	s = open_store();
+	s = unit_store_open(storedir);
 	ck_assert(!exists(dead));
 	ck_assert(exists(live_child));
 	ck_assert(exists(live_here));
@@ -543,7 +528,7 @@ START_TEST(node_open_removes_dead_writers_leftovers_keeps_live_ones)
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
 	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	close(fd_here);
-	s = open_store();
+	s = unit_store_open(storedir);
 	ck_assert(!exists(live_child));
 	ck_assert(!exists(live_here));
 	ck_assert_uint_eq(count_tmp(), 0);
@@ -558,7 +543,7 @@ END_TEST
 START_TEST(node_unindexed_object_file_is_indexed_by_a_later_insert)
 {
 	static const char good[] = "a good object left by a crash";
-	struct store *s = open_store();
+	struct store *s = unit_store_open(storedir);
 	uint8_t id[VERIFY_HASH_LEN], id2[VERIFY_HASH_LEN];
 	struct store_objinfo info;
 	char path[400];
@@ -591,7 +576,7 @@ END_TEST
 
 START_TEST(node_missing_or_resized_object_file_drops_the_entry)
 {
-	struct store *s = open_store();
+	struct store *s = unit_store_open(storedir);
 	uint8_t id[VERIFY_HASH_LEN], id2[VERIFY_HASH_LEN];
 	struct store_objinfo info;
 	char path[400];
@@ -634,7 +619,7 @@ START_TEST(node_link_gives_each_mode_its_own_variant)
 {
 	static const char prog[] = "#!/bin/sh\necho hi\n";
 	const size_t len = sizeof(prog) - 1;
-	struct store *s = open_store();
+	struct store *s = unit_store_open(storedir);
 	uint8_t id[VERIFY_HASH_LEN], other[VERIFY_HASH_LEN];
 	char obj[400], v644[400], v755[400], v4755[400], sub[400], p[400];
 	struct stat so, sa, sb, sc, sd, se, sf, sv;
@@ -735,7 +720,7 @@ START_TEST(node_link_remakes_a_variant_cut_short_chmoded_or_written_to)
 {
 	static const char prog[] = "#!/bin/sh\necho remade\n";
 	const size_t len = sizeof(prog) - 1;
-	struct store *s = open_store();
+	struct store *s = unit_store_open(storedir);
 	uint8_t id[VERIFY_HASH_LEN];
 	char v755[400], p[400];
 	struct stat s1, s2, s3, s4;
@@ -797,7 +782,7 @@ START_TEST(node_link_variant_is_immutable)
 {
 	static const char body[] = "shared between slices\n";
 	const size_t len = sizeof(body) - 1;
-	struct store *s = open_store();
+	struct store *s = unit_store_open(storedir);
 	uint8_t id[VERIFY_HASH_LEN];
 	char v644[400], p[400];
 	int dirfd, fd, r;
@@ -841,7 +826,7 @@ END_TEST
 START_TEST(node_link_refuses_a_rotten_object_and_drops_it)
 {
 	static const char body[] = "rots in place";
-	struct store *s = open_store();
+	struct store *s = unit_store_open(storedir);
 	uint8_t id[VERIFY_HASH_LEN];
 	struct store_objinfo info;
 	char obj[400], v644[400];
@@ -904,7 +889,7 @@ static uint64_t bytes_read(void)
 START_TEST(node_open_checked_hashes_each_file_once)
 {
 	enum { SIZE = 1 << 20 };
-	struct store *s = open_store();
+	struct store *s = unit_store_open(storedir);
 	uint8_t ida[VERIFY_HASH_LEN], idb[VERIFY_HASH_LEN];
 	uint8_t *buf = malloc(SIZE);
 	char obj[400];
@@ -949,7 +934,7 @@ END_TEST
 START_TEST(node_open_checked_refuses_a_rotten_or_swapped_object_and_drops_it)
 {
 	static const char body[] = "served through a mount";
-	struct store *s = open_store();
+	struct store *s = unit_store_open(storedir);
 	struct checked_arg args[8];
 	pthread_t th[8];
 	uint8_t id[VERIFY_HASH_LEN];
@@ -1007,7 +992,7 @@ END_TEST
 START_TEST(node_link_to_another_file_system_is_exdev)
 {
 	char shm[] = "/dev/shm/test_store_node.XXXXXX", p[400];
-	struct store *s = open_store();
+	struct store *s = unit_store_open(storedir);
 	uint8_t id[VERIFY_HASH_LEN];
 	struct stat a, b;
 	int dirfd;
@@ -1043,7 +1028,7 @@ END_TEST
 START_TEST(node_meta_and_manifests_round_trip)
 {
 	static const char manifest[] = "{\"name\":\"hello\"}";
-	struct store *s = open_store();
+	struct store *s = unit_store_open(storedir);
 	uint8_t id[VERIFY_HASH_LEN], *buf = NULL;
 	struct store_stats st;
 	char longname[600];
@@ -1122,7 +1107,7 @@ START_TEST(node_meta_and_manifests_round_trip)
 	store_close(s);
 
 	/* All of it survives a reopen: a node can start offline. */
-	s = open_store();
+	s = unit_store_open(storedir);
 	ck_assert_int_eq(store_manifest_get(s, id, &buf, &len), 0);
 	free(buf);
 	ck_assert_int_eq(store_meta_get(s, "repoB", "root.json", &buf, &len), 0);
@@ -1134,7 +1119,7 @@ END_TEST
 
 START_TEST(node_pins_count_and_refuse_unpin_below_zero)
 {
-	struct store *s = open_store();
+	struct store *s = unit_store_open(storedir);
 	uint8_t id[VERIFY_HASH_LEN], other[VERIFY_HASH_LEN];
 	struct store_objinfo info;
 	struct store_stats st;
@@ -1200,7 +1185,7 @@ START_TEST(node_fsck_finds_and_repairs_each_problem)
 	struct findings fi = {{0}, 0};
 	struct store_objinfo info;
 	char p[600], xp[400], ghex[VERIFY_HASH_HEX];
-	struct store *s = open_store();
+	struct store *s = unit_store_open(storedir);
 	int dirfd, fd;
 
 	insert_ok(s, "good A", 6, a);
@@ -1325,7 +1310,7 @@ START_TEST(node_fsck_removes_a_variant_written_through_a_link)
 	const size_t len = sizeof(body) - 1;
 	struct store_fsck_report rep;
 	struct findings fi = {{0}, 0};
-	struct store *s = open_store();
+	struct store *s = unit_store_open(storedir);
 	uint8_t id[VERIFY_HASH_LEN];
 	char obj[400], v644[400], p[400];
 	struct stat st;
@@ -1383,7 +1368,7 @@ START_TEST(node_fsck_checks_variants_modes_and_orphans)
 	struct findings fi = {{0}, 0};
 	struct store_objinfo info;
 	char p[600], ahex[VERIFY_HASH_HEX];
-	struct store *s = open_store();
+	struct store *s = unit_store_open(storedir);
 	int dirfd;
 
 	insert_ok(s, "A with a chmod()ed variant", 26, a);
@@ -1457,7 +1442,7 @@ START_TEST(node_fsck_drops_a_malformed_record_and_reindexes_the_file)
 	struct store_fsck_report rep;
 	struct findings fi = {{0}, 0};
 	struct store_objinfo info;
-	struct store *s = open_store();
+	struct store *s = unit_store_open(storedir);
 	MDB_env *env;
 	MDB_txn *txn;
 	MDB_dbi dbi;
@@ -1482,7 +1467,7 @@ START_TEST(node_fsck_drops_a_malformed_record_and_reindexes_the_file)
 	ck_assert_int_eq(mdb_txn_commit(txn), 0);
 	mdb_env_close(env);
 
-	s = open_store();
+	s = unit_store_open(storedir);
 	ck_assert_int_eq(store_object_info(s, id, &info), STORK_EFORMAT);
 	ck_assert_int_eq(store_fsck(s, true, note_problem, &fi, &rep), 0);
 	ck_assert_msg(rep.objects == 1 && rep.bad == 1 && rep.unindexed == 0 && rep.adopted == 1 &&
@@ -1629,7 +1614,7 @@ START_TEST(node_index_concurrent_readers_and_one_writer)
 	ck_assert_ptr_nonnull(c);
 	for (i = 0; i < NOBJ; i++)
 		ck_assert_int_eq(verify_sha256(buf, content(i, buf, sizeof(buf)), ids[i]), 0);
-	c->s = open_store();
+	c->s = unit_store_open(storedir);
 	c->ids = ids;
 	for (i = 0; i < NREADERS; i++)
 		ck_assert_int_eq(pthread_create(&r[i], NULL, reader, c), 0);
@@ -1676,7 +1661,7 @@ START_TEST(node_two_processes_insert_into_one_store)
 		ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child %u: %d", k,
 			      status);
 	}
-	s = open_store();
+	s = unit_store_open(storedir);
 	for (i = 0; i < 500; i++) {
 		struct store_objinfo info;
 		size_t len = content(i, buf, sizeof(buf));
@@ -1695,7 +1680,7 @@ END_TEST
 
 START_TEST(node_same_store_opened_twice_in_a_process_shares_the_index)
 {
-	struct store *s1 = open_store(), *s2 = NULL;
+	struct store *s1 = unit_store_open(storedir), *s2 = NULL;
 	uint8_t id[VERIFY_HASH_LEN];
 	struct store_objinfo info;
 	char alias[400];
@@ -1773,7 +1758,7 @@ START_TEST(node_index_map_grows_when_full)
 	ck_assert_ptr_nonnull(g);
 	/* 256 KiB: 64 pages, far less than the 2.4 MB put below. */
 	setenv("STORKFS_LMDB_MAPSIZE", "262144", 1);
-	g->s = open_store();
+	g->s = unit_store_open(storedir);
 	g->ids = ids;
 	for (i = 0; i < 2; i++)
 		ck_assert_int_eq(pthread_create(&th[i], NULL, grow_reader, g), 0);
@@ -1795,7 +1780,7 @@ START_TEST(node_index_map_grows_when_full)
 	store_close(g->s);
 
 	/* Everything reads back after a reopen, which adopts the grown map. */
-	g->s = open_store();
+	g->s = unit_store_open(storedir);
 	for (i = 0; i < NMANIFESTS; i++) {
 		manifest_body(i, body, sizeof(body));
 		ck_assert_int_eq(store_manifest_get(g->s, ids[i], &buf, &len), 0);

@@ -33,17 +33,8 @@ static void setup(void)
 
 static void teardown(void)
 {
-	nftw(tmpdir, unit_rm_one, 64, FTW_DEPTH | FTW_PHYS);
+	unit_tmpdir_rm(tmpdir);
 	unsetenv("STORK_STORE_SYNC_MS");
-}
-
-static struct store *open_store(void)
-{
-	struct store *s = NULL;
-	int r = store_open(storedir, &s);
-
-	ck_assert_msg(r == 0, "store_open: %s: %s", storkfs_strerror(r), stork_error_detail());
-	return s;
 }
 
 /* Store buf without a sync; its id in id. */
@@ -91,7 +82,7 @@ START_TEST(pending_found_here_at_once_indexed_at_the_group_sync)
 	int fd = -1;
 
 	setenv("STORK_STORE_SYNC_MS", "600000", 1); /* no timed group sync in this test */
-	s = open_store();
+	s = unit_store_open(storedir);
 	insert_unsynced(s, data, sizeof(data) - 1, id);
 	/* This process: at once, through both opens. */
 	ck_assert_int_eq(store_object_info(s, id, &info), 0);
@@ -115,11 +106,11 @@ START_TEST(pending_the_last_close_syncs_and_indexes)
 	struct store *s;
 
 	setenv("STORK_STORE_SYNC_MS", "600000", 1);
-	s = open_store();
+	s = unit_store_open(storedir);
 	insert_unsynced(s, "bytes", 5, id);
 	store_close(s); /* a clean unmount */
 	ck_assert(other_process_finds(id));
-	s = open_store();
+	s = unit_store_open(storedir);
 	ck_assert_int_eq(store_object_info(s, id, &info), 0);
 	store_close(s);
 }
@@ -131,7 +122,7 @@ START_TEST(pending_a_group_syncs_by_itself)
 	struct store *s;
 
 	setenv("STORK_STORE_SYNC_MS", "100", 1);
-	s = open_store();
+	s = unit_store_open(storedir);
 	insert_unsynced(s, "timed", 5, id);
 	for (int i = 0; i < 100 && !other_process_finds(id); i++)
 		usleep(50000);
@@ -181,7 +172,7 @@ START_TEST(pending_lost_content_is_never_used_and_fsck_removes_it)
 	close(fd);
 	ck_assert_int_eq(chmod(path, 0444), 0);
 
-	s = open_store();
+	s = unit_store_open(storedir);
 	/* Not listed, so never opened as it is. */
 	ck_assert_int_eq(store_object_info(s, id, &info), -ENOENT);
 	ck_assert_int_eq(store_object_open(s, id, &fd), -ENOENT);
@@ -225,7 +216,7 @@ START_TEST(pending_a_whole_leftover_is_adopted_by_fsck)
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
 	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	ck_assert_int_eq(verify_sha256("whole", 5, id), 0);
-	s = open_store();
+	s = unit_store_open(storedir);
 	ck_assert_int_eq(store_object_info(s, id, &info), -ENOENT);
 	ck_assert_int_eq(store_fsck(s, false, NULL, NULL, &rep), 0);
 	ck_assert_uint_eq(rep.adopted, 1);
@@ -264,7 +255,7 @@ START_TEST(pending_a_window_of_inserts_is_not_hashed_again_at_open)
 
 	setenv("STORK_STORE_SYNC_MS", "600000", 1);
 	ck_assert_ptr_nonnull(ids);
-	s = open_store();
+	s = unit_store_open(storedir);
 	/* a mount's first open makes the handle's table */
 	memset(buf, 'p', sizeof(buf));
 	insert_unsynced(s, buf, sizeof(buf), ids[0]);

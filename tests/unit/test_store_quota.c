@@ -30,15 +30,6 @@ static void teardown(void)
 	unit_tmpdir_rm(tmpdir);
 }
 
-static struct store *open_store(void)
-{
-	struct store *s = NULL;
-	int r = store_open(storedir, &s);
-
-	ck_assert_msg(r == 0, "store_open: %s: %s", storkfs_strerror(r), stork_error_detail());
-	return s;
-}
-
 /* Object number i: 100 bytes, its id in id. */
 static void content(int i, uint8_t buf[100], uint8_t id[32])
 {
@@ -80,7 +71,7 @@ static void use(struct store *s, int i)
 
 START_TEST(quota_evicts_least_recently_used_down_to_the_low_mark)
 {
-	struct store *s = open_store();
+	struct store *s = unit_store_open(storedir);
 	struct store_usage u = {0};
 
 	ck_assert_int_eq(store_quota_set(s, 1000), 0);
@@ -89,7 +80,7 @@ START_TEST(quota_evicts_least_recently_used_down_to_the_low_mark)
 	use(s, 0); /* 0 is now the most recently used; 1 the least */
 	/* the use is in the access clock, not yet in the index: a reopen writes it */
 	store_close(s);
-	s = open_store();
+	s = unit_store_open(storedir);
 	insert(s, 10); /* 1,100 bytes: down to 750 (75%), the new one kept */
 	for (int i = 1; i <= 4; i++)
 		ck_assert_msg(!stored(s, i), "object %d, among the least recently used, stayed", i);
@@ -107,7 +98,7 @@ END_TEST
 
 START_TEST(pinned_objects_are_never_evicted)
 {
-	struct store *s = open_store();
+	struct store *s = unit_store_open(storedir);
 	struct store_usage u = {0};
 	uint8_t pins[2][32], buf[100];
 	uint64_t freed = 0;
@@ -136,7 +127,7 @@ END_TEST
 
 START_TEST(a_full_store_names_itself_its_size_quota_and_pins)
 {
-	struct store *s = open_store();
+	struct store *s = unit_store_open(storedir);
 
 	insert(s, 0);
 	ck_assert_int_eq(store_make_room(s, 4096, "p 1.0: f"), -ENOSPC);
@@ -172,7 +163,7 @@ static void kcontent(int i, uint8_t buf[64], uint8_t id[32])
 /* Store every object of the kill test that the store lacks (one batch: two syncs). */
 static void kfill(void)
 {
-	struct store *s = open_store();
+	struct store *s = unit_store_open(storedir);
 	struct store_batch *b = NULL;
 	struct store_insert *ins;
 	struct store_objinfo info;

@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
+struct store;
+
 /* tests/unit/test_verify_meta.c: TUF metadata, client and repository writer. */
 TCase *tcase_verify_meta(void);
 TCase *tcase_verify_repo(void);
@@ -51,6 +53,9 @@ int unit_rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
 void unit_tmpdir(const char *name, char *dir, size_t cap, char *storedir, size_t storecap);
 /** Remove dir and everything under it (unit_rm_one). For a Check fixture's teardown. */
 void unit_tmpdir_rm(const char *dir);
+/** The node store at dir, opened (created when missing); the test fails with the error
+ * otherwise. In unit_store.c (linked with the store). */
+struct store *unit_store_open(const char *dir);
 
 /* An in-memory struct verify_cache, standing in for the node store's LMDB: load/save are
  * unit_mc_load/unit_mc_save with ctx a struct unit_memcache. */
