@@ -17,6 +17,7 @@
 #include <time.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "store/node.h"
@@ -162,6 +163,126 @@ static void cover_pages(struct node_env *e)
 			need = 0; /* left to the next commit */
 	}
 	mdb_txn_abort(txn);
+}
+
+/* Where this process maps the file fd: LMDB's map of data.mdb, found in /proc/self/maps
+ * (MDB_envinfo has the address only with MDB_FIXEDMAP). @return NULL when not found. */
+static const char *map_base(int fd)
+{
+	unsigned long start, end, ino;
+	unsigned long long off;
+	unsigned maj, mnr;
+	const char *base = NULL;
+	struct stat st;
+	char line[512];
+	FILE *f;
+
+	if (fstat(fd, &st) < 0 || !(f = fopen("/proc/self/maps", "re")))
+		return NULL;
+	while (!base && fgets(line, sizeof(line), f))
+		if (sscanf(line, "%lx-%lx %*s %llx %x:%x %lu", &start, &end, &off, &maj, &mnr,
+			   &ino) == 6 &&
+		    off == 0 && ino == st.st_ino && maj == major(st.st_dev) &&
+		    mnr == minor(st.st_dev))
+			base = (const char *)start;
+	fclose(f);
+	return base;
+}
+
+/* Whether [p, p + len) lies in the pages of a file of have bytes mapped at base, past the two
+ * meta pages (no record lives in those). */
+static bool in_written(const char *base, size_t psize, off_t have, const void *p, size_t len)
+{
+	const char *q = p;
+
+	return q >= base + 2 * psize && (off_t)(q - base) <= have &&
+	       (off_t)len <= have - (q - base);
+}
+
+/* Marks in tail the pages of one free-list record at or past first. @return 0; STORK_EFORMAT
+ * when the record is not a page list. */
+static int mark_free(const MDB_val *data, size_t first, size_t npages, uint8_t *tail)
+{
+	const size_t *ids = data->mv_data;
+	size_t n;
+
+	if (data->mv_size < sizeof(size_t) || data->mv_size % sizeof(size_t) != 0)
+		return STORK_EFORMAT;
+	n = ids[0]; /* LMDB's page list: its length, then the page numbers */
+	if (n != data->mv_size / sizeof(size_t) - 1)
+		return STORK_EFORMAT;
+	for (size_t i = 1; i <= n; i++)
+		if (ids[i] >= first && ids[i] - first < npages)
+			tail[(ids[i] - first) / 8] |= (uint8_t)(1u << ((ids[i] - first) % 8));
+	return 0;
+}
+
+int node_cover_free_tail(struct node_env *e)
+{
+	MDB_txn *lock = NULL, *txn = NULL;
+	MDB_cursor *cur = NULL;
+	MDB_envinfo info;
+	MDB_val key, data;
+	mdb_filehandle_t fd;
+	struct stat fst;
+	size_t first, npages;
+	const char *base;
+	uint8_t *tail = NULL;
+	off_t have, need;
+	MDB_stat st;
+	int rc, r = STORK_EFORMAT;
+
+	/* The writer lock: no other process extends the file meanwhile (MDB_NOTLS lets this
+	 * thread read the free list beside it; LMDB opens no cursor on it in a write txn). */
+	if (mdb_env_get_fd(e->env, &fd) != 0 || mdb_env_stat(e->env, &st) != 0 ||
+	    mdb_txn_begin(e->env, NULL, 0, &lock) != 0)
+		return STORK_EFORMAT;
+	if (mdb_env_info(e->env, &info) != 0 || fstat(fd, &fst) < 0)
+		goto out;
+	need = ((off_t)info.me_last_pgno + 1) * (off_t)st.ms_psize;
+	have = fst.st_size;
+	if (have >= need) { /* another process covered it */
+		r = 0;
+		goto out;
+	}
+	first = (size_t)have / st.ms_psize;
+	npages = (size_t)(need / st.ms_psize) - first;
+	tail = calloc(npages / 8 + 1, 1);
+	if (!tail) {
+		r = -ENOMEM;
+		goto out;
+	}
+	if (ftruncate(fd, need) < 0)
+		goto out;
+	base = map_base(fd);
+	if (!base || mdb_txn_begin(e->env, NULL, MDB_RDONLY, &txn) != 0 ||
+	    mdb_cursor_open(txn, 0 /* the free list */, &cur) != 0)
+		goto cut;
+	for (rc = mdb_cursor_get(cur, &key, &data, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &key, &data, MDB_NEXT)) {
+		if (!in_written(base, st.ms_psize, have, key.mv_data, key.mv_size) ||
+		    !in_written(base, st.ms_psize, have, data.mv_data, data.mv_size) ||
+		    mark_free(&data, first, npages, tail) < 0)
+			goto cut;
+	}
+	if (rc != MDB_NOTFOUND)
+		goto cut;
+	for (size_t i = 0; i < npages; i++)
+		if (!(tail[i / 8] & (1u << (i % 8))))
+			goto cut;
+	r = 0;
+	goto out;
+cut:
+	if (ftruncate(fd, have) < 0)
+		r = -errno;
+out:
+	if (cur)
+		mdb_cursor_close(cur);
+	if (txn)
+		mdb_txn_abort(txn);
+	mdb_txn_abort(lock);
+	free(tail);
+	return r;
 }
 
 int node_txn(struct node_env *e, bool write, int (*fn)(struct node_env *e, MDB_txn *txn, void *ctx),

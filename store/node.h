@@ -128,6 +128,12 @@ int node_txn(struct node_env *e, bool write, int (*fn)(struct node_env *e, MDB_t
 /** Make every commit so far durable (the environment runs with MDB_NOMETASYNC).
  * @return 0; -errno. */
 int node_sync(struct node_env *e);
+/** data.mdb is shorter than its newest meta page counts: gives the file its missing pages back (a
+ * hole) when every one of them is in LMDB's free list (pages a commit counted but never wrote,
+ * whose cover a kill or a power cut prevented: index.c cover_pages), and leaves it as it was
+ * otherwise. Before any other page of the file is read. @return 0 covered; STORK_EFORMAT not free
+ * pages; -errno. */
+int node_cover_free_tail(struct node_env *e);
 
 /** The object's record in txn: 0; MDB_NOTFOUND; STORK_EFORMAT for a malformed one. */
 int node_objrec_get(struct node_env *e, MDB_txn *txn, const uint8_t id[VERIFY_HASH_LEN],

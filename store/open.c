@@ -265,6 +265,9 @@ static int check_data_size(struct node_env *e)
 	need = ((unsigned long long)info.me_last_pgno + 1) * st.ms_psize;
 	if ((unsigned long long)fst.st_size >= need)
 		return 0;
+	/* Short of free pages only (an interrupted cover): given back. */
+	if (!e->readonly && node_cover_free_tail(e) == 0)
+		return 0;
 	stork_errorf("%s: not a usable storkfs index (cut short: %lld bytes, but its pages reach "
 		     "to %llu); move the index/ directory aside and run `stork fsck --repair` to "
 		     "rebuild the object index",

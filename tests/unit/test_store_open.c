@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <check.h>
+#include <lmdb.h>
 
 #include "store/store.h"
 #include "tests/unit/unit.h"
@@ -144,48 +145,153 @@ START_TEST(open_refuses_a_store_others_own_or_may_write_or_list)
 }
 END_TEST
 
-START_TEST(open_refuses_an_index_cut_short_without_a_fault)
+/* The pages at the end of index/data.mdb that are in LMDB's free list (read as mdb_stat -f
+ * does), and its newest meta page's last page and page size. */
+static size_t free_tail(size_t *ret_last, size_t *ret_psize)
 {
-	char p[400], data[1000];
-	uint8_t id[VERIFY_HASH_LEN];
-	struct store *s = open_ok(0);
-	struct stat st;
-	off_t cuts[3];
+	char dir[400];
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	MDB_envinfo info;
+	MDB_stat st;
+	MDB_val key, data;
+	uint8_t *free_pg;
+	size_t k = 0;
 
-	/* Enough records for an index of several pages. */
+	spath(dir, sizeof(dir), "index");
+	ck_assert_int_eq(mdb_env_create(&env), 0);
+	ck_assert_int_eq(mdb_env_set_maxdbs(env, 8), 0);
+	ck_assert_int_eq(mdb_env_open(env, dir, MDB_RDONLY, 0644), 0);
+	ck_assert_int_eq(mdb_env_info(env, &info), 0);
+	ck_assert_int_eq(mdb_env_stat(env, &st), 0);
+	free_pg = calloc(info.me_last_pgno + 1, 1);
+	ck_assert_ptr_nonnull(free_pg);
+	ck_assert_int_eq(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+	ck_assert_int_eq(mdb_cursor_open(txn, 0, &cur), 0);
+	while (mdb_cursor_get(cur, &key, &data, MDB_NEXT) == 0) {
+		const size_t *ids = data.mv_data;
+
+		for (size_t i = 1; i <= ids[0]; i++)
+			if (ids[i] <= info.me_last_pgno)
+				free_pg[ids[i]] = 1;
+	}
+	mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	mdb_env_close(env);
+	while (k < info.me_last_pgno && free_pg[info.me_last_pgno - k])
+		k++;
+	free(free_pg);
+	*ret_last = info.me_last_pgno;
+	*ret_psize = st.ms_psize;
+	return k;
+}
+
+/* index/data.mdb replaced by its first len bytes; the whole file kept as data.mdb.whole. */
+static void cut_index(off_t len)
+{
+	char p[400], keep[400], cmd[1000];
+
+	spath(p, sizeof(p), "index/data.mdb");
+	snprintf(keep, sizeof(keep), "%s/data.mdb.whole", tmpdir);
+	ck_assert_int_eq(link(p, keep), 0);
+	ck_assert_int_eq(unlink(p), 0);
+	snprintf(cmd, sizeof(cmd), "head -c %lld '%s' >'%s'", (long long)len, keep, p);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+/* The whole index/data.mdb back in place. */
+static void uncut_index(void)
+{
+	char p[400], keep[400];
+
+	spath(p, sizeof(p), "index/data.mdb");
+	snprintf(keep, sizeof(keep), "%s/data.mdb.whole", tmpdir);
+	ck_assert_int_eq(rename(keep, p), 0);
+}
+
+/* An index of several pages: 300 objects stored one by one, then 1 MiB of metadata replaced by
+ * a few bytes (its pages freed). ids: the objects'. */
+static void fill_index(uint8_t ids[300][VERIFY_HASH_LEN])
+{
+	struct store *s = open_ok(0);
+	char data[1000];
+	char *big = malloc(1 << 20);
+
+	ck_assert_ptr_nonnull(big);
 	for (unsigned i = 0; i < 300; i++) {
 		memset(data, 'a' + i % 26, sizeof(data));
 		memcpy(data, &i, sizeof(i));
-		ck_assert_int_eq(insert(s, data, 100 + i, id), 0);
+		ck_assert_int_eq(insert(s, data, 100 + i, ids[i]), 0);
 	}
+	memset(big, 'm', 1 << 20);
+	ck_assert_int_eq(store_meta_put(s, "r", "big", big, 1 << 20), 0);
+	ck_assert_int_eq(store_meta_put(s, "r", "big", "m", 1), 0);
+	free(big);
 	store_close(s);
-	spath(p, sizeof(p), "index/data.mdb");
-	ck_assert_int_eq(stat(p, &st), 0);
-	ck_assert_int_ge(st.st_size, 4 * 4096);
-	cuts[0] = st.st_size / 2 / 4096 * 4096; /* half of it */
-	cuts[1] = st.st_size - 4096;		/* its last page */
-	cuts[2] = 2 * 4096;			/* the meta pages alone */
+}
+
+START_TEST(open_refuses_an_index_cut_short_without_a_fault)
+{
+	uint8_t ids[300][VERIFY_HASH_LEN];
+	size_t last, psize, k;
+	off_t used, cuts[3];
+	struct store *s;
+
+	fill_index(ids);
+	k = free_tail(&last, &psize);
+	ck_assert_uint_ge(last, 4);
+	/* A cut that takes a page in use: the last one, or all but the meta pages. */
+	used = (off_t)(last - k) * (off_t)psize; /* the last page in use starts here */
+	cuts[0] = used / 2 / (off_t)psize * (off_t)psize;
+	cuts[1] = used;
+	cuts[2] = 2 * (off_t)psize;
 	for (size_t i = 0; i < 3; i++) {
-		char keep[400];
-
-		snprintf(keep, sizeof(keep), "%s/data.mdb.whole", tmpdir);
-		ck_assert_int_eq(link(p, keep), 0);
-		ck_assert_int_eq(unlink(p), 0);
-		{ /* a cut-short copy in its place */
-			char cmd[1000];
-
-			snprintf(cmd, sizeof(cmd), "head -c %lld '%s' >'%s'", (long long)cuts[i],
-				 keep, p);
-			ck_assert_int_eq(system(cmd), 0);
-		}
+		cut_index(cuts[i]);
 		refused(STORK_EFORMAT, "index/data.mdb: not a usable storkfs index (cut short",
 			"stork fsck --repair");
 		s = NULL;
 		ck_assert_int_eq(store_open_flags(storedir, STORE_OPEN_READONLY, &s),
 				 STORK_EFORMAT);
-		ck_assert_int_eq(rename(keep, p), 0);
+		uncut_index();
 	}
 	store_close(open_ok(0));
+}
+END_TEST
+
+/* A kill between a commit and its cover (store/index.c cover_pages), or a power cut before the
+ * cover's size was synced, leaves data.mdb short of pages LMDB counted but never wrote, all
+ * free: the open gives them back, and nothing stored is lost. */
+START_TEST(open_gives_back_free_pages_past_the_end)
+{
+	uint8_t ids[300][VERIFY_HASH_LEN], id[VERIFY_HASH_LEN];
+	char p[400], data[1000];
+	size_t last, psize, k;
+	struct store *s;
+	struct stat st;
+
+	fill_index(ids);
+	k = free_tail(&last, &psize);
+	ck_assert_msg(k >= 1, "no free page at the end of the index (last page %zu)", last);
+	cut_index((off_t)(last + 1 - k) * (off_t)psize);
+	s = NULL; /* read-only: nothing may be written, so it stays refused */
+	ck_assert_int_eq(store_open_flags(storedir, STORE_OPEN_READONLY, &s), STORK_EFORMAT);
+	s = open_ok(0);
+	spath(p, sizeof(p), "index/data.mdb");
+	ck_assert_int_eq(stat(p, &st), 0);
+	ck_assert_int_ge(st.st_size, (off_t)(last + 1) * (off_t)psize);
+	for (unsigned i = 0; i < 300; i++) {
+		struct store_objinfo info;
+
+		ck_assert_int_eq(store_object_info(s, ids[i], &info), 0);
+		ck_assert_uint_eq(info.size, 100 + i);
+	}
+	memset(data, 'z', sizeof(data));
+	ck_assert_int_eq(insert(s, data, sizeof(data), id), 0);
+	store_close(s);
+	s = open_ok(0);
+	ck_assert_int_eq(store_object_info(s, id, &(struct store_objinfo){0}), 0);
+	store_close(s);
 }
 END_TEST
 
@@ -338,6 +444,7 @@ TCase *tcase_store_open(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, open_refuses_a_store_others_own_or_may_write_or_list);
 	tcase_add_test(tc, open_refuses_an_index_cut_short_without_a_fault);
+	tcase_add_test(tc, open_gives_back_free_pages_past_the_end);
 	tcase_add_test(tc, open_allocates_the_lock_file_before_lmdb_maps_it);
 	tcase_add_test(tc, open_read_only_serves_and_refuses_every_write);
 	tcase_add_test(tc, generations_commit_whole_check_the_current_and_switch);
