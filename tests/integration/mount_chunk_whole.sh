@@ -79,6 +79,8 @@ while read -r h _ _; do
 done < <(manifest_objects c 1.0 | grep ' big$')
 [ "$chunks_res" -lt 2400000 ] || fail "the chunks of big keep $chunks_res bytes in the page cache after the assembly"
 pass "big read whole: its whole object assembled (status: 1), $OBJ holds its bytes, its chunks keep $chunks_res bytes cached"
+run "$STORK" status "$M"
+out_has "stork status counts the assembled object" "1 chunked files assembled whole"
 
 # --- 2 ---
 rot0=$(counter "$M" rotten)
