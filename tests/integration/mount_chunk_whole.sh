@@ -19,7 +19,8 @@
 #   5. the object rewritten in place once more, page cache dropped (drop_caches): a read returns
 #      big's bytes (from the chunks: the open hashes the object first and refuses it), never the
 #      rotten ones (EIO would come only from an object rewritten while open through
-#      passthrough: fs/README.md "Memory");
+#      passthrough: fs/README.md "Memory"); its close assembles it again; then stork gc on the
+#      store keeps the whole object and every object of c 1.0 stored (c 1.0 is listed);
 #   6. -o nopassthrough (a fresh store): big read whole assembles nothing.
 . "$(dirname "$0")/lib.sh"
 
@@ -120,8 +121,20 @@ sync
 echo 3 >/proc/sys/vm/drop_caches
 cmp -s "$M/c/1.0/big" "$T/src/big" || fail "big read the rotten bytes of its whole object"
 [ "$(counter "$M" rotten)" -gt "$rot0" ] || fail "the rewritten object was not found rotten"
+assembled_is "$M" 3 "the close after the second fallback"
 pass "a rewritten whole object is never served: the open falls back to the chunks, right bytes"
 fusermount3 -u "$M"
+find "$STORE/objects" -type f | sort >"$T/objects.before"
+run "$STORK" gc "$STORE"
+[ "$RC" -eq 0 ] || {
+	_show_run
+	fail "stork gc exited $RC"
+}
+[ -f "$OBJ" ] || fail "stork gc removed big's whole object while c 1.0 is listed"
+find "$STORE/objects" -type f | sort | cmp -s - "$T/objects.before" ||
+	fail "stork gc removed objects of c 1.0, which is listed: $(find "$STORE/objects" -type f | sort | comm -13 - "$T/objects.before" | head -3)"
+cmp -s "$OBJ" "$T/src/big" || fail "the whole object is not big's bytes after stork gc"
+pass "stork gc keeps big's whole object and every chunk ($(wc -l <"$T/objects.before") objects) while c 1.0 is listed"
 
 # --- 6 ---
 STORE=$T/store2
