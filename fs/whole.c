@@ -54,14 +54,20 @@ static void whole_job_free(void *arg)
 	free(j);
 }
 
-/* Copy chunk c into ins, then drop its pages (the whole object's are the file's copy now). */
+/* Copy chunk c into ins, then drop its pages (the whole object's are the file's copy now). The
+ * chunk is checked as a read's open checks it (a chunk the mount read is remembered: no second
+ * hash), so that a chunk rewritten on the store's disk since is dropped and fetched again by
+ * the next read, rather than failing every assembly of the file. */
 static int copy_chunk(struct fsd *d, struct store_insert *ins, const struct whole_chunk *c,
 		      uint8_t *buf)
 {
 	uint64_t off = 0;
 	int fd = -1, r;
 
-	r = store_object_open(d->store, c->hash, &fd);
+	r = d->unchecked ? store_object_open(d->store, c->hash, &fd)
+			 : store_object_open_checked(d->store, c->hash, &fd);
+	if (r == STORK_EBADHASH)
+		FSD_COUNT(d, rotten, 1);
 	if (r < 0)
 		return r;
 	while (off < c->size) {

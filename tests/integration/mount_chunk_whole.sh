@@ -21,7 +21,13 @@
 #      rotten ones (EIO would come only from an object rewritten while open through
 #      passthrough: fs/README.md "Memory"); its close assembles it again; then stork gc on the
 #      store keeps the whole object and every object of c 1.0 stored (c 1.0 is listed);
-#   6. -o nopassthrough (a fresh store): big read whole assembles nothing.
+#   6. (the daemon in the foreground, its log read) part read whole, its last chunk rewritten
+#      in the store before the close: the assembly finds the chunk rotten (it checks each chunk
+#      as a read does; the whole object's hash would refuse it too): a log line says so,
+#      nothing is stored, nothing counted; part read again (its pages dropped: drop_caches)
+#      reads right (the chunk, dropped from the index, is fetched again) and its close
+#      assembles it;
+#   7. -o nopassthrough (a fresh store): big read whole assembles nothing.
 . "$(dirname "$0")/lib.sh"
 
 need python3 nginx fincore dd
@@ -137,6 +143,42 @@ cmp -s "$OBJ" "$T/src/big" || fail "the whole object is not big's bytes after st
 pass "stork gc keeps big's whole object and every chunk ($(wc -l <"$T/objects.before") objects) while c 1.0 is listed"
 
 # --- 6 ---
+mount_storkfs "$M" "store=$STORE,timeout=30,refresh=3600" "$NGINX_URL"
+PART=$(sha "$T/src/part")
+CHUNK=$STORE/$(object_path "$(manifest_objects c 1.0 | grep ' part$' | tail -n 1 | cut -d' ' -f1)")
+python3 -c 'import hashlib, os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+h = hashlib.sha256()
+while True:
+    b = os.read(fd, 1 << 20)
+    if not b:
+        break
+    h.update(b)
+if h.hexdigest() != sys.argv[3]:
+    sys.exit("part read other bytes")
+w = os.open(sys.argv[2], os.O_WRONLY)
+os.pwrite(w, b"ROTTEN!!" * 100, 0)
+os.close(w)
+os.close(fd)' "$M/c/1.0/part" "$CHUNK" "$PART" || fail "reading part whole, then rewriting its last chunk before the close"
+for _ in $(seq 150); do
+	grep -q "part: its whole object was not assembled" "$SFS_LOG" && break
+	sleep 0.2
+done
+grep -q "part: its whole object was not assembled" "$SFS_LOG" || {
+	cat "$SFS_LOG" >&2
+	fail "a chunk rewritten before the close: no log line says part's whole object was not assembled"
+}
+[ "$(counter "$M" assembled)" -eq 0 ] || fail "part's whole object was assembled from a rewritten chunk"
+[ ! -e "$STORE/$(object_path "$PART")" ] || fail "part's whole object was stored from a rewritten chunk"
+# the mount's pages of part would answer the next read: gone, its reads reach the daemon
+echo 3 >/proc/sys/vm/drop_caches
+cmp -s "$M/c/1.0/part" "$T/src/part" || fail "part reads other bytes after its chunk was rewritten"
+assembled_is "$M" 1 "part read whole again (its rewritten chunk fetched again)"
+cmp -s "$STORE/$(object_path "$PART")" "$T/src/part" || fail "part's whole object is not its bytes"
+pass "a chunk rewritten before the close: nothing assembled, logged ($(grep -o "part: its whole object was not assembled.*" "$SFS_LOG" | head -c 160)); read again: assembled right"
+unmount_storkfs "$M"
+
+# --- 7 ---
 STORE=$T/store2
 mount_bg "$T/n" nopassthrough
 cmp -s "$T/n/c/1.0/big" "$T/src/big" || fail "-o nopassthrough: big reads other bytes"
