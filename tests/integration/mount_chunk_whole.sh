@@ -21,13 +21,17 @@
 #      rotten ones (EIO would come only from an object rewritten while open through
 #      passthrough: fs/README.md "Memory"); its close assembles it again; then stork gc on the
 #      store keeps the whole object and every object of c 1.0 stored (c 1.0 is listed);
-#   6. (the daemon in the foreground, its log read) part read whole, its last chunk rewritten
+#   6. (the daemon in the foreground, its log read) big's whole object removed as an eviction
+#      removes it: big reads right from its chunks, and its close makes the object again; part
+#      read whole, its last chunk rewritten
 #      in the store before the close: the assembly finds the chunk rotten (it checks each chunk
 #      as a read does; the whole object's hash would refuse it too): a log line says so,
 #      nothing is stored, nothing counted; part read again (its pages dropped: drop_caches)
 #      reads right (the chunk, dropped from the index, is fetched again) and its close
 #      assembles it;
-#   7. -o nopassthrough (a fresh store): big read whole assembles nothing.
+#   7. store_max=40M on a fresh store: big read whole stores its 24 MB of chunks, and its whole
+#      object (24 MB more) would pass the quota: nothing assembled;
+#   8. -o nopassthrough (a fresh store): big read whole assembles nothing.
 . "$(dirname "$0")/lib.sh"
 
 need python3 nginx fincore dd
@@ -144,6 +148,11 @@ pass "stork gc keeps big's whole object and every chunk ($(wc -l <"$T/objects.be
 
 # --- 6 ---
 mount_storkfs "$M" "store=$STORE,timeout=30,refresh=3600" "$NGINX_URL"
+rm "$OBJ" # as an eviction does (the index entry is left: the open drops it)
+cmp -s "$M/c/1.0/big" "$T/src/big" || fail "big reads other bytes once its whole object is gone"
+assembled_is "$M" 1 "big read whole again, its whole object gone"
+cmp -s "$OBJ" "$T/src/big" || fail "big's whole object, made again, is not its bytes"
+pass "big's whole object gone (as evicted): the chunks serve big, and its next whole read makes it again"
 PART=$(sha "$T/src/part")
 CHUNK=$STORE/$(object_path "$(manifest_objects c 1.0 | grep ' part$' | tail -n 1 | cut -d' ' -f1)")
 python3 -c 'import hashlib, os, sys
@@ -168,17 +177,27 @@ grep -q "part: its whole object was not assembled" "$SFS_LOG" || {
 	cat "$SFS_LOG" >&2
 	fail "a chunk rewritten before the close: no log line says part's whole object was not assembled"
 }
-[ "$(counter "$M" assembled)" -eq 0 ] || fail "part's whole object was assembled from a rewritten chunk"
+[ "$(counter "$M" assembled)" -eq 1 ] || fail "part's whole object was assembled from a rewritten chunk"
 [ ! -e "$STORE/$(object_path "$PART")" ] || fail "part's whole object was stored from a rewritten chunk"
 # the mount's pages of part would answer the next read: gone, its reads reach the daemon
 echo 3 >/proc/sys/vm/drop_caches
 cmp -s "$M/c/1.0/part" "$T/src/part" || fail "part reads other bytes after its chunk was rewritten"
-assembled_is "$M" 1 "part read whole again (its rewritten chunk fetched again)"
+assembled_is "$M" 2 "part read whole again (its rewritten chunk fetched again)"
 cmp -s "$STORE/$(object_path "$PART")" "$T/src/part" || fail "part's whole object is not its bytes"
 pass "a chunk rewritten before the close: nothing assembled, logged ($(grep -o "part: its whole object was not assembled.*" "$SFS_LOG" | head -c 160)); read again: assembled right"
 unmount_storkfs "$M"
 
 # --- 7 ---
+STORE=$T/store3
+mount_bg "$T/q" store_max=40M
+cmp -s "$T/q/c/1.0/big" "$T/src/big" || fail "store_max=40M: big reads other bytes"
+sleep 2
+[ "$(counter "$T/q" assembled)" -eq 0 ] || fail "store_max=40M: big's 24 MB chunks and 24 MB whole object were kept"
+[ ! -e "$STORE/$(object_path "$BIG")" ] || fail "store_max=40M: the store has big's whole object"
+pass "store_max=40M (24 MB of chunks stored): no room for big's whole object, nothing assembled"
+fusermount3 -u "$T/q"
+
+# --- 8 ---
 STORE=$T/store2
 mount_bg "$T/n" nopassthrough
 cmp -s "$T/n/c/1.0/big" "$T/src/big" || fail "-o nopassthrough: big reads other bytes"
