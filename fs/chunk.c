@@ -28,7 +28,8 @@ struct fsd_chunked {
 	struct verify_entry *chunks; /* copy of the entry's list */
 	size_t nchunks;
 	uint64_t size;
-	char *what;  /* "pkg ver: path", for the log */
+	uint8_t hash[VERIFY_HASH_LEN]; /* the whole file's (fs/whole.c) */
+	char *what;		       /* "pkg ver: path", for the log */
 	char *slice; /* the slice it was opened through (its fetch counter), or NULL */
 	pthread_mutex_t lock;
 	struct slot {
@@ -64,6 +65,7 @@ int fsd_chunked_open(const struct verify_entry *e, const char *what, const char 
 	}
 	h->nchunks = e->nchunks;
 	h->size = e->size;
+	memcpy(h->hash, e->hash, VERIFY_HASH_LEN);
 	pthread_mutex_init(&h->lock, NULL);
 	for (size_t i = 0; i < SLOTS; i++)
 		h->slots[i].fd = -1;
@@ -86,6 +88,18 @@ void fsd_chunked_free(struct fsd_chunked *h)
 	free(h->what);
 	free(h->slice);
 	free(h);
+}
+
+void fsd_chunked_entry(const struct fsd_chunked *h, struct verify_entry *ret_e,
+		       const char **ret_what)
+{
+	memset(ret_e, 0, sizeof(*ret_e));
+	ret_e->type = VERIFY_FILE;
+	ret_e->size = h->size;
+	memcpy(ret_e->hash, h->hash, VERIFY_HASH_LEN);
+	ret_e->chunks = h->chunks;
+	ret_e->nchunks = h->nchunks;
+	*ret_what = h->what;
 }
 
 /* A descriptor of chunk i (a dup of the cached one, or a new one, then cached). */

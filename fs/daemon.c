@@ -306,6 +306,7 @@ int main(int argc, char **argv)
 	pthread_mutex_init(&d.slice_lock, NULL);
 	pthread_mutex_init(&d.root_lock, NULL);
 	pthread_mutex_init(&d.status_lock, NULL);
+	pthread_mutex_init(&d.whole.lock, NULL);
 	if (fsd_inodes_init(&d.inodes) < 0 || fsd_jobs_init(&d.jobs) < 0)
 		goto out;
 	/* Threads started from here on (the fetcher's, the refresher) leave the termination
@@ -384,6 +385,7 @@ out:
 		pthread_join(refresher, NULL);
 	if (prefetching)
 		fsd_prefetch_stop(&d, prefetcher);
+	fsd_whole_stop(&d); /* before the session goes */
 	if (mounted)
 		fuse_session_unmount(d.se);
 	if (handlers) {

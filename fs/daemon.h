@@ -319,7 +319,9 @@ struct fsd_counters {
 	uint64_t catalogs_indexed;   /* catalogs read from the store's catalog index */
 	uint64_t catalogs_reindexed; /* damaged catalog indexes built again */
 	uint64_t refused;	     /* lookups, opens and listings refused: stale past max_stale */
-	uint64_t rotten; /* opens that found the store's object not hashing to its name */
+	uint64_t rotten;    /* opens that found the store's object not hashing to its name */
+	uint64_t pt_opens;  /* opens the kernel serves from the store object (passthrough) */
+	uint64_t assembled; /* whole objects of chunked files made from their chunks (whole.c) */
 };
 
 /* The top-level roles, in the order xattrs and status list them. */
@@ -450,6 +452,11 @@ struct fsd {
 		pthread_mutex_t lock;
 		struct pt_rec *recs[FSD_PT_BUCKETS]; /* lock */
 	} pt;
+	/* fs/whole.c: its jobs tell the kernel to drop pages until the session ends. */
+	struct {
+		pthread_mutex_t lock;
+		bool stopped; /* lock */
+	} whole;
 };
 
 /* ------------------------------------------------------------------------------------------ */
@@ -465,7 +472,8 @@ int fsd_pt_setup(struct fsd *d);
  * (returned id > 0). -EIO: the inode's backing object changed on disk since it was registered
  * (logged); -ENOMEM. */
 int32_t fsd_pt_open(struct fsd *d, fuse_ino_t ino, int fd);
-void fsd_pt_close(struct fsd *d, fuse_ino_t ino, bool passthrough);
+/** @return whether that was the inode's last open (false with -o nopassthrough). */
+bool fsd_pt_close(struct fsd *d, fuse_ino_t ino, bool passthrough);
 /** fuse_reply_open with the backing id (0: none) fsd_pt_open gave. */
 int fsd_pt_reply_open(fuse_req_t req, struct fuse_file_info *fi, int32_t id);
 /** Whether the kernel took passthrough at INIT and no backing file was refused for good. */
@@ -645,6 +653,24 @@ int fsd_chunked_reply(fuse_req_t req, struct fsd *d, struct fsd_chunked *h, size
 		      uint64_t off);
 /** Close the chunk descriptors and free h. Accepts NULL. */
 void fsd_chunked_free(struct fsd_chunked *h);
+/** The file h reads: ret_e's hash, size, chunks and nchunks (valid while h is), and its name
+ * for the log. */
+void fsd_chunked_entry(const struct fsd_chunked *h, struct verify_entry *ret_e,
+		       const char **ret_what);
+
+/* fs/whole.c: the whole object of a chunked file read whole (fs/README.md "Memory") */
+
+/** At the last release of inode ino, a chunked file (e: its hash, size and chunks): when
+ * passthrough is on, the whole object is not stored and every chunk is (index look-ups, no
+ * fetch), start a job that assembles the whole object from the chunks. Nothing is waited for;
+ * failures are logged by the job. */
+void fsd_whole_queue(struct fsd *d, fuse_ino_t ino, const struct verify_entry *e, const char *what);
+/** The whole object of the chunked file e, when the store has it (never fetched), checked as
+ * fsd_object_open's are. @param[out] ret_fd the caller closes it. @return 0; -ENOENT (not
+ * stored, or stored wrong: counted as rotten, logged, its entry dropped); -errno. */
+int fsd_whole_open(struct fsd *d, const struct verify_entry *e, const char *what, int *ret_fd);
+/** The session ends: no job tells the kernel anything from now on. */
+void fsd_whole_stop(struct fsd *d);
 
 /* fs/log.c */
 

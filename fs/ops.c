@@ -414,6 +414,11 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		goto out;
 	}
 	snprintf(what, sizeof(what), "%s %s: %s", n->pkg, n->ver, e->path);
+	/* Stored in chunks, and whole too since a whole read (fs/whole.c): open it as any. */
+	if (e->nchunks && fsd_whole_open(d, e, what, &fd) == 0) {
+		FSD_COUNT(d, hits, 1);
+		goto stored;
+	}
 	if (e->nchunks) {
 		/* The same bytes stored whole elsewhere share the inode; while the kernel reads
 		 * that object for it, this open must too (fs/passthrough.c). */
@@ -425,6 +430,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		}
 		if (backing > 0) {
 			FSD_COUNT(d, opens, 1);
+			FSD_COUNT(d, pt_opens, 1);
 			if (n->slice) {
 				fsd_slice_count(d, n->slice, FSD_SC_OPENS, 1);
 				fsd_slice_count(d, n->slice, FSD_SC_BYTES, e->size);
@@ -460,6 +466,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			ret = -EIO;
 		goto out;
 	}
+stored:
 	FSD_COUNT(d, opens, 1);
 	if (n->slice) {
 		fsd_slice_count(d, n->slice, FSD_SC_OPENS, 1);
@@ -481,6 +488,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		close(fd);
 		fd = -1;
 		fi->fh = FH_PASSTHROUGH;
+		FSD_COUNT(d, pt_opens, 1);
 		if (n->slice)
 			fsd_slice_count(d, n->slice, FSD_SC_BYTES, e->size);
 		goto out;
@@ -560,8 +568,15 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	if (fi->fh & FH_CHUNKED) {
-		fsd_chunked_free((struct fsd_chunked *)(uintptr_t)(fi->fh & ~FH_CHUNKED));
-		fsd_pt_close(fsd_of(req), ino, false);
+		struct fsd_chunked *ch = (struct fsd_chunked *)(uintptr_t)(fi->fh & ~FH_CHUNKED);
+		struct verify_entry e;
+		const char *what;
+
+		/* The inode's last close: its whole object, if every chunk is stored (whole.c). */
+		fsd_chunked_entry(ch, &e, &what);
+		if (fsd_pt_close(fsd_of(req), ino, false))
+			fsd_whole_queue(fsd_of(req), ino, &e, what);
+		fsd_chunked_free(ch);
 		fuse_reply_err(req, 0);
 		return;
 	}

@@ -350,13 +350,14 @@ out:
 	return id;
 }
 
-void fsd_pt_close(struct fsd *d, fuse_ino_t ino, bool passthrough)
+bool fsd_pt_close(struct fsd *d, fuse_ino_t ino, bool passthrough)
 {
 	struct pt_rec *r;
 	uint32_t id = 0;
+	bool last;
 
 	if (!d->pt.wanted) /* -o nopassthrough: no record was made */
-		return;
+		return false;
 	pthread_mutex_lock(&d->pt.lock);
 	r = rec(d, ino, false);
 	if (r && passthrough && r->pt && --r->pt == 0)
@@ -371,9 +372,11 @@ void fsd_pt_close(struct fsd *d, fuse_ino_t ino, bool passthrough)
 		close(r->fd);
 		r->fd = -1;
 	}
+	last = r && !r->pt && !r->cached;
 	if (r)
 		rec_drop(d, r);
 	pthread_mutex_unlock(&d->pt.lock);
+	return last;
 }
 
 int fsd_pt_reply_open(fuse_req_t req, struct fuse_file_info *fi, int32_t id)

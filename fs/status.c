@@ -141,6 +141,8 @@ char *fsd_status_json(struct fsd *d)
 				 (int64_t)counter(&c->catalogs_reindexed));
 	r |= verify_json_set_int(cnt, "refused", (int64_t)counter(&c->refused));
 	r |= verify_json_set_int(cnt, "rotten", (int64_t)counter(&c->rotten));
+	r |= verify_json_set_int(cnt, "passthrough_opens", (int64_t)counter(&c->pt_opens));
+	r |= verify_json_set_int(cnt, "assembled", (int64_t)counter(&c->assembled));
 	r |= verify_json_set(o, "counters", cnt);
 	if (d->conf.slices) {
 		struct verify_json *sl = verify_json_array();

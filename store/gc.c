@@ -522,14 +522,14 @@ static int refs_add(struct refs *r, const uint8_t id[VERIFY_HASH_LEN])
 	return 0;
 }
 
-/* A file's object, or each of its chunks (store/README.md "Chunks"). */
+/* A file's object; and each of its chunks when it is stored in chunks (store/README.md
+ * "Chunks"), whose whole object a mount may have assembled too (fs/README.md "Memory"). */
 static int entry_refs(struct refs *refs, const struct verify_entry *e)
 {
-	int r = 0;
+	int r = e->type == VERIFY_FILE ? refs_add(refs, e->hash) : 0;
 
-	for (size_t c = 0; e->type == VERIFY_FILE && r == 0 && c < (e->nchunks ? e->nchunks : 1);
-	     c++)
-		r = refs_add(refs, e->nchunks ? e->chunks[c].hash : e->hash);
+	for (size_t c = 0; e->type == VERIFY_FILE && r == 0 && c < e->nchunks; c++)
+		r = refs_add(refs, e->chunks[c].hash);
 	return r;
 }
 

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "store/node.h"
@@ -642,6 +643,41 @@ out:
 
 /* ------------------------------------------------------------------------------------------ */
 /* A full file system. */
+
+int store_has_room(struct store *s, uint64_t need)
+{
+	struct store_usage u = {0};
+	struct statvfs fs;
+	uint64_t avail, floor;
+	int r;
+
+	if (s->readonly)
+		return -EROFS;
+	r = store_usage(s, &u);
+	if (r < 0)
+		return r;
+	if (u.quota && (u.bytes > u.quota || need > u.quota - u.bytes)) {
+		stork_errorf("%s: %" PRIu64 " more bytes would take the store's %" PRIu64
+			     " bytes of objects past its quota (%" PRIu64 " bytes)",
+			     s->dir, need, u.bytes, u.quota);
+		return -ENOSPC;
+	}
+	if (fstatvfs(s->dirfd, &fs) < 0) {
+		r = -errno;
+		stork_errorf("%s: %s", s->dir, strerror(-r));
+		return r;
+	}
+	avail = (uint64_t)fs.f_bavail * fs.f_frsize;
+	floor = (uint64_t)fs.f_blocks * fs.f_frsize / 100 * STORE_FREE_FLOOR_PERCENT;
+	if (avail < need || avail - need < floor) {
+		stork_errorf("%s: %" PRIu64
+			     " more bytes would leave its file system less than %d%% "
+			     "free (%" PRIu64 " bytes free)",
+			     s->dir, need, STORE_FREE_FLOOR_PERCENT, avail);
+		return -ENOSPC;
+	}
+	return 0;
+}
 
 static void say_full(struct store *s, const struct store_usage *u, uint64_t need, const char *what)
 {

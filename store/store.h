@@ -260,6 +260,13 @@ int store_make_room(struct store *s, uint64_t need, const char *what);
 /** Set the detail store_make_room sets when it cannot free anything, without evicting (a
  * retry after store_make_room failed again). Thread-safe. */
 void store_say_full(struct store *s, uint64_t need, const char *what);
+/** Whether need more bytes of objects fit without evicting anything: the objects' bytes plus
+ * need stay within the quota (if any), and the store's file system keeps free at least
+ * STORE_FREE_FLOOR_PERCENT of its size after them. For copies the store may do without (the
+ * whole object of a chunked file, fs/README.md "Memory"). Thread-safe.
+ * @return 0; -ENOSPC (detail says which bound); -errno. */
+#define STORE_FREE_FLOOR_PERCENT 5
+int store_has_room(struct store *s, uint64_t need);
 /** Write the uses this handle noted (store_object_open) into the index now (store_close
  * does too). Thread-safe. @return 0; -errno. */
 int store_uses_flush(struct store *s);

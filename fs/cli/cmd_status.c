@@ -160,9 +160,14 @@ static void print_mount(const char *mnt, struct verify_json *st)
 	print_stale(st);
 	printf("  opens       %" PRIu64 " (%" PRIu64 " hits from the store, %" PRIu64 " misses)\n",
 	       num(c, "opens"), num(c, "hits"), num(c, "misses"));
-	printf("  reads       %s\n", verify_json_is_true(verify_json_get(st, "passthrough"))
-					 ? "by the kernel from the store objects (FUSE passthrough)"
-					 : "through the daemon (no FUSE passthrough)");
+	printf("  reads       %s", verify_json_is_true(verify_json_get(st, "passthrough"))
+				       ? "by the kernel from the store objects (FUSE passthrough)"
+				       : "through the daemon (no FUSE passthrough)");
+	if (num(c, "passthrough_opens") || num(c, "assembled"))
+		printf(": %" PRIu64 " opens passed through, %" PRIu64
+		       " chunked files assembled whole",
+		       num(c, "passthrough_opens"), num(c, "assembled"));
+	putchar('\n');
 	printf("  fetched     %" PRIu64 " objects, %s\n", num(c, "objects_fetched"),
 	       cli_bytes(num(c, "bytes_fetched"), b));
 	printf("  errors      %" PRIu64 " (%" PRIu64 " timeouts)", num(c, "errors"),

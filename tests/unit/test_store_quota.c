@@ -96,6 +96,28 @@ START_TEST(quota_evicts_least_recently_used_down_to_the_low_mark)
 }
 END_TEST
 
+/* store_has_room: a copy the store may do without (a chunked file's whole object) fits only
+ * without evicting: within the quota, and the file system keeps its free floor. */
+START_TEST(room_is_within_the_quota_and_above_the_free_floor)
+{
+	struct store *s = open_store();
+
+	ck_assert_int_eq(store_has_room(s, 1 << 20), 0); /* no quota: the file system's room */
+	ck_assert_int_eq(store_has_room(s, UINT64_MAX / 2), -ENOSPC);
+	ck_assert_msg(strstr(stork_error_detail(), "free"), "%s", stork_error_detail());
+	ck_assert_int_eq(store_quota_set(s, 1000), 0);
+	for (int i = 0; i < 5; i++)
+		insert(s, i);
+	ck_assert_int_eq(store_has_room(s, 500), 0);
+	ck_assert_int_eq(store_has_room(s, 501), -ENOSPC);
+	ck_assert_msg(strstr(stork_error_detail(), "past its quota (1000 bytes)"), "%s",
+		      stork_error_detail());
+	for (int i = 0; i < 5; i++)
+		ck_assert_msg(stored(s, i), "object %d was evicted by a question", i);
+	store_close(s);
+}
+END_TEST
+
 START_TEST(pinned_objects_are_never_evicted)
 {
 	struct store *s = unit_store_open(storedir);
@@ -320,6 +342,7 @@ TCase *tcase_store_quota(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, quota_evicts_least_recently_used_down_to_the_low_mark);
 	tcase_add_test(tc, pinned_objects_are_never_evicted);
+	tcase_add_test(tc, room_is_within_the_quota_and_above_the_free_floor);
 	tcase_add_test(tc, a_full_store_names_itself_its_size_quota_and_pins);
 	tcase_add_test(tc, an_eviction_killed_at_any_point_leaves_the_index_true);
 	tcase_add_test(tc, a_gc_killed_at_any_point_leaves_the_index_true);

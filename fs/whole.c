@@ -1,0 +1,215 @@
+/* fs/whole.c: a file stored in chunks that the node reads whole gets its whole object too
+ * (fs/README.md "Memory"), so that its later opens hand the kernel one object (FUSE
+ * passthrough, fs/passthrough.c) as for a file stored whole.
+ *
+ * The manifest signs a chunked file's sha256 and size, and store objects are plain bytes named
+ * by the SHA-256 of their content: the file's whole content is exactly the object a
+ * `--no-chunks` publish of it would make. At the last release of a chunked file's inode, with
+ * passthrough on and every chunk in the node store (index look-ups on the releasing thread:
+ * nothing is fetched), a job (fs/job.c, keyed "whole:<hex>": one assembly per object at a
+ * time) copies the stored chunks in order into an insert (store_insert_new), whose commit
+ * checks the size and the signed SHA-256 before it names the object: a chunk gone bad on the
+ * store's disk makes bytes that do not hash right, logged, and nothing is stored. It is skipped
+ * when the store has no room for a second copy of the file (store_has_room): the chunks serve
+ * it as before. Once the object is stored, the chunks' pages and the mount's own pages of the
+ * file are dropped (the object's pages, just written, are then its one copy in memory), and
+ * the next open finds the object (fsd_whole_open) and passes it through.
+ *
+ * Threads: the job's thread reads the chunks and writes an insert of its own. It tells the
+ * kernel to drop the inode's pages (fuse_lowlevel_notify_inval_inode) under d->whole.lock, and
+ * only while the session lives: fsd_whole_stop, before the session ends, turns that off.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fs/daemon.h"
+
+#define BUF (1024 * 1024) /* bytes copied at a time */
+
+struct whole_chunk {
+	uint8_t hash[VERIFY_HASH_LEN];
+	uint64_t size;
+};
+
+struct whole_job {
+	uint8_t hash[VERIFY_HASH_LEN]; /* the file's signed SHA-256: the object's name */
+	uint64_t size;
+	fuse_ino_t ino;
+	struct whole_chunk *chunks;
+	size_t n;
+	char *what;
+};
+
+static void whole_job_free(void *arg)
+{
+	struct whole_job *j = arg;
+
+	if (!j)
+		return;
+	free(j->chunks);
+	free(j->what);
+	free(j);
+}
+
+/* Copy chunk c into ins, then drop its pages (the whole object's are the file's copy now). The
+ * chunk is checked as a read's open checks it (a chunk the mount read is remembered: no second
+ * hash), so that a chunk rewritten on the store's disk since is dropped and fetched again by
+ * the next read, rather than failing every assembly of the file. */
+static int copy_chunk(struct fsd *d, struct store_insert *ins, const struct whole_chunk *c,
+		      uint8_t *buf)
+{
+	uint64_t off = 0;
+	int fd = -1, r;
+
+	r = d->unchecked ? store_object_open(d->store, c->hash, &fd)
+			 : store_object_open_checked(d->store, c->hash, &fd);
+	if (r == STORK_EBADHASH)
+		FSD_COUNT(d, rotten, 1);
+	if (r < 0)
+		return r;
+	while (off < c->size) {
+		size_t want = c->size - off < BUF ? (size_t)(c->size - off) : BUF;
+		ssize_t got;
+
+		if (__atomic_load_n(&d->stopping, __ATOMIC_ACQUIRE)) {
+			r = -ECANCELED;
+			break;
+		}
+		got = pread(fd, buf, want, (off_t)off);
+		if (got <= 0) {
+			r = got < 0 ? -errno : -EIO;
+			stork_errorf("chunk at %llu: %s", (unsigned long long)off,
+				     got < 0 ? strerror(-r) : "shorter than its index record");
+			break;
+		}
+		r = store_insert_write(ins, buf, (size_t)got);
+		if (r < 0)
+			break;
+		off += (uint64_t)got;
+	}
+	posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+	close(fd);
+	return r;
+}
+
+static int whole_run(struct fsd *d, void *arg, void **ret_result)
+{
+	struct whole_job *j = arg;
+	struct store_insert *ins = NULL;
+	struct store_objinfo info;
+	uint8_t *buf = NULL;
+	char text[1200];
+	int r;
+
+	(void)ret_result;
+	/* Another mount of the store may have made it meanwhile. */
+	if (store_object_info(d->store, j->hash, &info) == 0)
+		return 0;
+	r = store_has_room(d->store, j->size);
+	if (r < 0) {
+		stork_error_clear(); /* the chunks serve the file: nothing to say */
+		return 0;
+	}
+	buf = malloc(BUF);
+	if (!buf) {
+		r = -ENOMEM;
+		goto out;
+	}
+	r = store_insert_new(d->store, j->hash, j->size, &ins);
+	for (size_t i = 0; r == 0 && i < j->n; i++)
+		r = copy_chunk(d, ins, &j->chunks[i], buf);
+	if (r < 0)
+		goto out;
+	/* The size and the signed SHA-256 checked, then named: nothing wrong is ever stored. */
+	r = store_insert_commit_unsynced(ins);
+	ins = NULL;
+	if (r < 0)
+		goto out;
+	FSD_COUNT(d, assembled, 1);
+	/* The mount's own pages of the file (read through the daemon) are a second copy now. */
+	pthread_mutex_lock(&d->whole.lock);
+	if (!d->whole.stopped)
+		fuse_lowlevel_notify_inval_inode(d->se, j->ino, 0, 0);
+	pthread_mutex_unlock(&d->whole.lock);
+out:
+	store_insert_abort(ins);
+	free(buf);
+	if (r < 0 && r != -ECANCELED)
+		fsd_log(
+		    d, "%s: its whole object was not assembled from its chunks (they serve it): %s",
+		    j->what, stork_error_text(NULL, r, text, sizeof(text)));
+	return r;
+}
+
+static const struct fsd_job_ops whole_job_ops = {
+    .run = whole_run,
+    .arg_free = whole_job_free,
+};
+
+void fsd_whole_queue(struct fsd *d, fuse_ino_t ino, const struct verify_entry *e, const char *what)
+{
+	char key[6 + VERIFY_HASH_HEX];
+	struct store_objinfo info;
+	struct whole_job *j;
+
+	if (!fsd_pt_on(d) || !e->nchunks || store_readonly(d->store) ||
+	    store_object_info(d->store, e->hash, &info) == 0)
+		return;
+	/* Read whole (or as good as): every chunk is stored. */
+	for (size_t i = 0; i < e->nchunks; i++) {
+		if (store_object_info(d->store, e->chunks[i].hash, &info) < 0) {
+			stork_error_clear();
+			return;
+		}
+	}
+	j = calloc(1, sizeof(*j));
+	if (!j)
+		return;
+	j->chunks = malloc(e->nchunks * sizeof(*j->chunks));
+	j->what = strdup(what);
+	if (!j->chunks || !j->what) {
+		whole_job_free(j);
+		return;
+	}
+	memcpy(j->hash, e->hash, VERIFY_HASH_LEN);
+	j->size = e->size;
+	j->ino = ino;
+	j->n = e->nchunks;
+	for (size_t i = 0; i < e->nchunks; i++) {
+		memcpy(j->chunks[i].hash, e->chunks[i].hash, VERIFY_HASH_LEN);
+		j->chunks[i].size = e->chunks[i].size;
+	}
+	memcpy(key, "whole:", 6);
+	verify_hex(e->hash, VERIFY_HASH_LEN, key + 6);
+	/* -EBUSY (every job slot taken): the next whole read tries again. */
+	if (fsd_job_start(d, key, &whole_job_ops, j) < 0)
+		stork_error_clear();
+}
+
+int fsd_whole_open(struct fsd *d, const struct verify_entry *e, const char *what, int *ret_fd)
+{
+	int r;
+
+	r = d->unchecked ? store_object_open(d->store, e->hash, ret_fd)
+			 : store_object_open_checked(d->store, e->hash, ret_fd);
+	if (r == STORK_EBADHASH) {
+		/* Rotten on the store's disk: never served. Its entry is gone; the chunks serve
+		 * the file, and the next whole read assembles it again. */
+		FSD_COUNT(d, rotten, 1);
+		fsd_log(d, "open %s: %s (read from its chunks)", what, stork_error_detail());
+		return -ENOENT;
+	}
+	if (r < 0)
+		stork_error_clear();
+	return r;
+}
+
+void fsd_whole_stop(struct fsd *d)
+{
+	pthread_mutex_lock(&d->whole.lock);
+	d->whole.stopped = true;
+	pthread_mutex_unlock(&d->whole.lock);
+}
