@@ -100,7 +100,7 @@ END_TEST
  * without evicting: within the quota, and the file system keeps its free floor. */
 START_TEST(room_is_within_the_quota_and_above_the_free_floor)
 {
-	struct store *s = open_store();
+	struct store *s = unit_store_open(storedir);
 
 	ck_assert_int_eq(store_has_room(s, 1 << 20), 0); /* no quota: the file system's room */
 	ck_assert_int_eq(store_has_room(s, UINT64_MAX / 2), -ENOSPC);
