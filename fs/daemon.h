@@ -456,6 +456,8 @@ struct fsd {
 	struct {
 		pthread_mutex_t lock;
 		bool stopped; /* lock */
+		/* CLOCK_MONOTONIC seconds: no assembly queued before (the store had no room) */
+		int64_t quiet_until; /* atomic */
 	} whole;
 };
 

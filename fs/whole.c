@@ -11,9 +11,10 @@
  * checks the size and the signed SHA-256 before it names the object: a chunk gone bad on the
  * store's disk makes bytes that do not hash right, logged, and nothing is stored. It is skipped
  * when the store has no room for a second copy of the file (store_has_room): the chunks serve
- * it as before. Once the object is stored, the chunks' pages and the mount's own pages of the
- * file are dropped (the object's pages, just written, are then its one copy in memory), and
- * the next open finds the object (fsd_whole_open) and passes it through.
+ * it as before, and no assembly is queued for QUIET_SECS (that check walks the index). Once the
+ * object is stored, the chunks' pages and the mount's own pages of the file are dropped (the
+ * object's pages, just written, are then its one copy in memory), and the next open finds the
+ * object (fsd_whole_open) and passes it through.
  *
  * Threads: the job's thread reads the chunks and writes an insert of its own. It tells the
  * kernel to drop the inode's pages (fuse_lowlevel_notify_inval_inode) under d->whole.lock, and
@@ -23,11 +24,15 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fs/daemon.h"
 
 #define BUF (1024 * 1024) /* bytes copied at a time */
+/* After the store had no room for a whole object, no assembly is queued for this long: each
+ * check reads the store's usage, a walk of its index. */
+#define QUIET_SECS 60
 
 struct whole_chunk {
 	uint8_t hash[VERIFY_HASH_LEN];
@@ -95,6 +100,14 @@ static int copy_chunk(struct fsd *d, struct store_insert *ins, const struct whol
 	return r;
 }
 
+static int64_t now_secs(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
 static int whole_run(struct fsd *d, void *arg, void **ret_result)
 {
 	struct whole_job *j = arg;
@@ -111,6 +124,7 @@ static int whole_run(struct fsd *d, void *arg, void **ret_result)
 	r = store_has_room(d->store, j->size);
 	if (r < 0) {
 		stork_error_clear(); /* the chunks serve the file: nothing to say */
+		__atomic_store_n(&d->whole.quiet_until, now_secs() + QUIET_SECS, __ATOMIC_RELAXED);
 		return 0;
 	}
 	buf = malloc(BUF);
@@ -156,6 +170,7 @@ void fsd_whole_queue(struct fsd *d, fuse_ino_t ino, const struct verify_entry *e
 	struct whole_job *j;
 
 	if (!fsd_pt_on(d) || !e->nchunks || store_readonly(d->store) ||
+	    now_secs() < __atomic_load_n(&d->whole.quiet_until, __ATOMIC_RELAXED) ||
 	    store_object_info(d->store, e->hash, &info) == 0)
 		return;
 	/* Read whole (or as good as): every chunk is stored. */
