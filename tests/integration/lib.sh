@@ -816,6 +816,19 @@ mount_storkfs() {
 	}
 }
 
+# wait_log PATTERN SECS WHAT: wait at most SECS seconds for a line of the daemon's log
+# ($SFS_LOG, mount_storkfs) matching the grep PATTERN; else show the log and fail saying WHAT.
+wait_log() {
+	for _ in $(seq $(($2 * 5))); do
+		grep -q -- "$1" "$SFS_LOG" && return 0
+		sleep 0.2
+	done
+	grep -q -- "$1" "$SFS_LOG" || {
+		cat "$SFS_LOG" >&2
+		fail "$3"
+	}
+}
+
 # mount_bg MNT [OPTIONS [URL]]: storkfs as users run it, without -f (it returns once the mount
 # is ready), on $STORE with timeout=$MOUNT_TIMEOUT (default 30) and refresh=3600, plus OPTIONS
 # (a later refresh= or timeout= there wins), serving URL (default $NGINX_URL); sets MOUNT_PID

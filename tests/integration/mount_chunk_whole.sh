@@ -169,14 +169,8 @@ w = os.open(sys.argv[2], os.O_WRONLY)
 os.pwrite(w, b"ROTTEN!!" * 100, 0)
 os.close(w)
 os.close(fd)' "$M/c/1.0/part" "$CHUNK" "$PART" || fail "reading part whole, then rewriting its last chunk before the close"
-for _ in $(seq 150); do
-	grep -q "part: its whole object was not assembled" "$SFS_LOG" && break
-	sleep 0.2
-done
-grep -q "part: its whole object was not assembled" "$SFS_LOG" || {
-	cat "$SFS_LOG" >&2
-	fail "a chunk rewritten before the close: no log line says part's whole object was not assembled"
-}
+wait_log "part: its whole object was not assembled" 30 \
+	"a chunk rewritten before the close: no log line says part's whole object was not assembled"
 [ "$(counter "$M" assembled)" -eq 1 ] || fail "part's whole object was assembled from a rewritten chunk"
 [ ! -e "$STORE/$(object_path "$PART")" ] || fail "part's whole object was stored from a rewritten chunk"
 # the mount's pages of part would answer the next read: gone, its reads reach the daemon

@@ -49,14 +49,7 @@ echo 'trust * delegated' >"$T/slices/s.policy"
 expect_rc 0 "stork install --slice s inst" "$STORK" install --slices "$T/slices" --slice s --root "$ROOT" \
 	--store "$S" "$NGINX_URL" inst
 mount_storkfs "$M" "store=$S,store_max=20M,prefetch=keep,slices=$T/slices,timeout=30,refresh=3600" "$NGINX_URL"
-for _ in $(seq 300); do
-	grep -q '^storkfs: prefetch: 1 version' "$SFS_LOG" && break
-	sleep 0.1
-done
-grep -q '^storkfs: prefetch: 1 version' "$SFS_LOG" || {
-	cat "$SFS_LOG" >&2
-	fail "no prefetch summary in the log within 30 s"
-}
+wait_log '^storkfs: prefetch: 1 version' 30 "no prefetch summary in the log within 30 s"
 for k in k0 k1 k2 k3; do stored "$k" || fail "prefetch=keep did not store $k"; done
 pass "prefetch=keep stored the 4 MB of keep 1.0"
 for i in i0 i1 i2 i3; do
