@@ -10,10 +10,12 @@
  * behind the last one, a file passed over, is fetched on its own and changes nothing): then the
  * objects from the miss on are fetched as one HTTP range request over the pack (a window),
  * AHEAD_FIRST objects first, each next window twice the last, up to AHEAD_MAX_OBJS objects or
- * AHEAD_MAX_BYTES bytes. While the reader opens most of a window's objects (dense()), an open past
- * its middle starts the next one in the background, so the next objects are on their way before
- * they are asked for. A miss anywhere else starts over (lazy again), and a reader that skips
- * through a window stops the windows: reading a few files here and there costs what it did.
+ * AHEAD_MAX_BYTES bytes; the files among the window's that the pack does not hold (big ones)
+ * start their own fetches alongside (window_big). While the reader opens most of a window's
+ * objects (dense()), an open past its middle starts the next one in the background, so the next
+ * objects are on their way before they are asked for. A miss anywhere else starts over (lazy
+ * again), and a reader that skips through a window stops the windows: reading a few files here
+ * and there costs what it did.
  *
  * Every object of a window is checked (zsize, size, SHA-256) as a single object is, before it
  * is stored; one that does not verify is not stored, and its reader fetches it on its own. A
@@ -397,15 +399,45 @@ static struct window *window_new(struct fsd_vtree *vt, uint32_t start, uint32_t 
 	return w;
 }
 
-/* A window nobody waits for yet was marked: start its job. On failure its marks go. */
+/* The files among the window's that the pack does not hold (stored bytes above
+ * STORE_PACK_MAX_ZSIZE, not chunked) start their own fetches alongside, in path order, as many
+ * bytes as the window's at most: the reader going through the window opens them next, and
+ * each would otherwise be a request it waits for. */
+static void window_big(struct fsd *d, struct fsd_vtree *vt, uint32_t start, uint32_t count)
+{
+	const struct fsd_ahead *a = vt->ahead; /* entries and ents: fixed once ready */
+	size_t first = (size_t)(a->ents[start].e - a->entries);
+	size_t last = (size_t)(a->ents[start + count - 1].e - a->entries);
+	uint64_t budget = 0, used = 0;
+	char what[1024];
+
+	for (uint32_t p = start; p < start + count; p++)
+		budget += a->ents[p].e->zsize;
+	for (size_t i = first + 1; i < last; i++) {
+		const struct verify_entry *e = &a->entries[i];
+
+		if (e->type != VERIFY_FILE || e->nchunks || e->zsize <= STORE_PACK_MAX_ZSIZE)
+			continue;
+		if (e->zsize > budget - used)
+			break;
+		used += e->zsize;
+		snprintf(what, sizeof(what), "%s %s: %s", vt->name, vt->version, e->path);
+		fsd_object_fetch_start(d, e, what);
+	}
+}
+
+/* A window nobody waits for yet was marked: start its job (and its big files' fetches). On
+ * failure its marks go. */
 static void window_start(struct fsd *d, struct fsd_vtree *vt, uint32_t start, uint32_t count)
 {
 	struct fsd_ahead *a = vt->ahead;
 	char key[128];
 	struct window *w = window_new(vt, start, count, key, sizeof(key));
 
-	if (w && fsd_job_start(d, key, &window_ops, w) == 0)
+	if (w && fsd_job_start(d, key, &window_ops, w) == 0) {
+		window_big(d, vt, start, count);
 		return;
+	}
 	pthread_mutex_lock(&a->lock);
 	for (uint32_t p = start; p < start + count; p++)
 		if (a->win[p] == start && a->flight[p] == FLIGHT)
