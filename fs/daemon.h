@@ -640,6 +640,10 @@ double fsd_timeout(const struct fsd *d, const struct fsd_inode *n);
  * @return 0; -ENOENT / -ETIMEDOUT / STORK_E* (nobody delivered it); -errno. */
 int fsd_object_open(struct fsd *d, struct fsd_vtree *vt, long idx, const struct verify_entry *e,
 		    const char *what, int *ret_fd, bool *ret_fetched, bool count);
+/** Start fetching e's object (a whole file's) in the background, unless it is stored or its
+ * job runs: an open of it then joins that job. Nothing is reported (a job slot short, a
+ * failure: its reader fetches it). Thread-safe. */
+void fsd_object_fetch_start(struct fsd *d, const struct verify_entry *e, const char *what);
 
 struct fsd_chunked; /* an open chunked file (fs/chunk.c) */
 

@@ -34,6 +34,43 @@ static const struct fsd_job_ops obj_job_ops = {
     .arg_free = obj_job_free,
 };
 
+/* The job fetching e's object, and its key ("obj:<hex>": an open and a background start of
+ * the same object share one job). NULL: no memory. */
+static struct obj_job *obj_job_new(const struct verify_entry *e, const char *what,
+				   char key[4 + VERIFY_HASH_HEX])
+{
+	struct obj_job *j = calloc(1, sizeof(*j));
+
+	if (!j)
+		return NULL;
+	j->e.type = e->type;
+	memcpy(j->e.hash, e->hash, VERIFY_HASH_LEN);
+	j->e.size = e->size;
+	j->e.zsize = e->zsize;
+	j->what = strdup(what);
+	if (!j->what) {
+		obj_job_free(j);
+		return NULL;
+	}
+	j->e.path = j->what;
+	memcpy(key, "obj:", 4);
+	verify_hex(e->hash, VERIFY_HASH_LEN, key + 4);
+	return j;
+}
+
+void fsd_object_fetch_start(struct fsd *d, const struct verify_entry *e, const char *what)
+{
+	char key[4 + VERIFY_HASH_HEX];
+	struct store_objinfo info;
+	struct obj_job *j;
+
+	if (store_object_info(d->store, e->hash, &info) == 0)
+		return;
+	j = obj_job_new(e, what, key);
+	if (j)
+		fsd_job_start(d, key, &obj_job_ops, j); /* -EBUSY: its reader fetches it */
+}
+
 /* The store's object, its content checked against its hash once per file in this run (the
  * bench alone turns that off, to measure it). */
 static int stored_open(struct fsd *d, const uint8_t id[VERIFY_HASH_LEN], int *ret_fd)
@@ -82,22 +119,11 @@ int fsd_object_open(struct fsd *d, struct fsd_vtree *vt, long idx, const struct 
 		*ret_fetched = true;
 		return 0;
 	}
-	/* Not for fetch-ahead, or its window did not bring this one: on its own. */
-	j = calloc(1, sizeof(*j));
+	/* Not for fetch-ahead, or its window did not bring this one: on its own (or joining
+	 * the job a window started for it: fsd_object_fetch_start). */
+	j = obj_job_new(e, what, key);
 	if (!j)
 		return -ENOMEM;
-	j->e.type = e->type;
-	memcpy(j->e.hash, e->hash, VERIFY_HASH_LEN);
-	j->e.size = e->size;
-	j->e.zsize = e->zsize;
-	j->what = strdup(what);
-	if (!j->what) {
-		obj_job_free(j);
-		return -ENOMEM;
-	}
-	j->e.path = j->what;
-	memcpy(key, "obj:", 4);
-	verify_hex(e->hash, VERIFY_HASH_LEN, key + 4);
 	store_object_path(e->hash, opath);
 	ret = fsd_job(d, key, opath, &obj_job_ops, j, NULL);
 	if (ret < 0)

@@ -322,7 +322,8 @@ static bool subdir_is_dir(struct store *s, const char *hex)
 }
 
 /* Check the object (insert_check) and move it to its name in objects/: durably (the file and
- * its directory synced) when sync, else with its writeback started and nothing waited for. */
+ * its directory synced) when sync, else with nothing written back or waited for (the group sync
+ * does it). */
 static int insert_place(struct store_insert *ins, bool sync)
 {
 	struct store *s = ins->s;
@@ -331,11 +332,10 @@ static int insert_place(struct store_insert *ins, bool sync)
 	r = insert_check(ins, sync);
 	if (r < 0)
 		return r;
-	/* Unsynced, writeback starts now, without waiting for it: the group's sync (at the
-	 * latest at unmount) then finds the bytes on their way instead of starting them all at
-	 * once. */
-	if (!sync)
-		sync_file_range(ins->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+	/* Unsynced, nothing is started here: the group's sync (syncfs, at the latest at unmount)
+	 * writes the group's files back together, where the block layer merges them; a
+	 * writeback started per object was one small request (a device round trip) each, and a
+	 * third of the daemon's time in tests/bench/cold. */
 	if (!sync && subdir_is_dir(s, ins->hex)) {
 		/* objects/ab is a directory but for a store's first objects: named through
 		 * objects/ straight away, as a batch does (no mkdir, open and close of objects/ab

@@ -9,6 +9,10 @@
 #   file read once in `find` order through a fresh mount: the right bytes, and at most 48
 #   single object requests, a tenth of the files (9 when the windows never stop; 21 seen
 #   once on a loaded machine; 320 when the files `find` comes back to stopped fetch-ahead).
+# - Package "big" 1.0 (200 files of 2000..3000 random bytes, and after the 100th a file of 80,000
+#   random bytes, which the pack does not hold): its first 90 files read in path order through
+#   a fresh mount; then nginx has sent the big file too (a window brings the files among its
+#   own that the pack does not hold), which nobody opened.
 # - A seeded random 10% of the files, read in path order through another fresh mount: the
 #   right bytes, and the bytes nginx sent for objects and the pack / the bytes read <= 1.05.
 # - The pack lies (bytes flipped in the middle of it): every file still reads right; the
@@ -44,6 +48,18 @@ python3 - "$T/nest" <<-'EOF'
 	            f.write(r.randbytes(r.randint(1000, 3000)))
 EOF
 publish nest 1.0 "$T/nest" --quiet
+python3 - "$T/big" <<-'EOF'
+	import os, random, sys
+	top = sys.argv[1]
+	r = random.Random(17)
+	os.makedirs(top)
+	for i in range(200):
+	    with open(os.path.join(top, "f%03d" % i), "wb") as f:
+	        f.write(r.randbytes(r.randint(2000, 3000)))
+	with open(os.path.join(top, "f099z"), "wb") as f:
+	    f.write(r.randbytes(80000))
+EOF
+publish big 1.0 "$T/big" --quiet
 PACK=$(find "$REPO/targets/many" -name '*.pack')
 [ -f "$PACK" ] || fail "publish wrote no version pack"
 (cd "$T/src" && find . -type f | sed 's|^\./||' | LC_ALL=C sort) >"$T/all"
@@ -120,6 +136,26 @@ echo "# nest in find order: object requests: $objreq, range requests over the pa
 [ "$ranges" -ge 1 ] && [ "$objreq" -le 48 ] ||
 	fail "nest read in find order: $objreq single object requests (at most 48), $ranges range requests over the pack"
 pass "480 files read in find order: $ranges range requests over the pack, $objreq single object requests"
+unmount_storkfs "$MNT"
+
+# --- the files of "big" up to the 90th in path order: the big file after the 100th is fetched
+# alongside a window, unopened
+: >"$NGINX_DIR/access.log"
+mount_storkfs "$MNT" "store=$T/store5,timeout=30" "$NGINX_URL"
+python3 - "$MNT/big/1.0" <<-'EOF' || fail "reading big through the mount failed"
+	import sys
+	for i in range(90):
+	    open(sys.argv[1] + "/f%03d" % i, "rb").read()
+EOF
+bigobj=$(object_path "$(sha "$T/big/f099z")")
+for _ in $(seq 100); do
+	[ "$(nginx_requests "\"GET /$bigobj HTTP")" -ge 1 ] && break
+	sleep 0.1
+done
+ranges=$(nginx_requests '\.pack HTTP/[0-9.]*" 206 ')
+[ "$(nginx_requests "\"GET /$bigobj HTTP")" -ge 1 ] ||
+	fail "90 of big's files read in order ($ranges range requests over the pack): nginx sent no $bigobj, the file of 80,000 bytes after the 100th"
+pass "90 of big's files read in order: the file the pack does not hold among the next ones came along ($ranges range requests)"
 unmount_storkfs "$MNT"
 
 # --- a seeded random 10%

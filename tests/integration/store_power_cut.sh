@@ -8,7 +8,8 @@
 #   1. a fresh mount reads every file of "one" and is unmounted: its last group sync (syncfs,
 #      then the index) has run;
 #   2. a second mount, whose group sync waits 60 s (STORK_STORE_SYNC_MS, for tests), reads
-#      every file of "two" in order (fetch-ahead: a few range requests, no sync) and at once the
+#      every file of "two" in order (fetch-ahead: a few range requests, no sync), the objects'
+#      writeback is started without a flush (as the kernel's flusher does) and at once the
 #      disk "loses power" (crashdisk drops its unsynced blocks and ignores later
 #      writes), the daemon gets SIGKILL, the ext4 file system is unmounted (its dirty pages go
 #      nowhere) and its loop device detached;
@@ -105,8 +106,19 @@ STORK_STORE_SYNC_MS=60000 mount_storkfs "$MNT" "store=$STORE,timeout=30" "$NGINX
 written() { awk '{ print $7 }' "/sys/block/$(basename "$LOOP")/stat"; } # sectors the disk took
 w0=$(written)
 read_pkg two
-# Each insert starts its object's writeback without waiting for it; reads through passthrough
-# can end before any of it reached the disk. The cut must find some there (at most 10 s).
+# An insert starts no writeback (the group sync does, 60 s away here); the kernel's flusher
+# would write the dirty objects back after dirty_expire_centisecs (30 s). The test starts that
+# writeback at once, without a flush (posix_fadvise DONTNEED writes a file's dirty pages back
+# as the flusher does and never flushes the disk's cache), so that the cut finds some of the
+# objects' blocks on the disk, unsynced (at most 10 s).
+python3 - "$STORE/objects" <<-'EOF'
+	import os, sys
+	for d, _, fs in os.walk(sys.argv[1]):
+	    for f in fs:
+	        fd = os.open(os.path.join(d, f), os.O_RDONLY)
+	        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+	        os.close(fd)
+EOF
 for _ in $(seq 100); do
 	[ "$(written)" -gt "$w0" ] && break
 	sleep 0.1
