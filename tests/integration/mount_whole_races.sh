@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Store objects that go away while the kernel reads them as an inode's backing file (FUSE
+# passthrough, fs/passthrough.c), chiefly the whole object of a chunked file (fs/whole.c),
+# which is a second copy of the file that eviction or `stork gc` may remove. c 1.0 holds big
+# (24 MB, stored in chunks) and f (3 MB, stored whole). The daemon runs as users run it:
+#   1. big read whole: its whole object assembled; big opened again (passthrough, backed by
+#      that object) and held open; the object removed from the store as an eviction removes
+#      it: a new open of big reads big's bytes (it joins the open inode's backing file, whose
+#      bytes are unchanged: the unlink moved only its ctime), and is passed through; once the
+#      open file closes, big read whole assembles its object again;
+#   2. f held open (passthrough), its object removed, then a new open of f (fetched again)
+#      reads f's bytes;
+#   3. f held open once more, its object opened for writing, removed, then rewritten through
+#      that descriptor: a new open of f reads no rotten byte (it fails with EIO, logged, as for
+#      an object rewritten in place); after the close f reads right.
+. "$(dirname "$0")/lib.sh"
+
+need python3 nginx
+need_fuse
+need_root "FUSE passthrough registers backing files with the kernel (CAP_SYS_ADMIN)"
+
+make_repo
+mkdir -p "$T/src"
+rnd 1 24000000 >"$T/src/big"
+rnd 2 3000000 >"$T/src/f"
+publish c 1.0 "$T/src" --quiet
+[ "$(manifest_objects c 1.0 | grep -c ' big$')" -gt 4 ] || fail "big was not published in chunks"
+start_nginx "$REPO"
+STORE=$T/store
+
+# counter MNT KEY: one of the status's counters
+counter() {
+	xattr "$1" user.storkfs.status | python3 -c 'import json, sys; print(json.load(sys.stdin)["counters"].get(sys.argv[1], 0))' "$2"
+}
+# assembled_is MNT N WHAT: wait (at most 30 s) until the status counts N assembled objects
+assembled_is() {
+	local n
+	for _ in $(seq 150); do
+		n=$(counter "$1" assembled)
+		[ "$n" -ge "$2" ] && break
+		sleep 0.2
+	done
+	[ "$n" -eq "$2" ] || fail "$3: the status counts $n assembled objects after 30 s, not $2"
+}
+
+M=$T/m
+mount_storkfs "$M" "store=$STORE,timeout=30,refresh=3600" "$NGINX_URL"
+[ "$(status_field "$M" passthrough)" = True ] ||
+	fail "passthrough is off (root on Linux >= 6.9 with CONFIG_FUSE_PASSTHROUGH should have it)"
+
+# --- 1 ---
+cmp -s "$M/c/1.0/big" "$T/src/big" || fail "c/1.0/big (in chunks) reads other bytes"
+assembled_is "$M" 1 "big read whole"
+OBJ=$STORE/$(object_path "$(sha "$T/src/big")")
+[ -f "$OBJ" ] || fail "no whole object $OBJ after the assembly"
+pt0=$(counter "$M" passthrough_opens)
+exec 7<"$M/c/1.0/big"
+[ "$(counter "$M" passthrough_opens)" -gt "$pt0" ] || fail "the open of big held open was not passed through"
+rm "$OBJ" # as an eviction or stork gc does
+pt0=$(counter "$M" passthrough_opens)
+cmp "$M/c/1.0/big" "$T/src/big" 2>"$T/err" ||
+	fail "big's whole object removed while an open file of big uses it: a new open of big fails ($(cat "$T/err"))"
+[ "$(counter "$M" passthrough_opens)" -gt "$pt0" ] || fail "the new open of big did not join the open inode's passthrough"
+exec 7<&-
+sleep 0.5 # the release reaches the daemon after the close
+cmp -s "$M/c/1.0/big" "$T/src/big" || fail "big reads other bytes from its chunks"
+assembled_is "$M" 2 "big read whole after its whole object was removed"
+cmp -s "$OBJ" "$T/src/big" || fail "big's whole object, made again, is not its bytes"
+pass "big's whole object removed while big is open: a new open reads right (joins the backing file); after the close its next whole read makes the object again"
+
+# --- 2 ---
+FOBJ=$STORE/$(object_path "$(sha "$T/src/f")")
+cmp -s "$M/c/1.0/f" "$T/src/f" || fail "c/1.0/f reads other bytes"
+exec 7<"$M/c/1.0/f"
+rm "$FOBJ"
+cmp "$M/c/1.0/f" "$T/src/f" 2>"$T/err" ||
+	fail "f's object removed while an open file of f uses it: a new open of f fails ($(cat "$T/err"))"
+exec 7<&-
+pass "f's object removed while f is open: a new open (fetched again) reads right"
+
+# --- 3 ---
+sleep 0.5
+cmp -s "$M/c/1.0/f" "$T/src/f" || fail "c/1.0/f reads other bytes"
+exec 7<"$M/c/1.0/f"
+exec 8<>"$FOBJ"
+rm "$FOBJ"
+python3 -c 'import os
+os.pwrite(8, b"ROTTEN!!" * 1000, 0)' || fail "cannot rewrite f's removed object"
+exec 8>&-
+if cat "$M/c/1.0/f" >"$T/got" 2>"$T/err"; then
+	fail "a new open of f read its removed object rewritten (or other bytes): $(cmp "$T/got" "$T/src/f" 2>&1 || true)"
+fi
+grep -q "Input/output error" "$T/err" || fail "a new open of f, its removed object rewritten, failed otherwise: $(cat "$T/err")"
+grep -q "changed on disk while open" "$SFS_LOG" || {
+	cat "$SFS_LOG" >&2
+	fail "no log line names the changed object"
+}
+exec 7<&-
+sleep 0.5
+cmp -s "$M/c/1.0/f" "$T/src/f" || fail "after the open file closed, f still reads other bytes"
+pass "f's object removed, then rewritten through an open descriptor, while f is open: a new open fails (EIO, logged), no rotten byte read; after the close f reads right"
+
+unmount_storkfs "$M"
+done_ok
