@@ -12,18 +12,30 @@
 #      reads f's bytes;
 #   3. f held open once more, its object opened for writing, removed, then rewritten through
 #      that descriptor: a new open of f reads no rotten byte (it fails with EIO, logged, as for
-#      an object rewritten in place); after the close f reads right.
+#      an object rewritten in place); after the close f reads right;
+#   4. mallory's p 1.0 (m, 6 MB in chunks) read whole by a reader that holds it open (its
+#      first open); the
+#      repository revokes mallory and alice publishes p 1.0 anew; after SIGHUP (the mount
+#      serves alice's p 1.0) the reader closes: the close of a file of a replaced version makes
+#      no whole object (nothing can open it again: fs/README.md "Replaced versions").
 . "$(dirname "$0")/lib.sh"
 
 need python3 nginx
 need_fuse
 need_root "FUSE passthrough registers backing files with the kernel (CAP_SYS_ADMIN)"
 
-make_repo
-mkdir -p "$T/src"
+make_repo c p
+keygen "$T/pub/mallory.key"
+expect_rc 0 "delegate p to mallory too" \
+	"$STORK" repo delegate "$REPO" --keys "$KEYS" "$T/pub/mallory.key.pub" p
+mkdir -p "$T/src" "$T/evil" "$T/good"
 rnd 1 24000000 >"$T/src/big"
 rnd 2 3000000 >"$T/src/f"
 publish c 1.0 "$T/src" --quiet
+rnd 3 6000000 >"$T/evil/m"
+rnd 4 6000000 >"$T/good/m"
+expect_rc 0 "mallory publishes p 1.0" \
+	"$STORK" publish "$REPO" --keys "$KEYS" --key "$T/pub/mallory.key" p 1.0 "$T/evil" --quiet
 [ "$(manifest_objects c 1.0 | grep -c ' big$')" -gt 4 ] || fail "big was not published in chunks"
 start_nginx "$REPO"
 STORE=$T/store
@@ -41,6 +53,16 @@ assembled_is() {
 		sleep 0.2
 	done
 	[ "$n" -eq "$2" ] || fail "$3: the status counts $n assembled objects after 30 s, not $2"
+}
+# within SECS CMD...: wait (at most SECS seconds) until CMD succeeds.
+within() {
+	local secs=$1
+	shift
+	for _ in $(seq $((secs * 10))); do
+		"$@" && return 0
+		sleep 0.1
+	done
+	return 1
 }
 
 M=$T/m
@@ -99,6 +121,31 @@ exec 7<&-
 sleep 0.5
 cmp -s "$M/c/1.0/f" "$T/src/f" || fail "after the open file closed, f still reads other bytes"
 pass "f's object removed, then rewritten through an open descriptor, while f is open: a new open fails (EIO, logged), no rotten byte read; after the close f reads right"
+
+# --- 4 ---
+n0=$(counter "$M" assembled)
+exec 7<"$M/p/1.0/m"
+python3 -c 'import hashlib, os, sys
+h = hashlib.sha256()
+while True:
+    b = os.read(7, 1 << 20)
+    if not b:
+        break
+    h.update(b)
+sys.exit(h.hexdigest() != sys.argv[1])' "$(sha "$T/evil/m")" || fail "the reader of p/1.0/m read other bytes"
+expect_rc 0 "the repository revokes mallory" "$STORK" repo revoke "$REPO" --keys "$KEYS" mallory
+publish p 1.0 "$T/good" --quiet
+kill -HUP "$SFS_PID"
+is_good() { cmp -s "$M/p/1.0/m" "$T/good/m"; }
+within 20 is_good || fail "20 s after SIGHUP the mount does not serve alice's p/1.0/m"
+assembled_is "$M" $((n0 + 1)) "alice's p/1.0/m read whole"
+n1=$(counter "$M" assembled)
+exec 7<&-
+sleep 2
+[ "$(counter "$M" assembled)" -eq "$n1" ] ||
+	fail "the close of mallory's p/1.0/m, replaced by a refresh, assembled its whole object (assembled $n1 -> $(counter "$M" assembled))"
+[ ! -e "$STORE/$(object_path "$(sha "$T/evil/m")")" ] || fail "the store has the whole object of mallory's replaced p/1.0/m"
+pass "the close of a file of a replaced version makes no whole object (assembled $n0 -> $n1, alice's m read whole)"
 
 unmount_storkfs "$M"
 done_ok
