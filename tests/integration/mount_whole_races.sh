@@ -17,14 +17,18 @@
 #      first open); the
 #      repository revokes mallory and alice publishes p 1.0 anew; after SIGHUP (the mount
 #      serves alice's p 1.0) the reader closes: the close of a file of a replaced version makes
-#      no whole object (nothing can open it again: fs/README.md "Replaced versions").
+#      no whole object (nothing can open it again: fs/README.md "Replaced versions");
+#   5. h 1.0's huge (96 MB, in chunks) read whole, and the daemon killed (-9) while its
+#      assembly writes (its unnamed insert file in the store's tmp/ is open): no whole object
+#      is named, tmp/ holds nothing, stork fsck is clean; mounted again, huge reads right
+#      from its chunks and its close assembles it.
 . "$(dirname "$0")/lib.sh"
 
 need python3 nginx
 need_fuse
 need_root "FUSE passthrough registers backing files with the kernel (CAP_SYS_ADMIN)"
 
-make_repo c p
+make_repo c h p
 keygen "$T/pub/mallory.key"
 expect_rc 0 "delegate p to mallory too" \
 	"$STORK" repo delegate "$REPO" --keys "$KEYS" "$T/pub/mallory.key.pub" p
@@ -32,6 +36,9 @@ mkdir -p "$T/src" "$T/evil" "$T/good"
 rnd 1 24000000 >"$T/src/big"
 rnd 2 3000000 >"$T/src/f"
 publish c 1.0 "$T/src" --quiet
+mkdir -p "$T/h"
+rnd 5 96000000 >"$T/h/huge"
+publish h 1.0 "$T/h" --quiet
 rnd 3 6000000 >"$T/evil/m"
 rnd 4 6000000 >"$T/good/m"
 expect_rc 0 "mallory publishes p 1.0" \
@@ -146,6 +153,43 @@ sleep 2
 	fail "the close of mallory's p/1.0/m, replaced by a refresh, assembled its whole object (assembled $n1 -> $(counter "$M" assembled))"
 [ ! -e "$STORE/$(object_path "$(sha "$T/evil/m")")" ] || fail "the store has the whole object of mallory's replaced p/1.0/m"
 pass "the close of a file of a replaced version makes no whole object (assembled $n0 -> $n1, alice's m read whole)"
+
+# --- 5 ---
+HUGE=$(sha "$T/h/huge")
+HOBJ=$STORE/$(object_path "$HUGE")
+cmp -s "$M/h/1.0/huge" "$T/h/huge" || fail "h/1.0/huge reads other bytes"
+# the assembly's insert: an open file of the store's tmp/ (unnamed: "#N (deleted)") larger
+# than any chunk (4 MiB at most: a chunk's insert waiting for its group sync is no larger)
+python3 -c 'import os, sys, time
+pid, tmp = sys.argv[1], os.path.realpath(sys.argv[2])
+end = time.monotonic() + 30
+while time.monotonic() < end:
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        break
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}").startswith(tmp + "/"):
+                size = os.stat(f"/proc/{pid}/fd/{fd}").st_size
+                if 8000000 < size < 96000000:
+                    os.kill(int(pid), 9)
+                    print(size)
+                    sys.exit(0)
+        except OSError:
+            pass
+sys.exit("no insert file of the assembly seen open and growing")' "$SFS_PID" "$STORE/tmp" >"$T/killed_at" ||
+	fail "huge's assembly was not caught writing (assembled: $(counter "$M" assembled 2>&1))"
+wait "$SFS_PID" 2>/dev/null || true
+fusermount3 -u -z "$M" 2>/dev/null || true
+[ ! -e "$HOBJ" ] || fail "the daemon killed while it assembled huge: its whole object $HOBJ is named"
+[ -z "$(find "$STORE/tmp" -mindepth 1 2>/dev/null)" ] || fail "the daemon killed while it assembled huge: the store's tmp/ holds $(ls -A "$STORE/tmp")"
+fsck_clean "the daemon killed (-9) while it assembled huge ($(cat "$T/killed_at") bytes written): no whole object named, tmp/ empty, stork fsck clean" "$STORE"
+mount_storkfs "$M" "store=$STORE,timeout=30,refresh=3600" "$NGINX_URL"
+cmp -s "$M/h/1.0/huge" "$T/h/huge" || fail "mounted again, h/1.0/huge reads other bytes"
+assembled_is "$M" 1 "huge read whole after the kill"
+cmp -s "$HOBJ" "$T/h/huge" || fail "huge's whole object, made after the kill, is not its bytes"
+pass "mounted again, huge reads right and its close assembles it"
 
 unmount_storkfs "$M"
 done_ok
