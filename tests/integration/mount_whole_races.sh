@@ -21,7 +21,12 @@
 #   5. h 1.0's huge (96 MB, in chunks) read whole, and the daemon killed (-9) while its
 #      assembly writes (its unnamed insert file in the store's tmp/ is open): no whole object
 #      is named, tmp/ holds nothing, stork fsck is clean; mounted again, huge reads right
-#      from its chunks and its close assembles it.
+#      from its chunks and its close assembles it;
+#   6. a store on a 240 MB tmpfs: huge read whole (96 MB of chunks), and the file system filled
+#      while its assembly writes: the assembly fails (ENOSPC), logged naming the file, nothing
+#      named, tmp/ empty; huge reads right from its chunks, nothing assembled (no room); with
+#      room again (a new mount: the first has a 60 s pause after "no room") huge reads right
+#      and its close assembles it.
 . "$(dirname "$0")/lib.sh"
 
 need python3 nginx
@@ -191,5 +196,65 @@ assembled_is "$M" 1 "huge read whole after the kill"
 cmp -s "$HOBJ" "$T/h/huge" || fail "huge's whole object, made after the kill, is not its bytes"
 pass "mounted again, huge reads right and its close assembles it"
 
+unmount_storkfs "$M"
+
+# --- 6 ---
+small_tmpfs "$T/small" 240m
+STORE=$T/small/store
+M=$T/m6
+mount_storkfs "$M" "store=$STORE,timeout=30,refresh=3600" "$NGINX_URL"
+cmp -s "$M/h/1.0/huge" "$T/h/huge" || fail "store on a tmpfs: h/1.0/huge reads other bytes"
+python3 -c 'import os, sys, time
+pid, tmp, fill = sys.argv[1], os.path.realpath(sys.argv[2]), sys.argv[3]
+end = time.monotonic() + 30
+while time.monotonic() < end:
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        break
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}").startswith(tmp + "/"):
+                size = os.stat(f"/proc/{pid}/fd/{fd}").st_size
+                if 8000000 < size < 96000000:
+                    fd = os.open(fill, os.O_WRONLY | os.O_CREAT, 0o600)
+                    block = b"x" * 65536
+                    try:
+                        while True:
+                            os.write(fd, block)
+                    except OSError:
+                        pass
+                    os.close(fd)
+                    print(size)
+                    sys.exit(0)
+        except OSError:
+            pass
+sys.exit("no insert file of the assembly seen open and growing")' "$SFS_PID" "$STORE/tmp" "$T/small/filler" >"$T/filled_at" ||
+	fail "store on a tmpfs: huge's assembly was not caught writing (assembled: $(counter "$M" assembled))"
+for _ in $(seq 150); do
+	grep -q "huge: its whole object was not assembled" "$SFS_LOG" && break
+	sleep 0.2
+done
+grep "huge: its whole object was not assembled" "$SFS_LOG" | grep -q "No space left on device" || {
+	cat "$SFS_LOG" >&2
+	fail "the file system filled while huge was assembled: no log line says its whole object was not assembled (ENOSPC)"
+}
+[ "$(counter "$M" assembled)" -eq 0 ] || fail "the file system filled while huge was assembled: assembled counts $(counter "$M" assembled)"
+[ ! -e "$STORE/$(object_path "$HUGE")" ] || fail "the file system filled while huge was assembled: its whole object is named"
+[ -z "$(find "$STORE/tmp" -mindepth 1 2>/dev/null)" ] || fail "the file system filled while huge was assembled: the store's tmp/ holds $(ls -A "$STORE/tmp")"
+pass "the file system filled while huge was assembled ($(cat "$T/filled_at") bytes written): nothing named, tmp/ empty, logged ($(grep -o "huge: its whole object was not assembled.*" "$SFS_LOG" | head -c 200))"
+echo 3 >/proc/sys/vm/drop_caches
+cmp -s "$M/h/1.0/huge" "$T/h/huge" || fail "the file system full, h/1.0/huge (its chunks stored) reads other bytes"
+sleep 1
+[ "$(counter "$M" assembled)" -eq 0 ] || fail "the file system full, huge's whole object was assembled"
+pass "the file system full: huge reads right from its chunks, nothing assembled"
+# after a "no room" the mount queues no assembly for 60 s (fs/whole.c QUIET_SECS): a new mount
+rm "$T/small/filler"
+unmount_storkfs "$M"
+mount_storkfs "$M" "store=$STORE,timeout=30,refresh=3600" "$NGINX_URL"
+cmp -s "$M/h/1.0/huge" "$T/h/huge" || fail "with room again, h/1.0/huge reads other bytes"
+assembled_is "$M" 1 "huge read whole with room again"
+cmp -s "$STORE/$(object_path "$HUGE")" "$T/h/huge" || fail "huge's whole object, made with room again, is not its bytes"
+pass "with room again (a new mount) huge reads right and its close assembles it"
 unmount_storkfs "$M"
 done_ok
