@@ -22,6 +22,9 @@
 #      assembly writes (its unnamed insert file in the store's tmp/ is open): no whole object
 #      is named, tmp/ holds nothing, stork fsck is clean; mounted again, huge reads right
 #      from its chunks and its close assembles it;
+#   7. 4 readers read big whole again and again for 8 s while its whole object is removed
+#      every 0.4 s (as evictions do) and assembled again at last closes: opens go through the
+#      chunks, the whole object and passthrough joins in turn, every read is right;
 #   6. a store on a 240 MB tmpfs: huge read whole (96 MB of chunks), and the file system filled
 #      while its assembly writes: the assembly fails (ENOSPC), logged naming the file, nothing
 #      named, tmp/ empty; huge reads right from its chunks, nothing assembled (no room); with
@@ -195,6 +198,54 @@ cmp -s "$M/h/1.0/huge" "$T/h/huge" || fail "mounted again, h/1.0/huge reads othe
 assembled_is "$M" 1 "huge read whole after the kill"
 cmp -s "$HOBJ" "$T/h/huge" || fail "huge's whole object, made after the kill, is not its bytes"
 pass "mounted again, huge reads right and its close assembles it"
+
+# --- 7 ---
+OBJ=$STORE/$(object_path "$(sha "$T/src/big")")
+a0=$(counter "$M" assembled)
+p0=$(counter "$M" passthrough_opens)
+python3 - "$M/c/1.0/big" "$(sha "$T/src/big")" "$OBJ" >"$T/stress.out" 2>&1 <<'PY' || fail "readers of big while its whole object comes and goes: $(tail -n 3 "$T/stress.out")"
+import hashlib, os, random, sys, threading, time
+path, want, obj = sys.argv[1:4]
+end = time.monotonic() + 8
+bad, reads = [], [0]
+def reader(seed):
+    rng = random.Random(seed)
+    while time.monotonic() < end and not bad:
+        try:
+            with open(path, "rb") as f:
+                h = hashlib.sha256()
+                while True:
+                    b = f.read(1 << 20)
+                    if not b:
+                        break
+                    h.update(b)
+            if h.hexdigest() != want:
+                bad.append("other bytes")
+            reads[0] += 1
+        except OSError as e:
+            bad.append(str(e))
+        time.sleep(rng.random() * 0.3)
+ts = [threading.Thread(target=reader, args=(i,)) for i in range(4)]
+for t in ts:
+    t.start()
+removed = 0
+while time.monotonic() < end and not bad:
+    time.sleep(0.4)
+    try:
+        os.unlink(obj)  # as an eviction does
+        removed += 1
+    except FileNotFoundError:
+        pass
+for t in ts:
+    t.join()
+print(f"{reads[0]} whole reads, whole object removed {removed} times")
+sys.exit(f"a read failed: {bad[0]}" if bad else 0)
+PY
+a1=$(counter "$M" assembled)
+p1=$(counter "$M" passthrough_opens)
+[ "$a1" -gt "$((a0 + 1))" ] || fail "readers of big while its whole object comes and goes: assembled only $a0 -> $a1"
+[ "$p1" -gt "$p0" ] || fail "readers of big while its whole object comes and goes: no open passed through"
+pass "4 readers of big for 8 s while its whole object is removed and made again: every read right ($(cat "$T/stress.out"); assembled $a0 -> $a1, passthrough_opens $p0 -> $p1)"
 
 unmount_storkfs "$M"
 
