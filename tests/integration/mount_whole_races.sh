@@ -25,6 +25,10 @@
 #   7. 4 readers read big whole again and again for 8 s while its whole object is removed
 #      every 0.4 s (as evictions do) and assembled again at last closes: opens go through the
 #      chunks, the whole object and passthrough joins in turn, every read is right;
+#   8. two slices on a fresh store: big read whole through slice a counts there (1 open, its
+#      bytes, its chunks fetched); 1 byte of big read through slice b, now from its whole
+#      object (passthrough), counts for b as documented for passthrough (1 open, its size at the
+#      open, nothing fetched) and nothing for a;
 #   6. a store on a 240 MB tmpfs: huge read whole (96 MB of chunks), and the file system filled
 #      while its assembly writes: the assembly fails (ENOSPC), logged naming the file, nothing
 #      named, tmp/ empty; huge reads right from its chunks, nothing assembled (no room); with
@@ -247,6 +251,34 @@ p1=$(counter "$M" passthrough_opens)
 [ "$p1" -gt "$p0" ] || fail "readers of big while its whole object comes and goes: no open passed through"
 pass "4 readers of big for 8 s while its whole object is removed and made again: every read right ($(cat "$T/stress.out"); assembled $a0 -> $a1, passthrough_opens $p0 -> $p1)"
 
+unmount_storkfs "$M"
+
+# --- 8 ---
+mkdir -p "$T/slices"
+echo 'trust * delegated' >"$T/slices/a.policy"
+echo 'trust * delegated' >"$T/slices/b.policy"
+STORE=$T/store8
+M=$T/m8
+mount_storkfs "$M" "store=$STORE,timeout=30,refresh=3600,slices=$T/slices" "$NGINX_URL"
+# slice_is S KEY VALUE: slice S's status member KEY is VALUE
+slice_is() {
+	local got
+	got=$(xattr "$M/.slices/$1" user.storkfs.status | python3 -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$2")
+	[ "$got" = "$3" ] || fail "$4: slice $1 counts $2 $got, want $3"
+}
+cmp -s "$M/.slices/a/c/1.0/big" "$T/src/big" || fail "slice a: c/1.0/big reads other bytes"
+assembled_is "$M" 1 "big read whole through slice a"
+nchunks=$(manifest_objects c 1.0 | grep -c ' big$')
+slice_is a opens 1 "big read whole through slice a"
+slice_is a bytes_read 24000000 "big read whole through slice a"
+slice_is a objects_fetched "$nchunks" "big read whole through slice a"
+head -c 1 "$M/.slices/b/c/1.0/big" | cmp -s - <(head -c 1 "$T/src/big") || fail "slice b: the first byte of c/1.0/big is other"
+slice_is b opens 1 "one byte of big read through slice b (its whole object passed through)"
+slice_is b bytes_read 24000000 "one byte of big read through slice b (its whole object passed through: its size counted at the open)"
+slice_is b objects_fetched 0 "one byte of big read through slice b (its whole object passed through)"
+slice_is a opens 1 "slice b's read"
+slice_is a bytes_read 24000000 "slice b's read"
+pass "slices: big read whole through slice a (opens 1, bytes_read 24000000, objects_fetched $nchunks), then 1 byte through slice b from its whole object (opens 1, bytes_read 24000000: its size at the open, as documented for passthrough; objects_fetched 0); slice a's counters unchanged"
 unmount_storkfs "$M"
 
 # --- 6 ---
