@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Store objects that go away while the kernel reads them as an inode's backing file (FUSE
-# passthrough, fs/passthrough.c), chiefly the whole object of a chunked file (fs/whole.c),
-# which is a second copy of the file that eviction or `stork gc` may remove. c 1.0 holds big
-# (24 MB, stored in chunks) and f (3 MB, stored whole). The daemon runs as users run it:
+# Races and faults around the whole object of a chunked file (fs/whole.c) and the backing
+# files of FUSE passthrough (fs/passthrough.c): the whole object is a second copy of the file
+# that eviction or `stork gc` may remove while the kernel reads it. c 1.0 holds big (24 MB,
+# stored in chunks) and f (3 MB, stored whole); h 1.0 huge (96 MB, in chunks); p 1.0 m (6 MB,
+# in chunks). The daemon runs in the foreground (its log read):
 #   1. big read whole: its whole object assembled; big opened again (passthrough, backed by
 #      that object) and held open; the object removed from the store as an eviction removes
 #      it: a new open of big reads big's bytes (it joins the open inode's backing file, whose
@@ -13,30 +14,29 @@
 #   3. f held open once more, its object opened for writing, removed, then rewritten through
 #      that descriptor: a new open of f reads no rotten byte (it fails with EIO, logged, as for
 #      an object rewritten in place); after the close f reads right;
-#   4. mallory's p 1.0 (m, 6 MB in chunks) read whole by a reader that holds it open (its
-#      first open); the
+#   4. mallory's p 1.0 (m) read whole by a reader that holds it open (its first open); the
 #      repository revokes mallory and alice publishes p 1.0 anew; after SIGHUP (the mount
 #      serves alice's p 1.0) the reader closes: the close of a file of a replaced version makes
 #      no whole object (nothing can open it again: fs/README.md "Replaced versions");
-#   5. h 1.0's huge (96 MB, in chunks) read whole, and the daemon killed (-9) while its
+#   5. huge read whole, and the daemon killed (-9) while its
 #      assembly writes (its unnamed insert file in the store's tmp/ is open): no whole object
 #      is named, tmp/ holds nothing, stork fsck is clean; mounted again, huge reads right
 #      from its chunks and its close assembles it;
-#   7. 4 readers read big whole again and again for 8 s while its whole object is removed
+#   6. 4 readers read big whole again and again for 8 s while its whole object is removed
 #      every 0.4 s (as evictions do) and assembled again at last closes: opens go through the
 #      chunks, the whole object and passthrough joins in turn, every read is right;
-#   8. two slices on a fresh store: big read whole through slice a counts there (1 open, its
+#   7. two slices on a fresh store: big read whole through slice a counts there (1 open, its
 #      bytes, its chunks fetched); 1 byte of big read through slice b, now from its whole
 #      object (passthrough), counts for b as documented for passthrough (1 open, its size at the
 #      open, nothing fetched) and nothing for a;
-#   6. a store on a 240 MB tmpfs: huge read whole (96 MB of chunks), and the file system filled
+#   8. a store on a 240 MB tmpfs: huge read whole (96 MB of chunks), and the file system filled
 #      while its assembly writes: the assembly fails (ENOSPC), logged naming the file, nothing
 #      named, tmp/ empty; huge reads right from its chunks, nothing assembled (no room); with
 #      room again (a new mount: the first has a 60 s pause after "no room") huge reads right
 #      and its close assembles it.
 . "$(dirname "$0")/lib.sh"
 
-need python3 nginx
+need python3 nginx mount
 need_fuse
 need_root "FUSE passthrough registers backing files with the kernel (CAP_SYS_ADMIN)"
 
@@ -203,7 +203,7 @@ assembled_is "$M" 1 "huge read whole after the kill"
 cmp -s "$HOBJ" "$T/h/huge" || fail "huge's whole object, made after the kill, is not its bytes"
 pass "mounted again, huge reads right and its close assembles it"
 
-# --- 7 ---
+# --- 6 ---
 OBJ=$STORE/$(object_path "$(sha "$T/src/big")")
 a0=$(counter "$M" assembled)
 p0=$(counter "$M" passthrough_opens)
@@ -253,7 +253,7 @@ pass "4 readers of big for 8 s while its whole object is removed and made again:
 
 unmount_storkfs "$M"
 
-# --- 8 ---
+# --- 7 ---
 mkdir -p "$T/slices"
 echo 'trust * delegated' >"$T/slices/a.policy"
 echo 'trust * delegated' >"$T/slices/b.policy"
@@ -281,7 +281,7 @@ slice_is a bytes_read 24000000 "slice b's read"
 pass "slices: big read whole through slice a (opens 1, bytes_read 24000000, objects_fetched $nchunks), then 1 byte through slice b from its whole object (opens 1, bytes_read 24000000: its size at the open, as documented for passthrough; objects_fetched 0); slice a's counters unchanged"
 unmount_storkfs "$M"
 
-# --- 6 ---
+# --- 8 ---
 small_tmpfs "$T/small" 240m
 STORE=$T/small/store
 M=$T/m6
