@@ -33,7 +33,9 @@
 #      while its assembly writes: the assembly fails (ENOSPC), logged naming the file, nothing
 #      named, tmp/ empty; huge reads right from its chunks, nothing assembled (no room); with
 #      room again (a new mount: the first has a 60 s pause after "no room") huge reads right
-#      and its close assembles it.
+#      and its close assembles it;
+#   9. -o nopassthrough on the first store (big's and huge's whole objects stored): both read
+#      right through the daemon, nothing assembled, nothing passed through.
 . "$(dirname "$0")/lib.sh"
 
 need python3 nginx mount
@@ -250,6 +252,12 @@ p1=$(counter "$M" passthrough_opens)
 [ "$a1" -gt "$((a0 + 1))" ] || fail "readers of big while its whole object comes and goes: assembled only $a0 -> $a1"
 [ "$p1" -gt "$p0" ] || fail "readers of big while its whole object comes and goes: no open passed through"
 pass "4 readers of big for 8 s while its whole object is removed and made again: every read right ($(cat "$T/stress.out"); assembled $a0 -> $a1, passthrough_opens $p0 -> $p1)"
+# big's whole object made once more (for part 9): the open drops a removed one's entry
+cmp -s "$M/c/1.0/big" "$T/src/big" || fail "big reads other bytes after the readers"
+for _ in $(seq 150); do
+	[ -f "$OBJ" ] && break
+	sleep 0.2
+done
 
 unmount_storkfs "$M"
 
@@ -339,5 +347,19 @@ cmp -s "$M/h/1.0/huge" "$T/h/huge" || fail "with room again, h/1.0/huge reads ot
 assembled_is "$M" 1 "huge read whole with room again"
 cmp -s "$STORE/$(object_path "$HUGE")" "$T/h/huge" || fail "huge's whole object, made with room again, is not its bytes"
 pass "with room again (a new mount) huge reads right and its close assembles it"
+unmount_storkfs "$M"
+
+# --- 9 ---
+STORE=$T/store
+M=$T/m9
+[ -f "$STORE/$(object_path "$(sha "$T/src/big")")" ] || fail "the first store lost big's whole object"
+mount_storkfs "$M" "store=$STORE,timeout=30,refresh=3600,nopassthrough" "$NGINX_URL"
+[ "$(status_field "$M" passthrough)" = False ] || fail "-o nopassthrough: the status says passthrough is on"
+cmp -s "$M/c/1.0/big" "$T/src/big" || fail "-o nopassthrough: big (its whole object stored) reads other bytes"
+cmp -s "$M/h/1.0/huge" "$T/h/huge" || fail "-o nopassthrough: huge reads other bytes"
+sleep 1
+[ "$(counter "$M" assembled)" -eq 0 ] || fail "-o nopassthrough: something was assembled"
+[ "$(counter "$M" passthrough_opens)" -eq 0 ] || fail "-o nopassthrough: an open was passed through"
+pass "-o nopassthrough on a store with whole objects: big and huge read right through the daemon, nothing assembled or passed through"
 unmount_storkfs "$M"
 done_ok
