@@ -21,7 +21,8 @@
 #   5. huge read whole, and the daemon killed (-9) while its
 #      assembly writes (its unnamed insert file in the store's tmp/ is open): no whole object
 #      is named, tmp/ holds nothing, stork fsck is clean; mounted again, huge reads right
-#      from its chunks and its close assembles it;
+#      from its chunks and its close assembles it, `stork gc` run meanwhile from another
+#      process (while the assembly writes) keeping the whole object and every chunk;
 #   6. 4 readers read big whole again and again for 8 s while its whole object is removed
 #      every 0.4 s (as evictions do) and assembled again at last closes: opens go through the
 #      chunks, the whole object and passthrough joins in turn, every read is right;
@@ -201,9 +202,30 @@ fusermount3 -u -z "$M" 2>/dev/null || true
 fsck_clean "the daemon killed (-9) while it assembled huge ($(cat "$T/killed_at") bytes written): no whole object named, tmp/ empty, stork fsck clean" "$STORE"
 mount_storkfs "$M" "store=$STORE,timeout=30,refresh=3600" "$NGINX_URL"
 cmp -s "$M/h/1.0/huge" "$T/h/huge" || fail "mounted again, h/1.0/huge reads other bytes"
+# stork gc from another process while the assembly writes (or just after)
+python3 -c 'import os, sys, time
+pid, tmp = sys.argv[1], os.path.realpath(sys.argv[2])
+end = time.monotonic() + 30
+while time.monotonic() < end:
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}").startswith(tmp + "/") and os.stat(f"/proc/{pid}/fd/{fd}").st_size > 8000000:
+                sys.exit(0)
+        except OSError:
+            pass
+sys.exit(1)' "$SFS_PID" "$STORE/tmp" || echo "# the assembly was not seen writing: stork gc runs after it"
+run "$STORK" gc "$STORE"
+[ "$RC" -eq 0 ] || {
+	_show_run
+	fail "stork gc while huge's assembly writes exited $RC"
+}
 assembled_is "$M" 1 "huge read whole after the kill"
 cmp -s "$HOBJ" "$T/h/huge" || fail "huge's whole object, made after the kill, is not its bytes"
-pass "mounted again, huge reads right and its close assembles it"
+for o in $(manifest_objects h 1.0 | cut -d' ' -f1); do
+	[ -f "$STORE/$(object_path "$o")" ] || fail "stork gc during huge's assembly removed $o of h 1.0 (listed)"
+done
+cmp -s "$M/h/1.0/huge" "$T/h/huge" || fail "h/1.0/huge reads other bytes after stork gc"
+pass "mounted again, huge reads right and its close assembles it, stork gc (another process) running meanwhile keeps it and its chunks"
 
 # --- 6 ---
 OBJ=$STORE/$(object_path "$(sha "$T/src/big")")
