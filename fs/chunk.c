@@ -30,7 +30,8 @@ struct fsd_chunked {
 	uint64_t size;
 	uint8_t hash[VERIFY_HASH_LEN]; /* the whole file's (fs/whole.c) */
 	char *what;		       /* "pkg ver: path", for the log */
-	char *slice; /* the slice it was opened through (its fetch counter), or NULL */
+	char *slice;	  /* the slice it was opened through (its fetch counter), or NULL */
+	uint8_t *counted; /* a bit per chunk: counted as fetched for the slice (under lock) */
 	pthread_mutex_t lock;
 	struct slot {
 		size_t idx;
@@ -50,10 +51,12 @@ int fsd_chunked_open(const struct verify_entry *e, const char *what, const char 
 	h->chunks = malloc(e->nchunks * sizeof(*h->chunks));
 	h->what = strdup(what);
 	h->slice = slice ? strdup(slice) : NULL;
-	if (!h->chunks || !h->what || (slice && !h->slice)) {
+	h->counted = slice ? calloc(e->nchunks / 8 + 1, 1) : NULL;
+	if (!h->chunks || !h->what || (slice && (!h->slice || !h->counted))) {
 		free(h->chunks);
 		free(h->what);
 		free(h->slice);
+		free(h->counted);
 		free(h);
 		return -ENOMEM;
 	}
@@ -87,6 +90,7 @@ void fsd_chunked_free(struct fsd_chunked *h)
 	free(h->chunks);
 	free(h->what);
 	free(h->slice);
+	free(h->counted);
 	free(h);
 }
 
@@ -107,7 +111,7 @@ static int chunk_fd(struct fsd *d, struct fsd_chunked *h, size_t i, int *ret_fd)
 {
 	const struct verify_entry *c = &h->chunks[i];
 	char what[1200];
-	bool fetched = false;
+	bool fetched = false, count;
 	int fd = -1, r, victim = 0;
 
 	pthread_mutex_lock(&h->lock);
@@ -129,10 +133,12 @@ static int chunk_fd(struct fsd *d, struct fsd_chunked *h, size_t i, int *ret_fd)
 	r = fsd_object_open(d, NULL, 0, c, what, &fd, &fetched, false); /* a chunk's read */
 	if (r < 0)
 		return r;
-	if (fetched && h->slice) /* fetched on that slice's behalf */
-		fsd_slice_count(d, h->slice, FSD_SC_FETCHED, 1);
-
 	pthread_mutex_lock(&h->lock);
+	/* Fetched on that slice's behalf: counted once, though the reads of one open file that
+	 * touch the chunk at once all waited for its transfer. */
+	count = fetched && h->slice && !(h->counted[i / 8] & (1U << (i % 8)));
+	if (count)
+		h->counted[i / 8] |= (uint8_t)(1U << (i % 8));
 	for (int k = 0; k < SLOTS; k++) { /* an empty slot, else the least recently used */
 		if (h->slots[k].fd < 0) {
 			victim = k;
@@ -149,6 +155,8 @@ static int chunk_fd(struct fsd *d, struct fsd_chunked *h, size_t i, int *ret_fd)
 		h->slots[victim] = (struct slot){i, keep, ++h->tick};
 	}
 	pthread_mutex_unlock(&h->lock);
+	if (count)
+		fsd_slice_count(d, h->slice, FSD_SC_FETCHED, 1);
 	*ret_fd = fd;
 	return 0;
 }

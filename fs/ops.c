@@ -565,6 +565,17 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	posix_fadvise((int)fi->fh, off, (off_t)size, POSIX_FADV_DONTNEED);
 }
 
+/* Whether inode ino is a file of a version the mount serves (not replaced or dropped by a
+ * refresh since it was opened: nothing opens it again). */
+static bool inode_current(struct fsd *d, fuse_ino_t ino)
+{
+	struct fsd_inode *n = fsd_inodes_ref(&d->inodes, ino);
+	bool current = n && n->kind == FSD_N_ENTRY && entry_current(d, n);
+
+	fsd_inodes_put(&d->inodes, n);
+	return current;
+}
+
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	if (fi->fh & FH_CHUNKED) {
@@ -572,9 +583,10 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		struct verify_entry e;
 		const char *what;
 
-		/* The inode's last close: its whole object, if every chunk is stored (whole.c). */
+		/* The inode's last close: its whole object, if every chunk is stored (whole.c)
+		 * and the file is still served. */
 		fsd_chunked_entry(ch, &e, &what);
-		if (fsd_pt_close(fsd_of(req), ino, false))
+		if (fsd_pt_close(fsd_of(req), ino, false) && inode_current(fsd_of(req), ino))
 			fsd_whole_queue(fsd_of(req), ino, &e, what);
 		fsd_chunked_free(ch);
 		fuse_reply_err(req, 0);

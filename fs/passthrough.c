@@ -216,9 +216,11 @@ struct pt_rec {
 	fuse_ino_t ino;
 	int32_t id;	       /* the backing id of its passthrough opens */
 	int fd;		       /* the object registered as their backing file (a dup) */
-	struct timespec ctime; /* its ctime then */
-	uint32_t pt;	       /* passthrough opens */
-	uint32_t cached;       /* opens served through the daemon */
+	struct timespec ctime; /* its ctime, mtime and size then */
+	struct timespec mtime;
+	off_t size;
+	uint32_t pt;	 /* passthrough opens */
+	uint32_t cached; /* opens served through the daemon */
 };
 
 static struct pt_rec **slot(struct fsd *d, fuse_ino_t ino)
@@ -266,15 +268,26 @@ static void rec_drop(struct fsd *d, struct pt_rec *r)
 	free(r);
 }
 
+static bool same_time(const struct timespec *a, const struct timespec *b)
+{
+	return a->tv_sec == b->tv_sec && a->tv_nsec == b->tv_nsec;
+}
+
 /* Whether the registered object is still what was checked when it was registered: an object
- * rewritten in place since (rot, a swap on the store's disk) is the backing file of every open
- * of the inode until the last closes, and the kernel cannot change it meanwhile. */
+ * rewritten in place since (rot, a write on the store's disk) is the backing file of every
+ * open of the inode until the last closes, and the kernel cannot change it meanwhile. Its
+ * ctime moves with a write, and with an unlink too: an object evicted, or replaced by a
+ * rename, while open keeps its bytes, and is intact when only its links went (no link left,
+ * its mtime and size unchanged); new opens of the inode then join it. */
 static bool rec_intact(const struct pt_rec *r)
 {
 	struct stat st;
 
-	return fstat(r->fd, &st) == 0 && st.st_ctim.tv_sec == r->ctime.tv_sec &&
-	       st.st_ctim.tv_nsec == r->ctime.tv_nsec;
+	if (fstat(r->fd, &st) < 0)
+		return false;
+	if (same_time(&st.st_ctim, &r->ctime))
+		return true;
+	return st.st_nlink == 0 && same_time(&st.st_mtim, &r->mtime) && st.st_size == r->size;
 }
 
 /* Register fd as the backing file of r's opens. @return its id; 0: not registered (a
@@ -295,6 +308,8 @@ static int32_t rec_register(struct fsd *d, struct pt_rec *r, int fd)
 	if (id > 0) {
 		r->id = id;
 		r->ctime = st.st_ctim;
+		r->mtime = st.st_mtim;
+		r->size = st.st_size;
 		return id;
 	}
 	err = errno;
