@@ -476,6 +476,9 @@ int fsd_pt_setup(struct fsd *d);
 int32_t fsd_pt_open(struct fsd *d, fuse_ino_t ino, int fd);
 /** @return whether that was the inode's last open (false with -o nopassthrough). */
 bool fsd_pt_close(struct fsd *d, fuse_ino_t ino, bool passthrough);
+/** Run fn(d, ino) if inode ino has no open file (no read of it can be in flight then), holding
+ * off new opens of it meanwhile. @return whether fn ran. */
+bool fsd_pt_unopened(struct fsd *d, fuse_ino_t ino, void (*fn)(struct fsd *d, fuse_ino_t ino));
 /** fuse_reply_open with the backing id (0: none) fsd_pt_open gave. */
 int fsd_pt_reply_open(fuse_req_t req, struct fuse_file_info *fi, int32_t id);
 /** Whether the kernel took passthrough at INIT and no backing file was refused for good. */

@@ -394,6 +394,19 @@ bool fsd_pt_close(struct fsd *d, fuse_ino_t ino, bool passthrough)
 	return last;
 }
 
+bool fsd_pt_unopened(struct fsd *d, fuse_ino_t ino, void (*fn)(struct fsd *d, fuse_ino_t ino))
+{
+	bool ran = false;
+
+	pthread_mutex_lock(&d->pt.lock);
+	if (!rec(d, ino, false)) {
+		fn(d, ino);
+		ran = true;
+	}
+	pthread_mutex_unlock(&d->pt.lock);
+	return ran;
+}
+
 int fsd_pt_reply_open(fuse_req_t req, struct fuse_file_info *fi, int32_t id)
 {
 	int ret;

@@ -18,7 +18,9 @@
  *
  * Threads: the job's thread reads the chunks and writes an insert of its own. It tells the
  * kernel to drop the inode's pages (fuse_lowlevel_notify_inval_inode) under d->whole.lock, and
- * only while the session lives: fsd_whole_stop, before the session ends, turns that off.
+ * only while the session lives (fsd_whole_stop, before the session ends, turns that off) and
+ * no file has the inode open (fsd_pt_unopened: the kernel's drop would wait for a read in
+ * flight, which no thread answers after SIGTERM: the daemon could not exit).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -108,6 +110,11 @@ static int64_t now_secs(void)
 	return ts.tv_sec;
 }
 
+static void drop_pages(struct fsd *d, fuse_ino_t ino)
+{
+	fuse_lowlevel_notify_inval_inode(d->se, ino, 0, 0);
+}
+
 static int whole_run(struct fsd *d, void *arg, void **ret_result)
 {
 	struct whole_job *j = arg;
@@ -143,10 +150,13 @@ static int whole_run(struct fsd *d, void *arg, void **ret_result)
 	if (r < 0)
 		goto out;
 	FSD_COUNT(d, assembled, 1);
-	/* The mount's own pages of the file (read through the daemon) are a second copy now. */
+	/* The mount's own pages of the file (read through the daemon) are a second copy now.
+	 * Only while no file has it open: the kernel's drop waits for each page a read is
+	 * filling, and after SIGTERM no thread would answer that read. An inode opened again
+	 * meanwhile keeps its pages until the kernel evicts them. */
 	pthread_mutex_lock(&d->whole.lock);
 	if (!d->whole.stopped)
-		fuse_lowlevel_notify_inval_inode(d->se, j->ino, 0, 0);
+		fsd_pt_unopened(d, j->ino, drop_pages);
 	pthread_mutex_unlock(&d->whole.lock);
 out:
 	store_insert_abort(ins);
