@@ -32,6 +32,9 @@
 #include "fs/daemon.h"
 
 #define BUF (1024 * 1024) /* bytes copied at a time */
+/* A whole object above this is not hashed at an open when this run has not hashed it yet (a
+ * 4 GB one would hold the open for seconds): a job hashes it, the chunks serve meanwhile. */
+#define SYNC_CHECK_MAX ((uint64_t)64 << 20)
 /* After the store had no room for a whole object, no assembly is queued for this long: each
  * check reads the store's usage, a walk of its index. */
 #define QUIET_SECS 60
@@ -214,12 +217,79 @@ void fsd_whole_queue(struct fsd *d, fuse_ino_t ino, const struct verify_entry *e
 		stork_error_clear();
 }
 
+struct check_job {
+	uint8_t hash[VERIFY_HASH_LEN];
+	char *what;
+};
+
+static void check_job_free(void *arg)
+{
+	struct check_job *j = arg;
+
+	if (j)
+		free(j->what);
+	free(j);
+}
+
+/* Hash a big whole object once in this run, off the opens' path; its pages are not kept (the
+ * chunks served the open that asked; the next opens read the object from the disk). */
+static int check_run(struct fsd *d, void *arg, void **ret_result)
+{
+	struct check_job *j = arg;
+	int fd = -1, r;
+
+	(void)ret_result;
+	r = store_object_open_checked(d->store, j->hash, &fd);
+	if (r == 0) {
+		posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+		close(fd);
+	} else if (r == STORK_EBADHASH) {
+		FSD_COUNT(d, rotten, 1);
+		fsd_log(d, "%s: %s (read from its chunks)", j->what, stork_error_detail());
+	} else {
+		stork_error_clear();
+	}
+	return r;
+}
+
+static const struct fsd_job_ops check_job_ops = {
+    .run = check_run,
+    .arg_free = check_job_free,
+};
+
+static void check_queue(struct fsd *d, const struct verify_entry *e, const char *what)
+{
+	char key[9 + VERIFY_HASH_HEX];
+	struct check_job *j = calloc(1, sizeof(*j));
+
+	if (!j || !(j->what = strdup(what))) {
+		check_job_free(j);
+		return;
+	}
+	memcpy(j->hash, e->hash, VERIFY_HASH_LEN);
+	memcpy(key, "wholechk:", 9);
+	verify_hex(e->hash, VERIFY_HASH_LEN, key + 9);
+	/* Already queued (the same key), or no job slot: a later open asks again. */
+	if (fsd_job_start(d, key, &check_job_ops, j) < 0)
+		stork_error_clear();
+}
+
 int fsd_whole_open(struct fsd *d, const struct verify_entry *e, const char *what, int *ret_fd)
 {
 	int r;
 
-	r = d->unchecked ? store_object_open(d->store, e->hash, ret_fd)
-			 : store_object_open_checked(d->store, e->hash, ret_fd);
+	if (d->unchecked) {
+		r = store_object_open(d->store, e->hash, ret_fd);
+	} else if (e->size > SYNC_CHECK_MAX) {
+		/* Not hashed at the open: a job does it, the chunks serve this open. */
+		r = store_object_open_if_checked(d->store, e->hash, ret_fd);
+		if (r == -EAGAIN) {
+			check_queue(d, e, what);
+			return -ENOENT;
+		}
+	} else {
+		r = store_object_open_checked(d->store, e->hash, ret_fd);
+	}
 	if (r == STORK_EBADHASH) {
 		/* Rotten on the store's disk: never served. Its entry is gone; the chunks serve
 		 * the file, and the next whole read assembles it again. */

@@ -277,3 +277,32 @@ int store_object_open_checked(struct store *s, const uint8_t id[VERIFY_HASH_LEN]
 	*ret_fd = fd;
 	return 0;
 }
+
+int store_object_open_if_checked(struct store *s, const uint8_t id[VERIFY_HASH_LEN], int *ret_fd)
+{
+	struct node_checked *c = checked_of(s);
+	struct checked_slot *e;
+	pthread_mutex_t *lock;
+	pthread_cond_t *done;
+	struct stat st;
+	bool known = false;
+	int fd = -1, r;
+
+	r = node_object_open(s, id, &fd, &st);
+	if (r < 0)
+		return r;
+	if (c) {
+		struct checked_slot *set = set_of(c, id, &lock, &done);
+
+		pthread_mutex_lock(lock);
+		e = way_find(set, id);
+		known = e && !e->busy && same_file(e, id, &st);
+		pthread_mutex_unlock(lock);
+	}
+	if (!known) {
+		close(fd);
+		return -EAGAIN;
+	}
+	*ret_fd = fd;
+	return 0;
+}

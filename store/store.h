@@ -184,6 +184,11 @@ int store_object_open(struct store *s, const uint8_t id[VERIFY_HASH_LEN], int *r
  * Thread-safe. @param[out] ret_fd the caller closes it.
  * @return 0; -ENOENT; STORK_EBADHASH; -errno. */
 int store_object_open_checked(struct store *s, const uint8_t id[VERIFY_HASH_LEN], int *ret_fd);
+/** store_object_open, only when this handle already hashed this very file right (as
+ * store_object_open_checked would find): it never hashes. Thread-safe. @param[out] ret_fd the
+ * caller closes it. @return 0; -EAGAIN (not known checked: store_object_open_checked would
+ * hash it); -ENOENT; -errno. */
+int store_object_open_if_checked(struct store *s, const uint8_t id[VERIFY_HASH_LEN], int *ret_fd);
 /** Hard-link an indexed object as dirfd/name with permission bits `mode` (& 07777): the
  * link is to the store's variant of the object for that mode, objects/ab/<hex>.<octal mode>
  * (made on demand as a reflink or copy, via tmp + rename), never to the canonical

@@ -31,7 +31,11 @@
 #      assembles it;
 #   7. store_max=40M on a fresh store: big read whole stores its 24 MB of chunks, and its whole
 #      object (24 MB more) would pass the quota: nothing assembled;
-#   8. -o nopassthrough (a fresh store): big read whole assembles nothing.
+#   8. -o nopassthrough (a fresh store): big read whole assembles nothing;
+#   9. huge (72 MB, above the 64 MiB a whole object may be hashed at an open) read whole and
+#      assembled; a fresh daemon on that store: its first open of huge is not passed through
+#      (the object is not hashed at the open: the chunks serve it, right bytes) and a job
+#      hashes the object, after which an open is passed through (within 30 s), right bytes.
 . "$(dirname "$0")/lib.sh"
 
 need python3 nginx fincore dd
@@ -44,6 +48,9 @@ rnd 1 24000000 >"$T/src/big"
 rnd 2 12000000 >"$T/src/part"
 echo small >"$T/src/small"
 publish c 1.0 "$T/src" --quiet
+mkdir -p "$T/srch"
+rnd 3 72000000 >"$T/srch/huge"
+publish h 1.0 "$T/srch" --quiet
 [ "$(manifest_objects c 1.0 | grep -c ' big$')" -gt 4 ] || fail "big was not published in chunks"
 start_nginx "$REPO"
 STORE=$T/store
@@ -200,5 +207,26 @@ sleep 2
 [ ! -e "$STORE/$(object_path "$BIG")" ] || fail "-o nopassthrough: the store has big's whole object"
 pass "-o nopassthrough: big read whole, nothing assembled"
 fusermount3 -u "$T/n"
+
+# --- 9 ---
+STORE=$T/store4
+mount_bg "$T/h"
+cmp -s "$T/h/h/1.0/huge" "$T/srch/huge" || fail "huge reads other bytes"
+assembled_is "$T/h" 1 "huge read whole"
+unmount_storkfs "$T/h" "$MOUNT_PID"
+mount_bg "$T/h"
+[ "$(counter "$T/h" passthrough_opens)" -eq 0 ] || fail "test setup: passthrough opens before any read"
+cmp -s "$T/h/h/1.0/huge" "$T/srch/huge" || fail "huge reads other bytes after a restart"
+[ "$(counter "$T/h" passthrough_opens)" -eq 0 ] ||
+	fail "the first open of huge after a restart was passed through: its 72 MB object was hashed at the open"
+for _ in $(seq 150); do
+	head -c 1 "$T/h/h/1.0/huge" >/dev/null
+	[ "$(counter "$T/h" passthrough_opens)" -gt 0 ] && break
+	sleep 0.2
+done
+[ "$(counter "$T/h" passthrough_opens)" -gt 0 ] || fail "huge's whole object was never passed through after the restart"
+cmp -s "$T/h/h/1.0/huge" "$T/srch/huge" || fail "huge reads other bytes through its whole object"
+pass "huge (72 MB): after a restart its first open is served from the chunks, a job hashes the whole object, then opens pass it through"
+unmount_storkfs "$T/h" "$MOUNT_PID"
 
 done_ok
