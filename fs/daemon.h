@@ -635,6 +635,10 @@ double fsd_timeout(const struct fsd *d, const struct fsd_inode *n);
 
 /* fs/object.c, fs/chunk.c: the objects behind files */
 
+/** The store's object id (never fetched), its content checked against its hash once per file
+ * in this run (the bench alone turns that off, to measure it): store_object_open_checked.
+ * @param[out] ret_fd the caller closes it. @return 0; -ENOENT; STORK_EBADHASH; -errno. */
+int fsd_stored_open(struct fsd *d, const uint8_t id[VERIFY_HASH_LEN], int *ret_fd);
 /** The store's object for e (hash, size, zsize: a file or a chunk), fetched within the timeout
  * when the store lacks it (a job keyed by its hash). With vt (e being its entry idx), the
  * objects after it come along when the version is read in pack order (fs/ahead.c); vt is NULL

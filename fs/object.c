@@ -71,9 +71,7 @@ void fsd_object_fetch_start(struct fsd *d, const struct verify_entry *e, const c
 		fsd_job_start(d, key, &obj_job_ops, j); /* -EBUSY: its reader fetches it */
 }
 
-/* The store's object, its content checked against its hash once per file in this run (the
- * bench alone turns that off, to measure it). */
-static int stored_open(struct fsd *d, const uint8_t id[VERIFY_HASH_LEN], int *ret_fd)
+int fsd_stored_open(struct fsd *d, const uint8_t id[VERIFY_HASH_LEN], int *ret_fd)
 {
 	if (d->unchecked)
 		return store_object_open(d->store, id, ret_fd);
@@ -91,7 +89,7 @@ int fsd_object_open(struct fsd *d, struct fsd_vtree *vt, long idx, const struct 
 	struct obj_job *j;
 	int ret;
 
-	ret = stored_open(d, e->hash, ret_fd);
+	ret = fsd_stored_open(d, e->hash, ret_fd);
 	if (ret == STORK_EBADHASH) {
 		/* Rotten or swapped on the store's disk: never served. Its entry is gone, so it
 		 * is fetched again below, and the insert replaces the bad file. */
@@ -102,7 +100,7 @@ int fsd_object_open(struct fsd *d, struct fsd_vtree *vt, long idx, const struct 
 	/* Named but not indexed: another process's insert that waits for its group sync (a
 	 * mount sharing the store), or what a crash left. Used only if it hashes right. */
 	if (ret == -ENOENT && store_object_adopt(d->store, e->hash, e->size, false) == 0)
-		ret = stored_open(d, e->hash, ret_fd);
+		ret = fsd_stored_open(d, e->hash, ret_fd);
 	if (ret != -ENOENT) {
 		if (ret == 0 && count)
 			FSD_COUNT(d, hits, 1);
@@ -115,7 +113,7 @@ int fsd_object_open(struct fsd *d, struct fsd_vtree *vt, long idx, const struct 
 	ret = vt ? fsd_ahead_miss(d, vt, idx, what) : -EOPNOTSUPP;
 	if (ret == -ETIMEDOUT)
 		return ret;
-	if (ret == 0 && stored_open(d, e->hash, ret_fd) == 0) {
+	if (ret == 0 && fsd_stored_open(d, e->hash, ret_fd) == 0) {
 		*ret_fetched = true;
 		return 0;
 	}
@@ -129,5 +127,5 @@ int fsd_object_open(struct fsd *d, struct fsd_vtree *vt, long idx, const struct 
 	if (ret < 0)
 		return ret;
 	*ret_fetched = true;
-	return stored_open(d, e->hash, ret_fd);
+	return fsd_stored_open(d, e->hash, ret_fd);
 }

@@ -74,8 +74,7 @@ static int copy_chunk(struct fsd *d, struct store_insert *ins, const struct whol
 	uint64_t off = 0;
 	int fd = -1, r;
 
-	r = d->unchecked ? store_object_open(d->store, c->hash, &fd)
-			 : store_object_open_checked(d->store, c->hash, &fd);
+	r = fsd_stored_open(d, c->hash, &fd);
 	if (r == STORK_EBADHASH)
 		FSD_COUNT(d, rotten, 1);
 	if (r < 0)
@@ -278,9 +277,7 @@ int fsd_whole_open(struct fsd *d, const struct verify_entry *e, const char *what
 {
 	int r;
 
-	if (d->unchecked) {
-		r = store_object_open(d->store, e->hash, ret_fd);
-	} else if (e->size > SYNC_CHECK_MAX) {
+	if (e->size > SYNC_CHECK_MAX && !d->unchecked) {
 		/* Not hashed at the open: a job does it, the chunks serve this open. */
 		r = store_object_open_if_checked(d->store, e->hash, ret_fd);
 		if (r == -EAGAIN) {
@@ -288,7 +285,7 @@ int fsd_whole_open(struct fsd *d, const struct verify_entry *e, const char *what
 			return -ENOENT;
 		}
 	} else {
-		r = store_object_open_checked(d->store, e->hash, ret_fd);
+		r = fsd_stored_open(d, e->hash, ret_fd);
 	}
 	if (r == STORK_EBADHASH) {
 		/* Rotten on the store's disk: never served. Its entry is gone; the chunks serve

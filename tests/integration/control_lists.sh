@@ -36,17 +36,9 @@ else:
     print("-" if v is None else v)' "$2"
 }
 
-# wait_for CMD...: retry CMD (up to 30 s) until it succeeds.
-wait_for() {
-	for _ in $(seq 300); do
-		"$@" && return 0
-		sleep 0.1
-	done
-	return 1
-}
 
 # is SLICE FIELD VALUE / isnt SLICE FIELD VALUE: the field's value now is (is not) VALUE (for
-# wait_for: the status is read again at each try).
+# within: the status is read again at each try).
 is() {
 	[ "$(control "$1" "$2")" = "$3" ]
 }
@@ -163,28 +155,28 @@ pass "control lists are neither packages for stork ls nor stray files for stork 
 d_checked=$(control d checked_at)
 sleep 1 # checked_at counts seconds
 kill -HUP "$SFS_PID"
-wait_for is w1 list_version 1 || fail "slice w1 shows no web list 30 s after SIGHUP: $(control w1 error)"
-wait_for is w2 list_version 1 || fail "slice w2 shows no web list 30 s after SIGHUP: $(control w2 error)"
+within 30 is w1 list_version 1 || fail "slice w1 shows no web list 30 s after SIGHUP: $(control w1 error)"
+within 30 is w2 list_version 1 || fail "slice w2 shows no web list 30 s after SIGHUP: $(control w2 error)"
 for s in w1 w2; do
 	[ "$(control $s wanted)" = "hello libfoo=1.2-1" ] || fail "slice $s wants '$(control $s wanted)'"
 	[ "$(control $s role)" = ops ] || fail "slice $s's list is signed in role '$(control $s role)'"
 	[ "$(control $s key)" = "${OPSID}$(control $s key | cut -c17-)" ] || fail "slice $s's list is signed by key $(control $s key)"
-	wait_for log_has "slice $s: wants 2 packages of group web (list version 1): hello, libfoo=1.2-1" ||
+	within 30 log_has "slice $s: wants 2 packages of group web (list version 1): hello, libfoo=1.2-1" ||
 		fail "the log does not tell slice $s's wanted list: $(grep -F "slice $s" "$SYSLOG")"
 done
 pass "after SIGHUP, w1 (ops's key pinned) and w2 (delegated) want hello and libfoo=1.2-1 (list version 1 by ops)"
-wait_for isnt d checked_at "$d_checked" || fail "slice d was not checked again at the refresh"
+within 30 isnt d checked_at "$d_checked" || fail "slice d was not checked again at the refresh"
 [ "$(control d list_version)" = 1 ] && [ "$(control d wanted)" = libfoo ] ||
 	fail "slice d (group db) changed: version $(control d list_version), wants '$(control d wanted)'"
 [ "$(control n group)" = - ] || fail "slice n has a control status after the refresh"
 pass "slice d, following db, still has db's list version 1; n still follows nothing"
 # Convergence: each following slice installs its list by itself (no command on the node).
 for s in w1 w2; do
-	wait_for log_has "slice $s: now at generation 1 (2 packages) following group web list version 1" ||
+	within 30 log_has "slice $s: now at generation 1 (2 packages) following group web list version 1" ||
 		fail "slice $s did not install web's list: $(grep -F "slice $s" "$SYSLOG" | tail -n 3)"
 	[ "$(cat "$MNT/.slices/$s/root/hello" 2>&1)" = hi ] || fail "slice $s's root has no hello: $(ls "$MNT/.slices/$s/root" 2>&1)"
 done
-wait_for log_has "slice d: now at generation 1 (1 package) following group db list version 1" ||
+within 30 log_has "slice d: now at generation 1 (1 package) following group db list version 1" ||
 	fail "slice d did not install db's list: $(grep -F "slice d" "$SYSLOG" | tail -n 3)"
 [ ! -e "$MNT/.slices/x/root/hello" ] || fail "slice x, which refused web's list, has hello in its root"
 [ ! -e "$MNT/.slices/n/root/hello" ] || fail "slice n, which follows nothing, has hello in its root"
@@ -202,7 +194,7 @@ for w in "control list of group web: refused" "x.policy:3" "role ops" "metadata/
 	"valid keys: $BOBID" "signed by key $OPSID"; do
 	case $err in *"$w"*) ;; *) fail "slice x's status error does not mention '$w': $err" ;; esac
 done
-wait_for log_has "slice x: control list of group web: refused: " || fail "the log does not tell x's refusal"
+within 30 log_has "slice x: control list of group web: refused: " || fail "the log does not tell x's refusal"
 line=$(grep -F "slice x: control list of group web: refused" "$SYSLOG" | tail -n 1)
 for w in "x.policy:3" "pinned role ops" ".ops.json" "signed by key $OPSID" "no wanted list yet"; do
 	case $line in *"$w"*) ;; *) fail "the log's refusal does not name '$w': $line" ;; esac
@@ -220,10 +212,10 @@ out_has "it is version 3" "published list version 3"
 declare -A checked=([w1]=$(control w1 checked_at) [w2]=$(control w2 checked_at))
 sleep 1 # checked_at counts seconds
 kill -HUP "$SFS_PID"
-wait_for log_has_re "refresh failed|offline: using the metadata verified earlier" ||
+within 30 log_has_re "refresh failed|offline: using the metadata verified earlier" ||
 	fail "the log does not tell the failed refresh with the mirror down"
 for s in w1 w2; do
-	wait_for isnt $s checked_at "${checked[$s]}" || fail "slice $s was not checked at the refresh with its mirror down"
+	within 30 isnt $s checked_at "${checked[$s]}" || fail "slice $s was not checked at the refresh with its mirror down"
 	[ "$(control $s list_version)" = 1 ] && [ "$(control $s wanted)" = "hello libfoo=1.2-1" ] ||
 		fail "slice $s lost its list with the mirror down: version $(control $s list_version), wants '$(control $s wanted)'"
 done
@@ -232,8 +224,8 @@ pass "mirror down: the refresh fails; w1 and w2 keep list version 1, which the s
 nginx -p "$NGINX_DIR" -c "$NGINX_DIR/nginx.conf" -e "$NGINX_DIR/error.log" ||
 	fail "nginx did not start again on port $NGINX_PORT"
 kill -HUP "$SFS_PID"
-wait_for is w1 list_version 3 || fail "slice w1 has list version $(control w1 list_version) 30 s after the mirror came back: $(control w1 error)"
-wait_for is w2 list_version 3 || fail "slice w2 has list version $(control w2 list_version) 30 s after the mirror came back: $(control w2 error)"
+within 30 is w1 list_version 3 || fail "slice w1 has list version $(control w1 list_version) 30 s after the mirror came back: $(control w1 error)"
+within 30 is w2 list_version 3 || fail "slice w2 has list version $(control w2 list_version) 30 s after the mirror came back: $(control w2 error)"
 for s in w1 w2; do
 	[ "$(control $s wanted)" = "libfoo=1.2-1 newpkg" ] || fail "slice $s wants '$(control $s wanted)', want libfoo=1.2-1 newpkg"
 	[ "$(control $s error)" = - ] || fail "slice $s still shows an error: $(control $s error)"
@@ -244,7 +236,7 @@ done
 [ "$(control d list_version)" = 1 ] || fail "slice d changed to version $(control d list_version)"
 pass "the mirror is back: after SIGHUP w1 and w2 want the latest list (version 3: libfoo=1.2-1 newpkg), never version 2"
 # newpkg is not published: the list cannot be installed, the slice stays where it was.
-wait_for log_has "slice w1: cannot install group web's list version 3: " ||
+within 30 log_has "slice w1: cannot install group web's list version 3: " ||
 	fail "the log does not tell that w1 cannot install list version 3: $(grep -F "slice w1" "$SYSLOG" | tail -n 3)"
 grep -F "slice w1: cannot install group web's list version 3: " "$SYSLOG" | tail -n 1 | grep -qF "newpkg" ||
 	fail "the log line does not name the missing package newpkg: $(grep -F "cannot install" "$SYSLOG" | tail -n 1)"
@@ -263,24 +255,24 @@ mv "$REPO/targets/control/web/$v4" "$T/v4.json"
 printf '{"_type":"storkfs-control","group":"web","packages":[{"name":"evil"}],"spec_version":1,"version":4}' \
 	>"$REPO/targets/control/web/$v4"
 kill -HUP "$SFS_PID"
-wait_for isnt w1 error - || fail "slice w1 shows no error 30 s after its mirror served a forged list: $(xattr "$MNT/.slices/w1" user.storkfs.status)"
+within 30 isnt w1 error - || fail "slice w1 shows no error 30 s after its mirror served a forged list: $(xattr "$MNT/.slices/w1" user.storkfs.status)"
 for w in "targets/control/web/$v4" "every mirror failed" "signed"; do
 	case $(control w1 error) in *"$w"*) ;; *) fail "w1's error does not name '$w': $(control w1 error)" ;; esac
 done
 [ "$(control w1 list_version)" = 3 ] && [ "$(control w1 wanted)" = "libfoo=1.2-1 newpkg" ] ||
 	fail "slice w1 took a forged list: version $(control w1 list_version), wants '$(control w1 wanted)'"
-wait_for log_has "slice w1: control list of group web not updated: targets/control/web/$v4" ||
+within 30 log_has "slice w1: control list of group web not updated: targets/control/web/$v4" ||
 	fail "the log does not tell w1's refused list"
 grep -F "slice w1: control list of group web not updated" "$SYSLOG" | tail -n 1 | grep -qF "keeping list version 3" ||
 	fail "the log does not say w1 keeps list version 3"
 pass "a forged list (bytes that do not match the signed hash) is refused, named in the log, and w1 keeps version 3"
 mv "$T/v4.json" "$REPO/targets/control/web/$v4"
 kill -HUP "$SFS_PID"
-wait_for is w1 list_version 4 || fail "slice w1 has list version $(control w1 list_version) after the real list is back: $(control w1 error)"
+within 30 is w1 list_version 4 || fail "slice w1 has list version $(control w1 list_version) after the real list is back: $(control w1 error)"
 [ "$(control w1 wanted)" = hello ] && [ "$(control w1 error)" = - ] ||
 	fail "slice w1 wants '$(control w1 wanted)', error '$(control w1 error)'"
 pass "the real list back: w1 wants version 4 (hello)"
-wait_for log_has "slice w1: now at generation 2 (1 package) following group web list version 4" ||
+within 30 log_has "slice w1: now at generation 2 (1 package) following group web list version 4" ||
 	fail "slice w1 did not install list version 4: $(grep -F "slice w1" "$SYSLOG" | tail -n 3)"
 [ "$(cat "$MNT/.slices/w1/root/hello" 2>&1)" = hi ] || fail "w1's root lost hello at generation 2"
 pass "w1 installed list version 4 (generation 2: hello only)"

@@ -816,6 +816,34 @@ mount_storkfs() {
 	}
 }
 
+# within SECS CMD...: retry CMD (every 0.1 s, at most SECS seconds) until it succeeds.
+within() {
+	local secs=$1
+	shift
+	for _ in $(seq $((secs * 10))); do
+		"$@" && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# status_counter MNT KEY: one of the counters of MNT's user.storkfs.status (0 when absent).
+status_counter() {
+	xattr "$1" user.storkfs.status | python3 -c 'import json, sys; print(json.load(sys.stdin)["counters"].get(sys.argv[1], 0))' "$2"
+}
+
+# assembled_is MNT N WHAT: wait (at most 30 s) until MNT's status counts N whole objects
+# assembled from chunks (fs/whole.c); fail saying WHAT otherwise.
+assembled_is() {
+	local n
+	for _ in $(seq 150); do
+		n=$(status_counter "$1" assembled)
+		[ "$n" -ge "$2" ] && break
+		sleep 0.2
+	done
+	[ "$n" -eq "$2" ] || fail "$3: the status counts $n assembled objects after 30 s, not $2"
+}
+
 # wait_log PATTERN SECS WHAT: wait at most SECS seconds for a line of the daemon's log
 # ($SFS_LOG, mount_storkfs) matching the grep PATTERN; else show the log and fail saying WHAT.
 wait_log() {

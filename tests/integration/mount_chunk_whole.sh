@@ -56,20 +56,6 @@ start_nginx "$REPO"
 STORE=$T/store
 BIG=$(sha "$T/src/big")
 
-# counter MNT KEY: one of the status's counters
-counter() {
-	xattr "$1" user.storkfs.status | python3 -c 'import json, sys; print(json.load(sys.stdin)["counters"].get(sys.argv[1], 0))' "$2"
-}
-# assembled_is MNT N: wait (at most 30 s) until the status counts N assembled objects
-assembled_is() {
-	local n
-	for _ in $(seq 150); do
-		n=$(counter "$1" assembled)
-		[ "$n" -ge "$2" ] && break
-		sleep 0.2
-	done
-	[ "$n" -eq "$2" ] || fail "$3: the status counts $n assembled objects after 30 s, not $2"
-}
 resident() {
 	fincore --bytes --noheadings --output RES "$1" | tr -d ' '
 }
@@ -101,22 +87,22 @@ run "$STORK" status "$M"
 out_has "stork status counts the assembled object" "1 chunked files assembled whole"
 
 # --- 2 ---
-rot0=$(counter "$M" rotten)
+rot0=$(status_counter "$M" rotten)
 rot "$OBJ"
 fuse_res=$(resident "$M/c/1.0/big")
-[ "$(counter "$M" rotten)" -gt "$rot0" ] || fail "an open of big did not find its rewritten object rotten"
+[ "$(status_counter "$M" rotten)" -gt "$rot0" ] || fail "an open of big did not find its rewritten object rotten"
 [ "$fuse_res" -lt 2400000 ] || fail "the mount's own pages of big stayed cached after the assembly ($fuse_res bytes)"
 assembled_is "$M" 2 "the close after the rotten object's fallback"
 cmp -s "$OBJ" "$T/src/big" || fail "the second assembly did not replace the rotten $OBJ"
 pass "the mount's own pages of big were dropped after the assembly ($fuse_res bytes cached); a rotten object's fallback close assembled it again"
 
 # --- 3 ---
-pt0=$(counter "$M" passthrough_opens)
+pt0=$(status_counter "$M" passthrough_opens)
 sync "$OBJ"
 dd if="$OBJ" iflag=nocache count=0 status=none
 before=$(resident "$OBJ")
 cmp -s "$M/c/1.0/big" "$T/src/big" || fail "c/1.0/big reads other bytes once assembled"
-pt1=$(counter "$M" passthrough_opens)
+pt1=$(status_counter "$M" passthrough_opens)
 after=$(resident "$OBJ")
 [ "$pt1" -gt "$pt0" ] || fail "a new open of big was not passed through (passthrough_opens $pt0 -> $pt1)"
 [ "$after" -ge 20000000 ] || fail "a read of big did not read its object: $before -> $after bytes of it cached"
@@ -124,20 +110,20 @@ cmp -s "$M/c/1.0/small" "$T/src/small" || fail "c/1.0/small reads other bytes"
 pass "a new open of big is passed through (passthrough_opens $pt0 -> $pt1; object cached $before -> $after bytes), right bytes"
 
 # --- 4 ---
-n0=$(counter "$M" assembled)
+n0=$(status_counter "$M" assembled)
 head -c 1000000 "$M/c/1.0/part" | cmp -s - <(head -c 1000000 "$T/src/part") || fail "the start of part reads other bytes"
 sleep 2
-[ "$(counter "$M" assembled)" -eq "$n0" ] || fail "reading 1 MB of part assembled something (assembled: $(counter "$M" assembled))"
+[ "$(status_counter "$M" assembled)" -eq "$n0" ] || fail "reading 1 MB of part assembled something (assembled: $(status_counter "$M" assembled))"
 [ ! -e "$STORE/$(object_path "$(sha "$T/src/part")")" ] || fail "reading 1 MB of part stored its whole object"
 pass "1 MB of part read: nothing assembled"
 
 # --- 5 ---
-rot0=$(counter "$M" rotten)
+rot0=$(status_counter "$M" rotten)
 rot "$OBJ"
 sync
 echo 3 >/proc/sys/vm/drop_caches
 cmp -s "$M/c/1.0/big" "$T/src/big" || fail "big read the rotten bytes of its whole object"
-[ "$(counter "$M" rotten)" -gt "$rot0" ] || fail "the rewritten object was not found rotten"
+[ "$(status_counter "$M" rotten)" -gt "$rot0" ] || fail "the rewritten object was not found rotten"
 assembled_is "$M" 3 "the close after the second fallback"
 pass "a rewritten whole object is never served: the open falls back to the chunks, right bytes"
 fusermount3 -u "$M"
@@ -178,7 +164,7 @@ os.close(w)
 os.close(fd)' "$M/c/1.0/part" "$CHUNK" "$PART" || fail "reading part whole, then rewriting its last chunk before the close"
 wait_log "part: its whole object was not assembled" 30 \
 	"a chunk rewritten before the close: no log line says part's whole object was not assembled"
-[ "$(counter "$M" assembled)" -eq 1 ] || fail "part's whole object was assembled from a rewritten chunk"
+[ "$(status_counter "$M" assembled)" -eq 1 ] || fail "part's whole object was assembled from a rewritten chunk"
 [ ! -e "$STORE/$(object_path "$PART")" ] || fail "part's whole object was stored from a rewritten chunk"
 # the mount's pages of part would answer the next read: gone, its reads reach the daemon
 echo 3 >/proc/sys/vm/drop_caches
@@ -188,25 +174,25 @@ cmp -s "$STORE/$(object_path "$PART")" "$T/src/part" || fail "part's whole objec
 pass "a chunk rewritten before the close: nothing assembled, logged ($(grep -o "part: its whole object was not assembled.*" "$SFS_LOG" | head -c 160)); read again: assembled right"
 unmount_storkfs "$M"
 
+# none_assembled DIR STORE OPTION WHY: a fresh mount of STORE on DIR with OPTION reads big
+# whole; 2 s later nothing was assembled and the store has no whole object of big.
+none_assembled() {
+	STORE=$2
+	mount_bg "$1" "$3"
+	cmp -s "$1/c/1.0/big" "$T/src/big" || fail "$3: big reads other bytes"
+	sleep 2
+	[ "$(status_counter "$1" assembled)" -eq 0 ] || fail "$3: $4"
+	[ ! -e "$STORE/$(object_path "$BIG")" ] || fail "$3: the store has big's whole object"
+	fusermount3 -u "$1"
+}
+
 # --- 7 ---
-STORE=$T/store3
-mount_bg "$T/q" store_max=40M
-cmp -s "$T/q/c/1.0/big" "$T/src/big" || fail "store_max=40M: big reads other bytes"
-sleep 2
-[ "$(counter "$T/q" assembled)" -eq 0 ] || fail "store_max=40M: big's 24 MB chunks and 24 MB whole object were kept"
-[ ! -e "$STORE/$(object_path "$BIG")" ] || fail "store_max=40M: the store has big's whole object"
+none_assembled "$T/q" "$T/store3" store_max=40M "big's 24 MB chunks and 24 MB whole object were kept"
 pass "store_max=40M (24 MB of chunks stored): no room for big's whole object, nothing assembled"
-fusermount3 -u "$T/q"
 
 # --- 8 ---
-STORE=$T/store2
-mount_bg "$T/n" nopassthrough
-cmp -s "$T/n/c/1.0/big" "$T/src/big" || fail "-o nopassthrough: big reads other bytes"
-sleep 2
-[ "$(counter "$T/n" assembled)" -eq 0 ] || fail "-o nopassthrough: big read whole was assembled"
-[ ! -e "$STORE/$(object_path "$BIG")" ] || fail "-o nopassthrough: the store has big's whole object"
+none_assembled "$T/n" "$T/store2" nopassthrough "big read whole was assembled"
 pass "-o nopassthrough: big read whole, nothing assembled"
-fusermount3 -u "$T/n"
 
 # --- 9 ---
 STORE=$T/store4
@@ -215,16 +201,16 @@ cmp -s "$T/h/h/1.0/huge" "$T/srch/huge" || fail "huge reads other bytes"
 assembled_is "$T/h" 1 "huge read whole"
 unmount_storkfs "$T/h" "$MOUNT_PID"
 mount_bg "$T/h"
-[ "$(counter "$T/h" passthrough_opens)" -eq 0 ] || fail "test setup: passthrough opens before any read"
+[ "$(status_counter "$T/h" passthrough_opens)" -eq 0 ] || fail "test setup: passthrough opens before any read"
 cmp -s "$T/h/h/1.0/huge" "$T/srch/huge" || fail "huge reads other bytes after a restart"
-[ "$(counter "$T/h" passthrough_opens)" -eq 0 ] ||
+[ "$(status_counter "$T/h" passthrough_opens)" -eq 0 ] ||
 	fail "the first open of huge after a restart was passed through: its 72 MB object was hashed at the open"
 for _ in $(seq 150); do
 	head -c 1 "$T/h/h/1.0/huge" >/dev/null
-	[ "$(counter "$T/h" passthrough_opens)" -gt 0 ] && break
+	[ "$(status_counter "$T/h" passthrough_opens)" -gt 0 ] && break
 	sleep 0.2
 done
-[ "$(counter "$T/h" passthrough_opens)" -gt 0 ] || fail "huge's whole object was never passed through after the restart"
+[ "$(status_counter "$T/h" passthrough_opens)" -gt 0 ] || fail "huge's whole object was never passed through after the restart"
 cmp -s "$T/h/h/1.0/huge" "$T/srch/huge" || fail "huge reads other bytes through its whole object"
 pass "huge (72 MB): after a restart its first open is served from the chunks, a job hashes the whole object, then opens pass it through"
 unmount_storkfs "$T/h" "$MOUNT_PID"

@@ -160,16 +160,6 @@ finish_reader() {
 	LS=$(sed -n 's/^ls //p' "$T/reader$1.out")
 }
 
-# wait_until SECS CMD...: SIGHUP was sent; wait (bounded) until CMD succeeds.
-wait_until() {
-	local secs=$1
-	shift
-	for _ in $(seq $((secs * 10))); do
-		"$@" && return 0
-		sleep 0.1
-	done
-	return 1
-}
 
 # --- 1. the policy edited to refuse mallory's key (mount B) ---------------------------------
 start_reader 1 "$T/b/q/1.0"
@@ -178,7 +168,7 @@ sed -i 's/^trust \* delegated$/refuse key mallory\n&/' "$T/b.policy"
 grep -qx 'refuse key mallory' "$T/b.policy" || fail "the policy edit did not take"
 kill -HUP "$PID_B"
 q_gone() { [ ! -e "$T/b/q/1.0" ] && [ ! -e "$T/b/q/1.0/f" ]; }
-wait_until 20 q_gone || fail "20 s after SIGHUP mount B still shows q/1.0 (f = '$(cat "$T/b/q/1.0/f" 2>&1)', signed by '$(signer "$T/b/q/1.0/f")') although its policy refuses mallory's key"
+within 20 q_gone || fail "20 s after SIGHUP mount B still shows q/1.0 (f = '$(cat "$T/b/q/1.0/f" 2>&1)', signed by '$(signer "$T/b/q/1.0/f")') although its policy refuses mallory's key"
 [ ! -e "$T/b/p/1.0/f" ] || fail "mount B still shows mallory's p/1.0/f ('$(cat "$T/b/p/1.0/f" 2>&1)') after refusing her key"
 [ "$(cat "$T/b/p/0.9/f")" = GOOD ] || fail "mount B lost alice's p 0.9"
 [ "$(cat "$T/a/p/1.0/f")" = EVIL ] || fail "mount A (its policy unchanged, not refreshed) changed"
@@ -198,7 +188,7 @@ sed -i 's/^pin r >= 1.0$/pin r >= 2/' "$T/b.policy"
 grep -qx 'pin r >= 2' "$T/b.policy" || fail "the policy edit did not take"
 kill -HUP "$PID_B"
 r_gone() { [ ! -e "$T/b/r/1.0" ] && [ ! -e "$T/b/r/1.0/f" ]; }
-wait_until 20 r_gone || fail "20 s after SIGHUP mount B still shows r/1.0 (f = '$(cat "$T/b/r/1.0/f" 2>&1)') outside its pin"
+within 20 r_gone || fail "20 s after SIGHUP mount B still shows r/1.0 (f = '$(cat "$T/b/r/1.0/f" 2>&1)') outside its pin"
 [ "$(cat "$T/b/r/2.0/f")" = R2 ] || fail "mount B lost r 2.0"
 [ "$(readlink "$T/b/r/latest")" = 2.0 ] || fail "mount B: r/latest -> $(readlink "$T/b/r/latest")"
 pass "after SIGHUP r 1.0 is gone from mount B, r 2.0 stays"
@@ -218,7 +208,7 @@ printf '%s\n' "$OUT" | matches -E '^1\.0[[:space:]]+alice[[:space:]]' || { _show
 pass "stork ls lists alice's p 1.0"
 kill -HUP "$PID_A"
 is_alice() { [ "$(signer "$T/a/p/1.0/f")" = alice ]; }
-wait_until 20 is_alice ||
+within 20 is_alice ||
 	fail "20 s after SIGHUP mount A still serves p/1.0/f = '$(cat "$T/a/p/1.0/f" 2>&1)' signed by '$(signer "$T/a/p/1.0/f")' (want alice's GOOD)"
 [ "$(cat "$T/a/p/1.0/f")" = GOOD ] || fail "after SIGHUP mount A's p/1.0/f reads '$(cat "$T/a/p/1.0/f")', want GOOD"
 cmp -s "$T/a/p/1.0/big" "$T/src/good/big" || fail "after SIGHUP mount A's p/1.0/big is not alice's"

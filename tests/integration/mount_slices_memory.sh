@@ -99,7 +99,7 @@ done
 # (fs/README.md "Memory"): made before the measured mounts (at most 30 s)
 if [ "$(status_field "$T/fetch" passthrough)" = True ]; then
 	for _ in $(seq 150); do
-		[ "$(xattr "$T/fetch" user.storkfs.status | python3 -c 'import json, sys; print(json.load(sys.stdin)["counters"]["assembled"])')" -ge 4 ] && break
+		[ "$(status_counter "$T/fetch" assembled)" -ge 4 ] && break
 		sleep 0.2
 	done
 fi

@@ -62,29 +62,42 @@ expect_rc 0 "mallory publishes p 1.0" \
 start_nginx "$REPO"
 STORE=$T/store
 
-# counter MNT KEY: one of the status's counters
-counter() {
-	xattr "$1" user.storkfs.status | python3 -c 'import json, sys; print(json.load(sys.stdin)["counters"].get(sys.argv[1], 0))' "$2"
-}
-# assembled_is MNT N WHAT: wait (at most 30 s) until the status counts N assembled objects
-assembled_is() {
-	local n
-	for _ in $(seq 150); do
-		n=$(counter "$1" assembled)
-		[ "$n" -ge "$2" ] && break
-		sleep 0.2
-	done
-	[ "$n" -eq "$2" ] || fail "$3: the status counts $n assembled objects after 30 s, not $2"
-}
-# within SECS CMD...: wait (at most SECS seconds) until CMD succeeds.
-within() {
-	local secs=$1
-	shift
-	for _ in $(seq $((secs * 10))); do
-		"$@" && return 0
-		sleep 0.1
-	done
-	return 1
+
+# while_assembling ACTION [FILE]: wait (at most 30 s) until the daemon $SFS_PID has its
+# assembly's insert open in $STORE/tmp/ (an unnamed file "#N (deleted)" of 8 to 96 MB: larger
+# than any chunk, whose insert waiting for its group sync is 4 MiB at most), then: kill (kill
+# -9 the daemon), fill (write FILE until its file system is full) or none; prints the insert's
+# size then. Returns 1 when no such file was seen.
+while_assembling() {
+	python3 -c 'import os, sys, time
+pid, tmp, action = sys.argv[1], os.path.realpath(sys.argv[2]), sys.argv[3]
+end = time.monotonic() + 30
+while time.monotonic() < end:
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        break
+    for fd in fds:
+        try:
+            if not os.readlink(f"/proc/{pid}/fd/{fd}").startswith(tmp + "/"):
+                continue
+            size = os.stat(f"/proc/{pid}/fd/{fd}").st_size
+        except OSError:
+            continue
+        if 8000000 < size < 96000000:
+            if action == "kill":
+                os.kill(int(pid), 9)
+            elif action == "fill":
+                out = os.open(sys.argv[4], os.O_WRONLY | os.O_CREAT, 0o600)
+                try:
+                    while True:
+                        os.write(out, b"x" * 65536)
+                except OSError:
+                    pass
+                os.close(out)
+            print(size)
+            sys.exit(0)
+sys.exit(1)' "$SFS_PID" "$STORE/tmp" "$@"
 }
 
 M=$T/m
@@ -97,14 +110,14 @@ cmp -s "$M/c/1.0/big" "$T/src/big" || fail "c/1.0/big (in chunks) reads other by
 assembled_is "$M" 1 "big read whole"
 OBJ=$STORE/$(object_path "$(sha "$T/src/big")")
 [ -f "$OBJ" ] || fail "no whole object $OBJ after the assembly"
-pt0=$(counter "$M" passthrough_opens)
+pt0=$(status_counter "$M" passthrough_opens)
 exec 7<"$M/c/1.0/big"
-[ "$(counter "$M" passthrough_opens)" -gt "$pt0" ] || fail "the open of big held open was not passed through"
+[ "$(status_counter "$M" passthrough_opens)" -gt "$pt0" ] || fail "the open of big held open was not passed through"
 rm "$OBJ" # as an eviction or stork gc does
-pt0=$(counter "$M" passthrough_opens)
+pt0=$(status_counter "$M" passthrough_opens)
 cmp "$M/c/1.0/big" "$T/src/big" 2>"$T/err" ||
 	fail "big's whole object removed while an open file of big uses it: a new open of big fails ($(cat "$T/err"))"
-[ "$(counter "$M" passthrough_opens)" -gt "$pt0" ] || fail "the new open of big did not join the open inode's passthrough"
+[ "$(status_counter "$M" passthrough_opens)" -gt "$pt0" ] || fail "the new open of big did not join the open inode's passthrough"
 exec 7<&-
 sleep 0.5 # the release reaches the daemon after the close
 cmp -s "$M/c/1.0/big" "$T/src/big" || fail "big reads other bytes from its chunks"
@@ -145,7 +158,7 @@ cmp -s "$M/c/1.0/f" "$T/src/f" || fail "after the open file closed, f still read
 pass "f's object removed, then rewritten through an open descriptor, while f is open: a new open fails (EIO, logged), no rotten byte read; after the close f reads right"
 
 # --- 4 ---
-n0=$(counter "$M" assembled)
+n0=$(status_counter "$M" assembled)
 exec 7<"$M/p/1.0/m"
 python3 -c 'import hashlib, os, sys
 h = hashlib.sha256()
@@ -161,11 +174,11 @@ kill -HUP "$SFS_PID"
 is_good() { cmp -s "$M/p/1.0/m" "$T/good/m"; }
 within 20 is_good || fail "20 s after SIGHUP the mount does not serve alice's p/1.0/m"
 assembled_is "$M" $((n0 + 1)) "alice's p/1.0/m read whole"
-n1=$(counter "$M" assembled)
+n1=$(status_counter "$M" assembled)
 exec 7<&-
 sleep 2
-[ "$(counter "$M" assembled)" -eq "$n1" ] ||
-	fail "the close of mallory's p/1.0/m, replaced by a refresh, assembled its whole object (assembled $n1 -> $(counter "$M" assembled))"
+[ "$(status_counter "$M" assembled)" -eq "$n1" ] ||
+	fail "the close of mallory's p/1.0/m, replaced by a refresh, assembled its whole object (assembled $n1 -> $(status_counter "$M" assembled))"
 [ ! -e "$STORE/$(object_path "$(sha "$T/evil/m")")" ] || fail "the store has the whole object of mallory's replaced p/1.0/m"
 pass "the close of a file of a replaced version makes no whole object (assembled $n0 -> $n1, alice's m read whole)"
 
@@ -175,26 +188,8 @@ HOBJ=$STORE/$(object_path "$HUGE")
 cmp -s "$M/h/1.0/huge" "$T/h/huge" || fail "h/1.0/huge reads other bytes"
 # the assembly's insert: an open file of the store's tmp/ (unnamed: "#N (deleted)") larger
 # than any chunk (4 MiB at most: a chunk's insert waiting for its group sync is no larger)
-python3 -c 'import os, sys, time
-pid, tmp = sys.argv[1], os.path.realpath(sys.argv[2])
-end = time.monotonic() + 30
-while time.monotonic() < end:
-    try:
-        fds = os.listdir(f"/proc/{pid}/fd")
-    except OSError:
-        break
-    for fd in fds:
-        try:
-            if os.readlink(f"/proc/{pid}/fd/{fd}").startswith(tmp + "/"):
-                size = os.stat(f"/proc/{pid}/fd/{fd}").st_size
-                if 8000000 < size < 96000000:
-                    os.kill(int(pid), 9)
-                    print(size)
-                    sys.exit(0)
-        except OSError:
-            pass
-sys.exit("no insert file of the assembly seen open and growing")' "$SFS_PID" "$STORE/tmp" >"$T/killed_at" ||
-	fail "huge's assembly was not caught writing (assembled: $(counter "$M" assembled 2>&1))"
+while_assembling kill >"$T/killed_at" ||
+	fail "huge's assembly was not caught writing (assembled: $(status_counter "$M" assembled 2>&1))"
 wait "$SFS_PID" 2>/dev/null || true
 fusermount3 -u -z "$M" 2>/dev/null || true
 [ ! -e "$HOBJ" ] || fail "the daemon killed while it assembled huge: its whole object $HOBJ is named"
@@ -203,17 +198,7 @@ fsck_clean "the daemon killed (-9) while it assembled huge ($(cat "$T/killed_at"
 mount_storkfs "$M" "store=$STORE,timeout=30,refresh=3600" "$NGINX_URL"
 cmp -s "$M/h/1.0/huge" "$T/h/huge" || fail "mounted again, h/1.0/huge reads other bytes"
 # stork gc from another process while the assembly writes (or just after)
-python3 -c 'import os, sys, time
-pid, tmp = sys.argv[1], os.path.realpath(sys.argv[2])
-end = time.monotonic() + 30
-while time.monotonic() < end:
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            if os.readlink(f"/proc/{pid}/fd/{fd}").startswith(tmp + "/") and os.stat(f"/proc/{pid}/fd/{fd}").st_size > 8000000:
-                sys.exit(0)
-        except OSError:
-            pass
-sys.exit(1)' "$SFS_PID" "$STORE/tmp" || echo "# the assembly was not seen writing: stork gc runs after it"
+while_assembling none >/dev/null || echo "# the assembly was not seen writing: stork gc runs after it"
 run "$STORK" gc "$STORE"
 [ "$RC" -eq 0 ] || {
 	_show_run
@@ -229,8 +214,8 @@ pass "mounted again, huge reads right and its close assembles it, stork gc (anot
 
 # --- 6 ---
 OBJ=$STORE/$(object_path "$(sha "$T/src/big")")
-a0=$(counter "$M" assembled)
-p0=$(counter "$M" passthrough_opens)
+a0=$(status_counter "$M" assembled)
+p0=$(status_counter "$M" passthrough_opens)
 python3 - "$M/c/1.0/big" "$(sha "$T/src/big")" "$OBJ" >"$T/stress.out" 2>&1 <<'PY' || fail "readers of big while its whole object comes and goes: $(tail -n 3 "$T/stress.out")"
 import hashlib, os, random, sys, threading, time
 path, want, obj = sys.argv[1:4]
@@ -269,17 +254,14 @@ for t in ts:
 print(f"{reads[0]} whole reads, whole object removed {removed} times")
 sys.exit(f"a read failed: {bad[0]}" if bad else 0)
 PY
-a1=$(counter "$M" assembled)
-p1=$(counter "$M" passthrough_opens)
+a1=$(status_counter "$M" assembled)
+p1=$(status_counter "$M" passthrough_opens)
 [ "$a1" -gt "$((a0 + 1))" ] || fail "readers of big while its whole object comes and goes: assembled only $a0 -> $a1"
 [ "$p1" -gt "$p0" ] || fail "readers of big while its whole object comes and goes: no open passed through"
 pass "4 readers of big for 8 s while its whole object is removed and made again: every read right ($(cat "$T/stress.out"); assembled $a0 -> $a1, passthrough_opens $p0 -> $p1)"
 # big's whole object made once more (for part 9): the open drops a removed one's entry
 cmp -s "$M/c/1.0/big" "$T/src/big" || fail "big reads other bytes after the readers"
-for _ in $(seq 150); do
-	[ -f "$OBJ" ] && break
-	sleep 0.2
-done
+within 30 test -f "$OBJ" || true
 
 unmount_storkfs "$M"
 
@@ -317,49 +299,21 @@ STORE=$T/small/store
 M=$T/m6
 mount_storkfs "$M" "store=$STORE,timeout=30,refresh=3600" "$NGINX_URL"
 cmp -s "$M/h/1.0/huge" "$T/h/huge" || fail "store on a tmpfs: h/1.0/huge reads other bytes"
-python3 -c 'import os, sys, time
-pid, tmp, fill = sys.argv[1], os.path.realpath(sys.argv[2]), sys.argv[3]
-end = time.monotonic() + 30
-while time.monotonic() < end:
-    try:
-        fds = os.listdir(f"/proc/{pid}/fd")
-    except OSError:
-        break
-    for fd in fds:
-        try:
-            if os.readlink(f"/proc/{pid}/fd/{fd}").startswith(tmp + "/"):
-                size = os.stat(f"/proc/{pid}/fd/{fd}").st_size
-                if 8000000 < size < 96000000:
-                    fd = os.open(fill, os.O_WRONLY | os.O_CREAT, 0o600)
-                    block = b"x" * 65536
-                    try:
-                        while True:
-                            os.write(fd, block)
-                    except OSError:
-                        pass
-                    os.close(fd)
-                    print(size)
-                    sys.exit(0)
-        except OSError:
-            pass
-sys.exit("no insert file of the assembly seen open and growing")' "$SFS_PID" "$STORE/tmp" "$T/small/filler" >"$T/filled_at" ||
-	fail "store on a tmpfs: huge's assembly was not caught writing (assembled: $(counter "$M" assembled))"
-for _ in $(seq 150); do
-	grep -q "huge: its whole object was not assembled" "$SFS_LOG" && break
-	sleep 0.2
-done
+while_assembling fill "$T/small/filler" >"$T/filled_at" ||
+	fail "store on a tmpfs: huge's assembly was not caught writing (assembled: $(status_counter "$M" assembled))"
+within 30 grep -q "huge: its whole object was not assembled" "$SFS_LOG" || true
 grep "huge: its whole object was not assembled" "$SFS_LOG" | grep -q "No space left on device" || {
 	cat "$SFS_LOG" >&2
 	fail "the file system filled while huge was assembled: no log line says its whole object was not assembled (ENOSPC)"
 }
-[ "$(counter "$M" assembled)" -eq 0 ] || fail "the file system filled while huge was assembled: assembled counts $(counter "$M" assembled)"
+[ "$(status_counter "$M" assembled)" -eq 0 ] || fail "the file system filled while huge was assembled: assembled counts $(status_counter "$M" assembled)"
 [ ! -e "$STORE/$(object_path "$HUGE")" ] || fail "the file system filled while huge was assembled: its whole object is named"
 [ -z "$(find "$STORE/tmp" -mindepth 1 2>/dev/null)" ] || fail "the file system filled while huge was assembled: the store's tmp/ holds $(ls -A "$STORE/tmp")"
 pass "the file system filled while huge was assembled ($(cat "$T/filled_at") bytes written): nothing named, tmp/ empty, logged ($(grep -o "huge: its whole object was not assembled.*" "$SFS_LOG" | head -c 200))"
 echo 3 >/proc/sys/vm/drop_caches
 cmp -s "$M/h/1.0/huge" "$T/h/huge" || fail "the file system full, h/1.0/huge (its chunks stored) reads other bytes"
 sleep 1
-[ "$(counter "$M" assembled)" -eq 0 ] || fail "the file system full, huge's whole object was assembled"
+[ "$(status_counter "$M" assembled)" -eq 0 ] || fail "the file system full, huge's whole object was assembled"
 pass "the file system full: huge reads right from its chunks, nothing assembled"
 # after a "no room" the mount queues no assembly for 60 s (fs/whole.c QUIET_SECS): a new mount
 rm "$T/small/filler"
@@ -380,8 +334,8 @@ mount_storkfs "$M" "store=$STORE,timeout=30,refresh=3600,nopassthrough" "$NGINX_
 cmp -s "$M/c/1.0/big" "$T/src/big" || fail "-o nopassthrough: big (its whole object stored) reads other bytes"
 cmp -s "$M/h/1.0/huge" "$T/h/huge" || fail "-o nopassthrough: huge reads other bytes"
 sleep 1
-[ "$(counter "$M" assembled)" -eq 0 ] || fail "-o nopassthrough: something was assembled"
-[ "$(counter "$M" passthrough_opens)" -eq 0 ] || fail "-o nopassthrough: an open was passed through"
+[ "$(status_counter "$M" assembled)" -eq 0 ] || fail "-o nopassthrough: something was assembled"
+[ "$(status_counter "$M" passthrough_opens)" -eq 0 ] || fail "-o nopassthrough: an open was passed through"
 pass "-o nopassthrough on a store with whole objects: big and huge read right through the daemon, nothing assembled or passed through"
 unmount_storkfs "$M"
 done_ok

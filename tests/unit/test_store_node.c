@@ -871,21 +871,6 @@ static void *open_checked_one(void *arg)
 	return NULL;
 }
 
-/* Bytes this process has read with read(2)/pread(2) so far (/proc/self/io rchar). */
-static uint64_t bytes_read(void)
-{
-	unsigned long long n = 0;
-	char line[128];
-	FILE *f = fopen("/proc/self/io", "r");
-
-	ck_assert_ptr_nonnull(f);
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "rchar: %llu", &n) == 1)
-			break;
-	fclose(f);
-	return n;
-}
-
 START_TEST(node_open_checked_hashes_each_file_once)
 {
 	enum { SIZE = 1 << 20 };
@@ -902,30 +887,30 @@ START_TEST(node_open_checked_hashes_each_file_once)
 		buf[i] = (uint8_t)(i * 7 + i / 251);
 	insert_ok(s, buf, SIZE, ida);
 	/* The first open through this handle hashes it: its bytes are read. */
-	before = bytes_read();
+	before = unit_bytes_read();
 	ck_assert_int_eq(store_object_open_checked(s, ida, &fd), 0);
 	close(fd);
-	ck_assert_uint_ge(bytes_read() - before, SIZE);
+	ck_assert_uint_ge(unit_bytes_read() - before, SIZE);
 	/* The same file again: remembered, not read. */
-	before = bytes_read();
+	before = unit_bytes_read();
 	ck_assert_int_eq(store_object_open_checked(s, ida, &fd), 0);
 	close(fd);
-	ck_assert_uint_lt(bytes_read() - before, SIZE / 2);
+	ck_assert_uint_lt(unit_bytes_read() - before, SIZE / 2);
 	/* An object this handle inserted was hashed as it was written: not read again. */
 	buf[0] ^= 1;
 	insert_ok(s, buf, SIZE, idb);
-	before = bytes_read();
+	before = unit_bytes_read();
 	ck_assert_int_eq(store_object_open_checked(s, idb, &fd), 0);
 	ck_assert(fd_holds(fd, buf, SIZE));
 	close(fd);
-	ck_assert_uint_lt(bytes_read() - before, SIZE + SIZE / 2); /* fd_holds read it once */
+	ck_assert_uint_lt(unit_bytes_read() - before, SIZE + SIZE / 2); /* fd_holds read it once */
 	/* A chmod moves the change time: read again (and still right). */
 	objpath(ida, obj, sizeof(obj));
 	ck_assert_int_eq(chmod(obj, 0444), 0);
-	before = bytes_read();
+	before = unit_bytes_read();
 	ck_assert_int_eq(store_object_open_checked(s, ida, &fd), 0);
 	close(fd);
-	ck_assert_uint_ge(bytes_read() - before, SIZE);
+	ck_assert_uint_ge(unit_bytes_read() - before, SIZE);
 	free(buf);
 	store_close(s);
 }

@@ -226,21 +226,6 @@ START_TEST(pending_a_whole_leftover_is_adopted_by_fsck)
 }
 END_TEST
 
-/* Bytes this process has read with read(2)/pread(2) so far (/proc/self/io rchar). */
-static uint64_t bytes_read(void)
-{
-	unsigned long long n = 0;
-	char line[128];
-	FILE *f = fopen("/proc/self/io", "r");
-
-	ck_assert_ptr_nonnull(f);
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "rchar: %llu", &n) == 1)
-			break;
-	fclose(f);
-	return n;
-}
-
 /* Fetch-ahead stores a window of a few thousand objects before its reader opens the first:
  * each was hashed as it was written, and its checked open reads none of them again (with one
  * remembered file per slot of the table, a sixth of them were pushed out and re-read). */
@@ -267,14 +252,14 @@ START_TEST(pending_a_window_of_inserts_is_not_hashed_again_at_open)
 		memcpy(buf, &i, sizeof(i));
 		insert_unsynced(s, buf, sizeof(buf), ids[i]);
 	}
-	before = bytes_read();
+	before = unit_bytes_read();
 	for (unsigned i = 1; i < N; i++) {
 		ck_assert_int_eq(store_object_open_checked(s, ids[i], &fd), 0);
 		close(fd);
 	}
-	ck_assert_msg(bytes_read() - before < (uint64_t)N * LEN / 100,
-		      "%llu of %llu bytes read again", (unsigned long long)(bytes_read() - before),
-		      (unsigned long long)N * LEN);
+	ck_assert_msg(
+	    unit_bytes_read() - before < (uint64_t)N * LEN / 100, "%llu of %llu bytes read again",
+	    (unsigned long long)(unit_bytes_read() - before), (unsigned long long)N * LEN);
 	store_close(s);
 	free(ids);
 }

@@ -53,6 +53,8 @@ int unit_rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
 void unit_tmpdir(const char *name, char *dir, size_t cap, char *storedir, size_t storecap);
 /** Remove dir and everything under it (unit_rm_one). For a Check fixture's teardown. */
 void unit_tmpdir_rm(const char *dir);
+/** Bytes this process has read with read(2)/pread(2) so far (/proc/self/io rchar). */
+uint64_t unit_bytes_read(void);
 /** The node store at dir, opened (created when missing); the test fails with the error
  * otherwise. In unit_store.c (linked with the store). */
 struct store *unit_store_open(const char *dir);

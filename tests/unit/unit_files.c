@@ -142,3 +142,17 @@ void unit_tmpdir_rm(const char *dir)
 {
 	nftw(dir, unit_rm_one, 64, FTW_DEPTH | FTW_PHYS);
 }
+
+uint64_t unit_bytes_read(void)
+{
+	unsigned long long n = 0;
+	char line[128];
+	FILE *f = fopen("/proc/self/io", "r");
+
+	ck_assert_ptr_nonnull(f);
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "rchar: %llu", &n) == 1)
+			break;
+	fclose(f);
+	return n;
+}
